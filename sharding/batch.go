@@ -1,0 +1,33 @@
+package sharding
+
+import "github.com/glmkit/glmkit/masking"
+
+// Batch is B rows padded to the longest row in the batch, T. Every (B,T)
+// slice is row-major: element (b, t) is at b*T+t.
+//
+// Padding sits after Part B, in the causal region: input and target are
+// the pad id, loss 0 and both positions 0, so no real token attends to it
+// and it carries no loss (glm-reference.md §2.4).
+//
+// A Batch is owned by its caller; the loader fills it in place and reuses
+// its slices, growing them only when a longer row needs it.
+type Batch struct {
+	B, T      int
+	Input     []int32             // (B,T) input ids
+	Target    []int32             // (B,T) target ids, already aligned (no shift)
+	LossMask  []uint8             // (B,T) 1 where the loss counts
+	Pos       []int32             // (B,T) dim-1 positions
+	BlockPos  []int32             // (B,T) dim-2 (block) positions
+	Sep       []int32             // (B) Part A length per row
+	Objective []masking.Objective // (B) objective per row
+	Rows      []int64             // (B) global row index per row
+}
+
+// Tokens is the number of loss-bearing positions in the batch.
+func (b *Batch) Tokens() int {
+	n := 0
+	for _, m := range b.LossMask[:b.B*b.T] {
+		n += int(m)
+	}
+	return n
+}
