@@ -109,6 +109,10 @@ type Sample struct {
 	// target because the spans did not fit (many short packed documents);
 	// where GLM drops such a sample, glmkit keeps it and counts this.
 	Shortfall int32
+	// Rebalanced is set on token-level rows that GLM's span assignment
+	// could not place (GLM drops those samples) and that glmkit placed by
+	// giving the remaining spans to the documents with the most room.
+	Rebalanced bool
 	// Fallback is set when a sentence-level row had no complete sentence and
 	// was masked with the token objective instead.
 	Fallback bool
@@ -137,6 +141,7 @@ func (s *Sample) reset(n int) {
 	s.Spans = s.Spans[:0]
 	s.Sep = 0
 	s.Shortfall = 0
+	s.Rebalanced = false
 	s.Fallback = false
 	s.NSource = int32(n)
 	if cap(s.Input) < n {
@@ -188,6 +193,9 @@ func (s *Sample) Format(name func(int32) string) string {
 	if s.Shortfall > 0 {
 		fmt.Fprintf(&b, " shortfall=%d", s.Shortfall)
 	}
+	if s.Rebalanced {
+		b.WriteString(" rebalanced")
+	}
 	if s.Fallback {
 		b.WriteString(" fallback")
 	}
@@ -205,3 +213,9 @@ func (s *Sample) Format(name func(int32) string) string {
 	}
 	return b.String()
 }
+
+// FormatVersion versions the rows glmkit writes: the layout and, for a given
+// seed, the draws. A change to the regression golden file
+// (testdata/golden/masking) is a format change and must bump it; the shard
+// manifest records it.
+const FormatVersion = 1
