@@ -60,7 +60,7 @@ func checkRow(t *testing.T, s *Sample, want row) {
 	}
 }
 
-func ints(v ...int32) []int32 { return v }
+func ints(v ...int32) []int32  { return v }
 func bytes(v ...uint8) []uint8 { return v }
 
 // The four worked examples of glm-reference.md §2.3, produced by the original
