@@ -1,0 +1,181 @@
+package tokenizer
+
+import (
+	"sort"
+	"sync"
+	"unicode/utf8"
+
+	"golang.org/x/text/unicode/norm"
+)
+
+// runeRange is an inclusive range of code points.
+type runeRange struct{ lo, hi rune }
+
+// inRanges reports whether r lies in one of the sorted ranges rs.
+func inRanges(rs []runeRange, r rune) bool {
+	i := sort.Search(len(rs), func(i int) bool { return rs[i].hi >= r })
+	return i < len(rs) && rs[i].lo <= r
+}
+
+// Character class bits. The tables behind them come from Hugging Face
+// tokenizers itself (unicode_tables.go), because HF mixes Unicode versions:
+// BertNormalizer and BertPreTokenizer take Cf, Mn and P* from an old
+// unicode_categories crate, lowercasing and White_Space come from Rust's std
+// (Unicode 16), and the GPT-2 pattern's classes from Oniguruma, while Go 1.26
+// ships Unicode 15.0.
+const (
+	cDrop  uint16 = 1 << iota // BertNormalizer clean_text deletes it
+	cSpace                    // clean_text turns it into ' '
+	cPunct                    // BertPreTokenizer isolates it
+	cWhite                    // BertPreTokenizer splits on it
+	cMn                       // strip_accents deletes it after NFD
+	cCJK                      // handle_chinese_chars puts spaces around it
+	cNFD                      // NFD may change it (decomposes, or a non-starter)
+	cLower                    // lowercasing changes it
+	cL                        // GPT-2 pattern: \p{L}
+	cN                        // GPT-2 pattern: \p{N}
+	cS                        // GPT-2 pattern: \s
+)
+
+// charTables holds the classes and simple lowercase mappings of the Basic
+// Multilingual Plane, so that the hot paths need one load per character.
+// Built once, read-only afterwards.
+type charTables struct {
+	cls   [0x10000]uint16
+	lower [0x10000]uint16
+}
+
+// tables returns the shared, immutable BMP tables, building them on first use
+// (a few milliseconds).
+var tables = sync.OnceValue(func() *charTables {
+	t := new(charTables)
+	for r := rune(0); r < 0x10000; r++ {
+		t.cls[r] = classSlow(r)
+		t.lower[r] = uint16(r)
+	}
+	for _, m := range hfLower {
+		if m[0] < 0x10000 && m[1] < 0x10000 {
+			t.lower[m[0]] = uint16(m[1])
+		}
+	}
+	return t
+})
+
+// classSlow computes the class bits of r from the range tables.
+func classSlow(r rune) uint16 {
+	var c uint16
+	if inRanges(hfBertDrop[:], r) {
+		c |= cDrop
+	}
+	if inRanges(hfBertSpace[:], r) {
+		c |= cSpace
+	}
+	if inRanges(hfBertPunct[:], r) {
+		c |= cPunct
+	}
+	if inRanges(hfBertWhite[:], r) {
+		c |= cWhite
+	}
+	if inRanges(hfBertMn[:], r) {
+		c |= cMn
+	}
+	if isChineseChar(r) {
+		c |= cCJK
+	}
+	if r >= 0x80 && r != utf8.RuneError {
+		var buf [4]byte
+		n := utf8.EncodeRune(buf[:], r)
+		p := norm.NFD.Properties(buf[:n])
+		if p.Decomposition() != nil || p.CCC() != 0 || p.LeadCCC() != 0 {
+			c |= cNFD
+		}
+	}
+	if lowerSlow(r) != r || r == 0x130 {
+		c |= cLower
+	}
+	if inRanges(hfGPT2Letter[:], r) {
+		c |= cL
+	}
+	if inRanges(hfGPT2Number[:], r) {
+		c |= cN
+	}
+	if inRanges(hfGPT2Space[:], r) {
+		c |= cS
+	}
+	return c
+}
+
+// class returns the class bits of r.
+func (t *charTables) class(r rune) uint16 {
+	if r < 0x10000 {
+		return t.cls[r]
+	}
+	return classSlow(r)
+}
+
+// lowerSlow returns Rust's single-code-point lowercase of r (r itself when
+// the lowercase is several code points; see hfLowerMulti).
+func lowerSlow(r rune) rune {
+	i := sort.Search(len(hfLower), func(i int) bool { return hfLower[i][0] >= r })
+	if i < len(hfLower) && hfLower[i][0] == r {
+		return hfLower[i][1]
+	}
+	return r
+}
+
+// lowerRune returns Rust's char::to_lowercase of r when that is a single
+// code point (everything but U+0130, see appendLowerMulti).
+func (t *charTables) lowerRune(r rune) rune {
+	if r < 0x10000 {
+		return rune(t.lower[r])
+	}
+	return lowerSlow(r)
+}
+
+func appendLowerMulti(b []byte, r rune) []byte {
+	for _, m := range hfLowerMulti {
+		if m.r == r {
+			return append(b, m.to...)
+		}
+	}
+	return utf8.AppendRune(b, r)
+}
+
+// isChineseChar reports whether r is in the CJK ideograph blocks that BERT
+// (and Hugging Face's BertNormalizer, with its 0x2B920 typo) spaces out.
+func isChineseChar(r rune) bool {
+	switch {
+	case r >= 0x4E00 && r <= 0x9FFF,
+		r >= 0x3400 && r <= 0x4DBF,
+		r >= 0x20000 && r <= 0x2A6DF,
+		r >= 0x2A700 && r <= 0x2B73F,
+		r >= 0x2B740 && r <= 0x2B81F,
+		r >= 0x2B920 && r <= 0x2CEAF,
+		r >= 0xF900 && r <= 0xFAFF,
+		r >= 0x2F800 && r <= 0x2FA1F:
+		return true
+	}
+	return false
+}
+
+// appendRepaired appends text to dst with every byte that is not part of a
+// valid UTF-8 sequence replaced by U+FFFD, one per byte, as Go's range loop,
+// utf8.DecodeRune and encoding/json do.
+func appendRepaired(dst, text []byte) []byte {
+	for i := 0; i < len(text); {
+		c := text[i]
+		if c < utf8.RuneSelf {
+			dst = append(dst, c)
+			i++
+			continue
+		}
+		r, n := utf8.DecodeRune(text[i:])
+		if r == utf8.RuneError && n == 1 {
+			dst = append(dst, "\uFFFD"...)
+		} else {
+			dst = append(dst, text[i:i+n]...)
+		}
+		i += n
+	}
+	return dst
+}

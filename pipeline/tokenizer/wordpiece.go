@@ -1,0 +1,273 @@
+package tokenizer
+
+import (
+	"unicode/utf8"
+
+	"golang.org/x/text/unicode/norm"
+)
+
+// bertOptions are BertNormalizer's switches. The zero value is not HF's
+// default; see defaultBertOptions.
+type bertOptions struct {
+	cleanText    bool
+	chineseChars bool
+	stripAccents bool // already resolved: HF's null means "same as lowercase"
+	lowercase    bool
+}
+
+// defaultBertOptions are HF's BertNormalizer defaults, which
+// BertWordPieceTokenizer uses for a bare vocab.txt: clean text, space CJK,
+// lowercase, and strip accents because strip_accents is null and lowercase
+// is true.
+var defaultBertOptions = bertOptions{cleanText: true, chineseChars: true, stripAccents: true, lowercase: true}
+
+// ASCII byte kinds for the WordPiece fast path.
+const (
+	kWord  = iota // part of a word
+	kDrop         // deleted by clean_text
+	kSpace        // splits words
+	kPunct        // a word of its own
+)
+
+// asciiClass is what the WordPiece fast path needs to know about one ASCII
+// byte: its kind and its normalized (lowercased) value.
+type asciiClass struct {
+	kind uint8
+	b    byte
+}
+
+// wordPiece is a read-only WordPiece model with Hugging Face's
+// BertNormalizer and BertPreTokenizer in front of it.
+type wordPiece struct {
+	opts       bertOptions
+	vocab      map[string]int32 // every entry, as in the vocabulary file
+	cont       map[string]int32 // continuation pieces, keyed without the prefix
+	prefix     string           // continuing_subword_prefix, usually "##"
+	maxLen     int              // longest key of vocab, in bytes
+	maxContLen int              // longest key of cont, in bytes
+	unk        int32
+	maxChars   int // max_input_chars_per_word
+	ascii      [128]asciiClass
+	tab        *charTables
+}
+
+func newWordPiece(vocab map[string]int32, unk int32, prefix string, maxChars int, opts bertOptions) *wordPiece {
+	wp := &wordPiece{tab: tables(), opts: opts, vocab: vocab, cont: make(map[string]int32), prefix: prefix, unk: unk, maxChars: maxChars}
+	for k, id := range vocab {
+		wp.maxLen = max(wp.maxLen, len(k))
+		if prefix != "" && len(k) > len(prefix) && k[:len(prefix)] == prefix {
+			c := k[len(prefix):]
+			wp.cont[c] = id
+			wp.maxContLen = max(wp.maxContLen, len(c))
+		}
+	}
+	if prefix == "" {
+		wp.cont, wp.maxContLen = vocab, wp.maxLen
+	}
+	for b := range wp.ascii {
+		cl := wp.tab.class(rune(b))
+		c := asciiClass{kind: kWord, b: byte(b)}
+		switch {
+		case opts.cleanText && cl&cDrop != 0:
+			c.kind = kDrop
+		case opts.cleanText && cl&cSpace != 0, cl&cWhite != 0:
+			c.kind = kSpace
+		case cl&cPunct != 0:
+			c.kind = kPunct
+		}
+		if opts.lowercase && b >= 'A' && b <= 'Z' {
+			c.b = byte(b) + 'a' - 'A'
+		}
+		wp.ascii[b] = c
+	}
+	return wp
+}
+
+// wpState is an Encoder's WordPiece scratch space.
+type wpState struct {
+	word   []byte // the word being collected, normalized
+	nchars int    // characters in word
+	run    []byte // a non-ASCII run after clean_text and CJK spacing
+	nfd    []byte // run after NFD
+}
+
+// encode appends the ids of text (valid UTF-8) to dst.
+func (wp *wordPiece) encode(st *wpState, dst []int32, text []byte, general bool) []int32 {
+	word, n := st.word[:0], 0
+	for i := 0; i < len(text); {
+		b := text[i]
+		if b < utf8.RuneSelf && !general {
+			c := wp.ascii[b]
+			switch c.kind {
+			case kWord:
+				word = append(word, c.b)
+				n++
+			case kSpace:
+				if len(word) > 0 {
+					dst = wp.appendWord(dst, word, n)
+					word, n = word[:0], 0
+				}
+			case kPunct:
+				if len(word) > 0 {
+					dst = wp.appendWord(dst, word, n)
+					word, n = word[:0], 0
+				}
+				dst = wp.appendWord(dst, text[i:i+1], 1)
+			}
+			i++
+			continue
+		}
+		j := i + 1
+		for j < len(text) && (text[j] >= utf8.RuneSelf || general) {
+			j++
+		}
+		st.word = word
+		dst = wp.encodeRun(st, dst, text[i:j], n)
+		word, n = st.word, st.nchars
+		i = j
+	}
+	if len(word) > 0 {
+		dst = wp.appendWord(dst, word, n)
+	}
+	st.word = word[:0]
+	return dst
+}
+
+// encodeRun runs the general path over run, a stretch of text between ASCII
+// bytes (or any text, for the tests' general mode), continuing the word in
+// st.word which has n characters so far. It leaves the unfinished last word
+// in st.word and st.nchars.
+//
+// This is exact because ASCII characters are NFD starters: normalization
+// never moves anything across them.
+func (wp *wordPiece) encodeRun(st *wpState, dst []int32, run []byte, n int) []int32 {
+	o := &wp.opts
+	// clean_text and handle_chinese_chars.
+	buf := st.run[:0]
+	needNFD := false
+	for k := 0; k < len(run); {
+		r, sz := utf8.DecodeRune(run[k:])
+		k += sz
+		cl := wp.tab.class(r)
+		if o.cleanText {
+			if cl&cDrop != 0 {
+				continue
+			}
+			if cl&cSpace != 0 {
+				buf = append(buf, ' ')
+				continue
+			}
+		}
+		if cl&cNFD != 0 {
+			needNFD = true
+		}
+		if o.chineseChars && cl&cCJK != 0 {
+			buf = append(buf, ' ')
+			buf = utf8.AppendRune(buf, r)
+			buf = append(buf, ' ')
+			continue
+		}
+		buf = utf8.AppendRune(buf, r)
+	}
+	st.run = buf
+	// strip_accents: NFD, then the marks go below.
+	if o.stripAccents && needNFD {
+		st.nfd = norm.NFD.Append(st.nfd[:0], buf...)
+		buf = st.nfd
+	}
+	// lowercase, then BertPreTokenizer.
+	word := st.word
+	for k := 0; k < len(buf); {
+		r, sz := utf8.DecodeRune(buf[k:])
+		start := k
+		k += sz
+		cl := wp.tab.class(r)
+		if o.stripAccents && cl&cMn != 0 {
+			continue
+		}
+		if o.lowercase && cl&cLower != 0 {
+			if r == 0x130 {
+				// Rust lowercases İ to two characters: i and U+0307.
+				var tmp [8]byte
+				for _, lr := range string(appendLowerMulti(tmp[:0], r)) {
+					word, n, dst = wp.feed(dst, word, n, lr)
+				}
+				continue
+			}
+			word, n, dst = wp.feed(dst, word, n, wp.tab.lowerRune(r))
+			continue
+		}
+		if r < utf8.RuneSelf || cl&(cWhite|cPunct) != 0 {
+			word, n, dst = wp.feed(dst, word, n, r)
+			continue
+		}
+		word = append(word, buf[start:k]...)
+		n++
+	}
+	st.word, st.nchars = word, n
+	return dst
+}
+
+// feed adds one normalized character to the pre-tokenizer.
+func (wp *wordPiece) feed(dst []int32, word []byte, n int, r rune) ([]byte, int, []int32) {
+	cl := wp.tab.class(r)
+	switch {
+	case cl&cWhite != 0:
+		if len(word) > 0 {
+			dst = wp.appendWord(dst, word, n)
+		}
+		return word[:0], 0, dst
+	case cl&cPunct != 0:
+		if len(word) > 0 {
+			dst = wp.appendWord(dst, word, n)
+		}
+		var tmp [4]byte
+		dst = wp.appendWord(dst, utf8.AppendRune(tmp[:0], r), 1)
+		return word[:0], 0, dst
+	}
+	return utf8.AppendRune(word, r), n + 1, dst
+}
+
+// appendWord appends the WordPiece ids of one pre-tokenized word w (valid
+// UTF-8, n characters): greedy longest match from the left, continuation
+// pieces carrying the prefix; [UNK] for the whole word when it is longer
+// than max_input_chars_per_word or when some position matches nothing.
+func (wp *wordPiece) appendWord(dst []int32, w []byte, n int) []int32 {
+	if n > wp.maxChars {
+		return append(dst, wp.unk)
+	}
+	if id, ok := wp.vocab[string(w)]; ok {
+		return append(dst, id)
+	}
+	mark := len(dst)
+	for start := 0; start < len(w); {
+		m, lim := wp.vocab, wp.maxLen
+		if start > 0 {
+			m, lim = wp.cont, wp.maxContLen
+		}
+		end := len(w)
+		if end-start > lim {
+			end = start + lim
+			for end > start && !utf8.RuneStart(w[end]) {
+				end--
+			}
+		}
+		found := false
+		for end > start {
+			if id, ok := m[string(w[start:end])]; ok {
+				dst = append(dst, id)
+				found = true
+				break
+			}
+			end--
+			for end > start && !utf8.RuneStart(w[end]) {
+				end--
+			}
+		}
+		if !found {
+			return append(dst[:mark], wp.unk)
+		}
+		start = end
+	}
+	return dst
+}
