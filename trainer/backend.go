@@ -1,0 +1,142 @@
+package trainer
+
+// Buf is a buffer owned by a Backend: float elements in the backend's
+// precision, or int32 elements. On the CPU it is host memory; on a GPU it
+// is device memory the host never touches directly. A Buf is valid until
+// the backend frees it; views made by Slice share its memory and must not
+// outlive it.
+type Buf interface {
+	// Len is the number of elements.
+	Len() int
+	// Slice returns the view of elements [off, off+n).
+	Slice(off, n int) Buf
+}
+
+// RNGKey names the dropout masks of one dropout site in one micro-batch.
+// Whether element i is kept is a pure function of (Seed, Stream, i) fixed by
+// the backend, so a mask can be regenerated in the backward pass and a
+// resumed run draws the same masks as an uninterrupted one.
+type RNGKey struct {
+	Seed   uint64
+	Stream uint64
+}
+
+// AdamWStep holds the hyperparameters of one AdamW update of one group of
+// parameters (PyTorch's AdamW, with bias correction).
+type AdamWStep struct {
+	LR          float64 // learning rate of this step
+	Beta1       float64
+	Beta2       float64
+	Eps         float64
+	WeightDecay float64 // decoupled: p -= LR·WeightDecay·p before the Adam step
+	GradScale   float64 // the gradients are multiplied by this first (clipping)
+	T           int     // 1-based step number, for bias correction
+}
+
+// Backend runs the model's ops on buffers it owns. The model is written
+// once against this interface (llm.c-style forward/backward pairs); the CPU
+// backend (package trainer/cpu) is the reference, a CUDA backend plugs in
+// the same way.
+//
+// Conventions, as in llm.c:
+//   - Every float tensor is a row-major Buf; shapes are given in the method
+//     comments as (B,T,C) etc. N is the number of rows (B·T or fewer).
+//   - Linear weights are (OC, C), PyTorch's nn.Linear layout: out = inp·Wᵀ + b.
+//   - Backward methods accumulate (+=) into every gradient they are given,
+//     both parameter and activation gradients; the caller zeroes them.
+//   - Results must not depend on how many threads the backend uses (fixed
+//     partitions, reductions in a fixed order), so training is reproducible.
+//   - Float parameters are the master weights, float32 or wider; a backend
+//     may compute in lower precision internally.
+//
+// Methods may run asynchronously on a device; Download and Sync wait. A
+// Backend is not safe for concurrent use.
+type Backend interface {
+	// Name describes the backend, e.g. "cpu (openblas, 2 threads, float32)".
+	Name() string
+
+	// Floats allocates n zeroed float elements.
+	Floats(n int) (Buf, error)
+	// Int32s allocates n zeroed int32 elements.
+	Int32s(n int) (Buf, error)
+	// Free releases a buffer returned by Floats or Int32s (not a view).
+	Free(b Buf) error
+	// Upload copies src into dst; len(src) == dst.Len().
+	Upload(dst Buf, src []float32) error
+	// UploadInt32 copies src into the int32 buffer dst; len(src) == dst.Len().
+	UploadInt32(dst Buf, src []int32) error
+	// Download copies src into dst; len(dst) == src.Len().
+	Download(dst []float32, src Buf) error
+	// Zero sets every element of b to 0.
+	Zero(b Buf) error
+	// Sync waits until all queued work has finished.
+	Sync() error
+
+	// EncoderForward sums the three embeddings of GLM's input.
+	// inp, pos, bpos (N) int32; wte (V,C), wpe (P,C), wbpe (P,C) → out (N,C)
+	EncoderForward(out, inp, pos, bpos, wte, wpe, wbpe Buf, n, c int) error
+	// EncoderBackward scatters dout into the three tables.
+	// dout (N,C); inp, pos, bpos (N) → dwte (V,C), dwpe (P,C), dwbpe (P,C) +=
+	EncoderBackward(dwte, dwpe, dwbpe, dout, inp, pos, bpos Buf, n, c int) error
+
+	// LayerNormForward normalises each row (eps 1e-5, biased variance).
+	// inp (N,C); w, b (C) → out (N,C), mean (N), rstd (N)
+	LayerNormForward(out, mean, rstd, inp, w, b Buf, n, c int) error
+	// LayerNormBackward: dout, inp (N,C); w (C); mean, rstd (N) → dinp (N,C), dw, db (C) +=
+	LayerNormBackward(dinp, dw, db, dout, inp, w, mean, rstd Buf, n, c int) error
+
+	// MatmulForward is a linear layer; bias may be nil.
+	// inp (N,C); w (OC,C); bias (OC) → out (N,OC) = inp·wᵀ + bias
+	MatmulForward(out, inp, w, bias Buf, n, c, oc int) error
+	// MatmulBackward: dout (N,OC); inp (N,C); w (OC,C) → dinp (N,C), dw (OC,C), dbias (OC) +=.
+	// dinp and dbias may be nil.
+	MatmulBackward(dinp, dw, dbias, dout, inp, w Buf, n, c, oc int) error
+
+	// AttentionForward is GLM's multi-head attention core on a fused QKV
+	// activation whose last dimension is three contiguous thirds q|k|v, each
+	// nh heads of c/nh. Row i of batch row b sees key j iff j < sep[b] or
+	// j <= i (bidirectional over Part A, causal after it). Scores are scaled
+	// by 1/√(c/nh). att keeps the softmax probabilities for the backward
+	// pass; with dropout p > 0, attd receives the dropped-out probabilities
+	// (else attd is nil and att is used).
+	// qkv (B,T,3C); sep (B) int32 → out (B,T,C), att (B,NH,T,T), attd (B,NH,T,T)
+	AttentionForward(out, att, attd, qkv, sep Buf, b, t, c, nh int, p float32, key RNGKey) error
+	// AttentionBackward: dout (B,T,C); qkv (B,T,3C); att, attd (B,NH,T,T);
+	// scratch (B,NH,T,T) is overwritten → dqkv (B,T,3C) +=
+	AttentionBackward(dqkv, scratch, dout, qkv, att, attd, sep Buf, b, t, c, nh int, p float32, key RNGKey) error
+
+	// GeluForward is the tanh approximation 0.5x(1+tanh(0.79788456(x+0.044715x³))).
+	// inp (N) → out (N)
+	GeluForward(out, inp Buf, n int) error
+	// GeluBackward: inp, dout (N) → dinp (N) +=
+	GeluBackward(dinp, inp, dout Buf, n int) error
+
+	// ResidualForward: a, b (N) → out (N) = a + b
+	ResidualForward(out, a, b Buf, n int) error
+	// Add: src (N) → dst (N) += src. The backward of a residual connection.
+	Add(dst, src Buf, n int) error
+	// Dropout keeps each element with probability 1−p and scales it by
+	// 1/(1−p); the mask is fixed by key. dst may alias src. Applied to a
+	// gradient with the same key it is the backward pass.
+	// src (N) → dst (N)
+	Dropout(dst, src Buf, n int, p float32, key RNGKey) error
+
+	// GatherRows: src (M,C); idx (N) int32 → dst (N,C), dst[i] = src[idx[i]]
+	GatherRows(dst, src, idx Buf, n, c int) error
+	// ScatterAddRows: src (N,C); idx (N) int32, distinct → dst (M,C), dst[idx[i]] += src[i]
+	ScatterAddRows(dst, src, idx Buf, n, c int) error
+
+	// CrossEntropyForward: logits (N,V); targets (N) int32 → losses (N),
+	// losses[i] = logsumexp(logits[i]) − logits[i][targets[i]]
+	CrossEntropyForward(losses, logits, targets Buf, n, v int) error
+	// CrossEntropyBackward overwrites logits with their gradient,
+	// scale·(softmax(logits[i]) − onehot(targets[i])).
+	// logits (N,V); targets (N) → logits (N,V)
+	CrossEntropyBackward(logits, targets Buf, n, v int, scale float32) error
+
+	// SumSquares returns Σ x², accumulated in float64 in a fixed order.
+	SumSquares(x Buf) (float64, error)
+	// AdamW updates the parameters p in place from their gradients g and the
+	// moments m and v (all the same length).
+	AdamW(p, g, m, v Buf, s AdamWStep) error
+}

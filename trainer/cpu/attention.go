@@ -1,0 +1,203 @@
+package cpu
+
+import (
+	"fmt"
+	"math"
+
+	"github.com/glmkit/glmkit/trainer"
+)
+
+// visible is the number of keys row i of a batch row with Part A length sep
+// sees: key j is visible iff j < sep or j ≤ i, which is the prefix
+// [0, max(sep, i+1)). Padding rows (after Part B) are causal, and since
+// sep ≤ the real length no real row sees them.
+func visible(sep, i, t int) int { return min(max(sep, i+1), t) }
+
+// attnKeep returns the dropout decisions of row i of one head's attention
+// probabilities for its n visible keys: the stream of (key, bh·T+i), one
+// draw per visible key in order. keep is reused.
+func attnKeep(keep []bool, key trainer.RNGKey, row uint64, n int, thr uint64) []bool {
+	r := dropPCG(key, row)
+	keep = keep[:n]
+	for j := range keep {
+		keep[j] = r.Uint64()>>40 >= thr
+	}
+	return keep
+}
+
+func checkSep(sep []int32, t int) error {
+	for b, s := range sep {
+		if s < 0 || int(s) > t {
+			return fmt.Errorf("cpu: attention: sep %d of row %d is outside [0, %d]", s, b, t)
+		}
+	}
+	return nil
+}
+
+// AttentionForward implements trainer.Backend, one (batch row, head) pair
+// per task: scores by a matrix product, masked softmax row by row, then the
+// product with v.
+// qkv (B,T,3C); sep (B) → out (B,T,C), att (B,NH,T,T), attd (B,NH,T,T)
+func (be *Backend[T]) AttentionForward(out, att, attd, qkv, sep trainer.Buf, b, t, c, nh int, p float32, key trainer.RNGKey) error {
+	nd := b * nh * t * t
+	if p == 0 {
+		nd = 0
+	}
+	if err := check("attention forward", need{"out", out, b * t * c}, need{"att", att, b * nh * t * t}, need{"attd", attd, nd},
+		need{"qkv", qkv, b * t * 3 * c}, need{"sep", sep, b}); err != nil {
+		return err
+	}
+	if nh <= 0 || c%nh != 0 {
+		return fmt.Errorf("cpu: attention: %d channels do not split into %d heads", c, nh)
+	}
+	if !(p >= 0 && p < 1) {
+		return fmt.Errorf("cpu: attention dropout probability %v; want 0 ≤ p < 1", p)
+	}
+	o, a, ad, x, sp := f[T](out), f[T](att), f[T](attd), f[T](qkv), ints(sep)
+	if err := checkSep(sp[:b], t); err != nil {
+		return err
+	}
+	hs := c / nh
+	scale := T(1 / math.Sqrt(float64(hs)))
+	thr := dropThreshold(p)
+	drop := T(1 / (1 - float64(p)))
+	be.par(b*nh, 1, func(lo, hi int) {
+		var keep []bool
+		if p > 0 {
+			keep = make([]bool, t)
+		}
+		for bh := lo; bh < hi; bh++ {
+			bi, h := bh/nh, bh%nh
+			q := x[bi*t*3*c+h*hs:]
+			k := q[c:]
+			v := q[2*c:]
+			s := a[bh*t*t : (bh+1)*t*t]
+			// s (T,T) = scale · q (T,hs) · kᵀ (hs,T)
+			be.gemm1(false, true, t, t, hs, scale, q, 3*c, k, 3*c, 0, s, t)
+			sepb := int(sp[bi])
+			for i := range t {
+				row := s[i*t : i*t+t]
+				n := visible(sepb, i, t)
+				softmaxPrefix(row, n)
+			}
+			pr := s
+			if p > 0 {
+				pr = ad[bh*t*t : (bh+1)*t*t]
+				for i := range t {
+					n := visible(sepb, i, t)
+					kp := attnKeep(keep, key, uint64(bh*t+i), n, thr)
+					src, dst := s[i*t:i*t+t], pr[i*t:i*t+t]
+					for j := range n {
+						if kp[j] {
+							dst[j] = src[j] * drop
+						} else {
+							dst[j] = 0
+						}
+					}
+					clear(dst[n:])
+				}
+			}
+			// out (T,hs) = pr (T,T) · v (T,hs), written into columns h·hs of (B,T,C)
+			be.gemm1(false, false, t, hs, t, 1, pr, t, v, 3*c, 0, o[bi*t*c+h*hs:], c)
+		}
+	})
+	return nil
+}
+
+// softmaxPrefix replaces row[:n] by its softmax and zeroes row[n:].
+func softmaxPrefix[T Float](row []T, n int) {
+	mx := row[0]
+	for _, x := range row[:n] {
+		mx = max(mx, x)
+	}
+	for j := range row[:n] {
+		row[j] -= mx
+	}
+	expInPlace(row[:n])
+	var sum T
+	for _, x := range row[:n] {
+		sum += x
+	}
+	inv := 1 / sum
+	for j := range row[:n] {
+		row[j] *= inv
+	}
+	clear(row[n:])
+}
+
+// AttentionBackward implements trainer.Backend.
+// dout (B,T,C); qkv (B,T,3C); att, attd (B,NH,T,T); scratch (B,NH,T,T) → dqkv (B,T,3C) +=
+func (be *Backend[T]) AttentionBackward(dqkv, scratch, dout, qkv, att, attd, sep trainer.Buf, b, t, c, nh int, p float32, key trainer.RNGKey) error {
+	nd := b * nh * t * t
+	if p == 0 {
+		nd = 0
+	}
+	if err := check("attention backward", need{"dqkv", dqkv, b * t * 3 * c}, need{"scratch", scratch, b * nh * t * t},
+		need{"dout", dout, b * t * c}, need{"qkv", qkv, b * t * 3 * c}, need{"att", att, b * nh * t * t},
+		need{"attd", attd, nd}, need{"sep", sep, b}); err != nil {
+		return err
+	}
+	if nh <= 0 || c%nh != 0 {
+		return fmt.Errorf("cpu: attention: %d channels do not split into %d heads", c, nh)
+	}
+	dx, sc, dy, x, a, ad, sp := f[T](dqkv), f[T](scratch), f[T](dout), f[T](qkv), f[T](att), f[T](attd), ints(sep)
+	if err := checkSep(sp[:b], t); err != nil {
+		return err
+	}
+	hs := c / nh
+	scale := T(1 / math.Sqrt(float64(hs)))
+	thr := dropThreshold(p)
+	drop := T(1 / (1 - float64(p)))
+	be.par(b*nh, 1, func(lo, hi int) {
+		var keep []bool
+		if p > 0 {
+			keep = make([]bool, t)
+		}
+		for bh := lo; bh < hi; bh++ {
+			bi, h := bh/nh, bh%nh
+			off := bi*t*3*c + h*hs
+			q, k, v := x[off:], x[off+c:], x[off+2*c:]
+			dq, dk, dv := dx[off:], dx[off+c:], dx[off+2*c:]
+			do := dy[bi*t*c+h*hs:]
+			pa := a[bh*t*t : (bh+1)*t*t]
+			pr := pa
+			if p > 0 {
+				pr = ad[bh*t*t : (bh+1)*t*t]
+			}
+			ds := sc[bh*t*t : (bh+1)*t*t]
+			// dpr (T,T) = dout (T,hs) · vᵀ (hs,T)
+			be.gemm1(false, true, t, t, hs, 1, do, c, v, 3*c, 0, ds, t)
+			// dv (T,hs) += prᵀ (T,T) · dout (T,hs)
+			be.gemm1(true, false, t, hs, t, 1, pr, t, do, c, 1, dv, 3*c)
+			sepb := int(sp[bi])
+			for i := range t {
+				n := visible(sepb, i, t)
+				drow, arow := ds[i*t:i*t+t], pa[i*t:i*t+t]
+				if p > 0 { // through the dropout mask to the probabilities
+					kp := attnKeep(keep, key, uint64(bh*t+i), n, thr)
+					for j := range n {
+						if kp[j] {
+							drow[j] *= drop
+						} else {
+							drow[j] = 0
+						}
+					}
+				}
+				// softmax backward: ds = att ∘ (datt − Σ_j datt·att)
+				var dot T
+				for j := range n {
+					dot += drow[j] * arow[j]
+				}
+				for j := range n {
+					drow[j] = arow[j] * (drow[j] - dot)
+				}
+				clear(drow[n:])
+			}
+			// dq (T,hs) += scale · ds (T,T) · k (T,hs)
+			be.gemm1(false, false, t, hs, t, scale, ds, t, k, 3*c, 1, dq, 3*c)
+			// dk (T,hs) += scale · dsᵀ (T,T) · q (T,hs)
+			be.gemm1(true, false, t, hs, t, scale, ds, t, q, 3*c, 1, dk, 3*c)
+		}
+	})
+	return nil
+}

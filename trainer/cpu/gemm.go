@@ -1,0 +1,178 @@
+package cpu
+
+// gemmRows is the number of rows of C in one block of a parallel matrix
+// product. Blocks are fixed by the shapes alone, so results do not depend on
+// the thread count.
+const gemmRows = 128
+
+// gemm computes C = alpha·op(A)·op(B) + beta·C with row-major operands and
+// cblas semantics (op(A) is (M,K), op(B) is (K,N), C is (M,N)), in parallel
+// over fixed blocks of rows of C.
+func (be *Backend[T]) gemm(tA, tB bool, m, n, k int, alpha T, a []T, lda int, b []T, ldb int, beta T, c []T, ldc int) {
+	if m == 0 || n == 0 {
+		return
+	}
+	if be.blas != nil {
+		be.par(m, gemmRows, func(lo, hi int) {
+			blasGemm(be.blas, tA, tB, hi-lo, n, k, alpha, rowsOf(a, tA, lo, lda), lda, b, ldb, beta, c[lo*ldc:], ldc)
+		})
+		return
+	}
+	bp := packB(tB, n, k, b, ldb)
+	be.par(m, gemmRows, func(lo, hi int) {
+		goGemm(tA, hi-lo, n, k, alpha, rowsOf(a, tA, lo, lda), lda, bp, beta, c[lo*ldc:], ldc)
+	})
+}
+
+// gemm1 is gemm on the calling goroutine, for ops that already run in
+// parallel over independent products (attention heads).
+func (be *Backend[T]) gemm1(tA, tB bool, m, n, k int, alpha T, a []T, lda int, b []T, ldb int, beta T, c []T, ldc int) {
+	if m == 0 || n == 0 {
+		return
+	}
+	if be.blas != nil {
+		blasGemm(be.blas, tA, tB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+		return
+	}
+	bp := packB(tB, n, k, b, ldb)
+	for lo := 0; lo < m; lo += gemmRows {
+		hi := min(lo+gemmRows, m)
+		goGemm(tA, hi-lo, n, k, alpha, rowsOf(a, tA, lo, lda), lda, bp, beta, c[lo*ldc:], ldc)
+	}
+}
+
+// rowsOf returns op(A) from row lo on: a row offset when A is stored as
+// (M,K), a column offset when it is stored transposed as (K,M).
+func rowsOf[T Float](a []T, tA bool, lo, lda int) []T {
+	if tA {
+		return a[lo:]
+	}
+	return a[lo*lda:]
+}
+
+// scaleRows sets C = beta·C on an (M,N) block with leading dimension ldc.
+func scaleRows[T Float](m, n int, beta T, c []T, ldc int) {
+	for i := range m {
+		row := c[i*ldc : i*ldc+n]
+		if beta == 0 {
+			clear(row)
+			continue
+		}
+		for j := range row {
+			row[j] *= beta
+		}
+	}
+}
+
+// packB copies op(B) (K,N) into panels of 4 columns: element (p, 4j+s) goes
+// to bp[4K·j + 4p + s]. Columns past N are zero.
+func packB[T Float](tB bool, n, k int, b []T, ldb int) []T {
+	np := (n + 3) / 4
+	bp := make([]T, np*4*k)
+	for j := range np {
+		panel := bp[j*4*k : (j+1)*4*k]
+		for s := range 4 {
+			col := 4*j + s
+			if col >= n {
+				break
+			}
+			if tB { // B is stored (N,K)
+				for p, x := range b[col*ldb : col*ldb+k] {
+					panel[4*p+s] = x
+				}
+			} else { // B is stored (K,N)
+				for p := range k {
+					panel[4*p+s] = b[p*ldb+col]
+				}
+			}
+		}
+	}
+	return bp
+}
+
+// packA copies rows [0, m) of op(A) (M,K) into panels of 4 rows: element
+// (4i+r, p) goes to ap[4K·i + 4p + r]. Rows past M are zero.
+func packA[T Float](tA bool, m, k int, a []T, lda int) []T {
+	mp := (m + 3) / 4
+	ap := make([]T, mp*4*k)
+	for i := range mp {
+		panel := ap[i*4*k : (i+1)*4*k]
+		for r := range 4 {
+			row := 4*i + r
+			if row >= m {
+				break
+			}
+			if tA { // A is stored (K,M)
+				for p := range k {
+					panel[4*p+r] = a[p*lda+row]
+				}
+			} else {
+				for p, x := range a[row*lda : row*lda+k] {
+					panel[4*p+r] = x
+				}
+			}
+		}
+	}
+	return ap
+}
+
+// goGemm is the pure-Go product of one block of at most gemmRows rows
+// against a packed op(B). Each element of C is one dot product summed in
+// order of k, then C = alpha·sum + beta·C, so the result does not depend on
+// how rows are blocked.
+func goGemm[T Float](tA bool, m, n, k int, alpha T, a []T, lda int, bp []T, beta T, c []T, ldc int) {
+	if k == 0 {
+		scaleRows(m, n, beta, c, ldc)
+		return
+	}
+	ap := packA(tA, m, k, a, lda)
+	mp, np := (m+3)/4, (n+3)/4
+	for j := range np {
+		bpanel := bp[j*4*k : (j+1)*4*k]
+		for i := range mp {
+			acc := kernel4x4(k, ap[i*4*k:(i+1)*4*k], bpanel)
+			for r := range min(4, m-4*i) {
+				row := c[(4*i+r)*ldc:]
+				for s := range min(4, n-4*j) {
+					col := 4*j + s
+					if beta == 0 {
+						row[col] = alpha * acc[4*r+s]
+					} else {
+						row[col] = alpha*acc[4*r+s] + beta*row[col]
+					}
+				}
+			}
+		}
+	}
+}
+
+// kernel4x4 returns the 4×4 block of dot products of one A panel and one B
+// panel, both packed p-major, each element summed in order of p.
+func kernel4x4[T Float](k int, ap, bp []T) [16]T {
+	ap = ap[:4*k]
+	bp = bp[:4*k]
+	var c00, c01, c02, c03, c10, c11, c12, c13, c20, c21, c22, c23, c30, c31, c32, c33 T
+	for p := 0; p+4 <= len(ap); p += 4 {
+		a := ap[p : p+4 : p+4]
+		b := bp[p : p+4 : p+4]
+		a0, a1, a2, a3 := a[0], a[1], a[2], a[3]
+		b0, b1, b2, b3 := b[0], b[1], b[2], b[3]
+		c00 += a0 * b0
+		c01 += a0 * b1
+		c02 += a0 * b2
+		c03 += a0 * b3
+		c10 += a1 * b0
+		c11 += a1 * b1
+		c12 += a1 * b2
+		c13 += a1 * b3
+		c20 += a2 * b0
+		c21 += a2 * b1
+		c22 += a2 * b2
+		c23 += a2 * b3
+		c30 += a3 * b0
+		c31 += a3 * b1
+		c32 += a3 * b2
+		c33 += a3 * b3
+	}
+	return [16]T{c00, c01, c02, c03, c10, c11, c12, c13, c20, c21, c22, c23, c30, c31, c32, c33}
+}

@@ -1,0 +1,58 @@
+package cpu
+
+import "math"
+
+// expInPlace sets x[i] = exp(x[i]). float64 uses math.Exp (the gradient
+// checks need it exact); float32 uses exp32, which is several times faster
+// and within 2 ulp.
+func expInPlace[T Float](x []T) {
+	switch v := any(x).(type) {
+	case []float32:
+		for i, e := range v {
+			v[i] = exp32(e)
+		}
+	case []float64:
+		for i, e := range v {
+			v[i] = math.Exp(e)
+		}
+	}
+}
+
+// exp32 is Cephes' expf: exp(x) = 2^n·e^r with |r| ≤ ln2/2 and a degree-6
+// polynomial for e^r. It returns 0 below −87.3 (where expf underflows to
+// subnormals) and +Inf above 88.7.
+func exp32(x float32) float32 {
+	switch {
+	case x > 88.72283:
+		return float32(math.Inf(1))
+	case x < -87.33654:
+		return 0
+	case x != x:
+		return x
+	}
+	n := float32(math.Floor(float64(x*1.44269504088896341 + 0.5)))
+	r := x - n*0.693359375 - n*-2.12194440e-4
+	r2 := r * r
+	y := ((((1.9875691500e-4*r+1.3981999507e-3)*r+8.3334519073e-3)*r+4.1665795894e-2)*r+1.6666665459e-1)*r + 5.0000001201e-1
+	y = y*r2 + r + 1
+	return y * math.Float32frombits(uint32(int32(n)+127)<<23)
+}
+
+// is64 reports whether T is float64; ops test it once, outside their loops.
+func is64[T Float]() bool {
+	var z T
+	_, ok := any(z).(float64)
+	return ok
+}
+
+// tanh32 is 1 − 2/(exp(2x)+1) through exp32, within a few ulp of 1 in
+// absolute terms, which is what 0.5·x·(1+tanh) needs.
+func tanh32(x float32) float32 {
+	if x > 9 {
+		return 1
+	}
+	if x < -9 {
+		return -1
+	}
+	return 1 - 2/(exp32(2*x)+1)
+}

@@ -1,0 +1,545 @@
+package cpu
+
+import (
+	"fmt"
+	"math"
+	"math/rand/v2"
+
+	"github.com/glmkit/glmkit/trainer"
+)
+
+// ----------------------------------------------------------------------------
+// embeddings
+
+// EncoderForward implements trainer.Backend.
+// inp, pos, bpos (N) int32; wte (V,C), wpe (P,C), wbpe (P,C) → out (N,C)
+func (be *Backend[T]) EncoderForward(out, inp, pos, bpos, wte, wpe, wbpe trainer.Buf, n, c int) error {
+	if err := check("encoder forward", need{"out", out, n * c}, need{"inp", inp, n}, need{"pos", pos, n}, need{"bpos", bpos, n}); err != nil {
+		return err
+	}
+	o, ti, pi, bi := f[T](out), ints(inp), ints(pos), ints(bpos)
+	w, p, bp := f[T](wte), f[T](wpe), f[T](wbpe)
+	if err := checkIDs("encoder forward", ti[:n], len(w)/c, pi[:n], len(p)/c, bi[:n], len(bp)/c); err != nil {
+		return err
+	}
+	be.par(n, 64, func(lo, hi int) {
+		for i := lo; i < hi; i++ {
+			row := o[i*c : i*c+c]
+			we := w[int(ti[i])*c : int(ti[i])*c+c]
+			pe := p[int(pi[i])*c : int(pi[i])*c+c]
+			bb := bp[int(bi[i])*c : int(bi[i])*c+c]
+			for j := range row {
+				row[j] = we[j] + pe[j] + bb[j]
+			}
+		}
+	})
+	return nil
+}
+
+// EncoderBackward implements trainer.Backend. Each goroutine owns a block of
+// channels and walks every row in order, so the scatter-add needs no
+// reduction and is deterministic.
+// dout (N,C); inp, pos, bpos (N) → dwte (V,C), dwpe (P,C), dwbpe (P,C) +=
+func (be *Backend[T]) EncoderBackward(dwte, dwpe, dwbpe, dout, inp, pos, bpos trainer.Buf, n, c int) error {
+	if err := check("encoder backward", need{"dout", dout, n * c}, need{"inp", inp, n}, need{"pos", pos, n}, need{"bpos", bpos, n}); err != nil {
+		return err
+	}
+	d, ti, pi, bi := f[T](dout), ints(inp), ints(pos), ints(bpos)
+	w, p, bp := f[T](dwte), f[T](dwpe), f[T](dwbpe)
+	if err := checkIDs("encoder backward", ti[:n], len(w)/c, pi[:n], len(p)/c, bi[:n], len(bp)/c); err != nil {
+		return err
+	}
+	be.par(c, 16, func(lo, hi int) {
+		for i := range n {
+			g := d[i*c+lo : i*c+hi]
+			we := w[int(ti[i])*c+lo : int(ti[i])*c+hi]
+			pe := p[int(pi[i])*c+lo : int(pi[i])*c+hi]
+			bpe := bp[int(bi[i])*c+lo : int(bi[i])*c+hi]
+			for j, x := range g {
+				we[j] += x
+				pe[j] += x
+				bpe[j] += x
+			}
+		}
+	})
+	return nil
+}
+
+// checkIDs reports an id outside its table.
+func checkIDs(op string, tok []int32, v int, pos []int32, p int, bpos []int32, bp int) error {
+	for _, t := range []struct {
+		name string
+		ids  []int32
+		rows int
+	}{{"token", tok, v}, {"position", pos, p}, {"block position", bpos, bp}} {
+		for i, id := range t.ids {
+			if id < 0 || int(id) >= t.rows {
+				return fmt.Errorf("cpu: %s: %s id %d at %d is outside the table of %d rows", op, t.name, id, i, t.rows)
+			}
+		}
+	}
+	return nil
+}
+
+// ----------------------------------------------------------------------------
+// layer norm
+
+const lnEps = 1e-5
+
+// LayerNormForward implements trainer.Backend.
+// inp (N,C); w, b (C) → out (N,C), mean (N), rstd (N)
+func (be *Backend[T]) LayerNormForward(out, mean, rstd, inp, w, b trainer.Buf, n, c int) error {
+	if err := check("layernorm forward", need{"out", out, n * c}, need{"mean", mean, n}, need{"rstd", rstd, n},
+		need{"inp", inp, n * c}, need{"w", w, c}, need{"b", b, c}); err != nil {
+		return err
+	}
+	o, mu, rs, x, wt, bs := f[T](out), f[T](mean), f[T](rstd), f[T](inp), f[T](w)[:c], f[T](b)[:c]
+	be.par(n, 32, func(lo, hi int) {
+		for i := lo; i < hi; i++ {
+			row := x[i*c : i*c+c]
+			var s float64
+			for _, v := range row {
+				s += float64(v)
+			}
+			m := s / float64(c)
+			var ss float64
+			for _, v := range row {
+				d := float64(v) - m
+				ss += d * d
+			}
+			r := 1 / math.Sqrt(ss/float64(c)+lnEps)
+			mT, rT := T(m), T(r)
+			dst := o[i*c : i*c+c]
+			for j, v := range row {
+				dst[j] = (v-mT)*rT*wt[j] + bs[j]
+			}
+			mu[i], rs[i] = mT, rT
+		}
+	})
+	return nil
+}
+
+// LayerNormBackward implements trainer.Backend: rows in parallel for dinp,
+// then blocks of channels in parallel for dw and db.
+// dout, inp (N,C); w (C); mean, rstd (N) → dinp (N,C), dw, db (C) +=
+func (be *Backend[T]) LayerNormBackward(dinp, dw, db, dout, inp, w, mean, rstd trainer.Buf, n, c int) error {
+	if err := check("layernorm backward", need{"dinp", dinp, n * c}, need{"dw", dw, c}, need{"db", db, c},
+		need{"dout", dout, n * c}, need{"inp", inp, n * c}, need{"w", w, c}, need{"mean", mean, n}, need{"rstd", rstd, n}); err != nil {
+		return err
+	}
+	dx, dwt, dbs, dy, x, wt, mu, rs := f[T](dinp), f[T](dw), f[T](db), f[T](dout), f[T](inp), f[T](w)[:c], f[T](mean), f[T](rstd)
+	be.par(n, 32, func(lo, hi int) {
+		for i := lo; i < hi; i++ {
+			xr, gr, dr := x[i*c:i*c+c], dy[i*c:i*c+c], dx[i*c:i*c+c]
+			m, r := mu[i], rs[i]
+			var dmean, dnormMean T
+			for j, g := range gr {
+				dnorm := wt[j] * g
+				dmean += dnorm
+				dnormMean += dnorm * (xr[j] - m) * r
+			}
+			dmean /= T(c)
+			dnormMean /= T(c)
+			for j, g := range gr {
+				norm := (xr[j] - m) * r
+				dr[j] += (wt[j]*g - dmean - norm*dnormMean) * r
+			}
+		}
+	})
+	be.par(c, 16, func(lo, hi int) {
+		gw, gb := dwt[lo:hi], dbs[lo:hi]
+		for i := range n {
+			xr, gr := x[i*c+lo:i*c+hi], dy[i*c+lo:i*c+hi]
+			m, r := mu[i], rs[i]
+			for j, g := range gr {
+				gw[j] += (xr[j] - m) * r * g
+				gb[j] += g
+			}
+		}
+	})
+	return nil
+}
+
+// ----------------------------------------------------------------------------
+// linear layers
+
+// MatmulForward implements trainer.Backend: out is set to the bias, then
+// the product is added (PyTorch's addmm).
+// inp (N,C); w (OC,C); bias (OC) → out (N,OC) = inp·wᵀ + bias
+func (be *Backend[T]) MatmulForward(out, inp, w, bias trainer.Buf, n, c, oc int) error {
+	nb := oc
+	if bias == nil {
+		nb = 0
+	}
+	if err := check("matmul forward", need{"out", out, n * oc}, need{"inp", inp, n * c}, need{"w", w, oc * c}, need{"bias", bias, nb}); err != nil {
+		return err
+	}
+	o, x, wt := f[T](out), f[T](inp), f[T](w)
+	var beta T
+	if bias != nil {
+		bs := f[T](bias)[:oc]
+		be.par(n, 64, func(lo, hi int) {
+			for i := lo; i < hi; i++ {
+				copy(o[i*oc:i*oc+oc], bs)
+			}
+		})
+		beta = 1
+	}
+	be.gemm(false, true, n, oc, c, 1, x, c, wt, c, beta, o, oc)
+	return nil
+}
+
+// MatmulBackward implements trainer.Backend.
+// dout (N,OC); inp (N,C); w (OC,C) → dinp (N,C), dw (OC,C), dbias (OC) +=
+func (be *Backend[T]) MatmulBackward(dinp, dw, dbias, dout, inp, w trainer.Buf, n, c, oc int) error {
+	ni, nb := n*c, oc
+	if dinp == nil {
+		ni = 0
+	}
+	if dbias == nil {
+		nb = 0
+	}
+	if err := check("matmul backward", need{"dinp", dinp, ni}, need{"dw", dw, oc * c}, need{"dbias", dbias, nb},
+		need{"dout", dout, n * oc}, need{"inp", inp, n * c}, need{"w", w, oc * c}); err != nil {
+		return err
+	}
+	dy, x, wt := f[T](dout), f[T](inp), f[T](w)
+	if dinp != nil {
+		// dinp (N,C) += dout (N,OC) · w (OC,C)
+		be.gemm(false, false, n, c, oc, 1, dy, oc, wt, c, 1, f[T](dinp), c)
+	}
+	// dw (OC,C) += doutᵀ (OC,N) · inp (N,C)
+	be.gemm(true, false, oc, c, n, 1, dy, oc, x, c, 1, f[T](dw), c)
+	if dbias != nil {
+		db := f[T](dbias)
+		be.par(oc, 64, func(lo, hi int) {
+			acc := make([]T, hi-lo)
+			for i := range n {
+				for j, g := range dy[i*oc+lo : i*oc+hi] {
+					acc[j] += g
+				}
+			}
+			for j, a := range acc {
+				db[lo+j] += a
+			}
+		})
+	}
+	return nil
+}
+
+// ----------------------------------------------------------------------------
+// elementwise
+
+// geluK is √(2/π) as GLM writes it.
+const geluK = 0.79788456
+
+// GeluForward implements trainer.Backend.
+// inp (N) → out (N) = 0.5·x·(1+tanh(0.79788456·(x+0.044715·x³)))
+func (be *Backend[T]) GeluForward(out, inp trainer.Buf, n int) error {
+	if err := check("gelu forward", need{"out", out, n}, need{"inp", inp, n}); err != nil {
+		return err
+	}
+	o, x := f[T](out), f[T](inp)
+	f64 := is64[T]()
+	be.par(n, 1<<14, func(lo, hi int) {
+		for i := lo; i < hi; i++ {
+			v := x[i]
+			u := geluK * (v + 0.044715*v*v*v)
+			var t T
+			if f64 {
+				t = T(math.Tanh(float64(u)))
+			} else {
+				t = T(tanh32(float32(u)))
+			}
+			o[i] = 0.5 * v * (1 + t)
+		}
+	})
+	return nil
+}
+
+// GeluBackward implements trainer.Backend.
+// inp, dout (N) → dinp (N) +=
+func (be *Backend[T]) GeluBackward(dinp, inp, dout trainer.Buf, n int) error {
+	if err := check("gelu backward", need{"dinp", dinp, n}, need{"inp", inp, n}, need{"dout", dout, n}); err != nil {
+		return err
+	}
+	dx, x, dy := f[T](dinp), f[T](inp), f[T](dout)
+	f64 := is64[T]()
+	be.par(n, 1<<14, func(lo, hi int) {
+		for i := lo; i < hi; i++ {
+			v := x[i]
+			u := geluK * (v + 0.044715*v*v*v)
+			var t T
+			if f64 {
+				t = T(math.Tanh(float64(u)))
+			} else {
+				t = T(tanh32(float32(u)))
+			}
+			du := geluK * (1 + 3*0.044715*v*v)
+			dx[i] += dy[i] * (0.5*(1+t) + 0.5*v*(1-t*t)*du)
+		}
+	})
+	return nil
+}
+
+// ResidualForward implements trainer.Backend.
+// a, b (N) → out (N) = a + b
+func (be *Backend[T]) ResidualForward(out, a, b trainer.Buf, n int) error {
+	if err := check("residual forward", need{"out", out, n}, need{"a", a, n}, need{"b", b, n}); err != nil {
+		return err
+	}
+	o, x, y := f[T](out), f[T](a), f[T](b)
+	be.par(n, 1<<15, func(lo, hi int) {
+		for i := lo; i < hi; i++ {
+			o[i] = x[i] + y[i]
+		}
+	})
+	return nil
+}
+
+// Add implements trainer.Backend.
+// src (N) → dst (N) +=
+func (be *Backend[T]) Add(dst, src trainer.Buf, n int) error {
+	if err := check("add", need{"dst", dst, n}, need{"src", src, n}); err != nil {
+		return err
+	}
+	d, s := f[T](dst), f[T](src)
+	be.par(n, 1<<15, func(lo, hi int) {
+		for i := lo; i < hi; i++ {
+			d[i] += s[i]
+		}
+	})
+	return nil
+}
+
+// dropBlock is the number of elements that share one PCG stream in Dropout.
+const dropBlock = 1 << 12
+
+// mix64 is splitmix64's finaliser, a bijection on uint64.
+func mix64(x uint64) uint64 {
+	x ^= x >> 30
+	x *= 0xbf58476d1ce4e5b9
+	x ^= x >> 27
+	x *= 0x94d049bb133111eb
+	x ^= x >> 31
+	return x
+}
+
+// dropPCG starts the PCG stream of one block of a dropout mask: element i of
+// a mask is decided by draw i mod dropBlock of stream i / dropBlock.
+func dropPCG(key trainer.RNGKey, block uint64) *rand.PCG {
+	return rand.NewPCG(key.Seed, mix64(key.Stream^mix64(block+0x9e3779b97f4a7c15)))
+}
+
+// dropThreshold turns p into a threshold on 24-bit draws: an element is kept
+// iff draw>>40 ≥ threshold.
+func dropThreshold(p float32) uint64 { return uint64(math.Round(float64(p) * (1 << 24))) }
+
+// Dropout implements trainer.Backend.
+// src (N) → dst (N)
+func (be *Backend[T]) Dropout(dst, src trainer.Buf, n int, p float32, key trainer.RNGKey) error {
+	if err := check("dropout", need{"dst", dst, n}, need{"src", src, n}); err != nil {
+		return err
+	}
+	if !(p >= 0 && p < 1) {
+		return fmt.Errorf("cpu: dropout probability %v; want 0 ≤ p < 1", p)
+	}
+	d, s := f[T](dst), f[T](src)
+	if p == 0 {
+		copy(d[:n], s[:n])
+		return nil
+	}
+	thr := dropThreshold(p)
+	scale := T(1 / (1 - float64(p)))
+	be.par(n, dropBlock, func(lo, hi int) {
+		r := dropPCG(key, uint64(lo/dropBlock))
+		for i := lo; i < hi; i++ {
+			if r.Uint64()>>40 >= thr {
+				d[i] = s[i] * scale
+			} else {
+				d[i] = 0
+			}
+		}
+	})
+	return nil
+}
+
+// GatherRows implements trainer.Backend.
+// src (M,C); idx (N) → dst (N,C)
+func (be *Backend[T]) GatherRows(dst, src, idx trainer.Buf, n, c int) error {
+	if err := check("gather rows", need{"dst", dst, n * c}, need{"idx", idx, n}); err != nil {
+		return err
+	}
+	d, s, ix := f[T](dst), f[T](src), ints(idx)
+	for _, r := range ix[:n] {
+		if r < 0 || (int(r)+1)*c > len(s) {
+			return fmt.Errorf("cpu: gather rows: row %d outside a source of %d rows", r, len(s)/c)
+		}
+	}
+	be.par(n, 64, func(lo, hi int) {
+		for i := lo; i < hi; i++ {
+			r := int(ix[i])
+			copy(d[i*c:i*c+c], s[r*c:r*c+c])
+		}
+	})
+	return nil
+}
+
+// ScatterAddRows implements trainer.Backend. idx must not repeat.
+// src (N,C); idx (N) → dst (M,C) +=
+func (be *Backend[T]) ScatterAddRows(dst, src, idx trainer.Buf, n, c int) error {
+	if err := check("scatter rows", need{"src", src, n * c}, need{"idx", idx, n}); err != nil {
+		return err
+	}
+	d, s, ix := f[T](dst), f[T](src), ints(idx)
+	for _, r := range ix[:n] {
+		if r < 0 || (int(r)+1)*c > len(d) {
+			return fmt.Errorf("cpu: scatter rows: row %d outside a destination of %d rows", r, len(d)/c)
+		}
+	}
+	be.par(n, 64, func(lo, hi int) {
+		for i := lo; i < hi; i++ {
+			r := int(ix[i])
+			dr, sr := d[r*c:r*c+c], s[i*c:i*c+c]
+			for j, x := range sr {
+				dr[j] += x
+			}
+		}
+	})
+	return nil
+}
+
+// ----------------------------------------------------------------------------
+// loss
+
+// CrossEntropyForward implements trainer.Backend; sums run in float64.
+// logits (N,V); targets (N) → losses (N)
+func (be *Backend[T]) CrossEntropyForward(losses, logits, targets trainer.Buf, n, v int) error {
+	if err := check("cross entropy forward", need{"losses", losses, n}, need{"logits", logits, n * v}, need{"targets", targets, n}); err != nil {
+		return err
+	}
+	ls, lg, tg := f[T](losses), f[T](logits), ints(targets)
+	if err := checkTargets(tg[:n], v); err != nil {
+		return err
+	}
+	f64 := is64[T]()
+	be.par(n, 4, func(lo, hi int) {
+		for i := lo; i < hi; i++ {
+			row := lg[i*v : i*v+v]
+			mx := row[0]
+			for _, x := range row {
+				mx = max(mx, x)
+			}
+			var s float64
+			if f64 {
+				for _, x := range row {
+					s += math.Exp(float64(x - mx))
+				}
+			} else {
+				for _, x := range row {
+					s += float64(exp32(float32(x - mx)))
+				}
+			}
+			ls[i] = T(float64(mx) + math.Log(s) - float64(row[tg[i]]))
+		}
+	})
+	return nil
+}
+
+// CrossEntropyBackward implements trainer.Backend.
+// logits (N,V); targets (N) → logits (N,V) = scale·(softmax − onehot)
+func (be *Backend[T]) CrossEntropyBackward(logits, targets trainer.Buf, n, v int, scale float32) error {
+	if err := check("cross entropy backward", need{"logits", logits, n * v}, need{"targets", targets, n}); err != nil {
+		return err
+	}
+	lg, tg := f[T](logits), ints(targets)
+	if err := checkTargets(tg[:n], v); err != nil {
+		return err
+	}
+	be.par(n, 4, func(lo, hi int) {
+		for i := lo; i < hi; i++ {
+			row := lg[i*v : i*v+v]
+			mx := row[0]
+			for _, x := range row {
+				mx = max(mx, x)
+			}
+			for j := range row {
+				row[j] -= mx
+			}
+			expInPlace(row)
+			var s float64
+			for _, x := range row {
+				s += float64(x)
+			}
+			k := T(float64(scale) / s)
+			for j := range row {
+				row[j] *= k
+			}
+			row[tg[i]] -= T(scale)
+		}
+	})
+	return nil
+}
+
+func checkTargets(tg []int32, v int) error {
+	for i, t := range tg {
+		if t < 0 || int(t) >= v {
+			return fmt.Errorf("cpu: cross entropy: target %d at row %d is outside the vocabulary of %d", t, i, v)
+		}
+	}
+	return nil
+}
+
+// ----------------------------------------------------------------------------
+// optimizer
+
+// sumBlock is the number of elements summed into one partial in SumSquares.
+const sumBlock = 1 << 15
+
+// SumSquares implements trainer.Backend: float64 partials over fixed
+// blocks, added in block order.
+func (be *Backend[T]) SumSquares(x trainer.Buf) (float64, error) {
+	s := f[T](x)
+	parts := make([]float64, (len(s)+sumBlock-1)/sumBlock)
+	be.par(len(s), sumBlock, func(lo, hi int) {
+		var acc float64
+		for _, v := range s[lo:hi] {
+			acc += float64(v) * float64(v)
+		}
+		parts[lo/sumBlock] = acc
+	})
+	var sum float64
+	for _, p := range parts {
+		sum += p
+	}
+	return sum, nil
+}
+
+// AdamW implements trainer.Backend with PyTorch's AdamW update, computed in
+// float64 per element and rounded once.
+func (be *Backend[T]) AdamW(p, g, m, v trainer.Buf, s trainer.AdamWStep) error {
+	n := p.Len()
+	if err := check("adamw", need{"g", g, n}, need{"m", m, n}, need{"v", v, n}); err != nil {
+		return err
+	}
+	if s.T < 1 {
+		return fmt.Errorf("cpu: adamw step %d; want ≥ 1", s.T)
+	}
+	ps, gs, ms, vs := f[T](p), f[T](g), f[T](m), f[T](v)
+	bc1 := 1 - math.Pow(s.Beta1, float64(s.T))
+	bc2 := 1 - math.Pow(s.Beta2, float64(s.T))
+	stepSize := s.LR / bc1
+	sqrtBC2 := math.Sqrt(bc2)
+	decay := 1 - s.LR*s.WeightDecay
+	be.par(n, 1<<14, func(lo, hi int) {
+		for i := lo; i < hi; i++ {
+			gr := float64(gs[i]) * s.GradScale
+			mi := s.Beta1*float64(ms[i]) + (1-s.Beta1)*gr
+			vi := s.Beta2*float64(vs[i]) + (1-s.Beta2)*gr*gr
+			pi := float64(ps[i]) * decay
+			pi -= stepSize * mi / (math.Sqrt(vi)/sqrtBC2 + s.Eps)
+			ps[i], ms[i], vs[i] = T(pi), T(mi), T(vi)
+		}
+	})
+	return nil
+}
