@@ -86,7 +86,8 @@ func classSlow(r rune) uint16 {
 		var buf [4]byte
 		n := utf8.EncodeRune(buf[:], r)
 		p := norm.NFD.Properties(buf[:n])
-		if p.Decomposition() != nil || p.CCC() != 0 || p.LeadCCC() != 0 {
+		// Hangul syllables decompose algorithmically: no table entry.
+		if p.Decomposition() != nil || p.CCC() != 0 || p.LeadCCC() != 0 || (r >= 0xAC00 && r <= 0xD7A3) {
 			c |= cNFD
 		}
 	}
