@@ -89,6 +89,7 @@ type wpState struct {
 	nchars int    // characters in word
 	run    []byte // a non-ASCII run after clean_text and CJK spacing
 	nfd    []byte // run after NFD
+	iter   norm.Iter
 }
 
 // encode appends the ids of text (valid UTF-8) to dst.
@@ -172,8 +173,15 @@ func (wp *wordPiece) encodeRun(st *wpState, dst []int32, run []byte, n int) []in
 	st.run = buf
 	// strip_accents: NFD, then the marks go below.
 	if o.stripAccents && needNFD {
-		st.nfd = norm.NFD.Append(st.nfd[:0], buf...)
-		buf = st.nfd
+		// norm.Iter lives in the Encoder: norm.NFD.Append would allocate
+		// its reorder buffer on every call.
+		nfd := st.nfd[:0]
+		st.iter.Init(norm.NFD, buf)
+		for !st.iter.Done() {
+			nfd = append(nfd, st.iter.Next()...)
+		}
+		st.nfd = nfd
+		buf = nfd
 	}
 	// lowercase, then BertPreTokenizer.
 	word := st.word
