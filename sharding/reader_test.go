@@ -1,0 +1,325 @@
+package sharding
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"unsafe"
+
+	"github.com/glmkit/glmkit/masking"
+)
+
+// writeBuild writes rows as a build directory: shards of perShard rows
+// (record batches of batchRows) and a manifest. Row i gets doc id i<<3.
+func writeBuild(t testing.TB, dir string, rows []masking.Sample, perShard int, opts Options) *Manifest {
+	t.Helper()
+	if opts.Meta.FormatVersion == 0 {
+		opts.Meta = testMeta()
+	}
+	w, err := Create(dir, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	m := &Manifest{FormatVersion: FormatVersion, Meta: opts.Meta, Config: []byte("{}"), Stats: []byte("{}")}
+	for i := range rows {
+		if err := w.Write(&rows[i], uint64(i)<<3); err != nil {
+			t.Fatal(err)
+		}
+		if (i+1)%perShard == 0 || i == len(rows)-1 {
+			sf, err := w.Commit(fmt.Sprintf("shard-%06d-0000.arrow", len(m.Shards)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			m.Shards = append(m.Shards, sf)
+		}
+	}
+	m.Sum()
+	if err := WriteManifest(dir, m); err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+func mustOpen(t testing.TB, dir string, opts ...OpenOption) *Reader {
+	t.Helper()
+	r, err := Open(dir, opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { r.Close() })
+	return r
+}
+
+func equalRow(v RowView, s *masking.Sample, docID uint64) error {
+	switch {
+	case !slices.Equal(v.Input, s.Input):
+		return errors.New("input differs")
+	case !slices.Equal(v.Target, s.Target):
+		return errors.New("target differs")
+	case !slices.Equal(v.LossMask, s.LossMask):
+		return errors.New("loss mask differs")
+	case !slices.Equal(v.Pos, s.Pos):
+		return errors.New("positions differ")
+	case !slices.Equal(v.BlockPos, s.BlockPos):
+		return errors.New("block positions differ")
+	case v.Sep != s.Sep:
+		return fmt.Errorf("sep %d, want %d", v.Sep, s.Sep)
+	case v.Objective != s.Objective:
+		return fmt.Errorf("objective %v, want %v", v.Objective, s.Objective)
+	case v.NSource != s.NSource:
+		return fmt.Errorf("n_source %d, want %d", v.NSource, s.NSource)
+	case v.DocID != docID:
+		return fmt.Errorf("doc_id %d, want %d", v.DocID, docID)
+	}
+	return nil
+}
+
+func TestReaderRoundTrip(t *testing.T) {
+	rows := testRows(t, 900)
+	var seen [masking.NumObjectives]int
+	for _, s := range rows {
+		seen[s.Objective]++
+	}
+	for o, n := range seen {
+		if n == 0 {
+			t.Fatalf("no %v rows in the test data", masking.Objective(o))
+		}
+	}
+	for _, comp := range []string{"none", "zstd", "lz4"} {
+		t.Run(comp, func(t *testing.T) {
+			dir := t.TempDir()
+			writeBuild(t, dir, rows, 350, Options{Compression: comp, BatchRows: 128})
+			r := mustOpen(t, dir, VerifyHashes())
+			if r.Len() != int64(len(rows)) {
+				t.Fatalf("Len() = %d; want %d", r.Len(), len(rows))
+			}
+			if got, want := r.Mapped(), comp == "none"; got != want {
+				t.Errorf("Mapped() = %v; want %v", got, want)
+			}
+			for i := range rows {
+				v, err := r.Row(int64(i))
+				if err != nil {
+					t.Fatal(err)
+				}
+				if err := equalRow(v, &rows[i], uint64(i)<<3); err != nil {
+					t.Fatalf("Row(%d): %v", i, err)
+				}
+			}
+			var s masking.Sample
+			for _, i := range []int64{0, 349, 350, 899} {
+				if err := r.Sample(i, &s); err != nil {
+					t.Fatal(err)
+				}
+				if err := equalRow(RowView{Input: s.Input, Target: s.Target, LossMask: s.LossMask, Pos: s.Pos, BlockPos: s.BlockPos,
+					Sep: s.Sep, Objective: s.Objective, NSource: s.NSource, DocID: uint64(i) << 3}, &rows[i], uint64(i)<<3); err != nil {
+					t.Fatalf("Sample(%d): %v", i, err)
+				}
+			}
+			if err := r.Verify(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+			if name, local, err := r.Locate(700); err != nil || name != "shard-000002-0000.arrow" || local != 0 {
+				t.Errorf("Locate(700) = %q, %d, %v; want shard-000002-0000.arrow, 0, nil", name, local, err)
+			}
+			if _, err := r.Row(int64(len(rows))); err == nil {
+				t.Error("Row(Len()) did not fail")
+			}
+			if _, err := r.Row(-1); err == nil {
+				t.Error("Row(-1) did not fail")
+			}
+		})
+	}
+}
+
+// TestRowAliasesMapping checks that Row's slices point into the shard's
+// mapping and that Row allocates nothing.
+func TestRowAliasesMapping(t *testing.T) {
+	rows := testRows(t, 300)
+	dir := t.TempDir()
+	writeBuild(t, dir, rows, 100, Options{BatchRows: 64})
+	r := mustOpen(t, dir)
+	if !r.Mapped() {
+		t.Fatal("Mapped() = false for uncompressed shards")
+	}
+	for i := int64(0); i < r.Len(); i++ {
+		v, err := r.Row(i)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, local, _ := r.Locate(i)
+		data := r.shards[r.shardOf(i)].data
+		lo := uintptr(unsafe.Pointer(&data[0]))
+		hi := lo + uintptr(len(data))
+		for name, p := range map[string]unsafe.Pointer{
+			"input": unsafe.Pointer(unsafe.SliceData(v.Input)), "target": unsafe.Pointer(unsafe.SliceData(v.Target)),
+			"loss": unsafe.Pointer(unsafe.SliceData(v.LossMask)), "pos": unsafe.Pointer(unsafe.SliceData(v.Pos)),
+			"block": unsafe.Pointer(unsafe.SliceData(v.BlockPos)),
+		} {
+			end := uintptr(p) + uintptr(len(v.Input))*4
+			if name == "loss" {
+				end = uintptr(p) + uintptr(len(v.Input))
+			}
+			if uintptr(p) < lo || end > hi {
+				t.Fatalf("row %d (shard row %d) %s at %#x..%#x, outside the mapping %#x..%#x", i, local, name, uintptr(p), end, lo, hi)
+			}
+		}
+		if cap(v.Input) != len(v.Input) {
+			t.Fatalf("row %d: cap(Input) = %d > len %d: append would write into the mapping", i, cap(v.Input), len(v.Input))
+		}
+	}
+	var sink int
+	i := int64(0)
+	allocs := testing.AllocsPerRun(1000, func() {
+		v, _ := r.Row(i % r.Len())
+		sink += len(v.Input)
+		i += 7919
+	})
+	if allocs != 0 {
+		t.Errorf("Row allocates %v times per call; want 0", allocs)
+	}
+}
+
+func TestReaderClose(t *testing.T) {
+	dir := t.TempDir()
+	writeBuild(t, dir, testRows(t, 20), 10, Options{})
+	r, err := Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.Row(0); !errors.Is(err, ErrClosed) {
+		t.Errorf("Row after Close = %v; want ErrClosed", err)
+	}
+	if err := r.Close(); err != nil {
+		t.Errorf("second Close = %v", err)
+	}
+}
+
+func TestOpenErrors(t *testing.T) {
+	rows := testRows(t, 60)
+	// Each case damages a fresh build and wants an error mentioning every
+	// fragment.
+	cases := []struct {
+		name   string
+		damage func(t *testing.T, dir string, m *Manifest)
+		opts   []OpenOption
+		want   []string
+	}{
+		{"no manifest", func(t *testing.T, dir string, m *Manifest) {
+			os.Remove(filepath.Join(dir, ManifestName))
+		}, nil, []string{"no manifest.json"}},
+		{"missing shard", func(t *testing.T, dir string, m *Manifest) {
+			os.Remove(filepath.Join(dir, m.Shards[1].Name))
+		}, nil, []string{"shard-000001-0000.arrow", "no such file"}},
+		{"truncated", func(t *testing.T, dir string, m *Manifest) {
+			truncate(t, filepath.Join(dir, m.Shards[1].Name), 100)
+		}, nil, []string{"shard-000001-0000.arrow", "bytes; the manifest says"}},
+		{"truncated, size unknown", func(t *testing.T, dir string, m *Manifest) {
+			truncate(t, filepath.Join(dir, m.Shards[1].Name), 100)
+			m.Shards[1].Bytes = 0
+			rewrite(t, dir, m)
+		}, nil, []string{"shard-000001-0000.arrow", "magic"}},
+		{"bit flip, hashed", func(t *testing.T, dir string, m *Manifest) {
+			flip(t, filepath.Join(dir, m.Shards[0].Name), 3000)
+		}, []OpenOption{VerifyHashes()}, []string{"shard-000000-0000.arrow", "sha256"}},
+		{"row count", func(t *testing.T, dir string, m *Manifest) {
+			m.Shards[2].Rows++
+			m.Sum()
+			rewrite(t, dir, m)
+		}, nil, []string{"shard-000002-0000.arrow", "20 rows; the manifest says 21"}},
+		{"totals", func(t *testing.T, dir string, m *Manifest) {
+			m.Totals.Rows++
+			rewrite(t, dir, m)
+		}, nil, []string{ManifestName, "totals"}},
+		{"tokenizer", func(t *testing.T, dir string, m *Manifest) {
+			m.Meta.TokenizerSHA256 = "ff"
+			rewrite(t, dir, m)
+		}, nil, []string{"shard-000000-0000.arrow", "tokenizer_sha256", `"00" in the shard`}},
+		{"format", func(t *testing.T, dir string, m *Manifest) {
+			m.Meta.FormatVersion++
+			rewrite(t, dir, m)
+		}, nil, []string{ManifestName, "format version"}},
+		{"swapped shards", func(t *testing.T, dir string, m *Manifest) {
+			a, b := filepath.Join(dir, m.Shards[0].Name), filepath.Join(dir, m.Shards[1].Name)
+			os.Rename(a, a+".x")
+			os.Rename(b, a)
+			os.Rename(a+".x", b)
+		}, nil, []string{"shard-000000-0000.arrow", "replaced", "1 more"}},
+		{"foreign file", func(t *testing.T, dir string, m *Manifest) {
+			path := filepath.Join(dir, m.Shards[0].Name)
+			if err := os.WriteFile(path, []byte(strings.Repeat("not arrow ", 100)), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			m.Shards[0].Bytes = 1000
+			rewrite(t, dir, m)
+		}, nil, []string{"shard-000000-0000.arrow", "not an arrow ipc file"}},
+		{"escaping name", func(t *testing.T, dir string, m *Manifest) {
+			m.Shards[0].Name = "../x.arrow"
+			rewrite(t, dir, m)
+		}, nil, []string{ManifestName, "not a file name"}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			dir := t.TempDir()
+			m := writeBuild(t, dir, rows, 20, Options{})
+			c.damage(t, dir, m)
+			r, err := Open(dir, c.opts...)
+			if err == nil {
+				r.Close()
+				t.Fatal("Open succeeded")
+			}
+			for _, w := range c.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("Open error %q does not mention %q", err, w)
+				}
+			}
+		})
+	}
+}
+
+func TestVerifyFindsBadRow(t *testing.T) {
+	rows := testRows(t, 40)
+	rows[25].Input = slices.Clone(rows[25].Input)
+	rows[25].Input[0] = 7 // not [CLS]
+	dir := t.TempDir()
+	writeBuild(t, dir, rows, 20, Options{})
+	r := mustOpen(t, dir)
+	err := r.Verify(context.Background())
+	if err == nil || !strings.Contains(err.Error(), "shard-000001-0000.arrow: row 5 (global row 25)") {
+		t.Fatalf("Verify() = %v; want an error naming shard-000001-0000.arrow row 5", err)
+	}
+}
+
+func truncate(t *testing.T, path string, n int64) {
+	t.Helper()
+	if err := os.Truncate(path, n); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func flip(t *testing.T, path string, at int) {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b[at%len(b)] ^= 0x10
+	if err := os.WriteFile(path, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func rewrite(t *testing.T, dir string, m *Manifest) {
+	t.Helper()
+	if err := WriteManifest(dir, m); err != nil {
+		t.Fatal(err)
+	}
+}
