@@ -1,0 +1,138 @@
+package trainer
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"slices"
+
+	"github.com/glmkit/glmkit/sharding"
+)
+
+// InfillOptions configures Model.Infill.
+type InfillOptions struct {
+	// Blanks are the ids that mark a blank in the context: [MASK], and
+	// [sMASK]/[gMASK] when the model was trained with task masks.
+	Blanks []int32
+	// SOP and EOP are <|startofpiece|> and <|endofpiece|>.
+	SOP, EOP int32
+	// MaxTokens caps the tokens generated per blank. Default 64; also
+	// capped so block positions stay within the model's MaxPos.
+	MaxTokens int
+	// Temperature 0 picks the most likely token (greedy); above 0 it
+	// samples from softmax(logits/Temperature).
+	Temperature float64
+	// TopK, when sampling, keeps only the K most likely tokens (0: all).
+	TopK int
+	// Vocab restricts the choice to ids below it, to skip the padding ids
+	// of the vocabulary (0: the whole model vocabulary).
+	Vocab int
+	// Seed fixes the sampling.
+	Seed uint64
+}
+
+// Span is the text generated for one blank.
+type Span struct {
+	Pos    int     // index of the blank in the context
+	Tokens []int32 // generated ids, without sop and eop
+}
+
+// Infill fills every blank of ids in order, GLM's way (glm-reference.md
+// §5, "Inference convention"): the context is Part A (positions 0..n−1,
+// block positions 0, bidirectional); each blank is generated in Part B
+// from sop at the blank's position with block positions 1, 2, … until eop
+// or MaxTokens, and later blanks see the spans generated before them, as
+// in pretraining. The caller builds the context ([CLS] text, plus eos
+// unless it ends with [gMASK]).
+func (m *Model) Infill(ctx context.Context, ids []int32, o InfillOptions) ([]Span, error) {
+	if len(ids) == 0 {
+		return nil, errors.New("trainer: infill: empty context")
+	}
+	if len(ids) > m.cfg.MaxPos+1 {
+		return nil, fmt.Errorf("trainer: infill: context of %d tokens exceeds the model's %d positions", len(ids), m.cfg.MaxPos+1)
+	}
+	maxTok := cmp.Or(o.MaxTokens, 64)
+	maxTok = min(maxTok, m.cfg.MaxPos-1) // sop takes block 1, token k takes block k+1 ≤ MaxPos
+	vocab := m.cfg.Vocab
+	if o.Vocab > 0 {
+		vocab = min(vocab, o.Vocab)
+	}
+	rng := rand.New(rand.NewPCG(o.Seed, 0x1f111))
+
+	n := len(ids)
+	b := sharding.Batch{B: 1, Sep: []int32{int32(n)}}
+	input, pos, bpos := slices.Clone(ids), make([]int32, n), make([]int32, n)
+	for i := range pos {
+		pos[i] = int32(i)
+	}
+	var spans []Span
+	for bi, id := range ids {
+		if !slices.Contains(o.Blanks, id) {
+			continue
+		}
+		span := Span{Pos: bi}
+		input, pos, bpos = append(input, o.SOP), append(pos, int32(bi)), append(bpos, 1)
+		for len(span.Tokens) < maxTok {
+			if err := ctx.Err(); err != nil {
+				return spans, err
+			}
+			t := len(input)
+			b.T = t
+			b.Input, b.Pos, b.BlockPos = input, pos, bpos
+			b.Target = make([]int32, t)
+			b.LossMask = make([]uint8, t)
+			b.LossMask[t-1] = 1
+			logits, err := m.Logits(&b)
+			if err != nil {
+				return spans, fmt.Errorf("trainer: infill: %w", err)
+			}
+			next := pick(logits[:vocab], o.Temperature, o.TopK, rng)
+			if next == o.EOP {
+				break
+			}
+			span.Tokens = append(span.Tokens, next)
+			input, pos, bpos = append(input, next), append(pos, int32(bi)), append(bpos, int32(len(span.Tokens)+1))
+		}
+		spans = append(spans, span)
+	}
+	return spans, nil
+}
+
+// pick chooses the next id: the argmax with temperature 0, else a sample
+// from softmax(logits/temperature) over the topK largest (all if 0).
+func pick(logits []float32, temperature float64, topK int, rng *rand.Rand) int32 {
+	best := 0
+	for i, v := range logits {
+		if v > logits[best] {
+			best = i
+		}
+	}
+	if temperature <= 0 {
+		return int32(best)
+	}
+	idx := make([]int, len(logits))
+	for i := range idx {
+		idx[i] = i
+	}
+	if topK > 0 && topK < len(idx) {
+		slices.SortStableFunc(idx, func(a, b int) int { return cmp.Compare(logits[b], logits[a]) })
+		idx = idx[:topK]
+	}
+	w := make([]float64, len(idx))
+	var sum float64
+	for k, i := range idx {
+		w[k] = math.Exp((float64(logits[i]) - float64(logits[best])) / temperature)
+		sum += w[k]
+	}
+	u := rng.Float64() * sum
+	for k, i := range idx {
+		u -= w[k]
+		if u < 0 {
+			return int32(i)
+		}
+	}
+	return int32(idx[len(idx)-1])
+}

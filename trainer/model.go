@@ -1,0 +1,463 @@
+package trainer
+
+import (
+	"errors"
+	"fmt"
+	"math"
+
+	"github.com/glmkit/glmkit/masking"
+	"github.com/glmkit/glmkit/sharding"
+)
+
+// Model is a GLM (glm-reference.md §5) whose parameters, gradients and
+// activations live in buffers of one Backend: word + position + block
+// position embeddings summed, pre-LN blocks with fused QKV and attention
+// bidirectional over Part A and causal over Part B, tanh-GeLU MLP, final
+// LayerNorm, logits tied to the word embedding, token-mean cross entropy
+// over the loss positions.
+//
+// As in llm.c, the parameters are one flat allocation (see Layout) and so
+// are the gradients; Forward then Backward accumulate into the gradients
+// until ZeroGrad. The logits are computed only at loss positions (Part B),
+// which gives the same loss and gradients as the full logits.
+//
+// A Model is not safe for concurrent use.
+type Model struct {
+	cfg     Config
+	be      Backend
+	tensors []Tensor
+	n       int // parameters
+
+	params, grads Buf
+	w, g          weights
+
+	acts acts
+	// the last forward pass, which Backward differentiates
+	last struct {
+		ok       bool
+		b, t, ns int
+		pass     Pass
+	}
+	host struct{ sel, tgt []int32 } // reused upload scratch
+}
+
+// NewModel allocates a model of shape cfg on be with zero parameters; call
+// Init or LoadCheckpoint next.
+func NewModel(cfg Config, be Backend) (*Model, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	m := &Model{cfg: cfg, be: be, tensors: Layout(cfg)}
+	m.n = cfg.NumParams()
+	var err error
+	if m.params, err = be.Floats(m.n); err != nil {
+		return nil, fmt.Errorf("trainer: allocate %d parameters: %w", m.n, err)
+	}
+	if m.grads, err = be.Floats(m.n); err != nil {
+		return nil, fmt.Errorf("trainer: allocate %d gradients: %w", m.n, err)
+	}
+	m.w = bind(m.params, m.tensors, cfg.Layers)
+	m.g = bind(m.grads, m.tensors, cfg.Layers)
+	return m, nil
+}
+
+// Config returns the model's shape.
+func (m *Model) Config() Config { return m.cfg }
+
+// Backend returns the backend the model lives on.
+func (m *Model) Backend() Backend { return m.be }
+
+// Tensors returns the parameter tensors in flat-buffer order. The result
+// is shared; do not modify it.
+func (m *Model) Tensors() []Tensor { return m.tensors }
+
+// NumParams is the number of parameters.
+func (m *Model) NumParams() int { return m.n }
+
+// Params is the flat parameter buffer (see Tensors for its layout).
+func (m *Model) Params() Buf { return m.params }
+
+// Grads is the flat gradient buffer, laid out as Params.
+func (m *Model) Grads() Buf { return m.grads }
+
+// Init sets GLM's initial weights from seed (see Layout for the tensors).
+func (m *Model) Init(seed uint64) error {
+	host := make([]float32, m.n)
+	initParams(host, m.tensors, m.cfg, seed)
+	return m.SetParams(host)
+}
+
+// SetParams uploads a flat float32 parameter vector.
+func (m *Model) SetParams(host []float32) error {
+	if len(host) != m.n {
+		return fmt.Errorf("trainer: %d parameter values for a model of %d", len(host), m.n)
+	}
+	if err := m.be.Upload(m.params, host); err != nil {
+		return fmt.Errorf("trainer: upload parameters: %w", err)
+	}
+	return nil
+}
+
+// ParamsHost downloads the parameters as one flat float32 vector.
+func (m *Model) ParamsHost() ([]float32, error) {
+	host := make([]float32, m.n)
+	if err := m.be.Download(host, m.params); err != nil {
+		return nil, fmt.Errorf("trainer: download parameters: %w", err)
+	}
+	return host, nil
+}
+
+// ZeroGrad sets every gradient to 0.
+func (m *Model) ZeroGrad() error { return m.be.Zero(m.grads) }
+
+// Close frees the model's buffers.
+func (m *Model) Close() error {
+	err := errors.Join(m.be.Free(m.params), m.be.Free(m.grads), m.acts.free(m.be))
+	m.params, m.grads = nil, nil
+	return err
+}
+
+// Pass says how a forward pass runs. With Train set, dropout is on and its
+// masks are a function of (Seed, Step, Micro, site), so a resumed run
+// draws the masks an uninterrupted one would.
+type Pass struct {
+	Train bool
+	Seed  uint64
+	Step  int
+	Micro int
+}
+
+// key is the RNG key of one dropout site: 0 the embeddings, then per layer
+// l 1+3l the attention probabilities, 2+3l the attention output, 3+3l the
+// MLP output.
+func (p Pass) key(site int) RNGKey {
+	s := mix64(uint64(p.Step) + 0x9e3779b97f4a7c15)
+	s = mix64(s + uint64(p.Micro))
+	s = mix64(s + uint64(site))
+	return RNGKey{Seed: p.Seed, Stream: s}
+}
+
+// mix64 is splitmix64's finaliser, a bijection on uint64.
+func mix64(x uint64) uint64 {
+	x ^= x >> 30
+	x *= 0xbf58476d1ce4e5b9
+	x ^= x >> 27
+	x *= 0x94d049bb133111eb
+	x ^= x >> 31
+	return x
+}
+
+// Loss is the cross entropy of one forward pass over its loss positions.
+type Loss struct {
+	Sum    float64 // Σ CE over the loss positions (summed in float64, in order)
+	Tokens int     // number of loss positions
+	// ObjSum and ObjTokens split Sum and Tokens by the row's objective
+	// (empty when the batch has no Objective column).
+	ObjSum    [masking.NumObjectives]float64
+	ObjTokens [masking.NumObjectives]int
+}
+
+// Mean is the token-mean loss, GLM's Σ(CE·mask)/Σ mask; 0 without tokens.
+func (l Loss) Mean() float64 {
+	if l.Tokens == 0 {
+		return 0
+	}
+	return l.Sum / float64(l.Tokens)
+}
+
+// Add accumulates o into l.
+func (l *Loss) Add(o Loss) {
+	l.Sum += o.Sum
+	l.Tokens += o.Tokens
+	for i := range l.ObjSum {
+		l.ObjSum[i] += o.ObjSum[i]
+		l.ObjTokens[i] += o.ObjTokens[i]
+	}
+}
+
+// checkBatch reports a batch whose slices do not match its B and T.
+func checkBatch(b *sharding.Batch) error {
+	if b.B < 1 || b.T < 1 {
+		return fmt.Errorf("trainer: batch of %d×%d", b.B, b.T)
+	}
+	bt := b.B * b.T
+	for _, f := range []struct {
+		name string
+		n    int
+	}{{"Input", len(b.Input)}, {"Target", len(b.Target)}, {"LossMask", len(b.LossMask)}, {"Pos", len(b.Pos)}, {"BlockPos", len(b.BlockPos)}} {
+		if f.n < bt {
+			return fmt.Errorf("trainer: batch %s has %d elements; want B·T = %d", f.name, f.n, bt)
+		}
+	}
+	if len(b.Sep) < b.B {
+		return fmt.Errorf("trainer: batch Sep has %d elements; want B = %d", len(b.Sep), b.B)
+	}
+	for i, s := range b.Sep[:b.B] {
+		if s < 0 || int(s) > b.T {
+			return fmt.Errorf("trainer: batch row %d has sep %d outside [0, %d]", i, s, b.T)
+		}
+	}
+	return nil
+}
+
+// Forward runs the model on b and returns the loss over b's loss
+// positions. With pass.Train, dropout is on. Backward may follow.
+func (m *Model) Forward(b *sharding.Batch, pass Pass) (Loss, error) {
+	if err := checkBatch(b); err != nil {
+		return Loss{}, err
+	}
+	B, T, C, NH, V := b.B, b.T, m.cfg.Hidden, m.cfg.Heads, m.cfg.Vocab
+	BT := B * T
+	be, w, a := m.be, &m.w, &m.acts
+
+	// the loss positions (row-major) and their targets
+	sel, tgt := m.host.sel[:0], m.host.tgt[:0]
+	for i, mk := range b.LossMask[:BT] {
+		if mk != 0 {
+			sel = append(sel, int32(i))
+			tgt = append(tgt, b.Target[i])
+		}
+	}
+	m.host.sel, m.host.tgt = sel, tgt
+	N := len(sel)
+	if err := a.ensure(be, m.cfg, B, T, N); err != nil {
+		return Loss{}, err
+	}
+	m.last.ok = false
+	if err := errors.Join(
+		be.UploadInt32(a.inp, b.Input[:BT]), be.UploadInt32(a.pos, b.Pos[:BT]),
+		be.UploadInt32(a.bpos, b.BlockPos[:BT]), be.UploadInt32(a.sep, b.Sep[:B]),
+		be.UploadInt32(a.sel, sel), be.UploadInt32(a.tgt, tgt)); err != nil {
+		return Loss{}, fmt.Errorf("trainer: upload batch: %w", err)
+	}
+	p, pa := float32(0), float32(0)
+	if pass.Train {
+		p, pa = float32(m.cfg.HiddenDropout), float32(m.cfg.AttentionDropout)
+	}
+
+	// embeddings: inp, pos, bpos (B,T) → encoded (B,T,C)
+	err := be.EncoderForward(a.encoded, a.inp, a.pos, a.bpos, w.wte, w.wpe, w.wbpe, BT, C)
+	if err == nil && p > 0 {
+		err = be.Dropout(a.encoded, a.encoded, BT*C, p, pass.key(0))
+	}
+	if err != nil {
+		return Loss{}, fmt.Errorf("trainer: embeddings: %w", err)
+	}
+	x := a.encoded // the residual stream (B,T,C)
+	for l := range m.cfg.Layers {
+		lw, la := &w.layers[l], &a.layers[l]
+		err := firstErr(
+			// h = x + Attn(LN1(x))
+			func() error { return be.LayerNormForward(la.ln1, la.ln1Mean, la.ln1Rstd, x, lw.ln1w, lw.ln1b, BT, C) },
+			func() error { return be.MatmulForward(la.qkv, la.ln1, lw.qkvw, lw.qkvb, BT, C, 3*C) },
+			func() error {
+				return be.AttentionForward(la.atty, la.att, la.attd(pa), la.qkv, a.sep, B, T, C, NH, pa, pass.key(1+3*l))
+			},
+			func() error { return be.MatmulForward(la.attproj, la.atty, lw.projw, lw.projb, BT, C, C) },
+			func() error { return dropout(be, la.attproj, BT*C, p, pass.key(2+3*l)) },
+			func() error { return be.ResidualForward(la.res2, x, la.attproj, BT*C) },
+			// out = h + MLP(LN2(h))
+			func() error {
+				return be.LayerNormForward(la.ln2, la.ln2Mean, la.ln2Rstd, la.res2, lw.ln2w, lw.ln2b, BT, C)
+			},
+			func() error { return be.MatmulForward(la.fch, la.ln2, lw.fcw, lw.fcb, BT, C, 4*C) },
+			func() error { return be.GeluForward(la.fchGelu, la.fch, BT*4*C) },
+			func() error { return be.MatmulForward(la.fcproj, la.fchGelu, lw.fcprojw, lw.fcprojb, BT, 4*C, C) },
+			func() error { return dropout(be, la.fcproj, BT*C, p, pass.key(3+3*l)) },
+			func() error { return be.ResidualForward(la.res3, la.res2, la.fcproj, BT*C) },
+		)
+		if err != nil {
+			return Loss{}, fmt.Errorf("trainer: layer %d forward: %w", l, err)
+		}
+		x = la.res3
+	}
+	// final LayerNorm, then logits at the loss positions only:
+	// lnf (B,T,C) → hsel (N,C) → logits (N,V) = hsel·wteᵀ → losses (N)
+	err = be.LayerNormForward(a.lnf, a.lnfMean, a.lnfRstd, x, w.lnfw, w.lnfb, BT, C)
+	if err == nil && N > 0 {
+		err = firstErr(
+			func() error { return be.GatherRows(a.hsel, a.lnf, a.sel, N, C) },
+			func() error { return be.MatmulForward(a.logits, a.hsel, w.wte, nil, N, C, V) },
+			func() error { return be.CrossEntropyForward(a.losses, a.logits, a.tgt, N, V) },
+		)
+	}
+	if err != nil {
+		return Loss{}, fmt.Errorf("trainer: output layer: %w", err)
+	}
+
+	var loss Loss
+	if N > 0 {
+		losses := make([]float32, N)
+		if err := be.Download(losses, a.losses); err != nil {
+			return Loss{}, fmt.Errorf("trainer: download losses: %w", err)
+		}
+		withObj := len(b.Objective) >= B
+		for i, v := range losses {
+			loss.Sum += float64(v)
+			if withObj {
+				o := b.Objective[int(sel[i])/T]
+				if int(o) < masking.NumObjectives {
+					loss.ObjSum[o] += float64(v)
+					loss.ObjTokens[o]++
+				}
+			}
+		}
+		loss.Tokens = N
+	}
+	m.last.ok, m.last.b, m.last.t, m.last.ns, m.last.pass = true, B, T, N, pass
+	return loss, nil
+}
+
+// dropout applies dropout in place; p = 0 is a no-op.
+func dropout(be Backend, x Buf, n int, p float32, key RNGKey) error {
+	if p == 0 {
+		return nil
+	}
+	return be.Dropout(x, x, n, p, key)
+}
+
+// firstErr runs fs in order and stops at the first error.
+func firstErr(fs ...func() error) error {
+	for _, f := range fs {
+		if err := f(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Backward accumulates into Grads the gradient of scale·Σ CE of the last
+// Forward (scale = 1/tokens gives the token mean). It overwrites the
+// logits, so it runs at most once per Forward.
+func (m *Model) Backward(scale float32) error {
+	if !m.last.ok {
+		return errors.New("trainer: backward without a forward pass (or twice for one)")
+	}
+	m.last.ok = false
+	B, T, N, pass := m.last.b, m.last.t, m.last.ns, m.last.pass
+	C, NH, V := m.cfg.Hidden, m.cfg.Heads, m.cfg.Vocab
+	BT := B * T
+	be, w, g, a, d := m.be, &m.w, &m.g, &m.acts, &m.acts.grad
+	p, pa := float32(0), float32(0)
+	if pass.Train {
+		p, pa = float32(m.cfg.HiddenDropout), float32(m.cfg.AttentionDropout)
+	}
+	xL := a.encoded // the input of the final LayerNorm
+	if L := m.cfg.Layers; L > 0 {
+		xL = a.layers[L-1].res3
+	}
+
+	// output layer: logits (N,V) → dlogits; hsel (N,C), wte (V,C) → dhsel, dwte;
+	// dhsel scattered to dlnf (B,T,C); final LayerNorm → dres (B,T,C)
+	err := firstErr(
+		func() error { return be.Zero(d.lnf) },
+		func() error {
+			if N == 0 {
+				return nil
+			}
+			return firstErr(
+				func() error { return be.CrossEntropyBackward(a.logits, a.tgt, N, V, scale) },
+				func() error { return be.Zero(d.hsel) },
+				func() error { return be.MatmulBackward(d.hsel, g.wte, nil, a.logits, a.hsel, w.wte, N, C, V) },
+				func() error { return be.ScatterAddRows(d.lnf, d.hsel, a.sel, N, C) },
+			)
+		},
+		func() error { return be.Zero(d.res) },
+		func() error {
+			return be.LayerNormBackward(d.res, g.lnfw, g.lnfb, d.lnf, xL, w.lnfw, a.lnfMean, a.lnfRstd, BT, C)
+		},
+	)
+	if err != nil {
+		return fmt.Errorf("trainer: output layer backward: %w", err)
+	}
+	for l := m.cfg.Layers - 1; l >= 0; l-- {
+		lw, lg, la := &w.layers[l], &g.layers[l], &a.layers[l]
+		x := a.encoded // this layer's input
+		if l > 0 {
+			x = a.layers[l-1].res3
+		}
+		dproj := d.res // the gradient of a residual branch's output, through its dropout
+		err := firstErr(
+			// d.res is d out; out = h + drop(fcproj)
+			func() error { return dropoutGrad(be, &dproj, d.tmp, d.res, BT*C, p, pass.key(3+3*l)) },
+			func() error { return be.Zero(d.fchGelu) },
+			func() error {
+				return be.MatmulBackward(d.fchGelu, lg.fcprojw, lg.fcprojb, dproj, la.fchGelu, lw.fcprojw, BT, 4*C, C)
+			},
+			func() error { return be.Zero(d.fch) },
+			func() error { return be.GeluBackward(d.fch, la.fch, d.fchGelu, BT*4*C) },
+			func() error { return be.Zero(d.ln) },
+			func() error { return be.MatmulBackward(d.ln, lg.fcw, lg.fcb, d.fch, la.ln2, lw.fcw, BT, C, 4*C) },
+			func() error {
+				return be.LayerNormBackward(d.res, lg.ln2w, lg.ln2b, d.ln, la.res2, lw.ln2w, la.ln2Mean, la.ln2Rstd, BT, C)
+			},
+			// d.res is now d h; h = x + drop(attproj)
+			func() error { return dropoutGrad(be, &dproj, d.tmp, d.res, BT*C, p, pass.key(2+3*l)) },
+			func() error { return be.Zero(d.atty) },
+			func() error {
+				return be.MatmulBackward(d.atty, lg.projw, lg.projb, dproj, la.atty, lw.projw, BT, C, C)
+			},
+			func() error { return be.Zero(d.qkv) },
+			func() error {
+				return be.AttentionBackward(d.qkv, d.att, d.atty, la.qkv, la.att, la.attd(pa), a.sep, B, T, C, NH, pa, pass.key(1+3*l))
+			},
+			func() error { return be.Zero(d.ln) },
+			func() error { return be.MatmulBackward(d.ln, lg.qkvw, lg.qkvb, d.qkv, la.ln1, lw.qkvw, BT, C, 3*C) },
+			func() error {
+				return be.LayerNormBackward(d.res, lg.ln1w, lg.ln1b, d.ln, x, lw.ln1w, la.ln1Mean, la.ln1Rstd, BT, C)
+			},
+			// d.res is now d x
+		)
+		if err != nil {
+			return fmt.Errorf("trainer: layer %d backward: %w", l, err)
+		}
+	}
+	// embeddings: d encoded (B,T,C) through the embedding dropout → dwte, dwpe, dwbpe
+	err = dropout(be, d.res, BT*C, p, pass.key(0))
+	if err == nil {
+		err = be.EncoderBackward(g.wte, g.wpe, g.wbpe, d.res, a.inp, a.pos, a.bpos, BT, C)
+	}
+	if err != nil {
+		return fmt.Errorf("trainer: embeddings backward: %w", err)
+	}
+	return nil
+}
+
+// dropoutGrad points *out at the gradient of a dropout's input given the
+// gradient dy of its output: dy itself when p = 0, else the masked copy in
+// tmp.
+func dropoutGrad(be Backend, out *Buf, tmp, dy Buf, n int, p float32, key RNGKey) error {
+	if p == 0 {
+		*out = dy
+		return nil
+	}
+	*out = tmp
+	return be.Dropout(tmp, dy, n, p, key)
+}
+
+// Logits runs the model on b without dropout and returns the logits at b's
+// loss positions, (N,V) row-major in the order of the positions. The loss
+// positions' targets must be valid ids.
+func (m *Model) Logits(b *sharding.Batch) ([]float32, error) {
+	if _, err := m.Forward(b, Pass{}); err != nil {
+		return nil, err
+	}
+	m.last.ok = false
+	out := make([]float32, m.acts.ns*m.cfg.Vocab)
+	if len(out) == 0 {
+		return out, nil
+	}
+	if err := m.be.Download(out, m.acts.logits.Slice(0, len(out))); err != nil {
+		return nil, fmt.Errorf("trainer: download logits: %w", err)
+	}
+	return out, nil
+}
+
+// GradNorm returns the global L2 norm of the gradients.
+func (m *Model) GradNorm() (float64, error) {
+	ss, err := m.be.SumSquares(m.grads)
+	if err != nil {
+		return 0, fmt.Errorf("trainer: gradient norm: %w", err)
+	}
+	return math.Sqrt(ss), nil
+}
