@@ -1,0 +1,309 @@
+package pipeline
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"runtime"
+	"runtime/debug"
+	"strings"
+
+	"github.com/glmkit/glmkit/masking"
+	"github.com/glmkit/glmkit/sharding"
+)
+
+// BuildOptions configures Build.
+type BuildOptions struct {
+	Inputs []string // --input values: files, globs, directories, "-"
+	Out    string   // the build directory
+
+	// Meta fixes the tokenizer identity, seq_len, mask epochs and the
+	// masking configuration (seed included); Config the rest of the output.
+	Meta   sharding.Meta
+	Config Config
+	// SentenceEnd is the tokenizer's sentence-end bit per id.
+	SentenceEnd []bool
+	NewEncoder  func() Encoder
+
+	Workers int
+	Resume  bool // continue an interrupted build in Out
+	Force   bool // replace a build in Out
+	Strict  bool // bad input is fatal
+
+	Warn     func(msg string)
+	Phase    func(name string, total int64) // a new phase of work of total input bytes
+	Progress func(n int64)                  // input bytes done in the current phase
+	Software map[string]string              // recorded in the manifest
+}
+
+// Result is what Build did.
+type Result struct {
+	Manifest     *sharding.Manifest
+	Stats        Stats
+	TasksSkipped int // complete tasks found by --resume
+	TasksRun     int
+}
+
+func (o *BuildOptions) phase(name string, total int64) {
+	if o.Phase != nil {
+		o.Phase(name, total)
+	}
+}
+
+// Validate checks the options that Build cannot fix itself.
+func (o *BuildOptions) validate() error {
+	if o.Out == "" {
+		return errors.New("pipeline: no --out directory")
+	}
+	if err := o.Config.Validate(); err != nil {
+		return err
+	}
+	m := o.Meta
+	switch {
+	case m.SeqLen < 8:
+		return fmt.Errorf("pipeline: --seq-len %d: want at least 8", m.SeqLen)
+	case m.SeqLen > 1<<20:
+		return fmt.Errorf("pipeline: --seq-len %d: want at most %d", m.SeqLen, 1<<20)
+	case m.MaskEpochs < 1 || m.MaskEpochs > 1000:
+		return fmt.Errorf("pipeline: --mask-epochs %d: want 1..1000", m.MaskEpochs)
+	case o.NewEncoder == nil:
+		return errors.New("pipeline: no tokenizer")
+	}
+	if o.Resume && o.Force {
+		return errors.New("pipeline: --resume and --force contradict each other")
+	}
+	return nil
+}
+
+// Build runs a whole build locally: it plans the inputs into tasks, writes
+// plan.json, runs every task (skipping those --resume finds complete,
+// continuing an incomplete one after its last shard), then writes
+// manifest.json last. The output bytes depend only on the inputs,
+// o.Meta and o.Config, not on o.Workers.
+func Build(ctx context.Context, o BuildOptions) (*Result, error) {
+	if err := o.validate(); err != nil {
+		return nil, err
+	}
+	mcfg := o.Meta.Masking
+	mcfg.SentenceEnd = o.SentenceEnd
+	masker, err := masking.New(mcfg)
+	if err != nil {
+		return nil, err
+	}
+	inputs, err := ResolveInputs(o.Inputs, o.Config.Format)
+	if err != nil {
+		return nil, err
+	}
+	var total int64
+	for _, in := range inputs {
+		total += max(in.Size, 0)
+	}
+	o.phase("hashing", total)
+	if err := Hash(inputs, o.Progress); err != nil {
+		return nil, err
+	}
+	plan, err := MakePlan(o.Meta, o.Config, inputs)
+	if err != nil {
+		return nil, err
+	}
+	for _, in := range inputs {
+		if in.Path == Stdin && o.Resume {
+			return nil, errors.New("pipeline: --resume does not work with stdin input")
+		}
+	}
+	if err := o.prepareDir(plan); err != nil {
+		return nil, err
+	}
+	if err := WritePlan(o.Out, plan); err != nil {
+		return nil, fmt.Errorf("pipeline: writing plan: %w", err)
+	}
+
+	env := &Env{Dir: o.Out, Masker: masker, NewEncoder: o.NewEncoder, Workers: o.Workers,
+		Strict: o.Strict, Warn: o.Warn, Progress: o.Progress}
+	if env.Workers < 1 {
+		env.Workers = runtime.GOMAXPROCS(0)
+	}
+	res := &Result{}
+	o.phase("building", total)
+	for _, t := range plan.Tasks {
+		prev, err := ReadTaskRecord(o.Out, t.Index)
+		if err != nil {
+			return nil, err
+		}
+		if prev != nil && prev.Complete {
+			res.TasksSkipped++
+			if o.Progress != nil {
+				o.Progress(taskBytes(plan, t))
+			}
+			continue
+		}
+		if _, err := RunTask(ctx, plan, env, t, prev); err != nil {
+			return nil, err
+		}
+		res.TasksRun++
+	}
+	m, stats, err := Merge(o.Out, plan, o.Software)
+	if err != nil {
+		return nil, err
+	}
+	res.Manifest, res.Stats = m, stats
+	return res, nil
+}
+
+func taskBytes(p *Plan, t Task) int64 {
+	in := p.Inputs[t.Input]
+	if t.End < 0 {
+		return max(in.Size, 0) - t.Start
+	}
+	return t.End - t.Start
+}
+
+// prepareDir checks Out against --resume/--force and clears what a new
+// build replaces.
+func (o *BuildOptions) prepareDir(plan *Plan) error {
+	if err := os.MkdirAll(o.Out, 0o755); err != nil {
+		return fmt.Errorf("pipeline: %w", err)
+	}
+	old, err := ReadPlan(o.Out)
+	exists := err == nil
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		if !o.Force {
+			return err
+		}
+	}
+	switch {
+	case exists && o.Resume:
+		a, _ := json.Marshal(old)
+		b, _ := json.Marshal(plan)
+		if !bytes.Equal(a, b) {
+			return fmt.Errorf("pipeline: %s holds a build of other inputs or flags (%s); --resume needs the same ones (or use --force to start over)", o.Out, planDiff(old, plan))
+		}
+	case exists && !o.Force:
+		return fmt.Errorf("pipeline: %s already holds a build; use --resume to continue it or --force to replace it", o.Out)
+	case !exists && !o.Force:
+		if _, err := os.Stat(filepath.Join(o.Out, sharding.ManifestName)); err == nil {
+			return fmt.Errorf("pipeline: %s holds a manifest.json but no plan.json; use --force to replace it", o.Out)
+		}
+	}
+	if o.Force {
+		return clearBuild(o.Out)
+	}
+	// Temporary files of an interrupted run.
+	for _, d := range []string{o.Out, filepath.Join(o.Out, TasksDir)} {
+		ents, _ := os.ReadDir(d)
+		for _, e := range ents {
+			if n := e.Name(); strings.HasPrefix(n, ".") && strings.HasSuffix(n, ".tmp") {
+				os.Remove(filepath.Join(d, n))
+			}
+		}
+	}
+	return nil
+}
+
+// clearBuild removes a build's files from dir, and nothing else.
+func clearBuild(dir string) error {
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return fmt.Errorf("pipeline: %w", err)
+	}
+	for _, e := range ents {
+		n := e.Name()
+		isOurs := n == PlanName || n == sharding.ManifestName || n == TasksDir ||
+			(strings.HasPrefix(n, "shard-") && strings.HasSuffix(n, ".arrow")) ||
+			(strings.HasPrefix(n, ".") && strings.HasSuffix(n, ".tmp"))
+		if isOurs {
+			if err := os.RemoveAll(filepath.Join(dir, n)); err != nil {
+				return fmt.Errorf("pipeline: %w", err)
+			}
+		}
+	}
+	return nil
+}
+
+func planDiff(a, b *Plan) string {
+	var diffs []string
+	ja, _ := json.Marshal(a.Meta)
+	jb, _ := json.Marshal(b.Meta)
+	if !bytes.Equal(ja, jb) {
+		diffs = append(diffs, "tokenizer, seq-len or masking flags differ")
+	}
+	if a.Config != b.Config {
+		diffs = append(diffs, "reading or sharding flags differ")
+	}
+	ja, _ = json.Marshal(a.Inputs)
+	jb, _ = json.Marshal(b.Inputs)
+	if !bytes.Equal(ja, jb) {
+		diffs = append(diffs, "input files differ")
+	}
+	if len(diffs) == 0 {
+		diffs = append(diffs, "task split differs")
+	}
+	return strings.Join(diffs, "; ")
+}
+
+// Merge assembles the manifest of a build from its plan and task records,
+// checks that every task is complete and its shards are there, and writes
+// manifest.json last, atomically.
+func Merge(dir string, plan *Plan, software map[string]string) (*sharding.Manifest, Stats, error) {
+	cfg, err := json.Marshal(plan.Config)
+	if err != nil {
+		return nil, Stats{}, err
+	}
+	m := &sharding.Manifest{FormatVersion: sharding.FormatVersion, Meta: plan.Meta, Config: cfg,
+		Shards: []sharding.ShardFile{}, Software: software}
+	inputs := append([]Input(nil), plan.Inputs...)
+	var stats Stats
+	for _, t := range plan.Tasks {
+		rec, err := ReadTaskRecord(dir, t.Index)
+		if err != nil {
+			return nil, stats, err
+		}
+		if rec == nil || !rec.Complete {
+			return nil, stats, fmt.Errorf("pipeline: task %d of %s is not complete", t.Index, dir)
+		}
+		for _, sf := range rec.Shards {
+			st, err := os.Stat(filepath.Join(dir, sf.Name))
+			if err != nil {
+				return nil, stats, fmt.Errorf("pipeline: task %d: shard %w", t.Index, err)
+			}
+			if st.Size() != sf.Bytes {
+				return nil, stats, fmt.Errorf("pipeline: task %d: %s has %d bytes, its record says %d", t.Index, sf.Name, st.Size(), sf.Bytes)
+			}
+		}
+		if rec.Input != nil {
+			inputs[t.Input].Size, inputs[t.Input].SHA256 = rec.Input.Size, rec.Input.SHA256
+		}
+		m.Shards = append(m.Shards, rec.Shards...)
+		stats.Add(rec.Stats)
+	}
+	for _, in := range inputs {
+		m.Inputs = append(m.Inputs, sharding.InputFile{Path: in.Path, Size: in.Size, SHA256: in.SHA256})
+	}
+	if m.Stats, err = json.Marshal(stats); err != nil {
+		return nil, stats, err
+	}
+	m.Sum()
+	if err := sharding.WriteManifest(dir, m); err != nil {
+		return nil, stats, err
+	}
+	return m, stats, nil
+}
+
+// Software returns the versions to record in a manifest: glmkit's module
+// version, Go's, and arrow-go's.
+func Software() map[string]string {
+	s := map[string]string{"go": runtime.Version()}
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		s["glmkit"] = bi.Main.Version
+		for _, d := range bi.Deps {
+			if d.Path == "github.com/apache/arrow-go/v18" {
+				s["arrow-go"] = d.Version
+			}
+		}
+	}
+	return s
+}

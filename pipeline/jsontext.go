@@ -1,0 +1,337 @@
+package pipeline
+
+import (
+	"fmt"
+	"unicode/utf16"
+	"unicode/utf8"
+)
+
+// jsonText finds the string at a dotted path (["meta", "text"]) in one JSON
+// object and appends its decoded value to dst. It checks the whole record
+// is valid JSON (RFC 8259), without building any value, so records are
+// parsed at the speed of a scan and allocate nothing. A key that occurs
+// twice takes its last value, as Python's json and encoding/json do.
+//
+// It returns reason OK, MissingField, NotString or BadJSON (with err).
+func jsonText(dst, data []byte, path []string) ([]byte, Reason, error) {
+	p := jparser{data: data, dst: dst, base: len(dst), mark: len(dst)}
+	p.ws()
+	if p.i >= len(p.data) || p.data[p.i] != '{' {
+		return dst, BadJSON, p.errf("a record must be a JSON object")
+	}
+	status := MissingField
+	if err := p.object(path, &status); err != nil {
+		return dst, BadJSON, err
+	}
+	p.ws()
+	if p.i != len(p.data) {
+		return dst, BadJSON, p.errf("data after the object")
+	}
+	return p.dst[:p.mark], status, nil
+}
+
+type jparser struct {
+	data  []byte
+	i     int
+	dst   []byte
+	base  int // where the found text starts in dst
+	mark  int // where it ends
+	depth int
+}
+
+func (p *jparser) errf(format string, a ...any) error {
+	return fmt.Errorf("invalid JSON at byte %d: %s", p.i+1, fmt.Sprintf(format, a...))
+}
+
+func (p *jparser) ws() {
+	for p.i < len(p.data) {
+		switch p.data[p.i] {
+		case ' ', '\t', '\n', '\r':
+			p.i++
+		default:
+			return
+		}
+	}
+}
+
+const maxJSONDepth = 10000
+
+// object parses an object at p.i; path is the rest of the field path
+// (nil when the field is not below this object).
+func (p *jparser) object(path []string, status *Reason) error {
+	p.depth++
+	if p.depth > maxJSONDepth {
+		return p.errf("nested too deeply")
+	}
+	defer func() { p.depth-- }()
+	p.i++ // '{'
+	p.ws()
+	if p.i < len(p.data) && p.data[p.i] == '}' {
+		p.i++
+		return nil
+	}
+	for {
+		p.ws()
+		if p.i >= len(p.data) || p.data[p.i] != '"' {
+			return p.errf("want a string key")
+		}
+		// Decode the key into dst past the mark, compare, then drop it.
+		keyStart := len(p.dst)
+		if err := p.str(); err != nil {
+			return err
+		}
+		match := len(path) > 0 && string(p.dst[keyStart:]) == path[0]
+		p.dst = p.dst[:keyStart]
+		p.ws()
+		if p.i >= len(p.data) || p.data[p.i] != ':' {
+			return p.errf("want ':' after a key")
+		}
+		p.i++
+		p.ws()
+		if p.i >= len(p.data) {
+			return p.errf("unexpected end")
+		}
+		switch {
+		case match && len(path) == 1 && p.data[p.i] == '"':
+			// The field: decode it to the front of dst (an earlier
+			// duplicate is overwritten).
+			p.dst = p.dst[:p.base]
+			if err := p.str(); err != nil {
+				return err
+			}
+			p.mark = len(p.dst)
+			*status = OK
+		case match && len(path) == 1:
+			p.dst, p.mark = p.dst[:p.base], p.base
+			*status = NotString
+			if err := p.value(nil, status); err != nil {
+				return err
+			}
+		case match && p.data[p.i] == '{':
+			if err := p.object(path[1:], status); err != nil {
+				return err
+			}
+		default:
+			if err := p.value(nil, status); err != nil {
+				return err
+			}
+		}
+		p.ws()
+		if p.i >= len(p.data) {
+			return p.errf("unexpected end inside an object")
+		}
+		switch p.data[p.i] {
+		case ',':
+			p.i++
+		case '}':
+			p.i++
+			return nil
+		default:
+			return p.errf("want ',' or '}'")
+		}
+	}
+}
+
+// value skips any JSON value at p.i.
+func (p *jparser) value(path []string, status *Reason) error {
+	if p.i >= len(p.data) {
+		return p.errf("unexpected end")
+	}
+	switch c := p.data[p.i]; {
+	case c == '{':
+		return p.object(path, status)
+	case c == '[':
+		p.depth++
+		if p.depth > maxJSONDepth {
+			return p.errf("nested too deeply")
+		}
+		defer func() { p.depth-- }()
+		p.i++
+		p.ws()
+		if p.i < len(p.data) && p.data[p.i] == ']' {
+			p.i++
+			return nil
+		}
+		for {
+			p.ws()
+			if err := p.value(nil, status); err != nil {
+				return err
+			}
+			p.ws()
+			if p.i >= len(p.data) {
+				return p.errf("unexpected end inside an array")
+			}
+			if p.data[p.i] == ']' {
+				p.i++
+				return nil
+			}
+			if p.data[p.i] != ',' {
+				return p.errf("want ',' or ']'")
+			}
+			p.i++
+		}
+	case c == '"':
+		mark := len(p.dst)
+		err := p.str()
+		p.dst = p.dst[:mark]
+		return err
+	case c == 't':
+		return p.lit("true")
+	case c == 'f':
+		return p.lit("false")
+	case c == 'n':
+		return p.lit("null")
+	case c == '-' || (c >= '0' && c <= '9'):
+		return p.number()
+	}
+	return p.errf("unexpected character %q", p.data[p.i])
+}
+
+func (p *jparser) lit(s string) error {
+	if len(p.data)-p.i < len(s) || string(p.data[p.i:p.i+len(s)]) != s {
+		return p.errf("want %s", s)
+	}
+	p.i += len(s)
+	return nil
+}
+
+func (p *jparser) number() error {
+	d := p.data
+	i := p.i
+	if i < len(d) && d[i] == '-' {
+		i++
+	}
+	switch {
+	case i < len(d) && d[i] == '0':
+		i++
+	case i < len(d) && d[i] >= '1' && d[i] <= '9':
+		for i < len(d) && d[i] >= '0' && d[i] <= '9' {
+			i++
+		}
+	default:
+		p.i = i
+		return p.errf("bad number")
+	}
+	if i < len(d) && d[i] == '.' {
+		i++
+		if i >= len(d) || d[i] < '0' || d[i] > '9' {
+			p.i = i
+			return p.errf("bad number")
+		}
+		for i < len(d) && d[i] >= '0' && d[i] <= '9' {
+			i++
+		}
+	}
+	if i < len(d) && (d[i] == 'e' || d[i] == 'E') {
+		i++
+		if i < len(d) && (d[i] == '+' || d[i] == '-') {
+			i++
+		}
+		if i >= len(d) || d[i] < '0' || d[i] > '9' {
+			p.i = i
+			return p.errf("bad number")
+		}
+		for i < len(d) && d[i] >= '0' && d[i] <= '9' {
+			i++
+		}
+	}
+	p.i = i
+	return nil
+}
+
+// str decodes the string at p.i (at its opening quote) and appends it to
+// p.dst. Bytes that are not UTF-8 are kept (the pipeline repairs them
+// later and counts it); a lone surrogate escape becomes U+FFFD.
+func (p *jparser) str() error {
+	d := p.data
+	i := p.i + 1
+	for {
+		// Copy the run of plain bytes in one go.
+		j := i
+		for j < len(d) && d[j] != '"' && d[j] != '\\' && d[j] >= 0x20 {
+			j++
+		}
+		p.dst = append(p.dst, d[i:j]...)
+		i = j
+		if i >= len(d) {
+			p.i = i
+			return p.errf("unterminated string")
+		}
+		switch c := d[i]; {
+		case c == '"':
+			p.i = i + 1
+			return nil
+		case c < 0x20:
+			p.i = i
+			return p.errf("control character %#x in a string", c)
+		}
+		// A backslash escape.
+		if i+1 >= len(d) {
+			p.i = i
+			return p.errf("unterminated escape")
+		}
+		switch e := d[i+1]; e {
+		case '"', '\\', '/':
+			p.dst = append(p.dst, e)
+			i += 2
+		case 'b':
+			p.dst = append(p.dst, '\b')
+			i += 2
+		case 'f':
+			p.dst = append(p.dst, '\f')
+			i += 2
+		case 'n':
+			p.dst = append(p.dst, '\n')
+			i += 2
+		case 'r':
+			p.dst = append(p.dst, '\r')
+			i += 2
+		case 't':
+			p.dst = append(p.dst, '\t')
+			i += 2
+		case 'u':
+			r, ok := hex4(d, i+2)
+			if !ok {
+				p.i = i
+				return p.errf("bad \\u escape")
+			}
+			i += 6
+			if utf16.IsSurrogate(r) {
+				r2, ok2 := rune(-1), false
+				if i+6 <= len(d) && d[i] == '\\' && d[i+1] == 'u' {
+					r2, ok2 = hex4(d, i+2)
+				}
+				if ok2 && utf16.DecodeRune(r, r2) != utf8.RuneError {
+					r = utf16.DecodeRune(r, r2)
+					i += 6
+				} else {
+					r = utf8.RuneError
+				}
+			}
+			p.dst = utf8.AppendRune(p.dst, r)
+		default:
+			p.i = i
+			return p.errf("bad escape \\%c", e)
+		}
+	}
+}
+
+func hex4(d []byte, i int) (rune, bool) {
+	if i+4 > len(d) {
+		return 0, false
+	}
+	var v rune
+	for _, c := range d[i : i+4] {
+		switch {
+		case c >= '0' && c <= '9':
+			v = v<<4 | rune(c-'0')
+		case c >= 'a' && c <= 'f':
+			v = v<<4 | rune(c-'a'+10)
+		case c >= 'A' && c <= 'F':
+			v = v<<4 | rune(c-'A'+10)
+		default:
+			return 0, false
+		}
+	}
+	return v, true
+}

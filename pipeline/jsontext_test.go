@@ -1,0 +1,118 @@
+package pipeline
+
+import (
+	"encoding/json"
+	"strings"
+	"testing"
+	"unicode/utf8"
+)
+
+func TestJSONText(t *testing.T) {
+	for _, tc := range []struct {
+		in     string
+		path   string
+		want   string
+		reason Reason
+	}{
+		{`{"text": "hello"}`, "text", "hello", OK},
+		{`  {"id":1,"text":"a\"b\\c\/d\n\t\u00e9\ud83d\ude00"} `, "text", "a\"b\\c/d\n\té😀", OK},
+		{`{"meta":{"text":"deep"},"text":"top"}`, "meta.text", "deep", OK},
+		{`{"meta":{"x":[1,{"text":"no"}],"text":"yes"}}`, "meta.text", "yes", OK},
+		{`{"text":"first","text":"last"}`, "text", "last", OK},
+		{`{"text":"x","text":3}`, "text", "", NotString},
+		{`{"text":null}`, "text", "", NotString},
+		{`{"text":["a"]}`, "text", "", NotString},
+		{`{"body":"x"}`, "text", "", MissingField},
+		{`{"meta":"x"}`, "meta.text", "", MissingField},
+		{`{}`, "text", "", MissingField},
+		{`{"text":"\ud800 lone"}`, "text", "\uFFFD lone", OK},
+		{`{"text":"a\u0000b"}`, "text", "a\x00b", OK},
+		{`{"text":"ok"`, "text", "", BadJSON},
+		{`{"text":"ok"} x`, "text", "", BadJSON},
+		{`{"text":"tab	inside"}`, "text", "", BadJSON},
+		{`{"text":"bad \q escape"}`, "text", "", BadJSON},
+		{`{"text":01}`, "text", "", BadJSON},
+		{`{"text":1.}`, "text", "", BadJSON},
+		{`{"n":-1.5e+3,"b":true,"f":false,"z":null,"text":"v"}`, "text", "v", OK},
+		{`["text"]`, "text", "", BadJSON},
+		{`{"text":"a",}`, "text", "", BadJSON},
+		{`{'text':'a'}`, "text", "", BadJSON},
+		{``, "text", "", BadJSON},
+		{strings.Repeat("[", 20000), "text", "", BadJSON},
+		{`{"x":` + strings.Repeat("[", 20000) + strings.Repeat("]", 20000) + `,"text":"deep"}`, "text", "", BadJSON},
+	} {
+		prefix := []byte("keep:")
+		got, reason, err := jsonText(prefix, []byte(tc.in), strings.Split(tc.path, "."))
+		if reason != tc.reason || (reason == OK && string(got[5:]) != tc.want) || string(got[:5]) != "keep:" {
+			t.Errorf("jsonText(%.60q, %q) = %q, %v, %v; want %q, %v", tc.in, tc.path, got, reason, err, tc.want, tc.reason)
+		}
+		if (err != nil) != (tc.reason == BadJSON) {
+			t.Errorf("jsonText(%.60q) error %v with reason %v", tc.in, err, reason)
+		}
+	}
+}
+
+// FuzzJSONText checks the scanner against encoding/json: both accept the
+// same objects, and the text they find is the same.
+func FuzzJSONText(f *testing.F) {
+	for _, s := range []string{`{"text":"hi"}`, `{"a":[1,2,{"b":null}],"text":"x\u00e9"}`, `{"text":1}`, `{"t":"\ud83d\ude00"}`, `{"text":"a"`, `{}`} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		got, reason, err := jsonText(nil, data, []string{"text"})
+		var obj map[string]json.RawMessage
+		stdErr := json.Unmarshal(data, &obj)
+		if stdErr != nil || obj == nil {
+			if reason != BadJSON && utf8.Valid(data) && stdErr != nil {
+				t.Fatalf("encoding/json rejects %q (%v) but jsonText gives %v", data, stdErr, reason)
+			}
+			return
+		}
+		if !utf8.Valid(data) {
+			return // encoding/json replaces invalid bytes; jsonText keeps them
+		}
+		if reason == BadJSON {
+			t.Fatalf("jsonText rejects %q: %v", data, err)
+		}
+		raw, ok := obj["text"]
+		var s string
+		switch {
+		case !ok:
+			if reason != MissingField {
+				t.Fatalf("%q: reason %v, want missing", data, reason)
+			}
+		case json.Unmarshal(raw, &s) != nil || string(raw) == "null":
+			if reason != NotString {
+				t.Fatalf("%q: reason %v, want not a string", data, reason)
+			}
+		default:
+			if reason != OK || string(got) != s {
+				t.Fatalf("%q: got %q (%v), encoding/json %q", data, got, reason, s)
+			}
+		}
+	})
+}
+
+func TestRepairUTF8(t *testing.T) {
+	// Expected outputs from Python's bytes.decode("utf-8", "replace").
+	for _, tc := range []struct{ in, want string }{
+		{"\xe2\x82", "\uFFFD"},
+		{"\xff\xff", "\uFFFD\uFFFD"},
+		{"\xed\xa0\x80", "\uFFFD\uFFFD\uFFFD"},
+		{"a\xf0\x9f\x98", "a\uFFFD"},
+		{"\xf4\x90\x80\x80", "\uFFFD\uFFFD\uFFFD\uFFFD"},
+		{"\xc0\xaf", "\uFFFD\uFFFD"},
+		{"\xe0\x80\xaf", "\uFFFD\uFFFD\uFFFD"},
+		{"\xf0\x9f\x98\x80\xe2\x82x", "😀\uFFFDx"},
+		{"\xc2", "\uFFFD"},
+		{"plain ascii", "plain ascii"},
+	} {
+		got, _ := repairUTF8(nil, []byte(tc.in))
+		if string(got) != tc.want {
+			t.Errorf("repairUTF8(%q) = %q, want %q", tc.in, got, tc.want)
+		}
+		if !utf8.Valid(got) {
+			t.Errorf("repairUTF8(%q) is not valid UTF-8", tc.in)
+		}
+	}
+}

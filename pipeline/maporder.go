@@ -1,0 +1,112 @@
+package pipeline
+
+import (
+	"context"
+	"fmt"
+	"runtime/debug"
+	"sync"
+)
+
+// MapOrdered applies f to every item that next yields, on workers
+// goroutines, and hands the results to emit in the order next yielded them.
+// It is glmkit's one parallel stage, built like zstd's ordered encoder: each
+// job has a done channel; the dispatcher queues jobs in submission order on
+// a channel of capacity 2×workers, which bounds the memory in flight, and
+// the caller's goroutine waits on each job in turn and calls emit.
+//
+// next returns ok=false at the end of the input; it is passed the stage's
+// context, which is done once the stage stops, so a next that blocks must
+// also select on it. The first error from next,
+// f or emit, or the end of ctx, stops the stage; MapOrdered returns that
+// error after every goroutine it started has exited. A panic in f becomes
+// an error. workers < 1 means 1; workers = 1 gives the same results.
+func MapOrdered[In, Out any](ctx context.Context, workers int, next func(context.Context) (In, bool, error), f func(In) (Out, error), emit func(Out) error) error {
+	if workers < 1 {
+		workers = 1
+	}
+	type job struct {
+		in   In
+		out  Out
+		err  error
+		done chan struct{}
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	work := make(chan *job, workers)
+	results := make(chan *job, 2*workers)
+
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for j := range work {
+				func() {
+					defer func() {
+						if r := recover(); r != nil {
+							j.err = fmt.Errorf("pipeline: panic in worker: %v\n%s", r, debug.Stack())
+						}
+						close(j.done)
+					}()
+					j.out, j.err = f(j.in)
+				}()
+			}
+		}()
+	}
+
+	// The dispatcher: reads the input and queues jobs, in order.
+	var nextErr error
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		defer close(results)
+		defer close(work)
+		for {
+			in, ok, err := next(ctx)
+			if err != nil {
+				nextErr = err
+				return
+			}
+			if !ok {
+				return
+			}
+			j := &job{in: in, done: make(chan struct{})}
+			select {
+			case results <- j:
+			case <-ctx.Done():
+				return
+			}
+			select {
+			case work <- j:
+			case <-ctx.Done():
+				close(j.done) // never run; the collector stops at ctx anyway
+				return
+			}
+		}
+	}()
+
+	// The collector: the caller's goroutine.
+	var err error
+	for j := range results {
+		<-j.done
+		if err != nil {
+			continue // drain
+		}
+		if err = j.err; err == nil {
+			if err = ctx.Err(); err == nil {
+				err = emit(j.out)
+			}
+		}
+		if err != nil {
+			cancel()
+		}
+	}
+	wg.Wait()
+	if err == nil {
+		err = nextErr
+	}
+	if err == nil {
+		err = ctx.Err()
+	}
+	return err
+}

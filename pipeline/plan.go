@@ -1,0 +1,179 @@
+package pipeline
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/glmkit/glmkit/sharding"
+)
+
+// Config is the part of a build's configuration that is not in
+// sharding.Meta (tokenizer, seq_len, masking, mask epochs): how inputs are
+// read, how shards are cut and how the build is split into tasks. Together
+// with Meta it fixes the output bytes.
+type Config struct {
+	Tokenizer   string `json:"tokenizer"`     // the --tokenizer value (the manifest pins its sha256 in meta)
+	Format      string `json:"format"`        // auto, text or jsonl
+	DocBoundary string `json:"doc_boundary"`  // line, blank or file (plain text)
+	TextField   string `json:"text_field"`    // JSON Lines: dotted path of the text
+	MaxDocBytes int    `json:"max_doc_bytes"` // longer records are skipped (counted as too_long)
+	ShardRows   int64  `json:"shard_rows"`    // a new shard after this many rows (0: no limit)
+	ShardBytes  int64  `json:"shard_bytes"`   // … or after this many bytes (0: no limit)
+	Compression string `json:"compression"`   // none, zstd or lz4
+	TaskBytes   int64  `json:"task_bytes"`    // uncompressed line-based files above this are split into byte ranges
+}
+
+// DefaultConfig returns the defaults of glmprep build.
+func DefaultConfig() Config {
+	return Config{Format: "auto", DocBoundary: "line", TextField: "text", MaxDocBytes: 64 << 20,
+		ShardBytes: 256 << 20, Compression: "none", TaskBytes: 256 << 20}
+}
+
+// Validate reports the first thing wrong with c.
+func (c *Config) Validate() error {
+	switch {
+	case c.DocBoundary != "line" && c.DocBoundary != "blank" && c.DocBoundary != "file":
+		return fmt.Errorf("pipeline: --doc-boundary %q: want line, blank or file", c.DocBoundary)
+	case c.TextField == "" || strings.Contains(c.TextField, ".."):
+		return fmt.Errorf("pipeline: --text-field %q: want a field name or a dotted path such as meta.text", c.TextField)
+	case c.MaxDocBytes < 1:
+		return fmt.Errorf("pipeline: --max-doc-bytes %d: want ≥ 1", c.MaxDocBytes)
+	case c.ShardRows < 0 || c.ShardBytes < 0:
+		return errors.New("pipeline: --shard-rows and --shard-bytes must be ≥ 0")
+	case c.Compression != "none" && c.Compression != "zstd" && c.Compression != "lz4":
+		return fmt.Errorf("pipeline: --compression %q: want none, zstd or lz4", c.Compression)
+	case c.TaskBytes < 0:
+		return errors.New("pipeline: --task-bytes must be ≥ 0 (0: one task per file)")
+	}
+	return nil
+}
+
+// Task is one independent unit of a build: a whole input, or a byte range
+// of a large uncompressed line-based input cut at line boundaries. Its
+// output depends only on its range and the configuration.
+type Task struct {
+	Index int   `json:"index"`
+	Input int   `json:"input"`      // index into Plan.Inputs
+	Start int64 `json:"start"`      // first byte
+	End   int64 `json:"end"`        // end byte; −1: to the end of the input
+	Line  int64 `json:"first_line"` // line number of Start
+}
+
+// Plan is a build planned before it runs (decisions.md §9): a pure function
+// of the inputs and flags.
+type Plan struct {
+	FormatVersion int           `json:"format_version"`
+	Meta          sharding.Meta `json:"meta"`
+	Config        Config        `json:"config"`
+	Inputs        []Input       `json:"inputs"`
+	Tasks         []Task        `json:"tasks"`
+}
+
+// PlanName is the plan's file name in a build directory.
+const PlanName = "plan.json"
+
+// MakePlan cuts the inputs into tasks: one per input, except that an
+// uncompressed text (line or blank boundaries) or JSON Lines input larger
+// than 1.5 × TaskBytes is cut into ranges of about TaskBytes, each ending
+// just after a newline (after a blank line for blank boundaries).
+func MakePlan(meta sharding.Meta, cfg Config, inputs []Input) (*Plan, error) {
+	p := &Plan{FormatVersion: sharding.FormatVersion, Meta: meta, Config: cfg, Inputs: inputs}
+	for i, in := range inputs {
+		splittable := in.Path != Stdin && in.Compression == "none" && cfg.TaskBytes > 0 &&
+			in.Size > cfg.TaskBytes+cfg.TaskBytes/2 && !(in.Format == "text" && cfg.DocBoundary == "file")
+		if !splittable {
+			p.Tasks = append(p.Tasks, Task{Index: len(p.Tasks), Input: i, Start: 0, End: -1, Line: 1})
+			continue
+		}
+		cuts, lines, err := lineCuts(in.Path, in.Size, cfg.TaskBytes, in.Format == "text" && cfg.DocBoundary == "blank")
+		if err != nil {
+			return nil, err
+		}
+		for k := range cuts[:len(cuts)-1] {
+			end := cuts[k+1]
+			if k+1 == len(cuts)-1 {
+				end = -1
+			}
+			p.Tasks = append(p.Tasks, Task{Index: len(p.Tasks), Input: i, Start: cuts[k], End: end, Line: lines[k]})
+		}
+	}
+	if len(p.Tasks) >= 1<<23 {
+		return nil, fmt.Errorf("pipeline: %d tasks; at most %d fit in a document id (raise --task-bytes)", len(p.Tasks), 1<<23)
+	}
+	return p, nil
+}
+
+// lineCuts returns the byte offsets where tasks of about size bytes start
+// (the first is 0, the last is the file size) and the line number at each.
+// A cut goes right after the first newline at or past each multiple of size
+// (after a blank line when blank is set), so no record is split.
+func lineCuts(path string, total, size int64, blank bool) ([]int64, []int64, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, nil, fmt.Errorf("pipeline: input %w", err)
+	}
+	defer f.Close()
+	cuts, lines := []int64{0}, []int64{1}
+	buf := make([]byte, 1<<20)
+	var off, line int64 = 0, 1
+	want := size
+	lineHasText := false
+	for {
+		n, err := f.Read(buf)
+		for i, c := range buf[:n] {
+			if c != '\n' {
+				if c != ' ' && c != '\t' && c != '\r' {
+					lineHasText = true
+				}
+				continue
+			}
+			pos := off + int64(i) + 1
+			line++
+			blankLine := !lineHasText
+			lineHasText = false
+			if pos >= want && pos < total && (!blank || blankLine) {
+				cuts = append(cuts, pos)
+				lines = append(lines, line)
+				want = pos + size
+			}
+		}
+		off += int64(n)
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return nil, nil, fmt.Errorf("pipeline: reading %s: %w", path, err)
+		}
+	}
+	return append(cuts, total), lines, nil
+}
+
+// WritePlan writes the plan to dir/plan.json atomically.
+func WritePlan(dir string, p *Plan) error {
+	b, err := json.MarshalIndent(p, "", "  ")
+	if err != nil {
+		return err
+	}
+	return sharding.WriteFileAtomic(filepath.Join(dir, PlanName), append(b, '\n'))
+}
+
+// ReadPlan reads dir/plan.json.
+func ReadPlan(dir string) (*Plan, error) {
+	b, err := os.ReadFile(filepath.Join(dir, PlanName))
+	if err != nil {
+		return nil, fmt.Errorf("pipeline: %w", err)
+	}
+	var p Plan
+	if err := json.Unmarshal(b, &p); err != nil {
+		return nil, fmt.Errorf("pipeline: %s: %w", filepath.Join(dir, PlanName), err)
+	}
+	if p.FormatVersion != sharding.FormatVersion {
+		return nil, fmt.Errorf("pipeline: %s: format version %d, this glmprep writes %d", filepath.Join(dir, PlanName), p.FormatVersion, sharding.FormatVersion)
+	}
+	return &p, nil
+}

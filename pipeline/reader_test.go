@@ -1,0 +1,168 @@
+package pipeline
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"testing"
+	"testing/iotest"
+)
+
+type cut struct {
+	line   int64
+	off    int64
+	text   string
+	reason Reason
+}
+
+func readAll(t *testing.T, cfg ReaderConfig, src io.Reader) ([]cut, error) {
+	t.Helper()
+	r := &reader{cfg: cfg, br: bufio.NewReaderSize(src, 16), limit: -1}
+	var out []cut
+	var arena []byte
+	for {
+		arena = arena[:0]
+		rec, a, err := r.next(arena)
+		arena = a
+		if err == errEnd {
+			return out, r.inErr
+		}
+		if rec.index != int64(len(out)) {
+			t.Fatalf("record index %d, want %d", rec.index, len(out))
+		}
+		out = append(out, cut{rec.line, rec.off, string(arena[rec.start:rec.end]), rec.reason})
+	}
+}
+
+func TestReaderBoundaries(t *testing.T) {
+	input := "\xef\xbb\xbfone\r\ntwo words\n \n\nthree\nfour\n\n\nfive"
+	for _, tc := range []struct {
+		name string
+		cfg  ReaderConfig
+		want []cut
+	}{
+		{"line", ReaderConfig{Format: "text", DocBoundary: "line", MaxDocBytes: 100}, []cut{
+			{1, 0, "one", OK}, {2, 8, "two words", OK}, {3, 18, " ", Blank}, {4, 20, "", Blank},
+			{5, 21, "three", OK}, {6, 27, "four", OK}, {7, 32, "", Blank}, {8, 33, "", Blank}, {9, 34, "five", OK}}},
+		{"blank", ReaderConfig{Format: "text", DocBoundary: "blank", MaxDocBytes: 100}, []cut{
+			{1, 0, "one\ntwo words", OK}, {5, 21, "three\nfour", OK}, {9, 34, "five", OK}}},
+		{"file", ReaderConfig{Format: "text", DocBoundary: "file", MaxDocBytes: 100}, []cut{
+			{1, 0, "one\ntwo words\n \n\nthree\nfour\n\n\nfive", OK}}},
+		{"line too long", ReaderConfig{Format: "text", DocBoundary: "line", MaxDocBytes: 4}, []cut{
+			{1, 0, "one", OK}, {2, 8, "", TooLong}, {3, 18, " ", Blank}, {4, 20, "", Blank},
+			{5, 21, "", TooLong}, {6, 27, "four", OK}, {7, 32, "", Blank}, {8, 33, "", Blank}, {9, 34, "five", OK}}},
+		{"block too long", ReaderConfig{Format: "text", DocBoundary: "blank", MaxDocBytes: 12}, []cut{
+			{1, 0, "", TooLong}, {5, 21, "three\nfour", OK}, {9, 34, "five", OK}}},
+	} {
+		for name, wrap := range map[string]func(io.Reader) io.Reader{
+			"plain": func(r io.Reader) io.Reader { return r }, "one byte": iotest.OneByteReader, "half": iotest.HalfReader,
+		} {
+			t.Run(tc.name+"/"+name, func(t *testing.T) {
+				got, err := readAll(t, tc.cfg, wrap(strings.NewReader(input)))
+				if err != nil {
+					t.Fatal(err)
+				}
+				if fmt.Sprint(got) != fmt.Sprint(tc.want) {
+					t.Errorf("records\n got %v\nwant %v", got, tc.want)
+				}
+			})
+		}
+	}
+}
+
+func TestReaderHugeLine(t *testing.T) {
+	big := bytes.Repeat([]byte("word "), 2<<20) // a 10 MB line
+	input := "short\n" + string(big) + "\nafter\n"
+	for _, max := range []int{64 << 20, 1 << 20} {
+		got, err := readAll(t, ReaderConfig{Format: "text", DocBoundary: "line", MaxDocBytes: max}, strings.NewReader(input))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(got) != 3 || got[0].text != "short" || got[2].text != "after" || got[2].line != 3 {
+			t.Fatalf("max %d: records %d: %.40v", max, len(got), got)
+		}
+		if max > len(big) && (got[1].reason != OK || len(got[1].text) != len(big)) {
+			t.Errorf("10 MB line cut: %d bytes, %v", len(got[1].text), got[1].reason)
+		}
+		if max < len(big) && got[1].reason != TooLong {
+			t.Errorf("10 MB line over a 1 MB cap: %v, want too_long", got[1].reason)
+		}
+	}
+}
+
+func TestReaderInputError(t *testing.T) {
+	src := io.MultiReader(strings.NewReader("complete\npart"), iotest.ErrReader(errors.New("unexpected EOF")))
+	got, err := readAll(t, ReaderConfig{Format: "jsonl", MaxDocBytes: 100}, src)
+	if err == nil || len(got) != 2 || got[0].reason != OK || got[1].reason != Truncated {
+		t.Fatalf("records %v, err %v; want a complete record, then a truncated one", got, err)
+	}
+}
+
+func TestMapOrdered(t *testing.T) {
+	for _, workers := range []int{1, 2, 7} {
+		n := 0
+		var got []int
+		err := MapOrdered(context.Background(), workers,
+			func(context.Context) (int, bool, error) { n++; return n, n <= 1000, nil },
+			func(i int) (int, error) { return i * i, nil },
+			func(v int) error { got = append(got, v); return nil })
+		if err != nil || len(got) != 1000 {
+			t.Fatalf("workers %d: %d results, %v", workers, len(got), err)
+		}
+		for i, v := range got {
+			if v != (i+1)*(i+1) {
+				t.Fatalf("workers %d: result %d = %d, out of order", workers, i, v)
+			}
+		}
+	}
+	boom := errors.New("boom")
+	for name, tc := range map[string]struct {
+		f    func(int) (int, error)
+		emit func(int) error
+		want string
+	}{
+		"worker error": {func(i int) (int, error) {
+			if i == 50 {
+				return 0, boom
+			}
+			return i, nil
+		}, func(int) error { return nil }, "boom"},
+		"worker panic": {func(i int) (int, error) {
+			if i == 50 {
+				panic("bad")
+			}
+			return i, nil
+		}, func(int) error { return nil }, "panic in worker: bad"},
+		"emit error": {func(i int) (int, error) { return i, nil }, func(v int) error {
+			if v == 70 {
+				return boom
+			}
+			return nil
+		}, "boom"},
+	} {
+		n := 0
+		err := MapOrdered(context.Background(), 3,
+			func(context.Context) (int, bool, error) { n++; return n, true, nil }, // endless input
+			tc.f, tc.emit)
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: err %v, want %q", name, err, tc.want)
+		}
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	k := 0
+	err := MapOrdered(ctx, 2, func(context.Context) (int, bool, error) { k++; return k, true, nil },
+		func(i int) (int, error) { return i, nil },
+		func(v int) error {
+			if v == 10 {
+				cancel()
+			}
+			return nil
+		})
+	if !errors.Is(err, context.Canceled) {
+		t.Errorf("cancelled: err %v", err)
+	}
+}

@@ -1,0 +1,482 @@
+package pipeline
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+	"unicode/utf8"
+
+	"github.com/glmkit/glmkit/masking"
+	"github.com/glmkit/glmkit/sharding"
+)
+
+// Encoder turns text into token ids, appending to dst. One Encoder is used
+// by one goroutine at a time. Literal special-token strings in text are
+// plain text.
+type Encoder interface {
+	Encode(dst []int32, text []byte) ([]int32, error)
+}
+
+// TaskRecord is the progress of one task, in DIR/tasks/NNNNNN.json: written
+// atomically after every shard the task commits, and once more, complete,
+// at its end. A build's manifest is assembled from its task records.
+type TaskRecord struct {
+	Task     int                  `json:"task"`
+	Complete bool                 `json:"complete"`
+	Input    *Input               `json:"input,omitempty"` // stdin only: its size and sha256, known once read
+	Shards   []sharding.ShardFile `json:"shards"`
+	Resume   ResumePoint          `json:"resume"` // where the task continues after its last shard
+	Stats    Stats                `json:"stats"`
+}
+
+// TasksDir is the folder of task records inside a build directory.
+const TasksDir = "tasks"
+
+func recordPath(dir string, task int) string {
+	return filepath.Join(dir, TasksDir, fmt.Sprintf("%06d.json", task))
+}
+
+// ShardName is the file name of part `part` of task `task`.
+func ShardName(task, part int) string { return fmt.Sprintf("shard-%06d-%04d.arrow", task, part) }
+
+// ReadTaskRecord reads a task's record; it returns nil, nil when there is
+// none.
+func ReadTaskRecord(dir string, task int) (*TaskRecord, error) {
+	b, err := os.ReadFile(recordPath(dir, task))
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("pipeline: %w", err)
+	}
+	var r TaskRecord
+	if err := json.Unmarshal(b, &r); err != nil {
+		return nil, fmt.Errorf("pipeline: %s: %w", recordPath(dir, task), err)
+	}
+	if r.Task != task {
+		return nil, fmt.Errorf("pipeline: %s holds task %d", recordPath(dir, task), r.Task)
+	}
+	return &r, nil
+}
+
+func writeTaskRecord(dir string, r *TaskRecord) error {
+	b, err := json.MarshalIndent(r, "", "  ")
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(filepath.Join(dir, TasksDir), 0o755); err != nil {
+		return err
+	}
+	return sharding.WriteFileAtomic(recordPath(dir, r.Task), append(b, '\n'))
+}
+
+// InputError is a bad record under --strict.
+type InputError struct {
+	Path   string
+	Line   int64
+	Reason Reason
+	Detail string
+}
+
+func (e *InputError) Error() string {
+	return fmt.Sprintf("%s:%d: %s: %s", e.Path, e.Line, e.Reason, e.Detail)
+}
+
+// Env is what running a task needs besides the plan.
+type Env struct {
+	Dir        string          // the build directory
+	Masker     *masking.Masker // built from the plan's Meta.Masking
+	NewEncoder func() Encoder
+	Workers    int
+	Strict     bool             // bad records are fatal, not counted skips
+	Warn       func(msg string) // reports the first few bad records of each kind
+	Progress   func(n int64)    // raw input bytes read
+
+	mu     sync.Mutex
+	warned [numReasons]int
+}
+
+const warnPerReason = 5
+
+func (env *Env) report(path string, rc *record, reason Reason, detail string) error {
+	if env.Strict {
+		return &InputError{Path: path, Line: rc.line, Reason: reason, Detail: detail}
+	}
+	if env.Warn == nil {
+		return nil
+	}
+	env.mu.Lock()
+	defer env.mu.Unlock()
+	env.warned[reason]++
+	switch n := env.warned[reason]; {
+	case n <= warnPerReason:
+		env.Warn(fmt.Sprintf("%s:%d: %s: %s (counted in the stats; --strict makes this fatal)", path, rc.line, reason, detail))
+	case n == warnPerReason+1:
+		env.Warn(fmt.Sprintf("more %s records; not reporting each (see glmprep stats)", reason))
+	}
+	return nil
+}
+
+const (
+	repairUTF8Bit = 1 << 0
+	repairNULBit  = 1 << 1
+
+	jobBytes      = 1 << 20 // text per tokenization job
+	jobRecords    = 8192
+	samplesPerJob = 64
+)
+
+type tokJob struct {
+	text  []byte
+	recs  []record
+	ids   []int32
+	field []byte // decoded JSON field
+	fix   []byte // repaired text
+}
+
+type maskJob struct {
+	tokens  []int32
+	samples []packed
+	rows    []masking.Sample
+	final   *DocStats // set on the last job of a task
+}
+
+// RunTask runs one task of plan, resuming after prev's shards when prev is
+// an incomplete record of an earlier run. It writes the task's shards and
+// record into env.Dir and returns the final record.
+func RunTask(ctx context.Context, plan *Plan, env *Env, t Task, prev *TaskRecord) (*TaskRecord, error) {
+	in := plan.Inputs[t.Input]
+	cfg := plan.Config
+	rec := &TaskRecord{Task: t.Index, Shards: []sharding.ShardFile{}}
+	rp := ResumePoint{Record: 0, Line: t.Line, Offset: t.Start}
+	if prev != nil && !prev.Complete && len(prev.Shards) > 0 {
+		if in.Path == Stdin {
+			return nil, errors.New("pipeline: a build from stdin cannot be resumed; run it again")
+		}
+		for _, sf := range prev.Shards {
+			st, err := os.Stat(filepath.Join(env.Dir, sf.Name))
+			if err != nil || st.Size() != sf.Bytes {
+				prev = nil // a shard is missing or damaged: redo the task
+				break
+			}
+		}
+		if prev != nil {
+			rec.Shards = append(rec.Shards, prev.Shards...)
+			rp = prev.Resume
+			rec.Stats = prev.Stats
+		}
+	}
+	st, err := openStream(in, rp.Offset, t.End, env.Progress)
+	if err != nil {
+		return nil, err
+	}
+	defer st.Close()
+	r := &reader{
+		cfg:   ReaderConfig{Format: in.Format, DocBoundary: cfg.DocBoundary, MaxDocBytes: cfg.MaxDocBytes},
+		name:  in.Path,
+		br:    st.Reader,
+		limit: -1,
+		index: rp.Record, line: rp.Line - 1, off: rp.Offset,
+		bomChecked: rp.Offset != 0,
+	}
+	meta := plan.Meta
+	w, err := sharding.Create(env.Dir, sharding.Options{Meta: meta, Compression: cfg.Compression})
+	if err != nil {
+		return nil, err
+	}
+	defer w.Close()
+
+	var commitDelay time.Duration // test hook: slows commits so a crash test can kill mid-build
+	if d, err := time.ParseDuration(os.Getenv("GLMKIT_TEST_COMMIT_DELAY")); err == nil {
+		commitDelay = d
+	}
+
+	tctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	ch := make(chan *maskJob, 2)
+	epochs := meta.MaskEpochs
+	rows := rec.Stats.Row
+	rows.SpanLen = append([]int64(nil), rows.SpanLen...)
+
+	// Stage 1, on its own goroutine: read, tokenize in parallel, pack in order.
+	var err1 error
+	done1 := make(chan struct{})
+	go func() {
+		defer close(done1)
+		defer close(ch)
+		err1 = env.tokenize(tctx, plan, r, in, rp, rec, ch)
+		if err1 != nil {
+			cancel()
+		}
+	}()
+
+	// Stage 2, on this goroutine: mask in parallel, write in order.
+	path := in.Path
+	commit := func(next ResumePoint, counts DocStats) error {
+		sf, err := w.Commit(ShardName(t.Index, len(rec.Shards)))
+		if err != nil {
+			return err
+		}
+		rec.Shards = append(rec.Shards, sf)
+		rec.Resume = next
+		rec.Stats = Stats{Doc: counts, Row: rows}
+		if err := writeTaskRecord(env.Dir, rec); err != nil {
+			return fmt.Errorf("pipeline: writing task record: %w", err)
+		}
+		if commitDelay > 0 {
+			time.Sleep(commitDelay)
+		}
+		return nil
+	}
+	err2 := MapOrdered(tctx, env.Workers,
+		func(ctx context.Context) (*maskJob, bool, error) {
+			select {
+			case j, ok := <-ch:
+				return j, ok, nil
+			case <-ctx.Done():
+				return nil, false, ctx.Err()
+			}
+		},
+		func(j *maskJob) (*maskJob, error) {
+			j.rows = growSamples(j.rows, len(j.samples)*epochs)
+			for i, sp := range j.samples {
+				for e := range epochs {
+					s := &j.rows[i*epochs+e]
+					if err := env.Masker.MaskTo(s, sp.key, uint32(e), j.tokens[sp.start:sp.end]); err != nil {
+						return nil, fmt.Errorf("pipeline: %s: masking sample %d: %w", path, sp.key&(1<<40-1), err)
+					}
+					if err := s.Validate(meta.Special, meta.Masking.TaskMask); err != nil {
+						return nil, fmt.Errorf("pipeline: %s: sample %d: %w", path, sp.key&(1<<40-1), err)
+					}
+				}
+			}
+			return j, nil
+		},
+		func(j *maskJob) error {
+			for i, sp := range j.samples {
+				for e := range epochs {
+					s := &j.rows[i*epochs+e]
+					if err := w.Write(s, sp.docID); err != nil {
+						return err
+					}
+					rows.add(s)
+				}
+				n, b := w.Pending()
+				if (cfg.ShardRows > 0 && n >= cfg.ShardRows) || (cfg.ShardBytes > 0 && b >= cfg.ShardBytes) {
+					if err := commit(sp.next, sp.counts); err != nil {
+						return err
+					}
+				}
+			}
+			if j.final != nil {
+				if n, _ := w.Pending(); n > 0 {
+					if err := commit(ResumePoint{}, *j.final); err != nil {
+						return err
+					}
+				}
+				rec.Complete = true
+				rec.Resume = ResumePoint{}
+				rec.Stats = Stats{Doc: *j.final, Row: rows}
+				if st.hash != nil {
+					rec.Input = &Input{Path: in.Path, Size: st.raw, SHA256: fmt.Sprintf("%x", st.hash.Sum(nil)), Format: in.Format, Compression: in.Compression}
+				}
+				if err := writeTaskRecord(env.Dir, rec); err != nil {
+					return fmt.Errorf("pipeline: writing task record: %w", err)
+				}
+			}
+			return nil
+		})
+	if err2 != nil {
+		cancel()
+	}
+	<-done1
+	switch {
+	case err1 != nil && !errors.Is(err1, context.Canceled):
+		return nil, err1
+	case err2 != nil:
+		return nil, err2
+	case err1 != nil:
+		return nil, err1
+	case !rec.Complete:
+		return nil, fmt.Errorf("pipeline: task %d ended without its last batch", t.Index)
+	}
+	return rec, nil
+}
+
+func growSamples(s []masking.Sample, n int) []masking.Sample {
+	if cap(s) < n {
+		s = append(s[:cap(s)], make([]masking.Sample, n-cap(s))...)
+	}
+	return s[:n]
+}
+
+// tokenize is stage 1 of a task: it reads records, tokenizes them on
+// env.Workers goroutines, packs them into samples in order and sends
+// batches of samples on ch, the last one with the task's final counts.
+func (env *Env) tokenize(ctx context.Context, plan *Plan, r *reader, in Input, rp ResumePoint, rec *TaskRecord, ch chan<- *maskJob) error {
+	meta := plan.Meta
+	path := strings.Split(plan.Config.TextField, ".")
+	encoders := make(chan Encoder, env.Workers)
+	for range max(env.Workers, 1) {
+		encoders <- env.NewEncoder()
+	}
+	jobs := sync.Pool{New: func() any { return new(tokJob) }}
+	cur := &maskJob{}
+	send := func() error {
+		select {
+		case ch <- cur:
+			cur = &maskJob{}
+			return nil
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	p := &packer{
+		seqLen: meta.SeqLen, cls: meta.Special.CLS, eos: meta.Special.EOS,
+		ends: env.Masker.Config().SentenceEnd, task: uint64(rec.Task),
+		sample: rp.Sample, counts: rec.Stats.Doc, skipTok: rp.Token,
+		flush: func(s packed, tokens []int32) error {
+			s.start = len(cur.tokens)
+			cur.tokens = append(cur.tokens, tokens...)
+			s.end = len(cur.tokens)
+			cur.samples = append(cur.samples, s)
+			if len(cur.samples) >= samplesPerJob {
+				return send()
+			}
+			return nil
+		},
+	}
+	err := MapOrdered(ctx, env.Workers,
+		func(context.Context) (*tokJob, bool, error) {
+			j := jobs.Get().(*tokJob)
+			j.text, j.recs = j.text[:0], j.recs[:0]
+			for len(j.text) < jobBytes && len(j.recs) < jobRecords {
+				rc, arena, err := r.next(j.text)
+				j.text = arena
+				if err != nil {
+					break
+				}
+				j.recs = append(j.recs, rc)
+			}
+			if len(j.recs) == 0 {
+				jobs.Put(j)
+				return nil, false, nil
+			}
+			return j, true, nil
+		},
+		func(j *tokJob) (*tokJob, error) {
+			enc := <-encoders
+			defer func() { encoders <- enc }()
+			encodeJob(j, enc, in.Format == "jsonl", path)
+			return j, nil
+		},
+		func(j *tokJob) error {
+			defer jobs.Put(j)
+			for i := range j.recs {
+				rc := &j.recs[i]
+				if rc.reason != OK && rc.reason != Blank {
+					if err := env.report(in.Path, rc, rc.reason, rc.detail); err != nil {
+						return err
+					}
+				}
+				if rc.repair&repairUTF8Bit != 0 {
+					if err := env.report(in.Path, rc, InvalidUTF8, "invalid UTF-8 replaced by U+FFFD"); err != nil {
+						return err
+					}
+				}
+				if rc.repair&repairNULBit != 0 {
+					if err := env.report(in.Path, rc, NULBytes, "NUL bytes removed"); err != nil {
+						return err
+					}
+				}
+				if err := p.add(rc, j.ids[rc.ids[0]:rc.ids[1]]); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+	if err != nil {
+		return err
+	}
+	if err := p.emitAt(ResumePoint{}); err != nil {
+		return err
+	}
+	if r.inErr != nil {
+		p.counts.TruncatedIn++
+		if err := env.report(in.Path, &record{line: r.line}, Truncated, fmt.Sprintf("input ends early: %v", r.inErr)); err != nil {
+			return err
+		}
+	}
+	final := p.counts
+	cur.final = &final
+	return send()
+}
+
+// encodeJob extracts, repairs and tokenizes every record of j.
+func encodeJob(j *tokJob, enc Encoder, jsonl bool, path []string) {
+	j.ids = j.ids[:0]
+	for i := range j.recs {
+		rc := &j.recs[i]
+		rc.ids = [2]int{len(j.ids), len(j.ids)}
+		if rc.reason != OK {
+			continue
+		}
+		text := j.text[rc.start:rc.end]
+		if jsonl {
+			var reason Reason
+			var err error
+			j.field, reason, err = jsonText(j.field[:0], text, path)
+			switch reason {
+			case OK:
+				text = j.field
+			case BadJSON:
+				rc.reason, rc.detail = reason, err.Error()
+				continue
+			case MissingField:
+				rc.reason, rc.detail = reason, fmt.Sprintf("no field %q", strings.Join(path, "."))
+				continue
+			case NotString:
+				rc.reason, rc.detail = reason, fmt.Sprintf("field %q is not a string", strings.Join(path, "."))
+				continue
+			}
+		}
+		if !utf8.Valid(text) {
+			j.fix, _ = repairUTF8(j.fix[:0], text)
+			text = j.fix
+			rc.repair |= repairUTF8Bit
+		}
+		if bytes.IndexByte(text, 0) >= 0 {
+			clean := make([]byte, 0, len(text))
+			for _, c := range text {
+				if c != 0 {
+					clean = append(clean, c)
+				}
+			}
+			text = clean
+			rc.repair |= repairNULBit
+		}
+		if len(bytes.TrimSpace(text)) == 0 {
+			rc.reason = Blank
+			continue
+		}
+		rc.text = len(text)
+		a := len(j.ids)
+		var err error
+		j.ids, err = enc.Encode(j.ids, text)
+		switch {
+		case err != nil:
+			rc.reason, rc.detail = TokenizerErr, err.Error()
+			j.ids = j.ids[:a]
+		case len(j.ids) == a:
+			rc.reason = Blank
+		}
+		rc.ids = [2]int{a, len(j.ids)}
+	}
+}
