@@ -67,6 +67,9 @@ type Backend interface {
 	UploadInt32(dst Buf, src []int32) error
 	// Download copies src into dst; len(dst) == src.Len().
 	Download(dst []float32, src Buf) error
+	// DownloadFloat64 is Download into float64, exact for a float64
+	// backend (the losses, and the tests' float64 oracle, read through it).
+	DownloadFloat64(dst []float64, src Buf) error
 	// Zero sets every element of b to 0.
 	Zero(b Buf) error
 	// Sync waits until all queued work has finished.
@@ -132,7 +135,7 @@ type Backend interface {
 	// CrossEntropyBackward overwrites logits with their gradient,
 	// scale·(softmax(logits[i]) − onehot(targets[i])).
 	// logits (N,V); targets (N) → logits (N,V)
-	CrossEntropyBackward(logits, targets Buf, n, v int, scale float32) error
+	CrossEntropyBackward(logits, targets Buf, n, v int, scale float64) error
 
 	// SumSquares returns Σ x², accumulated in float64 in a fixed order.
 	SumSquares(x Buf) (float64, error)

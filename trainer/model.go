@@ -287,17 +287,17 @@ func (m *Model) Forward(b *sharding.Batch, pass Pass) (Loss, error) {
 
 	var loss Loss
 	if N > 0 {
-		losses := make([]float32, N)
-		if err := be.Download(losses, a.losses); err != nil {
+		losses := make([]float64, N)
+		if err := be.DownloadFloat64(losses, a.losses); err != nil {
 			return Loss{}, fmt.Errorf("trainer: download losses: %w", err)
 		}
 		withObj := len(b.Objective) >= B
 		for i, v := range losses {
-			loss.Sum += float64(v)
+			loss.Sum += v
 			if withObj {
 				o := b.Objective[int(sel[i])/T]
 				if int(o) < masking.NumObjectives {
-					loss.ObjSum[o] += float64(v)
+					loss.ObjSum[o] += v
 					loss.ObjTokens[o]++
 				}
 			}
@@ -329,7 +329,7 @@ func firstErr(fs ...func() error) error {
 // Backward accumulates into Grads the gradient of scale·Σ CE of the last
 // Forward (scale = 1/tokens gives the token mean). It overwrites the
 // logits, so it runs at most once per Forward.
-func (m *Model) Backward(scale float32) error {
+func (m *Model) Backward(scale float64) error {
 	if !m.last.ok {
 		return errors.New("trainer: backward without a forward pass (or twice for one)")
 	}

@@ -191,9 +191,9 @@ func Train(ctx context.Context, cfg TrainConfig, m *Model, src, evalSrc BatchSou
 		if err := m.ZeroGrad(); err != nil {
 			return res, err
 		}
-		scale := float32(1)
+		scale := 1.0
 		if lossTokens > 0 {
-			scale = 1 / float32(lossTokens)
+			scale = 1 / float64(lossTokens)
 		}
 		var loss Loss
 		for i := range batches {

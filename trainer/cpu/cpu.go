@@ -209,6 +209,18 @@ func (be *Backend[T]) Download(dst []float32, src trainer.Buf) error {
 	return nil
 }
 
+// DownloadFloat64 implements trainer.Backend.
+func (be *Backend[T]) DownloadFloat64(dst []float64, src trainer.Buf) error {
+	s := f[T](src)
+	if len(s) != len(dst) {
+		return fmt.Errorf("cpu: download a buffer of %d floats into %d", len(s), len(dst))
+	}
+	for i, x := range s {
+		dst[i] = float64(x)
+	}
+	return nil
+}
+
 // Zero implements trainer.Backend.
 func (be *Backend[T]) Zero(b trainer.Buf) error {
 	switch s := b.(type) {

@@ -448,7 +448,7 @@ func (be *Backend[T]) CrossEntropyForward(losses, logits, targets trainer.Buf, n
 
 // CrossEntropyBackward implements trainer.Backend.
 // logits (N,V); targets (N) → logits (N,V) = scale·(softmax − onehot)
-func (be *Backend[T]) CrossEntropyBackward(logits, targets trainer.Buf, n, v int, scale float32) error {
+func (be *Backend[T]) CrossEntropyBackward(logits, targets trainer.Buf, n, v int, scale float64) error {
 	if err := check("cross entropy backward", need{"logits", logits, n * v}, need{"targets", targets, n}); err != nil {
 		return err
 	}
@@ -471,7 +471,7 @@ func (be *Backend[T]) CrossEntropyBackward(logits, targets trainer.Buf, n, v int
 			for _, x := range row {
 				s += float64(x)
 			}
-			k := T(float64(scale) / s)
+			k := T(scale / s)
 			for j := range row {
 				row[j] *= k
 			}

@@ -1,0 +1,430 @@
+package cpu
+
+import (
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"sort"
+	"testing"
+
+	"github.com/glmkit/glmkit/trainer"
+)
+
+// The gradient checks run every op's forward and backward in float64 and
+// compare the backward against central finite differences of
+// L = Σ out·R for a fixed random R. The error of a tensor is
+// max|analytic − numeric| / max|numeric|.
+
+const (
+	fdStep = 1e-5
+	fdTol  = 1e-6
+)
+
+// gradCheck perturbs every element of every input (or 400 random ones of a
+// larger input), and returns the worst relative error per input.
+func gradCheck(t *testing.T, inputs map[string][]float64, fwd func() []float64, bwd func(dout []float64) map[string][]float64) map[string]float64 {
+	t.Helper()
+	r := rand.New(rand.NewPCG(11, 12))
+	out := fwd()
+	R := make([]float64, len(out))
+	for i := range R {
+		R[i] = r.NormFloat64()
+	}
+	grads := bwd(R)
+	loss := func() float64 {
+		var s float64
+		for i, v := range fwd() {
+			s += v * R[i]
+		}
+		return s
+	}
+	errs := map[string]float64{}
+	names := make([]string, 0, len(inputs))
+	for n := range inputs {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		x, g := inputs[name], grads[name]
+		if len(g) != len(x) {
+			t.Fatalf("%s: gradient of %d elements for %d inputs", name, len(g), len(x))
+		}
+		idx := make([]int, len(x))
+		for i := range idx {
+			idx[i] = i
+		}
+		if len(idx) > 400 {
+			r.Shuffle(len(idx), func(i, j int) { idx[i], idx[j] = idx[j], idx[i] })
+			idx = idx[:400]
+		}
+		var maxErr, maxNum float64
+		for _, i := range idx {
+			old := x[i]
+			x[i] = old + fdStep
+			lp := loss()
+			x[i] = old - fdStep
+			lm := loss()
+			x[i] = old
+			num := (lp - lm) / (2 * fdStep)
+			maxErr = max(maxErr, math.Abs(num-g[i]))
+			maxNum = max(maxNum, math.Abs(num))
+		}
+		rel := maxErr / max(maxNum, 1e-12)
+		errs[name] = rel
+		t.Logf("%-8s max |analytic − numeric| = %.3g, relative %.3g", name, maxErr, rel)
+		if rel > fdTol {
+			t.Errorf("%s: gradient relative error %.3g > %g", name, rel, fdTol)
+		}
+	}
+	return errs
+}
+
+func newBE64(t testing.TB, blas string) *Backend[float64] {
+	be, err := New[float64](Options{BLAS: blas, Threads: 2})
+	if err != nil {
+		t.Skipf("backend %q unavailable: %v", blas, err)
+	}
+	return be
+}
+
+func randn(r *rand.Rand, n int, std float64) []float64 {
+	x := make([]float64, n)
+	for i := range x {
+		x[i] = std * r.NormFloat64()
+	}
+	return x
+}
+
+func fl(x []float64) trainer.Buf { return floats[float64](x) }
+
+func zeros(n int) []float64 { return make([]float64, n) }
+
+func must(t *testing.T, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// forEachBLAS runs a float64 check with pure Go and with OpenBLAS.
+func forEachBLAS(t *testing.T, f func(t *testing.T, be *Backend[float64])) {
+	for _, mode := range []string{"off", "openblas"} {
+		t.Run(mode, func(t *testing.T) { f(t, newBE64(t, mode)) })
+	}
+}
+
+func TestGradEncoder(t *testing.T) {
+	be := newBE64(t, "off")
+	r := rand.New(rand.NewPCG(1, 1))
+	n, c, v, p := 7, 5, 6, 9
+	inp, pos, bpos := int32s{1, 3, 3, 0, 5, 1, 2}, int32s{0, 1, 2, 3, 8, 2, 2}, int32s{0, 0, 1, 2, 1, 1, 3}
+	wte, wpe, wbpe := randn(r, v*c, 1), randn(r, p*c, 1), randn(r, p*c, 1)
+	gradCheck(t, map[string][]float64{"wte": wte, "wpe": wpe, "wbpe": wbpe},
+		func() []float64 {
+			out := zeros(n * c)
+			must(t, be.EncoderForward(fl(out), inp, pos, bpos, fl(wte), fl(wpe), fl(wbpe), n, c))
+			return out
+		},
+		func(dout []float64) map[string][]float64 {
+			g := map[string][]float64{"wte": zeros(v * c), "wpe": zeros(p * c), "wbpe": zeros(p * c)}
+			must(t, be.EncoderBackward(fl(g["wte"]), fl(g["wpe"]), fl(g["wbpe"]), fl(dout), inp, pos, bpos, n, c))
+			return g
+		})
+}
+
+func TestGradLayerNorm(t *testing.T) {
+	be := newBE64(t, "off")
+	r := rand.New(rand.NewPCG(2, 1))
+	n, c := 6, 40
+	x, w, b := randn(r, n*c, 2), randn(r, c, 1), randn(r, c, 1)
+	for i := range x {
+		x[i] += 0.5 // a non-zero mean
+	}
+	gradCheck(t, map[string][]float64{"inp": x, "w": w, "b": b},
+		func() []float64 {
+			out := zeros(n * c)
+			must(t, be.LayerNormForward(fl(out), fl(zeros(n)), fl(zeros(n)), fl(x), fl(w), fl(b), n, c))
+			return out
+		},
+		func(dout []float64) map[string][]float64 {
+			out, mean, rstd := zeros(n*c), zeros(n), zeros(n)
+			must(t, be.LayerNormForward(fl(out), fl(mean), fl(rstd), fl(x), fl(w), fl(b), n, c))
+			g := map[string][]float64{"inp": zeros(n * c), "w": zeros(c), "b": zeros(c)}
+			must(t, be.LayerNormBackward(fl(g["inp"]), fl(g["w"]), fl(g["b"]), fl(dout), fl(x), fl(w), fl(mean), fl(rstd), n, c))
+			return g
+		})
+}
+
+func TestGradMatmul(t *testing.T) {
+	forEachBLAS(t, func(t *testing.T, be *Backend[float64]) {
+		r := rand.New(rand.NewPCG(3, 1))
+		n, c, oc := 150, 9, 13 // more rows than one gemm block
+		x, w, b := randn(r, n*c, 1), randn(r, oc*c, 1), randn(r, oc, 1)
+		gradCheck(t, map[string][]float64{"inp": x, "w": w, "bias": b},
+			func() []float64 {
+				out := zeros(n * oc)
+				must(t, be.MatmulForward(fl(out), fl(x), fl(w), fl(b), n, c, oc))
+				return out
+			},
+			func(dout []float64) map[string][]float64 {
+				g := map[string][]float64{"inp": zeros(n * c), "w": zeros(oc * c), "bias": zeros(oc)}
+				must(t, be.MatmulBackward(fl(g["inp"]), fl(g["w"]), fl(g["bias"]), fl(dout), fl(x), fl(w), n, c, oc))
+				return g
+			})
+	})
+}
+
+// attnCase is a padded GLM batch for the attention checks: row 0 has Part A
+// of 3 and 2 padding positions at the end, row 1 sep 0 (all causal), row 2
+// sep T (all bidirectional).
+var attnSeps = []int32{3, 0, 7}
+
+func TestGradAttention(t *testing.T) {
+	for _, p := range []float32{0, 0.3} {
+		t.Run(fmt.Sprintf("dropout=%v", p), func(t *testing.T) {
+			forEachBLAS(t, func(t *testing.T, be *Backend[float64]) {
+				r := rand.New(rand.NewPCG(4, 1))
+				b, tt, c, nh := 3, 7, 8, 2
+				qkv := randn(r, b*tt*3*c, 1)
+				sep := int32s(attnSeps)
+				key := trainer.RNGKey{Seed: 5, Stream: 6}
+				var attd func() trainer.Buf
+				if p > 0 {
+					attd = func() trainer.Buf { return fl(zeros(b * nh * tt * tt)) }
+				} else {
+					attd = func() trainer.Buf { return nil }
+				}
+				gradCheck(t, map[string][]float64{"qkv": qkv},
+					func() []float64 {
+						out := zeros(b * tt * c)
+						must(t, be.AttentionForward(fl(out), fl(zeros(b*nh*tt*tt)), attd(), fl(qkv), sep, b, tt, c, nh, p, key))
+						return out
+					},
+					func(dout []float64) map[string][]float64 {
+						out, att, ad := zeros(b*tt*c), zeros(b*nh*tt*tt), attd()
+						must(t, be.AttentionForward(fl(out), fl(att), ad, fl(qkv), sep, b, tt, c, nh, p, key))
+						g := zeros(len(qkv))
+						must(t, be.AttentionBackward(fl(g), fl(zeros(b*nh*tt*tt)), fl(dout), fl(qkv), fl(att), ad, sep, b, tt, c, nh, p, key))
+						return map[string][]float64{"qkv": g}
+					})
+			})
+		})
+	}
+}
+
+// TestAttentionMask checks the visibility pattern of the probabilities:
+// row i of a batch row with Part A length sep sees exactly the keys
+// j < sep or j ≤ i.
+func TestAttentionMask(t *testing.T) {
+	be := newBE64(t, "off")
+	r := rand.New(rand.NewPCG(4, 2))
+	b, tt, c, nh := 3, 7, 8, 2
+	qkv := randn(r, b*tt*3*c, 1)
+	att := zeros(b * nh * tt * tt)
+	must(t, be.AttentionForward(fl(zeros(b*tt*c)), fl(att), nil, fl(qkv), int32s(attnSeps), b, tt, c, nh, 0, trainer.RNGKey{}))
+	for bi, sep := range attnSeps {
+		for h := range nh {
+			for i := range tt {
+				var sum float64
+				for j := range tt {
+					v := att[((bi*nh+h)*tt+i)*tt+j]
+					sum += v
+					if vis := j < int(sep) || j <= i; vis != (v > 0) {
+						t.Errorf("row %d head %d: query %d key %d has probability %v; visible = %v", bi, h, i, j, v, vis)
+					}
+				}
+				if math.Abs(sum-1) > 1e-12 {
+					t.Errorf("row %d head %d query %d: probabilities sum to %v", bi, h, i, sum)
+				}
+			}
+		}
+	}
+}
+
+func TestGradGelu(t *testing.T) {
+	be := newBE64(t, "off")
+	r := rand.New(rand.NewPCG(5, 1))
+	n := 300
+	x := randn(r, n, 2)
+	gradCheck(t, map[string][]float64{"inp": x},
+		func() []float64 {
+			out := zeros(n)
+			must(t, be.GeluForward(fl(out), fl(x), n))
+			return out
+		},
+		func(dout []float64) map[string][]float64 {
+			g := zeros(n)
+			must(t, be.GeluBackward(fl(g), fl(x), fl(dout), n))
+			return map[string][]float64{"inp": g}
+		})
+}
+
+func TestGradCrossEntropy(t *testing.T) {
+	be := newBE64(t, "off")
+	r := rand.New(rand.NewPCG(6, 1))
+	n, v := 5, 11
+	logits := randn(r, n*v, 3)
+	tg := int32s{0, 10, 3, 3, 7}
+	const scale = 0.25
+	gradCheck(t, map[string][]float64{"logits": logits},
+		func() []float64 {
+			l := zeros(n)
+			must(t, be.CrossEntropyForward(fl(l), fl(logits), tg, n, v))
+			for i := range l {
+				l[i] *= scale
+			}
+			return l
+		},
+		func(dout []float64) map[string][]float64 {
+			// dlogits = scale·dout_i·(softmax − onehot); the op takes one scale,
+			// so run it per row.
+			g := append([]float64(nil), logits...)
+			for i := range n {
+				row := g[i*v : i*v+v]
+				must(t, be.CrossEntropyBackward(fl(row), tg[i:i+1], 1, v, scale*dout[i]))
+			}
+			return map[string][]float64{"logits": g}
+		})
+}
+
+// TestGradCrossEntropyMasked checks the loss GLM uses, Σ(CE·mask)/Σ mask,
+// through the model's path: gather the masked rows, cross entropy with
+// scale 1/Σ mask, scatter back.
+func TestGradCrossEntropyMasked(t *testing.T) {
+	be := newBE64(t, "off")
+	r := rand.New(rand.NewPCG(7, 1))
+	rows, c := 6, 4
+	mask := []uint8{0, 1, 1, 0, 0, 1}
+	var sel int32s
+	for i, m := range mask {
+		if m == 1 {
+			sel = append(sel, int32(i))
+		}
+	}
+	n := len(sel)
+	h := randn(r, rows*c, 1)
+	wte := randn(r, 9*c, 1)
+	tg := int32s{4, 8, 0}
+	scale := 1 / float64(n)
+	gradCheck(t, map[string][]float64{"h": h, "wte": wte},
+		func() []float64 {
+			hs, lg, l := zeros(n*c), zeros(n*9), zeros(n)
+			must(t, be.GatherRows(fl(hs), fl(h), sel, n, c))
+			must(t, be.MatmulForward(fl(lg), fl(hs), fl(wte), nil, n, c, 9))
+			must(t, be.CrossEntropyForward(fl(l), fl(lg), tg, n, 9))
+			var s float64
+			for _, x := range l {
+				s += x
+			}
+			return []float64{s * scale}
+		},
+		func(dout []float64) map[string][]float64 {
+			hs, lg := zeros(n*c), zeros(n*9)
+			must(t, be.GatherRows(fl(hs), fl(h), sel, n, c))
+			must(t, be.MatmulForward(fl(lg), fl(hs), fl(wte), nil, n, c, 9))
+			must(t, be.CrossEntropyBackward(fl(lg), tg, n, 9, scale*dout[0]))
+			dhs, dh, dw := zeros(n*c), zeros(rows*c), zeros(9*c)
+			must(t, be.MatmulBackward(fl(dhs), fl(dw), nil, fl(lg), fl(hs), fl(wte), n, c, 9))
+			must(t, be.ScatterAddRows(fl(dh), fl(dhs), sel, n, c))
+			return map[string][]float64{"h": dh, "wte": dw}
+		})
+}
+
+func TestGradDropoutResidual(t *testing.T) {
+	be := newBE64(t, "off")
+	r := rand.New(rand.NewPCG(8, 1))
+	n := 10000 // more than one dropout block
+	a, b := randn(r, n, 1), randn(r, n, 1)
+	key := trainer.RNGKey{Seed: 1, Stream: 2}
+	gradCheck(t, map[string][]float64{"a": a, "b": b},
+		func() []float64 {
+			d, out := zeros(n), zeros(n)
+			must(t, be.Dropout(fl(d), fl(b), n, 0.25, key))
+			must(t, be.ResidualForward(fl(out), fl(a), fl(d), n))
+			return out
+		},
+		func(dout []float64) map[string][]float64 {
+			da, db := zeros(n), zeros(n)
+			must(t, be.Add(fl(da), fl(dout), n))
+			must(t, be.Dropout(fl(db), fl(dout), n, 0.25, key))
+			return map[string][]float64{"a": da, "b": db}
+		})
+	// the kept fraction is about 1 − p
+	d := zeros(n)
+	ones := make([]float64, n)
+	for i := range ones {
+		ones[i] = 1
+	}
+	must(t, be.Dropout(fl(d), fl(ones), n, 0.25, key))
+	kept := 0
+	for _, v := range d {
+		if v != 0 {
+			kept++
+		}
+	}
+	if frac := float64(kept) / float64(n); math.Abs(frac-0.75) > 0.02 {
+		t.Errorf("dropout 0.25 kept %.3f of the elements", frac)
+	}
+}
+
+// TestThreadsDeterministic runs every reducing op with 1 and 3 threads and
+// wants bitwise equal float32 results.
+func TestThreadsDeterministic(t *testing.T) {
+	r := rand.New(rand.NewPCG(9, 1))
+	run := func(threads int, blas string) [][]float32 {
+		be, err := New[float32](Options{Threads: threads, BLAS: blas})
+		if err != nil {
+			t.Skip(err)
+		}
+		r := rand.New(rand.NewPCG(9, 1))
+		f32 := func(n int) floats[float32] {
+			x := make([]float32, n)
+			for i := range x {
+				x[i] = float32(r.NormFloat64())
+			}
+			return x
+		}
+		n, c, oc, v := 300, 48, 70, 50
+		x, w, dy := f32(n*c), f32(oc*c), f32(n*oc)
+		dx, dw, db := make(floats[float32], n*c), make(floats[float32], oc*c), make(floats[float32], oc)
+		must(t, be.MatmulBackward(dx, dw, db, dy, x, w, n, c, oc))
+		lnw, lnb, mean, rstd, lnout := f32(c), f32(c), make(floats[float32], n), make(floats[float32], n), make(floats[float32], n*c)
+		must(t, be.LayerNormForward(lnout, mean, rstd, x, lnw, lnb, n, c))
+		dlnw, dlnb := make(floats[float32], c), make(floats[float32], c)
+		must(t, be.LayerNormBackward(make(floats[float32], n*c), dlnw, dlnb, x, x, lnw, mean, rstd, n, c))
+		ids := make(int32s, n)
+		for i := range ids {
+			ids[i] = int32(i % v)
+		}
+		dwte := make(floats[float32], v*c)
+		must(t, be.EncoderBackward(dwte, make(floats[float32], v*c), make(floats[float32], v*c), x, ids, ids, ids, n, c))
+		ss, _ := be.SumSquares(dy)
+		return [][]float32{dx, dw, db, dlnw, dlnb, dwte, {float32(ss)}}
+	}
+	_ = r
+	for _, blas := range []string{"off", "openblas"} {
+		a, b := run(1, blas), run(3, blas)
+		for i := range a {
+			for j := range a[i] {
+				if math.Float32bits(a[i][j]) != math.Float32bits(b[i][j]) {
+					t.Fatalf("%s: result %d element %d: %v with 1 thread, %v with 3", blas, i, j, a[i][j], b[i][j])
+				}
+			}
+		}
+	}
+}
+
+func TestExp32(t *testing.T) {
+	var worst float64
+	for x := -87.0; x < 88; x += 0.001 {
+		got := float64(exp32(float32(x)))
+		want := math.Exp(float64(float32(x)))
+		worst = max(worst, math.Abs(got-want)/want)
+	}
+	if worst > 3e-7 {
+		t.Errorf("exp32 relative error %.3g", worst)
+	}
+	if exp32(-100) != 0 || !math.IsInf(float64(exp32(100)), 1) {
+		t.Errorf("exp32 limits: exp32(-100) = %v, exp32(100) = %v", exp32(-100), exp32(100))
+	}
+}
