@@ -162,7 +162,11 @@ func TestOverfit(t *testing.T) {
 	tc.Out, tc.LogEvery, tc.Progress = t.TempDir(), 50, false
 	var last float64
 	res, err := trainer.Train(context.Background(), tc, m, &trainer.SliceSource{Batches: []sharding.Batch{b}, Loop: true}, nil,
-		trainer.Hooks{OnLog: func(mt trainer.Metrics) error { last = mt.Loss; t.Logf("step %3d loss %.4f", mt.Step, mt.Loss); return nil }})
+		trainer.Hooks{OnLog: func(mt trainer.Metrics) error {
+			last = mt.Loss
+			t.Logf("step %3d loss %.4f", mt.Step, mt.Loss)
+			return nil
+		}})
 	if err != nil {
 		t.Fatal(err)
 	}
