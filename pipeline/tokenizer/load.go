@@ -77,7 +77,9 @@ func Load(spec string) (*Tokenizer, error) {
 		if err := json.Unmarshal(data, &probe); err != nil {
 			return nil, fmt.Errorf("tokenizer: %s: not valid JSON: %w", path, err)
 		}
-		if _, ok := probe["model"]; ok {
+		// A vocab.json may hold a token "model" (GPT-2's does): a
+		// tokenizer.json's model is an object.
+		if m, ok := probe["model"]; ok && len(bytes.TrimSpace(m)) > 0 && bytes.TrimSpace(m)[0] == '{' {
 			t, err = fromTokenizerJSON(path, data)
 			break
 		}

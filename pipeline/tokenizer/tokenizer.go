@@ -279,7 +279,9 @@ func (e *Encoder) Encode(dst []int32, text []byte) ([]int32, error) {
 // assignSpecials looks up GLM's command tokens in the base vocabulary
 // tokens[:base] (by name, in the order given for each) and appends the
 // missing ones in GLM's order: eos/pad if absent, then sop, eop, ENC, MASK,
-// sep, unk, gMASK, sMASK.
+// sep, unk, gMASK, sMASK. Names looked up: eos and pad "</s>",
+// "<|endoftext|>", "[PAD]"; ENC "[CLS]", "<s>"; MASK "[MASK]", "<mask>";
+// sep "[SEP]", "</s>"; unk "[UNK]", "<unk>"; the others by GLM's names.
 func (t *Tokenizer) assignSpecials(lookup func(string) (int32, bool)) {
 	find := func(names ...string) int32 {
 		for _, n := range names {
@@ -299,7 +301,9 @@ func (t *Tokenizer) assignSpecials(lookup func(string) (int32, bool)) {
 		}
 	}
 	s := &t.special
-	s.EOS = find(nameEOS, "</s>", "[PAD]")
+	// "</s>" first: RoBERTa's vocabulary also holds "<|endoftext|>", and
+	// GLM-RoBERTa ends documents with "</s>" (glm-reference.md §1).
+	s.EOS = find("</s>", nameEOS, "[PAD]")
 	s.CLS = find(nameCLS, "<s>")
 	s.Mask = find(nameMask, "<mask>")
 	s.Sep = find(nameSep, "</s>")

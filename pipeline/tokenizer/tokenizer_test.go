@@ -1,0 +1,452 @@
+package tokenizer
+
+import (
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/glmkit/glmkit/masking"
+)
+
+var (
+	bertOnce = sync.OnceValues(func() (*Tokenizer, error) { return Load(BuiltinBERT) })
+	gpt2Once = sync.OnceValues(func() (*Tokenizer, error) { return Load(BuiltinGPT2) })
+)
+
+func loadBuiltin(tb testing.TB, name string) *Tokenizer {
+	tb.Helper()
+	f := bertOnce
+	if name == BuiltinGPT2 {
+		f = gpt2Once
+	}
+	tk, err := f()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return tk
+}
+
+// tokens encodes text and returns the tokens' strings.
+func tokens(t *testing.T, tk *Tokenizer, text string) []string {
+	t.Helper()
+	ids, err := tk.NewEncoder().Encode(nil, []byte(text))
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := make([]string, len(ids))
+	for i, id := range ids {
+		out[i] = tk.Token(id)
+	}
+	return out
+}
+
+func TestWordPieceCases(t *testing.T) {
+	tk := loadBuiltin(t, BuiltinBERT)
+	long100, long101 := strings.Repeat("a", 100), strings.Repeat("a", 101)
+	for _, c := range []struct {
+		name, text string
+		want       []string
+	}{
+		{"accents stripped", "Café naïve RÉSUMÉ", []string{"cafe", "naive", "resume"}},
+		{"decomposed accent", "Cafe\u0301", []string{"cafe"}},
+		{"CJK spaced", "中文abc中", []string{"中", "文", "abc", "中"}},
+		{"vertical tab and form feed are deleted", "ab\vc\fd", []string{"abc", "##d"}},
+		{"NUL and U+FFFD deleted, joining", "hel\x00lo\uFFFDworld", []string{"hello", "##world"}},
+		{"other whitespace splits", "a\u00a0b\u3000c\td", []string{"a", "b", "c", "d"}},
+		{"zero-width space deleted", "ab\u200bc", []string{"abc"}},
+		{"ASCII symbols are punctuation", "$5+3=8|~`^", []string{"$", "5", "+", "3", "=", "8", "|", "~", "`", "^"}},
+		{"Unicode punctuation", "«hi»—ok", []string{"«", "hi", "»", "—", "ok"}},
+		{"100 characters is a word", long100, nil},
+		{"101 characters is [UNK]", long101, []string{"[UNK]"}},
+		{"unmatched word is [UNK]", "☃x", []string{"[UNK]"}},
+		{"literal special strings are text", "[MASK] [CLS]", []string{"[", "mask", "]", "[", "cl", "##s", "]"}},
+		{"wordpieces", "unaffable", []string{"una", "##ffa", "##ble"}},
+		{"Turkish dotted I", "İstanbul", []string{"istanbul"}},
+		{"invalid UTF-8", "a\xffb", []string{"ab"}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			got := tokens(t, tk, c.text)
+			if c.want == nil {
+				if slices.Contains(got, "[UNK]") || len(got) == 0 {
+					t.Fatalf("got %q", got)
+				}
+				return
+			}
+			if !slices.Equal(got, c.want) {
+				t.Fatalf("%q: got %q, want %q", c.text, got, c.want)
+			}
+		})
+	}
+}
+
+func TestBPECases(t *testing.T) {
+	tk := loadBuiltin(t, BuiltinGPT2)
+	for _, c := range []struct {
+		text string
+		want []int32
+	}{
+		{"a \n\nb", []int32{64, 220, 198, 198, 65}},                 // \s+(?!\S) leaves the last newline
+		{"DON'T don't", []int32{41173, 6, 51, 836, 470}},            // contractions are case-sensitive
+		{"x   ", []int32{87, 220, 220, 220}},                        // trailing whitespace
+		{" 123abc", []int32{17031, 39305}},                          // ' ?\p{N}+'
+		{"------------", []int32{10541}},                            // a run is one pre-token, merged fully
+		{"Hello  world\n", []int32{15496, 220, 995, 198}},           // two spaces: " " then " world"
+		{"<|endoftext|>", []int32{27, 91, 437, 1659, 5239, 91, 29}}, // literal, not 50256
+	} {
+		ids, _ := tk.NewEncoder().Encode(nil, []byte(c.text))
+		if !slices.Equal(ids, c.want) {
+			t.Errorf("%q: got %v, want %v", c.text, ids, c.want)
+		}
+	}
+	m := tk.bpe
+	for _, c := range []struct {
+		text string
+		want []string
+	}{
+		{"I'm we'll they're you've he'd it's can't", []string{"I", "'m", " we", "'ll", " they", "'re", " you", "'ve", " he", "'d", " it", "'s", " can", "'t"}},
+		{"'S 'x ''s", []string{"'", "S", " '", "x", " ''", "s"}},
+		{"a\u3000\u3000b", []string{"a", "\u3000", "\u3000", "b"}},
+		{"  \t x", []string{"  \t", " x"}},
+		{"1½ ٣٤", []string{"1½", " ٣٤"}},
+		{"!!?? ...", []string{"!!??", " ..."}},
+	} {
+		var got []string
+		for i := 0; i < len(c.text); {
+			j := m.nextPreToken([]byte(c.text), i, false)
+			got = append(got, c.text[i:j])
+			i = j
+		}
+		if !slices.Equal(got, c.want) {
+			t.Errorf("%q: pre-tokens %q, want %q", c.text, got, c.want)
+		}
+	}
+}
+
+func TestSpecialIDs(t *testing.T) {
+	dir := t.TempDir()
+	// RoBERTa's vocabulary with GPT-2's merges, as GLM-RoBERTa uses them.
+	tokDir := filepath.Join(sharedDir, "tokenizers")
+	roberta := filepath.Join(dir, "roberta")
+	if err := os.Mkdir(roberta, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for src, dst := range map[string]string{"roberta/vocab.json": "vocab.json", "gpt2/merges.txt": "merges.txt"} {
+		data, err := os.ReadFile(filepath.Join(tokDir, src))
+		if err != nil {
+			t.Skipf("shared tokenizers not available: %v", err)
+		}
+		if err := os.WriteFile(filepath.Join(roberta, dst), data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// A tiny vocabulary with none of the command tokens but [UNK].
+	tiny := filepath.Join(dir, "tiny-vocab.txt")
+	if err := os.WriteFile(tiny, []byte("[UNK]\na\nb\n##c\n.\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		spec                string
+		base, vocab, padded int
+		want                masking.SpecialIDs
+	}{
+		{BuiltinBERT, 30522, 30526, 30592, masking.SpecialIDs{Pad: 0, EOS: 0, CLS: 101, Mask: 103, Sep: 102, Unk: 100, SOP: 30522, EOP: 30523, GMask: 30524, SMask: 30525}},
+		{BuiltinGPT2, 50257, 50265, 50304, masking.SpecialIDs{Pad: 50256, EOS: 50256, CLS: 50259, Mask: 50260, Sep: 50261, Unk: 50262, SOP: 50257, EOP: 50258, GMask: 50263, SMask: 50264}},
+		{filepath.Join(tokDir, "bert-base-chinese/vocab.txt"), 21128, 21132, 21248, masking.SpecialIDs{Pad: 0, EOS: 0, CLS: 101, Mask: 103, Sep: 102, Unk: 100, SOP: 21128, EOP: 21129, GMask: 21130, SMask: 21131}},
+		{roberta, 50265, 50269, 50304, masking.SpecialIDs{Pad: 2, EOS: 2, CLS: 0, Mask: 50264, Sep: 2, Unk: 3, SOP: 50265, EOP: 50266, GMask: 50267, SMask: 50268}},
+		{tiny, 5, 13, 128, masking.SpecialIDs{Pad: 5, EOS: 5, CLS: 8, Mask: 9, Sep: 10, Unk: 0, SOP: 6, EOP: 7, GMask: 11, SMask: 12}},
+	} {
+		tk, err := Load(c.spec)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := tk.Special(); got != c.want {
+			t.Errorf("%s: special ids %+v, want %+v", c.spec, got, c.want)
+		}
+		if tk.BaseVocabSize() != c.base || tk.VocabSize() != c.vocab || tk.ModelVocabSize() != c.padded {
+			t.Errorf("%s: sizes %d/%d/%d, want %d/%d/%d", c.spec, tk.BaseVocabSize(), tk.VocabSize(), tk.ModelVocabSize(), c.base, c.vocab, c.padded)
+		}
+		if len(tk.SentenceEnds()) != tk.ModelVocabSize() {
+			t.Errorf("%s: %d sentence-end bits", c.spec, len(tk.SentenceEnds()))
+		}
+		s := tk.Special()
+		for id, name := range map[int32]string{s.SOP: "<|startofpiece|>", s.EOP: "<|endofpiece|>", s.GMask: "[gMASK]", s.SMask: "[sMASK]"} {
+			if got := tk.Token(id); got != name {
+				t.Errorf("%s: Token(%d) = %q, want %q", c.spec, id, got, name)
+			}
+		}
+		if tk.VocabSize() < tk.ModelVocabSize() {
+			last := int32(tk.ModelVocabSize() - 1)
+			if got := tk.Token(last); !strings.HasPrefix(got, "<pad:") {
+				t.Errorf("%s: Token(%d) = %q", c.spec, last, got)
+			}
+		}
+	}
+	// A tiny vocabulary without a tokenizer kind we know of is no fallback.
+	if tk, _ := Load(tiny); tk.Kind() != KindWordPiece || tk.Warning() != "" {
+		t.Errorf("tiny vocab: kind %s, warning %q", tk.Kind(), tk.Warning())
+	}
+}
+
+func TestSentenceEnds(t *testing.T) {
+	bert := loadBuiltin(t, BuiltinBERT)
+	gpt2 := loadBuiltin(t, BuiltinGPT2)
+	for _, c := range []struct {
+		tk   *Tokenizer
+		text string
+		want bool
+	}{
+		{bert, ".", true}, {bert, "?", true}, {bert, ";", true}, {bert, ":", true}, {bert, "…", true},
+		{bert, "。", true}, {bert, "hello", false}, {bert, ",", false},
+		{gpt2, ".", true}, {gpt2, "\n", true}, {gpt2, "\n\n", true}, {gpt2, " the", false}, {gpt2, "!", true},
+		{gpt2, "...", true}, {gpt2, ",", false},
+	} {
+		ids, _ := c.tk.NewEncoder().Encode(nil, []byte(c.text))
+		if len(ids) != 1 {
+			t.Fatalf("%s %q: %d tokens", c.tk.Name(), c.text, len(ids))
+		}
+		if got := c.tk.SentenceEnds()[ids[0]]; got != c.want {
+			t.Errorf("%s %q (id %d): ends a sentence = %v, want %v", c.tk.Name(), c.text, ids[0], got, c.want)
+		}
+	}
+	// Continuation pieces count by their text: "##." style pieces and
+	// "u.s." both end sentences, as in GLM.
+	if id, ok := bert.wp.vocab["##:"]; ok && !bert.SentenceEnds()[id] {
+		t.Errorf("##: does not end a sentence")
+	}
+	for _, tk := range []*Tokenizer{bert, gpt2} {
+		s := tk.Special()
+		for _, id := range []int32{s.Pad, s.EOS, s.CLS, s.Mask, s.Sep, s.Unk, s.SOP, s.EOP, s.GMask, s.SMask} {
+			if tk.SentenceEnds()[id] {
+				t.Errorf("%s: special id %d ends a sentence", tk.Name(), id)
+			}
+		}
+	}
+}
+
+func TestDecode(t *testing.T) {
+	bert := loadBuiltin(t, BuiltinBERT)
+	gpt2 := loadBuiltin(t, BuiltinGPT2)
+	for _, c := range []struct{ in, want string }{
+		{"Hello, world! I don't know.", "hello, world! i don ' t know."}, // as Hugging Face decodes it
+		{"Café [MASK] isn't it?", "cafe [ mask ] isn ' t it?"},
+		{"unaffable", "unaffable"},
+	} {
+		ids, _ := bert.NewEncoder().Encode(nil, []byte(c.in))
+		if got := bert.Decode(ids); got != c.want {
+			t.Errorf("bert Decode(Encode(%q)) = %q, want %q", c.in, got, c.want)
+		}
+	}
+	s := bert.Special()
+	if got := bert.Decode([]int32{s.CLS, 7592, s.GMask, 30590}); got != "[CLS] hello [gMASK] <pad:30590>" {
+		t.Errorf("bert Decode with specials = %q", got)
+	}
+	for _, c := range append(corpora(t)[:1], stressCorpus()) {
+		for _, d := range c.docs[:200] {
+			ids, _ := gpt2.NewEncoder().Encode(nil, d)
+			if got, want := gpt2.Decode(ids), string(appendRepaired(nil, d)); got != want {
+				t.Fatalf("gpt2 round trip of %q gave %q", want, got)
+			}
+		}
+	}
+	g := gpt2.Special()
+	if got := gpt2.Decode([]int32{g.EOS, 15496, g.SOP}); got != "<|endoftext|>Hello<|startofpiece|>" {
+		t.Errorf("gpt2 Decode with specials = %q", got)
+	}
+	// A token holding half a character decodes to U+FFFD, as HF's
+	// from_utf8_lossy does: one per maximal invalid subsequence.
+	if got := lossyUTF8([]byte("a\xe4\xb8b\xffc\xed\xa0\x80")); got != "a\uFFFDb\uFFFDc\uFFFD\uFFFD\uFFFD" {
+		t.Errorf("lossyUTF8 = %q", got)
+	}
+}
+
+func TestLoadPaths(t *testing.T) {
+	tokDir := filepath.Join(sharedDir, "tokenizers")
+	if _, err := os.Stat(tokDir); err != nil {
+		t.Skipf("shared tokenizers not available: %v", err)
+	}
+	docs := append(englishCorpus(t).docs[:100], stressCorpus().docs[:300]...)
+	for _, c := range []struct{ builtin, path string }{
+		{BuiltinBERT, filepath.Join(tokDir, "bert-base-uncased")},           // directory: its tokenizer.json
+		{BuiltinBERT, filepath.Join(tokDir, "bert-base-uncased/vocab.txt")}, // same bytes as the built-in
+		{BuiltinGPT2, filepath.Join(tokDir, "gpt2/tokenizer.json")},         // BPE from tokenizer.json
+		{BuiltinGPT2, filepath.Join(tokDir, "gpt2/vocab.json")},             // merges.txt beside it
+	} {
+		want := loadBuiltin(t, c.builtin)
+		got, err := Load(c.path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.Name() != c.path || got.Kind() != want.Kind() || got.Special() != want.Special() || got.ModelVocabSize() != want.ModelVocabSize() {
+			t.Errorf("%s: %v, want like %v", c.path, got, want)
+		}
+		if !slices.Equal(got.SentenceEnds(), want.SentenceEnds()) {
+			t.Errorf("%s: sentence ends differ from the built-in's", c.path)
+		}
+		ew, eg := want.NewEncoder(), got.NewEncoder()
+		for _, d := range docs {
+			a, _ := ew.Encode(nil, d)
+			b, _ := eg.Encode(nil, d)
+			if !slices.Equal(a, b) {
+				t.Fatalf("%s: %q: %v, built-in %v", c.path, d, b, a)
+			}
+		}
+	}
+	bert := loadBuiltin(t, BuiltinBERT)
+	if bert.Name() != BuiltinBERT || bert.SHA256() != "07eced375cec144d27c900241f3e339478dec958f92fddbc551f295c992038a3" {
+		t.Errorf("bert: name %q sha %s", bert.Name(), bert.SHA256())
+	}
+	if tk, _ := Load(filepath.Join(tokDir, "gpt2/vocab.json")); tk.SHA256() != loadBuiltin(t, BuiltinGPT2).SHA256() {
+		t.Errorf("gpt2 vocab.json+merges.txt hash differs from the built-in's")
+	}
+}
+
+func TestLoadErrors(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, content string) string {
+		p := filepath.Join(dir, name)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	for _, c := range []struct{ path, want string }{
+		{write("bad/tokenizer.json", `{"model": {"type": "BPE", "vocab": {`), "bad/tokenizer.json"},
+		{write("trunc.json", `{"model": `), "trunc.json"},
+		{write("nomerges/vocab.json", `{"a": 0}`), "merges"},
+		{write("badmerges/vocab.json", `{"a": 0}`) + "\x00" + write("badmerges/merges.txt", "#version: 0.2\na b c\n"), "merges.txt"},
+		{write("nounk.txt", "a\nb\n"), "[UNK]"},
+		{write("empty/x.bin", ""), "unknown tokenizer file"},
+		{filepath.Join(dir, "missing"), "missing"},
+		{filepath.Join(dir, "empty"), "directory holds no"},
+	} {
+		path, _, _ := strings.Cut(c.path, "\x00")
+		_, err := Load(path)
+		if err == nil || !strings.Contains(err.Error(), c.want) || !strings.HasPrefix(err.Error(), "tokenizer: ") {
+			t.Errorf("Load(%s): error %v, want one mentioning %q", path, err, c.want)
+		}
+	}
+}
+
+// TestFallback loads a tokenizer.json kind we do not implement (WordLevel)
+// through sugarme: it must work, warn, and keep literal specials as text.
+func TestFallback(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "tokenizer.json")
+	js := `{"version": "1.0", "truncation": null, "padding": null,
+	 "added_tokens": [{"id": 0, "content": "[UNK]", "special": true, "single_word": false, "lstrip": false, "rstrip": false, "normalized": false},
+	                  {"id": 3, "content": "[MASK]", "special": true, "single_word": false, "lstrip": false, "rstrip": false, "normalized": false}],
+	 "normalizer": null, "pre_tokenizer": {"type": "Whitespace"}, "post_processor": null, "decoder": null,
+	 "model": {"type": "WordLevel", "vocab": {"[UNK]": 0, "hello": 1, "world": 2, "[MASK]": 3, "[": 4, "]": 5, "MASK": 6}, "unk_token": "[UNK]"}}`
+	if err := os.WriteFile(p, []byte(js), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	tk, err := Load(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tk.Kind() != KindFallback || tk.Warning() == "" {
+		t.Fatalf("kind %s warning %q", tk.Kind(), tk.Warning())
+	}
+	ids, err := tk.NewEncoder().Encode(nil, []byte("hello world [MASK] zzz"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []int32{1, 2, 4, 6, 5, 0}; !slices.Equal(ids, want) {
+		t.Errorf("ids %v, want %v", ids, want)
+	}
+	if s := tk.Special(); s.Mask != 3 || s.Unk != 0 || s.EOS != 7 || s.SOP != 8 || tk.ModelVocabSize() != 128 {
+		t.Errorf("special %+v, model vocab %d", s, tk.ModelVocabSize())
+	}
+	if got := tk.Decode([]int32{1, 2}); got != "hello world" {
+		t.Errorf("Decode = %q", got)
+	}
+}
+
+// TestPathsAgree runs every corpus and the stress set through the general
+// paths (ASCII not special-cased), without the BPE word cache, and with a
+// shared Tokenizer from several goroutines, and requires the same ids.
+func TestPathsAgree(t *testing.T) {
+	cs := append(corpora(t), stressCorpus())
+	for _, name := range []string{BuiltinBERT, BuiltinGPT2} {
+		tk := loadBuiltin(t, name)
+		fast, general, nocache := tk.NewEncoder(), tk.NewEncoder(), tk.NewEncoder()
+		general.general = true
+		nocache.noCache = true
+		var a, b, c []int32
+		for _, cp := range cs {
+			for _, d := range cp.docs {
+				a, _ = fast.Encode(a[:0], d)
+				b, _ = general.Encode(b[:0], d)
+				c, _ = nocache.Encode(c[:0], d)
+				if !slices.Equal(a, b) || !slices.Equal(a, c) {
+					t.Fatalf("%s %s: paths disagree on %q\nfast:    %v\ngeneral: %v\nnocache: %v", name, cp.name, d, a, b, c)
+				}
+			}
+		}
+		// Concurrent use of one Tokenizer.
+		docs := cs[len(cs)-1].docs
+		want := make([][]int32, len(docs))
+		for i, d := range docs {
+			want[i], _ = fast.Encode(nil, d)
+		}
+		var wg sync.WaitGroup
+		for range 4 {
+			wg.Go(func() {
+				e := tk.NewEncoder()
+				var ids []int32
+				for i, d := range docs {
+					ids, _ = e.Encode(ids[:0], d)
+					if !slices.Equal(ids, want[i]) {
+						t.Errorf("%s: concurrent encoding differs on doc %d", name, i)
+						return
+					}
+				}
+			})
+		}
+		wg.Wait()
+	}
+}
+
+// TestEncodeAppends checks the append contract: dst's contents are kept.
+func TestEncodeAppends(t *testing.T) {
+	for _, name := range []string{BuiltinBERT, BuiltinGPT2} {
+		tk := loadBuiltin(t, name)
+		e := tk.NewEncoder()
+		dst := []int32{-7}
+		dst, _ = e.Encode(dst, []byte("hello"))
+		ids, _ := e.Encode(nil, []byte("hello"))
+		if dst[0] != -7 || !slices.Equal(dst[1:], ids) {
+			t.Errorf("%s: %v, %v", name, dst, ids)
+		}
+		if out, _ := e.Encode(nil, nil); len(out) != 0 {
+			t.Errorf("%s: empty text gave %v", name, out)
+		}
+	}
+}
+
+// TestEncodeAllocs requires zero allocations per document once warm.
+func TestEncodeAllocs(t *testing.T) {
+	docs := append(englishCorpus(t).docs[:50], stressCorpus().docs[:50]...)
+	for _, name := range []string{BuiltinBERT, BuiltinGPT2} {
+		e := loadBuiltin(t, name).NewEncoder()
+		var ids []int32
+		for range 2 {
+			for _, d := range docs {
+				ids, _ = e.Encode(ids[:0], d)
+			}
+		}
+		allocs := testing.AllocsPerRun(3, func() {
+			for _, d := range docs {
+				ids, _ = e.Encode(ids[:0], d)
+			}
+		})
+		if allocs != 0 {
+			t.Errorf("%s: %v allocations per pass over %d warm documents", name, allocs, len(docs))
+		}
+	}
+}
