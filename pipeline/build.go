@@ -79,34 +79,19 @@ func (o *BuildOptions) validate() error {
 	return nil
 }
 
-// Build runs a whole build locally: it plans the inputs into tasks, writes
-// plan.json, runs every task (skipping those --resume finds complete,
-// continuing an incomplete one after its last shard), then writes
-// manifest.json last. The output bytes depend only on the inputs,
-// o.Meta and o.Config, not on o.Workers.
-func Build(ctx context.Context, o BuildOptions) (*Result, error) {
+// Prepare resolves and hashes the inputs, plans them into tasks, checks
+// o.Out against --resume and --force and writes plan.json there. It is the
+// first half of Build, and all of `glmprep plan`.
+func Prepare(o *BuildOptions) (*Plan, error) {
 	if err := o.validate(); err != nil {
 		return nil, err
 	}
 	mcfg := o.Meta.Masking
 	mcfg.SentenceEnd = o.SentenceEnd
-	masker, err := masking.New(mcfg)
-	if err != nil {
+	if err := mcfg.Validate(); err != nil {
 		return nil, err
 	}
 	inputs, err := ResolveInputs(o.Inputs, o.Config.Format)
-	if err != nil {
-		return nil, err
-	}
-	var total int64
-	for _, in := range inputs {
-		total += max(in.Size, 0)
-	}
-	o.phase("hashing", total)
-	if err := Hash(inputs, o.Progress); err != nil {
-		return nil, err
-	}
-	plan, err := MakePlan(o.Meta, o.Config, inputs)
 	if err != nil {
 		return nil, err
 	}
@@ -115,20 +100,61 @@ func Build(ctx context.Context, o BuildOptions) (*Result, error) {
 			return nil, errors.New("pipeline: --resume does not work with stdin input")
 		}
 	}
+	o.phase("hashing", totalBytes(inputs))
+	if err := Hash(inputs, o.Progress); err != nil {
+		return nil, err
+	}
+	plan, err := MakePlan(o.Meta, o.Config, inputs)
+	if err != nil {
+		return nil, err
+	}
 	if err := o.prepareDir(plan); err != nil {
 		return nil, err
 	}
 	if err := WritePlan(o.Out, plan); err != nil {
 		return nil, fmt.Errorf("pipeline: writing plan: %w", err)
 	}
+	return plan, nil
+}
 
-	env := &Env{Dir: o.Out, Masker: masker, NewEncoder: o.NewEncoder, Workers: o.Workers,
-		Strict: o.Strict, Warn: o.Warn, Progress: o.Progress}
-	if env.Workers < 1 {
-		env.Workers = runtime.GOMAXPROCS(0)
+func totalBytes(inputs []Input) int64 {
+	var n int64
+	for _, in := range inputs {
+		n += max(in.Size, 0)
 	}
+	return n
+}
+
+// NewEnv returns the environment to run the tasks of plan.
+func NewEnv(plan *Plan, dir string, sentenceEnd []bool, newEncoder func() Encoder, workers int) (*Env, error) {
+	mcfg := plan.Meta.Masking
+	mcfg.SentenceEnd = sentenceEnd
+	masker, err := masking.New(mcfg)
+	if err != nil {
+		return nil, err
+	}
+	if workers < 1 {
+		workers = runtime.GOMAXPROCS(0)
+	}
+	return &Env{Dir: dir, Masker: masker, NewEncoder: newEncoder, Workers: workers}, nil
+}
+
+// Build runs a whole build locally: Prepare, then every task (skipping
+// those --resume finds complete, continuing an incomplete one after its
+// last shard), then Merge, which writes manifest.json last. The output
+// bytes depend only on the inputs, o.Meta and o.Config, not on o.Workers.
+func Build(ctx context.Context, o BuildOptions) (*Result, error) {
+	plan, err := Prepare(&o)
+	if err != nil {
+		return nil, err
+	}
+	env, err := NewEnv(plan, o.Out, o.SentenceEnd, o.NewEncoder, o.Workers)
+	if err != nil {
+		return nil, err
+	}
+	env.Strict, env.Warn, env.Progress = o.Strict, o.Warn, o.Progress
 	res := &Result{}
-	o.phase("building", total)
+	o.phase("building", totalBytes(plan.Inputs))
 	for _, t := range plan.Tasks {
 		prev, err := ReadTaskRecord(o.Out, t.Index)
 		if err != nil {
@@ -306,4 +332,18 @@ func Software() map[string]string {
 		}
 	}
 	return s
+}
+
+// RunTaskOnce runs task t of plan unless its record says it is complete,
+// continuing after the last shard of an incomplete record. It is what
+// `glmprep run-task` does, and safe to repeat.
+func RunTaskOnce(ctx context.Context, plan *Plan, env *Env, t Task) (*TaskRecord, error) {
+	prev, err := ReadTaskRecord(env.Dir, t.Index)
+	if err != nil {
+		return nil, err
+	}
+	if prev != nil && prev.Complete {
+		return prev, nil
+	}
+	return RunTask(ctx, plan, env, t, prev)
 }

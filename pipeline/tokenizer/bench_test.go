@@ -1,7 +1,10 @@
 package tokenizer
 
 import (
+	"encoding/json"
 	"fmt"
+	"os"
+	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -87,5 +90,28 @@ func BenchmarkEncodeDoc(b *testing.B) {
 				ids, _ = e.Encode(ids[:0], doc)
 			}
 		})
+	}
+}
+
+// TestDumpBenchCorpora writes the benchmark corpora as JSON arrays of
+// strings into $GLMKIT_BENCH_DUMP, for bench.sh to give Hugging Face the
+// same documents. Skipped when the variable is unset.
+func TestDumpBenchCorpora(t *testing.T) {
+	dir := os.Getenv("GLMKIT_BENCH_DUMP")
+	if dir == "" {
+		t.Skip("GLMKIT_BENCH_DUMP not set")
+	}
+	for _, c := range []corpus{englishCorpus(t), stressCorpus()} {
+		docs := make([]string, len(c.docs))
+		for i, d := range c.docs {
+			docs[i] = string(appendRepaired(nil, d))
+		}
+		data, err := json.Marshal(docs)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, c.name+".json"), data, 0o644); err != nil {
+			t.Fatal(err)
+		}
 	}
 }

@@ -1,0 +1,308 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/schollz/progressbar/v3"
+	"golang.org/x/term"
+
+	"github.com/glmkit/glmkit/masking"
+	"github.com/glmkit/glmkit/pipeline"
+	"github.com/glmkit/glmkit/pipeline/tokenizer"
+	"github.com/glmkit/glmkit/sharding"
+)
+
+const buildHelp = `Usage: glmprep build --input PATH... --out DIR [flags]
+
+Reads plain text or JSON Lines (optionally .gz or .zst, found by their magic
+bytes), tokenizes it, packs documents into samples of --seq-len tokens
+([CLS] starts every piece, eos ends every document), masks every sample with
+one of GLM's objectives, and writes Arrow IPC shards plus manifest.json.
+The output is byte-identical for the same inputs, flags and seed, whatever
+--workers is, and after an interrupted build is finished with --resume.
+
+Inputs: files, globs ('data/*.jsonl.gz'), directories (searched for .txt
+.raw .md .jsonl .json .ndjson, optionally .gz/.zst) and - for stdin;
+repeat --input or list them after the flags. They are read in sorted order.
+
+Examples:
+  glmprep build --input testdata/demo --out out/demo
+  glmprep build --input ../shared/corpora/wikitext-2-raw/wiki.valid.raw \
+      --tokenizer bert-base-uncased --out out/wiki --mix token=0.5,document=0.5
+  glmprep build --input 'crawl/*.jsonl.zst' --text-field meta.text \
+      --tokenizer gpt2 --seq-len 1024 --out out/crawl --resume
+  zcat dump.txt.gz | glmprep build --input - --tokenizer vocab.txt --out out/dump
+`
+
+// buildArgs are the flags shared by build and plan.
+type buildArgs struct {
+	inputs      listFlag
+	out         string
+	tok         string
+	seqLen      int
+	workers     int
+	seed        uint64
+	mix         string
+	taskMask    bool
+	maskEpochs  int
+	ratio       float64
+	lambda      float64
+	maxSpan     int
+	docRatio    string
+	suffixProb  float64
+	format      string
+	docBoundary string
+	textField   string
+	maxDoc      sizeFlag
+	shardRows   int64
+	shardBytes  sizeFlag
+	compression string
+	taskBytes   sizeFlag
+	resume      bool
+	force       bool
+	strict      bool
+	quiet       bool
+}
+
+func addBuildFlags(fs *flag.FlagSet, a *buildArgs) {
+	d := pipeline.DefaultConfig()
+	m := masking.DefaultConfig()
+	fs.Var(&a.inputs, "input", "input `PATH`: a file, glob, directory or - (repeatable)")
+	fs.StringVar(&a.out, "out", "", "output `DIR` for shards and manifest.json")
+	fs.StringVar(&a.tok, "tokenizer", "bert-base-uncased", "bert-base-uncased, gpt2, or a tokenizer.json, vocab.txt or vocab.json (+merges.txt) `FILE`")
+	fs.IntVar(&a.seqLen, "seq-len", 512, "source tokens per sample, [CLS] and eos included")
+	fs.IntVar(&a.workers, "workers", runtime.NumCPU(), "parallel workers (the output does not depend on it)")
+	fs.Uint64Var(&a.seed, "seed", 1234, "seed of every masking draw")
+	fs.StringVar(&a.mix, "mix", "token=0.5,sentence=0,document=0.5", "objective weights, drawn per sample")
+	fs.BoolVar(&a.taskMask, "task-mask", true, "use [sMASK] for sentence and [gMASK] for document spans (false: [MASK] everywhere, as GLM-Base/Large)")
+	fs.IntVar(&a.maskEpochs, "mask-epochs", 1, "independently masked copies of every sample (BERT's dupe factor)")
+	fs.Float64Var(&a.ratio, "mask-ratio", m.Ratio, "fraction of a sample the token and sentence objectives mask at least")
+	fs.Float64Var(&a.lambda, "span-lambda", m.Lambda, "Poisson mean of token span lengths")
+	fs.IntVar(&a.maxSpan, "max-span", m.MaxSpan, "longest token span")
+	fs.StringVar(&a.docRatio, "doc-ratio", "0.5,1.0", "document span length range, as fractions of the sample")
+	fs.Float64Var(&a.suffixProb, "suffix-prob", m.SuffixProb, "probability of the suffix layout for a single-document sample's document span")
+	fs.StringVar(&a.format, "format", d.Format, "input format: auto (by extension), text or jsonl")
+	fs.StringVar(&a.docBoundary, "doc-boundary", d.DocBoundary, "plain text documents: line, blank (blank-line separated) or file")
+	fs.StringVar(&a.textField, "text-field", d.TextField, "JSON Lines field holding the text; a dotted path for nested fields")
+	a.maxDoc = sizeFlag(d.MaxDocBytes)
+	fs.Var(&a.maxDoc, "max-doc-bytes", "longest record (line, block or file); longer ones are skipped and counted")
+	fs.Int64Var(&a.shardRows, "shard-rows", d.ShardRows, "start a new shard after this many rows (0: no limit)")
+	a.shardBytes = sizeFlag(d.ShardBytes)
+	fs.Var(&a.shardBytes, "shard-bytes", "start a new shard after this many bytes (0: no limit)")
+	fs.StringVar(&a.compression, "compression", d.Compression, "shard compression: none (maps with no copy), zstd or lz4")
+	a.taskBytes = sizeFlag(d.TaskBytes)
+	fs.Var(&a.taskBytes, "task-bytes", "split uncompressed line-based inputs larger than this into tasks of about this size (0: a task per file)")
+	fs.BoolVar(&a.strict, "strict", false, "make bad input (broken JSON, invalid UTF-8, truncated files, …) fatal instead of counted")
+	fs.BoolVar(&a.quiet, "quiet", false, "no progress bar or summary")
+}
+
+// options turns the flags into build options and loads the tokenizer.
+func (a *buildArgs) options(stderr io.Writer) (pipeline.BuildOptions, *tokenizer.Tokenizer, error) {
+	var o pipeline.BuildOptions
+	tok, err := tokenizer.Load(a.tok)
+	if err != nil {
+		return o, nil, err
+	}
+	if w := tok.Warning(); w != "" {
+		fmt.Fprintln(stderr, "glmprep: warning:", w)
+	}
+	mc := masking.DefaultConfig()
+	if mc.Weights, err = parseMix(a.mix); err != nil {
+		return o, nil, err
+	}
+	mc.Ratio, mc.Lambda, mc.MaxSpan, mc.SuffixProb = a.ratio, a.lambda, a.maxSpan, a.suffixProb
+	lo, hi, ok := strings.Cut(a.docRatio, ",")
+	if mc.DocMin, err = strconv.ParseFloat(strings.TrimSpace(lo), 64); err != nil || !ok {
+		return o, nil, fmt.Errorf("--doc-ratio %q: want MIN,MAX such as 0.5,1.0", a.docRatio)
+	}
+	if mc.DocMax, err = strconv.ParseFloat(strings.TrimSpace(hi), 64); err != nil {
+		return o, nil, fmt.Errorf("--doc-ratio %q: want MIN,MAX such as 0.5,1.0", a.docRatio)
+	}
+	mc.TaskMask = a.taskMask
+	mc.IDs = tok.Special()
+	mc.Seed = a.seed
+	check := mc
+	check.SentenceEnd = tok.SentenceEnds()
+	if err := check.Validate(); err != nil {
+		return o, nil, err
+	}
+	o = pipeline.BuildOptions{
+		Inputs: a.inputs,
+		Out:    a.out,
+		Meta: sharding.Meta{FormatVersion: sharding.FormatVersion, Tokenizer: tok.Name(), TokenizerSHA256: tok.SHA256(),
+			VocabSize: tok.ModelVocabSize(), Special: tok.Special(), SeqLen: a.seqLen, MaskEpochs: a.maskEpochs, Masking: mc},
+		Config: pipeline.Config{Tokenizer: a.tok, Format: a.format, DocBoundary: a.docBoundary, TextField: a.textField,
+			MaxDocBytes: int(a.maxDoc), ShardRows: a.shardRows, ShardBytes: int64(a.shardBytes),
+			Compression: a.compression, TaskBytes: int64(a.taskBytes)},
+		SentenceEnd: tok.SentenceEnds(),
+		NewEncoder:  func() pipeline.Encoder { return tok.NewEncoder() },
+		Workers:     a.workers,
+		Resume:      a.resume,
+		Force:       a.force,
+		Strict:      a.strict,
+		Software:    pipeline.Software(),
+	}
+	return o, tok, nil
+}
+
+// parseMix reads token=0.5,sentence=0,document=0.5.
+func parseMix(s string) ([masking.NumObjectives]float64, error) {
+	var w [masking.NumObjectives]float64
+	for _, part := range strings.Split(s, ",") {
+		name, val, ok := strings.Cut(strings.TrimSpace(part), "=")
+		if !ok {
+			return w, fmt.Errorf("--mix %q: want NAME=WEIGHT pairs such as token=0.5,document=0.5", s)
+		}
+		o, err := masking.ParseObjective(strings.TrimSpace(name))
+		if err != nil {
+			return w, fmt.Errorf("--mix: %w", err)
+		}
+		if w[o], err = strconv.ParseFloat(strings.TrimSpace(val), 64); err != nil {
+			return w, fmt.Errorf("--mix %q: weight of %s: %w", s, name, err)
+		}
+	}
+	return w, nil
+}
+
+func cmdBuild(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("build", buildHelp, stderr)
+	var a buildArgs
+	addBuildFlags(fs, &a)
+	fs.BoolVar(&a.resume, "resume", false, "continue an interrupted build in --out from its last complete shard")
+	fs.BoolVar(&a.force, "force", false, "replace a build already in --out")
+	pos, err := parseInterleaved(fs, args)
+	if err != nil {
+		return err
+	}
+	a.inputs = append(a.inputs, pos...)
+	if len(a.inputs) == 0 || a.out == "" {
+		fs.Usage()
+		return fmt.Errorf("%w: build needs --input and --out", errUsage)
+	}
+	o, _, err := a.options(stderr)
+	if err != nil {
+		return err
+	}
+	ui := newUI(stderr, a.quiet)
+	o.Warn, o.Phase, o.Progress = ui.warn, ui.phase, ui.progress
+	start := time.Now()
+	res, err := pipeline.Build(ctx, o)
+	ui.finish()
+	if err != nil {
+		return err
+	}
+	if !a.quiet {
+		printSummary(stderr, o.Out, res, time.Since(start))
+	}
+	return nil
+}
+
+// ui is the progress bar on stderr (when it is a terminal) and the
+// warnings printed above it.
+type ui struct {
+	w     io.Writer
+	mu    sync.Mutex
+	bar   *progressbar.ProgressBar
+	quiet bool
+	tty   bool
+}
+
+func newUI(w io.Writer, quiet bool) *ui {
+	u := &ui{w: w, quiet: quiet}
+	if f, ok := w.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
+		u.tty = true
+	}
+	return u
+}
+
+func (u *ui) phase(name string, total int64) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	if u.bar != nil {
+		_ = u.bar.Finish()
+		u.bar = nil
+	}
+	if u.quiet || !u.tty {
+		return
+	}
+	u.bar = progressbar.NewOptions64(total,
+		progressbar.OptionSetWriter(u.w),
+		progressbar.OptionSetDescription(fmt.Sprintf("%-9s", name)),
+		progressbar.OptionShowBytes(true),
+		progressbar.OptionSetWidth(30),
+		progressbar.OptionThrottle(100*time.Millisecond),
+		progressbar.OptionShowCount(),
+		progressbar.OptionSetPredictTime(true),
+		progressbar.OptionClearOnFinish(),
+		progressbar.OptionUseANSICodes(true),
+	)
+}
+
+func (u *ui) progress(n int64) {
+	u.mu.Lock()
+	if u.bar != nil {
+		_ = u.bar.Add64(n)
+	}
+	u.mu.Unlock()
+}
+
+func (u *ui) warn(msg string) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	if u.bar != nil {
+		_ = u.bar.Clear()
+	}
+	fmt.Fprintln(u.w, "glmprep: warning:", msg)
+}
+
+func (u *ui) finish() {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	if u.bar != nil {
+		_ = u.bar.Finish()
+		u.bar = nil
+	}
+}
+
+func printSummary(w io.Writer, dir string, res *pipeline.Result, took time.Duration) {
+	s := res.Stats
+	m := res.Manifest
+	var inBytes int64
+	for _, in := range m.Inputs {
+		inBytes += max(in.Size, 0)
+	}
+	fmt.Fprintf(w, "glmprep: built %s in %.1fs", dir, took.Seconds())
+	if res.TasksSkipped > 0 {
+		fmt.Fprintf(w, " (resumed: %d of %d tasks were already complete)", res.TasksSkipped, res.TasksSkipped+res.TasksRun)
+	}
+	fmt.Fprintln(w)
+	fmt.Fprintf(w, "  read      %d inputs, %s; %d records → %d documents (%d blank, %d skipped)\n",
+		len(m.Inputs), humanBytes(float64(inBytes)), s.Doc.Records, s.Doc.Documents, s.Doc.Reasons[pipeline.Blank], s.Skipped())
+	fmt.Fprintf(w, "  wrote     %d samples → %d rows in %d shards (%s); %d source tokens, %d row tokens, longest row %d\n",
+		s.Doc.Samples, m.Totals.Rows, m.Totals.Shards, humanBytes(float64(m.Totals.Bytes)), m.Totals.SourceTokens, m.Totals.Tokens, m.Totals.MaxRowLen)
+	var parts []string
+	for o, st := range s.Row.Objectives {
+		if st.Rows == 0 {
+			continue
+		}
+		parts = append(parts, fmt.Sprintf("%s %.1f%% of rows (masked %.1f%%)", masking.Objective(o),
+			100*float64(st.Rows)/float64(max(s.Row.Rows, 1)), 100*float64(st.Masked)/float64(max(st.SourceTokens, 1))))
+	}
+	fmt.Fprintf(w, "  objectives %s\n", strings.Join(parts, ", "))
+	if sk := s.Skipped(); sk > 0 || s.Doc.Reasons[pipeline.InvalidUTF8]+s.Doc.Reasons[pipeline.NULBytes] > 0 {
+		fmt.Fprintf(w, "  bad input %d records skipped, %d repaired (see glmprep stats %s)\n", sk,
+			s.Doc.Reasons[pipeline.InvalidUTF8]+s.Doc.Reasons[pipeline.NULBytes], dir)
+	}
+	if sec := took.Seconds(); sec > 0 && res.TasksRun > 0 {
+		fmt.Fprintf(w, "  speed     %s/s of input, %.2fM tokens/s\n", humanBytes(float64(inBytes)/sec), float64(s.Doc.SourceTokens)/sec/1e6)
+	}
+}

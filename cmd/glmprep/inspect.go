@@ -1,0 +1,299 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"slices"
+	"strings"
+
+	"golang.org/x/term"
+
+	"github.com/glmkit/glmkit/masking"
+	"github.com/glmkit/glmkit/pipeline"
+	"github.com/glmkit/glmkit/pipeline/tokenizer"
+	"github.com/glmkit/glmkit/sharding"
+)
+
+const inspectHelp = `Usage: glmprep inspect DIR [--rows N] [--start I] [--color auto|always|never] [--ids]
+
+Shows rows of a build as text: Part A with its numbered blanks, then every
+Part B span in the order the model generates them, with its position.
+Coloured on a terminal.
+
+Examples:
+  glmprep inspect out/demo
+  glmprep inspect out/wiki --start 100 --rows 3 --ids
+`
+
+// loadTokenizer loads the tokenizer a build recorded (or override) and
+// checks it is the same one.
+func loadTokenizer(meta sharding.Meta, override string) (*tokenizer.Tokenizer, error) {
+	spec := meta.Tokenizer
+	if override != "" {
+		spec = override
+	}
+	tok, err := tokenizer.Load(spec)
+	if err != nil {
+		return nil, fmt.Errorf("loading the build's tokenizer: %w (pass --tokenizer to point at it)", err)
+	}
+	if tok.SHA256() != meta.TokenizerSHA256 {
+		return nil, fmt.Errorf("tokenizer %s has sha256 %.12s…, the build used %.12s… (pass --tokenizer with the build's tokenizer)", spec, tok.SHA256(), meta.TokenizerSHA256)
+	}
+	return tok, nil
+}
+
+func cmdInspect(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("inspect", inspectHelp, stderr)
+	rows := fs.Int("rows", 3, "rows to show")
+	start := fs.Int64("start", 0, "first row")
+	color := fs.String("color", "auto", "colour: auto, always or never")
+	ids := fs.Bool("ids", false, "also print the raw columns")
+	tokSpec := fs.String("tokenizer", "", "tokenizer to decode with (default: the one the build recorded)")
+	pos, err := parseInterleaved(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) != 1 {
+		fs.Usage()
+		return fmt.Errorf("%w: inspect needs one DIR", errUsage)
+	}
+	r, err := sharding.Open(pos[0])
+	if err != nil {
+		return err
+	}
+	defer r.Close()
+	tok, err := loadTokenizer(r.Meta(), *tokSpec)
+	if err != nil {
+		return err
+	}
+	paint := *color == "always"
+	if *color == "auto" {
+		if f, ok := stdout.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
+			paint = true
+		}
+	}
+	ins := inspector{tok: tok, ids: r.Meta().Special, paint: paint}
+	fmt.Fprintf(stdout, "%s: %d rows in %d shards, tokenizer %s, seq_len %d\n\n", pos[0], r.Len(), len(r.Manifest().Shards), r.Meta().Tokenizer, r.Meta().SeqLen)
+	var s masking.Sample
+	for i := *start; i < *start+int64(*rows) && i < r.Len(); i++ {
+		if err := r.Sample(i, &s); err != nil {
+			return err
+		}
+		shard, row, _ := r.Locate(i)
+		v, _ := r.Row(i)
+		fmt.Fprintf(stdout, "row %d (%s row %d), doc %d:%d, %s\n", i, shard, row, v.DocID>>40, v.DocID&(1<<40-1), ins.header(&s))
+		ins.render(stdout, &s)
+		if *ids {
+			fmt.Fprintln(stdout, s.Format(func(id int32) string { return tok.Token(id) }))
+		}
+		fmt.Fprintln(stdout)
+	}
+	return nil
+}
+
+type inspector struct {
+	tok   *tokenizer.Tokenizer
+	ids   masking.SpecialIDs
+	paint bool
+}
+
+func (in inspector) color(code, s string) string {
+	if !in.paint {
+		return s
+	}
+	return "\x1b[" + code + "m" + s + "\x1b[0m"
+}
+
+func (in inspector) header(s *masking.Sample) string {
+	k := 0
+	for i := int(s.Sep); i < len(s.Input); i++ {
+		if s.Input[i] == in.ids.SOP {
+			k++
+		}
+	}
+	return fmt.Sprintf("objective %s, L=%d, %d spans, sep=%d, length %d", s.Objective, s.NSource, k, s.Sep, len(s.Input))
+}
+
+// render prints Part A as text with its blanks numbered in Part B order,
+// then each span.
+func (in inspector) render(w io.Writer, s *masking.Sample) {
+	type span struct {
+		pos        int32
+		start, end int // Part B indices of the span's targets
+	}
+	var spans []span
+	for i := int(s.Sep); i < len(s.Input); {
+		j := i + 1
+		for j < len(s.Input) && s.Input[j] != in.ids.SOP {
+			j++
+		}
+		spans = append(spans, span{s.Pos[i], i, j})
+		i = j
+	}
+	number := func(pos int32) int {
+		return slices.IndexFunc(spans, func(sp span) bool { return sp.pos == pos }) + 1
+	}
+	var b strings.Builder
+	b.WriteString("  A: ")
+	last := 0
+	flush := func(to int) {
+		if to > last {
+			b.WriteString(in.text(s.Input[last:to]))
+		}
+	}
+	for i := 0; i < int(s.Sep); i++ {
+		id := s.Input[i]
+		if id == in.ids.Mask || id == in.ids.GMask || id == in.ids.SMask {
+			flush(i)
+			b.WriteString(in.color("1;33", fmt.Sprintf(" %s#%d ", in.tok.Token(id), number(int32(i)))))
+			last = i + 1
+		}
+	}
+	flush(int(s.Sep))
+	fmt.Fprintln(w, b.String())
+	for k, sp := range spans {
+		tgt := s.Target[sp.start:sp.end]
+		end := ""
+		if len(tgt) > 0 && tgt[len(tgt)-1] == in.ids.EOP {
+			tgt, end = tgt[:len(tgt)-1], in.color("2", " <|endofpiece|>")
+		}
+		fmt.Fprintf(w, "  B%d (blank at %d, %d tokens): %s%s\n", k+1, sp.pos, len(tgt), in.color("32", in.text(tgt)), end)
+	}
+}
+
+// text decodes ids, showing [CLS] and eos so document boundaries stay
+// visible.
+func (in inspector) text(ids []int32) string {
+	var parts []string
+	last := 0
+	for i, id := range ids {
+		if id == in.ids.CLS || id == in.ids.EOS {
+			if i > last {
+				parts = append(parts, in.tok.Decode(ids[last:i]))
+			}
+			parts = append(parts, in.color("2", in.tok.Token(id)))
+			last = i + 1
+		}
+	}
+	if last < len(ids) {
+		parts = append(parts, in.tok.Decode(ids[last:]))
+	}
+	return strings.Join(parts, " ")
+}
+
+const statsHelp = `Usage: glmprep stats DIR [--json]
+
+Prints what a build read and wrote: records, documents, skipped and repaired
+records by reason, samples, rows and tokens, the objective mix with the
+masked fraction of each, and the token span-length histogram.
+`
+
+func cmdStats(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("stats", statsHelp, stderr)
+	asJSON := fs.Bool("json", false, "print the manifest's stats as JSON")
+	pos, err := parseInterleaved(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) != 1 {
+		fs.Usage()
+		return fmt.Errorf("%w: stats needs one DIR", errUsage)
+	}
+	m, err := sharding.ReadManifest(pos[0])
+	if err != nil {
+		return err
+	}
+	if *asJSON {
+		_, err := fmt.Fprintf(stdout, "%s\n", m.Stats)
+		return err
+	}
+	var s pipeline.Stats
+	if err := json.Unmarshal(m.Stats, &s); err != nil {
+		return fmt.Errorf("%s: stats: %w", pos[0], err)
+	}
+	d, r := s.Doc, s.Row
+	fmt.Fprintf(stdout, "build      %s (format %d, tokenizer %s, seq_len %d, seed %d, mask epochs %d)\n",
+		pos[0], m.FormatVersion, m.Meta.Tokenizer, m.Meta.SeqLen, m.Meta.Masking.Seed, m.Meta.MaskEpochs)
+	fmt.Fprintf(stdout, "inputs     %d files\n", len(m.Inputs))
+	fmt.Fprintf(stdout, "records    %d: %d documents, %d blank, %d skipped\n", d.Records, d.Documents, d.Reasons[pipeline.Blank], s.Skipped())
+	for reason := pipeline.BadJSON; reason <= pipeline.NULBytes; reason++ {
+		if n := d.Reasons[reason]; n > 0 {
+			what := "skipped"
+			if reason >= pipeline.InvalidUTF8 {
+				what = "repaired"
+			}
+			fmt.Fprintf(stdout, "  %-16s %d %s\n", reason, n, what)
+		}
+	}
+	if d.TruncatedIn > 0 {
+		fmt.Fprintf(stdout, "  %d inputs ended early (truncated or corrupt .gz/.zst)\n", d.TruncatedIn)
+	}
+	fmt.Fprintf(stdout, "text       %s, %d source tokens (%.2f bytes/token)\n", humanBytes(float64(d.Bytes)), d.SourceTokens, float64(d.Bytes)/float64(max(d.SourceTokens, 1)))
+	fmt.Fprintf(stdout, "samples    %d from %d document pieces (%.2f pieces/sample, %.1f tokens/sample)\n", d.Samples, d.Pieces,
+		float64(d.Pieces)/float64(max(d.Samples, 1)), float64(m.Totals.SourceTokens)/float64(max(r.Rows, 1)))
+	fmt.Fprintf(stdout, "rows       %d in %d shards (%s), %d row tokens, %d with loss, longest row %d\n",
+		r.Rows, m.Totals.Shards, humanBytes(float64(m.Totals.Bytes)), r.RowTokens, r.LossTokens, m.Totals.MaxRowLen)
+	fmt.Fprintln(stdout, "objectives")
+	for o, st := range r.Objectives {
+		if st.Rows == 0 {
+			continue
+		}
+		fmt.Fprintf(stdout, "  %-9s %6.2f%% of rows (weight %.2f), masked %.2f%% of source, %.2f spans/row, mean span %.1f\n",
+			masking.Objective(o), 100*float64(st.Rows)/float64(max(r.Rows, 1)), m.Meta.Masking.Weights[o],
+			100*float64(st.Masked)/float64(max(st.SourceTokens, 1)), float64(st.Spans)/float64(st.Rows), float64(st.Masked)/float64(max(st.Spans, 1)))
+	}
+	if r.Rebalanced > 0 || r.Shortfall > 0 || r.Fallback > 0 {
+		fmt.Fprintf(stdout, "  token rows GLM would drop, kept: %d; short of 15%%: %d (%d tokens); sentence rows without a sentence: %d\n",
+			r.Rebalanced, r.Shortfall, r.ShortTok, r.Fallback)
+	}
+	var total int64
+	for _, n := range r.SpanLen {
+		total += n
+	}
+	if total > 0 {
+		fmt.Fprintf(stdout, "token span lengths (%d spans)\n", total)
+		peak := slices.Max(r.SpanLen)
+		for l, n := range r.SpanLen {
+			if n == 0 {
+				continue
+			}
+			bar := strings.Repeat("█", int(40*n/max(peak, 1)))
+			fmt.Fprintf(stdout, "  %3d %6.2f%% %s\n", l, 100*float64(n)/float64(total), bar)
+		}
+	}
+	return nil
+}
+
+const verifyHelp = `Usage: glmprep verify DIR
+
+Checks a build: every shard's size and sha256 against the manifest, its
+schema and metadata, and every row's GLM invariants (Part A and Part B
+layout, positions, block positions, loss mask, blanks, lengths).
+`
+
+func cmdVerify(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("verify", verifyHelp, stderr)
+	pos, err := parseInterleaved(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) != 1 {
+		fs.Usage()
+		return fmt.Errorf("%w: verify needs one DIR", errUsage)
+	}
+	r, err := sharding.Open(pos[0], sharding.VerifyHashes())
+	if err != nil {
+		return err
+	}
+	defer r.Close()
+	if err := r.Verify(ctx); err != nil {
+		return err
+	}
+	m := r.Manifest()
+	fmt.Fprintf(stdout, "%s: OK: %d shards, %d rows, %d tokens: hashes, schema and every row's invariants check\n",
+		pos[0], len(m.Shards), r.Len(), m.Totals.Tokens)
+	return nil
+}

@@ -1,0 +1,151 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"strconv"
+
+	"github.com/glmkit/glmkit/pipeline"
+	"github.com/glmkit/glmkit/pipeline/tokenizer"
+)
+
+const planHelp = `Usage: glmprep plan --input PATH... --out DIR [build flags]
+
+Plans a build without running it: resolves and hashes the inputs, cuts them
+into independent tasks (a file each, or byte ranges of about --task-bytes of
+a large uncompressed line-based file, cut at line boundaries) and writes
+DIR/plan.json. Then run every task, anywhere that sees DIR, with
+"glmprep run-task DIR --task I" (or a Slurm array / Kubernetes Indexed Job,
+which set the index), and finish with "glmprep merge DIR". The result is
+byte-identical to "glmprep build" with the same inputs and flags.
+
+Example:
+  glmprep plan --input 'crawl/*.jsonl.zst' --tokenizer gpt2 --out /shared/crawl
+  sbatch --array=0-$(($(jq '.tasks|length' /shared/crawl/plan.json)-1)) run-task.sbatch
+  glmprep merge /shared/crawl
+`
+
+func cmdPlan(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("plan", planHelp, stderr)
+	var a buildArgs
+	addBuildFlags(fs, &a)
+	fs.BoolVar(&a.force, "force", false, "replace a plan or build already in --out")
+	pos, err := parseInterleaved(fs, args)
+	if err != nil {
+		return err
+	}
+	a.inputs = append(a.inputs, pos...)
+	if len(a.inputs) == 0 || a.out == "" {
+		fs.Usage()
+		return fmt.Errorf("%w: plan needs --input and --out", errUsage)
+	}
+	o, _, err := a.options(stderr)
+	if err != nil {
+		return err
+	}
+	ui := newUI(stderr, a.quiet)
+	o.Phase, o.Progress = ui.phase, ui.progress
+	plan, err := pipeline.Prepare(&o)
+	ui.finish()
+	if err != nil {
+		return err
+	}
+	fmt.Fprintln(stdout, len(plan.Tasks))
+	return nil
+}
+
+const runTaskHelp = `Usage: glmprep run-task DIR [--task I] [--workers N]
+
+Runs one task of the plan in DIR, writing only that task's shards and its
+record DIR/tasks/I.json. A finished task is skipped; a half-finished one
+continues after its last complete shard. Without --task the index comes from
+SLURM_ARRAY_TASK_ID or JOB_COMPLETION_INDEX (Kubernetes Indexed Jobs).
+`
+
+func cmdRunTask(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("run-task", runTaskHelp, stderr)
+	task := fs.Int("task", -1, "task index (default: $SLURM_ARRAY_TASK_ID or $JOB_COMPLETION_INDEX)")
+	workers := fs.Int("workers", 0, "parallel workers (default: the number of CPUs)")
+	strict := fs.Bool("strict", false, "make bad input fatal instead of counted")
+	tokSpec := fs.String("tokenizer", "", "tokenizer (default: the one the plan names); must match the plan's sha256")
+	pos, err := parseInterleaved(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) != 1 {
+		fs.Usage()
+		return fmt.Errorf("%w: run-task needs one DIR", errUsage)
+	}
+	dir := pos[0]
+	if *task < 0 {
+		for _, env := range []string{"SLURM_ARRAY_TASK_ID", "JOB_COMPLETION_INDEX"} {
+			if v := os.Getenv(env); v != "" {
+				if *task, err = strconv.Atoi(v); err != nil {
+					return fmt.Errorf("$%s=%q is not a task index", env, v)
+				}
+				break
+			}
+		}
+	}
+	plan, err := pipeline.ReadPlan(dir)
+	if err != nil {
+		return err
+	}
+	if *task < 0 || *task >= len(plan.Tasks) {
+		return fmt.Errorf("task %d: the plan in %s has tasks 0..%d (give --task, or run under a Slurm array or an Indexed Job)", *task, dir, len(plan.Tasks)-1)
+	}
+	spec := plan.Config.Tokenizer
+	if *tokSpec != "" {
+		spec = *tokSpec
+	}
+	tok, err := tokenizer.Load(spec)
+	if err != nil {
+		return err
+	}
+	if tok.SHA256() != plan.Meta.TokenizerSHA256 {
+		return fmt.Errorf("tokenizer %s has sha256 %.12s…, the plan needs %.12s…", spec, tok.SHA256(), plan.Meta.TokenizerSHA256)
+	}
+	env, err := pipeline.NewEnv(plan, dir, tok.SentenceEnds(), func() pipeline.Encoder { return tok.NewEncoder() }, *workers)
+	if err != nil {
+		return err
+	}
+	env.Strict = *strict
+	env.Warn = func(msg string) { fmt.Fprintln(stderr, "glmprep: warning:", msg) }
+	rec, err := pipeline.RunTaskOnce(ctx, plan, env, plan.Tasks[*task])
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "task %d: complete, %d shards, %d rows\n", *task, len(rec.Shards), rec.Stats.Row.Rows)
+	return nil
+}
+
+const mergeHelp = `Usage: glmprep merge DIR
+
+Checks that every task of the plan in DIR is complete and its shards are
+present, then writes DIR/manifest.json: the same file "glmprep build" would
+have written.
+`
+
+func cmdMerge(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("merge", mergeHelp, stderr)
+	pos, err := parseInterleaved(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) != 1 {
+		fs.Usage()
+		return fmt.Errorf("%w: merge needs one DIR", errUsage)
+	}
+	plan, err := pipeline.ReadPlan(pos[0])
+	if err != nil {
+		return err
+	}
+	m, _, err := pipeline.Merge(pos[0], plan, pipeline.Software())
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "%s: manifest written: %d tasks, %d shards, %d rows\n", pos[0], len(plan.Tasks), m.Totals.Shards, m.Totals.Rows)
+	return nil
+}

@@ -1,0 +1,371 @@
+package pipeline
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync/atomic"
+	"testing"
+
+	"github.com/klauspost/compress/gzip"
+	"github.com/klauspost/compress/zstd"
+
+	"github.com/glmkit/glmkit/masking"
+	"github.com/glmkit/glmkit/pipeline/tokenizer"
+	"github.com/glmkit/glmkit/sharding"
+)
+
+const shared = "../../shared"
+
+func corpus(t testing.TB, rel string) string {
+	t.Helper()
+	p := filepath.Join(shared, "corpora", rel)
+	if _, err := os.Stat(p); err != nil {
+		t.Skipf("corpus %s not found (the shared corpora live in ../shared beside the repository): %v", p, err)
+	}
+	return p
+}
+
+func options(t testing.TB, tok string, out string, inputs ...string) BuildOptions {
+	t.Helper()
+	tk, err := tokenizer.Load(tok)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mc := masking.DefaultConfig()
+	mc.Weights = [3]float64{0.4, 0.3, 0.3}
+	mc.IDs = tk.Special()
+	mc.Seed = 42
+	return BuildOptions{
+		Inputs: inputs,
+		Out:    out,
+		Meta: sharding.Meta{FormatVersion: sharding.FormatVersion, Tokenizer: tk.Name(), TokenizerSHA256: tk.SHA256(),
+			VocabSize: tk.ModelVocabSize(), Special: tk.Special(), SeqLen: 512, MaskEpochs: 1, Masking: mc},
+		Config:      DefaultConfig(),
+		SentenceEnd: tk.SentenceEnds(),
+		NewEncoder:  func() Encoder { return tk.NewEncoder() },
+		Workers:     2,
+	}
+}
+
+// readSources rebuilds every row's source tokens, in row order.
+func readSources(t testing.TB, dir string) [][]int32 {
+	t.Helper()
+	r, err := sharding.Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	ids := r.Meta().Special
+	var out [][]int32
+	var s masking.Sample
+	for i := int64(0); i < r.Len(); i++ {
+		if err := r.Sample(i, &s); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Validate(ids, r.Meta().Masking.TaskMask); err != nil {
+			t.Fatalf("row %d: %v", i, err)
+		}
+		src, err := s.Source(nil, ids)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(src) > r.Meta().SeqLen {
+			t.Fatalf("row %d holds %d source tokens, more than seq_len %d", i, len(src), r.Meta().SeqLen)
+		}
+		out = append(out, src)
+	}
+	return out
+}
+
+// The concatenated source tokens of all rows, [CLS] and eos removed, equal
+// the tokenizer's output for every document in order: nothing lost,
+// nothing duplicated.
+func TestBuildKeepsEveryToken(t *testing.T) {
+	in := corpus(t, "wikitext-2-raw/wiki.valid.raw")
+	out := t.TempDir()
+	o := options(t, "bert-base-uncased", out, in)
+	o.Config.ShardRows = 100
+	res, err := Build(context.Background(), o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tk, _ := tokenizer.Load("bert-base-uncased")
+	enc := tk.NewEncoder()
+	data, err := os.ReadFile(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var want []int32
+	docs := 0
+	sc := bufio.NewScanner(bytes.NewReader(data))
+	sc.Buffer(nil, 1<<24)
+	for sc.Scan() {
+		if len(bytes.TrimSpace(sc.Bytes())) == 0 {
+			continue
+		}
+		ids, err := enc.Encode(nil, sc.Bytes())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(ids) > 0 {
+			docs++
+		}
+		want = append(want, ids...)
+	}
+	ids := o.Meta.Special
+	var got []int32
+	pieces := 0
+	for _, src := range readSources(t, out) {
+		for _, id := range src {
+			switch id {
+			case ids.CLS:
+				pieces++
+			case ids.EOS:
+			default:
+				got = append(got, id)
+			}
+		}
+	}
+	if !slices.Equal(got, want) {
+		n := 0
+		for n < min(len(got), len(want)) && got[n] == want[n] {
+			n++
+		}
+		t.Fatalf("source tokens differ from the tokenizer's output at token %d (got %d tokens, want %d)", n, len(got), len(want))
+	}
+	st := res.Stats
+	if st.Doc.Documents != int64(docs) || st.Doc.SourceTokens != int64(len(want)) || st.Doc.Pieces != int64(pieces) {
+		t.Errorf("stats: %d documents, %d tokens, %d pieces; want %d, %d, %d", st.Doc.Documents, st.Doc.SourceTokens, st.Doc.Pieces, docs, len(want), pieces)
+	}
+	if len(res.Manifest.Shards) < 3 {
+		t.Errorf("%d shards with --shard-rows 100", len(res.Manifest.Shards))
+	}
+	t.Logf("%d documents, %d tokens, %d rows in %d shards: every token kept once, in order", docs, len(want), res.Manifest.Totals.Rows, len(res.Manifest.Shards))
+}
+
+// dirBytes reads every file of a build that must be byte-identical.
+func dirBytes(t testing.TB, dir string) map[string][]byte {
+	t.Helper()
+	files := map[string][]byte{}
+	err := filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		b, err := os.ReadFile(p)
+		rel, _ := filepath.Rel(dir, p)
+		files[rel] = b
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return files
+}
+
+func sameBytes(t *testing.T, a, b map[string][]byte, what string) {
+	t.Helper()
+	for name, want := range a {
+		if got, ok := b[name]; !ok {
+			t.Errorf("%s: %s missing", what, name)
+		} else if !bytes.Equal(got, want) {
+			t.Errorf("%s: %s differs", what, name)
+		}
+	}
+	for name := range b {
+		if _, ok := a[name]; !ok {
+			t.Errorf("%s: extra file %s", what, name)
+		}
+	}
+}
+
+func TestBuildDeterministicAcrossWorkers(t *testing.T) {
+	inputs := []string{corpus(t, "wikitext-2-raw/wiki.valid.raw"), corpus(t, "web-jsonl-samples")}
+	var ref map[string][]byte
+	for _, workers := range []int{1, 4} {
+		out := t.TempDir()
+		o := options(t, "gpt2", out, inputs...)
+		o.Workers = workers
+		o.Config.ShardRows = 64
+		if _, err := Build(context.Background(), o); err != nil {
+			t.Fatal(err)
+		}
+		files := dirBytes(t, out)
+		if ref == nil {
+			ref = files
+			continue
+		}
+		sameBytes(t, ref, files, "workers 1 vs 4")
+	}
+	if len(ref) < 10 {
+		t.Errorf("only %d files in the build", len(ref))
+	}
+}
+
+// An interrupted build, resumed, gives the bytes of an uninterrupted one,
+// wherever it was interrupted.
+func TestBuildResumeInProcess(t *testing.T) {
+	inputs := []string{corpus(t, "wikitext-2-raw/wiki.valid.raw"), corpus(t, "tinyshakespeare/input.txt")}
+	refDir := t.TempDir()
+	o := options(t, "bert-base-uncased", refDir, inputs...)
+	o.Config.ShardRows = 40
+	o.Config.DocBoundary = "blank"
+	if _, err := Build(context.Background(), o); err != nil {
+		t.Fatal(err)
+	}
+	ref := dirBytes(t, refDir)
+	for _, stopAt := range []int64{300 << 10, 1200 << 10, 1900 << 10} {
+		dir := t.TempDir()
+		ctx, cancel := context.WithCancel(context.Background())
+		var read atomic.Int64
+		var building atomic.Bool
+		o.Out = dir
+		o.Phase = func(name string, _ int64) { building.Store(name == "building") }
+		o.Progress = func(n int64) {
+			if building.Load() && read.Add(n) > stopAt {
+				cancel()
+			}
+		}
+		_, err := Build(ctx, o)
+		cancel()
+		if !errors.Is(err, context.Canceled) {
+			t.Fatalf("stop at %d: err %v, want canceled", stopAt, err)
+		}
+		kept := 0
+		for task := range 2 {
+			if rec, _ := ReadTaskRecord(dir, task); rec != nil {
+				kept += len(rec.Shards)
+			}
+		}
+		o.Progress, o.Phase = nil, nil
+		o.Resume = true
+		res, err := Build(context.Background(), o)
+		o.Resume = false
+		if err != nil {
+			t.Fatal(err)
+		}
+		sameBytes(t, ref, dirBytes(t, dir), "resumed build")
+		t.Logf("stopped after %d KiB with %d shards committed: resumed %d tasks, %d were complete", stopAt>>10, kept, res.TasksRun, res.TasksSkipped)
+	}
+}
+
+func writeFile(t *testing.T, dir, name string, data []byte) string {
+	t.Helper()
+	p := filepath.Join(dir, name)
+	if err := os.WriteFile(p, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// Bad input: every case is a counted skip (or repair) naming the file and
+// line in a warning, and fatal with --strict. Nothing good is lost.
+func TestBuildBadInput(t *testing.T) {
+	src := t.TempDir()
+	good := `{"text":"a good document. it has two sentences."}` + "\n"
+	// About 1 MB of varied records, so the compressed streams have many
+	// blocks and a cut leaves most of them readable.
+	var many bytes.Buffer
+	for i := range 20000 {
+		fmt.Fprintf(&many, `{"text":"record %d says %x. then %d more words."}`+"\n", i, i*7919, i%97)
+	}
+	gz := gzipBytes(t, many.Bytes())
+	zs := zstdBytes(t, many.Bytes())
+	for _, tc := range []struct {
+		name   string
+		file   string
+		data   []byte
+		reason Reason
+		line   string // in the warning
+	}{
+		{"invalid utf-8", "bad.txt", []byte("fine line\nbroken \xff\xfe text\nfine again\n"), InvalidUTF8, "bad.txt:2"},
+		{"nul bytes", "nul.txt", []byte("fine\nwith\x00nul\n"), NULBytes, "nul.txt:2"},
+		{"broken json", "bad.jsonl", []byte(good + `{"text": "unterminated` + "\n" + good), BadJSON, "bad.jsonl:2"},
+		{"missing field", "miss.jsonl", []byte(good + `{"body": "x"}` + "\n"), MissingField, "miss.jsonl:2"},
+		{"not a string", "num.jsonl", []byte(good + good + `{"text": 42}` + "\n"), NotString, "num.jsonl:3"},
+		{"10 MB line", "long.txt", append(append([]byte("short\n"), bytes.Repeat([]byte("x "), 5<<20)...), "\nend\n"...), TooLong, "long.txt:2"},
+		{"truncated gz", "cut.jsonl.gz", gz[:len(gz)*2/3], Truncated, "cut.jsonl.gz:"},
+		{"truncated zst", "cut.jsonl.zst", zs[:len(zs)*2/3], Truncated, "cut.jsonl.zst:"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			in := writeFile(t, src, tc.file, tc.data)
+			o := options(t, "bert-base-uncased", t.TempDir(), in)
+			o.Config.MaxDocBytes = 1 << 20
+			var warnings []string
+			o.Warn = func(m string) { warnings = append(warnings, m) }
+			res, err := Build(context.Background(), o)
+			if err != nil {
+				t.Fatalf("non-strict build failed: %v", err)
+			}
+			if res.Stats.Doc.Reasons[tc.reason] == 0 {
+				t.Errorf("%v not counted: %+v", tc.reason, res.Stats.Doc.Reasons)
+			}
+			if len(warnings) == 0 || !strings.Contains(warnings[0], tc.line) {
+				t.Errorf("warnings %q do not name %s", warnings, tc.line)
+			}
+			if res.Stats.Doc.Documents == 0 || res.Manifest.Totals.Rows == 0 {
+				t.Errorf("the good records were lost: %+v", res.Stats.Doc)
+			}
+			o.Out, o.Strict, o.Warn = t.TempDir(), true, nil
+			_, err = Build(context.Background(), o)
+			var ie *InputError
+			if !errors.As(err, &ie) || !strings.Contains(err.Error(), tc.line) {
+				t.Errorf("strict build: err %v, want an InputError naming %s", err, tc.line)
+			}
+			t.Logf("%v; strict: %v", warnings[0], err)
+		})
+	}
+}
+
+func TestBuildInputErrors(t *testing.T) {
+	src := t.TempDir()
+	empty := writeFile(t, src, "empty.txt", nil)
+	emptyDir := filepath.Join(src, "nothing")
+	os.Mkdir(emptyDir, 0o755)
+	writeFile(t, emptyDir, "notes.pdf", []byte("%PDF"))
+	for _, tc := range []struct {
+		name   string
+		inputs []string
+		want   string
+	}{
+		{"missing file", []string{filepath.Join(src, "nope.txt")}, "nope.txt: no such file"},
+		{"dir without inputs", []string{emptyDir}, "no input files in directory"},
+		{"glob without matches", []string{filepath.Join(src, "*.jsonl")}, "no files match"},
+	} {
+		o := options(t, "gpt2", t.TempDir(), tc.inputs...)
+		if _, err := Build(context.Background(), o); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: err %v, want %q", tc.name, err, tc.want)
+		}
+	}
+	// An empty file is a valid, empty input.
+	o := options(t, "gpt2", t.TempDir(), empty)
+	res, err := Build(context.Background(), o)
+	if err != nil || res.Manifest.Totals.Rows != 0 || res.Stats.Doc.Records != 0 {
+		t.Errorf("empty file: %v, %+v", err, res)
+	}
+}
+
+func gzipBytes(t *testing.T, data []byte) []byte {
+	var b bytes.Buffer
+	w := gzip.NewWriter(&b)
+	w.Write(data)
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return b.Bytes()
+}
+
+func zstdBytes(t *testing.T, data []byte) []byte {
+	w, err := zstd.NewWriter(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	return w.EncodeAll(data, nil)
+}
