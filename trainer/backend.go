@@ -108,7 +108,8 @@ type Backend interface {
 	// scratch (B,NH,T,T) is overwritten → dqkv (B,T,3C) +=
 	AttentionBackward(dqkv, scratch, dout, qkv, att, attd, sep Buf, b, t, c, nh int, p float32, key RNGKey) error
 
-	// GeluForward is the tanh approximation 0.5x(1+tanh(0.79788456(x+0.044715x³))).
+	// GeluForward is the tanh approximation 0.5x(1+tanh(√(2/π)(x+0.044715x³))),
+	// √(2/π) = 0.7978845608028654 as in GLM's gelu_impl.
 	// inp (N) → out (N)
 	GeluForward(out, inp Buf, n int) error
 	// GeluBackward: inp, dout (N) → dinp (N) +=

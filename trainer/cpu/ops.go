@@ -230,11 +230,13 @@ func (be *Backend[T]) MatmulBackward(dinp, dw, dbias, dout, inp, w trainer.Buf, 
 // ----------------------------------------------------------------------------
 // elementwise
 
-// geluK is √(2/π) as GLM writes it.
-const geluK = 0.79788456
+// geluK is √(2/π), the constant of GLM's gelu_impl (mpu/transformer.py
+// writes 0.7978845608028654; glm-reference.md rounds it to 0.79788456,
+// the same float32).
+const geluK = 0.7978845608028654
 
 // GeluForward implements trainer.Backend.
-// inp (N) → out (N) = 0.5·x·(1+tanh(0.79788456·(x+0.044715·x³)))
+// inp (N) → out (N) = 0.5·x·(1+tanh(√(2/π)·(x+0.044715·x³)))
 func (be *Backend[T]) GeluForward(out, inp trainer.Buf, n int) error {
 	if err := check("gelu forward", need{"out", out, n}, need{"inp", inp, n}); err != nil {
 		return err
