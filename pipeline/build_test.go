@@ -10,8 +10,8 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/klauspost/compress/gzip"
 	"github.com/klauspost/compress/zstd"
@@ -220,30 +220,36 @@ func TestBuildResumeInProcess(t *testing.T) {
 		t.Fatal(err)
 	}
 	ref := dirBytes(t, refDir)
-	for _, stopAt := range []int64{300 << 10, 1200 << 10, 1900 << 10} {
+	// Slow commits down so the test can stop the build between them.
+	t.Setenv("GLMKIT_TEST_COMMIT_DELAY", "10ms")
+	for _, stopAfter := range []int{2, 20, 27} {
 		dir := t.TempDir()
 		ctx, cancel := context.WithCancel(context.Background())
-		var read atomic.Int64
-		var building atomic.Bool
-		o.Out = dir
-		o.Phase = func(name string, _ int64) { building.Store(name == "building") }
-		o.Progress = func(n int64) {
-			if building.Load() && read.Add(n) > stopAt {
-				cancel()
+		committed := func() int {
+			n := 0
+			for task := range 2 {
+				if rec, _ := ReadTaskRecord(dir, task); rec != nil {
+					n += len(rec.Shards)
+				}
 			}
+			return n
 		}
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			for ctx.Err() == nil && committed() < stopAfter {
+				time.Sleep(time.Millisecond)
+			}
+			cancel()
+		}()
+		o.Out = dir
 		_, err := Build(ctx, o)
 		cancel()
+		<-done
 		if !errors.Is(err, context.Canceled) {
-			t.Fatalf("stop at %d: err %v, want canceled", stopAt, err)
+			t.Fatalf("stop after %d shards: err %v, want canceled", stopAfter, err)
 		}
-		kept := 0
-		for task := range 2 {
-			if rec, _ := ReadTaskRecord(dir, task); rec != nil {
-				kept += len(rec.Shards)
-			}
-		}
-		o.Progress, o.Phase = nil, nil
+		kept := committed()
 		o.Resume = true
 		res, err := Build(context.Background(), o)
 		o.Resume = false
@@ -251,7 +257,7 @@ func TestBuildResumeInProcess(t *testing.T) {
 			t.Fatal(err)
 		}
 		sameBytes(t, ref, dirBytes(t, dir), "resumed build")
-		t.Logf("stopped after %d KiB with %d shards committed: resumed %d tasks, %d were complete", stopAt>>10, kept, res.TasksRun, res.TasksSkipped)
+		t.Logf("stopped with %d shards committed: resumed %d tasks, %d were complete", kept, res.TasksRun, res.TasksSkipped)
 	}
 }
 
