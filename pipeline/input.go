@@ -31,7 +31,7 @@ type Input struct {
 const Stdin = "-"
 
 // inputExts are the names taken from a directory (after a .gz/.zst suffix).
-var inputExts = []string{".txt", ".text", ".raw", ".md", ".jsonl", ".json", ".ndjson"}
+var inputExts = []string{".txt", ".text", ".raw", ".jsonl", ".json", ".ndjson"}
 
 func isJSONName(name string) bool {
 	name = strings.ToLower(name)

@@ -31,7 +31,7 @@ The output is byte-identical for the same inputs, flags and seed, whatever
 --workers is, and after an interrupted build is finished with --resume.
 
 Inputs: files, globs ('data/*.jsonl.gz'), directories (searched for .txt
-.raw .md .jsonl .json .ndjson, optionally .gz/.zst) and - for stdin;
+.text .raw .jsonl .json .ndjson, optionally .gz/.zst) and - for stdin;
 repeat --input or list them after the flags. They are read in sorted order.
 
 Examples:

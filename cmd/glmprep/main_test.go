@@ -1,0 +1,315 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/glmkit/glmkit/pipeline"
+	"github.com/glmkit/glmkit/sharding"
+)
+
+// TestMain lets the test binary act as glmprep itself, so the crash test
+// can run and kill a real build process without building another binary.
+func TestMain(m *testing.M) {
+	if os.Getenv("GLMPREP_TEST_AS_MAIN") == "1" {
+		main()
+		os.Exit(0)
+	}
+	os.Exit(m.Run())
+}
+
+const shared = "../../../shared"
+
+func corpus(t testing.TB, rel string) string {
+	t.Helper()
+	p := filepath.Join(shared, "corpora", rel)
+	if _, err := os.Stat(p); err != nil {
+		t.Skipf("corpus %s not found (the shared corpora live in ../shared beside the repository): %v", p, err)
+	}
+	return p
+}
+
+func glmprep(t *testing.T, args ...string) (string, string, error) {
+	t.Helper()
+	var out, errb bytes.Buffer
+	err := run(context.Background(), args, nil, &out, &errb)
+	return out.String(), errb.String(), err
+}
+
+func mustGlmprep(t *testing.T, args ...string) string {
+	t.Helper()
+	out, stderr, err := glmprep(t, args...)
+	if err != nil {
+		t.Fatalf("glmprep %s: %v\n%s", strings.Join(args, " "), err, stderr)
+	}
+	return out
+}
+
+func readDir(t *testing.T, dir string) map[string][]byte {
+	t.Helper()
+	files := map[string][]byte{}
+	err := filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		b, err := os.ReadFile(p)
+		rel, _ := filepath.Rel(dir, p)
+		files[rel] = b
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return files
+}
+
+func sameDir(t *testing.T, want, got map[string][]byte) {
+	t.Helper()
+	var names []string
+	for n := range want {
+		names = append(names, n)
+	}
+	for n := range got {
+		if _, ok := want[n]; !ok {
+			names = append(names, n)
+		}
+	}
+	slices.Sort(names)
+	for _, n := range slices.Compact(names) {
+		if !bytes.Equal(want[n], got[n]) {
+			t.Errorf("%s differs (%d vs %d bytes)", n, len(want[n]), len(got[n]))
+		}
+	}
+}
+
+// The acceptance corpora: build, verify and inspect each.
+func TestBuildCorpora(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		args  []string
+		check string // in inspect's output
+	}{
+		{"wikitext bert", []string{"--input", corpus(t, "wikitext-2-raw/wiki.valid.raw"), "--tokenizer", "bert-base-uncased"}, "the"},
+		{"web jsonl gz", []string{"--input", filepath.Join(corpus(t, "web-jsonl-samples"), "*.gz"), "--tokenizer", "gpt2", "--mix", "token=0.4,sentence=0.3,document=0.3"}, " the"},
+		{"web jsonl", []string{"--input", filepath.Join(corpus(t, "web-jsonl-samples"), "*.jsonl"), "--tokenizer", "bert-base-uncased", "--compression", "zstd"}, "the"},
+		{"cmrc chinese bert", []string{"--input", corpus(t, "zh/cmrc2018-contexts.jsonl"), "--tokenizer", filepath.Join(shared, "tokenizers/bert-base-chinese/vocab.txt"), "--mix", "token=1", "--task-mask=false"}, "的"},
+		{"cmrc gpt2", []string{"--input", corpus(t, "zh/cmrc2018-contexts.jsonl"), "--tokenizer", "gpt2", "--seq-len", "1024"}, "的"},
+		{"classical novel zst", []string{"--input", corpus(t, "zh/classical-novels/xiyouji.txt.zst"), "--tokenizer", filepath.Join(shared, "tokenizers/bert-base-chinese/vocab.txt"), "--doc-boundary", "blank"}, "。"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			out := t.TempDir()
+			mustGlmprep(t, append([]string{"build", "--out", out, "--quiet"}, tc.args...)...)
+			v := mustGlmprep(t, "verify", out)
+			if !strings.Contains(v, "OK") {
+				t.Errorf("verify: %s", v)
+			}
+			ins := mustGlmprep(t, "inspect", out, "--rows", "2", "--color", "never")
+			if !strings.Contains(ins, "A: [CLS]") || !strings.Contains(ins, "B1 (blank at") || !strings.Contains(ins, tc.check) {
+				t.Errorf("inspect output lacks readable rows:\n%.2000s", ins)
+			}
+			st := mustGlmprep(t, "stats", out)
+			if !strings.Contains(st, "objectives") {
+				t.Errorf("stats: %s", st)
+			}
+		})
+	}
+}
+
+// A build killed with SIGKILL part way, then finished with --resume, is
+// byte-identical to an uninterrupted build.
+func TestCrashThenResume(t *testing.T) {
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	inputs := []string{"--input", corpus(t, "wikitext-2-raw/wiki.valid.raw"), "--input", corpus(t, "tinyshakespeare/input.txt")}
+	flags := append([]string{"--shard-rows", "25", "--doc-boundary", "blank", "--tokenizer", "gpt2", "--quiet"}, inputs...)
+	ref := t.TempDir()
+	mustGlmprep(t, append([]string{"build", "--out", ref}, flags...)...)
+
+	dir := t.TempDir()
+	cmd := exec.Command(self, append([]string{"build", "--out", dir}, flags...)...)
+	cmd.Env = append(os.Environ(), "GLMPREP_TEST_AS_MAIN=1", "GLMKIT_TEST_COMMIT_DELAY=40ms")
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(60 * time.Second)
+	shards := 0
+	for shards < 8 {
+		if time.Now().After(deadline) {
+			cmd.Process.Kill()
+			t.Fatalf("no progress: %s", stderr.String())
+		}
+		time.Sleep(5 * time.Millisecond)
+		if rec, err := pipeline.ReadTaskRecord(dir, 0); err == nil && rec != nil {
+			shards = len(rec.Shards)
+		}
+	}
+	if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	err = cmd.Wait()
+	if ws, ok := cmd.ProcessState.Sys().(syscall.WaitStatus); !ok || !ws.Signaled() {
+		t.Fatalf("build was not killed (%v): it finished first", err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, sharding.ManifestName)); err == nil {
+		t.Fatal("a killed build left a manifest")
+	}
+	// Without --resume the half build is refused, not overwritten.
+	if _, _, err := glmprep(t, append([]string{"build", "--out", dir}, flags...)...); err == nil || !strings.Contains(err.Error(), "--resume") {
+		t.Fatalf("rebuild into a half build: %v", err)
+	}
+	_, se, err := glmprep(t, append([]string{"build", "--out", dir, "--resume"}, flags...)...)
+	if err != nil {
+		t.Fatalf("resume: %v\n%s", err, se)
+	}
+	sameDir(t, readDir(t, ref), readDir(t, dir))
+	t.Logf("killed after %d shards of task 0; the resumed build is byte-identical", shards)
+}
+
+// Shards open in Apache Arrow JS and nodejs-polars, and their columns and
+// one row's values agree with the Go reader.
+func TestShardsReadByArrowJS(t *testing.T) {
+	js := filepath.Join("..", "..", "testdata", "js")
+	if _, err := exec.LookPath("node"); err != nil {
+		t.Skip("node is not installed (.ci/run installs it)")
+	}
+	if _, err := os.Stat(filepath.Join(js, "node_modules", "apache-arrow")); err != nil {
+		t.Skip("testdata/js/node_modules is missing: run `npm ci` in testdata/js (.ci/run does)")
+	}
+	out := t.TempDir()
+	mustGlmprep(t, "build", "--out", out, "--quiet", "--input", "../../testdata/demo", "--mix", "token=1,sentence=1,document=1", "--shard-rows", "200")
+	r, err := sharding.Open(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	m := r.Manifest()
+	for _, row := range []int64{0, 57, 150} {
+		shard, local, err := r.Locate(row)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cmd := exec.Command("node", filepath.Join(js, "read_arrow.js"), filepath.Join(out, shard), fmt.Sprint(local), "polars")
+		b, err := cmd.Output()
+		if err != nil {
+			t.Fatalf("node: %v", err)
+		}
+		var got struct {
+			Rows     int64
+			Fields   []struct{ Name, Type string }
+			Metadata map[string]string
+			Row      map[string]json.RawMessage
+			Polars   struct {
+				Rows      int64
+				Dtypes    map[string]string
+				Input_ids []int32
+				Sep       int32
+				Objective string
+			}
+		}
+		if err := json.Unmarshal(b, &got); err != nil {
+			t.Fatal(err)
+		}
+		want := []string{"input_ids:List<Int32>", "target_ids:List<Int32>", "loss_mask:List<Uint8>", "position_ids:List<Int32>",
+			"block_position_ids:List<Int32>", "sep:Int32", "objective:Dictionary<Int8, Utf8>", "doc_id:Uint64", "n_source:Int32"}
+		var fields []string
+		for _, f := range got.Fields {
+			fields = append(fields, f.Name+":"+f.Type)
+		}
+		if !slices.Equal(fields, want) {
+			t.Errorf("Arrow JS sees columns %v, want %v", fields, want)
+		}
+		if got.Metadata["glmkit.tokenizer"] != m.Meta.Tokenizer || got.Metadata["glmkit.format_version"] != fmt.Sprint(sharding.FormatVersion) {
+			t.Errorf("metadata %v", got.Metadata)
+		}
+		v, err := r.Row(row)
+		if err != nil {
+			t.Fatal(err)
+		}
+		check := func(col string, want any) {
+			wantJSON, _ := json.Marshal(want)
+			if string(got.Row[col]) != string(wantJSON) {
+				t.Errorf("row %d %s: Arrow JS %s, Go %s", row, col, got.Row[col], wantJSON)
+			}
+		}
+		check("input_ids", v.Input)
+		check("target_ids", v.Target)
+		loss := make([]int, len(v.LossMask))
+		for i, m := range v.LossMask {
+			loss[i] = int(m)
+		}
+		check("loss_mask", loss)
+		check("position_ids", v.Pos)
+		check("block_position_ids", v.BlockPos)
+		check("sep", v.Sep)
+		check("objective", v.Objective.String())
+		check("doc_id", fmt.Sprint(v.DocID))
+		check("n_source", v.NSource)
+		if !slices.Equal(got.Polars.Input_ids, v.Input) || got.Polars.Sep != v.Sep || got.Polars.Objective != v.Objective.String() {
+			t.Errorf("row %d: polars sees %v/%d/%s", row, got.Polars.Input_ids[:min(8, len(got.Polars.Input_ids))], got.Polars.Sep, got.Polars.Objective)
+		}
+		if got.Polars.Dtypes["objective"] != "DataType(Categorical)" {
+			t.Errorf("polars dtypes %v", got.Polars.Dtypes)
+		}
+	}
+}
+
+func TestCLIErrors(t *testing.T) {
+	dir := t.TempDir()
+	bad := filepath.Join(dir, "tokenizer.json")
+	os.WriteFile(bad, []byte(`{"model": {"type": "BPE", "vocab": [`), 0o644)
+	in := filepath.Join(dir, "in.txt")
+	os.WriteFile(in, []byte("hello world\n"), 0o644)
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"build", "--input", in, "--out", filepath.Join(dir, "o1"), "--tokenizer", bad}, "tokenizer.json"},
+		{[]string{"build", "--input", in, "--out", filepath.Join(dir, "o2"), "--mix", "token=1,words=2"}, "unknown objective"},
+		{[]string{"build", "--input", in, "--out", filepath.Join(dir, "o3"), "--seq-len", "4"}, "--seq-len"},
+		{[]string{"build", "--input", in}, "needs --input and --out"},
+		{[]string{"verify", dir}, "no manifest.json"},
+		{[]string{"frobnicate"}, "unknown command"},
+	} {
+		_, _, err := glmprep(t, tc.args...)
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("glmprep %v: err %v, want %q", tc.args, err, tc.want)
+		}
+	}
+	out, _, err := glmprep(t, "help")
+	if err != nil || !strings.Contains(out, "glmprep build") {
+		t.Errorf("help: %v %s", err, out)
+	}
+}
+
+// glmprep reads stdin with --input -.
+func TestStdin(t *testing.T) {
+	self, _ := os.Executable()
+	out := t.TempDir()
+	cmd := exec.Command(self, "build", "--input", "-", "--out", out, "--tokenizer", "gpt2", "--quiet")
+	cmd.Env = append(os.Environ(), "GLMPREP_TEST_AS_MAIN=1")
+	cmd.Stdin = strings.NewReader(strings.Repeat("A line of text read from standard input.\n", 500))
+	if b, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("%v: %s", err, b)
+	}
+	m, err := sharding.ReadManifest(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(m.Inputs) != 1 || m.Inputs[0].Path != "-" || m.Inputs[0].Size != 500*41 || len(m.Inputs[0].SHA256) != 64 || m.Totals.Rows == 0 {
+		t.Errorf("stdin build: inputs %+v, %d rows", m.Inputs, m.Totals.Rows)
+	}
+}

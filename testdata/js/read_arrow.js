@@ -1,0 +1,38 @@
+// Reads glmkit shards the way a JavaScript user would, with Apache Arrow JS
+// (and, when asked, nodejs-polars), and prints what it sees as JSON:
+// node read_arrow.js SHARD.arrow ROW [polars]
+const fs = require("fs");
+const arrow = require("apache-arrow");
+
+const [file, rowArg, withPolars] = process.argv.slice(2);
+const row = Number(rowArg || 0);
+const table = arrow.tableFromIPC(fs.readFileSync(file));
+const out = {
+  rows: table.numRows,
+  batches: table.batches.length,
+  fields: table.schema.fields.map((f) => ({ name: f.name, type: String(f.type) })),
+  metadata: Object.fromEntries(table.schema.metadata),
+  row: {},
+};
+const r = table.get(row);
+for (const f of table.schema.fields) {
+  const v = r[f.name];
+  if (v && typeof v.toArray === "function") out.row[f.name] = Array.from(v.toArray(), Number);
+  else if (typeof v === "bigint") out.row[f.name] = v.toString();
+  else out.row[f.name] = v;
+}
+if (withPolars) {
+  const pl = require("nodejs-polars");
+  const df = pl.readIPC(fs.readFileSync(file)); // a path not ending in .ipc would be read as inline data
+  const rec = df.slice(row, 1).toRecords()[0];
+  out.polars = {
+    rows: df.height,
+    columns: df.columns,
+    dtypes: Object.fromEntries(Object.entries(df.schema).map(([k, v]) => [k, String(v)])),
+    input_ids: Array.from(rec.input_ids, Number),
+    sep: Number(rec.sep),
+    objective: String(rec.objective),
+    doc_id: String(rec.doc_id),
+  };
+}
+process.stdout.write(JSON.stringify(out));
