@@ -15,9 +15,9 @@ echo "# machine: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^
 GLMKIT_BENCH_DUMP=$tmp go test -count=1 -run TestDumpBenchCorpora ./pipeline/tokenizer/ >/dev/null
 
 echo "# glmkit, 1 worker on 1 core (GOMAXPROCS=1): MB/s per core"
-go test -run '^$' -bench 'BenchmarkEncode$/.*/workers=1' -benchtime "$benchtime" -cpu 1 ./pipeline/tokenizer/ | grep '^Benchmark'
+go test -run '^$' -bench 'BenchmarkEncode$/.*/.*/workers=1' -benchtime "$benchtime" -cpu 1 ./pipeline/tokenizer/ | grep '^Benchmark'
 echo "# glmkit, 2 workers on 2 cores (GOMAXPROCS=2)"
-go test -run '^$' -bench 'BenchmarkEncode$/.*/workers=2' -benchtime "$benchtime" -cpu 2 ./pipeline/tokenizer/ | grep '^Benchmark'
+go test -run '^$' -bench 'BenchmarkEncode$/.*/.*/workers=2' -benchtime "$benchtime" -cpu 2 ./pipeline/tokenizer/ | grep '^Benchmark'
 echo "# glmkit, one warm ~4 KB document: allocations per document"
 go test -run '^$' -bench 'BenchmarkEncodeDoc' -benchtime "$benchtime" ./pipeline/tokenizer/ | grep '^Benchmark'
 

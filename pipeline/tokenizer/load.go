@@ -150,7 +150,7 @@ func fromVocabTxt(name string, data []byte) (*Tokenizer, error) {
 		vocab[l] = int32(i)
 	}
 	t := &Tokenizer{name: name, kind: KindWordPiece, sha: sha256Hex(data), wpCleanup: true}
-	if err := t.initWordPiece(vocab, tokens, "[UNK]", "##", 100, defaultBertOptions); err != nil {
+	if err := t.initWordPiece(vocab, tokens, "[UNK]", "##", 100, defaultBertOptions()); err != nil {
 		return nil, fmt.Errorf("tokenizer: %s: %w", name, err)
 	}
 	return t, nil
@@ -374,7 +374,7 @@ func wordPieceFromJSON(path string, data []byte, tj *tokenizerJSON) (*Tokenizer,
 		if err := json.Unmarshal(tj.Normalizer, &n); err != nil {
 			return nil, fmt.Errorf("normalizer: %w", err)
 		}
-		opts = defaultBertOptions
+		opts = defaultBertOptions()
 		if n.CleanText != nil {
 			opts.cleanText = *n.CleanText
 		}

@@ -15,11 +15,13 @@ type bertOptions struct {
 	lowercase    bool
 }
 
-// defaultBertOptions are HF's BertNormalizer defaults, which
+// defaultBertOptions returns HF's BertNormalizer defaults, which
 // BertWordPieceTokenizer uses for a bare vocab.txt: clean text, space CJK,
 // lowercase, and strip accents because strip_accents is null and lowercase
 // is true.
-var defaultBertOptions = bertOptions{cleanText: true, chineseChars: true, stripAccents: true, lowercase: true}
+func defaultBertOptions() bertOptions {
+	return bertOptions{cleanText: true, chineseChars: true, stripAccents: true, lowercase: true}
+}
 
 // ASCII byte kinds for the WordPiece fast path.
 const (
