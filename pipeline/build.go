@@ -305,6 +305,9 @@ func Merge(dir string, plan *Plan, software map[string]string) (*sharding.Manife
 		}
 		m.Shards = append(m.Shards, rec.Shards...)
 		stats.Add(rec.Stats)
+		// A concurrent run of a task may leave its progress behind the
+		// complete record; it is stale.
+		os.Remove(progressPath(dir, t.Index))
 	}
 	for _, in := range inputs {
 		m.Inputs = append(m.Inputs, sharding.InputFile{Path: in.Path, Size: in.Size, SHA256: in.SHA256})

@@ -24,9 +24,12 @@ type Encoder interface {
 	Encode(dst []int32, text []byte) ([]int32, error)
 }
 
-// TaskRecord is the progress of one task, in DIR/tasks/NNNNNN.json: written
-// atomically after every shard the task commits, and once more, complete,
-// at its end. A build's manifest is assembled from its task records.
+// TaskRecord is the progress of one task. While the task runs, it is
+// DIR/tasks/NNNNNN.progress.json, rewritten atomically after every shard
+// the task commits; once the task is done it is DIR/tasks/NNNNNN.json, with
+// Complete set. An incomplete record never replaces a complete one, so two
+// runs of one task at once (a retried Slurm or Kubernetes task on a shared
+// filesystem) end with one complete result: both write the same bytes.
 type TaskRecord struct {
 	Task     int                  `json:"task"`
 	Complete bool                 `json:"complete"`
@@ -43,28 +46,38 @@ func recordPath(dir string, task int) string {
 	return filepath.Join(dir, TasksDir, fmt.Sprintf("%06d.json", task))
 }
 
+func progressPath(dir string, task int) string {
+	return filepath.Join(dir, TasksDir, fmt.Sprintf("%06d.progress.json", task))
+}
+
 // ShardName is the file name of part `part` of task `task`.
 func ShardName(task, part int) string { return fmt.Sprintf("shard-%06d-%04d.arrow", task, part) }
 
-// ReadTaskRecord reads a task's record; it returns nil, nil when there is
-// none.
+// ReadTaskRecord reads a task's record: the complete one if there is one,
+// else its progress; nil, nil when there is neither.
 func ReadTaskRecord(dir string, task int) (*TaskRecord, error) {
-	b, err := os.ReadFile(recordPath(dir, task))
-	if errors.Is(err, os.ErrNotExist) {
-		return nil, nil
+	for _, p := range []string{recordPath(dir, task), progressPath(dir, task)} {
+		b, err := os.ReadFile(p)
+		if errors.Is(err, os.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("pipeline: %w", err)
+		}
+		var r TaskRecord
+		if err := json.Unmarshal(b, &r); err != nil {
+			return nil, fmt.Errorf("pipeline: %s: %w", p, err)
+		}
+		if r.Task != task || r.Complete != (p == recordPath(dir, task)) {
+			return nil, fmt.Errorf("pipeline: %s holds task %d, complete %v", p, r.Task, r.Complete)
+		}
+		return &r, nil
 	}
-	if err != nil {
-		return nil, fmt.Errorf("pipeline: %w", err)
-	}
-	var r TaskRecord
-	if err := json.Unmarshal(b, &r); err != nil {
-		return nil, fmt.Errorf("pipeline: %s: %w", recordPath(dir, task), err)
-	}
-	if r.Task != task {
-		return nil, fmt.Errorf("pipeline: %s holds task %d", recordPath(dir, task), r.Task)
-	}
-	return &r, nil
+	return nil, nil
 }
+
+// errTaskDone means another run of the task completed it meanwhile.
+var errTaskDone = errors.New("pipeline: the task was completed by another run")
 
 func writeTaskRecord(dir string, r *TaskRecord) error {
 	b, err := json.MarshalIndent(r, "", "  ")
@@ -74,7 +87,18 @@ func writeTaskRecord(dir string, r *TaskRecord) error {
 	if err := os.MkdirAll(filepath.Join(dir, TasksDir), 0o755); err != nil {
 		return err
 	}
-	return sharding.WriteFileAtomic(recordPath(dir, r.Task), append(b, '\n'))
+	b = append(b, '\n')
+	if r.Complete {
+		if err := sharding.WriteFileAtomic(recordPath(dir, r.Task), b); err != nil {
+			return err
+		}
+		os.Remove(progressPath(dir, r.Task))
+		return nil
+	}
+	if _, err := os.Stat(recordPath(dir, r.Task)); err == nil {
+		return errTaskDone
+	}
+	return sharding.WriteFileAtomic(progressPath(dir, r.Task), b)
 }
 
 // InputError is a bad record under --strict.
@@ -228,6 +252,9 @@ func RunTask(ctx context.Context, plan *Plan, env *Env, t Task, prev *TaskRecord
 		rec.Resume = next
 		rec.Stats = Stats{Doc: counts, Row: rows}
 		if err := writeTaskRecord(env.Dir, rec); err != nil {
+			if errors.Is(err, errTaskDone) {
+				return err
+			}
 			return fmt.Errorf("pipeline: writing task record: %w", err)
 		}
 		if commitDelay > 0 {
@@ -297,6 +324,9 @@ func RunTask(ctx context.Context, plan *Plan, env *Env, t Task, prev *TaskRecord
 		cancel()
 	}
 	<-done1
+	if errors.Is(err2, errTaskDone) {
+		return ReadTaskRecord(env.Dir, t.Index)
+	}
 	switch {
 	case err1 != nil && !errors.Is(err1, context.Canceled):
 		return nil, err1

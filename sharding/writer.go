@@ -1,6 +1,7 @@
 package sharding
 
 import (
+	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -9,7 +10,6 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"sync/atomic"
 	"unsafe"
 
 	"github.com/apache/arrow-go/v18/arrow"
@@ -72,7 +72,15 @@ type Writer struct {
 	docID                     []uint64
 }
 
-var tmpSeq atomic.Uint64 // makes temporary names unique within a process
+// tmpSuffix names a temporary file uniquely, also among processes on
+// other hosts that share the directory (a Slurm array on NFS).
+func tmpSuffix() string {
+	var b [8]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		panic(err) // crypto/rand does not fail on Linux
+	}
+	return fmt.Sprintf("%d-%x.tmp", os.Getpid(), b)
+}
 
 // Create returns a Writer that commits shards into dir, creating dir.
 func Create(dir string, opts Options) (*Writer, error) {
@@ -153,7 +161,7 @@ func (w *Writer) Write(s *masking.Sample, docID uint64) error {
 func (w *Writer) Pending() (rows int64, bytes int64) { return w.shard.Rows, w.shard.Bytes }
 
 func (w *Writer) open() error {
-	w.tmp = filepath.Join(w.dir, fmt.Sprintf(".shard-%d-%d.tmp", os.Getpid(), tmpSeq.Add(1)))
+	w.tmp = filepath.Join(w.dir, ".shard-"+tmpSuffix())
 	f, err := os.OpenFile(w.tmp, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o644)
 	if err != nil {
 		return fmt.Errorf("sharding: %w", err)
@@ -333,7 +341,7 @@ func syncDir(dir string) error {
 // directory, synced and renamed, then syncs the directory.
 func WriteFileAtomic(path string, data []byte) error {
 	dir := filepath.Dir(path)
-	tmp := filepath.Join(dir, fmt.Sprintf(".%s-%d-%d.tmp", filepath.Base(path), os.Getpid(), tmpSeq.Add(1)))
+	tmp := filepath.Join(dir, "."+filepath.Base(path)+"-"+tmpSuffix())
 	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o644)
 	if err != nil {
 		return err
