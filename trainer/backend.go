@@ -130,13 +130,15 @@ type Backend interface {
 	// ScatterAddRows: src (N,C); idx (N) int32, distinct → dst (M,C), dst[idx[i]] += src[i]
 	ScatterAddRows(dst, src, idx Buf, n, c int) error
 
-	// CrossEntropyForward: logits (N,V); targets (N) int32 → losses (N),
-	// losses[i] = logsumexp(logits[i]) − logits[i][targets[i]]
-	CrossEntropyForward(losses, logits, targets Buf, n, v int) error
-	// CrossEntropyBackward overwrites logits with their gradient,
-	// scale·(softmax(logits[i]) − onehot(targets[i])).
-	// logits (N,V); targets (N) → logits (N,V)
-	CrossEntropyBackward(logits, targets Buf, n, v int, scale float64) error
+	// CrossEntropyForward computes each row's loss, logsumexp(logits[i]) −
+	// logits[i][targets[i]], and, when probs is not nil, the softmax (probs
+	// may alias logits: a training pass keeps only the probabilities).
+	// logits (N,V); targets (N) int32 → losses (N), probs (N,V)
+	CrossEntropyForward(losses, probs, logits, targets Buf, n, v int) error
+	// CrossEntropyBackward is the gradient of scale·Σ losses with respect to
+	// the logits, scale·(probs − onehot(targets)); dlogits may alias probs.
+	// probs (N,V); targets (N) → dlogits (N,V)
+	CrossEntropyBackward(dlogits, probs, targets Buf, n, v int, scale float64) error
 
 	// SumSquares returns Σ x², accumulated in float64 in a fixed order.
 	SumSquares(x Buf) (float64, error)

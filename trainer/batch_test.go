@@ -50,7 +50,7 @@ func makeRow(r *rand.Rand, n, vocab int, document bool) glmRow {
 				break
 			}
 			spans = append(spans, span{i, i + l})
-			i += l + 1 + r.IntN(4)
+			i += l + 1 + r.IntN(20) // about 15% masked, as GLM
 		}
 		if len(spans) == 0 {
 			spans = []span{{1, 2}}

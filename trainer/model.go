@@ -203,6 +203,12 @@ func checkBatch(b *sharding.Batch) error {
 // Forward runs the model on b and returns the loss over b's loss
 // positions. With pass.Train, dropout is on. Backward may follow.
 func (m *Model) Forward(b *sharding.Batch, pass Pass) (Loss, error) {
+	return m.forward(b, pass, false)
+}
+
+// forward is Forward; with keepLogits the logits stay in acts.logits
+// (Backward cannot follow), else they are replaced by the probabilities.
+func (m *Model) forward(b *sharding.Batch, pass Pass, keepLogits bool) (Loss, error) {
 	if err := checkBatch(b); err != nil {
 		return Loss{}, err
 	}
@@ -278,7 +284,13 @@ func (m *Model) Forward(b *sharding.Batch, pass Pass) (Loss, error) {
 		err = firstErr(
 			func() error { return be.GatherRows(a.hsel, a.lnf, a.sel, N, C) },
 			func() error { return be.MatmulForward(a.logits, a.hsel, w.wte, nil, N, C, V) },
-			func() error { return be.CrossEntropyForward(a.losses, a.logits, a.tgt, N, V) },
+			func() error { // keeps only the probabilities, unless the logits are wanted
+				probs := a.logits
+				if keepLogits {
+					probs = nil
+				}
+				return be.CrossEntropyForward(a.losses, probs, a.logits, a.tgt, N, V)
+			},
 		)
 	}
 	if err != nil {
@@ -304,7 +316,7 @@ func (m *Model) Forward(b *sharding.Batch, pass Pass) (Loss, error) {
 		}
 		loss.Tokens = N
 	}
-	m.last.ok, m.last.b, m.last.t, m.last.ns, m.last.pass = true, B, T, N, pass
+	m.last.ok, m.last.b, m.last.t, m.last.ns, m.last.pass = !keepLogits, B, T, N, pass
 	return loss, nil
 }
 
@@ -328,7 +340,7 @@ func firstErr(fs ...func() error) error {
 
 // Backward accumulates into Grads the gradient of scale·Σ CE of the last
 // Forward (scale = 1/tokens gives the token mean). It overwrites the
-// logits, so it runs at most once per Forward.
+// output layer's probabilities, so it runs at most once per Forward.
 func (m *Model) Backward(scale float64) error {
 	if !m.last.ok {
 		return errors.New("trainer: backward without a forward pass (or twice for one)")
@@ -356,7 +368,7 @@ func (m *Model) Backward(scale float64) error {
 				return nil
 			}
 			return firstErr(
-				func() error { return be.CrossEntropyBackward(a.logits, a.tgt, N, V, scale) },
+				func() error { return be.CrossEntropyBackward(a.logits, a.logits, a.tgt, N, V, scale) },
 				func() error { return be.Zero(d.hsel) },
 				func() error { return be.MatmulBackward(d.hsel, g.wte, nil, a.logits, a.hsel, w.wte, N, C, V) },
 				func() error { return be.ScatterAddRows(d.lnf, d.hsel, a.sel, N, C) },
@@ -439,10 +451,9 @@ func dropoutGrad(be Backend, out *Buf, tmp, dy Buf, n int, p float32, key RNGKey
 // loss positions, (N,V) row-major in the order of the positions. The loss
 // positions' targets must be valid ids.
 func (m *Model) Logits(b *sharding.Batch) ([]float32, error) {
-	if _, err := m.Forward(b, Pass{}); err != nil {
+	if _, err := m.forward(b, Pass{}, true); err != nil {
 		return nil, err
 	}
-	m.last.ok = false
 	out := make([]float32, m.acts.ns*m.cfg.Vocab)
 	if len(out) == 0 {
 		return out, nil

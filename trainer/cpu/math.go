@@ -18,24 +18,34 @@ func expInPlace[T Float](x []T) {
 	}
 }
 
-// exp32 is Cephes' expf: exp(x) = 2^n·e^r with |r| ≤ ln2/2 and a degree-6
-// polynomial for e^r. It returns 0 below −87.3 (where expf underflows to
-// subnormals) and +Inf above 88.7.
+// exp32 is Cephes' expf: exp(x) = 2^n·e^r with n = round(x·log₂e),
+// |r| ≤ ln2/2 and a degree-6 polynomial for e^r; within 2 ulp. It returns
+// 0 below −87.3 (where expf underflows to subnormals) and +Inf above 88.7.
 func exp32(x float32) float32 {
 	switch {
-	case x > 88.72283:
-		return float32(math.Inf(1))
 	case x < -87.33654:
 		return 0
+	case x > 88.72283:
+		return float32(math.Inf(1))
 	case x != x:
 		return x
 	}
-	n := float32(math.Floor(float64(x*1.44269504088896341 + 0.5)))
-	r := x - n*0.693359375 - n*-2.12194440e-4
-	r2 := r * r
+	// Adding 1.5·2²³ rounds x·log₂e to an integer, which lands in the low
+	// mantissa bits.
+	const magic = 12582912
+	t := x*1.44269504088896341 + magic
+	n := int32(math.Float32bits(t) - math.Float32bits(magic))
+	nf := t - magic
+	r := x - nf*0.693359375 - nf*-2.12194440e-4
 	y := ((((1.9875691500e-4*r+1.3981999507e-3)*r+8.3334519073e-3)*r+4.1665795894e-2)*r+1.6666665459e-1)*r + 5.0000001201e-1
-	y = y*r2 + r + 1
-	return y * math.Float32frombits(uint32(int32(n)+127)<<23)
+	y = y*r*r + r + 1
+	if n < -126 { // 2^n is subnormal: scale in two steps
+		return y * math.Float32frombits(uint32(n+127+64)<<23) * 0x1p-64
+	}
+	if n > 127 {
+		return y * 2 * math.Float32frombits(uint32(n-1+127)<<23)
+	}
+	return y * math.Float32frombits(uint32(n+127)<<23)
 }
 
 // is64 reports whether T is float64; ops test it once, outside their loops.

@@ -415,12 +415,17 @@ func (be *Backend[T]) ScatterAddRows(dst, src, idx trainer.Buf, n, c int) error 
 // loss
 
 // CrossEntropyForward implements trainer.Backend; sums run in float64.
-// logits (N,V); targets (N) → losses (N)
-func (be *Backend[T]) CrossEntropyForward(losses, logits, targets trainer.Buf, n, v int) error {
-	if err := check("cross entropy forward", need{"losses", losses, n}, need{"logits", logits, n * v}, need{"targets", targets, n}); err != nil {
+// logits (N,V); targets (N) → losses (N), probs (N,V)
+func (be *Backend[T]) CrossEntropyForward(losses, probs, logits, targets trainer.Buf, n, v int) error {
+	np := n * v
+	if probs == nil {
+		np = 0
+	}
+	if err := check("cross entropy forward", need{"losses", losses, n}, need{"probs", probs, np},
+		need{"logits", logits, n * v}, need{"targets", targets, n}); err != nil {
 		return err
 	}
-	ls, lg, tg := f[T](losses), f[T](logits), ints(targets)
+	ls, pr, lg, tg := f[T](losses), f[T](probs), f[T](logits), ints(targets)
 	if err := checkTargets(tg[:n], v); err != nil {
 		return err
 	}
@@ -432,52 +437,55 @@ func (be *Backend[T]) CrossEntropyForward(losses, logits, targets trainer.Buf, n
 			for _, x := range row {
 				mx = max(mx, x)
 			}
+			target := row[tg[i]]
 			var s float64
-			if f64 {
+			switch {
+			case pr != nil: // exp into probs, then normalise
+				dst := pr[i*v : i*v+v]
+				for j, x := range row {
+					dst[j] = x - mx
+				}
+				expInPlace(dst)
+				for _, e := range dst {
+					s += float64(e)
+				}
+				inv := T(1 / s)
+				for j := range dst {
+					dst[j] *= inv
+				}
+			case f64:
 				for _, x := range row {
 					s += math.Exp(float64(x - mx))
 				}
-			} else {
+			default:
 				for _, x := range row {
 					s += float64(exp32(float32(x - mx)))
 				}
 			}
-			ls[i] = T(float64(mx) + math.Log(s) - float64(row[tg[i]]))
+			ls[i] = T(float64(mx) + math.Log(s) - float64(target))
 		}
 	})
 	return nil
 }
 
 // CrossEntropyBackward implements trainer.Backend.
-// logits (N,V); targets (N) → logits (N,V) = scale·(softmax − onehot)
-func (be *Backend[T]) CrossEntropyBackward(logits, targets trainer.Buf, n, v int, scale float64) error {
-	if err := check("cross entropy backward", need{"logits", logits, n * v}, need{"targets", targets, n}); err != nil {
+// probs (N,V); targets (N) → dlogits (N,V) = scale·(probs − onehot)
+func (be *Backend[T]) CrossEntropyBackward(dlogits, probs, targets trainer.Buf, n, v int, scale float64) error {
+	if err := check("cross entropy backward", need{"dlogits", dlogits, n * v}, need{"probs", probs, n * v}, need{"targets", targets, n}); err != nil {
 		return err
 	}
-	lg, tg := f[T](logits), ints(targets)
+	dl, pr, tg := f[T](dlogits), f[T](probs), ints(targets)
 	if err := checkTargets(tg[:n], v); err != nil {
 		return err
 	}
+	k := T(scale)
 	be.par(n, 4, func(lo, hi int) {
 		for i := lo; i < hi; i++ {
-			row := lg[i*v : i*v+v]
-			mx := row[0]
-			for _, x := range row {
-				mx = max(mx, x)
+			src, dst := pr[i*v:i*v+v], dl[i*v:i*v+v]
+			for j, p := range src {
+				dst[j] = k * p
 			}
-			for j := range row {
-				row[j] -= mx
-			}
-			expInPlace(row)
-			var s float64
-			for _, x := range row {
-				s += float64(x)
-			}
-			k := T(scale / s)
-			for j := range row {
-				row[j] *= k
-			}
-			row[tg[i]] -= T(scale)
+			dst[tg[i]] -= k
 		}
 	})
 	return nil
@@ -517,8 +525,8 @@ func (be *Backend[T]) SumSquares(x trainer.Buf) (float64, error) {
 	return sum, nil
 }
 
-// AdamW implements trainer.Backend with PyTorch's AdamW update, computed in
-// float64 per element and rounded once.
+// AdamW implements trainer.Backend with PyTorch's AdamW update in the
+// backend's precision (bias corrections in float64).
 func (be *Backend[T]) AdamW(p, g, m, v trainer.Buf, s trainer.AdamWStep) error {
 	n := p.Len()
 	if err := check("adamw", need{"g", g, n}, need{"m", m, n}, need{"v", v, n}); err != nil {
@@ -530,17 +538,17 @@ func (be *Backend[T]) AdamW(p, g, m, v trainer.Buf, s trainer.AdamWStep) error {
 	ps, gs, ms, vs := f[T](p), f[T](g), f[T](m), f[T](v)
 	bc1 := 1 - math.Pow(s.Beta1, float64(s.T))
 	bc2 := 1 - math.Pow(s.Beta2, float64(s.T))
-	stepSize := s.LR / bc1
-	sqrtBC2 := math.Sqrt(bc2)
-	decay := 1 - s.LR*s.WeightDecay
+	stepSize, invSqrtBC2 := T(s.LR/bc1), T(1/math.Sqrt(bc2))
+	decay, scale, eps := T(1-s.LR*s.WeightDecay), T(s.GradScale), T(s.Eps)
+	b1, b2 := T(s.Beta1), T(s.Beta2)
 	be.par(n, 1<<14, func(lo, hi int) {
-		for i := lo; i < hi; i++ {
-			gr := float64(gs[i]) * s.GradScale
-			mi := s.Beta1*float64(ms[i]) + (1-s.Beta1)*gr
-			vi := s.Beta2*float64(vs[i]) + (1-s.Beta2)*gr*gr
-			pi := float64(ps[i]) * decay
-			pi -= stepSize * mi / (math.Sqrt(vi)/sqrtBC2 + s.Eps)
-			ps[i], ms[i], vs[i] = T(pi), T(mi), T(vi)
+		ps, gs, ms, vs := ps[lo:hi], gs[lo:hi], ms[lo:hi], vs[lo:hi]
+		for i, gi := range gs {
+			gi *= scale
+			mi := b1*ms[i] + (1-b1)*gi
+			vi := b2*vs[i] + (1-b2)*gi*gi
+			ms[i], vs[i] = mi, vi
+			ps[i] = ps[i]*decay - stepSize*mi/(T(math.Sqrt(float64(vi)))*invSqrtBC2+eps)
 		}
 	})
 	return nil

@@ -269,7 +269,7 @@ func TestGradCrossEntropy(t *testing.T) {
 	gradCheck(t, map[string][]float64{"logits": logits},
 		func() []float64 {
 			l := zeros(n)
-			must(t, be.CrossEntropyForward(fl(l), fl(logits), tg, n, v))
+			must(t, be.CrossEntropyForward(fl(l), nil, fl(logits), tg, n, v))
 			for i := range l {
 				l[i] *= scale
 			}
@@ -279,9 +279,10 @@ func TestGradCrossEntropy(t *testing.T) {
 			// dlogits = scale·dout_i·(softmax − onehot); the op takes one scale,
 			// so run it per row.
 			g := append([]float64(nil), logits...)
+			must(t, be.CrossEntropyForward(fl(zeros(n)), fl(g), fl(g), tg, n, v))
 			for i := range n {
 				row := g[i*v : i*v+v]
-				must(t, be.CrossEntropyBackward(fl(row), tg[i:i+1], 1, v, scale*dout[i]))
+				must(t, be.CrossEntropyBackward(fl(row), fl(row), tg[i:i+1], 1, v, scale*dout[i]))
 			}
 			return map[string][]float64{"logits": g}
 		})
@@ -311,7 +312,7 @@ func TestGradCrossEntropyMasked(t *testing.T) {
 			hs, lg, l := zeros(n*c), zeros(n*9), zeros(n)
 			must(t, be.GatherRows(fl(hs), fl(h), sel, n, c))
 			must(t, be.MatmulForward(fl(lg), fl(hs), fl(wte), nil, n, c, 9))
-			must(t, be.CrossEntropyForward(fl(l), fl(lg), tg, n, 9))
+			must(t, be.CrossEntropyForward(fl(l), nil, fl(lg), tg, n, 9))
 			var s float64
 			for _, x := range l {
 				s += x
@@ -322,7 +323,8 @@ func TestGradCrossEntropyMasked(t *testing.T) {
 			hs, lg := zeros(n*c), zeros(n*9)
 			must(t, be.GatherRows(fl(hs), fl(h), sel, n, c))
 			must(t, be.MatmulForward(fl(lg), fl(hs), fl(wte), nil, n, c, 9))
-			must(t, be.CrossEntropyBackward(fl(lg), tg, n, 9, scale*dout[0]))
+			must(t, be.CrossEntropyForward(fl(zeros(n)), fl(lg), fl(lg), tg, n, 9))
+			must(t, be.CrossEntropyBackward(fl(lg), fl(lg), tg, n, 9, scale*dout[0]))
 			dhs, dh, dw := zeros(n*c), zeros(rows*c), zeros(9*c)
 			must(t, be.MatmulBackward(fl(dhs), fl(dw), nil, fl(lg), fl(hs), fl(wte), n, c, 9))
 			must(t, be.ScatterAddRows(fl(dh), fl(dhs), sel, n, c))
