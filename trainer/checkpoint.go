@@ -13,19 +13,7 @@ import (
 	"github.com/glmkit/glmkit/trainer/safetensors"
 )
 
-// A checkpoint is a directory:
-//
-//	model.safetensors      the parameters, F32, named as PyTorch's GLMModel
-//	                       state dict ("word_embeddings.weight",
-//	                       "transformer.layers.0.attention.query_key_value.weight", …)
-//	optimizer.safetensors  AdamW's moments, "<name>.exp_avg" and "<name>.exp_avg_sq"
-//	config.json            {"format": 1, "model": Config, "train": TrainConfig}
-//	trainer_state.json     TrainerState: step, seed, dropout RNG scheme,
-//	                       loader state (base64), data fingerprint
-//
-// SaveCheckpoint writes it into a temporary directory beside the target,
-// syncs every file and the directory, then renames it into place, so a
-// crash never leaves a partial checkpoint under the real name.
+// Files of a checkpoint directory (see SaveCheckpoint).
 const (
 	modelFile     = "model.safetensors"
 	optimizerFile = "optimizer.safetensors"
@@ -70,8 +58,20 @@ type checkpointConfig struct {
 	Train  *TrainConfig `json:"train,omitempty"`
 }
 
-// SaveCheckpoint writes a checkpoint of m (and opt, when not nil) to dir
-// atomically, replacing an existing checkpoint there.
+// SaveCheckpoint writes a checkpoint of m (and opt, when not nil) to dir,
+// replacing an existing checkpoint there. A checkpoint is a directory:
+//
+//	model.safetensors      the parameters, F32, named as PyTorch's GLMModel
+//	                       state dict ("word_embeddings.weight",
+//	                       "transformer.layers.0.attention.query_key_value.weight", …)
+//	optimizer.safetensors  AdamW's moments, "<name>.exp_avg" and "<name>.exp_avg_sq"
+//	config.json            {"format": 1, "model": Config, "train": TrainConfig}
+//	trainer_state.json     TrainerState: step, seed, dropout RNG scheme,
+//	                       loader state (base64), data fingerprint
+//
+// SaveCheckpoint writes it into a temporary directory beside the target,
+// syncs every file and the directory, then renames it into place, so a
+// crash never leaves a partial checkpoint under the real name.
 func SaveCheckpoint(dir string, m *Model, opt *AdamW, tc *TrainConfig, st TrainerState) error {
 	parent := filepath.Dir(dir)
 	if err := os.MkdirAll(parent, 0o755); err != nil {

@@ -1,0 +1,88 @@
+package trainer
+
+import (
+	"math"
+	"strings"
+	"testing"
+)
+
+func TestLRSchedule(t *testing.T) {
+	c := DefaultTrainConfig(100)
+	c.LR, c.WarmupSteps, c.DecaySteps, c.MinLRRatio = 1, 10, 60, 0.1
+	near := func(a, b float64) bool { return math.Abs(a-b) < 1e-12 }
+	for _, tc := range []struct {
+		step int
+		want float64
+	}{
+		{0, 0.1}, {4, 0.5}, {9, 1}, // warmup: (s+1)/10
+		{10, 1}, // decay starts at the peak
+		{35, 0.1 + 0.9*0.5*(1+math.Cos(math.Pi*0.5))}, // half way
+		{60, 0.1}, {99, 0.1}, // held at the floor
+	} {
+		if got := c.LRAt(tc.step); !near(got, tc.want) {
+			t.Errorf("LRAt(%d) = %v; want %v", tc.step, got, tc.want)
+		}
+	}
+	for s := 10; s < 60; s++ {
+		if c.LRAt(s+1) > c.LRAt(s) {
+			t.Errorf("lr rises from step %d to %d", s, s+1)
+		}
+	}
+	c.DecaySteps = 0 // decays over Steps
+	if got := c.LRAt(99); !(got > 0.1 && got < 0.11) {
+		t.Errorf("LRAt(99) over 100 steps = %v", got)
+	}
+	c.WarmupSteps = 0
+	if got := c.LRAt(0); !near(got, 1) {
+		t.Errorf("LRAt(0) without warmup = %v; want 1", got)
+	}
+}
+
+func TestPresets(t *testing.T) {
+	for _, name := range PresetNames() {
+		c, err := Preset(name, 30592)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if c.Hidden/c.Heads != 64 && name != "tiny" {
+			t.Errorf("%s: d_head %d; GLM uses 64", name, c.Hidden/c.Heads)
+		}
+		t.Logf("%-5s %d layers, hidden %d, heads %d: %.1fM parameters", name, c.Layers, c.Hidden, c.Heads, float64(c.NumParams())/1e6)
+	}
+	base, _ := Preset("base", 30592)
+	// GLM-Base: 110M with the two 513-row position tables
+	if n := base.NumParams(); n < 108e6 || n > 112e6 {
+		t.Errorf("base has %d parameters; GLM-Base has about 110M", n)
+	}
+	if _, err := Preset("huge", 10); err == nil {
+		t.Error("unknown preset accepted")
+	}
+}
+
+func TestLayout(t *testing.T) {
+	c := Config{Layers: 2, Hidden: 8, Heads: 2, Vocab: 11, MaxPos: 5}
+	ts := Layout(c)
+	off, decayDone := 0, false
+	seen := map[string]bool{}
+	for _, tn := range ts {
+		if tn.Offset != off {
+			t.Errorf("%s at %d; want %d", tn.Name, tn.Offset, off)
+		}
+		off += tn.Size()
+		if seen[tn.Name] {
+			t.Errorf("duplicate %s", tn.Name)
+		}
+		seen[tn.Name] = true
+		if !tn.Decay {
+			decayDone = true
+		} else if decayDone {
+			t.Errorf("%s takes weight decay after a tensor that does not", tn.Name)
+		}
+		if tn.Decay && (strings.HasSuffix(tn.Name, ".bias") || strings.Contains(tn.Name, "layernorm")) {
+			t.Errorf("%s should not take weight decay", tn.Name)
+		}
+	}
+	if off != c.NumParams() {
+		t.Errorf("layout covers %d of %d parameters", off, c.NumParams())
+	}
+}
