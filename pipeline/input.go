@@ -16,6 +16,8 @@ import (
 
 	"github.com/klauspost/compress/gzip"
 	"github.com/klauspost/compress/zstd"
+
+	"github.com/glmkit/glmkit/sharding/parquettext"
 )
 
 // Input is one input file of a build, as its plan records it.
@@ -23,7 +25,7 @@ type Input struct {
 	Path        string `json:"path"`        // as given (or found under a given directory); "-" is stdin
 	Size        int64  `json:"size"`        // bytes on disk; -1 for stdin
 	SHA256      string `json:"sha256"`      // of the bytes on disk; for stdin, filled in once read
-	Format      string `json:"format"`      // "text" or "jsonl"
+	Format      string `json:"format"`      // "text", "jsonl" or "parquet"
 	Compression string `json:"compression"` // "none", "gzip" or "zstd", from the magic bytes
 }
 
@@ -31,7 +33,7 @@ type Input struct {
 const Stdin = "-"
 
 // inputExts are the names taken from a directory (after a .gz/.zst suffix).
-var inputExts = []string{".txt", ".text", ".raw", ".jsonl", ".json", ".ndjson"}
+var inputExts = []string{".txt", ".text", ".raw", ".jsonl", ".json", ".ndjson", ".parquet"}
 
 func isJSONName(name string) bool {
 	name = strings.ToLower(name)
@@ -56,15 +58,16 @@ func isInputName(name string) bool {
 
 // ResolveInputs expands the --input values into a sorted list of files:
 // "-" is stdin, a value with * ? or [ is a glob, a directory is searched
-// recursively for text and JSON Lines files (optionally .gz or .zst; hidden
-// entries skipped), anything else must be a file. format is "auto" (JSON
-// Lines for .jsonl/.json/.ndjson names, plain text otherwise), "text" or
-// "jsonl". Sizes and compression are filled in; hashes are not (see Hash).
+// recursively for text, JSON Lines and Parquet files (text and JSON Lines
+// optionally .gz or .zst; hidden entries skipped), anything else must be a
+// file. format is "auto" (Parquet for .parquet names or PAR1 magic, JSON
+// Lines for .jsonl/.json/.ndjson names, plain text otherwise), "text",
+// "jsonl" or "parquet". Sizes and compression are filled in; hashes are not (see Hash).
 func ResolveInputs(specs []string, format string) ([]Input, error) {
 	switch format {
-	case "", "auto", "text", "jsonl":
+	case "", "auto", "text", "jsonl", "parquet":
 	default:
-		return nil, fmt.Errorf("pipeline: unknown --format %q (want auto, text or jsonl)", format)
+		return nil, fmt.Errorf("pipeline: unknown --format %q (want auto, text, jsonl or parquet)", format)
 	}
 	if len(specs) == 0 {
 		return nil, errors.New("pipeline: no --input given")
@@ -151,6 +154,9 @@ func ResolveInputs(specs []string, format string) ([]Input, error) {
 			f.Close()
 			if in.Compression, err = sniff(magic[:n]); err != nil {
 				return nil, fmt.Errorf("pipeline: %s: %w", p, err)
+			}
+			if (format == "" || format == "auto") && (strings.HasSuffix(strings.ToLower(p), ".parquet") || bytes.HasPrefix(magic[:n], []byte(parquettext.Magic))) {
+				in.Format = "parquet"
 			}
 		}
 		inputs = append(inputs, in)

@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/glmkit/glmkit/sharding"
+	"github.com/glmkit/glmkit/sharding/parquettext"
 )
 
 // Config is the part of a build's configuration that is not in
@@ -53,15 +54,16 @@ func (c *Config) Validate() error {
 	return nil
 }
 
-// Task is one independent unit of a build: a whole input, or a byte range
-// of a large uncompressed line-based input cut at line boundaries. Its
-// output depends only on its range and the configuration.
+// Task is one independent unit of a build: a whole input, a byte range of
+// a large uncompressed line-based input cut at line boundaries, or one row
+// group of a Parquet input. Its output depends only on its range and the
+// configuration.
 type Task struct {
 	Index int   `json:"index"`
 	Input int   `json:"input"`      // index into Plan.Inputs
-	Start int64 `json:"start"`      // first byte
-	End   int64 `json:"end"`        // end byte; −1: to the end of the input
-	Line  int64 `json:"first_line"` // line number of Start
+	Start int64 `json:"start"`      // first byte (Parquet: the row group)
+	End   int64 `json:"end"`        // end byte, −1 for the end of the input (Parquet: row group + 1)
+	Line  int64 `json:"first_line"` // line number of Start (Parquet: row number of the row group's first row)
 }
 
 // Plan is a build planned before it runs (decisions.md §9): a pure function
@@ -80,10 +82,24 @@ const PlanName = "plan.json"
 // MakePlan cuts the inputs into tasks: one per input, except that an
 // uncompressed text (line or blank boundaries) or JSON Lines input larger
 // than 1.5 × TaskBytes is cut into ranges of about TaskBytes, each ending
-// just after a newline (after a blank line for blank boundaries).
+// just after a newline (after a blank line for blank boundaries), and a
+// Parquet input gives a task per row group.
 func MakePlan(meta sharding.Meta, cfg Config, inputs []Input) (*Plan, error) {
 	p := &Plan{FormatVersion: sharding.FormatVersion, Meta: meta, Config: cfg, Inputs: inputs}
 	for i, in := range inputs {
+		if in.Format == "parquet" {
+			f, err := parquettext.Open(in.Path, cfg.TextField)
+			if err != nil {
+				return nil, err
+			}
+			row := int64(1)
+			for rg := range f.RowGroups() {
+				p.Tasks = append(p.Tasks, Task{Index: len(p.Tasks), Input: i, Start: int64(rg), End: int64(rg + 1), Line: row})
+				row += f.Rows(rg)
+			}
+			f.Close()
+			continue
+		}
 		splittable := in.Path != Stdin && in.Compression == "none" && cfg.TaskBytes > 0 &&
 			in.Size > cfg.TaskBytes+cfg.TaskBytes/2 && !(in.Format == "text" && cfg.DocBoundary == "file")
 		if !splittable {

@@ -197,19 +197,11 @@ func RunTask(ctx context.Context, plan *Plan, env *Env, t Task, prev *TaskRecord
 			rec.Stats = prev.Stats
 		}
 	}
-	st, err := openStream(in, rp.Offset, t.End, env.Progress)
+	r, err := openRecords(ctx, in, cfg, t, rp, env.Progress)
 	if err != nil {
 		return nil, err
 	}
-	defer st.Close()
-	r := &reader{
-		cfg:   ReaderConfig{Format: in.Format, DocBoundary: cfg.DocBoundary, MaxDocBytes: cfg.MaxDocBytes},
-		name:  in.Path,
-		br:    st.Reader,
-		limit: -1,
-		index: rp.Record, line: rp.Line - 1, off: rp.Offset,
-		bomChecked: rp.Offset != 0,
-	}
+	defer r.close()
 	meta := plan.Meta
 	w, err := sharding.Create(env.Dir, sharding.Options{Meta: meta, Compression: cfg.Compression})
 	if err != nil {
@@ -311,9 +303,7 @@ func RunTask(ctx context.Context, plan *Plan, env *Env, t Task, prev *TaskRecord
 				rec.Complete = true
 				rec.Resume = ResumePoint{}
 				rec.Stats = Stats{Doc: *j.final, Row: rows}
-				if st.hash != nil {
-					rec.Input = &Input{Path: in.Path, Size: st.raw, SHA256: fmt.Sprintf("%x", st.hash.Sum(nil)), Format: in.Format, Compression: in.Compression}
-				}
+				rec.Input = r.stdin()
 				if err := writeTaskRecord(env.Dir, rec); err != nil {
 					return fmt.Errorf("pipeline: writing task record: %w", err)
 				}
@@ -350,7 +340,7 @@ func growSamples(s []masking.Sample, n int) []masking.Sample {
 // tokenize is stage 1 of a task: it reads records, tokenizes them on
 // env.Workers goroutines, packs them into samples in order and sends
 // batches of samples on ch, the last one with the task's final counts.
-func (env *Env) tokenize(ctx context.Context, plan *Plan, r *reader, in Input, rp ResumePoint, rec *TaskRecord, ch chan<- *maskJob) error {
+func (env *Env) tokenize(ctx context.Context, plan *Plan, r records, in Input, rp ResumePoint, rec *TaskRecord, ch chan<- *maskJob) error {
 	meta := plan.Meta
 	path := strings.Split(plan.Config.TextField, ".")
 	encoders := make(chan Encoder, env.Workers)
@@ -438,9 +428,9 @@ func (env *Env) tokenize(ctx context.Context, plan *Plan, r *reader, in Input, r
 	if err := p.emitAt(ResumePoint{}); err != nil {
 		return err
 	}
-	if r.inErr != nil {
+	if ierr, line := r.inputErr(); ierr != nil {
 		p.counts.TruncatedIn++
-		if err := env.report(in.Path, &record{line: r.line}, Truncated, fmt.Sprintf("input ends early: %v", r.inErr)); err != nil {
+		if err := env.report(in.Path, &record{line: line}, Truncated, fmt.Sprintf("input ends early: %v", ierr)); err != nil {
 			return err
 		}
 	}
