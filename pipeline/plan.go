@@ -81,9 +81,9 @@ const PlanName = "plan.json"
 
 // MakePlan cuts the inputs into tasks: one per input, except that an
 // uncompressed text (line or blank boundaries) or JSON Lines input larger
-// than 1.5 × TaskBytes is cut into ranges of about TaskBytes, each ending
-// just after a newline (after a blank line for blank boundaries), and a
-// Parquet input gives a task per row group.
+// than 1.5 × TaskBytes is cut into ranges of nearly equal size close to
+// TaskBytes, each ending just after a newline (after a blank line for blank
+// boundaries), and a Parquet input gives a task per row group.
 func MakePlan(meta sharding.Meta, cfg Config, inputs []Input) (*Plan, error) {
 	p := &Plan{FormatVersion: sharding.FormatVersion, Meta: meta, Config: cfg, Inputs: inputs}
 	for i, in := range inputs {
@@ -124,11 +124,12 @@ func MakePlan(meta sharding.Meta, cfg Config, inputs []Input) (*Plan, error) {
 	return p, nil
 }
 
-// lineCuts returns the byte offsets where tasks of about size bytes start
-// (the first is 0, the last is the file size) and the line number at each.
-// A cut goes right after the first newline at or past each multiple of size
-// (after a blank line when blank is set), so no record is split.
+// lineCuts splits a file of total bytes into n = round(total/size) tasks
+// of nearly equal size: the k-th cut goes after the newline nearest to
+// k·total/n (after a blank line when blank is set), so no record is split. It returns the cut offsets (the first is 0, the last the file
+// size) and the line number at each.
 func lineCuts(path string, total, size int64, blank bool) ([]int64, []int64, error) {
+	n := max(1, (total+size/2)/size)
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, nil, fmt.Errorf("pipeline: input %w", err)
@@ -137,11 +138,12 @@ func lineCuts(path string, total, size int64, blank bool) ([]int64, []int64, err
 	cuts, lines := []int64{0}, []int64{1}
 	buf := make([]byte, 1<<20)
 	var off, line int64 = 0, 1
-	want := size
+	want := func() int64 { return total * int64(len(cuts)) / n }
+	var prevPos, prevLine int64 // the last boundary before the target
 	lineHasText := false
 	for {
-		n, err := f.Read(buf)
-		for i, c := range buf[:n] {
+		k, err := f.Read(buf)
+		for i, c := range buf[:k] {
 			if c != '\n' {
 				if c != ' ' && c != '\t' && c != '\r' {
 					lineHasText = true
@@ -152,13 +154,20 @@ func lineCuts(path string, total, size int64, blank bool) ([]int64, []int64, err
 			line++
 			blankLine := !lineHasText
 			lineHasText = false
-			if pos >= want && pos < total && (!blank || blankLine) {
-				cuts = append(cuts, pos)
-				lines = append(lines, line)
-				want = pos + size
+			if blank && !blankLine || pos >= total || int64(len(cuts)) >= n {
+				continue
 			}
+			if w := want(); pos >= w {
+				// Cut at whichever boundary is nearer the target.
+				if prevPos > cuts[len(cuts)-1] && w-prevPos < pos-w {
+					cuts, lines = append(cuts, prevPos), append(lines, prevLine)
+				} else {
+					cuts, lines = append(cuts, pos), append(lines, line)
+				}
+			}
+			prevPos, prevLine = pos, line
 		}
-		off += int64(n)
+		off += int64(k)
 		if err == io.EOF {
 			break
 		}

@@ -235,12 +235,21 @@ func RunTask(ctx context.Context, plan *Plan, env *Env, t Task, prev *TaskRecord
 
 	// Stage 2, on this goroutine: mask in parallel, write in order.
 	path := in.Path
-	commit := func(next ResumePoint, counts DocStats) error {
+	// commit finishes the shard being filled. Its progress record is written
+	// by the caller: after the last shard, the record is the complete one,
+	// so a crash in between can never leave progress that points nowhere.
+	commitShard := func() error {
 		sf, err := w.Commit(ShardName(t.Index, len(rec.Shards)))
 		if err != nil {
 			return err
 		}
 		rec.Shards = append(rec.Shards, sf)
+		return nil
+	}
+	commit := func(next ResumePoint, counts DocStats) error {
+		if err := commitShard(); err != nil {
+			return err
+		}
 		rec.Resume = next
 		rec.Stats = Stats{Doc: counts, Row: rows}
 		if err := writeTaskRecord(env.Dir, rec); err != nil {
@@ -296,7 +305,7 @@ func RunTask(ctx context.Context, plan *Plan, env *Env, t Task, prev *TaskRecord
 			}
 			if j.final != nil {
 				if n, _ := w.Pending(); n > 0 {
-					if err := commit(ResumePoint{}, *j.final); err != nil {
+					if err := commitShard(); err != nil {
 						return err
 					}
 				}

@@ -1,0 +1,180 @@
+package main
+
+import (
+	"bytes"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/glmkit/glmkit/pipeline"
+)
+
+// glmprepProcess starts the test binary as glmprep in its own process.
+func glmprepProcess(t *testing.T, env []string, args ...string) (*exec.Cmd, *bytes.Buffer) {
+	t.Helper()
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(self, args...)
+	cmd.Env = append(append(os.Environ(), "GLMPREP_TEST_AS_MAIN=1"), env...)
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	return cmd, &out
+}
+
+func scaleOutFlags(t *testing.T) []string {
+	return []string{"--tokenizer", "bert-base-uncased", "--task-bytes", "300KiB", "--shard-rows", "8",
+		"--mix", "token=0.4,sentence=0.3,document=0.3", "--quiet",
+		"--input", corpus(t, "wikitext-2-raw/wiki.valid.raw"), "--input", corpus(t, "wikitext-2-raw/wiki.test.raw"),
+		"--input", corpus(t, "web-jsonl-samples")}
+}
+
+// A plan of at least 8 tasks, run as separate processes in a shuffled
+// order two at a time, one of them killed part way and run again, then
+// merged, gives the bytes of `glmprep build` with the same inputs and flags.
+func TestPlanRunTaskMerge(t *testing.T) {
+	flags := scaleOutFlags(t)
+	ref := t.TempDir()
+	mustGlmprep(t, append([]string{"build", "--out", ref}, flags...)...)
+
+	dir := t.TempDir()
+	out := mustGlmprep(t, append([]string{"plan", "--out", dir}, flags...)...)
+	n, err := strconv.Atoi(strings.TrimSpace(out))
+	if err != nil || n < 8 {
+		t.Fatalf("plan printed %q; want a task count of at least 8", out)
+	}
+	order := rand.New(rand.NewPCG(7, 7)).Perm(n)
+	plan, err := pipeline.ReadPlan(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The task killed part way and run again: the third in the order that
+	// reads a wikitext range (the web files are tasks of a few rows).
+	var victim, seen int
+	for _, task := range order {
+		if strings.Contains(plan.Inputs[plan.Tasks[task].Input].Path, "wiki") {
+			if victim = task; seen == 2 {
+				break
+			}
+			seen++
+		}
+	}
+	slow := []string{"GLMKIT_TEST_COMMIT_DELAY=30ms"}
+	sem := make(chan struct{}, 2)
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var failures []string
+	for _, task := range order {
+		sem <- struct{}{}
+		wg.Add(1)
+		go func(task int) {
+			defer wg.Done()
+			defer func() { <-sem }()
+			var env []string
+			if task == victim {
+				env = slow
+			} else if task%2 == 0 {
+				env = []string{"SLURM_ARRAY_TASK_ID=" + strconv.Itoa(task)} // the index from Slurm
+			} else {
+				env = []string{"JOB_COMPLETION_INDEX=" + strconv.Itoa(task)} // …or from Kubernetes
+			}
+			args := []string{"run-task", dir}
+			if task == victim {
+				args = append(args, "--task", strconv.Itoa(task))
+			}
+			cmd, log := glmprepProcess(t, env, args...)
+			if task == victim {
+				for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(2 * time.Millisecond) {
+					if rec, _ := pipeline.ReadTaskRecord(dir, task); rec != nil && len(rec.Shards) >= 2 {
+						break
+					}
+				}
+				cmd.Process.Signal(syscall.SIGKILL)
+				cmd.Wait()
+				if rec, _ := pipeline.ReadTaskRecord(dir, task); rec == nil || rec.Complete {
+					mu.Lock()
+					failures = append(failures, fmt.Sprintf("task %d finished before it was killed", task))
+					mu.Unlock()
+				}
+				cmd, log = glmprepProcess(t, nil, "run-task", dir, "--task", strconv.Itoa(task))
+			}
+			if err := cmd.Wait(); err != nil {
+				mu.Lock()
+				failures = append(failures, fmt.Sprintf("task %d: %v\n%s", task, err, log))
+				mu.Unlock()
+			}
+		}(task)
+	}
+	wg.Wait()
+	if len(failures) > 0 {
+		t.Fatal(strings.Join(failures, "\n"))
+	}
+	if o, _, err := glmprep(t, "merge", dir); err != nil {
+		t.Fatalf("merge: %v %s", err, o)
+	}
+	sameDir(t, readDir(t, ref), readDir(t, dir))
+	t.Logf("%d tasks as processes, shuffled, two at a time, task %d killed and rerun: identical to glmprep build", n, victim)
+}
+
+// Two processes running the same task at once end with one complete, valid
+// result.
+func TestSameTaskTwiceAtOnce(t *testing.T) {
+	flags := []string{"--tokenizer", "gpt2", "--shard-rows", "15", "--quiet", "--input", corpus(t, "wikitext-2-raw/wiki.valid.raw")}
+	ref := t.TempDir()
+	mustGlmprep(t, append([]string{"build", "--out", ref}, flags...)...)
+	dir := t.TempDir()
+	mustGlmprep(t, append([]string{"plan", "--out", dir}, flags...)...)
+	env := []string{"GLMKIT_TEST_COMMIT_DELAY=5ms"}
+	a, la := glmprepProcess(t, env, "run-task", dir, "--task", "0")
+	b, lb := glmprepProcess(t, env, "run-task", dir, "--task", "0")
+	if err := a.Wait(); err != nil {
+		t.Fatalf("first run: %v\n%s", err, la)
+	}
+	if err := b.Wait(); err != nil {
+		t.Fatalf("second run: %v\n%s", err, lb)
+	}
+	rec, err := pipeline.ReadTaskRecord(dir, 0)
+	if err != nil || rec == nil || !rec.Complete {
+		t.Fatalf("record after two runs: %+v, %v", rec, err)
+	}
+	mustGlmprep(t, "merge", dir)
+	if v := mustGlmprep(t, "verify", dir); !strings.Contains(v, "OK") {
+		t.Fatalf("verify: %s", v)
+	}
+	sameDir(t, readDir(t, ref), readDir(t, dir))
+	if tmp, _ := filepath.Glob(filepath.Join(dir, ".*.tmp")); len(tmp) > 0 {
+		t.Errorf("temporary files left behind: %v", tmp)
+	}
+}
+
+func TestRunTaskErrors(t *testing.T) {
+	dir := t.TempDir()
+	mustGlmprep(t, "plan", "--out", dir, "--quiet", "--input", "../../testdata/demo/shakespeare.txt")
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"run-task", dir, "--task", "5"}, "has tasks 0..0"},
+		{[]string{"run-task", dir}, "give --task"},
+		{[]string{"merge", dir}, "task 0 of"},
+		{[]string{"run-task", t.TempDir(), "--task", "0"}, "plan.json"},
+	} {
+		t.Setenv("SLURM_ARRAY_TASK_ID", "")
+		t.Setenv("JOB_COMPLETION_INDEX", "")
+		if _, _, err := glmprep(t, tc.args...); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("glmprep %v: %v, want %q", tc.args, err, tc.want)
+		}
+	}
+}
