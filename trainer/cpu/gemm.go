@@ -1,27 +1,73 @@
 package cpu
 
-// gemmRows is the number of rows of C in one block of a parallel matrix
-// product. Blocks are fixed by the shapes alone, so results do not depend on
-// the thread count.
-const gemmRows = 128
+// gemmRows is the number of rows of C in one block of a parallel pure-Go
+// matrix product. Blocks are fixed by the shapes alone, so results do not
+// depend on the thread count.
+const gemmRows = 64
 
 // gemm computes C = alpha·op(A)·op(B) + beta·C with row-major operands and
 // cblas semantics (op(A) is (M,K), op(B) is (K,N), C is (M,N)), in parallel
-// over fixed blocks of rows of C.
+// over blocks fixed by the shapes alone.
+//
+// With OpenBLAS (called single-threaded from each goroutine, since its own
+// threading changes results with the thread count) the blocks follow the
+// shape, so no block repacks a large operand many times: blocks of columns
+// when C is wide (the logits), blocks of K summed in order when K dominates
+// (the output layer's input gradient), else blocks of rows.
 func (be *Backend[T]) gemm(tA, tB bool, m, n, k int, alpha T, a []T, lda int, b []T, ldb int, beta T, c []T, ldc int) {
 	if m == 0 || n == 0 {
 		return
 	}
-	if be.blas != nil {
+	if be.blas == nil {
+		bp := packB(tB, n, k, b, ldb)
 		be.par(m, gemmRows, func(lo, hi int) {
-			blasGemm(be.blas, tA, tB, hi-lo, n, k, alpha, rowsOf(a, tA, lo, lda), lda, b, ldb, beta, c[lo*ldc:], ldc)
+			goGemm(tA, hi-lo, n, k, alpha, rowsOf(a, tA, lo, lda), lda, bp, beta, c[lo*ldc:], ldc)
 		})
 		return
 	}
-	bp := packB(tB, n, k, b, ldb)
-	be.par(m, gemmRows, func(lo, hi int) {
-		goGemm(tA, hi-lo, n, k, alpha, rowsOf(a, tA, lo, lda), lda, bp, beta, c[lo*ldc:], ldc)
-	})
+	switch {
+	case k >= 4096 && k >= 8*max(m, n):
+		// blocks of K into partial products, then summed in block order
+		kc := blockSize(k, 1024)
+		nb := (k + kc - 1) / kc
+		parts := make([]T, nb*m*n)
+		be.par(k, kc, func(lo, hi int) {
+			ap, bp := colsOf(a, tA, lo, lda), rowsOfB(b, tB, lo, ldb)
+			blasGemm(be.blas, tA, tB, m, n, hi-lo, alpha, ap, lda, bp, ldb, 0, parts[(lo/kc)*m*n:], n)
+		})
+		be.par(m, 16, func(lo, hi int) {
+			for i := lo; i < hi; i++ {
+				row := c[i*ldc : i*ldc+n]
+				if beta == 0 {
+					clear(row)
+				} else if beta != 1 {
+					for j := range row {
+						row[j] *= beta
+					}
+				}
+				for p := range nb {
+					for j, x := range parts[p*m*n+i*n : p*m*n+i*n+n] {
+						row[j] += x
+					}
+				}
+			}
+		})
+	case n > 2*m:
+		// blocks of columns of C
+		be.par(n, blockSize(n, 256), func(lo, hi int) {
+			blasGemm(be.blas, tA, tB, m, hi-lo, k, alpha, a, lda, colsOfB(b, tB, lo, ldb), ldb, beta, c[lo:], ldc)
+		})
+	default:
+		be.par(m, blockSize(m, 64), func(lo, hi int) {
+			blasGemm(be.blas, tA, tB, hi-lo, n, k, alpha, rowsOf(a, tA, lo, lda), lda, b, ldb, beta, c[lo*ldc:], ldc)
+		})
+	}
+}
+
+// blockSize cuts a dimension into about 8 blocks of at least `least`
+// elements, a multiple of 16: a function of the shape only.
+func blockSize(dim, least int) int {
+	return max(least, (dim/8+15)/16*16)
 }
 
 // gemm1 is gemm on the calling goroutine, for ops that already run in
@@ -48,6 +94,30 @@ func rowsOf[T Float](a []T, tA bool, lo, lda int) []T {
 		return a[lo:]
 	}
 	return a[lo*lda:]
+}
+
+// colsOf returns op(A) (M,K) from column lo on.
+func colsOf[T Float](a []T, tA bool, lo, lda int) []T {
+	if tA {
+		return a[lo*lda:]
+	}
+	return a[lo:]
+}
+
+// rowsOfB returns op(B) (K,N) from row lo on.
+func rowsOfB[T Float](b []T, tB bool, lo, ldb int) []T {
+	if tB {
+		return b[lo:]
+	}
+	return b[lo*ldb:]
+}
+
+// colsOfB returns op(B) (K,N) from column lo on.
+func colsOfB[T Float](b []T, tB bool, lo, ldb int) []T {
+	if tB {
+		return b[lo*ldb:]
+	}
+	return b[lo:]
 }
 
 // scaleRows sets C = beta·C on an (M,N) block with leading dimension ldc.

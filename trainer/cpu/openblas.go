@@ -24,7 +24,8 @@ type openblas struct {
 		b unsafe.Pointer, ldb int32, beta float32, c unsafe.Pointer, ldc int32)
 	dgemm func(order, transA, transB, m, n, k int32, alpha float64, a unsafe.Pointer, lda int32,
 		b unsafe.Pointer, ldb int32, beta float64, c unsafe.Pointer, ldc int32)
-	config string
+	setThreads func(int32)
+	config     string
 }
 
 // loadOpenBLAS opens the library at path and sets it to one thread: the
@@ -45,9 +46,8 @@ func loadOpenBLAS(path string) (lib *openblas, err error) {
 	lib = &openblas{}
 	purego.RegisterLibFunc(&lib.sgemm, h, "cblas_sgemm")
 	purego.RegisterLibFunc(&lib.dgemm, h, "cblas_dgemm")
-	var setThreads func(int32)
-	purego.RegisterLibFunc(&setThreads, h, "openblas_set_num_threads")
-	setThreads(1)
+	purego.RegisterLibFunc(&lib.setThreads, h, "openblas_set_num_threads")
+	lib.setThreads(1)
 	if _, err := purego.Dlsym(h, "openblas_get_config"); err == nil {
 		var getConfig func() string
 		purego.RegisterLibFunc(&getConfig, h, "openblas_get_config")

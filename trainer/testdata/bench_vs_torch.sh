@@ -28,7 +28,7 @@ i=1
 while [ "$i" -le "$rounds" ]; do
 	GLMKIT_BENCH_DIR=$tmp GOMAXPROCS=$threads "$tmp/trainer.test" -test.run '^$' \
 		-test.bench "BenchmarkTrainStep/$preset\$" -test.benchtime "${steps}x" -test.v |
-		grep -E '^(BenchmarkTrainStep|.*params, batch)' | sed 's/^ *//; s/^bench_test.go:[0-9]*: //; s/^/go: /'
+		grep -E '(tokens/s$|params, batch)' | sed 's/^ *//; s/^bench_test.go:[0-9]*: //; s/^/go: /'
 	/usr/bin/python3 trainer/testdata/bench_torch.py "$tmp/config.json" "$tmp/batch.safetensors" \
 		--threads "$threads" --steps "$steps" | sed 's/^/torch: /'
 	i=$((i + 1))
