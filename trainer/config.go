@@ -130,6 +130,9 @@ type TrainConfig struct {
 	// KeepCheckpoints keeps the newest N checkpoints and removes older ones;
 	// 0 keeps all.
 	KeepCheckpoints int `json:"keep_checkpoints"`
+	// KeepWeights starts a fresh run from the model's current weights (for
+	// example loaded with LoadParams) instead of initialising them from Seed.
+	KeepWeights bool `json:"keep_weights,omitempty"`
 	// Resume is a checkpoint directory to continue from ("" starts fresh).
 	// LatestCheckpoint(Out) finds the newest one.
 	Resume string `json:"-"`

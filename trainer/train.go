@@ -73,8 +73,8 @@ type Result struct {
 // Train trains m for cfg.Steps optimizer steps on batches from src, each
 // step accumulating the gradients of cfg.Accum micro-batches (the step's
 // loss is the token mean over all of their loss positions, GLM's loss for
-// one big batch). It initialises m from cfg.Seed, or restores m, the
-// optimizer, the step and src from cfg.Resume.
+// one big batch). It initialises m from cfg.Seed (unless cfg.KeepWeights),
+// or restores m, the optimizer, the step and src from cfg.Resume.
 //
 // Every cfg.LogEvery steps it appends a line to cfg.Out/metrics.jsonl;
 // every cfg.EvalEvery steps it evaluates on evalSrc (may be nil), restored
@@ -117,8 +117,10 @@ func Train(ctx context.Context, cfg TrainConfig, m *Model, src, evalSrc BatchSou
 			return Result{}, fmt.Errorf("trainer: restore the loader from %s: %w", cfg.Resume, err)
 		}
 		step, tokens = st.Step, st.Tokens
-	} else if err := m.Init(cfg.Seed); err != nil {
-		return Result{}, err
+	} else if !cfg.KeepWeights {
+		if err := m.Init(cfg.Seed); err != nil {
+			return Result{}, err
+		}
 	}
 	res := Result{Steps: step}
 	if step >= cfg.Steps {
@@ -274,6 +276,9 @@ func Train(ctx context.Context, cfg TrainConfig, m *Model, src, evalSrc BatchSou
 			if err := checkpoint(); err != nil {
 				return res, err
 			}
+		}
+		if res.Last.Step == step { // the next rate leaves out evaluation and checkpoint time
+			lastLog = time.Now()
 		}
 	}
 	return res, nil

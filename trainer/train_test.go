@@ -344,3 +344,31 @@ func TestEvaluate(t *testing.T) {
 		t.Errorf("Perplexity(25) = %v; want exp(20)", trainer.Perplexity(25))
 	}
 }
+
+// TestCancel cancels training after step 3: Train returns the context's
+// error after writing the checkpoint of step 3, which resumes.
+func TestCancel(t *testing.T) {
+	be := newCPU[float32](t, cpu.Options{})
+	tc := tinyTrainConfig(t, 6)
+	m, err := trainer.NewModel(tinyConfig(t), be)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	src := &trainer.SliceSource{Batches: glmBatches(21, 7, 4, 20, 40, 300), Loop: true}
+	res, err := trainer.Train(ctx, tc, m, src, nil, trainer.Hooks{OnLog: func(mt trainer.Metrics) error {
+		if mt.Step == 3 {
+			cancel()
+		}
+		return nil
+	}})
+	if !errors.Is(err, context.Canceled) || res.Steps != 3 || res.Checkpoint != trainer.CheckpointDir(tc.Out, 3) {
+		t.Fatalf("Train = %+v, %v; want 3 steps, a checkpoint and context.Canceled", res, err)
+	}
+	tc.Resume = res.Checkpoint
+	res, err = trainer.Train(context.Background(), tc, m, src, nil, trainer.Hooks{})
+	if err != nil || res.Steps != 6 {
+		t.Fatalf("resumed Train = %+v, %v", res, err)
+	}
+}
