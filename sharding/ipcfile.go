@@ -211,6 +211,11 @@ func parseMessage(meta []byte) (typ int, bodyLen int64, err error) {
 	}
 	switch ht {
 	case msgSchema:
+		// arrow-go byte-swaps big-endian buffers in place, which would
+		// write to the read-only mapping: glmkit writes little-endian.
+		if e, err := h.scalar(0, 2); err != nil || e != 0 {
+			return 0, 0, errors.Join(fmt.Errorf("schema endianness %d is not little-endian", e), err)
+		}
 		if err := h.tables(1, func(f fbTable) error { return checkField(f, 0) }); err != nil {
 			return 0, 0, err
 		}
