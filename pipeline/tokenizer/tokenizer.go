@@ -105,9 +105,14 @@ func (t *Tokenizer) ModelVocabSize() int { return t.modelSize }
 // sentence objective: its text contains one of . ? ! ; : 。 ？ ！ ； … or a
 // newline. Special, added and padding ids never end a sentence.
 //
-// The text tested is the token's decoded bytes, so GPT-2's "Ċ" (a newline
-// byte) counts as a newline. GLM tested the byte-level token string, in
-// which a newline never occurs; this is a deliberate improvement.
+// The text tested is the token's decoded bytes, so byte-level BPE tokens
+// are judged by what they spell: GPT-2's "ãĢĤ" is 。 and ends a sentence
+// (GLM tested the byte-level string, in which no non-ASCII mark or newline
+// ever occurs). A token that is only whitespace ("\n", "\n\n") does not
+// end one: it follows the punctuation of the sentence before it, and
+// counting it would make one-token "sentences" of bare newlines, so
+// newlines end sentences only inside tokens with other text, as GLM's
+// GPT-2 models had it.
 //
 // The slice has ModelVocabSize() entries and is shared: do not modify it.
 func (t *Tokenizer) SentenceEnds() []bool { return t.ends }
@@ -336,6 +341,9 @@ func (t *Tokenizer) computeSentenceEnds(decode func(id int) []byte) {
 
 // endsSentence reports whether b contains a sentence end (decisions.md §4).
 func endsSentence(b []byte) bool {
+	if len(bytes.TrimSpace(b)) == 0 {
+		return false
+	}
 	if bytes.ContainsAny(b, ".?!;:\n") {
 		return true
 	}

@@ -200,8 +200,8 @@ func TestSentenceEnds(t *testing.T) {
 	}{
 		{bert, ".", true}, {bert, "?", true}, {bert, ";", true}, {bert, ":", true}, {bert, "…", true},
 		{bert, "。", true}, {bert, "hello", false}, {bert, ",", false},
-		{gpt2, ".", true}, {gpt2, "\n", true}, {gpt2, "\n\n", true}, {gpt2, " the", false}, {gpt2, "!", true},
-		{gpt2, "...", true}, {gpt2, ",", false},
+		{gpt2, ".", true}, {gpt2, "\n", false}, {gpt2, "\n\n", false}, {gpt2, " the", false}, {gpt2, "!", true},
+		{gpt2, "...", true}, {gpt2, ",", false}, {gpt2, "。", true},
 	} {
 		ids, _ := c.tk.NewEncoder().Encode(nil, []byte(c.text))
 		if len(ids) != 1 {
