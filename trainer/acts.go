@@ -24,7 +24,6 @@ type acts struct {
 	body, head, ibody, ihead Buf // the allocations
 	bodyCap, headCap         int
 	ibodyCap, iheadCap       int
-	attDropout               bool
 }
 
 // layerActs are one block's saved activations.
@@ -32,22 +31,13 @@ type layerActs struct {
 	ln1, ln1Mean, ln1Rstd Buf // (B,T,C), (B,T), (B,T)
 	qkv                   Buf // (B,T,3C)
 	atty                  Buf // (B,T,C) attention output before the projection
-	att, attDrop          Buf // (B,NH,T,T) probabilities; after dropout (nil without)
+	attSaved              Buf // the attention's saved state (Backend.AttentionSizes)
 	attproj               Buf // (B,T,C) after its dropout
 	res2                  Buf // (B,T,C) h = x + attproj
 	ln2, ln2Mean, ln2Rstd Buf // (B,T,C), (B,T), (B,T)
 	fch, fchGelu          Buf // (B,T,4C)
 	fcproj                Buf // (B,T,C) after its dropout
 	res3                  Buf // (B,T,C) out = h + fcproj
-}
-
-// attd is the buffer of dropped-out probabilities for attention dropout p,
-// nil when p is 0.
-func (la *layerActs) attd(p float32) Buf {
-	if p == 0 {
-		return nil
-	}
-	return la.attDrop
 }
 
 // gradActs are the backward pass's activation gradients, shared by all
@@ -58,7 +48,7 @@ type gradActs struct {
 	ln      Buf // (B,T,C) a LayerNorm output's gradient
 	qkv     Buf // (B,T,3C)
 	atty    Buf // (B,T,C)
-	att     Buf // (B,NH,T,T) attention scratch
+	att     Buf // the attention's backward scratch (Backend.AttentionSizes)
 	fch     Buf // (B,T,4C)
 	fchGelu Buf // (B,T,4C)
 	lnf     Buf // (B,T,C)
@@ -78,14 +68,12 @@ func (c *carver) take(n int) Buf {
 }
 
 // bodySize is the number of floats the (B,T)-shaped activations need; it
-// matches the takes in ensure.
-func bodySize(cfg Config, b, t int, attDropout bool) int {
-	btc, bt, att := b*t*cfg.Hidden, b*t, b*cfg.Heads*t*t
-	perLayer := 18*btc + 4*bt + att
-	if attDropout {
-		perLayer += att
-	}
-	grads := 16*btc + att
+// matches the takes in ensure. attSaved and attScratch are the backend's
+// attention sizes.
+func bodySize(cfg Config, b, t, attSaved, attScratch int) int {
+	btc, bt := b*t*cfg.Hidden, b*t
+	perLayer := 18*btc + 4*bt + attSaved
+	grads := 16*btc + attScratch
 	return btc + cfg.Layers*perLayer + btc + 2*bt + grads
 }
 
@@ -93,8 +81,8 @@ func bodySize(cfg Config, b, t int, attDropout bool) int {
 // allocations when they are too small.
 func (a *acts) ensure(be Backend, cfg Config, b, t, n int) error {
 	C, V := cfg.Hidden, cfg.Vocab
-	attDropout := cfg.AttentionDropout > 0
-	need := bodySize(cfg, b, t, attDropout)
+	attSaved, attScratch := be.AttentionSizes(b, t, C, cfg.Heads, cfg.AttentionDropout > 0)
+	need := bodySize(cfg, b, t, attSaved, attScratch)
 	if need > a.bodyCap {
 		if err := free(be, &a.body); err != nil {
 			return err
@@ -138,7 +126,7 @@ func (a *acts) ensure(be Backend, cfg Config, b, t, n int) error {
 		a.ihead, a.iheadCap = buf, needI
 	}
 
-	bt, btc, att := b*t, b*t*C, b*cfg.Heads*t*t
+	bt, btc := b*t, b*t*C
 	ci := carver{buf: a.ibody}
 	a.inp, a.pos, a.bpos, a.sep = ci.take(bt), ci.take(bt), ci.take(bt), ci.take(b)
 	ci = carver{buf: a.ihead}
@@ -150,10 +138,7 @@ func (a *acts) ensure(be Backend, cfg Config, b, t, n int) error {
 	for l := range a.layers {
 		la := &a.layers[l]
 		la.ln1, la.ln1Mean, la.ln1Rstd = cb.take(btc), cb.take(bt), cb.take(bt)
-		la.qkv, la.atty, la.att = cb.take(3*btc), cb.take(btc), cb.take(att)
-		if attDropout {
-			la.attDrop = cb.take(att)
-		}
+		la.qkv, la.atty, la.attSaved = cb.take(3*btc), cb.take(btc), cb.take(attSaved)
 		la.attproj, la.res2 = cb.take(btc), cb.take(btc)
 		la.ln2, la.ln2Mean, la.ln2Rstd = cb.take(btc), cb.take(bt), cb.take(bt)
 		la.fch, la.fchGelu = cb.take(4*btc), cb.take(4*btc)
@@ -162,11 +147,11 @@ func (a *acts) ensure(be Backend, cfg Config, b, t, n int) error {
 	a.lnf, a.lnfMean, a.lnfRstd = cb.take(btc), cb.take(bt), cb.take(bt)
 	g := &a.grad
 	g.res, g.tmp, g.ln, g.atty, g.lnf = cb.take(btc), cb.take(btc), cb.take(btc), cb.take(btc), cb.take(btc)
-	g.qkv, g.fch, g.fchGelu, g.att = cb.take(3*btc), cb.take(4*btc), cb.take(4*btc), cb.take(att)
+	g.qkv, g.fch, g.fchGelu, g.att = cb.take(3*btc), cb.take(4*btc), cb.take(4*btc), cb.take(attScratch)
 
 	ch := carver{buf: a.head}
 	a.hsel, a.logits, a.losses, g.hsel = ch.take(n*C), ch.take(n*V), ch.take(n), ch.take(n*C)
-	a.b, a.t, a.ns, a.attDropout = b, t, n, attDropout
+	a.b, a.t, a.ns = b, t, n
 	return nil
 }
 

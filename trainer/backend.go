@@ -95,18 +95,22 @@ type Backend interface {
 	// dinp and dbias may be nil.
 	MatmulBackward(dinp, dw, dbias, dout, inp, w Buf, n, c, oc int) error
 
+	// AttentionSizes returns the floats the attention of a B×T batch needs:
+	// saved, per layer, kept from the forward to the backward pass (the CPU
+	// keeps the probabilities; a flash-style kernel would keep the row
+	// statistics), and scratch, shared by all layers' backward passes.
+	AttentionSizes(b, t, c, nh int, dropout bool) (saved, scratch int)
 	// AttentionForward is GLM's multi-head attention core on a fused QKV
 	// activation whose last dimension is three contiguous thirds q|k|v, each
 	// nh heads of c/nh. Row i of batch row b sees key j iff j < sep[b] or
-	// j <= i (bidirectional over Part A, causal after it). Scores are scaled
-	// by 1/√(c/nh). att keeps the softmax probabilities for the backward
-	// pass; with dropout p > 0, attd receives the dropped-out probabilities
-	// (else attd is nil and att is used).
-	// qkv (B,T,3C); sep (B) int32 → out (B,T,C), att (B,NH,T,T), attd (B,NH,T,T)
-	AttentionForward(out, att, attd, qkv, sep Buf, b, t, c, nh int, p float32, key RNGKey) error
-	// AttentionBackward: dout (B,T,C); qkv (B,T,3C); att, attd (B,NH,T,T);
-	// scratch (B,NH,T,T) is overwritten → dqkv (B,T,3C) +=
-	AttentionBackward(dqkv, scratch, dout, qkv, att, attd, sep Buf, b, t, c, nh int, p float32, key RNGKey) error
+	// j <= i (bidirectional over Part A, causal after it; padding rows after
+	// Part B are causal and no real row sees them). Scores are scaled by
+	// 1/√(c/nh); dropout p on the probabilities draws its mask from key.
+	// qkv (B,T,3C); sep (B) int32 → out (B,T,C), saved (AttentionSizes)
+	AttentionForward(out, saved, qkv, sep Buf, b, t, c, nh int, p float32, key RNGKey) error
+	// AttentionBackward: dout (B,T,C); qkv (B,T,3C); saved from the forward
+	// pass with the same p and key; scratch is overwritten → dqkv (B,T,3C) +=
+	AttentionBackward(dqkv, scratch, dout, qkv, saved, sep Buf, b, t, c, nh int, p float32, key RNGKey) error
 
 	// GeluForward is the tanh approximation 0.5x(1+tanh(√(2/π)(x+0.044715x³))),
 	// √(2/π) = 0.7978845608028654 as in GLM's gelu_impl.

@@ -257,7 +257,7 @@ func (m *Model) forward(b *sharding.Batch, pass Pass, keepLogits bool) (Loss, er
 			func() error { return be.LayerNormForward(la.ln1, la.ln1Mean, la.ln1Rstd, x, lw.ln1w, lw.ln1b, BT, C) },
 			func() error { return be.MatmulForward(la.qkv, la.ln1, lw.qkvw, lw.qkvb, BT, C, 3*C) },
 			func() error {
-				return be.AttentionForward(la.atty, la.att, la.attd(pa), la.qkv, a.sep, B, T, C, NH, pa, pass.key(1+3*l))
+				return be.AttentionForward(la.atty, la.attSaved, la.qkv, a.sep, B, T, C, NH, pa, pass.key(1+3*l))
 			},
 			func() error { return be.MatmulForward(la.attproj, la.atty, lw.projw, lw.projb, BT, C, C) },
 			func() error { return dropout(be, la.attproj, BT*C, p, pass.key(2+3*l)) },
@@ -411,7 +411,7 @@ func (m *Model) Backward(scale float64) error {
 			},
 			func() error { return be.Zero(d.qkv) },
 			func() error {
-				return be.AttentionBackward(d.qkv, d.att, d.atty, la.qkv, la.att, la.attd(pa), a.sep, B, T, C, NH, pa, pass.key(1+3*l))
+				return be.AttentionBackward(d.qkv, d.att, d.atty, la.qkv, la.attSaved, a.sep, B, T, C, NH, pa, pass.key(1+3*l))
 			},
 			func() error { return be.Zero(d.ln) },
 			func() error { return be.MatmulBackward(d.ln, lg.qkvw, lg.qkvb, d.qkv, la.ln1, lw.qkvw, BT, C, 3*C) },

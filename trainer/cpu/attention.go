@@ -34,19 +34,36 @@ func checkSep(sep []int32, t int) error {
 	return nil
 }
 
+// AttentionSizes implements trainer.Backend: the CPU saves the attention
+// probabilities att (B,NH,T,T) and, with dropout, the dropped-out ones attd
+// (B,NH,T,T) after them; the backward pass needs one (B,NH,T,T) scratch.
+func (be *Backend[T]) AttentionSizes(b, t, c, nh int, dropout bool) (saved, scratch int) {
+	n := b * nh * t * t
+	if dropout {
+		return 2 * n, n
+	}
+	return n, n
+}
+
+// attSaved splits the saved state into att and attd (nil without dropout).
+func attSaved(saved trainer.Buf, n int, p float32) (att, attd trainer.Buf) {
+	if p == 0 {
+		return saved.Slice(0, n), nil
+	}
+	return saved.Slice(0, n), saved.Slice(n, n)
+}
+
 // AttentionForward implements trainer.Backend, one (batch row, head) pair
 // per task: scores by a matrix product, masked softmax row by row, then the
 // product with v.
-// qkv (B,T,3C); sep (B) → out (B,T,C), att (B,NH,T,T), attd (B,NH,T,T)
-func (be *Backend[T]) AttentionForward(out, att, attd, qkv, sep trainer.Buf, b, t, c, nh int, p float32, key trainer.RNGKey) error {
-	nd := b * nh * t * t
-	if p == 0 {
-		nd = 0
-	}
-	if err := check("attention forward", need{"out", out, b * t * c}, need{"att", att, b * nh * t * t}, need{"attd", attd, nd},
+// qkv (B,T,3C); sep (B) → out (B,T,C), saved = att (B,NH,T,T) [+ attd (B,NH,T,T)]
+func (be *Backend[T]) AttentionForward(out, saved, qkv, sep trainer.Buf, b, t, c, nh int, p float32, key trainer.RNGKey) error {
+	ns, _ := be.AttentionSizes(b, t, c, nh, p > 0)
+	if err := check("attention forward", need{"out", out, b * t * c}, need{"saved", saved, ns},
 		need{"qkv", qkv, b * t * 3 * c}, need{"sep", sep, b}); err != nil {
 		return err
 	}
+	att, attd := attSaved(saved, b*nh*t*t, p)
 	if nh <= 0 || c%nh != 0 {
 		return fmt.Errorf("cpu: attention: %d channels do not split into %d heads", c, nh)
 	}
@@ -126,17 +143,14 @@ func softmaxPrefix[T Float](row []T, n int) {
 }
 
 // AttentionBackward implements trainer.Backend.
-// dout (B,T,C); qkv (B,T,3C); att, attd (B,NH,T,T); scratch (B,NH,T,T) → dqkv (B,T,3C) +=
-func (be *Backend[T]) AttentionBackward(dqkv, scratch, dout, qkv, att, attd, sep trainer.Buf, b, t, c, nh int, p float32, key trainer.RNGKey) error {
-	nd := b * nh * t * t
-	if p == 0 {
-		nd = 0
-	}
-	if err := check("attention backward", need{"dqkv", dqkv, b * t * 3 * c}, need{"scratch", scratch, b * nh * t * t},
-		need{"dout", dout, b * t * c}, need{"qkv", qkv, b * t * 3 * c}, need{"att", att, b * nh * t * t},
-		need{"attd", attd, nd}, need{"sep", sep, b}); err != nil {
+// dout (B,T,C); qkv (B,T,3C); saved; scratch (B,NH,T,T) → dqkv (B,T,3C) +=
+func (be *Backend[T]) AttentionBackward(dqkv, scratch, dout, qkv, saved, sep trainer.Buf, b, t, c, nh int, p float32, key trainer.RNGKey) error {
+	ns, nsc := be.AttentionSizes(b, t, c, nh, p > 0)
+	if err := check("attention backward", need{"dqkv", dqkv, b * t * 3 * c}, need{"scratch", scratch, nsc},
+		need{"dout", dout, b * t * c}, need{"qkv", qkv, b * t * 3 * c}, need{"saved", saved, ns}, need{"sep", sep, b}); err != nil {
 		return err
 	}
+	att, attd := attSaved(saved, b*nh*t*t, p)
 	if nh <= 0 || c%nh != 0 {
 		return fmt.Errorf("cpu: attention: %d channels do not split into %d heads", c, nh)
 	}

@@ -188,23 +188,18 @@ func TestGradAttention(t *testing.T) {
 				qkv := randn(r, b*tt*3*c, 1)
 				sep := int32s(attnSeps)
 				key := trainer.RNGKey{Seed: 5, Stream: 6}
-				var attd func() trainer.Buf
-				if p > 0 {
-					attd = func() trainer.Buf { return fl(zeros(b * nh * tt * tt)) }
-				} else {
-					attd = func() trainer.Buf { return nil }
-				}
+				ns, nsc := be.AttentionSizes(b, tt, c, nh, p > 0)
 				gradCheck(t, map[string][]float64{"qkv": qkv},
 					func() []float64 {
 						out := zeros(b * tt * c)
-						must(t, be.AttentionForward(fl(out), fl(zeros(b*nh*tt*tt)), attd(), fl(qkv), sep, b, tt, c, nh, p, key))
+						must(t, be.AttentionForward(fl(out), fl(zeros(ns)), fl(qkv), sep, b, tt, c, nh, p, key))
 						return out
 					},
 					func(dout []float64) map[string][]float64 {
-						out, att, ad := zeros(b*tt*c), zeros(b*nh*tt*tt), attd()
-						must(t, be.AttentionForward(fl(out), fl(att), ad, fl(qkv), sep, b, tt, c, nh, p, key))
+						out, saved := zeros(b*tt*c), zeros(ns)
+						must(t, be.AttentionForward(fl(out), fl(saved), fl(qkv), sep, b, tt, c, nh, p, key))
 						g := zeros(len(qkv))
-						must(t, be.AttentionBackward(fl(g), fl(zeros(b*nh*tt*tt)), fl(dout), fl(qkv), fl(att), ad, sep, b, tt, c, nh, p, key))
+						must(t, be.AttentionBackward(fl(g), fl(zeros(nsc)), fl(dout), fl(qkv), fl(saved), sep, b, tt, c, nh, p, key))
 						return map[string][]float64{"qkv": g}
 					})
 			})
@@ -221,7 +216,7 @@ func TestAttentionMask(t *testing.T) {
 	b, tt, c, nh := 3, 7, 8, 2
 	qkv := randn(r, b*tt*3*c, 1)
 	att := zeros(b * nh * tt * tt)
-	must(t, be.AttentionForward(fl(zeros(b*tt*c)), fl(att), nil, fl(qkv), int32s(attnSeps), b, tt, c, nh, 0, trainer.RNGKey{}))
+	must(t, be.AttentionForward(fl(zeros(b*tt*c)), fl(att), fl(qkv), int32s(attnSeps), b, tt, c, nh, 0, trainer.RNGKey{}))
 	for bi, sep := range attnSeps {
 		for h := range nh {
 			for i := range tt {
