@@ -34,7 +34,10 @@ import (
 //
 // Row, Sample, Locate and Verify are safe for concurrent use. Close must not
 // run concurrently with them, and ends the validity of every slice a Row
-// returned.
+// returned. Shard files must not be truncated or rewritten in place while a
+// Reader maps them: reading a page past the new end of a file kills the
+// process with SIGBUS (glmprep only ever renames complete shards into
+// place, which leaves an open mapping intact).
 type Reader struct {
 	dir      string
 	manifest *Manifest
