@@ -95,7 +95,11 @@ type LoaderOptions struct {
 // cut into global batches of World·B positions; rank r takes positions
 // g+r, g+r+World, …, g+r+(B−1)·World of the global batch starting at g.
 // Batches may straddle an epoch boundary, so that every epoch visits each
-// row once and every batch is full.
+// row once and every batch of an unbounded stream is full. With several
+// datasets a loader epoch is still Σ units positions, the size of one pass
+// over all of them, but each dataset advances through its own epochs at the
+// pace its weight sets. Batch.Rows holds each row's index in its own
+// dataset's Reader.
 //
 // The state is the position g of the next global batch (as an epoch and a
 // position in it), with the seed, the datasets' fingerprints and weights and
@@ -108,14 +112,14 @@ type LoaderOptions struct {
 // others have returned. The Loader reads its Readers until it is closed;
 // close it first.
 type Loader struct {
-	srcs   []Source
-	owned  bool // Close closes the readers (OpenLoader)
-	ord    order
-	opts   LoaderOptions
-	parts  []uint64
-	pad    int32
-	end    uint64 // first position past the stream (math.MaxUint64 if unbounded)
-	capHit int    // B × longest row: the batch capacity that never grows
+	srcs    []Source
+	owned   bool // Close closes the readers (OpenLoader)
+	ord     order
+	opts    LoaderOptions
+	parts   []uint64
+	pad     int32
+	end     uint64 // first position past the stream (math.MaxUint64 if unbounded)
+	capHint int    // B × longest row: the batch capacity that never grows
 
 	g   uint64 // position of the next global batch, as seen by Next
 	gen uint64 // bumped by Restore; slots of an older generation are dropped
@@ -208,7 +212,7 @@ func NewLoader(ctx context.Context, sources []Source, opts LoaderOptions) (*Load
 		}
 		l.end = uint64(opts.Epochs) * l.ord.epochLen
 	}
-	l.capHit = opts.Batch * maxLen
+	l.capHint = opts.Batch * maxLen
 
 	l.free = make(chan *slot, opts.Prefetch)
 	l.ready = make(chan *slot, opts.Prefetch)
@@ -294,7 +298,7 @@ func (l *Loader) fill(f *filler, b *Batch, g uint64) (uint64, error) {
 	if n == 0 {
 		return g, io.EOF
 	}
-	b.resize(n, T, l.capHit)
+	b.resize(n, T, l.capHint)
 	for j, v := range f.views[:n] {
 		lo, L, hi := j*T, j*T+len(v.Input), (j+1)*T
 		copy(b.Input[lo:], v.Input)
@@ -413,7 +417,7 @@ func (l *Loader) Next(b *Batch) error {
 			}
 			err := s.err
 			if err == nil {
-				s.b.copyTo(b, l.capHit)
+				s.b.copyTo(b, l.capHint)
 				l.g = s.next
 			}
 			l.free <- s
