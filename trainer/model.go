@@ -254,23 +254,39 @@ func (m *Model) forward(b *sharding.Batch, pass Pass, keepLogits bool) (Loss, er
 		lw, la := &w.layers[l], &a.layers[l]
 		err := firstErr(
 			// h = x + Attn(LN1(x))
-			func() error { return be.LayerNormForward(la.ln1, la.ln1Mean, la.ln1Rstd, x, lw.ln1w, lw.ln1b, BT, C) },
-			func() error { return be.MatmulForward(la.qkv, la.ln1, lw.qkvw, lw.qkvb, BT, C, 3*C) },
-			func() error {
+			func() error { // x (B,T,C) → ln1 (B,T,C), mean, rstd (B,T)
+				return be.LayerNormForward(la.ln1, la.ln1Mean, la.ln1Rstd, x, lw.ln1w, lw.ln1b, BT, C)
+			},
+			func() error { // ln1 (B,T,C) → qkv (B,T,3C)
+				return be.MatmulForward(la.qkv, la.ln1, lw.qkvw, lw.qkvb, BT, C, 3*C)
+			},
+			func() error { // qkv (B,T,3C), sep (B) → atty (B,T,C)
 				return be.AttentionForward(la.atty, la.attSaved, la.qkv, a.sep, B, T, C, NH, pa, pass.key(1+3*l))
 			},
-			func() error { return be.MatmulForward(la.attproj, la.atty, lw.projw, lw.projb, BT, C, C) },
+			func() error { // atty (B,T,C) → attproj (B,T,C)
+				return be.MatmulForward(la.attproj, la.atty, lw.projw, lw.projb, BT, C, C)
+			},
 			func() error { return dropout(be, la.attproj, BT*C, p, pass.key(2+3*l)) },
-			func() error { return be.ResidualForward(la.res2, x, la.attproj, BT*C) },
+			func() error { // x, attproj (B,T,C) → h = res2 (B,T,C)
+				return be.ResidualForward(la.res2, x, la.attproj, BT*C)
+			},
 			// out = h + MLP(LN2(h))
-			func() error {
+			func() error { // res2 (B,T,C) → ln2 (B,T,C), mean, rstd (B,T)
 				return be.LayerNormForward(la.ln2, la.ln2Mean, la.ln2Rstd, la.res2, lw.ln2w, lw.ln2b, BT, C)
 			},
-			func() error { return be.MatmulForward(la.fch, la.ln2, lw.fcw, lw.fcb, BT, C, 4*C) },
-			func() error { return be.GeluForward(la.fchGelu, la.fch, BT*4*C) },
-			func() error { return be.MatmulForward(la.fcproj, la.fchGelu, lw.fcprojw, lw.fcprojb, BT, 4*C, C) },
+			func() error { // ln2 (B,T,C) → fch (B,T,4C)
+				return be.MatmulForward(la.fch, la.ln2, lw.fcw, lw.fcb, BT, C, 4*C)
+			},
+			func() error { // fch (B,T,4C) → fchGelu (B,T,4C)
+				return be.GeluForward(la.fchGelu, la.fch, BT*4*C)
+			},
+			func() error { // fchGelu (B,T,4C) → fcproj (B,T,C)
+				return be.MatmulForward(la.fcproj, la.fchGelu, lw.fcprojw, lw.fcprojb, BT, 4*C, C)
+			},
 			func() error { return dropout(be, la.fcproj, BT*C, p, pass.key(3+3*l)) },
-			func() error { return be.ResidualForward(la.res3, la.res2, la.fcproj, BT*C) },
+			func() error { // res2, fcproj (B,T,C) → out = res3 (B,T,C)
+				return be.ResidualForward(la.res3, la.res2, la.fcproj, BT*C)
+			},
 		)
 		if err != nil {
 			return Loss{}, fmt.Errorf("trainer: layer %d forward: %w", l, err)
@@ -390,35 +406,41 @@ func (m *Model) Backward(scale float64) error {
 		}
 		dproj := d.res // the gradient of a residual branch's output, through its dropout
 		err := firstErr(
-			// d.res is d out; out = h + drop(fcproj)
+			// d.res is d out; out = h + drop(fcproj): d fcproj = drop(d out)
 			func() error { return dropoutGrad(be, &dproj, d.tmp, d.res, BT*C, p, pass.key(3+3*l)) },
 			func() error { return be.Zero(d.fchGelu) },
-			func() error {
+			func() error { // dproj (B,T,C); fchGelu (B,T,4C) → d fchGelu (B,T,4C), d fcprojw (C,4C), d fcprojb (C)
 				return be.MatmulBackward(d.fchGelu, lg.fcprojw, lg.fcprojb, dproj, la.fchGelu, lw.fcprojw, BT, 4*C, C)
 			},
 			func() error { return be.Zero(d.fch) },
-			func() error { return be.GeluBackward(d.fch, la.fch, d.fchGelu, BT*4*C) },
+			func() error { // d fchGelu, fch (B,T,4C) → d fch (B,T,4C)
+				return be.GeluBackward(d.fch, la.fch, d.fchGelu, BT*4*C)
+			},
 			func() error { return be.Zero(d.ln) },
-			func() error { return be.MatmulBackward(d.ln, lg.fcw, lg.fcb, d.fch, la.ln2, lw.fcw, BT, C, 4*C) },
-			func() error {
+			func() error { // d fch (B,T,4C); ln2 (B,T,C) → d ln2 (B,T,C), d fcw (4C,C), d fcb (4C)
+				return be.MatmulBackward(d.ln, lg.fcw, lg.fcb, d.fch, la.ln2, lw.fcw, BT, C, 4*C)
+			},
+			func() error { // d ln2, res2 (B,T,C) → d res2 (B,T,C) +=, d ln2w, d ln2b (C)
 				return be.LayerNormBackward(d.res, lg.ln2w, lg.ln2b, d.ln, la.res2, lw.ln2w, la.ln2Mean, la.ln2Rstd, BT, C)
 			},
-			// d.res is now d h; h = x + drop(attproj)
+			// d.res is now d h; h = x + drop(attproj): d attproj = drop(d h)
 			func() error { return dropoutGrad(be, &dproj, d.tmp, d.res, BT*C, p, pass.key(2+3*l)) },
 			func() error { return be.Zero(d.atty) },
-			func() error {
+			func() error { // dproj, atty (B,T,C) → d atty (B,T,C), d projw (C,C), d projb (C)
 				return be.MatmulBackward(d.atty, lg.projw, lg.projb, dproj, la.atty, lw.projw, BT, C, C)
 			},
 			func() error { return be.Zero(d.qkv) },
-			func() error {
+			func() error { // d atty (B,T,C); qkv (B,T,3C); sep (B) → d qkv (B,T,3C)
 				return be.AttentionBackward(d.qkv, d.att, d.atty, la.qkv, la.attSaved, a.sep, B, T, C, NH, pa, pass.key(1+3*l))
 			},
 			func() error { return be.Zero(d.ln) },
-			func() error { return be.MatmulBackward(d.ln, lg.qkvw, lg.qkvb, d.qkv, la.ln1, lw.qkvw, BT, C, 3*C) },
-			func() error {
+			func() error { // d qkv (B,T,3C); ln1 (B,T,C) → d ln1 (B,T,C), d qkvw (3C,C), d qkvb (3C)
+				return be.MatmulBackward(d.ln, lg.qkvw, lg.qkvb, d.qkv, la.ln1, lw.qkvw, BT, C, 3*C)
+			},
+			func() error { // d ln1, x (B,T,C) → d x (B,T,C) +=, d ln1w, d ln1b (C)
 				return be.LayerNormBackward(d.res, lg.ln1w, lg.ln1b, d.ln, x, lw.ln1w, la.ln1Mean, la.ln1Rstd, BT, C)
 			},
-			// d.res is now d x
+			// d.res is now d x, the previous layer's d out
 		)
 		if err != nil {
 			return fmt.Errorf("trainer: layer %d backward: %w", l, err)
