@@ -134,7 +134,9 @@ type TrainConfig struct {
 	// example loaded with LoadParams) instead of initialising them from Seed.
 	KeepWeights bool `json:"keep_weights,omitempty"`
 	// Resume is a checkpoint directory to continue from ("" starts fresh).
-	// LatestCheckpoint(Out) finds the newest one.
+	// LatestCheckpoint(Out) finds the newest one. The run continues exactly
+	// as an uninterrupted one when the rest of the config is the same
+	// (Steps included: the decay follows it unless DecaySteps is set).
 	Resume string `json:"-"`
 	// Progress shows a progress bar on stderr when stderr is a terminal.
 	Progress bool `json:"-"`

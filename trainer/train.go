@@ -81,7 +81,8 @@ type Result struct {
 // each time to its position at the start; every cfg.CheckpointEvery steps
 // and at the end it writes cfg.Out/ckpt-NNNNNNNN. If ctx is cancelled or
 // src returns io.EOF, it writes a checkpoint of the last complete step and
-// returns (with ctx's error in the first case).
+// returns (with ctx's error in the first case; on io.EOF the micro-batches
+// of an incomplete last step are dropped).
 //
 // On the CPU backend, a run resumed from a checkpoint continues exactly as
 // the uninterrupted run would have, bitwise.
