@@ -372,3 +372,24 @@ func TestCancel(t *testing.T) {
 		t.Fatalf("resumed Train = %+v, %v", res, err)
 	}
 }
+
+// TestBLASvsGo trains the same steps with OpenBLAS and with the pure-Go
+// matrix products: the float32 losses agree closely (not bitwise).
+func TestBLASvsGo(t *testing.T) {
+	tc := tinyTrainConfig(t, 4)
+	lGo, pGo, _ := run(t, newCPU[float32](t, cpu.Options{BLAS: "off"}), tc, -1)
+	lBLAS, pBLAS, _ := run(t, newCPU[float32](t, cpu.Options{BLAS: "openblas"}), tc, -1)
+	for i := range lGo {
+		if d := math.Abs(lGo[i]-lBLAS[i]) / lGo[i]; d > 1e-5 {
+			t.Errorf("step %d: loss %v (go) vs %v (openblas)", i+1, lGo[i], lBLAS[i])
+		}
+	}
+	var worst float64
+	for i := range pGo {
+		worst = max(worst, math.Abs(float64(pGo[i]-pBLAS[i])))
+	}
+	t.Logf("losses go %v\n       openblas %v; max |Δparam| %.3g", lGo, lBLAS, worst)
+	if worst > 1e-4 {
+		t.Errorf("parameters differ by %.3g after %d steps", worst, len(lGo))
+	}
+}
