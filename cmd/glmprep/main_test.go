@@ -121,6 +121,18 @@ func TestBuildCorpora(t *testing.T) {
 			if !strings.Contains(st, "objectives") {
 				t.Errorf("stats: %s", st)
 			}
+			if tc.name == "wikitext bert" {
+				line := mustGlmprep(t, "bench-load", out, "--seconds", "0.2")
+				var res map[string]any
+				if err := json.Unmarshal([]byte(line), &res); err != nil {
+					t.Fatalf("bench-load printed %q: %v", line, err)
+				}
+				for _, k := range []string{"rows_per_s", "tokens_per_s", "bytes_per_s", "memcpy_bytes_per_s", "first_batch_ms"} {
+					if v, _ := res[k].(float64); !(v > 0) {
+						t.Errorf("bench-load %s = %v", k, res[k])
+					}
+				}
+			}
 		})
 	}
 }
