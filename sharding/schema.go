@@ -131,7 +131,11 @@ func MetaFromSchema(s *arrow.Schema) (Meta, error) {
 	if m.TokenizerSHA256, err = get("tokenizer_sha256"); err != nil {
 		return m, err
 	}
-	for k, dst := range map[string]any{"special_ids": &m.Special, "masking": &m.Masking} {
+	for _, f := range []struct {
+		k   string
+		dst any
+	}{{"special_ids", &m.Special}, {"masking", &m.Masking}} {
+		k, dst := f.k, f.dst
 		v, err := get(k)
 		if err != nil {
 			return m, err
