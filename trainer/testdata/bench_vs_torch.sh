@@ -6,11 +6,16 @@
 #
 # PRESET is a BenchmarkTrainStep case (tiny or small; default small), ROUNDS
 # the number of alternating Go/PyTorch rounds (default 3; the machine is
-# shared, so compare the best or the median). THREADS (default: nproc) sets
-# GOMAXPROCS for Go and torch.set_num_threads for PyTorch. STEPS (default 10)
-# timed steps per round. Both sides load the same OpenBLAS; set
-# OPENBLAS_CORETYPE in the environment to pin its kernels for both.
-# Run from anywhere inside the repository.
+# shared, so compare the best or the median). THREADS (default: nproc) is
+# the core budget: GOMAXPROCS for Go. PyTorch has two thread pools, its
+# intra-op threads (torch.set_num_threads) and OpenBLAS's own threads
+# (OPENBLAS_NUM_THREADS, which torch 1.13 does not set), so it runs three
+# ways: intra-op THREADS with BLAS 1, intra-op 1 with BLAS THREADS (both
+# within the budget), and intra-op THREADS with BLAS at its default
+# (nproc: over the budget when both pools spin). STEPS (default 10) timed
+# steps per round. Both sides load the same OpenBLAS; set OPENBLAS_CORETYPE
+# in the environment to pin its kernels for both. Run from anywhere inside
+# the repository.
 set -eu
 
 preset=${1:-small}
@@ -29,7 +34,15 @@ while [ "$i" -le "$rounds" ]; do
 	GLMKIT_BENCH_DIR=$tmp GOMAXPROCS=$threads "$tmp/trainer.test" -test.run '^$' \
 		-test.bench "BenchmarkTrainStep/$preset\$" -test.benchtime "${steps}x" -test.v |
 		grep -E '(tokens/s$|params, batch)' | sed 's/^ *//; s/^bench_test.go:[0-9]*: //; s/^/go: /'
-	/usr/bin/python3 trainer/testdata/bench_torch.py "$tmp/config.json" "$tmp/batch.safetensors" \
-		--threads "$threads" --steps "$steps" | sed 's/^/torch: /'
+	for cfg in "$threads 1" "1 $threads" "$threads default"; do
+		set -- $cfg
+		if [ "$2" = default ]; then
+			/usr/bin/python3 trainer/testdata/bench_torch.py "$tmp/config.json" "$tmp/batch.safetensors" \
+				--threads "$1" --steps "$steps" | sed "s/^/torch (intra-op $1, blas default): /"
+		else
+			OPENBLAS_NUM_THREADS=$2 /usr/bin/python3 trainer/testdata/bench_torch.py "$tmp/config.json" \
+				"$tmp/batch.safetensors" --threads "$1" --steps "$steps" | sed "s/^/torch (intra-op $1, blas $2): /"
+		fi
+	done
 	i=$((i + 1))
 done
