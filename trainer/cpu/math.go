@@ -8,9 +8,7 @@ import "math"
 func expInPlace[T Float](x []T) {
 	switch v := any(x).(type) {
 	case []float32:
-		for i, e := range v {
-			v[i] = exp32(e)
-		}
+		exp32s(v, v)
 	case []float64:
 		for i, e := range v {
 			v[i] = math.Exp(e)
@@ -46,6 +44,35 @@ func exp32(x float32) float32 {
 		return y * 2 * math.Float32frombits(uint32(n-1+127)<<23)
 	}
 	return y * math.Float32frombits(uint32(n+127)<<23)
+}
+
+// exp32s sets dst[i] = exp32(src[i]) (dst may alias src), with the body
+// inlined: exp32 is too large for the compiler to inline into a loop. It
+// returns +Inf from 88.38 (127.5·ln2) on, a little before expf overflows;
+// softmax and tanh never come near.
+func exp32s(dst, src []float32) {
+	dst = dst[:len(src)]
+	for i, x := range src {
+		under := x < -87.33654
+		if x > 88.37626 {
+			x = 88.72283 // n = 128: 2^n is +Inf
+		}
+		if under {
+			x = 0
+		}
+		const magic = 12582912
+		t := x*1.44269504088896341 + magic
+		n := int32(math.Float32bits(t) - math.Float32bits(magic))
+		nf := t - magic
+		r := x - nf*0.693359375 - nf*-2.12194440e-4
+		y := ((((1.9875691500e-4*r+1.3981999507e-3)*r+8.3334519073e-3)*r+4.1665795894e-2)*r+1.6666665459e-1)*r + 5.0000001201e-1
+		y = y*r*r + r + 1
+		y *= math.Float32frombits(uint32(n+127) << 23)
+		if under {
+			y = 0
+		}
+		dst[i] = y
+	}
 }
 
 // is64 reports whether T is float64; ops test it once, outside their loops.

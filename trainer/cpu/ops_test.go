@@ -424,4 +424,13 @@ func TestExp32(t *testing.T) {
 	if exp32(-100) != 0 || !math.IsInf(float64(exp32(100)), 1) {
 		t.Errorf("exp32 limits: exp32(-100) = %v, exp32(100) = %v", exp32(-100), exp32(100))
 	}
+	// the inlined loop gives the same values
+	xs := []float32{-1000, -87.4, -87.3, -20, -1, -1e-8, 0, 0.5, 10, 88.7, 89, 1000}
+	ys := make([]float32, len(xs))
+	exp32s(ys, xs)
+	for i, x := range xs {
+		if want := exp32(x); ys[i] != want && !(math.IsInf(float64(ys[i]), 1) && x > 88.37) {
+			t.Errorf("exp32s(%v) = %v; exp32 gives %v", x, ys[i], want)
+		}
+	}
 }
