@@ -82,14 +82,23 @@ func is64[T Float]() bool {
 	return ok
 }
 
-// tanh32 is 1 − 2/(exp(2x)+1) through exp32, within a few ulp of 1 in
-// absolute terms, which is what 0.5·x·(1+tanh) needs.
-func tanh32(x float32) float32 {
-	if x > 9 {
-		return 1
+
+// tanhInPlace sets x[i] = tanh(x[i]): math.Tanh for float64, and
+// 1 − 2/(exp(2x)+1) through exp32s for float32 (within a few ulp of 1 in
+// absolute terms, which is what 0.5·x·(1+tanh) needs).
+func tanhInPlace[T Float](x []T) {
+	switch v := any(x).(type) {
+	case []float32:
+		for i, e := range v {
+			v[i] = 2 * min(max(e, -9), 9)
+		}
+		exp32s(v, v)
+		for i, e := range v {
+			v[i] = 1 - 2/(e+1)
+		}
+	case []float64:
+		for i, e := range v {
+			v[i] = math.Tanh(e)
+		}
 	}
-	if x < -9 {
-		return -1
-	}
-	return 1 - 2/(exp32(2*x)+1)
 }

@@ -235,6 +235,10 @@ func (be *Backend[T]) MatmulBackward(dinp, dw, dbias, dout, inp, w trainer.Buf, 
 // the same float32).
 const geluK = 0.7978845608028654
 
+// geluBlock is the number of elements GeLU handles at a time (its tanh
+// runs over a slice).
+const geluBlock = 256
+
 // GeluForward implements trainer.Backend.
 // inp (N) → out (N) = 0.5·x·(1+tanh(√(2/π)·(x+0.044715·x³)))
 func (be *Backend[T]) GeluForward(out, inp trainer.Buf, n int) error {
@@ -242,18 +246,19 @@ func (be *Backend[T]) GeluForward(out, inp trainer.Buf, n int) error {
 		return err
 	}
 	o, x := f[T](out), f[T](inp)
-	f64 := is64[T]()
 	be.par(n, 1<<14, func(lo, hi int) {
-		for i := lo; i < hi; i++ {
-			v := x[i]
-			u := geluK * (v + 0.044715*v*v*v)
-			var t T
-			if f64 {
-				t = T(math.Tanh(float64(u)))
-			} else {
-				t = T(tanh32(float32(u)))
+		var buf [geluBlock]T
+		for b := lo; b < hi; b += geluBlock {
+			xs := x[b:min(b+geluBlock, hi)]
+			t := buf[:len(xs)]
+			for i, v := range xs {
+				t[i] = geluK * (v + 0.044715*v*v*v)
 			}
-			o[i] = 0.5 * v * (1 + t)
+			tanhInPlace(t)
+			dst := o[b : b+len(xs)]
+			for i, v := range xs {
+				dst[i] = 0.5 * v * (1 + t[i])
+			}
 		}
 	})
 	return nil
@@ -266,19 +271,20 @@ func (be *Backend[T]) GeluBackward(dinp, inp, dout trainer.Buf, n int) error {
 		return err
 	}
 	dx, x, dy := f[T](dinp), f[T](inp), f[T](dout)
-	f64 := is64[T]()
 	be.par(n, 1<<14, func(lo, hi int) {
-		for i := lo; i < hi; i++ {
-			v := x[i]
-			u := geluK * (v + 0.044715*v*v*v)
-			var t T
-			if f64 {
-				t = T(math.Tanh(float64(u)))
-			} else {
-				t = T(tanh32(float32(u)))
+		var buf [geluBlock]T
+		for b := lo; b < hi; b += geluBlock {
+			xs := x[b:min(b+geluBlock, hi)]
+			t := buf[:len(xs)]
+			for i, v := range xs {
+				t[i] = geluK * (v + 0.044715*v*v*v)
 			}
-			du := geluK * (1 + 3*0.044715*v*v)
-			dx[i] += dy[i] * (0.5*(1+t) + 0.5*v*(1-t*t)*du)
+			tanhInPlace(t)
+			gs, ds := dy[b:b+len(xs)], dx[b:b+len(xs)]
+			for i, v := range xs {
+				du := geluK * (1 + 3*0.044715*v*v)
+				ds[i] += gs[i] * (0.5*(1+t[i]) + 0.5*v*(1-t[i]*t[i])*du)
+			}
 		}
 	})
 	return nil
