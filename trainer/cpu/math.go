@@ -82,7 +82,6 @@ func is64[T Float]() bool {
 	return ok
 }
 
-
 // tanhInPlace sets x[i] = tanh(x[i]): math.Tanh for float64, and
 // 1 − 2/(exp(2x)+1) through exp32s for float32 (within a few ulp of 1 in
 // absolute terms, which is what 0.5·x·(1+tanh) needs).
