@@ -2,6 +2,8 @@ package sharding
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -547,4 +549,16 @@ func (l *Loader) Close() error {
 		}
 	})
 	return err
+}
+
+// Fingerprint identifies the data the loader reads: each dataset's
+// fingerprint and weight, and the mask-epoch mode. A trainer records it in
+// its checkpoints and refuses to resume on other data.
+func (l *Loader) Fingerprint() string {
+	h := sha256.New()
+	fmt.Fprintf(h, "all_mask_epochs=%v\n", l.opts.AllMaskEpochs)
+	for d, s := range l.srcs {
+		fmt.Fprintf(h, "%s %d\n", s.Reader.Fingerprint(), l.parts[d])
+	}
+	return hex.EncodeToString(h.Sum(nil))[:16]
 }
