@@ -35,6 +35,8 @@ Examples:
       --batch 16 --lr 1e-3 --eval-every 100 --out out/small --resume
 `
 
+var errStopAt = errors.New("stopped at --stop-at")
+
 // data.json sits beside the checkpoints: the shards' metadata, so infill
 // and eval can load the tokenizer and the special ids.
 const dataFile = "data.json"
@@ -65,6 +67,7 @@ func cmdTrain(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	ckptEvery := fs.Int("checkpoint-every", 0, "checkpoint every N steps (0: at the end only)")
 	keep := fs.Int("keep-checkpoints", 3, "keep the newest N checkpoints (0: all)")
 	resume := fs.Bool("resume", false, "continue from the newest checkpoint in --out")
+	stopAt := fs.Int("stop-at", 0, "stop after this step with a checkpoint, as a preemption would (--resume continues)")
 	backend := fs.String("backend", "auto", "auto, cpu or cuda")
 	threads := fs.Int("threads", 0, "CPU threads (default: all)")
 	blas := fs.String("blas", "", "CPU matrix products: auto (OpenBLAS if installed), off, openblas, or a library path (default $GLMKIT_BLAS or auto)")
@@ -166,8 +169,17 @@ func cmdTrain(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	fmt.Fprintf(stderr, "glmtrain: %s model, %d layers × %d hidden × %d heads, vocab %d, %.1fM parameters, on %s; %d rows of training data\n",
 		*preset, mc.Layers, mc.Hidden, mc.Heads, mc.Vocab, float64(model.NumParams())/1e6, be.Name(), src.EpochLen())
-	res, err := trainer.Train(ctx, tc, model, src, evalSrc, trainer.Hooks{})
-	if err != nil {
+	var hooks trainer.Hooks
+	if *stopAt > 0 {
+		hooks.OnLog = func(m trainer.Metrics) error {
+			if m.Step >= *stopAt {
+				return errStopAt
+			}
+			return nil
+		}
+	}
+	res, err := trainer.Train(ctx, tc, model, src, evalSrc, hooks)
+	if err != nil && !errors.Is(err, errStopAt) {
 		return err
 	}
 	last := res.Last

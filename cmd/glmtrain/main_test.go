@@ -1,0 +1,163 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/glmkit/glmkit/masking"
+	"github.com/glmkit/glmkit/pipeline"
+	"github.com/glmkit/glmkit/pipeline/tokenizer"
+	"github.com/glmkit/glmkit/sharding"
+)
+
+func glmtrain(t *testing.T, args ...string) (string, error) {
+	t.Helper()
+	var out, errb bytes.Buffer
+	err := run(context.Background(), args, &out, &errb)
+	if err != nil {
+		t.Logf("glmtrain %s: %v\n%s", strings.Join(args, " "), err, errb.String())
+	}
+	return out.String(), err
+}
+
+// buildShards builds shards with glmprep's pipeline (the same code as the
+// glmprep command).
+func buildShards(t *testing.T, out string, seqLen int, mix [3]float64, inputs ...string) {
+	t.Helper()
+	tok, err := tokenizer.Load("bert-base-uncased")
+	if err != nil {
+		t.Fatal(err)
+	}
+	mc := masking.DefaultConfig()
+	mc.Weights = mix
+	mc.IDs = tok.Special()
+	mc.Seed = 1
+	o := pipeline.BuildOptions{
+		Inputs: inputs,
+		Out:    out,
+		Meta: sharding.Meta{FormatVersion: sharding.FormatVersion, Tokenizer: tok.Name(), TokenizerSHA256: tok.SHA256(),
+			VocabSize: tok.ModelVocabSize(), Special: tok.Special(), SeqLen: seqLen, MaskEpochs: 1, Masking: mc},
+		Config:      pipeline.DefaultConfig(),
+		SentenceEnd: tok.SentenceEnds(),
+		NewEncoder:  func() pipeline.Encoder { return tok.NewEncoder() },
+	}
+	if _, err := pipeline.Build(context.Background(), o); err != nil {
+		t.Fatal(err)
+	}
+}
+
+type metric map[string]json.RawMessage
+
+func readMetrics(t *testing.T, out string) []metric {
+	t.Helper()
+	f, err := os.Open(filepath.Join(out, "metrics.jsonl"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	var ms []metric
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		var m metric
+		if err := json.Unmarshal(sc.Bytes(), &m); err != nil {
+			t.Fatal(err)
+		}
+		ms = append(ms, m)
+	}
+	return ms
+}
+
+// Training N steps straight and training N/2, stopping, resuming and
+// training N/2 more give the same losses, bitwise.
+func TestTrainResumeInfillPlot(t *testing.T) {
+	data := t.TempDir()
+	buildShards(t, data, 64, [3]float64{0.4, 0.3, 0.3}, "../../testdata/demo/shakespeare.txt")
+	common := []string{"--data", data, "--preset", "tiny", "--steps", "8", "--batch", "4", "--lr", "3e-3", "--quiet",
+		"--backend", "cpu", "--checkpoint-every", "2"}
+	straight := t.TempDir()
+	if _, err := glmtrain(t, append([]string{"train", "--out", straight}, common...)...); err != nil {
+		t.Fatal(err)
+	}
+	split := t.TempDir()
+	if _, err := glmtrain(t, append([]string{"train", "--out", split, "--stop-at", "4"}, common...)...); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := glmtrain(t, append([]string{"train", "--out", split}, common...)...); err == nil || !strings.Contains(err.Error(), "--resume") {
+		t.Fatalf("training into a run with checkpoints without --resume: %v", err)
+	}
+	if _, err := glmtrain(t, append([]string{"train", "--out", split, "--resume"}, common...)...); err != nil {
+		t.Fatal(err)
+	}
+	a, b := readMetrics(t, straight), readMetrics(t, split)
+	if len(a) != 8 || len(b) != 8 {
+		t.Fatalf("%d and %d metric lines, want 8", len(a), len(b))
+	}
+	for i := range a {
+		if string(a[i]["loss"]) != string(b[i]["loss"]) || string(a[i]["lr"]) != string(b[i]["lr"]) {
+			t.Errorf("step %s: loss %s straight, %s resumed", a[i]["step"], a[i]["loss"], b[i]["loss"])
+		}
+	}
+
+	// Infill with the trained model.
+	out, err := glmtrain(t, "infill", "--ckpt", straight, "First Citizen : we are [MASK] .")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(out, "First Citizen : we are [[") || !strings.Contains(out, "]] .") {
+		t.Errorf("infill printed %q", out)
+	}
+	js, err := glmtrain(t, "infill", "--ckpt", straight, "--json", "--temperature", "1", "--seed", "3", "to be or [MASK] to be [sMASK]")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var spans []map[string]any
+	if err := json.Unmarshal([]byte(js), &spans); err != nil || len(spans) != 2 || spans[1]["blank"] != "sMASK" {
+		t.Errorf("infill --json printed %q (%v)", js, err)
+	}
+	if _, err := glmtrain(t, "infill", "--ckpt", straight, "no blank here"); err == nil {
+		t.Error("infill without a blank succeeded")
+	}
+
+	// Eval and plot.
+	ev, err := glmtrain(t, "eval", "--ckpt", straight, "--data", data, "--batches", "3")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var e struct {
+		Loss   float64
+		Tokens int
+	}
+	if json.Unmarshal([]byte(ev), &e); !(e.Loss > 0) || e.Tokens == 0 {
+		t.Errorf("eval printed %q", ev)
+	}
+	png := filepath.Join(t.TempDir(), "loss.png")
+	if _, err := glmtrain(t, "plot", straight, "--png", png); err != nil {
+		t.Fatal(err)
+	}
+	img, err := os.ReadFile(png)
+	if err != nil || len(img) < 2000 || !bytes.HasPrefix(img, []byte("\x89PNG\r\n\x1a\n")) {
+		t.Errorf("plot wrote %d bytes: %v", len(img), err)
+	}
+}
+
+func TestCLIErrors(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"train", "--out", t.TempDir()}, "needs --data"},
+		{[]string{"train", "--data", t.TempDir(), "--out", t.TempDir()}, "manifest"},
+		{[]string{"infill", "--ckpt", t.TempDir(), "a [MASK]"}, "holds none"},
+		{[]string{"nope"}, "unknown command"},
+	} {
+		if _, err := glmtrain(t, tc.args...); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("glmtrain %v: %v, want %q", tc.args, err, tc.want)
+		}
+	}
+}
