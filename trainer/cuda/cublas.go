@@ -1,0 +1,110 @@
+package cuda
+
+import (
+	"fmt"
+	"path/filepath"
+	"unsafe"
+
+	"github.com/ebitengine/purego"
+)
+
+// status is a cublasStatus_t.
+type status int32
+
+// cuBLAS and library_types.h constants.
+const (
+	cublasSuccess = 0
+	opN           = 0 // CUBLAS_OP_N
+	opT           = 1 // CUBLAS_OP_T
+
+	dtF32  = 0  // CUDA_R_32F
+	dtBF16 = 14 // CUDA_R_16BF
+
+	compute32F         = 68 // CUBLAS_COMPUTE_32F
+	compute32FPedantic = 69 // CUBLAS_COMPUTE_32F_PEDANTIC
+	gemmDefault        = -1 // CUBLAS_GEMM_DEFAULT
+
+	propMajor = 0 // MAJOR_VERSION (libraryPropertyType)
+	propMinor = 1
+	propPatch = 2
+)
+
+// cublas is the part of cuBLAS the backend uses. cublasGemmEx takes 19
+// arguments and cublasGemmStridedBatchedEx 23, which purego calls from
+// v0.11 on (its limit was 15 before). alpha and beta are host pointers to
+// float32 (the compute types are 32F).
+type cublas struct {
+	lib, lt library
+
+	create      func(h *uintptr) status
+	destroy     func(h uintptr) status
+	setStream   func(h, stream uintptr) status
+	getProperty func(prop int32, v *int32) status
+	gemmEx      func(h uintptr, ta, tb int32, m, n, k int32, alpha unsafe.Pointer,
+		a uint64, atype, lda int32, b uint64, btype, ldb int32, beta unsafe.Pointer,
+		c uint64, ctype, ldc int32, compute, algo int32) status
+	gemmStridedBatchedEx func(h uintptr, ta, tb int32, m, n, k int32, alpha unsafe.Pointer,
+		a uint64, atype, lda int32, strideA int64, b uint64, btype, ldb int32, strideB int64, beta unsafe.Pointer,
+		c uint64, ctype, ldc int32, strideC int64, batch int32, compute, algo int32) status
+	getStatusName func(s status) string // optional (cuBLAS ≥ 11.4)
+}
+
+// loadCublas opens libcublas and binds it. Before each candidate it loads
+// the libcublasLt of the same folder and version, which libcublas links
+// against, so that the loader finds it by its soname even where the folder
+// is on no search path (the nvidia-* wheels).
+func loadCublas(dirs []string, nExplicit int) (*cublas, error) {
+	c := &cublas{}
+	lib, err := openLib("cuBLAS", cublasNames, dirs, nExplicit, func(p string) {
+		dir, name := filepath.Split(p)
+		lt := cublasLtName[name]
+		if dir == "" || lt == "" || !fileExists(dir+lt) {
+			return
+		}
+		if h, err := purego.Dlopen(dir+lt, purego.RTLD_NOW|purego.RTLD_GLOBAL); err == nil {
+			c.lt = library{path: dir + lt, handle: h}
+		}
+	})
+	if err != nil {
+		return nil, err
+	}
+	c.lib = lib
+	s := symbols{lib: lib}
+	s.bind(&c.create, "cublasCreate_v2")
+	s.bind(&c.destroy, "cublasDestroy_v2")
+	s.bind(&c.setStream, "cublasSetStream_v2")
+	s.bind(&c.getProperty, "cublasGetProperty")
+	s.bind(&c.gemmEx, "cublasGemmEx")
+	s.bind(&c.gemmStridedBatchedEx, "cublasGemmStridedBatchedEx")
+	if err := s.err(); err != nil {
+		return nil, err
+	}
+	s.optional(&c.getStatusName, "cublasGetStatusName")
+	return c, nil
+}
+
+// version returns cuBLAS's version as major.minor.patch.
+func (c *cublas) version() string {
+	var v [3]int32
+	for i, p := range []int32{propMajor, propMinor, propPatch} {
+		if c.getProperty(p, &v[i]) != cublasSuccess {
+			return "unknown"
+		}
+	}
+	return fmt.Sprintf("%d.%d.%d", v[0], v[1], v[2])
+}
+
+// check turns a cublasStatus_t into an error naming the call.
+func (c *cublas) check(s status, call string, args ...any) error {
+	if s == cublasSuccess {
+		return nil
+	}
+	if len(args) > 0 {
+		call = fmt.Sprintf(call, args...)
+	}
+	name := fmt.Sprintf("cublasStatus_t %d", int(s))
+	if c.getStatusName != nil {
+		name = c.getStatusName(s)
+	}
+	return &Error{Call: call, Code: int(s), Name: name}
+}

@@ -1,0 +1,191 @@
+package cuda
+
+import (
+	"fmt"
+	"unsafe"
+
+	"github.com/ebitengine/purego"
+)
+
+// result is a CUresult.
+type result int32
+
+// CUresult values the backend tells apart.
+const (
+	cudaSuccess     result = 0
+	cudaErrNoDevice result = 100 // CUDA_ERROR_NO_DEVICE
+)
+
+// Driver API constants (cuda.h).
+const (
+	attrMaxThreadsPerBlock = 1
+	attrMultiprocessors    = 16
+	attrCCMajor            = 75
+	attrCCMinor            = 76
+
+	streamNonBlocking    = 0x1 // CU_STREAM_NON_BLOCKING
+	eventDisableTiming   = 0x2 // CU_EVENT_DISABLE_TIMING
+	memHostAllocPortable = 0x1 // CU_MEMHOSTALLOC_PORTABLE
+
+	launchParamEnd           = 0x0 // CU_LAUNCH_PARAM_END
+	launchParamBufferPointer = 0x1 // CU_LAUNCH_PARAM_BUFFER_POINTER
+	launchParamBufferSize    = 0x2 // CU_LAUNCH_PARAM_BUFFER_SIZE
+)
+
+// driver is the part of the CUDA driver API (libcuda.so.1) the backend
+// uses, bound with purego under the symbols' ABI names (the _v2 names that
+// cuda.h's macros hide). Handles (contexts, streams, events, modules,
+// functions) are uintptr; device addresses are uint64 (CUdeviceptr).
+type driver struct {
+	lib library
+
+	init              func(flags uint32) result
+	driverGetVersion  func(v *int32) result
+	deviceGetCount    func(n *int32) result
+	deviceGet         func(dev *int32, ordinal int32) result
+	deviceGetName     func(name *byte, n int32, dev int32) result
+	deviceGetAttr     func(v *int32, attr int32, dev int32) result
+	deviceTotalMem    func(bytes *uint64, dev int32) result
+	primaryCtxRetain  func(ctx *uintptr, dev int32) result
+	primaryCtxRelease func(dev int32) result
+	ctxSetCurrent     func(ctx uintptr) result
+	memGetInfo        func(free, total *uint64) result
+	memAlloc          func(p *uint64, bytes uint64) result
+	memFree           func(p uint64) result
+	memHostAlloc      func(p *unsafe.Pointer, bytes uint64, flags uint32) result
+	memFreeHost       func(p unsafe.Pointer) result
+	memcpyHtoDAsync   func(dst uint64, src unsafe.Pointer, bytes uint64, stream uintptr) result
+	memcpyDtoHAsync   func(dst unsafe.Pointer, src uint64, bytes uint64, stream uintptr) result
+	memcpyDtoDAsync   func(dst, src uint64, bytes uint64, stream uintptr) result
+	memsetD32Async    func(dst uint64, v uint32, n uint64, stream uintptr) result
+	streamCreate      func(s *uintptr, flags uint32) result
+	streamDestroy     func(s uintptr) result
+	streamSynchronize func(s uintptr) result
+	streamWaitEvent   func(s, e uintptr, flags uint32) result
+	eventCreate       func(e *uintptr, flags uint32) result
+	eventDestroy      func(e uintptr) result
+	eventRecord       func(e, s uintptr) result
+	eventSynchronize  func(e uintptr) result
+	moduleLoadData    func(m *uintptr, image unsafe.Pointer) result
+	moduleUnload      func(m uintptr) result
+	moduleGetFunction func(f *uintptr, m uintptr, name string) result
+	launchKernel      func(f uintptr, gx, gy, gz, bx, by, bz, sharedBytes uint32, stream uintptr, params, extra unsafe.Pointer) result
+	getErrorName      func(code result, s **byte) result
+	getErrorString    func(code result, s **byte) result
+
+	// optional: resolved through cuGetProcAddress_v2 (CUDA ≥ 12) when the
+	// library does not export them; nil when neither has them.
+	getProcAddress   func(sym string, pfn *uintptr, version int32, flags uint64, status *int32) result
+	funcGetParamInfo func(f uintptr, index uint64, offset, size *uint64) result
+}
+
+// loadDriver opens libcuda.so.1 from dirs and binds the driver API. It
+// does not call cuInit.
+func loadDriver(dirs []string, nExplicit int) (*driver, error) {
+	lib, err := openLib("the CUDA driver", driverNames, dirs, nExplicit, nil)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrNoDriver, err)
+	}
+	d := &driver{lib: lib}
+	s := symbols{lib: lib}
+	s.bind(&d.init, "cuInit")
+	s.bind(&d.driverGetVersion, "cuDriverGetVersion")
+	s.bind(&d.deviceGetCount, "cuDeviceGetCount")
+	s.bind(&d.deviceGet, "cuDeviceGet")
+	s.bind(&d.deviceGetName, "cuDeviceGetName")
+	s.bind(&d.deviceGetAttr, "cuDeviceGetAttribute")
+	s.bind(&d.deviceTotalMem, "cuDeviceTotalMem_v2")
+	s.bind(&d.primaryCtxRetain, "cuDevicePrimaryCtxRetain")
+	s.bind(&d.primaryCtxRelease, "cuDevicePrimaryCtxRelease_v2")
+	s.bind(&d.ctxSetCurrent, "cuCtxSetCurrent")
+	s.bind(&d.memGetInfo, "cuMemGetInfo_v2")
+	s.bind(&d.memAlloc, "cuMemAlloc_v2")
+	s.bind(&d.memFree, "cuMemFree_v2")
+	s.bind(&d.memHostAlloc, "cuMemHostAlloc")
+	s.bind(&d.memFreeHost, "cuMemFreeHost")
+	s.bind(&d.memcpyHtoDAsync, "cuMemcpyHtoDAsync_v2")
+	s.bind(&d.memcpyDtoHAsync, "cuMemcpyDtoHAsync_v2")
+	s.bind(&d.memcpyDtoDAsync, "cuMemcpyDtoDAsync_v2")
+	s.bind(&d.memsetD32Async, "cuMemsetD32Async")
+	s.bind(&d.streamCreate, "cuStreamCreate")
+	s.bind(&d.streamDestroy, "cuStreamDestroy_v2")
+	s.bind(&d.streamSynchronize, "cuStreamSynchronize")
+	s.bind(&d.streamWaitEvent, "cuStreamWaitEvent")
+	s.bind(&d.eventCreate, "cuEventCreate")
+	s.bind(&d.eventDestroy, "cuEventDestroy_v2")
+	s.bind(&d.eventRecord, "cuEventRecord")
+	s.bind(&d.eventSynchronize, "cuEventSynchronize")
+	s.bind(&d.moduleLoadData, "cuModuleLoadData")
+	s.bind(&d.moduleUnload, "cuModuleUnload")
+	s.bind(&d.moduleGetFunction, "cuModuleGetFunction")
+	s.bind(&d.launchKernel, "cuLaunchKernel")
+	s.bind(&d.getErrorName, "cuGetErrorName")
+	s.bind(&d.getErrorString, "cuGetErrorString")
+	if err := s.err(); err != nil {
+		return nil, fmt.Errorf("%w: %v (is the driver older than CUDA 11?)", ErrNoDriver, err)
+	}
+	s.optional(&d.getProcAddress, "cuGetProcAddress_v2")
+	if !s.optional(&d.funcGetParamInfo, "cuFuncGetParamInfo") {
+		d.funcGetParamInfo = nil
+	}
+	return d, nil
+}
+
+// resolveLate binds the optional entry points that the library does not
+// export under their own names through cuGetProcAddress_v2; it needs
+// cuInit to have succeeded. version is the driver's CUDA version
+// (cuDriverGetVersion), e.g. 13000.
+func (d *driver) resolveLate(version int32) {
+	if d.funcGetParamInfo != nil || d.getProcAddress == nil {
+		return
+	}
+	var fn uintptr
+	var status int32
+	if d.getProcAddress("cuFuncGetParamInfo", &fn, version, 0, &status) == cudaSuccess && fn != 0 {
+		purego.RegisterFunc(&d.funcGetParamInfo, fn)
+	}
+}
+
+// check turns a CUresult into an error naming the call.
+func (d *driver) check(r result, call string, args ...any) error {
+	if r == cudaSuccess {
+		return nil
+	}
+	if len(args) > 0 {
+		call = fmt.Sprintf(call, args...)
+	}
+	return &Error{Call: call, Code: int(r), Name: d.errorName(r), Desc: d.errorString(r)}
+}
+
+func (d *driver) errorName(r result) string {
+	var p *byte
+	if d.getErrorName(r, &p) != cudaSuccess || p == nil {
+		return fmt.Sprintf("CUresult %d", int(r))
+	}
+	return cString(p)
+}
+
+func (d *driver) errorString(r result) string {
+	var p *byte
+	if d.getErrorString(r, &p) != cudaSuccess || p == nil {
+		return ""
+	}
+	return cString(p)
+}
+
+// Error is a failed call into a CUDA library.
+type Error struct {
+	Call string // the call, with its main arguments
+	Code int    // CUresult, cublasStatus_t or nvrtcResult
+	Name string // the code's name, e.g. CUDA_ERROR_OUT_OF_MEMORY
+	Desc string // the library's description, if any
+}
+
+// Error implements error.
+func (e *Error) Error() string {
+	s := fmt.Sprintf("cuda: %s: %s (%d)", e.Call, e.Name, e.Code)
+	if e.Desc != "" && e.Desc != e.Name {
+		s += ": " + e.Desc
+	}
+	return s
+}

@@ -1,0 +1,192 @@
+package cuda
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"unsafe"
+
+	"github.com/ebitengine/purego"
+)
+
+// ErrNoDriver is wrapped by the errors of New and Probe when no CUDA driver
+// (libcuda.so.1) can be loaded or it sees no device: the machine cannot run
+// the CUDA backend at all, and `--backend auto` falls back to the CPU.
+var ErrNoDriver = errors.New("no CUDA driver found")
+
+// LibDirEnv names the environment variable whose directory is searched
+// first for libcuda.so.1, libcublas and libnvrtc (after Options.LibDir).
+const LibDirEnv = "GLMKIT_CUDA_LIB_DIR"
+
+// Library file names, newest first.
+var (
+	driverNames  = []string{"libcuda.so.1", "libcuda.so"}
+	cublasNames  = []string{"libcublas.so.13", "libcublas.so.12", "libcublas.so.11", "libcublas.so"}
+	cublasLtName = map[string]string{ // the cuBLASLt that libcublas needs, loaded first from the same folder
+		"libcublas.so.13": "libcublasLt.so.13", "libcublas.so.12": "libcublasLt.so.12",
+		"libcublas.so.11": "libcublasLt.so.11", "libcublas.so": "libcublasLt.so",
+	}
+	nvrtcNames = []string{"libnvrtc.so.13", "libnvrtc.so.12", "libnvrtc.so.11.2", "libnvrtc.so"}
+)
+
+// libDirs returns the folders searched for the CUDA libraries, in order:
+// the explicit folders (Options.LibDir, then $GLMKIT_CUDA_LIB_DIR), the
+// entries of LD_LIBRARY_PATH, the driver and toolkit folders of NVIDIA's
+// images, the system library folders, then the lib folders of the nvidia-*
+// Python wheels (PyTorch's CUDA libraries).
+func libDirs(explicit ...string) []string {
+	var dirs []string
+	for _, d := range explicit {
+		if d != "" {
+			dirs = append(dirs, d)
+		}
+	}
+	if d := os.Getenv(LibDirEnv); d != "" {
+		dirs = append(dirs, d)
+	}
+	for _, d := range filepath.SplitList(os.Getenv("LD_LIBRARY_PATH")) {
+		if d != "" {
+			dirs = append(dirs, d)
+		}
+	}
+	dirs = append(dirs,
+		"/usr/local/nvidia/lib64", "/usr/local/nvidia/lib",
+		"/usr/local/cuda/lib64", "/usr/local/cuda/targets/x86_64-linux/lib",
+		"/usr/lib/x86_64-linux-gnu", "/usr/lib64", "/usr/lib/wsl/lib")
+	for _, pat := range []string{
+		"/usr/local/cuda-*/lib64",
+		"/opt/torch/.venv/lib/python3*/site-packages/nvidia/*/lib",
+		"/usr/local/lib/python3*/dist-packages/nvidia/*/lib",
+		"/usr/local/lib/python3*/site-packages/nvidia/*/lib",
+		"/usr/lib/python3/dist-packages/nvidia/*/lib",
+	} {
+		m, _ := filepath.Glob(pat)
+		slices.Sort(m)
+		slices.Reverse(m) // newest versions first
+		dirs = append(dirs, m...)
+	}
+	var out []string
+	for _, d := range dirs {
+		if !slices.Contains(out, d) {
+			out = append(out, d)
+		}
+	}
+	return out
+}
+
+// library is a shared library opened with dlopen.
+type library struct {
+	path   string  // the file opened, or the bare name the loader resolved
+	handle uintptr // dlopen handle
+}
+
+// candidates lists the paths to try for a library, in order: every name
+// in the explicit folders (the first nExplicit of dirs), then each name,
+// newest first, in every other folder, then each bare name for the dynamic
+// loader's own search (its cache).
+func candidates(names, dirs []string, nExplicit int) []string {
+	var out []string
+	for _, d := range dirs[:nExplicit] {
+		for _, n := range names {
+			if p := filepath.Join(d, n); fileExists(p) {
+				out = append(out, p)
+			}
+		}
+	}
+	for _, n := range names {
+		for _, d := range dirs[nExplicit:] {
+			if p := filepath.Join(d, n); fileExists(p) {
+				out = append(out, p)
+			}
+		}
+	}
+	return append(out, names...)
+}
+
+func fileExists(p string) bool { _, err := os.Stat(p); return err == nil }
+
+// openLib opens the first candidate (see candidates) that loads. before,
+// if not nil, runs before each attempt with the path. The error lists where
+// it looked.
+func openLib(what string, names, dirs []string, nExplicit int, before func(path string)) (library, error) {
+	var tried []string
+	for _, p := range candidates(names, dirs, nExplicit) {
+		if before != nil {
+			before(p)
+		}
+		h, err := purego.Dlopen(p, purego.RTLD_NOW|purego.RTLD_GLOBAL)
+		if err != nil {
+			if strings.Contains(p, "/") {
+				tried = append(tried, fmt.Sprintf("%s: %v", p, err))
+			}
+			continue
+		}
+		return library{path: p, handle: h}, nil
+	}
+	msg := fmt.Sprintf("%s (%s) is not in %s, nor known to the dynamic loader", what, strings.Join(names, ", "), strings.Join(dirs, ", "))
+	if len(tried) > 0 {
+		msg += "; failed to load " + strings.Join(tried, "; ")
+	}
+	return library{}, errors.New(msg)
+}
+
+// explicitDirs counts the explicit folders at the head of libDirs' result.
+func explicitDirs(optDir string) int {
+	n := 0
+	if optDir != "" {
+		n++
+	}
+	if d := os.Getenv(LibDirEnv); d != "" && d != optDir {
+		n++
+	}
+	return n
+}
+
+// symbols binds C functions of one library, collecting the missing ones.
+type symbols struct {
+	lib     library
+	missing []string
+}
+
+// bind sets *fptr to the C function name; a missing symbol is recorded.
+func (s *symbols) bind(fptr any, name string) {
+	sym, err := purego.Dlsym(s.lib.handle, name)
+	if err != nil || sym == 0 {
+		s.missing = append(s.missing, name)
+		return
+	}
+	purego.RegisterFunc(fptr, sym)
+}
+
+// optional binds *fptr when the library has name and reports whether it
+// did.
+func (s *symbols) optional(fptr any, name string) bool {
+	sym, err := purego.Dlsym(s.lib.handle, name)
+	if err != nil || sym == 0 {
+		return false
+	}
+	purego.RegisterFunc(fptr, sym)
+	return true
+}
+
+func (s *symbols) err() error {
+	if len(s.missing) == 0 {
+		return nil
+	}
+	return fmt.Errorf("%s lacks %s", s.lib.path, strings.Join(s.missing, ", "))
+}
+
+// cString reads the NUL-terminated C string at p (empty for 0).
+func cString(p *byte) string {
+	if p == nil {
+		return ""
+	}
+	var b []byte
+	for q := p; *q != 0; q = (*byte)(unsafe.Add(unsafe.Pointer(q), 1)) {
+		b = append(b, *q)
+	}
+	return string(b)
+}
