@@ -14,6 +14,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/glmkit/glmkit/masking"
+	"github.com/glmkit/glmkit/pipeline/tokenizer"
 	"github.com/glmkit/glmkit/sharding"
 )
 
@@ -477,7 +478,7 @@ func encodeJob(j *tokJob, enc Encoder, jsonl bool, path []string) {
 			}
 		}
 		if !utf8.Valid(text) {
-			j.fix, _ = repairUTF8(j.fix[:0], text)
+			j.fix, _ = tokenizer.RepairUTF8(j.fix[:0], text)
 			text = j.fix
 			rc.repair |= repairUTF8Bit
 		}

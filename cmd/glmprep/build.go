@@ -173,27 +173,39 @@ func parseMix(s string) ([masking.NumObjectives]float64, error) {
 	return w, nil
 }
 
-func cmdBuild(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("build", buildHelp, stderr)
-	var a buildArgs
-	addBuildFlags(fs, &a)
-	fs.BoolVar(&a.resume, "resume", false, "continue an interrupted build in --out from its last complete shard")
-	fs.BoolVar(&a.force, "force", false, "replace a build already in --out")
+// parseBuild parses the flags of build and plan (resume says whether the
+// command has --resume) into build options with a progress UI.
+func parseBuild(name, help string, resume bool, args []string, stderr io.Writer) (pipeline.BuildOptions, *ui, *buildArgs, error) {
+	fs := newFlagSet(name, help, stderr)
+	a := &buildArgs{}
+	addBuildFlags(fs, a)
+	if resume {
+		fs.BoolVar(&a.resume, "resume", false, "continue an interrupted build in --out from its last complete shard")
+	}
+	fs.BoolVar(&a.force, "force", false, "replace a plan or build already in --out")
 	pos, err := parseInterleaved(fs, args)
 	if err != nil {
-		return err
+		return pipeline.BuildOptions{}, nil, nil, err
 	}
 	a.inputs = append(a.inputs, pos...)
 	if len(a.inputs) == 0 || a.out == "" {
 		fs.Usage()
-		return fmt.Errorf("%w: build needs --input and --out", errUsage)
+		return pipeline.BuildOptions{}, nil, nil, fmt.Errorf("%w: %s needs --input and --out", errUsage, name)
 	}
 	o, _, err := a.options(stderr)
 	if err != nil {
+		return o, nil, nil, err
+	}
+	u := newUI(stderr, a.quiet)
+	o.Warn, o.Phase, o.Progress = u.warn, u.phase, u.progress
+	return o, u, a, nil
+}
+
+func cmdBuild(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	o, ui, a, err := parseBuild("build", buildHelp, true, args, stderr)
+	if err != nil {
 		return err
 	}
-	ui := newUI(stderr, a.quiet)
-	o.Warn, o.Phase, o.Progress = ui.warn, ui.phase, ui.progress
 	start := time.Now()
 	res, err := pipeline.Build(ctx, o)
 	ui.finish()

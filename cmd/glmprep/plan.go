@@ -28,25 +28,10 @@ Example:
 `
 
 func cmdPlan(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("plan", planHelp, stderr)
-	var a buildArgs
-	addBuildFlags(fs, &a)
-	fs.BoolVar(&a.force, "force", false, "replace a plan or build already in --out")
-	pos, err := parseInterleaved(fs, args)
+	o, ui, _, err := parseBuild("plan", planHelp, false, args, stderr)
 	if err != nil {
 		return err
 	}
-	a.inputs = append(a.inputs, pos...)
-	if len(a.inputs) == 0 || a.out == "" {
-		fs.Usage()
-		return fmt.Errorf("%w: plan needs --input and --out", errUsage)
-	}
-	o, _, err := a.options(stderr)
-	if err != nil {
-		return err
-	}
-	ui := newUI(stderr, a.quiet)
-	o.Phase, o.Progress = ui.phase, ui.progress
 	plan, err := pipeline.Prepare(&o)
 	ui.finish()
 	if err != nil {

@@ -207,6 +207,32 @@ func lossyUTF8(b []byte) string {
 	return sb.String()
 }
 
+// RepairUTF8 appends text to dst with every ill-formed sequence replaced by
+// U+FFFD, one per maximal subpart (the Unicode recommendation that Python's
+// errors="replace" and Rust's from_utf8_lossy follow), and reports how many
+// replacements it made. glmprep repairs every document this way, and
+// counts it, before encoding it.
+func RepairUTF8(dst, text []byte) ([]byte, int) {
+	n := 0
+	for i := 0; i < len(text); {
+		c := text[i]
+		if c < utf8.RuneSelf {
+			dst = append(dst, c)
+			i++
+			continue
+		}
+		if r, size := utf8.DecodeRune(text[i:]); r != utf8.RuneError || size > 1 {
+			dst = append(dst, text[i:i+size]...)
+			i += size
+			continue
+		}
+		i += invalidRun(text[i:])
+		dst = append(dst, "\uFFFD"...)
+		n++
+	}
+	return dst, n
+}
+
 // invalidRun returns the length of the maximal subpart of an ill-formed
 // sequence at the start of b (at least 1), per Unicode's "U+FFFD
 // substitution of maximal subparts".
