@@ -61,7 +61,7 @@ func loadCublas(dirs []string, nExplicit int) (*cublas, error) {
 		if dir == "" || lt == "" || !fileExists(dir+lt) {
 			return
 		}
-		if h, err := purego.Dlopen(dir+lt, purego.RTLD_NOW|purego.RTLD_GLOBAL); err == nil {
+		if h, err := purego.Dlopen(dir+lt, purego.RTLD_NOW|purego.RTLD_LOCAL); err == nil {
 			c.lt = library{path: dir + lt, handle: h}
 		}
 	})

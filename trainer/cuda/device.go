@@ -98,6 +98,7 @@ type gpu struct {
 	drv  *driver
 	blas *cublas
 	rtc  *nvrtc
+	fp32 bool // float32 GEMM operands (Options.FP32), else bf16
 
 	dev     int32
 	ctx     uintptr

@@ -189,3 +189,24 @@ func (e *Error) Error() string {
 	}
 	return s
 }
+
+// verifyParams compares a kernel's parameter layout as the driver reports
+// it (cuFuncGetParamInfo, CUDA ≥ 12.4) with the one packParams produces.
+func verifyParams(d *driver, fn uintptr, k kernel, kinds []paramKind) error {
+	offs, _ := paramOffsets(kinds)
+	for i, kd := range kinds {
+		var off, size uint64
+		if err := d.check(d.funcGetParamInfo(fn, uint64(i), &off, &size), "cuFuncGetParamInfo(%s, %d)", k, i); err != nil {
+			return err
+		}
+		if int(off) != offs[i] || int(size) != kd.size() {
+			return fmt.Errorf("cuda: kernel %s parameter %d is at offset %d, %d bytes, for the driver; the backend packs it at %d, %d bytes",
+				k, i, off, size, offs[i], kd.size())
+		}
+	}
+	var off, size uint64
+	if d.funcGetParamInfo(fn, uint64(len(kinds)), &off, &size) == cudaSuccess {
+		return fmt.Errorf("cuda: kernel %s has more than the %d parameters of its signature", k, len(kinds))
+	}
+	return nil
+}

@@ -285,3 +285,14 @@ func dropThreshold(p float32) uint32 { return uint32(math.Round(float64(p) * (1 
 // multiply-add contraction, so elementwise results round like the CPU
 // backend's (these kernels are memory-bound; it costs nothing).
 var compileFlags = []string{"--fmad=false"}
+
+// paramOffsets returns each parameter's offset in the packed buffer and
+// the buffer's size.
+func paramOffsets(kinds []paramKind) (offs []int, size int) {
+	for _, k := range kinds {
+		size = (size + k.size() - 1) / k.size() * k.size()
+		offs = append(offs, size)
+		size += k.size()
+	}
+	return offs, size
+}

@@ -117,7 +117,7 @@ func openLib(what string, names, dirs []string, nExplicit int, before func(path 
 		if before != nil {
 			before(p)
 		}
-		h, err := purego.Dlopen(p, purego.RTLD_NOW|purego.RTLD_GLOBAL)
+		h, err := purego.Dlopen(p, purego.RTLD_NOW|purego.RTLD_LOCAL)
 		if err != nil {
 			if strings.Contains(p, "/") {
 				tried = append(tried, fmt.Sprintf("%s: %v", p, err))

@@ -43,7 +43,7 @@ func loadNVRTC(dirs []string, nExplicit int) (*nvrtc, error) {
 		}
 		m, _ := filepath.Glob(filepath.Join(dir, "libnvrtc-builtins.so.*"))
 		for _, b := range m {
-			if h, err := purego.Dlopen(b, purego.RTLD_NOW|purego.RTLD_GLOBAL); err == nil {
+			if h, err := purego.Dlopen(b, purego.RTLD_NOW|purego.RTLD_LOCAL); err == nil {
 				r.builtins = library{path: b, handle: h}
 				return
 			}

@@ -1,0 +1,585 @@
+package cuda
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"unsafe"
+
+	"github.com/glmkit/glmkit/trainer"
+)
+
+// Options configures a Backend.
+type Options struct {
+	// Device is the ordinal of the GPU. Default 0.
+	Device int
+	// LibDir is a folder searched before all others for libcuda.so.1,
+	// libcublas and libnvrtc (then $GLMKIT_CUDA_LIB_DIR, LD_LIBRARY_PATH,
+	// /usr/local/nvidia/lib64, /usr/local/cuda/lib64, the system folders
+	// and the nvidia-* Python wheels).
+	LibDir string
+	// FP32 runs the matrix products in float32 (CUBLAS_COMPUTE_32F_PEDANTIC
+	// on float32 operands) instead of bfloat16 operands with float32
+	// accumulation: slower, and within float32 rounding of the CPU backend.
+	FP32 bool
+	// CacheDir is where compiled kernels are kept, keyed by the source,
+	// the options, NVRTC's version and the device's architecture. "" is
+	// $GLMKIT_CUDA_CACHE or else os.UserCacheDir()/glmkit/cuda; "off"
+	// compiles at every start.
+	CacheDir string
+	// Sync waits for the device after every op and reports the op whose
+	// kernels failed (slow; for debugging). Also set by GLMKIT_CUDA_SYNC=1.
+	Sync bool
+}
+
+// Info describes the device and libraries a Backend runs on.
+type Info struct {
+	Device       string // the device's name, e.g. "NVIDIA H100 80GB HBM3"
+	Arch         string // compute capability as an NVRTC target, e.g. "sm_90"
+	SMs          int    // multiprocessors
+	MemoryBytes  uint64 // total device memory
+	Driver       string // the driver's CUDA version, e.g. "13.0"
+	Cublas       string // cuBLAS version, e.g. "13.0.0"
+	NVRTC        string // NVRTC version, e.g. "13.0"
+	Kernels      string // how the kernels were built: "sm_90 CUBIN (cached)" etc.
+	DriverPath   string
+	CublasPath   string
+	CublasLtPath string
+	NVRTCPath    string
+}
+
+// Backend is the CUDA implementation of trainer.Backend: float32 buffers
+// in device memory, matrix products through cuBLAS, and the other ops as
+// kernels compiled by NVRTC when the backend starts. All CUDA calls run on
+// one goroutine locked to an OS thread; the ops queue work on one stream
+// and return, and Download, DownloadFloat64, SumSquares and Sync wait.
+//
+// It is not safe for concurrent use (nor is any Backend). Close releases
+// the device.
+type Backend struct {
+	opt    Options
+	dev    *device
+	g      *gpu // owned by the device goroutine: use only inside be.do
+	info   Info
+	closed bool
+}
+
+var _ trainer.Backend = (*Backend)(nil)
+
+// New opens the CUDA libraries, takes the device's primary context,
+// compiles the kernels (or loads them from the cache) and returns the
+// backend. Without a driver or a device the error wraps ErrNoDriver.
+func New(o Options) (*Backend, error) {
+	if os.Getenv("GLMKIT_CUDA_SYNC") == "1" {
+		o.Sync = true
+	}
+	dirs := libDirs(o.LibDir)
+	nx := explicitDirs(o.LibDir)
+	drv, err := loadDriver(dirs, nx)
+	if err != nil {
+		return nil, fmt.Errorf("cuda: %w", err)
+	}
+	be := &Backend{opt: o}
+	g := &gpu{drv: drv, fp32: o.FP32, attnJumps: map[[2]int]uint64{}, allocs: map[uint64]uint64{}}
+	be.dev, err = startDevice(func() error {
+		err := be.start(g, dirs, nx)
+		if err != nil {
+			g.release()
+		}
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	be.g = g
+	return be, nil
+}
+
+// start initialises the device on the device goroutine.
+func (be *Backend) start(g *gpu, dirs []string, nx int) error {
+	drv := g.drv
+	in := &be.info
+	in.DriverPath = drv.lib.path
+	if r := drv.init(0); r != cudaSuccess {
+		err := drv.check(r, "cuInit")
+		if r == cudaErrNoDevice {
+			return fmt.Errorf("%w: %v", ErrNoDriver, err)
+		}
+		return err
+	}
+	var ver int32
+	if err := g.check(drv.driverGetVersion(&ver), "cuDriverGetVersion"); err != nil {
+		return err
+	}
+	in.Driver = fmt.Sprintf("%d.%d", ver/1000, ver%1000/10)
+	drv.resolveLate(ver)
+	var count int32
+	if err := g.check(drv.deviceGetCount(&count), "cuDeviceGetCount"); err != nil {
+		return err
+	}
+	if count == 0 {
+		return fmt.Errorf("%w: the driver (%s) sees no device", ErrNoDriver, drv.lib.path)
+	}
+	if be.opt.Device < 0 || be.opt.Device >= int(count) {
+		return fmt.Errorf("cuda: device %d of %d", be.opt.Device, count)
+	}
+	if err := g.check(drv.deviceGet(&g.dev, int32(be.opt.Device)), "cuDeviceGet(%d)", be.opt.Device); err != nil {
+		return err
+	}
+	var name [256]byte
+	if err := g.check(drv.deviceGetName(&name[0], int32(len(name)), g.dev), "cuDeviceGetName"); err != nil {
+		return err
+	}
+	in.Device = cString(&name[0])
+	var major, minor, sms int32
+	if err := errors.Join(
+		g.check(drv.deviceGetAttr(&major, attrCCMajor, g.dev), "cuDeviceGetAttribute(compute capability major)"),
+		g.check(drv.deviceGetAttr(&minor, attrCCMinor, g.dev), "cuDeviceGetAttribute(compute capability minor)"),
+		g.check(drv.deviceGetAttr(&sms, attrMultiprocessors, g.dev), "cuDeviceGetAttribute(multiprocessors)"),
+		g.check(drv.deviceTotalMem(&in.MemoryBytes, g.dev), "cuDeviceTotalMem_v2")); err != nil {
+		return err
+	}
+	in.Arch, in.SMs = fmt.Sprintf("sm_%d%d", major, minor), int(sms)
+	if err := g.check(drv.primaryCtxRetain(&g.ctx, g.dev), "cuDevicePrimaryCtxRetain"); err != nil {
+		return err
+	}
+	if err := g.check(drv.ctxSetCurrent(g.ctx), "cuCtxSetCurrent"); err != nil {
+		return err
+	}
+	if err := errors.Join(
+		g.check(drv.streamCreate(&g.compute, streamNonBlocking), "cuStreamCreate"),
+		g.check(drv.streamCreate(&g.copy, streamNonBlocking), "cuStreamCreate")); err != nil {
+		return err
+	}
+	for i := range g.ring {
+		s := &g.ring[i]
+		if err := errors.Join(
+			g.check(drv.eventCreate(&s.copied, eventDisableTiming), "cuEventCreate"),
+			g.check(drv.eventCreate(&s.done, eventDisableTiming), "cuEventCreate")); err != nil {
+			return err
+		}
+	}
+
+	blas, err := loadCublas(dirs, nx)
+	if err != nil {
+		return fmt.Errorf("cuda: %w", err)
+	}
+	g.blas = blas
+	in.CublasPath, in.CublasLtPath, in.Cublas = blas.lib.path, blas.lt.path, blas.version()
+	if err := blas.check(blas.create(&g.handle), "cublasCreate_v2"); err != nil {
+		return err
+	}
+	if err := blas.check(blas.setStream(g.handle, g.compute), "cublasSetStream_v2"); err != nil {
+		return err
+	}
+
+	if err := be.loadKernels(g, dirs, nx); err != nil {
+		return err
+	}
+	g.lb = &launchBuf{}
+	g.pinner.Pin(g.lb)
+	g.lb.extra = [5]uintptr{launchParamBufferPointer, uintptr(unsafe.Pointer(&g.lb.params[0])),
+		launchParamBufferSize, uintptr(unsafe.Pointer(&g.lb.size)), launchParamEnd}
+	g.dropJump, err = g.uploadTable(jumpTable(dropBlock/dropPerThread, 1, dropPerThread))
+	return err
+}
+
+// loadKernels compiles the kernel program for the device with NVRTC (or
+// reads it from the cache) and loads it.
+func (be *Backend) loadKernels(g *gpu, dirs []string, nx int) error {
+	rtc, err := loadNVRTC(dirs, nx)
+	if err != nil {
+		return fmt.Errorf("cuda: the kernels are compiled at start-up by NVRTC: %w", err)
+	}
+	g.rtc = rtc
+	in := &be.info
+	in.NVRTC, in.NVRTCPath = rtc.versionString(), rtc.lib.path
+	src := kernelSource()
+
+	cache := be.opt.CacheDir
+	if cache == "" {
+		cache = os.Getenv("GLMKIT_CUDA_CACHE")
+	}
+	if cache == "" {
+		if d, err := os.UserCacheDir(); err == nil {
+			cache = filepath.Join(d, "glmkit", "cuda")
+		}
+	}
+	var image []byte
+	// the device's own CUBIN first; PTX for the driver to compile when this
+	// NVRTC does not know the device
+	targets := []string{in.Arch, "compute_90", "compute_80"}
+	var errs []error
+	for _, arch := range targets {
+		key := sha256.Sum256([]byte(strings.Join(append([]string{src, arch, in.NVRTC, rtc.lib.path}, compileFlags...), "\x00")))
+		file := ""
+		if cache != "off" && cache != "" {
+			file = filepath.Join(cache, hex.EncodeToString(key[:16])+"-"+arch+".bin")
+			if b, err := os.ReadFile(file); err == nil && len(b) > 0 {
+				image, in.Kernels = b, arch+" (cached "+file+")"
+				break
+			}
+		}
+		img, _, err := rtc.compile(src, "glmkit.cu", arch, compileFlags...)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		image, in.Kernels = img, arch+" (compiled by NVRTC "+in.NVRTC+")"
+		if file != "" {
+			writeCache(file, img)
+		}
+		break
+	}
+	if image == nil {
+		return fmt.Errorf("cuda: compile the kernels: %w", errors.Join(errs...))
+	}
+	if strings.HasPrefix(in.Kernels, "compute_") {
+		image = append(image, 0) // PTX is loaded as a C string
+	}
+	if err := g.check(g.drv.moduleLoadData(&g.module, unsafe.Pointer(&image[0])), "cuModuleLoadData(%s)", in.Kernels); err != nil {
+		return err
+	}
+	runtime.KeepAlive(image)
+	for k := range numKernels {
+		sig := kernelSigs[k]
+		if err := g.check(g.drv.moduleGetFunction(&g.funcs[k], g.module, sig.name), "cuModuleGetFunction(%s)", sig.name); err != nil {
+			return err
+		}
+		kinds, err := paramKinds(sig.params)
+		if err != nil {
+			return err
+		}
+		g.kinds[k] = kinds
+		if g.drv.funcGetParamInfo != nil {
+			if err := verifyParams(g.drv, g.funcs[k], k, kinds); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// writeCache stores a compiled image; failures only cost a compile later.
+func writeCache(file string, img []byte) {
+	if err := os.MkdirAll(filepath.Dir(file), 0o755); err != nil {
+		return
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(file), ".kernels-*")
+	if err != nil {
+		return
+	}
+	_, err = tmp.Write(img)
+	if cerr := tmp.Close(); err == nil && cerr == nil {
+		if os.Rename(tmp.Name(), file) == nil {
+			return
+		}
+	}
+	os.Remove(tmp.Name())
+}
+
+// release frees what start created, on the device goroutine.
+func (g *gpu) release() {
+	drv := g.drv
+	if g.ctx == 0 {
+		return
+	}
+	if g.compute != 0 {
+		_ = g.syncStreams()
+	}
+	if g.module != 0 {
+		drv.moduleUnload(g.module)
+	}
+	if g.handle != 0 {
+		g.blas.destroy(g.handle)
+	}
+	for i := range g.ring {
+		s := &g.ring[i]
+		if s.host != nil {
+			drv.memFreeHost(s.host)
+		}
+		for _, e := range []uintptr{s.copied, s.done} {
+			if e != 0 {
+				drv.eventDestroy(e)
+			}
+		}
+	}
+	for p := range g.allocs {
+		drv.memFree(p)
+	}
+	clear(g.allocs)
+	for _, s := range []uintptr{g.compute, g.copy} {
+		if s != 0 {
+			drv.streamDestroy(s)
+		}
+	}
+	if g.lb != nil {
+		g.pinner.Unpin()
+	}
+	drv.ctxSetCurrent(0)
+	drv.primaryCtxRelease(g.dev)
+	g.ctx = 0
+}
+
+// Close waits for the queued work, frees every buffer and releases the
+// device. The backend and its buffers are unusable afterwards.
+func (be *Backend) Close() error {
+	if be.closed {
+		return nil
+	}
+	err := be.dev.do(func() error {
+		err := be.g.syncStreams()
+		be.g.release()
+		return err
+	})
+	be.dev.stop()
+	be.closed = true
+	return err
+}
+
+// Info describes the device and the libraries.
+func (be *Backend) Info() Info { return be.info }
+
+// Name implements trainer.Backend.
+func (be *Backend) Name() string {
+	gemm := "bf16 GEMMs with float32 accumulation"
+	if be.opt.FP32 {
+		gemm = "float32 GEMMs"
+	}
+	in := be.info
+	return fmt.Sprintf("cuda (%s, %s, %d SMs, %.0f GiB; %s, cuBLAS %s, driver CUDA %s, kernels %s)",
+		in.Device, in.Arch, in.SMs, gib(in.MemoryBytes), gemm, in.Cublas, in.Driver, strings.SplitN(in.Kernels, " ", 2)[0])
+}
+
+// do runs an op's device work on the device goroutine.
+func (be *Backend) do(op string, f func(g *gpu) error) error {
+	if be.closed {
+		return fmt.Errorf("cuda: %s on a closed backend", op)
+	}
+	err := be.dev.do(func() error {
+		if err := f(be.g); err != nil {
+			return err
+		}
+		if be.opt.Sync {
+			if err := be.g.syncStreams(); err != nil {
+				return fmt.Errorf("after its kernels ran: %w", err)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("cuda: %s: %w", op, err)
+	}
+	return nil
+}
+
+// ----------------------------------------------------------------------------
+// buffers
+
+// elem is the element type of an allocation.
+type elem uint8
+
+const (
+	elemFloat elem = iota
+	elemInt32
+)
+
+// allocation is one device allocation of 4-byte elements. An int32
+// allocation keeps a host copy of its contents: int32 buffers are written
+// only by UploadInt32 and Zero, and the ops that take ids (embeddings,
+// gathers, targets, seps) check them and group them on the host from it.
+type allocation struct {
+	ptr   uint64
+	n     int
+	elem  elem
+	host  []int32
+	freed bool
+}
+
+// buf is the backend's trainer.Buf: a view of an allocation.
+type buf struct {
+	a      *allocation
+	off, n int
+}
+
+// Len implements trainer.Buf.
+func (b buf) Len() int { return b.n }
+
+// Slice implements trainer.Buf.
+func (b buf) Slice(off, n int) trainer.Buf {
+	if off < 0 || n < 0 || off+n > b.n {
+		panic(fmt.Sprintf("cuda: slice [%d:%d] of a buffer of %d elements", off, off+n, b.n))
+	}
+	return buf{b.a, b.off + off, n}
+}
+
+// ptr is the view's device address; 0 for the zero buf (a nil buffer).
+func (b buf) ptr() uint64 {
+	if b.a == nil {
+		return 0
+	}
+	return b.a.ptr + 4*uint64(b.off)
+}
+
+// ints is an int32 view's host copy.
+func (b buf) ints() []int32 { return b.a.host[b.off : b.off+b.n] }
+
+func (be *Backend) newBuf(n int, e elem) (trainer.Buf, error) {
+	if n < 0 {
+		return nil, fmt.Errorf("cuda: allocate %d elements", n)
+	}
+	a := &allocation{n: n, elem: e}
+	if e == elemInt32 {
+		a.host = make([]int32, n)
+	}
+	err := be.do("allocate", func(g *gpu) error {
+		p, err := g.alloc(4 * uint64(n))
+		if err != nil {
+			return err
+		}
+		a.ptr = p
+		return g.memsetZero(p, n)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return buf{a: a, n: n}, nil
+}
+
+// Floats implements trainer.Backend.
+func (be *Backend) Floats(n int) (trainer.Buf, error) { return be.newBuf(n, elemFloat) }
+
+// Int32s implements trainer.Backend.
+func (be *Backend) Int32s(n int) (trainer.Buf, error) { return be.newBuf(n, elemInt32) }
+
+// Free implements trainer.Backend: after the queued work that uses b.
+func (be *Backend) Free(b trainer.Buf) error {
+	v, ok := b.(buf)
+	if !ok {
+		return fmt.Errorf("cuda: free a buffer of type %T", b)
+	}
+	if v.off != 0 || v.n != v.a.n {
+		return errors.New("cuda: free a view; free the buffer Floats or Int32s returned")
+	}
+	if v.a.freed {
+		return errors.New("cuda: buffer freed twice")
+	}
+	v.a.freed = true
+	return be.do("free", func(g *gpu) error { return g.free(v.a.ptr) })
+}
+
+// view checks that b is a live buffer of this backend with elements of
+// type e and at least n elements. A nil b is allowed when n is 0.
+func view(op, name string, b trainer.Buf, e elem, n int) (buf, error) {
+	if b == nil {
+		if n == 0 {
+			return buf{}, nil
+		}
+		return buf{}, fmt.Errorf("cuda: %s: %s is nil", op, name)
+	}
+	v, ok := b.(buf)
+	switch {
+	case !ok:
+		return buf{}, fmt.Errorf("cuda: %s: %s is a %T, not a buffer of the CUDA backend", op, name, b)
+	case v.a.freed:
+		return buf{}, fmt.Errorf("cuda: %s: %s was freed", op, name)
+	case v.a.elem != e:
+		kind := "float"
+		if e == elemInt32 {
+			kind = "int32"
+		}
+		return buf{}, fmt.Errorf("cuda: %s: %s is not a %s buffer", op, name, kind)
+	case n < 0:
+		return buf{}, fmt.Errorf("cuda: %s: negative size %d for %s", op, n, name)
+	case v.n < n:
+		return buf{}, fmt.Errorf("cuda: %s: %s has %d elements; want at least %d", op, name, v.n, n)
+	}
+	return v, nil
+}
+
+// Upload implements trainer.Backend. It returns once src is copied to
+// pinned memory; the transfer to the device overlaps the queued work.
+func (be *Backend) Upload(dst trainer.Buf, src []float32) error {
+	d, err := view("upload", "dst", dst, elemFloat, len(src))
+	if err != nil {
+		return err
+	}
+	if d.n != len(src) {
+		return fmt.Errorf("cuda: upload %d floats into a buffer of %d", len(src), d.n)
+	}
+	if len(src) == 0 {
+		return nil
+	}
+	return be.do("upload", func(g *gpu) error {
+		return g.upload(d.ptr(), unsafe.Slice((*byte)(unsafe.Pointer(&src[0])), 4*len(src)))
+	})
+}
+
+// UploadInt32 implements trainer.Backend.
+func (be *Backend) UploadInt32(dst trainer.Buf, src []int32) error {
+	d, err := view("upload", "dst", dst, elemInt32, len(src))
+	if err != nil {
+		return err
+	}
+	if d.n != len(src) {
+		return fmt.Errorf("cuda: upload %d int32s into a buffer of %d", len(src), d.n)
+	}
+	if len(src) == 0 {
+		return nil
+	}
+	copy(d.ints(), src)
+	return be.do("upload", func(g *gpu) error {
+		return g.upload(d.ptr(), unsafe.Slice((*byte)(unsafe.Pointer(&src[0])), 4*len(src)))
+	})
+}
+
+// Download implements trainer.Backend; it waits for the queued work.
+func (be *Backend) Download(dst []float32, src trainer.Buf) error {
+	s, err := view("download", "src", src, elemFloat, 0)
+	if err != nil {
+		return err
+	}
+	if s.n != len(dst) {
+		return fmt.Errorf("cuda: download a buffer of %d floats into %d", s.n, len(dst))
+	}
+	if len(dst) == 0 {
+		return nil
+	}
+	return be.do("download", func(g *gpu) error {
+		return g.download(unsafe.Pointer(&dst[0]), s.ptr(), 4*uint64(len(dst)))
+	})
+}
+
+// DownloadFloat64 implements trainer.Backend: float32 values, widened.
+func (be *Backend) DownloadFloat64(dst []float64, src trainer.Buf) error {
+	tmp := make([]float32, len(dst))
+	if err := be.Download(tmp, src); err != nil {
+		return err
+	}
+	for i, v := range tmp {
+		dst[i] = float64(v)
+	}
+	return nil
+}
+
+// Zero implements trainer.Backend.
+func (be *Backend) Zero(b trainer.Buf) error {
+	v, ok := b.(buf)
+	if !ok || v.a.freed {
+		return fmt.Errorf("cuda: zero a buffer of type %T (or a freed one)", b)
+	}
+	if v.a.elem == elemInt32 {
+		clear(v.ints())
+	}
+	return be.do("zero", func(g *gpu) error { return g.memsetZero(v.ptr(), v.n) })
+}
+
+// Sync implements trainer.Backend.
+func (be *Backend) Sync() error {
+	return be.do("sync", func(g *gpu) error { return g.syncStreams() })
+}

@@ -1,0 +1,385 @@
+package cuda
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"path/filepath"
+	"strings"
+	"testing"
+	"unsafe"
+)
+
+// The binding tests call every bound function of the driver, cuBLAS and
+// NVRTC against the stand-in library, which logs the arguments it
+// received; each test compares that line with what was passed, and the
+// results with what the stand-in returns.
+
+func wantCall(t *testing.T, f *fake, want string) {
+	t.Helper()
+	if got := f.lastCall(); got != want {
+		t.Errorf("the library received\n\t%s\nwant\n\t%s", got, want)
+	}
+}
+
+func okCall(t *testing.T, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+func fakeDriver(t *testing.T) (*fake, *driver) {
+	t.Helper()
+	f := newFake(t)
+	d, err := loadDriver([]string{f.dir}, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := filepath.Join(f.dir, "libcuda.so.1"); d.lib.path != want {
+		t.Fatalf("driver loaded from %s; want %s", d.lib.path, want)
+	}
+	return f, d
+}
+
+func TestDriverBindings(t *testing.T) {
+	f, d := fakeDriver(t)
+	c := func(r result, call string) error { return d.check(r, call) }
+
+	okCall(t, c(d.init(5), "cuInit"))
+	wantCall(t, f, "cuInit(flags=5)")
+	var v int32
+	okCall(t, c(d.driverGetVersion(&v), "cuDriverGetVersion"))
+	if v != 13000 {
+		t.Errorf("cuDriverGetVersion = %d; want 13000", v)
+	}
+	okCall(t, c(d.deviceGetCount(&v), "cuDeviceGetCount"))
+	if v != 1 {
+		t.Errorf("cuDeviceGetCount = %d; want 1", v)
+	}
+	var dev int32 = -1
+	okCall(t, c(d.deviceGet(&dev, 0), "cuDeviceGet"))
+	wantCall(t, f, "cuDeviceGet(ordinal=0)")
+	err := c(d.deviceGet(&dev, 3), "cuDeviceGet(3)")
+	var ce *Error
+	if !errors.As(err, &ce) || ce.Code != 101 || ce.Name != "CUDA_ERROR_INVALID_DEVICE" || !strings.Contains(err.Error(), "invalid device ordinal") {
+		t.Errorf("cuDeviceGet(3) error = %v; want CUDA_ERROR_INVALID_DEVICE (101): invalid device ordinal", err)
+	}
+	var name [64]byte
+	okCall(t, c(d.deviceGetName(&name[0], 64, dev), "cuDeviceGetName"))
+	wantCall(t, f, "cuDeviceGetName(len=64, dev=0)")
+	if got := cString(&name[0]); got != "GLMKIT Fake GPU 0" {
+		t.Errorf("cuDeviceGetName = %q", got)
+	}
+	for attr, want := range map[int32]int32{attrCCMajor: 9, attrCCMinor: 0, attrMultiprocessors: 132, 12345: 12345000} {
+		okCall(t, c(d.deviceGetAttr(&v, attr, dev), "cuDeviceGetAttribute"))
+		wantCall(t, f, fmt.Sprintf("cuDeviceGetAttribute(attr=%d, dev=0) -> %d", attr, want))
+		if v != want {
+			t.Errorf("cuDeviceGetAttribute(%d) = %d; want %d", attr, v, want)
+		}
+	}
+	var total, free uint64
+	okCall(t, c(d.deviceTotalMem(&total, dev), "cuDeviceTotalMem_v2"))
+	if total != 80<<30 {
+		t.Errorf("cuDeviceTotalMem_v2 = %d", total)
+	}
+	var ctx uintptr
+	okCall(t, c(d.primaryCtxRetain(&ctx, dev), "cuDevicePrimaryCtxRetain"))
+	if ctx != 0xC0DE00 {
+		t.Errorf("cuDevicePrimaryCtxRetain = %#x", ctx)
+	}
+	okCall(t, c(d.ctxSetCurrent(ctx), "cuCtxSetCurrent"))
+	wantCall(t, f, "cuCtxSetCurrent(ctx=0xc0de00)")
+
+	// memory: a 64-bit size, a value, pointers and a stream handle each way
+	var p uint64
+	okCall(t, c(d.memAlloc(&p, 1<<20+3), "cuMemAlloc_v2"))
+	wantCall(t, f, "cuMemAlloc_v2(bytes=1048579)")
+	okCall(t, c(d.memGetInfo(&free, &total), "cuMemGetInfo_v2"))
+	if total-free < 1<<20+3 {
+		t.Errorf("cuMemGetInfo_v2: free %d of %d after an allocation of 1 MiB", free, total)
+	}
+	okCall(t, c(d.memsetD32Async(p, 0xdeadbeef, 250, 0x1234), "cuMemsetD32Async"))
+	wantCall(t, f, fmt.Sprintf("cuMemsetD32Async(dst=%#x, value=%d, n=250, stream=0x1234)", p, uint32(0xdeadbeef)))
+	var host unsafe.Pointer
+	okCall(t, c(d.memHostAlloc(&host, 1000, memHostAllocPortable), "cuMemHostAlloc"))
+	wantCall(t, f, "cuMemHostAlloc(bytes=1000, flags=1)")
+	hb := unsafe.Slice((*byte)(host), 1000)
+	for i := range hb {
+		hb[i] = byte(i * 7)
+	}
+	okCall(t, c(d.memcpyHtoDAsync(p+8, host, 1000, 0x99), "cuMemcpyHtoDAsync_v2"))
+	wantCall(t, f, fmt.Sprintf("cuMemcpyHtoDAsync_v2(dst=%#x, src=%#x, bytes=1000, stream=0x99)", p+8, uintptr(host)))
+	okCall(t, c(d.memcpyDtoDAsync(p+2000, p+8, 1000, 0x98), "cuMemcpyDtoDAsync_v2"))
+	wantCall(t, f, fmt.Sprintf("cuMemcpyDtoDAsync_v2(dst=%#x, src=%#x, bytes=1000, stream=0x98)", p+2000, p+8))
+	back := make([]byte, 1000)
+	okCall(t, c(d.memcpyDtoHAsync(unsafe.Pointer(&back[0]), p+2000, 1000, 0x97), "cuMemcpyDtoHAsync_v2"))
+	wantCall(t, f, fmt.Sprintf("cuMemcpyDtoHAsync_v2(dst=%#x, src=%#x, bytes=1000, stream=0x97)", uintptr(unsafe.Pointer(&back[0])), p+2000))
+	if !bytes.Equal(back, hb) {
+		t.Errorf("the round trip through device memory gave % x…; want % x…", back[:16], hb[:16])
+	}
+	okCall(t, c(d.memcpyDtoHAsync(unsafe.Pointer(&back[0]), p, 8, 0x97), "cuMemcpyDtoHAsync_v2"))
+	if got := binary.LittleEndian.Uint32(back[:4]); got != 0xdeadbeef {
+		t.Errorf("cuMemsetD32Async wrote %#x", got)
+	}
+	okCall(t, c(d.memFreeHost(host), "cuMemFreeHost"))
+	okCall(t, c(d.memFree(p), "cuMemFree_v2"))
+	wantCall(t, f, fmt.Sprintf("cuMemFree_v2(p=%#x)", p))
+	f.fail("cuMemAlloc_v2", 2)
+	err = c(d.memAlloc(&p, 64), "cuMemAlloc_v2(64 bytes)")
+	if err == nil || err.Error() != "cuda: cuMemAlloc_v2(64 bytes): CUDA_ERROR_OUT_OF_MEMORY (2): out of memory" {
+		t.Errorf("an injected failure gave %v", err)
+	}
+
+	// streams and events
+	var s, e uintptr
+	okCall(t, c(d.streamCreate(&s, streamNonBlocking), "cuStreamCreate"))
+	wantCall(t, f, fmt.Sprintf("cuStreamCreate(flags=1) -> %#x", s))
+	okCall(t, c(d.eventCreate(&e, eventDisableTiming), "cuEventCreate"))
+	wantCall(t, f, fmt.Sprintf("cuEventCreate(flags=2) -> %#x", e))
+	okCall(t, c(d.eventRecord(e, s), "cuEventRecord"))
+	wantCall(t, f, fmt.Sprintf("cuEventRecord(event=%#x, stream=%#x)", e, s))
+	okCall(t, c(d.streamWaitEvent(s, e, 0), "cuStreamWaitEvent"))
+	wantCall(t, f, fmt.Sprintf("cuStreamWaitEvent(stream=%#x, event=%#x, flags=0)", s, e))
+	okCall(t, c(d.eventSynchronize(e), "cuEventSynchronize"))
+	wantCall(t, f, fmt.Sprintf("cuEventSynchronize(event=%#x)", e))
+	okCall(t, c(d.streamSynchronize(s), "cuStreamSynchronize"))
+	wantCall(t, f, fmt.Sprintf("cuStreamSynchronize(stream=%#x)", s))
+	okCall(t, c(d.eventDestroy(e), "cuEventDestroy_v2"))
+	okCall(t, c(d.streamDestroy(s), "cuStreamDestroy_v2"))
+	wantCall(t, f, fmt.Sprintf("cuStreamDestroy_v2(stream=%#x)", s))
+
+	// modules, functions and an 11-argument launch with a packed buffer
+	image := []byte("hello module\nrest of the image.............\x00")
+	var m, fn uintptr
+	okCall(t, c(d.moduleLoadData(&m, unsafe.Pointer(&image[0])), "cuModuleLoadData"))
+	wantCall(t, f, `cuModuleLoadData(image="hello module")`)
+	okCall(t, c(d.moduleGetFunction(&fn, m, "fake_probe"), "cuModuleGetFunction"))
+	wantCall(t, f, fmt.Sprintf(`cuModuleGetFunction(module=%#x, name="fake_probe")`, m))
+	err = c(d.moduleGetFunction(&fn, m, "no_such_kernel"), "cuModuleGetFunction")
+	if !errors.As(err, &ce) || ce.Name != "CUDA_ERROR_NOT_FOUND" {
+		t.Errorf("a missing kernel gave %v", err)
+	}
+	okCall(t, c(d.moduleGetFunction(&fn, m, "fake_probe"), "cuModuleGetFunction"))
+	kinds := []paramKind{pPtr, pI32, pI64, pF32, pU32, pU64, pI32}
+	packed, err := packParams(nil, kinds, []any{uint64(0x1122334455667788), -2, int64(-3), float32(1.5), uint32(7), uint64(1 << 63), int32(9)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantPacked := "8877665544332211" + "feffffff" + "00000000" + "fdffffffffffffff" + "0000c03f" + "07000000" + "0000000000000080" + "09000000"
+	if got := fmt.Sprintf("%x", packed); got != wantPacked {
+		t.Errorf("packed parameters %s; want %s", got, wantPacked)
+	}
+	size := uint64(len(packed))
+	extra := [5]uintptr{launchParamBufferPointer, uintptr(unsafe.Pointer(&packed[0])), launchParamBufferSize, uintptr(unsafe.Pointer(&size)), launchParamEnd}
+	okCall(t, c(d.launchKernel(fn, 2, 3, 4, 5, 6, 7, 8, 0x4242, nil, unsafe.Pointer(&extra[0])), "cuLaunchKernel"))
+	wantCall(t, f, fmt.Sprintf("cuLaunchKernel(func=fake_probe, grid=2x3x4, block=5x6x7, shared=8, stream=0x4242, params=null, extra=ok, size=%d, buffer=%s)", len(packed), wantPacked))
+	if !bytes.Equal(f.params(), packed) {
+		t.Errorf("the launch received % x; want % x", f.params(), packed)
+	}
+	okCall(t, c(d.moduleUnload(m), "cuModuleUnload"))
+
+	// cuFuncGetParamInfo: not exported, found through cuGetProcAddress_v2
+	if d.funcGetParamInfo != nil {
+		t.Fatal("the stand-in exports cuFuncGetParamInfo; the test wants it only through cuGetProcAddress_v2")
+	}
+	d.resolveLate(13000)
+	wantCall(t, f, `cuGetProcAddress_v2(symbol="cuFuncGetParamInfo", version=13000, flags=0)`)
+	if d.funcGetParamInfo == nil {
+		t.Fatal("cuFuncGetParamInfo not resolved through cuGetProcAddress_v2")
+	}
+	okCall(t, c(d.primaryCtxRelease(dev), "cuDevicePrimaryCtxRelease_v2"))
+	wantCall(t, f, "cuDevicePrimaryCtxRelease_v2(dev=0)")
+	f.assertClean(t)
+}
+
+func TestCublasBindings(t *testing.T) {
+	f, d := fakeDriver(t)
+	b, err := loadCublas([]string{f.dir}, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b.lib.path != filepath.Join(f.dir, "libcublas.so.13") || b.lt.path != filepath.Join(f.dir, "libcublasLt.so.13") {
+		t.Errorf("cuBLAS loaded from %s, cuBLASLt from %s", b.lib.path, b.lt.path)
+	}
+	if v := b.version(); v != "13.0.7" {
+		t.Errorf("cuBLAS version %s; want 13.0.7", v)
+	}
+	var h uintptr
+	okCall(t, b.check(b.create(&h), "cublasCreate_v2"))
+	okCall(t, b.check(b.setStream(h, 0x77), "cublasSetStream_v2"))
+	wantCall(t, f, fmt.Sprintf("cublasSetStream_v2(handle=%#x, stream=0x77)", h))
+
+	r := rand.New(rand.NewPCG(1, 2))
+	dev := func(x []float32) uint64 {
+		var p uint64
+		okCall(t, d.check(d.memAlloc(&p, uint64(4*len(x))), "cuMemAlloc_v2"))
+		okCall(t, d.check(d.memcpyHtoDAsync(p, unsafe.Pointer(&x[0]), uint64(4*len(x)), 0), "cuMemcpyHtoDAsync_v2"))
+		return p
+	}
+	get := func(p uint64, n int) []float32 {
+		x := make([]float32, n)
+		okCall(t, d.check(d.memcpyDtoHAsync(unsafe.Pointer(&x[0]), p, uint64(4*n), 0), "cuMemcpyDtoHAsync_v2"))
+		return x
+	}
+	rnd := func(n int) []float32 {
+		x := make([]float32, n)
+		for i := range x {
+			x[i] = float32(r.NormFloat64())
+		}
+		return x
+	}
+
+	// GemmEx, 19 arguments: C (m,n) = 1.5·Aᵀ·B − 0.25·C, column-major,
+	// with leading dimensions larger than the matrices
+	m, n, k, lda, ldb, ldc := 3, 4, 5, 7, 6, 5
+	A, B, C := rnd(lda*m), rnd(ldb*n), rnd(ldc*n)
+	pa, pb, pc := dev(A), dev(B), dev(C)
+	alpha, beta := float32(1.5), float32(-0.25)
+	s := b.gemmEx(h, opT, opN, int32(m), int32(n), int32(k), unsafe.Pointer(&alpha), pa, dtF32, int32(lda), pb, dtF32, int32(ldb),
+		unsafe.Pointer(&beta), pc, dtF32, int32(ldc), compute32FPedantic, gemmDefault)
+	okCall(t, b.check(s, "cublasGemmEx"))
+	wantCall(t, f, fmt.Sprintf("cublasGemmEx(handle=%#x, transa=1, transb=0, m=3, n=4, k=5, alpha=1.5, A=%#x, Atype=0, lda=7, "+
+		"B=%#x, Btype=0, ldb=6, beta=-0.25, C=%#x, Ctype=0, ldc=5, compute=69, algo=-1)", h, pa, pb, pc))
+	got := get(pc, ldc*n)
+	for j := range n {
+		for i := range m {
+			var acc float64
+			for l := range k {
+				acc += float64(A[l+i*lda]) * float64(B[l+j*ldb])
+			}
+			want := float32(1.5*acc + float64(beta)*float64(C[i+j*ldc]))
+			if math.Abs(float64(got[i+j*ldc]-want)) > 1e-5 {
+				t.Errorf("GemmEx C[%d,%d] = %v; want %v", i, j, got[i+j*ldc], want)
+			}
+		}
+	}
+
+	// GemmStridedBatchedEx, 23 arguments: bf16 operands, int64 strides
+	batch, sa, sb, sc := 3, int64(lda*k+5), int64(ldb*k+3), int64(ldc*n)
+	A16, B16 := rndBF16(r, int(sa)*batch), rndBF16(r, int(sb)*batch)
+	pa16, pb16 := dev(A16.packed()), dev(B16.packed())
+	pc2 := dev(rnd(int(sc) * batch))
+	alpha = 0.5
+	beta = 0
+	s = b.gemmStridedBatchedEx(h, opN, opT, int32(m), int32(n), int32(k), unsafe.Pointer(&alpha), pa16, dtBF16, int32(lda), sa,
+		pb16, dtBF16, int32(ldb), sb, unsafe.Pointer(&beta), pc2, dtF32, int32(ldc), sc, int32(batch), compute32F, gemmDefault)
+	okCall(t, b.check(s, "cublasGemmStridedBatchedEx"))
+	wantCall(t, f, fmt.Sprintf("cublasGemmStridedBatchedEx(handle=%#x, transa=0, transb=1, m=3, n=4, k=5, alpha=0.5, A=%#x, Atype=14, "+
+		"lda=7, strideA=%d, B=%#x, Btype=14, ldb=6, strideB=%d, beta=0, C=%#x, Ctype=0, ldc=5, strideC=%d, batch=3, compute=68, algo=-1)",
+		h, pa16, sa, pb16, sb, pc2, sc))
+	got = get(pc2, int(sc)*batch)
+	for q := range batch {
+		for j := range n {
+			for i := range m {
+				var acc float64
+				for l := range k {
+					acc += float64(A16[int64(q)*sa+int64(i+l*lda)]) * float64(B16[int64(q)*sb+int64(j+l*ldb)])
+				}
+				if g := got[int64(q)*sc+int64(i+j*ldc)]; math.Abs(float64(g)-0.5*acc) > 1e-5 {
+					t.Errorf("batch %d C[%d,%d] = %v; want %v", q, i, j, g, 0.5*acc)
+				}
+			}
+		}
+	}
+	// 64-bit strides arrive whole; the stand-in's bounds check rejects them
+	big := int64(1)<<40 + 3
+	s = b.gemmStridedBatchedEx(h, opN, opT, int32(m), int32(n), int32(k), unsafe.Pointer(&alpha), pa16, dtBF16, int32(lda), big,
+		pb16, dtBF16, int32(ldb), -big, unsafe.Pointer(&beta), pc2, dtF32, int32(ldc), sc, int32(batch), compute32F, gemmDefault)
+	if !strings.Contains(f.lastCall(), "strideA=1099511627779") || !strings.Contains(f.lastCall(), "strideB=-1099511627779") {
+		t.Errorf("64-bit strides: the library received %s", f.lastCall())
+	}
+	err = b.check(s, "cublasGemmStridedBatchedEx")
+	var ce *Error
+	if !errors.As(err, &ce) || ce.Name != "CUBLAS_STATUS_INVALID_VALUE" {
+		t.Errorf("out-of-bounds strides gave %v", err)
+	}
+	f.reset() // the bounds error above was wanted
+	okCall(t, b.check(b.destroy(h), "cublasDestroy_v2"))
+	wantCall(t, f, fmt.Sprintf("cublasDestroy_v2(handle=%#x)", h))
+	f.assertClean(t)
+}
+
+// bf16s are float32 values that bfloat16 holds exactly.
+type bf16s []float32
+
+func rndBF16(r *rand.Rand, n int) bf16s {
+	x := make(bf16s, n)
+	for i := range x {
+		x[i] = math.Float32frombits(math.Float32bits(float32(r.NormFloat64())) &^ 0xffff)
+	}
+	return x
+}
+
+// packed returns the bf16 bits two to a float32 slot (little-endian).
+func (x bf16s) packed() []float32 {
+	out := make([]float32, (len(x)+1)/2)
+	for i, v := range x {
+		bitsv := math.Float32bits(v) >> 16
+		w := math.Float32bits(out[i/2])
+		w |= bitsv << (16 * (i % 2))
+		out[i/2] = math.Float32frombits(w)
+	}
+	return out
+}
+
+func TestNVRTCBindings(t *testing.T) {
+	f := newFake(t)
+	rtc, err := loadNVRTC([]string{f.dir}, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v := rtc.versionString(); v != "12.9" {
+		t.Errorf("NVRTC version %s", v)
+	}
+	img, _, err := rtc.compile("// a program\n", "probe.cu", "sm_90", "--fmad=false", "-lineinfo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(f.calls(), "nvrtcCompileProgram(options=[--gpu-architecture=sm_90 --fmad=false -lineinfo])") {
+		t.Errorf("the options did not arrive:\n%s", f.calls())
+	}
+	if want := "fake CUBIN of probe.cu (13 bytes of source)\n"; string(img) != want {
+		t.Errorf("CUBIN %q; want %q", img, want)
+	}
+	img, _, err = rtc.compile("// a program\n", "probe.cu", "compute_80")
+	if err != nil || !strings.HasPrefix(string(img), "fake PTX of probe.cu") {
+		t.Errorf("PTX %q, %v", img, err)
+	}
+	f.fail("nvrtcCompileProgram", 6)
+	_, log, err := rtc.compile("// a program\n", "probe.cu", "compute_80")
+	if err == nil || !strings.Contains(err.Error(), "NVRTC_ERROR_COMPILATION") || !strings.Contains(err.Error(), "fake compile error") ||
+		log != "glmkit.cu(1): error: fake compile error" {
+		t.Errorf("a failed compilation gave log %q, error %v", log, err)
+	}
+	wantCall(t, f, "nvrtcDestroyProgram()")
+}
+
+// TestKernelParamLayout checks packParams against the kernel ABI as the C++
+// compiler lays the parameters out (through cuFuncGetParamInfo of the
+// stand-in, which reports the offsets of the emulator's argument structs).
+// On a GPU, New makes the same check against the driver.
+func TestKernelParamLayout(t *testing.T) {
+	f, d := fakeDriver(t)
+	okCall(t, d.check(d.init(0), "cuInit"))
+	d.resolveLate(13000)
+	var m uintptr
+	img := []byte("fake image\x00")
+	okCall(t, d.check(d.moduleLoadData(&m, unsafe.Pointer(&img[0])), "cuModuleLoadData"))
+	for k := range numKernels {
+		var fn uintptr
+		okCall(t, d.check(d.moduleGetFunction(&fn, m, kernelSigs[k].name), "cuModuleGetFunction"))
+		kinds, err := paramKinds(kernelSigs[k].params)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := verifyParams(d, fn, k, kinds); err != nil {
+			t.Error(err)
+		}
+	}
+	okCall(t, d.check(d.moduleUnload(m), "cuModuleUnload"))
+	f.assertClean(t)
+}

@@ -1,0 +1,337 @@
+package cuda
+
+import (
+	"errors"
+	"math"
+	"math/rand/v2"
+	"os"
+	"slices"
+	"testing"
+
+	"github.com/glmkit/glmkit/masking"
+	"github.com/glmkit/glmkit/sharding"
+	"github.com/glmkit/glmkit/trainer"
+	"github.com/glmkit/glmkit/trainer/cpu"
+)
+
+// Every backend test runs on up to four targets:
+//
+//	emu/fp32, emu/bf16  the stand-in library: the real kernel sources run
+//	                    by the emulator, GEMMs in double (bf16 operands
+//	                    rounded as cuBLAS would receive them)
+//	gpu/fp32, gpu/bf16  the real driver, cuBLAS and NVRTC, when a GPU is
+//	                    present; skipped otherwise, and a failure when
+//	                    GLM_REQUIRE_CUDA=1
+//
+// The tolerances are the issue's: relative error (max |Δ| / max |ref|)
+// under 1e-5 with float32 GEMMs and under 1e-2 with bf16 operands.
+
+// target is one way to run the backend.
+type target struct {
+	name string
+	gpu  bool
+	fp32 bool
+}
+
+var targets = []target{{"emu/fp32", false, true}, {"emu/bf16", false, false}, {"gpu/fp32", true, true}, {"gpu/bf16", true, false}}
+
+func (tg target) tol() float64 {
+	if tg.fp32 {
+		return 1e-5
+	}
+	return 1e-2
+}
+
+// requireCUDA reports whether GLM_REQUIRE_CUDA=1 turns a missing GPU into
+// a failure.
+func requireCUDA() bool { return os.Getenv("GLM_REQUIRE_CUDA") == "1" }
+
+// openTarget returns a backend for tg (closed at the end of the test), or
+// skips. For the stand-in it also checks, at the end, that nothing leaked
+// and that the stand-in's checks (guard bytes, operand bounds, barriers)
+// found nothing.
+func openTarget(t testing.TB, tg target) *Backend {
+	t.Helper()
+	if tg.gpu {
+		be, err := New(Options{FP32: tg.fp32})
+		if err != nil {
+			if errors.Is(err, ErrNoDriver) && !requireCUDA() {
+				t.Skipf("no GPU (set GLM_REQUIRE_CUDA=1 to fail instead): %v", err)
+			}
+			t.Fatal(err)
+		}
+		t.Cleanup(func() {
+			if err := be.Close(); err != nil {
+				t.Error(err)
+			}
+		})
+		t.Logf("%s", be.Name())
+		return be
+	}
+	f := newFake(t)
+	be, err := New(Options{LibDir: f.dir, FP32: tg.fp32, CacheDir: "off"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := be.Close(); err != nil {
+			t.Error(err)
+		}
+		f.assertClean(t)
+		for what, name := range []string{"device allocations", "host allocations", "streams", "events", "modules", "cuBLAS handles", "context references"} {
+			if n := f.live(int32(what)); n != 0 {
+				t.Errorf("after Close: %d %s left", n, name)
+			}
+		}
+	})
+	return be
+}
+
+// forTargets runs f as a subtest on every target.
+func forTargets(t *testing.T, f func(t *testing.T, tg target, be *Backend)) {
+	for _, tg := range targets {
+		t.Run(tg.name, func(t *testing.T) { f(t, tg, openTarget(t, tg)) })
+	}
+}
+
+// env pairs a CUDA backend with the CPU float64 oracle for op tests.
+type env struct {
+	t   *testing.T
+	be  *Backend
+	ref *cpu.Backend[float64]
+	r   *rand.Rand
+	tol float64
+}
+
+func newEnv(t *testing.T, tg target, be *Backend, seed uint64) *env {
+	ref, err := cpu.New[float64](cpu.Options{BLAS: "off", Threads: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &env{t: t, be: be, ref: ref, r: rand.New(rand.NewPCG(seed, 99)), tol: tg.tol()}
+}
+
+func (e *env) must(err error) {
+	e.t.Helper()
+	if err != nil {
+		e.t.Fatal(err)
+	}
+}
+
+// randn returns n normal float32 values times std.
+func (e *env) randn(n int, std float64) []float32 {
+	x := make([]float32, n)
+	for i := range x {
+		x[i] = float32(std * e.r.NormFloat64())
+	}
+	return x
+}
+
+// pair is a float tensor on both backends with the values x.
+type pair struct {
+	g, c trainer.Buf
+	n    int
+}
+
+func (e *env) floats(x []float32) pair {
+	e.t.Helper()
+	g, err := e.be.Floats(len(x))
+	e.must(err)
+	e.must(e.be.Upload(g, x))
+	c, err := e.ref.Floats(len(x))
+	e.must(err)
+	e.must(e.ref.Upload(c, x))
+	return pair{g, c, len(x)}
+}
+
+// poisoned is an output tensor of n elements: NaN on the GPU side (every
+// element must be written), zeros on the CPU side.
+func (e *env) poisoned(n int) pair {
+	e.t.Helper()
+	x := make([]float32, n)
+	p := e.floats(x)
+	for i := range x {
+		x[i] = float32(math.NaN())
+	}
+	e.must(e.be.Upload(p.g, x))
+	return p
+}
+
+func (e *env) int32s(x []int32) pair {
+	e.t.Helper()
+	g, err := e.be.Int32s(len(x))
+	e.must(err)
+	e.must(e.be.UploadInt32(g, x))
+	c, err := e.ref.Int32s(len(x))
+	e.must(err)
+	e.must(e.ref.UploadInt32(c, x))
+	return pair{g, c, len(x)}
+}
+
+// get downloads both sides.
+func (e *env) get(p pair) (g []float32, c []float64) {
+	e.t.Helper()
+	g = make([]float32, p.n)
+	e.must(e.be.Download(g, p.g))
+	return g, cpu.Host[float64](p.c)
+}
+
+// relErr is max |got − want| / max |want|; NaN gives +Inf.
+func relErr(got []float32, want []float64) float64 {
+	var d, m float64
+	for i, w := range want {
+		g := float64(got[i])
+		if math.IsNaN(g) || math.IsInf(g, 0) {
+			return math.Inf(1)
+		}
+		d = max(d, math.Abs(g-w))
+		m = max(m, math.Abs(w))
+	}
+	if m == 0 {
+		return d
+	}
+	return d / m
+}
+
+// check compares a tensor with the oracle within the target's tolerance.
+func (e *env) check(name string, p pair) {
+	e.t.Helper()
+	e.checkTol(name, p, e.tol)
+}
+
+func (e *env) checkTol(name string, p pair, tol float64) {
+	e.t.Helper()
+	g, c := e.get(p)
+	if err := relErr(g, c); !(err <= tol) {
+		e.t.Errorf("%s: relative error %.3g > %g", name, err, tol)
+	} else {
+		e.t.Logf("%s: relative error %.3g", name, err)
+	}
+}
+
+// ----------------------------------------------------------------------------
+// GLM batches (as trainer's tests make them; a little copying)
+
+type glmRow struct {
+	input, target, pos, bpos []int32
+	loss                     []uint8
+	sep                      int32
+	obj                      masking.Objective
+}
+
+// makeRow masks spans of the text in GLM's layout (glm-reference.md §2.2):
+// Part A with each span collapsed to [MASK], Part B with each span as
+// sop+span → span+eop at its mask's position, loss on Part B. The special
+// ids are the vocabulary's last three (mask, sop, eop), [CLS] is 1.
+func makeRow(r *rand.Rand, text []int32, vocab int, document bool) glmRow {
+	n := len(text)
+	mask, sop, eop := int32(vocab-3), int32(vocab-2), int32(vocab-1)
+	type span struct{ s, e int }
+	var spans []span
+	if document {
+		spans = []span{{1 + r.IntN(n-2), n}}
+	} else {
+		for i := 1 + r.IntN(3); i < n-1; {
+			l := 1 + r.IntN(3)
+			if i+l > n-1 {
+				break
+			}
+			spans = append(spans, span{i, i + l})
+			i += l + 1 + r.IntN(12)
+		}
+		if len(spans) == 0 {
+			spans = []span{{1, 2}}
+		}
+	}
+	row := glmRow{obj: masking.Token}
+	if document {
+		row.obj = masking.Document
+	}
+	maskPos := make([]int32, len(spans))
+	i := 0
+	for k, s := range spans {
+		row.input = append(row.input, text[i:s.s]...)
+		maskPos[k] = int32(len(row.input))
+		row.input = append(row.input, mask)
+		i = s.e
+	}
+	row.input = append(row.input, text[i:]...)
+	row.sep = int32(len(row.input))
+	row.target = slices.Clone(row.input)
+	for k := range row.input {
+		row.pos = append(row.pos, int32(k))
+	}
+	row.bpos = make([]int32, len(row.input))
+	row.loss = make([]uint8, len(row.input))
+	for _, k := range r.Perm(len(spans)) {
+		body := text[spans[k].s:spans[k].e]
+		row.input = append(append(row.input, sop), body...)
+		row.target = append(append(row.target, body...), eop)
+		for j := range len(body) + 1 {
+			row.pos = append(row.pos, maskPos[k])
+			row.bpos = append(row.bpos, int32(j+1))
+			row.loss = append(row.loss, 1)
+		}
+	}
+	return row
+}
+
+// padBatch pads rows to t positions (the longest row when t is 0):
+// id 0, loss 0, positions 0.
+func padBatch(rows []glmRow, t int) sharding.Batch {
+	for _, r := range rows {
+		t = max(t, len(r.input))
+	}
+	b := sharding.Batch{B: len(rows), T: t}
+	for i, r := range rows {
+		pad := t - len(r.input)
+		b.Input = append(append(b.Input, r.input...), make([]int32, pad)...)
+		b.Target = append(append(b.Target, r.target...), make([]int32, pad)...)
+		b.Pos = append(append(b.Pos, r.pos...), make([]int32, pad)...)
+		b.BlockPos = append(append(b.BlockPos, r.bpos...), make([]int32, pad)...)
+		b.LossMask = append(append(b.LossMask, r.loss...), make([]uint8, pad)...)
+		b.Sep = append(b.Sep, r.sep)
+		b.Objective = append(b.Objective, r.obj)
+		b.Rows = append(b.Rows, int64(i))
+	}
+	return b
+}
+
+// randomText is [CLS] then n−1 uniform ordinary ids (2 … vocab−4).
+func randomText(r *rand.Rand, n, vocab int) []int32 {
+	x := make([]int32, n)
+	x[0] = 1
+	for i := 1; i < n; i++ {
+		x[i] = 2 + int32(r.IntN(vocab-5))
+	}
+	return x
+}
+
+// patternText is learnable text: [CLS], then runs of an arithmetic
+// progression (start and step random, modulo the ordinary ids), so a
+// masked span follows from its neighbours.
+func patternText(r *rand.Rand, n, vocab int) []int32 {
+	ord := vocab - 5
+	x := make([]int32, n)
+	x[0] = 1
+	a, d := r.IntN(ord), 1+r.IntN(7)
+	for i := 1; i < n; i++ {
+		if r.IntN(40) == 0 {
+			a, d = r.IntN(ord), 1+r.IntN(7)
+		}
+		a = (a + d) % ord
+		x[i] = 2 + int32(a)
+	}
+	return x
+}
+
+// glmBatch is a padded batch of b rows of source lengths in [minLen,
+// maxLen], every third a document-level row.
+func glmBatch(r *rand.Rand, b, minLen, maxLen, vocab int, text func(*rand.Rand, int, int) []int32) sharding.Batch {
+	rows := make([]glmRow, b)
+	for i := range rows {
+		n := minLen + r.IntN(maxLen-minLen+1)
+		rows[i] = makeRow(r, text(r, n, vocab), vocab, i%3 == 2)
+	}
+	return padBatch(rows, 0)
+}
