@@ -92,8 +92,12 @@ func (be *Backend) AttentionForward(out, saved, qkv, sep trainer.Buf, b, t, c, n
 		}
 		return firstErr(
 			func() error { return g.launch1(kPermuteHeads, int64(btc), q, x.ptr(), b, t, nh, hs, 3*c, bf) },
-			func() error { return g.launch1(kPermuteHeads, int64(btc), k, x.ptr()+4*uint64(c), b, t, nh, hs, 3*c, bf) },
-			func() error { return g.launch1(kPermuteHeads, int64(btc), v, x.ptr()+8*uint64(c), b, t, nh, hs, 3*c, bf) },
+			func() error {
+				return g.launch1(kPermuteHeads, int64(btc), k, x.ptr()+4*uint64(c), b, t, nh, hs, 3*c, bf)
+			},
+			func() error {
+				return g.launch1(kPermuteHeads, int64(btc), v, x.ptr()+8*uint64(c), b, t, nh, hs, 3*c, bf)
+			},
 			// scores: S (T,T) = scale·q·kᵀ, i.e. Sᵀ = scale·(kᵀ)ᵀ·qᵀ per head
 			func() error {
 				return g.gemmBatched(opT, opN, t, t, hs, scale, k, hs, int64(t*hs), q, hs, int64(t*hs),
@@ -159,8 +163,12 @@ func (be *Backend) AttentionBackward(dqkv, scratch, dout, qkv, saved, sep traine
 		}
 		return firstErr(
 			func() error { return g.launch1(kPermuteHeads, int64(btc), q, x.ptr(), b, t, nh, hs, 3*c, bf) },
-			func() error { return g.launch1(kPermuteHeads, int64(btc), k, x.ptr()+4*uint64(c), b, t, nh, hs, 3*c, bf) },
-			func() error { return g.launch1(kPermuteHeads, int64(btc), v, x.ptr()+8*uint64(c), b, t, nh, hs, 3*c, bf) },
+			func() error {
+				return g.launch1(kPermuteHeads, int64(btc), k, x.ptr()+4*uint64(c), b, t, nh, hs, 3*c, bf)
+			},
+			func() error {
+				return g.launch1(kPermuteHeads, int64(btc), v, x.ptr()+8*uint64(c), b, t, nh, hs, 3*c, bf)
+			},
 			func() error { return g.launch1(kPermuteHeads, int64(btc), dyp, dy.ptr(), b, t, nh, hs, c, bf) },
 			// dP (T,T) = dy·vᵀ, i.e. dPᵀ = (vᵀ)ᵀ·dyᵀ
 			func() error {
