@@ -7,12 +7,15 @@ import (
 	"runtime"
 
 	"github.com/glmkit/glmkit/trainer/cpu"
+	"github.com/glmkit/glmkit/trainer/cuda"
 )
 
 const doctorHelp = `Usage: glmtrain doctor
 
 Prints the backends this machine can run: the CPU backend (with OpenBLAS or
-pure Go) and the CUDA backend.
+pure Go) and the CUDA backend: the driver, devices, cuBLAS and NVRTC found
+(where it looked when one is missing), then whether the backend starts
+(which compiles its kernels).
 `
 
 func cmdDoctor(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -32,6 +35,24 @@ func cmdDoctor(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	} else {
 		fmt.Fprintf(stdout, "      OpenBLAS: %s\n", ob.Name())
 	}
-	fmt.Fprintln(stdout, "cuda: not in this build yet (the CPU backend runs everything)")
+	fmt.Fprint(stdout, "cuda: ")
+	rep := cuda.Probe(cuda.Options{})
+	rep.Write(stdout, "      ")
+	if rep.DriverErr != nil {
+		fmt.Fprintln(stdout, "      the CUDA backend is unavailable: --backend auto runs on the CPU")
+		return nil
+	}
+	gb, err := cuda.New(cuda.Options{})
+	if err != nil {
+		fmt.Fprintf(stdout, "      backend: %v\n", err)
+		return nil
+	}
+	defer gb.Close()
+	in := gb.Info()
+	fmt.Fprintf(stdout, "      backend: %s\n      kernels: %s", gb.Name(), in.Kernels)
+	if in.ParamsChecked {
+		fmt.Fprint(stdout, ", parameter layout confirmed by the driver")
+	}
+	fmt.Fprintln(stdout)
 	return nil
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/glmkit/glmkit/sharding"
 	"github.com/glmkit/glmkit/trainer"
 	"github.com/glmkit/glmkit/trainer/cpu"
+	"github.com/glmkit/glmkit/trainer/cuda"
 )
 
 const trainHelp = `Usage: glmtrain train --data DIR --preset tiny|small|base|large --steps N --out DIR [flags]
@@ -223,12 +224,29 @@ func loaderMeta(spec string) (sharding.Meta, error) {
 	return meta, nil
 }
 
-// newBackend picks the backend: cpu, or cuda when asked for (and available).
+// newBackend picks the backend: cpu; cuda (an error without a usable GPU);
+// or auto, which takes cuda when a GPU is usable and says so, and falls
+// back to the CPU, saying why, otherwise.
 func newBackend(name string, threads int, blas string, stderr io.Writer) (trainer.Backend, error) {
 	switch name {
-	case "auto", "cpu":
+	case "cpu":
 	case "cuda":
-		return nil, errors.New("--backend cuda: this build of glmtrain has no CUDA backend yet; use --backend cpu")
+		be, err := cuda.New(cuda.Options{})
+		if err != nil {
+			return nil, fmt.Errorf("--backend cuda: %w", err)
+		}
+		return be, nil
+	case "auto":
+		be, err := cuda.New(cuda.Options{})
+		if err == nil {
+			fmt.Fprintf(stderr, "glmtrain: --backend auto: a GPU is present; running on %s\n", be.Name())
+			return be, nil
+		}
+		reason := err.Error()
+		if errors.Is(err, cuda.ErrNoDriver) {
+			reason = "no CUDA driver or device (glmtrain doctor says what was looked for)"
+		}
+		fmt.Fprintf(stderr, "glmtrain: --backend auto: %s; running on the CPU\n", reason)
 	default:
 		return nil, fmt.Errorf("--backend %q: want auto, cpu or cuda", name)
 	}

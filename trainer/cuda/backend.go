@@ -39,18 +39,21 @@ type Options struct {
 
 // Info describes the device and libraries a Backend runs on.
 type Info struct {
-	Device       string // the device's name, e.g. "NVIDIA H100 80GB HBM3"
-	Arch         string // compute capability as an NVRTC target, e.g. "sm_90"
-	SMs          int    // multiprocessors
-	MemoryBytes  uint64 // total device memory
-	Driver       string // the driver's CUDA version, e.g. "13.0"
-	Cublas       string // cuBLAS version, e.g. "13.0.0"
-	NVRTC        string // NVRTC version, e.g. "13.0"
-	Kernels      string // how the kernels were built: "sm_90 CUBIN (cached)" etc.
-	DriverPath   string
-	CublasPath   string
-	CublasLtPath string
-	NVRTCPath    string
+	Device      string // the device's name, e.g. "NVIDIA H100 80GB HBM3"
+	Arch        string // compute capability as an NVRTC target, e.g. "sm_90"
+	SMs         int    // multiprocessors
+	MemoryBytes uint64 // total device memory
+	Driver      string // the driver's CUDA version, e.g. "13.0"
+	Cublas      string // cuBLAS version, e.g. "13.0.0"
+	NVRTC       string // NVRTC version, e.g. "13.0"
+	Kernels     string // how the kernels were built: "sm_90 (compiled by NVRTC 13.0)" etc.
+	// ParamsChecked reports that the driver confirmed the kernels'
+	// parameter layout (cuFuncGetParamInfo, CUDA ≥ 12.4).
+	ParamsChecked bool
+	DriverPath    string
+	CublasPath    string
+	CublasLtPath  string
+	NVRTCPath     string
 }
 
 // Backend is the CUDA implementation of trainer.Backend: float32 buffers
@@ -257,9 +260,11 @@ func (be *Backend) loadKernels(g *gpu, dirs []string, nx int) error {
 		}
 		g.kinds[k] = kinds
 		if g.drv.funcGetParamInfo != nil {
-			if err := verifyParams(g.drv, g.funcs[k], k, kinds); err != nil {
+			checked, err := verifyParams(g.drv, g.funcs[k], k, kinds)
+			if err != nil {
 				return err
 			}
+			in.ParamsChecked = checked
 		}
 	}
 	return nil

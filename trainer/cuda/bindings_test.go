@@ -298,6 +298,9 @@ func TestCublasBindings(t *testing.T) {
 		t.Errorf("out-of-bounds strides gave %v", err)
 	}
 	f.reset() // the bounds error above was wanted
+	for _, p := range []uint64{pa, pb, pc, pa16, pb16, pc2} {
+		okCall(t, d.check(d.memFree(p), "cuMemFree_v2"))
+	}
 	okCall(t, b.check(b.destroy(h), "cublasDestroy_v2"))
 	wantCall(t, f, fmt.Sprintf("cublasDestroy_v2(handle=%#x)", h))
 	f.assertClean(t)
@@ -376,8 +379,8 @@ func TestKernelParamLayout(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := verifyParams(d, fn, k, kinds); err != nil {
-			t.Error(err)
+		if checked, err := verifyParams(d, fn, k, kinds); err != nil || !checked {
+			t.Errorf("%s: checked %v, %v", kernelSigs[k].name, checked, err)
 		}
 	}
 	okCall(t, d.check(d.moduleUnload(m), "cuModuleUnload"))

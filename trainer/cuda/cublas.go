@@ -55,7 +55,7 @@ type cublas struct {
 // is on no search path (the nvidia-* wheels).
 func loadCublas(dirs []string, nExplicit int) (*cublas, error) {
 	c := &cublas{}
-	lib, err := openLib("cuBLAS", cublasNames, dirs, nExplicit, func(p string) {
+	lib, err := openLib(cublasNames, dirs, nExplicit, func(p string) {
 		dir, name := filepath.Split(p)
 		lt := cublasLtName[name]
 		if dir == "" || lt == "" || !fileExists(dir+lt) {
@@ -66,7 +66,7 @@ func loadCublas(dirs []string, nExplicit int) (*cublas, error) {
 		}
 	})
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("cuBLAS: %w", err)
 	}
 	c.lib = lib
 	s := symbols{lib: lib}

@@ -82,7 +82,7 @@ type driver struct {
 // loadDriver opens libcuda.so.1 from dirs and binds the driver API. It
 // does not call cuInit.
 func loadDriver(dirs []string, nExplicit int) (*driver, error) {
-	lib, err := openLib("the CUDA driver", driverNames, dirs, nExplicit, nil)
+	lib, err := openLib(driverNames, dirs, nExplicit, nil)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrNoDriver, err)
 	}
@@ -192,21 +192,22 @@ func (e *Error) Error() string {
 
 // verifyParams compares a kernel's parameter layout as the driver reports
 // it (cuFuncGetParamInfo, CUDA ≥ 12.4) with the one packParams produces.
-func verifyParams(d *driver, fn uintptr, k kernel, kinds []paramKind) error {
+// It reports whether the driver answered; only a mismatch is an error.
+func verifyParams(d *driver, fn uintptr, k kernel, kinds []paramKind) (bool, error) {
 	offs, _ := paramOffsets(kinds)
 	for i, kd := range kinds {
 		var off, size uint64
-		if err := d.check(d.funcGetParamInfo(fn, uint64(i), &off, &size), "cuFuncGetParamInfo(%s, %d)", k, i); err != nil {
-			return err
+		if d.funcGetParamInfo(fn, uint64(i), &off, &size) != cudaSuccess {
+			return false, nil
 		}
 		if int(off) != offs[i] || int(size) != kd.size() {
-			return fmt.Errorf("cuda: kernel %s parameter %d is at offset %d, %d bytes, for the driver; the backend packs it at %d, %d bytes",
+			return true, fmt.Errorf("cuda: kernel %s parameter %d is at offset %d, %d bytes, for the driver; the backend packs it at %d, %d bytes",
 				k, i, off, size, offs[i], kd.size())
 		}
 	}
 	var off, size uint64
 	if d.funcGetParamInfo(fn, uint64(len(kinds)), &off, &size) == cudaSuccess {
-		return fmt.Errorf("cuda: kernel %s has more than the %d parameters of its signature", k, len(kinds))
+		return true, fmt.Errorf("cuda: kernel %s has more than the %d parameters of its signature", k, len(kinds))
 	}
-	return nil
+	return true, nil
 }

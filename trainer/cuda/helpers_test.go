@@ -69,6 +69,11 @@ func openTarget(t testing.TB, tg target) *Backend {
 		return be
 	}
 	f := newFake(t)
+	names := []string{"device allocations", "host allocations", "streams", "events", "modules", "cuBLAS handles", "context references"}
+	before := make([]int32, len(names))
+	for i := range names {
+		before[i] = f.live(int32(i))
+	}
 	be, err := New(Options{LibDir: f.dir, FP32: tg.fp32, CacheDir: "off"})
 	if err != nil {
 		t.Fatal(err)
@@ -78,9 +83,9 @@ func openTarget(t testing.TB, tg target) *Backend {
 			t.Error(err)
 		}
 		f.assertClean(t)
-		for what, name := range []string{"device allocations", "host allocations", "streams", "events", "modules", "cuBLAS handles", "context references"} {
-			if n := f.live(int32(what)); n != 0 {
-				t.Errorf("after Close: %d %s left", n, name)
+		for i, name := range names {
+			if n := f.live(int32(i)) - before[i]; n != 0 {
+				t.Errorf("after Close: %d %s more than before New", n, name)
 			}
 		}
 	})
@@ -307,20 +312,18 @@ func randomText(r *rand.Rand, n, vocab int) []int32 {
 	return x
 }
 
-// patternText is learnable text: [CLS], then runs of an arithmetic
-// progression (start and step random, modulo the ordinary ids), so a
-// masked span follows from its neighbours.
-func patternText(r *rand.Rand, n, vocab int) []int32 {
-	ord := vocab - 5
+// motifText is learnable text: [CLS], then a random motif of 3 to 8
+// ordinary ids repeated, so a masked span can be copied from another
+// repetition.
+func motifText(r *rand.Rand, n, vocab int) []int32 {
 	x := make([]int32, n)
 	x[0] = 1
-	a, d := r.IntN(ord), 1+r.IntN(7)
+	m := make([]int32, 3+r.IntN(6))
+	for i := range m {
+		m[i] = 2 + int32(r.IntN(vocab-5))
+	}
 	for i := 1; i < n; i++ {
-		if r.IntN(40) == 0 {
-			a, d = r.IntN(ord), 1+r.IntN(7)
-		}
-		a = (a + d) % ord
-		x[i] = 2 + int32(a)
+		x[i] = m[(i-1)%len(m)]
 	}
 	return x
 }

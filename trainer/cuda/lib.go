@@ -111,7 +111,7 @@ func fileExists(p string) bool { _, err := os.Stat(p); return err == nil }
 // openLib opens the first candidate (see candidates) that loads. before,
 // if not nil, runs before each attempt with the path. The error lists where
 // it looked.
-func openLib(what string, names, dirs []string, nExplicit int, before func(path string)) (library, error) {
+func openLib(names, dirs []string, nExplicit int, before func(path string)) (library, error) {
 	var tried []string
 	for _, p := range candidates(names, dirs, nExplicit) {
 		if before != nil {
@@ -126,7 +126,7 @@ func openLib(what string, names, dirs []string, nExplicit int, before func(path 
 		}
 		return library{path: p, handle: h}, nil
 	}
-	msg := fmt.Sprintf("%s (%s) is not in %s, nor known to the dynamic loader", what, strings.Join(names, ", "), strings.Join(dirs, ", "))
+	msg := fmt.Sprintf("no %s in %s, nor known to the dynamic loader", strings.Join(names, " or "), strings.Join(dirs, ", "))
 	if len(tried) > 0 {
 		msg += "; failed to load " + strings.Join(tried, "; ")
 	}

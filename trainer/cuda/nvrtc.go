@@ -36,7 +36,7 @@ type nvrtc struct {
 // libnvrtc-builtins beside it, which libnvrtc opens by name at compile time.
 func loadNVRTC(dirs []string, nExplicit int) (*nvrtc, error) {
 	r := &nvrtc{}
-	lib, err := openLib("NVRTC", nvrtcNames, dirs, nExplicit, func(p string) {
+	lib, err := openLib(nvrtcNames, dirs, nExplicit, func(p string) {
 		dir := filepath.Dir(p)
 		if !strings.Contains(p, "/") {
 			return
@@ -50,7 +50,7 @@ func loadNVRTC(dirs []string, nExplicit int) (*nvrtc, error) {
 		}
 	})
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("NVRTC: %w", err)
 	}
 	r.lib = lib
 	s := symbols{lib: lib}

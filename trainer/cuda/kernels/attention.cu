@@ -49,7 +49,7 @@ extern "C" __global__ void unpermute_heads(float* dst, const float* src, int b, 
 // when not null, receives the matrix the P·V product reads (attd with
 // dropout, else att) as bf16. jump holds each thread's first-draw jump.
 // Grid B·NH·T.
-extern "C" __global__ void attn_softmax_forward(float* att, float* attd, bf16* pmat, const int* sep, int nh, int t,
+extern "C" __global__ void __launch_bounds__(1024) attn_softmax_forward(float* att, float* attd, bf16* pmat, const int* sep, int nh, int t,
 	int dropout, u32 thr, float dscale, u64 seed, u64 stream, const u64* jump) {
 	__shared__ float sh[1024];
 	long long row = blockIdx.x;
@@ -104,7 +104,7 @@ extern "C" __global__ void attn_softmax_forward(float* att, float* attd, bf16* p
 // probabilities; it becomes the gradient of the scaled scores, through the
 // dropout mask (the forward's draws) and the softmax, 0 for hidden keys.
 // dsmat, when not null, receives it as bf16. Grid B·NH·T.
-extern "C" __global__ void attn_softmax_backward(float* ds, bf16* dsmat, const float* att, const int* sep, int nh, int t,
+extern "C" __global__ void __launch_bounds__(1024) attn_softmax_backward(float* ds, bf16* dsmat, const float* att, const int* sep, int nh, int t,
 	int dropout, u32 thr, float dscale, u64 seed, u64 stream, const u64* jump) {
 	__shared__ float sh[1024];
 	long long row = blockIdx.x;

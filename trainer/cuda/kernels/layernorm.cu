@@ -3,7 +3,7 @@
 
 // layernorm_forward: inp (N,C); w, b (C) → out (N,C), mean (N), rstd (N).
 // Grid N.
-extern "C" __global__ void layernorm_forward(float* out, float* mean, float* rstd, const float* inp, const float* w,
+extern "C" __global__ void __launch_bounds__(1024) layernorm_forward(float* out, float* mean, float* rstd, const float* inp, const float* w,
 	const float* b, int n, int c) {
 	__shared__ double shd[1024];
 	long long row = blockIdx.x;
@@ -34,7 +34,7 @@ extern "C" __global__ void layernorm_forward(float* out, float* mean, float* rst
 
 // layernorm_backward_input: dout, inp (N,C); w (C); mean, rstd (N) →
 // dinp (N,C) +=. Grid N.
-extern "C" __global__ void layernorm_backward_input(float* dinp, const float* dout, const float* inp, const float* w,
+extern "C" __global__ void __launch_bounds__(1024) layernorm_backward_input(float* dinp, const float* dout, const float* inp, const float* w,
 	const float* mean, const float* rstd, int n, int c) {
 	__shared__ float sh[1024];
 	long long row = blockIdx.x;

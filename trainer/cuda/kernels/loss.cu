@@ -5,7 +5,7 @@
 // losses (N) = logsumexp(row) − row[target], and, when probs is not null,
 // the softmax (probs may alias logits). The sum of exponentials runs in
 // double, as on the CPU. Grid N.
-extern "C" __global__ void crossentropy_forward(float* losses, float* probs, const float* logits, const int* targets,
+extern "C" __global__ void __launch_bounds__(1024) crossentropy_forward(float* losses, float* probs, const float* logits, const int* targets,
 	int n, int v) {
 	__shared__ float sh[1024];
 	__shared__ double shd[1024];

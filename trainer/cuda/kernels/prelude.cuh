@@ -7,7 +7,10 @@
 // small CUDA emulator, so every kernel must stay inside the subset it
 // implements: 1-D and 2-D grids, fixed-size __shared__ arrays, and
 // __syncthreads reached by every thread of a block (no warp intrinsics,
-// no atomics, no early return before a barrier).
+// no atomics, no early return before a barrier). Kernels launched with one
+// block per row may get up to 1024 threads: they say so with
+// __launch_bounds__(1024), so the compiler keeps their registers within
+// what such a block may use.
 
 typedef unsigned long long u64;
 typedef unsigned int u32;

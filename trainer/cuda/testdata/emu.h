@@ -27,6 +27,7 @@ void emu_syncthreads(void);
 #define __device__
 #define __forceinline__ inline
 #define __shared__ static
+#define __launch_bounds__(...)
 
 static inline float __int_as_float(int i) {
 	float f;
