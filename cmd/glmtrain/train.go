@@ -233,7 +233,7 @@ func newBackend(name string, threads int, blas string, stderr io.Writer) (traine
 	case "cuda":
 		be, err := cuda.New(cuda.Options{})
 		if err != nil {
-			return nil, fmt.Errorf("--backend cuda: %w", err)
+			return nil, err // "cuda: …", e.g. "cuda: no CUDA driver found: …"
 		}
 		return be, nil
 	case "auto":

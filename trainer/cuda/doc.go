@@ -40,9 +40,9 @@
 //
 // Results do not depend on timing: no kernel uses atomics, reductions run
 // in a fixed order (block trees, fixed row chunks added in order), and the
-// embedding backward groups rows by id on the host (int32 buffers keep a
-// host copy, since only UploadInt32 and Zero write them) so every table
-// row is summed in the CPU's order. Dropout draws the CPU backend's masks
+// embedding backward groups positions by id on the host (int32 buffers
+// keep a host copy, since only UploadInt32 and Zero write them) and sums
+// each group in fixed pieces added in order. Dropout draws the CPU backend's masks
 // bit for bit: the kernels run math/rand/v2's PCG-DXSM, each thread
 // jumping to its first draw with an affine map computed on the host.
 //

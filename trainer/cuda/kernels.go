@@ -37,7 +37,8 @@ type kernel int
 // The kernels, in the order of kernelSigs.
 const (
 	kEncoderForward kernel = iota
-	kEmbedBackward
+	kEmbedBackwardPartial
+	kEmbedBackwardAdd
 	kGeluForward
 	kGeluBackward
 	kResidualForward
@@ -74,7 +75,8 @@ type kernelSig struct {
 // kernelSigs is an immutable table, indexed by kernel.
 var kernelSigs = [numKernels]kernelSig{
 	kEncoderForward:                 {"encoder_forward", "float*, const int*, const int*, const int*, const float*, const float*, const float*, int, int"},
-	kEmbedBackward:                  {"embed_backward", "float*, const float*, const int*, const int*, const int*, int"},
+	kEmbedBackwardPartial:           {"embed_backward_partial", "float*, const float*, const int*, const int*, int"},
+	kEmbedBackwardAdd:               {"embed_backward_add", "float*, const float*, const int*, const int*, int"},
 	kGeluForward:                    {"gelu_forward", "float*, const float*, long long"},
 	kGeluBackward:                   {"gelu_backward", "float*, const float*, const float*, long long"},
 	kResidualForward:                {"residual_forward", "float*, const float*, const float*, long long"},

@@ -79,10 +79,16 @@ func (be *Backend) EncoderForward(out, inp, pos, bpos, wte, wpe, wbpe trainer.Bu
 	})
 }
 
-// segments groups the rows i in [0, len(ids)) by id, each group in
-// increasing i (a stable counting sort): rows[start[s]:start[s+1]] are the
-// rows of table row seg[s].
-func segments(ids []int32, tableRows int) (rows, start, seg []int32) {
+// embedPiece is the most positions one thread sums in the embedding
+// backward before the pieces are added.
+const embedPiece = 64
+
+// embedGroups groups the positions i in [0, len(ids)) by id (a stable
+// counting sort): rows lists them group by group, each group in increasing
+// i, cut into pieces of at most embedPiece positions. Piece q is
+// rows[pieceStart[q]:pieceStart[q+1]]; group s is table row groupID[s] and
+// its pieces are [groupPiece[s], groupPiece[s+1]).
+func embedGroups(ids []int32, tableRows int) (rows, pieceStart, groupPiece, groupID []int32) {
 	count := make([]int32, tableRows+1)
 	for _, id := range ids {
 		count[id+1]++
@@ -96,23 +102,29 @@ func segments(ids []int32, tableRows int) (rows, start, seg []int32) {
 		rows[next[id]] = int32(i)
 		next[id]++
 	}
-	// next[r] is now the end of row r's group; groups are consecutive
-	start = []int32{0}
-	prev := int32(0)
+	// next[r] is now the end of row r's group; the groups are consecutive
+	pieceStart, groupPiece = []int32{0}, []int32{0}
+	lo := int32(0)
 	for r := range tableRows {
-		if next[r] > prev {
-			seg = append(seg, int32(r))
-			start = append(start, next[r])
-			prev = next[r]
+		hi := next[r]
+		if hi == lo {
+			continue
 		}
+		for p := lo + embedPiece; p < hi; p += embedPiece {
+			pieceStart = append(pieceStart, p)
+		}
+		pieceStart = append(pieceStart, hi)
+		groupID = append(groupID, int32(r))
+		groupPiece = append(groupPiece, int32(len(pieceStart)-1))
+		lo = hi
 	}
-	return rows, start, seg
+	return rows, pieceStart, groupPiece, groupID
 }
 
-// EncoderBackward implements trainer.Backend. Each table's rows are
-// grouped by id on the host (from the ids' host copy), and a kernel sums
-// every group in row order: deterministic, no atomics, and the CPU's
-// order of additions.
+// EncoderBackward implements trainer.Backend. Each table's positions are
+// grouped by id on the host (from the ids' host copy), and two kernels sum
+// each group in fixed pieces and add the pieces in order: deterministic,
+// no atomics.
 // dout (N,C); inp, pos, bpos (N) → dwte (V,C), dwpe (P,C), dwbpe (P,C) +=
 func (be *Backend) EncoderBackward(dwte, dwpe, dwbpe, dout, inp, pos, bpos trainer.Buf, n, c int) error {
 	ck := checker{op: "encoder backward"}
@@ -127,13 +139,15 @@ func (be *Backend) EncoderBackward(dwte, dwpe, dwbpe, dout, inp, pos, bpos train
 	if ck.err != nil || n == 0 || c == 0 {
 		return ck.err
 	}
-	type group struct{ rows, start, seg []int32 }
-	var gs [3]group
+	var groups [3][4][]int32 // per table: rows, pieceStart, groupPiece, groupID
 	var sizes []uint64
-	for k := range gs {
-		r, s, sg := segments(ids[k].ints()[:n], tabs[k].n/c)
-		gs[k] = group{r, s, sg}
-		sizes = append(sizes, 4*uint64(len(r)), 4*uint64(len(s)), 4*uint64(len(sg)))
+	for k := range groups {
+		r, ps, gp, gid := embedGroups(ids[k].ints()[:n], tabs[k].n/c)
+		groups[k] = [4][]int32{r, ps, gp, gid}
+		for _, a := range groups[k] {
+			sizes = append(sizes, 4*uint64(len(a)))
+		}
+		sizes = append(sizes, 4*uint64(len(ps)-1)*uint64(c)) // the pieces' sums
 	}
 	return be.do(ck.op, func(g *gpu) error {
 		sc, err := g.scratch(sizes...)
@@ -141,14 +155,22 @@ func (be *Backend) EncoderBackward(dwte, dwpe, dwbpe, dout, inp, pos, bpos train
 			return err
 		}
 		const block = 128
-		for k, gr := range gs {
-			for j, a := range [][]int32{gr.rows, gr.start, gr.seg} {
-				if err := g.upload(sc[3*k+j], int32Bytes(a)); err != nil {
+		cb := (c + block - 1) / block
+		for k, gr := range groups {
+			p := sc[5*k : 5*k+5] // rows, pieceStart, groupPiece, groupID, partials
+			for j, a := range gr {
+				if err := g.upload(p[j], int32Bytes(a)); err != nil {
 					return err
 				}
 			}
-			err := g.launch(kEmbedBackward, len(gr.seg), (c+block-1)/block, block,
-				tabs[k].ptr(), d.ptr(), sc[3*k], sc[3*k+1], sc[3*k+2], c)
+			err := firstErr(
+				func() error {
+					return g.launch(kEmbedBackwardPartial, len(gr[1])-1, cb, block, p[4], d.ptr(), p[0], p[1], c)
+				},
+				func() error {
+					return g.launch(kEmbedBackwardAdd, len(gr[3]), cb, block, tabs[k].ptr(), p[4], p[2], p[3], c)
+				},
+			)
 			if err != nil {
 				return err
 			}

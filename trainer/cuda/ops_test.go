@@ -3,6 +3,7 @@ package cuda
 import (
 	"fmt"
 	"math"
+	"math/rand/v2"
 	"testing"
 
 	"github.com/glmkit/glmkit/trainer"
@@ -23,7 +24,13 @@ func TestEncoder(t *testing.T) {
 			}
 			return x
 		}
-		inp, pos, bpos := e.int32s(ids(v)), e.int32s(ids(p)), e.int32s(ids(p))
+		hot := ids(p) // mostly 0, as GLM's block positions: groups of more than one piece
+		for i := range hot {
+			if i%7 != 0 {
+				hot[i] = 0
+			}
+		}
+		inp, pos, bpos := e.int32s(ids(v)), e.int32s(ids(p)), e.int32s(hot)
 		wte, wpe, wbpe := e.floats(e.randn(v*c, 1)), e.floats(e.randn(p*c, 1)), e.floats(e.randn(p*c, 1))
 		out := e.poisoned(n * c)
 		e.must(be.EncoderForward(out.g, inp.g, pos.g, bpos.g, wte.g, wpe.g, wbpe.g, n, c))
@@ -384,4 +391,59 @@ func TestBuffers(t *testing.T) {
 			t.Fatal(err)
 		}
 	})
+}
+
+// TestEmbedGroups checks the host side of the embedding backward: every
+// position once, grouped by id in increasing order, pieces of at most
+// embedPiece that tile their group.
+func TestEmbedGroups(t *testing.T) {
+	r := rand.New(rand.NewPCG(3, 3))
+	ids := make([]int32, 1000)
+	for i := range ids {
+		ids[i] = int32(r.IntN(5)) * 3 // rows 0, 3, …, 12 of 15; ~200 positions each
+	}
+	rows, pieceStart, groupPiece, groupID := embedGroups(ids, 15)
+	if len(rows) != len(ids) || len(groupID) != 5 || len(groupPiece) != 6 || pieceStart[len(pieceStart)-1] != int32(len(ids)) {
+		t.Fatalf("%d rows, %d groups, %d pieces", len(rows), len(groupID), len(pieceStart)-1)
+	}
+	seen := make([]bool, len(ids))
+	for s, id := range groupID {
+		prev := int32(-1)
+		for q := groupPiece[s]; q < groupPiece[s+1]; q++ {
+			lo, hi := pieceStart[q], pieceStart[q+1]
+			if hi <= lo || hi-lo > embedPiece {
+				t.Fatalf("group %d piece %d has %d positions", s, q, hi-lo)
+			}
+			for _, i := range rows[lo:hi] {
+				if ids[i] != id || i <= prev || seen[i] {
+					t.Fatalf("group %d (id %d): position %d (id %d) after %d", s, id, i, ids[i], prev)
+				}
+				seen[i], prev = true, i
+			}
+		}
+	}
+}
+
+// TestPCGJump checks the host's jump-ahead against math/rand/v2's PCG: the
+// state after pcgJump(k) is the state after k calls of Uint64, and the
+// kernels' output function of it is Uint64's result.
+func TestPCGJump(t *testing.T) {
+	for _, k := range []uint64{1, 2, 3, 8, 9, 100, 4095, 4096, 1 << 20} {
+		seed, stream := uint64(0x1234), uint64(0xfeed)
+		r := rand.NewPCG(seed, stream)
+		var want uint64
+		for range k {
+			want = r.Uint64()
+		}
+		a, c := pcgJump(k)
+		s := u128{seed, stream}.mul(a).add(c)
+		hi := s.hi
+		hi ^= hi >> 32
+		hi *= 0xda942042e4dd58b5
+		hi ^= hi >> 48
+		hi *= s.lo | 1
+		if hi != want {
+			t.Errorf("draw %d: %#x from the jump; math/rand/v2 gives %#x", k, hi, want)
+		}
+	}
 }

@@ -12,20 +12,39 @@ extern "C" __global__ void encoder_forward(float* out, const int* inp, const int
 	}
 }
 
-// embed_backward adds the gradient rows of one table's segments: segment s
-// is table row seg_id[s], fed by the rows rows[seg_start[s]:seg_start[s+1]]
-// of dout in increasing order, so the sums run in the CPU's order without
-// atomics. Grid (segments, ceil(C/blockDim)).
-// dout (N,C) → dtable (rows,C) +=
-extern "C" __global__ void embed_backward(float* dtable, const float* dout, const int* rows, const int* seg_start,
-	const int* seg_id, int c) {
+// The embedding backward sums, for every table row, the gradient rows of
+// the positions with that id, without atomics: the host groups positions
+// by id (rows, in increasing order) and cuts each group into pieces of at
+// most 64; embed_backward_partial sums each piece, and embed_backward_add
+// adds a group's pieces, in order, to its table row. Grids (pieces or
+// groups, ceil(C/blockDim)).
+
+// embed_backward_partial: partials[q] = Σ dout[rows[k]] over k in
+// [piece_start[q], piece_start[q+1]).
+extern "C" __global__ void embed_backward_partial(float* partials, const float* dout, const int* rows,
+	const int* piece_start, int c) {
+	int q = blockIdx.x;
+	int j = blockIdx.y * blockDim.x + threadIdx.x;
+	if (j < c) {
+		float acc = 0.0f;
+		for (int k = piece_start[q]; k < piece_start[q + 1]; k++) {
+			acc += dout[(long long)rows[k] * c + j];
+		}
+		partials[(long long)q * c + j] = acc;
+	}
+}
+
+// embed_backward_add: dtable[group_id[s]] += Σ partials[q] over q in
+// [group_piece[s], group_piece[s+1]), in order.
+extern "C" __global__ void embed_backward_add(float* dtable, const float* partials, const int* group_piece,
+	const int* group_id, int c) {
 	int s = blockIdx.x;
 	int j = blockIdx.y * blockDim.x + threadIdx.x;
 	if (j < c) {
-		float* dst = dtable + (long long)seg_id[s] * c + j;
+		float* dst = dtable + (long long)group_id[s] * c + j;
 		float acc = *dst;
-		for (int k = seg_start[s]; k < seg_start[s + 1]; k++) {
-			acc += dout[(long long)rows[k] * c + j];
+		for (int q = group_piece[s]; q < group_piece[s + 1]; q++) {
+			acc += partials[(long long)q * c + j];
 		}
 		*dst = acc;
 	}
