@@ -243,7 +243,7 @@ func newBackend(name string, threads int, blas string, stderr io.Writer) (traine
 			return be, nil
 		}
 		reason := err.Error()
-		if errors.Is(err, cuda.ErrNoDriver) {
+		if errors.Is(err, cuda.ErrNoDriver) || errors.Is(err, cuda.ErrNoDevice) {
 			reason = "no CUDA driver or device (glmtrain doctor says what was looked for)"
 		}
 		fmt.Fprintf(stderr, "glmtrain: --backend auto: %s; running on the CPU\n", reason)

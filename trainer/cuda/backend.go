@@ -76,7 +76,8 @@ var _ trainer.Backend = (*Backend)(nil)
 
 // New opens the CUDA libraries, takes the device's primary context,
 // compiles the kernels (or loads them from the cache) and returns the
-// backend. Without a driver or a device the error wraps ErrNoDriver.
+// backend. Without a driver the error wraps ErrNoDriver, without a usable
+// device ErrNoDevice.
 func New(o Options) (*Backend, error) {
 	if os.Getenv("GLMKIT_CUDA_SYNC") == "1" {
 		o.Sync = true
@@ -97,7 +98,7 @@ func New(o Options) (*Backend, error) {
 		return err
 	})
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("cuda: %w", err)
 	}
 	be.g = g
 	return be, nil
@@ -109,11 +110,7 @@ func (be *Backend) start(g *gpu, dirs []string, nx int) error {
 	in := &be.info
 	in.DriverPath = drv.lib.path
 	if r := drv.init(0); r != cudaSuccess {
-		err := drv.check(r, "cuInit")
-		if r == cudaErrNoDevice {
-			return fmt.Errorf("%w: %v", ErrNoDriver, err)
-		}
-		return err
+		return fmt.Errorf("%w (driver %s): %v", ErrNoDevice, drv.lib.path, drv.check(r, "cuInit"))
 	}
 	var ver int32
 	if err := g.check(drv.driverGetVersion(&ver), "cuDriverGetVersion"); err != nil {
@@ -126,10 +123,10 @@ func (be *Backend) start(g *gpu, dirs []string, nx int) error {
 		return err
 	}
 	if count == 0 {
-		return fmt.Errorf("%w: the driver (%s) sees no device", ErrNoDriver, drv.lib.path)
+		return fmt.Errorf("%w: the driver (%s) sees no device", ErrNoDevice, drv.lib.path)
 	}
 	if be.opt.Device < 0 || be.opt.Device >= int(count) {
-		return fmt.Errorf("cuda: device %d of %d", be.opt.Device, count)
+		return fmt.Errorf("device %d of %d", be.opt.Device, count)
 	}
 	if err := g.check(drv.deviceGet(&g.dev, int32(be.opt.Device)), "cuDeviceGet(%d)", be.opt.Device); err != nil {
 		return err
@@ -148,35 +145,44 @@ func (be *Backend) start(g *gpu, dirs []string, nx int) error {
 		return err
 	}
 	in.Arch, in.SMs = fmt.Sprintf("sm_%d%d", major, minor), int(sms)
-	if err := g.check(drv.primaryCtxRetain(&g.ctx, g.dev), "cuDevicePrimaryCtxRetain"); err != nil {
+	var ctx uintptr
+	if err := g.check(drv.primaryCtxRetain(&ctx, g.dev), "cuDevicePrimaryCtxRetain"); err != nil {
 		return err
 	}
+	g.ctx = ctx
 	if err := g.check(drv.ctxSetCurrent(g.ctx), "cuCtxSetCurrent"); err != nil {
 		return err
 	}
-	if err := errors.Join(
-		g.check(drv.streamCreate(&g.compute, streamNonBlocking), "cuStreamCreate"),
-		g.check(drv.streamCreate(&g.copy, streamNonBlocking), "cuStreamCreate")); err != nil {
-		return err
+	// each handle is kept only once created, so that release frees
+	// exactly what exists
+	for _, s := range []*uintptr{&g.compute, &g.copy} {
+		var h uintptr
+		if err := g.check(drv.streamCreate(&h, streamNonBlocking), "cuStreamCreate"); err != nil {
+			return err
+		}
+		*s = h
 	}
 	for i := range g.ring {
-		s := &g.ring[i]
-		if err := errors.Join(
-			g.check(drv.eventCreate(&s.copied, eventDisableTiming), "cuEventCreate"),
-			g.check(drv.eventCreate(&s.done, eventDisableTiming), "cuEventCreate")); err != nil {
-			return err
+		for _, e := range []*uintptr{&g.ring[i].copied, &g.ring[i].done} {
+			var h uintptr
+			if err := g.check(drv.eventCreate(&h, eventDisableTiming), "cuEventCreate"); err != nil {
+				return err
+			}
+			*e = h
 		}
 	}
 
 	blas, err := loadCublas(dirs, nx)
 	if err != nil {
-		return fmt.Errorf("cuda: %w", err)
+		return err
 	}
 	g.blas = blas
 	in.CublasPath, in.CublasLtPath, in.Cublas = blas.lib.path, blas.lt.path, blas.version()
-	if err := blas.check(blas.create(&g.handle), "cublasCreate_v2"); err != nil {
+	var h uintptr
+	if err := blas.check(blas.create(&h), "cublasCreate_v2"); err != nil {
 		return err
 	}
+	g.handle = h
 	if err := blas.check(blas.setStream(g.handle, g.compute), "cublasSetStream_v2"); err != nil {
 		return err
 	}
@@ -197,7 +203,7 @@ func (be *Backend) start(g *gpu, dirs []string, nx int) error {
 func (be *Backend) loadKernels(g *gpu, dirs []string, nx int) error {
 	rtc, err := loadNVRTC(dirs, nx)
 	if err != nil {
-		return fmt.Errorf("cuda: the kernels are compiled at start-up by NVRTC: %w", err)
+		return fmt.Errorf("the kernels are compiled at start-up: %w", err)
 	}
 	g.rtc = rtc
 	in := &be.info
@@ -240,14 +246,16 @@ func (be *Backend) loadKernels(g *gpu, dirs []string, nx int) error {
 		break
 	}
 	if image == nil {
-		return fmt.Errorf("cuda: compile the kernels: %w", errors.Join(errs...))
+		return fmt.Errorf("compile the kernels: %w", errors.Join(errs...))
 	}
 	if strings.HasPrefix(in.Kernels, "compute_") {
 		image = append(image, 0) // PTX is loaded as a C string
 	}
-	if err := g.check(g.drv.moduleLoadData(&g.module, unsafe.Pointer(&image[0])), "cuModuleLoadData(%s)", in.Kernels); err != nil {
+	var mod uintptr
+	if err := g.check(g.drv.moduleLoadData(&mod, unsafe.Pointer(&image[0])), "cuModuleLoadData(%s)", in.Kernels); err != nil {
 		return err
 	}
+	g.module = mod
 	runtime.KeepAlive(image)
 	for k := range numKernels {
 		sig := kernelSigs[k]

@@ -130,7 +130,7 @@ func TestDriverBindings(t *testing.T) {
 	wantCall(t, f, fmt.Sprintf("cuMemFree_v2(p=%#x)", p))
 	f.fail("cuMemAlloc_v2", 2)
 	err = c(d.memAlloc(&p, 64), "cuMemAlloc_v2(64 bytes)")
-	if err == nil || err.Error() != "cuda: cuMemAlloc_v2(64 bytes): CUDA_ERROR_OUT_OF_MEMORY (2): out of memory" {
+	if err == nil || err.Error() != "cuMemAlloc_v2(64 bytes): CUDA_ERROR_OUT_OF_MEMORY (2): out of memory" {
 		t.Errorf("an injected failure gave %v", err)
 	}
 
@@ -385,4 +385,113 @@ func TestKernelParamLayout(t *testing.T) {
 	}
 	okCall(t, d.check(d.moduleUnload(m), "cuModuleUnload"))
 	f.assertClean(t)
+}
+
+// TestNewFailures starts the backend on the stand-in with failures
+// planted: no device, a cuBLAS that cannot start, a compile that fails for
+// the device's own architecture (New falls back to PTX). Whatever fails,
+// New releases what it took.
+func TestNewFailures(t *testing.T) {
+	f := newFake(t)
+	live := func() [7]int32 {
+		var n [7]int32
+		for i := range n {
+			n[i] = f.live(int32(i))
+		}
+		return n
+	}
+	before := live()
+	f.setDevices(0)
+	_, err := New(Options{LibDir: f.dir, CacheDir: "off"})
+	if !errors.Is(err, ErrNoDevice) {
+		t.Errorf("without a device: %v; want ErrNoDevice", err)
+	}
+	f.setDevices(1)
+	f.fail("cublasCreate_v2", 13)
+	_, err = New(Options{LibDir: f.dir, CacheDir: "off"})
+	if err == nil || !strings.Contains(err.Error(), "cublasCreate_v2") {
+		t.Errorf("with cuBLAS failing: %v", err)
+	}
+	if after := live(); after != before {
+		t.Errorf("live objects %v after failed starts; %v before", after, before)
+	}
+	f.fail("nvrtcCompileProgram", 6)
+	be, err := New(Options{LibDir: f.dir, CacheDir: "off"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if k := be.Info().Kernels; !strings.HasPrefix(k, "compute_90 ") {
+		t.Errorf("kernels %q after the sm_90 compile failed; want compute_90 PTX", k)
+	}
+	if err := be.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if after := live(); after != before {
+		t.Errorf("live objects %v after Close; %v before", after, before)
+	}
+	f.reset()
+
+	// a kernel cache: the second start reads what the first compiled
+	cache := t.TempDir()
+	for i := range 2 {
+		be, err := New(Options{LibDir: f.dir, CacheDir: cache})
+		if err != nil {
+			t.Fatal(err)
+		}
+		k := be.Info().Kernels
+		if cached := strings.Contains(k, "cached"); cached != (i == 1) {
+			t.Errorf("start %d: kernels %q", i+1, k)
+		}
+		be.Close()
+	}
+}
+
+// TestStartFailures plants a failure in every call New makes, one at a
+// time: New must return the error and leave nothing behind.
+func TestStartFailures(t *testing.T) {
+	f := newFake(t)
+	for _, fn := range []string{"cuInit", "cuDriverGetVersion", "cuDeviceGetCount", "cuDeviceGet", "cuDeviceGetName",
+		"cuDeviceGetAttribute", "cuDeviceTotalMem_v2", "cuDevicePrimaryCtxRetain", "cuCtxSetCurrent", "cuStreamCreate",
+		"cuEventCreate", "cublasCreate_v2", "cublasSetStream_v2", "cuModuleLoadData", "cuModuleGetFunction",
+		"cuMemAlloc_v2", "cuMemHostAlloc", "cuMemcpyHtoDAsync_v2"} {
+		before := [7]int32{}
+		for i := range before {
+			before[i] = f.live(int32(i))
+		}
+		f.fail(fn, 1)
+		be, err := New(Options{LibDir: f.dir, CacheDir: "off"})
+		if err == nil {
+			be.Close()
+			t.Errorf("%s failing: New succeeded", fn)
+			continue
+		}
+		for i := range before {
+			if n := f.live(int32(i)); n != before[i] {
+				t.Errorf("%s failing (%v): live object count %d is %d; %d before", fn, err, i, n, before[i])
+			}
+		}
+		f.reset()
+	}
+}
+
+// TestOpErrors checks that a failing launch or GEMM reaches the caller
+// with the op and the call named.
+func TestOpErrors(t *testing.T) {
+	f := newFake(t)
+	be := openTarget(t, target{name: "emu/bf16"})
+	x, _ := be.Floats(6 * 8)
+	w, _ := be.Floats(8)
+	stat, _ := be.Floats(6)
+	f.fail("cuLaunchKernel", 700)
+	err := be.LayerNormForward(x, stat, stat, x, w, w, 6, 8)
+	want := "cuda: layernorm forward: cuLaunchKernel(layernorm_forward, grid 6×1, block 32): CUDA_ERROR_ILLEGAL_ADDRESS (700): an illegal memory access was encountered"
+	if err == nil || err.Error() != want {
+		t.Errorf("a failed launch gave\n\t%v\nwant\n\t%s", err, want)
+	}
+	f.fail("cublasGemmEx", 13)
+	err = be.MatmulForward(x, x, w, nil, 6, 8, 1)
+	want = "cuda: matmul forward: cublasGemmEx(TN, m=1 n=6 k=8): CUBLAS_STATUS_EXECUTION_FAILED (13)"
+	if err == nil || err.Error() != want {
+		t.Errorf("a failed GEMM gave\n\t%v\nwant\n\t%s", err, want)
+	}
 }

@@ -55,7 +55,7 @@ func (d *device) stop() { close(d.reqs) }
 func protect(f func() error) (err error) {
 	defer func() {
 		if r := recover(); r != nil {
-			err = fmt.Errorf("cuda: panic on the device goroutine: %v", r)
+			err = fmt.Errorf("panic on the device goroutine: %v", r)
 		}
 	}()
 	return f()
@@ -280,11 +280,11 @@ const maxGrid = 1 << 20
 func (g *gpu) launch(k kernel, gx, gy, block int, args ...any) error {
 	p, err := packParams(g.packed[:0], g.kinds[k], args)
 	if err != nil {
-		return fmt.Errorf("cuda: launch %s: %w", k, err)
+		return fmt.Errorf("launch %s: %w", k, err)
 	}
 	g.packed = p
 	if len(p) > len(g.lb.params) {
-		return fmt.Errorf("cuda: launch %s: %d bytes of parameters", k, len(p))
+		return fmt.Errorf("launch %s: %d bytes of parameters", k, len(p))
 	}
 	copy(g.lb.params[:], p)
 	g.lb.size = uint64(len(p))

@@ -10,11 +10,8 @@ import (
 // result is a CUresult.
 type result int32
 
-// CUresult values the backend tells apart.
-const (
-	cudaSuccess     result = 0
-	cudaErrNoDevice result = 100 // CUDA_ERROR_NO_DEVICE
-)
+// cudaSuccess is CUDA_SUCCESS.
+const cudaSuccess result = 0
 
 // Driver API constants (cuda.h).
 const (
@@ -183,7 +180,7 @@ type Error struct {
 
 // Error implements error.
 func (e *Error) Error() string {
-	s := fmt.Sprintf("cuda: %s: %s (%d)", e.Call, e.Name, e.Code)
+	s := fmt.Sprintf("%s: %s (%d)", e.Call, e.Name, e.Code)
 	if e.Desc != "" && e.Desc != e.Name {
 		s += ": " + e.Desc
 	}
@@ -201,13 +198,13 @@ func verifyParams(d *driver, fn uintptr, k kernel, kinds []paramKind) (bool, err
 			return false, nil
 		}
 		if int(off) != offs[i] || int(size) != kd.size() {
-			return true, fmt.Errorf("cuda: kernel %s parameter %d is at offset %d, %d bytes, for the driver; the backend packs it at %d, %d bytes",
+			return true, fmt.Errorf("kernel %s parameter %d is at offset %d, %d bytes, for the driver; the backend packs it at %d, %d bytes",
 				k, i, off, size, offs[i], kd.size())
 		}
 	}
 	var off, size uint64
 	if d.funcGetParamInfo(fn, uint64(len(kinds)), &off, &size) == cudaSuccess {
-		return true, fmt.Errorf("cuda: kernel %s has more than the %d parameters of its signature", k, len(kinds))
+		return true, fmt.Errorf("kernel %s has more than the %d parameters of its signature", k, len(kinds))
 	}
 	return true, nil
 }

@@ -13,9 +13,13 @@ import (
 )
 
 // ErrNoDriver is wrapped by the errors of New and Probe when no CUDA driver
-// (libcuda.so.1) can be loaded or it sees no device: the machine cannot run
-// the CUDA backend at all, and `--backend auto` falls back to the CPU.
-var ErrNoDriver = errors.New("no CUDA driver found")
+// (libcuda.so.1) can be loaded, and ErrNoDevice when the driver loads but
+// cuInit fails or sees no device: either way the machine cannot run the
+// CUDA backend, and `--backend auto` falls back to the CPU.
+var (
+	ErrNoDriver = errors.New("no CUDA driver found")
+	ErrNoDevice = errors.New("no usable CUDA device")
+)
 
 // LibDirEnv names the environment variable whose directory is searched
 // first for libcuda.so.1, libcublas and libnvrtc (after Options.LibDir).

@@ -11,7 +11,7 @@ type Report struct {
 
 	DriverPath    string // libcuda.so.1 as loaded, or ""
 	DriverVersion string // the driver's CUDA version, e.g. "13.0"
-	DriverErr     error  // why there is no usable driver (wraps ErrNoDriver)
+	DriverErr     error  // why there is no usable driver (wraps ErrNoDriver or ErrNoDevice)
 	Devices       []Device
 
 	CublasPath, CublasVersion string
@@ -56,11 +56,7 @@ func Probe(o Options) Report {
 
 func probeDevices(drv *driver) (version string, devs []Device, err error) {
 	if r := drv.init(0); r != cudaSuccess {
-		err := drv.check(r, "cuInit")
-		if r == cudaErrNoDevice {
-			err = fmt.Errorf("%w: %v", ErrNoDriver, err)
-		}
-		return "", nil, err
+		return "", nil, fmt.Errorf("%w: %v", ErrNoDevice, drv.check(r, "cuInit"))
 	}
 	var v, n int32
 	if err := drv.check(drv.driverGetVersion(&v), "cuDriverGetVersion"); err != nil {
@@ -85,7 +81,7 @@ func probeDevices(drv *driver) (version string, devs []Device, err error) {
 		devs = append(devs, Device{Name: cString(&name[0]), Arch: fmt.Sprintf("sm_%d%d", major, minor), SMs: int(sms), MemoryBytes: mem})
 	}
 	if len(devs) == 0 {
-		return version, nil, fmt.Errorf("%w: the driver sees no device", ErrNoDriver)
+		return version, nil, fmt.Errorf("%w: the driver sees no device", ErrNoDevice)
 	}
 	return version, devs, nil
 }
