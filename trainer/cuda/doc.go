@@ -51,6 +51,19 @@
 // compute stream waits for it (an event) before copying the data into
 // place, so the transfer overlaps the work queued before it.
 //
+// # Performance
+//
+// This is gpu-notes.md's stage G0 (correct first): unfused elementwise
+// kernels, naive attention, float32 activations. Per training step of
+// GLM-Base at 32×512 it moves roughly 10 GB per layer through device
+// memory next to about 10 TFLOP of matrix work in all, so expect well
+// under the 30% MFU goal until G1: bf16 activations, bias and GeLU in
+// cuBLASLt epilogues, the bf16 copies of the weights made once per
+// optimizer step instead of per product, LayerNorm fused with the
+// residual, and a flash-style attention that keeps neither the float32
+// scores nor the dropped-out probabilities (BenchmarkTrainStep and
+// .ci/gpu measure it; METHOD.md says how to go on from there).
+//
 // # What is verified where
 //
 // Without a GPU (go test ./trainer/cuda, in CI):
