@@ -11,6 +11,9 @@ import (
 func loadTestNVRTC(t *testing.T) *nvrtc {
 	t.Helper()
 	rtc, err := loadNVRTC(libDirs(), explicitDirs(""))
+	if err != nil && requireCUDA() {
+		t.Fatalf("GLM_REQUIRE_CUDA=1 and no NVRTC: %v", err)
+	}
 	if err != nil {
 		t.Skipf("no NVRTC to compile the kernels with (on Debian: add the non-free component, then apt-get install libnvrtc11.2): %v", err)
 	}
