@@ -20,7 +20,7 @@ import (
 // updateCurve rewrites testdata/curve_small.json from the CPU backend.
 var updateCurve = flag.Bool("update-curve", false, "recompute testdata/curve_small.json on the CPU (pure Go, float32; minutes)")
 
-// ResultsEnv names the folder where the GPU tests and benchmarks write
+// resultsEnv names the folder where the GPU tests and benchmarks write
 // their results as JSON (the acceptance script sets it).
 const resultsEnv = "GLMKIT_RESULTS_DIR"
 

@@ -15,10 +15,9 @@ const cudaSuccess result = 0
 
 // Driver API constants (cuda.h).
 const (
-	attrMaxThreadsPerBlock = 1
-	attrMultiprocessors    = 16
-	attrCCMajor            = 75
-	attrCCMinor            = 76
+	attrMultiprocessors = 16
+	attrCCMajor         = 75
+	attrCCMinor         = 76
 
 	streamNonBlocking    = 0x1 // CU_STREAM_NON_BLOCKING
 	eventDisableTiming   = 0x2 // CU_EVENT_DISABLE_TIMING

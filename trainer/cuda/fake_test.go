@@ -17,7 +17,8 @@ import (
 // dispatch table generated from kernelSigs, into a temporary folder that
 // holds it under the names the backend looks for.
 
-// fakeDir is where TestMain builds the stand-in (once, on first use).
+// fakeBuild is the stand-in, built once on first use into a folder that
+// TestMain removes.
 var fakeBuild struct {
 	once sync.Once
 	dir  string
