@@ -133,15 +133,7 @@ func (r *reader) next(arena []byte) (record, []byte, error) {
 			}
 			r.off += n
 			r.line++
-			if !first && rec.reason != TooLong {
-				arena = append(arena, '\n')
-			}
-			if tooLong || len(arena)-rec.start+len(line) > max {
-				rec.reason = TooLong
-				arena = arena[:rec.start]
-			} else if rec.reason != TooLong {
-				arena = append(arena, line...)
-			}
+			arena = addLine(arena, &rec, line, tooLong, first, max)
 			if err != nil {
 				r.fail(&rec, err)
 				break
@@ -207,18 +199,10 @@ func (r *reader) block(arena []byte, rec record, max int) ([]byte, record) {
 			r.line++
 			return arena, rec
 		}
-		started = true
 		r.off += n
 		r.line++
-		if len(arena) > rec.start && rec.reason != TooLong {
-			arena = append(arena, '\n')
-		}
-		if tooLong || len(arena)-rec.start+len(line) > max {
-			rec.reason = TooLong
-			arena = arena[:rec.start]
-		} else if rec.reason != TooLong {
-			arena = append(arena, line...)
-		}
+		arena = addLine(arena, &rec, line, tooLong, !started, max)
+		started = true
 		if err != nil {
 			r.fail(&rec, err)
 			return arena, rec
@@ -228,6 +212,23 @@ func (r *reader) block(arena []byte, rec record, max int) ([]byte, record) {
 			return arena, rec
 		}
 	}
+}
+
+// addLine appends a line of a multi-line record (a block, or a whole
+// file) to its text, joined by "\n", or marks the record TooLong once it
+// passes max bytes, dropping its text.
+func addLine(arena []byte, rec *record, line []byte, tooLong, first bool, max int) []byte {
+	if rec.reason == TooLong {
+		return arena
+	}
+	if !first {
+		arena = append(arena, '\n')
+	}
+	if tooLong || len(arena)-rec.start+len(line) > max {
+		rec.reason = TooLong
+		return arena[:rec.start]
+	}
+	return append(arena, line...)
 }
 
 // fail records an input that ended with an error inside rec.
