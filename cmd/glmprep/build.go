@@ -292,7 +292,7 @@ func printSummary(w io.Writer, dir string, res *pipeline.Result, took time.Durat
 	for _, in := range m.Inputs {
 		inBytes += max(in.Size, 0)
 	}
-	fmt.Fprintf(w, "glmprep: built %s in %.1fs", dir, took.Seconds())
+	fmt.Fprintf(w, "glmprep: built %s in %.2fs", dir, took.Seconds())
 	if res.TasksSkipped > 0 {
 		fmt.Fprintf(w, " (resumed: %d of %d tasks were already complete)", res.TasksSkipped, res.TasksSkipped+res.TasksRun)
 	}
