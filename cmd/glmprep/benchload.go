@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 
+	"github.com/glmkit/glmkit/cmd/internal/cli"
 	"github.com/glmkit/glmkit/sharding"
 )
 
@@ -22,18 +23,18 @@ Example:
 `
 
 func cmdBenchLoad(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("bench-load", benchLoadHelp, stderr)
+	fs := cli.FlagSet("bench-load", benchLoadHelp, stderr)
 	batch := fs.Int("batch", 32, "rows per batch")
 	seconds := fs.Float64("seconds", 5, "how long to read batches")
 	seed := fs.Uint64("seed", 0, "shuffle seed")
 	verify := fs.Bool("verify", false, "hash every shard at open (counted in open_ms)")
-	pos, err := parseInterleaved(fs, args)
+	pos, err := cli.Parse(fs, args)
 	if err != nil {
 		return err
 	}
 	if len(pos) != 1 {
 		fs.Usage()
-		return fmt.Errorf("%w: bench-load needs one DIR", errUsage)
+		return fmt.Errorf("%w: bench-load needs one DIR", cli.ErrUsage)
 	}
 	res, err := sharding.BenchLoad(pos[0], sharding.BenchOptions{Batch: *batch, Seconds: *seconds, Seed: *seed, VerifyHashes: *verify})
 	if err != nil {

@@ -15,6 +15,7 @@ import (
 	"github.com/schollz/progressbar/v3"
 	"golang.org/x/term"
 
+	"github.com/glmkit/glmkit/cmd/internal/cli"
 	"github.com/glmkit/glmkit/masking"
 	"github.com/glmkit/glmkit/pipeline"
 	"github.com/glmkit/glmkit/pipeline/tokenizer"
@@ -176,21 +177,21 @@ func parseMix(s string) ([masking.NumObjectives]float64, error) {
 // parseBuild parses the flags of build and plan (resume says whether the
 // command has --resume) into build options with a progress UI.
 func parseBuild(name, help string, resume bool, args []string, stderr io.Writer) (pipeline.BuildOptions, *ui, *buildArgs, error) {
-	fs := newFlagSet(name, help, stderr)
+	fs := cli.FlagSet(name, help, stderr)
 	a := &buildArgs{}
 	addBuildFlags(fs, a)
 	if resume {
 		fs.BoolVar(&a.resume, "resume", false, "continue an interrupted build in --out from its last complete shard")
 	}
 	fs.BoolVar(&a.force, "force", false, "replace a plan or build already in --out")
-	pos, err := parseInterleaved(fs, args)
+	pos, err := cli.Parse(fs, args)
 	if err != nil {
 		return pipeline.BuildOptions{}, nil, nil, err
 	}
 	a.inputs = append(a.inputs, pos...)
 	if len(a.inputs) == 0 || a.out == "" {
 		fs.Usage()
-		return pipeline.BuildOptions{}, nil, nil, fmt.Errorf("%w: %s needs --input and --out", errUsage, name)
+		return pipeline.BuildOptions{}, nil, nil, fmt.Errorf("%w: %s needs --input and --out", cli.ErrUsage, name)
 	}
 	o, _, err := a.options(stderr)
 	if err != nil {

@@ -11,6 +11,7 @@ import (
 
 	"golang.org/x/term"
 
+	"github.com/glmkit/glmkit/cmd/internal/cli"
 	"github.com/glmkit/glmkit/masking"
 	"github.com/glmkit/glmkit/pipeline"
 	"github.com/glmkit/glmkit/pipeline/tokenizer"
@@ -46,19 +47,19 @@ func loadTokenizer(meta sharding.Meta, override string) (*tokenizer.Tokenizer, e
 }
 
 func cmdInspect(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("inspect", inspectHelp, stderr)
+	fs := cli.FlagSet("inspect", inspectHelp, stderr)
 	rows := fs.Int("rows", 3, "rows to show")
 	start := fs.Int64("start", 0, "first row")
 	color := fs.String("color", "auto", "colour: auto, always or never")
 	ids := fs.Bool("ids", false, "also print the raw columns")
 	tokSpec := fs.String("tokenizer", "", "tokenizer to decode with (default: the one the build recorded)")
-	pos, err := parseInterleaved(fs, args)
+	pos, err := cli.Parse(fs, args)
 	if err != nil {
 		return err
 	}
 	if len(pos) != 1 {
 		fs.Usage()
-		return fmt.Errorf("%w: inspect needs one DIR", errUsage)
+		return fmt.Errorf("%w: inspect needs one DIR", cli.ErrUsage)
 	}
 	r, err := sharding.Open(pos[0])
 	if err != nil {
@@ -192,15 +193,15 @@ masked fraction of each, and the token span-length histogram.
 `
 
 func cmdStats(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("stats", statsHelp, stderr)
+	fs := cli.FlagSet("stats", statsHelp, stderr)
 	asJSON := fs.Bool("json", false, "print the manifest's stats as JSON")
-	pos, err := parseInterleaved(fs, args)
+	pos, err := cli.Parse(fs, args)
 	if err != nil {
 		return err
 	}
 	if len(pos) != 1 {
 		fs.Usage()
-		return fmt.Errorf("%w: stats needs one DIR", errUsage)
+		return fmt.Errorf("%w: stats needs one DIR", cli.ErrUsage)
 	}
 	m, err := sharding.ReadManifest(pos[0])
 	if err != nil {
@@ -275,14 +276,14 @@ layout, positions, block positions, loss mask, blanks, lengths).
 `
 
 func cmdVerify(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("verify", verifyHelp, stderr)
-	pos, err := parseInterleaved(fs, args)
+	fs := cli.FlagSet("verify", verifyHelp, stderr)
+	pos, err := cli.Parse(fs, args)
 	if err != nil {
 		return err
 	}
 	if len(pos) != 1 {
 		fs.Usage()
-		return fmt.Errorf("%w: verify needs one DIR", errUsage)
+		return fmt.Errorf("%w: verify needs one DIR", cli.ErrUsage)
 	}
 	r, err := sharding.Open(pos[0], sharding.VerifyHashes())
 	if err != nil {

@@ -7,6 +7,7 @@ import (
 	"os"
 	"strconv"
 
+	"github.com/glmkit/glmkit/cmd/internal/cli"
 	"github.com/glmkit/glmkit/pipeline"
 	"github.com/glmkit/glmkit/pipeline/tokenizer"
 )
@@ -50,18 +51,18 @@ SLURM_ARRAY_TASK_ID or JOB_COMPLETION_INDEX (Kubernetes Indexed Jobs).
 `
 
 func cmdRunTask(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("run-task", runTaskHelp, stderr)
+	fs := cli.FlagSet("run-task", runTaskHelp, stderr)
 	task := fs.Int("task", -1, "task index (default: $SLURM_ARRAY_TASK_ID or $JOB_COMPLETION_INDEX)")
 	workers := fs.Int("workers", 0, "parallel workers (default: the number of CPUs)")
 	strict := fs.Bool("strict", false, "make bad input fatal instead of counted")
 	tokSpec := fs.String("tokenizer", "", "tokenizer (default: the one the plan names); must match the plan's sha256")
-	pos, err := parseInterleaved(fs, args)
+	pos, err := cli.Parse(fs, args)
 	if err != nil {
 		return err
 	}
 	if len(pos) != 1 {
 		fs.Usage()
-		return fmt.Errorf("%w: run-task needs one DIR", errUsage)
+		return fmt.Errorf("%w: run-task needs one DIR", cli.ErrUsage)
 	}
 	dir := pos[0]
 	if *task < 0 {
@@ -114,14 +115,14 @@ have written.
 `
 
 func cmdMerge(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("merge", mergeHelp, stderr)
-	pos, err := parseInterleaved(fs, args)
+	fs := cli.FlagSet("merge", mergeHelp, stderr)
+	pos, err := cli.Parse(fs, args)
 	if err != nil {
 		return err
 	}
 	if len(pos) != 1 {
 		fs.Usage()
-		return fmt.Errorf("%w: merge needs one DIR", errUsage)
+		return fmt.Errorf("%w: merge needs one DIR", cli.ErrUsage)
 	}
 	plan, err := pipeline.ReadPlan(pos[0])
 	if err != nil {

@@ -6,6 +6,7 @@ import (
 	"io"
 	"runtime"
 
+	"github.com/glmkit/glmkit/cmd/internal/cli"
 	"github.com/glmkit/glmkit/trainer/cpu"
 	"github.com/glmkit/glmkit/trainer/cuda"
 )
@@ -19,8 +20,8 @@ pure Go) and the CUDA backend: the driver, devices, cuBLAS and NVRTC found
 `
 
 func cmdDoctor(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("doctor", doctorHelp, stderr)
-	if _, err := parseInterleaved(fs, args); err != nil {
+	fs := cli.FlagSet("doctor", doctorHelp, stderr)
+	if _, err := cli.Parse(fs, args); err != nil {
 		return err
 	}
 	fmt.Fprintf(stdout, "go %s, %s/%s, %d CPUs\n", runtime.Version(), runtime.GOOS, runtime.GOARCH, runtime.NumCPU())

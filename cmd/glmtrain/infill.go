@@ -10,6 +10,7 @@ import (
 	"regexp"
 	"strings"
 
+	"github.com/glmkit/glmkit/cmd/internal/cli"
 	"github.com/glmkit/glmkit/pipeline/tokenizer"
 	"github.com/glmkit/glmkit/sharding"
 	"github.com/glmkit/glmkit/trainer"
@@ -33,7 +34,7 @@ Examples:
 var blankRE = regexp.MustCompile(`\[(MASK|sMASK|gMASK)\]`)
 
 func cmdInfill(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("infill", infillHelp, stderr)
+	fs := cli.FlagSet("infill", infillHelp, stderr)
 	ckpt := fs.String("ckpt", "", "checkpoint directory, or a training OUT for its newest")
 	temp := fs.Float64("temperature", 0, "0: greedy; above 0: sample from softmax(logits/T)")
 	topK := fs.Int("top-k", 0, "when sampling, keep the K most likely tokens (0: all)")
@@ -41,13 +42,13 @@ func cmdInfill(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	seed := fs.Uint64("seed", 1, "sampling seed")
 	tokSpec := fs.String("tokenizer", "", "tokenizer (default: the one the training data used)")
 	asJSON := fs.Bool("json", false, "print the spans as JSON")
-	pos, err := parseInterleaved(fs, args)
+	pos, err := cli.Parse(fs, args)
 	if err != nil {
 		return err
 	}
 	if *ckpt == "" || len(pos) == 0 {
 		fs.Usage()
-		return fmt.Errorf("%w: infill needs --ckpt and a text", errUsage)
+		return fmt.Errorf("%w: infill needs --ckpt and a text", cli.ErrUsage)
 	}
 	text := strings.Join(pos, " ")
 	dir, err := resolveCheckpoint(*ckpt)

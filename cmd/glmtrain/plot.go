@@ -14,6 +14,8 @@ import (
 	"gonum.org/v1/plot"
 	"gonum.org/v1/plot/plotter"
 	"gonum.org/v1/plot/vg"
+
+	"github.com/glmkit/glmkit/cmd/internal/cli"
 )
 
 const plotHelp = `Usage: glmtrain plot OUT [--png FILE] [--width 8in] [--height 5in]
@@ -24,17 +26,17 @@ objective, to a PNG (default OUT/loss.png).
 `
 
 func cmdPlot(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("plot", plotHelp, stderr)
+	fs := cli.FlagSet("plot", plotHelp, stderr)
 	png := fs.String("png", "", "output image (default OUT/loss.png)")
 	width := fs.String("width", "8in", "image width")
 	height := fs.String("height", "5in", "image height")
-	pos, err := parseInterleaved(fs, args)
+	pos, err := cli.Parse(fs, args)
 	if err != nil {
 		return err
 	}
 	if len(pos) != 1 {
 		fs.Usage()
-		return fmt.Errorf("%w: plot needs one OUT directory", errUsage)
+		return fmt.Errorf("%w: plot needs one OUT directory", cli.ErrUsage)
 	}
 	f, err := os.Open(filepath.Join(pos[0], "metrics.jsonl"))
 	if err != nil {

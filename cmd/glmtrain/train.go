@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/glmkit/glmkit/cmd/internal/cli"
 	"github.com/glmkit/glmkit/masking"
 	"github.com/glmkit/glmkit/sharding"
 	"github.com/glmkit/glmkit/trainer"
@@ -43,7 +44,7 @@ var errStopAt = errors.New("stopped at --stop-at")
 const dataFile = "data.json"
 
 func cmdTrain(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("train", trainHelp, stderr)
+	fs := cli.FlagSet("train", trainHelp, stderr)
 	data := fs.String("data", "", "training shards: DIR, or DIR=WEIGHT,DIR=WEIGHT to mix builds")
 	evalData := fs.String("eval-data", "", "held-out shards for evaluation")
 	preset := fs.String("preset", "tiny", "model shape: "+strings.Join(trainer.PresetNames(), ", "))
@@ -73,13 +74,13 @@ func cmdTrain(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	threads := fs.Int("threads", 0, "CPU threads (default: all)")
 	blas := fs.String("blas", "", "CPU matrix products: auto (OpenBLAS if installed), off, openblas, or a library path (default $GLMKIT_BLAS or auto)")
 	quiet := fs.Bool("quiet", false, "no progress bar")
-	pos, err := parseInterleaved(fs, args)
+	pos, err := cli.Parse(fs, args)
 	if err != nil {
 		return err
 	}
 	if len(pos) > 0 || *data == "" || *out == "" {
 		fs.Usage()
-		return fmt.Errorf("%w: train needs --data and --out", errUsage)
+		return fmt.Errorf("%w: train needs --data and --out", cli.ErrUsage)
 	}
 
 	src, err := sharding.OpenLoader(ctx, *data, sharding.LoaderOptions{Batch: *batch, Seed: *seed})
@@ -264,18 +265,18 @@ per objective, as one JSON line.
 `
 
 func cmdEval(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("eval", evalHelp, stderr)
+	fs := cli.FlagSet("eval", evalHelp, stderr)
 	ckpt := fs.String("ckpt", "", "checkpoint directory (OUT/ckpt-NNNNNNNN), or a training OUT for its newest")
 	data := fs.String("data", "", "shards to evaluate on")
 	batch := fs.Int("batch", 8, "rows per batch")
 	batches := fs.Int("batches", 0, "batches to evaluate (0: one pass)")
 	backend := fs.String("backend", "auto", "auto, cpu or cuda")
-	if _, err := parseInterleaved(fs, args); err != nil {
+	if _, err := cli.Parse(fs, args); err != nil {
 		return err
 	}
 	if *ckpt == "" || *data == "" {
 		fs.Usage()
-		return fmt.Errorf("%w: eval needs --ckpt and --data", errUsage)
+		return fmt.Errorf("%w: eval needs --ckpt and --data", cli.ErrUsage)
 	}
 	dir, err := resolveCheckpoint(*ckpt)
 	if err != nil {
