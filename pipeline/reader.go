@@ -35,10 +35,8 @@ type ReaderConfig struct {
 // reader cuts one task's decompressed stream into records. It runs on one
 // goroutine and does no parsing: JSON and tokenization happen in workers.
 type reader struct {
-	cfg   ReaderConfig
-	name  string
-	br    *bufio.Reader
-	limit int64 // end offset of the task's range in the decompressed stream (−1 none)
+	cfg ReaderConfig
+	br  *bufio.Reader
 
 	index      int64 // of the next record
 	line       int64 // lines consumed
@@ -107,10 +105,6 @@ var bom = []byte{0xef, 0xbb, 0xbf}
 // at the end of the task.
 func (r *reader) next(arena []byte) (record, []byte, error) {
 	if r.done {
-		return record{}, arena, errEnd
-	}
-	if r.limit >= 0 && r.off >= r.limit {
-		r.done = true
 		return record{}, arena, errEnd
 	}
 	rec := record{index: r.index, line: r.line + 1, off: r.off, start: len(arena)}
@@ -205,10 +199,6 @@ func (r *reader) block(arena []byte, rec record, max int) ([]byte, record) {
 		started = true
 		if err != nil {
 			r.fail(&rec, err)
-			return arena, rec
-		}
-		if r.limit >= 0 && r.off >= r.limit {
-			r.done = true
 			return arena, rec
 		}
 	}

@@ -21,7 +21,7 @@ type cut struct {
 
 func readAll(t *testing.T, cfg ReaderConfig, src io.Reader) ([]cut, error) {
 	t.Helper()
-	r := &reader{cfg: cfg, br: bufio.NewReaderSize(src, 16), limit: -1}
+	r := &reader{cfg: cfg, br: bufio.NewReaderSize(src, 16)}
 	var out []cut
 	var arena []byte
 	for {

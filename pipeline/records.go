@@ -38,9 +38,7 @@ func openRecords(ctx context.Context, in Input, cfg Config, t Task, rp ResumePoi
 	return &textRecords{
 		reader: reader{
 			cfg:   ReaderConfig{Format: in.Format, DocBoundary: cfg.DocBoundary, MaxDocBytes: cfg.MaxDocBytes},
-			name:  in.Path,
 			br:    st.Reader,
-			limit: -1,
 			index: rp.Record, line: rp.Line - 1, off: rp.Offset,
 			bomChecked: rp.Offset != 0,
 		},
