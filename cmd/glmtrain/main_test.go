@@ -30,7 +30,14 @@ func glmtrain(t *testing.T, args ...string) (string, error) {
 // glmprep command).
 func buildShards(t *testing.T, out string, seqLen int, mix [3]float64, inputs ...string) {
 	t.Helper()
-	tok, err := tokenizer.Load("bert-base-uncased")
+	buildShardsWith(t, "bert-base-uncased", out, seqLen, mix, inputs...)
+}
+
+// buildShardsWith builds shards with the tokenizer spec and returns the
+// model vocabulary size.
+func buildShardsWith(t *testing.T, spec, out string, seqLen int, mix [3]float64, inputs ...string) int {
+	t.Helper()
+	tok, err := tokenizer.Load(spec)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -50,6 +57,7 @@ func buildShards(t *testing.T, out string, seqLen int, mix [3]float64, inputs ..
 	if _, err := pipeline.Build(context.Background(), o); err != nil {
 		t.Fatal(err)
 	}
+	return tok.ModelVocabSize()
 }
 
 type metric map[string]json.RawMessage
