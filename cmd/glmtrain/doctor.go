@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"runtime"
+	"strings"
 
 	"github.com/glmkit/glmkit/cmd/internal/cli"
 	"github.com/glmkit/glmkit/trainer/cpu"
@@ -51,9 +52,12 @@ func cmdDoctor(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	defer gb.Close()
 	in := gb.Info()
 	fmt.Fprintf(stdout, "      backend: %s\n      kernels: %s", gb.Name(), in.Kernels)
-	if in.ParamsChecked {
-		fmt.Fprint(stdout, ", parameter layout confirmed by the driver")
+	if in.ParamsChecked > 0 {
+		fmt.Fprintf(stdout, ", parameter layout confirmed by the driver for %d of %d", in.ParamsChecked, in.KernelCount)
 	}
 	fmt.Fprintln(stdout)
+	for _, n := range in.Notes {
+		fmt.Fprintf(stdout, "      note: %s\n", strings.ReplaceAll(n, "\n", "\n            "))
+	}
 	return nil
 }

@@ -1,13 +1,9 @@
 package cuda
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
-	"runtime"
 	"strings"
 	"unsafe"
 
@@ -45,15 +41,20 @@ type Info struct {
 	MemoryBytes uint64 // total device memory
 	Driver      string // the driver's CUDA version, e.g. "13.0"
 	Cublas      string // cuBLAS version, e.g. "13.0.0"
-	NVRTC       string // NVRTC version, e.g. "13.0"
+	NVRTC       string // NVRTC version, e.g. "13.0"; "" without NVRTC
 	Kernels     string // how the kernels were built: "sm_90 (compiled by NVRTC 13.0)" etc.
-	// ParamsChecked reports that the driver confirmed the kernels'
-	// parameter layout (cuFuncGetParamInfo, CUDA ≥ 12.4).
-	ParamsChecked bool
+	KernelCount int    // kernels in the module
+	// ParamsChecked is the number of kernels whose parameter layout the
+	// driver confirmed (cuFuncGetParamInfo, CUDA ≥ 12.4): KernelCount, or 0
+	// on older drivers.
+	ParamsChecked int
 	DriverPath    string
 	CublasPath    string
 	CublasLtPath  string
 	NVRTCPath     string
+	// Notes are what New worked around: NVRTC's warnings, kernel targets
+	// that failed to compile or load, a library newer than the driver.
+	Notes []string
 }
 
 // Backend is the CUDA implementation of trainer.Backend: float32 buffers
@@ -117,6 +118,7 @@ func (be *Backend) start(g *gpu, dirs []string, nx int) error {
 		return err
 	}
 	in.Driver = fmt.Sprintf("%d.%d", ver/1000, ver%1000/10)
+	driverMajor := int(ver / 1000)
 	drv.resolveLate(ver)
 	var count int32
 	if err := g.check(drv.deviceGetCount(&count), "cuDeviceGetCount"); err != nil {
@@ -145,6 +147,12 @@ func (be *Backend) start(g *gpu, dirs []string, nx int) error {
 		return err
 	}
 	in.Arch, in.SMs = fmt.Sprintf("sm_%d%d", major, minor), int(sms)
+	// The primary context is retained and never released: releasing the
+	// last reference destroys it, and cuBLAS keeps per-context state (its
+	// kernels, loaded into the context at first use) in process-wide
+	// tables that would outlive it, so a second New in the process would
+	// run cuBLAS on a context it does not know. One reference per New, kept
+	// for the life of the process, costs nothing.
 	var ctx uintptr
 	if err := g.check(drv.primaryCtxRetain(&ctx, g.dev), "cuDevicePrimaryCtxRetain"); err != nil {
 		return err
@@ -172,12 +180,15 @@ func (be *Backend) start(g *gpu, dirs []string, nx int) error {
 		}
 	}
 
-	blas, err := loadCublas(dirs, nx)
+	blas, err := loadCublas(dirs, nx, driverMajor)
 	if err != nil {
 		return err
 	}
 	g.blas = blas
 	in.CublasPath, in.CublasLtPath, in.Cublas = blas.lib.path, blas.lt.path, blas.version()
+	if m := soMajor(blas.lib.path); m > driverMajor {
+		in.Notes = append(in.Notes, fmt.Sprintf("cuBLAS %s (%s) is newer than the driver's CUDA %s: no older one was found", in.Cublas, blas.lib.path, in.Driver))
+	}
 	var h uintptr
 	if err := blas.check(blas.create(&h), "cublasCreate_v2"); err != nil {
 		return err
@@ -187,7 +198,7 @@ func (be *Backend) start(g *gpu, dirs []string, nx int) error {
 		return err
 	}
 
-	if err := be.loadKernels(g, dirs, nx); err != nil {
+	if err := be.loadKernels(g, dirs, nx, driverMajor, int(major), int(minor)); err != nil {
 		return err
 	}
 	g.lb = &launchBuf{}
@@ -196,104 +207,6 @@ func (be *Backend) start(g *gpu, dirs []string, nx int) error {
 		launchParamBufferSize, uintptr(unsafe.Pointer(&g.lb.size)), launchParamEnd}
 	g.dropJump, err = g.uploadTable(jumpTable(dropBlock/dropPerThread, 1, dropPerThread))
 	return err
-}
-
-// loadKernels compiles the kernel program for the device with NVRTC (or
-// reads it from the cache) and loads it.
-func (be *Backend) loadKernels(g *gpu, dirs []string, nx int) error {
-	rtc, err := loadNVRTC(dirs, nx)
-	if err != nil {
-		return fmt.Errorf("the kernels are compiled at start-up: %w", err)
-	}
-	g.rtc = rtc
-	in := &be.info
-	in.NVRTC, in.NVRTCPath = rtc.versionString(), rtc.lib.path
-	src := kernelSource()
-
-	cache := be.opt.CacheDir
-	if cache == "" {
-		cache = os.Getenv("GLMKIT_CUDA_CACHE")
-	}
-	if cache == "" {
-		if d, err := os.UserCacheDir(); err == nil {
-			cache = filepath.Join(d, "glmkit", "cuda")
-		}
-	}
-	var image []byte
-	// the device's own CUBIN first; PTX for the driver to compile when this
-	// NVRTC does not know the device
-	targets := []string{in.Arch, "compute_90", "compute_80"}
-	var errs []error
-	for _, arch := range targets {
-		key := sha256.Sum256([]byte(strings.Join(append([]string{src, arch, in.NVRTC, rtc.lib.path}, compileFlags...), "\x00")))
-		file := ""
-		if cache != "off" && cache != "" {
-			file = filepath.Join(cache, hex.EncodeToString(key[:16])+"-"+arch+".bin")
-			if b, err := os.ReadFile(file); err == nil && len(b) > 0 {
-				image, in.Kernels = b, arch+" (cached "+file+")"
-				break
-			}
-		}
-		img, _, err := rtc.compile(src, "glmkit.cu", arch, compileFlags...)
-		if err != nil {
-			errs = append(errs, err)
-			continue
-		}
-		image, in.Kernels = img, arch+" (compiled by NVRTC "+in.NVRTC+")"
-		if file != "" {
-			writeCache(file, img)
-		}
-		break
-	}
-	if image == nil {
-		return fmt.Errorf("compile the kernels: %w", errors.Join(errs...))
-	}
-	if strings.HasPrefix(in.Kernels, "compute_") {
-		image = append(image, 0) // PTX is loaded as a C string
-	}
-	var mod uintptr
-	if err := g.check(g.drv.moduleLoadData(&mod, unsafe.Pointer(&image[0])), "cuModuleLoadData(%s)", in.Kernels); err != nil {
-		return err
-	}
-	g.module = mod
-	runtime.KeepAlive(image)
-	for k := range numKernels {
-		sig := kernelSigs[k]
-		if err := g.check(g.drv.moduleGetFunction(&g.funcs[k], g.module, sig.name), "cuModuleGetFunction(%s)", sig.name); err != nil {
-			return err
-		}
-		kinds, err := paramKinds(sig.params)
-		if err != nil {
-			return err
-		}
-		g.kinds[k] = kinds
-		if g.drv.funcGetParamInfo != nil {
-			checked, err := verifyParams(g.drv, g.funcs[k], k, kinds)
-			if err != nil {
-				return err
-			}
-			in.ParamsChecked = checked
-		}
-	}
-	return nil
-}
-
-// writeCache stores a compiled image; failures only cost a compile later.
-func writeCache(file string, img []byte) {
-	if err := os.MkdirAll(filepath.Dir(file), 0o755); err != nil {
-		return
-	}
-	tmp, err := os.CreateTemp(filepath.Dir(file), ".kernels-*")
-	if err != nil {
-		return
-	}
-	_, err = tmp.Write(img)
-	if cerr := tmp.Close(); err == nil && cerr == nil {
-		if os.Rename(tmp.Name(), file) == nil {
-			return
-		}
-	}
-	os.Remove(tmp.Name())
 }
 
 // release frees what start created, on the device goroutine.
@@ -335,8 +248,7 @@ func (g *gpu) release() {
 		g.pinner.Unpin()
 	}
 	drv.ctxSetCurrent(0)
-	drv.primaryCtxRelease(g.dev)
-	g.ctx = 0
+	g.ctx = 0 // the primary context stays retained (see start)
 }
 
 // Close waits for the queued work, frees every buffer and releases the

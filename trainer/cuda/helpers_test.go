@@ -69,11 +69,7 @@ func openTarget(t testing.TB, tg target) *Backend {
 		return be
 	}
 	f := newFake(t)
-	names := []string{"device allocations", "host allocations", "streams", "events", "modules", "cuBLAS handles", "context references"}
-	before := make([]int32, len(names))
-	for i := range names {
-		before[i] = f.live(int32(i))
-	}
+	before := f.counts()
 	be, err := New(Options{LibDir: f.dir, FP32: tg.fp32, CacheDir: "off"})
 	if err != nil {
 		t.Fatal(err)
@@ -83,8 +79,10 @@ func openTarget(t testing.TB, tg target) *Backend {
 			t.Error(err)
 		}
 		f.assertClean(t)
-		for i, name := range names {
-			if n := f.live(int32(i)) - before[i]; n != 0 {
+		after := f.counts()
+		after[liveCtxRefs]-- // the primary context stays retained
+		for i, name := range liveNames {
+			if n := after[i] - before[i]; n != 0 {
 				t.Errorf("after Close: %d %s more than before New", n, name)
 			}
 		}
@@ -337,4 +335,67 @@ func glmBatch(r *rand.Rand, b, minLen, maxLen, vocab int, text func(*rand.Rand, 
 		rows[i] = makeRow(r, text(r, n, vocab), vocab, i%3 == 2)
 	}
 	return padBatch(rows, 0)
+}
+
+// gemmCheck runs one MatmulForward with bias (64 rows, 96 → 80) of random
+// values on be and returns its relative error against float64.
+func gemmCheck(be *Backend, seed uint64) (float64, error) {
+	r := rand.New(rand.NewPCG(seed, 7))
+	n, c, oc := 64, 96, 80
+	rnd := func(k int) []float32 {
+		x := make([]float32, k)
+		for i := range x {
+			x[i] = float32(r.NormFloat64())
+		}
+		return x
+	}
+	x, w, b := rnd(n*c), rnd(oc*c), rnd(oc)
+	var bufs []trainer.Buf
+	defer func() {
+		for _, p := range bufs {
+			be.Free(p)
+		}
+	}()
+	up := func(v []float32) (trainer.Buf, error) {
+		p, err := be.Floats(len(v))
+		if err != nil {
+			return nil, err
+		}
+		bufs = append(bufs, p)
+		return p, be.Upload(p, v)
+	}
+	px, err := up(x)
+	if err != nil {
+		return 0, err
+	}
+	pw, err := up(w)
+	if err != nil {
+		return 0, err
+	}
+	pb, err := up(b)
+	if err != nil {
+		return 0, err
+	}
+	po, err := up(make([]float32, n*oc))
+	if err != nil {
+		return 0, err
+	}
+	if err := be.MatmulForward(po, px, pw, pb, n, c, oc); err != nil {
+		return 0, err
+	}
+	got := make([]float32, n*oc)
+	if err := be.Download(got, po); err != nil {
+		return 0, err
+	}
+	want := make([]float64, n*oc)
+	for i := range n {
+		for o := range oc {
+			acc := float64(b[o])
+			for k := range c {
+				acc += float64(x[i*c+k]) * float64(w[o*c+k])
+			}
+			want[i*oc+o] = acc
+		}
+	}
+	return relErr(got, want), nil
 }
