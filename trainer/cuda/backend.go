@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"strings"
+	"time"
 	"unsafe"
 
 	"github.com/glmkit/glmkit/trainer"
@@ -71,6 +72,43 @@ type Backend struct {
 	g      *gpu // owned by the device goroutine: use only inside be.do
 	info   Info
 	closed bool
+	prof   map[string]*opTime // with a profile on (startProfile): each op's time, by name
+}
+
+// opTime is the time one kind of op took in a profile.
+type opTime struct {
+	Calls int
+	Time  time.Duration
+}
+
+// startProfile times every op from now on, waiting for the device after
+// each (so the times add up to the wall time of the work, without the
+// overlap of host and device).
+func (be *Backend) startProfile() { be.prof = map[string]*opTime{} }
+
+// stopProfile ends the profile and returns the time per op.
+func (be *Backend) stopProfile() map[string]*opTime {
+	p := be.prof
+	be.prof = nil
+	return p
+}
+
+// opName is op, with the shape appended in a profile (so the breakdown
+// tells the products apart).
+func (be *Backend) opName(op string, dims ...int) string {
+	if be.prof == nil || len(dims) == 0 {
+		return op
+	}
+	var b strings.Builder
+	b.WriteString(op)
+	for i, d := range dims {
+		sep := "×"
+		if i == 0 {
+			sep = " "
+		}
+		fmt.Fprintf(&b, "%s%d", sep, d)
+	}
+	return b.String()
 }
 
 var _ trainer.Backend = (*Backend)(nil)
@@ -286,17 +324,30 @@ func (be *Backend) do(op string, f func(g *gpu) error) error {
 	if be.closed {
 		return fmt.Errorf("cuda: %s on a closed backend", op)
 	}
+	var t0 time.Time
+	if be.prof != nil {
+		t0 = time.Now()
+	}
 	err := be.dev.do(func() error {
 		if err := f(be.g); err != nil {
 			return err
 		}
-		if be.opt.Sync {
+		if be.opt.Sync || be.prof != nil {
 			if err := be.g.syncStreams(); err != nil {
 				return fmt.Errorf("after its kernels ran: %w", err)
 			}
 		}
 		return nil
 	})
+	if be.prof != nil {
+		t := be.prof[op]
+		if t == nil {
+			t = &opTime{}
+			be.prof[op] = t
+		}
+		t.Calls++
+		t.Time += time.Since(t0)
+	}
 	if err != nil {
 		return fmt.Errorf("cuda: %s: %w", op, err)
 	}

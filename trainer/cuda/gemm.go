@@ -81,7 +81,7 @@ func (be *Backend) MatmulForward(out, inp, w, bias trainer.Buf, n, c, oc int) er
 	if ck.err != nil || n == 0 || oc == 0 {
 		return ck.err
 	}
-	return be.do(ck.op, func(g *gpu) error {
+	return be.do(be.opName(ck.op, n, c, oc), func(g *gpu) error {
 		beta := float32(0)
 		if bias != nil {
 			if err := g.launch1(kBiasRows, int64(n)*int64(oc), o.ptr(), bs.ptr(), n, oc); err != nil {
@@ -123,7 +123,7 @@ func (be *Backend) MatmulBackward(dinp, dw, dbias, dout, inp, w trainer.Buf, n, 
 		return ck.err
 	}
 	rpc, chunks := colsumChunks(n)
-	return be.do(ck.op, func(g *gpu) error {
+	return be.do(be.opName(ck.op, n, c, oc), func(g *gpu) error {
 		_, es := g.operand()
 		sc, err := g.scratch(es*uint64(n*oc), es*uint64(oc*c), es*uint64(n*c), 4*uint64(chunks*oc))
 		if err != nil {
