@@ -249,7 +249,9 @@ type gemmCase struct {
 	batch   int // 1: cublasGemmEx; more: cublasGemmStridedBatchedEx
 }
 
-func (c gemmCase) flops() float64 { return 2 * float64(c.m) * float64(c.n) * float64(c.k) * float64(c.batch) }
+func (c gemmCase) flops() float64 {
+	return 2 * float64(c.m) * float64(c.n) * float64(c.k) * float64(c.batch)
+}
 
 // gemmCases are the products of one layer and the head of cfg on a batch
 // of b rows of t positions with loss loss positions: each linear layer's
