@@ -602,6 +602,9 @@ func TestBenchOnStandIn(t *testing.T) {
 // the script skips every GPU stage), unless GLM_REQUIRE_CUDA=1.
 func TestPreflight(t *testing.T) {
 	rep := Probe(Options{})
+	var sb strings.Builder
+	rep.Write(&sb, "  ")
+	t.Logf("Probe: %s", strings.TrimSpace(sb.String()))
 	res := map[string]any{"probe": probeJSON(rep)}
 	if rep.DriverErr != nil {
 		if requireCUDA() {
