@@ -196,10 +196,11 @@ func TestGPUScriptDryRun(t *testing.T) {
 	checkOut(t, res, "preflight.log", "preflight-tests.log", "env.txt")
 }
 
-// TestGPUScriptStages runs .ci/gpu against the stand-in GPU: once with
+// TestGPUScriptStages runs .ci/gpu against the stand-in GPU: with
 // everything passing (an op test that fails only in the shared process is
-// rerun alone and passes), once with failures (an op test that fails
-// alone too, a sanitizer that refuses the device, no CUDA PyTorch).
+// rerun alone and passes); with failures (an op test that fails alone too,
+// a sanitizer that refuses the device, no CUDA PyTorch); with a backend
+// that does not start (only PyTorch runs); and without a GPU.
 func TestGPUScriptStages(t *testing.T) {
 	t.Parallel()
 	t.Run("pass", func(t *testing.T) {
@@ -263,6 +264,25 @@ func TestGPUScriptStages(t *testing.T) {
 			t.Errorf("summary.md lacks the failed op test:\n%s", sum)
 		}
 	})
+	t.Run("backend broken", func(t *testing.T) {
+		t.Parallel()
+		bin, env, _ := fakeGPU(t)
+		cmd, res := gpuScript(t, []string{bin}, append(env, "FAKE_NONEW=1")...)
+		if err := cmd.Run(); err == nil {
+			t.Error("a backend that does not start: exit 0; want a failure")
+		}
+		r := readResults(t, res)
+		for s, want := range map[string]string{
+			"preflight": "failed: the backend did not start: bench_test.go:636: New (cycle 1): cuda: kernels for sm_90: no image loaded",
+			"bench":     "skipped: the backend did not start in preflight", "model": "skipped: the backend did not start in preflight",
+			"ops": "skipped: the backend did not start in preflight", "sanitizer": "skipped: the backend did not start in preflight",
+			"torch": "passed",
+		} {
+			if got := r.stage(s); !strings.HasPrefix(got, want) {
+				t.Errorf("%s: %s; want %s", s, got, want)
+			}
+		}
+	})
 	t.Run("no gpu", func(t *testing.T) {
 		t.Parallel()
 		bin, env, _ := fakeGPU(t)
@@ -282,13 +302,13 @@ func TestGPUScriptStages(t *testing.T) {
 	})
 }
 
-// TestGPUScriptDeadline gives .ci/gpu a 12-second deadline with the
+// TestGPUScriptDeadline gives .ci/gpu a 20-second deadline with the
 // benchmark hanging: its limit is cut to what is left, it times out, and
 // the stages after it are skipped for lack of time.
 func TestGPUScriptDeadline(t *testing.T) {
 	t.Parallel()
 	bin, env, pids := fakeGPU(t)
-	cmd, res := gpuScript(t, []string{"--deadline", "12", bin}, append(env, "FAKE_HANG=bench")...)
+	cmd, res := gpuScript(t, []string{"--deadline", "20", bin}, append(env, "FAKE_HANG=bench")...)
 	t0 := time.Now()
 	err := cmd.Run()
 	took := time.Since(t0)
@@ -301,7 +321,7 @@ func TestGPUScriptDeadline(t *testing.T) {
 		t.Errorf("preflight: %s", got)
 	}
 	for _, s := range r.Stages {
-		if s.Name == "bench" && (s.Status != "timed out" || s.Timeout > 10 || s.Timeout < 2) {
+		if s.Name == "bench" && (s.Status != "timed out" || s.Timeout > 18 || s.Timeout < 2) {
 			t.Errorf("bench: %+v; want timed out after its limit was cut to the deadline", s)
 		}
 	}
@@ -310,8 +330,8 @@ func TestGPUScriptDeadline(t *testing.T) {
 			t.Errorf("%s: %s; want skipped: out of time", s, got)
 		}
 	}
-	if took > 30*time.Second {
-		t.Errorf("the run took %v with a deadline of 12 s", took)
+	if took > 40*time.Second {
+		t.Errorf("the run took %v with a deadline of 20 s", took)
 	}
 	checkGone(t, pids)
 }

@@ -8,6 +8,7 @@
 #   FAKE_FLAKY   an op test target that fails in the shared process only
 #   FAKE_BROKEN  an op test target that fails alone too
 #   FAKE_NOGPU   1: TestPreflight skips (no GPU)
+#   FAKE_NONEW   1: New fails in TestPreflight (a GPU, but the backend does not start)
 set -u
 run="" bench=""
 while [ $# -gt 0 ]; do
@@ -47,6 +48,13 @@ case $run in
 		echo "--- SKIP: TestPreflight (0.00s)"
 		echo "    bench_test.go:610: no GPU: no CUDA driver found"
 		exit 0
+	fi
+	echo "    bench_test.go:613: Probe: driver /usr/local/nvidia/lib64/libcuda.so.1 (CUDA 13.0)"
+	if [ "${FAKE_NONEW:-}" = 1 ]; then
+		echo "    bench_test.go:636: New (cycle 1): cuda: kernels for sm_90: no image loaded"
+		echo "--- FAIL: TestPreflight (0.40s)"
+		echo "    --- PASS: TestLayerNorm/gpu/fp32 (0.10s)"
+		exit 1
 	fi
 	echo "    bench_test.go:631: cycle 1: New took 2.10s: cuda (Fake H200, sm_90, 132 SMs, 140 GiB; bf16 GEMMs)"
 	echo "--- PASS: TestPreflight (2.50s)"
