@@ -54,6 +54,23 @@ func (r *scriptResults) stage(name string) string {
 
 var scriptStages = []string{"preflight", "bench", "model", "ops", "torch", "sanitizer"}
 
+// expect checks each named stage's "status: reason" against the start
+// given; "…" as a key stands for every stage not named.
+func (r *scriptResults) expect(t *testing.T, want map[string]string) {
+	t.Helper()
+	for _, s := range scriptStages {
+		w, ok := want[s]
+		if !ok {
+			if w, ok = want["…"]; !ok {
+				continue
+			}
+		}
+		if got := r.stage(s); !strings.HasPrefix(got, w) {
+			t.Errorf("stage %s: %s; want %s…", s, got, w)
+		}
+	}
+}
+
 // gpuScript prepares a run of .ci/gpu with args (the results folder is
 // appended) in an environment without the variables that would change it,
 // plus env.
@@ -185,14 +202,7 @@ func TestGPUScriptDryRun(t *testing.T) {
 	if !r.Meta.DryRun || !r.Meta.Final || r.Meta.Exit == nil || *r.Meta.Exit != 0 {
 		t.Errorf("meta %+v; want a final dry run with exit 0", r.Meta)
 	}
-	if s := r.stage("preflight"); !strings.HasPrefix(s, "passed: no GPU, as a dry run wants") {
-		t.Errorf("preflight: %s", s)
-	}
-	for _, s := range scriptStages[1:] {
-		if got := r.stage(s); got != "skipped: no GPU" {
-			t.Errorf("%s: %s; want skipped: no GPU", s, got)
-		}
-	}
+	r.expect(t, map[string]string{"preflight": "passed: no GPU, as a dry run wants", "…": "skipped: no GPU"})
 	checkOut(t, res, "preflight.log", "preflight-tests.log", "env.txt")
 }
 
@@ -211,11 +221,7 @@ func TestGPUScriptStages(t *testing.T) {
 			t.Fatalf("%v\n%s", err, out)
 		}
 		r := readResults(t, res)
-		for _, s := range scriptStages {
-			if got := r.stage(s); !strings.HasPrefix(got, "passed") {
-				t.Errorf("%s: %s; want passed", s, got)
-			}
-		}
+		r.expect(t, map[string]string{"…": "passed"})
 		var ops struct{ Tests map[string]string }
 		json.Unmarshal(r.Results["optests"], &ops)
 		if got := ops.Tests["TestDropout/gpu/bf16"]; got != "failed or did not run in the shared process, passed alone" || ops.Tests["TestEncoder/gpu/fp32"] != "pass" {
@@ -247,16 +253,12 @@ func TestGPUScriptStages(t *testing.T) {
 			t.Fatalf("exit %v; want 1", err)
 		}
 		r := readResults(t, res)
-		for s, want := range map[string]string{
-			"preflight": "passed", "bench": "passed", "model": "passed",
+		r.expect(t, map[string]string{
+			"…":         "passed",
 			"ops":       "failed: 1 of 20 op test targets failed alone",
 			"torch":     "not run: no CUDA PyTorch (",
 			"sanitizer": "not run: the device is not supported by compute-sanitizer",
-		} {
-			if got := r.stage(s); !strings.HasPrefix(got, want) {
-				t.Errorf("%s: %s; want %s…", s, got, want)
-			}
-		}
+		})
 		if r.Meta.Exit == nil || *r.Meta.Exit != 1 {
 			t.Errorf("meta %+v; want exit 1", r.Meta)
 		}
@@ -271,17 +273,11 @@ func TestGPUScriptStages(t *testing.T) {
 		if err := cmd.Run(); err == nil {
 			t.Error("a backend that does not start: exit 0; want a failure")
 		}
-		r := readResults(t, res)
-		for s, want := range map[string]string{
+		readResults(t, res).expect(t, map[string]string{
 			"preflight": "failed: the backend did not start: bench_test.go:636: New (cycle 1): cuda: kernels for sm_90: no image loaded",
-			"bench":     "skipped: the backend did not start in preflight", "model": "skipped: the backend did not start in preflight",
-			"ops": "skipped: the backend did not start in preflight", "sanitizer": "skipped: the backend did not start in preflight",
-			"torch": "passed",
-		} {
-			if got := r.stage(s); !strings.HasPrefix(got, want) {
-				t.Errorf("%s: %s; want %s", s, got, want)
-			}
-		}
+			"torch":     "passed",
+			"…":         "skipped: the backend did not start in preflight",
+		})
 	})
 	t.Run("no gpu", func(t *testing.T) {
 		t.Parallel()
@@ -290,15 +286,7 @@ func TestGPUScriptStages(t *testing.T) {
 		if err := cmd.Run(); err == nil {
 			t.Error("no GPU without --dry-run: exit 0; want a failure")
 		}
-		r := readResults(t, res)
-		if got := r.stage("preflight"); !strings.HasPrefix(got, "failed: no GPU") {
-			t.Errorf("preflight: %s", got)
-		}
-		for _, s := range scriptStages[1:] {
-			if got := r.stage(s); got != "skipped: no GPU" {
-				t.Errorf("%s: %s; want skipped: no GPU", s, got)
-			}
-		}
+		readResults(t, res).expect(t, map[string]string{"preflight": "failed: no GPU", "…": "skipped: no GPU"})
 	})
 }
 
@@ -317,17 +305,10 @@ func TestGPUScriptDeadline(t *testing.T) {
 		t.Errorf("exit %v; want 1", err)
 	}
 	r := readResults(t, res)
-	if got := r.stage("preflight"); !strings.HasPrefix(got, "passed") {
-		t.Errorf("preflight: %s", got)
-	}
+	r.expect(t, map[string]string{"preflight": "passed", "bench": "timed out", "…": "skipped: out of time"})
 	for _, s := range r.Stages {
-		if s.Name == "bench" && (s.Status != "timed out" || s.Timeout > 18 || s.Timeout < 2) {
-			t.Errorf("bench: %+v; want timed out after its limit was cut to the deadline", s)
-		}
-	}
-	for _, s := range scriptStages[2:] {
-		if got := r.stage(s); !strings.HasPrefix(got, "skipped: out of time") {
-			t.Errorf("%s: %s; want skipped: out of time", s, got)
+		if s.Name == "bench" && (s.Timeout > 18 || s.Timeout < 2) {
+			t.Errorf("bench: %+v; want its limit cut to the deadline", s)
 		}
 	}
 	if took > 40*time.Second {
@@ -383,14 +364,7 @@ func TestGPUScriptKilled(t *testing.T) {
 			if !r.Meta.Final || r.Meta.Interrupted != "TERM" {
 				t.Errorf("meta %+v; want final, interrupted by TERM", r.Meta)
 			}
-			if got := r.stage("bench"); !strings.HasPrefix(got, "interrupted: SIGTERM after ") {
-				t.Errorf("bench: %s", got)
-			}
-			for _, s := range scriptStages[2:] {
-				if got := r.stage(s); got != "not run: interrupted (SIGTERM)" {
-					t.Errorf("%s: %s", s, got)
-				}
-			}
+			r.expect(t, map[string]string{"preflight": "passed", "bench": "interrupted: SIGTERM after ", "…": "not run: interrupted (SIGTERM)"})
 			checkOut(t, res, "preflight.log", "bench.log")
 			checkGone(t, pids)
 		})
@@ -402,18 +376,22 @@ func readFile(p string) string {
 	return string(b)
 }
 
+// stubPIDs returns the process ids the stand-in recorded.
+func stubPIDs(pids string) []int {
+	var out []int
+	for _, f := range strings.Fields(readFile(pids)) {
+		if pid, err := strconv.Atoi(f); err == nil {
+			out = append(out, pid)
+		}
+	}
+	return out
+}
+
 // checkGone checks that no process of the stand-in outlived the script.
 func checkGone(t *testing.T, pids string) {
 	t.Helper()
-	for _, f := range strings.Fields(readFile(pids)) {
-		pid, err := strconv.Atoi(f)
-		if err != nil {
-			continue
-		}
-		for i := 0; ; i++ {
-			if syscall.Kill(pid, 0) != nil {
-				break
-			}
+	for _, pid := range stubPIDs(pids) {
+		for i := 0; syscall.Kill(pid, 0) == nil; i++ {
 			if i == 50 {
 				t.Errorf("process %d of the stage outlived the script", pid)
 				syscall.Kill(pid, syscall.SIGKILL)
@@ -428,11 +406,7 @@ func checkGone(t *testing.T, pids string) {
 // process's group (the stage's time limit and the stand-in).
 func killStrays(t *testing.T, pids string) {
 	t.Helper()
-	for _, f := range strings.Fields(readFile(pids)) {
-		pid, err := strconv.Atoi(f)
-		if err != nil {
-			continue
-		}
+	for _, pid := range stubPIDs(pids) {
 		if pg, err := syscall.Getpgid(pid); err == nil && pg > 1 && pg != syscall.Getpgrp() {
 			syscall.Kill(-pg, syscall.SIGKILL)
 		}
