@@ -31,11 +31,13 @@ func cmdDoctor(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		fmt.Fprintf(stdout, "cpu:  %v\n", err)
 	} else {
 		fmt.Fprintf(stdout, "cpu:  %s\n", be.Name())
+		be.Close()
 	}
 	if ob, err := cpu.New[float32](cpu.Options{BLAS: "openblas"}); err != nil {
 		fmt.Fprintf(stdout, "      OpenBLAS not loaded (%v); install libopenblas0 for faster matrix products\n", err)
 	} else {
 		fmt.Fprintf(stdout, "      OpenBLAS: %s\n", ob.Name())
+		ob.Close()
 	}
 	fmt.Fprint(stdout, "cuda: ")
 	rep := cuda.Probe(cuda.Options{})

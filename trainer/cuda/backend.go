@@ -64,13 +64,17 @@ type Info struct {
 // one goroutine locked to an OS thread; the ops queue work on one stream
 // and return, and Download, DownloadFloat64, SumSquares and Sync wait.
 //
-// It is not safe for concurrent use (nor is any Backend). Close releases
-// the device.
+// It is not safe for concurrent use (nor is any Backend). Its errors stick
+// (see trainer.Backend): an op's error, with the op named, is kept and
+// later ops do nothing; a kernel that faults is reported by the next op
+// that waits (Download, SumSquares, Sync; with Options.Sync, by the op
+// itself). Close releases the device.
 type Backend struct {
 	opt    Options
 	dev    *device
 	g      *gpu // owned by the device goroutine: use only inside be.do
 	info   Info
+	err    error // the first error of an op
 	closed bool
 	prof   map[string]*opTime // with a profile on (startProfile): each op's time, by name
 }
@@ -319,11 +323,40 @@ func (be *Backend) Name() string {
 		in.Device, in.Arch, in.SMs, gib(in.MemoryBytes), gemm, in.Cublas, in.Driver, strings.SplitN(in.Kernels, " ", 2)[0])
 }
 
-// do runs an op's device work on the device goroutine.
-func (be *Backend) do(op string, f func(g *gpu) error) error {
-	if be.closed {
-		return fmt.Errorf("cuda: %s on a closed backend", op)
+// failed records err as the backend's error unless one is recorded
+// already, and reports whether the backend has failed (so an op must not
+// run).
+func (be *Backend) failed(err error) bool {
+	if be.err == nil {
+		be.err = err
 	}
+	return be.err != nil
+}
+
+// Err implements trainer.Backend.
+func (be *Backend) Err() error { return be.err }
+
+// do runs an op's device work on the device goroutine, unless the backend
+// has failed; a failure becomes the backend's error. It returns the
+// backend's error.
+func (be *Backend) do(op string, f func(g *gpu) error) error {
+	if be.err != nil {
+		return be.err
+	}
+	if be.closed {
+		be.err = fmt.Errorf("cuda: %s on a closed backend", op)
+		return be.err
+	}
+	err := be.run(op, f)
+	if err != nil {
+		be.err = fmt.Errorf("cuda: %s: %w", op, err)
+	}
+	return be.err
+}
+
+// run is do without the sticky error: for allocations, whose failure
+// leaves the backend usable.
+func (be *Backend) run(op string, f func(g *gpu) error) error {
 	var t0 time.Time
 	if be.prof != nil {
 		t0 = time.Now()
@@ -348,10 +381,7 @@ func (be *Backend) do(op string, f func(g *gpu) error) error {
 		t.Calls++
 		t.Time += time.Since(t0)
 	}
-	if err != nil {
-		return fmt.Errorf("cuda: %s: %w", op, err)
-	}
-	return nil
+	return err
 }
 
 // ----------------------------------------------------------------------------
@@ -409,11 +439,17 @@ func (be *Backend) newBuf(n int, e elem) (trainer.Buf, error) {
 	if n < 0 {
 		return nil, fmt.Errorf("cuda: allocate %d elements", n)
 	}
+	if be.err != nil {
+		return nil, be.err
+	}
+	if be.closed {
+		return nil, errors.New("cuda: allocate on a closed backend")
+	}
 	a := &allocation{n: n, elem: e}
 	if e == elemInt32 {
 		a.host = make([]int32, n)
 	}
-	err := be.do("allocate", func(g *gpu) error {
+	err := be.run("allocate", func(g *gpu) error {
 		p, err := g.alloc(4 * uint64(n))
 		if err != nil {
 			return err
@@ -422,7 +458,7 @@ func (be *Backend) newBuf(n int, e elem) (trainer.Buf, error) {
 		return g.memsetZero(p, n)
 	})
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("cuda: allocate: %w", err)
 	}
 	return buf{a: a, n: n}, nil
 }
@@ -433,20 +469,21 @@ func (be *Backend) Floats(n int) (trainer.Buf, error) { return be.newBuf(n, elem
 // Int32s implements trainer.Backend.
 func (be *Backend) Int32s(n int) (trainer.Buf, error) { return be.newBuf(n, elemInt32) }
 
-// Free implements trainer.Backend: after the queued work that uses b.
-func (be *Backend) Free(b trainer.Buf) error {
+// Free implements trainer.Backend: after the queued work that uses b. (A
+// failed backend frees its memory at Close.)
+func (be *Backend) Free(b trainer.Buf) {
 	v, ok := b.(buf)
-	if !ok {
-		return fmt.Errorf("cuda: free a buffer of type %T", b)
+	switch {
+	case !ok:
+		be.failed(fmt.Errorf("cuda: free a buffer of type %T", b))
+	case v.off != 0 || v.n != v.a.n:
+		be.failed(errors.New("cuda: free a view; free the buffer Floats or Int32s returned"))
+	case v.a.freed:
+		be.failed(errors.New("cuda: buffer freed twice"))
+	default:
+		v.a.freed = true
+		be.do("free", func(g *gpu) error { return g.free(v.a.ptr) })
 	}
-	if v.off != 0 || v.n != v.a.n {
-		return errors.New("cuda: free a view; free the buffer Floats or Int32s returned")
-	}
-	if v.a.freed {
-		return errors.New("cuda: buffer freed twice")
-	}
-	v.a.freed = true
-	return be.do("free", func(g *gpu) error { return g.free(v.a.ptr) })
 }
 
 // view checks that b is a live buffer of this backend with elements of
@@ -480,36 +517,30 @@ func view(op, name string, b trainer.Buf, e elem, n int) (buf, error) {
 
 // Upload implements trainer.Backend. It returns once src is copied to
 // pinned memory; the transfer to the device overlaps the queued work.
-func (be *Backend) Upload(dst trainer.Buf, src []float32) error {
+func (be *Backend) Upload(dst trainer.Buf, src []float32) {
 	d, err := view("upload", "dst", dst, elemFloat, len(src))
-	if err != nil {
-		return err
+	if err == nil && d.n != len(src) {
+		err = fmt.Errorf("cuda: upload %d floats into a buffer of %d", len(src), d.n)
 	}
-	if d.n != len(src) {
-		return fmt.Errorf("cuda: upload %d floats into a buffer of %d", len(src), d.n)
+	if be.failed(err) || len(src) == 0 {
+		return
 	}
-	if len(src) == 0 {
-		return nil
-	}
-	return be.do("upload", func(g *gpu) error {
+	be.do("upload", func(g *gpu) error {
 		return g.upload(d.ptr(), unsafe.Slice((*byte)(unsafe.Pointer(&src[0])), 4*len(src)))
 	})
 }
 
 // UploadInt32 implements trainer.Backend.
-func (be *Backend) UploadInt32(dst trainer.Buf, src []int32) error {
+func (be *Backend) UploadInt32(dst trainer.Buf, src []int32) {
 	d, err := view("upload", "dst", dst, elemInt32, len(src))
-	if err != nil {
-		return err
+	if err == nil && d.n != len(src) {
+		err = fmt.Errorf("cuda: upload %d int32s into a buffer of %d", len(src), d.n)
 	}
-	if d.n != len(src) {
-		return fmt.Errorf("cuda: upload %d int32s into a buffer of %d", len(src), d.n)
-	}
-	if len(src) == 0 {
-		return nil
+	if be.failed(err) || len(src) == 0 {
+		return
 	}
 	copy(d.ints(), src)
-	return be.do("upload", func(g *gpu) error {
+	be.do("upload", func(g *gpu) error {
 		return g.upload(d.ptr(), unsafe.Slice((*byte)(unsafe.Pointer(&src[0])), 4*len(src)))
 	})
 }
@@ -517,11 +548,11 @@ func (be *Backend) UploadInt32(dst trainer.Buf, src []int32) error {
 // Download implements trainer.Backend; it waits for the queued work.
 func (be *Backend) Download(dst []float32, src trainer.Buf) error {
 	s, err := view("download", "src", src, elemFloat, 0)
-	if err != nil {
-		return err
+	if err == nil && s.n != len(dst) {
+		err = fmt.Errorf("cuda: download a buffer of %d floats into %d", s.n, len(dst))
 	}
-	if s.n != len(dst) {
-		return fmt.Errorf("cuda: download a buffer of %d floats into %d", s.n, len(dst))
+	if be.failed(err) {
+		return be.err
 	}
 	if len(dst) == 0 {
 		return nil
@@ -544,15 +575,19 @@ func (be *Backend) DownloadFloat64(dst []float64, src trainer.Buf) error {
 }
 
 // Zero implements trainer.Backend.
-func (be *Backend) Zero(b trainer.Buf) error {
+func (be *Backend) Zero(b trainer.Buf) {
 	v, ok := b.(buf)
 	if !ok || v.a.freed {
-		return fmt.Errorf("cuda: zero a buffer of type %T (or a freed one)", b)
+		be.failed(fmt.Errorf("cuda: zero a buffer of type %T (or a freed one)", b))
+		return
+	}
+	if be.err != nil {
+		return
 	}
 	if v.a.elem == elemInt32 {
 		clear(v.ints())
 	}
-	return be.do("zero", func(g *gpu) error { return g.memsetZero(v.ptr(), v.n) })
+	be.do("zero", func(g *gpu) error { return g.memsetZero(v.ptr(), v.n) })
 }
 
 // Sync implements trainer.Backend.

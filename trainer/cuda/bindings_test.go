@@ -12,6 +12,8 @@ import (
 	"strings"
 	"testing"
 	"unsafe"
+
+	"github.com/glmkit/glmkit/trainer"
 )
 
 // The binding tests call every bound function of the driver, cuBLAS and
@@ -482,7 +484,8 @@ func TestKernelFallbacks(t *testing.T) {
 		}
 		in := be.Info()
 		x, _ := be.Floats(64) // the module works: a kernel runs
-		if err := be.GeluForward(x, x, 64); err != nil {
+		be.GeluForward(x, x, 64)
+		if err := be.Sync(); err != nil {
 			t.Error(err)
 		}
 		if err := be.Close(); err != nil {
@@ -644,23 +647,41 @@ func TestStartFailures(t *testing.T) {
 }
 
 // TestOpErrors checks that a failing launch or GEMM reaches the caller
-// with the op and the call named.
+// with the op and the call named, and sticks: the ops after it do nothing,
+// and Download, Sync and Err report it.
 func TestOpErrors(t *testing.T) {
 	f := newFake(t)
-	be := openTarget(t, target{name: "emu/bf16"})
-	x, _ := be.Floats(6 * 8)
-	w, _ := be.Floats(8)
-	stat, _ := be.Floats(6)
-	f.fail("cuLaunchKernel", 700)
-	err := be.LayerNormForward(x, stat, stat, x, w, w, 6, 8)
-	want := "cuda: layernorm forward: cuLaunchKernel(layernorm_forward, grid 6×1, block 32): CUDA_ERROR_ILLEGAL_ADDRESS (700): an illegal memory access was encountered"
-	if err == nil || err.Error() != want {
-		t.Errorf("a failed launch gave\n\t%v\nwant\n\t%s", err, want)
-	}
-	f.fail("cublasGemmEx", 13)
-	err = be.MatmulForward(x, x, w, nil, 6, 8, 1)
-	want = "cuda: matmul forward: cublasGemmEx(TN, m=1 n=6 k=8): CUBLAS_STATUS_EXECUTION_FAILED (13)"
-	if err == nil || err.Error() != want {
-		t.Errorf("a failed GEMM gave\n\t%v\nwant\n\t%s", err, want)
+	for _, c := range []struct {
+		fn   string
+		code int32
+		op   func(be *Backend, x, w, stat trainer.Buf)
+		want string
+	}{
+		{"cuLaunchKernel", 700, func(be *Backend, x, w, stat trainer.Buf) { be.LayerNormForward(x, stat, stat, x, w, w, 6, 8) },
+			"cuda: layernorm forward: cuLaunchKernel(layernorm_forward, grid 6×1, block 32): CUDA_ERROR_ILLEGAL_ADDRESS (700): an illegal memory access was encountered"},
+		{"cublasGemmEx", 13, func(be *Backend, x, w, stat trainer.Buf) { be.MatmulForward(x, x, w, nil, 6, 8, 1) },
+			"cuda: matmul forward: cublasGemmEx(TN, m=1 n=6 k=8): CUBLAS_STATUS_EXECUTION_FAILED (13)"},
+	} {
+		be := openTarget(t, target{name: "emu/bf16"})
+		x, _ := be.Floats(6 * 8)
+		w, _ := be.Floats(8)
+		stat, _ := be.Floats(6)
+		f.fail(c.fn, c.code)
+		c.op(be, x, w, stat)
+		if err := be.Err(); err == nil || err.Error() != c.want {
+			t.Errorf("a failed %s gave\n\t%v\nwant\n\t%s", c.fn, err, c.want)
+		}
+		last := f.lastCall()
+		be.GeluForward(x, x, 6*8)
+		be.Upload(w, make([]float32, 8))
+		if got := f.lastCall(); got != last {
+			t.Errorf("after the error an op still called the library: %s", got)
+		}
+		got := make([]float32, 6*8)
+		for _, err := range []error{be.Download(got, x), be.Sync(), be.Err()} {
+			if err == nil || err.Error() != c.want {
+				t.Errorf("after the failed %s: %v; want the first error", c.fn, err)
+			}
+		}
 	}
 }

@@ -108,6 +108,7 @@ func cpuCurveBackend(t testing.TB) *cpu.Backend[float32] {
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() { be.Close() })
 	return be
 }
 
