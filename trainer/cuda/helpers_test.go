@@ -147,11 +147,9 @@ func (e *env) floats(x []float32) pair {
 	g, err := e.be.Floats(len(x))
 	e.must(err)
 	e.be.Upload(g, x)
-	e.must(e.be.Err())
 	c, err := e.ref.Floats(len(x))
 	e.must(err)
 	e.ref.Upload(c, x)
-	e.must(e.ref.Err())
 	return pair{g, c, len(x)}
 }
 
@@ -165,7 +163,6 @@ func (e *env) poisoned(n int) pair {
 		x[i] = float32(math.NaN())
 	}
 	e.be.Upload(p.g, x)
-	e.must(e.be.Err())
 	return p
 }
 
@@ -174,19 +171,19 @@ func (e *env) int32s(x []int32) pair {
 	g, err := e.be.Int32s(len(x))
 	e.must(err)
 	e.be.UploadInt32(g, x)
-	e.must(e.be.Err())
 	c, err := e.ref.Int32s(len(x))
 	e.must(err)
 	e.ref.UploadInt32(c, x)
-	e.must(e.ref.Err())
 	return pair{g, c, len(x)}
 }
 
-// get downloads both sides.
+// get downloads both sides; it fails the test if an op of either failed
+// (errors stick: the first one is reported).
 func (e *env) get(p pair) (g []float32, c []float64) {
 	e.t.Helper()
 	g = make([]float32, p.n)
 	e.must(e.be.Download(g, p.g))
+	e.must(e.ref.Err())
 	return g, cpu.Host[float64](p.c)
 }
 
