@@ -22,7 +22,9 @@
 // destroy it under cuBLAS's per-context state, so a second New in the same
 // process would run cuBLAS on a context it does not know.
 // Ops queue their work on one compute stream and return; Download,
-// DownloadFloat64, SumSquares and Sync wait for it.
+// DownloadFloat64, SumSquares and Sync wait for it and report the first
+// error of an op (errors stick: an op after one does nothing; a kernel that
+// faults surfaces at the next wait, or at its own op with Options.Sync).
 //
 // Buffers are float32 (the master weights, gradients, AdamW moments and
 // activations) or int32 in device memory. Matrix products go through
