@@ -149,52 +149,82 @@ func New(o Options) (*Backend, error) {
 
 // start initialises the device on the device goroutine.
 func (be *Backend) start(g *gpu, dirs []string, nx int) error {
-	drv := g.drv
-	in := &be.info
+	driverMajor, major, minor, err := be.openDevice(g)
+	if err != nil {
+		return err
+	}
+	if err := g.openContext(); err != nil {
+		return err
+	}
+	if err := be.openCublas(g, dirs, nx, driverMajor); err != nil {
+		return err
+	}
+	if err := be.loadKernels(g, dirs, nx, driverMajor, major, minor); err != nil {
+		return err
+	}
+	g.lb = &launchBuf{}
+	g.pinner.Pin(g.lb)
+	g.lb.extra = [5]uintptr{launchParamBufferPointer, uintptr(unsafe.Pointer(&g.lb.params[0])),
+		launchParamBufferSize, uintptr(unsafe.Pointer(&g.lb.size)), launchParamEnd}
+	g.dropJump, err = g.uploadTable(jumpTable(dropBlock/dropPerThread, 1, dropPerThread))
+	return err
+}
+
+// openDevice initialises the driver and describes the device in be.info;
+// it returns the driver's CUDA major version and the device's compute
+// capability.
+func (be *Backend) openDevice(g *gpu) (driverMajor, major, minor int, err error) {
+	drv, in := g.drv, &be.info
 	in.DriverPath = drv.lib.path
 	if r := drv.init(0); r != cudaSuccess {
-		return fmt.Errorf("%w (driver %s): %v", ErrNoDevice, drv.lib.path, drv.check(r, "cuInit"))
+		return 0, 0, 0, fmt.Errorf("%w (driver %s): %v", ErrNoDevice, drv.lib.path, drv.check(r, "cuInit"))
 	}
-	var ver int32
+	var ver, count int32
 	if err := g.check(drv.driverGetVersion(&ver), "cuDriverGetVersion"); err != nil {
-		return err
+		return 0, 0, 0, err
 	}
 	in.Driver = fmt.Sprintf("%d.%d", ver/1000, ver%1000/10)
-	driverMajor := int(ver / 1000)
 	drv.resolveLate(ver)
-	var count int32
 	if err := g.check(drv.deviceGetCount(&count), "cuDeviceGetCount"); err != nil {
-		return err
+		return 0, 0, 0, err
 	}
 	if count == 0 {
-		return fmt.Errorf("%w: the driver (%s) sees no device", ErrNoDevice, drv.lib.path)
+		return 0, 0, 0, fmt.Errorf("%w: the driver (%s) sees no device", ErrNoDevice, drv.lib.path)
 	}
 	if be.opt.Device < 0 || be.opt.Device >= int(count) {
-		return fmt.Errorf("device %d of %d", be.opt.Device, count)
+		return 0, 0, 0, fmt.Errorf("device %d of %d", be.opt.Device, count)
 	}
 	if err := g.check(drv.deviceGet(&g.dev, int32(be.opt.Device)), "cuDeviceGet(%d)", be.opt.Device); err != nil {
-		return err
+		return 0, 0, 0, err
 	}
 	var name [256]byte
 	if err := g.check(drv.deviceGetName(&name[0], int32(len(name)), g.dev), "cuDeviceGetName"); err != nil {
-		return err
+		return 0, 0, 0, err
 	}
 	in.Device = cString(&name[0])
-	var major, minor, sms int32
+	var cmaj, cmin, sms int32
 	if err := errors.Join(
-		g.check(drv.deviceGetAttr(&major, attrCCMajor, g.dev), "cuDeviceGetAttribute(compute capability major)"),
-		g.check(drv.deviceGetAttr(&minor, attrCCMinor, g.dev), "cuDeviceGetAttribute(compute capability minor)"),
+		g.check(drv.deviceGetAttr(&cmaj, attrCCMajor, g.dev), "cuDeviceGetAttribute(compute capability major)"),
+		g.check(drv.deviceGetAttr(&cmin, attrCCMinor, g.dev), "cuDeviceGetAttribute(compute capability minor)"),
 		g.check(drv.deviceGetAttr(&sms, attrMultiprocessors, g.dev), "cuDeviceGetAttribute(multiprocessors)"),
 		g.check(drv.deviceTotalMem(&in.MemoryBytes, g.dev), "cuDeviceTotalMem_v2")); err != nil {
-		return err
+		return 0, 0, 0, err
 	}
-	in.Arch, in.SMs = fmt.Sprintf("sm_%d%d", major, minor), int(sms)
-	// The primary context is retained and never released: releasing the
-	// last reference destroys it, and cuBLAS keeps per-context state (its
-	// kernels, loaded into the context at first use) in process-wide
-	// tables that would outlive it, so a second New in the process would
-	// run cuBLAS on a context it does not know. One reference per New, kept
-	// for the life of the process, costs nothing.
+	in.Arch, in.SMs = fmt.Sprintf("sm_%d%d", cmaj, cmin), int(sms)
+	return int(ver / 1000), int(cmaj), int(cmin), nil
+}
+
+// openContext makes the device's primary context current on this thread
+// and creates the streams and the staging ring's events.
+//
+// The primary context is retained and never released: releasing the last
+// reference destroys it, and cuBLAS keeps per-context state (its kernels,
+// loaded into the context at first use) in process-wide tables that would
+// outlive it, so a second New in the process would run cuBLAS on a context
+// it does not know. One reference per New, kept for the life of the
+// process, costs nothing.
+func (g *gpu) openContext() error {
+	drv := g.drv
 	var ctx uintptr
 	if err := g.check(drv.primaryCtxRetain(&ctx, g.dev), "cuDevicePrimaryCtxRetain"); err != nil {
 		return err
@@ -221,7 +251,13 @@ func (be *Backend) start(g *gpu, dirs []string, nx int) error {
 			*e = h
 		}
 	}
+	return nil
+}
 
+// openCublas loads cuBLAS (no newer than the driver if it can) and creates
+// its handle on the compute stream.
+func (be *Backend) openCublas(g *gpu, dirs []string, nx, driverMajor int) error {
+	in := &be.info
 	blas, err := loadCublas(dirs, nx, driverMajor)
 	if err != nil {
 		return err
@@ -236,19 +272,7 @@ func (be *Backend) start(g *gpu, dirs []string, nx int) error {
 		return err
 	}
 	g.handle = h
-	if err := blas.check(blas.setStream(g.handle, g.compute), "cublasSetStream_v2"); err != nil {
-		return err
-	}
-
-	if err := be.loadKernels(g, dirs, nx, driverMajor, int(major), int(minor)); err != nil {
-		return err
-	}
-	g.lb = &launchBuf{}
-	g.pinner.Pin(g.lb)
-	g.lb.extra = [5]uintptr{launchParamBufferPointer, uintptr(unsafe.Pointer(&g.lb.params[0])),
-		launchParamBufferSize, uintptr(unsafe.Pointer(&g.lb.size)), launchParamEnd}
-	g.dropJump, err = g.uploadTable(jumpTable(dropBlock/dropPerThread, 1, dropPerThread))
-	return err
+	return blas.check(blas.setStream(g.handle, g.compute), "cublasSetStream_v2")
 }
 
 // release frees what start created, on the device goroutine.

@@ -128,48 +128,9 @@ func (be *Backend) loadKernels(g *gpu, dirs []string, nx, driverMajor, major, mi
 			in.Notes = append(in.Notes, fmt.Sprintf("NVRTC %s is newer than the driver's CUDA %s: its PTX may not load", in.NVRTC, in.Driver))
 		}
 	}
-	src := kernelSource()
-	cache := be.kernelCacheDir()
 	var errs []error
-	fail := func(err error) {
-		errs = append(errs, err)
-		in.Notes = append(in.Notes, "kernels: "+err.Error())
-	}
-	for _, arch := range kernelTargets(major, minor) {
-		if rtc == nil {
-			break
-		}
-		file := ""
-		if cache != "" {
-			key := sha256.Sum256([]byte(strings.Join(append([]string{src, arch, in.NVRTC, rtc.lib.path}, compileFlags...), "\x00")))
-			file = filepath.Join(cache, hex.EncodeToString(key[:16])+"-"+arch+".bin")
-			if img, err := os.ReadFile(file); err == nil && len(img) > 0 {
-				err := g.loadModule(img, !strings.HasPrefix(arch, "sm_"), arch+" (cached)")
-				if err == nil {
-					in.Kernels = arch + " (cached " + file + ")"
-					break
-				}
-				fail(fmt.Errorf("the cached %s image %s did not load (compiling it again): %w", arch, file, err))
-				os.Remove(file)
-			}
-		}
-		img, log, err := rtc.compile(src, "glmkit.cu", arch, compileFlags...)
-		if err != nil {
-			fail(err)
-			continue
-		}
-		if log != "" {
-			in.Notes = append(in.Notes, fmt.Sprintf("NVRTC %s warnings for %s:\n%s", in.NVRTC, arch, log))
-		}
-		if err := g.loadModule(img, !strings.HasPrefix(arch, "sm_"), arch+" (compiled by NVRTC "+in.NVRTC+")"); err != nil {
-			fail(err)
-			continue
-		}
-		in.Kernels = arch + " (compiled by NVRTC " + in.NVRTC + ")"
-		if file != "" {
-			writeCache(file, img)
-		}
-		break
+	if rtc != nil {
+		errs = be.compileKernels(g, rtc, kernelTargets(major, minor))
 	}
 	if g.module == 0 {
 		if 10*major+minor < 80 {
@@ -186,6 +147,62 @@ func (be *Backend) loadKernels(g *gpu, dirs []string, nx, driverMajor, major, mi
 			return fmt.Errorf("kernels for %s: %w", in.Arch, errors.Join(append(errs, err)...))
 		}
 	}
+	return be.lookupKernels(g)
+}
+
+// compileKernels loads the module from the first target whose image (from
+// the cache, else compiled by rtc) loads; it returns, and notes, the
+// failures before it.
+func (be *Backend) compileKernels(g *gpu, rtc *nvrtc, targets []string) []error {
+	in := &be.info
+	src, cache := kernelSource(), be.kernelCacheDir()
+	var errs []error
+	fail := func(err error) {
+		errs = append(errs, err)
+		in.Notes = append(in.Notes, "kernels: "+err.Error())
+	}
+	for _, arch := range targets {
+		ptx := !strings.HasPrefix(arch, "sm_")
+		file := ""
+		if cache != "" {
+			key := sha256.Sum256([]byte(strings.Join(append([]string{src, arch, in.NVRTC, rtc.lib.path}, compileFlags...), "\x00")))
+			file = filepath.Join(cache, hex.EncodeToString(key[:16])+"-"+arch+".bin")
+			if img, err := os.ReadFile(file); err == nil && len(img) > 0 {
+				err := g.loadModule(img, ptx, arch+" (cached)")
+				if err == nil {
+					in.Kernels = arch + " (cached " + file + ")"
+					return errs
+				}
+				fail(fmt.Errorf("the cached %s image %s did not load (compiling it again): %w", arch, file, err))
+				os.Remove(file)
+			}
+		}
+		img, log, err := rtc.compile(src, "glmkit.cu", arch, compileFlags...)
+		if err != nil {
+			fail(err)
+			continue
+		}
+		if log != "" {
+			in.Notes = append(in.Notes, fmt.Sprintf("NVRTC %s warnings for %s:\n%s", in.NVRTC, arch, log))
+		}
+		what := arch + " (compiled by NVRTC " + in.NVRTC + ")"
+		if err := g.loadModule(img, ptx, what); err != nil {
+			fail(err)
+			continue
+		}
+		in.Kernels = what
+		if file != "" {
+			writeCache(file, img)
+		}
+		return errs
+	}
+	return errs
+}
+
+// lookupKernels finds every kernel of kernelSigs in the module and, where
+// the driver can tell (cuFuncGetParamInfo), checks its parameter layout.
+func (be *Backend) lookupKernels(g *gpu) error {
+	in := &be.info
 	for k := range numKernels {
 		sig := kernelSigs[k]
 		if err := g.check(g.drv.moduleGetFunction(&g.funcs[k], g.module, sig.name), "cuModuleGetFunction(%s)", sig.name); err != nil {
