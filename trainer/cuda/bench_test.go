@@ -633,7 +633,7 @@ func TestPreflight(t *testing.T) {
 		}
 		rel, gerr := gemmCheck(be, uint64(i))
 		cerr := be.Close()
-		cycles = append(cycles, map[string]any{"new_s": start.Seconds(), "info": in, "gemm_rel_err": rel, "gemm_err": fmt.Sprint(gerr), "close_err": fmt.Sprint(cerr)})
+		cycles = append(cycles, map[string]any{"new_s": start.Seconds(), "info": in, "gemm_rel_err": rel, "gemm_err": errText(gerr), "close_err": errText(cerr)})
 		if gerr != nil || !(rel < 1e-2) {
 			t.Errorf("cycle %d: GEMM relative error %g, %v", i+1, rel, gerr)
 		}
@@ -643,14 +643,17 @@ func TestPreflight(t *testing.T) {
 	}
 }
 
+// errText is err's message, or "" for nil.
+func errText(err error) string {
+	if err == nil {
+		return ""
+	}
+	return err.Error()
+}
+
 // probeJSON is a Report with its errors as strings.
 func probeJSON(r Report) map[string]any {
-	s := func(err error) string {
-		if err == nil {
-			return ""
-		}
-		return err.Error()
-	}
+	s := errText
 	return map[string]any{"dirs": r.Dirs, "driver": r.DriverPath, "driver_cuda": r.DriverVersion, "driver_err": s(r.DriverErr), "devices": r.Devices,
 		"cublas": r.CublasPath, "cublas_version": r.CublasVersion, "cublas_err": s(r.CublasErr),
 		"nvrtc": r.NVRTCPath, "nvrtc_version": r.NVRTCVersion, "nvrtc_err": s(r.NVRTCErr)}
