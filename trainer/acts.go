@@ -1,7 +1,6 @@
 package trainer
 
 import (
-	"errors"
 	"fmt"
 )
 
@@ -84,9 +83,7 @@ func (a *acts) ensure(be Backend, cfg Config, b, t, n int) error {
 	attSaved, attScratch := be.AttentionSizes(b, t, C, cfg.Heads, cfg.AttentionDropout > 0)
 	need := bodySize(cfg, b, t, attSaved, attScratch)
 	if need > a.bodyCap {
-		if err := free(be, &a.body); err != nil {
-			return err
-		}
+		free(be, &a.body)
 		buf, err := be.Floats(need)
 		if err != nil {
 			return fmt.Errorf("trainer: allocate activations for a %d×%d batch (%d floats): %w", b, t, need, err)
@@ -95,9 +92,7 @@ func (a *acts) ensure(be Backend, cfg Config, b, t, n int) error {
 	}
 	if needH := n*(2*C+V+1) + 1; needH > a.headCap {
 		needH += needH / 4 // the number of loss positions varies from batch to batch
-		if err := free(be, &a.head); err != nil {
-			return err
-		}
+		free(be, &a.head)
 		buf, err := be.Floats(needH)
 		if err != nil {
 			return fmt.Errorf("trainer: allocate logits for %d positions: %w", n, err)
@@ -105,9 +100,7 @@ func (a *acts) ensure(be Backend, cfg Config, b, t, n int) error {
 		a.head, a.headCap = buf, needH
 	}
 	if needI := 3*b*t + b; needI > a.ibodyCap {
-		if err := free(be, &a.ibody); err != nil {
-			return err
-		}
+		free(be, &a.ibody)
 		buf, err := be.Int32s(needI)
 		if err != nil {
 			return fmt.Errorf("trainer: allocate batch ids: %w", err)
@@ -116,9 +109,7 @@ func (a *acts) ensure(be Backend, cfg Config, b, t, n int) error {
 	}
 	if needI := 2*n + 1; needI > a.iheadCap {
 		needI += needI / 4
-		if err := free(be, &a.ihead); err != nil {
-			return err
-		}
+		free(be, &a.ihead)
 		buf, err := be.Int32s(needI)
 		if err != nil {
 			return fmt.Errorf("trainer: allocate targets: %w", err)
@@ -156,18 +147,18 @@ func (a *acts) ensure(be Backend, cfg Config, b, t, n int) error {
 }
 
 // free releases *b if set.
-func free(be Backend, b *Buf) error {
-	if *b == nil {
-		return nil
+func free(be Backend, b *Buf) {
+	if *b != nil {
+		be.Free(*b)
+		*b = nil
 	}
-	err := be.Free(*b)
-	*b = nil
-	return err
 }
 
 // free releases every allocation.
-func (a *acts) free(be Backend) error {
-	err := errors.Join(free(be, &a.body), free(be, &a.head), free(be, &a.ibody), free(be, &a.ihead))
+func (a *acts) free(be Backend) {
+	free(be, &a.body)
+	free(be, &a.head)
+	free(be, &a.ibody)
+	free(be, &a.ihead)
 	*a = acts{}
-	return err
 }

@@ -1,7 +1,7 @@
 package trainer
 
 import (
-	"errors"
+	"cmp"
 	"fmt"
 )
 
@@ -52,9 +52,10 @@ func (o *AdamW) Step(model *Model, s AdamWStep) error {
 		if !gr.decay {
 			hs.WeightDecay = 0
 		}
-		if err := be.AdamW(p.Slice(gr.off, gr.n), g.Slice(gr.off, gr.n), o.m.Slice(gr.off, gr.n), o.v.Slice(gr.off, gr.n), hs); err != nil {
-			return fmt.Errorf("trainer: adamw step %d: %w", s.T, err)
-		}
+		be.AdamW(p.Slice(gr.off, gr.n), g.Slice(gr.off, gr.n), o.m.Slice(gr.off, gr.n), o.v.Slice(gr.off, gr.n), hs)
+	}
+	if err := be.Err(); err != nil {
+		return fmt.Errorf("trainer: adamw step %d: %w", s.T, err)
 	}
 	return nil
 }
@@ -62,7 +63,7 @@ func (o *AdamW) Step(model *Model, s AdamWStep) error {
 // Moments downloads the first and second moments as flat float32 vectors.
 func (o *AdamW) Moments(be Backend) (m, v []float32, err error) {
 	m, v = make([]float32, o.m.Len()), make([]float32, o.v.Len())
-	if err := errors.Join(be.Download(m, o.m), be.Download(v, o.v)); err != nil {
+	if err := cmp.Or(be.Download(m, o.m), be.Download(v, o.v)); err != nil {
 		return nil, nil, fmt.Errorf("trainer: download adam moments: %w", err)
 	}
 	return m, v, nil
@@ -73,13 +74,17 @@ func (o *AdamW) SetMoments(be Backend, m, v []float32) error {
 	if len(m) != o.m.Len() || len(v) != o.v.Len() {
 		return fmt.Errorf("trainer: adam moments of %d and %d values for %d parameters", len(m), len(v), o.m.Len())
 	}
-	if err := errors.Join(be.Upload(o.m, m), be.Upload(o.v, v)); err != nil {
+	be.Upload(o.m, m)
+	be.Upload(o.v, v)
+	if err := be.Err(); err != nil {
 		return fmt.Errorf("trainer: upload adam moments: %w", err)
 	}
 	return nil
 }
 
-// Close frees the moments.
+// Close frees the moments and returns the backend's error, if any.
 func (o *AdamW) Close(be Backend) error {
-	return errors.Join(free(be, &o.m), free(be, &o.v))
+	free(be, &o.m)
+	free(be, &o.v)
+	return be.Err()
 }

@@ -51,49 +51,66 @@ type AdamWStep struct {
 //
 // Methods may run asynchronously on a device; Download and Sync wait. A
 // Backend is not safe for concurrent use.
+//
+// Errors stick, as in arrow-go's IPC writer (and bufio.Writer): the ops
+// return nothing, the first error of any of them (a bad argument, a failed
+// launch, a fault on the device) is kept, every op after it does nothing,
+// and Download, DownloadFloat64, SumSquares, Sync and Err report it. So a
+// model's pass is a plain list of ops, checked once where its result is
+// read. Floats and Int32s return their own errors (a failed allocation
+// leaves the backend usable).
 type Backend interface {
 	// Name describes the backend, e.g. "cpu (openblas, 2 threads, float32)".
 	Name() string
+	// Err returns the first error of an op so far, without waiting for the
+	// queued work (Sync waits).
+	Err() error
+	// Close releases everything the backend holds (its buffers, a
+	// device); the backend and its buffers are unusable afterwards. It
+	// reports a failure to release, not an earlier op's error (Err does).
+	Close() error
 
 	// Floats allocates n zeroed float elements.
 	Floats(n int) (Buf, error)
 	// Int32s allocates n zeroed int32 elements.
 	Int32s(n int) (Buf, error)
 	// Free releases a buffer returned by Floats or Int32s (not a view).
-	Free(b Buf) error
+	Free(b Buf)
 	// Upload copies src into dst; len(src) == dst.Len().
-	Upload(dst Buf, src []float32) error
+	Upload(dst Buf, src []float32)
 	// UploadInt32 copies src into the int32 buffer dst; len(src) == dst.Len().
-	UploadInt32(dst Buf, src []int32) error
-	// Download copies src into dst; len(dst) == src.Len().
+	UploadInt32(dst Buf, src []int32)
+	// Download copies src into dst; len(dst) == src.Len(). It waits for the
+	// queued work and returns the backend's error, if any.
 	Download(dst []float32, src Buf) error
 	// DownloadFloat64 is Download into float64, exact for a float64
 	// backend (the losses, and the tests' float64 oracle, read through it).
 	DownloadFloat64(dst []float64, src Buf) error
 	// Zero sets every element of b to 0.
-	Zero(b Buf) error
-	// Sync waits until all queued work has finished.
+	Zero(b Buf)
+	// Sync waits until all queued work has finished and returns the
+	// backend's error, if any.
 	Sync() error
 
 	// EncoderForward sums the three embeddings of GLM's input.
 	// inp, pos, bpos (N) int32; wte (V,C), wpe (P,C), wbpe (P,C) → out (N,C)
-	EncoderForward(out, inp, pos, bpos, wte, wpe, wbpe Buf, n, c int) error
+	EncoderForward(out, inp, pos, bpos, wte, wpe, wbpe Buf, n, c int)
 	// EncoderBackward scatters dout into the three tables.
 	// dout (N,C); inp, pos, bpos (N) → dwte (V,C), dwpe (P,C), dwbpe (P,C) +=
-	EncoderBackward(dwte, dwpe, dwbpe, dout, inp, pos, bpos Buf, n, c int) error
+	EncoderBackward(dwte, dwpe, dwbpe, dout, inp, pos, bpos Buf, n, c int)
 
 	// LayerNormForward normalises each row (eps 1e-5, biased variance).
 	// inp (N,C); w, b (C) → out (N,C), mean (N), rstd (N)
-	LayerNormForward(out, mean, rstd, inp, w, b Buf, n, c int) error
+	LayerNormForward(out, mean, rstd, inp, w, b Buf, n, c int)
 	// LayerNormBackward: dout, inp (N,C); w (C); mean, rstd (N) → dinp (N,C), dw, db (C) +=
-	LayerNormBackward(dinp, dw, db, dout, inp, w, mean, rstd Buf, n, c int) error
+	LayerNormBackward(dinp, dw, db, dout, inp, w, mean, rstd Buf, n, c int)
 
 	// MatmulForward is a linear layer; bias may be nil.
 	// inp (N,C); w (OC,C); bias (OC) → out (N,OC) = inp·wᵀ + bias
-	MatmulForward(out, inp, w, bias Buf, n, c, oc int) error
+	MatmulForward(out, inp, w, bias Buf, n, c, oc int)
 	// MatmulBackward: dout (N,OC); inp (N,C); w (OC,C) → dinp (N,C), dw (OC,C), dbias (OC) +=.
 	// dinp and dbias may be nil.
-	MatmulBackward(dinp, dw, dbias, dout, inp, w Buf, n, c, oc int) error
+	MatmulBackward(dinp, dw, dbias, dout, inp, w Buf, n, c, oc int)
 
 	// AttentionSizes returns the floats the attention of a B×T batch needs:
 	// saved, per layer, kept from the forward to the backward pass (the CPU
@@ -107,46 +124,44 @@ type Backend interface {
 	// Part B are causal and no real row sees them). Scores are scaled by
 	// 1/√(c/nh); dropout p on the probabilities draws its mask from key.
 	// qkv (B,T,3C); sep (B) int32 → out (B,T,C), saved (AttentionSizes)
-	AttentionForward(out, saved, qkv, sep Buf, b, t, c, nh int, p float32, key RNGKey) error
+	AttentionForward(out, saved, qkv, sep Buf, b, t, c, nh int, p float32, key RNGKey)
 	// AttentionBackward: dout (B,T,C); qkv (B,T,3C); saved from the forward
 	// pass with the same p and key; scratch is overwritten → dqkv (B,T,3C) +=
-	AttentionBackward(dqkv, scratch, dout, qkv, saved, sep Buf, b, t, c, nh int, p float32, key RNGKey) error
+	AttentionBackward(dqkv, scratch, dout, qkv, saved, sep Buf, b, t, c, nh int, p float32, key RNGKey)
 
 	// GeluForward is the tanh approximation 0.5x(1+tanh(√(2/π)(x+0.044715x³))),
 	// √(2/π) = 0.7978845608028654 as in GLM's gelu_impl.
 	// inp (N) → out (N)
-	GeluForward(out, inp Buf, n int) error
+	GeluForward(out, inp Buf, n int)
 	// GeluBackward: inp, dout (N) → dinp (N) +=
-	GeluBackward(dinp, inp, dout Buf, n int) error
+	GeluBackward(dinp, inp, dout Buf, n int)
 
 	// ResidualForward: a, b (N) → out (N) = a + b
-	ResidualForward(out, a, b Buf, n int) error
-	// Add: src (N) → dst (N) += src. The backward of a residual connection.
-	Add(dst, src Buf, n int) error
+	ResidualForward(out, a, b Buf, n int)
 	// Dropout keeps each element with probability 1−p and scales it by
 	// 1/(1−p); the mask is fixed by key. dst may alias src. Applied to a
 	// gradient with the same key it is the backward pass.
 	// src (N) → dst (N)
-	Dropout(dst, src Buf, n int, p float32, key RNGKey) error
+	Dropout(dst, src Buf, n int, p float32, key RNGKey)
 
 	// GatherRows: src (M,C); idx (N) int32 → dst (N,C), dst[i] = src[idx[i]]
-	GatherRows(dst, src, idx Buf, n, c int) error
+	GatherRows(dst, src, idx Buf, n, c int)
 	// ScatterAddRows: src (N,C); idx (N) int32, distinct → dst (M,C), dst[idx[i]] += src[i]
-	ScatterAddRows(dst, src, idx Buf, n, c int) error
+	ScatterAddRows(dst, src, idx Buf, n, c int)
 
 	// CrossEntropyForward computes each row's loss, logsumexp(logits[i]) −
 	// logits[i][targets[i]], and, when probs is not nil, the softmax (probs
 	// may alias logits: a training pass keeps only the probabilities).
 	// logits (N,V); targets (N) int32 → losses (N), probs (N,V)
-	CrossEntropyForward(losses, probs, logits, targets Buf, n, v int) error
+	CrossEntropyForward(losses, probs, logits, targets Buf, n, v int)
 	// CrossEntropyBackward is the gradient of scale·Σ losses with respect to
 	// the logits, scale·(probs − onehot(targets)); dlogits may alias probs.
 	// probs (N,V); targets (N) → dlogits (N,V)
-	CrossEntropyBackward(dlogits, probs, targets Buf, n, v int, scale float64) error
+	CrossEntropyBackward(dlogits, probs, targets Buf, n, v int, scale float64)
 
 	// SumSquares returns Σ x², accumulated in float64 in a fixed order.
 	SumSquares(x Buf) (float64, error)
 	// AdamW updates the parameters p in place from their gradients g and the
 	// moments m and v (all the same length).
-	AdamW(p, g, m, v Buf, s AdamWStep) error
+	AdamW(p, g, m, v Buf, s AdamWStep)
 }

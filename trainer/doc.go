@@ -23,9 +23,12 @@
 // # Backends
 //
 // Backend is the set of ops the model needs, on buffers the backend owns
-// (float32 master weights or wider). Package trainer/cpu implements it in
-// Go, multi-threaded, with OpenBLAS through purego when present; a CUDA
-// backend plugs into the same interface. The CPU backend's float64
+// (float32 master weights or wider). Its errors stick, as in arrow-go's IPC
+// writer: an op returns nothing, the first error is kept and the ops after
+// it do nothing, and the calls that read results (Download, SumSquares,
+// Sync, Err) report it; so a pass is a plain list of ops, checked where its
+// loss is read. Package trainer/cpu implements it in Go, multi-threaded,
+// with OpenBLAS through purego when present; trainer/cuda on NVIDIA GPUs. The CPU backend's float64
 // instantiation is the oracle of the gradient checks and of the parity test
 // against PyTorch.
 //

@@ -92,7 +92,8 @@ func (m *Model) SetParams(host []float32) error {
 	if len(host) != m.n {
 		return fmt.Errorf("trainer: %d parameter values for a model of %d", len(host), m.n)
 	}
-	if err := m.be.Upload(m.params, host); err != nil {
+	m.be.Upload(m.params, host)
+	if err := m.be.Err(); err != nil {
 		return fmt.Errorf("trainer: upload parameters: %w", err)
 	}
 	return nil
@@ -108,13 +109,18 @@ func (m *Model) ParamsHost() ([]float32, error) {
 }
 
 // ZeroGrad sets every gradient to 0.
-func (m *Model) ZeroGrad() error { return m.be.Zero(m.grads) }
+func (m *Model) ZeroGrad() error {
+	m.be.Zero(m.grads)
+	return m.be.Err()
+}
 
-// Close frees the model's buffers.
+// Close frees the model's buffers and returns the backend's error, if
+// any.
 func (m *Model) Close() error {
-	err := errors.Join(m.be.Free(m.params), m.be.Free(m.grads), m.acts.free(m.be))
-	m.params, m.grads = nil, nil
-	return err
+	free(m.be, &m.params)
+	free(m.be, &m.grads)
+	m.acts.free(m.be)
+	return m.be.Err()
 }
 
 // Pass says how a forward pass runs. With Train set, dropout is on and its
@@ -208,15 +214,53 @@ func (m *Model) Forward(b *sharding.Batch, pass Pass) (Loss, error) {
 
 // forward is Forward; with keepLogits the logits stay in acts.logits
 // (Backward cannot follow), else they are replaced by the probabilities.
+// The ops are listed as llm.c lists them, each with the shapes it writes;
+// the backend's first error, if any, comes back where the losses are read.
 func (m *Model) forward(b *sharding.Batch, pass Pass, keepLogits bool) (Loss, error) {
 	if err := checkBatch(b); err != nil {
 		return Loss{}, err
 	}
-	B, T, C, NH, V := b.B, b.T, m.cfg.Hidden, m.cfg.Heads, m.cfg.Vocab
-	BT := B * T
+	m.last.ok = false
+	N, err := m.upload(b)
+	if err != nil {
+		return Loss{}, err
+	}
+	BT, C, V := b.B*b.T, m.cfg.Hidden, m.cfg.Vocab
 	be, w, a := m.be, &m.w, &m.acts
+	p, _ := m.dropouts(pass)
 
-	// the loss positions (row-major) and their targets
+	// embeddings: inp, pos, bpos (B,T) → encoded (B,T,C), the residual stream
+	be.EncoderForward(a.encoded, a.inp, a.pos, a.bpos, w.wte, w.wpe, w.wbpe, BT, C)
+	dropout(be, a.encoded, BT*C, p, pass.key(0))
+	x := a.encoded
+	for l := range m.cfg.Layers {
+		m.layerForward(l, x, b.B, b.T, pass)
+		x = a.layers[l].res3
+	}
+	// final LayerNorm, then logits at the loss positions only
+	be.LayerNormForward(a.lnf, a.lnfMean, a.lnfRstd, x, w.lnfw, w.lnfb, BT, C) // lnf (B,T,C)
+	if N > 0 {
+		be.GatherRows(a.hsel, a.lnf, a.sel, N, C)               // hsel (N,C)
+		be.MatmulForward(a.logits, a.hsel, w.wte, nil, N, C, V) // logits (N,V) = hsel·wteᵀ
+		probs := a.logits                                       // a training pass keeps only the probabilities
+		if keepLogits {
+			probs = nil
+		}
+		be.CrossEntropyForward(a.losses, probs, a.logits, a.tgt, N, V) // losses (N)
+	}
+	loss, err := m.readLoss(b, N)
+	if err != nil {
+		return Loss{}, fmt.Errorf("trainer: forward: %w", err)
+	}
+	m.last.ok, m.last.b, m.last.t, m.last.ns, m.last.pass = !keepLogits, b.B, b.T, N, pass
+	return loss, nil
+}
+
+// upload sizes the activations for b and uploads its ids, positions, seps,
+// loss positions (row-major) and their targets; it returns the number of
+// loss positions.
+func (m *Model) upload(b *sharding.Batch) (int, error) {
+	B, BT, be, a := b.B, b.B*b.T, m.be, &m.acts
 	sel, tgt := m.host.sel[:0], m.host.tgt[:0]
 	for i, mk := range b.LossMask[:BT] {
 		if mk != 0 {
@@ -225,248 +269,163 @@ func (m *Model) forward(b *sharding.Batch, pass Pass, keepLogits bool) (Loss, er
 		}
 	}
 	m.host.sel, m.host.tgt = sel, tgt
-	N := len(sel)
-	if err := a.ensure(be, m.cfg, B, T, N); err != nil {
+	if err := a.ensure(be, m.cfg, B, b.T, len(sel)); err != nil {
+		return 0, err
+	}
+	be.UploadInt32(a.inp, b.Input[:BT])
+	be.UploadInt32(a.pos, b.Pos[:BT])
+	be.UploadInt32(a.bpos, b.BlockPos[:BT])
+	be.UploadInt32(a.sep, b.Sep[:B])
+	be.UploadInt32(a.sel, sel)
+	be.UploadInt32(a.tgt, tgt)
+	return len(sel), nil
+}
+
+// dropouts returns the hidden and attention dropout of a pass.
+func (m *Model) dropouts(pass Pass) (p, pa float32) {
+	if !pass.Train {
+		return 0, 0
+	}
+	return float32(m.cfg.HiddenDropout), float32(m.cfg.AttentionDropout)
+}
+
+// layerForward is block l on its input x (B,T,C): h = x + drop(Attn(LN1(x))),
+// out = h + drop(MLP(LN2(h))).
+func (m *Model) layerForward(l int, x Buf, B, T int, pass Pass) {
+	be, lw, la := m.be, &m.w.layers[l], &m.acts.layers[l]
+	BT, C, NH := B*T, m.cfg.Hidden, m.cfg.Heads
+	p, pa := m.dropouts(pass)
+	be.LayerNormForward(la.ln1, la.ln1Mean, la.ln1Rstd, x, lw.ln1w, lw.ln1b, BT, C) // ln1 (B,T,C), mean, rstd (B,T)
+	be.MatmulForward(la.qkv, la.ln1, lw.qkvw, lw.qkvb, BT, C, 3*C)                  // qkv (B,T,3C)
+	// qkv (B,T,3C), sep (B) → atty (B,T,C), attSaved
+	be.AttentionForward(la.atty, la.attSaved, la.qkv, m.acts.sep, B, T, C, NH, pa, pass.key(1+3*l))
+	be.MatmulForward(la.attproj, la.atty, lw.projw, lw.projb, BT, C, C) // attproj (B,T,C)
+	dropout(be, la.attproj, BT*C, p, pass.key(2+3*l))
+	be.ResidualForward(la.res2, x, la.attproj, BT*C)                                      // h = res2 (B,T,C)
+	be.LayerNormForward(la.ln2, la.ln2Mean, la.ln2Rstd, la.res2, lw.ln2w, lw.ln2b, BT, C) // ln2 (B,T,C), mean, rstd (B,T)
+	be.MatmulForward(la.fch, la.ln2, lw.fcw, lw.fcb, BT, C, 4*C)                          // fch (B,T,4C)
+	be.GeluForward(la.fchGelu, la.fch, BT*4*C)                                            // fchGelu (B,T,4C)
+	be.MatmulForward(la.fcproj, la.fchGelu, lw.fcprojw, lw.fcprojb, BT, 4*C, C)           // fcproj (B,T,C)
+	dropout(be, la.fcproj, BT*C, p, pass.key(3+3*l))
+	be.ResidualForward(la.res3, la.res2, la.fcproj, BT*C) // out = res3 (B,T,C)
+}
+
+// readLoss downloads the N losses of the last forward pass (reporting the
+// backend's first error, if any) and sums them, per objective too.
+func (m *Model) readLoss(b *sharding.Batch, N int) (Loss, error) {
+	var loss Loss
+	if N == 0 {
+		return loss, m.be.Err()
+	}
+	losses := make([]float64, N)
+	if err := m.be.DownloadFloat64(losses, m.acts.losses); err != nil {
 		return Loss{}, err
 	}
-	m.last.ok = false
-	if err := errors.Join(
-		be.UploadInt32(a.inp, b.Input[:BT]), be.UploadInt32(a.pos, b.Pos[:BT]),
-		be.UploadInt32(a.bpos, b.BlockPos[:BT]), be.UploadInt32(a.sep, b.Sep[:B]),
-		be.UploadInt32(a.sel, sel), be.UploadInt32(a.tgt, tgt)); err != nil {
-		return Loss{}, fmt.Errorf("trainer: upload batch: %w", err)
-	}
-	p, pa := float32(0), float32(0)
-	if pass.Train {
-		p, pa = float32(m.cfg.HiddenDropout), float32(m.cfg.AttentionDropout)
-	}
-
-	// embeddings: inp, pos, bpos (B,T) → encoded (B,T,C)
-	err := be.EncoderForward(a.encoded, a.inp, a.pos, a.bpos, w.wte, w.wpe, w.wbpe, BT, C)
-	if err == nil && p > 0 {
-		err = be.Dropout(a.encoded, a.encoded, BT*C, p, pass.key(0))
-	}
-	if err != nil {
-		return Loss{}, fmt.Errorf("trainer: embeddings: %w", err)
-	}
-	x := a.encoded // the residual stream (B,T,C)
-	for l := range m.cfg.Layers {
-		lw, la := &w.layers[l], &a.layers[l]
-		err := firstErr(
-			// h = x + Attn(LN1(x))
-			func() error { // x (B,T,C) → ln1 (B,T,C), mean, rstd (B,T)
-				return be.LayerNormForward(la.ln1, la.ln1Mean, la.ln1Rstd, x, lw.ln1w, lw.ln1b, BT, C)
-			},
-			func() error { // ln1 (B,T,C) → qkv (B,T,3C)
-				return be.MatmulForward(la.qkv, la.ln1, lw.qkvw, lw.qkvb, BT, C, 3*C)
-			},
-			func() error { // qkv (B,T,3C), sep (B) → atty (B,T,C)
-				return be.AttentionForward(la.atty, la.attSaved, la.qkv, a.sep, B, T, C, NH, pa, pass.key(1+3*l))
-			},
-			func() error { // atty (B,T,C) → attproj (B,T,C)
-				return be.MatmulForward(la.attproj, la.atty, lw.projw, lw.projb, BT, C, C)
-			},
-			func() error { return dropout(be, la.attproj, BT*C, p, pass.key(2+3*l)) },
-			func() error { // x, attproj (B,T,C) → h = res2 (B,T,C)
-				return be.ResidualForward(la.res2, x, la.attproj, BT*C)
-			},
-			// out = h + MLP(LN2(h))
-			func() error { // res2 (B,T,C) → ln2 (B,T,C), mean, rstd (B,T)
-				return be.LayerNormForward(la.ln2, la.ln2Mean, la.ln2Rstd, la.res2, lw.ln2w, lw.ln2b, BT, C)
-			},
-			func() error { // ln2 (B,T,C) → fch (B,T,4C)
-				return be.MatmulForward(la.fch, la.ln2, lw.fcw, lw.fcb, BT, C, 4*C)
-			},
-			func() error { // fch (B,T,4C) → fchGelu (B,T,4C)
-				return be.GeluForward(la.fchGelu, la.fch, BT*4*C)
-			},
-			func() error { // fchGelu (B,T,4C) → fcproj (B,T,C)
-				return be.MatmulForward(la.fcproj, la.fchGelu, lw.fcprojw, lw.fcprojb, BT, 4*C, C)
-			},
-			func() error { return dropout(be, la.fcproj, BT*C, p, pass.key(3+3*l)) },
-			func() error { // res2, fcproj (B,T,C) → out = res3 (B,T,C)
-				return be.ResidualForward(la.res3, la.res2, la.fcproj, BT*C)
-			},
-		)
-		if err != nil {
-			return Loss{}, fmt.Errorf("trainer: layer %d forward: %w", l, err)
-		}
-		x = la.res3
-	}
-	// final LayerNorm, then logits at the loss positions only:
-	// lnf (B,T,C) → hsel (N,C) → logits (N,V) = hsel·wteᵀ → losses (N)
-	err = be.LayerNormForward(a.lnf, a.lnfMean, a.lnfRstd, x, w.lnfw, w.lnfb, BT, C)
-	if err == nil && N > 0 {
-		err = firstErr(
-			func() error { return be.GatherRows(a.hsel, a.lnf, a.sel, N, C) },
-			func() error { return be.MatmulForward(a.logits, a.hsel, w.wte, nil, N, C, V) },
-			func() error { // keeps only the probabilities, unless the logits are wanted
-				probs := a.logits
-				if keepLogits {
-					probs = nil
-				}
-				return be.CrossEntropyForward(a.losses, probs, a.logits, a.tgt, N, V)
-			},
-		)
-	}
-	if err != nil {
-		return Loss{}, fmt.Errorf("trainer: output layer: %w", err)
-	}
-
-	var loss Loss
-	if N > 0 {
-		losses := make([]float64, N)
-		if err := be.DownloadFloat64(losses, a.losses); err != nil {
-			return Loss{}, fmt.Errorf("trainer: download losses: %w", err)
-		}
-		withObj := len(b.Objective) >= B
-		for i, v := range losses {
-			loss.Sum += v
-			if withObj {
-				o := b.Objective[int(sel[i])/T]
-				if int(o) < masking.NumObjectives {
-					loss.ObjSum[o] += v
-					loss.ObjTokens[o]++
-				}
+	withObj := len(b.Objective) >= b.B
+	for i, v := range losses {
+		loss.Sum += v
+		if withObj {
+			o := b.Objective[int(m.host.sel[i])/b.T]
+			if int(o) < masking.NumObjectives {
+				loss.ObjSum[o] += v
+				loss.ObjTokens[o]++
 			}
 		}
-		loss.Tokens = N
 	}
-	m.last.ok, m.last.b, m.last.t, m.last.ns, m.last.pass = !keepLogits, B, T, N, pass
+	loss.Tokens = N
 	return loss, nil
 }
 
 // dropout applies dropout in place; p = 0 is a no-op.
-func dropout(be Backend, x Buf, n int, p float32, key RNGKey) error {
-	if p == 0 {
-		return nil
+func dropout(be Backend, x Buf, n int, p float32, key RNGKey) {
+	if p > 0 {
+		be.Dropout(x, x, n, p, key)
 	}
-	return be.Dropout(x, x, n, p, key)
-}
-
-// firstErr runs fs in order and stops at the first error.
-func firstErr(fs ...func() error) error {
-	for _, f := range fs {
-		if err := f(); err != nil {
-			return err
-		}
-	}
-	return nil
 }
 
 // Backward accumulates into Grads the gradient of scale·Σ CE of the last
 // Forward (scale = 1/tokens gives the token mean). It overwrites the
-// output layer's probabilities, so it runs at most once per Forward.
+// output layer's probabilities, so it runs at most once per Forward. The
+// ops are the forward pass's backward pairs in reverse order.
 func (m *Model) Backward(scale float64) error {
 	if !m.last.ok {
 		return errors.New("trainer: backward without a forward pass (or twice for one)")
 	}
 	m.last.ok = false
 	B, T, N, pass := m.last.b, m.last.t, m.last.ns, m.last.pass
-	C, NH, V := m.cfg.Hidden, m.cfg.Heads, m.cfg.Vocab
-	BT := B * T
+	BT, C, V := B*T, m.cfg.Hidden, m.cfg.Vocab
 	be, w, g, a, d := m.be, &m.w, &m.g, &m.acts, &m.acts.grad
-	p, pa := float32(0), float32(0)
-	if pass.Train {
-		p, pa = float32(m.cfg.HiddenDropout), float32(m.cfg.AttentionDropout)
-	}
+	p, _ := m.dropouts(pass)
 	xL := a.encoded // the input of the final LayerNorm
 	if L := m.cfg.Layers; L > 0 {
 		xL = a.layers[L-1].res3
 	}
 
-	// output layer: logits (N,V) → dlogits; hsel (N,C), wte (V,C) → dhsel, dwte;
-	// dhsel scattered to dlnf (B,T,C); final LayerNorm → dres (B,T,C)
-	err := firstErr(
-		func() error { return be.Zero(d.lnf) },
-		func() error {
-			if N == 0 {
-				return nil
-			}
-			return firstErr(
-				func() error { return be.CrossEntropyBackward(a.logits, a.logits, a.tgt, N, V, scale) },
-				func() error { return be.Zero(d.hsel) },
-				func() error { return be.MatmulBackward(d.hsel, g.wte, nil, a.logits, a.hsel, w.wte, N, C, V) },
-				func() error { return be.ScatterAddRows(d.lnf, d.hsel, a.sel, N, C) },
-			)
-		},
-		func() error { return be.Zero(d.res) },
-		func() error {
-			return be.LayerNormBackward(d.res, g.lnfw, g.lnfb, d.lnf, xL, w.lnfw, a.lnfMean, a.lnfRstd, BT, C)
-		},
-	)
-	if err != nil {
-		return fmt.Errorf("trainer: output layer backward: %w", err)
+	// output layer: logits (N,V) → dlogits; hsel (N,C), wte (V,C) → dhsel,
+	// dwte; dhsel scattered to dlnf (B,T,C); final LayerNorm → dres (B,T,C)
+	be.Zero(d.lnf)
+	if N > 0 {
+		be.CrossEntropyBackward(a.logits, a.logits, a.tgt, N, V, scale) // dlogits (N,V), over the probabilities
+		be.Zero(d.hsel)
+		be.MatmulBackward(d.hsel, g.wte, nil, a.logits, a.hsel, w.wte, N, C, V) // dhsel (N,C), dwte (V,C) +=
+		be.ScatterAddRows(d.lnf, d.hsel, a.sel, N, C)                           // dlnf (B,T,C)
 	}
+	be.Zero(d.res)
+	be.LayerNormBackward(d.res, g.lnfw, g.lnfb, d.lnf, xL, w.lnfw, a.lnfMean, a.lnfRstd, BT, C) // dres (B,T,C)
 	for l := m.cfg.Layers - 1; l >= 0; l-- {
-		lw, lg, la := &w.layers[l], &g.layers[l], &a.layers[l]
 		x := a.encoded // this layer's input
 		if l > 0 {
 			x = a.layers[l-1].res3
 		}
-		dproj := d.res // the gradient of a residual branch's output, through its dropout
-		err := firstErr(
-			// d.res is d out; out = h + drop(fcproj): d fcproj = drop(d out)
-			func() error { return dropoutGrad(be, &dproj, d.tmp, d.res, BT*C, p, pass.key(3+3*l)) },
-			func() error { return be.Zero(d.fchGelu) },
-			func() error { // dproj (B,T,C); fchGelu (B,T,4C) → d fchGelu (B,T,4C), d fcprojw (C,4C), d fcprojb (C)
-				return be.MatmulBackward(d.fchGelu, lg.fcprojw, lg.fcprojb, dproj, la.fchGelu, lw.fcprojw, BT, 4*C, C)
-			},
-			func() error { return be.Zero(d.fch) },
-			func() error { // d fchGelu, fch (B,T,4C) → d fch (B,T,4C)
-				return be.GeluBackward(d.fch, la.fch, d.fchGelu, BT*4*C)
-			},
-			func() error { return be.Zero(d.ln) },
-			func() error { // d fch (B,T,4C); ln2 (B,T,C) → d ln2 (B,T,C), d fcw (4C,C), d fcb (4C)
-				return be.MatmulBackward(d.ln, lg.fcw, lg.fcb, d.fch, la.ln2, lw.fcw, BT, C, 4*C)
-			},
-			func() error { // d ln2, res2 (B,T,C) → d res2 (B,T,C) +=, d ln2w, d ln2b (C)
-				return be.LayerNormBackward(d.res, lg.ln2w, lg.ln2b, d.ln, la.res2, lw.ln2w, la.ln2Mean, la.ln2Rstd, BT, C)
-			},
-			// d.res is now d h; h = x + drop(attproj): d attproj = drop(d h)
-			func() error { return dropoutGrad(be, &dproj, d.tmp, d.res, BT*C, p, pass.key(2+3*l)) },
-			func() error { return be.Zero(d.atty) },
-			func() error { // dproj, atty (B,T,C) → d atty (B,T,C), d projw (C,C), d projb (C)
-				return be.MatmulBackward(d.atty, lg.projw, lg.projb, dproj, la.atty, lw.projw, BT, C, C)
-			},
-			func() error { return be.Zero(d.qkv) },
-			func() error { // d atty (B,T,C); qkv (B,T,3C); sep (B) → d qkv (B,T,3C)
-				return be.AttentionBackward(d.qkv, d.att, d.atty, la.qkv, la.attSaved, a.sep, B, T, C, NH, pa, pass.key(1+3*l))
-			},
-			func() error { return be.Zero(d.ln) },
-			func() error { // d qkv (B,T,3C); ln1 (B,T,C) → d ln1 (B,T,C), d qkvw (3C,C), d qkvb (3C)
-				return be.MatmulBackward(d.ln, lg.qkvw, lg.qkvb, d.qkv, la.ln1, lw.qkvw, BT, C, 3*C)
-			},
-			func() error { // d ln1, x (B,T,C) → d x (B,T,C) +=, d ln1w, d ln1b (C)
-				return be.LayerNormBackward(d.res, lg.ln1w, lg.ln1b, d.ln, x, lw.ln1w, la.ln1Mean, la.ln1Rstd, BT, C)
-			},
-			// d.res is now d x, the previous layer's d out
-		)
-		if err != nil {
-			return fmt.Errorf("trainer: layer %d backward: %w", l, err)
-		}
+		m.layerBackward(l, x, B, T, pass) // d.res: d out → d x
 	}
-	// embeddings: d encoded (B,T,C) through the embedding dropout → dwte, dwpe, dwbpe
-	err = dropout(be, d.res, BT*C, p, pass.key(0))
-	if err == nil {
-		err = be.EncoderBackward(g.wte, g.wpe, g.wbpe, d.res, a.inp, a.pos, a.bpos, BT, C)
-	}
-	if err != nil {
-		return fmt.Errorf("trainer: embeddings backward: %w", err)
+	// embeddings: d encoded (B,T,C) through the embedding dropout → dwte, dwpe, dwbpe +=
+	dropout(be, d.res, BT*C, p, pass.key(0))
+	be.EncoderBackward(g.wte, g.wpe, g.wbpe, d.res, a.inp, a.pos, a.bpos, BT, C)
+	if err := be.Err(); err != nil {
+		return fmt.Errorf("trainer: backward: %w", err)
 	}
 	return nil
 }
 
-// dropoutGrad points *out at the gradient of a dropout's input given the
-// gradient dy of its output: dy itself when p = 0, else the masked copy in
-// tmp.
-func dropoutGrad(be Backend, out *Buf, tmp, dy Buf, n int, p float32, key RNGKey) error {
+// layerBackward is block l's backward pass: d.res holds d out (B,T,C) and
+// becomes d x; the parameter gradients accumulate (+=).
+func (m *Model) layerBackward(l int, x Buf, B, T int, pass Pass) {
+	be, lw, lg, la, d := m.be, &m.w.layers[l], &m.g.layers[l], &m.acts.layers[l], &m.acts.grad
+	BT, C, NH := B*T, m.cfg.Hidden, m.cfg.Heads
+	p, pa := m.dropouts(pass)
+	// out = h + drop(fcproj): d fcproj = drop(d out); d h = d out + the MLP's
+	dproj := dropoutGrad(be, d.tmp, d.res, BT*C, p, pass.key(3+3*l))
+	be.Zero(d.fchGelu)
+	// → d fchGelu (B,T,4C), d fcprojw (C,4C), d fcprojb (C)
+	be.MatmulBackward(d.fchGelu, lg.fcprojw, lg.fcprojb, dproj, la.fchGelu, lw.fcprojw, BT, 4*C, C)
+	be.Zero(d.fch)
+	be.GeluBackward(d.fch, la.fch, d.fchGelu, BT*4*C) // d fch (B,T,4C)
+	be.Zero(d.ln)
+	be.MatmulBackward(d.ln, lg.fcw, lg.fcb, d.fch, la.ln2, lw.fcw, BT, C, 4*C) // d ln2 (B,T,C), d fcw (4C,C), d fcb (4C)
+	// → d h = d res2 (B,T,C) +=, d ln2w, d ln2b (C)
+	be.LayerNormBackward(d.res, lg.ln2w, lg.ln2b, d.ln, la.res2, lw.ln2w, la.ln2Mean, la.ln2Rstd, BT, C)
+	// h = x + drop(attproj): d attproj = drop(d h); d x = d h + the attention's
+	dproj = dropoutGrad(be, d.tmp, d.res, BT*C, p, pass.key(2+3*l))
+	be.Zero(d.atty)
+	be.MatmulBackward(d.atty, lg.projw, lg.projb, dproj, la.atty, lw.projw, BT, C, C) // d atty (B,T,C), d projw (C,C), d projb (C)
+	be.Zero(d.qkv)
+	// → d qkv (B,T,3C)
+	be.AttentionBackward(d.qkv, d.att, d.atty, la.qkv, la.attSaved, m.acts.sep, B, T, C, NH, pa, pass.key(1+3*l))
+	be.Zero(d.ln)
+	be.MatmulBackward(d.ln, lg.qkvw, lg.qkvb, d.qkv, la.ln1, lw.qkvw, BT, C, 3*C) // d ln1 (B,T,C), d qkvw (3C,C), d qkvb (3C)
+	// → d x (B,T,C) +=, d ln1w, d ln1b (C)
+	be.LayerNormBackward(d.res, lg.ln1w, lg.ln1b, d.ln, x, lw.ln1w, la.ln1Mean, la.ln1Rstd, BT, C)
+}
+
+// dropoutGrad returns the gradient of a dropout's input given the gradient
+// dy of its output: dy itself when p = 0, else its masked copy in tmp.
+func dropoutGrad(be Backend, tmp, dy Buf, n int, p float32, key RNGKey) Buf {
 	if p == 0 {
-		*out = dy
-		return nil
+		return dy
 	}
-	*out = tmp
-	return be.Dropout(tmp, dy, n, p, key)
+	be.Dropout(tmp, dy, n, p, key)
+	return tmp
 }
 
 // Logits runs the model on b without dropout and returns the logits at b's

@@ -17,6 +17,11 @@ func newCPU[T cpu.Float](t testing.TB, o cpu.Options) *cpu.Backend[T] {
 	if err != nil {
 		t.Skipf("backend unavailable: %v", err)
 	}
+	t.Cleanup(func() {
+		if err := be.Close(); err != nil {
+			t.Error(err)
+		}
+	})
 	return be
 }
 

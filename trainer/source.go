@@ -21,12 +21,10 @@ type BatchSource interface {
 	State() ([]byte, error)
 	// Restore moves the source to a position returned by State.
 	Restore(state []byte) error
-}
-
-// Fingerprinter is implemented by a BatchSource that can identify its data
-// (for example by the shards' manifest hash). Train records the fingerprint
-// in checkpoints and refuses to resume on different data.
-type Fingerprinter interface {
+	// Fingerprint identifies the data (the shard loader: a hash of the
+	// builds' manifests and the mixture), or is "" for data that cannot be
+	// identified. Train records it in checkpoints and refuses to resume on
+	// other data.
 	Fingerprint() string
 }
 
@@ -60,6 +58,9 @@ func (s *SliceSource) Next(b *sharding.Batch) error {
 	b.Rows = append(b.Rows[:0], src.Rows...)
 	return nil
 }
+
+// Fingerprint implements BatchSource: batches in memory have none.
+func (s *SliceSource) Fingerprint() string { return "" }
 
 // State implements BatchSource.
 func (s *SliceSource) State() ([]byte, error) {

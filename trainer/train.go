@@ -96,10 +96,7 @@ func Train(ctx context.Context, cfg TrainConfig, m *Model, src, evalSrc BatchSou
 		return Result{}, err
 	}
 	defer opt.Close(be)
-	fingerprint := ""
-	if fp, ok := src.(Fingerprinter); ok {
-		fingerprint = fp.Fingerprint()
-	}
+	fingerprint := src.Fingerprint()
 
 	// 1. start: fresh weights, or everything back from a checkpoint
 	step, tokens := 0, int64(0)

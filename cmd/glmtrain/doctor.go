@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"runtime"
+	"strings"
 
 	"github.com/glmkit/glmkit/cmd/internal/cli"
 	"github.com/glmkit/glmkit/trainer/cpu"
@@ -30,11 +31,13 @@ func cmdDoctor(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		fmt.Fprintf(stdout, "cpu:  %v\n", err)
 	} else {
 		fmt.Fprintf(stdout, "cpu:  %s\n", be.Name())
+		be.Close()
 	}
 	if ob, err := cpu.New[float32](cpu.Options{BLAS: "openblas"}); err != nil {
 		fmt.Fprintf(stdout, "      OpenBLAS not loaded (%v); install libopenblas0 for faster matrix products\n", err)
 	} else {
 		fmt.Fprintf(stdout, "      OpenBLAS: %s\n", ob.Name())
+		ob.Close()
 	}
 	fmt.Fprint(stdout, "cuda: ")
 	rep := cuda.Probe(cuda.Options{})
@@ -51,9 +54,12 @@ func cmdDoctor(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	defer gb.Close()
 	in := gb.Info()
 	fmt.Fprintf(stdout, "      backend: %s\n      kernels: %s", gb.Name(), in.Kernels)
-	if in.ParamsChecked {
-		fmt.Fprint(stdout, ", parameter layout confirmed by the driver")
+	if in.ParamsChecked > 0 {
+		fmt.Fprintf(stdout, ", parameter layout confirmed by the driver for %d of %d", in.ParamsChecked, in.KernelCount)
 	}
 	fmt.Fprintln(stdout)
+	for _, n := range in.Notes {
+		fmt.Fprintf(stdout, "      note: %s\n", strings.ReplaceAll(n, "\n", "\n            "))
+	}
 	return nil
 }

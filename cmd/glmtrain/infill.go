@@ -107,6 +107,7 @@ func cmdInfill(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if err != nil {
 		return err
 	}
+	defer be.Close()
 	model, err := trainer.LoadModel(dir, be)
 	if err != nil {
 		return err

@@ -135,6 +135,7 @@ func cmdTrain(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return err
 	}
+	defer be.Close() // after the model's buffers (deferred below) are freed
 	model, err := trainer.NewModel(mc, be)
 	if err != nil {
 		return err
@@ -286,6 +287,7 @@ func cmdEval(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if err != nil {
 		return err
 	}
+	defer be.Close()
 	model, err := trainer.LoadModel(dir, be)
 	if err != nil {
 		return err

@@ -57,22 +57,24 @@ func attSaved(saved trainer.Buf, n int, p float32) (att, attd trainer.Buf) {
 // per task: scores by a matrix product, masked softmax row by row, then the
 // product with v.
 // qkv (B,T,3C); sep (B) → out (B,T,C), saved = att (B,NH,T,T) [+ attd (B,NH,T,T)]
-func (be *Backend[T]) AttentionForward(out, saved, qkv, sep trainer.Buf, b, t, c, nh int, p float32, key trainer.RNGKey) error {
+func (be *Backend[T]) AttentionForward(out, saved, qkv, sep trainer.Buf, b, t, c, nh int, p float32, key trainer.RNGKey) {
 	ns, _ := be.AttentionSizes(b, t, c, nh, p > 0)
-	if err := check("attention forward", need{"out", out, b * t * c}, need{"saved", saved, ns},
-		need{"qkv", qkv, b * t * 3 * c}, need{"sep", sep, b}); err != nil {
-		return err
+	if !be.ok(check("attention forward", need{"out", out, b * t * c}, need{"saved", saved, ns},
+		need{"qkv", qkv, b * t * 3 * c}, need{"sep", sep, b})) {
+		return
 	}
 	att, attd := attSaved(saved, b*nh*t*t, p)
 	if nh <= 0 || c%nh != 0 {
-		return fmt.Errorf("cpu: attention: %d channels do not split into %d heads", c, nh)
+		be.ok(fmt.Errorf("cpu: attention: %d channels do not split into %d heads", c, nh))
+		return
 	}
 	if !(p >= 0 && p < 1) {
-		return fmt.Errorf("cpu: attention dropout probability %v; want 0 ≤ p < 1", p)
+		be.ok(fmt.Errorf("cpu: attention dropout probability %v; want 0 ≤ p < 1", p))
+		return
 	}
 	o, a, ad, x, sp := f[T](out), f[T](att), f[T](attd), f[T](qkv), ints(sep)
-	if err := checkSep(sp[:b], t); err != nil {
-		return err
+	if !be.ok(checkSep(sp[:b], t)) {
+		return
 	}
 	hs := c / nh
 	scale := T(1 / math.Sqrt(float64(hs)))
@@ -118,7 +120,6 @@ func (be *Backend[T]) AttentionForward(out, saved, qkv, sep trainer.Buf, b, t, c
 			be.gemm1(false, false, t, hs, t, 1, pr, t, v, 3*c, 0, o[bi*t*c+h*hs:], c)
 		}
 	})
-	return nil
 }
 
 // softmaxPrefix replaces row[:n] by its softmax and zeroes row[n:].
@@ -144,19 +145,20 @@ func softmaxPrefix[T Float](row []T, n int) {
 
 // AttentionBackward implements trainer.Backend.
 // dout (B,T,C); qkv (B,T,3C); saved; scratch (B,NH,T,T) → dqkv (B,T,3C) +=
-func (be *Backend[T]) AttentionBackward(dqkv, scratch, dout, qkv, saved, sep trainer.Buf, b, t, c, nh int, p float32, key trainer.RNGKey) error {
+func (be *Backend[T]) AttentionBackward(dqkv, scratch, dout, qkv, saved, sep trainer.Buf, b, t, c, nh int, p float32, key trainer.RNGKey) {
 	ns, nsc := be.AttentionSizes(b, t, c, nh, p > 0)
-	if err := check("attention backward", need{"dqkv", dqkv, b * t * 3 * c}, need{"scratch", scratch, nsc},
-		need{"dout", dout, b * t * c}, need{"qkv", qkv, b * t * 3 * c}, need{"saved", saved, ns}, need{"sep", sep, b}); err != nil {
-		return err
+	if !be.ok(check("attention backward", need{"dqkv", dqkv, b * t * 3 * c}, need{"scratch", scratch, nsc},
+		need{"dout", dout, b * t * c}, need{"qkv", qkv, b * t * 3 * c}, need{"saved", saved, ns}, need{"sep", sep, b})) {
+		return
 	}
 	att, attd := attSaved(saved, b*nh*t*t, p)
 	if nh <= 0 || c%nh != 0 {
-		return fmt.Errorf("cpu: attention: %d channels do not split into %d heads", c, nh)
+		be.ok(fmt.Errorf("cpu: attention: %d channels do not split into %d heads", c, nh))
+		return
 	}
 	dx, sc, dy, x, a, ad, sp := f[T](dqkv), f[T](scratch), f[T](dout), f[T](qkv), f[T](att), f[T](attd), ints(sep)
-	if err := checkSep(sp[:b], t); err != nil {
-		return err
+	if !be.ok(checkSep(sp[:b], t)) {
+		return
 	}
 	hs := c / nh
 	scale := T(1 / math.Sqrt(float64(hs)))
@@ -213,5 +215,4 @@ func (be *Backend[T]) AttentionBackward(dqkv, scratch, dout, qkv, saved, sep tra
 			be.gemm1(true, false, t, hs, t, scale, ds, t, q, 3*c, 1, dk, 3*c)
 		}
 	})
-	return nil
 }

@@ -13,6 +13,7 @@
 package cpu
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"runtime"
@@ -40,11 +41,17 @@ type Options struct {
 }
 
 // Backend is the CPU implementation of trainer.Backend. It is not safe for
-// concurrent use (nor is any Backend).
+// concurrent use (nor is any Backend). Its errors stick (see
+// trainer.Backend): they are bad arguments, reported by the op that met
+// them through Err, Sync, Download and SumSquares.
 type Backend[T Float] struct {
 	threads int
 	blas    *openblas // nil: pure Go matrix products
+	err     error     // the first error of an op
 }
+
+// errClosed is the error of a backend after Close.
+var errClosed = errors.New("cpu: the backend is closed")
 
 var _ trainer.Backend = (*Backend[float32])(nil)
 
@@ -169,39 +176,56 @@ func (be *Backend[T]) Int32s(n int) (trainer.Buf, error) {
 	return int32s(make([]int32, n)), nil
 }
 
+// ok records err as the backend's error unless one is recorded already,
+// and reports whether an op may run: no error so far.
+func (be *Backend[T]) ok(err error) bool {
+	if be.err == nil {
+		be.err = err
+	}
+	return be.err == nil
+}
+
+// Err implements trainer.Backend.
+func (be *Backend[T]) Err() error { return be.err }
+
+// Close implements trainer.Backend: there is nothing to release (the
+// garbage collector owns CPU memory); ops after it fail.
+func (be *Backend[T]) Close() error {
+	be.ok(errClosed)
+	return nil
+}
+
 // Free implements trainer.Backend; the garbage collector owns CPU memory.
-func (be *Backend[T]) Free(trainer.Buf) error { return nil }
+func (be *Backend[T]) Free(trainer.Buf) {}
 
 // Sync implements trainer.Backend; CPU ops are synchronous.
-func (be *Backend[T]) Sync() error { return nil }
+func (be *Backend[T]) Sync() error { return be.err }
 
 // Upload implements trainer.Backend.
-func (be *Backend[T]) Upload(dst trainer.Buf, src []float32) error {
+func (be *Backend[T]) Upload(dst trainer.Buf, src []float32) {
 	d := f[T](dst)
-	if len(d) != len(src) {
-		return fmt.Errorf("cpu: upload %d floats into a buffer of %d", len(src), len(d))
+	if !be.ok(sameLen("upload", "floats", len(src), len(d))) {
+		return
 	}
 	for i, x := range src {
 		d[i] = T(x)
 	}
-	return nil
 }
 
 // UploadInt32 implements trainer.Backend.
-func (be *Backend[T]) UploadInt32(dst trainer.Buf, src []int32) error {
+func (be *Backend[T]) UploadInt32(dst trainer.Buf, src []int32) {
 	d := ints(dst)
-	if len(d) != len(src) {
-		return fmt.Errorf("cpu: upload %d int32s into a buffer of %d", len(src), len(d))
+	if !be.ok(sameLen("upload", "int32s", len(src), len(d))) {
+		return
 	}
 	copy(d, src)
-	return nil
 }
 
 // Download implements trainer.Backend.
 func (be *Backend[T]) Download(dst []float32, src trainer.Buf) error {
 	s := f[T](src)
-	if len(s) != len(dst) {
-		return fmt.Errorf("cpu: download a buffer of %d floats into %d", len(s), len(dst))
+	if !be.ok(sameLen("download", "floats", len(dst), len(s))) {
+		return be.err
 	}
 	for i, x := range s {
 		dst[i] = float32(x)
@@ -212,8 +236,8 @@ func (be *Backend[T]) Download(dst []float32, src trainer.Buf) error {
 // DownloadFloat64 implements trainer.Backend.
 func (be *Backend[T]) DownloadFloat64(dst []float64, src trainer.Buf) error {
 	s := f[T](src)
-	if len(s) != len(dst) {
-		return fmt.Errorf("cpu: download a buffer of %d floats into %d", len(s), len(dst))
+	if !be.ok(sameLen("download", "floats", len(dst), len(s))) {
+		return be.err
 	}
 	for i, x := range s {
 		dst[i] = float64(x)
@@ -221,17 +245,30 @@ func (be *Backend[T]) DownloadFloat64(dst []float64, src trainer.Buf) error {
 	return nil
 }
 
+// sameLen reports a copy of n host elements to or from a buffer of bufLen.
+func sameLen(op, what string, n, bufLen int) error {
+	if n == bufLen {
+		return nil
+	}
+	if op == "upload" {
+		return fmt.Errorf("cpu: upload %d %s into a buffer of %d", n, what, bufLen)
+	}
+	return fmt.Errorf("cpu: download a buffer of %d %s into %d", bufLen, what, n)
+}
+
 // Zero implements trainer.Backend.
-func (be *Backend[T]) Zero(b trainer.Buf) error {
+func (be *Backend[T]) Zero(b trainer.Buf) {
+	if !be.ok(nil) {
+		return
+	}
 	switch s := b.(type) {
 	case floats[T]:
 		be.par(len(s), 1<<16, func(lo, hi int) { clear(s[lo:hi]) })
 	case int32s:
 		clear(s)
 	default:
-		return fmt.Errorf("cpu: zero a buffer of type %T", b)
+		be.ok(fmt.Errorf("cpu: zero a buffer of type %T", b))
 	}
-	return nil
 }
 
 // par runs fn over [0, n) cut into chunks of grain items (the last may be

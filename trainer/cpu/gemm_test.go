@@ -106,10 +106,12 @@ func TestGemm(t *testing.T) {
 			if err != nil {
 				t.Skipf("no OpenBLAS here (apt-get install libopenblas0): %v", err)
 			}
+			defer be32.Close()
 			be64, err := New[float64](Options{BLAS: mode, Threads: 2})
 			if err != nil {
 				t.Fatal(err)
 			}
+			defer be64.Close()
 			testGemm(t, be32, 4e-6)
 			testGemm(t, be64, 1e-14)
 		})
@@ -123,7 +125,9 @@ func TestGemmGoVsOpenBLAS(t *testing.T) {
 	if err != nil {
 		t.Skipf("no OpenBLAS here (apt-get install libopenblas0): %v", err)
 	}
+	defer blas.Close()
 	pure, _ := New[float32](Options{BLAS: "off"})
+	defer pure.Close()
 	r := rand.New(rand.NewPCG(3, 4))
 	for _, sh := range [][3]int{{256, 192, 64}, {512, 256, 1024}, {100, 3000, 64}} {
 		m, n, k := sh[0], sh[1], sh[2]
@@ -150,6 +154,7 @@ func BenchmarkGemm(b *testing.B) {
 				if err != nil {
 					b.Skip(err)
 				}
+				defer be.Close()
 				r := rand.New(rand.NewPCG(1, 1))
 				x, y, z := randSlice[float32](r, n*n), randSlice[float32](r, n*n), make([]float32, n*n)
 				for b.Loop() {

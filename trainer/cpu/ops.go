@@ -13,14 +13,14 @@ import (
 
 // EncoderForward implements trainer.Backend.
 // inp, pos, bpos (N) int32; wte (V,C), wpe (P,C), wbpe (P,C) → out (N,C)
-func (be *Backend[T]) EncoderForward(out, inp, pos, bpos, wte, wpe, wbpe trainer.Buf, n, c int) error {
-	if err := check("encoder forward", need{"out", out, n * c}, need{"inp", inp, n}, need{"pos", pos, n}, need{"bpos", bpos, n}); err != nil {
-		return err
+func (be *Backend[T]) EncoderForward(out, inp, pos, bpos, wte, wpe, wbpe trainer.Buf, n, c int) {
+	if !be.ok(check("encoder forward", need{"out", out, n * c}, need{"inp", inp, n}, need{"pos", pos, n}, need{"bpos", bpos, n})) {
+		return
 	}
 	o, ti, pi, bi := f[T](out), ints(inp), ints(pos), ints(bpos)
 	w, p, bp := f[T](wte), f[T](wpe), f[T](wbpe)
-	if err := checkIDs("encoder forward", ti[:n], len(w)/c, pi[:n], len(p)/c, bi[:n], len(bp)/c); err != nil {
-		return err
+	if !be.ok(checkIDs("encoder forward", ti[:n], len(w)/c, pi[:n], len(p)/c, bi[:n], len(bp)/c)) {
+		return
 	}
 	be.par(n, 64, func(lo, hi int) {
 		for i := lo; i < hi; i++ {
@@ -33,21 +33,20 @@ func (be *Backend[T]) EncoderForward(out, inp, pos, bpos, wte, wpe, wbpe trainer
 			}
 		}
 	})
-	return nil
 }
 
 // EncoderBackward implements trainer.Backend. Each goroutine owns a block of
 // channels and walks every row in order, so the scatter-add needs no
 // reduction and is deterministic.
 // dout (N,C); inp, pos, bpos (N) → dwte (V,C), dwpe (P,C), dwbpe (P,C) +=
-func (be *Backend[T]) EncoderBackward(dwte, dwpe, dwbpe, dout, inp, pos, bpos trainer.Buf, n, c int) error {
-	if err := check("encoder backward", need{"dout", dout, n * c}, need{"inp", inp, n}, need{"pos", pos, n}, need{"bpos", bpos, n}); err != nil {
-		return err
+func (be *Backend[T]) EncoderBackward(dwte, dwpe, dwbpe, dout, inp, pos, bpos trainer.Buf, n, c int) {
+	if !be.ok(check("encoder backward", need{"dout", dout, n * c}, need{"inp", inp, n}, need{"pos", pos, n}, need{"bpos", bpos, n})) {
+		return
 	}
 	d, ti, pi, bi := f[T](dout), ints(inp), ints(pos), ints(bpos)
 	w, p, bp := f[T](dwte), f[T](dwpe), f[T](dwbpe)
-	if err := checkIDs("encoder backward", ti[:n], len(w)/c, pi[:n], len(p)/c, bi[:n], len(bp)/c); err != nil {
-		return err
+	if !be.ok(checkIDs("encoder backward", ti[:n], len(w)/c, pi[:n], len(p)/c, bi[:n], len(bp)/c)) {
+		return
 	}
 	be.par(c, 16, func(lo, hi int) {
 		for i := range n {
@@ -62,7 +61,6 @@ func (be *Backend[T]) EncoderBackward(dwte, dwpe, dwbpe, dout, inp, pos, bpos tr
 			}
 		}
 	})
-	return nil
 }
 
 // checkIDs reports an id outside its table.
@@ -88,10 +86,10 @@ const lnEps = 1e-5
 
 // LayerNormForward implements trainer.Backend.
 // inp (N,C); w, b (C) → out (N,C), mean (N), rstd (N)
-func (be *Backend[T]) LayerNormForward(out, mean, rstd, inp, w, b trainer.Buf, n, c int) error {
-	if err := check("layernorm forward", need{"out", out, n * c}, need{"mean", mean, n}, need{"rstd", rstd, n},
-		need{"inp", inp, n * c}, need{"w", w, c}, need{"b", b, c}); err != nil {
-		return err
+func (be *Backend[T]) LayerNormForward(out, mean, rstd, inp, w, b trainer.Buf, n, c int) {
+	if !be.ok(check("layernorm forward", need{"out", out, n * c}, need{"mean", mean, n}, need{"rstd", rstd, n},
+		need{"inp", inp, n * c}, need{"w", w, c}, need{"b", b, c})) {
+		return
 	}
 	o, mu, rs, x, wt, bs := f[T](out), f[T](mean), f[T](rstd), f[T](inp), f[T](w)[:c], f[T](b)[:c]
 	be.par(n, 32, func(lo, hi int) {
@@ -116,16 +114,15 @@ func (be *Backend[T]) LayerNormForward(out, mean, rstd, inp, w, b trainer.Buf, n
 			mu[i], rs[i] = mT, rT
 		}
 	})
-	return nil
 }
 
 // LayerNormBackward implements trainer.Backend: rows in parallel for dinp,
 // then blocks of channels in parallel for dw and db.
 // dout, inp (N,C); w (C); mean, rstd (N) → dinp (N,C), dw, db (C) +=
-func (be *Backend[T]) LayerNormBackward(dinp, dw, db, dout, inp, w, mean, rstd trainer.Buf, n, c int) error {
-	if err := check("layernorm backward", need{"dinp", dinp, n * c}, need{"dw", dw, c}, need{"db", db, c},
-		need{"dout", dout, n * c}, need{"inp", inp, n * c}, need{"w", w, c}, need{"mean", mean, n}, need{"rstd", rstd, n}); err != nil {
-		return err
+func (be *Backend[T]) LayerNormBackward(dinp, dw, db, dout, inp, w, mean, rstd trainer.Buf, n, c int) {
+	if !be.ok(check("layernorm backward", need{"dinp", dinp, n * c}, need{"dw", dw, c}, need{"db", db, c},
+		need{"dout", dout, n * c}, need{"inp", inp, n * c}, need{"w", w, c}, need{"mean", mean, n}, need{"rstd", rstd, n})) {
+		return
 	}
 	dx, dwt, dbs, dy, x, wt, mu, rs := f[T](dinp), f[T](dw), f[T](db), f[T](dout), f[T](inp), f[T](w)[:c], f[T](mean), f[T](rstd)
 	be.par(n, 32, func(lo, hi int) {
@@ -157,7 +154,6 @@ func (be *Backend[T]) LayerNormBackward(dinp, dw, db, dout, inp, w, mean, rstd t
 			}
 		}
 	})
-	return nil
 }
 
 // ----------------------------------------------------------------------------
@@ -166,13 +162,13 @@ func (be *Backend[T]) LayerNormBackward(dinp, dw, db, dout, inp, w, mean, rstd t
 // MatmulForward implements trainer.Backend: out is set to the bias, then
 // the product is added (PyTorch's addmm).
 // inp (N,C); w (OC,C); bias (OC) → out (N,OC) = inp·wᵀ + bias
-func (be *Backend[T]) MatmulForward(out, inp, w, bias trainer.Buf, n, c, oc int) error {
+func (be *Backend[T]) MatmulForward(out, inp, w, bias trainer.Buf, n, c, oc int) {
 	nb := oc
 	if bias == nil {
 		nb = 0
 	}
-	if err := check("matmul forward", need{"out", out, n * oc}, need{"inp", inp, n * c}, need{"w", w, oc * c}, need{"bias", bias, nb}); err != nil {
-		return err
+	if !be.ok(check("matmul forward", need{"out", out, n * oc}, need{"inp", inp, n * c}, need{"w", w, oc * c}, need{"bias", bias, nb})) {
+		return
 	}
 	o, x, wt := f[T](out), f[T](inp), f[T](w)
 	var beta T
@@ -186,12 +182,11 @@ func (be *Backend[T]) MatmulForward(out, inp, w, bias trainer.Buf, n, c, oc int)
 		beta = 1
 	}
 	be.gemm(false, true, n, oc, c, 1, x, c, wt, c, beta, o, oc)
-	return nil
 }
 
 // MatmulBackward implements trainer.Backend.
 // dout (N,OC); inp (N,C); w (OC,C) → dinp (N,C), dw (OC,C), dbias (OC) +=
-func (be *Backend[T]) MatmulBackward(dinp, dw, dbias, dout, inp, w trainer.Buf, n, c, oc int) error {
+func (be *Backend[T]) MatmulBackward(dinp, dw, dbias, dout, inp, w trainer.Buf, n, c, oc int) {
 	ni, nb := n*c, oc
 	if dinp == nil {
 		ni = 0
@@ -199,9 +194,9 @@ func (be *Backend[T]) MatmulBackward(dinp, dw, dbias, dout, inp, w trainer.Buf, 
 	if dbias == nil {
 		nb = 0
 	}
-	if err := check("matmul backward", need{"dinp", dinp, ni}, need{"dw", dw, oc * c}, need{"dbias", dbias, nb},
-		need{"dout", dout, n * oc}, need{"inp", inp, n * c}, need{"w", w, oc * c}); err != nil {
-		return err
+	if !be.ok(check("matmul backward", need{"dinp", dinp, ni}, need{"dw", dw, oc * c}, need{"dbias", dbias, nb},
+		need{"dout", dout, n * oc}, need{"inp", inp, n * c}, need{"w", w, oc * c})) {
+		return
 	}
 	dy, x, wt := f[T](dout), f[T](inp), f[T](w)
 	if dinp != nil {
@@ -224,7 +219,6 @@ func (be *Backend[T]) MatmulBackward(dinp, dw, dbias, dout, inp, w trainer.Buf, 
 			}
 		})
 	}
-	return nil
 }
 
 // ----------------------------------------------------------------------------
@@ -241,9 +235,9 @@ const geluBlock = 256
 
 // GeluForward implements trainer.Backend.
 // inp (N) → out (N) = 0.5·x·(1+tanh(√(2/π)·(x+0.044715·x³)))
-func (be *Backend[T]) GeluForward(out, inp trainer.Buf, n int) error {
-	if err := check("gelu forward", need{"out", out, n}, need{"inp", inp, n}); err != nil {
-		return err
+func (be *Backend[T]) GeluForward(out, inp trainer.Buf, n int) {
+	if !be.ok(check("gelu forward", need{"out", out, n}, need{"inp", inp, n})) {
+		return
 	}
 	o, x := f[T](out), f[T](inp)
 	be.par(n, 1<<14, func(lo, hi int) {
@@ -261,14 +255,13 @@ func (be *Backend[T]) GeluForward(out, inp trainer.Buf, n int) error {
 			}
 		}
 	})
-	return nil
 }
 
 // GeluBackward implements trainer.Backend.
 // inp, dout (N) → dinp (N) +=
-func (be *Backend[T]) GeluBackward(dinp, inp, dout trainer.Buf, n int) error {
-	if err := check("gelu backward", need{"dinp", dinp, n}, need{"inp", inp, n}, need{"dout", dout, n}); err != nil {
-		return err
+func (be *Backend[T]) GeluBackward(dinp, inp, dout trainer.Buf, n int) {
+	if !be.ok(check("gelu backward", need{"dinp", dinp, n}, need{"inp", inp, n}, need{"dout", dout, n})) {
+		return
 	}
 	dx, x, dy := f[T](dinp), f[T](inp), f[T](dout)
 	be.par(n, 1<<14, func(lo, hi int) {
@@ -287,14 +280,13 @@ func (be *Backend[T]) GeluBackward(dinp, inp, dout trainer.Buf, n int) error {
 			}
 		}
 	})
-	return nil
 }
 
 // ResidualForward implements trainer.Backend.
 // a, b (N) → out (N) = a + b
-func (be *Backend[T]) ResidualForward(out, a, b trainer.Buf, n int) error {
-	if err := check("residual forward", need{"out", out, n}, need{"a", a, n}, need{"b", b, n}); err != nil {
-		return err
+func (be *Backend[T]) ResidualForward(out, a, b trainer.Buf, n int) {
+	if !be.ok(check("residual forward", need{"out", out, n}, need{"a", a, n}, need{"b", b, n})) {
+		return
 	}
 	o, x, y := f[T](out), f[T](a), f[T](b)
 	be.par(n, 1<<15, func(lo, hi int) {
@@ -302,22 +294,6 @@ func (be *Backend[T]) ResidualForward(out, a, b trainer.Buf, n int) error {
 			o[i] = x[i] + y[i]
 		}
 	})
-	return nil
-}
-
-// Add implements trainer.Backend.
-// src (N) → dst (N) +=
-func (be *Backend[T]) Add(dst, src trainer.Buf, n int) error {
-	if err := check("add", need{"dst", dst, n}, need{"src", src, n}); err != nil {
-		return err
-	}
-	d, s := f[T](dst), f[T](src)
-	be.par(n, 1<<15, func(lo, hi int) {
-		for i := lo; i < hi; i++ {
-			d[i] += s[i]
-		}
-	})
-	return nil
 }
 
 // dropBlock is the number of elements that share one PCG stream in Dropout.
@@ -345,17 +321,18 @@ func dropThreshold(p float32) uint64 { return uint64(math.Round(float64(p) * (1 
 
 // Dropout implements trainer.Backend.
 // src (N) → dst (N)
-func (be *Backend[T]) Dropout(dst, src trainer.Buf, n int, p float32, key trainer.RNGKey) error {
-	if err := check("dropout", need{"dst", dst, n}, need{"src", src, n}); err != nil {
-		return err
+func (be *Backend[T]) Dropout(dst, src trainer.Buf, n int, p float32, key trainer.RNGKey) {
+	if !be.ok(check("dropout", need{"dst", dst, n}, need{"src", src, n})) {
+		return
 	}
 	if !(p >= 0 && p < 1) {
-		return fmt.Errorf("cpu: dropout probability %v; want 0 ≤ p < 1", p)
+		be.ok(fmt.Errorf("cpu: dropout probability %v; want 0 ≤ p < 1", p))
+		return
 	}
 	d, s := f[T](dst), f[T](src)
 	if p == 0 {
 		copy(d[:n], s[:n])
-		return nil
+		return
 	}
 	thr := dropThreshold(p)
 	scale := T(1 / (1 - float64(p)))
@@ -369,19 +346,19 @@ func (be *Backend[T]) Dropout(dst, src trainer.Buf, n int, p float32, key traine
 			}
 		}
 	})
-	return nil
 }
 
 // GatherRows implements trainer.Backend.
 // src (M,C); idx (N) → dst (N,C)
-func (be *Backend[T]) GatherRows(dst, src, idx trainer.Buf, n, c int) error {
-	if err := check("gather rows", need{"dst", dst, n * c}, need{"idx", idx, n}); err != nil {
-		return err
+func (be *Backend[T]) GatherRows(dst, src, idx trainer.Buf, n, c int) {
+	if !be.ok(check("gather rows", need{"dst", dst, n * c}, need{"idx", idx, n})) {
+		return
 	}
 	d, s, ix := f[T](dst), f[T](src), ints(idx)
 	for _, r := range ix[:n] {
 		if r < 0 || (int(r)+1)*c > len(s) {
-			return fmt.Errorf("cpu: gather rows: row %d outside a source of %d rows", r, len(s)/c)
+			be.ok(fmt.Errorf("cpu: gather rows: row %d outside a source of %d rows", r, len(s)/c))
+			return
 		}
 	}
 	be.par(n, 64, func(lo, hi int) {
@@ -390,19 +367,19 @@ func (be *Backend[T]) GatherRows(dst, src, idx trainer.Buf, n, c int) error {
 			copy(d[i*c:i*c+c], s[r*c:r*c+c])
 		}
 	})
-	return nil
 }
 
 // ScatterAddRows implements trainer.Backend. idx must not repeat.
 // src (N,C); idx (N) → dst (M,C) +=
-func (be *Backend[T]) ScatterAddRows(dst, src, idx trainer.Buf, n, c int) error {
-	if err := check("scatter rows", need{"src", src, n * c}, need{"idx", idx, n}); err != nil {
-		return err
+func (be *Backend[T]) ScatterAddRows(dst, src, idx trainer.Buf, n, c int) {
+	if !be.ok(check("scatter rows", need{"src", src, n * c}, need{"idx", idx, n})) {
+		return
 	}
 	d, s, ix := f[T](dst), f[T](src), ints(idx)
 	for _, r := range ix[:n] {
 		if r < 0 || (int(r)+1)*c > len(d) {
-			return fmt.Errorf("cpu: scatter rows: row %d outside a destination of %d rows", r, len(d)/c)
+			be.ok(fmt.Errorf("cpu: scatter rows: row %d outside a destination of %d rows", r, len(d)/c))
+			return
 		}
 	}
 	be.par(n, 64, func(lo, hi int) {
@@ -414,7 +391,6 @@ func (be *Backend[T]) ScatterAddRows(dst, src, idx trainer.Buf, n, c int) error 
 			}
 		}
 	})
-	return nil
 }
 
 // ----------------------------------------------------------------------------
@@ -422,18 +398,18 @@ func (be *Backend[T]) ScatterAddRows(dst, src, idx trainer.Buf, n, c int) error 
 
 // CrossEntropyForward implements trainer.Backend; sums run in float64.
 // logits (N,V); targets (N) → losses (N), probs (N,V)
-func (be *Backend[T]) CrossEntropyForward(losses, probs, logits, targets trainer.Buf, n, v int) error {
+func (be *Backend[T]) CrossEntropyForward(losses, probs, logits, targets trainer.Buf, n, v int) {
 	np := n * v
 	if probs == nil {
 		np = 0
 	}
-	if err := check("cross entropy forward", need{"losses", losses, n}, need{"probs", probs, np},
-		need{"logits", logits, n * v}, need{"targets", targets, n}); err != nil {
-		return err
+	if !be.ok(check("cross entropy forward", need{"losses", losses, n}, need{"probs", probs, np},
+		need{"logits", logits, n * v}, need{"targets", targets, n})) {
+		return
 	}
 	ls, pr, lg, tg := f[T](losses), f[T](probs), f[T](logits), ints(targets)
-	if err := checkTargets(tg[:n], v); err != nil {
-		return err
+	if !be.ok(checkTargets(tg[:n], v)) {
+		return
 	}
 	f64 := is64[T]()
 	be.par(n, 4, func(lo, hi int) {
@@ -471,18 +447,17 @@ func (be *Backend[T]) CrossEntropyForward(losses, probs, logits, targets trainer
 			ls[i] = T(float64(mx) + math.Log(s) - float64(target))
 		}
 	})
-	return nil
 }
 
 // CrossEntropyBackward implements trainer.Backend.
 // probs (N,V); targets (N) → dlogits (N,V) = scale·(probs − onehot)
-func (be *Backend[T]) CrossEntropyBackward(dlogits, probs, targets trainer.Buf, n, v int, scale float64) error {
-	if err := check("cross entropy backward", need{"dlogits", dlogits, n * v}, need{"probs", probs, n * v}, need{"targets", targets, n}); err != nil {
-		return err
+func (be *Backend[T]) CrossEntropyBackward(dlogits, probs, targets trainer.Buf, n, v int, scale float64) {
+	if !be.ok(check("cross entropy backward", need{"dlogits", dlogits, n * v}, need{"probs", probs, n * v}, need{"targets", targets, n})) {
+		return
 	}
 	dl, pr, tg := f[T](dlogits), f[T](probs), ints(targets)
-	if err := checkTargets(tg[:n], v); err != nil {
-		return err
+	if !be.ok(checkTargets(tg[:n], v)) {
+		return
 	}
 	k := T(scale)
 	be.par(n, 4, func(lo, hi int) {
@@ -494,7 +469,6 @@ func (be *Backend[T]) CrossEntropyBackward(dlogits, probs, targets trainer.Buf, 
 			dst[tg[i]] -= k
 		}
 	})
-	return nil
 }
 
 func checkTargets(tg []int32, v int) error {
@@ -515,6 +489,9 @@ const sumBlock = 1 << 15
 // SumSquares implements trainer.Backend: float64 partials over fixed
 // blocks, added in block order.
 func (be *Backend[T]) SumSquares(x trainer.Buf) (float64, error) {
+	if !be.ok(nil) {
+		return 0, be.err
+	}
 	s := f[T](x)
 	parts := make([]float64, (len(s)+sumBlock-1)/sumBlock)
 	be.par(len(s), sumBlock, func(lo, hi int) {
@@ -533,13 +510,14 @@ func (be *Backend[T]) SumSquares(x trainer.Buf) (float64, error) {
 
 // AdamW implements trainer.Backend with PyTorch's AdamW update in the
 // backend's precision (bias corrections in float64).
-func (be *Backend[T]) AdamW(p, g, m, v trainer.Buf, s trainer.AdamWStep) error {
+func (be *Backend[T]) AdamW(p, g, m, v trainer.Buf, s trainer.AdamWStep) {
 	n := p.Len()
-	if err := check("adamw", need{"g", g, n}, need{"m", m, n}, need{"v", v, n}); err != nil {
-		return err
+	if !be.ok(check("adamw", need{"g", g, n}, need{"m", m, n}, need{"v", v, n})) {
+		return
 	}
 	if s.T < 1 {
-		return fmt.Errorf("cpu: adamw step %d; want ≥ 1", s.T)
+		be.ok(fmt.Errorf("cpu: adamw step %d; want ≥ 1", s.T))
+		return
 	}
 	ps, gs, ms, vs := f[T](p), f[T](g), f[T](m), f[T](v)
 	bc1 := 1 - math.Pow(s.Beta1, float64(s.T))
@@ -557,5 +535,4 @@ func (be *Backend[T]) AdamW(p, g, m, v trainer.Buf, s trainer.AdamWStep) error {
 			ps[i] = ps[i]*decay - stepSize*mi/(T(math.Sqrt(float64(vi)))*invSqrtBC2+eps)
 		}
 	})
-	return nil
 }

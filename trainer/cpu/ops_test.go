@@ -84,6 +84,7 @@ func newBE64(t testing.TB, blas string) *Backend[float64] {
 	if err != nil {
 		t.Skipf("backend %q unavailable: %v", blas, err)
 	}
+	t.Cleanup(func() { be.Close() })
 	return be
 }
 
@@ -99,9 +100,11 @@ func fl(x []float64) trainer.Buf { return floats[float64](x) }
 
 func zeros(n int) []float64 { return make([]float64, n) }
 
-func must(t *testing.T, err error) {
+// must fails the test if an op of be failed (errors stick: the first one
+// is reported).
+func must[T Float](t *testing.T, be *Backend[T]) {
 	t.Helper()
-	if err != nil {
+	if err := be.Err(); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -122,12 +125,14 @@ func TestGradEncoder(t *testing.T) {
 	gradCheck(t, map[string][]float64{"wte": wte, "wpe": wpe, "wbpe": wbpe},
 		func() []float64 {
 			out := zeros(n * c)
-			must(t, be.EncoderForward(fl(out), inp, pos, bpos, fl(wte), fl(wpe), fl(wbpe), n, c))
+			be.EncoderForward(fl(out), inp, pos, bpos, fl(wte), fl(wpe), fl(wbpe), n, c)
+			must(t, be)
 			return out
 		},
 		func(dout []float64) map[string][]float64 {
 			g := map[string][]float64{"wte": zeros(v * c), "wpe": zeros(p * c), "wbpe": zeros(p * c)}
-			must(t, be.EncoderBackward(fl(g["wte"]), fl(g["wpe"]), fl(g["wbpe"]), fl(dout), inp, pos, bpos, n, c))
+			be.EncoderBackward(fl(g["wte"]), fl(g["wpe"]), fl(g["wbpe"]), fl(dout), inp, pos, bpos, n, c)
+			must(t, be)
 			return g
 		})
 }
@@ -143,14 +148,17 @@ func TestGradLayerNorm(t *testing.T) {
 	gradCheck(t, map[string][]float64{"inp": x, "w": w, "b": b},
 		func() []float64 {
 			out := zeros(n * c)
-			must(t, be.LayerNormForward(fl(out), fl(zeros(n)), fl(zeros(n)), fl(x), fl(w), fl(b), n, c))
+			be.LayerNormForward(fl(out), fl(zeros(n)), fl(zeros(n)), fl(x), fl(w), fl(b), n, c)
+			must(t, be)
 			return out
 		},
 		func(dout []float64) map[string][]float64 {
 			out, mean, rstd := zeros(n*c), zeros(n), zeros(n)
-			must(t, be.LayerNormForward(fl(out), fl(mean), fl(rstd), fl(x), fl(w), fl(b), n, c))
+			be.LayerNormForward(fl(out), fl(mean), fl(rstd), fl(x), fl(w), fl(b), n, c)
+			must(t, be)
 			g := map[string][]float64{"inp": zeros(n * c), "w": zeros(c), "b": zeros(c)}
-			must(t, be.LayerNormBackward(fl(g["inp"]), fl(g["w"]), fl(g["b"]), fl(dout), fl(x), fl(w), fl(mean), fl(rstd), n, c))
+			be.LayerNormBackward(fl(g["inp"]), fl(g["w"]), fl(g["b"]), fl(dout), fl(x), fl(w), fl(mean), fl(rstd), n, c)
+			must(t, be)
 			return g
 		})
 }
@@ -163,12 +171,14 @@ func TestGradMatmul(t *testing.T) {
 		gradCheck(t, map[string][]float64{"inp": x, "w": w, "bias": b},
 			func() []float64 {
 				out := zeros(n * oc)
-				must(t, be.MatmulForward(fl(out), fl(x), fl(w), fl(b), n, c, oc))
+				be.MatmulForward(fl(out), fl(x), fl(w), fl(b), n, c, oc)
+				must(t, be)
 				return out
 			},
 			func(dout []float64) map[string][]float64 {
 				g := map[string][]float64{"inp": zeros(n * c), "w": zeros(oc * c), "bias": zeros(oc)}
-				must(t, be.MatmulBackward(fl(g["inp"]), fl(g["w"]), fl(g["bias"]), fl(dout), fl(x), fl(w), n, c, oc))
+				be.MatmulBackward(fl(g["inp"]), fl(g["w"]), fl(g["bias"]), fl(dout), fl(x), fl(w), n, c, oc)
+				must(t, be)
 				return g
 			})
 	})
@@ -192,14 +202,17 @@ func TestGradAttention(t *testing.T) {
 				gradCheck(t, map[string][]float64{"qkv": qkv},
 					func() []float64 {
 						out := zeros(b * tt * c)
-						must(t, be.AttentionForward(fl(out), fl(zeros(ns)), fl(qkv), sep, b, tt, c, nh, p, key))
+						be.AttentionForward(fl(out), fl(zeros(ns)), fl(qkv), sep, b, tt, c, nh, p, key)
+						must(t, be)
 						return out
 					},
 					func(dout []float64) map[string][]float64 {
 						out, saved := zeros(b*tt*c), zeros(ns)
-						must(t, be.AttentionForward(fl(out), fl(saved), fl(qkv), sep, b, tt, c, nh, p, key))
+						be.AttentionForward(fl(out), fl(saved), fl(qkv), sep, b, tt, c, nh, p, key)
+						must(t, be)
 						g := zeros(len(qkv))
-						must(t, be.AttentionBackward(fl(g), fl(zeros(nsc)), fl(dout), fl(qkv), fl(saved), sep, b, tt, c, nh, p, key))
+						be.AttentionBackward(fl(g), fl(zeros(nsc)), fl(dout), fl(qkv), fl(saved), sep, b, tt, c, nh, p, key)
+						must(t, be)
 						return map[string][]float64{"qkv": g}
 					})
 			})
@@ -216,7 +229,8 @@ func TestAttentionMask(t *testing.T) {
 	b, tt, c, nh := 3, 7, 8, 2
 	qkv := randn(r, b*tt*3*c, 1)
 	att := zeros(b * nh * tt * tt)
-	must(t, be.AttentionForward(fl(zeros(b*tt*c)), fl(att), fl(qkv), int32s(attnSeps), b, tt, c, nh, 0, trainer.RNGKey{}))
+	be.AttentionForward(fl(zeros(b*tt*c)), fl(att), fl(qkv), int32s(attnSeps), b, tt, c, nh, 0, trainer.RNGKey{})
+	must(t, be)
 	for bi, sep := range attnSeps {
 		for h := range nh {
 			for i := range tt {
@@ -244,12 +258,14 @@ func TestGradGelu(t *testing.T) {
 	gradCheck(t, map[string][]float64{"inp": x},
 		func() []float64 {
 			out := zeros(n)
-			must(t, be.GeluForward(fl(out), fl(x), n))
+			be.GeluForward(fl(out), fl(x), n)
+			must(t, be)
 			return out
 		},
 		func(dout []float64) map[string][]float64 {
 			g := zeros(n)
-			must(t, be.GeluBackward(fl(g), fl(x), fl(dout), n))
+			be.GeluBackward(fl(g), fl(x), fl(dout), n)
+			must(t, be)
 			return map[string][]float64{"inp": g}
 		})
 }
@@ -264,7 +280,8 @@ func TestGradCrossEntropy(t *testing.T) {
 	gradCheck(t, map[string][]float64{"logits": logits},
 		func() []float64 {
 			l := zeros(n)
-			must(t, be.CrossEntropyForward(fl(l), nil, fl(logits), tg, n, v))
+			be.CrossEntropyForward(fl(l), nil, fl(logits), tg, n, v)
+			must(t, be)
 			for i := range l {
 				l[i] *= scale
 			}
@@ -274,10 +291,12 @@ func TestGradCrossEntropy(t *testing.T) {
 			// dlogits = scale·dout_i·(softmax − onehot); the op takes one scale,
 			// so run it per row.
 			g := append([]float64(nil), logits...)
-			must(t, be.CrossEntropyForward(fl(zeros(n)), fl(g), fl(g), tg, n, v))
+			be.CrossEntropyForward(fl(zeros(n)), fl(g), fl(g), tg, n, v)
+			must(t, be)
 			for i := range n {
 				row := g[i*v : i*v+v]
-				must(t, be.CrossEntropyBackward(fl(row), fl(row), tg[i:i+1], 1, v, scale*dout[i]))
+				be.CrossEntropyBackward(fl(row), fl(row), tg[i:i+1], 1, v, scale*dout[i])
+				must(t, be)
 			}
 			return map[string][]float64{"logits": g}
 		})
@@ -305,9 +324,12 @@ func TestGradCrossEntropyMasked(t *testing.T) {
 	gradCheck(t, map[string][]float64{"h": h, "wte": wte},
 		func() []float64 {
 			hs, lg, l := zeros(n*c), zeros(n*9), zeros(n)
-			must(t, be.GatherRows(fl(hs), fl(h), sel, n, c))
-			must(t, be.MatmulForward(fl(lg), fl(hs), fl(wte), nil, n, c, 9))
-			must(t, be.CrossEntropyForward(fl(l), nil, fl(lg), tg, n, 9))
+			be.GatherRows(fl(hs), fl(h), sel, n, c)
+			must(t, be)
+			be.MatmulForward(fl(lg), fl(hs), fl(wte), nil, n, c, 9)
+			must(t, be)
+			be.CrossEntropyForward(fl(l), nil, fl(lg), tg, n, 9)
+			must(t, be)
 			var s float64
 			for _, x := range l {
 				s += x
@@ -316,13 +338,19 @@ func TestGradCrossEntropyMasked(t *testing.T) {
 		},
 		func(dout []float64) map[string][]float64 {
 			hs, lg := zeros(n*c), zeros(n*9)
-			must(t, be.GatherRows(fl(hs), fl(h), sel, n, c))
-			must(t, be.MatmulForward(fl(lg), fl(hs), fl(wte), nil, n, c, 9))
-			must(t, be.CrossEntropyForward(fl(zeros(n)), fl(lg), fl(lg), tg, n, 9))
-			must(t, be.CrossEntropyBackward(fl(lg), fl(lg), tg, n, 9, scale*dout[0]))
+			be.GatherRows(fl(hs), fl(h), sel, n, c)
+			must(t, be)
+			be.MatmulForward(fl(lg), fl(hs), fl(wte), nil, n, c, 9)
+			must(t, be)
+			be.CrossEntropyForward(fl(zeros(n)), fl(lg), fl(lg), tg, n, 9)
+			must(t, be)
+			be.CrossEntropyBackward(fl(lg), fl(lg), tg, n, 9, scale*dout[0])
+			must(t, be)
 			dhs, dh, dw := zeros(n*c), zeros(rows*c), zeros(9*c)
-			must(t, be.MatmulBackward(fl(dhs), fl(dw), nil, fl(lg), fl(hs), fl(wte), n, c, 9))
-			must(t, be.ScatterAddRows(fl(dh), fl(dhs), sel, n, c))
+			be.MatmulBackward(fl(dhs), fl(dw), nil, fl(lg), fl(hs), fl(wte), n, c, 9)
+			must(t, be)
+			be.ScatterAddRows(fl(dh), fl(dhs), sel, n, c)
+			must(t, be)
 			return map[string][]float64{"h": dh, "wte": dw}
 		})
 }
@@ -336,14 +364,17 @@ func TestGradDropoutResidual(t *testing.T) {
 	gradCheck(t, map[string][]float64{"a": a, "b": b},
 		func() []float64 {
 			d, out := zeros(n), zeros(n)
-			must(t, be.Dropout(fl(d), fl(b), n, 0.25, key))
-			must(t, be.ResidualForward(fl(out), fl(a), fl(d), n))
+			be.Dropout(fl(d), fl(b), n, 0.25, key)
+			must(t, be)
+			be.ResidualForward(fl(out), fl(a), fl(d), n)
+			must(t, be)
 			return out
 		},
 		func(dout []float64) map[string][]float64 {
 			da, db := zeros(n), zeros(n)
-			must(t, be.Add(fl(da), fl(dout), n))
-			must(t, be.Dropout(fl(db), fl(dout), n, 0.25, key))
+			copy(da, dout) // out = a + …: d a = d out, which the model passes on as it is
+			be.Dropout(fl(db), fl(dout), n, 0.25, key)
+			must(t, be)
 			return map[string][]float64{"a": da, "b": db}
 		})
 	// the kept fraction is about 1 − p
@@ -352,7 +383,8 @@ func TestGradDropoutResidual(t *testing.T) {
 	for i := range ones {
 		ones[i] = 1
 	}
-	must(t, be.Dropout(fl(d), fl(ones), n, 0.25, key))
+	be.Dropout(fl(d), fl(ones), n, 0.25, key)
+	must(t, be)
 	kept := 0
 	for _, v := range d {
 		if v != 0 {
@@ -373,6 +405,7 @@ func TestThreadsDeterministic(t *testing.T) {
 		if err != nil {
 			t.Skip(err)
 		}
+		defer be.Close()
 		r := rand.New(rand.NewPCG(9, 1))
 		f32 := func(n int) floats[float32] {
 			x := make([]float32, n)
@@ -384,17 +417,21 @@ func TestThreadsDeterministic(t *testing.T) {
 		n, c, oc, v := 300, 48, 70, 50
 		x, w, dy := f32(n*c), f32(oc*c), f32(n*oc)
 		dx, dw, db := make(floats[float32], n*c), make(floats[float32], oc*c), make(floats[float32], oc)
-		must(t, be.MatmulBackward(dx, dw, db, dy, x, w, n, c, oc))
+		be.MatmulBackward(dx, dw, db, dy, x, w, n, c, oc)
+		must(t, be)
 		lnw, lnb, mean, rstd, lnout := f32(c), f32(c), make(floats[float32], n), make(floats[float32], n), make(floats[float32], n*c)
-		must(t, be.LayerNormForward(lnout, mean, rstd, x, lnw, lnb, n, c))
+		be.LayerNormForward(lnout, mean, rstd, x, lnw, lnb, n, c)
+		must(t, be)
 		dlnw, dlnb := make(floats[float32], c), make(floats[float32], c)
-		must(t, be.LayerNormBackward(make(floats[float32], n*c), dlnw, dlnb, x, x, lnw, mean, rstd, n, c))
+		be.LayerNormBackward(make(floats[float32], n*c), dlnw, dlnb, x, x, lnw, mean, rstd, n, c)
+		must(t, be)
 		ids := make(int32s, n)
 		for i := range ids {
 			ids[i] = int32(i % v)
 		}
 		dwte := make(floats[float32], v*c)
-		must(t, be.EncoderBackward(dwte, make(floats[float32], v*c), make(floats[float32], v*c), x, ids, ids, ids, n, c))
+		be.EncoderBackward(dwte, make(floats[float32], v*c), make(floats[float32], v*c), x, ids, ids, ids, n, c)
+		must(t, be)
 		ss, _ := be.SumSquares(dy)
 		return [][]float32{dx, dw, db, dlnw, dlnb, dwte, {float32(ss)}}
 	}
@@ -432,5 +469,51 @@ func TestExp32(t *testing.T) {
 		if want := exp32(x); ys[i] != want && !(math.IsInf(float64(ys[i]), 1) && x > 88.37) {
 			t.Errorf("exp32s(%v) = %v; exp32 gives %v", x, ys[i], want)
 		}
+	}
+}
+
+// TestStickyErrors checks the backend's error semantics: the first error
+// of an op is kept, the ops after it do nothing, and Download, SumSquares,
+// Sync and Err report it; Close leaves a backend whose ops fail.
+func TestStickyErrors(t *testing.T) {
+	be, err := New[float32](Options{BLAS: "off", Threads: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	x, _ := be.Floats(4)
+	if err := be.Err(); err != nil {
+		t.Fatalf("a new backend has error %v", err)
+	}
+	be.Upload(x, []float32{1, 2, 3})
+	want := "cpu: upload 3 floats into a buffer of 4"
+	if err := be.Err(); err == nil || err.Error() != want {
+		t.Fatalf("Err after a bad upload: %v; want %s", err, want)
+	}
+	be.Upload(x, []float32{1, 2, 3, 4}) // does nothing now
+	be.GeluForward(x, x, 9)             // a second error: not kept
+	got := []float32{-1, -1, -1, -1}
+	for _, err := range []error{be.Download(got, x), be.Sync(), be.Err()} {
+		if err == nil || err.Error() != want {
+			t.Errorf("after the bad upload: %v; want the first error %s", err, want)
+		}
+	}
+	if ss, err := be.SumSquares(x); err == nil || ss != 0 {
+		t.Errorf("SumSquares after the bad upload: %v, %v", ss, err)
+	}
+	if got[0] != -1 || Host[float32](x)[0] != 0 {
+		t.Errorf("ops ran after the error: downloaded %v, buffer %v", got, Host[float32](x))
+	}
+	if err := be.Close(); err != nil {
+		t.Errorf("Close: %v", err)
+	}
+
+	fresh, _ := New[float32](Options{BLAS: "off", Threads: 1})
+	y, _ := fresh.Floats(2)
+	if err := fresh.Close(); err != nil {
+		t.Fatal(err)
+	}
+	fresh.Zero(y)
+	if err := fresh.Err(); err == nil || err.Error() != "cpu: the backend is closed" {
+		t.Errorf("an op after Close: %v", err)
 	}
 }

@@ -48,13 +48,13 @@ func attnArgs(ck *checker, sep buf, b, t, c, nh int, p float32) {
 
 // AttentionForward implements trainer.Backend.
 // qkv (B,T,3C); sep (B) → out (B,T,C), saved = att (B,NH,T,T) [+ attd (B,NH,T,T)]
-func (be *Backend) AttentionForward(out, saved, qkv, sep trainer.Buf, b, t, c, nh int, p float32, key trainer.RNGKey) error {
+func (be *Backend) AttentionForward(out, saved, qkv, sep trainer.Buf, b, t, c, nh int, p float32, key trainer.RNGKey) {
 	ck := checker{op: "attention forward"}
 	ns, _ := be.AttentionSizes(b, t, c, nh, p > 0)
 	o, sv, x, sp := ck.f("out", out, b*t*c), ck.f("saved", saved, ns), ck.f("qkv", qkv, b*t*3*c), ck.i("sep", sep, b)
 	attnArgs(&ck, sp, b, t, c, nh, p)
-	if ck.err != nil || b*t*c == 0 {
-		return ck.err
+	if be.failed(ck.err) || b*t*c == 0 {
+		return
 	}
 	hs := c / nh
 	nt := b * nh * t * t // elements of one (B,NH,T,T) tensor
@@ -67,7 +67,7 @@ func (be *Backend) AttentionForward(out, saved, qkv, sep trainer.Buf, b, t, c, n
 	scale := float32(1 / math.Sqrt(float64(hs)))
 	dscale := float32(1 / (1 - float64(p)))
 	btc := uint64(b * t * c)
-	return be.do(ck.op, func(g *gpu) error {
+	be.do(ck.op, func(g *gpu) error {
 		_, es := g.operand()
 		pbytes := uint64(0)
 		if !g.fp32 {
@@ -119,14 +119,14 @@ func (be *Backend) AttentionForward(out, saved, qkv, sep trainer.Buf, b, t, c, n
 
 // AttentionBackward implements trainer.Backend.
 // dout (B,T,C); qkv (B,T,3C); saved; scratch (B,NH,T,T) → dqkv (B,T,3C) +=
-func (be *Backend) AttentionBackward(dqkv, scratch, dout, qkv, saved, sep trainer.Buf, b, t, c, nh int, p float32, key trainer.RNGKey) error {
+func (be *Backend) AttentionBackward(dqkv, scratch, dout, qkv, saved, sep trainer.Buf, b, t, c, nh int, p float32, key trainer.RNGKey) {
 	ck := checker{op: "attention backward"}
 	ns, nsc := be.AttentionSizes(b, t, c, nh, p > 0)
 	dx, scr, dy := ck.f("dqkv", dqkv, b*t*3*c), ck.f("scratch", scratch, nsc), ck.f("dout", dout, b*t*c)
 	x, sv, sp := ck.f("qkv", qkv, b*t*3*c), ck.f("saved", saved, ns), ck.i("sep", sep, b)
 	attnArgs(&ck, sp, b, t, c, nh, p)
-	if ck.err != nil || b*t*c == 0 {
-		return ck.err
+	if be.failed(ck.err) || b*t*c == 0 {
+		return
 	}
 	hs := c / nh
 	nt := b * nh * t * t
@@ -140,7 +140,7 @@ func (be *Backend) AttentionBackward(dqkv, scratch, dout, qkv, saved, sep traine
 	dscale := float32(1 / (1 - float64(p)))
 	btc := uint64(b * t * c)
 	dp := scr.ptr() // (B,NH,T,T): dP, then dS in place
-	return be.do(ck.op, func(g *gpu) error {
+	be.do(ck.op, func(g *gpu) error {
 		_, es := g.operand()
 		pbytes := uint64(0)
 		if !g.fp32 {

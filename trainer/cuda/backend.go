@@ -1,14 +1,11 @@
 package cuda
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
-	"runtime"
 	"strings"
+	"time"
 	"unsafe"
 
 	"github.com/glmkit/glmkit/trainer"
@@ -45,15 +42,20 @@ type Info struct {
 	MemoryBytes uint64 // total device memory
 	Driver      string // the driver's CUDA version, e.g. "13.0"
 	Cublas      string // cuBLAS version, e.g. "13.0.0"
-	NVRTC       string // NVRTC version, e.g. "13.0"
+	NVRTC       string // NVRTC version, e.g. "13.0"; "" without NVRTC
 	Kernels     string // how the kernels were built: "sm_90 (compiled by NVRTC 13.0)" etc.
-	// ParamsChecked reports that the driver confirmed the kernels'
-	// parameter layout (cuFuncGetParamInfo, CUDA ≥ 12.4).
-	ParamsChecked bool
+	KernelCount int    // kernels in the module
+	// ParamsChecked is the number of kernels whose parameter layout the
+	// driver confirmed (cuFuncGetParamInfo, CUDA ≥ 12.4): KernelCount, or 0
+	// on older drivers.
+	ParamsChecked int
 	DriverPath    string
 	CublasPath    string
 	CublasLtPath  string
 	NVRTCPath     string
+	// Notes are what New worked around: NVRTC's warnings, kernel targets
+	// that failed to compile or load, a library newer than the driver.
+	Notes []string
 }
 
 // Backend is the CUDA implementation of trainer.Backend: float32 buffers
@@ -62,14 +64,55 @@ type Info struct {
 // one goroutine locked to an OS thread; the ops queue work on one stream
 // and return, and Download, DownloadFloat64, SumSquares and Sync wait.
 //
-// It is not safe for concurrent use (nor is any Backend). Close releases
-// the device.
+// It is not safe for concurrent use (nor is any Backend). Its errors stick
+// (see trainer.Backend): an op's error, with the op named, is kept and
+// later ops do nothing; a kernel that faults is reported by the next op
+// that waits (Download, SumSquares, Sync; with Options.Sync, by the op
+// itself). Close releases the device.
 type Backend struct {
 	opt    Options
 	dev    *device
 	g      *gpu // owned by the device goroutine: use only inside be.do
 	info   Info
+	err    error // the first error of an op
 	closed bool
+	prof   map[string]*opTime // with a profile on (startProfile): each op's time, by name
+}
+
+// opTime is the time one kind of op took in a profile.
+type opTime struct {
+	Calls int
+	Time  time.Duration
+}
+
+// startProfile times every op from now on, waiting for the device after
+// each (so the times add up to the wall time of the work, without the
+// overlap of host and device).
+func (be *Backend) startProfile() { be.prof = map[string]*opTime{} }
+
+// stopProfile ends the profile and returns the time per op.
+func (be *Backend) stopProfile() map[string]*opTime {
+	p := be.prof
+	be.prof = nil
+	return p
+}
+
+// opName is op, with the shape appended in a profile (so the breakdown
+// tells the products apart).
+func (be *Backend) opName(op string, dims ...int) string {
+	if be.prof == nil || len(dims) == 0 {
+		return op
+	}
+	var b strings.Builder
+	b.WriteString(op)
+	for i, d := range dims {
+		sep := "×"
+		if i == 0 {
+			sep = " "
+		}
+		fmt.Fprintf(&b, "%s%d", sep, d)
+	}
+	return b.String()
 }
 
 var _ trainer.Backend = (*Backend)(nil)
@@ -106,45 +149,82 @@ func New(o Options) (*Backend, error) {
 
 // start initialises the device on the device goroutine.
 func (be *Backend) start(g *gpu, dirs []string, nx int) error {
-	drv := g.drv
-	in := &be.info
+	driverMajor, major, minor, err := be.openDevice(g)
+	if err != nil {
+		return err
+	}
+	if err := g.openContext(); err != nil {
+		return err
+	}
+	if err := be.openCublas(g, dirs, nx, driverMajor); err != nil {
+		return err
+	}
+	if err := be.loadKernels(g, dirs, nx, driverMajor, major, minor); err != nil {
+		return err
+	}
+	g.lb = &launchBuf{}
+	g.pinner.Pin(g.lb)
+	g.lb.extra = [5]uintptr{launchParamBufferPointer, uintptr(unsafe.Pointer(&g.lb.params[0])),
+		launchParamBufferSize, uintptr(unsafe.Pointer(&g.lb.size)), launchParamEnd}
+	g.dropJump, err = g.uploadTable(jumpTable(dropBlock/dropPerThread, 1, dropPerThread))
+	return err
+}
+
+// openDevice initialises the driver and describes the device in be.info;
+// it returns the driver's CUDA major version and the device's compute
+// capability.
+func (be *Backend) openDevice(g *gpu) (driverMajor, major, minor int, err error) {
+	drv, in := g.drv, &be.info
 	in.DriverPath = drv.lib.path
 	if r := drv.init(0); r != cudaSuccess {
-		return fmt.Errorf("%w (driver %s): %v", ErrNoDevice, drv.lib.path, drv.check(r, "cuInit"))
+		return 0, 0, 0, fmt.Errorf("%w (driver %s): %v", ErrNoDevice, drv.lib.path, drv.check(r, "cuInit"))
 	}
-	var ver int32
+	var ver, count int32
 	if err := g.check(drv.driverGetVersion(&ver), "cuDriverGetVersion"); err != nil {
-		return err
+		return 0, 0, 0, err
 	}
 	in.Driver = fmt.Sprintf("%d.%d", ver/1000, ver%1000/10)
 	drv.resolveLate(ver)
-	var count int32
 	if err := g.check(drv.deviceGetCount(&count), "cuDeviceGetCount"); err != nil {
-		return err
+		return 0, 0, 0, err
 	}
 	if count == 0 {
-		return fmt.Errorf("%w: the driver (%s) sees no device", ErrNoDevice, drv.lib.path)
+		return 0, 0, 0, fmt.Errorf("%w: the driver (%s) sees no device", ErrNoDevice, drv.lib.path)
 	}
 	if be.opt.Device < 0 || be.opt.Device >= int(count) {
-		return fmt.Errorf("device %d of %d", be.opt.Device, count)
+		return 0, 0, 0, fmt.Errorf("device %d of %d", be.opt.Device, count)
 	}
 	if err := g.check(drv.deviceGet(&g.dev, int32(be.opt.Device)), "cuDeviceGet(%d)", be.opt.Device); err != nil {
-		return err
+		return 0, 0, 0, err
 	}
 	var name [256]byte
 	if err := g.check(drv.deviceGetName(&name[0], int32(len(name)), g.dev), "cuDeviceGetName"); err != nil {
-		return err
+		return 0, 0, 0, err
 	}
 	in.Device = cString(&name[0])
-	var major, minor, sms int32
+	var cmaj, cmin, sms int32
 	if err := errors.Join(
-		g.check(drv.deviceGetAttr(&major, attrCCMajor, g.dev), "cuDeviceGetAttribute(compute capability major)"),
-		g.check(drv.deviceGetAttr(&minor, attrCCMinor, g.dev), "cuDeviceGetAttribute(compute capability minor)"),
+		g.check(drv.deviceGetAttr(&cmaj, attrCCMajor, g.dev), "cuDeviceGetAttribute(compute capability major)"),
+		g.check(drv.deviceGetAttr(&cmin, attrCCMinor, g.dev), "cuDeviceGetAttribute(compute capability minor)"),
 		g.check(drv.deviceGetAttr(&sms, attrMultiprocessors, g.dev), "cuDeviceGetAttribute(multiprocessors)"),
 		g.check(drv.deviceTotalMem(&in.MemoryBytes, g.dev), "cuDeviceTotalMem_v2")); err != nil {
-		return err
+		return 0, 0, 0, err
 	}
-	in.Arch, in.SMs = fmt.Sprintf("sm_%d%d", major, minor), int(sms)
+	in.Arch, in.SMs = fmt.Sprintf("sm_%d%d", cmaj, cmin), int(sms)
+	return int(ver / 1000), int(cmaj), int(cmin), nil
+}
+
+// openContext makes the device's primary context current on this thread
+// and creates the streams and the staging ring's events.
+//
+// The primary context is retained and never released: releasing the last
+// reference destroys it, and cuBLAS keeps per-context state (its kernels,
+// loaded into the context at first use) in process-wide tables that would
+// outlive it, so a second New in the process would run cuBLAS on a context
+// it does not know. One reference per New, kept for the life of the
+// process, costs nothing.
+func (g *gpu) openContext() error {
+	drv := g.drv
 	var ctx uintptr
 	if err := g.check(drv.primaryCtxRetain(&ctx, g.dev), "cuDevicePrimaryCtxRetain"); err != nil {
 		return err
@@ -171,129 +251,28 @@ func (be *Backend) start(g *gpu, dirs []string, nx int) error {
 			*e = h
 		}
 	}
+	return nil
+}
 
-	blas, err := loadCublas(dirs, nx)
+// openCublas loads cuBLAS (no newer than the driver if it can) and creates
+// its handle on the compute stream.
+func (be *Backend) openCublas(g *gpu, dirs []string, nx, driverMajor int) error {
+	in := &be.info
+	blas, err := loadCublas(dirs, nx, driverMajor)
 	if err != nil {
 		return err
 	}
 	g.blas = blas
 	in.CublasPath, in.CublasLtPath, in.Cublas = blas.lib.path, blas.lt.path, blas.version()
+	if m := soMajor(blas.lib.path); m > driverMajor {
+		in.Notes = append(in.Notes, fmt.Sprintf("cuBLAS %s (%s) is newer than the driver's CUDA %s: no older one was found", in.Cublas, blas.lib.path, in.Driver))
+	}
 	var h uintptr
 	if err := blas.check(blas.create(&h), "cublasCreate_v2"); err != nil {
 		return err
 	}
 	g.handle = h
-	if err := blas.check(blas.setStream(g.handle, g.compute), "cublasSetStream_v2"); err != nil {
-		return err
-	}
-
-	if err := be.loadKernels(g, dirs, nx); err != nil {
-		return err
-	}
-	g.lb = &launchBuf{}
-	g.pinner.Pin(g.lb)
-	g.lb.extra = [5]uintptr{launchParamBufferPointer, uintptr(unsafe.Pointer(&g.lb.params[0])),
-		launchParamBufferSize, uintptr(unsafe.Pointer(&g.lb.size)), launchParamEnd}
-	g.dropJump, err = g.uploadTable(jumpTable(dropBlock/dropPerThread, 1, dropPerThread))
-	return err
-}
-
-// loadKernels compiles the kernel program for the device with NVRTC (or
-// reads it from the cache) and loads it.
-func (be *Backend) loadKernels(g *gpu, dirs []string, nx int) error {
-	rtc, err := loadNVRTC(dirs, nx)
-	if err != nil {
-		return fmt.Errorf("the kernels are compiled at start-up: %w", err)
-	}
-	g.rtc = rtc
-	in := &be.info
-	in.NVRTC, in.NVRTCPath = rtc.versionString(), rtc.lib.path
-	src := kernelSource()
-
-	cache := be.opt.CacheDir
-	if cache == "" {
-		cache = os.Getenv("GLMKIT_CUDA_CACHE")
-	}
-	if cache == "" {
-		if d, err := os.UserCacheDir(); err == nil {
-			cache = filepath.Join(d, "glmkit", "cuda")
-		}
-	}
-	var image []byte
-	// the device's own CUBIN first; PTX for the driver to compile when this
-	// NVRTC does not know the device
-	targets := []string{in.Arch, "compute_90", "compute_80"}
-	var errs []error
-	for _, arch := range targets {
-		key := sha256.Sum256([]byte(strings.Join(append([]string{src, arch, in.NVRTC, rtc.lib.path}, compileFlags...), "\x00")))
-		file := ""
-		if cache != "off" && cache != "" {
-			file = filepath.Join(cache, hex.EncodeToString(key[:16])+"-"+arch+".bin")
-			if b, err := os.ReadFile(file); err == nil && len(b) > 0 {
-				image, in.Kernels = b, arch+" (cached "+file+")"
-				break
-			}
-		}
-		img, _, err := rtc.compile(src, "glmkit.cu", arch, compileFlags...)
-		if err != nil {
-			errs = append(errs, err)
-			continue
-		}
-		image, in.Kernels = img, arch+" (compiled by NVRTC "+in.NVRTC+")"
-		if file != "" {
-			writeCache(file, img)
-		}
-		break
-	}
-	if image == nil {
-		return fmt.Errorf("compile the kernels: %w", errors.Join(errs...))
-	}
-	if strings.HasPrefix(in.Kernels, "compute_") {
-		image = append(image, 0) // PTX is loaded as a C string
-	}
-	var mod uintptr
-	if err := g.check(g.drv.moduleLoadData(&mod, unsafe.Pointer(&image[0])), "cuModuleLoadData(%s)", in.Kernels); err != nil {
-		return err
-	}
-	g.module = mod
-	runtime.KeepAlive(image)
-	for k := range numKernels {
-		sig := kernelSigs[k]
-		if err := g.check(g.drv.moduleGetFunction(&g.funcs[k], g.module, sig.name), "cuModuleGetFunction(%s)", sig.name); err != nil {
-			return err
-		}
-		kinds, err := paramKinds(sig.params)
-		if err != nil {
-			return err
-		}
-		g.kinds[k] = kinds
-		if g.drv.funcGetParamInfo != nil {
-			checked, err := verifyParams(g.drv, g.funcs[k], k, kinds)
-			if err != nil {
-				return err
-			}
-			in.ParamsChecked = checked
-		}
-	}
-	return nil
-}
-
-// writeCache stores a compiled image; failures only cost a compile later.
-func writeCache(file string, img []byte) {
-	if err := os.MkdirAll(filepath.Dir(file), 0o755); err != nil {
-		return
-	}
-	tmp, err := os.CreateTemp(filepath.Dir(file), ".kernels-*")
-	if err != nil {
-		return
-	}
-	_, err = tmp.Write(img)
-	if cerr := tmp.Close(); err == nil && cerr == nil {
-		if os.Rename(tmp.Name(), file) == nil {
-			return
-		}
-	}
-	os.Remove(tmp.Name())
+	return blas.check(blas.setStream(g.handle, g.compute), "cublasSetStream_v2")
 }
 
 // release frees what start created, on the device goroutine.
@@ -335,8 +314,7 @@ func (g *gpu) release() {
 		g.pinner.Unpin()
 	}
 	drv.ctxSetCurrent(0)
-	drv.primaryCtxRelease(g.dev)
-	g.ctx = 0
+	g.ctx = 0 // the primary context stays retained (see start)
 }
 
 // Close waits for the queued work, frees every buffer and releases the
@@ -369,26 +347,65 @@ func (be *Backend) Name() string {
 		in.Device, in.Arch, in.SMs, gib(in.MemoryBytes), gemm, in.Cublas, in.Driver, strings.SplitN(in.Kernels, " ", 2)[0])
 }
 
-// do runs an op's device work on the device goroutine.
+// failed records err as the backend's error unless one is recorded
+// already, and reports whether the backend has failed (so an op must not
+// run).
+func (be *Backend) failed(err error) bool {
+	if be.err == nil {
+		be.err = err
+	}
+	return be.err != nil
+}
+
+// Err implements trainer.Backend.
+func (be *Backend) Err() error { return be.err }
+
+// do runs an op's device work on the device goroutine, unless the backend
+// has failed; a failure becomes the backend's error. It returns the
+// backend's error.
 func (be *Backend) do(op string, f func(g *gpu) error) error {
+	if be.err != nil {
+		return be.err
+	}
 	if be.closed {
-		return fmt.Errorf("cuda: %s on a closed backend", op)
+		be.err = fmt.Errorf("cuda: %s on a closed backend", op)
+		return be.err
+	}
+	err := be.run(op, f)
+	if err != nil {
+		be.err = fmt.Errorf("cuda: %s: %w", op, err)
+	}
+	return be.err
+}
+
+// run is do without the sticky error: for allocations, whose failure
+// leaves the backend usable.
+func (be *Backend) run(op string, f func(g *gpu) error) error {
+	var t0 time.Time
+	if be.prof != nil {
+		t0 = time.Now()
 	}
 	err := be.dev.do(func() error {
 		if err := f(be.g); err != nil {
 			return err
 		}
-		if be.opt.Sync {
+		if be.opt.Sync || be.prof != nil {
 			if err := be.g.syncStreams(); err != nil {
 				return fmt.Errorf("after its kernels ran: %w", err)
 			}
 		}
 		return nil
 	})
-	if err != nil {
-		return fmt.Errorf("cuda: %s: %w", op, err)
+	if be.prof != nil {
+		t := be.prof[op]
+		if t == nil {
+			t = &opTime{}
+			be.prof[op] = t
+		}
+		t.Calls++
+		t.Time += time.Since(t0)
 	}
-	return nil
+	return err
 }
 
 // ----------------------------------------------------------------------------
@@ -446,11 +463,17 @@ func (be *Backend) newBuf(n int, e elem) (trainer.Buf, error) {
 	if n < 0 {
 		return nil, fmt.Errorf("cuda: allocate %d elements", n)
 	}
+	if be.err != nil {
+		return nil, be.err
+	}
+	if be.closed {
+		return nil, errors.New("cuda: allocate on a closed backend")
+	}
 	a := &allocation{n: n, elem: e}
 	if e == elemInt32 {
 		a.host = make([]int32, n)
 	}
-	err := be.do("allocate", func(g *gpu) error {
+	err := be.run("allocate", func(g *gpu) error {
 		p, err := g.alloc(4 * uint64(n))
 		if err != nil {
 			return err
@@ -459,7 +482,7 @@ func (be *Backend) newBuf(n int, e elem) (trainer.Buf, error) {
 		return g.memsetZero(p, n)
 	})
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("cuda: allocate: %w", err)
 	}
 	return buf{a: a, n: n}, nil
 }
@@ -470,20 +493,21 @@ func (be *Backend) Floats(n int) (trainer.Buf, error) { return be.newBuf(n, elem
 // Int32s implements trainer.Backend.
 func (be *Backend) Int32s(n int) (trainer.Buf, error) { return be.newBuf(n, elemInt32) }
 
-// Free implements trainer.Backend: after the queued work that uses b.
-func (be *Backend) Free(b trainer.Buf) error {
+// Free implements trainer.Backend: after the queued work that uses b. (A
+// failed backend frees its memory at Close.)
+func (be *Backend) Free(b trainer.Buf) {
 	v, ok := b.(buf)
-	if !ok {
-		return fmt.Errorf("cuda: free a buffer of type %T", b)
+	switch {
+	case !ok:
+		be.failed(fmt.Errorf("cuda: free a buffer of type %T", b))
+	case v.off != 0 || v.n != v.a.n:
+		be.failed(errors.New("cuda: free a view; free the buffer Floats or Int32s returned"))
+	case v.a.freed:
+		be.failed(errors.New("cuda: buffer freed twice"))
+	default:
+		v.a.freed = true
+		be.do("free", func(g *gpu) error { return g.free(v.a.ptr) })
 	}
-	if v.off != 0 || v.n != v.a.n {
-		return errors.New("cuda: free a view; free the buffer Floats or Int32s returned")
-	}
-	if v.a.freed {
-		return errors.New("cuda: buffer freed twice")
-	}
-	v.a.freed = true
-	return be.do("free", func(g *gpu) error { return g.free(v.a.ptr) })
 }
 
 // view checks that b is a live buffer of this backend with elements of
@@ -517,36 +541,30 @@ func view(op, name string, b trainer.Buf, e elem, n int) (buf, error) {
 
 // Upload implements trainer.Backend. It returns once src is copied to
 // pinned memory; the transfer to the device overlaps the queued work.
-func (be *Backend) Upload(dst trainer.Buf, src []float32) error {
+func (be *Backend) Upload(dst trainer.Buf, src []float32) {
 	d, err := view("upload", "dst", dst, elemFloat, len(src))
-	if err != nil {
-		return err
+	if err == nil && d.n != len(src) {
+		err = fmt.Errorf("cuda: upload %d floats into a buffer of %d", len(src), d.n)
 	}
-	if d.n != len(src) {
-		return fmt.Errorf("cuda: upload %d floats into a buffer of %d", len(src), d.n)
+	if be.failed(err) || len(src) == 0 {
+		return
 	}
-	if len(src) == 0 {
-		return nil
-	}
-	return be.do("upload", func(g *gpu) error {
+	be.do("upload", func(g *gpu) error {
 		return g.upload(d.ptr(), unsafe.Slice((*byte)(unsafe.Pointer(&src[0])), 4*len(src)))
 	})
 }
 
 // UploadInt32 implements trainer.Backend.
-func (be *Backend) UploadInt32(dst trainer.Buf, src []int32) error {
+func (be *Backend) UploadInt32(dst trainer.Buf, src []int32) {
 	d, err := view("upload", "dst", dst, elemInt32, len(src))
-	if err != nil {
-		return err
+	if err == nil && d.n != len(src) {
+		err = fmt.Errorf("cuda: upload %d int32s into a buffer of %d", len(src), d.n)
 	}
-	if d.n != len(src) {
-		return fmt.Errorf("cuda: upload %d int32s into a buffer of %d", len(src), d.n)
-	}
-	if len(src) == 0 {
-		return nil
+	if be.failed(err) || len(src) == 0 {
+		return
 	}
 	copy(d.ints(), src)
-	return be.do("upload", func(g *gpu) error {
+	be.do("upload", func(g *gpu) error {
 		return g.upload(d.ptr(), unsafe.Slice((*byte)(unsafe.Pointer(&src[0])), 4*len(src)))
 	})
 }
@@ -554,11 +572,11 @@ func (be *Backend) UploadInt32(dst trainer.Buf, src []int32) error {
 // Download implements trainer.Backend; it waits for the queued work.
 func (be *Backend) Download(dst []float32, src trainer.Buf) error {
 	s, err := view("download", "src", src, elemFloat, 0)
-	if err != nil {
-		return err
+	if err == nil && s.n != len(dst) {
+		err = fmt.Errorf("cuda: download a buffer of %d floats into %d", s.n, len(dst))
 	}
-	if s.n != len(dst) {
-		return fmt.Errorf("cuda: download a buffer of %d floats into %d", s.n, len(dst))
+	if be.failed(err) {
+		return be.err
 	}
 	if len(dst) == 0 {
 		return nil
@@ -581,15 +599,19 @@ func (be *Backend) DownloadFloat64(dst []float64, src trainer.Buf) error {
 }
 
 // Zero implements trainer.Backend.
-func (be *Backend) Zero(b trainer.Buf) error {
+func (be *Backend) Zero(b trainer.Buf) {
 	v, ok := b.(buf)
 	if !ok || v.a.freed {
-		return fmt.Errorf("cuda: zero a buffer of type %T (or a freed one)", b)
+		be.failed(fmt.Errorf("cuda: zero a buffer of type %T (or a freed one)", b))
+		return
+	}
+	if be.err != nil {
+		return
 	}
 	if v.a.elem == elemInt32 {
 		clear(v.ints())
 	}
-	return be.do("zero", func(g *gpu) error { return g.memsetZero(v.ptr(), v.n) })
+	be.do("zero", func(g *gpu) error { return g.memsetZero(v.ptr(), v.n) })
 }
 
 // Sync implements trainer.Backend.

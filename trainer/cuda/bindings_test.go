@@ -8,9 +8,12 @@ import (
 	"math"
 	"math/rand/v2"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"unsafe"
+
+	"github.com/glmkit/glmkit/trainer"
 )
 
 // The binding tests call every bound function of the driver, cuBLAS and
@@ -198,7 +201,7 @@ func TestDriverBindings(t *testing.T) {
 
 func TestCublasBindings(t *testing.T) {
 	f, d := fakeDriver(t)
-	b, err := loadCublas([]string{f.dir}, 1)
+	b, err := loadCublas([]string{f.dir}, 1, 13)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -331,7 +334,7 @@ func (x bf16s) packed() []float32 {
 
 func TestNVRTCBindings(t *testing.T) {
 	f := newFake(t)
-	rtc, err := loadNVRTC([]string{f.dir}, 1)
+	rtc, err := loadNVRTC([]string{f.dir}, 1, 13)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -389,22 +392,20 @@ func TestKernelParamLayout(t *testing.T) {
 
 // TestNewFailures starts the backend on the stand-in with failures
 // planted: no device, a cuBLAS that cannot start, a compile that fails for
-// the device's own architecture (New falls back to PTX). Whatever fails,
-// New releases what it took.
+// the device's own architecture (New falls back to PTX), a cached image
+// the driver rejects. Whatever fails, New releases what it took (the
+// primary context excepted: once taken, it is retained for the life of the
+// process).
 func TestNewFailures(t *testing.T) {
 	f := newFake(t)
-	live := func() [7]int32 {
-		var n [7]int32
-		for i := range n {
-			n[i] = f.live(int32(i))
-		}
-		return n
-	}
-	before := live()
+	before := f.counts()
 	f.setDevices(0)
 	_, err := New(Options{LibDir: f.dir, CacheDir: "off"})
 	if !errors.Is(err, ErrNoDevice) {
 		t.Errorf("without a device: %v; want ErrNoDevice", err)
+	}
+	if after := f.counts(); after != before {
+		t.Errorf("live objects %v after a start without a device; %v before", after, before)
 	}
 	f.setDevices(1)
 	f.fail("cublasCreate_v2", 13)
@@ -412,8 +413,9 @@ func TestNewFailures(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "cublasCreate_v2") {
 		t.Errorf("with cuBLAS failing: %v", err)
 	}
-	if after := live(); after != before {
-		t.Errorf("live objects %v after failed starts; %v before", after, before)
+	before[liveCtxRefs]++
+	if after := f.counts(); after != before {
+		t.Errorf("live objects %v after failed starts; want %v", after, before)
 	}
 	f.fail("nvrtcCompileProgram", 6)
 	be, err := New(Options{LibDir: f.dir, CacheDir: "off"})
@@ -423,11 +425,15 @@ func TestNewFailures(t *testing.T) {
 	if k := be.Info().Kernels; !strings.HasPrefix(k, "compute_90 ") {
 		t.Errorf("kernels %q after the sm_90 compile failed; want compute_90 PTX", k)
 	}
+	if n := be.Info().Notes; len(n) != 1 || !strings.Contains(n[0], "NVRTC_ERROR_COMPILATION") {
+		t.Errorf("notes %q; want the failed sm_90 compile", n)
+	}
 	if err := be.Close(); err != nil {
 		t.Fatal(err)
 	}
-	if after := live(); after != before {
-		t.Errorf("live objects %v after Close; %v before", after, before)
+	before[liveCtxRefs]++
+	if after := f.counts(); after != before {
+		t.Errorf("live objects %v after Close; want %v", after, before)
 	}
 	f.reset()
 
@@ -444,54 +450,238 @@ func TestNewFailures(t *testing.T) {
 		}
 		be.Close()
 	}
+	// a cached image the driver rejects is compiled again, and replaced
+	f.fail("cuModuleLoadData", 200)
+	be, err = New(Options{LibDir: f.dir, CacheDir: cache})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if k, n := be.Info().Kernels, be.Info().Notes; !strings.HasPrefix(k, "sm_90 (compiled") || len(n) != 1 ||
+		!strings.Contains(n[0], "CUDA_ERROR_INVALID_IMAGE") {
+		t.Errorf("after the cached image failed to load: kernels %q, notes %q", k, n)
+	}
+	be.Close()
+	be, err = New(Options{LibDir: f.dir, CacheDir: cache})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if k := be.Info().Kernels; !strings.Contains(k, "cached") {
+		t.Errorf("after a recompile: kernels %q; want the new cached image", k)
+	}
+	be.Close()
+}
+
+// TestKernelFallbacks plants failures in making and loading the kernel
+// module: each is noted in Info.Notes and the next way is tried, down to
+// the PTX embedded in the binary; NVRTC's warnings are noted, not fatal.
+func TestKernelFallbacks(t *testing.T) {
+	f := newFake(t)
+	start := func(t *testing.T) Info {
+		t.Helper()
+		be, err := New(Options{LibDir: f.dir, CacheDir: "off"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		in := be.Info()
+		x, _ := be.Floats(64) // the module works: a kernel runs
+		be.GeluForward(x, x, 64)
+		if err := be.Sync(); err != nil {
+			t.Error(err)
+		}
+		if err := be.Close(); err != nil {
+			t.Fatal(err)
+		}
+		f.assertClean(t)
+		t.Cleanup(f.reset)
+		return in
+	}
+	t.Run("warnings", func(t *testing.T) {
+		f.compileLog(`glmkit.cu(12): warning #177-D: variable "x" was declared but never referenced`)
+		in := start(t)
+		if !strings.HasPrefix(in.Kernels, "sm_90 (compiled") || len(in.Notes) != 1 || !strings.Contains(in.Notes[0], "warning #177-D") {
+			t.Errorf("kernels %q, notes %q; want the sm_90 CUBIN and the warning noted", in.Kernels, in.Notes)
+		}
+	})
+	t.Run("cubin rejected", func(t *testing.T) {
+		f.fail("cuModuleLoadData", 209)
+		in := start(t)
+		if !strings.HasPrefix(in.Kernels, "compute_90 (compiled") || len(in.Notes) != 1 || !strings.Contains(in.Notes[0], "CUDA_ERROR_NO_BINARY_FOR_GPU") {
+			t.Errorf("kernels %q, notes %q; want compute_90 PTX after the CUBIN failed to load", in.Kernels, in.Notes)
+		}
+	})
+	t.Run("ptx too new", func(t *testing.T) {
+		f.failTimes("cuModuleLoadData", 222, 3) // NVRTC newer than the driver: no image of it loads
+		in := start(t)
+		if !strings.HasPrefix(in.Kernels, "compute_80 (embedded PTX, NVRTC ") || len(in.Notes) != 3 {
+			t.Errorf("kernels %q, notes %q; want the embedded PTX after three failed loads", in.Kernels, in.Notes)
+		}
+	})
+	t.Run("compiler fails", func(t *testing.T) {
+		f.failTimes("nvrtcCompileProgram", 6, -1)
+		in := start(t)
+		if !strings.HasPrefix(in.Kernels, "compute_80 (embedded PTX, NVRTC ") || len(in.Notes) != 3 {
+			t.Errorf("kernels %q, notes %q; want the embedded PTX after three failed compiles", in.Kernels, in.Notes)
+		}
+	})
+	t.Run("embedded", func(t *testing.T) {
+		f.failTimes("nvrtcCompileProgram", 6, -1)
+		start(t)
+		// the stand-in logs the image's first line
+		if !strings.Contains(f.calls(), `cuModuleLoadData(image="// glmkit kernels sha256:`) {
+			t.Errorf("the embedded PTX did not reach the driver:\n%s", f.calls())
+		}
+	})
+	t.Run("nothing loads", func(t *testing.T) {
+		f.failTimes("cuModuleLoadData", 200, -1)
+		before := f.counts()
+		_, err := New(Options{LibDir: f.dir, CacheDir: "off"})
+		if err == nil || strings.Count(err.Error(), "CUDA_ERROR_INVALID_IMAGE") != 4 {
+			t.Errorf("with no image loading: %v; want the four failures", err)
+		}
+		after := f.counts()
+		after[liveCtxRefs]--
+		if after != before {
+			t.Errorf("live objects %v after the failed start; %v before", after, before)
+		}
+		f.reset()
+	})
+}
+
+// TestLibraryMajors checks that New takes the cuBLAS and NVRTC of the
+// driver's CUDA major over newer ones (a newer one only when nothing else
+// is there).
+func TestLibraryMajors(t *testing.T) {
+	names := []string{"libcublas.so.13", "libcublas.so.12", "libcublas.so.11", "libcublas.so"}
+	for _, c := range []struct {
+		major int
+		want  string
+	}{
+		{13, "libcublas.so.13 libcublas.so.12 libcublas.so.11 libcublas.so"},
+		{14, "libcublas.so.13 libcublas.so.12 libcublas.so.11 libcublas.so"},
+		{12, "libcublas.so.12 libcublas.so.11 libcublas.so libcublas.so.13"},
+		{11, "libcublas.so.11 libcublas.so libcublas.so.13 libcublas.so.12"},
+		{0, "libcublas.so.13 libcublas.so.12 libcublas.so.11 libcublas.so"},
+	} {
+		if got := strings.Join(preferMajor(names, c.major), " "); got != c.want {
+			t.Errorf("driver CUDA %d: order %s; want %s", c.major, got, c.want)
+		}
+	}
+	if m := soMajor("/x/libnvrtc.so.11.2"); m != 11 {
+		t.Errorf("soMajor(libnvrtc.so.11.2) = %d", m)
+	}
+
+	f := newFake(t)
+	for _, c := range []struct {
+		version int32
+		driver  string
+		suffix  string
+	}{{12040, "12.4", ".so.12"}, {13000, "13.0", ".so.13"}} {
+		f.setDriver(c.version)
+		be, err := New(Options{LibDir: f.dir, CacheDir: "off"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		in := be.Info()
+		be.Close()
+		f.reset()
+		if in.Driver != c.driver || filepath.Base(in.CublasPath) != "libcublas"+c.suffix || filepath.Base(in.CublasLtPath) != "libcublasLt"+c.suffix ||
+			filepath.Base(in.NVRTCPath) != "libnvrtc"+c.suffix || len(in.Notes) != 0 {
+			t.Errorf("driver CUDA %s: cuBLAS %s (Lt %s), NVRTC %s, notes %q; want the libraries%s", in.Driver, in.CublasPath, in.CublasLtPath,
+				in.NVRTCPath, in.Notes, c.suffix)
+		}
+	}
+}
+
+// TestNewTwice runs two New, GEMM, Close cycles in one process: the second
+// must run cuBLAS in the primary context the first one used (the
+// stand-in fails a GEMM in a context created after the one cuBLAS first
+// ran in was destroyed, as cuBLAS's per-context state would).
+func TestNewTwice(t *testing.T) {
+	f := newFake(t)
+	contexts := f.live(liveContexts)
+	for i := range 2 {
+		be, err := New(Options{LibDir: f.dir, CacheDir: "off"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if rel, err := gemmCheck(be, uint64(i)); err != nil || !(rel < 1e-2) {
+			t.Errorf("cycle %d: GEMM relative error %g, %v", i+1, rel, err)
+		}
+		if err := be.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := f.live(liveContexts) - contexts; n > 1 {
+		t.Errorf("%d primary contexts created for two backends; want at most one", n)
+	}
+	f.assertClean(t)
 }
 
 // TestStartFailures plants a failure in every call New makes, one at a
-// time: New must return the error and leave nothing behind.
+// time: New must return the error and leave nothing behind but the
+// primary context's reference.
 func TestStartFailures(t *testing.T) {
 	f := newFake(t)
-	for _, fn := range []string{"cuInit", "cuDriverGetVersion", "cuDeviceGetCount", "cuDeviceGet", "cuDeviceGetName",
+	calls := []string{"cuInit", "cuDriverGetVersion", "cuDeviceGetCount", "cuDeviceGet", "cuDeviceGetName",
 		"cuDeviceGetAttribute", "cuDeviceTotalMem_v2", "cuDevicePrimaryCtxRetain", "cuCtxSetCurrent", "cuStreamCreate",
-		"cuEventCreate", "cublasCreate_v2", "cublasSetStream_v2", "cuModuleLoadData", "cuModuleGetFunction",
-		"cuMemAlloc_v2", "cuMemHostAlloc", "cuMemcpyHtoDAsync_v2"} {
-		before := [7]int32{}
-		for i := range before {
-			before[i] = f.live(int32(i))
+		"cuEventCreate", "cublasCreate_v2", "cublasSetStream_v2", "cuModuleGetFunction",
+		"cuMemAlloc_v2", "cuMemHostAlloc", "cuMemcpyHtoDAsync_v2"}
+	for i, fn := range calls {
+		want := f.counts()
+		if i > slices.Index(calls, "cuDevicePrimaryCtxRetain") {
+			want[liveCtxRefs]++
 		}
 		f.fail(fn, 1)
 		be, err := New(Options{LibDir: f.dir, CacheDir: "off"})
 		if err == nil {
 			be.Close()
 			t.Errorf("%s failing: New succeeded", fn)
+			f.reset()
 			continue
 		}
-		for i := range before {
-			if n := f.live(int32(i)); n != before[i] {
-				t.Errorf("%s failing (%v): live object count %d is %d; %d before", fn, err, i, n, before[i])
-			}
+		if after := f.counts(); after != want {
+			t.Errorf("%s failing (%v): live objects %v; want %v", fn, err, after, want)
 		}
 		f.reset()
 	}
 }
 
 // TestOpErrors checks that a failing launch or GEMM reaches the caller
-// with the op and the call named.
+// with the op and the call named, and sticks: the ops after it do nothing,
+// and Download, Sync and Err report it.
 func TestOpErrors(t *testing.T) {
 	f := newFake(t)
-	be := openTarget(t, target{name: "emu/bf16"})
-	x, _ := be.Floats(6 * 8)
-	w, _ := be.Floats(8)
-	stat, _ := be.Floats(6)
-	f.fail("cuLaunchKernel", 700)
-	err := be.LayerNormForward(x, stat, stat, x, w, w, 6, 8)
-	want := "cuda: layernorm forward: cuLaunchKernel(layernorm_forward, grid 6×1, block 32): CUDA_ERROR_ILLEGAL_ADDRESS (700): an illegal memory access was encountered"
-	if err == nil || err.Error() != want {
-		t.Errorf("a failed launch gave\n\t%v\nwant\n\t%s", err, want)
-	}
-	f.fail("cublasGemmEx", 13)
-	err = be.MatmulForward(x, x, w, nil, 6, 8, 1)
-	want = "cuda: matmul forward: cublasGemmEx(TN, m=1 n=6 k=8): CUBLAS_STATUS_EXECUTION_FAILED (13)"
-	if err == nil || err.Error() != want {
-		t.Errorf("a failed GEMM gave\n\t%v\nwant\n\t%s", err, want)
+	for _, c := range []struct {
+		fn   string
+		code int32
+		op   func(be *Backend, x, w, stat trainer.Buf)
+		want string
+	}{
+		{"cuLaunchKernel", 700, func(be *Backend, x, w, stat trainer.Buf) { be.LayerNormForward(x, stat, stat, x, w, w, 6, 8) },
+			"cuda: layernorm forward: cuLaunchKernel(layernorm_forward, grid 6×1, block 32): CUDA_ERROR_ILLEGAL_ADDRESS (700): an illegal memory access was encountered"},
+		{"cublasGemmEx", 13, func(be *Backend, x, w, stat trainer.Buf) { be.MatmulForward(x, x, w, nil, 6, 8, 1) },
+			"cuda: matmul forward: cublasGemmEx(TN, m=1 n=6 k=8): CUBLAS_STATUS_EXECUTION_FAILED (13)"},
+	} {
+		be := openTarget(t, target{name: "emu/bf16"})
+		x, _ := be.Floats(6 * 8)
+		w, _ := be.Floats(8)
+		stat, _ := be.Floats(6)
+		f.fail(c.fn, c.code)
+		c.op(be, x, w, stat)
+		if err := be.Err(); err == nil || err.Error() != c.want {
+			t.Errorf("a failed %s gave\n\t%v\nwant\n\t%s", c.fn, err, c.want)
+		}
+		last := f.lastCall()
+		be.GeluForward(x, x, 6*8)
+		be.Upload(w, make([]float32, 8))
+		if got := f.lastCall(); got != last {
+			t.Errorf("after the error an op still called the library: %s", got)
+		}
+		got := make([]float32, 6*8)
+		for _, err := range []error{be.Download(got, x), be.Sync(), be.Err()} {
+			if err == nil || err.Error() != c.want {
+				t.Errorf("after the failed %s: %v; want the first error", c.fn, err)
+			}
+		}
 	}
 }

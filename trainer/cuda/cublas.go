@@ -49,13 +49,14 @@ type cublas struct {
 	getStatusName func(s status) string // optional (cuBLAS ≥ 11.4)
 }
 
-// loadCublas opens libcublas and binds it. Before each candidate it loads
-// the libcublasLt of the same folder and version, which libcublas links
-// against, so that the loader finds it by its soname even where the folder
-// is on no search path (the nvidia-* wheels).
-func loadCublas(dirs []string, nExplicit int) (*cublas, error) {
+// loadCublas opens libcublas and binds it, preferring majors no newer
+// than the driver's CUDA major (driverMajor; 0 if unknown). Before each
+// candidate it loads the libcublasLt of the same folder and version, which
+// libcublas links against, so that the loader finds it by its soname even
+// where the folder is on no search path (the nvidia-* wheels).
+func loadCublas(dirs []string, nExplicit, driverMajor int) (*cublas, error) {
 	c := &cublas{}
-	lib, err := openLib(cublasNames, dirs, nExplicit, func(p string) {
+	lib, err := openLib(preferMajor(cublasNames, driverMajor), dirs, nExplicit, func(p string) {
 		dir, name := filepath.Split(p)
 		lt := cublasLtName[name]
 		if dir == "" || lt == "" || !fileExists(dir+lt) {

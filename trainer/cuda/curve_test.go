@@ -108,6 +108,7 @@ func cpuCurveBackend(t testing.TB) *cpu.Backend[float32] {
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() { be.Close() })
 	return be
 }
 
@@ -229,7 +230,13 @@ func writeResult(t testing.TB, name string, v any) {
 		t.Error(err)
 		return
 	}
-	if err := os.WriteFile(filepath.Join(dir, name), append(b, '\n'), 0o644); err != nil {
+	// atomically: the acceptance script may be killed at any moment
+	tmp := filepath.Join(dir, "."+name+".tmp")
+	if err := os.WriteFile(tmp, append(b, '\n'), 0o644); err != nil {
+		t.Error(err)
+		return
+	}
+	if err := os.Rename(tmp, filepath.Join(dir, name)); err != nil {
 		t.Error(err)
 	}
 }

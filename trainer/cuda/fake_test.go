@@ -41,6 +41,9 @@ type fake struct {
 	errors     func(buf []byte, capacity int32) int32
 	reset      func()
 	fail       func(fn string, code int32)
+	failTimes  func(fn string, code, n int32)
+	compileLog func(log string)
+	setDriver  func(version int32)
 	live       func(what int32) int32
 	check      func() int32
 	setDevices func(n int32)
@@ -69,6 +72,9 @@ func newFake(t testing.TB) *fake {
 	purego.RegisterLibFunc(&f.errors, h, "fake_errors")
 	purego.RegisterLibFunc(&f.reset, h, "fake_reset")
 	purego.RegisterLibFunc(&f.fail, h, "fake_fail")
+	purego.RegisterLibFunc(&f.failTimes, h, "fake_fail_times")
+	purego.RegisterLibFunc(&f.compileLog, h, "fake_compile_log")
+	purego.RegisterLibFunc(&f.setDriver, h, "fake_set_driver_version")
 	purego.RegisterLibFunc(&f.live, h, "fake_live")
 	purego.RegisterLibFunc(&f.check, h, "fake_check")
 	purego.RegisterLibFunc(&f.setDevices, h, "fake_set_devices")
@@ -111,9 +117,34 @@ func (f *fake) assertClean(t testing.TB) {
 	}
 }
 
+// Indexes of fake.live.
+const (
+	liveAllocs = iota
+	liveHostAllocs
+	liveStreams
+	liveEvents
+	liveModules
+	liveHandles
+	liveCtxRefs
+	liveContexts // primary contexts created so far
+)
+
+// liveNames names the counts of fake.live up to liveCtxRefs.
+var liveNames = [...]string{"device allocations", "host allocations", "streams", "events", "modules", "cuBLAS handles", "context references"}
+
+// counts returns the live-object counts of liveNames.
+func (f *fake) counts() [len(liveNames)]int32 {
+	var n [len(liveNames)]int32
+	for i := range n {
+		n[i] = f.live(int32(i))
+	}
+	return n
+}
+
 // buildFake compiles the stand-in into a new temporary folder and links it
 // there as libcuda.so.1, libcublas.so.13, libcublasLt.so.13 and
-// libnvrtc.so.13.
+// libnvrtc.so.13, and as the CUDA 12 libcublas.so.12, libcublasLt.so.12 and
+// libnvrtc.so.12 (the same library: the tests check which file is chosen).
 func buildFake() (string, error) {
 	gxx, err := exec.LookPath("g++")
 	if err != nil {
@@ -137,7 +168,8 @@ func buildFake() (string, error) {
 	if out, err := cmd.CombinedOutput(); err != nil {
 		return "", fmt.Errorf("build the stand-in library: %v\n%s", err, out)
 	}
-	for _, n := range []string{"libcuda.so.1", "libcublas.so.13", "libcublasLt.so.13", "libnvrtc.so.13"} {
+	for _, n := range []string{"libcuda.so.1", "libcublas.so.13", "libcublasLt.so.13", "libnvrtc.so.13",
+		"libcublas.so.12", "libcublasLt.so.12", "libnvrtc.so.12"} {
 		if err := os.Symlink(lib, filepath.Join(dir, n)); err != nil {
 			return "", err
 		}

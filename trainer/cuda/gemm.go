@@ -75,13 +75,13 @@ func opChar(op int32) rune {
 // MatmulForward implements trainer.Backend: out is set to the bias rows,
 // then cuBLAS adds the product.
 // inp (N,C); w (OC,C); bias (OC) → out (N,OC) = inp·wᵀ + bias
-func (be *Backend) MatmulForward(out, inp, w, bias trainer.Buf, n, c, oc int) error {
+func (be *Backend) MatmulForward(out, inp, w, bias trainer.Buf, n, c, oc int) {
 	ck := checker{op: "matmul forward"}
 	o, x, wt, bs := ck.f("out", out, n*oc), ck.f("inp", inp, n*c), ck.f("w", w, oc*c), ck.fOpt("bias", bias, oc)
-	if ck.err != nil || n == 0 || oc == 0 {
-		return ck.err
+	if be.failed(ck.err) || n == 0 || oc == 0 {
+		return
 	}
-	return be.do(ck.op, func(g *gpu) error {
+	be.do(be.opName(ck.op, n, c, oc), func(g *gpu) error {
 		beta := float32(0)
 		if bias != nil {
 			if err := g.launch1(kBiasRows, int64(n)*int64(oc), o.ptr(), bs.ptr(), n, oc); err != nil {
@@ -115,15 +115,15 @@ func (be *Backend) MatmulForward(out, inp, w, bias trainer.Buf, n, c, oc int) er
 
 // MatmulBackward implements trainer.Backend.
 // dout (N,OC); inp (N,C); w (OC,C) → dinp (N,C), dw (OC,C), dbias (OC) +=.
-func (be *Backend) MatmulBackward(dinp, dw, dbias, dout, inp, w trainer.Buf, n, c, oc int) error {
+func (be *Backend) MatmulBackward(dinp, dw, dbias, dout, inp, w trainer.Buf, n, c, oc int) {
 	ck := checker{op: "matmul backward"}
 	dx, dwt, db := ck.fOpt("dinp", dinp, n*c), ck.f("dw", dw, oc*c), ck.fOpt("dbias", dbias, oc)
 	dy, x, wt := ck.f("dout", dout, n*oc), ck.f("inp", inp, n*c), ck.f("w", w, oc*c)
-	if ck.err != nil || n == 0 || oc == 0 {
-		return ck.err
+	if be.failed(ck.err) || n == 0 || oc == 0 {
+		return
 	}
 	rpc, chunks := colsumChunks(n)
-	return be.do(ck.op, func(g *gpu) error {
+	be.do(be.opName(ck.op, n, c, oc), func(g *gpu) error {
 		_, es := g.operand()
 		sc, err := g.scratch(es*uint64(n*oc), es*uint64(oc*c), es*uint64(n*c), 4*uint64(chunks*oc))
 		if err != nil {

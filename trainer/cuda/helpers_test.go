@@ -69,11 +69,7 @@ func openTarget(t testing.TB, tg target) *Backend {
 		return be
 	}
 	f := newFake(t)
-	names := []string{"device allocations", "host allocations", "streams", "events", "modules", "cuBLAS handles", "context references"}
-	before := make([]int32, len(names))
-	for i := range names {
-		before[i] = f.live(int32(i))
-	}
+	before := f.counts()
 	be, err := New(Options{LibDir: f.dir, FP32: tg.fp32, CacheDir: "off"})
 	if err != nil {
 		t.Fatal(err)
@@ -83,8 +79,15 @@ func openTarget(t testing.TB, tg target) *Backend {
 			t.Error(err)
 		}
 		f.assertClean(t)
-		for i, name := range names {
-			if n := f.live(int32(i)) - before[i]; n != 0 {
+		after := f.counts()
+		// the primary context stays retained (one reference per New: other
+		// backends the test opened since keep theirs too)
+		if after[liveCtxRefs] <= before[liveCtxRefs] {
+			t.Errorf("after Close: %d primary context references, %d before New; want the backend's kept", after[liveCtxRefs], before[liveCtxRefs])
+		}
+		after[liveCtxRefs] = before[liveCtxRefs]
+		for i, name := range liveNames {
+			if n := after[i] - before[i]; n != 0 {
 				t.Errorf("after Close: %d %s more than before New", n, name)
 			}
 		}
@@ -113,6 +116,7 @@ func newEnv(t *testing.T, tg target, be *Backend, seed uint64) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() { ref.Close() })
 	return &env{t: t, be: be, ref: ref, r: rand.New(rand.NewPCG(seed, 99)), tol: tg.tol()}
 }
 
@@ -142,10 +146,10 @@ func (e *env) floats(x []float32) pair {
 	e.t.Helper()
 	g, err := e.be.Floats(len(x))
 	e.must(err)
-	e.must(e.be.Upload(g, x))
+	e.be.Upload(g, x)
 	c, err := e.ref.Floats(len(x))
 	e.must(err)
-	e.must(e.ref.Upload(c, x))
+	e.ref.Upload(c, x)
 	return pair{g, c, len(x)}
 }
 
@@ -158,7 +162,7 @@ func (e *env) poisoned(n int) pair {
 	for i := range x {
 		x[i] = float32(math.NaN())
 	}
-	e.must(e.be.Upload(p.g, x))
+	e.be.Upload(p.g, x)
 	return p
 }
 
@@ -166,18 +170,20 @@ func (e *env) int32s(x []int32) pair {
 	e.t.Helper()
 	g, err := e.be.Int32s(len(x))
 	e.must(err)
-	e.must(e.be.UploadInt32(g, x))
+	e.be.UploadInt32(g, x)
 	c, err := e.ref.Int32s(len(x))
 	e.must(err)
-	e.must(e.ref.UploadInt32(c, x))
+	e.ref.UploadInt32(c, x)
 	return pair{g, c, len(x)}
 }
 
-// get downloads both sides.
+// get downloads both sides; it fails the test if an op of either failed
+// (errors stick: the first one is reported).
 func (e *env) get(p pair) (g []float32, c []float64) {
 	e.t.Helper()
 	g = make([]float32, p.n)
 	e.must(e.be.Download(g, p.g))
+	e.must(e.ref.Err())
 	return g, cpu.Host[float64](p.c)
 }
 
@@ -337,4 +343,66 @@ func glmBatch(r *rand.Rand, b, minLen, maxLen, vocab int, text func(*rand.Rand, 
 		rows[i] = makeRow(r, text(r, n, vocab), vocab, i%3 == 2)
 	}
 	return padBatch(rows, 0)
+}
+
+// gemmCheck runs one MatmulForward with bias (64 rows, 96 → 80) of random
+// values on be and returns its relative error against float64.
+func gemmCheck(be *Backend, seed uint64) (float64, error) {
+	r := rand.New(rand.NewPCG(seed, 7))
+	n, c, oc := 64, 96, 80
+	rnd := func(k int) []float32 {
+		x := make([]float32, k)
+		for i := range x {
+			x[i] = float32(r.NormFloat64())
+		}
+		return x
+	}
+	x, w, b := rnd(n*c), rnd(oc*c), rnd(oc)
+	var bufs []trainer.Buf
+	defer func() {
+		for _, p := range bufs {
+			be.Free(p)
+		}
+	}()
+	up := func(v []float32) (trainer.Buf, error) {
+		p, err := be.Floats(len(v))
+		if err != nil {
+			return nil, err
+		}
+		bufs = append(bufs, p)
+		be.Upload(p, v)
+		return p, be.Err()
+	}
+	px, err := up(x)
+	if err != nil {
+		return 0, err
+	}
+	pw, err := up(w)
+	if err != nil {
+		return 0, err
+	}
+	pb, err := up(b)
+	if err != nil {
+		return 0, err
+	}
+	po, err := up(make([]float32, n*oc))
+	if err != nil {
+		return 0, err
+	}
+	be.MatmulForward(po, px, pw, pb, n, c, oc)
+	got := make([]float32, n*oc)
+	if err := be.Download(got, po); err != nil {
+		return 0, err
+	}
+	want := make([]float64, n*oc)
+	for i := range n {
+		for o := range oc {
+			acc := float64(b[o])
+			for k := range c {
+				acc += float64(x[i*c+k]) * float64(w[o*c+k])
+			}
+			want[i*oc+o] = acc
+		}
+	}
+	return relErr(got, want), nil
 }

@@ -42,7 +42,6 @@ const (
 	kGeluForward
 	kGeluBackward
 	kResidualForward
-	kAddInplace
 	kDropout
 	kGatherRows
 	kScatterAddRows
@@ -80,7 +79,6 @@ var kernelSigs = [numKernels]kernelSig{
 	kGeluForward:                    {"gelu_forward", "float*, const float*, long long"},
 	kGeluBackward:                   {"gelu_backward", "float*, const float*, const float*, long long"},
 	kResidualForward:                {"residual_forward", "float*, const float*, const float*, long long"},
-	kAddInplace:                     {"add_inplace", "float*, const float*, long long"},
 	kDropout:                        {"dropout", "float*, const float*, long long, u32, float, u64, u64, const u64*"},
 	kGatherRows:                     {"gather_rows", "float*, const float*, const int*, int, int"},
 	kScatterAddRows:                 {"scatter_add_rows", "float*, const float*, const int*, int, int"},

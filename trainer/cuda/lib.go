@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"unsafe"
 
@@ -25,7 +26,8 @@ var (
 // first for libcuda.so.1, libcublas and libnvrtc (after Options.LibDir).
 const LibDirEnv = "GLMKIT_CUDA_LIB_DIR"
 
-// Library file names, newest first.
+// Library file names, newest first (preferMajor puts those no newer than
+// the driver first).
 var (
 	driverNames  = []string{"libcuda.so.1", "libcuda.so"}
 	cublasNames  = []string{"libcublas.so.13", "libcublas.so.12", "libcublas.so.11", "libcublas.so"}
@@ -111,6 +113,45 @@ func candidates(names, dirs []string, nExplicit int) []string {
 }
 
 func fileExists(p string) bool { _, err := os.Stat(p); return err == nil }
+
+// soMajor returns the major version in a library file name
+// (libcublas.so.13 → 13, libnvrtc.so.11.2 → 11), or -1 for an unversioned
+// name (libcublas.so).
+func soMajor(name string) int {
+	_, v, ok := strings.Cut(filepath.Base(name), ".so.")
+	if !ok {
+		return -1
+	}
+	v, _, _ = strings.Cut(v, ".")
+	n, err := strconv.Atoi(v)
+	if err != nil {
+		return -1
+	}
+	return n
+}
+
+// preferMajor orders library names (given newest first) for a driver of
+// CUDA major version driverMajor: the versioned names no newer than the
+// driver first, then the unversioned ones, then the newer majors as a last
+// resort (a library of a newer CUDA major than the driver's fails at its
+// first call, or worse). driverMajor ≤ 0 (unknown) keeps the order.
+func preferMajor(names []string, driverMajor int) []string {
+	if driverMajor <= 0 {
+		return names
+	}
+	var fit, plain, newer []string
+	for _, n := range names {
+		switch m := soMajor(n); {
+		case m < 0:
+			plain = append(plain, n)
+		case m <= driverMajor:
+			fit = append(fit, n)
+		default:
+			newer = append(newer, n)
+		}
+	}
+	return append(append(fit, plain...), newer...)
+}
 
 // openLib opens the first candidate (see candidates) that loads. before,
 // if not nil, runs before each attempt with the path. The error lists where

@@ -34,6 +34,7 @@ func TestModel(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		defer ref.Close()
 		mg, err := trainer.NewModel(cfg, be)
 		if err != nil {
 			t.Fatal(err)

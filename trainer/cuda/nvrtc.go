@@ -32,11 +32,13 @@ type nvrtc struct {
 	destroyProgram func(prog *uintptr) nvrtcResult
 }
 
-// loadNVRTC opens libnvrtc and binds it. Before each candidate it loads the
+// loadNVRTC opens libnvrtc and binds it, preferring majors no newer than
+// the driver's CUDA major (driverMajor; 0 if unknown: the PTX of a newer
+// NVRTC is one the driver cannot load). Before each candidate it loads the
 // libnvrtc-builtins beside it, which libnvrtc opens by name at compile time.
-func loadNVRTC(dirs []string, nExplicit int) (*nvrtc, error) {
+func loadNVRTC(dirs []string, nExplicit, driverMajor int) (*nvrtc, error) {
 	r := &nvrtc{}
-	lib, err := openLib(nvrtcNames, dirs, nExplicit, func(p string) {
+	lib, err := openLib(preferMajor(nvrtcNames, driverMajor), dirs, nExplicit, func(p string) {
 		dir := filepath.Dir(p)
 		if !strings.Contains(p, "/") {
 			return

@@ -61,7 +61,7 @@ func (c *checker) ids(what string, v buf, n, rows int) {
 
 // EncoderForward implements trainer.Backend.
 // inp, pos, bpos (N) int32; wte (V,C), wpe (P,C), wbpe (P,C) → out (N,C)
-func (be *Backend) EncoderForward(out, inp, pos, bpos, wte, wpe, wbpe trainer.Buf, n, c int) error {
+func (be *Backend) EncoderForward(out, inp, pos, bpos, wte, wpe, wbpe trainer.Buf, n, c int) {
 	ck := checker{op: "encoder forward"}
 	o := ck.f("out", out, n*c)
 	ti, pi, bi := ck.i("inp", inp, n), ck.i("pos", pos, n), ck.i("bpos", bpos, n)
@@ -71,10 +71,10 @@ func (be *Backend) EncoderForward(out, inp, pos, bpos, wte, wpe, wbpe trainer.Bu
 		ck.ids("position id", pi, n, p.n/c)
 		ck.ids("block position id", bi, n, bp.n/c)
 	}
-	if ck.err != nil {
-		return ck.err
+	if be.failed(ck.err) {
+		return
 	}
-	return be.do(ck.op, func(g *gpu) error {
+	be.do(ck.op, func(g *gpu) error {
 		return g.launch1(kEncoderForward, int64(n)*int64(c), o.ptr(), ti.ptr(), pi.ptr(), bi.ptr(), w.ptr(), p.ptr(), bp.ptr(), n, c)
 	})
 }
@@ -126,7 +126,7 @@ func embedGroups(ids []int32, tableRows int) (rows, pieceStart, groupPiece, grou
 // each group in fixed pieces and add the pieces in order: deterministic,
 // no atomics.
 // dout (N,C); inp, pos, bpos (N) → dwte (V,C), dwpe (P,C), dwbpe (P,C) +=
-func (be *Backend) EncoderBackward(dwte, dwpe, dwbpe, dout, inp, pos, bpos trainer.Buf, n, c int) error {
+func (be *Backend) EncoderBackward(dwte, dwpe, dwbpe, dout, inp, pos, bpos trainer.Buf, n, c int) {
 	ck := checker{op: "encoder backward"}
 	d := ck.f("dout", dout, n*c)
 	ids := [3]buf{ck.i("inp", inp, n), ck.i("pos", pos, n), ck.i("bpos", bpos, n)}
@@ -136,8 +136,8 @@ func (be *Backend) EncoderBackward(dwte, dwpe, dwbpe, dout, inp, pos, bpos train
 			ck.ids(what, ids[k], n, tabs[k].n/c)
 		}
 	}
-	if ck.err != nil || n == 0 || c == 0 {
-		return ck.err
+	if be.failed(ck.err) || n == 0 || c == 0 {
+		return
 	}
 	var groups [3][4][]int32 // per table: rows, pieceStart, groupPiece, groupID
 	var sizes []uint64
@@ -149,7 +149,7 @@ func (be *Backend) EncoderBackward(dwte, dwpe, dwbpe, dout, inp, pos, bpos train
 		}
 		sizes = append(sizes, 4*uint64(len(ps)-1)*uint64(c)) // the pieces' sums
 	}
-	return be.do(ck.op, func(g *gpu) error {
+	be.do(ck.op, func(g *gpu) error {
 		sc, err := g.scratch(sizes...)
 		if err != nil {
 			return err
@@ -198,14 +198,14 @@ func colsumChunks(n int) (rowsPerChunk, chunks int) {
 
 // LayerNormForward implements trainer.Backend.
 // inp (N,C); w, b (C) → out (N,C), mean (N), rstd (N)
-func (be *Backend) LayerNormForward(out, mean, rstd, inp, w, b trainer.Buf, n, c int) error {
+func (be *Backend) LayerNormForward(out, mean, rstd, inp, w, b trainer.Buf, n, c int) {
 	ck := checker{op: "layernorm forward"}
 	o, mu, rs := ck.f("out", out, n*c), ck.f("mean", mean, n), ck.f("rstd", rstd, n)
 	x, wt, bs := ck.f("inp", inp, n*c), ck.f("w", w, c), ck.f("b", b, c)
-	if ck.err != nil || n == 0 {
-		return ck.err
+	if be.failed(ck.err) || n == 0 {
+		return
 	}
-	return be.do(ck.op, func(g *gpu) error {
+	be.do(ck.op, func(g *gpu) error {
 		return g.launch(kLayerNormForward, n, 1, rowBlock(c, 4), o.ptr(), mu.ptr(), rs.ptr(), x.ptr(), wt.ptr(), bs.ptr(), n, c)
 	})
 }
@@ -214,16 +214,16 @@ func (be *Backend) LayerNormForward(out, mean, rstd, inp, w, b trainer.Buf, n, c
 // then dw and db summed over fixed chunks of rows and the chunks added in
 // order.
 // dout, inp (N,C); w (C); mean, rstd (N) → dinp (N,C), dw, db (C) +=
-func (be *Backend) LayerNormBackward(dinp, dw, db, dout, inp, w, mean, rstd trainer.Buf, n, c int) error {
+func (be *Backend) LayerNormBackward(dinp, dw, db, dout, inp, w, mean, rstd trainer.Buf, n, c int) {
 	ck := checker{op: "layernorm backward"}
 	dx, dwt, dbs := ck.f("dinp", dinp, n*c), ck.f("dw", dw, c), ck.f("db", db, c)
 	dy, x, wt := ck.f("dout", dout, n*c), ck.f("inp", inp, n*c), ck.f("w", w, c)
 	mu, rs := ck.f("mean", mean, n), ck.f("rstd", rstd, n)
-	if ck.err != nil || n == 0 || c == 0 {
-		return ck.err
+	if be.failed(ck.err) || n == 0 || c == 0 {
+		return
 	}
 	rpc, chunks := colsumChunks(n)
-	return be.do(ck.op, func(g *gpu) error {
+	be.do(ck.op, func(g *gpu) error {
 		sc, err := g.scratch(4*uint64(chunks*c), 4*uint64(chunks*c))
 		if err != nil {
 			return err
@@ -258,78 +258,69 @@ func firstErr(fs ...func() error) error {
 
 // GeluForward implements trainer.Backend.
 // inp (N) → out (N) = 0.5·x·(1+tanh(√(2/π)·(x+0.044715·x³)))
-func (be *Backend) GeluForward(out, inp trainer.Buf, n int) error {
+func (be *Backend) GeluForward(out, inp trainer.Buf, n int) {
 	ck := checker{op: "gelu forward"}
 	o, x := ck.f("out", out, n), ck.f("inp", inp, n)
-	if ck.err != nil {
-		return ck.err
+	if be.failed(ck.err) {
+		return
 	}
-	return be.do(ck.op, func(g *gpu) error { return g.launch1(kGeluForward, int64(n), o.ptr(), x.ptr(), int64(n)) })
+	be.do(ck.op, func(g *gpu) error { return g.launch1(kGeluForward, int64(n), o.ptr(), x.ptr(), int64(n)) })
 }
 
 // GeluBackward implements trainer.Backend.
 // inp, dout (N) → dinp (N) +=
-func (be *Backend) GeluBackward(dinp, inp, dout trainer.Buf, n int) error {
+func (be *Backend) GeluBackward(dinp, inp, dout trainer.Buf, n int) {
 	ck := checker{op: "gelu backward"}
 	dx, x, dy := ck.f("dinp", dinp, n), ck.f("inp", inp, n), ck.f("dout", dout, n)
-	if ck.err != nil {
-		return ck.err
+	if be.failed(ck.err) {
+		return
 	}
-	return be.do(ck.op, func(g *gpu) error {
+	be.do(ck.op, func(g *gpu) error {
 		return g.launch1(kGeluBackward, int64(n), dx.ptr(), x.ptr(), dy.ptr(), int64(n))
 	})
 }
 
 // ResidualForward implements trainer.Backend.
 // a, b (N) → out (N) = a + b
-func (be *Backend) ResidualForward(out, a, b trainer.Buf, n int) error {
+func (be *Backend) ResidualForward(out, a, b trainer.Buf, n int) {
 	ck := checker{op: "residual forward"}
 	o, x, y := ck.f("out", out, n), ck.f("a", a, n), ck.f("b", b, n)
-	if ck.err != nil {
-		return ck.err
+	if be.failed(ck.err) {
+		return
 	}
-	return be.do(ck.op, func(g *gpu) error {
+	be.do(ck.op, func(g *gpu) error {
 		return g.launch1(kResidualForward, int64(n), o.ptr(), x.ptr(), y.ptr(), int64(n))
 	})
-}
-
-// Add implements trainer.Backend.
-// src (N) → dst (N) +=
-func (be *Backend) Add(dst, src trainer.Buf, n int) error {
-	ck := checker{op: "add"}
-	d, s := ck.f("dst", dst, n), ck.f("src", src, n)
-	if ck.err != nil {
-		return ck.err
-	}
-	return be.do(ck.op, func(g *gpu) error { return g.launch1(kAddInplace, int64(n), d.ptr(), s.ptr(), int64(n)) })
 }
 
 // Dropout implements trainer.Backend with the CPU backend's masks, bit for
 // bit: element i is kept by draw i mod 4096 of the PCG stream of block
 // i/4096 (see trainer/cpu).
 // src (N) → dst (N)
-func (be *Backend) Dropout(dst, src trainer.Buf, n int, p float32, key trainer.RNGKey) error {
+func (be *Backend) Dropout(dst, src trainer.Buf, n int, p float32, key trainer.RNGKey) {
 	ck := checker{op: "dropout"}
 	d, s := ck.f("dst", dst, n), ck.f("src", src, n)
-	if ck.err != nil {
-		return ck.err
+	if be.failed(ck.err) {
+		return
 	}
 	if !(p >= 0 && p < 1) {
-		return fmt.Errorf("cuda: dropout probability %v; want 0 ≤ p < 1", p)
+		be.failed(fmt.Errorf("cuda: dropout probability %v; want 0 ≤ p < 1", p))
+		return
 	}
 	if n == 0 {
-		return nil
+		return
 	}
 	if p == 0 {
 		if d.ptr() == s.ptr() {
-			return nil
+			return
 		}
-		return be.do(ck.op, func(g *gpu) error {
+		be.do(ck.op, func(g *gpu) error {
 			return g.check(g.drv.memcpyDtoDAsync(d.ptr(), s.ptr(), 4*uint64(n), g.compute), "cuMemcpyDtoDAsync_v2")
 		})
+		return
 	}
 	scale := float32(1 / (1 - float64(p)))
-	return be.do(ck.op, func(g *gpu) error {
+	be.do(ck.op, func(g *gpu) error {
 		return g.launch1(kDropout, (int64(n)+dropPerThread-1)/dropPerThread, d.ptr(), s.ptr(), int64(n),
 			dropThreshold(p), scale, key.Seed, key.Stream, g.dropJump)
 	})
@@ -337,32 +328,32 @@ func (be *Backend) Dropout(dst, src trainer.Buf, n int, p float32, key trainer.R
 
 // GatherRows implements trainer.Backend.
 // src (M,C); idx (N) → dst (N,C)
-func (be *Backend) GatherRows(dst, src, idx trainer.Buf, n, c int) error {
+func (be *Backend) GatherRows(dst, src, idx trainer.Buf, n, c int) {
 	ck := checker{op: "gather rows"}
 	d, s, ix := ck.f("dst", dst, n*c), ck.f("src", src, 0), ck.i("idx", idx, n)
 	if c > 0 {
 		ck.ids("row", ix, n, s.n/c)
 	}
-	if ck.err != nil {
-		return ck.err
+	if be.failed(ck.err) {
+		return
 	}
-	return be.do(ck.op, func(g *gpu) error {
+	be.do(ck.op, func(g *gpu) error {
 		return g.launch1(kGatherRows, int64(n)*int64(c), d.ptr(), s.ptr(), ix.ptr(), n, c)
 	})
 }
 
 // ScatterAddRows implements trainer.Backend. idx must not repeat.
 // src (N,C); idx (N) → dst (M,C) +=
-func (be *Backend) ScatterAddRows(dst, src, idx trainer.Buf, n, c int) error {
+func (be *Backend) ScatterAddRows(dst, src, idx trainer.Buf, n, c int) {
 	ck := checker{op: "scatter rows"}
 	d, s, ix := ck.f("dst", dst, 0), ck.f("src", src, n*c), ck.i("idx", idx, n)
 	if c > 0 {
 		ck.ids("row", ix, n, d.n/c)
 	}
-	if ck.err != nil {
-		return ck.err
+	if be.failed(ck.err) {
+		return
 	}
-	return be.do(ck.op, func(g *gpu) error {
+	be.do(ck.op, func(g *gpu) error {
 		return g.launch1(kScatterAddRows, int64(n)*int64(c), d.ptr(), s.ptr(), ix.ptr(), n, c)
 	})
 }
@@ -373,29 +364,29 @@ func (be *Backend) ScatterAddRows(dst, src, idx trainer.Buf, n, c int) error {
 // CrossEntropyForward implements trainer.Backend: a block per row, the sum
 // of exponentials in double.
 // logits (N,V); targets (N) → losses (N), probs (N,V)
-func (be *Backend) CrossEntropyForward(losses, probs, logits, targets trainer.Buf, n, v int) error {
+func (be *Backend) CrossEntropyForward(losses, probs, logits, targets trainer.Buf, n, v int) {
 	ck := checker{op: "cross entropy forward"}
 	ls, pr := ck.f("losses", losses, n), ck.fOpt("probs", probs, n*v)
 	lg, tg := ck.f("logits", logits, n*v), ck.i("targets", targets, n)
 	ck.ids("target", tg, n, v)
-	if ck.err != nil || n == 0 {
-		return ck.err
+	if be.failed(ck.err) || n == 0 {
+		return
 	}
-	return be.do(ck.op, func(g *gpu) error {
+	be.do(ck.op, func(g *gpu) error {
 		return g.launch(kCrossEntropyForward, n, 1, rowBlock(v, 32), ls.ptr(), pr.ptr(), lg.ptr(), tg.ptr(), n, v)
 	})
 }
 
 // CrossEntropyBackward implements trainer.Backend.
 // probs (N,V); targets (N) → dlogits (N,V) = scale·(probs − onehot)
-func (be *Backend) CrossEntropyBackward(dlogits, probs, targets trainer.Buf, n, v int, scale float64) error {
+func (be *Backend) CrossEntropyBackward(dlogits, probs, targets trainer.Buf, n, v int, scale float64) {
 	ck := checker{op: "cross entropy backward"}
 	dl, pr, tg := ck.f("dlogits", dlogits, n*v), ck.f("probs", probs, n*v), ck.i("targets", targets, n)
 	ck.ids("target", tg, n, v)
-	if ck.err != nil {
-		return ck.err
+	if be.failed(ck.err) {
+		return
 	}
-	return be.do(ck.op, func(g *gpu) error {
+	be.do(ck.op, func(g *gpu) error {
 		return g.launch1(kCrossEntropyBackward, int64(n)*int64(v), dl.ptr(), pr.ptr(), tg.ptr(), n, v, float32(scale))
 	})
 }
@@ -411,8 +402,11 @@ const sumChunk = 1 << 16
 func (be *Backend) SumSquares(x trainer.Buf) (float64, error) {
 	ck := checker{op: "sum of squares"}
 	s := ck.f("x", x, 0)
-	if ck.err != nil || s.n == 0 {
-		return 0, ck.err
+	if be.failed(ck.err) {
+		return 0, be.err
+	}
+	if s.n == 0 {
+		return 0, nil
 	}
 	blocks := (s.n + sumChunk - 1) / sumChunk
 	parts := make([]float64, blocks)
@@ -438,20 +432,21 @@ func (be *Backend) SumSquares(x trainer.Buf) (float64, error) {
 
 // AdamW implements trainer.Backend with the CPU backend's float32 update
 // (bias corrections in float64 on the host).
-func (be *Backend) AdamW(p, g, m, v trainer.Buf, s trainer.AdamWStep) error {
+func (be *Backend) AdamW(p, g, m, v trainer.Buf, s trainer.AdamWStep) {
 	ck := checker{op: "adamw"}
 	ps := ck.f("p", p, 0)
 	gs, ms, vs := ck.f("g", g, ps.n), ck.f("m", m, ps.n), ck.f("v", v, ps.n)
-	if ck.err != nil {
-		return ck.err
+	if be.failed(ck.err) {
+		return
 	}
 	if s.T < 1 {
-		return fmt.Errorf("cuda: adamw step %d; want ≥ 1", s.T)
+		be.failed(fmt.Errorf("cuda: adamw step %d; want ≥ 1", s.T))
+		return
 	}
 	bc1 := 1 - math.Pow(s.Beta1, float64(s.T))
 	bc2 := 1 - math.Pow(s.Beta2, float64(s.T))
 	n := ps.n
-	return be.do(ck.op, func(gp *gpu) error {
+	be.do(ck.op, func(gp *gpu) error {
 		return gp.launch1(kAdamW, int64(n), ps.ptr(), gs.ptr(), ms.ptr(), vs.ptr(), int64(n),
 			float32(s.Beta1), float32(s.Beta2), float32(s.Eps), float32(s.LR/bc1), float32(1/math.Sqrt(bc2)),
 			float32(1-s.LR*s.WeightDecay), float32(s.GradScale))

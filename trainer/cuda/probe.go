@@ -3,6 +3,8 @@ package cuda
 import (
 	"fmt"
 	"io"
+	"strconv"
+	"strings"
 )
 
 // Report is what Probe found on the machine.
@@ -30,23 +32,28 @@ type Device struct {
 
 // Probe looks for the CUDA driver, the devices, cuBLAS and NVRTC without
 // creating a context or compiling anything (New does both). o.LibDir is
-// searched first, as by New.
+// searched first, and libraries no newer than the driver are preferred, as
+// by New.
 func Probe(o Options) Report {
 	var r Report
 	r.Dirs = libDirs(o.LibDir)
 	nx := explicitDirs(o.LibDir)
+	major := 0
 	if drv, err := loadDriver(r.Dirs, nx); err != nil {
 		r.DriverErr = err
 	} else {
 		r.DriverPath = drv.lib.path
 		r.DriverVersion, r.Devices, r.DriverErr = probeDevices(drv)
+		if m, _, ok := strings.Cut(r.DriverVersion, "."); ok {
+			major, _ = strconv.Atoi(m)
+		}
 	}
-	if b, err := loadCublas(r.Dirs, nx); err != nil {
+	if b, err := loadCublas(r.Dirs, nx, major); err != nil {
 		r.CublasErr = err
 	} else {
 		r.CublasPath, r.CublasVersion = b.lib.path, b.version()
 	}
-	if n, err := loadNVRTC(r.Dirs, nx); err != nil {
+	if n, err := loadNVRTC(r.Dirs, nx, major); err != nil {
 		r.NVRTCErr = err
 	} else {
 		r.NVRTCPath, r.NVRTCVersion = n.lib.path, n.versionString()

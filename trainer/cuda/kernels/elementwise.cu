@@ -74,11 +74,6 @@ extern "C" __global__ void residual_forward(float* out, const float* a, const fl
 	GRID_STRIDE(i, n) { out[i] = a[i] + b[i]; }
 }
 
-// add: dst += src
-extern "C" __global__ void add_inplace(float* dst, const float* src, long long n) {
-	GRID_STRIDE(i, n) { dst[i] += src[i]; }
-}
-
 // dropout keeps element i with the CPU backend's mask: draw i mod 4096 of
 // the stream of block i / 4096. Each thread decides 8 consecutive elements;
 // jump holds, for k in [0, 512), the map of 8k+1 steps (a thread's first

@@ -8,8 +8,15 @@
 //     tests check that each argument arrived: ints, 64-bit sizes and
 //     strides, pointers, the float alpha and beta behind pointers, the
 //     option strings, and the packed kernel-parameter buffer;
-//   - returns known values (device name, attributes, versions) and, on
-//     request, a given error code (fake_fail);
+//   - returns known values (device name, attributes, versions; the
+//     driver's version can be set, fake_set_driver_version) and, on
+//     request, a given error code once or several times (fake_fail,
+//     fake_fail_times) or a compiler warning (fake_compile_log);
+//   - models the primary context's life: cuDevicePrimaryCtxRelease_v2 of
+//     the last reference destroys it, and the next retain creates a new
+//     one; cuBLAS remembers the context it first ran a GEMM in (as the
+//     real one keeps per-context state in process-wide tables) and fails
+//     a GEMM in a later context;
 //   - implements "device" memory on the host, each allocation poisoned
 //     with NaN bytes and fenced by guard bytes that are checked on free and
 //     on request (fake_check);
@@ -43,7 +50,10 @@ typedef unsigned long long CUdeviceptr;
 static std::string g_log;       // one line per call
 static std::string g_last;      // the last line
 static std::string g_errors;    // emulator and checker errors
-static std::map<std::string, int> g_fail; // function → code of its next call
+static std::map<std::string, int> g_fail;      // function → code of its next calls
+static std::map<std::string, int> g_failTimes; // function → calls left to fail (-1: all)
+static std::string g_compileLog;               // log of a successful compile (warnings)
+static int g_driverVersion = 13000;
 
 static void logf(const char* fmt, ...) {
 	char buf[4096];
@@ -71,14 +81,22 @@ static void errorf(const char* fmt, ...) {
 	}
 }
 
-// injected returns the code planted for fn by fake_fail, once.
+// injected returns the code planted for fn by fake_fail (once) or
+// fake_fail_times.
 static int injected(const char* fn) {
 	auto it = g_fail.find(fn);
 	if (it == g_fail.end()) {
 		return 0;
 	}
 	int code = it->second;
-	g_fail.erase(it);
+	int& left = g_failTimes[fn];
+	if (left > 0) {
+		left--;
+	}
+	if (left == 0) {
+		g_fail.erase(it);
+		g_failTimes.erase(fn);
+	}
 	return code;
 }
 
@@ -99,8 +117,22 @@ EXPORT void fake_reset(void) {
 	g_last.clear();
 	g_errors.clear();
 	g_fail.clear();
+	g_failTimes.clear();
+	g_compileLog.clear();
+	g_driverVersion = 13000;
 }
-EXPORT void fake_fail(const char* fn, int code) { g_fail[fn] = code; }
+EXPORT void fake_fail(const char* fn, int code) {
+	g_fail[fn] = code;
+	g_failTimes[fn] = 1;
+}
+// fake_fail_times makes the next n calls of fn fail with code (n < 0: every
+// call until fake_reset).
+EXPORT void fake_fail_times(const char* fn, int code, int n) {
+	g_fail[fn] = code;
+	g_failTimes[fn] = n < 0 ? -1 : n;
+}
+EXPORT void fake_compile_log(const char* log) { g_compileLog = log; }
+EXPORT void fake_set_driver_version(int v) { g_driverVersion = v; }
 
 // ---------------------------------------------------------------------------
 // device memory
@@ -113,6 +145,8 @@ struct alloc {
 };
 static std::map<uintptr_t, alloc> g_allocs; // device address → allocation
 static int g_hostAllocs, g_streams, g_events, g_modules, g_handles, g_ctxRefs;
+static int g_ctxGeneration;  // primary contexts created so far (the live one's number while g_ctxRefs > 0)
+static int g_blasGeneration; // the context cuBLAS first ran a GEMM in (0: none yet)
 static int g_devices = 1;
 
 static bool guards_ok(uintptr_t p, size_t size) {
@@ -140,7 +174,7 @@ EXPORT int fake_check(void) {
 
 // fake_live returns counts of live objects: 0 allocations, 1 host
 // allocations, 2 streams, 3 events, 4 modules, 5 cuBLAS handles, 6 primary
-// context references.
+// context references; and 7 the number of primary contexts created.
 EXPORT int fake_live(int what) {
 	switch (what) {
 	case 0: return (int)g_allocs.size();
@@ -150,6 +184,7 @@ EXPORT int fake_live(int what) {
 	case 4: return g_modules;
 	case 5: return g_handles;
 	case 6: return g_ctxRefs;
+	case 7: return g_ctxGeneration;
 	}
 	return -1;
 }
@@ -184,8 +219,8 @@ EXPORT CUresult cuInit(unsigned int flags) {
 }
 
 EXPORT CUresult cuDriverGetVersion(int* v) {
-	*v = 13000;
-	logf("cuDriverGetVersion() -> 13000");
+	*v = g_driverVersion;
+	logf("cuDriverGetVersion() -> %d", g_driverVersion);
 	CHECK_FAIL("cuDriverGetVersion");
 	return 0;
 }
@@ -237,15 +272,21 @@ EXPORT CUresult cuDeviceTotalMem_v2(size_t* bytes, int dev) {
 EXPORT CUresult cuDevicePrimaryCtxRetain(void** ctx, int dev) {
 	logf("cuDevicePrimaryCtxRetain(dev=%d)", dev);
 	CHECK_FAIL("cuDevicePrimaryCtxRetain");
-	*ctx = (void*)(uintptr_t)(0xC0DE00 + dev);
-	g_ctxRefs++;
+	*ctx = (void*)(uintptr_t)(0xC0DE00 + dev); // the same handle for every context, as a driver may reuse one
+	if (g_ctxRefs++ == 0) {
+		g_ctxGeneration++; // a new primary context
+	}
 	return 0;
 }
 
 EXPORT CUresult cuDevicePrimaryCtxRelease_v2(int dev) {
 	logf("cuDevicePrimaryCtxRelease_v2(dev=%d)", dev);
 	CHECK_FAIL("cuDevicePrimaryCtxRelease_v2");
-	g_ctxRefs--;
+	if (g_ctxRefs <= 0) {
+		errorf("cuDevicePrimaryCtxRelease_v2 without a reference");
+		return 201; // CUDA_ERROR_INVALID_CONTEXT
+	}
+	g_ctxRefs--; // the last reference destroys the context
 	return 0;
 }
 
@@ -451,6 +492,9 @@ static const named g_cuErrors[] = {
 	{100, "CUDA_ERROR_NO_DEVICE", "no CUDA-capable device is detected"},
 	{101, "CUDA_ERROR_INVALID_DEVICE", "invalid device ordinal"},
 	{200, "CUDA_ERROR_INVALID_IMAGE", "device kernel image is invalid"},
+	{201, "CUDA_ERROR_INVALID_CONTEXT", "invalid device context"},
+	{209, "CUDA_ERROR_NO_BINARY_FOR_GPU", "no kernel image is available for execution on the device"},
+	{222, "CUDA_ERROR_UNSUPPORTED_PTX_VERSION", "the provided PTX was compiled with an unsupported toolchain."},
 	{500, "CUDA_ERROR_NOT_FOUND", "named symbol not found"},
 	{700, "CUDA_ERROR_ILLEGAL_ADDRESS", "an illegal memory access was encountered"},
 	{701, "CUDA_ERROR_LAUNCH_OUT_OF_RESOURCES", "too many resources requested for launch"},
@@ -843,6 +887,25 @@ static void gemm_run(int ta, int tb, int m, int n, int k, float alpha, const voi
 	}
 }
 
+// blas_context_ok models cuBLAS's per-context state: the first GEMM run
+// while a primary context lives ties cuBLAS to that context; a GEMM in a
+// later one (the first destroyed, a new one created) fails, as cached
+// kernels of a destroyed context would.
+static bool blas_context_ok(const char* fn) {
+	if (g_ctxRefs <= 0) {
+		return true; // the binding tests call cuBLAS without a context
+	}
+	if (g_blasGeneration == 0) {
+		g_blasGeneration = g_ctxGeneration;
+	}
+	if (g_blasGeneration != g_ctxGeneration) {
+		errorf("%s: cuBLAS first ran in primary context %d, which was destroyed; this is context %d", fn, g_blasGeneration,
+			g_ctxGeneration);
+		return false;
+	}
+	return true;
+}
+
 EXPORT cublasStatus_t cublasGemmEx(void* h, int ta, int tb, int m, int n, int k, const void* alpha, const void* a, int atype,
 	int lda, const void* b, int btype, int ldb, const void* beta, void* c, int ctype, int ldc, int compute, int algo) {
 	float al = *(const float*)alpha, be = *(const float*)beta;
@@ -851,6 +914,9 @@ EXPORT cublasStatus_t cublasGemmEx(void* h, int ta, int tb, int m, int n, int k,
 		(unsigned long long)(uintptr_t)h, ta, tb, m, n, k, al, (unsigned long long)(uintptr_t)a, atype, lda,
 		(unsigned long long)(uintptr_t)b, btype, ldb, be, (unsigned long long)(uintptr_t)c, ctype, ldc, compute, algo);
 	CHECK_FAIL("cublasGemmEx");
+	if (!blas_context_ok("cublasGemmEx")) {
+		return 13; // CUBLAS_STATUS_EXECUTION_FAILED
+	}
 	cublasStatus_t s = gemm_check("cublasGemmEx", ta, tb, m, n, k, (uintptr_t)a, atype, lda, 0, (uintptr_t)b, btype, ldb, 0,
 		(uintptr_t)c, ctype, ldc, 0, 1, compute);
 	if (s != CUBLAS_OK || m == 0 || n == 0) {
@@ -871,6 +937,9 @@ EXPORT cublasStatus_t cublasGemmStridedBatchedEx(void* h, int ta, int tb, int m,
 		(unsigned long long)(uintptr_t)b, btype, ldb, sb, be, (unsigned long long)(uintptr_t)c, ctype, ldc, sc, batch,
 		compute, algo);
 	CHECK_FAIL("cublasGemmStridedBatchedEx");
+	if (!blas_context_ok("cublasGemmStridedBatchedEx")) {
+		return 13;
+	}
 	cublasStatus_t s = gemm_check("cublasGemmStridedBatchedEx", ta, tb, m, n, k, (uintptr_t)a, atype, lda, sa, (uintptr_t)b,
 		btype, ldb, sb, (uintptr_t)c, ctype, ldc, sc, batch, compute);
 	if (s != CUBLAS_OK || m == 0 || n == 0) {
@@ -933,6 +1002,7 @@ EXPORT int nvrtcCompileProgram(void* prog, int n, const char* const* opts) {
 		return code;
 	}
 	p->compiled = true;
+	p->log = g_compileLog;
 	return 0;
 }
 
