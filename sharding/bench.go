@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime"
 	"time"
 )
 
@@ -17,25 +18,46 @@ type BenchOptions struct {
 	Seed uint64
 	// VerifyHashes makes Open hash every shard (and counts in open_ms).
 	VerifyHashes bool
+	// NoVerify opens the build Unchecked: no record batch checksums, no row
+	// checks, to measure what they cost.
+	NoVerify bool
+	// Workers is the loader's number of filling goroutines. Default
+	// GOMAXPROCS.
+	Workers int
 }
 
-// BenchResult is what BenchLoad measured. Rates count what the rows hold
-// in the shards: tokens are row positions (padding excluded) and bytes are
-// RowBytes per row, 17 per position plus the scalar columns.
+// BatchBytes is what a row of n positions occupies in a Batch: four int32
+// columns and the loss mask byte per position, and the row's sep, length,
+// objective and row index. Loading rates count these bytes (padding
+// excluded), the bytes a trainer receives.
+func BatchBytes(n int) int64 { return int64(17*n + 4 + 4 + 1 + 8) }
+
+// BenchResult is what BenchLoad measured. Rates count what the rows hold:
+// tokens are row positions (padding excluded), bytes are BatchBytes per
+// row and shard bytes what the same rows occupy in the shards.
 type BenchResult struct {
-	RowsPerS   float64 `json:"rows_per_s"`
-	TokensPerS float64 `json:"tokens_per_s"`
-	BytesPerS  float64 `json:"bytes_per_s"`
-	// MemcpyBytesPerS is the rate of a plain copy, on one goroutine, of the
-	// same shard bytes in chunks of the average batch's size: the physical
-	// baseline.
+	RowsPerS       float64 `json:"rows_per_s"`
+	TokensPerS     float64 `json:"tokens_per_s"`
+	BytesPerS      float64 `json:"bytes_per_s"`
+	ShardBytesPerS float64 `json:"shard_bytes_per_s"`
+	// MemcpyBytesPerS is the rate of a plain copy, on one goroutine, of as
+	// many bytes as the batches delivered, from the shards' mappings, in
+	// chunks of the average batch's size: the physical baseline.
 	MemcpyBytesPerS float64 `json:"memcpy_bytes_per_s"`
 	// FirstBatchMS runs from the start of Open to the first batch in hand;
 	// OpenMS is Open's part of it.
 	FirstBatchMS float64 `json:"first_batch_ms"`
 	OpenMS       float64 `json:"open_ms"`
+	// AllocsPerBatch is the mean number of heap allocations of the whole
+	// process per batch after the first (0 once warm).
+	AllocsPerBatch float64 `json:"allocs_per_batch"`
+	// ShardBytesPerPosition is the build's bytes of shards per row
+	// position, from the manifest.
+	ShardBytesPerPosition float64 `json:"shard_bytes_per_position"`
 
 	Batch   int     `json:"batch"`
+	Workers int     `json:"workers"`
+	Checked bool    `json:"checked"` // checksums and row checks on
 	Seconds float64 `json:"seconds"` // measured, after the first batch
 	Batches int64   `json:"batches"`
 	Shards  int     `json:"shards"`
@@ -44,8 +66,8 @@ type BenchResult struct {
 }
 
 // BenchLoad opens the build in dir and reads batches from a Loader on one
-// rank for opts.Seconds, then times a plain copy of as many shard bytes.
-// The page cache is what it is: run it twice to measure a warm cache.
+// rank for opts.Seconds, then times a plain copy of as many bytes. The
+// page cache is what it is: run it twice to measure a warm cache.
 func BenchLoad(dir string, opts BenchOptions) (BenchResult, error) {
 	if opts.Batch == 0 {
 		opts.Batch = 32
@@ -53,12 +75,18 @@ func BenchLoad(dir string, opts BenchOptions) (BenchResult, error) {
 	if opts.Seconds == 0 {
 		opts.Seconds = 5
 	}
-	if opts.Batch < 0 || !(opts.Seconds > 0) {
-		return BenchResult{}, fmt.Errorf("sharding: bench: batch %d, seconds %v; want both > 0", opts.Batch, opts.Seconds)
+	if opts.Workers == 0 {
+		opts.Workers = runtime.GOMAXPROCS(0)
+	}
+	if opts.Batch < 0 || !(opts.Seconds > 0) || opts.Workers < 0 {
+		return BenchResult{}, fmt.Errorf("sharding: bench: batch %d, seconds %v, workers %d; want all > 0", opts.Batch, opts.Seconds, opts.Workers)
 	}
 	var open []OpenOption
 	if opts.VerifyHashes {
 		open = append(open, VerifyHashes())
+	}
+	if opts.NoVerify {
+		open = append(open, Unchecked())
 	}
 	start := time.Now()
 	r, err := Open(dir, open...)
@@ -66,8 +94,11 @@ func BenchLoad(dir string, opts BenchOptions) (BenchResult, error) {
 		return BenchResult{}, err
 	}
 	defer r.Close()
-	res := BenchResult{OpenMS: ms(time.Since(start)), Batch: opts.Batch, Shards: len(r.shards), Rows: r.Len(), Mapped: r.Mapped()}
-	l, err := NewLoader(context.Background(), []Source{{Reader: r}}, LoaderOptions{Batch: opts.Batch, Seed: opts.Seed})
+	m := r.Manifest()
+	res := BenchResult{OpenMS: ms(time.Since(start)), Batch: opts.Batch, Workers: opts.Workers, Checked: r.Checked(),
+		Shards: len(r.shards), Rows: r.Len(), Mapped: r.Mapped(),
+		ShardBytesPerPosition: float64(m.Totals.Bytes) / float64(max(m.Totals.Tokens, 1))}
+	l, err := NewLoader(context.Background(), []Source{{Reader: r}}, LoaderOptions{Batch: opts.Batch, Seed: opts.Seed, Workers: opts.Workers, Prefetch: 2 * opts.Workers})
 	if err != nil {
 		return res, err
 	}
@@ -78,7 +109,10 @@ func BenchLoad(dir string, opts BenchOptions) (BenchResult, error) {
 	}
 	res.FirstBatchMS = ms(time.Since(start))
 
+	perPos := r.Meta().BytesPerPosition()
 	var rows, tokens, bytes int64
+	var ms0, ms1 runtime.MemStats
+	runtime.ReadMemStats(&ms0)
 	t0 := time.Now()
 	deadline := t0.Add(time.Duration(opts.Seconds * float64(time.Second)))
 	for time.Now().Before(deadline) {
@@ -86,21 +120,20 @@ func BenchLoad(dir string, opts BenchOptions) (BenchResult, error) {
 			return res, err
 		}
 		res.Batches++
-		for _, i := range b.Rows[:b.B] {
-			v, err := r.Row(i)
-			if err != nil {
-				return res, err
-			}
-			tokens += int64(len(v.Input))
-			bytes += v.Bytes()
+		for _, n := range b.Lens[:b.B] {
+			tokens += int64(n)
+			bytes += BatchBytes(int(n))
 		}
 		rows += int64(b.B)
 	}
 	el := time.Since(t0).Seconds()
+	runtime.ReadMemStats(&ms1)
+	res.AllocsPerBatch = float64(ms1.Mallocs-ms0.Mallocs) / float64(max(res.Batches, 1))
 	res.Seconds = el
 	res.RowsPerS = float64(rows) / el
 	res.TokensPerS = float64(tokens) / el
 	res.BytesPerS = float64(bytes) / el
+	res.ShardBytesPerS = float64(tokens) * perPos / el
 	if res.Batches > 0 {
 		res.MemcpyBytesPerS, err = memcpyRate(r, int(bytes/res.Batches), bytes)
 	}
