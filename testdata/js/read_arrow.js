@@ -4,22 +4,26 @@
 const fs = require("fs");
 const arrow = require("apache-arrow");
 
+// node read_arrow.js SHARD.arrow ROW polars-only   (nodejs-polars alone)
 const [file, rowArg, withPolars] = process.argv.slice(2);
 const row = Number(rowArg || 0);
-const table = arrow.tableFromIPC(fs.readFileSync(file));
-const out = {
-  rows: table.numRows,
-  batches: table.batches.length,
-  fields: table.schema.fields.map((f) => ({ name: f.name, type: String(f.type) })),
-  metadata: Object.fromEntries(table.schema.metadata),
-  row: {},
-};
-const r = table.get(row);
-for (const f of table.schema.fields) {
-  const v = r[f.name];
-  if (v && typeof v.toArray === "function") out.row[f.name] = Array.from(v.toArray(), Number);
-  else if (typeof v === "bigint") out.row[f.name] = v.toString();
-  else out.row[f.name] = v;
+const out = {};
+if (withPolars !== "polars-only") {
+  const table = arrow.tableFromIPC(fs.readFileSync(file));
+  Object.assign(out, {
+    rows: table.numRows,
+    batches: table.batches.length,
+    fields: table.schema.fields.map((f) => ({ name: f.name, type: String(f.type) })),
+    metadata: Object.fromEntries(table.schema.metadata),
+    row: {},
+  });
+  const r = table.get(row);
+  for (const f of table.schema.fields) {
+    const v = r[f.name];
+    if (v && typeof v.toArray === "function") out.row[f.name] = Array.from(v.toArray(), Number);
+    else if (typeof v === "bigint") out.row[f.name] = v.toString();
+    else out.row[f.name] = v;
+  }
 }
 if (withPolars) {
   const pl = require("nodejs-polars");
@@ -30,9 +34,14 @@ if (withPolars) {
     columns: df.columns,
     dtypes: Object.fromEntries(Object.entries(df.schema).map(([k, v]) => [k, String(v)])),
     input_ids: Array.from(rec.input_ids, Number),
+    target_ids: Array.from(rec.target_ids, Number),
+    position_ids: Array.from(rec.position_ids, Number),
+    block_position_ids: Array.from(rec.block_position_ids, Number),
+    loss_mask: Array.from(rec.loss_mask, Number),
     sep: Number(rec.sep),
     objective: String(rec.objective),
     doc_id: String(rec.doc_id),
+    n_source: Number(rec.n_source),
   };
 }
 process.stdout.write(JSON.stringify(out));
