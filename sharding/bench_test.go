@@ -41,7 +41,9 @@ func longRows(tb testing.TB, n, srcLen int) []masking.Sample {
 func benchBuild(tb testing.TB, n, srcLen int) string {
 	tb.Helper()
 	dir := tb.TempDir()
-	writeBuild(tb, dir, longRows(tb, n, srcLen), 500, Options{})
+	opts := Options{Meta: testMeta()}
+	opts.Meta.SeqLen = srcLen + 64
+	writeBuild(tb, dir, longRows(tb, n, srcLen), 500, opts)
 	return dir
 }
 
@@ -183,19 +185,27 @@ func BenchmarkLoader(b *testing.B) {
 	r := mustOpen(b, benchBuild(b, 4000, 1024))
 	l := newLoader(b, []Source{{Reader: r}}, LoaderOptions{Batch: 32, Seed: 1})
 	var batch Batch
-	var rows, tokens int64
+	var rows, tokens, bytes int64
+	batches := 0
 	for b.Loop() {
 		if err := l.Next(&batch); err != nil {
 			b.Fatal(err)
 		}
 		rows += int64(batch.B)
+		batches++
 		for _, n := range batch.Lens {
 			tokens += int64(n)
+			bytes += BatchBytes(int(n))
 		}
 	}
 	el := b.Elapsed().Seconds()
 	b.ReportMetric(float64(rows)/el, "rows/s")
 	b.ReportMetric(float64(tokens)/el, "tokens/s")
+	mc, err := memcpyRate(r, int(bytes)/batches, bytes)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportMetric(100*float64(bytes)/el/mc, "%memcpy")
 }
 
 // BenchmarkFirstBatch1000Shards times Open, NewLoader and the first Next

@@ -129,8 +129,8 @@ func growLen[T any](s []T, n int) []T {
 	return t
 }
 
-// widen copies src into dst[:len(src)] as int32.
-func widen(dst []int32, src []uint16) {
+// widenGo copies src into dst[:len(src)] as int32.
+func widenGo(dst []int32, src []uint16) {
 	dst = dst[:len(src)]
 	i := 0
 	for ; i+8 <= len(src); i += 8 {
@@ -143,9 +143,9 @@ func widen(dst []int32, src []uint16) {
 	}
 }
 
-// widenMax copies src into dst[:len(src)] as int32 and returns the largest
-// value.
-func widenMax(dst []int32, src []uint16) uint16 {
+// widenMaxGo copies src into dst[:len(src)] as int32 and returns the
+// largest value: widenMax without SIMD.
+func widenMaxGo(dst []int32, src []uint16) uint16 {
 	dst = dst[:len(src)]
 	var m0, m1 uint16
 	i := 0
@@ -165,9 +165,10 @@ func widenMax(dst []int32, src []uint16) uint16 {
 	return max(m0, m1)
 }
 
-// copyMax copies src into dst[:len(src)] and returns the largest value
-// as unsigned, so that a negative value counts as larger than any other.
-func copyMax(dst, src []int32) uint32 {
+// copyMaxGo copies src into dst[:len(src)] and returns the largest value
+// as unsigned, so that a negative value counts as larger than any other:
+// copyMax without SIMD.
+func copyMaxGo(dst, src []int32) uint32 {
 	copy(dst, src)
 	var m0, m1 uint32
 	i := 0
@@ -220,5 +221,17 @@ func unpackBits(dst []uint8, src []byte, off int) {
 	for ; i < n; i++ {
 		p := off + i
 		dst[i] = src[p>>3] >> (p & 7) & 1
+	}
+}
+
+// prefetch asks for the first bytes of the row's columns to be fetched
+// into the cache; the hardware's stream prefetcher follows on from there.
+func (v *RowView) prefetch() {
+	prefetch(uintptr(v.Input.ptr()))
+	prefetch(uintptr(v.Target.ptr()))
+	prefetch(uintptr(v.Pos.ptr()))
+	prefetch(uintptr(v.BlockPos.ptr()))
+	if v.LossMask.packed {
+		prefetch(uintptr(unsafe.Pointer(unsafe.SliceData(v.LossMask.bits))) + uintptr(v.LossMask.off>>3))
 	}
 }

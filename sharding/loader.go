@@ -351,7 +351,14 @@ func (l *Loader) fill(f *filler, b *Batch, g uint64) (uint64, error) {
 		return g, io.EOF
 	}
 	b.resize(n, T, l.capHint)
+	const ahead = 2 // rows whose first bytes are fetched before their turn
+	for j := range min(ahead, n) {
+		f.views[j].prefetch()
+	}
 	for j := range n {
+		if j+ahead < n {
+			f.views[j+ahead].prefetch()
+		}
 		v := &f.views[j]
 		r := l.srcs[f.ds[j]].Reader
 		lo, L, hi := j*T, j*T+v.Len(), (j+1)*T

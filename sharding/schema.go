@@ -90,7 +90,7 @@ func (m Meta) BytesPerPosition() float64 {
 	if m.FormatVersion < 2 {
 		return 17
 	}
-	b := 4.0 + 4 + 0.125
+	b := 4*4 + 0.125
 	if m.NarrowIDs() {
 		b -= 4
 	}
