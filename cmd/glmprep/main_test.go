@@ -14,8 +14,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/glmkit/glmkit/pipeline"
 	"github.com/glmkit/glmkit/masking"
+	"github.com/glmkit/glmkit/pipeline"
 	"github.com/glmkit/glmkit/sharding"
 )
 
