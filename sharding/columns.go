@@ -235,3 +235,36 @@ func (v *RowView) prefetch() {
 		prefetch(uintptr(unsafe.Pointer(unsafe.SliceData(v.LossMask.bits))) + uintptr(v.LossMask.off>>3))
 	}
 }
+
+// narrowMaxGo is narrowMax without SIMD.
+func narrowMaxGo(dst []uint16, src []int32) uint32 {
+	dst = dst[:len(src)]
+	var m uint32
+	for i, x := range src {
+		dst[i] = uint16(x)
+		m = max(m, uint32(x))
+	}
+	return m
+}
+
+// packBits sets bits at, at+1, … of dst from mask (0 or 1 each): dst must
+// hold them and be zero there.
+func packBits(dst []byte, at int, mask []uint8) {
+	i := 0
+	// Align to a byte of dst.
+	for ; i < len(mask) && (at+i)&7 != 0; i++ {
+		p := at + i
+		dst[p>>3] |= mask[i] << (p & 7)
+	}
+	q := (at + i) >> 3
+	for ; i+8 <= len(mask); i, q = i+8, q+1 {
+		// The low bit of each of 8 bytes, gathered into one byte, byte k
+		// to bit k.
+		x := binary.LittleEndian.Uint64(mask[i:i+8]) & 0x0101010101010101
+		dst[q] = byte(x * 0x0102040810204080 >> 56)
+	}
+	for ; i < len(mask); i++ {
+		p := at + i
+		dst[p>>3] |= mask[i] << (p & 7)
+	}
+}

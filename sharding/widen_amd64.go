@@ -56,3 +56,25 @@ func widen(dst []int32, src []uint16) { widenMax(dst, src) }
 //
 //go:noescape
 func prefetch(p uintptr)
+
+//go:noescape
+func narrowMaxAVX2(dst *uint16, src *int32, n int, acc *[8]uint32)
+
+// narrowMax stores src into dst[:len(src)] as uint16 and returns the
+// largest value of src as unsigned (a negative value counts as larger than
+// any other): the caller checks that it fits before it uses dst.
+func narrowMax(dst []uint16, src []int32) uint32 {
+	dst = dst[:len(src)]
+	n := len(src) &^ 15
+	var m uint32
+	if hasAVX2 && n > 0 {
+		var acc [8]uint32
+		narrowMaxAVX2(&dst[0], &src[0], n, &acc)
+		for _, x := range acc {
+			m = max(m, x)
+		}
+	} else {
+		n = 0
+	}
+	return max(m, narrowMaxGo(dst[n:], src[n:]))
+}

@@ -78,3 +78,35 @@ TEXT ·prefetch(SB), NOSPLIT, $0-8
 	PREFETCHT0 128(AX)
 	PREFETCHT0 192(AX)
 	RET
+
+// func narrowMaxAVX2(dst *uint16, src *int32, n int, acc *[8]uint32)
+// Narrows n int32 values (n a multiple of 16) to uint16, saturating, and
+// leaves the lane-wise unsigned maximum of the int32 values in acc.
+TEXT ·narrowMaxAVX2(SB), NOSPLIT, $0-32
+	MOVQ dst+0(FP), DI
+	MOVQ src+8(FP), SI
+	MOVQ n+16(FP), CX
+	MOVQ acc+24(FP), DX
+	VPXOR Y7, Y7, Y7
+	VPXOR Y6, Y6, Y6
+
+loop:
+	CMPQ CX, $16
+	JLT  done
+	VMOVDQU (SI), Y0
+	VMOVDQU 32(SI), Y1
+	VPMAXUD Y0, Y7, Y7
+	VPMAXUD Y1, Y6, Y6
+	VPACKUSDW Y1, Y0, Y2
+	VPERMQ $0xD8, Y2, Y2
+	VMOVDQU Y2, (DI)
+	ADDQ $64, SI
+	ADDQ $32, DI
+	SUBQ $16, CX
+	JMP  loop
+
+done:
+	VPMAXUD Y6, Y7, Y7
+	VMOVDQU Y7, (DX)
+	VZEROUPPER
+	RET

@@ -11,7 +11,6 @@ import (
 	"math"
 	"os"
 	"path/filepath"
-	"slices"
 	"unsafe"
 
 	"github.com/apache/arrow-go/v18/arrow"
@@ -158,36 +157,13 @@ func (w *Writer) Write(s *masking.Sample, docID uint64) error {
 			return w.fail(err)
 		}
 	}
-	if err := w.checkRow(s); err != nil {
-		return err
-	}
 	if w.f == nil {
 		if err := w.open(); err != nil {
 			return w.fail(err)
 		}
 	}
-	if w.narrow.ids {
-		w.in16 = appendNarrow(w.in16, s.Input)
-		w.tg16 = appendNarrow(w.tg16, s.Target)
-	} else {
-		w.in32 = append(w.in32, s.Input...)
-		w.tg32 = append(w.tg32, s.Target...)
-	}
-	if w.narrow.pos {
-		w.pos16 = appendNarrow(w.pos16, s.Pos)
-		w.blk16 = appendNarrow(w.blk16, s.BlockPos)
-	} else {
-		w.pos32 = append(w.pos32, s.Pos...)
-		w.blk32 = append(w.blk32, s.BlockPos...)
-	}
-	var loss int64
-	if w.opts.Meta.FormatVersion >= 2 {
-		w.lossBits, loss = appendBits(w.lossBits, w.nvals, s.LossMask)
-	} else {
-		w.loss8 = append(w.loss8, s.LossMask...)
-		for _, m := range s.LossMask {
-			loss += int64(m)
-		}
+	if err := w.appendRow(s); err != nil {
+		return err
 	}
 	w.nvals += n
 	w.offs = append(w.offs, int32(w.nvals))
@@ -198,7 +174,6 @@ func (w *Writer) Write(s *masking.Sample, docID uint64) error {
 	w.shard.Rows++
 	w.shard.Tokens += int64(n)
 	w.shard.SourceTokens += int64(s.NSource)
-	w.shard.LossTokens += loss
 	w.shard.MaxRowLen = max(w.shard.MaxRowLen, n)
 	w.shard.Bytes += w.opts.Meta.RowBytes(n)
 	if len(w.sep) >= w.opts.BatchRows {
@@ -209,61 +184,72 @@ func (w *Writer) Write(s *masking.Sample, docID uint64) error {
 	return nil
 }
 
-// checkRow checks that the format can store s's values.
-func (w *Writer) checkRow(s *masking.Sample) error {
+// appendRow appends the row's five list columns to the record batch
+// being filled, narrowing them where the format does, and checks that the
+// format can store its values; a row it cannot store is not appended.
+func (w *Writer) appendRow(s *masking.Sample) error {
+	n, at := len(s.Input), w.nvals
 	var ids, pos uint32
-	for i := range s.Input {
-		ids = max(ids, uint32(s.Input[i]), uint32(s.Target[i]))
-		pos = max(pos, uint32(s.Pos[i]), uint32(s.BlockPos[i]))
+	if w.narrow.ids {
+		w.in16, w.tg16 = growLen(w.in16, at+n), growLen(w.tg16, at+n)
+		ids = max(narrowMax(w.in16[at:], s.Input), narrowMax(w.tg16[at:], s.Target))
+	} else {
+		w.in32, w.tg32 = append(w.in32, s.Input...), append(w.tg32, s.Target...)
+		ids = max(maxU32(s.Input), maxU32(s.Target))
+	}
+	if w.narrow.pos {
+		w.pos16, w.blk16 = growLen(w.pos16, at+n), growLen(w.blk16, at+n)
+		pos = max(narrowMax(w.pos16[at:], s.Pos), narrowMax(w.blk16[at:], s.BlockPos))
+	} else {
+		w.pos32, w.blk32 = append(w.pos32, s.Pos...), append(w.blk32, s.BlockPos...)
+		pos = max(maxU32(s.Pos), maxU32(s.BlockPos))
 	}
 	var loss uint8
+	var ones int64
 	for _, m := range s.LossMask {
 		loss |= m
+		ones += int64(m)
 	}
+	var err error
 	switch {
 	case ids >= uint32(w.vocab):
-		return fmt.Errorf("sharding: row with token id %d outside the vocabulary [0, %d)", int32(ids), w.vocab)
+		err = fmt.Errorf("sharding: row with token id %d outside the vocabulary [0, %d)", int32(ids), w.vocab)
 	case w.narrow.pos && pos > math.MaxUint16:
-		return fmt.Errorf("sharding: row with position %d, past the 16 bits of format %d's position columns (seq_len %d)", int32(pos), w.opts.Meta.FormatVersion, w.opts.Meta.SeqLen)
+		err = fmt.Errorf("sharding: row with position %d, past the 16 bits of format %d's position columns (seq_len %d)", int32(pos), w.opts.Meta.FormatVersion, w.opts.Meta.SeqLen)
 	case pos > math.MaxInt32:
-		return fmt.Errorf("sharding: row with negative position %d", int32(pos))
+		err = fmt.Errorf("sharding: row with negative position %d", int32(pos))
 	case loss > 1:
-		return fmt.Errorf("sharding: row with loss mask values other than 0 and 1")
+		err = fmt.Errorf("sharding: row with loss mask values other than 0 and 1")
 	case s.Objective >= masking.NumObjectives:
-		return fmt.Errorf("sharding: row with objective %d", s.Objective)
+		err = fmt.Errorf("sharding: row with objective %d", s.Objective)
 	}
+	if err != nil {
+		cut := func(s []uint16) []uint16 { return s[:min(at, len(s))] }
+		cut32 := func(s []int32) []int32 { return s[:min(at, len(s))] }
+		w.in16, w.tg16, w.pos16, w.blk16 = cut(w.in16), cut(w.tg16), cut(w.pos16), cut(w.blk16)
+		w.in32, w.tg32, w.pos32, w.blk32 = cut32(w.in32), cut32(w.tg32), cut32(w.pos32), cut32(w.blk32)
+		return err
+	}
+	if w.opts.Meta.FormatVersion >= 2 {
+		old := len(w.lossBits)
+		w.lossBits = growLen(w.lossBits, (at+n+7)/8)
+		clear(w.lossBits[old:])
+		packBits(w.lossBits, at, s.LossMask)
+	} else {
+		w.loss8 = append(w.loss8, s.LossMask...)
+	}
+	w.shard.LossTokens += ones
 	return nil
 }
 
-// appendNarrow appends src, whose values checkRow bounded, as uint16.
-func appendNarrow(dst []uint16, src []int32) []uint16 {
-	n := len(dst)
-	dst = slices.Grow(dst, len(src))[:n+len(src)]
-	out := dst[n:]
-	for i, x := range src {
-		out[i] = uint16(x)
+// maxU32 is the largest value of s as unsigned.
+func maxU32(s []int32) uint32 {
+	var m uint32
+	for _, x := range s {
+		m = max(m, uint32(x))
 	}
-	return dst
+	return m
 }
-
-// appendBits sets bits at..at+len(mask) of bits from mask (0 or 1 each),
-// growing bits, and returns it with the count of ones.
-func appendBits(bits []byte, at int, mask []uint8) ([]byte, int64) {
-	end := at + len(mask)
-	for len(bits) < (end+7)/8 {
-		bits = append(bits, 0)
-	}
-	var ones int64
-	for i, m := range mask {
-		p := at + i
-		bits[p>>3] |= m << (p & 7)
-		ones += int64(m)
-	}
-	return bits, ones
-}
-
-// Pending returns the rows and buffer bytes of the shard being filled.
-func (w *Writer) Pending() (rows int64, bytes int64) { return w.shard.Rows, w.shard.Bytes }
 
 func (w *Writer) open() error {
 	w.tmp = filepath.Join(w.dir, ".shard-"+tmpSuffix())
