@@ -251,6 +251,9 @@ func maxU32(s []int32) uint32 {
 	return m
 }
 
+// Pending returns the rows and buffer bytes of the shard being filled.
+func (w *Writer) Pending() (rows int64, bytes int64) { return w.shard.Rows, w.shard.Bytes }
+
 func (w *Writer) open() error {
 	w.tmp = filepath.Join(w.dir, ".shard-"+tmpSuffix())
 	f, err := os.OpenFile(w.tmp, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o644)
