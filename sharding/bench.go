@@ -69,6 +69,73 @@ type BenchResult struct {
 // rank for opts.Seconds, then times a plain copy of as many bytes. The
 // page cache is what it is: run it twice to measure a warm cache.
 func BenchLoad(dir string, opts BenchOptions) (BenchResult, error) {
+	if err := opts.defaults(); err != nil {
+		return BenchResult{}, err
+	}
+	start := time.Now()
+	r, err := Open(dir, opts.openOptions(opts.NoVerify)...)
+	if err != nil {
+		return BenchResult{}, err
+	}
+	defer r.Close()
+	res := opts.result(r, time.Since(start))
+	lr, err := newBenchLoader(r, opts)
+	if err != nil {
+		return res, err
+	}
+	defer lr.l.Close()
+	res.FirstBatchMS = ms(time.Since(start))
+	if err := lr.run(time.Duration(opts.Seconds * float64(time.Second))); err != nil {
+		return res, err
+	}
+	return res, lr.finish(&res)
+}
+
+// BenchCompare measures the checked and the unchecked loader on the same
+// build in one process, alternating between them every Slice (default
+// 250 ms) until each has read for opts.Seconds, so that whatever else the
+// machine does weighs on both alike. It returns the checked result and the
+// unchecked one.
+func BenchCompare(dir string, opts BenchOptions, slice time.Duration) (checked, unchecked BenchResult, err error) {
+	if err := opts.defaults(); err != nil {
+		return checked, unchecked, err
+	}
+	if slice <= 0 {
+		slice = 250 * time.Millisecond
+	}
+	var lrs [2]*benchLoader
+	res := [2]*BenchResult{&checked, &unchecked}
+	for i := range lrs {
+		start := time.Now()
+		r, err := Open(dir, opts.openOptions(i == 1)...)
+		if err != nil {
+			return checked, unchecked, err
+		}
+		defer r.Close()
+		*res[i] = opts.result(r, time.Since(start))
+		if lrs[i], err = newBenchLoader(r, opts); err != nil {
+			return checked, unchecked, err
+		}
+		defer lrs[i].l.Close()
+		res[i].FirstBatchMS = ms(time.Since(start))
+	}
+	total := time.Duration(opts.Seconds * float64(time.Second))
+	for lrs[0].elapsed < total || lrs[1].elapsed < total {
+		for i := range lrs {
+			if err := lrs[i].run(min(slice, total-lrs[i].elapsed)); err != nil {
+				return checked, unchecked, err
+			}
+		}
+	}
+	for i := range lrs {
+		if err := lrs[i].finish(res[i]); err != nil {
+			return checked, unchecked, err
+		}
+	}
+	return checked, unchecked, nil
+}
+
+func (opts *BenchOptions) defaults() error {
 	if opts.Batch == 0 {
 		opts.Batch = 32
 	}
@@ -79,65 +146,92 @@ func BenchLoad(dir string, opts BenchOptions) (BenchResult, error) {
 		opts.Workers = runtime.GOMAXPROCS(0)
 	}
 	if opts.Batch < 0 || !(opts.Seconds > 0) || opts.Workers < 0 {
-		return BenchResult{}, fmt.Errorf("sharding: bench: batch %d, seconds %v, workers %d; want all > 0", opts.Batch, opts.Seconds, opts.Workers)
+		return fmt.Errorf("sharding: bench: batch %d, seconds %v, workers %d; want all > 0", opts.Batch, opts.Seconds, opts.Workers)
 	}
+	return nil
+}
+
+func (opts *BenchOptions) openOptions(unchecked bool) []OpenOption {
 	var open []OpenOption
 	if opts.VerifyHashes {
 		open = append(open, VerifyHashes())
 	}
-	if opts.NoVerify {
+	if unchecked {
 		open = append(open, Unchecked())
 	}
-	start := time.Now()
-	r, err := Open(dir, open...)
-	if err != nil {
-		return BenchResult{}, err
-	}
-	defer r.Close()
+	return open
+}
+
+func (opts *BenchOptions) result(r *Reader, open time.Duration) BenchResult {
 	m := r.Manifest()
-	res := BenchResult{OpenMS: ms(time.Since(start)), Batch: opts.Batch, Workers: opts.Workers, Checked: r.Checked(),
+	return BenchResult{OpenMS: ms(open), Batch: opts.Batch, Workers: opts.Workers, Checked: r.Checked(),
 		Shards: len(r.shards), Rows: r.Len(), Mapped: r.Mapped(),
 		ShardBytesPerPosition: float64(m.Totals.Bytes) / float64(max(m.Totals.Tokens, 1))}
+}
+
+// benchLoader is a loader being measured, in one or several stretches.
+type benchLoader struct {
+	r                   *Reader
+	l                   *Loader
+	b                   Batch
+	elapsed             time.Duration
+	batches, mallocs    uint64
+	rows, tokens, bytes int64
+}
+
+// newBenchLoader starts a loader and takes its first batch.
+func newBenchLoader(r *Reader, opts BenchOptions) (*benchLoader, error) {
 	l, err := NewLoader(context.Background(), []Source{{Reader: r}}, LoaderOptions{Batch: opts.Batch, Seed: opts.Seed, Workers: opts.Workers, Prefetch: 2 * opts.Workers})
 	if err != nil {
-		return res, err
+		return nil, err
 	}
-	defer l.Close()
-	var b Batch
-	if err := l.Next(&b); err != nil {
-		return res, err
+	lr := &benchLoader{r: r, l: l}
+	if err := l.Next(&lr.b); err != nil {
+		l.Close()
+		return nil, err
 	}
-	res.FirstBatchMS = ms(time.Since(start))
+	return lr, nil
+}
 
-	perPos := r.Meta().BytesPerPosition()
-	var rows, tokens, bytes int64
+// run reads batches for d.
+func (lr *benchLoader) run(d time.Duration) error {
 	var ms0, ms1 runtime.MemStats
 	runtime.ReadMemStats(&ms0)
 	t0 := time.Now()
-	deadline := t0.Add(time.Duration(opts.Seconds * float64(time.Second)))
+	deadline := t0.Add(d)
 	for time.Now().Before(deadline) {
-		if err := l.Next(&b); err != nil {
-			return res, err
+		if err := lr.l.Next(&lr.b); err != nil {
+			return err
 		}
-		res.Batches++
-		for _, n := range b.Lens[:b.B] {
-			tokens += int64(n)
-			bytes += BatchBytes(int(n))
+		lr.batches++
+		for _, n := range lr.b.Lens[:lr.b.B] {
+			lr.tokens += int64(n)
+			lr.bytes += BatchBytes(int(n))
 		}
-		rows += int64(b.B)
+		lr.rows += int64(lr.b.B)
 	}
-	el := time.Since(t0).Seconds()
+	lr.elapsed += time.Since(t0)
 	runtime.ReadMemStats(&ms1)
-	res.AllocsPerBatch = float64(ms1.Mallocs-ms0.Mallocs) / float64(max(res.Batches, 1))
+	lr.mallocs += ms1.Mallocs - ms0.Mallocs
+	return nil
+}
+
+// finish computes the rates and times the memcpy baseline.
+func (lr *benchLoader) finish(res *BenchResult) error {
+	el := lr.elapsed.Seconds()
 	res.Seconds = el
-	res.RowsPerS = float64(rows) / el
-	res.TokensPerS = float64(tokens) / el
-	res.BytesPerS = float64(bytes) / el
-	res.ShardBytesPerS = float64(tokens) * perPos / el
-	if res.Batches > 0 {
-		res.MemcpyBytesPerS, err = memcpyRate(r, int(bytes/res.Batches), bytes)
+	res.Batches = int64(lr.batches)
+	res.AllocsPerBatch = float64(lr.mallocs) / float64(max(lr.batches, 1))
+	res.RowsPerS = float64(lr.rows) / el
+	res.TokensPerS = float64(lr.tokens) / el
+	res.BytesPerS = float64(lr.bytes) / el
+	res.ShardBytesPerS = float64(lr.tokens) * lr.r.Meta().BytesPerPosition() / el
+	if lr.batches == 0 {
+		return nil
 	}
-	return res, err
+	var err error
+	res.MemcpyBytesPerS, err = memcpyRate(lr.r, int(lr.bytes/int64(lr.batches)), lr.bytes)
+	return err
 }
 
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
