@@ -80,9 +80,9 @@ func TestEveryFlippedByteIsCaught(t *testing.T) {
 func TestRowChecks(t *testing.T) {
 	base := testRows(t, 30)
 	for _, c := range []struct {
-		name  string
+		name   string
 		break_ func(s *masking.Sample)
-		want  string
+		want   string
 	}{
 		{"position past Part A", func(s *masking.Sample) { s.Pos[len(s.Pos)-1] = s.Sep + 3 }, "outside Part A"},
 		{"block position past Part B", func(s *masking.Sample) { s.BlockPos[len(s.Pos)-1] = int32(len(s.Pos)) }, "outside Part B"},
@@ -138,9 +138,9 @@ func TestRowChecks(t *testing.T) {
 func TestWriterRefusesWhatItCannotStore(t *testing.T) {
 	rows := testRows(t, 3)
 	for _, c := range []struct {
-		name  string
+		name   string
 		break_ func(s *masking.Sample)
-		want  string
+		want   string
 	}{
 		{"id of the vocabulary's size", func(s *masking.Sample) { s.Input[1] = 30592 }, "outside the vocabulary"},
 		{"negative target", func(s *masking.Sample) { s.Target[2] = -4 }, "outside the vocabulary"},
