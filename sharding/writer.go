@@ -263,7 +263,7 @@ func (w *Writer) open() error {
 	}
 	w.f = f
 	w.h = sha256.New()
-	w.cw = countWriter{w: io.MultiWriter(f, w.h)}
+	w.cw = countWriter{w: io.MultiWriter(&writeback{f: f}, w.h)}
 	w.sums = newIPCSums(&w.cw)
 	opts := []ipc.Option{ipc.WithSchema(w.schema), ipc.WithAllocator(memory.DefaultAllocator)}
 	switch w.opts.Compression {
@@ -428,6 +428,29 @@ func (w *Writer) Close() error {
 		w.dict = nil
 	}
 	return err
+}
+
+// writeback passes writes on to a file and, every writebackBytes, asks
+// the kernel to start writing what came before to disk, so that the disk
+// works while the build computes and Commit's fsync finds little left to
+// do (RocksDB's bytes_per_sync). A build writes shards several times as
+// large as its input: waiting for all of a shard at its fsync stalled the
+// pipeline for a second or more per 256 MiB shard.
+type writeback struct {
+	f          *os.File
+	n, started int64
+}
+
+const writebackBytes = 8 << 20
+
+func (wb *writeback) Write(p []byte) (int, error) {
+	n, err := wb.f.Write(p)
+	wb.n += int64(n)
+	if wb.n-wb.started >= writebackBytes {
+		startWriteback(wb.f, wb.started, wb.n-wb.started)
+		wb.started = wb.n
+	}
+	return n, err
 }
 
 type countWriter struct {
