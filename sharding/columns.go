@@ -224,18 +224,6 @@ func unpackBits(dst []uint8, src []byte, off int) {
 	}
 }
 
-// prefetch asks for the first bytes of the row's columns to be fetched
-// into the cache; the hardware's stream prefetcher follows on from there.
-func (v *RowView) prefetch() {
-	prefetch(uintptr(v.Input.ptr()))
-	prefetch(uintptr(v.Target.ptr()))
-	prefetch(uintptr(v.Pos.ptr()))
-	prefetch(uintptr(v.BlockPos.ptr()))
-	if v.LossMask.packed {
-		prefetch(uintptr(unsafe.Pointer(unsafe.SliceData(v.LossMask.bits))) + uintptr(v.LossMask.off>>3))
-	}
-}
-
 // narrowMaxGo is narrowMax without SIMD.
 func narrowMaxGo(dst []uint16, src []int32) uint32 {
 	dst = dst[:len(src)]

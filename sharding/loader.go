@@ -154,9 +154,10 @@ type slot struct {
 type seekReq struct{ g, gen uint64 }
 
 // NewLoader returns a Loader over sources, which must be non-empty builds
-// of the same tokenizer (sha256, vocabulary size and special ids). Its
-// prefetching goroutine runs until Close, or until ctx is done, after which
-// Next returns ctx's error. The Loader does not close the Readers.
+// of the same tokenizer (sha256, vocabulary size and special ids), in
+// format 1 or 2 (a mixture may combine them). Its goroutines (a dispatcher
+// and opts.Workers workers) run until Close, or until ctx is done, after
+// which Next returns ctx's error. The Loader does not close the Readers.
 func NewLoader(ctx context.Context, sources []Source, opts LoaderOptions) (*Loader, error) {
 	if opts.World == 0 {
 		opts.World = 1
@@ -351,14 +352,7 @@ func (l *Loader) fill(f *filler, b *Batch, g uint64) (uint64, error) {
 		return g, io.EOF
 	}
 	b.resize(n, T, l.capHint)
-	const ahead = 2 // rows whose first bytes are fetched before their turn
-	for j := range min(ahead, n) {
-		f.views[j].prefetch()
-	}
 	for j := range n {
-		if j+ahead < n {
-			f.views[j+ahead].prefetch()
-		}
 		v := &f.views[j]
 		r := l.srcs[f.ds[j]].Reader
 		lo, L, hi := j*T, j*T+v.Len(), (j+1)*T

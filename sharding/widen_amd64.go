@@ -51,12 +51,6 @@ func copyMax(dst, src []int32) uint32 {
 // widen copies src into dst[:len(src)] as int32.
 func widen(dst []int32, src []uint16) { widenMax(dst, src) }
 
-// prefetch asks for the 256 bytes at p to be brought into the cache. It
-// never faults, whatever p is.
-//
-//go:noescape
-func prefetch(p uintptr)
-
 //go:noescape
 func narrowMaxAVX2(dst *uint16, src *int32, n int, acc *[8]uint32)
 

@@ -70,15 +70,6 @@ done:
 	VZEROUPPER
 	RET
 
-// func prefetch(p uintptr)
-TEXT ·prefetch(SB), NOSPLIT, $0-8
-	MOVQ p+0(FP), AX
-	PREFETCHT0 (AX)
-	PREFETCHT0 64(AX)
-	PREFETCHT0 128(AX)
-	PREFETCHT0 192(AX)
-	RET
-
 // func narrowMaxAVX2(dst *uint16, src *int32, n int, acc *[8]uint32)
 // Narrows n int32 values (n a multiple of 16) to uint16, saturating, and
 // leaves the lane-wise unsigned maximum of the int32 values in acc.

@@ -13,8 +13,6 @@ func copyMax(dst, src []int32) uint32 { return copyMaxGo(dst, src) }
 // widen copies src into dst[:len(src)] as int32.
 func widen(dst []int32, src []uint16) { widenGo(dst, src) }
 
-func prefetch(uintptr) {}
-
 // narrowMax stores src into dst[:len(src)] as uint16 and returns the
 // largest value of src as unsigned (a negative value counts as larger than
 // any other): the caller checks that it fits before it uses dst.
