@@ -9,8 +9,9 @@ import "github.com/glmkit/glmkit/masking"
 // the pad id, loss 0 and both positions 0, so no real token attends to it
 // and it carries no loss (glm-reference.md §2.4).
 //
-// A Batch is owned by its caller; the loader fills it in place and reuses
-// its slices, growing them only when a longer row needs it.
+// A Batch is owned by its caller. Loader.Next swaps its slices with those
+// of a batch the loader filled, so a caller that keeps Batches does not
+// copy them, and the loader reuses the slices it gets back.
 type Batch struct {
 	B, T      int
 	Input     []int32             // (B,T) input ids
@@ -19,6 +20,7 @@ type Batch struct {
 	Pos       []int32             // (B,T) dim-1 positions
 	BlockPos  []int32             // (B,T) dim-2 (block) positions
 	Sep       []int32             // (B) Part A length per row
+	Lens      []int32             // (B) length of each row before padding
 	Objective []masking.Objective // (B) objective per row
 	Rows      []int64             // (B) global row index per row
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime"
 	"time"
 )
 
@@ -17,25 +18,46 @@ type BenchOptions struct {
 	Seed uint64
 	// VerifyHashes makes Open hash every shard (and counts in open_ms).
 	VerifyHashes bool
+	// NoVerify opens the build Unchecked: no record batch checksums, no row
+	// checks, to measure what they cost.
+	NoVerify bool
+	// Workers is the loader's number of filling goroutines. Default
+	// GOMAXPROCS.
+	Workers int
 }
 
-// BenchResult is what BenchLoad measured. Rates count what the rows hold
-// in the shards: tokens are row positions (padding excluded) and bytes are
-// RowBytes per row, 17 per position plus the scalar columns.
+// BatchBytes is what a row of n positions occupies in a Batch: four int32
+// columns and the loss mask byte per position, and the row's sep, length,
+// objective and row index. Loading rates count these bytes (padding
+// excluded), the bytes a trainer receives.
+func BatchBytes(n int) int64 { return int64(17*n + 4 + 4 + 1 + 8) }
+
+// BenchResult is what BenchLoad measured. Rates count what the rows hold:
+// tokens are row positions (padding excluded), bytes are BatchBytes per
+// row and shard bytes what the same rows occupy in the shards.
 type BenchResult struct {
-	RowsPerS   float64 `json:"rows_per_s"`
-	TokensPerS float64 `json:"tokens_per_s"`
-	BytesPerS  float64 `json:"bytes_per_s"`
-	// MemcpyBytesPerS is the rate of a plain copy, on one goroutine, of the
-	// same shard bytes in chunks of the average batch's size: the physical
-	// baseline.
+	RowsPerS       float64 `json:"rows_per_s"`
+	TokensPerS     float64 `json:"tokens_per_s"`
+	BytesPerS      float64 `json:"bytes_per_s"`
+	ShardBytesPerS float64 `json:"shard_bytes_per_s"`
+	// MemcpyBytesPerS is the rate of a plain copy, on one goroutine, of as
+	// many bytes as the batches delivered, from the shards' mappings, in
+	// chunks of the average batch's size: the physical baseline.
 	MemcpyBytesPerS float64 `json:"memcpy_bytes_per_s"`
 	// FirstBatchMS runs from the start of Open to the first batch in hand;
 	// OpenMS is Open's part of it.
 	FirstBatchMS float64 `json:"first_batch_ms"`
 	OpenMS       float64 `json:"open_ms"`
+	// AllocsPerBatch is the mean number of heap allocations of the whole
+	// process per batch after the first (0 once warm).
+	AllocsPerBatch float64 `json:"allocs_per_batch"`
+	// ShardBytesPerPosition is the build's bytes of shards per row
+	// position, from the manifest.
+	ShardBytesPerPosition float64 `json:"shard_bytes_per_position"`
 
 	Batch   int     `json:"batch"`
+	Workers int     `json:"workers"`
+	Checked bool    `json:"checked"` // checksums and row checks on
 	Seconds float64 `json:"seconds"` // measured, after the first batch
 	Batches int64   `json:"batches"`
 	Shards  int     `json:"shards"`
@@ -44,67 +66,172 @@ type BenchResult struct {
 }
 
 // BenchLoad opens the build in dir and reads batches from a Loader on one
-// rank for opts.Seconds, then times a plain copy of as many shard bytes.
-// The page cache is what it is: run it twice to measure a warm cache.
+// rank for opts.Seconds, then times a plain copy of as many bytes. The
+// page cache is what it is: run it twice to measure a warm cache.
 func BenchLoad(dir string, opts BenchOptions) (BenchResult, error) {
+	if err := opts.defaults(); err != nil {
+		return BenchResult{}, err
+	}
+	start := time.Now()
+	r, err := Open(dir, opts.openOptions(opts.NoVerify)...)
+	if err != nil {
+		return BenchResult{}, err
+	}
+	defer r.Close()
+	res := opts.result(r, time.Since(start))
+	lr, err := newBenchLoader(r, opts)
+	if err != nil {
+		return res, err
+	}
+	defer lr.l.Close()
+	res.FirstBatchMS = ms(time.Since(start))
+	if err := lr.run(time.Duration(opts.Seconds * float64(time.Second))); err != nil {
+		return res, err
+	}
+	return res, lr.finish(&res)
+}
+
+// BenchCompare measures the checked and the unchecked loader on the same
+// build in one process, alternating between them every Slice (default
+// 250 ms) until each has read for opts.Seconds, so that whatever else the
+// machine does weighs on both alike. It returns the checked result and the
+// unchecked one.
+func BenchCompare(dir string, opts BenchOptions, slice time.Duration) (checked, unchecked BenchResult, err error) {
+	if err := opts.defaults(); err != nil {
+		return checked, unchecked, err
+	}
+	if slice <= 0 {
+		slice = 250 * time.Millisecond
+	}
+	var lrs [2]*benchLoader
+	res := [2]*BenchResult{&checked, &unchecked}
+	for i := range lrs {
+		start := time.Now()
+		r, err := Open(dir, opts.openOptions(i == 1)...)
+		if err != nil {
+			return checked, unchecked, err
+		}
+		defer r.Close()
+		*res[i] = opts.result(r, time.Since(start))
+		if lrs[i], err = newBenchLoader(r, opts); err != nil {
+			return checked, unchecked, err
+		}
+		defer lrs[i].l.Close()
+		res[i].FirstBatchMS = ms(time.Since(start))
+	}
+	total := time.Duration(opts.Seconds * float64(time.Second))
+	for lrs[0].elapsed < total || lrs[1].elapsed < total {
+		for i := range lrs {
+			if err := lrs[i].run(min(slice, total-lrs[i].elapsed)); err != nil {
+				return checked, unchecked, err
+			}
+		}
+	}
+	for i := range lrs {
+		if err := lrs[i].finish(res[i]); err != nil {
+			return checked, unchecked, err
+		}
+	}
+	return checked, unchecked, nil
+}
+
+func (opts *BenchOptions) defaults() error {
 	if opts.Batch == 0 {
 		opts.Batch = 32
 	}
 	if opts.Seconds == 0 {
 		opts.Seconds = 5
 	}
-	if opts.Batch < 0 || !(opts.Seconds > 0) {
-		return BenchResult{}, fmt.Errorf("sharding: bench: batch %d, seconds %v; want both > 0", opts.Batch, opts.Seconds)
+	if opts.Workers == 0 {
+		opts.Workers = runtime.GOMAXPROCS(0)
 	}
+	if opts.Batch < 0 || !(opts.Seconds > 0) || opts.Workers < 0 {
+		return fmt.Errorf("sharding: bench: batch %d, seconds %v, workers %d; want all > 0", opts.Batch, opts.Seconds, opts.Workers)
+	}
+	return nil
+}
+
+func (opts *BenchOptions) openOptions(unchecked bool) []OpenOption {
 	var open []OpenOption
 	if opts.VerifyHashes {
 		open = append(open, VerifyHashes())
 	}
-	start := time.Now()
-	r, err := Open(dir, open...)
-	if err != nil {
-		return BenchResult{}, err
+	if unchecked {
+		open = append(open, Unchecked())
 	}
-	defer r.Close()
-	res := BenchResult{OpenMS: ms(time.Since(start)), Batch: opts.Batch, Shards: len(r.shards), Rows: r.Len(), Mapped: r.Mapped()}
-	l, err := NewLoader(context.Background(), []Source{{Reader: r}}, LoaderOptions{Batch: opts.Batch, Seed: opts.Seed})
-	if err != nil {
-		return res, err
-	}
-	defer l.Close()
-	var b Batch
-	if err := l.Next(&b); err != nil {
-		return res, err
-	}
-	res.FirstBatchMS = ms(time.Since(start))
+	return open
+}
 
-	var rows, tokens, bytes int64
+func (opts *BenchOptions) result(r *Reader, open time.Duration) BenchResult {
+	m := r.Manifest()
+	return BenchResult{OpenMS: ms(open), Batch: opts.Batch, Workers: opts.Workers, Checked: r.Checked(),
+		Shards: len(r.shards), Rows: r.Len(), Mapped: r.Mapped(),
+		ShardBytesPerPosition: float64(m.Totals.Bytes) / float64(max(m.Totals.Tokens, 1))}
+}
+
+// benchLoader is a loader being measured, in one or several stretches.
+type benchLoader struct {
+	r                   *Reader
+	l                   *Loader
+	b                   Batch
+	elapsed             time.Duration
+	batches, mallocs    uint64
+	rows, tokens, bytes int64
+}
+
+// newBenchLoader starts a loader and takes its first batch.
+func newBenchLoader(r *Reader, opts BenchOptions) (*benchLoader, error) {
+	l, err := NewLoader(context.Background(), []Source{{Reader: r}}, LoaderOptions{Batch: opts.Batch, Seed: opts.Seed, Workers: opts.Workers, Prefetch: 2 * opts.Workers})
+	if err != nil {
+		return nil, err
+	}
+	lr := &benchLoader{r: r, l: l}
+	if err := l.Next(&lr.b); err != nil {
+		l.Close()
+		return nil, err
+	}
+	return lr, nil
+}
+
+// run reads batches for d.
+func (lr *benchLoader) run(d time.Duration) error {
+	var ms0, ms1 runtime.MemStats
+	runtime.ReadMemStats(&ms0)
 	t0 := time.Now()
-	deadline := t0.Add(time.Duration(opts.Seconds * float64(time.Second)))
+	deadline := t0.Add(d)
 	for time.Now().Before(deadline) {
-		if err := l.Next(&b); err != nil {
-			return res, err
+		if err := lr.l.Next(&lr.b); err != nil {
+			return err
 		}
-		res.Batches++
-		for _, i := range b.Rows[:b.B] {
-			v, err := r.Row(i)
-			if err != nil {
-				return res, err
-			}
-			tokens += int64(len(v.Input))
-			bytes += v.Bytes()
+		lr.batches++
+		for _, n := range lr.b.Lens[:lr.b.B] {
+			lr.tokens += int64(n)
+			lr.bytes += BatchBytes(int(n))
 		}
-		rows += int64(b.B)
+		lr.rows += int64(lr.b.B)
 	}
-	el := time.Since(t0).Seconds()
+	lr.elapsed += time.Since(t0)
+	runtime.ReadMemStats(&ms1)
+	lr.mallocs += ms1.Mallocs - ms0.Mallocs
+	return nil
+}
+
+// finish computes the rates and times the memcpy baseline.
+func (lr *benchLoader) finish(res *BenchResult) error {
+	el := lr.elapsed.Seconds()
 	res.Seconds = el
-	res.RowsPerS = float64(rows) / el
-	res.TokensPerS = float64(tokens) / el
-	res.BytesPerS = float64(bytes) / el
-	if res.Batches > 0 {
-		res.MemcpyBytesPerS, err = memcpyRate(r, int(bytes/res.Batches), bytes)
+	res.Batches = int64(lr.batches)
+	res.AllocsPerBatch = float64(lr.mallocs) / float64(max(lr.batches, 1))
+	res.RowsPerS = float64(lr.rows) / el
+	res.TokensPerS = float64(lr.tokens) / el
+	res.BytesPerS = float64(lr.bytes) / el
+	res.ShardBytesPerS = float64(lr.tokens) * lr.r.Meta().BytesPerPosition() / el
+	if lr.batches == 0 {
+		return nil
 	}
-	return res, err
+	var err error
+	res.MemcpyBytesPerS, err = memcpyRate(lr.r, int(lr.bytes/int64(lr.batches)), lr.bytes)
+	return err
 }
 
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }

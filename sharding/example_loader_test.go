@@ -65,11 +65,11 @@ func ExampleLoader() {
 		log.Fatal(err)
 	}
 	defer r.Close()
-	row, err := r.Row(3) // slices of the mapped shard: no copy
+	row, err := r.Row(3) // views of the mapped shard: no copy
 	if err != nil {
 		log.Fatal(err)
 	}
-	fmt.Printf("row 3: %d positions, Part A %d, %v\n", len(row.Input), row.Sep, row.Objective)
+	fmt.Printf("row 3: %d positions, Part A %d, %v, first ids %v\n", row.Len(), row.Sep, row.Objective, row.Input.AppendTo(nil)[:3])
 
 	// One epoch in batches of 4 on rank 0 of 1.
 	l, err := sharding.NewLoader(context.Background(), []sharding.Source{{Reader: r}},
@@ -90,7 +90,7 @@ func ExampleLoader() {
 		fmt.Printf("batch of %d rows padded to %d\n", b.B, b.T)
 	}
 	// Output:
-	// row 3: 31 positions, Part A 22, token
+	// row 3: 31 positions, Part A 22, token, first ids [2 10 11]
 	// batch of 4 rows padded to 33
 	// batch of 4 rows padded to 33
 	// batch of 2 rows padded to 32

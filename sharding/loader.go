@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -79,9 +80,13 @@ type LoaderOptions struct {
 	// using its mask copy epoch mod N (row i·N + epoch mod N of the build),
 	// so N epochs see every mask once and no epoch sees a sample twice.
 	AllMaskEpochs bool
-	// Prefetch is the number of batches a background goroutine prepares
-	// ahead of Next. Default 2.
+	// Prefetch is the number of batches prepared ahead of Next. Default 2.
 	Prefetch int
+	// Workers is the number of goroutines that fill batches, each a whole
+	// batch at a time (batches are still returned in order). Default
+	// GOMAXPROCS/2, between 1 and 4: a trainer needs far fewer rows per
+	// second than one worker gathers, and bench-load uses every core.
+	Workers int
 }
 
 // A Loader serves fixed-size, padded batches of rows in an exact
@@ -126,34 +131,42 @@ type Loader struct {
 	g   uint64 // position of the next global batch, as seen by Next
 	gen uint64 // bumped by Restore; slots of an older generation are dropped
 
-	free, ready chan *slot
-	seek        chan seekReq
-	quit        chan struct{}
-	exited      chan struct{}
-	exitErr     error // set by the producer before it closes exited
-	closeOnce   sync.Once
-	closed      bool
+	// The slots cycle: free → (assigned a position by the dispatcher) →
+	// work, to a worker, and pending, in position order, to Next → free.
+	free, work, pending chan *slot
+	seek                chan seekReq
+	quit                chan struct{}
+	exited              chan struct{} // closed once the dispatcher and every worker have returned
+	exitErr             error         // set by the dispatcher before it returns
+	closeOnce           sync.Once
+	closed              bool
 }
 
 type slot struct {
 	b    Batch
 	gen  uint64
+	g    uint64 // position of this batch
 	next uint64 // position after this batch
 	err  error
+	done chan struct{} // a worker filled the slot
 }
 
 type seekReq struct{ g, gen uint64 }
 
 // NewLoader returns a Loader over sources, which must be non-empty builds
-// of the same tokenizer (sha256, vocabulary size and special ids). Its
-// prefetching goroutine runs until Close, or until ctx is done, after which
-// Next returns ctx's error. The Loader does not close the Readers.
+// of the same tokenizer (sha256, vocabulary size and special ids), in
+// format 1 or 2 (a mixture may combine them). Its goroutines (a dispatcher
+// and opts.Workers workers) run until Close, or until ctx is done, after
+// which Next returns ctx's error. The Loader does not close the Readers.
 func NewLoader(ctx context.Context, sources []Source, opts LoaderOptions) (*Loader, error) {
 	if opts.World == 0 {
 		opts.World = 1
 	}
 	if opts.Prefetch == 0 {
 		opts.Prefetch = 2
+	}
+	if opts.Workers == 0 {
+		opts.Workers = min(max(runtime.GOMAXPROCS(0)/2, 1), 4)
 	}
 	switch {
 	case len(sources) == 0:
@@ -166,6 +179,8 @@ func NewLoader(ctx context.Context, sources []Source, opts LoaderOptions) (*Load
 		return nil, fmt.Errorf("sharding: epochs %d; want ≥ 0 (0: unbounded)", opts.Epochs)
 	case opts.Prefetch < 1:
 		return nil, fmt.Errorf("sharding: prefetch %d; want ≥ 1", opts.Prefetch)
+	case opts.Workers < 1:
+		return nil, fmt.Errorf("sharding: workers %d; want ≥ 1", opts.Workers)
 	}
 	l := &Loader{srcs: sources, opts: opts, ord: order{seed: opts.Seed}, end: math.MaxUint64}
 	first := sources[0].Reader.Meta()
@@ -216,15 +231,33 @@ func NewLoader(ctx context.Context, sources []Source, opts LoaderOptions) (*Load
 	}
 	l.capHint = opts.Batch * maxLen
 
-	l.free = make(chan *slot, opts.Prefetch)
-	l.ready = make(chan *slot, opts.Prefetch)
+	slots := opts.Prefetch + opts.Workers - 1
+	l.free = make(chan *slot, slots)
+	l.work = make(chan *slot, slots)
+	l.pending = make(chan *slot, slots)
 	l.seek = make(chan seekReq, 1)
 	l.quit = make(chan struct{})
 	l.exited = make(chan struct{})
-	for range opts.Prefetch {
-		l.free <- &slot{}
+	for range slots {
+		l.free <- &slot{done: make(chan struct{}, 1)}
 	}
-	go l.produce(ctx, l.newFiller())
+	var wg sync.WaitGroup
+	wg.Add(1 + opts.Workers)
+	go func() {
+		defer wg.Done()
+		l.dispatch(ctx)
+	}()
+	for range opts.Workers {
+		f := l.newFiller()
+		go func() {
+			defer wg.Done()
+			l.worker(ctx, f)
+		}()
+	}
+	go func() {
+		wg.Wait()
+		close(l.exited)
+	}()
 	return l, nil
 }
 
@@ -259,27 +292,38 @@ func OpenLoader(ctx context.Context, spec string, opts LoaderOptions, open ...Op
 	return l, nil
 }
 
-// filler gathers rows into batches; each goroutine that fills has its own.
+// filler gathers rows into batches; each worker has its own.
 type filler struct {
 	views []RowView
+	locs  []loc
+	ds    []int
 	rows  []int64
 	mix   *mixCache
 }
 
 func (l *Loader) newFiller() *filler {
-	f := &filler{views: make([]RowView, l.opts.Batch), rows: make([]int64, l.opts.Batch)}
+	B := l.opts.Batch
+	f := &filler{views: make([]RowView, B), locs: make([]loc, B), ds: make([]int, B), rows: make([]int64, B)}
 	if l.ord.mix != nil {
 		f.mix = l.ord.mix.newCache()
 	}
 	return f
 }
 
+// atEnd reports whether the global batch at g is past the stream.
+func (l *Loader) atEnd(g uint64) bool {
+	stride := uint64(l.opts.World) * uint64(l.opts.Batch)
+	return g >= l.end || l.opts.DropLast && l.end-g < stride
+}
+
 // fill gathers this rank's rows of the global batch at g into b and
-// returns the position of the next global batch.
+// returns the position of the next global batch. It reads each row
+// straight from the shard's mapping into b, widening narrow columns to
+// int32 and, when the Reader checks, finding each row's largest id and
+// positions in the same pass.
 func (l *Loader) fill(f *filler, b *Batch, g uint64) (uint64, error) {
 	B, world, rank := l.opts.Batch, uint64(l.opts.World), uint64(l.opts.Rank)
-	stride := world * uint64(B)
-	if g >= l.end || l.opts.DropLast && l.end-g < stride {
+	if l.atEnd(g) {
 		return g, io.EOF
 	}
 	n, T := 0, 0
@@ -289,25 +333,42 @@ func (l *Loader) fill(f *filler, b *Batch, g uint64) (uint64, error) {
 			break
 		}
 		d, row := l.ord.at(p, f.mix)
-		v, err := l.srcs[d].Reader.Row(row)
-		if err != nil {
-			return g, err
+		r := l.srcs[d].Reader
+		if r.closed {
+			return g, ErrClosed
 		}
-		f.views[j], f.rows[j] = v, row
-		T = max(T, len(v.Input))
+		lc := r.locate(row)
+		if r.checks {
+			if err := r.shards[lc.shard].check(lc.batch); err != nil {
+				return g, err
+			}
+		}
+		f.views[j] = r.view(lc)
+		f.locs[j], f.ds[j], f.rows[j] = lc, d, row
+		T = max(T, f.views[j].Len())
 		n++
 	}
 	if n == 0 {
 		return g, io.EOF
 	}
 	b.resize(n, T, l.capHint)
-	for j, v := range f.views[:n] {
-		lo, L, hi := j*T, j*T+len(v.Input), (j+1)*T
-		copy(b.Input[lo:], v.Input)
-		copy(b.Target[lo:], v.Target)
-		copy(b.LossMask[lo:], v.LossMask)
-		copy(b.Pos[lo:], v.Pos)
-		copy(b.BlockPos[lo:], v.BlockPos)
+	for j := range n {
+		v := &f.views[j]
+		r := l.srcs[f.ds[j]].Reader
+		lo, L, hi := j*T, j*T+v.Len(), (j+1)*T
+		ids := max(gather(b.Input[lo:L], v.Input, r.checks), gather(b.Target[lo:L], v.Target, r.checks))
+		pos := gather(b.Pos[lo:L], v.Pos, r.checks)
+		block := gather(b.BlockPos[lo:L], v.BlockPos, r.checks)
+		if r.checks {
+			if err := r.checkMax(f.locs[j], f.rows[j], v, ids, pos, block); err != nil {
+				return g, err
+			}
+		}
+		if m := v.LossMask; m.packed {
+			unpackBits(b.LossMask[lo:L], m.bits, m.off)
+		} else {
+			copy(b.LossMask[lo:L], m.u8)
+		}
 		if l.pad == 0 {
 			clear(b.Input[L:hi])
 			clear(b.Target[L:hi])
@@ -320,10 +381,27 @@ func (l *Loader) fill(f *filler, b *Batch, g uint64) (uint64, error) {
 		clear(b.Pos[L:hi])
 		clear(b.BlockPos[L:hi])
 		b.Sep[j] = v.Sep
+		b.Lens[j] = int32(v.Len())
 		b.Objective[j] = v.Objective
 		b.Rows[j] = f.rows[j]
 	}
-	return g + stride, nil
+	return g + world*uint64(B), nil
+}
+
+// gather copies c into dst, widening it to int32, and when track is set
+// returns its largest value (unsigned: a negative one is large).
+func gather(dst []int32, c Ints, track bool) uint32 {
+	switch {
+	case c.wide && track:
+		return copyMax(dst, c.i32)
+	case c.wide:
+		copy(dst, c.i32)
+	case track:
+		return uint32(widenMax(dst, c.u16))
+	default:
+		widen(dst, c.u16)
+	}
+	return 0
 }
 
 // resize sets b's shape to (n, t), reusing its slices when they hold
@@ -336,6 +414,7 @@ func (b *Batch) resize(n, t, c int) {
 	b.Pos = grow(b.Pos, n*t, c)
 	b.BlockPos = grow(b.BlockPos, n*t, c)
 	b.Sep = grow(b.Sep, n, n)
+	b.Lens = grow(b.Lens, n, n)
 	b.Objective = grow(b.Objective, n, n)
 	b.Rows = grow(b.Rows, n, n)
 }
@@ -347,27 +426,13 @@ func grow[T any](s []T, n, c int) []T {
 	return s[:n]
 }
 
-// copyTo copies src into dst, reusing dst's slices.
-func (src *Batch) copyTo(dst *Batch, c int) {
-	dst.resize(src.B, src.T, c)
-	copy(dst.Input, src.Input)
-	copy(dst.Target, src.Target)
-	copy(dst.LossMask, src.LossMask)
-	copy(dst.Pos, src.Pos)
-	copy(dst.BlockPos, src.BlockPos)
-	copy(dst.Sep, src.Sep)
-	copy(dst.Objective, src.Objective)
-	copy(dst.Rows, src.Rows)
-}
-
-// produce fills free slots in order and hands them to Next, until the
-// Loader is closed or ctx is done. A seek (from Restore) moves it to
-// another position and generation.
-func (l *Loader) produce(ctx context.Context, f *filler) {
-	defer close(l.exited)
+// dispatch hands free slots their positions, in order, to the workers and
+// to Next, until the Loader is closed or ctx is done. A seek (from Restore)
+// moves it to another position and generation.
+func (l *Loader) dispatch(ctx context.Context) {
 	var g, gen uint64
+	stride := uint64(l.opts.World) * uint64(l.opts.Batch)
 	for {
-		var s *slot
 		select {
 		case <-ctx.Done():
 			l.exitErr = ctx.Err()
@@ -377,56 +442,70 @@ func (l *Loader) produce(ctx context.Context, f *filler) {
 			return
 		case r := <-l.seek:
 			g, gen = r.g, r.gen
-			continue
-		case s = <-l.free:
-		}
-		s.gen = gen
-		s.next, s.err = l.fill(f, &s.b, g)
-		if s.err == nil {
-			g = s.next
-		}
-		select {
-		case <-ctx.Done():
-			l.exitErr = ctx.Err()
-			return
-		case <-l.quit:
-			l.exitErr = ErrClosed
-			return
-		case r := <-l.seek:
-			g, gen = r.g, r.gen
-			l.free <- s // cannot block: this slot came from free
-		case l.ready <- s:
+		case s := <-l.free:
+			s.gen, s.g = gen, g
+			if !l.atEnd(g) {
+				g += stride
+			}
+			// Neither blocks: each holds at most every slot.
+			l.work <- s
+			l.pending <- s
 		}
 	}
 }
 
-// Next fills b with this rank's next batch: b.B rows (Batch rows, fewer
-// only at the end of a bounded stream) padded to b.T, the longest of them,
-// reusing b's slices. It returns io.EOF at the end of a bounded stream,
-// and ctx's error once the Loader's context is done. In steady state it
-// allocates nothing: b's slices grow once, to Batch × the longest row of
-// the datasets.
+// worker fills the slots it is given.
+func (l *Loader) worker(ctx context.Context, f *filler) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-l.quit:
+			return
+		case s := <-l.work:
+			s.next, s.err = l.fill(f, &s.b, s.g)
+			s.done <- struct{}{}
+		}
+	}
+}
+
+// Next sets b to this rank's next batch: b.B rows (Batch rows, fewer only
+// at the end of a bounded stream) padded to b.T, the longest of them. It
+// does not copy: b takes the slices of a batch a worker filled, and the
+// loader takes b's old slices to fill later, so whatever b held before is
+// gone (and slices of it kept elsewhere will be overwritten). It returns
+// io.EOF at the end of a bounded stream, and ctx's error once the Loader's
+// context is done. A row that fails the Reader's checks is an error naming
+// its shard, record batch and row. In steady state it allocates nothing:
+// the batches' slices grow once, to Batch × the longest row of the
+// datasets.
 func (l *Loader) Next(b *Batch) error {
 	if l.closed {
 		return ErrClosed
 	}
 	for {
+		var s *slot
 		select {
-		case s := <-l.ready:
-			if s.gen != l.gen {
-				l.free <- s
-				continue
-			}
-			err := s.err
-			if err == nil {
-				s.b.copyTo(b, l.capHint)
-				l.g = s.next
-			}
-			l.free <- s
-			return err
+		case s = <-l.pending:
 		case <-l.exited:
 			return l.exitErr
 		}
+		select {
+		case <-s.done:
+		case <-l.exited:
+			return l.exitErr
+		}
+		if s.gen != l.gen {
+			l.free <- s
+			continue
+		}
+		err := s.err
+		if err == nil {
+			*b, s.b = s.b, *b // b takes the filled buffers, the slot b's old ones
+			l.g = s.next
+		}
+		l.free <- s
+		return err
 	}
 }
 

@@ -135,14 +135,14 @@ func TestLoaderBatchContents(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			T = max(T, len(v.Input))
-			L, row := len(v.Input), b.Input[j*b.T:(j+1)*b.T]
+			T = max(T, v.Len())
+			L, row := v.Len(), b.Input[j*b.T:(j+1)*b.T]
 			switch {
-			case !slices.Equal(row[:L], v.Input),
-				!slices.Equal(b.Target[j*b.T:][:L], v.Target),
-				!slices.Equal(b.LossMask[j*b.T:][:L], v.LossMask),
-				!slices.Equal(b.Pos[j*b.T:][:L], v.Pos),
-				!slices.Equal(b.BlockPos[j*b.T:][:L], v.BlockPos):
+			case !slices.Equal(row[:L], v.Input.AppendTo(nil)),
+				!slices.Equal(b.Target[j*b.T:][:L], v.Target.AppendTo(nil)),
+				!slices.Equal(b.LossMask[j*b.T:][:L], v.LossMask.AppendTo(nil)),
+				!slices.Equal(b.Pos[j*b.T:][:L], v.Pos.AppendTo(nil)),
+				!slices.Equal(b.BlockPos[j*b.T:][:L], v.BlockPos.AppendTo(nil)):
 				t.Fatalf("batch %d row %d (row %d) differs from Row", batches, j, b.Rows[j])
 			case b.Sep[j] != v.Sep || b.Objective[j] != v.Objective:
 				t.Fatalf("batch %d row %d: sep %d objective %v; want %d %v", batches, j, b.Sep[j], b.Objective[j], v.Sep, v.Objective)
@@ -298,7 +298,7 @@ func TestLoaderMix(t *testing.T) {
 	for j := range batch.B {
 		d, row := l.ord.at(uint64(j), c)
 		v, _ := srcs[d].Reader.Row(row)
-		if batch.Rows[j] != row || !slices.Equal(batch.Input[j*batch.T:][:len(v.Input)], v.Input) {
+		if batch.Rows[j] != row || !slices.Equal(batch.Input[j*batch.T:][:v.Len()], v.Input.AppendTo(nil)) {
 			t.Fatalf("batch row %d is not dataset %d row %d", j, d, row)
 		}
 	}

@@ -2,7 +2,6 @@ package sharding
 
 import (
 	"bytes"
-	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -11,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"unsafe"
@@ -26,17 +26,28 @@ import (
 // shards it lists) by a global row index: row i is row i−Σ(rows before) of
 // the shard, in manifest order, where the running sum passes i.
 //
-// Open maps every shard read-only and indexes its record batches, so Row
+// Open maps every shard read-only, checks its structure (footer, message
+// bounds, offsets, lengths, schema) and indexes its record batches, so Row
 // costs a binary search over the shards and returns slices that point into
-// the mapping: no copy, no allocation. Shards written with zstd or lz4
-// compression cannot be mapped usefully; Open decompresses them into memory
-// it owns, and Mapped reports false.
+// the mapping. Shards written with zstd or lz4 compression cannot be mapped
+// usefully; Open decompresses them into memory it owns, and Mapped reports
+// false.
 //
-// Row, Sample, Locate and Verify are safe for concurrent use. Close must not
-// run concurrently with them, and ends the validity of every slice a Row
-// returned. Shard files must not be truncated or rewritten in place while a
-// Reader maps them: reading a page past the new end of a file kills the
-// process with SIGBUS (glmprep only ever renames complete shards into
+// Unless the Reader was opened Unchecked, it also checks what it serves, at
+// a cost that keeps it on by default: the first time a record batch is
+// touched its xxh3 checksum (recorded in the manifest) is compared with the
+// bytes, and every row is checked as it is handed out (ids inside the
+// vocabulary, sep inside the row, positions inside Part A, block positions
+// inside Part B). Shards of format 1 builds have no per-batch checksums:
+// their sha256 is checked on the first touch of the shard instead. A
+// failure is an error naming the shard, the record batch, the row and what
+// is wrong.
+//
+// Row, Sample, Locate, Check and Verify are safe for concurrent use. Close
+// must not run concurrently with them, and ends the validity of every slice
+// a Row returned. Shard files must not be truncated or rewritten in place
+// while a Reader maps them: reading a page past the new end of a file kills
+// the process with SIGBUS (glmprep only ever renames complete shards into
 // place, which leaves an open mapping intact).
 type Reader struct {
 	dir      string
@@ -48,75 +59,99 @@ type Reader struct {
 	maxLen   int
 	mapped   bool
 	closed   bool
+	checks   bool  // checksums on first touch, row invariants as rows are served
+	vocab    int32 // ids must be below it
 }
 
 // shard is one open shard file.
 type shard struct {
 	name    string
+	path    string
 	data    []byte // the file's mapping; nil once closed
 	batches []rowBatch
 	bstarts []int64 // bstarts[k] is the shard row of batch k's first row; len(batches)+1 entries
 	uniform int64   // rows of every batch but the last (which has at most as many), or 0
+	blocks  []block // every record batch message of the file, as the footer lists them
+
+	// First-touch checks. ok[k] is set once batch k's checksum matched
+	// (every batch's at once for a shard checked by its sha256); mu
+	// serialises the hashing, so that a batch is hashed once.
+	ok     []atomic.Bool
+	mu     sync.Mutex
+	bad    map[int]error // batches whose check failed
+	sums   sums          // the manifest's checksums, when it has them
+	whole  bool          // no per-batch checksums: check the file's sha256
+	sha256 string
 }
 
 // rowBatch holds one record batch's columns, resolved once at Open. The
 // offsets are checked at Open: monotone, starting at ≥ 0 and ending within
-// every values slice, so Row can never index out of range.
+// every values slice, and the same for the five list columns, so Row can
+// never index out of range.
 type rowBatch struct {
+	blk                       int     // index of its message among the file's record batches
 	offs                      []int32 // rows+1 offsets shared by the five list columns
-	input, target, pos, block []int32
-	loss                      []uint8
+	input, target, pos, block Ints
+	loss                      Bits
 	sep, nsrc                 []int32
 	obj                       []int8 // dictionary indices, each < len(objOf)
 	docID                     []uint64
 	objOf                     [masking.NumObjectives]masking.Objective // dictionary index → objective
 }
 
-// RowView is one row's columns. Its slices point into the shard's mapping
-// (or, for a compressed shard, into memory the Reader owns): they are
-// read-only, since writing to a read-only mapping crashes the program, and
-// valid until the Reader is closed. The capacity of every slice equals its
-// length, so append always copies.
+// RowView is one row's columns. Its column views point into the shard's
+// mapping (or, for a compressed shard, into memory the Reader owns): they
+// are read-only and valid until the Reader is closed.
 type RowView struct {
-	Input     []int32 // Part A ++ Part B inputs
-	Target    []int32 // aligned targets (no shift)
-	LossMask  []uint8 // 1 on Part B
-	Pos       []int32 // dim-1 positions
-	BlockPos  []int32 // dim-2 positions
-	Sep       int32   // len(Part A)
+	Input     Ints // Part A ++ Part B inputs
+	Target    Ints // aligned targets (no shift)
+	LossMask  Bits // 1 on Part B
+	Pos       Ints // dim-1 positions
+	BlockPos  Ints // dim-2 positions
+	Sep       int32
 	Objective masking.Objective
 	DocID     uint64 // first document of the row
 	NSource   int32  // source tokens before masking
 }
 
-// Bytes is the number of bytes the row's columns occupy in a shard: 17 per
-// position plus the scalar columns.
-func (v RowView) Bytes() int64 { return RowBytes(len(v.Input)) }
+// Len is the row's length, its number of positions.
+func (v *RowView) Len() int { return v.Input.Len() }
 
 // OpenOption configures Open.
 type OpenOption func(*openConfig)
 
 type openConfig struct {
 	verifyHashes bool
+	unchecked    bool
 	workers      int
 }
 
 // VerifyHashes makes Open hash every shard with sha256 and compare it with
 // the manifest before reading it. It reads every byte of the build (about
-// 1.5 GB/s per core); without it Open reads only the record batch metadata
-// and the list offsets, and a bit flipped in a token value goes unnoticed.
+// 1.3 GB/s per core); glmprep verify uses it.
 func VerifyHashes() OpenOption { return func(c *openConfig) { c.verifyHashes = true } }
+
+// Unchecked turns off the checks a Reader makes as it serves rows: record
+// batch checksums on first touch and the row invariants. Open still checks
+// the manifest and each shard's structure. For measuring what the checks
+// cost (glmprep bench-load --no-verify); a corrupt shard then goes
+// unnoticed.
+func Unchecked() OpenOption { return func(c *openConfig) { c.unchecked = true } }
 
 // OpenWorkers sets how many shards Open reads at once. The default is
 // GOMAXPROCS, at most 8.
 func OpenWorkers(n int) OpenOption { return func(c *openConfig) { c.workers = n } }
 
-// Open reads dir/manifest.json, checks it and opens every shard it lists:
-// the file's size (and with VerifyHashes its sha256) must match the
-// manifest, its schema and metadata must equal the manifest's Meta (format
-// version, tokenizer and its sha256, special ids, masking config…), and its
-// row count, token count and longest row must match the manifest's entry.
-// Any disagreement is an error naming the file. The Reader must be closed.
+// Open reads dir/manifest.json, checks it (see ReadManifest) and opens
+// every shard it lists: the file must be a regular file inside dir (a
+// symbolic link may not lead out of it), its size (and with VerifyHashes
+// its sha256) must match the manifest, its structure must be sound, its
+// schema and metadata must equal the manifest's Meta (format version,
+// tokenizer and its sha256, special ids, masking config…), its row count,
+// token count and longest row must match the manifest's entry, and the
+// checksums of the bytes around its record batches (schema, dictionary and
+// footer) must match. Any disagreement is an error naming the file. The
+// Reader must be closed.
 func Open(dir string, opts ...OpenOption) (*Reader, error) {
 	cfg := openConfig{workers: min(runtime.GOMAXPROCS(0), 8)}
 	for _, o := range opts {
@@ -128,16 +163,20 @@ func Open(dir string, opts ...OpenOption) (*Reader, error) {
 		return nil, err
 	}
 	mpath := filepath.Join(dir, ManifestName)
-	if err := checkManifest(m); err != nil {
-		return nil, fmt.Errorf("sharding: %s: %w", mpath, err)
-	}
 	want, err := Schema(m.Meta)
 	if err != nil {
 		return nil, fmt.Errorf("sharding: %s: meta: %w", mpath, err)
 	}
-	r := &Reader{dir: dir, manifest: m, shards: make([]shard, len(m.Shards)), mapped: true}
+	r := &Reader{dir: dir, manifest: m, shards: make([]shard, len(m.Shards)), mapped: true,
+		checks: !cfg.unchecked, vocab: int32(m.Meta.VocabSize)}
 	if r.fp, err = fingerprint(m); err != nil {
 		return nil, fmt.Errorf("sharding: %s: %w", mpath, err)
+	}
+	realDir := ""
+	if len(m.Shards) > 0 {
+		if realDir, err = filepath.EvalSymlinks(dir); err != nil {
+			return nil, fmt.Errorf("sharding: %w", err)
+		}
 	}
 
 	errs := make([]error, len(m.Shards))
@@ -152,7 +191,7 @@ func Open(dir string, opts ...OpenOption) (*Reader, error) {
 				if i >= len(m.Shards) {
 					return
 				}
-				errs[i] = r.shards[i].open(dir, &m.Shards[i], m.Meta, want, cfg.verifyHashes)
+				errs[i] = r.shards[i].open(dir, realDir, &m.Shards[i], m.Meta, want, cfg.verifyHashes)
 			}
 		}()
 	}
@@ -168,8 +207,7 @@ func Open(dir string, opts ...OpenOption) (*Reader, error) {
 		r.starts[i+1] = r.starts[i] + s.bstarts[len(s.batches)]
 		r.maxLen = max(r.maxLen, m.Shards[i].MaxRowLen)
 		for k := range s.batches {
-			b := &s.batches[k]
-			if len(b.input) > 0 && !inside(s.data, unsafe.Pointer(&b.input[0])) {
+			if p := s.batches[k].input.ptr(); p != nil && !inside(s.data, p) {
 				r.mapped = false
 			}
 		}
@@ -197,43 +235,23 @@ func firstError(errs []error) error {
 	return first
 }
 
-// checkManifest checks what a manifest says about itself.
-func checkManifest(m *Manifest) error {
-	if m.Meta.FormatVersion != FormatVersion {
-		return fmt.Errorf("meta format version %d; this glmkit reads version %d", m.Meta.FormatVersion, FormatVersion)
-	}
-	if m.Meta.MaskEpochs < 1 {
-		return fmt.Errorf("mask_epochs %d; want ≥ 1", m.Meta.MaskEpochs)
-	}
-	seen := make(map[string]bool, len(m.Shards))
-	var rows int64
-	for _, s := range m.Shards {
-		if s.Name == "" || s.Name != filepath.Base(s.Name) || s.Name == "." || s.Name == ".." {
-			return fmt.Errorf("shard name %q is not a file name inside the directory", s.Name)
-		}
-		if seen[s.Name] {
-			return fmt.Errorf("shard %s is listed twice", s.Name)
-		}
-		seen[s.Name] = true
-		if s.Rows < 0 || s.Tokens < 0 || s.MaxRowLen < 0 || s.Bytes < 0 {
-			return fmt.Errorf("shard %s: negative count in %+v", s.Name, s)
-		}
-		rows += s.Rows
-	}
-	if m.Totals.Rows != rows || m.Totals.Shards != len(m.Shards) {
-		return fmt.Errorf("totals say %d shards and %d rows; the shard list has %d and %d", m.Totals.Shards, m.Totals.Rows, len(m.Shards), rows)
-	}
-	return nil
-}
-
 // fingerprint identifies a build by what decides its rows: the format, the
 // meta and every shard's name, rows and sha256.
 func fingerprint(m *Manifest) (string, error) {
+	type entry struct {
+		Name   string `json:"name"`
+		Rows   int64  `json:"rows"`
+		SHA256 string `json:"sha256"`
+	}
+	shards := make([]entry, len(m.Shards))
+	for i, s := range m.Shards {
+		shards[i] = entry{s.Name, s.Rows, s.SHA256}
+	}
 	b, err := json.Marshal(struct {
-		FormatVersion int         `json:"format_version"`
-		Meta          Meta        `json:"meta"`
-		Shards        []ShardFile `json:"shards"`
-	}{m.FormatVersion, m.Meta, m.Shards})
+		FormatVersion int     `json:"format_version"`
+		Meta          Meta    `json:"meta"`
+		Shards        []entry `json:"shards"`
+	}{m.FormatVersion, m.Meta, shards})
 	if err != nil {
 		return "", err
 	}
@@ -242,9 +260,10 @@ func fingerprint(m *Manifest) (string, error) {
 }
 
 // open maps and indexes one shard. Every error names the file.
-func (s *shard) open(dir string, sf *ShardFile, meta Meta, want *arrow.Schema, verify bool) (err error) {
+func (s *shard) open(dir, realDir string, sf *ShardFile, meta Meta, want *arrow.Schema, verify bool) (err error) {
 	s.name = sf.Name
 	path := filepath.Join(dir, sf.Name)
+	s.path = path
 	defer func() {
 		if p := recover(); p != nil {
 			err = fmt.Errorf("malformed arrow data: %v", p)
@@ -253,6 +272,9 @@ func (s *shard) open(dir string, sf *ShardFile, meta Meta, want *arrow.Schema, v
 			err = fmt.Errorf("sharding: %s: %w", path, err)
 		}
 	}()
+	if err := confined(path, realDir); err != nil {
+		return err
+	}
 	f, err := os.Open(path)
 	if err != nil {
 		return err
@@ -262,7 +284,11 @@ func (s *shard) open(dir string, sf *ShardFile, meta Meta, want *arrow.Schema, v
 		f.Close()
 		return err
 	}
-	if sf.Bytes > 0 && fi.Size() != sf.Bytes {
+	if !fi.Mode().IsRegular() {
+		f.Close()
+		return fmt.Errorf("not a regular file (%v)", fi.Mode())
+	}
+	if fi.Size() != sf.Bytes {
 		f.Close()
 		return fmt.Errorf("file has %d bytes; the manifest says %d (truncated or replaced)", fi.Size(), sf.Bytes)
 	}
@@ -271,6 +297,7 @@ func (s *shard) open(dir string, sf *ShardFile, meta Meta, want *arrow.Schema, v
 	if err != nil {
 		return err
 	}
+	s.sha256 = sf.SHA256
 	if verify {
 		h := sha256.Sum256(s.data)
 		if got := hex.EncodeToString(h[:]); got != sf.SHA256 {
@@ -292,6 +319,7 @@ func (s *shard) open(dir string, sf *ShardFile, meta Meta, want *arrow.Schema, v
 		if d := metaDiff(got, meta); d != "" {
 			return fmt.Errorf("shard metadata differs from the manifest: %s", d)
 		}
+		return fmt.Errorf("schema metadata differs from the manifest's meta")
 	}
 	rows := s.bstarts[len(s.batches)]
 	var tokens int64
@@ -310,6 +338,38 @@ func (s *shard) open(dir string, sf *ShardFile, meta Meta, want *arrow.Schema, v
 		return fmt.Errorf("%d tokens; the manifest says %d", tokens, sf.Tokens)
 	case maxLen != sf.MaxRowLen:
 		return fmt.Errorf("longest row has %d positions; the manifest says %d", maxLen, sf.MaxRowLen)
+	}
+	s.ok = make([]atomic.Bool, len(s.batches))
+	if sf.Checksums == nil {
+		s.whole = true
+		if verify { // the sha256 was checked above
+			s.setAllOK()
+		}
+		return nil
+	}
+	if s.sums, err = sf.Checksums.parse(); err != nil {
+		return err
+	}
+	return s.openChecks(!inside(s.data, s.batches[0].input.ptr()))
+}
+
+// confined checks that path, a file in the build directory, does not lead
+// out of it through a symbolic link. realDir is the directory with its own
+// links resolved.
+func confined(path, realDir string) error {
+	fi, err := os.Lstat(path)
+	if err != nil {
+		return err
+	}
+	if fi.Mode()&os.ModeSymlink == 0 {
+		return nil
+	}
+	target, err := filepath.EvalSymlinks(path)
+	if err != nil {
+		return err
+	}
+	if rel, err := filepath.Rel(realDir, target); err != nil || rel == ".." || strings.HasPrefix(rel, ".."+string(filepath.Separator)) || filepath.IsAbs(rel) {
+		return fmt.Errorf("a symbolic link to %s, outside the build directory", target)
 	}
 	return nil
 }
@@ -367,7 +427,7 @@ func (s *shard) index(want *arrow.Schema, limit int64) (*arrow.Schema, error) {
 	defer rd.Release()
 	schema := rd.Schema()
 	if schema == nil || len(schema.Fields()) != len(want.Fields()) || !schema.Equal(want) {
-		return nil, fmt.Errorf("columns differ from glmkit format %d: have %v", FormatVersion, schema)
+		return nil, fmt.Errorf("columns differ from what glmkit format %s writes (%v): have %v", want.Metadata().Values()[0], want, schema)
 	}
 	s.bstarts = append(s.bstarts[:0], 0)
 	n := 0
@@ -381,6 +441,7 @@ func (s *shard) index(want *arrow.Schema, limit int64) (*arrow.Schema, error) {
 		if err != nil {
 			return nil, fmt.Errorf("record batch %d: %w", n-1, err)
 		}
+		b.blk = n - 1
 		s.batches = append(s.batches, b)
 		s.bstarts = append(s.bstarts, s.bstarts[len(s.bstarts)-1]+rec.NumRows())
 	}
@@ -395,6 +456,10 @@ func (s *shard) index(want *arrow.Schema, limit int64) (*arrow.Schema, error) {
 			return nil, fmt.Errorf("footer block %d %+v does not match the stream's record batch %+v", i, b, mr.records[i])
 		}
 	}
+	if len(s.batches) == 0 {
+		return nil, errors.New("no rows")
+	}
+	s.blocks = footer
 	if len(s.batches) > 0 {
 		s.uniform = s.bstarts[1]
 		for k := 1; k < len(s.batches); k++ {
@@ -414,7 +479,7 @@ func resolve(rec arrow.RecordBatch) (rowBatch, error) {
 	if rec.NumCols() != 9 {
 		return b, fmt.Errorf("%d columns, want 9", rec.NumCols())
 	}
-	lists := [5]*[]int32{&b.input, &b.target, nil, &b.pos, &b.block}
+	ints := [5]*Ints{&b.input, &b.target, nil, &b.pos, &b.block}
 	var firstOffs []int32
 	for c := range 5 {
 		d := rec.Column(c).Data()
@@ -431,16 +496,34 @@ func resolve(rec arrow.RecordBatch) (rowBatch, error) {
 			return b, fmt.Errorf("column %s: %d null values", name, ch.NullN())
 		}
 		var nvals int
+		switch {
+		case c == 2 && ch.DataType().ID() == arrow.BOOL:
+			if b.loss, err = bitsView(ch); err != nil {
+				return b, fmt.Errorf("column %s values: %w", name, err)
+			}
+		case c == 2:
+			var u8 []uint8
+			if u8, err = view[uint8](ch, 1, ch.Offset(), ch.Len()); err != nil {
+				return b, fmt.Errorf("column %s values: %w", name, err)
+			}
+			b.loss = Bits{u8: u8, n: len(u8)}
+		case ch.DataType().ID() == arrow.UINT16:
+			var u16 []uint16
+			if u16, err = view[uint16](ch, 1, ch.Offset(), ch.Len()); err != nil {
+				return b, fmt.Errorf("column %s values: %w", name, err)
+			}
+			*ints[c] = Ints{u16: u16}
+		default:
+			var i32 []int32
+			if i32, err = view[int32](ch, 1, ch.Offset(), ch.Len()); err != nil {
+				return b, fmt.Errorf("column %s values: %w", name, err)
+			}
+			*ints[c] = Ints{i32: i32, wide: true}
+		}
 		if c == 2 {
-			if b.loss, err = view[uint8](ch, 1, ch.Offset(), ch.Len()); err != nil {
-				return b, fmt.Errorf("column %s values: %w", name, err)
-			}
-			nvals = len(b.loss)
+			nvals = b.loss.Len()
 		} else {
-			if *lists[c], err = view[int32](ch, 1, ch.Offset(), ch.Len()); err != nil {
-				return b, fmt.Errorf("column %s values: %w", name, err)
-			}
-			nvals = len(*lists[c])
+			nvals = ints[c].Len()
 		}
 		if c == 0 {
 			firstOffs = offs
@@ -506,6 +589,26 @@ func resolve(rec arrow.RecordBatch) (rowBatch, error) {
 	return b, nil
 }
 
+// bitsView returns a boolean array's values as Bits.
+func bitsView(d arrow.ArrayData) (Bits, error) {
+	off, n := d.Offset(), d.Len()
+	if off < 0 || n < 0 {
+		return Bits{}, fmt.Errorf("offset %d, length %d", off, n)
+	}
+	bufs := d.Buffers()
+	if len(bufs) < 2 || bufs[1] == nil {
+		if n == 0 {
+			return Bits{packed: true}, nil
+		}
+		return Bits{}, errors.New("buffer missing")
+	}
+	raw := bufs[1].Bytes()
+	if int64(len(raw))*8 < int64(off)+int64(n) {
+		return Bits{}, fmt.Errorf("buffer of %d bytes holds fewer than %d bits", len(raw), off+n)
+	}
+	return Bits{bits: raw[:(off+n+7)/8], off: off, n: n, packed: true}, nil
+}
+
 func equalInt32(a, b []int32) bool {
 	if len(a) != len(b) {
 		return false
@@ -518,7 +621,7 @@ func equalInt32(a, b []int32) bool {
 
 // view returns elements [off, off+n) of buffer i of d as a []T, checking
 // that the buffer holds them and is aligned for T.
-func view[T int32 | int8 | uint8 | uint64](d arrow.ArrayData, i, off, n int) ([]T, error) {
+func view[T int32 | int8 | uint8 | uint16 | uint64](d arrow.ArrayData, i, off, n int) ([]T, error) {
 	if off < 0 || n < 0 {
 		return nil, fmt.Errorf("offset %d, length %d", off, n)
 	}
@@ -608,6 +711,10 @@ func (r *Reader) MaxRowLen() int { return r.maxLen }
 // false when some shards were compressed and were decoded into memory.
 func (r *Reader) Mapped() bool { return r.mapped }
 
+// Checked reports whether the Reader checks what it serves (it was not
+// opened Unchecked).
+func (r *Reader) Checked() bool { return r.checks }
+
 // ErrClosed is returned by a closed Reader or Loader.
 var ErrClosed = errors.New("sharding: use of a closed reader or loader")
 
@@ -625,16 +732,13 @@ func (r *Reader) shardOf(i int64) int {
 	return lo
 }
 
-// Row returns global row i's columns, as slices into the mapping (see
-// RowView for their lifetime). It allocates nothing unless it fails, which
-// it does only when i is out of range or the Reader is closed.
-func (r *Reader) Row(i int64) (RowView, error) {
-	if i < 0 || i >= r.rows {
-		if r.closed {
-			return RowView{}, ErrClosed
-		}
-		return RowView{}, fmt.Errorf("sharding: row %d out of range [0, %d) in %s", i, r.rows, r.dir)
-	}
+// loc is where a global row lies: shard, record batch, row in the batch.
+type loc struct {
+	shard, batch, row int
+}
+
+// locate finds global row i, which must be in range.
+func (r *Reader) locate(i int64) loc {
 	si := r.shardOf(i)
 	s := &r.shards[si]
 	local := i - r.starts[si]
@@ -653,45 +757,86 @@ func (r *Reader) Row(i int64) (RowView, error) {
 		}
 		k = lo
 	}
-	b := &s.batches[k]
-	j := int(local - s.bstarts[k])
-	lo, hi := b.offs[j], b.offs[j+1]
+	return loc{si, k, int(local - s.bstarts[k])}
+}
+
+func (r *Reader) rangeError(i int64) error {
+	if r.closed {
+		return ErrClosed
+	}
+	return fmt.Errorf("sharding: row %d out of range [0, %d) in %s", i, r.rows, r.dir)
+}
+
+// view returns the row at l, unchecked.
+func (r *Reader) view(l loc) RowView {
+	b := &r.shards[l.shard].batches[l.batch]
+	j := l.row
+	lo, hi := int(b.offs[l.row]), int(b.offs[l.row+1])
 	return RowView{
-		Input:     b.input[lo:hi:hi],
-		Target:    b.target[lo:hi:hi],
-		LossMask:  b.loss[lo:hi:hi],
-		Pos:       b.pos[lo:hi:hi],
-		BlockPos:  b.block[lo:hi:hi],
+		Input:     b.input.slice(lo, hi),
+		Target:    b.target.slice(lo, hi),
+		LossMask:  b.loss.slice(lo, hi),
+		Pos:       b.pos.slice(lo, hi),
+		BlockPos:  b.block.slice(lo, hi),
 		Sep:       b.sep[j],
 		Objective: b.objOf[b.obj[j]],
 		DocID:     b.docID[j],
 		NSource:   b.nsrc[j],
-	}, nil
+	}
+}
+
+// Row returns global row i's columns, as views into the mapping (see
+// RowView for their lifetime). Unless the Reader is Unchecked it checks
+// the row's record batch (on its first touch) and the row's invariants,
+// and fails with an error naming the shard, the batch and the row. It
+// allocates nothing unless it fails.
+func (r *Reader) Row(i int64) (RowView, error) {
+	if i < 0 || i >= r.rows {
+		return RowView{}, r.rangeError(i)
+	}
+	l := r.locate(i)
+	if r.checks {
+		if err := r.shards[l.shard].check(l.batch); err != nil {
+			return RowView{}, err
+		}
+	}
+	v := r.view(l)
+	if r.checks {
+		if err := r.checkRow(l, i, &v); err != nil {
+			return RowView{}, err
+		}
+	}
+	return v, nil
 }
 
 // Locate returns the file name of the shard holding global row i and the
 // row's index inside it.
 func (r *Reader) Locate(i int64) (shard string, row int64, err error) {
 	if i < 0 || i >= r.rows {
-		return "", 0, fmt.Errorf("sharding: row %d out of range [0, %d) in %s", i, r.rows, r.dir)
+		return "", 0, r.rangeError(i)
 	}
 	s := r.shardOf(i)
 	return r.shards[s].name, i - r.starts[s], nil
 }
 
-// Sample copies global row i into dst, reusing dst's slices; the copy is
-// dst's own. Spans, Shortfall, Rebalanced and Fallback are not stored in
-// shards and are cleared.
+// Sample copies global row i into dst, widening its columns to int32 and
+// reusing dst's slices; the copy is dst's own. Spans, Shortfall, Rebalanced
+// and Fallback are not stored in shards and are cleared.
 func (r *Reader) Sample(i int64, dst *masking.Sample) error {
 	v, err := r.Row(i)
 	if err != nil {
 		return err
 	}
-	dst.Input = append(dst.Input[:0], v.Input...)
-	dst.Target = append(dst.Target[:0], v.Target...)
-	dst.LossMask = append(dst.LossMask[:0], v.LossMask...)
-	dst.Pos = append(dst.Pos[:0], v.Pos...)
-	dst.BlockPos = append(dst.BlockPos[:0], v.BlockPos...)
+	v.sample(dst)
+	return nil
+}
+
+func (v *RowView) sample(dst *masking.Sample) {
+	dst.Input = v.Input.AppendTo(dst.Input[:0])
+	dst.Target = v.Target.AppendTo(dst.Target[:0])
+	dst.LossMask = v.LossMask.AppendTo(dst.LossMask[:0])
+	dst.Pos = v.Pos.AppendTo(dst.Pos[:0])
+	dst.BlockPos = v.BlockPos.AppendTo(dst.BlockPos[:0])
 	dst.Sep = v.Sep
 	dst.Objective = v.Objective
 	dst.NSource = v.NSource
@@ -699,73 +844,6 @@ func (r *Reader) Sample(i int64, dst *masking.Sample) error {
 	dst.Shortfall = 0
 	dst.Rebalanced = false
 	dst.Fallback = false
-	return nil
-}
-
-// Verify checks every row with masking.Sample.Validate (the GLM layout
-// invariants, with the build's special ids and task-mask setting) and
-// every shard's loss and source token counts against the manifest. Shards
-// are checked in parallel; the error returned is the one of the first
-// failing shard in manifest order, naming the file, the row inside it and
-// the global row. Verify stops early when ctx is done.
-func (r *Reader) Verify(ctx context.Context) error {
-	if r.closed {
-		return ErrClosed
-	}
-	ids, task := r.manifest.Meta.Special, r.manifest.Meta.Masking.TaskMask
-	errs := make([]error, len(r.shards))
-	var next atomic.Int64
-	var failed atomic.Bool
-	var wg sync.WaitGroup
-	for range min(runtime.GOMAXPROCS(0), len(r.shards)) {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for !failed.Load() && ctx.Err() == nil {
-				si := int(next.Add(1) - 1)
-				if si >= len(r.shards) {
-					return
-				}
-				if errs[si] = r.verifyShard(si, ids, task); errs[si] != nil {
-					failed.Store(true)
-				}
-			}
-		}()
-	}
-	wg.Wait()
-	for _, err := range errs {
-		if err != nil {
-			return err
-		}
-	}
-	return ctx.Err()
-}
-
-func (r *Reader) verifyShard(si int, ids masking.SpecialIDs, task bool) error {
-	sf := &r.manifest.Shards[si]
-	path := filepath.Join(r.dir, sf.Name)
-	var loss, src int64
-	var s masking.Sample
-	for i := r.starts[si]; i < r.starts[si+1]; i++ {
-		v, err := r.Row(i)
-		if err != nil {
-			return err
-		}
-		// Validate only reads: the sample aliases the mapping.
-		s.Input, s.Target, s.LossMask, s.Pos, s.BlockPos = v.Input, v.Target, v.LossMask, v.Pos, v.BlockPos
-		s.Sep, s.Objective, s.NSource = v.Sep, v.Objective, v.NSource
-		if err := s.Validate(ids, task); err != nil {
-			return fmt.Errorf("sharding: %s: row %d (global row %d): %w", path, i-r.starts[si], i, err)
-		}
-		for _, m := range v.LossMask {
-			loss += int64(m)
-		}
-		src += int64(v.NSource)
-	}
-	if loss != sf.LossTokens || src != sf.SourceTokens {
-		return fmt.Errorf("sharding: %s: %d loss and %d source tokens; the manifest says %d and %d", path, loss, src, sf.LossTokens, sf.SourceTokens)
-	}
-	return nil
 }
 
 // Close unmaps every shard. Slices returned by Row are invalid afterwards

@@ -26,7 +26,7 @@ func writeBuild(t testing.TB, dir string, rows []masking.Sample, perShard int, o
 		t.Fatal(err)
 	}
 	defer w.Close()
-	m := &Manifest{FormatVersion: FormatVersion, Meta: opts.Meta, Config: []byte("{}"), Stats: []byte("{}")}
+	m := &Manifest{FormatVersion: opts.Meta.FormatVersion, Meta: opts.Meta, Config: []byte("{}"), Stats: []byte("{}")}
 	for i := range rows {
 		if err := w.Write(&rows[i], uint64(i)<<3); err != nil {
 			t.Fatal(err)
@@ -57,25 +57,32 @@ func mustOpen(t testing.TB, dir string, opts ...OpenOption) *Reader {
 }
 
 func equalRow(v RowView, s *masking.Sample, docID uint64) error {
-	switch {
-	case !slices.Equal(v.Input, s.Input):
-		return errors.New("input differs")
-	case !slices.Equal(v.Target, s.Target):
-		return errors.New("target differs")
-	case !slices.Equal(v.LossMask, s.LossMask):
-		return errors.New("loss mask differs")
-	case !slices.Equal(v.Pos, s.Pos):
-		return errors.New("positions differ")
-	case !slices.Equal(v.BlockPos, s.BlockPos):
-		return errors.New("block positions differ")
-	case v.Sep != s.Sep:
-		return fmt.Errorf("sep %d, want %d", v.Sep, s.Sep)
-	case v.Objective != s.Objective:
-		return fmt.Errorf("objective %v, want %v", v.Objective, s.Objective)
-	case v.NSource != s.NSource:
-		return fmt.Errorf("n_source %d, want %d", v.NSource, s.NSource)
-	case v.DocID != docID:
+	var got masking.Sample
+	v.sample(&got)
+	if v.DocID != docID {
 		return fmt.Errorf("doc_id %d, want %d", v.DocID, docID)
+	}
+	return equalSample(&got, s)
+}
+
+func equalSample(got, s *masking.Sample) error {
+	switch {
+	case !slices.Equal(got.Input, s.Input):
+		return errors.New("input differs")
+	case !slices.Equal(got.Target, s.Target):
+		return errors.New("target differs")
+	case !slices.Equal(got.LossMask, s.LossMask):
+		return errors.New("loss mask differs")
+	case !slices.Equal(got.Pos, s.Pos):
+		return errors.New("positions differ")
+	case !slices.Equal(got.BlockPos, s.BlockPos):
+		return errors.New("block positions differ")
+	case got.Sep != s.Sep:
+		return fmt.Errorf("sep %d, want %d", got.Sep, s.Sep)
+	case got.Objective != s.Objective:
+		return fmt.Errorf("objective %v, want %v", got.Objective, s.Objective)
+	case got.NSource != s.NSource:
+		return fmt.Errorf("n_source %d, want %d", got.NSource, s.NSource)
 	}
 	return nil
 }
@@ -116,8 +123,7 @@ func TestReaderRoundTrip(t *testing.T) {
 				if err := r.Sample(i, &s); err != nil {
 					t.Fatal(err)
 				}
-				if err := equalRow(RowView{Input: s.Input, Target: s.Target, LossMask: s.LossMask, Pos: s.Pos, BlockPos: s.BlockPos,
-					Sep: s.Sep, Objective: s.Objective, NSource: s.NSource, DocID: uint64(i) << 3}, &rows[i], uint64(i)<<3); err != nil {
+				if err := equalSample(&s, &rows[i]); err != nil {
 					t.Fatalf("Sample(%d): %v", i, err)
 				}
 			}
@@ -137,51 +143,61 @@ func TestReaderRoundTrip(t *testing.T) {
 	}
 }
 
-// TestRowAliasesMapping checks that Row's slices point into the shard's
+// TestRowAliasesMapping checks that Row's views point into the shard's
 // mapping and that Row allocates nothing.
 func TestRowAliasesMapping(t *testing.T) {
 	rows := testRows(t, 300)
-	dir := t.TempDir()
-	writeBuild(t, dir, rows, 100, Options{BatchRows: 64})
-	r := mustOpen(t, dir)
-	if !r.Mapped() {
-		t.Fatal("Mapped() = false for uncompressed shards")
-	}
-	for i := int64(0); i < r.Len(); i++ {
-		v, err := r.Row(i)
-		if err != nil {
-			t.Fatal(err)
+	for _, format := range []int{1, 2} {
+		dir := t.TempDir()
+		opts := Options{BatchRows: 64, Meta: testMeta()}
+		opts.Meta.FormatVersion = format
+		writeBuild(t, dir, rows, 100, opts)
+		r := mustOpen(t, dir)
+		if !r.Mapped() {
+			t.Fatal("Mapped() = false for uncompressed shards")
 		}
-		_, local, _ := r.Locate(i)
-		data := r.shards[r.shardOf(i)].data
-		lo := uintptr(unsafe.Pointer(&data[0]))
-		hi := lo + uintptr(len(data))
-		for name, p := range map[string]unsafe.Pointer{
-			"input": unsafe.Pointer(unsafe.SliceData(v.Input)), "target": unsafe.Pointer(unsafe.SliceData(v.Target)),
-			"loss": unsafe.Pointer(unsafe.SliceData(v.LossMask)), "pos": unsafe.Pointer(unsafe.SliceData(v.Pos)),
-			"block": unsafe.Pointer(unsafe.SliceData(v.BlockPos)),
-		} {
-			end := uintptr(p) + uintptr(len(v.Input))*4
-			if name == "loss" {
-				end = uintptr(p) + uintptr(len(v.Input))
+		for i := int64(0); i < r.Len(); i++ {
+			v, err := r.Row(i)
+			if err != nil {
+				t.Fatal(err)
 			}
-			if uintptr(p) < lo || end > hi {
-				t.Fatalf("row %d (shard row %d) %s at %#x..%#x, outside the mapping %#x..%#x", i, local, name, uintptr(p), end, lo, hi)
+			_, local, _ := r.Locate(i)
+			data := r.shards[r.shardOf(i)].data
+			lo := uintptr(unsafe.Pointer(&data[0]))
+			hi := lo + uintptr(len(data))
+			width := uintptr(2)
+			if format == 1 {
+				width = 4
+			}
+			loss := unsafe.Pointer(unsafe.SliceData(v.LossMask.u8))
+			lossEnd := uintptr(loss) + uintptr(v.Len())
+			if format == 2 {
+				loss = unsafe.Pointer(unsafe.SliceData(v.LossMask.bits))
+				lossEnd = uintptr(loss) + uintptr(len(v.LossMask.bits))
+			}
+			for name, c := range map[string]Ints{"input": v.Input, "target": v.Target, "pos": v.Pos, "block": v.BlockPos} {
+				p := uintptr(c.ptr())
+				if end := p + uintptr(c.Len())*width; p < lo || end > hi {
+					t.Fatalf("format %d row %d (shard row %d) %s at %#x..%#x, outside the mapping %#x..%#x", format, i, local, name, p, end, lo, hi)
+				}
+			}
+			if uintptr(loss) < lo || lossEnd > hi {
+				t.Fatalf("format %d row %d: loss mask outside the mapping", format, i)
+			}
+			if in, ok := v.Input.Uint16(); ok && cap(in) != len(in) || format == 1 && cap(v.Input.i32) != len(v.Input.i32) {
+				t.Fatalf("row %d: capacity past the row: append would write into the mapping", i)
 			}
 		}
-		if cap(v.Input) != len(v.Input) {
-			t.Fatalf("row %d: cap(Input) = %d > len %d: append would write into the mapping", i, cap(v.Input), len(v.Input))
+		var sink int
+		i := int64(0)
+		allocs := testing.AllocsPerRun(1000, func() {
+			v, _ := r.Row(i % r.Len())
+			sink += v.Len()
+			i += 7919
+		})
+		if allocs != 0 {
+			t.Errorf("format %d: Row allocates %v times per call; want 0", format, allocs)
 		}
-	}
-	var sink int
-	i := int64(0)
-	allocs := testing.AllocsPerRun(1000, func() {
-		v, _ := r.Row(i % r.Len())
-		sink += len(v.Input)
-		i += 7919
-	})
-	if allocs != 0 {
-		t.Errorf("Row allocates %v times per call; want 0", allocs)
 	}
 }
 
@@ -222,9 +238,10 @@ func TestOpenErrors(t *testing.T) {
 		{"truncated", func(t *testing.T, dir string, m *Manifest) {
 			truncate(t, filepath.Join(dir, m.Shards[1].Name), 100)
 		}, nil, []string{"shard-000001-0000.arrow", "bytes; the manifest says"}},
-		{"truncated, size unknown", func(t *testing.T, dir string, m *Manifest) {
+		{"truncated, size edited to match", func(t *testing.T, dir string, m *Manifest) {
 			truncate(t, filepath.Join(dir, m.Shards[1].Name), 100)
-			m.Shards[1].Bytes = 0
+			m.Shards[1].Bytes = 100
+			m.Sum()
 			rewrite(t, dir, m)
 		}, nil, []string{"shard-000001-0000.arrow", "magic"}},
 		{"bit flip, hashed", func(t *testing.T, dir string, m *Manifest) {
@@ -259,6 +276,7 @@ func TestOpenErrors(t *testing.T) {
 				t.Fatal(err)
 			}
 			m.Shards[0].Bytes = 1000
+			m.Sum()
 			rewrite(t, dir, m)
 		}, nil, []string{"shard-000000-0000.arrow", "not an arrow ipc file"}},
 		{"escaping name", func(t *testing.T, dir string, m *Manifest) {

@@ -2,20 +2,24 @@
 // files (the file format, with a footer, so they map with no copy and open
 // in pyarrow, polars, Arrow JS and arrow-go) plus a manifest.json.
 //
-// One row is one GLM blank-infilling example (see package masking):
+// One row is one GLM blank-infilling example (see package masking). Format
+// 2, which glmkit writes, stores ids and positions in 16 bits where they fit:
 //
-//	input_ids           list<int32>   Part A ++ Part B inputs
-//	target_ids          list<int32>   aligned targets (no shift)
-//	loss_mask           list<uint8>   1 on Part B
-//	position_ids        list<int32>   dim-1 positions
-//	block_position_ids  list<int32>   dim-2 positions
+//	input_ids           list<uint16>  Part A ++ Part B inputs (list<int32> when the vocabulary exceeds 65,536 ids)
+//	target_ids          list<uint16>  aligned targets, no shift (likewise)
+//	loss_mask           list<bool>    true on Part B (one bit per position)
+//	position_ids        list<uint16>  dim-1 positions (list<int32> when seq_len > 65,534)
+//	block_position_ids  list<uint16>  dim-2 positions (likewise)
 //	sep                 int32         len(Part A)
 //	objective           dictionary<int8, utf8>  token | sentence | document
 //	doc_id              uint64        first document of the row (task<<40 | index)
 //	n_source            int32         source tokens before masking
 //
-// The schema's metadata records the format version, the tokenizer and its
-// sha256, every special id, seq_len, the masking config and the seed.
+// Format 1 stored the four id and position columns as list<int32> and the
+// loss mask as list<uint8>; the readers accept both, and a mixture may
+// combine them. The schema's metadata records the format version, the
+// element types, the tokenizer and its sha256, every special id, seq_len,
+// the masking config and the seed.
 package sharding
 
 import (
@@ -28,10 +32,14 @@ import (
 	"github.com/glmkit/glmkit/masking"
 )
 
-// FormatVersion is the version of the rows and files glmkit writes; it is
-// masking.FormatVersion, so a change in the seeded masking output or in the
-// shard layout is one version bump.
-const FormatVersion = masking.FormatVersion
+// FormatVersion is the version of the shard files glmkit writes. Version 2
+// changed only the storage of the rows (narrow types, a bit per loss mask
+// position); the rows themselves, and the seeded masking output that
+// masking.FormatVersion versions, are those of version 1.
+const FormatVersion = 2
+
+// MinFormatVersion is the oldest format the readers accept.
+const MinFormatVersion = 1
 
 // Column names, in schema order.
 const (
@@ -59,10 +67,68 @@ type Meta struct {
 	Masking         masking.Config     `json:"masking"` // includes the seed
 }
 
+// Narrow16 bounds: an id column is uint16 when every id of the vocabulary
+// is below 65,536; a position column when positions (< seq_len) and block
+// positions (≤ seq_len + 1) are below 65,536.
+const (
+	maxNarrowVocab  = 1 << 16
+	maxNarrowSeqLen = 1<<16 - 2
+)
+
+// NarrowIDs reports whether the build's input and target ids are stored as
+// uint16 (format 2 with a vocabulary of at most 65,536 ids).
+func (m Meta) NarrowIDs() bool { return m.FormatVersion >= 2 && m.VocabSize <= maxNarrowVocab }
+
+// NarrowPositions reports whether the build's position and block position
+// columns are stored as uint16 (format 2 with seq_len ≤ 65,534).
+func (m Meta) NarrowPositions() bool { return m.FormatVersion >= 2 && m.SeqLen <= maxNarrowSeqLen }
+
+// BytesPerPosition is what one row position costs in the shard's buffers:
+// the four id and position columns and the loss mask (17 in format 1; 8⅛
+// in format 2 with narrow ids and positions).
+func (m Meta) BytesPerPosition() float64 {
+	if m.FormatVersion < 2 {
+		return 17
+	}
+	b := 4*4 + 0.125
+	if m.NarrowIDs() {
+		b -= 4
+	}
+	if m.NarrowPositions() {
+		b -= 4
+	}
+	return b
+}
+
+func (m Meta) idType() arrow.DataType {
+	if m.NarrowIDs() {
+		return arrow.PrimitiveTypes.Uint16
+	}
+	return arrow.PrimitiveTypes.Int32
+}
+
+func (m Meta) posType() arrow.DataType {
+	if m.NarrowPositions() {
+		return arrow.PrimitiveTypes.Uint16
+	}
+	return arrow.PrimitiveTypes.Int32
+}
+
+func (m Meta) lossType() arrow.DataType {
+	if m.FormatVersion >= 2 {
+		return arrow.FixedWidthTypes.Boolean
+	}
+	return arrow.PrimitiveTypes.Uint8
+}
+
 var objectiveType = &arrow.DictionaryType{IndexType: arrow.PrimitiveTypes.Int8, ValueType: arrow.BinaryTypes.String}
 
-// Schema returns the Arrow schema of a build's shards.
+// Schema returns the Arrow schema of a build's shards, for the format
+// version m names.
 func Schema(m Meta) (*arrow.Schema, error) {
+	if m.FormatVersion < MinFormatVersion || m.FormatVersion > FormatVersion {
+		return nil, fmt.Errorf("format version %d; this glmkit reads versions %d to %d", m.FormatVersion, MinFormatVersion, FormatVersion)
+	}
 	special, err := json.Marshal(m.Special)
 	if err != nil {
 		return nil, err
@@ -71,19 +137,23 @@ func Schema(m Meta) (*arrow.Schema, error) {
 	if err != nil {
 		return nil, err
 	}
-	md := arrow.NewMetadata(
-		[]string{"glmkit.format_version", "glmkit.tokenizer", "glmkit.tokenizer_sha256", "glmkit.vocab_size",
-			"glmkit.special_ids", "glmkit.seq_len", "glmkit.mask_epochs", "glmkit.masking", "glmkit.seed"},
-		[]string{strconv.Itoa(m.FormatVersion), m.Tokenizer, m.TokenizerSHA256, strconv.Itoa(m.VocabSize),
-			string(special), strconv.Itoa(m.SeqLen), strconv.Itoa(m.MaskEpochs), string(mask),
-			strconv.FormatUint(m.Masking.Seed, 10)})
-	i32list := arrow.ListOf(arrow.PrimitiveTypes.Int32)
+	keys := []string{"glmkit.format_version", "glmkit.tokenizer", "glmkit.tokenizer_sha256", "glmkit.vocab_size",
+		"glmkit.special_ids", "glmkit.seq_len", "glmkit.mask_epochs", "glmkit.masking", "glmkit.seed"}
+	vals := []string{strconv.Itoa(m.FormatVersion), m.Tokenizer, m.TokenizerSHA256, strconv.Itoa(m.VocabSize),
+		string(special), strconv.Itoa(m.SeqLen), strconv.Itoa(m.MaskEpochs), string(mask),
+		strconv.FormatUint(m.Masking.Seed, 10)}
+	if m.FormatVersion >= 2 {
+		keys = append(keys, "glmkit.id_type", "glmkit.position_type", "glmkit.loss_mask_type")
+		vals = append(vals, m.idType().String(), m.posType().String(), m.lossType().String())
+	}
+	md := arrow.NewMetadata(keys, vals)
+	ids, pos := arrow.ListOf(m.idType()), arrow.ListOf(m.posType())
 	return arrow.NewSchema([]arrow.Field{
-		{Name: ColInput, Type: i32list},
-		{Name: ColTarget, Type: i32list},
-		{Name: ColLossMask, Type: arrow.ListOf(arrow.PrimitiveTypes.Uint8)},
-		{Name: ColPos, Type: i32list},
-		{Name: ColBlockPos, Type: i32list},
+		{Name: ColInput, Type: ids},
+		{Name: ColTarget, Type: ids},
+		{Name: ColLossMask, Type: arrow.ListOf(m.lossType())},
+		{Name: ColPos, Type: pos},
+		{Name: ColBlockPos, Type: pos},
 		{Name: ColSep, Type: arrow.PrimitiveTypes.Int32},
 		{Name: ColObjective, Type: objectiveType},
 		{Name: ColDocID, Type: arrow.PrimitiveTypes.Uint64},
@@ -150,6 +220,9 @@ func MetaFromSchema(s *arrow.Schema) (Meta, error) {
 	}
 	if !s.Equal(want) {
 		return m, fmt.Errorf("columns differ from glmkit format %d: have %v", m.FormatVersion, s)
+	}
+	if !s.Metadata().Equal(want.Metadata()) {
+		return m, fmt.Errorf("schema metadata %v differs from what glmkit format %d writes for it (%v)", s.Metadata(), m.FormatVersion, want.Metadata())
 	}
 	return m, nil
 }

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"hash"
 	"io"
+	"math"
 	"os"
 	"path/filepath"
 	"unsafe"
@@ -27,7 +28,8 @@ type Options struct {
 	// Compression of the record batch buffers: "none" (default; shards map
 	// with no copy), "zstd" or "lz4" (for archives; reading decompresses).
 	Compression string
-	// BatchRows is the number of rows per record batch. Default 1024.
+	// BatchRows is the number of rows per record batch. Default 256: about
+	// a MB of shard at seq-len 512, the unit a reader checksums on first touch.
 	BatchRows int
 }
 
@@ -41,12 +43,17 @@ type ShardFile struct {
 	MaxRowLen    int    `json:"max_row_len"`
 	Bytes        int64  `json:"bytes"`
 	SHA256       string `json:"sha256"`
+	// Checksums hash each record batch, so that readers can check what
+	// they touch cheaply (format 2; builds of format 1 have none, and their
+	// readers check sha256 instead).
+	Checksums *Checksums `json:"checksums,omitempty"`
 }
 
 // Writer writes rows into shard files in one directory, one shard at a
 // time: rows go to a temporary file, and Commit finishes it (footer, fsync)
 // and renames it to its final name, so a crash never leaves a half shard
-// under a real name. A Writer is not safe for concurrent use: one goroutine
+// under a real name. It writes the format that Options.Meta.FormatVersion
+// names (1 or 2). A Writer is not safe for concurrent use: one goroutine
 // owns it, as arrow-go's ipc.FileWriter asks.
 type Writer struct {
 	dir    string
@@ -54,22 +61,29 @@ type Writer struct {
 	schema *arrow.Schema
 	dict   arrow.Array // the objective dictionary, shared by every batch
 	err    error       // sticky
+	narrow struct{ ids, pos bool }
+	vocab  int32
 
 	// The open shard.
 	f     *os.File
 	tmp   string
 	h     hash.Hash
 	cw    countWriter
+	sums  *ipcSums
 	fw    *ipc.FileWriter
 	shard ShardFile
 
-	// The record batch being filled, column by column.
-	offs                      []int32
-	input, target, pos, block []int32
-	loss                      []uint8
-	sep, nsrc                 []int32
-	obj                       []int8
-	docID                     []uint64
+	// The record batch being filled, column by column: ids and positions
+	// in 16 bits where the format allows, else 32.
+	offs                     []int32
+	in16, tg16, pos16, blk16 []uint16
+	in32, tg32, pos32, blk32 []int32
+	loss8                    []uint8 // format 1
+	lossBits                 []byte  // format 2: one bit per position
+	nvals                    int     // positions in the batch
+	sep, nsrc                []int32
+	obj                      []int8
+	docID                    []uint64
 }
 
 // tmpSuffix names a temporary file uniquely, also among processes on
@@ -90,11 +104,14 @@ func Create(dir string, opts Options) (*Writer, error) {
 		return nil, fmt.Errorf("sharding: unknown compression %q (want none, zstd or lz4)", opts.Compression)
 	}
 	if opts.BatchRows <= 0 {
-		opts.BatchRows = 1024
+		opts.BatchRows = 256
+	}
+	if err := checkMeta(opts.Meta); err != nil {
+		return nil, fmt.Errorf("sharding: meta: %w", err)
 	}
 	schema, err := Schema(opts.Meta)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("sharding: %w", err)
 	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("sharding: %w", err)
@@ -103,8 +120,9 @@ func Create(dir string, opts Options) (*Writer, error) {
 	for o := range masking.NumObjectives {
 		b.Append(masking.Objective(o).String())
 	}
-	w := &Writer{dir: dir, opts: opts, schema: schema, dict: b.NewArray()}
+	w := &Writer{dir: dir, opts: opts, schema: schema, dict: b.NewArray(), vocab: int32(opts.Meta.VocabSize)}
 	b.Release()
+	w.narrow.ids, w.narrow.pos = opts.Meta.NarrowIDs(), opts.Meta.NarrowPositions()
 	w.offs = append(w.offs, 0)
 	return w, nil
 }
@@ -117,26 +135,39 @@ func (w *Writer) fail(err error) error {
 }
 
 // RowBytes is the number of bytes a row of n positions adds to a shard's
-// buffers, used for --shard-bytes.
-func RowBytes(n int) int64 { return int64(17*n + 5*4 + 4 + 1 + 8 + 4) }
+// buffers in the format m names, used for --shard-bytes: the id, position
+// and loss mask values, five list offsets and the scalar columns.
+func (m Meta) RowBytes(n int) int64 {
+	return int64(m.BytesPerPosition()*float64(n)+0.999) + 5*4 + 4 + 1 + 8 + 4
+}
 
-// Write appends one row; docID is the id of the row's first document.
+// Write appends one row; docID is the id of the row's first document. A
+// row whose values the format cannot store (an id outside the vocabulary,
+// a position past 16 bits in a narrow column, a loss mask other than 0 or 1)
+// is an error, never a silent truncation.
 func (w *Writer) Write(s *masking.Sample, docID uint64) error {
 	if w.err != nil {
 		return w.err
+	}
+	n := len(s.Input)
+	if len(s.Target) != n || len(s.LossMask) != n || len(s.Pos) != n || len(s.BlockPos) != n {
+		return fmt.Errorf("sharding: row of %d inputs, %d targets, %d loss mask, %d positions, %d block positions", n, len(s.Target), len(s.LossMask), len(s.Pos), len(s.BlockPos))
+	}
+	if int64(w.nvals)+int64(n) > math.MaxInt32 {
+		if err := w.flush(); err != nil {
+			return w.fail(err)
+		}
 	}
 	if w.f == nil {
 		if err := w.open(); err != nil {
 			return w.fail(err)
 		}
 	}
-	n := len(s.Input)
-	w.input = append(w.input, s.Input...)
-	w.target = append(w.target, s.Target...)
-	w.loss = append(w.loss, s.LossMask...)
-	w.pos = append(w.pos, s.Pos...)
-	w.block = append(w.block, s.BlockPos...)
-	w.offs = append(w.offs, int32(len(w.input)))
+	if err := w.appendRow(s); err != nil {
+		return err
+	}
+	w.nvals += n
+	w.offs = append(w.offs, int32(w.nvals))
 	w.sep = append(w.sep, s.Sep)
 	w.obj = append(w.obj, int8(s.Objective))
 	w.docID = append(w.docID, docID)
@@ -144,17 +175,81 @@ func (w *Writer) Write(s *masking.Sample, docID uint64) error {
 	w.shard.Rows++
 	w.shard.Tokens += int64(n)
 	w.shard.SourceTokens += int64(s.NSource)
-	for _, m := range s.LossMask {
-		w.shard.LossTokens += int64(m)
-	}
 	w.shard.MaxRowLen = max(w.shard.MaxRowLen, n)
-	w.shard.Bytes += RowBytes(n)
+	w.shard.Bytes += w.opts.Meta.RowBytes(n)
 	if len(w.sep) >= w.opts.BatchRows {
 		if err := w.flush(); err != nil {
 			return w.fail(err)
 		}
 	}
 	return nil
+}
+
+// appendRow appends the row's five list columns to the record batch
+// being filled, narrowing them where the format does, and checks that the
+// format can store its values; a row it cannot store is not appended.
+func (w *Writer) appendRow(s *masking.Sample) error {
+	n, at := len(s.Input), w.nvals
+	var ids, pos uint32
+	if w.narrow.ids {
+		w.in16, w.tg16 = growLen(w.in16, at+n), growLen(w.tg16, at+n)
+		ids = max(narrowMax(w.in16[at:], s.Input), narrowMax(w.tg16[at:], s.Target))
+	} else {
+		w.in32, w.tg32 = append(w.in32, s.Input...), append(w.tg32, s.Target...)
+		ids = max(maxU32(s.Input), maxU32(s.Target))
+	}
+	if w.narrow.pos {
+		w.pos16, w.blk16 = growLen(w.pos16, at+n), growLen(w.blk16, at+n)
+		pos = max(narrowMax(w.pos16[at:], s.Pos), narrowMax(w.blk16[at:], s.BlockPos))
+	} else {
+		w.pos32, w.blk32 = append(w.pos32, s.Pos...), append(w.blk32, s.BlockPos...)
+		pos = max(maxU32(s.Pos), maxU32(s.BlockPos))
+	}
+	var loss uint8
+	var ones int64
+	for _, m := range s.LossMask {
+		loss |= m
+		ones += int64(m)
+	}
+	var err error
+	switch {
+	case ids >= uint32(w.vocab):
+		err = fmt.Errorf("sharding: row with token id %d outside the vocabulary [0, %d)", int32(ids), w.vocab)
+	case w.narrow.pos && pos > math.MaxUint16:
+		err = fmt.Errorf("sharding: row with position %d, past the 16 bits of format %d's position columns (seq_len %d)", int32(pos), w.opts.Meta.FormatVersion, w.opts.Meta.SeqLen)
+	case pos > math.MaxInt32:
+		err = fmt.Errorf("sharding: row with negative position %d", int32(pos))
+	case loss > 1:
+		err = fmt.Errorf("sharding: row with loss mask values other than 0 and 1")
+	case s.Objective >= masking.NumObjectives:
+		err = fmt.Errorf("sharding: row with objective %d", s.Objective)
+	}
+	if err != nil {
+		cut := func(s []uint16) []uint16 { return s[:min(at, len(s))] }
+		cut32 := func(s []int32) []int32 { return s[:min(at, len(s))] }
+		w.in16, w.tg16, w.pos16, w.blk16 = cut(w.in16), cut(w.tg16), cut(w.pos16), cut(w.blk16)
+		w.in32, w.tg32, w.pos32, w.blk32 = cut32(w.in32), cut32(w.tg32), cut32(w.pos32), cut32(w.blk32)
+		return err
+	}
+	if w.opts.Meta.FormatVersion >= 2 {
+		old := len(w.lossBits)
+		w.lossBits = growLen(w.lossBits, (at+n+7)/8)
+		clear(w.lossBits[old:])
+		packBits(w.lossBits, at, s.LossMask)
+	} else {
+		w.loss8 = append(w.loss8, s.LossMask...)
+	}
+	w.shard.LossTokens += ones
+	return nil
+}
+
+// maxU32 is the largest value of s as unsigned.
+func maxU32(s []int32) uint32 {
+	var m uint32
+	for _, x := range s {
+		m = max(m, uint32(x))
+	}
+	return m
 }
 
 // Pending returns the rows and buffer bytes of the shard being filled.
@@ -168,7 +263,8 @@ func (w *Writer) open() error {
 	}
 	w.f = f
 	w.h = sha256.New()
-	w.cw = countWriter{w: io.MultiWriter(f, w.h)}
+	w.cw = countWriter{w: io.MultiWriter(&writeback{f: f}, w.h)}
+	w.sums = newIPCSums(&w.cw)
 	opts := []ipc.Option{ipc.WithSchema(w.schema), ipc.WithAllocator(memory.DefaultAllocator)}
 	switch w.opts.Compression {
 	case "zstd":
@@ -176,7 +272,7 @@ func (w *Writer) open() error {
 	case "lz4":
 		opts = append(opts, ipc.WithLZ4())
 	}
-	w.fw, err = ipc.NewFileWriter(&w.cw, opts...)
+	w.fw, err = ipc.NewFileWriter(w.sums, opts...)
 	if err != nil {
 		return fmt.Errorf("sharding: %w", err)
 	}
@@ -184,7 +280,7 @@ func (w *Writer) open() error {
 	return nil
 }
 
-func bytesOf[T int32 | uint64 | int8 | uint8](s []T) []byte {
+func bytesOf[T int32 | uint64 | int8 | uint8 | uint16](s []T) []byte {
 	if len(s) == 0 {
 		return nil
 	}
@@ -200,7 +296,8 @@ func (w *Writer) flush() error {
 		return nil
 	}
 	offs := memory.NewBufferBytes(bytesOf(w.offs))
-	list := func(typ arrow.DataType, vals []byte, n int) arrow.Array {
+	n := w.nvals
+	list := func(typ arrow.DataType, vals []byte) arrow.Array {
 		elem := typ.(*arrow.ListType).Elem()
 		child := array.NewData(elem, n, []*memory.Buffer{nil, memory.NewBufferBytes(vals)}, nil, 0, 0)
 		defer child.Release()
@@ -213,15 +310,25 @@ func (w *Writer) flush() error {
 		defer d.Release()
 		return array.MakeFromData(d)
 	}
-	n := len(w.input)
+	in, tg, pos, blk := bytesOf(w.in32), bytesOf(w.tg32), bytesOf(w.pos32), bytesOf(w.blk32)
+	if w.narrow.ids {
+		in, tg = bytesOf(w.in16), bytesOf(w.tg16)
+	}
+	if w.narrow.pos {
+		pos, blk = bytesOf(w.pos16), bytesOf(w.blk16)
+	}
+	loss := bytesOf(w.loss8)
+	if w.opts.Meta.FormatVersion >= 2 {
+		loss = w.lossBits
+	}
 	fields := w.schema.Fields()
 	idx := prim(arrow.PrimitiveTypes.Int8, bytesOf(w.obj))
 	cols := []arrow.Array{
-		list(fields[0].Type, bytesOf(w.input), n),
-		list(fields[1].Type, bytesOf(w.target), n),
-		list(fields[2].Type, bytesOf(w.loss), n),
-		list(fields[3].Type, bytesOf(w.pos), n),
-		list(fields[4].Type, bytesOf(w.block), n),
+		list(fields[0].Type, in),
+		list(fields[1].Type, tg),
+		list(fields[2].Type, loss),
+		list(fields[3].Type, pos),
+		list(fields[4].Type, blk),
 		prim(arrow.PrimitiveTypes.Int32, bytesOf(w.sep)),
 		array.NewDictionaryArray(objectiveType, idx, w.dict),
 		prim(arrow.PrimitiveTypes.Uint64, bytesOf(w.docID)),
@@ -237,11 +344,20 @@ func (w *Writer) flush() error {
 	if err != nil {
 		return fmt.Errorf("sharding: writing %s: %w", w.tmp, err)
 	}
-	w.offs = append(w.offs[:0], 0)
-	w.input, w.target, w.loss = w.input[:0], w.target[:0], w.loss[:0]
-	w.pos, w.block = w.pos[:0], w.block[:0]
-	w.sep, w.obj, w.docID, w.nsrc = w.sep[:0], w.obj[:0], w.docID[:0], w.nsrc[:0]
+	w.reset()
 	return nil
+}
+
+// reset empties the record batch being filled.
+func (w *Writer) reset() {
+	w.offs = append(w.offs[:0], 0)
+	w.in16, w.tg16, w.pos16, w.blk16 = w.in16[:0], w.tg16[:0], w.pos16[:0], w.blk16[:0]
+	w.in32, w.tg32, w.pos32, w.blk32 = w.in32[:0], w.tg32[:0], w.pos32[:0], w.blk32[:0]
+	w.loss8 = w.loss8[:0]
+	clear(w.lossBits)
+	w.lossBits = w.lossBits[:0]
+	w.nvals = 0
+	w.sep, w.obj, w.docID, w.nsrc = w.sep[:0], w.obj[:0], w.docID[:0], w.nsrc[:0]
 }
 
 // Commit finishes the shard being filled and renames it to name (a base
@@ -280,6 +396,9 @@ func (w *Writer) Commit(name string) (ShardFile, error) {
 	sf.Name = name
 	sf.Bytes = w.cw.n
 	sf.SHA256 = hex.EncodeToString(w.h.Sum(nil))
+	if sf.Checksums, err = w.sums.checksums(); err != nil {
+		return ShardFile{}, w.fail(fmt.Errorf("sharding: committing %s: %w", name, err))
+	}
 	w.shard = ShardFile{}
 	return sf, nil
 }
@@ -296,10 +415,7 @@ func (w *Writer) Abort() error {
 	if rerr := os.Remove(w.tmp); err == nil {
 		err = rerr
 	}
-	w.offs = append(w.offs[:0], 0)
-	w.input, w.target, w.loss = w.input[:0], w.target[:0], w.loss[:0]
-	w.pos, w.block = w.pos[:0], w.block[:0]
-	w.sep, w.obj, w.docID, w.nsrc = w.sep[:0], w.obj[:0], w.docID[:0], w.nsrc[:0]
+	w.reset()
 	w.shard = ShardFile{}
 	return err
 }
@@ -312,6 +428,29 @@ func (w *Writer) Close() error {
 		w.dict = nil
 	}
 	return err
+}
+
+// writeback passes writes on to a file and, every writebackBytes, asks
+// the kernel to start writing what came before to disk, so that the disk
+// works while the build computes and Commit's fsync finds little left to
+// do (RocksDB's bytes_per_sync). A build writes shards several times as
+// large as its input: waiting for all of a shard at its fsync stalled the
+// pipeline for a second or more per 256 MiB shard.
+type writeback struct {
+	f          *os.File
+	n, started int64
+}
+
+const writebackBytes = 8 << 20
+
+func (wb *writeback) Write(p []byte) (int, error) {
+	n, err := wb.f.Write(p)
+	wb.n += int64(n)
+	if wb.n-wb.started >= writebackBytes {
+		startWriteback(wb.f, wb.started, wb.n-wb.started)
+		wb.started = wb.n
+	}
+	return n, err
 }
 
 type countWriter struct {

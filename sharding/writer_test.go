@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"testing"
 
@@ -116,14 +117,25 @@ func TestWriterRoundTrip(t *testing.T) {
 				obj := rec.Column(6).(*array.Dictionary)
 				dict := obj.Dictionary().(*array.String)
 				for j := 0; j < int(rec.NumRows()); j, i = j+1, i+1 {
-					lo, hi := in.ValueOffsets(j)
-					vals := in.ListValues().(*array.Int32).Int32Values()[lo:hi]
-					if !slices.Equal(vals, rows[i].Input) {
+					if got := listRow(t, in, j); !slices.Equal(got, rows[i].Input) {
 						t.Fatalf("row %d input differs", i)
 					}
-					lo, hi = tg.ValueOffsets(j)
-					if !slices.Equal(tg.ListValues().(*array.Int32).Int32Values()[lo:hi], rows[i].Target) {
+					if got := listRow(t, tg, j); !slices.Equal(got, rows[i].Target) {
 						t.Fatalf("row %d target differs", i)
+					}
+					if got := listRow(t, rec.Column(3).(*array.List), j); !slices.Equal(got, rows[i].Pos) {
+						t.Fatalf("row %d positions differ", i)
+					}
+					if got := listRow(t, rec.Column(4).(*array.List), j); !slices.Equal(got, rows[i].BlockPos) {
+						t.Fatalf("row %d block positions differ", i)
+					}
+					lm := rec.Column(2).(*array.List)
+					lo, hi := lm.ValueOffsets(j)
+					bools := lm.ListValues().(*array.Boolean)
+					for x := lo; x < hi; x++ {
+						if want := rows[i].LossMask[x-lo] == 1; bools.Value(int(x)) != want {
+							t.Fatalf("row %d loss mask %d differs", i, x-lo)
+						}
 					}
 					if got := dict.Value(obj.GetValueIndex(j)); got != rows[i].Objective.String() {
 						t.Fatalf("row %d objective %q, want %v", i, got, rows[i].Objective)
@@ -143,6 +155,24 @@ func TestWriterRoundTrip(t *testing.T) {
 	}
 }
 
+// listRow returns row j of a list<uint16> or list<int32> column as int32.
+func listRow(t *testing.T, l *array.List, j int) []int32 {
+	t.Helper()
+	lo, hi := l.ValueOffsets(j)
+	var out []int32
+	switch v := l.ListValues().(type) {
+	case *array.Uint16:
+		for _, x := range v.Uint16Values()[lo:hi] {
+			out = append(out, int32(x))
+		}
+	case *array.Int32:
+		out = v.Int32Values()[lo:hi]
+	default:
+		t.Fatalf("list of %T", v)
+	}
+	return out
+}
+
 func TestWriterDeterministic(t *testing.T) {
 	rows := testRows(t, 300)
 	a, b := t.TempDir(), t.TempDir()
@@ -150,7 +180,7 @@ func TestWriterDeterministic(t *testing.T) {
 	sb := writeShard(t, b, rows, Options{})
 	ba, _ := os.ReadFile(filepath.Join(a, sa.Name))
 	bb, _ := os.ReadFile(filepath.Join(b, sb.Name))
-	if !bytes.Equal(ba, bb) || sa != sb {
+	if !bytes.Equal(ba, bb) || !reflect.DeepEqual(sa, sb) {
 		t.Fatalf("two writes of the same rows differ: %+v vs %+v", sa, sb)
 	}
 	if ents, _ := os.ReadDir(a); len(ents) != 1 {

@@ -10,16 +10,29 @@ import (
 	"github.com/glmkit/glmkit/sharding"
 )
 
-const benchLoadHelp = `Usage: glmprep bench-load DIR [--batch 32] [--seconds 5] [--verify]
+const benchLoadHelp = `Usage: glmprep bench-load DIR [--batch 32] [--seconds 5] [--workers N] [--no-verify | --compare] [--verify]
 
 Measures the zero-copy loader on a build: the time to open every shard and
 get the first batch, then batches of --batch rows in a shuffled order for
 --seconds. The last line is one JSON object with rows_per_s, tokens_per_s,
-bytes_per_s, memcpy_bytes_per_s (a plain copy of the same bytes, the
-physical baseline), first_batch_ms and open_ms.
+bytes_per_s (what the batches deliver: 17 bytes per row position, as int32
+ids and positions and a loss mask byte), shard_bytes_per_s (what those rows
+occupy in the shards), memcpy_bytes_per_s (a plain copy of as many bytes
+from the shards' mappings, the physical baseline), first_batch_ms, open_ms
+and allocs_per_batch.
+
+The loader checks what it reads, as training does (record batch checksums
+on first touch, each row's invariants); --no-verify turns that off to
+measure its cost, and --compare runs the checked and the unchecked loader
+in one process, alternating every 250 ms for --seconds each, so that the
+rest of the machine's load weighs on both alike: its last line is
+{"checked": …, "unchecked": …, "ratio": checked/unchecked bytes_per_s}.
+--verify also hashes every shard with sha256 at open.
 
 Example:
   glmprep bench-load out/wiki --batch 32 --seconds 5
+  glmprep bench-load out/wiki --no-verify
+  glmprep bench-load out/wiki --compare
 `
 
 func cmdBenchLoad(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -27,7 +40,10 @@ func cmdBenchLoad(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	batch := fs.Int("batch", 32, "rows per batch")
 	seconds := fs.Float64("seconds", 5, "how long to read batches")
 	seed := fs.Uint64("seed", 0, "shuffle seed")
-	verify := fs.Bool("verify", false, "hash every shard at open (counted in open_ms)")
+	workers := fs.Int("workers", 0, "loader goroutines filling batches (default: every CPU)")
+	verify := fs.Bool("verify", false, "hash every shard with sha256 at open (counted in open_ms)")
+	noVerify := fs.Bool("no-verify", false, "turn off the loader's checksums and row checks")
+	compare := fs.Bool("compare", false, "measure the checked and the unchecked loader, alternating")
 	pos, err := cli.Parse(fs, args)
 	if err != nil {
 		return err
@@ -36,17 +52,47 @@ func cmdBenchLoad(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		fs.Usage()
 		return fmt.Errorf("%w: bench-load needs one DIR", cli.ErrUsage)
 	}
-	res, err := sharding.BenchLoad(pos[0], sharding.BenchOptions{Batch: *batch, Seconds: *seconds, Seed: *seed, VerifyHashes: *verify})
-	if err != nil {
-		return err
+	if *compare && *noVerify {
+		return fmt.Errorf("%w: --compare measures both; drop --no-verify", cli.ErrUsage)
 	}
-	fmt.Fprintf(stderr, "%s: %.0f rows/s, %.1fM tokens/s, %s/s (memcpy of the same bytes: %s/s, %.0f%%), first batch in %.1f ms\n",
-		pos[0], res.RowsPerS, res.TokensPerS/1e6, humanBytes(res.BytesPerS), humanBytes(res.MemcpyBytesPerS),
-		100*res.BytesPerS/res.MemcpyBytesPerS, res.FirstBatchMS)
-	b, err := json.Marshal(res)
+	opts := sharding.BenchOptions{Batch: *batch, Seconds: *seconds, Seed: *seed, Workers: *workers, VerifyHashes: *verify, NoVerify: *noVerify}
+	var out any
+	if *compare {
+		c, u, err := sharding.BenchCompare(pos[0], opts, 0)
+		if err != nil {
+			return err
+		}
+		report(stderr, pos[0], c)
+		report(stderr, pos[0], u)
+		ratio := c.BytesPerS / u.BytesPerS
+		fmt.Fprintf(stderr, "%s: checked / unchecked = %.3f\n", pos[0], ratio)
+		out = struct {
+			Checked   sharding.BenchResult `json:"checked"`
+			Unchecked sharding.BenchResult `json:"unchecked"`
+			Ratio     float64              `json:"ratio"`
+		}{c, u, ratio}
+	} else {
+		res, err := sharding.BenchLoad(pos[0], opts)
+		if err != nil {
+			return err
+		}
+		report(stderr, pos[0], res)
+		out = res
+	}
+	b, err := json.Marshal(out)
 	if err != nil {
 		return err
 	}
 	_, err = fmt.Fprintf(stdout, "%s\n", b)
 	return err
+}
+
+func report(w io.Writer, dir string, res sharding.BenchResult) {
+	checked := "checked"
+	if !res.Checked {
+		checked = "unchecked"
+	}
+	fmt.Fprintf(w, "%s (%s, %d workers): %.0f rows/s, %.1fM tokens/s, %s/s delivered (memcpy of as many bytes: %s/s, %.0f%%), %s/s of shards (%.2f bytes per position), first batch in %.1f ms, %.1f allocations per batch\n",
+		dir, checked, res.Workers, res.RowsPerS, res.TokensPerS/1e6, humanBytes(res.BytesPerS), humanBytes(res.MemcpyBytesPerS),
+		100*res.BytesPerS/res.MemcpyBytesPerS, humanBytes(res.ShardBytesPerS), res.ShardBytesPerPosition, res.FirstBatchMS, res.AllocsPerBatch)
 }

@@ -20,8 +20,8 @@ Usage:
   glmprep build      --input PATH... --out DIR [flags]   tokenize, pack, mask and shard a corpus
   glmprep inspect    DIR [--rows N]                     show rows as text: Part A with its blanks, then each span
   glmprep stats      DIR [--json]                       documents, samples, tokens, skips, objective mix, span lengths
-  glmprep verify     DIR                                check hashes, schema and every row's GLM invariants
-  glmprep bench-load DIR [--batch 32] [--seconds 5]     measure the zero-copy loader
+  glmprep verify     DIR                                check hashes, checksums, schema and every row's GLM layout
+  glmprep bench-load DIR [--batch 32] [--no-verify]     measure the zero-copy loader, checked or not
   glmprep plan       --input PATH... --out DIR [flags]  plan a build as independent tasks (for Slurm or Kubernetes)
   glmprep run-task   DIR [--task I]                     run one task of a plan
   glmprep merge      DIR                                check a plan's tasks and write the manifest

@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/glmkit/glmkit/masking"
 	"github.com/glmkit/glmkit/pipeline"
 	"github.com/glmkit/glmkit/sharding"
 )
@@ -225,18 +226,24 @@ func TestShardsReadByArrowJS(t *testing.T) {
 			Metadata map[string]string
 			Row      map[string]json.RawMessage
 			Polars   struct {
-				Rows      int64
-				Dtypes    map[string]string
-				Input_ids []int32
-				Sep       int32
-				Objective string
+				Rows               int64
+				Dtypes             map[string]string
+				Input_ids          []int32
+				Target_ids         []int32
+				Position_ids       []int32
+				Block_position_ids []int32
+				Loss_mask          []int
+				Sep                int32
+				Objective          string
+				Doc_id             string
+				N_source           int32
 			}
 		}
 		if err := json.Unmarshal(b, &got); err != nil {
 			t.Fatal(err)
 		}
-		want := []string{"input_ids:List<Int32>", "target_ids:List<Int32>", "loss_mask:List<Uint8>", "position_ids:List<Int32>",
-			"block_position_ids:List<Int32>", "sep:Int32", "objective:Dictionary<Int8, Utf8>", "doc_id:Uint64", "n_source:Int32"}
+		want := []string{"input_ids:List<Uint16>", "target_ids:List<Uint16>", "loss_mask:List<Bool>", "position_ids:List<Uint16>",
+			"block_position_ids:List<Uint16>", "sep:Int32", "objective:Dictionary<Int8, Utf8>", "doc_id:Uint64", "n_source:Int32"}
 		var fields []string
 		for _, f := range got.Fields {
 			fields = append(fields, f.Name+":"+f.Type)
@@ -251,30 +258,40 @@ func TestShardsReadByArrowJS(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		var s masking.Sample
+		if err := r.Sample(row, &s); err != nil {
+			t.Fatal(err)
+		}
 		check := func(col string, want any) {
 			wantJSON, _ := json.Marshal(want)
 			if string(got.Row[col]) != string(wantJSON) {
 				t.Errorf("row %d %s: Arrow JS %s, Go %s", row, col, got.Row[col], wantJSON)
 			}
 		}
-		check("input_ids", v.Input)
-		check("target_ids", v.Target)
-		loss := make([]int, len(v.LossMask))
-		for i, m := range v.LossMask {
+		check("input_ids", s.Input)
+		check("target_ids", s.Target)
+		loss := make([]int, len(s.LossMask))
+		for i, m := range s.LossMask {
 			loss[i] = int(m)
 		}
 		check("loss_mask", loss)
-		check("position_ids", v.Pos)
-		check("block_position_ids", v.BlockPos)
+		check("position_ids", s.Pos)
+		check("block_position_ids", s.BlockPos)
 		check("sep", v.Sep)
 		check("objective", v.Objective.String())
 		check("doc_id", fmt.Sprint(v.DocID))
 		check("n_source", v.NSource)
-		if !slices.Equal(got.Polars.Input_ids, v.Input) || got.Polars.Sep != v.Sep || got.Polars.Objective != v.Objective.String() {
-			t.Errorf("row %d: polars sees %v/%d/%s", row, got.Polars.Input_ids[:min(8, len(got.Polars.Input_ids))], got.Polars.Sep, got.Polars.Objective)
+		p := got.Polars
+		if !slices.Equal(p.Input_ids, s.Input) || !slices.Equal(p.Target_ids, s.Target) || !slices.Equal(p.Position_ids, s.Pos) ||
+			!slices.Equal(p.Block_position_ids, s.BlockPos) || !slices.Equal(p.Loss_mask, loss) ||
+			p.Sep != v.Sep || p.Objective != v.Objective.String() || p.Doc_id != fmt.Sprint(v.DocID) || p.N_source != v.NSource {
+			t.Errorf("row %d: polars sees %+v", row, p)
 		}
-		if got.Polars.Dtypes["objective"] != "DataType(Categorical)" {
-			t.Errorf("polars dtypes %v", got.Polars.Dtypes)
+		for col, dt := range map[string]string{"input_ids": "DataType(List(DataType(UInt16)))", "loss_mask": "DataType(List(DataType(Bool)))",
+			"position_ids": "DataType(List(DataType(UInt16)))", "objective": "DataType(Categorical)"} {
+			if p.Dtypes[col] != dt {
+				t.Errorf("polars dtype of %s is %s; want %s", col, p.Dtypes[col], dt)
+			}
 		}
 	}
 }

@@ -1,0 +1,258 @@
+package sharding
+
+import (
+	"encoding/binary"
+	"unsafe"
+)
+
+// Ints is one row's values of an id or position column, as the shard
+// stores them: uint16 (format 2's narrow columns) or int32. It points into
+// the shard's mapping and is read-only; AppendTo and At widen to int32.
+type Ints struct {
+	u16  []uint16
+	i32  []int32
+	wide bool // the values are i32
+}
+
+// Len is the number of values.
+func (c Ints) Len() int {
+	if c.wide {
+		return len(c.i32)
+	}
+	return len(c.u16)
+}
+
+// At returns value i as an int32.
+func (c Ints) At(i int) int32 {
+	if c.wide {
+		return c.i32[i]
+	}
+	return int32(c.u16[i])
+}
+
+// AppendTo appends the values to dst as int32.
+func (c Ints) AppendTo(dst []int32) []int32 {
+	if c.wide {
+		return append(dst, c.i32...)
+	}
+	n := len(dst)
+	dst = growLen(dst, n+len(c.u16))
+	widen(dst[n:], c.u16)
+	return dst
+}
+
+// Uint16 returns the stored values when they are uint16 (a narrow column),
+// without a copy.
+func (c Ints) Uint16() ([]uint16, bool) { return c.u16, !c.wide }
+
+// Int32 returns the stored values when they are int32 (a format 1 or wide
+// column), without a copy.
+func (c Ints) Int32() ([]int32, bool) { return c.i32, c.wide }
+
+func (c Ints) slice(lo, hi int) Ints {
+	if c.wide {
+		return Ints{i32: c.i32[lo:hi:hi], wide: true}
+	}
+	return Ints{u16: c.u16[lo:hi:hi]}
+}
+
+// ptr is the address of the first value, or nil.
+func (c Ints) ptr() unsafe.Pointer {
+	if c.wide {
+		return unsafe.Pointer(unsafe.SliceData(c.i32))
+	}
+	return unsafe.Pointer(unsafe.SliceData(c.u16))
+}
+
+// Bits is one row's loss mask, as the shard stores it: one bit per
+// position (format 2's list<bool>) or one byte (format 1's list<uint8>).
+type Bits struct {
+	u8     []uint8
+	bits   []byte // packed: bit off+i (least significant first) is value i
+	off, n int
+	packed bool
+}
+
+// Len is the number of values.
+func (b Bits) Len() int { return b.n }
+
+// At returns value i, 0 or 1.
+func (b Bits) At(i int) uint8 {
+	if !b.packed {
+		return b.u8[i]
+	}
+	if uint(i) >= uint(b.n) {
+		panic("sharding: Bits index out of range")
+	}
+	p := b.off + i
+	return b.bits[p>>3] >> (p & 7) & 1
+}
+
+// AppendTo appends the values to dst, one byte (0 or 1) each.
+func (b Bits) AppendTo(dst []uint8) []uint8 {
+	if !b.packed {
+		return append(dst, b.u8...)
+	}
+	n := len(dst)
+	dst = growLen(dst, n+b.n)
+	unpackBits(dst[n:], b.bits, b.off)
+	return dst
+}
+
+// Count is the number of ones.
+func (b Bits) Count() int {
+	n := 0
+	if !b.packed {
+		for _, m := range b.u8 {
+			n += int(m)
+		}
+		return n
+	}
+	return countBits(b.bits, b.off, b.n)
+}
+
+func (b Bits) slice(lo, hi int) Bits {
+	if !b.packed {
+		return Bits{u8: b.u8[lo:hi:hi], n: hi - lo}
+	}
+	return Bits{bits: b.bits, off: b.off + lo, n: hi - lo, packed: true}
+}
+
+// growLen returns s with length n, reusing its array when it is large
+// enough.
+func growLen[T any](s []T, n int) []T {
+	if cap(s) >= n {
+		return s[:n]
+	}
+	t := make([]T, n, max(n, 2*cap(s)))
+	copy(t, s)
+	return t
+}
+
+// widenGo copies src into dst[:len(src)] as int32.
+func widenGo(dst []int32, src []uint16) {
+	dst = dst[:len(src)]
+	i := 0
+	for ; i+8 <= len(src); i += 8 {
+		s, d := src[i:i+8:i+8], dst[i:i+8:i+8]
+		d[0], d[1], d[2], d[3] = int32(s[0]), int32(s[1]), int32(s[2]), int32(s[3])
+		d[4], d[5], d[6], d[7] = int32(s[4]), int32(s[5]), int32(s[6]), int32(s[7])
+	}
+	for ; i < len(src); i++ {
+		dst[i] = int32(src[i])
+	}
+}
+
+// widenMaxGo copies src into dst[:len(src)] as int32 and returns the
+// largest value: widenMax without SIMD.
+func widenMaxGo(dst []int32, src []uint16) uint16 {
+	dst = dst[:len(src)]
+	var m0, m1 uint16
+	i := 0
+	for ; i+8 <= len(src); i += 8 {
+		s, d := src[i:i+8:i+8], dst[i:i+8:i+8]
+		a, b, c, e := s[0], s[1], s[2], s[3]
+		d[0], d[1], d[2], d[3] = int32(a), int32(b), int32(c), int32(e)
+		m0, m1 = max(m0, a, c), max(m1, b, e)
+		a, b, c, e = s[4], s[5], s[6], s[7]
+		d[4], d[5], d[6], d[7] = int32(a), int32(b), int32(c), int32(e)
+		m0, m1 = max(m0, a, c), max(m1, b, e)
+	}
+	for ; i < len(src); i++ {
+		dst[i] = int32(src[i])
+		m0 = max(m0, src[i])
+	}
+	return max(m0, m1)
+}
+
+// copyMaxGo copies src into dst[:len(src)] and returns the largest value
+// as unsigned, so that a negative value counts as larger than any other:
+// copyMax without SIMD.
+func copyMaxGo(dst, src []int32) uint32 {
+	copy(dst, src)
+	var m0, m1 uint32
+	i := 0
+	for ; i+4 <= len(src); i += 4 {
+		s := src[i : i+4 : i+4]
+		m0, m1 = max(m0, uint32(s[0]), uint32(s[2])), max(m1, uint32(s[1]), uint32(s[3]))
+	}
+	for ; i < len(src); i++ {
+		m0 = max(m0, uint32(src[i]))
+	}
+	return max(m0, m1)
+}
+
+// maxOf returns the largest value of c, unsigned (see copyMax).
+func (c Ints) maxOf() uint32 {
+	var m uint32
+	if c.wide {
+		for _, x := range c.i32 {
+			m = max(m, uint32(x))
+		}
+		return m
+	}
+	for _, x := range c.u16 {
+		m = max(m, uint32(x))
+	}
+	return m
+}
+
+// spread8 maps a byte to 8 bytes, bit i of the byte to byte i (0 or 1).
+var spread8 = func() (t [256]uint64) {
+	for b := range t {
+		for i := range 8 {
+			t[b] |= uint64(b>>i&1) << (8 * i)
+		}
+	}
+	return t
+}()
+
+// unpackBits writes bits off, off+1, … of src into dst, one byte (0 or 1)
+// each, for len(dst) bits.
+func unpackBits(dst []uint8, src []byte, off int) {
+	n := len(dst)
+	q, r := off>>3, uint(off&7)
+	i := 0
+	// 8 positions at a time while two source bytes are in range.
+	for ; i+8 <= n && q+1 < len(src); i, q = i+8, q+1 {
+		w := (uint16(src[q]) | uint16(src[q+1])<<8) >> r
+		binary.LittleEndian.PutUint64(dst[i:i+8], spread8[uint8(w)])
+	}
+	for ; i < n; i++ {
+		p := off + i
+		dst[i] = src[p>>3] >> (p & 7) & 1
+	}
+}
+
+// narrowMaxGo is narrowMax without SIMD.
+func narrowMaxGo(dst []uint16, src []int32) uint32 {
+	dst = dst[:len(src)]
+	var m uint32
+	for i, x := range src {
+		dst[i] = uint16(x)
+		m = max(m, uint32(x))
+	}
+	return m
+}
+
+// packBits sets bits at, at+1, … of dst from mask (0 or 1 each): dst must
+// hold them and be zero there.
+func packBits(dst []byte, at int, mask []uint8) {
+	i := 0
+	// Align to a byte of dst.
+	for ; i < len(mask) && (at+i)&7 != 0; i++ {
+		p := at + i
+		dst[p>>3] |= mask[i] << (p & 7)
+	}
+	q := (at + i) >> 3
+	for ; i+8 <= len(mask); i, q = i+8, q+1 {
+		// The low bit of each of 8 bytes, gathered into one byte, byte k
+		// to bit k.
+		x := binary.LittleEndian.Uint64(mask[i:i+8]) & 0x0101010101010101
+		dst[q] = byte(x * 0x0102040810204080 >> 56)
+	}
+	for ; i < len(mask); i++ {
+		p := at + i
+		dst[p>>3] |= mask[i] << (p & 7)
+	}
+}
