@@ -38,6 +38,10 @@ type TaskRecord struct {
 	Shards   []sharding.ShardFile `json:"shards"`
 	Resume   ResumePoint          `json:"resume"` // where the task continues after its last shard
 	Stats    Stats                `json:"stats"`
+	// ReadSHA256 is the sha256 of the raw input bytes the task read (the
+	// range of Task.SHA256, or the whole input); merge checks it against
+	// the plan.
+	ReadSHA256 string `json:"input_sha256,omitempty"`
 }
 
 // TasksDir is the folder of task records inside a build directory.
@@ -55,26 +59,50 @@ func progressPath(dir string, task int) string {
 func ShardName(task, part int) string { return fmt.Sprintf("shard-%06d-%04d.arrow", task, part) }
 
 // ReadTaskRecord reads a task's record: the complete one if there is one,
-// else its progress; nil, nil when there is neither.
+// else its progress; nil, nil when there is neither. The record is checked
+// on its own (see readTaskRecord for the check against a plan).
 func ReadTaskRecord(dir string, task int) (*TaskRecord, error) {
+	return readTaskRecord(dir, nil, task)
+}
+
+// readTaskRecord reads and checks a task's record against plan (when not
+// nil).
+func readTaskRecord(dir string, plan *Plan, task int) (*TaskRecord, error) {
 	for _, p := range []string{recordPath(dir, task), progressPath(dir, task)} {
-		b, err := os.ReadFile(p)
+		b, err := readOwnFile(p, maxRecordBytes)
 		if errors.Is(err, os.ErrNotExist) {
 			continue
 		}
 		if err != nil {
-			return nil, fmt.Errorf("pipeline: %w", err)
+			return nil, err
 		}
-		var r TaskRecord
-		if err := json.Unmarshal(b, &r); err != nil {
-			return nil, fmt.Errorf("pipeline: %s: %w", p, err)
-		}
-		if r.Task != task || r.Complete != (p == recordPath(dir, task)) {
-			return nil, fmt.Errorf("pipeline: %s holds task %d, complete %v", p, r.Task, r.Complete)
-		}
-		return &r, nil
+		return parseTaskRecord(p, b, plan, task, p == recordPath(dir, task))
 	}
 	return nil, nil
+}
+
+// maxRecordBytes bounds the plan and task records glmkit reads back.
+const maxRecordBytes = 1 << 30
+
+// readOwnFile reads a file glmkit wrote into a build directory: a regular
+// file (not a link, which could lead out of the directory) of at most max
+// bytes.
+func readOwnFile(path string, max int64) ([]byte, error) {
+	st, err := os.Lstat(path)
+	if err != nil {
+		return nil, fmt.Errorf("pipeline: %w", err)
+	}
+	if !st.Mode().IsRegular() {
+		return nil, fmt.Errorf("pipeline: %s is not a regular file (%s)", path, st.Mode().Type())
+	}
+	if st.Size() > max {
+		return nil, fmt.Errorf("pipeline: %s: %d bytes is too big for a glmkit record", path, st.Size())
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("pipeline: %w", err)
+	}
+	return b, nil
 }
 
 // errTaskDone means another run of the task completed it meanwhile.
@@ -171,6 +199,8 @@ type maskJob struct {
 	samples []packed
 	rows    []masking.Sample
 	final   *DocStats // set on the last job of a task
+	damage  []Damage  // the last job: where the input turned out damaged
+	readSum string    // the last job: sha256 of the raw bytes read
 }
 
 // RunTask runs one task of plan, resuming after prev's shards when prev is
@@ -198,7 +228,7 @@ func RunTask(ctx context.Context, plan *Plan, env *Env, t Task, prev *TaskRecord
 			rec.Stats = prev.Stats
 		}
 	}
-	r, err := openRecords(ctx, in, cfg, t, rp, env.Progress)
+	r, err := openRecords(ctx, in, cfg, t, rp, env.Dir, env.Progress, env.Warn)
 	if err != nil {
 		return nil, err
 	}
@@ -312,8 +342,9 @@ func RunTask(ctx context.Context, plan *Plan, env *Env, t Task, prev *TaskRecord
 				}
 				rec.Complete = true
 				rec.Resume = ResumePoint{}
-				rec.Stats = Stats{Doc: *j.final, Row: rows}
+				rec.Stats = Stats{Doc: *j.final, Row: rows, Damage: j.damage}
 				rec.Input = r.stdin()
+				rec.ReadSHA256 = j.readSum
 				if err := writeTaskRecord(env.Dir, rec); err != nil {
 					return fmt.Errorf("pipeline: writing task record: %w", err)
 				}
@@ -338,6 +369,16 @@ func RunTask(ctx context.Context, plan *Plan, env *Env, t Task, prev *TaskRecord
 		return nil, fmt.Errorf("pipeline: task %d ended without its last batch", t.Index)
 	}
 	return rec, nil
+}
+
+// expectedSum is the sha256 of the raw bytes task t must read: its range's,
+// or its whole input's ("" for stdin).
+func expectedSum(plan *Plan, t int) string {
+	task := plan.Tasks[t]
+	if task.SHA256 != "" {
+		return task.SHA256
+	}
+	return plan.Inputs[task.Input].SHA256
 }
 
 func growSamples(s []masking.Sample, n int) []masking.Sample {
@@ -390,8 +431,12 @@ func (env *Env) tokenize(ctx context.Context, plan *Plan, r records, in Input, r
 			for len(j.text) < jobBytes && len(j.recs) < jobRecords {
 				rc, arena, err := r.next(j.text)
 				j.text = arena
-				if err != nil {
+				if err == errEnd {
 					break
+				}
+				if err != nil {
+					jobs.Put(j)
+					return nil, false, err
 				}
 				j.recs = append(j.recs, rc)
 			}
@@ -438,12 +483,21 @@ func (env *Env) tokenize(ctx context.Context, plan *Plan, r records, in Input, r
 	if err := p.emitAt(ResumePoint{}); err != nil {
 		return err
 	}
-	if ierr, line := r.inputErr(); ierr != nil {
+	if d := r.damage(); d != nil {
 		p.counts.TruncatedIn++
-		if err := env.report(in.Path, &record{line: line}, Truncated, fmt.Sprintf("input ends early: %v", ierr)); err != nil {
+		cur.damage = []Damage{*d}
+		if err := env.report(in.Path, &record{line: d.Line}, Truncated, fmt.Sprintf("%s; the records before it are kept, nothing after it is read", d.Detail)); err != nil {
 			return err
 		}
 	}
+	sum, err := r.finish()
+	if err != nil {
+		return err
+	}
+	if want := expectedSum(plan, rec.Task); want != "" && sum != want {
+		return fmt.Errorf("pipeline: %s: the bytes task %d read have sha256 %.16s…, the plan hashed %.16s…: the input changed after it was planned (plan the build again)", in.Path, rec.Task, sum, want)
+	}
+	cur.readSum = sum
 	final := p.counts
 	cur.final = &final
 	return send()

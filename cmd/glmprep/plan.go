@@ -33,7 +33,7 @@ func cmdPlan(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if err != nil {
 		return err
 	}
-	plan, err := pipeline.Prepare(&o)
+	plan, err := pipeline.Prepare(ctx, &o)
 	ui.finish()
 	if err != nil {
 		return err
