@@ -354,8 +354,9 @@ func planDiff(a, b *Plan) string {
 }
 
 // Merge assembles the manifest of a build from its plan and task records,
-// checks that every task is complete and its shards are there, and writes
-// manifest.json last, atomically.
+// checks that every task is complete, that its shards are there, and that
+// it read the bytes the plan hashed, and writes manifest.json last,
+// atomically. A build of no rows is refused unless the plan allows it.
 func Merge(dir string, plan *Plan, software map[string]string) (*sharding.Manifest, Stats, error) {
 	cfg, err := json.Marshal(plan.Config)
 	if err != nil {
@@ -374,13 +375,23 @@ func Merge(dir string, plan *Plan, software map[string]string) (*sharding.Manife
 			return nil, stats, fmt.Errorf("pipeline: task %d of %s is not complete", t.Index, dir)
 		}
 		for _, sf := range rec.Shards {
-			st, err := os.Stat(filepath.Join(dir, sf.Name))
+			st, err := os.Lstat(filepath.Join(dir, sf.Name))
 			if err != nil {
 				return nil, stats, fmt.Errorf("pipeline: task %d: shard %w", t.Index, err)
+			}
+			if !st.Mode().IsRegular() {
+				return nil, stats, fmt.Errorf("pipeline: task %d: %s is not a regular file", t.Index, filepath.Join(dir, sf.Name))
 			}
 			if st.Size() != sf.Bytes {
 				return nil, stats, fmt.Errorf("pipeline: task %d: %s has %d bytes, its record says %d", t.Index, sf.Name, st.Size(), sf.Bytes)
 			}
+		}
+		in := plan.Inputs[t.Input]
+		if want := expectedSum(plan, t.Index); want != "" && rec.ReadSHA256 != want {
+			if rec.ReadSHA256 == "" {
+				return nil, stats, fmt.Errorf("pipeline: task %d: its record does not say what it read from %s (written by an older glmprep?); run the task again", t.Index, in.Path)
+			}
+			return nil, stats, fmt.Errorf("pipeline: %s: task %d read bytes with sha256 %.16s…, the plan hashed %.16s…: the input changed after it was planned (plan the build again)", in.Path, t.Index, rec.ReadSHA256, want)
 		}
 		if rec.Input != nil {
 			inputs[t.Input].Size, inputs[t.Input].SHA256 = rec.Input.Size, rec.Input.SHA256
@@ -389,7 +400,12 @@ func Merge(dir string, plan *Plan, software map[string]string) (*sharding.Manife
 		stats.Add(rec.Stats)
 		// A concurrent run of a task may leave its progress behind the
 		// complete record; it is stale.
-		os.Remove(progressPath(dir, t.Index))
+		if p := progressPath(dir, t.Index); isRegular(p) {
+			os.Remove(p)
+		}
+	}
+	if stats.Row.Rows == 0 && !plan.Config.AllowEmpty {
+		return nil, stats, fmt.Errorf("pipeline: %s: the build wrote no rows: %s; no manifest written (pass --allow-empty to accept an empty build, with --force to replace this one)", dir, whyEmpty(&stats))
 	}
 	for _, in := range inputs {
 		m.Inputs = append(m.Inputs, sharding.InputFile{Path: in.Path, Size: in.Size, SHA256: in.SHA256})
@@ -402,6 +418,35 @@ func Merge(dir string, plan *Plan, software map[string]string) (*sharding.Manife
 		return nil, stats, err
 	}
 	return m, stats, nil
+}
+
+// whyEmpty says why a build has no rows, from its counts.
+func whyEmpty(s *Stats) string {
+	d := &s.Doc
+	if d.Records == 0 {
+		msg := "its inputs hold no records"
+		if d.TruncatedIn > 0 {
+			msg += fmt.Sprintf(" that could be read (%d damaged inputs)", d.TruncatedIn)
+		}
+		return msg
+	}
+	var parts []string
+	if n := d.Reasons[Blank]; n > 0 {
+		parts = append(parts, fmt.Sprintf("%d blank", n))
+	}
+	for r := BadJSON; r < InvalidUTF8; r++ {
+		if n := d.Reasons[r]; n > 0 {
+			parts = append(parts, fmt.Sprintf("%d skipped as %s", n, r))
+		}
+	}
+	msg := fmt.Sprintf("%d records read, %d became documents", d.Records, d.Documents)
+	if len(parts) > 0 {
+		msg += " (" + strings.Join(parts, ", ") + ")"
+	}
+	if d.TruncatedIn > 0 {
+		msg += fmt.Sprintf("; %d inputs were damaged", d.TruncatedIn)
+	}
+	return msg
 }
 
 // Software returns the versions to record in a manifest: glmkit's module

@@ -354,11 +354,17 @@ func TestBuildInputErrors(t *testing.T) {
 			t.Errorf("%s: err %v, want %q", tc.name, err, tc.want)
 		}
 	}
-	// An empty file is a valid, empty input.
+	// An empty file is a valid, empty input, but a build of no rows is an
+	// error unless --allow-empty says it is wanted.
 	o := options(t, "gpt2", t.TempDir(), empty)
+	if _, err := Build(context.Background(), o); err == nil || !strings.Contains(err.Error(), "no rows") || !strings.Contains(err.Error(), "--allow-empty") {
+		t.Errorf("empty build: %v, want an error that says so", err)
+	}
+	o = options(t, "gpt2", t.TempDir(), empty)
+	o.Config.AllowEmpty = true
 	res, err := Build(context.Background(), o)
-	if err != nil || res.Manifest.Totals.Rows != 0 || res.Stats.Doc.Records != 0 {
-		t.Errorf("empty file: %v, %+v", err, res)
+	if err != nil || res.Manifest.Totals.Rows != 0 || res.Stats.Doc.Records != 0 || !strings.Contains(string(res.Manifest.Config), `"allow_empty":true`) {
+		t.Errorf("empty file with --allow-empty: %v, %+v", err, res)
 	}
 }
 

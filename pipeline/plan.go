@@ -29,6 +29,7 @@ type Config struct {
 	ShardBytes  int64  `json:"shard_bytes"`   // … or after this many bytes (0: no limit)
 	Compression string `json:"compression"`   // none, zstd or lz4
 	TaskBytes   int64  `json:"task_bytes"`    // uncompressed line-based files above this are split into byte ranges
+	AllowEmpty  bool   `json:"allow_empty"`   // a build that writes no rows is complete (otherwise merge refuses it)
 }
 
 // DefaultConfig returns the defaults of glmprep build.

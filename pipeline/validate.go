@@ -358,4 +358,3 @@ func (s *Stats) check() error {
 	}
 	return nil
 }
-

@@ -148,6 +148,22 @@ func cmdTrain(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	tc.Out, tc.LogEvery, tc.EvalEvery, tc.EvalBatches = *out, *logEvery, *evalEvery, *evalBatches
 	tc.CheckpointEvery, tc.KeepCheckpoints, tc.Progress = *ckptEvery, *keep, !*quiet
+	// A killed run's temporary checkpoint directories go first (and a
+	// checkpoint it had moved aside comes back), before the newest one is
+	// chosen.
+	if cleaned, err := trainer.CleanCheckpointTemps(*out); err != nil {
+		return err
+	} else if len(cleaned) > 0 {
+		fmt.Fprintf(stderr, "glmtrain: removed %d temporaries of an interrupted run from %s\n", len(cleaned), *out)
+	}
+	cmdline := cli.Command(append([]string{"train"}, args...), nil, "resume")
+	cli.OnInterrupt(ctx, func() string {
+		ck, _ := trainer.LatestCheckpoint(*out)
+		if ck == "" {
+			return fmt.Sprintf("no checkpoint was saved in %s; run the same command again", *out)
+		}
+		return fmt.Sprintf("the newest checkpoint is %s; continue with:\n  %s", ck, cmdline)
+	})
 	if *resume {
 		ck, err := trainer.LatestCheckpoint(*out)
 		switch {
