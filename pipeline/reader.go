@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"runtime"
+	"slices"
 )
 
 // record is one record of an input (a line, a blank-separated block, a
@@ -48,6 +50,9 @@ type reader struct {
 	// inErr is the damage that ended the input early (a corrupt or
 	// truncated .gz/.zst frame), if any.
 	inErr error
+	// A big multi-line record's text so far (see joinLine).
+	held  [][]byte
+	heldN int
 }
 
 // errEnd is returned when the reader has no more records.
@@ -69,19 +74,39 @@ func (r *reader) readLine(arena []byte, max int) (_ []byte, n int64, tooLong boo
 	if !r.bomChecked {
 		slack += len(bom)
 	}
+	// A line longer than the read buffer is kept in pieces until its
+	// length is known, then placed in arena with one exact allocation:
+	// growing arena as it comes would copy it again and again and hold
+	// up to 2.25 times its size at the last copy.
+	var pieces [][]byte
+	var inPieces int
 	for {
 		frag, ferr := r.br.ReadSlice('\n')
 		n += int64(len(frag))
 		if !tooLong {
-			if len(arena)-start+len(frag) > max+slack {
+			if len(arena)-start+inPieces+len(frag) > max+slack {
 				tooLong = true
-				arena = arena[:start]
+				arena, pieces, inPieces = arena[:start], nil, 0
+			} else if ferr == bufio.ErrBufferFull || pieces != nil {
+				pieces = append(pieces, bytes.Clone(frag))
+				inPieces += len(frag)
 			} else {
 				arena = append(arena, frag...)
 			}
 		}
 		if ferr == bufio.ErrBufferFull {
 			continue
+		}
+		if pieces != nil {
+			arena = slices.Grow(arena, inPieces)
+			for _, p := range pieces {
+				arena = append(arena, p...)
+			}
+			if inPieces >= bigRecord {
+				// Free the pieces before the tokenizer needs memory.
+				pieces = nil
+				runtime.GC()
+			}
 		}
 		if ferr != nil && ferr != io.EOF {
 			return arena, n, tooLong, ferr
@@ -107,6 +132,10 @@ func (r *reader) readLine(arena []byte, max int) (_ []byte, n int64, tooLong boo
 	}
 }
 
+// bigRecord is the size from which a record's memory is managed by hand:
+// placed with one allocation, its job's buffers not kept for reuse.
+const bigRecord = 16 << 20
+
 var bom = []byte{0xef, 0xbb, 0xbf}
 
 // next cuts the next record, appending its text to arena. It returns errEnd
@@ -130,11 +159,11 @@ func (r *reader) next(arena []byte) (record, []byte, error) {
 	case r.cfg.Format == "text" && r.cfg.DocBoundary == "file":
 		r.done = true
 		for first := true; ; first = false {
-			mark := len(arena)
+			var mark int
 			var n int64
 			var lineLong, recLong bool
 			var lerr error
-			arena, _, n, lineLong, recLong, lerr = r.joinLine(arena, &rec, !first, max)
+			arena, mark, _, n, lineLong, recLong, lerr = r.joinLine(arena, &rec, !first, max)
 			tooLong := lineLong || recLong
 			if n == 0 && lerr == io.EOF {
 				arena = arena[:mark]
@@ -177,6 +206,7 @@ func (r *reader) next(arena []byte) (record, []byte, error) {
 			r.fail(&rec, err)
 		}
 	}
+	arena = r.place(arena, &rec)
 	rec.end = len(arena)
 	if rec.reason == TooLong {
 		rec.detail = fmt.Sprintf("record longer than --max-doc-bytes (%d)", max)
@@ -190,29 +220,63 @@ func (r *reader) next(arena []byte) (record, []byte, error) {
 }
 
 // joinLine reads a line of a multi-line record (a block, or a whole
-// file) into arena, after a "\n" when join is set, and returns the line's
-// start in arena. lineLong says the line alone is over max (nothing of it
-// was appended), recLong that the record is over max with it.
-func (r *reader) joinLine(arena []byte, rec *record, join bool, max int) (_ []byte, ls int, n int64, lineLong, recLong bool, err error) {
+// file) into arena, after a "\n" when join is set. It returns where the
+// line's "\n" went (mark) and where the line starts (ls). lineLong says the
+// line alone is over max (nothing of it was appended), recLong that the
+// record is over max with it. Once a record passes bigRecord bytes, its
+// text so far is held aside, and the record is placed with one exact
+// allocation when it ends (see place).
+func (r *reader) joinLine(arena []byte, rec *record, join bool, max int) (_ []byte, mark, ls int, n int64, lineLong, recLong bool, err error) {
+	if rec.reason != TooLong && len(arena)-rec.start >= bigRecord {
+		r.held = append(r.held, bytes.Clone(arena[rec.start:]))
+		r.heldN += len(arena) - rec.start
+		arena = arena[:rec.start]
+	}
+	mark = len(arena)
 	if join && rec.reason != TooLong {
 		arena = append(arena, '\n')
 	}
 	ls = len(arena)
 	arena, n, lineLong, err = r.readLine(arena, max)
-	recLong = rec.reason == TooLong || len(arena)-rec.start > max
-	return arena, ls, n, lineLong, recLong, err
+	recLong = rec.reason == TooLong || r.heldN+len(arena)-rec.start > max
+	return arena, mark, ls, n, lineLong, recLong, err
+}
+
+// place puts the text held aside for rec back in front of what arena holds
+// of it, with one allocation of the exact size.
+func (r *reader) place(arena []byte, rec *record) []byte {
+	if r.held == nil {
+		return arena
+	}
+	held := r.held
+	r.held, r.heldN = nil, 0
+	if rec.reason == TooLong {
+		return arena
+	}
+	n := len(arena)
+	for _, h := range held {
+		n += len(h)
+	}
+	out := make([]byte, 0, n)
+	out = append(out, arena[:rec.start]...)
+	for _, h := range held {
+		out = append(out, h...)
+	}
+	out = append(out, arena[rec.start:]...)
+	held = nil
+	runtime.GC() // free the pieces before the tokenizer needs memory
+	return out
 }
 
 // block reads a blank-line-separated block; rec.start < 0 at the end.
 func (r *reader) block(arena []byte, rec record, max int) ([]byte, record, error) {
 	started := false
 	for {
-		mark := len(arena)
-		var ls int
+		var mark, ls int
 		var n int64
 		var lineLong, recLong bool
 		var err error
-		arena, ls, n, lineLong, recLong, err = r.joinLine(arena, &rec, started, max)
+		arena, mark, ls, n, lineLong, recLong, err = r.joinLine(arena, &rec, started, max)
 		if n == 0 && err == io.EOF {
 			r.done = true
 			arena = arena[:mark]

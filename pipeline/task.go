@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime/debug"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -154,6 +156,47 @@ type Env struct {
 
 	mu     sync.Mutex
 	warned [numReasons]int
+	big      int   // jobs holding big records, in flight
+	bigBytes int64 // their big records' bytes
+	memOld   int64 // the memory limit before the first of them
+}
+
+// While big records are in memory the Go runtime gets a soft memory
+// limit of twice their size plus bigSlack: the heap then stays close to
+// what is live (the text and its ids) instead of growing to twice that,
+// Go's default, and the GC runs only as often as that needs.
+const bigSlack = 64 << 20
+
+// holdBig and dropBig bracket the life of a job that holds big records of
+// n bytes.
+func (env *Env) holdBig(n int) {
+	env.mu.Lock()
+	defer env.mu.Unlock()
+	if env.big == 0 {
+		env.memOld = debug.SetMemoryLimit(-1)
+	}
+	env.big++
+	env.bigBytes += int64(n)
+	debug.SetMemoryLimit(min(env.memOld, 2*env.bigBytes+bigSlack))
+}
+
+func (env *Env) dropBig(n int, all bool) {
+	env.mu.Lock()
+	defer env.mu.Unlock()
+	if env.big == 0 {
+		return
+	}
+	env.big--
+	env.bigBytes -= int64(n)
+	if all {
+		env.big = 0
+	}
+	if env.big == 0 {
+		env.bigBytes = 0
+		debug.SetMemoryLimit(env.memOld)
+		return
+	}
+	debug.SetMemoryLimit(min(env.memOld, 2*env.bigBytes+bigSlack))
 }
 
 const warnPerReason = 5
@@ -187,10 +230,10 @@ const (
 )
 
 type tokJob struct {
+	big   int // bytes of its records of at least bigRecord bytes
 	text  []byte
 	recs  []record
 	ids   []int32
-	field []byte // decoded JSON field
 	fix   []byte // repaired text
 }
 
@@ -424,6 +467,7 @@ func (env *Env) tokenize(ctx context.Context, plan *Plan, r records, in Input, r
 			return nil
 		},
 	}
+	defer env.dropBig(0, true) // jobs a stopped stage never emitted
 	err := MapOrdered(ctx, env.Workers,
 		func(context.Context) (*tokJob, bool, error) {
 			j := jobs.Get().(*tokJob)
@@ -439,6 +483,13 @@ func (env *Env) tokenize(ctx context.Context, plan *Plan, r records, in Input, r
 					return nil, false, err
 				}
 				j.recs = append(j.recs, rc)
+				if n := rc.end - rc.start; n >= bigRecord {
+					if j.big > 0 {
+						env.dropBig(j.big, false)
+					}
+					j.big += n
+					env.holdBig(j.big)
+				}
 			}
 			if len(j.recs) == 0 {
 				jobs.Put(j)
@@ -453,7 +504,15 @@ func (env *Env) tokenize(ctx context.Context, plan *Plan, r records, in Input, r
 			return j, nil
 		},
 		func(j *tokJob) error {
-			defer jobs.Put(j)
+			defer func() {
+				if j.big > 0 {
+					// Left to the GC, not kept for reuse.
+					env.dropBig(j.big, false)
+					j.big = 0
+					return
+				}
+				jobs.Put(j)
+			}()
 			for i := range j.recs {
 				rc := &j.recs[i]
 				if rc.reason != OK && rc.reason != Blank {
@@ -516,10 +575,13 @@ func encodeJob(j *tokJob, enc Encoder, jsonl bool, path []string) {
 		if jsonl {
 			var reason Reason
 			var err error
-			j.field, reason, err = jsonText(j.field[:0], text, path)
+			// Decoded in place: a JSON string is never shorter than its
+			// value, so the value overwrites only what was parsed.
+			var field []byte
+			field, reason, err = jsonText(text[:0:len(text)], text, path)
 			switch reason {
 			case OK:
-				text = j.field
+				text = field
 			case BadJSON:
 				rc.reason, rc.detail = reason, err.Error()
 				continue
@@ -537,7 +599,9 @@ func encodeJob(j *tokJob, enc Encoder, jsonl bool, path []string) {
 			rc.repair |= repairUTF8Bit
 		}
 		if bytes.IndexByte(text, 0) >= 0 {
-			clean := make([]byte, 0, len(text))
+			// In place: the text is the record's own (its arena bytes, the
+			// decoded field over them, or the repaired copy).
+			clean := text[:0]
 			for _, c := range text {
 				if c != 0 {
 					clean = append(clean, c)
@@ -552,6 +616,11 @@ func encodeJob(j *tokJob, enc Encoder, jsonl bool, path []string) {
 		}
 		rc.text = len(text)
 		a := len(j.ids)
+		if len(text) >= bigRecord {
+			// Room for 5 bytes a token: growing by append would hold the
+			// old and the new ids at once.
+			j.ids = slices.Grow(j.ids, len(text)/5)
+		}
 		var err error
 		j.ids, err = enc.Encode(j.ids, text)
 		switch {
