@@ -154,8 +154,8 @@ type Env struct {
 	Warn       func(msg string) // reports the first few bad records of each kind
 	Progress   func(n int64)    // raw input bytes read
 
-	mu     sync.Mutex
-	warned [numReasons]int
+	mu       sync.Mutex
+	warned   [numReasons]int
 	big      int   // jobs holding big records, in flight
 	bigBytes int64 // their big records' bytes
 	memOld   int64 // the memory limit before the first of them
@@ -230,11 +230,11 @@ const (
 )
 
 type tokJob struct {
-	big   int // bytes of its records of at least bigRecord bytes
-	text  []byte
-	recs  []record
-	ids   []int32
-	fix   []byte // repaired text
+	big  int // bytes of its records of at least bigRecord bytes
+	text []byte
+	recs []record
+	ids  []int32
+	fix  []byte // repaired text
 }
 
 type maskJob struct {
