@@ -38,6 +38,8 @@ type BuildOptions struct {
 	Phase    func(name string, total int64) // a new phase of work of total input bytes
 	Progress func(n int64)                  // input bytes done in the current phase
 	Software map[string]string              // recorded in the manifest
+
+	open opener // tests: how inputs are opened (nil: os.Open)
 }
 
 // Result is what Build did.
@@ -152,7 +154,7 @@ func Build(ctx context.Context, o BuildOptions) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	env.Strict, env.Warn, env.Progress = o.Strict, o.Warn, o.Progress
+	env.Strict, env.Warn, env.Progress, env.open = o.Strict, o.Warn, o.Progress, o.open
 	res := &Result{}
 	o.phase("building", totalBytes(plan.Inputs))
 	for _, t := range plan.Tasks {

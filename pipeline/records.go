@@ -6,7 +6,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
 
 	"github.com/glmkit/glmkit/sharding/parquettext"
 )
@@ -32,20 +31,29 @@ type records interface {
 
 // openRecords opens the records of task t from rp on. dir is the build
 // directory (stdin's spool goes there).
-func openRecords(ctx context.Context, in Input, cfg Config, t Task, rp ResumePoint, dir string, progress func(int64), warn func(string)) (records, error) {
+func openRecords(ctx context.Context, open opener, in Input, cfg Config, t Task, rp ResumePoint, dir string, progress func(int64), warn func(string)) (records, error) {
 	if in.Format == "parquet" {
-		f, err := parquettext.Open(in.Path, cfg.TextField)
+		src, err := open.open(in.Path)
 		if err != nil {
+			return nil, fmt.Errorf("pipeline: input %w", err)
+		}
+		if err := checkUnchanged(src, in); err != nil {
+			src.Close()
+			return nil, err
+		}
+		f, err := parquettext.OpenSource(in.Path, src, cfg.TextField)
+		if err != nil {
+			src.Close()
 			return nil, err
 		}
 		if int(t.Start) >= f.RowGroups() {
 			f.Close()
 			return nil, fmt.Errorf("pipeline: %s has %d row groups; the plan's task %d reads row group %d (plan the build again)", in.Path, f.RowGroups(), t.Index, t.Start)
 		}
-		return &parquetRecords{ctx: ctx, in: in, f: f, rg: int(t.Start), skip: rp.Record, index: rp.Record,
+		return &parquetRecords{ctx: ctx, in: in, f: f, src: src, rg: int(t.Start), skip: rp.Record, index: rp.Record,
 			row: t.Line + rp.Record, first: t.Line, maxDoc: cfg.MaxDocBytes, progress: progress}, nil
 	}
-	st, err := openStream(ctx, in, t, rp.Offset, dir, progress)
+	st, err := openStream(ctx, open, in, t, rp.Offset, dir, progress)
 	if err != nil {
 		return nil, err
 	}
@@ -135,6 +143,7 @@ func (r *textRecords) stdin() *Input {
 type parquetRecords struct {
 	ctx      context.Context
 	in       Input
+	src      inputFile
 	f        *parquettext.File
 	rg       int
 	skip     int64 // rows of the row group already written (resume)
@@ -240,12 +249,8 @@ func (p *parquetRecords) damage() *Damage {
 }
 
 func (p *parquetRecords) finish() (string, error) {
-	st, err := os.Stat(p.in.Path)
-	if err != nil {
-		return "", fmt.Errorf("pipeline: %w", err)
-	}
-	if st.Size() != p.in.Size || st.ModTime().UnixNano() != p.in.ModTime {
-		return "", fmt.Errorf("pipeline: %s changed while it was read (plan the build again)", p.in.Path)
+	if err := checkUnchanged(p.src, p.in); err != nil {
+		return "", err
 	}
 	return p.sum, nil
 }

@@ -53,7 +53,14 @@ type ioError struct {
 	err  error
 }
 
-func (e *ioError) Error() string { return fmt.Sprintf("reading %s: %v", e.path, e.err) }
+func (e *ioError) Error() string {
+	err := e.err
+	var pe *os.PathError
+	if errors.As(err, &pe) {
+		err = pe.Err
+	}
+	return fmt.Sprintf("pipeline: reading %s: %v", e.path, err)
+}
 func (e *ioError) Unwrap() error { return e.err }
 
 // rawReader reads an input's raw bytes for the sequential pass: it counts
@@ -610,7 +617,7 @@ type stream struct {
 	path          string
 	raw           *rawReader
 	fr            *frameReader // compressed input
-	f             *os.File     // a file input
+	f             inputFile    // a file input
 	compression   string       // as found (stdin is sniffed when opened)
 }
 
@@ -646,7 +653,7 @@ func (s *stream) finish() (string, int64, error) {
 // hash them); a compressed input is read whole, frame by frame, and offset
 // decompressed bytes are skipped. dir takes stdin's spool. progress
 // receives the raw bytes read.
-func openStream(ctx context.Context, in Input, t Task, offset int64, dir string, progress func(int64)) (*stream, error) {
+func openStream(ctx context.Context, open opener, in Input, t Task, offset int64, dir string, progress func(int64)) (*stream, error) {
 	s := &stream{path: in.Path, compression: in.Compression}
 	raw := &rawReader{ctx: ctx, path: in.Path, hash: sha256.New(), progress: progress}
 	s.raw = raw
@@ -658,7 +665,7 @@ func openStream(ctx context.Context, in Input, t Task, offset int64, dir string,
 		raw.spool = sp
 		at = sp
 	} else {
-		f, err := os.Open(in.Path)
+		f, err := open.open(in.Path)
 		if err != nil {
 			return nil, fmt.Errorf("pipeline: input %w", err)
 		}
@@ -719,8 +726,32 @@ func openStream(ctx context.Context, in Input, t Task, offset int64, dir string,
 	return s, nil
 }
 
+// inputFile is an input file open for reading.
+type inputFile interface {
+	io.Reader
+	io.ReaderAt
+	io.Seeker
+	io.Closer
+	Stat() (os.FileInfo, error)
+}
+
+// opener opens input files; nil opens them with os.Open. (Tests put a
+// reader that fails on purpose here.)
+type opener func(path string) (inputFile, error)
+
+func (o opener) open(path string) (inputFile, error) {
+	if o != nil {
+		return o(path)
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	return f, nil
+}
+
 // checkUnchanged compares an open input with what its plan recorded.
-func checkUnchanged(f *os.File, in Input) error {
+func checkUnchanged(f inputFile, in Input) error {
 	st, err := f.Stat()
 	if err != nil {
 		return fmt.Errorf("pipeline: %s: %w", in.Path, err)

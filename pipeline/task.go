@@ -153,6 +153,7 @@ type Env struct {
 	Strict     bool             // bad records are fatal, not counted skips
 	Warn       func(msg string) // reports the first few bad records of each kind
 	Progress   func(n int64)    // raw input bytes read
+	open       opener           // nil: os.Open
 
 	mu       sync.Mutex
 	warned   [numReasons]int
@@ -271,7 +272,7 @@ func RunTask(ctx context.Context, plan *Plan, env *Env, t Task, prev *TaskRecord
 			rec.Stats = prev.Stats
 		}
 	}
-	r, err := openRecords(ctx, in, cfg, t, rp, env.Dir, env.Progress, env.Warn)
+	r, err := openRecords(ctx, env.open, in, cfg, t, rp, env.Dir, env.Progress, env.Warn)
 	if err != nil {
 		return nil, err
 	}
@@ -313,10 +314,13 @@ func RunTask(ctx context.Context, plan *Plan, env *Env, t Task, prev *TaskRecord
 	// by the caller: after the last shard, the record is the complete one,
 	// so a crash in between can never leave progress that points nowhere.
 	commitShard := func() error {
-		sf, err := w.Commit(ShardName(t.Index, len(rec.Shards)))
+		part := len(rec.Shards)
+		crashPoint("shard-written", t.Index, part)
+		sf, err := w.Commit(ShardName(t.Index, part))
 		if err != nil {
 			return err
 		}
+		crashPoint("shard-committed", t.Index, part)
 		rec.Shards = append(rec.Shards, sf)
 		return nil
 	}
@@ -332,6 +336,7 @@ func RunTask(ctx context.Context, plan *Plan, env *Env, t Task, prev *TaskRecord
 			}
 			return fmt.Errorf("pipeline: writing task record: %w", err)
 		}
+		crashPoint("record-written", t.Index, len(rec.Shards)-1)
 		if commitDelay > 0 {
 			time.Sleep(commitDelay)
 		}
@@ -412,6 +417,15 @@ func RunTask(ctx context.Context, plan *Plan, env *Env, t Task, prev *TaskRecord
 		return nil, fmt.Errorf("pipeline: task %d ended without its last batch", t.Index)
 	}
 	return rec, nil
+}
+
+// crashPoint kills the process with SIGKILL when GLMKIT_TEST_CRASH names
+// this point ("shard-committed:TASK/PART"): the crash tests' way to stop a
+// build exactly between two steps of a commit.
+func crashPoint(point string, task, part int) {
+	if v := os.Getenv("GLMKIT_TEST_CRASH"); v != "" && v == fmt.Sprintf("%s:%d/%d", point, task, part) {
+		killSelf()
+	}
 }
 
 // expectedSum is the sha256 of the raw bytes task t must read: its range's,

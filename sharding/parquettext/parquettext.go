@@ -41,7 +41,14 @@ type IOError struct {
 	Err  error
 }
 
-func (e *IOError) Error() string { return fmt.Sprintf("parquettext: reading %s: %v", e.Path, e.Err) }
+func (e *IOError) Error() string {
+	err := e.Err
+	var pe *os.PathError
+	if errors.As(err, &pe) {
+		err = pe.Err
+	}
+	return fmt.Sprintf("parquettext: reading %s: %v", e.Path, err)
+}
 func (e *IOError) Unwrap() error { return e.Err }
 
 // DamageError is damaged data in a row group: Row rows of it were read
@@ -58,10 +65,18 @@ func (e *DamageError) Error() string {
 	return fmt.Sprintf("parquettext: %s: row group %d (column chunk at byte %d) is damaged after %d rows: %v", e.Path, e.RowGroup, e.Offset, e.Row, e.Err)
 }
 
+// Source is an open Parquet file (an *os.File, or a test's stand-in).
+type Source interface {
+	io.ReaderAt
+	io.Seeker
+	io.Closer
+	Stat() (os.FileInfo, error)
+}
+
 // source is the file as arrow-go reads it; it remembers whether a read
 // failed, so a decoding error can be told from an I/O error.
 type source struct {
-	f   *os.File
+	f   Source
 	err error // the first read error
 }
 
@@ -83,21 +98,28 @@ func (s *source) Seek(off int64, whence int) (int64, error) {
 
 // Open opens path and finds column, which must be a top-level, non-repeated
 // BYTE_ARRAY column (a string, or plain bytes).
-func Open(path, column string) (_ *File, err error) {
+func Open(path, column string) (*File, error) {
 	fh, err := os.Open(path)
 	if err != nil {
 		return nil, fmt.Errorf("parquettext: %w", err)
 	}
+	f, err := OpenSource(path, fh, column)
+	if err != nil {
+		fh.Close()
+		return nil, err
+	}
+	return f, nil
+}
+
+// OpenSource is Open on a file already open; Close closes it.
+func OpenSource(path string, fh Source, column string) (_ *File, err error) {
 	src := &source{f: fh}
 	defer func() {
 		if r := recover(); r != nil { // arrow-go's reader can panic on corrupt files
 			err = fmt.Errorf("parquettext: %s: corrupt Parquet file: %v", path, r)
 		}
-		if err != nil {
-			fh.Close()
-			if src.err != nil {
-				err = &IOError{path, src.err}
-			}
+		if err != nil && src.err != nil {
+			err = &IOError{path, src.err}
 		}
 	}()
 	rdr, err := file.NewParquetReader(src)
@@ -170,7 +192,7 @@ func (f *File) HashChunk(ctx context.Context, rg int) (string, error) {
 			return "", &IOError{f.path, err}
 		}
 		k := int(min(int64(len(buf)), n-done))
-		m, err := f.src.f.ReadAt(buf[:k], off+done)
+		m, err := f.src.ReadAt(buf[:k], off+done)
 		h.Write(buf[:m])
 		done += int64(m)
 		if err != nil && !(err == io.EOF && done == n) {
