@@ -277,10 +277,10 @@ func isShardName(n string) bool {
 	return err == nil && n == ShardName(t, p)
 }
 
-// clearBuild removes the build that plan describes from dir: the shards its
-// task records name (and the one part after them that a crash may have
-// committed before its record), the records, the manifest and stale
-// temporaries. Nothing else in dir is touched; the plan itself is replaced
+// clearBuild removes the build that plan describes from dir: the shards of
+// its tasks (the parts their records name, and the run of parts after them
+// under the names the plan's tasks write), the records, the manifest and
+// stale temporaries. Nothing else in dir is touched; the plan itself is replaced
 // by the new one.
 func clearBuild(dir string, plan *Plan) error {
 	rm := func(p string) error {
@@ -300,11 +300,19 @@ func clearBuild(dir string, plan *Plan) error {
 				parts = max(parts, len(r.Shards))
 			}
 		}
-		for i := 0; i <= parts; i++ {
-			if p := filepath.Join(dir, ShardName(t.Index, i)); isRegular(p) {
-				if err := rm(p); err != nil {
-					return err
+		// The parts its records name, the one a crash may have committed
+		// after them, and any further run of parts under the names the
+		// plan's task writes (a record may be damaged).
+		for i := 0; i < maxShards; i++ {
+			p := filepath.Join(dir, ShardName(t.Index, i))
+			if !isRegular(p) {
+				if i > parts {
+					break
 				}
+				continue
+			}
+			if err := rm(p); err != nil {
+				return err
 			}
 		}
 		for _, p := range []string{recordPath(dir, t.Index), progressPath(dir, t.Index)} {

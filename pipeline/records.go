@@ -26,6 +26,9 @@ type records interface {
 	// stdin describes standard input once read (size, sha256, what it
 	// was read as); nil for files, which the plan describes.
 	stdin() *Input
+	// format is how the records are read: "text", "jsonl" or "parquet"
+	// (stdin's is found when it is opened).
+	format() string
 	close() error
 }
 
@@ -105,7 +108,8 @@ type textRecords struct {
 	stdinSum  string
 }
 
-func (r *textRecords) close() error { return r.st.Close() }
+func (r *textRecords) close() error   { return r.st.Close() }
+func (r *textRecords) format() string { return r.cfg.Format }
 
 func (r *textRecords) damage() *Damage {
 	var de *damageError
@@ -255,5 +259,6 @@ func (p *parquetRecords) finish() (string, error) {
 	return p.sum, nil
 }
 
-func (p *parquetRecords) stdin() *Input { return nil }
-func (p *parquetRecords) close() error  { return p.f.Close() }
+func (p *parquetRecords) stdin() *Input  { return nil }
+func (p *parquetRecords) format() string { return "parquet" }
+func (p *parquetRecords) close() error   { return p.f.Close() }

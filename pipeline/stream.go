@@ -63,6 +63,15 @@ func (e *ioError) Error() string {
 }
 func (e *ioError) Unwrap() error { return e.err }
 
+// unsupportedError is a valid compressed stream that glmkit cannot decode
+// (a zstd dictionary, a huge window): the task stops with this error.
+type unsupportedError struct {
+	path string
+	msg  string
+}
+
+func (e *unsupportedError) Error() string { return fmt.Sprintf("pipeline: %s: %s", e.path, e.msg) }
+
 // rawReader reads an input's raw bytes for the sequential pass: it counts
 // and hashes them, reports progress, stops at ctx, and turns every read
 // error into an ioError. The spool, when set, gets a copy (stdin).
@@ -210,8 +219,9 @@ func (s *spool) close() {
 	}
 }
 
-// maxZstdWindow is the largest zstd window decoded (zstd --long=31).
-const maxZstdWindow = 1 << 31
+// maxZstdWindow is the largest zstd window decoded: zstd's own default
+// limit (a larger one needs zstd --long, and as much memory).
+const maxZstdWindow = 1 << 27
 
 // frame is one verified member or frame: its raw extent and decoded size.
 type frame struct {
@@ -522,7 +532,7 @@ func (fr *frameReader) zstdFrame(start int64) (frame, bool, error) {
 			id = id<<8 | uint32(b[i])
 		}
 		if id != 0 {
-			return frame{}, false, &ioError{fr.path, fmt.Errorf("%s needs zstd dictionary %d, which glmkit does not have (decompress it with the dictionary first)", what, id)}
+			return frame{}, false, &unsupportedError{fr.path, fmt.Sprintf("%s needs zstd dictionary %d, which glmkit does not have (decompress it with the dictionary first)", what, id)}
 		}
 	}
 	if fcsBytes > 0 {
@@ -541,7 +551,7 @@ func (fr *frameReader) zstdFrame(start int64) (frame, bool, error) {
 		}
 	}
 	if window > maxZstdWindow {
-		return frame{}, false, &ioError{fr.path, fmt.Errorf("%s needs a %d MiB window; glmkit decodes windows up to %d MiB (zstd --long=31)", what, window>>20, maxZstdWindow>>20)}
+		return frame{}, false, &unsupportedError{fr.path, fmt.Sprintf("%s needs a %d MiB window; glmkit decodes windows up to %d MiB (recompress it without --long, or decompress it first)", what, window>>20, maxZstdWindow>>20)}
 	}
 	for {
 		if err := fr.ctx.Err(); err != nil {

@@ -456,6 +456,7 @@ func (env *Env) tokenize(ctx context.Context, plan *Plan, r records, in Input, r
 		encoders <- env.NewEncoder()
 	}
 	jobs := sync.Pool{New: func() any { return new(tokJob) }}
+	jsonl := r.format() == "jsonl"
 	cur := &maskJob{}
 	send := func() error {
 		select {
@@ -514,7 +515,7 @@ func (env *Env) tokenize(ctx context.Context, plan *Plan, r records, in Input, r
 		func(j *tokJob) (*tokJob, error) {
 			enc := <-encoders
 			defer func() { encoders <- enc }()
-			encodeJob(j, enc, in.Format == "jsonl", path)
+			encodeJob(j, enc, jsonl, path)
 			return j, nil
 		},
 		func(j *tokJob) error {
