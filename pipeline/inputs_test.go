@@ -26,10 +26,10 @@ func TestInputDirectoryLinks(t *testing.T) {
 	writeFile(t, root, "e.txt", []byte("e\n"))
 	for _, l := range []struct{ target, link string }{
 		{filepath.Join(root, "e.txt"), filepath.Join(data, "linked-file.txt")}, // a file elsewhere
-		{other, filepath.Join(data, "linked-dir")},                              // a directory elsewhere
-		{data, filepath.Join(data, "sub", "loop")},                              // back up: a loop
-		{filepath.Join(root, "gone.txt"), filepath.Join(data, "dead.txt")},      // leads nowhere
-		{filepath.Join(data, "a.txt"), filepath.Join(data, "same-as-a.txt")},    // a second name
+		{other, filepath.Join(data, "linked-dir")},                             // a directory elsewhere
+		{data, filepath.Join(data, "sub", "loop")},                             // back up: a loop
+		{filepath.Join(root, "gone.txt"), filepath.Join(data, "dead.txt")},     // leads nowhere
+		{filepath.Join(data, "a.txt"), filepath.Join(data, "same-as-a.txt")},   // a second name
 	} {
 		if err := os.Symlink(l.target, l.link); err != nil {
 			t.Skipf("no symbolic links here: %v", err)
