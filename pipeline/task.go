@@ -260,8 +260,8 @@ func RunTask(ctx context.Context, plan *Plan, env *Env, t Task, prev *TaskRecord
 			return nil, errors.New("pipeline: a build from stdin cannot be resumed; run it again")
 		}
 		for _, sf := range prev.Shards {
-			st, err := os.Stat(filepath.Join(env.Dir, sf.Name))
-			if err != nil || st.Size() != sf.Bytes {
+			st, err := os.Lstat(filepath.Join(env.Dir, sf.Name))
+			if err != nil || !st.Mode().IsRegular() || st.Size() != sf.Bytes {
 				prev = nil // a shard is missing or damaged: redo the task
 				break
 			}

@@ -307,6 +307,13 @@ func cmdEval(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		return err
 	}
 	defer model.Close()
+	meta, err := loaderMeta(*data)
+	if err != nil {
+		return err
+	}
+	if mc := model.Config(); meta.VocabSize > mc.Vocab || meta.SeqLen > mc.MaxPos {
+		return fmt.Errorf("checkpoint %s has a vocabulary of %d and %d positions; the shards in %s need %d and %d", dir, mc.Vocab, mc.MaxPos, *data, meta.VocabSize, meta.SeqLen)
+	}
 	src, err := sharding.OpenLoader(ctx, *data, sharding.LoaderOptions{Batch: *batch, Epochs: 1})
 	if err != nil {
 		return err
