@@ -165,6 +165,10 @@ func IsStaleTemp(dir, name string) bool {
 	if ti.host == hostTag() && processAlive(ti.pid) {
 		return false
 	}
+	st, err := os.Lstat(filepath.Join(dir, name))
+	if err != nil || !st.Mode().IsRegular() && !st.IsDir() {
+		return false // glmkit writes files and directories, nothing else
+	}
 	f, err := os.Open(filepath.Join(dir, name))
 	if err != nil {
 		return false
