@@ -45,14 +45,14 @@ func waitKilled(t *testing.T, cmd *exec.Cmd, out *bytes.Buffer) {
 func smallInputs(t *testing.T) (string, []string) {
 	src := t.TempDir()
 	var a, b bytes.Buffer
-	for i := range 3000 {
+	for i := range 1500 {
 		fmt.Fprintf(&a, "Document %d of the first input. It has two sentences, this is the second.\n", i)
 		fmt.Fprintf(&b, "{\"text\": \"record %d of the second input: %x\"}\n", i, i*7919)
 	}
 	os.WriteFile(filepath.Join(src, "a.txt"), a.Bytes(), 0o644)
 	os.WriteFile(filepath.Join(src, "b.jsonl"), b.Bytes(), 0o644)
 	return src, []string{"--input", filepath.Join(src, "a.txt"), "--input", filepath.Join(src, "b.jsonl"),
-		"--tokenizer", "gpt2", "--shard-rows", "20", "--seq-len", "128", "--quiet", "--workers", "2"}
+		"--tokenizer", "gpt2", "--shard-rows", "10", "--seq-len", "128", "--quiet", "--workers", "2"}
 }
 
 func TestKillAnywhereThenResume(t *testing.T) {
@@ -60,7 +60,7 @@ func TestKillAnywhereThenResume(t *testing.T) {
 	ref := t.TempDir()
 	mustGlmprep(t, append([]string{"build", "--out", ref}, flags...)...)
 	want := readDir(t, ref)
-	for _, point := range []string{"shard-written:0/0", "shard-written:0/3", "shard-committed:0/3", "record-written:0/3", "shard-committed:1/0", "record-written:1/2"} {
+	for _, point := range []string{"shard-written:0/0", "shard-committed:0/3", "record-written:0/3", "shard-committed:1/2"} {
 		t.Run(point, func(t *testing.T) {
 			dir := t.TempDir()
 			cmd, out := glmprepProcess(t, []string{"GLMKIT_TEST_CRASH=" + point}, append([]string{"build", "--out", dir}, flags...)...)
