@@ -38,6 +38,8 @@ type BuildOptions struct {
 	Phase    func(name string, total int64) // a new phase of work of total input bytes
 	Progress func(n int64)                  // input bytes done in the current phase
 	Software map[string]string              // recorded in the manifest
+
+	open opener // tests: how inputs are opened (nil: os.Open)
 }
 
 // Result is what Build did.
@@ -82,7 +84,7 @@ func (o *BuildOptions) validate() error {
 // Prepare resolves and hashes the inputs, plans them into tasks, checks
 // o.Out against --resume and --force and writes plan.json there. It is the
 // first half of Build, and all of `glmprep plan`.
-func Prepare(o *BuildOptions) (*Plan, error) {
+func Prepare(ctx context.Context, o *BuildOptions) (*Plan, error) {
 	if err := o.validate(); err != nil {
 		return nil, err
 	}
@@ -91,7 +93,7 @@ func Prepare(o *BuildOptions) (*Plan, error) {
 	if err := mcfg.Validate(); err != nil {
 		return nil, err
 	}
-	inputs, err := ResolveInputs(o.Inputs, o.Config.Format)
+	inputs, err := ResolveInputs(o.Inputs, o.Config.Format, o.Warn)
 	if err != nil {
 		return nil, err
 	}
@@ -101,10 +103,10 @@ func Prepare(o *BuildOptions) (*Plan, error) {
 		}
 	}
 	o.phase("hashing", totalBytes(inputs))
-	if err := Hash(inputs, o.Progress); err != nil {
+	if err := Hash(ctx, inputs, o.Progress); err != nil {
 		return nil, err
 	}
-	plan, err := MakePlan(o.Meta, o.Config, inputs)
+	plan, err := MakePlan(ctx, o.Meta, o.Config, inputs)
 	if err != nil {
 		return nil, err
 	}
@@ -144,7 +146,7 @@ func NewEnv(plan *Plan, dir string, sentenceEnd []bool, newEncoder func() Encode
 // last shard), then Merge, which writes manifest.json last. The output
 // bytes depend only on the inputs, o.Meta and o.Config, not on o.Workers.
 func Build(ctx context.Context, o BuildOptions) (*Result, error) {
-	plan, err := Prepare(&o)
+	plan, err := Prepare(ctx, &o)
 	if err != nil {
 		return nil, err
 	}
@@ -152,11 +154,11 @@ func Build(ctx context.Context, o BuildOptions) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	env.Strict, env.Warn, env.Progress = o.Strict, o.Warn, o.Progress
+	env.Strict, env.Warn, env.Progress, env.open = o.Strict, o.Warn, o.Progress, o.open
 	res := &Result{}
 	o.phase("building", totalBytes(plan.Inputs))
 	for _, t := range plan.Tasks {
-		prev, err := ReadTaskRecord(o.Out, t.Index)
+		prev, err := readTaskRecord(o.Out, plan, t.Index)
 		if err != nil {
 			return nil, err
 		}
@@ -189,7 +191,9 @@ func taskBytes(p *Plan, t Task) int64 {
 }
 
 // prepareDir checks Out against --resume/--force and clears what a new
-// build replaces.
+// build replaces. glmprep removes only what it can prove it wrote: the
+// files a valid plan.json and its task records name, and its own stale
+// temporaries.
 func (o *BuildOptions) prepareDir(plan *Plan) error {
 	if err := os.MkdirAll(o.Out, 0o755); err != nil {
 		return fmt.Errorf("pipeline: %w", err)
@@ -197,9 +201,10 @@ func (o *BuildOptions) prepareDir(plan *Plan) error {
 	old, err := ReadPlan(o.Out)
 	exists := err == nil
 	if err != nil && !errors.Is(err, os.ErrNotExist) {
-		if !o.Force {
-			return err
+		if o.Force {
+			return fmt.Errorf("%w; --force removes only a glmkit build's own files, and this plan cannot prove which those are (move the directory away, or choose another --out)", err)
 		}
+		return err
 	}
 	switch {
 	case exists && o.Resume:
@@ -208,46 +213,133 @@ func (o *BuildOptions) prepareDir(plan *Plan) error {
 		if !bytes.Equal(a, b) {
 			return fmt.Errorf("pipeline: %s holds a build of other inputs or flags (%s); --resume needs the same ones (or use --force to start over)", o.Out, planDiff(old, plan))
 		}
-	case exists && !o.Force:
-		return fmt.Errorf("pipeline: %s already holds a build; use --resume to continue it or --force to replace it", o.Out)
-	case !exists && !o.Force:
-		if _, err := os.Stat(filepath.Join(o.Out, sharding.ManifestName)); err == nil {
-			return fmt.Errorf("pipeline: %s holds a manifest.json but no plan.json; use --force to replace it", o.Out)
+	case exists && o.Force:
+		if err := clearBuild(o.Out, old); err != nil {
+			return err
 		}
-	}
-	if o.Force {
-		return clearBuild(o.Out)
+	case exists:
+		return fmt.Errorf("pipeline: %s already holds a build; use --resume to continue it or --force to replace it", o.Out)
+	default:
+		// No plan: the directory must not look like a build that glmprep
+		// would write over, and --force has nothing it may remove.
+		if err := notABuild(o.Out, o.Force); err != nil {
+			return err
+		}
 	}
 	// Temporary files of an interrupted run.
-	for _, d := range []string{o.Out, filepath.Join(o.Out, TasksDir)} {
-		ents, _ := os.ReadDir(d)
-		for _, e := range ents {
-			if n := e.Name(); strings.HasPrefix(n, ".") && strings.HasSuffix(n, ".tmp") {
-				os.Remove(filepath.Join(d, n))
-			}
-		}
-	}
-	return nil
+	_, err = CleanTemps(o.Out)
+	return err
 }
 
-// clearBuild removes a build's files from dir, and nothing else.
-func clearBuild(dir string) error {
+// CleanTemps removes glmkit's stale temporaries from a build directory
+// and its tasks folder, and returns their paths.
+func CleanTemps(dir string) ([]string, error) {
+	var all []string
+	for _, d := range []string{dir, filepath.Join(dir, TasksDir)} {
+		rm, err := sharding.RemoveStaleTemps(d, nil)
+		for _, n := range rm {
+			all = append(all, filepath.Join(d, n))
+		}
+		if err != nil {
+			return all, err
+		}
+	}
+	return all, nil
+}
+
+// notABuild checks a directory without a plan: it may hold other files,
+// but none that a build writes (a manifest, a tasks folder, shards), which
+// glmprep would otherwise replace. With force, it must hold nothing but
+// stale glmkit temporaries.
+func notABuild(dir string, force bool) error {
 	ents, err := os.ReadDir(dir)
 	if err != nil {
 		return fmt.Errorf("pipeline: %w", err)
 	}
 	for _, e := range ents {
 		n := e.Name()
-		isOurs := n == PlanName || n == sharding.ManifestName || n == TasksDir ||
-			(strings.HasPrefix(n, "shard-") && strings.HasSuffix(n, ".arrow")) ||
-			(strings.HasPrefix(n, ".") && strings.HasSuffix(n, ".tmp"))
-		if isOurs {
-			if err := os.RemoveAll(filepath.Join(dir, n)); err != nil {
-				return fmt.Errorf("pipeline: %w", err)
-			}
+		if sharding.IsStaleTemp(dir, n) {
+			continue
+		}
+		if force {
+			return fmt.Errorf("pipeline: --force: %s holds no glmkit plan (plan.json) but holds %s; glmprep removes only files it can prove it wrote, so it will not clear this directory (choose a new or empty --out)", dir, n)
+		}
+		if n == sharding.ManifestName || n == TasksDir || isShardName(n) {
+			return fmt.Errorf("pipeline: %s holds %s but no plan.json: it is not a glmkit build glmprep can continue or replace (choose a new or empty --out)", dir, n)
 		}
 	}
 	return nil
+}
+
+func isShardName(n string) bool {
+	var t, p int
+	_, err := fmt.Sscanf(n, "shard-%06d-%04d.arrow", &t, &p)
+	return err == nil && n == ShardName(t, p)
+}
+
+// clearBuild removes the build that plan describes from dir: the shards of
+// its tasks (the parts their records name, and the run of parts after them
+// under the names the plan's tasks write), the records, the manifest and
+// stale temporaries. Nothing else in dir is touched; the plan itself is replaced
+// by the new one.
+func clearBuild(dir string, plan *Plan) error {
+	rm := func(p string) error {
+		if err := os.Remove(p); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("pipeline: %w", err)
+		}
+		return nil
+	}
+	for _, t := range plan.Tasks {
+		parts := 0
+		for _, p := range []string{recordPath(dir, t.Index), progressPath(dir, t.Index)} {
+			b, err := readOwnFile(p, maxRecordBytes)
+			if err != nil {
+				continue
+			}
+			if r, err := parseTaskRecord(p, b, plan, t.Index, p == recordPath(dir, t.Index)); err == nil {
+				parts = max(parts, len(r.Shards))
+			}
+		}
+		// The parts its records name, the one a crash may have committed
+		// after them, and any further run of parts under the names the
+		// plan's task writes (a record may be damaged).
+		for i := 0; i < maxShards; i++ {
+			p := filepath.Join(dir, ShardName(t.Index, i))
+			if !isRegular(p) {
+				if i > parts {
+					break
+				}
+				continue
+			}
+			if err := rm(p); err != nil {
+				return err
+			}
+		}
+		for _, p := range []string{recordPath(dir, t.Index), progressPath(dir, t.Index)} {
+			if isRegular(p) {
+				if err := rm(p); err != nil {
+					return err
+				}
+			}
+		}
+	}
+	if p := filepath.Join(dir, sharding.ManifestName); isRegular(p) {
+		if err := rm(p); err != nil {
+			return err
+		}
+	}
+	if _, err := CleanTemps(dir); err != nil {
+		return err
+	}
+	os.Remove(filepath.Join(dir, TasksDir)) // only if empty
+	return nil
+}
+
+// isRegular reports whether path is a regular file (not a link, which
+// could lead out of the directory).
+func isRegular(path string) bool {
+	st, err := os.Lstat(path)
+	return err == nil && st.Mode().IsRegular()
 }
 
 func planDiff(a, b *Plan) string {
@@ -272,8 +364,9 @@ func planDiff(a, b *Plan) string {
 }
 
 // Merge assembles the manifest of a build from its plan and task records,
-// checks that every task is complete and its shards are there, and writes
-// manifest.json last, atomically.
+// checks that every task is complete, that its shards are there, and that
+// it read the bytes the plan hashed, and writes manifest.json last,
+// atomically. A build of no rows is refused unless the plan allows it.
 func Merge(dir string, plan *Plan, software map[string]string) (*sharding.Manifest, Stats, error) {
 	cfg, err := json.Marshal(plan.Config)
 	if err != nil {
@@ -284,7 +377,7 @@ func Merge(dir string, plan *Plan, software map[string]string) (*sharding.Manife
 	inputs := append([]Input(nil), plan.Inputs...)
 	var stats Stats
 	for _, t := range plan.Tasks {
-		rec, err := ReadTaskRecord(dir, t.Index)
+		rec, err := readTaskRecord(dir, plan, t.Index)
 		if err != nil {
 			return nil, stats, err
 		}
@@ -292,13 +385,23 @@ func Merge(dir string, plan *Plan, software map[string]string) (*sharding.Manife
 			return nil, stats, fmt.Errorf("pipeline: task %d of %s is not complete", t.Index, dir)
 		}
 		for _, sf := range rec.Shards {
-			st, err := os.Stat(filepath.Join(dir, sf.Name))
+			st, err := os.Lstat(filepath.Join(dir, sf.Name))
 			if err != nil {
 				return nil, stats, fmt.Errorf("pipeline: task %d: shard %w", t.Index, err)
+			}
+			if !st.Mode().IsRegular() {
+				return nil, stats, fmt.Errorf("pipeline: task %d: %s is not a regular file", t.Index, filepath.Join(dir, sf.Name))
 			}
 			if st.Size() != sf.Bytes {
 				return nil, stats, fmt.Errorf("pipeline: task %d: %s has %d bytes, its record says %d", t.Index, sf.Name, st.Size(), sf.Bytes)
 			}
+		}
+		in := plan.Inputs[t.Input]
+		if want := expectedSum(plan, t.Index); want != "" && rec.ReadSHA256 != want {
+			if rec.ReadSHA256 == "" {
+				return nil, stats, fmt.Errorf("pipeline: task %d: its record does not say what it read from %s (written by an older glmprep?); run the task again", t.Index, in.Path)
+			}
+			return nil, stats, fmt.Errorf("pipeline: %s: task %d read bytes with sha256 %.16s…, the plan hashed %.16s…: the input changed after it was planned (plan the build again)", in.Path, t.Index, rec.ReadSHA256, want)
 		}
 		if rec.Input != nil {
 			inputs[t.Input].Size, inputs[t.Input].SHA256 = rec.Input.Size, rec.Input.SHA256
@@ -307,7 +410,12 @@ func Merge(dir string, plan *Plan, software map[string]string) (*sharding.Manife
 		stats.Add(rec.Stats)
 		// A concurrent run of a task may leave its progress behind the
 		// complete record; it is stale.
-		os.Remove(progressPath(dir, t.Index))
+		if p := progressPath(dir, t.Index); isRegular(p) {
+			os.Remove(p)
+		}
+	}
+	if stats.Row.Rows == 0 && !plan.Config.AllowEmpty {
+		return nil, stats, fmt.Errorf("pipeline: %s: the build wrote no rows: %s; no manifest written (pass --allow-empty to accept an empty build, with --force to replace this one)", dir, whyEmpty(&stats))
 	}
 	for _, in := range inputs {
 		m.Inputs = append(m.Inputs, sharding.InputFile{Path: in.Path, Size: in.Size, SHA256: in.SHA256})
@@ -320,6 +428,35 @@ func Merge(dir string, plan *Plan, software map[string]string) (*sharding.Manife
 		return nil, stats, err
 	}
 	return m, stats, nil
+}
+
+// whyEmpty says why a build has no rows, from its counts.
+func whyEmpty(s *Stats) string {
+	d := &s.Doc
+	if d.Records == 0 {
+		msg := "its inputs hold no records"
+		if d.TruncatedIn > 0 {
+			msg += fmt.Sprintf(" that could be read (%d damaged inputs)", d.TruncatedIn)
+		}
+		return msg
+	}
+	var parts []string
+	if n := d.Reasons[Blank]; n > 0 {
+		parts = append(parts, fmt.Sprintf("%d blank", n))
+	}
+	for r := BadJSON; r < InvalidUTF8; r++ {
+		if n := d.Reasons[r]; n > 0 {
+			parts = append(parts, fmt.Sprintf("%d skipped as %s", n, r))
+		}
+	}
+	msg := fmt.Sprintf("%d records read, %d became documents", d.Records, d.Documents)
+	if len(parts) > 0 {
+		msg += " (" + strings.Join(parts, ", ") + ")"
+	}
+	if d.TruncatedIn > 0 {
+		msg += fmt.Sprintf("; %d inputs were damaged", d.TruncatedIn)
+	}
+	return msg
 }
 
 // Software returns the versions to record in a manifest: glmkit's module
@@ -341,12 +478,15 @@ func Software() map[string]string {
 // continuing after the last shard of an incomplete record. It is what
 // `glmprep run-task` does, and safe to repeat.
 func RunTaskOnce(ctx context.Context, plan *Plan, env *Env, t Task) (*TaskRecord, error) {
-	prev, err := ReadTaskRecord(env.Dir, t.Index)
+	prev, err := readTaskRecord(env.Dir, plan, t.Index)
 	if err != nil {
 		return nil, err
 	}
 	if prev != nil && prev.Complete {
 		return prev, nil
+	}
+	if _, err := CleanTemps(env.Dir); err != nil {
+		return nil, err
 	}
 	return RunTask(ctx, plan, env, t, prev)
 }

@@ -1,8 +1,8 @@
 package pipeline
 
 import (
-	"bufio"
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -14,9 +14,6 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/klauspost/compress/gzip"
-	"github.com/klauspost/compress/zstd"
-
 	"github.com/glmkit/glmkit/sharding/parquettext"
 )
 
@@ -24,6 +21,7 @@ import (
 type Input struct {
 	Path        string `json:"path"`        // as given (or found under a given directory); "-" is stdin
 	Size        int64  `json:"size"`        // bytes on disk; -1 for stdin
+	ModTime     int64  `json:"mtime_ns"`    // modification time (Unix ns) when planned; 0 for stdin
 	SHA256      string `json:"sha256"`      // of the bytes on disk; for stdin, filled in once read
 	Format      string `json:"format"`      // "text", "jsonl" or "parquet"
 	Compression string `json:"compression"` // "none", "gzip" or "zstd", from the magic bytes
@@ -59,11 +57,14 @@ func isInputName(name string) bool {
 // ResolveInputs expands the --input values into a sorted list of files:
 // "-" is stdin, a value with * ? or [ is a glob, a directory is searched
 // recursively for text, JSON Lines and Parquet files (text and JSON Lines
-// optionally .gz or .zst; hidden entries skipped), anything else must be a
-// file. format is "auto" (Parquet for .parquet names or PAR1 magic, JSON
-// Lines for .jsonl/.json/.ndjson names, plain text otherwise), "text",
-// "jsonl" or "parquet". Sizes and compression are filled in; hashes are not (see Hash).
-func ResolveInputs(specs []string, format string) ([]Input, error) {
+// optionally .gz or .zst; hidden entries skipped; symbolic links followed,
+// each one that leads nowhere or back into a directory already searched
+// reported through warn and skipped), anything else must be a file. A file
+// reached twice (by two names) is read once. format is "auto" (Parquet for
+// .parquet names or PAR1 magic, JSON Lines for .jsonl/.json/.ndjson names,
+// plain text otherwise), "text", "jsonl" or "parquet". Sizes, modification
+// times and compression are filled in; hashes are not (see Hash).
+func ResolveInputs(specs []string, format string, warn func(string)) ([]Input, error) {
 	switch format {
 	case "", "auto", "text", "jsonl", "parquet":
 	default:
@@ -71,6 +72,9 @@ func ResolveInputs(specs []string, format string) ([]Input, error) {
 	}
 	if len(specs) == 0 {
 		return nil, errors.New("pipeline: no --input given")
+	}
+	if warn == nil {
+		warn = func(string) {}
 	}
 	var paths []string
 	for _, spec := range specs {
@@ -102,23 +106,8 @@ func ResolveInputs(specs []string, format string) ([]Input, error) {
 				continue
 			}
 			n := len(paths)
-			err = filepath.WalkDir(spec, func(p string, d fs.DirEntry, err error) error {
-				if err != nil {
-					return err
-				}
-				if p != spec && strings.HasPrefix(d.Name(), ".") {
-					if d.IsDir() {
-						return filepath.SkipDir
-					}
-					return nil
-				}
-				if d.Type().IsRegular() && isInputName(d.Name()) {
-					paths = append(paths, p)
-				}
-				return nil
-			})
-			if err != nil {
-				return nil, fmt.Errorf("pipeline: reading directory %s: %w", spec, err)
+			if paths, err = walkInputs(spec, st, paths, warn); err != nil {
+				return nil, err
 			}
 			if len(paths) == n {
 				return nil, fmt.Errorf("pipeline: no input files in directory %s (looked for %s, optionally .gz or .zst)", spec, strings.Join(inputExts, " "))
@@ -128,6 +117,7 @@ func ResolveInputs(specs []string, format string) ([]Input, error) {
 	slices.Sort(paths)
 	paths = slices.Compact(paths)
 	inputs := make([]Input, 0, len(paths))
+	var seen []os.FileInfo
 	for _, p := range paths {
 		in := Input{Path: p, Size: -1, Format: format, Compression: "none"}
 		if in.Format == "" || in.Format == "auto" {
@@ -137,31 +127,110 @@ func ResolveInputs(specs []string, format string) ([]Input, error) {
 			}
 		}
 		if p != Stdin {
-			st, err := os.Stat(p)
-			if err != nil {
-				return nil, fmt.Errorf("pipeline: input %w", err)
-			}
-			if !st.Mode().IsRegular() {
-				return nil, fmt.Errorf("pipeline: input %s is not a regular file", p)
-			}
-			in.Size = st.Size()
 			f, err := os.Open(p)
 			if err != nil {
 				return nil, fmt.Errorf("pipeline: input %w", err)
 			}
-			var magic [6]byte
-			n, _ := io.ReadFull(f, magic[:])
+			st, err := f.Stat()
+			if err != nil {
+				f.Close()
+				return nil, fmt.Errorf("pipeline: input %w", err)
+			}
+			if !st.Mode().IsRegular() {
+				f.Close()
+				return nil, fmt.Errorf("pipeline: input %s is not a regular file", p)
+			}
+			if i := slices.IndexFunc(seen, func(o os.FileInfo) bool { return os.SameFile(o, st) }); i >= 0 {
+				f.Close()
+				warn(fmt.Sprintf("%s is the same file as %s; reading it once", p, inputs[i].Path))
+				continue
+			}
+			in.Size = st.Size()
+			in.ModTime = st.ModTime().UnixNano()
+			var magic [8]byte
+			n, err := io.ReadFull(f, magic[:])
 			f.Close()
+			if err != nil && err != io.EOF && err != io.ErrUnexpectedEOF {
+				return nil, fmt.Errorf("pipeline: reading %s: %w", p, err)
+			}
 			if in.Compression, err = sniff(magic[:n]); err != nil {
 				return nil, fmt.Errorf("pipeline: %s: %w", p, err)
 			}
 			if (format == "" || format == "auto") && (strings.HasSuffix(strings.ToLower(p), ".parquet") || bytes.HasPrefix(magic[:n], []byte(parquettext.Magic))) {
 				in.Format = "parquet"
 			}
+			if in.Format == "parquet" && in.Compression != "none" {
+				return nil, fmt.Errorf("pipeline: %s: a compressed Parquet file (%s); Parquet compresses its pages itself, so decompress the file", p, in.Compression)
+			}
+			seen = append(seen, st)
+		} else {
+			seen = append(seen, nil)
 		}
 		inputs = append(inputs, in)
 	}
 	return inputs, nil
+}
+
+// walkInputs appends the input files under dir (whose FileInfo is root)
+// to paths, following symbolic links. A link to a directory that is
+// already being searched or was searched (a loop, or a second way to the
+// same files) is reported and skipped, as is a link that leads nowhere.
+func walkInputs(dir string, root os.FileInfo, paths []string, warn func(string)) ([]string, error) {
+	visited := []os.FileInfo{root}
+	var walk func(dir string, depth int) error
+	walk = func(dir string, depth int) error {
+		ents, err := os.ReadDir(dir)
+		if err != nil {
+			return fmt.Errorf("pipeline: reading directory %s: %w", dir, err)
+		}
+		for _, e := range ents {
+			name := e.Name()
+			if strings.HasPrefix(name, ".") {
+				continue
+			}
+			p := filepath.Join(dir, name)
+			typ := e.Type()
+			if typ&fs.ModeSymlink != 0 {
+				st, err := os.Stat(p)
+				switch {
+				case err != nil:
+					warn(fmt.Sprintf("skipping %s: a symbolic link that leads nowhere (%v)", p, errors.Unwrap(err)))
+					continue
+				case st.Mode().IsRegular():
+					if isInputName(name) {
+						paths = append(paths, p)
+					}
+					continue
+				case !st.IsDir():
+					continue
+				}
+				typ = fs.ModeDir
+			}
+			if typ.IsDir() {
+				st, err := os.Stat(p)
+				if err != nil {
+					return fmt.Errorf("pipeline: reading directory %s: %w", p, err)
+				}
+				if slices.ContainsFunc(visited, func(o os.FileInfo) bool { return os.SameFile(o, st) }) {
+					warn(fmt.Sprintf("skipping %s: it leads to a directory already searched (a symbolic link loop, or a second way to the same files)", p))
+					continue
+				}
+				if depth >= 256 {
+					return fmt.Errorf("pipeline: %s: directories nested over 256 deep", p)
+				}
+				visited = append(visited, st)
+				if err := walk(p, depth+1); err != nil {
+					return err
+				}
+				continue
+			}
+			if typ.IsRegular() && isInputName(name) {
+				paths = append(paths, p)
+			}
+		}
+		return nil
+	}
+	return paths, walk(dir, 0)
 }
 
 // sniff names the compression of a stream from its first bytes.
@@ -171,17 +240,22 @@ func sniff(magic []byte) (string, error) {
 		return "gzip", nil
 	case bytes.HasPrefix(magic, []byte{0x28, 0xb5, 0x2f, 0xfd}):
 		return "zstd", nil
+	case len(magic) >= 4 && magic[0]&0xf0 == 0x50 && bytes.Equal(magic[1:4], []byte{0x2a, 0x4d, 0x18}):
+		return "zstd", nil // a zstd skippable frame (pzstd starts with one)
 	case bytes.HasPrefix(magic, []byte{0xfd, '7', 'z', 'X', 'Z', 0}):
 		return "", errors.New("xz compression is not supported (decompress it, or recompress with zstd)")
 	case bytes.HasPrefix(magic, []byte("BZh")):
 		return "", errors.New("bzip2 compression is not supported (decompress it, or recompress with zstd)")
+	case bytes.HasPrefix(magic, []byte{0x04, 0x22, 0x4d, 0x18}):
+		return "", errors.New("lz4 compression is not supported (decompress it, or recompress with zstd)")
 	}
 	return "none", nil
 }
 
 // Hash fills in the sha256 of every input file (not stdin), reading each
-// once. progress, if not nil, is told the bytes read.
-func Hash(inputs []Input, progress func(int64)) error {
+// once, and checks that no file changed while it was read. progress, if
+// not nil, is told the bytes read.
+func Hash(ctx context.Context, inputs []Input, progress func(int64)) error {
 	buf := make([]byte, 1<<20)
 	for i := range inputs {
 		in := &inputs[i]
@@ -193,17 +267,17 @@ func Hash(inputs []Input, progress func(int64)) error {
 			return fmt.Errorf("pipeline: input %w", err)
 		}
 		h := sha256.New()
-		var w io.Writer = h
-		if progress != nil {
-			w = progressWriter{h, progress}
+		raw := &rawReader{ctx: ctx, path: in.Path, r: f, hash: h, progress: progress}
+		_, err = io.CopyBuffer(io.Discard, raw, buf)
+		if err == nil {
+			err = checkUnchanged(f, *in)
 		}
-		n, err := io.CopyBuffer(w, f, buf)
 		f.Close()
 		if err != nil {
-			return fmt.Errorf("pipeline: reading %s: %w", in.Path, err)
+			return err
 		}
-		if n != in.Size {
-			return fmt.Errorf("pipeline: %s changed size while being read (%d, then %d bytes)", in.Path, in.Size, n)
+		if raw.n != in.Size {
+			return fmt.Errorf("pipeline: %s changed size while being read (%d, then %d bytes)", in.Path, in.Size, raw.n)
 		}
 		in.SHA256 = hex.EncodeToString(h.Sum(nil))
 	}
@@ -219,108 +293,4 @@ func (p progressWriter) Write(b []byte) (int, error) {
 	n, err := p.w.Write(b)
 	p.fn(int64(n))
 	return n, err
-}
-
-// countReader counts the raw (compressed) bytes read and reports them.
-type countReader struct {
-	r  io.Reader
-	n  *int64
-	fn func(int64)
-}
-
-func (c countReader) Read(b []byte) (int, error) {
-	n, err := c.r.Read(b)
-	*c.n += int64(n)
-	if c.fn != nil && n > 0 {
-		c.fn(int64(n))
-	}
-	return n, err
-}
-
-// stream is an open task input: the decompressed bytes of [start, end) of
-// one input (compressed inputs are always read whole).
-type stream struct {
-	*bufio.Reader
-	closers []io.Closer
-	raw     int64 // raw bytes read
-	hash    interface {
-		io.Writer
-		Sum([]byte) []byte
-	} // stdin only: hashed while read
-}
-
-func (s *stream) Close() error {
-	var err error
-	for i := len(s.closers) - 1; i >= 0; i-- {
-		if cerr := s.closers[i].Close(); err == nil {
-			err = cerr
-		}
-	}
-	return err
-}
-
-type closerFunc func() error
-
-func (f closerFunc) Close() error { f(); return nil }
-
-// openStream opens in for reading its decompressed bytes [start, end)
-// (end −1: to the end of the input). An uncompressed file seeks to start; a
-// compressed one is decompressed from its beginning and start bytes are
-// skipped. progress receives the raw bytes read.
-func openStream(in Input, start, end int64, progress func(int64)) (*stream, error) {
-	s := &stream{}
-	var raw io.Reader
-	if in.Path == Stdin {
-		h := sha256.New()
-		s.hash = h
-		raw = io.TeeReader(os.Stdin, h)
-	} else {
-		f, err := os.Open(in.Path)
-		if err != nil {
-			return nil, fmt.Errorf("pipeline: input %w", err)
-		}
-		s.closers = append(s.closers, f)
-		if st, err := f.Stat(); err == nil && in.Size >= 0 && st.Size() != in.Size {
-			f.Close()
-			return nil, fmt.Errorf("pipeline: %s changed since it was planned (%d bytes, planned %d)", in.Path, st.Size(), in.Size)
-		}
-		if in.Compression == "none" && start > 0 {
-			if _, err := f.Seek(start, io.SeekStart); err != nil {
-				f.Close()
-				return nil, fmt.Errorf("pipeline: %s: %w", in.Path, err)
-			}
-		}
-		raw = f
-		if in.Compression == "none" && end >= 0 {
-			raw = io.LimitReader(f, end-start)
-		}
-	}
-	raw = countReader{raw, &s.raw, progress}
-	var dec io.Reader = raw
-	switch in.Compression {
-	case "gzip":
-		z, err := gzip.NewReader(bufio.NewReaderSize(raw, 1<<16))
-		if err != nil {
-			s.Close()
-			return nil, fmt.Errorf("pipeline: %s: not a readable gzip stream: %w", in.Path, err)
-		}
-		s.closers = append(s.closers, z)
-		dec = z
-	case "zstd":
-		z, err := zstd.NewReader(raw, zstd.WithDecoderConcurrency(1), zstd.WithDecoderLowmem(false))
-		if err != nil {
-			s.Close()
-			return nil, fmt.Errorf("pipeline: %s: %w", in.Path, err)
-		}
-		s.closers = append(s.closers, closerFunc(func() error { z.Close(); return nil }))
-		dec = z
-	}
-	if (in.Compression != "none" || in.Path == Stdin) && start > 0 {
-		if _, err := io.CopyN(io.Discard, dec, start); err != nil {
-			s.Close()
-			return nil, fmt.Errorf("pipeline: %s: skipping to byte %d to resume: %w", in.Path, start, err)
-		}
-	}
-	s.Reader = bufio.NewReaderSize(dec, 1<<20)
-	return s, nil
 }

@@ -1,6 +1,7 @@
 package pipeline
 
 import (
+	"bytes"
 	"encoding/json"
 	"strings"
 	"testing"
@@ -60,6 +61,13 @@ func FuzzJSONText(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
 		got, reason, err := jsonText(nil, data, []string{"text"})
+		// Decoding in place, over the record itself (as the pipeline
+		// does, so a big record is not held twice), gives the same.
+		inPlace := bytes.Clone(data)
+		got2, reason2, err2 := jsonText(inPlace[:0:len(inPlace)], inPlace, []string{"text"})
+		if reason2 != reason || (err == nil) != (err2 == nil) || reason == OK && !bytes.Equal(got, got2) {
+			t.Fatalf("%q: in place %q %v %v, into a new buffer %q %v %v", data, got2, reason2, err2, got, reason, err)
+		}
 		var obj map[string]json.RawMessage
 		stdErr := json.Unmarshal(data, &obj)
 		if stdErr != nil || obj == nil {

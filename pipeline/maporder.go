@@ -3,6 +3,7 @@ package pipeline
 import (
 	"context"
 	"fmt"
+	"os"
 	"runtime/debug"
 	"sync"
 )
@@ -44,7 +45,12 @@ func MapOrdered[In, Out any](ctx context.Context, workers int, next func(context
 				func() {
 					defer func() {
 						if r := recover(); r != nil {
-							j.err = fmt.Errorf("pipeline: panic in worker: %v\n%s", r, debug.Stack())
+							// An internal error: no stack trace for the
+							// user unless GLMKIT_DEBUG asks for one.
+							j.err = fmt.Errorf("pipeline: internal error: panic in worker: %v", r)
+							if os.Getenv("GLMKIT_DEBUG") != "" {
+								j.err = fmt.Errorf("%w\n%s", j.err, debug.Stack())
+							}
 						}
 						close(j.done)
 					}()

@@ -44,6 +44,14 @@ type packer struct {
 func (p *packer) count(rec *record, ntok int) {
 	c := &p.counts
 	c.Records++
+	// A repaired record is counted as repaired whatever became of it (a
+	// record of nothing but invalid bytes and NULs is then blank).
+	if rec.repair&repairUTF8Bit != 0 {
+		c.Reasons[InvalidUTF8]++
+	}
+	if rec.repair&repairNULBit != 0 {
+		c.Reasons[NULBytes]++
+	}
 	if rec.reason != OK {
 		c.Reasons[rec.reason]++
 		return
@@ -51,12 +59,6 @@ func (p *packer) count(rec *record, ntok int) {
 	c.Documents++
 	c.Bytes += int64(rec.text)
 	c.SourceTokens += int64(ntok)
-	if rec.repair&repairUTF8Bit != 0 {
-		c.Reasons[InvalidUTF8]++
-	}
-	if rec.repair&repairNULBit != 0 {
-		c.Reasons[NULBytes]++
-	}
 }
 
 // add places one record (ids are its tokens; nil for a skipped record).

@@ -78,7 +78,10 @@ func TestParquetInput(t *testing.T) {
 		if err != nil {
 			t.Fatalf("%s: %v", name, err)
 		}
-		plan, _ := ReadPlan(p.Out)
+		plan, err := ReadPlan(p.Out)
+		if err != nil {
+			t.Fatal(err)
+		}
 		if got := sourceStream(t, p.Out, p); !slices.Equal(got, want) {
 			t.Errorf("%s: %d source tokens differ from the JSON Lines build's %d", name, len(got), len(want))
 		}

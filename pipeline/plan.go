@@ -1,6 +1,8 @@
 package pipeline
 
 import (
+	"context"
+	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -27,6 +29,7 @@ type Config struct {
 	ShardBytes  int64  `json:"shard_bytes"`   // … or after this many bytes (0: no limit)
 	Compression string `json:"compression"`   // none, zstd or lz4
 	TaskBytes   int64  `json:"task_bytes"`    // uncompressed line-based files above this are split into byte ranges
+	AllowEmpty  bool   `json:"allow_empty"`   // a build that writes no rows is complete (otherwise merge refuses it)
 }
 
 // DefaultConfig returns the defaults of glmprep build.
@@ -64,6 +67,10 @@ type Task struct {
 	Start int64 `json:"start"`      // first byte (Parquet: the row group)
 	End   int64 `json:"end"`        // end byte, −1 for the end of the input (Parquet: row group + 1)
 	Line  int64 `json:"first_line"` // line number of Start (Parquet: row number of the row group's first row)
+	// SHA256 is the hash of the raw bytes the task reads, for a task that
+	// reads part of its input (a byte range; a Parquet row group's column
+	// chunk); a task of a whole input reads its input's SHA256.
+	SHA256 string `json:"sha256,omitempty"`
 }
 
 // Plan is a build planned before it runs (decisions.md §9): a pure function
@@ -84,7 +91,7 @@ const PlanName = "plan.json"
 // than 1.5 × TaskBytes is cut into ranges of nearly equal size close to
 // TaskBytes, each ending just after a newline (after a blank line for blank
 // boundaries), and a Parquet input gives a task per row group.
-func MakePlan(meta sharding.Meta, cfg Config, inputs []Input) (*Plan, error) {
+func MakePlan(ctx context.Context, meta sharding.Meta, cfg Config, inputs []Input) (*Plan, error) {
 	p := &Plan{FormatVersion: sharding.FormatVersion, Meta: meta, Config: cfg, Inputs: inputs}
 	for i, in := range inputs {
 		if in.Format == "parquet" {
@@ -94,7 +101,12 @@ func MakePlan(meta sharding.Meta, cfg Config, inputs []Input) (*Plan, error) {
 			}
 			row := int64(1)
 			for rg := range f.RowGroups() {
-				p.Tasks = append(p.Tasks, Task{Index: len(p.Tasks), Input: i, Start: int64(rg), End: int64(rg + 1), Line: row})
+				h, err := f.HashChunk(ctx, rg)
+				if err != nil {
+					f.Close()
+					return nil, err
+				}
+				p.Tasks = append(p.Tasks, Task{Index: len(p.Tasks), Input: i, Start: int64(rg), End: int64(rg + 1), Line: row, SHA256: h})
 				row += f.Rows(rg)
 			}
 			f.Close()
@@ -106,7 +118,7 @@ func MakePlan(meta sharding.Meta, cfg Config, inputs []Input) (*Plan, error) {
 			p.Tasks = append(p.Tasks, Task{Index: len(p.Tasks), Input: i, Start: 0, End: -1, Line: 1})
 			continue
 		}
-		cuts, lines, err := lineCuts(in.Path, in.Size, cfg.TaskBytes, in.Format == "text" && cfg.DocBoundary == "blank")
+		cuts, lines, sums, err := lineCuts(ctx, in, cfg.TaskBytes, in.Format == "text" && cfg.DocBoundary == "blank")
 		if err != nil {
 			return nil, err
 		}
@@ -115,7 +127,7 @@ func MakePlan(meta sharding.Meta, cfg Config, inputs []Input) (*Plan, error) {
 			if k+1 == len(cuts)-1 {
 				end = -1
 			}
-			p.Tasks = append(p.Tasks, Task{Index: len(p.Tasks), Input: i, Start: cuts[k], End: end, Line: lines[k]})
+			p.Tasks = append(p.Tasks, Task{Index: len(p.Tasks), Input: i, Start: cuts[k], End: end, Line: lines[k], SHA256: sums[k]})
 		}
 	}
 	if len(p.Tasks) >= 1<<23 {
@@ -124,17 +136,22 @@ func MakePlan(meta sharding.Meta, cfg Config, inputs []Input) (*Plan, error) {
 	return p, nil
 }
 
-// lineCuts splits a file of total bytes into n = round(total/size) tasks
-// of nearly equal size: the k-th cut goes after the newline nearest to
-// k·total/n (after a blank line when blank is set), so no record is split. It returns the cut offsets (the first is 0, the last the file
-// size) and the line number at each.
-func lineCuts(path string, total, size int64, blank bool) ([]int64, []int64, error) {
+// lineCuts splits an input of total bytes into n = round(total/size)
+// tasks of nearly equal size: the k-th cut goes after the newline nearest
+// to k·total/n (after a blank line when blank is set), so no record is
+// split. It returns the cut offsets (the first is 0, the last the file
+// size), the line number at each and the sha256 of each range; the bytes
+// must hash to in.SHA256 as a whole.
+func lineCuts(ctx context.Context, in Input, size int64, blank bool) ([]int64, []int64, []string, error) {
+	total := in.Size
 	n := max(1, (total+size/2)/size)
-	f, err := os.Open(path)
+	f, err := os.Open(in.Path)
 	if err != nil {
-		return nil, nil, fmt.Errorf("pipeline: input %w", err)
+		return nil, nil, nil, fmt.Errorf("pipeline: input %w", err)
 	}
 	defer f.Close()
+	whole := sha256.New()
+	raw := &rawReader{ctx: ctx, path: in.Path, r: f, hash: whole}
 	cuts, lines := []int64{0}, []int64{1}
 	buf := make([]byte, 1<<20)
 	var off, line int64 = 0, 1
@@ -142,7 +159,7 @@ func lineCuts(path string, total, size int64, blank bool) ([]int64, []int64, err
 	var prevPos, prevLine int64 // the last boundary before the target
 	lineHasText := false
 	for {
-		k, err := f.Read(buf)
+		k, err := raw.Read(buf)
 		for i, c := range buf[:k] {
 			if c != '\n' {
 				if c != ' ' && c != '\t' && c != '\r' {
@@ -172,10 +189,23 @@ func lineCuts(path string, total, size int64, blank bool) ([]int64, []int64, err
 			break
 		}
 		if err != nil {
-			return nil, nil, fmt.Errorf("pipeline: reading %s: %w", path, err)
+			return nil, nil, nil, err
 		}
 	}
-	return append(cuts, total), lines, nil
+	if off != total || hexSum(whole) != in.SHA256 {
+		return nil, nil, nil, fmt.Errorf("pipeline: %s changed while it was planned (read twice, it gave different bytes)", in.Path)
+	}
+	cuts = append(cuts, total)
+	sums := make([]string, len(cuts)-1)
+	for k := range sums {
+		h := sha256.New()
+		r := &rawReader{ctx: ctx, path: in.Path, r: io.NewSectionReader(f, cuts[k], cuts[k+1]-cuts[k]), hash: h}
+		if _, err := io.CopyBuffer(io.Discard, r, buf); err != nil {
+			return nil, nil, nil, err
+		}
+		sums[k] = hexSum(h)
+	}
+	return cuts, lines, sums, nil
 }
 
 // WritePlan writes the plan to dir/plan.json atomically.
@@ -187,18 +217,12 @@ func WritePlan(dir string, p *Plan) error {
 	return sharding.WriteFileAtomic(filepath.Join(dir, PlanName), append(b, '\n'))
 }
 
-// ReadPlan reads dir/plan.json.
+// ReadPlan reads and checks dir/plan.json (see ParsePlan).
 func ReadPlan(dir string) (*Plan, error) {
-	b, err := os.ReadFile(filepath.Join(dir, PlanName))
+	path := filepath.Join(dir, PlanName)
+	b, err := readOwnFile(path, maxRecordBytes)
 	if err != nil {
-		return nil, fmt.Errorf("pipeline: %w", err)
+		return nil, err
 	}
-	var p Plan
-	if err := json.Unmarshal(b, &p); err != nil {
-		return nil, fmt.Errorf("pipeline: %s: %w", filepath.Join(dir, PlanName), err)
-	}
-	if p.FormatVersion != sharding.FormatVersion {
-		return nil, fmt.Errorf("pipeline: %s: format version %d, this glmprep writes %d", filepath.Join(dir, PlanName), p.FormatVersion, sharding.FormatVersion)
-	}
-	return &p, nil
+	return ParsePlan(path, b)
 }

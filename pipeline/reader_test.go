@@ -31,6 +31,9 @@ func readAll(t *testing.T, cfg ReaderConfig, src io.Reader) ([]cut, error) {
 		if err == errEnd {
 			return out, r.inErr
 		}
+		if err != nil {
+			return out, err
+		}
 		if rec.index != int64(len(out)) {
 			t.Fatalf("record index %d, want %d", rec.index, len(out))
 		}
@@ -94,11 +97,25 @@ func TestReaderHugeLine(t *testing.T) {
 	}
 }
 
+// Damage found by a decoder cuts the record it is in (truncated); any other
+// read error is no verdict on the data and stops the reader.
 func TestReaderInputError(t *testing.T) {
-	src := io.MultiReader(strings.NewReader("complete\npart"), iotest.ErrReader(errors.New("unexpected EOF")))
-	got, err := readAll(t, ReaderConfig{Format: "jsonl", MaxDocBytes: 100}, src)
-	if err == nil || len(got) != 2 || got[0].reason != OK || got[1].reason != Truncated {
-		t.Fatalf("records %v, err %v; want a complete record, then a truncated one", got, err)
+	for _, cfg := range []ReaderConfig{
+		{Format: "jsonl", MaxDocBytes: 100},
+		{Format: "text", DocBoundary: "blank", MaxDocBytes: 100},
+		{Format: "text", DocBoundary: "file", MaxDocBytes: 100},
+	} {
+		src := io.MultiReader(strings.NewReader("complete\n\npart"), iotest.ErrReader(&damageError{42, "zstd frame at byte 42 is corrupt"}))
+		got, err := readAll(t, cfg, src)
+		if !isDamage(err) || len(got) == 0 || got[len(got)-1].reason != Truncated {
+			t.Errorf("%+v: records %v, err %v; want the records before the damage, then a truncated one", cfg, got, err)
+		}
+		eio := &ioError{"in.txt", errors.New("input/output error")}
+		src = io.MultiReader(strings.NewReader("complete\n\npart"), iotest.ErrReader(eio))
+		_, err = readAll(t, cfg, src)
+		if !errors.Is(err, eio) {
+			t.Errorf("%+v: an I/O error gave %v, want it returned", cfg, err)
+		}
 	}
 }
 

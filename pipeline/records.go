@@ -1,7 +1,10 @@
 package pipeline
 
 import (
+	"bufio"
+	"bytes"
 	"context"
+	"errors"
 	"fmt"
 
 	"github.com/glmkit/glmkit/sharding/parquettext"
@@ -10,34 +13,60 @@ import (
 // records yields one task's records in order, on one goroutine.
 type records interface {
 	// next cuts the next record, appending its text to arena; errEnd at
-	// the end of the task.
+	// the end of the task, any other error stops the task (an I/O error:
+	// nothing is bad data but what a decoder found bad).
 	next(arena []byte) (record, []byte, error)
-	// inputErr is the error that ended the input early, if any, and the
-	// line where it happened.
-	inputErr() (error, int64)
-	// stdin describes standard input once read (size and sha256); nil for
-	// files, which the plan describes.
+	// damage says where the input turned out damaged, if it did (the
+	// records before were read, nothing after).
+	damage() *Damage
+	// finish is called after the last record: it reads what is left of
+	// the task's raw bytes, checks the input did not change, and returns
+	// the sha256 of the raw bytes read (see Task.SHA256).
+	finish() (string, error)
+	// stdin describes standard input once read (size, sha256, what it
+	// was read as); nil for files, which the plan describes.
 	stdin() *Input
+	// format is how the records are read: "text", "jsonl" or "parquet"
+	// (stdin's is found when it is opened).
+	format() string
 	close() error
 }
 
-// openRecords opens the records of task t from rp on.
-func openRecords(ctx context.Context, in Input, cfg Config, t Task, rp ResumePoint, progress func(int64)) (records, error) {
+// openRecords opens the records of task t from rp on. dir is the build
+// directory (stdin's spool goes there).
+func openRecords(ctx context.Context, open opener, in Input, cfg Config, t Task, rp ResumePoint, dir string, progress func(int64), warn func(string)) (records, error) {
 	if in.Format == "parquet" {
-		f, err := parquettext.Open(in.Path, cfg.TextField)
+		src, err := open.open(in.Path)
 		if err != nil {
+			return nil, fmt.Errorf("pipeline: input %w", err)
+		}
+		if err := checkUnchanged(src, in); err != nil {
+			src.Close()
 			return nil, err
 		}
-		return &parquetRecords{ctx: ctx, f: f, rg: int(t.Start), skip: rp.Record, index: rp.Record,
-			row: t.Line + rp.Record, maxDoc: cfg.MaxDocBytes, progress: progress}, nil
+		f, err := parquettext.OpenSource(in.Path, src, cfg.TextField)
+		if err != nil {
+			src.Close()
+			return nil, err
+		}
+		if int(t.Start) >= f.RowGroups() {
+			f.Close()
+			return nil, fmt.Errorf("pipeline: %s has %d row groups; the plan's task %d reads row group %d (plan the build again)", in.Path, f.RowGroups(), t.Index, t.Start)
+		}
+		return &parquetRecords{ctx: ctx, in: in, f: f, src: src, rg: int(t.Start), skip: rp.Record, index: rp.Record,
+			row: t.Line + rp.Record, first: t.Line, maxDoc: cfg.MaxDocBytes, progress: progress}, nil
 	}
-	st, err := openStream(in, rp.Offset, t.End, progress)
+	st, err := openStream(ctx, open, in, t, rp.Offset, dir, progress)
 	if err != nil {
 		return nil, err
 	}
+	format := in.Format
+	if in.Path == Stdin && cfg.Format == "auto" {
+		format = sniffStdinFormat(st.Reader, warn)
+	}
 	return &textRecords{
 		reader: reader{
-			cfg:   ReaderConfig{Format: in.Format, DocBoundary: cfg.DocBoundary, MaxDocBytes: cfg.MaxDocBytes},
+			cfg:   ReaderConfig{Format: format, DocBoundary: cfg.DocBoundary, MaxDocBytes: cfg.MaxDocBytes},
 			br:    st.Reader,
 			index: rp.Record, line: rp.Line - 1, off: rp.Offset,
 			bomChecked: rp.Offset != 0,
@@ -46,21 +75,70 @@ func openRecords(ctx context.Context, in Input, cfg Config, t Task, rp ResumePoi
 	}, nil
 }
 
+// sniffStdinFormat decides how to read stdin under --format auto: JSON
+// Lines when its first non-blank line is a JSON object, text otherwise,
+// with a warning when it looks like JSON all the same.
+func sniffStdinFormat(br *bufio.Reader, warn func(string)) string {
+	head, _ := br.Peek(1 << 16)
+	rest := bytes.TrimLeft(head, " \t\r\n\xef\xbb\xbf")
+	if len(rest) == 0 || rest[0] != '{' && rest[0] != '[' {
+		return "text"
+	}
+	line, _, complete := bytes.Cut(rest, []byte{'\n'})
+	if rest[0] == '{' && (complete || len(head) < 1<<16) {
+		if _, reason, _ := jsonText(nil, bytes.TrimRight(line, "\r"), []string{"\x00"}); reason != BadJSON {
+			if warn != nil {
+				warn("stdin: reading it as JSON Lines (its first line is a JSON object; --format text reads it as plain text)")
+			}
+			return "jsonl"
+		}
+	}
+	if warn != nil {
+		warn("stdin looks like JSON but its first line is not a JSON object: reading it as plain text (pass --format jsonl to read it as JSON Lines)")
+	}
+	return "text"
+}
+
 // textRecords are the records of a plain text or JSON Lines input.
 type textRecords struct {
 	reader
-	st *stream
-	in Input
+	st        *stream
+	in        Input
+	stdinSize int64
+	stdinSum  string
 }
 
-func (r *textRecords) inputErr() (error, int64) { return r.inErr, r.line }
-func (r *textRecords) close() error             { return r.st.Close() }
+func (r *textRecords) close() error   { return r.st.Close() }
+func (r *textRecords) format() string { return r.cfg.Format }
 
-func (r *textRecords) stdin() *Input {
-	if r.st.hash == nil {
+func (r *textRecords) damage() *Damage {
+	var de *damageError
+	if !errors.As(r.inErr, &de) {
 		return nil
 	}
-	return &Input{Path: r.in.Path, Size: r.st.raw, SHA256: fmt.Sprintf("%x", r.st.hash.Sum(nil)), Format: r.in.Format, Compression: r.in.Compression}
+	return &Damage{Input: r.in.Path, Offset: de.offset, Line: r.line, Detail: de.detail}
+}
+
+func (r *textRecords) finish() (string, error) {
+	sum, n, err := r.st.finish()
+	if err != nil {
+		return "", err
+	}
+	if r.in.Path == Stdin {
+		r.stdinSize, r.stdinSum = n, sum
+		return sum, nil
+	}
+	if err := checkUnchanged(r.st.f, r.in); err != nil {
+		return "", err
+	}
+	return sum, nil
+}
+
+func (r *textRecords) stdin() *Input {
+	if r.in.Path != Stdin {
+		return nil
+	}
+	return &Input{Path: Stdin, Size: r.stdinSize, SHA256: r.stdinSum, Format: r.cfg.Format, Compression: r.st.compression}
 }
 
 // parquetRecords are the rows of one row group of a Parquet input: a task
@@ -68,26 +146,36 @@ func (r *textRecords) stdin() *Input {
 // the file.
 type parquetRecords struct {
 	ctx      context.Context
+	in       Input
+	src      inputFile
 	f        *parquettext.File
 	rg       int
 	skip     int64 // rows of the row group already written (resume)
 	index    int64 // of the next record within the task
 	row      int64 // 1-based row number of the next record in the file
+	first    int64 // row number of the row group's first row
 	maxDoc   int
 	progress func(int64)
 
 	loaded  bool
+	sum     string // sha256 of the column chunk, hashed before it is decoded
 	text    []byte
 	ends    []int
 	reasons []Reason // OK, MissingField (null) or TooLong per row
 	pos     int
-	err     error
+	dmg     *parquettext.DamageError
+	lost    int64 // rows after the damage, each counted as truncated
 }
 
 func (p *parquetRecords) load() error {
 	p.loaded = true
+	sum, err := p.f.HashChunk(p.ctx, p.rg)
+	if err != nil {
+		return err
+	}
+	p.sum = sum
 	var i int64
-	err := p.f.ReadRowGroup(p.ctx, p.rg, func(text []byte, null bool) error {
+	err = p.f.ReadRowGroup(p.ctx, p.rg, func(text []byte, null bool) error {
 		if i >= p.skip {
 			reason := OK
 			switch {
@@ -107,16 +195,32 @@ func (p *parquetRecords) load() error {
 	if p.progress != nil {
 		p.progress(p.f.RowGroupBytes(p.rg))
 	}
+	var de *parquettext.DamageError
+	if errors.As(err, &de) {
+		// The rows decoded before the damage are kept; each row after it
+		// is counted as a truncated record.
+		p.dmg = de
+		p.lost = max(p.f.Rows(p.rg)-max(de.Row, p.skip), 0)
+		return nil
+	}
 	return err
 }
 
 func (p *parquetRecords) next(arena []byte) (record, []byte, error) {
 	if !p.loaded {
 		if err := p.load(); err != nil {
-			p.err = err
+			return record{}, arena, err
 		}
 	}
 	if p.pos >= len(p.ends) {
+		if p.lost > 0 {
+			p.lost--
+			rec := record{index: p.index, line: p.row, off: p.index, start: len(arena), end: len(arena),
+				reason: Truncated, detail: fmt.Sprintf("row group %d is damaged from row %d on: %v", p.rg, p.first+p.dmg.Row, p.dmg.Err)}
+			p.index++
+			p.row++
+			return rec, arena, nil
+		}
 		return record{}, arena, errEnd
 	}
 	start := 0
@@ -140,6 +244,21 @@ func (p *parquetRecords) next(arena []byte) (record, []byte, error) {
 	return rec, arena, nil
 }
 
-func (p *parquetRecords) inputErr() (error, int64) { return p.err, p.row }
-func (p *parquetRecords) stdin() *Input            { return nil }
-func (p *parquetRecords) close() error             { return p.f.Close() }
+func (p *parquetRecords) damage() *Damage {
+	if p.dmg == nil {
+		return nil
+	}
+	return &Damage{Input: p.in.Path, Offset: p.dmg.Offset, Line: p.first + p.dmg.Row,
+		Detail: fmt.Sprintf("row group %d is damaged after %d of its rows: %v", p.rg, p.dmg.Row, p.dmg.Err)}
+}
+
+func (p *parquetRecords) finish() (string, error) {
+	if err := checkUnchanged(p.src, p.in); err != nil {
+		return "", err
+	}
+	return p.sum, nil
+}
+
+func (p *parquetRecords) stdin() *Input  { return nil }
+func (p *parquetRecords) format() string { return "parquet" }
+func (p *parquetRecords) close() error   { return p.f.Close() }

@@ -108,7 +108,22 @@ func (r *RowStats) add(s *masking.Sample) {
 type Stats struct {
 	Doc DocStats
 	Row RowStats
+	// Damage locates each damaged input: where the verified data ended.
+	Damage []Damage
 }
+
+// Damage is where an input turned out damaged (a corrupt or truncated
+// compressed frame or gzip member, a damaged Parquet row group): what was
+// read before it is kept, nothing after it in that input is.
+type Damage struct {
+	Input  string `json:"input"`
+	Offset int64  `json:"offset"` // byte offset of the damaged frame, member or column chunk in the file
+	Line   int64  `json:"line"`   // first line (Parquet: row) not read
+	Detail string `json:"detail"`
+}
+
+// maxDamageNotes bounds the damage notes a task record may hold.
+const maxDamageNotes = 16
 
 // Add adds o to s.
 func (s *Stats) Add(o Stats) {
@@ -138,6 +153,7 @@ func (s *Stats) Add(o Stats) {
 		a.Masked += b.Masked
 		a.Spans += b.Spans
 	}
+	s.Damage = append(s.Damage, o.Damage...)
 	if len(or.SpanLen) > len(r.SpanLen) {
 		r.SpanLen = append(r.SpanLen, make([]int64, len(or.SpanLen)-len(r.SpanLen))...)
 	}
@@ -179,6 +195,7 @@ type statsJSON struct {
 	Rebalanced   int64                     `json:"token_rows_rebalanced"`
 	Fallback     int64                     `json:"sentence_rows_fallback_to_token"`
 	SpanLen      []int64                   `json:"token_span_length_histogram"`
+	Damage       []Damage                  `json:"damaged,omitempty"`
 }
 
 // MarshalJSON writes the stats with named reasons and objectives.
@@ -190,7 +207,7 @@ func (s Stats) MarshalJSON() ([]byte, error) {
 		Rows: s.Row.Rows, RowTokens: s.Row.RowTokens, LossTokens: s.Row.LossTokens,
 		Objectives: map[string]ObjectiveStats{}, MaskedFrac: map[string]float64{},
 		Shortfall: s.Row.Shortfall, ShortTok: s.Row.ShortTok, Rebalanced: s.Row.Rebalanced, Fallback: s.Row.Fallback,
-		SpanLen: s.Row.SpanLen,
+		SpanLen: s.Row.SpanLen, Damage: s.Damage,
 	}
 	if j.SpanLen == nil {
 		j.SpanLen = []int64{}
@@ -236,6 +253,7 @@ func (s *Stats) UnmarshalJSON(b []byte) error {
 	if len(j.SpanLen) > 0 {
 		r.SpanLen = slices.Clone(j.SpanLen)
 	}
+	s.Damage = slices.Clone(j.Damage)
 	for name, st := range j.Objectives {
 		o, err := masking.ParseObjective(name)
 		if err != nil {

@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime/debug"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -38,6 +40,10 @@ type TaskRecord struct {
 	Shards   []sharding.ShardFile `json:"shards"`
 	Resume   ResumePoint          `json:"resume"` // where the task continues after its last shard
 	Stats    Stats                `json:"stats"`
+	// ReadSHA256 is the sha256 of the raw input bytes the task read (the
+	// range of Task.SHA256, or the whole input); merge checks it against
+	// the plan.
+	ReadSHA256 string `json:"input_sha256,omitempty"`
 }
 
 // TasksDir is the folder of task records inside a build directory.
@@ -55,26 +61,50 @@ func progressPath(dir string, task int) string {
 func ShardName(task, part int) string { return fmt.Sprintf("shard-%06d-%04d.arrow", task, part) }
 
 // ReadTaskRecord reads a task's record: the complete one if there is one,
-// else its progress; nil, nil when there is neither.
+// else its progress; nil, nil when there is neither. The record is checked
+// on its own (see readTaskRecord for the check against a plan).
 func ReadTaskRecord(dir string, task int) (*TaskRecord, error) {
+	return readTaskRecord(dir, nil, task)
+}
+
+// readTaskRecord reads and checks a task's record against plan (when not
+// nil).
+func readTaskRecord(dir string, plan *Plan, task int) (*TaskRecord, error) {
 	for _, p := range []string{recordPath(dir, task), progressPath(dir, task)} {
-		b, err := os.ReadFile(p)
+		b, err := readOwnFile(p, maxRecordBytes)
 		if errors.Is(err, os.ErrNotExist) {
 			continue
 		}
 		if err != nil {
-			return nil, fmt.Errorf("pipeline: %w", err)
+			return nil, err
 		}
-		var r TaskRecord
-		if err := json.Unmarshal(b, &r); err != nil {
-			return nil, fmt.Errorf("pipeline: %s: %w", p, err)
-		}
-		if r.Task != task || r.Complete != (p == recordPath(dir, task)) {
-			return nil, fmt.Errorf("pipeline: %s holds task %d, complete %v", p, r.Task, r.Complete)
-		}
-		return &r, nil
+		return parseTaskRecord(p, b, plan, task, p == recordPath(dir, task))
 	}
 	return nil, nil
+}
+
+// maxRecordBytes bounds the plan and task records glmkit reads back.
+const maxRecordBytes = 1 << 30
+
+// readOwnFile reads a file glmkit wrote into a build directory: a regular
+// file (not a link, which could lead out of the directory) of at most max
+// bytes.
+func readOwnFile(path string, max int64) ([]byte, error) {
+	st, err := os.Lstat(path)
+	if err != nil {
+		return nil, fmt.Errorf("pipeline: %w", err)
+	}
+	if !st.Mode().IsRegular() {
+		return nil, fmt.Errorf("pipeline: %s is not a regular file (%s)", path, st.Mode().Type())
+	}
+	if st.Size() > max {
+		return nil, fmt.Errorf("pipeline: %s: %d bytes is too big for a glmkit record", path, st.Size())
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("pipeline: %w", err)
+	}
+	return b, nil
 }
 
 // errTaskDone means another run of the task completed it meanwhile.
@@ -123,9 +153,51 @@ type Env struct {
 	Strict     bool             // bad records are fatal, not counted skips
 	Warn       func(msg string) // reports the first few bad records of each kind
 	Progress   func(n int64)    // raw input bytes read
+	open       opener           // nil: os.Open
 
-	mu     sync.Mutex
-	warned [numReasons]int
+	mu       sync.Mutex
+	warned   [numReasons]int
+	big      int   // jobs holding big records, in flight
+	bigBytes int64 // their big records' bytes
+	memOld   int64 // the memory limit before the first of them
+}
+
+// While big records are in memory the Go runtime gets a soft memory
+// limit of twice their size plus bigSlack: the heap then stays close to
+// what is live (the text and its ids) instead of growing to twice that,
+// Go's default, and the GC runs only as often as that needs.
+const bigSlack = 64 << 20
+
+// holdBig and dropBig bracket the life of a job that holds big records of
+// n bytes.
+func (env *Env) holdBig(n int) {
+	env.mu.Lock()
+	defer env.mu.Unlock()
+	if env.big == 0 {
+		env.memOld = debug.SetMemoryLimit(-1)
+	}
+	env.big++
+	env.bigBytes += int64(n)
+	debug.SetMemoryLimit(min(env.memOld, 2*env.bigBytes+bigSlack))
+}
+
+func (env *Env) dropBig(n int, all bool) {
+	env.mu.Lock()
+	defer env.mu.Unlock()
+	if env.big == 0 {
+		return
+	}
+	env.big--
+	env.bigBytes -= int64(n)
+	if all {
+		env.big = 0
+	}
+	if env.big == 0 {
+		env.bigBytes = 0
+		debug.SetMemoryLimit(env.memOld)
+		return
+	}
+	debug.SetMemoryLimit(min(env.memOld, 2*env.bigBytes+bigSlack))
 }
 
 const warnPerReason = 5
@@ -159,11 +231,11 @@ const (
 )
 
 type tokJob struct {
-	text  []byte
-	recs  []record
-	ids   []int32
-	field []byte // decoded JSON field
-	fix   []byte // repaired text
+	big  int // bytes of its records of at least bigRecord bytes
+	text []byte
+	recs []record
+	ids  []int32
+	fix  []byte // repaired text
 }
 
 type maskJob struct {
@@ -171,6 +243,8 @@ type maskJob struct {
 	samples []packed
 	rows    []masking.Sample
 	final   *DocStats // set on the last job of a task
+	damage  []Damage  // the last job: where the input turned out damaged
+	readSum string    // the last job: sha256 of the raw bytes read
 }
 
 // RunTask runs one task of plan, resuming after prev's shards when prev is
@@ -186,8 +260,8 @@ func RunTask(ctx context.Context, plan *Plan, env *Env, t Task, prev *TaskRecord
 			return nil, errors.New("pipeline: a build from stdin cannot be resumed; run it again")
 		}
 		for _, sf := range prev.Shards {
-			st, err := os.Stat(filepath.Join(env.Dir, sf.Name))
-			if err != nil || st.Size() != sf.Bytes {
+			st, err := os.Lstat(filepath.Join(env.Dir, sf.Name))
+			if err != nil || !st.Mode().IsRegular() || st.Size() != sf.Bytes {
 				prev = nil // a shard is missing or damaged: redo the task
 				break
 			}
@@ -198,7 +272,7 @@ func RunTask(ctx context.Context, plan *Plan, env *Env, t Task, prev *TaskRecord
 			rec.Stats = prev.Stats
 		}
 	}
-	r, err := openRecords(ctx, in, cfg, t, rp, env.Progress)
+	r, err := openRecords(ctx, env.open, in, cfg, t, rp, env.Dir, env.Progress, env.Warn)
 	if err != nil {
 		return nil, err
 	}
@@ -240,10 +314,13 @@ func RunTask(ctx context.Context, plan *Plan, env *Env, t Task, prev *TaskRecord
 	// by the caller: after the last shard, the record is the complete one,
 	// so a crash in between can never leave progress that points nowhere.
 	commitShard := func() error {
-		sf, err := w.Commit(ShardName(t.Index, len(rec.Shards)))
+		part := len(rec.Shards)
+		crashPoint("shard-written", t.Index, part)
+		sf, err := w.Commit(ShardName(t.Index, part))
 		if err != nil {
 			return err
 		}
+		crashPoint("shard-committed", t.Index, part)
 		rec.Shards = append(rec.Shards, sf)
 		return nil
 	}
@@ -259,6 +336,7 @@ func RunTask(ctx context.Context, plan *Plan, env *Env, t Task, prev *TaskRecord
 			}
 			return fmt.Errorf("pipeline: writing task record: %w", err)
 		}
+		crashPoint("record-written", t.Index, len(rec.Shards)-1)
 		if commitDelay > 0 {
 			time.Sleep(commitDelay)
 		}
@@ -312,8 +390,9 @@ func RunTask(ctx context.Context, plan *Plan, env *Env, t Task, prev *TaskRecord
 				}
 				rec.Complete = true
 				rec.Resume = ResumePoint{}
-				rec.Stats = Stats{Doc: *j.final, Row: rows}
+				rec.Stats = Stats{Doc: *j.final, Row: rows, Damage: j.damage}
 				rec.Input = r.stdin()
+				rec.ReadSHA256 = j.readSum
 				if err := writeTaskRecord(env.Dir, rec); err != nil {
 					return fmt.Errorf("pipeline: writing task record: %w", err)
 				}
@@ -340,6 +419,25 @@ func RunTask(ctx context.Context, plan *Plan, env *Env, t Task, prev *TaskRecord
 	return rec, nil
 }
 
+// crashPoint kills the process with SIGKILL when GLMKIT_TEST_CRASH names
+// this point ("shard-committed:TASK/PART"): the crash tests' way to stop a
+// build exactly between two steps of a commit.
+func crashPoint(point string, task, part int) {
+	if v := os.Getenv("GLMKIT_TEST_CRASH"); v != "" && v == fmt.Sprintf("%s:%d/%d", point, task, part) {
+		killSelf()
+	}
+}
+
+// expectedSum is the sha256 of the raw bytes task t must read: its range's,
+// or its whole input's ("" for stdin).
+func expectedSum(plan *Plan, t int) string {
+	task := plan.Tasks[t]
+	if task.SHA256 != "" {
+		return task.SHA256
+	}
+	return plan.Inputs[task.Input].SHA256
+}
+
 func growSamples(s []masking.Sample, n int) []masking.Sample {
 	if cap(s) < n {
 		s = append(s[:cap(s)], make([]masking.Sample, n-cap(s))...)
@@ -358,6 +456,7 @@ func (env *Env) tokenize(ctx context.Context, plan *Plan, r records, in Input, r
 		encoders <- env.NewEncoder()
 	}
 	jobs := sync.Pool{New: func() any { return new(tokJob) }}
+	jsonl := r.format() == "jsonl"
 	cur := &maskJob{}
 	send := func() error {
 		select {
@@ -383,6 +482,7 @@ func (env *Env) tokenize(ctx context.Context, plan *Plan, r records, in Input, r
 			return nil
 		},
 	}
+	defer env.dropBig(0, true) // jobs a stopped stage never emitted
 	err := MapOrdered(ctx, env.Workers,
 		func(context.Context) (*tokJob, bool, error) {
 			j := jobs.Get().(*tokJob)
@@ -390,10 +490,21 @@ func (env *Env) tokenize(ctx context.Context, plan *Plan, r records, in Input, r
 			for len(j.text) < jobBytes && len(j.recs) < jobRecords {
 				rc, arena, err := r.next(j.text)
 				j.text = arena
-				if err != nil {
+				if err == errEnd {
 					break
 				}
+				if err != nil {
+					jobs.Put(j)
+					return nil, false, err
+				}
 				j.recs = append(j.recs, rc)
+				if n := rc.end - rc.start; n >= bigRecord {
+					if j.big > 0 {
+						env.dropBig(j.big, false)
+					}
+					j.big += n
+					env.holdBig(j.big)
+				}
 			}
 			if len(j.recs) == 0 {
 				jobs.Put(j)
@@ -404,11 +515,19 @@ func (env *Env) tokenize(ctx context.Context, plan *Plan, r records, in Input, r
 		func(j *tokJob) (*tokJob, error) {
 			enc := <-encoders
 			defer func() { encoders <- enc }()
-			encodeJob(j, enc, in.Format == "jsonl", path)
+			encodeJob(j, enc, jsonl, path)
 			return j, nil
 		},
 		func(j *tokJob) error {
-			defer jobs.Put(j)
+			defer func() {
+				if j.big > 0 {
+					// Left to the GC, not kept for reuse.
+					env.dropBig(j.big, false)
+					j.big = 0
+					return
+				}
+				jobs.Put(j)
+			}()
 			for i := range j.recs {
 				rc := &j.recs[i]
 				if rc.reason != OK && rc.reason != Blank {
@@ -438,12 +557,21 @@ func (env *Env) tokenize(ctx context.Context, plan *Plan, r records, in Input, r
 	if err := p.emitAt(ResumePoint{}); err != nil {
 		return err
 	}
-	if ierr, line := r.inputErr(); ierr != nil {
+	if d := r.damage(); d != nil {
 		p.counts.TruncatedIn++
-		if err := env.report(in.Path, &record{line: line}, Truncated, fmt.Sprintf("input ends early: %v", ierr)); err != nil {
+		cur.damage = []Damage{*d}
+		if err := env.report(in.Path, &record{line: d.Line}, Truncated, fmt.Sprintf("%s; the records before it are kept, nothing after it is read", d.Detail)); err != nil {
 			return err
 		}
 	}
+	sum, err := r.finish()
+	if err != nil {
+		return err
+	}
+	if want := expectedSum(plan, rec.Task); want != "" && sum != want {
+		return fmt.Errorf("pipeline: %s: the bytes task %d read have sha256 %.16s…, the plan hashed %.16s…: the input changed after it was planned (plan the build again)", in.Path, rec.Task, sum, want)
+	}
+	cur.readSum = sum
 	final := p.counts
 	cur.final = &final
 	return send()
@@ -462,10 +590,13 @@ func encodeJob(j *tokJob, enc Encoder, jsonl bool, path []string) {
 		if jsonl {
 			var reason Reason
 			var err error
-			j.field, reason, err = jsonText(j.field[:0], text, path)
+			// Decoded in place: a JSON string is never shorter than its
+			// value, so the value overwrites only what was parsed.
+			var field []byte
+			field, reason, err = jsonText(text[:0:len(text)], text, path)
 			switch reason {
 			case OK:
-				text = j.field
+				text = field
 			case BadJSON:
 				rc.reason, rc.detail = reason, err.Error()
 				continue
@@ -483,7 +614,9 @@ func encodeJob(j *tokJob, enc Encoder, jsonl bool, path []string) {
 			rc.repair |= repairUTF8Bit
 		}
 		if bytes.IndexByte(text, 0) >= 0 {
-			clean := make([]byte, 0, len(text))
+			// In place: the text is the record's own (its arena bytes, the
+			// decoded field over them, or the repaired copy).
+			clean := text[:0]
 			for _, c := range text {
 				if c != 0 {
 					clean = append(clean, c)
@@ -498,6 +631,11 @@ func encodeJob(j *tokJob, enc Encoder, jsonl bool, path []string) {
 		}
 		rc.text = len(text)
 		a := len(j.ids)
+		if len(text) >= bigRecord {
+			// Room for 5 bytes a token: growing by append would hold the
+			// old and the new ids at once.
+			j.ids = slices.Grow(j.ids, len(text)/5)
+		}
 		var err error
 		j.ids, err = enc.Encode(j.ids, text)
 		switch {

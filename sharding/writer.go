@@ -1,7 +1,6 @@
 package sharding
 
 import (
-	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -67,6 +66,7 @@ type Writer struct {
 	// The open shard.
 	f     *os.File
 	tmp   string
+	lock  *Temp // the temporary's lock, held until it is renamed or removed
 	h     hash.Hash
 	cw    countWriter
 	sums  *ipcSums
@@ -84,16 +84,6 @@ type Writer struct {
 	sep, nsrc                []int32
 	obj                      []int8
 	docID                    []uint64
-}
-
-// tmpSuffix names a temporary file uniquely, also among processes on
-// other hosts that share the directory (a Slurm array on NFS).
-func tmpSuffix() string {
-	var b [8]byte
-	if _, err := rand.Read(b[:]); err != nil {
-		panic(err) // crypto/rand does not fail on Linux
-	}
-	return fmt.Sprintf("%d-%x.tmp", os.Getpid(), b)
 }
 
 // Create returns a Writer that commits shards into dir, creating dir.
@@ -256,12 +246,11 @@ func maxU32(s []int32) uint32 {
 func (w *Writer) Pending() (rows int64, bytes int64) { return w.shard.Rows, w.shard.Bytes }
 
 func (w *Writer) open() error {
-	w.tmp = filepath.Join(w.dir, ".shard-"+tmpSuffix())
-	f, err := os.OpenFile(w.tmp, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o644)
+	f, lock, err := CreateTemp(w.dir, "shard")
 	if err != nil {
 		return fmt.Errorf("sharding: %w", err)
 	}
-	w.f = f
+	w.f, w.tmp, w.lock = f, lock.Path, lock
 	w.h = sha256.New()
 	w.cw = countWriter{w: io.MultiWriter(&writeback{f: f}, w.h)}
 	w.sums = newIPCSums(&w.cw)
@@ -390,6 +379,9 @@ func (w *Writer) Commit(name string) (ShardFile, error) {
 	}
 	if err != nil {
 		os.Remove(w.tmp)
+	}
+	w.lock.Release()
+	if err != nil {
 		return ShardFile{}, w.fail(fmt.Errorf("sharding: committing %s: %w", name, err))
 	}
 	sf := w.shard
@@ -415,6 +407,7 @@ func (w *Writer) Abort() error {
 	if rerr := os.Remove(w.tmp); err == nil {
 		err = rerr
 	}
+	w.lock.Release()
 	w.reset()
 	w.shard = ShardFile{}
 	return err
@@ -480,11 +473,12 @@ func syncDir(dir string) error {
 // directory, synced and renamed, then syncs the directory.
 func WriteFileAtomic(path string, data []byte) error {
 	dir := filepath.Dir(path)
-	tmp := filepath.Join(dir, "."+filepath.Base(path)+"-"+tmpSuffix())
-	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o644)
+	f, lock, err := CreateTemp(dir, filepath.Base(path))
 	if err != nil {
 		return err
 	}
+	defer lock.Release()
+	tmp := lock.Path
 	_, err = f.Write(data)
 	if err == nil {
 		err = f.Sync()

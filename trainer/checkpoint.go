@@ -1,6 +1,7 @@
 package trainer
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -10,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/glmkit/glmkit/sharding"
 	"github.com/glmkit/glmkit/trainer/safetensors"
 )
 
@@ -77,12 +79,46 @@ func SaveCheckpoint(dir string, m *Model, opt *AdamW, tc *TrainConfig, st Traine
 	if err := os.MkdirAll(parent, 0o755); err != nil {
 		return fmt.Errorf("trainer: checkpoint: %w", err)
 	}
-	tmp, err := os.MkdirTemp(parent, "."+filepath.Base(dir)+".tmp-")
+	tmp, err := sharding.MkdirTemp(parent, filepath.Base(dir))
 	if err != nil {
 		return fmt.Errorf("trainer: checkpoint: %w", err)
 	}
-	defer os.RemoveAll(tmp) // a no-op after the rename
+	defer tmp.Release()
+	defer os.RemoveAll(tmp.Path) // a no-op after the rename
+	if err := writeCheckpoint(tmp.Path, m, opt, tc, st); err != nil {
+		return err
+	}
+	crashPoint("checkpoint-written", st.Step)
+	// Move an existing checkpoint aside first (rename does not replace a
+	// non-empty directory), under a temporary name that says what it is:
+	// if a crash leaves it there, the next run puts it back.
+	if _, err := os.Lstat(dir); err == nil {
+		old := filepath.Join(parent, sharding.TempName(oldPrefix+filepath.Base(dir)))
+		if err := os.Rename(dir, old); err != nil {
+			return fmt.Errorf("trainer: checkpoint: %w", err)
+		}
+		crashPoint("checkpoint-aside", st.Step)
+		defer os.RemoveAll(old)
+	}
+	if err := os.Rename(tmp.Path, dir); err != nil {
+		return fmt.Errorf("trainer: checkpoint: %w", err)
+	}
+	return syncDir(parent)
+}
 
+// crashPoint kills the process with SIGKILL when GLMKIT_TEST_CRASH names
+// this point ("checkpoint-written:STEP"): the crash tests' way to stop a
+// run exactly between two steps of a checkpoint.
+func crashPoint(point string, step int) {
+	if v := os.Getenv("GLMKIT_TEST_CRASH"); v != "" && v == fmt.Sprintf("%s:%d", point, step) {
+		killSelf()
+	}
+}
+
+// oldPrefix marks a checkpoint moved aside while it is replaced.
+const oldPrefix = "old-"
+
+func writeCheckpoint(tmp string, m *Model, opt *AdamW, tc *TrainConfig, st TrainerState) error {
 	params, err := m.ParamsHost()
 	if err != nil {
 		return err
@@ -111,22 +147,45 @@ func SaveCheckpoint(dir string, m *Model, opt *AdamW, tc *TrainConfig, st Traine
 	if err := writeJSON(filepath.Join(tmp, stateFile), st); err != nil {
 		return err
 	}
-	if err := syncDir(tmp); err != nil {
-		return err
-	}
-	// Move an existing checkpoint aside first: rename does not replace a
-	// non-empty directory.
-	if _, err := os.Stat(dir); err == nil {
-		old := tmp + ".old"
-		if err := os.Rename(dir, old); err != nil {
-			return fmt.Errorf("trainer: checkpoint: %w", err)
+	return syncDir(tmp)
+}
+
+// CleanCheckpointTemps removes the temporary checkpoint directories that a
+// killed run left in out (only glmkit temporaries whose writer is gone),
+// and puts back a checkpoint that was moved aside to be replaced when its
+// replacement never arrived. It returns what it removed or restored.
+func CleanCheckpointTemps(out string) ([]string, error) {
+	var done []string
+	var restoreErr error
+	_, err := sharding.RemoveStaleTemps(out, func(name, target string) bool {
+		orig, ok := strings.CutPrefix(target, oldPrefix)
+		if !ok || !isCheckpointName(orig) {
+			done = append(done, filepath.Join(out, name))
+			return false
 		}
-		defer os.RemoveAll(old)
+		if _, err := os.Lstat(filepath.Join(out, orig)); errors.Is(err, os.ErrNotExist) {
+			if err := os.Rename(filepath.Join(out, name), filepath.Join(out, orig)); err != nil {
+				restoreErr = fmt.Errorf("trainer: restoring %s: %w", orig, err)
+			}
+			done = append(done, filepath.Join(out, orig)+" (restored)")
+			return true
+		}
+		done = append(done, filepath.Join(out, name))
+		return false
+	})
+	if err == nil {
+		err = restoreErr
 	}
-	if err := os.Rename(tmp, dir); err != nil {
-		return fmt.Errorf("trainer: checkpoint: %w", err)
+	return done, err
+}
+
+func isCheckpointName(name string) bool {
+	step, ok := strings.CutPrefix(name, checkpointPrefix)
+	if !ok || len(step) < 8 {
+		return false
 	}
-	return syncDir(parent)
+	n, err := strconv.Atoi(step)
+	return err == nil && n >= 0 && fmt.Sprintf("%08d", n) == step
 }
 
 // stateDict names the tensors of a flat vector laid out as the parameters.
@@ -162,6 +221,9 @@ func (m *Model) fromStateDict(f safetensors.File, suffix string) ([]float32, err
 // LoadParams loads the parameters from a safetensors file of PyTorch
 // state-dict names (F32 or F64).
 func (m *Model) LoadParams(path string) error {
+	if err := m.checkFile(path, ""); err != nil {
+		return err
+	}
 	f, err := safetensors.ReadFile(path)
 	if err != nil {
 		return fmt.Errorf("trainer: %w", err)
@@ -171,6 +233,54 @@ func (m *Model) LoadParams(path string) error {
 		return fmt.Errorf("trainer: %s: %w", path, err)
 	}
 	return m.SetParams(flat)
+}
+
+// checkFile reads only the header of a safetensors file and checks that it
+// holds exactly this model's tensors (with suffix) and shapes, before the
+// file is read whole.
+func (m *Model) checkFile(path string, suffixes ...string) error {
+	return checkTensors(path, m.tensors, suffixes...)
+}
+
+func checkTensors(path string, tensors []Tensor, suffixes ...string) error {
+	if err := regularFile(path); err != nil {
+		return err
+	}
+	h, err := safetensors.ReadHeader(path)
+	if err != nil {
+		return fmt.Errorf("trainer: %w", err)
+	}
+	if want := len(tensors) * len(suffixes); len(h.Tensors) != want {
+		return fmt.Errorf("trainer: %s holds %d tensors; the model of its config.json has %d", path, len(h.Tensors), want)
+	}
+	for _, sfx := range suffixes {
+		for _, t := range tensors {
+			e, ok := h.Tensors[t.Name+sfx]
+			if !ok {
+				return fmt.Errorf("trainer: %s: tensor %s%s is missing", path, t.Name, sfx)
+			}
+			if !slices.Equal(e.Shape, t.Shape) {
+				return fmt.Errorf("trainer: %s: tensor %s%s has shape %v; the model of its config.json wants %v", path, t.Name, sfx, e.Shape, t.Shape)
+			}
+			if e.DType != safetensors.F32 && e.DType != safetensors.F64 {
+				return fmt.Errorf("trainer: %s: tensor %s%s is %s, not a float tensor", path, t.Name, sfx, e.DType)
+			}
+		}
+	}
+	return nil
+}
+
+// regularFile refuses a path that is not a regular file (a link could lead
+// out of the checkpoint directory).
+func regularFile(path string) error {
+	st, err := os.Lstat(path)
+	if err != nil {
+		return fmt.Errorf("trainer: %w", err)
+	}
+	if !st.Mode().IsRegular() {
+		return fmt.Errorf("trainer: %s is not a regular file (%s)", path, st.Mode().Type())
+	}
+	return nil
 }
 
 // SaveParams writes the parameters alone to a safetensors file.
@@ -185,23 +295,70 @@ func (m *Model) SaveParams(path string) error {
 	return nil
 }
 
+// Bounds on a model read back from a checkpoint, checked before anything
+// is allocated (the file sizes are checked against them next).
+const (
+	maxLayers = 1 << 10
+	maxHidden = 1 << 16
+	maxVocab  = 1 << 24
+	maxPos    = 1 << 20
+	maxParams = 1 << 38
+)
+
+// checkShape bounds a model shape read from a file, so its layout can be
+// computed without overflow, and its parameter count.
+func checkShape(c Config) error {
+	switch {
+	case c.Layers < 1 || c.Layers > maxLayers:
+		return fmt.Errorf("layers %d; want 1..%d", c.Layers, maxLayers)
+	case c.Hidden < 1 || c.Hidden > maxHidden:
+		return fmt.Errorf("hidden %d; want 1..%d", c.Hidden, maxHidden)
+	case c.Heads < 1 || c.Heads > c.Hidden:
+		return fmt.Errorf("heads %d for hidden %d", c.Heads, c.Hidden)
+	case c.Vocab < 1 || c.Vocab > maxVocab:
+		return fmt.Errorf("vocab %d; want 1..%d", c.Vocab, maxVocab)
+	case c.MaxPos < 1 || c.MaxPos > maxPos:
+		return fmt.Errorf("max_pos %d; want 1..%d", c.MaxPos, maxPos)
+	}
+	C, L, V, P := int64(c.Hidden), int64(c.Layers), int64(c.Vocab), int64(c.MaxPos+1)
+	if n := V*C + 2*P*C + L*(12*C*C+13*C) + 2*C; n > maxParams {
+		return fmt.Errorf("%d parameters; at most %d", n, int64(maxParams))
+	}
+	return c.Validate()
+}
+
 // ReadCheckpointConfig reads the model shape and the training config (nil
-// if absent) of a checkpoint.
+// if absent) of a checkpoint, and checks them.
 func ReadCheckpointConfig(dir string) (Config, *TrainConfig, error) {
+	path := filepath.Join(dir, configFile)
 	var cc checkpointConfig
-	if err := readJSON(filepath.Join(dir, configFile), &cc); err != nil {
+	if err := readJSON(path, &cc); err != nil {
 		return Config{}, nil, err
 	}
 	if cc.Format != checkpointFormat {
 		return Config{}, nil, fmt.Errorf("trainer: checkpoint %s has format %d; this build reads %d", dir, cc.Format, checkpointFormat)
 	}
-	return cc.Model, cc.Train, cc.Model.Validate()
+	if err := checkShape(cc.Model); err != nil {
+		return Config{}, nil, fmt.Errorf("trainer: %s: model: %w", path, err)
+	}
+	if cc.Train != nil {
+		tc := *cc.Train
+		tc.Out = "-" // not recorded as the run's
+		if err := tc.Validate(); err != nil {
+			return Config{}, nil, fmt.Errorf("trainer: %s: train: %w", path, err)
+		}
+	}
+	return cc.Model, cc.Train, nil
 }
 
-// LoadModel builds a model on be from a checkpoint's config and weights.
+// LoadModel builds a model on be from a checkpoint's config and weights,
+// after checking the weights file holds exactly that model's tensors.
 func LoadModel(dir string, be Backend) (*Model, error) {
 	cfg, _, err := ReadCheckpointConfig(dir)
 	if err != nil {
+		return nil, err
+	}
+	if err := checkTensors(filepath.Join(dir, modelFile), Layout(cfg), ""); err != nil {
 		return nil, err
 	}
 	m, err := NewModel(cfg, be)
@@ -215,6 +372,29 @@ func LoadModel(dir string, be Backend) (*Model, error) {
 	return m, nil
 }
 
+// readState reads and checks a checkpoint's trainer_state.json.
+func readState(dir string) (TrainerState, error) {
+	path := filepath.Join(dir, stateFile)
+	var st TrainerState
+	if err := readJSON(path, &st); err != nil {
+		return TrainerState{}, err
+	}
+	switch {
+	case st.Step < 0 || st.Step > 1<<40:
+		return st, fmt.Errorf("trainer: %s: step %d is out of range", path, st.Step)
+	case st.Tokens < 0:
+		return st, fmt.Errorf("trainer: %s: tokens %d is negative", path, st.Tokens)
+	case len(st.LoaderState) > 1<<20 || len(st.DataFingerprint) > 1<<10 || len(st.Backend) > 1<<10:
+		return st, fmt.Errorf("trainer: %s: a field is far too long", path)
+	case st.RNG != dropoutScheme:
+		return st, fmt.Errorf("trainer: checkpoint %s uses dropout scheme %q; this build uses %q", dir, st.RNG, dropoutScheme)
+	}
+	if name := filepath.Base(filepath.Clean(dir)); isCheckpointName(name) && name != filepath.Base(CheckpointDir("", st.Step)) {
+		return st, fmt.Errorf("trainer: %s: step %d, but the checkpoint is %s", path, st.Step, name)
+	}
+	return st, nil
+}
+
 // LoadCheckpoint restores m (whose shape must match the checkpoint's) and
 // opt (when not nil) from dir and returns the trainer state.
 func LoadCheckpoint(dir string, m *Model, opt *AdamW) (TrainerState, error) {
@@ -225,18 +405,19 @@ func LoadCheckpoint(dir string, m *Model, opt *AdamW) (TrainerState, error) {
 	if cfg.Layers != m.cfg.Layers || cfg.Hidden != m.cfg.Hidden || cfg.Heads != m.cfg.Heads || cfg.Vocab != m.cfg.Vocab || cfg.MaxPos != m.cfg.MaxPos {
 		return TrainerState{}, fmt.Errorf("trainer: checkpoint %s holds a model of shape %+v; this model is %+v", dir, cfg, m.cfg)
 	}
-	var st TrainerState
-	if err := readJSON(filepath.Join(dir, stateFile), &st); err != nil {
+	st, err := readState(dir)
+	if err != nil {
 		return TrainerState{}, err
-	}
-	if st.RNG != dropoutScheme {
-		return TrainerState{}, fmt.Errorf("trainer: checkpoint %s uses dropout scheme %q; this build uses %q", dir, st.RNG, dropoutScheme)
 	}
 	if err := m.LoadParams(filepath.Join(dir, modelFile)); err != nil {
 		return TrainerState{}, err
 	}
 	if opt != nil {
-		f, err := safetensors.ReadFile(filepath.Join(dir, optimizerFile))
+		path := filepath.Join(dir, optimizerFile)
+		if err := m.checkFile(path, ".exp_avg", ".exp_avg_sq"); err != nil {
+			return TrainerState{}, err
+		}
+		f, err := safetensors.ReadFile(path)
 		if err != nil {
 			return TrainerState{}, fmt.Errorf("trainer: %w", err)
 		}
@@ -276,13 +457,10 @@ func Checkpoints(out string) ([]string, error) {
 	var cks []ck
 	for _, e := range ents {
 		name := e.Name()
-		if !e.IsDir() || !strings.HasPrefix(name, checkpointPrefix) {
-			continue
+		if !e.IsDir() || !isCheckpointName(name) {
+			continue // links are not followed: a checkpoint is a directory of out
 		}
-		step, err := strconv.Atoi(strings.TrimPrefix(name, checkpointPrefix))
-		if err != nil {
-			continue
-		}
+		step, _ := strconv.Atoi(strings.TrimPrefix(name, checkpointPrefix))
 		if _, err := os.Stat(filepath.Join(out, name, stateFile)); err != nil {
 			continue
 		}
@@ -329,13 +507,33 @@ func writeJSON(path string, v any) (err error) {
 	return nil
 }
 
+// readJSON reads a small JSON file of a checkpoint strictly: a regular
+// file, one value, no unknown fields.
 func readJSON(path string, v any) error {
+	if err := regularFile(path); err != nil {
+		return err
+	}
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return fmt.Errorf("trainer: %w", err)
 	}
-	if err := json.Unmarshal(data, v); err != nil {
+	if len(data) > 16<<20 {
+		return fmt.Errorf("trainer: %s: %d bytes is too big", path, len(data))
+	}
+	if err := decodeStrict(data, v); err != nil {
 		return fmt.Errorf("trainer: %s: %w", path, err)
+	}
+	return nil
+}
+
+func decodeStrict(b []byte, v any) error {
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return err
+	}
+	if len(bytes.TrimSpace(b[dec.InputOffset():])) != 0 {
+		return errors.New("data after the JSON value")
 	}
 	return nil
 }

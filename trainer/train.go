@@ -2,6 +2,7 @@ package trainer
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -98,7 +99,11 @@ func Train(ctx context.Context, cfg TrainConfig, m *Model, src, evalSrc BatchSou
 	defer opt.Close(be)
 	fingerprint := src.Fingerprint()
 
-	// 1. start: fresh weights, or everything back from a checkpoint
+	// 1. start: a killed run's temporaries go, then fresh weights, or
+	// everything back from a checkpoint
+	if _, err := CleanCheckpointTemps(cfg.Out); err != nil {
+		return Result{}, err
+	}
 	step, tokens := 0, int64(0)
 	if cfg.Resume != "" {
 		st, err := LoadCheckpoint(cfg.Resume, m, opt)
@@ -128,7 +133,10 @@ func Train(ctx context.Context, cfg TrainConfig, m *Model, src, evalSrc BatchSou
 	if err := os.MkdirAll(cfg.Out, 0o755); err != nil {
 		return res, fmt.Errorf("trainer: %w", err)
 	}
-	mf, err := os.OpenFile(filepath.Join(cfg.Out, "metrics.jsonl"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err := truncateMetrics(filepath.Join(cfg.Out, metricsFile), step); err != nil {
+		return res, err
+	}
+	mf, err := os.OpenFile(filepath.Join(cfg.Out, metricsFile), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
 		return res, fmt.Errorf("trainer: %w", err)
 	}
@@ -280,6 +288,38 @@ func Train(ctx context.Context, cfg TrainConfig, m *Model, src, evalSrc BatchSou
 		}
 	}
 	return res, nil
+}
+
+const metricsFile = "metrics.jsonl"
+
+// truncateMetrics drops the lines of a metrics file after step (those a
+// killed run logged after its last checkpoint, which the resumed run logs
+// again, and a line cut by the kill), so the file has one line per step.
+func truncateMetrics(path string, step int) error {
+	data, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("trainer: %w", err)
+	}
+	var keep []byte
+	for line := range bytes.Lines(data) {
+		var m struct {
+			Step *int `json:"step"`
+		}
+		if !bytes.HasSuffix(line, []byte("\n")) || json.Unmarshal(line, &m) != nil || m.Step == nil || *m.Step > step {
+			continue
+		}
+		keep = append(keep, line...)
+	}
+	if bytes.Equal(keep, data) {
+		return nil
+	}
+	if err := sharding.WriteFileAtomic(path, keep); err != nil {
+		return fmt.Errorf("trainer: rewriting %s: %w", path, err)
+	}
+	return nil
 }
 
 func flush(w *bufio.Writer) error {

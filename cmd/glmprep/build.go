@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -72,6 +73,7 @@ type buildArgs struct {
 	force       bool
 	strict      bool
 	quiet       bool
+	allowEmpty  bool
 }
 
 func addBuildFlags(fs *flag.FlagSet, a *buildArgs) {
@@ -104,6 +106,7 @@ func addBuildFlags(fs *flag.FlagSet, a *buildArgs) {
 	fs.Var(&a.taskBytes, "task-bytes", "split uncompressed line-based inputs larger than this into tasks of about this size (0: a task per file)")
 	fs.BoolVar(&a.strict, "strict", false, "make bad input (broken JSON, invalid UTF-8, truncated files, …) fatal instead of counted")
 	fs.BoolVar(&a.quiet, "quiet", false, "no progress bar or summary")
+	fs.BoolVar(&a.allowEmpty, "allow-empty", false, "accept a build that writes no rows (otherwise it is an error that says why)")
 }
 
 // options turns the flags into build options and loads the tokenizer.
@@ -143,7 +146,7 @@ func (a *buildArgs) options(stderr io.Writer) (pipeline.BuildOptions, *tokenizer
 			VocabSize: tok.ModelVocabSize(), Special: tok.Special(), SeqLen: a.seqLen, MaskEpochs: a.maskEpochs, Masking: mc},
 		Config: pipeline.Config{Tokenizer: a.tok, Format: a.format, DocBoundary: a.docBoundary, TextField: a.textField,
 			MaxDocBytes: int(a.maxDoc), ShardRows: a.shardRows, ShardBytes: int64(a.shardBytes),
-			Compression: a.compression, TaskBytes: int64(a.taskBytes)},
+			Compression: a.compression, TaskBytes: int64(a.taskBytes), AllowEmpty: a.allowEmpty},
 		SentenceEnd: tok.SentenceEnds(),
 		NewEncoder:  func() pipeline.Encoder { return tok.NewEncoder() },
 		Workers:     a.workers,
@@ -207,6 +210,8 @@ func cmdBuild(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return err
 	}
+	cmdline := cli.Command(append([]string{"build"}, args...), []string{"force"}, "resume")
+	cli.OnInterrupt(ctx, func() string { return buildHint(o.Out, slices.Contains(o.Inputs, pipeline.Stdin), cmdline) })
 	start := time.Now()
 	res, err := pipeline.Build(ctx, o)
 	ui.finish()
@@ -217,6 +222,27 @@ func cmdBuild(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		printSummary(stderr, o.Out, res, time.Since(start))
 	}
 	return nil
+}
+
+// buildHint says what an interrupted build kept in out and how to go on.
+func buildHint(out string, stdin bool, cmdline string) string {
+	plan, err := pipeline.ReadPlan(out)
+	if err != nil {
+		return "nothing was kept (the plan was not written yet); run the same command again"
+	}
+	if stdin {
+		return fmt.Sprintf("a build from standard input cannot be resumed; run it again with --force to replace what is in %s", out)
+	}
+	complete, shards := 0, 0
+	for _, t := range plan.Tasks {
+		if rec, err := pipeline.ReadTaskRecord(out, t.Index); err == nil && rec != nil {
+			shards += len(rec.Shards)
+			if rec.Complete {
+				complete++
+			}
+		}
+	}
+	return fmt.Sprintf("kept %d of %d tasks complete and %d committed shards in %s; continue with:\n  %s", complete, len(plan.Tasks), shards, out, cmdline)
 }
 
 // ui is the progress bar on stderr (when it is a terminal) and the

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"strconv"
 
 	"github.com/glmkit/glmkit/cmd/internal/cli"
@@ -33,7 +34,10 @@ func cmdPlan(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if err != nil {
 		return err
 	}
-	plan, err := pipeline.Prepare(&o)
+	cli.OnInterrupt(ctx, func() string {
+		return fmt.Sprintf("the plan was not written; run the same command again (%s)", cli.Command(append([]string{"plan"}, args...), nil, ""))
+	})
+	plan, err := pipeline.Prepare(ctx, &o)
 	ui.finish()
 	if err != nil {
 		return err
@@ -93,6 +97,17 @@ func cmdRunTask(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if tok.SHA256() != plan.Meta.TokenizerSHA256 {
 		return fmt.Errorf("tokenizer %s has sha256 %.12s…, the plan needs %.12s…", spec, tok.SHA256(), plan.Meta.TokenizerSHA256)
 	}
+	if tok.Special() != plan.Meta.Special || tok.ModelVocabSize() != plan.Meta.VocabSize {
+		return fmt.Errorf("%s: the plan's special ids or vocabulary size (%d) are not tokenizer %s's (%d): the plan was edited; plan the build again", filepath.Join(dir, pipeline.PlanName), plan.Meta.VocabSize, spec, tok.ModelVocabSize())
+	}
+	cli.OnInterrupt(ctx, func() string {
+		rec, _ := pipeline.ReadTaskRecord(dir, *task)
+		n := 0
+		if rec != nil {
+			n = len(rec.Shards)
+		}
+		return fmt.Sprintf("task %d kept %d committed shards in %s; continue it with:\n  %s", *task, n, dir, cli.Command(append([]string{"run-task"}, args...), nil, ""))
+	})
 	env, err := pipeline.NewEnv(plan, dir, tok.SentenceEnds(), func() pipeline.Encoder { return tok.NewEncoder() }, *workers)
 	if err != nil {
 		return err
@@ -128,6 +143,9 @@ func cmdMerge(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return err
 	}
+	cli.OnInterrupt(ctx, func() string {
+		return fmt.Sprintf("the manifest was not written; run it again: %s", cli.Command(append([]string{"merge"}, args...), nil, ""))
+	})
 	m, _, err := pipeline.Merge(pos[0], plan, pipeline.Software())
 	if err != nil {
 		return err

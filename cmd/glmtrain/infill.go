@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -56,12 +57,18 @@ func cmdInfill(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		return err
 	}
 	var meta sharding.Meta
-	mb, err := os.ReadFile(filepath.Join(filepath.Dir(dir), dataFile))
+	metaPath := filepath.Join(filepath.Dir(dir), dataFile)
+	if st, err := os.Lstat(metaPath); err == nil && !st.Mode().IsRegular() {
+		return fmt.Errorf("%s is not a regular file", metaPath)
+	}
+	mb, err := os.ReadFile(metaPath)
 	if err != nil {
 		return fmt.Errorf("%w (the training run writes %s beside its checkpoints)", err, dataFile)
 	}
-	if err := json.Unmarshal(mb, &meta); err != nil {
-		return fmt.Errorf("%s: %w", dataFile, err)
+	dec := json.NewDecoder(bytes.NewReader(mb))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&meta); err != nil {
+		return fmt.Errorf("%s: %w", metaPath, err)
 	}
 	spec := meta.Tokenizer
 	if *tokSpec != "" {
@@ -73,6 +80,9 @@ func cmdInfill(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	}
 	if tok.SHA256() != meta.TokenizerSHA256 {
 		return fmt.Errorf("tokenizer %s is not the one the model was trained with (sha256 %.12s…, want %.12s…)", spec, tok.SHA256(), meta.TokenizerSHA256)
+	}
+	if tok.Special() != meta.Special {
+		return fmt.Errorf("%s: its special ids are not tokenizer %s's (the file was edited)", metaPath, spec)
 	}
 	ids := meta.Special
 	blankID := map[string]int32{"MASK": ids.Mask, "sMASK": ids.SMask, "gMASK": ids.GMask}
@@ -113,6 +123,9 @@ func cmdInfill(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		return err
 	}
 	defer model.Close()
+	if mc := model.Config(); mc.Vocab < tok.ModelVocabSize() {
+		return fmt.Errorf("checkpoint %s has a vocabulary of %d; tokenizer %s needs %d", dir, mc.Vocab, spec, tok.ModelVocabSize())
+	}
 	spans, err := model.Infill(ctx, ctxIDs, trainer.InfillOptions{
 		Blanks: []int32{ids.Mask, ids.SMask, ids.GMask}, SOP: ids.SOP, EOP: ids.EOP,
 		MaxTokens: *maxTok, Temperature: *temp, TopK: *topK, Vocab: tok.VocabSize(), Seed: *seed,

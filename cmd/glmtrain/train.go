@@ -149,6 +149,22 @@ func cmdTrain(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	tc.Out, tc.LogEvery, tc.EvalEvery, tc.EvalBatches = *out, *logEvery, *evalEvery, *evalBatches
 	tc.CheckpointEvery, tc.KeepCheckpoints, tc.Progress = *ckptEvery, *keep, !*quiet
+	// A killed run's temporary checkpoint directories go first (and a
+	// checkpoint it had moved aside comes back), before the newest one is
+	// chosen.
+	if cleaned, err := trainer.CleanCheckpointTemps(*out); err != nil {
+		return err
+	} else if len(cleaned) > 0 {
+		fmt.Fprintf(stderr, "glmtrain: removed %d temporaries of an interrupted run from %s\n", len(cleaned), *out)
+	}
+	cmdline := cli.Command(append([]string{"train"}, args...), nil, "resume")
+	cli.OnInterrupt(ctx, func() string {
+		ck, _ := trainer.LatestCheckpoint(*out)
+		if ck == "" {
+			return fmt.Sprintf("no checkpoint was saved in %s; run the same command again", *out)
+		}
+		return fmt.Sprintf("the newest checkpoint is %s; continue with:\n  %s", ck, cmdline)
+	})
 	if *resume {
 		ck, err := trainer.LatestCheckpoint(*out)
 		switch {
@@ -293,6 +309,13 @@ func cmdEval(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		return err
 	}
 	defer model.Close()
+	meta, err := loaderMeta(*data)
+	if err != nil {
+		return err
+	}
+	if mc := model.Config(); meta.VocabSize > mc.Vocab || meta.SeqLen > mc.MaxPos {
+		return fmt.Errorf("checkpoint %s has a vocabulary of %d and %d positions; the shards in %s need %d and %d", dir, mc.Vocab, mc.MaxPos, *data, meta.VocabSize, meta.SeqLen)
+	}
 	src, err := sharding.OpenLoader(ctx, *data, sharding.LoaderOptions{Batch: *batch, Epochs: 1})
 	if err != nil {
 		return err

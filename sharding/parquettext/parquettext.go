@@ -7,7 +7,11 @@ package parquettext
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
 	"fmt"
+	"io"
 	"os"
 	"strings"
 
@@ -24,25 +28,103 @@ const Magic = "PAR1"
 // not safe for concurrent use.
 type File struct {
 	path   string
+	src    *source
 	rdr    *file.Reader
 	column int
 	maxDef int16
 }
 
+// IOError is a failure to read the file itself (not damaged data): the
+// caller should stop and retry later rather than skip anything.
+type IOError struct {
+	Path string
+	Err  error
+}
+
+func (e *IOError) Error() string {
+	err := e.Err
+	var pe *os.PathError
+	if errors.As(err, &pe) {
+		err = pe.Err
+	}
+	return fmt.Sprintf("parquettext: reading %s: %v", e.Path, err)
+}
+func (e *IOError) Unwrap() error { return e.Err }
+
+// DamageError is damaged data in a row group: Row rows of it were read
+// before the damage, and the rest of it cannot be.
+type DamageError struct {
+	Path     string
+	RowGroup int
+	Row      int64 // rows of the row group read before the damage
+	Offset   int64 // the column chunk's byte offset in the file
+	Err      error
+}
+
+func (e *DamageError) Error() string {
+	return fmt.Sprintf("parquettext: %s: row group %d (column chunk at byte %d) is damaged after %d rows: %v", e.Path, e.RowGroup, e.Offset, e.Row, e.Err)
+}
+
+// Source is an open Parquet file (an *os.File, or a test's stand-in).
+type Source interface {
+	io.ReaderAt
+	io.Seeker
+	io.Closer
+	Stat() (os.FileInfo, error)
+}
+
+// source is the file as arrow-go reads it; it remembers whether a read
+// failed, so a decoding error can be told from an I/O error.
+type source struct {
+	f   Source
+	err error // the first read error
+}
+
+func (s *source) ReadAt(p []byte, off int64) (int, error) {
+	n, err := s.f.ReadAt(p, off)
+	if err != nil && err != io.EOF && s.err == nil {
+		s.err = err
+	}
+	return n, err
+}
+
+func (s *source) Seek(off int64, whence int) (int64, error) {
+	n, err := s.f.Seek(off, whence)
+	if err != nil && s.err == nil {
+		s.err = err
+	}
+	return n, err
+}
+
 // Open opens path and finds column, which must be a top-level, non-repeated
 // BYTE_ARRAY column (a string, or plain bytes).
-func Open(path, column string) (_ *File, err error) {
+func Open(path, column string) (*File, error) {
+	fh, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("parquettext: %w", err)
+	}
+	f, err := OpenSource(path, fh, column)
+	if err != nil {
+		fh.Close()
+		return nil, err
+	}
+	return f, nil
+}
+
+// OpenSource is Open on a file already open; Close closes it.
+func OpenSource(path string, fh Source, column string) (_ *File, err error) {
+	src := &source{f: fh}
 	defer func() {
 		if r := recover(); r != nil { // arrow-go's reader can panic on corrupt files
 			err = fmt.Errorf("parquettext: %s: corrupt Parquet file: %v", path, r)
 		}
-	}()
-	rdr, err := file.OpenParquetFile(path, false)
-	if err != nil {
-		if _, serr := os.Stat(path); serr != nil {
-			return nil, fmt.Errorf("parquettext: %w", serr)
+		if err != nil && src.err != nil {
+			err = &IOError{path, src.err}
 		}
-		return nil, fmt.Errorf("parquettext: %s: %w", path, err)
+	}()
+	rdr, err := file.NewParquetReader(src)
+	if err != nil {
+		return nil, fmt.Errorf("parquettext: %s: not a readable Parquet file: %w", path, err)
 	}
 	sc := rdr.MetaData().Schema
 	leaf := sc.ColumnIndexByName(column)
@@ -51,15 +133,73 @@ func Open(path, column string) (_ *File, err error) {
 		for i := 0; i < sc.NumColumns(); i++ {
 			names = append(names, sc.Column(i).Path())
 		}
-		rdr.Close()
 		return nil, fmt.Errorf("parquettext: %s: no column %q (columns: %s)", path, column, strings.Join(names, ", "))
 	}
 	col := sc.Column(leaf)
 	if col.PhysicalType() != parquet.Types.ByteArray || col.MaxRepetitionLevel() != 0 {
-		rdr.Close()
 		return nil, fmt.Errorf("parquettext: %s: column %q holds %s, not text", path, column, describe(col))
 	}
-	return &File{path: path, rdr: rdr, column: leaf, maxDef: col.MaxDefinitionLevel()}, nil
+	f := &File{path: path, src: src, rdr: rdr, column: leaf, maxDef: col.MaxDefinitionLevel()}
+	for rg := range f.RowGroups() {
+		if _, _, err := f.chunk(rg); err != nil {
+			return nil, err
+		}
+		if n := f.Rows(rg); n < 0 || n > 1<<40 {
+			return nil, fmt.Errorf("parquettext: %s: row group %d has %d rows", path, rg, n)
+		}
+	}
+	return f, nil
+}
+
+// chunk returns the byte range of the text column's chunk in row group rg.
+func (f *File) chunk(rg int) (off, n int64, err error) {
+	cc, err := f.rdr.MetaData().RowGroup(rg).ColumnChunk(f.column)
+	if err != nil {
+		return 0, 0, fmt.Errorf("parquettext: %s: row group %d: %w", f.path, rg, err)
+	}
+	off = cc.DataPageOffset()
+	if cc.HasDictionaryPage() && cc.DictionaryPageOffset() > 0 && cc.DictionaryPageOffset() < off {
+		off = cc.DictionaryPageOffset()
+	}
+	n = cc.TotalCompressedSize()
+	st, err := f.src.f.Stat()
+	if err != nil {
+		return 0, 0, &IOError{f.path, err}
+	}
+	if off < 4 || n < 0 || off+n > st.Size() {
+		return 0, 0, fmt.Errorf("parquettext: %s: row group %d: column chunk [%d, %d) lies outside the file of %d bytes", f.path, rg, off, off+n, st.Size())
+	}
+	return off, n, nil
+}
+
+// ChunkOffset is the byte offset of the text column's chunk in row group rg.
+func (f *File) ChunkOffset(rg int) int64 {
+	off, _, _ := f.chunk(rg)
+	return off
+}
+
+// HashChunk returns the sha256 of the raw bytes of the text column's chunk
+// in row group rg: the bytes ReadRowGroup decodes.
+func (f *File) HashChunk(ctx context.Context, rg int) (string, error) {
+	off, n, err := f.chunk(rg)
+	if err != nil {
+		return "", err
+	}
+	h := sha256.New()
+	buf := make([]byte, 1<<20)
+	for done := int64(0); done < n; {
+		if err := ctx.Err(); err != nil {
+			return "", &IOError{f.path, err}
+		}
+		k := int(min(int64(len(buf)), n-done))
+		m, err := f.src.ReadAt(buf[:k], off+done)
+		h.Write(buf[:m])
+		done += int64(m)
+		if err != nil && !(err == io.EOF && done == n) {
+			return "", &IOError{f.path, err}
+		}
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
 }
 
 func describe(c *schema.Column) string {
@@ -82,54 +222,80 @@ func (f *File) RowGroupBytes(rg int) int64 {
 
 // ReadRowGroup calls fn with every value of the text column in row group rg,
 // in order; null is true for a null value. text is only valid during the
-// call.
+// call. A failure to read the file is an *IOError; damaged data is a
+// *DamageError that says how many rows were read before it; an error from
+// fn or ctx is returned as it is.
 func (f *File) ReadRowGroup(ctx context.Context, rg int, fn func(text []byte, null bool) error) (err error) {
+	var rows int64
+	var fnErr error
 	defer func() {
 		if r := recover(); r != nil {
-			err = fmt.Errorf("parquettext: %s: row group %d: corrupt data: %v", f.path, rg, r)
+			err = fmt.Errorf("corrupt data: %v", r)
+		}
+		switch {
+		case err == nil || fnErr != nil || ctx.Err() != nil && errors.Is(err, ctx.Err()):
+		case f.src.err != nil:
+			err = &IOError{f.path, f.src.err}
+		default:
+			err = &DamageError{Path: f.path, RowGroup: rg, Row: rows, Offset: f.ChunkOffset(rg), Err: err}
 		}
 	}()
+	if rg < 0 || rg >= f.RowGroups() {
+		return fmt.Errorf("no row group %d", rg)
+	}
 	cr, err := f.rdr.RowGroup(rg).Column(f.column)
 	if err != nil {
-		return fmt.Errorf("parquettext: %s: row group %d: %w", f.path, rg, err)
+		return err
 	}
 	br, ok := cr.(*file.ByteArrayColumnChunkReader)
 	if !ok {
-		return fmt.Errorf("parquettext: %s: row group %d: column reader %T", f.path, rg, cr)
+		return fmt.Errorf("column reader %T", cr)
 	}
 	const batch = 1024
 	values := make([]parquet.ByteArray, batch)
 	defs := make([]int16, batch)
+	want := f.Rows(rg)
 	for br.HasNext() {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
 		total, n, err := br.ReadBatch(batch, values, defs, nil)
 		if err != nil {
-			return fmt.Errorf("parquettext: %s: row group %d: %w", f.path, rg, err)
+			return err
+		}
+		if n > int(total) || total < 0 || total > batch || rows+total > want {
+			return fmt.Errorf("%d values for %d rows", n, total)
 		}
 		v := 0
 		for i := range int(total) {
 			if f.maxDef > 0 && defs[i] < f.maxDef {
-				if err := fn(nil, true); err != nil {
-					return err
+				if fnErr = fn(nil, true); fnErr != nil {
+					return fnErr
 				}
+				rows++
 				continue
 			}
 			if v >= n {
-				return fmt.Errorf("parquettext: %s: row group %d: %d values for %d rows", f.path, rg, n, total)
+				return fmt.Errorf("%d values for %d rows", n, total)
 			}
-			if err := fn(values[v], false); err != nil {
-				return err
+			if fnErr = fn(values[v], false); fnErr != nil {
+				return fnErr
 			}
 			v++
+			rows++
 		}
+		if total == 0 {
+			break
+		}
+	}
+	if rows != want {
+		return fmt.Errorf("%d rows decoded; the row group has %d", rows, want)
 	}
 	return nil
 }
 
 // Close closes the file.
-func (f *File) Close() error { return f.rdr.Close() }
+func (f *File) Close() error { return f.src.f.Close() }
 
 // WriteTexts writes texts as a Parquet file with one optional string column
 // (nil entries are nulls), rowGroupRows rows per row group, snappy

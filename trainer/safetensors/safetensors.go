@@ -13,6 +13,7 @@ package safetensors
 
 import (
 	"bytes"
+	"cmp"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
@@ -243,45 +244,151 @@ type File struct {
 	Metadata map[string]string
 }
 
-// Parse reads a safetensors file held in data. It checks that every
-// tensor's offsets fit its dtype and shape and lie inside the data.
-func Parse(data []byte) (File, error) {
-	if len(data) < 8 {
-		return File{}, errors.New("safetensors: file shorter than its 8-byte header length")
+// Info describes one tensor of a header: its type, shape and the byte
+// range of its data after the header.
+type Info struct {
+	DType   DType
+	Shape   []int
+	Offsets [2]int64
+}
+
+// Header is a parsed safetensors header.
+type Header struct {
+	Tensors  map[string]Info
+	Metadata map[string]string
+	// DataStart is the offset of the data in the file (8 + header length).
+	DataStart int64
+}
+
+// maxElems bounds a tensor's element count (2^48: far beyond any file).
+const maxElems = 1 << 48
+
+// numel multiplies a shape out, refusing negative dimensions and overflow.
+func numel(shape []int) (int64, bool) {
+	n := int64(1)
+	for _, d := range shape {
+		if d < 0 || d > maxElems {
+			return 0, false
+		}
+		if d != 0 && n > maxElems/int64(d) {
+			return 0, false
+		}
+		n *= int64(d)
+	}
+	return n, true
+}
+
+// ParseHeader parses and checks the header at the start of data, for a
+// file of fileSize bytes (data may hold just the header): every dtype is
+// known, every shape is sane, every tensor's offsets hold exactly its
+// shape and lie inside the file, and no two tensors overlap.
+func ParseHeader(data []byte, fileSize int64) (Header, error) {
+	if len(data) < 8 || fileSize < 8 {
+		return Header{}, errors.New("safetensors: file shorter than its 8-byte header length")
 	}
 	n := binary.LittleEndian.Uint64(data[:8])
-	if n > maxHeader || n > uint64(len(data)-8) {
-		return File{}, fmt.Errorf("safetensors: header length %d does not fit a file of %d bytes", n, len(data))
+	if n > maxHeader || n > uint64(fileSize-8) || n > uint64(len(data)-8) {
+		return Header{}, fmt.Errorf("safetensors: header length %d does not fit a file of %d bytes", n, fileSize)
 	}
+	js := data[8 : 8+n]
 	var raw map[string]json.RawMessage
-	if err := json.Unmarshal(data[8:8+n], &raw); err != nil {
-		return File{}, fmt.Errorf("safetensors: header: %w", err)
+	if err := json.Unmarshal(js, &raw); err != nil {
+		return Header{}, fmt.Errorf("safetensors: header: %w", err)
 	}
-	body := data[8+n:]
-	f := File{Tensors: make(map[string]Tensor, len(raw))}
-	for name, js := range raw {
+	if raw == nil {
+		return Header{}, errors.New("safetensors: header is not a JSON object")
+	}
+	bodyLen := fileSize - 8 - int64(n)
+	h := Header{Tensors: make(map[string]Info, len(raw)), DataStart: 8 + int64(n)}
+	type span struct {
+		lo, hi int64
+		name   string
+	}
+	var spans []span
+	for name, v := range raw {
 		if name == "__metadata__" {
-			if err := json.Unmarshal(js, &f.Metadata); err != nil {
-				return File{}, fmt.Errorf("safetensors: metadata: %w", err)
+			if err := json.Unmarshal(v, &h.Metadata); err != nil {
+				return Header{}, fmt.Errorf("safetensors: metadata: %w", err)
 			}
 			continue
 		}
 		var e entry
-		if err := json.Unmarshal(js, &e); err != nil {
-			return File{}, fmt.Errorf("safetensors: tensor %q: %w", name, err)
+		dec := json.NewDecoder(bytes.NewReader(v))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&e); err != nil {
+			return Header{}, fmt.Errorf("safetensors: tensor %q: %w", name, err)
 		}
-		t := Tensor{DType: e.DType, Shape: e.Shape}
 		size := e.DType.Size()
 		if size == 0 {
-			return File{}, fmt.Errorf("safetensors: tensor %q has unsupported dtype %q", name, e.DType)
+			return Header{}, fmt.Errorf("safetensors: tensor %q has unsupported dtype %q", name, e.DType)
 		}
+		if e.Shape == nil {
+			return Header{}, fmt.Errorf("safetensors: tensor %q has no shape", name)
+		}
+		elems, ok := numel(e.Shape)
 		lo, hi := e.Offsets[0], e.Offsets[1]
-		if lo < 0 || hi < lo || hi > int64(len(body)) || int(hi-lo) != t.numel()*size {
-			return File{}, fmt.Errorf("safetensors: tensor %q: offsets %v do not hold shape %v of %s in %d data bytes",
-				name, e.Offsets, e.Shape, e.DType, len(body))
+		if !ok || lo < 0 || hi < lo || hi > bodyLen || hi-lo != elems*int64(size) {
+			return Header{}, fmt.Errorf("safetensors: tensor %q: offsets %v do not hold shape %v of %s in %d data bytes",
+				name, e.Offsets, e.Shape, e.DType, bodyLen)
 		}
-		t.Data = body[lo:hi:hi]
-		f.Tensors[name] = t
+		h.Tensors[name] = Info{DType: e.DType, Shape: e.Shape, Offsets: e.Offsets}
+		if hi > lo {
+			spans = append(spans, span{lo, hi, name})
+		}
+	}
+	slices.SortFunc(spans, func(a, b span) int { return cmp.Compare(a.lo, b.lo) })
+	for i := 1; i < len(spans); i++ {
+		if spans[i].lo < spans[i-1].hi {
+			return Header{}, fmt.Errorf("safetensors: tensors %q and %q overlap", spans[i-1].name, spans[i].name)
+		}
+	}
+	return h, nil
+}
+
+// ReadHeader reads and checks only the header of a safetensors file, so a
+// caller can check the shapes before it allocates anything.
+func ReadHeader(path string) (Header, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return Header{}, fmt.Errorf("safetensors: %w", err)
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return Header{}, fmt.Errorf("safetensors: %w", err)
+	}
+	var lenb [8]byte
+	if _, err := io.ReadFull(f, lenb[:]); err != nil {
+		return Header{}, fmt.Errorf("safetensors: %s: file shorter than its 8-byte header length", path)
+	}
+	n := binary.LittleEndian.Uint64(lenb[:])
+	if n > maxHeader || n > uint64(st.Size()-8) {
+		return Header{}, fmt.Errorf("safetensors: %s: header length %d does not fit a file of %d bytes", path, n, st.Size())
+	}
+	buf := make([]byte, 8+n)
+	copy(buf, lenb[:])
+	if _, err := io.ReadFull(f, buf[8:]); err != nil {
+		return Header{}, fmt.Errorf("safetensors: %s: %w", path, err)
+	}
+	h, err := ParseHeader(buf, st.Size())
+	if err != nil {
+		return Header{}, fmt.Errorf("%s: %w", path, err)
+	}
+	return h, nil
+}
+
+// Parse reads a safetensors file held in data. It checks the header (see
+// ParseHeader).
+func Parse(data []byte) (File, error) {
+	h, err := ParseHeader(data, int64(len(data)))
+	if err != nil {
+		return File{}, err
+	}
+	body := data[h.DataStart:]
+	f := File{Tensors: make(map[string]Tensor, len(h.Tensors)), Metadata: h.Metadata}
+	for name, e := range h.Tensors {
+		lo, hi := e.Offsets[0], e.Offsets[1]
+		f.Tensors[name] = Tensor{DType: e.DType, Shape: e.Shape, Data: body[lo:hi:hi]}
 	}
 	return f, nil
 }

@@ -1,0 +1,285 @@
+package pipeline
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/klauspost/compress/gzip"
+	"github.com/klauspost/compress/zstd"
+)
+
+// Class 1 of issue 11: compressed input in every frame layout that zstd,
+// pzstd, gzip and pigz write reads exactly; a damaged frame or member keeps
+// the records before it, is counted with its offset, and nothing after it
+// is read.
+
+// testLines is n distinct lines of text.
+func testLines(n int) []byte {
+	var b bytes.Buffer
+	for i := range n {
+		fmt.Fprintf(&b, "line %05d of the test text, with %x in it and some words.\n", i, i*2654435761)
+	}
+	return b.Bytes()
+}
+
+// fileInput describes path as a plan would.
+func fileInput(t *testing.T, path string) Input {
+	t.Helper()
+	ins, err := ResolveInputs([]string{path}, "text", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := Hash(context.Background(), ins, nil); err != nil {
+		t.Fatal(err)
+	}
+	return ins[0]
+}
+
+// readInput reads every record of a whole-file task of path and returns
+// the texts of the good ones, the damage found and the first other error.
+func readInput(t *testing.T, path string, open opener) ([]string, *Damage, string, error) {
+	t.Helper()
+	in := fileInput(t, path)
+	task := Task{Start: 0, End: -1, Line: 1}
+	r, err := openRecords(context.Background(), open, in, DefaultConfig(), task, ResumePoint{Line: 1}, t.TempDir(), nil, nil)
+	if err != nil {
+		return nil, nil, "", err
+	}
+	defer r.close()
+	var good []string
+	var arena []byte
+	for {
+		rec, a, err := r.next(arena[:0])
+		arena = a
+		if err == errEnd {
+			break
+		}
+		if err != nil {
+			return good, nil, "", err
+		}
+		if rec.reason == OK {
+			good = append(good, string(arena[rec.start:rec.end]))
+		}
+	}
+	sum, err := r.finish()
+	return good, r.damage(), sum, err
+}
+
+func lines(b []byte) []string { return strings.Split(strings.TrimSuffix(string(b), "\n"), "\n") }
+
+// completeLines are the lines that end inside prefix.
+func completeLines(prefix []byte) []string {
+	i := bytes.LastIndexByte(prefix, '\n')
+	if i < 0 {
+		return nil
+	}
+	return lines(prefix[:i+1])
+}
+
+func zstdFrame(t *testing.T, data []byte, opts ...zstd.EOption) []byte {
+	t.Helper()
+	w, err := zstd.NewWriter(nil, opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	return w.EncodeAll(data, nil)
+}
+
+func gzipMember(t *testing.T, data []byte, hdr gzip.Header) []byte {
+	t.Helper()
+	var b bytes.Buffer
+	w := gzip.NewWriter(&b)
+	w.Header = hdr
+	w.Write(data)
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return b.Bytes()
+}
+
+func skippable(payload []byte) []byte {
+	b := binary.LittleEndian.AppendUint32(nil, 0x184D2A53)
+	b = binary.LittleEndian.AppendUint32(b, uint32(len(payload)))
+	return append(b, payload...)
+}
+
+// cli runs a compressor on data, skipping the test when it is missing.
+func cli(t *testing.T, data []byte, name string, args ...string) []byte {
+	t.Helper()
+	if _, err := exec.LookPath(name); err != nil {
+		t.Skipf("%s is not installed (.ci/run installs it)", name)
+	}
+	cmd := exec.Command(name, args...)
+	cmd.Stdin = bytes.NewReader(data)
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("%s %v: %v", name, args, err)
+	}
+	return out
+}
+
+func TestCompressedLayoutsReadExactly(t *testing.T) {
+	text := testLines(3000)
+	chunks := [][]byte{text[:70001], text[70001:150000], text[150000:]} // frames cut mid-line
+	var frames, framesNoCheck, members []byte
+	for _, c := range chunks {
+		frames = append(frames, zstdFrame(t, c)...)
+		framesNoCheck = append(framesNoCheck, zstdFrame(t, c, zstd.WithEncoderCRC(false))...)
+		members = append(members, gzipMember(t, c, gzip.Header{})...)
+	}
+	big := testLines(60000) // over 4 MB: pzstd writes several frames
+	cases := []struct {
+		name string
+		data []byte
+		want []byte
+	}{
+		{"zstd cli", cli(t, text, "zstd", "-q", "-c"), text},
+		{"zstd cli no checksum", cli(t, text, "zstd", "-q", "-c", "--no-check"), text},
+		{"zstd cli level 19 long window", cli(t, text, "zstd", "-q", "-c", "-19", "--long=27"), text},
+		{"pzstd", cli(t, big, "pzstd", "-q", "-c", "-1", "-p", "3"), big},
+		{"zstd many frames", frames, text},
+		{"zstd frames without checksums", framesNoCheck, text},
+		{"zstd skippable frame first", append(skippable([]byte("pzstd says hello")), frames...), text},
+		{"zstd skippable frames between and after", bytes.Join([][]byte{zstdFrame(t, chunks[0]), skippable(nil), zstdFrame(t, chunks[1]), skippable(bytes.Repeat([]byte{7}, 1000)), zstdFrame(t, chunks[2]), skippable([]byte("end"))}, nil), text},
+		{"zstd empty frames", bytes.Join([][]byte{zstdFrame(t, nil), zstdFrame(t, chunks[0]), zstdFrame(t, nil), zstdFrame(t, chunks[1]), zstdFrame(t, chunks[2])}, nil), text},
+		{"gzip cli", cli(t, text, "gzip", "-c"), text},
+		{"gzip cli best", cli(t, text, "gzip", "-c", "-9"), text},
+		{"pigz", cli(t, big, "pigz", "-c", "-p", "3"), big},
+		{"pigz independent blocks", cli(t, big, "pigz", "-c", "-i", "-p", "3"), big},
+		{"gzip many members", members, text},
+		{"gzip name comment extra", bytes.Join([][]byte{gzipMember(t, chunks[0], gzip.Header{Name: "a.txt", Comment: "first"}), gzipMember(t, chunks[1], gzip.Header{Extra: []byte("xyz")}), gzipMember(t, chunks[2], gzip.Header{Name: "c"})}, nil), text},
+		{"gzip empty members", bytes.Join([][]byte{gzipMember(t, nil, gzip.Header{}), members, gzipMember(t, nil, gzip.Header{})}, nil), text},
+		{"gzip zero padding", append(append([]byte{}, members...), make([]byte, 512)...), text},
+	}
+	dir := t.TempDir()
+	for i, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			p := writeFile(t, dir, fmt.Sprintf("in%d.txt", i), tc.data)
+			got, dmg, sum, err := readInput(t, p, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if dmg != nil {
+				t.Fatalf("damage reported in a valid file: %+v", *dmg)
+			}
+			want := lines(tc.want)
+			if len(got) != len(want) || strings.Join(got, "\n") != strings.Join(want, "\n") {
+				t.Fatalf("%d records, want %d", len(got), len(want))
+			}
+			if sum != fileInput(t, p).SHA256 {
+				t.Errorf("the hash of the bytes read differs from the file's")
+			}
+		})
+	}
+}
+
+func TestCompressedDamage(t *testing.T) {
+	text := testLines(3000)
+	cuts := []int{0, 40001, 90000, 140003, len(text)}
+	var zs, gz []byte
+	var zOff, gOff []int // raw offset of each frame or member
+	for k := range len(cuts) - 1 {
+		zOff, gOff = append(zOff, len(zs)), append(gOff, len(gz))
+		zs = append(zs, zstdFrame(t, text[cuts[k]:cuts[k+1]])...)
+		gz = append(gz, gzipMember(t, text[cuts[k]:cuts[k+1]], gzip.Header{})...)
+	}
+	flip := func(b []byte, at int) []byte {
+		c := bytes.Clone(b)
+		c[at] ^= 0x55
+		return c
+	}
+	type tc struct {
+		name   string
+		data   []byte
+		frame  int // the damaged frame: everything in the frames before it is kept
+		offset int // its raw offset, as reported
+	}
+	cases := []tc{
+		{"zstd block data flipped in frame 2", flip(zs, zOff[2]+(zOff[3]-zOff[2])/2), 2, zOff[2]},
+		{"zstd checksum flipped in frame 1", flip(zs, zOff[2]-2), 1, zOff[1]},
+		{"zstd frame 0 corrupt", flip(zs, zOff[0]+40), 0, 0},
+		{"zstd cut inside frame 3", zs[:zOff[3]+(len(zs)-zOff[3])/2], 3, zOff[3]},
+		{"zstd cut inside frame 2's header", zs[:zOff[2]+3], 2, zOff[2]},
+		{"zstd garbage after the last frame", append(bytes.Clone(zs), "not zstd at all"...), 4, len(zs)},
+		{"zstd skippable frame cut", append(bytes.Clone(zs[:zOff[2]]), skippable(make([]byte, 100))[:50]...), 2, zOff[2]},
+		{"gzip deflate data flipped in member 2", flip(gz, gOff[2]+(gOff[3]-gOff[2])/2), 2, gOff[2]},
+		{"gzip crc flipped in member 1", flip(gz, gOff[2]-6), 1, gOff[1]},
+		{"gzip length flipped in member 3", flip(gz, len(gz)-2), 3, gOff[3]},
+		{"gzip header flipped in member 2", flip(gz, gOff[2]+2), 2, gOff[2]},
+		{"gzip cut inside member 3", gz[:gOff[3]+(len(gz)-gOff[3])/3], 3, gOff[3]},
+		{"gzip cut inside member 0", gz[:gOff[1]/2], 0, 0},
+		{"gzip garbage after the last member", append(bytes.Clone(gz), "trailing text"...), 4, len(gz)},
+	}
+	if _, err := exec.LookPath("zstd"); err == nil {
+		// One frame, as zstd writes it: damage loses the frame, and
+		// everything is in it.
+		one := cli(t, text, "zstd", "-q", "-c")
+		cases = append(cases, tc{"zstd cli single frame cut", one[:len(one)*3/4], 0, 0})
+	}
+	dir := t.TempDir()
+	for i, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			p := writeFile(t, dir, fmt.Sprintf("bad%d.txt", i), c.data)
+			got, dmg, _, err := readInput(t, p, nil)
+			if err != nil {
+				t.Fatalf("damage is bad data, not an error: %v", err)
+			}
+			if dmg == nil {
+				t.Fatalf("no damage reported")
+			}
+			if dmg.Offset != int64(c.offset) || !strings.Contains(dmg.Detail, fmt.Sprint(c.offset)) {
+				t.Errorf("damage at byte %d (%s), want byte %d", dmg.Offset, dmg.Detail, c.offset)
+			}
+			want := completeLines(text[:cuts[c.frame]])
+			if strings.Join(got, "\n") != strings.Join(want, "\n") {
+				t.Errorf("kept %d records, want exactly the %d of the frames before the damaged one", len(got), len(want))
+			}
+		})
+	}
+}
+
+// A damaged input in a build: the records before the damaged frame are
+// written, the damage is counted and located in the stats, and --strict
+// makes it fatal.
+func TestBuildCountsDamage(t *testing.T) {
+	text := testLines(2000)
+	half := bytes.Index(text, []byte("line 01000"))
+	zs := append(zstdFrame(t, text[:half]), zstdFrame(t, text[half:])...)
+	zs[len(zs)-10] ^= 0xff
+	in := writeFile(t, t.TempDir(), "damaged.txt.zst", zs)
+	o := options(t, "gpt2", t.TempDir(), in)
+	var warnings []string
+	o.Warn = func(m string) { warnings = append(warnings, m) }
+	res, err := Build(context.Background(), o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := res.Stats.Doc
+	if d.Documents != 1000 || d.TruncatedIn != 1 || d.Reasons[Truncated] != 1 || len(res.Stats.Damage) != 1 {
+		t.Fatalf("documents %d (want 1000), truncated inputs %d, truncated %d, damage %+v", d.Documents, d.TruncatedIn, d.Reasons[Truncated], res.Stats.Damage)
+	}
+	if dm := res.Stats.Damage[0]; dm.Input != in || dm.Offset == 0 || dm.Line != 1001 {
+		t.Errorf("damage note %+v", dm)
+	}
+	var stats map[string]any
+	b, _ := os.ReadFile(filepath.Join(o.Out, "manifest.json"))
+	if !bytes.Contains(b, []byte(`"damaged"`)) {
+		t.Errorf("the manifest's stats do not locate the damage")
+	}
+	_ = stats
+	if len(warnings) == 0 || !strings.Contains(strings.Join(warnings, "\n"), "damaged.txt.zst") {
+		t.Errorf("warnings %q", warnings)
+	}
+	o.Out, o.Strict, o.Warn = t.TempDir(), true, nil
+	if _, err := Build(context.Background(), o); err == nil || !strings.Contains(err.Error(), "damaged.txt.zst:") {
+		t.Errorf("strict: %v", err)
+	}
+}

@@ -1,0 +1,776 @@
+package pipeline
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"hash"
+	"io"
+	"os"
+	"time"
+
+	"github.com/klauspost/compress/gzip"
+	"github.com/klauspost/compress/zstd"
+
+	"github.com/glmkit/glmkit/sharding"
+)
+
+// Reading inputs. Two kinds of failure are told apart:
+//
+//   - damage: a decoder found the data itself bad (a corrupt or truncated
+//     gzip member or zstd frame). That is bad input: the records before the
+//     damaged member or frame are kept, the damaged one is counted as
+//     truncated with its byte offset, and nothing after it is read, because
+//     finding the next intact frame would be a guess.
+//   - an I/O error (EIO, a vanished file, an interrupt): the task stops
+//     with an error and records nothing complete, so --resume retries it.
+//
+// Compressed input is decoded a member or frame at a time, and nothing of
+// a member or frame is handed on before its checksum has been verified: a
+// frame is first decoded to nowhere (which checks it), then decoded again
+// for its records. The raw bytes of a file are read in one sequential pass
+// that also hashes them; stdin's frames are spooled (in memory, or in a
+// glmkit temporary beside the shards when large) so they can be read twice.
+
+// damageError is bad data found by a decoder.
+type damageError struct {
+	offset int64 // raw byte offset of the damaged frame or member
+	detail string
+}
+
+func (e *damageError) Error() string {
+	return fmt.Sprintf("damaged at byte %d: %s", e.offset, e.detail)
+}
+
+// ioError is a failure to read an input that says nothing about its data.
+type ioError struct {
+	path string
+	err  error
+}
+
+func (e *ioError) Error() string {
+	err := e.err
+	var pe *os.PathError
+	if errors.As(err, &pe) {
+		err = pe.Err
+	}
+	return fmt.Sprintf("pipeline: reading %s: %v", e.path, err)
+}
+func (e *ioError) Unwrap() error { return e.err }
+
+// unsupportedError is a valid compressed stream that glmkit cannot decode
+// (a zstd dictionary, a huge window): the task stops with this error.
+type unsupportedError struct {
+	path string
+	msg  string
+}
+
+func (e *unsupportedError) Error() string { return fmt.Sprintf("pipeline: %s: %s", e.path, e.msg) }
+
+// rawReader reads an input's raw bytes for the sequential pass: it counts
+// and hashes them, reports progress, stops at ctx, and turns every read
+// error into an ioError. The spool, when set, gets a copy (stdin).
+type rawReader struct {
+	ctx      context.Context
+	path     string
+	r        io.Reader
+	n        int64 // bytes read
+	hash     hash.Hash
+	spool    *spool
+	progress func(int64)
+	err      error // sticky ioError
+}
+
+func (r *rawReader) Read(p []byte) (int, error) {
+	if r.err != nil {
+		return 0, r.err
+	}
+	if err := r.ctx.Err(); err != nil {
+		r.err = &ioError{r.path, err}
+		return 0, r.err
+	}
+	n, err := r.r.Read(p)
+	if n > 0 {
+		r.n += int64(n)
+		r.hash.Write(p[:n])
+		if r.spool != nil {
+			if serr := r.spool.write(p[:n]); serr != nil {
+				r.err = &ioError{r.path, serr}
+				return n, r.err
+			}
+		}
+		if r.progress != nil {
+			r.progress(int64(n))
+		}
+	}
+	if err != nil && err != io.EOF {
+		r.err = &ioError{r.path, err}
+		return n, r.err
+	}
+	return n, err
+}
+
+// readerAt is an io.ReaderAt over an input (or a spool) whose errors are
+// ioErrors; it stops at ctx.
+type readerAt struct {
+	ctx  context.Context
+	path string
+	r    io.ReaderAt
+	bad  bool // an ioError was returned
+}
+
+func (r *readerAt) ReadAt(p []byte, off int64) (int, error) {
+	if err := r.ctx.Err(); err != nil {
+		r.bad = true
+		return 0, &ioError{r.path, err}
+	}
+	n, err := r.r.ReadAt(p, off)
+	if err != nil && err != io.EOF {
+		r.bad = true
+		return n, &ioError{r.path, err}
+	}
+	return n, err
+}
+
+// spool holds the raw bytes of stdin from base on: in memory up to
+// spoolMem bytes, then in a temporary file.
+type spool struct {
+	dir  string // for the temporary file
+	base int64  // stdin offset of mem[0] / the file's first byte
+	mem  []byte
+	f    *os.File
+	tmp  *sharding.Temp
+	fn   int64 // bytes in f
+}
+
+const spoolMem = 32 << 20
+
+func (s *spool) write(p []byte) error {
+	if s.f == nil && len(s.mem)+len(p) <= spoolMem {
+		s.mem = append(s.mem, p...)
+		return nil
+	}
+	if s.f == nil {
+		f, tmp, err := sharding.CreateTemp(s.dir, "stdin-spool")
+		if err != nil {
+			return err
+		}
+		s.f, s.tmp = f, tmp
+		if _, err := f.Write(s.mem); err != nil {
+			return err
+		}
+		s.fn = int64(len(s.mem))
+		s.mem = s.mem[:0]
+	}
+	n, err := s.f.Write(p)
+	s.fn += int64(n)
+	return err
+}
+
+// ReadAt reads at a stdin offset.
+func (s *spool) ReadAt(p []byte, off int64) (int, error) {
+	off -= s.base
+	if off < 0 {
+		return 0, errors.New("spool: read before its start")
+	}
+	if s.f != nil {
+		return s.f.ReadAt(p, off)
+	}
+	if off >= int64(len(s.mem)) {
+		return 0, io.EOF
+	}
+	n := copy(p, s.mem[off:])
+	if n < len(p) {
+		return n, io.EOF
+	}
+	return n, nil
+}
+
+// drop forgets the bytes before stdin offset keep (the frames done).
+func (s *spool) drop(keep int64) error {
+	k := keep - s.base
+	if s.f == nil {
+		s.mem = append(s.mem[:0], s.mem[k:]...)
+		s.base = keep
+		return nil
+	}
+	// Carry the tail (at most a read buffer) into memory.
+	tail := make([]byte, s.fn-k)
+	if _, err := s.f.ReadAt(tail, k); err != nil && err != io.EOF {
+		return err
+	}
+	s.close()
+	s.mem = append(s.mem[:0], tail...)
+	s.base = keep
+	return nil
+}
+
+func (s *spool) close() {
+	if s.f != nil {
+		s.f.Close()
+		os.Remove(s.tmp.Path)
+		s.tmp.Release()
+		s.f, s.tmp, s.fn = nil, nil, 0
+	}
+}
+
+// maxZstdWindow is the largest zstd window decoded: zstd's own default
+// limit (a larger one needs zstd --long, and as much memory).
+const maxZstdWindow = 1 << 27
+
+// frame is one verified member or frame: its raw extent and decoded size.
+type frame struct {
+	off, end int64
+	size     int64 // decompressed bytes
+}
+
+// frameReader is the decompressed stream of a gzip or zstd input, frame by
+// frame, each verified before any of it is returned.
+type frameReader struct {
+	ctx  context.Context
+	path string
+	kind string // "gzip" or "zstd"
+	raw  *rawReader
+	br   *bufio.Reader // over raw: the sequential pass
+	at   *readerAt     // random access to the raw bytes (the file, or the spool)
+	sp   *spool        // stdin
+
+	zd   *zstd.Decoder
+	gz   *gzip.Reader
+	skip int64 // decompressed bytes still to skip (resume)
+
+	cur   io.Reader // the current frame's decoded bytes
+	left  int64     // of the current frame, still to come
+	err   error     // sticky: io.EOF, a damageError or an ioError
+	ended bool      // the sequential pass reached the end of the input
+}
+
+func newFrameReader(ctx context.Context, path, kind string, raw *rawReader, br *bufio.Reader, at io.ReaderAt, sp *spool, skip int64) (*frameReader, error) {
+	fr := &frameReader{ctx: ctx, path: path, kind: kind, raw: raw, br: br,
+		at: &readerAt{ctx: ctx, path: path, r: at}, sp: sp, skip: skip}
+	if kind == "zstd" {
+		zd, err := zstd.NewReader(nil, zstd.WithDecoderConcurrency(1), zstd.WithDecoderLowmem(false),
+			zstd.WithDecoderMaxWindow(maxZstdWindow))
+		if err != nil {
+			return nil, err
+		}
+		fr.zd = zd
+	} else {
+		fr.gz = new(gzip.Reader)
+	}
+	return fr, nil
+}
+
+func (fr *frameReader) close() {
+	if fr.zd != nil {
+		fr.zd.Close()
+	}
+	if fr.sp != nil {
+		fr.sp.close()
+	}
+}
+
+// pos is the raw offset the sequential pass has consumed up to.
+func (fr *frameReader) pos() int64 { return fr.raw.n - int64(fr.br.Buffered()) }
+
+func (fr *frameReader) Read(p []byte) (int, error) {
+	for {
+		if fr.cur != nil {
+			n, err := fr.cur.Read(p)
+			fr.left -= int64(n)
+			if fr.left < 0 || err != nil && err != io.EOF || err == io.EOF && fr.left != 0 {
+				// A frame that verified decodes differently now: it
+				// changed on disk, or reading it failed.
+				fr.cur = nil
+				fr.err = fr.rereadError(err)
+				return n, fr.err
+			}
+			if fr.left == 0 {
+				fr.cur = nil
+			}
+			if n > 0 {
+				return n, nil
+			}
+			continue
+		}
+		if fr.err != nil {
+			return 0, fr.err
+		}
+		f, err := fr.next()
+		if err != nil {
+			fr.err = err
+			return 0, err
+		}
+		if f.size <= fr.skip {
+			fr.skip -= f.size
+			continue
+		}
+		if err := fr.open(f); err != nil {
+			fr.err = err
+			return 0, err
+		}
+	}
+}
+
+func (fr *frameReader) rereadError(err error) error {
+	var ie *ioError
+	if errors.As(err, &ie) {
+		return ie
+	}
+	return &ioError{fr.path, fmt.Errorf("a frame that verified reads differently the second time (the file changed while it was read?): %v", err)}
+}
+
+// open starts decoding f for the consumer, skipping fr.skip bytes of it.
+func (fr *frameReader) open(f frame) error {
+	sec := io.NewSectionReader(fr.at, f.off, f.end-f.off)
+	var dec io.Reader
+	if fr.kind == "zstd" {
+		if err := fr.zd.Reset(sec); err != nil {
+			return fr.rereadError(err)
+		}
+		dec = fr.zd
+	} else {
+		if err := fr.gz.Reset(bufio.NewReaderSize(sec, 1<<16)); err != nil {
+			return fr.rereadError(err)
+		}
+		fr.gz.Multistream(false)
+		dec = fr.gz
+	}
+	fr.cur, fr.left = dec, f.size
+	if fr.skip > 0 {
+		n, err := io.CopyN(io.Discard, dec, fr.skip)
+		fr.left -= n
+		fr.skip = 0
+		if err != nil {
+			return fr.rereadError(err)
+		}
+	}
+	return nil
+}
+
+// next finds, checks and returns the next data frame: io.EOF at a clean
+// end, a damageError for bad data, an ioError for a failed read.
+func (fr *frameReader) next() (frame, error) {
+	for {
+		if fr.sp != nil {
+			if err := fr.sp.drop(fr.pos()); err != nil {
+				return frame{}, &ioError{fr.path, err}
+			}
+		}
+		start := fr.pos()
+		head, err := fr.br.Peek(4)
+		if len(head) == 0 && err == io.EOF {
+			fr.ended = true
+			return frame{}, io.EOF
+		}
+		if ie := asIOError(err); ie != nil {
+			return frame{}, ie
+		}
+		var f frame
+		var skippable bool
+		if fr.kind == "zstd" {
+			f, skippable, err = fr.zstdFrame(start)
+		} else {
+			f, err = fr.gzipMember(start)
+		}
+		if err != nil {
+			return frame{}, err
+		}
+		if skippable || f.size == 0 {
+			continue
+		}
+		return f, nil
+	}
+}
+
+func asIOError(err error) *ioError {
+	var ie *ioError
+	if errors.As(err, &ie) {
+		return ie
+	}
+	return nil
+}
+
+// classify turns a decoder's error at the frame starting at off into an
+// ioError (when reading failed) or a damageError.
+func (fr *frameReader) classify(off int64, what string, err error) error {
+	if fr.raw.err != nil {
+		return fr.raw.err
+	}
+	if ie := asIOError(err); ie != nil || fr.at.bad {
+		if ie == nil {
+			ie = &ioError{fr.path, err}
+		}
+		return ie
+	}
+	if err == io.EOF || err == io.ErrUnexpectedEOF {
+		return &damageError{off, what + " is cut short (the file is truncated)"}
+	}
+	return &damageError{off, fmt.Sprintf("%s is corrupt: %v", what, err)}
+}
+
+// gzipMember decodes the member at start to nowhere, which checks its
+// CRC-32 and length, and returns its extent.
+func (fr *frameReader) gzipMember(start int64) (frame, error) {
+	what := fmt.Sprintf("gzip member at byte %d", start)
+	if head, _ := fr.br.Peek(2); !bytes.Equal(head, []byte{0x1f, 0x8b}) {
+		if start > 0 && fr.zeroTail() {
+			return frame{}, nil
+		}
+		if ie := asIOError(fr.raw.err); ie != nil {
+			return frame{}, ie
+		}
+		return frame{}, &damageError{start, fmt.Sprintf("no gzip member at byte %d (trailing data, or the file is damaged)", start)}
+	}
+	if err := fr.gz.Reset(fr.br); err != nil {
+		return frame{}, fr.classify(start, what, err)
+	}
+	fr.gz.Multistream(false)
+	n, err := io.Copy(io.Discard, fr.gz)
+	if err != nil {
+		return frame{}, fr.classify(start, what, err)
+	}
+	return frame{off: start, end: fr.pos(), size: n}, nil
+}
+
+// zeroTail consumes the rest of the input and reports whether it is all
+// zero bytes (padding that gzip itself ignores).
+func (fr *frameReader) zeroTail() bool {
+	for {
+		b, err := fr.br.ReadByte()
+		if err != nil {
+			return err == io.EOF
+		}
+		if b != 0 {
+			return false
+		}
+	}
+}
+
+// zstdFrame walks the frame at start (header and block headers: the
+// structure gives its end without decoding), then decodes it to nowhere,
+// which checks its blocks and content checksum.
+func (fr *frameReader) zstdFrame(start int64) (frame, bool, error) {
+	what := fmt.Sprintf("zstd frame at byte %d", start)
+	read := func(n int) ([]byte, error) {
+		b, err := fr.br.Peek(n)
+		if err != nil {
+			if ie := asIOError(err); ie != nil {
+				return nil, ie
+			}
+			return nil, &damageError{start, what + " is cut short (the file is truncated)"}
+		}
+		fr.br.Discard(n)
+		return b, nil
+	}
+	skipN := func(n int64) error {
+		for n > 0 {
+			k := int(min(n, 1<<20))
+			d, err := fr.br.Discard(k)
+			n -= int64(d)
+			if err != nil {
+				if ie := asIOError(err); ie != nil {
+					return ie
+				}
+				return &damageError{start, what + " is cut short (the file is truncated)"}
+			}
+		}
+		return nil
+	}
+	b, err := read(4)
+	if err != nil {
+		return frame{}, false, err
+	}
+	magic := binary.LittleEndian.Uint32(b)
+	if magic&0xFFFFFFF0 == 0x184D2A50 { // a skippable frame
+		b, err := read(4)
+		if err != nil {
+			return frame{}, false, err
+		}
+		return frame{}, true, skipN(int64(binary.LittleEndian.Uint32(b)))
+	}
+	if magic != 0xFD2FB528 {
+		return frame{}, false, &damageError{start, fmt.Sprintf("no zstd frame at byte %d (trailing data, or the file is damaged)", start)}
+	}
+	b, err = read(1)
+	if err != nil {
+		return frame{}, false, err
+	}
+	fhd := b[0]
+	single := fhd&0x20 != 0
+	if fhd&0x08 != 0 {
+		return frame{}, false, &damageError{start, what + " is corrupt: reserved header bit set"}
+	}
+	checksum := fhd&0x04 != 0
+	dictBytes := [4]int{0, 1, 2, 4}[fhd&3]
+	fcsBytes := [4]int{0, 2, 4, 8}[fhd>>6]
+	if fhd>>6 == 0 && single {
+		fcsBytes = 1
+	}
+	window := uint64(0)
+	if !single {
+		b, err = read(1)
+		if err != nil {
+			return frame{}, false, err
+		}
+		exp := uint64(b[0]>>3) + 10
+		base := uint64(1) << exp
+		window = base + base/8*uint64(b[0]&7)
+	}
+	if dictBytes > 0 {
+		b, err = read(dictBytes)
+		if err != nil {
+			return frame{}, false, err
+		}
+		var id uint32
+		for i := dictBytes - 1; i >= 0; i-- {
+			id = id<<8 | uint32(b[i])
+		}
+		if id != 0 {
+			return frame{}, false, &unsupportedError{fr.path, fmt.Sprintf("%s needs zstd dictionary %d, which glmkit does not have (decompress it with the dictionary first)", what, id)}
+		}
+	}
+	if fcsBytes > 0 {
+		if b, err = read(fcsBytes); err != nil {
+			return frame{}, false, err
+		}
+		if single {
+			var fcs uint64
+			for i := fcsBytes - 1; i >= 0; i-- {
+				fcs = fcs<<8 | uint64(b[i])
+			}
+			if fcsBytes == 2 {
+				fcs += 256
+			}
+			window = fcs
+		}
+	}
+	if window > maxZstdWindow {
+		return frame{}, false, &unsupportedError{fr.path, fmt.Sprintf("%s needs a %d MiB window; glmkit decodes windows up to %d MiB (recompress it without --long, or decompress it first)", what, window>>20, maxZstdWindow>>20)}
+	}
+	for {
+		if err := fr.ctx.Err(); err != nil {
+			return frame{}, false, &ioError{fr.path, err}
+		}
+		b, err = read(3)
+		if err != nil {
+			return frame{}, false, err
+		}
+		h := uint32(b[0]) | uint32(b[1])<<8 | uint32(b[2])<<16
+		last, typ, size := h&1 != 0, (h>>1)&3, int64(h>>3)
+		switch typ {
+		case 1: // RLE: one byte stands for size bytes
+			size = 1
+		case 3:
+			return frame{}, false, &damageError{start, what + " is corrupt: a reserved block type"}
+		}
+		if size > 128<<10 {
+			return frame{}, false, &damageError{start, what + " is corrupt: a block over 128 KiB"}
+		}
+		if err := skipN(size); err != nil {
+			return frame{}, false, err
+		}
+		if last {
+			break
+		}
+	}
+	if checksum {
+		if _, err := read(4); err != nil {
+			return frame{}, false, err
+		}
+	}
+	f := frame{off: start, end: fr.pos()}
+	// Decode it to nowhere: blocks and checksum are checked.
+	if err := fr.zd.Reset(io.NewSectionReader(fr.at, f.off, f.end-f.off)); err != nil {
+		return frame{}, false, fr.classify(start, what, err)
+	}
+	n, err := io.Copy(io.Discard, fr.zd)
+	if err != nil {
+		return frame{}, false, fr.classify(start, what, err)
+	}
+	f.size = n
+	return f, false, nil
+}
+
+// drain reads the rest of the raw input (after damage or an early stop),
+// so the hash covers all of it.
+func (fr *frameReader) drain() error {
+	if fr.sp != nil {
+		fr.sp.close()
+		fr.raw.spool = nil
+	}
+	if fr.ended {
+		return nil
+	}
+	_, err := io.Copy(io.Discard, fr.br)
+	return asErr(err)
+}
+
+func asErr(err error) error {
+	if ie := asIOError(err); ie != nil {
+		return ie
+	}
+	return err
+}
+
+func hexSum(h hash.Hash) string { return hex.EncodeToString(h.Sum(nil)) }
+
+// stream is an open task input: the decompressed bytes of one task's range
+// of one input.
+type stream struct {
+	*bufio.Reader // the decompressed bytes
+	path          string
+	raw           *rawReader
+	fr            *frameReader // compressed input
+	f             inputFile    // a file input
+	compression   string       // as found (stdin is sniffed when opened)
+}
+
+func (s *stream) Close() error {
+	if s.fr != nil {
+		s.fr.close()
+	}
+	if s.f != nil {
+		return s.f.Close()
+	}
+	return nil
+}
+
+// finish reads the rest of the task's raw bytes (after damage, when the
+// records stopped early) and returns the sha256 and count of every raw
+// byte the task read.
+func (s *stream) finish() (string, int64, error) {
+	var err error
+	if s.fr != nil {
+		err = s.fr.drain()
+	} else {
+		_, err = io.Copy(io.Discard, s.raw)
+	}
+	if err != nil {
+		return "", 0, asErr(err)
+	}
+	return hexSum(s.raw.hash), s.raw.n, nil
+}
+
+// openStream opens task t of in for reading its decompressed bytes from
+// offset (a resume point; t.Start to start the task). An uncompressed
+// file is read from t.Start to t.End (the bytes before offset only to
+// hash them); a compressed input is read whole, frame by frame, and offset
+// decompressed bytes are skipped. dir takes stdin's spool. progress
+// receives the raw bytes read.
+func openStream(ctx context.Context, open opener, in Input, t Task, offset int64, dir string, progress func(int64)) (*stream, error) {
+	s := &stream{path: in.Path, compression: in.Compression}
+	raw := &rawReader{ctx: ctx, path: in.Path, hash: sha256.New(), progress: progress}
+	s.raw = raw
+	var at io.ReaderAt
+	var sp *spool
+	if in.Path == Stdin {
+		raw.r = os.Stdin
+		sp = &spool{dir: dir}
+		raw.spool = sp
+		at = sp
+	} else {
+		f, err := open.open(in.Path)
+		if err != nil {
+			return nil, fmt.Errorf("pipeline: input %w", err)
+		}
+		s.f = f
+		if err := checkUnchanged(f, in); err != nil {
+			f.Close()
+			return nil, err
+		}
+		at = f
+		raw.r = f
+		if in.Compression == "none" {
+			if t.Start > 0 {
+				if _, err := f.Seek(t.Start, io.SeekStart); err != nil {
+					f.Close()
+					return nil, fmt.Errorf("pipeline: %s: %w", in.Path, err)
+				}
+			}
+			if t.End >= 0 {
+				raw.r = io.LimitReader(f, t.End-t.Start)
+			}
+		}
+	}
+	br := bufio.NewReaderSize(raw, 1<<20)
+	if in.Path == Stdin {
+		head, err := br.Peek(6)
+		if ie := asIOError(err); ie != nil {
+			return nil, ie
+		}
+		if s.compression, err = sniff(head); err != nil {
+			return nil, fmt.Errorf("pipeline: stdin: %w", err)
+		}
+		if s.compression == "none" {
+			raw.spool = nil
+			sp = nil
+		}
+	}
+	if s.compression == "none" {
+		s.Reader = br
+		// Skip to the resume point, hashing what is skipped.
+		if skip := offset - max(t.Start, 0); skip > 0 {
+			if _, err := br.Discard(int(skip)); err != nil {
+				s.Close()
+				if ie := asIOError(err); ie != nil {
+					return nil, ie
+				}
+				return nil, fmt.Errorf("pipeline: %s: skipping to byte %d to resume: %w", in.Path, offset, err)
+			}
+		}
+		return s, nil
+	}
+	fr, err := newFrameReader(ctx, in.Path, s.compression, raw, br, at, sp, offset)
+	if err != nil {
+		s.Close()
+		return nil, err
+	}
+	s.fr = fr
+	s.Reader = bufio.NewReaderSize(fr, 1<<20)
+	return s, nil
+}
+
+// inputFile is an input file open for reading.
+type inputFile interface {
+	io.Reader
+	io.ReaderAt
+	io.Seeker
+	io.Closer
+	Stat() (os.FileInfo, error)
+}
+
+// opener opens input files; nil opens them with os.Open. (Tests put a
+// reader that fails on purpose here.)
+type opener func(path string) (inputFile, error)
+
+func (o opener) open(path string) (inputFile, error) {
+	if o != nil {
+		return o(path)
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	return f, nil
+}
+
+// checkUnchanged compares an open input with what its plan recorded.
+func checkUnchanged(f inputFile, in Input) error {
+	st, err := f.Stat()
+	if err != nil {
+		return fmt.Errorf("pipeline: %s: %w", in.Path, err)
+	}
+	if st.Size() != in.Size || st.ModTime().UnixNano() != in.ModTime {
+		return fmt.Errorf("pipeline: %s changed since it was planned (now %d bytes, modified %s; planned %d bytes, modified %s): plan the build again",
+			in.Path, st.Size(), st.ModTime().UTC().Format(timeFormat), in.Size, time.Unix(0, in.ModTime).UTC().Format(timeFormat))
+	}
+	return nil
+}
+
+const timeFormat = "2006-01-02T15:04:05.000000000Z"

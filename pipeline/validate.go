@@ -1,0 +1,360 @@
+package pipeline
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"strings"
+
+	"github.com/glmkit/glmkit/sharding"
+)
+
+// Everything glmkit reads back from a build directory (plan.json, task
+// progress and complete records) may have been edited, truncated or
+// written by something else. It is parsed strictly and checked before any
+// of it is used: numbers in range, indices inside their tables, and every
+// name it would write or remove derived from the plan, never taken from
+// the file.
+
+const (
+	maxTasks   = 1 << 23 // task indices fit the 24 bits above a document id's 40
+	maxInputs  = 1 << 23
+	maxSeqLen  = 1 << 20
+	maxVocab   = 1 << 24
+	maxEpochs  = 1000
+	maxShards  = 1 << 14 // shard parts per task: ShardName has 4 digits
+	maxDocSize = 1 << 40
+)
+
+func isHex64(s string) bool { return len(s) == 64 && isHex(s) }
+
+func isHex(s string) bool {
+	for _, c := range []byte(s) {
+		if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f') {
+			return false
+		}
+	}
+	return true
+}
+
+// decodeStrict parses one JSON value into v, refusing unknown fields and
+// trailing data.
+func decodeStrict(b []byte, v any) error {
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return err
+	}
+	if len(bytes.TrimSpace(b[dec.InputOffset():])) != 0 {
+		return fmt.Errorf("data after the JSON value")
+	}
+	return nil
+}
+
+// ParsePlan parses and checks the bytes of a plan.json; path names it in
+// errors.
+func ParsePlan(path string, b []byte) (*Plan, error) {
+	var p Plan
+	if err := decodeStrict(b, &p); err != nil {
+		return nil, fmt.Errorf("pipeline: %s: not a glmkit plan: %w", path, err)
+	}
+	if p.FormatVersion != sharding.FormatVersion {
+		return nil, fmt.Errorf("pipeline: %s: format version %d, this glmprep writes %d (plan the build again)", path, p.FormatVersion, sharding.FormatVersion)
+	}
+	if err := p.check(); err != nil {
+		return nil, fmt.Errorf("pipeline: %s: %w", path, err)
+	}
+	return &p, nil
+}
+
+// check validates a plan read back.
+func (p *Plan) check() error {
+	if err := checkMeta(&p.Meta); err != nil {
+		return fmt.Errorf("meta: %w", err)
+	}
+	c := p.Config
+	if err := c.Validate(); err != nil {
+		return fmt.Errorf("config: %w", err)
+	}
+	switch c.Format {
+	case "auto", "text", "jsonl", "parquet":
+	default:
+		return fmt.Errorf("config: format %q", c.Format)
+	}
+	if c.MaxDocBytes > maxDocSize {
+		return fmt.Errorf("config: max_doc_bytes %d is out of range", c.MaxDocBytes)
+	}
+	if len(p.Inputs) == 0 || len(p.Inputs) > maxInputs {
+		return fmt.Errorf("%d inputs; want 1..%d", len(p.Inputs), maxInputs)
+	}
+	for i, in := range p.Inputs {
+		if err := checkInput(in); err != nil {
+			return fmt.Errorf("input %d: %w", i, err)
+		}
+	}
+	if len(p.Tasks) > maxTasks {
+		return fmt.Errorf("%d tasks; at most %d", len(p.Tasks), maxTasks)
+	}
+	// Tasks come in input order and tile each input: byte ranges from 0 to
+	// the end, or one task per Parquet row group, in order.
+	next := 0      // the input the next task may start
+	cur := -1      // the input of the previous task
+	var end int64  // where the previous task of input cur ends
+	var line int64 // the previous task's first line
+	closed := func() error {
+		if cur >= 0 && p.Inputs[cur].Format != "parquet" && end != -1 {
+			return fmt.Errorf("the tasks of input %d end at byte %d, not at its end", cur, end)
+		}
+		return nil
+	}
+	for i, t := range p.Tasks {
+		if t.Index != i {
+			return fmt.Errorf("task %d has index %d", i, t.Index)
+		}
+		if t.Input < 0 || t.Input >= len(p.Inputs) {
+			return fmt.Errorf("task %d: input %d is not in the plan's %d inputs", i, t.Input, len(p.Inputs))
+		}
+		if t.SHA256 != "" && !isHex64(t.SHA256) {
+			return fmt.Errorf("task %d: sha256 %q is not 64 hex digits", i, t.SHA256)
+		}
+		in := p.Inputs[t.Input]
+		if t.Input != cur {
+			if err := closed(); err != nil {
+				return err
+			}
+			if t.Input < next {
+				return fmt.Errorf("task %d: input %d out of order", i, t.Input)
+			}
+			for k := next; k < t.Input; k++ {
+				if p.Inputs[k].Format != "parquet" {
+					return fmt.Errorf("input %d has no task", k)
+				}
+			}
+			cur, next, end, line = t.Input, t.Input+1, 0, 1
+			if in.Format != "parquet" && t.Line != 1 {
+				return fmt.Errorf("task %d: the first task of input %d starts at line %d", i, t.Input, t.Line)
+			}
+		} else if in.Format != "parquet" && t.Line <= line {
+			return fmt.Errorf("task %d: first line %d after a task from line %d", i, t.Line, line)
+		}
+		if t.Line < line {
+			return fmt.Errorf("task %d: first line %d after a task from line %d", i, t.Line, line)
+		}
+		if t.Start != end {
+			return fmt.Errorf("task %d: starts at %d; the previous task of input %d ends at %d", i, t.Start, t.Input, end)
+		}
+		if in.Format == "parquet" {
+			if t.End != t.Start+1 || t.Start >= 1<<31 {
+				return fmt.Errorf("task %d: row group range [%d, %d)", i, t.Start, t.End)
+			}
+		} else if t.End != -1 {
+			if t.End <= t.Start || in.Size < 0 || t.End >= in.Size {
+				return fmt.Errorf("task %d: byte range [%d, %d) of an input of %d bytes", i, t.Start, t.End, in.Size)
+			}
+			if in.Compression != "none" || in.Path == Stdin {
+				return fmt.Errorf("task %d: a byte range of a compressed input or of stdin", i)
+			}
+		}
+		end, line = t.End, t.Line
+	}
+	if err := closed(); err != nil {
+		return err
+	}
+	for i := next; i < len(p.Inputs); i++ {
+		if p.Inputs[i].Format != "parquet" {
+			return fmt.Errorf("input %d has no task", i)
+		}
+	}
+	return nil
+}
+
+func checkMeta(m *sharding.Meta) error {
+	switch {
+	case m.FormatVersion != sharding.FormatVersion:
+		return fmt.Errorf("format version %d", m.FormatVersion)
+	case m.Tokenizer == "":
+		return fmt.Errorf("no tokenizer")
+	case !isHex64(m.TokenizerSHA256):
+		return fmt.Errorf("tokenizer sha256 %q is not 64 hex digits", m.TokenizerSHA256)
+	case m.VocabSize < 1 || m.VocabSize > maxVocab:
+		return fmt.Errorf("vocab_size %d; want 1..%d", m.VocabSize, maxVocab)
+	case m.SeqLen < 8 || m.SeqLen > maxSeqLen:
+		return fmt.Errorf("seq_len %d; want 8..%d", m.SeqLen, maxSeqLen)
+	case m.MaskEpochs < 1 || m.MaskEpochs > maxEpochs:
+		return fmt.Errorf("mask_epochs %d; want 1..%d", m.MaskEpochs, maxEpochs)
+	case m.Masking.IDs != m.Special:
+		return fmt.Errorf("the masking ids differ from the special ids")
+	}
+	ids := m.Special
+	for _, id := range []struct {
+		name string
+		v    int32
+	}{{"pad", ids.Pad}, {"eos", ids.EOS}, {"cls", ids.CLS}, {"mask", ids.Mask}, {"sep", ids.Sep}, {"unk", ids.Unk},
+		{"sop", ids.SOP}, {"eop", ids.EOP}, {"gmask", ids.GMask}, {"smask", ids.SMask}} {
+		if id.v < 0 || int(id.v) >= m.VocabSize {
+			return fmt.Errorf("special id %s = %d is outside the vocabulary of %d", id.name, id.v, m.VocabSize)
+		}
+	}
+	mc := m.Masking
+	mc.SentenceEnd = make([]bool, m.VocabSize) // the tokenizer's own table is checked when it is loaded
+	if err := mc.Validate(); err != nil {
+		return err
+	}
+	return nil
+}
+
+func checkInput(in Input) error {
+	switch {
+	case in.Path == "" || strings.IndexByte(in.Path, 0) >= 0:
+		return fmt.Errorf("path %q", in.Path)
+	case in.Path == Stdin && (in.Size != -1 || in.SHA256 != "" || in.ModTime != 0):
+		return fmt.Errorf("stdin with a size, hash or time")
+	case in.Path != Stdin && (in.Size < 0 || !isHex64(in.SHA256)):
+		return fmt.Errorf("%s: size %d, sha256 %q", in.Path, in.Size, in.SHA256)
+	}
+	switch in.Format {
+	case "text", "jsonl", "parquet":
+	default:
+		return fmt.Errorf("%s: format %q", in.Path, in.Format)
+	}
+	switch in.Compression {
+	case "none", "gzip", "zstd":
+	default:
+		return fmt.Errorf("%s: compression %q", in.Path, in.Compression)
+	}
+	if in.Format == "parquet" && (in.Compression != "none" || in.Path == Stdin) {
+		return fmt.Errorf("%s: Parquet must be an uncompressed file", in.Path)
+	}
+	return nil
+}
+
+// parseTaskRecord parses and checks a task record file of task t of plan
+// (plan may be nil: then only what the record says of itself is checked).
+func parseTaskRecord(path string, b []byte, plan *Plan, task int, complete bool) (*TaskRecord, error) {
+	var r TaskRecord
+	if err := decodeStrict(b, &r); err != nil {
+		return nil, fmt.Errorf("pipeline: %s: not a glmkit task record: %w", path, err)
+	}
+	if err := r.check(plan, task, complete); err != nil {
+		return nil, fmt.Errorf("pipeline: %s: %w", path, err)
+	}
+	return &r, nil
+}
+
+func (r *TaskRecord) check(plan *Plan, task int, complete bool) error {
+	if r.Task != task || r.Complete != complete {
+		return fmt.Errorf("holds task %d, complete %v; want task %d, complete %v", r.Task, r.Complete, task, complete)
+	}
+	if r.Shards == nil {
+		return fmt.Errorf("no shard list")
+	}
+	if len(r.Shards) > maxShards {
+		return fmt.Errorf("%d shards; at most %d", len(r.Shards), maxShards)
+	}
+	var rows int64
+	for i, sf := range r.Shards {
+		switch {
+		case sf.Name != ShardName(task, i):
+			// Names are derived, never taken from the file: a record
+			// cannot point glmkit at a file outside its build.
+			return fmt.Errorf("shard %d is named %q; task %d's shard %d is %s", i, sf.Name, task, i, ShardName(task, i))
+		case sf.Rows < 1 || sf.Tokens < sf.Rows || sf.SourceTokens < 0 || sf.LossTokens < 0 || sf.LossTokens > sf.Tokens ||
+			sf.MaxRowLen < 1 || int64(sf.MaxRowLen) > sf.Tokens || sf.Bytes < 1:
+			return fmt.Errorf("shard %s: impossible counts (rows %d, tokens %d, loss tokens %d, longest row %d, %d bytes)",
+				sf.Name, sf.Rows, sf.Tokens, sf.LossTokens, sf.MaxRowLen, sf.Bytes)
+		case !isHex64(sf.SHA256):
+			return fmt.Errorf("shard %s: sha256 %q is not 64 hex digits", sf.Name, sf.SHA256)
+		}
+		rows += sf.Rows
+	}
+	if err := r.Stats.check(); err != nil {
+		return fmt.Errorf("stats: %w", err)
+	}
+	if rows != r.Stats.Row.Rows {
+		return fmt.Errorf("its shards hold %d rows, its stats say %d", rows, r.Stats.Row.Rows)
+	}
+	if r.ReadSHA256 != "" && !isHex64(r.ReadSHA256) {
+		return fmt.Errorf("input_sha256 %q is not 64 hex digits", r.ReadSHA256)
+	}
+	rp := r.Resume
+	if complete {
+		if rp != (ResumePoint{}) {
+			return fmt.Errorf("a complete record with a resume point")
+		}
+	} else if rp.Record < 0 || rp.Line < 1 || rp.Offset < 0 || rp.Token < 0 || rp.Sample < 0 || rp.Sample != r.Stats.Doc.Samples || rp.Record > r.Stats.Doc.Records {
+		return fmt.Errorf("resume point %+v does not fit its counts (%d records, %d samples)", rp, r.Stats.Doc.Records, r.Stats.Doc.Samples)
+	}
+	if plan == nil {
+		return nil
+	}
+	if task < 0 || task >= len(plan.Tasks) {
+		return fmt.Errorf("task %d is not in the plan", task)
+	}
+	t := plan.Tasks[task]
+	in := plan.Inputs[t.Input]
+	if r.Input != nil {
+		if in.Path != Stdin || !complete || r.Input.Path != Stdin || r.Input.Size < 0 || !isHex64(r.Input.SHA256) {
+			return fmt.Errorf("an input description %+v for input %s", *r.Input, in.Path)
+		}
+	} else if in.Path == Stdin && complete {
+		return fmt.Errorf("no description of stdin")
+	}
+	if !complete && in.Format != "parquet" {
+		end := t.End
+		if end < 0 {
+			end = 1<<63 - 1
+			if in.Compression == "none" && in.Size >= 0 {
+				end = in.Size
+			}
+		}
+		if rp.Offset < t.Start || rp.Offset > end || rp.Line < t.Line {
+			return fmt.Errorf("resume point at byte %d line %d is outside task %d's range [%d, %d) from line %d", rp.Offset, rp.Line, task, t.Start, t.End, t.Line)
+		}
+	}
+	return nil
+}
+
+// check validates counts read back from a record.
+func (s *Stats) check() error {
+	d := &s.Doc
+	for _, v := range []int64{d.Records, d.Documents, d.Bytes, d.SourceTokens, d.Pieces, d.Samples, d.TruncatedIn} {
+		if v < 0 {
+			return fmt.Errorf("a negative count")
+		}
+	}
+	var skipped int64
+	for r, v := range d.Reasons {
+		if v < 0 {
+			return fmt.Errorf("negative count of %s", Reason(r))
+		}
+		if Reason(r).skip() {
+			skipped += v
+		}
+	}
+	if d.Documents > d.Records || d.Documents+skipped > d.Records {
+		return fmt.Errorf("%d documents and %d skipped of %d records", d.Documents, skipped, d.Records)
+	}
+	r := &s.Row
+	for _, v := range []int64{r.Rows, r.RowTokens, r.LossTokens, r.Shortfall, r.ShortTok, r.Rebalanced, r.Fallback} {
+		if v < 0 {
+			return fmt.Errorf("a negative row count")
+		}
+	}
+	if len(r.SpanLen) > 1<<16 {
+		return fmt.Errorf("a span length histogram of %d entries", len(r.SpanLen))
+	}
+	for _, v := range r.SpanLen {
+		if v < 0 {
+			return fmt.Errorf("a negative span count")
+		}
+	}
+	for _, o := range r.Objectives {
+		if o.Rows < 0 || o.SourceTokens < 0 || o.Masked < 0 || o.Spans < 0 || o.Rows > r.Rows {
+			return fmt.Errorf("impossible objective counts")
+		}
+	}
+	if len(s.Damage) > maxDamageNotes {
+		return fmt.Errorf("%d damage notes", len(s.Damage))
+	}
+	return nil
+}

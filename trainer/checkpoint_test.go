@@ -1,0 +1,229 @@
+package trainer_test
+
+import (
+	"bytes"
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/glmkit/glmkit/sharding"
+	"github.com/glmkit/glmkit/trainer"
+	"github.com/glmkit/glmkit/trainer/cpu"
+	"github.com/glmkit/glmkit/trainer/safetensors"
+)
+
+// Issue 11, classes 3 and 5 for checkpoints: every file of a checkpoint is
+// checked before use (numbers in range, shapes consistent with the
+// tensors in the files before anything is allocated), and a killed run's
+// temporary checkpoint directories are cleaned at the start of the next.
+
+// tinyCheckpoint trains 2 steps and returns the checkpoint directory.
+func tinyCheckpoint(t *testing.T) string {
+	t.Helper()
+	tc := tinyTrainConfig(t, 2)
+	_, _, res := run(t, newCPU[float32](t, cpu.Options{}), tc, -1)
+	return res.Checkpoint
+}
+
+// copyDir copies a checkpoint so each case edits its own.
+func copyDir(t *testing.T, src string) string {
+	t.Helper()
+	dst := filepath.Join(t.TempDir(), filepath.Base(src))
+	os.MkdirAll(dst, 0o755)
+	ents, _ := os.ReadDir(src)
+	for _, e := range ents {
+		b, _ := os.ReadFile(filepath.Join(src, e.Name()))
+		os.WriteFile(filepath.Join(dst, e.Name()), b, 0o644)
+	}
+	return dst
+}
+
+func editJSON(t *testing.T, path string, f func(m map[string]any)) {
+	t.Helper()
+	b, _ := os.ReadFile(path)
+	var m map[string]any
+	if err := json.Unmarshal(b, &m); err != nil {
+		t.Fatal(err)
+	}
+	f(m)
+	b, _ = json.Marshal(m)
+	os.WriteFile(path, b, 0o644)
+}
+
+func TestEditedCheckpoints(t *testing.T) {
+	ck := tinyCheckpoint(t)
+	model := func(m map[string]any) map[string]any { return m["model"].(map[string]any) }
+	for name, edit := range map[string]func(dir string){
+		"hidden 4M": func(d string) {
+			editJSON(t, filepath.Join(d, "config.json"), func(m map[string]any) { model(m)["hidden"] = 4 << 20 })
+		},
+		"vocab 2^40": func(d string) {
+			editJSON(t, filepath.Join(d, "config.json"), func(m map[string]any) { model(m)["vocab"] = 1 << 40 })
+		},
+		"max_pos 2^40": func(d string) {
+			editJSON(t, filepath.Join(d, "config.json"), func(m map[string]any) { model(m)["max_pos"] = 1 << 40 })
+		},
+		"100M layers": func(d string) {
+			editJSON(t, filepath.Join(d, "config.json"), func(m map[string]any) { model(m)["layers"] = 100_000_000 })
+		},
+		"negative heads": func(d string) {
+			editJSON(t, filepath.Join(d, "config.json"), func(m map[string]any) { model(m)["heads"] = -4 })
+		},
+		"one more layer": func(d string) {
+			editJSON(t, filepath.Join(d, "config.json"), func(m map[string]any) { model(m)["layers"] = 3 })
+		},
+		"wider": func(d string) {
+			editJSON(t, filepath.Join(d, "config.json"), func(m map[string]any) { model(m)["hidden"] = 128 })
+		},
+		"bigger vocab": func(d string) {
+			editJSON(t, filepath.Join(d, "config.json"), func(m map[string]any) { model(m)["vocab"] = 1 << 20 })
+		},
+		"dropout 2": func(d string) {
+			editJSON(t, filepath.Join(d, "config.json"), func(m map[string]any) { model(m)["hidden_dropout"] = 2 })
+		},
+		"unknown field": func(d string) {
+			editJSON(t, filepath.Join(d, "config.json"), func(m map[string]any) { m["surprise"] = true })
+		},
+		"config not json": func(d string) { os.WriteFile(filepath.Join(d, "config.json"), []byte("{\"format\": 1, "), 0o644) },
+		"config a link": func(d string) {
+			os.Rename(filepath.Join(d, "config.json"), filepath.Join(d, "..", "cfg.json"))
+			os.Symlink(filepath.Join(d, "..", "cfg.json"), filepath.Join(d, "config.json"))
+		},
+		"model truncated": func(d string) {
+			b, _ := os.ReadFile(filepath.Join(d, "model.safetensors"))
+			os.WriteFile(filepath.Join(d, "model.safetensors"), b[:len(b)/2], 0o644)
+		},
+		"model header huge": func(d string) {
+			b, _ := os.ReadFile(filepath.Join(d, "model.safetensors"))
+			b[7] = 0x7f
+			os.WriteFile(filepath.Join(d, "model.safetensors"), b, 0o644)
+		},
+		"model shape overflows": func(d string) {
+			b, _ := os.ReadFile(filepath.Join(d, "model.safetensors"))
+			b = bytes.Replace(b, []byte(`"shape":[64]`), []byte(`"shape":[4294967296,4294967296]`), 1)
+			os.WriteFile(filepath.Join(d, "model.safetensors"), b, 0o644)
+		},
+		"model missing": func(d string) { os.Remove(filepath.Join(d, "model.safetensors")) },
+	} {
+		t.Run(name, func(t *testing.T) {
+			d := copyDir(t, ck)
+			edit(d)
+			_, err := trainer.LoadModel(d, newCPU[float32](t, cpu.Options{}))
+			if err == nil {
+				t.Fatal("loaded")
+			}
+			if !strings.Contains(err.Error(), d) && !strings.Contains(err.Error(), filepath.Base(d)) {
+				t.Errorf("the error does not name the checkpoint: %v", err)
+			}
+		})
+	}
+	// trainer_state.json, read by --resume.
+	for name, edit := range map[string]func(m map[string]any){
+		"negative step":   func(m map[string]any) { m["step"] = -1 },
+		"step of another": func(m map[string]any) { m["step"] = 7 },
+		"negative tokens": func(m map[string]any) { m["tokens"] = -5 },
+		"other rng":       func(m map[string]any) { m["rng"] = "mt19937" },
+		"unknown field":   func(m map[string]any) { m["x"] = 1 },
+	} {
+		t.Run("state "+name, func(t *testing.T) {
+			d := copyDir(t, ck)
+			editJSON(t, filepath.Join(d, "trainer_state.json"), edit)
+			m, err := trainer.NewModel(tinyConfig(t), newCPU[float32](t, cpu.Options{}))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer m.Close()
+			opt, _ := trainer.NewAdamW(m)
+			if _, err := trainer.LoadCheckpoint(d, m, opt); err == nil || !strings.Contains(err.Error(), "trainer_state.json") && !strings.Contains(err.Error(), filepath.Base(d)) {
+				t.Fatalf("err %v", err)
+			}
+		})
+	}
+	// An optimizer file of another model.
+	d := copyDir(t, ck)
+	b, _ := os.ReadFile(filepath.Join(d, "model.safetensors"))
+	os.WriteFile(filepath.Join(d, "optimizer.safetensors"), b, 0o644)
+	m, _ := trainer.NewModel(tinyConfig(t), newCPU[float32](t, cpu.Options{}))
+	defer m.Close()
+	opt, _ := trainer.NewAdamW(m)
+	if _, err := trainer.LoadCheckpoint(d, m, opt); err == nil || !strings.Contains(err.Error(), "optimizer.safetensors") {
+		t.Errorf("an optimizer file without moments: %v", err)
+	}
+}
+
+func TestCheckpointTemporaries(t *testing.T) {
+	out := t.TempDir()
+	dead := exec.Command("true")
+	if err := dead.Run(); err != nil {
+		t.Skip("no true(1) for a pid that is gone")
+	}
+	pid := strconv.Itoa(dead.Process.Pid)
+	asDead := func(name string) string {
+		return strings.Replace(name, "-"+strconv.Itoa(os.Getpid())+"-", "-"+pid+"-", 1)
+	}
+	// A half-written checkpoint of a killed run, a checkpoint it moved
+	// aside to replace (its replacement never arrived), and another
+	// moved aside whose replacement did arrive.
+	half := filepath.Join(out, asDead(sharding.TempName("ckpt-00000004")))
+	os.MkdirAll(half, 0o755)
+	os.WriteFile(filepath.Join(half, "model.safetensors"), make([]byte, 1000), 0o644)
+	ck := tinyCheckpoint(t)
+	aside := filepath.Join(out, asDead(sharding.TempName("old-ckpt-00000002")))
+	os.Rename(copyDir(t, ck), aside)
+	os.MkdirAll(filepath.Join(out, "ckpt-00000006"), 0o755)
+	aside6 := filepath.Join(out, asDead(sharding.TempName("old-ckpt-00000006")))
+	os.MkdirAll(aside6, 0o755)
+	// Files that are not glmkit's temporaries.
+	mine := []string{".ckpt-00000008.tmp-123", "notes.tmp", ".glmkit-notes"}
+	for _, n := range mine {
+		os.WriteFile(filepath.Join(out, n), []byte("mine"), 0o644)
+	}
+	done, err := trainer.CleanCheckpointTemps(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("cleaned: %q", done)
+	for _, p := range []string{half, aside, aside6} {
+		if _, err := os.Stat(p); err == nil {
+			t.Errorf("%s is still there", p)
+		}
+	}
+	if _, err := trainer.LoadModel(filepath.Join(out, "ckpt-00000002"), newCPU[float32](t, cpu.Options{})); err != nil {
+		t.Errorf("the checkpoint moved aside was not put back: %v", err)
+	}
+	for _, n := range mine {
+		if _, err := os.Stat(filepath.Join(out, n)); err != nil {
+			t.Errorf("%s, not a glmkit temporary, was removed", n)
+		}
+	}
+}
+
+func FuzzSafetensorsHeader(f *testing.F) {
+	var b bytes.Buffer
+	safetensors.Write(&b, map[string]safetensors.Tensor{
+		"a": safetensors.FromFloat32([]int{2, 3}, make([]float32, 6)),
+		"b": safetensors.FromInt32([]int{4}, make([]int32, 4)),
+	}, map[string]string{"format": "pt"})
+	f.Add(b.Bytes())
+	f.Add([]byte("\x10\x00\x00\x00\x00\x00\x00\x00{\"a\":{\"dtype\":\"F32\",\"shape\":[-1],\"data_offsets\":[0,4]}}"))
+	f.Add([]byte("\x00\x00\x00\x00\x00\x00\x00\x00"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		file, err := safetensors.Parse(data)
+		if err != nil {
+			return
+		}
+		for name, tn := range file.Tensors {
+			n := tn.DType.Size()
+			for _, d := range tn.Shape {
+				n *= d
+			}
+			if n != len(tn.Data) {
+				t.Fatalf("%s: shape %v of %s with %d bytes", name, tn.Shape, tn.DType, len(tn.Data))
+			}
+		}
+	})
+}

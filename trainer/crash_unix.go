@@ -1,0 +1,14 @@
+//go:build unix
+
+package trainer
+
+import (
+	"os"
+	"syscall"
+)
+
+// killSelf ends the process as SIGKILL would from outside.
+func killSelf() {
+	syscall.Kill(os.Getpid(), syscall.SIGKILL)
+	select {}
+}
