@@ -253,17 +253,15 @@ func (r *TaskRecord) check(plan *Plan, task int, complete bool) error {
 	}
 	var rows int64
 	for i, sf := range r.Shards {
-		switch {
-		case sf.Name != ShardName(task, i):
+		if sf.Name != ShardName(task, i) {
 			// Names are derived, never taken from the file: a record
 			// cannot point glmkit at a file outside its build.
 			return fmt.Errorf("shard %d is named %q; task %d's shard %d is %s", i, sf.Name, task, i, ShardName(task, i))
-		case sf.Rows < 1 || sf.Tokens < sf.Rows || sf.SourceTokens < 0 || sf.LossTokens < 0 || sf.LossTokens > sf.Tokens ||
-			sf.MaxRowLen < 1 || int64(sf.MaxRowLen) > sf.Tokens || sf.Bytes < 1:
-			return fmt.Errorf("shard %s: impossible counts (rows %d, tokens %d, loss tokens %d, longest row %d, %d bytes)",
-				sf.Name, sf.Rows, sf.Tokens, sf.LossTokens, sf.MaxRowLen, sf.Bytes)
-		case !isHex64(sf.SHA256):
-			return fmt.Errorf("shard %s: sha256 %q is not 64 hex digits", sf.Name, sf.SHA256)
+		}
+		// The counts, the sha256 and the record batch checksums are
+		// checked as the manifest checks them.
+		if err := sharding.CheckShardFile(&sf, sharding.FormatVersion); err != nil {
+			return err
 		}
 		rows += sf.Rows
 	}
