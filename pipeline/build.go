@@ -12,6 +12,7 @@ import (
 	"runtime/debug"
 	"strings"
 
+	"github.com/glmkit/glmkit/internal/atomicfile"
 	"github.com/glmkit/glmkit/masking"
 	"github.com/glmkit/glmkit/sharding"
 )
@@ -236,7 +237,7 @@ func (o *BuildOptions) prepareDir(plan *Plan) error {
 func CleanTemps(dir string) ([]string, error) {
 	var all []string
 	for _, d := range []string{dir, filepath.Join(dir, TasksDir)} {
-		rm, err := sharding.RemoveStaleTemps(d, nil)
+		rm, err := atomicfile.RemoveStale(d, nil)
 		for _, n := range rm {
 			all = append(all, filepath.Join(d, n))
 		}
@@ -258,7 +259,7 @@ func notABuild(dir string, force bool) error {
 	}
 	for _, e := range ents {
 		n := e.Name()
-		if sharding.IsStaleTemp(dir, n) {
+		if atomicfile.IsStale(dir, n) {
 			continue
 		}
 		if force {

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/glmkit/glmkit/internal/atomicfile"
 	"github.com/glmkit/glmkit/sharding"
 )
 
@@ -173,14 +174,14 @@ func TestStaleTemporaries(t *testing.T) {
 		t.Skip("no true(1) to get a pid that is gone")
 	}
 	deadPid := dead.Process.Pid
-	mine := sharding.TempName("shard") // this process: alive
-	staleName := strings.Replace(sharding.TempName("shard"), "-"+itoa(os.Getpid())+"-", "-"+itoa(deadPid)+"-", 1)
-	staleTask := strings.Replace(sharding.TempName("000000.progress.json"), "-"+itoa(os.Getpid())+"-", "-"+itoa(deadPid)+"-", 1)
+	mine := atomicfile.Name("shard") // this process: alive
+	staleName := strings.Replace(atomicfile.Name("shard"), "-"+itoa(os.Getpid())+"-", "-"+itoa(deadPid)+"-", 1)
+	staleTask := strings.Replace(atomicfile.Name("000000.progress.json"), "-"+itoa(os.Getpid())+"-", "-"+itoa(deadPid)+"-", 1)
 	for _, p := range []string{filepath.Join(dir, mine), filepath.Join(dir, staleName), filepath.Join(dir, TasksDir, staleTask)} {
 		os.WriteFile(p, []byte("half a shard"), 0o644)
 	}
 	// One held by another writer (on another host, say): locked.
-	f, held, err := sharding.CreateTemp(dir, "shard")
+	f, held, err := atomicfile.Create(dir, "shard")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -208,8 +209,8 @@ func itoa(n int) string { return strconv.Itoa(n) }
 
 // TempTag is this host's tag in temporary names.
 func TempTag() string {
-	n := sharding.TempName("x")
-	return strings.SplitN(strings.TrimPrefix(n, sharding.TempPrefix), "-", 2)[0]
+	n := atomicfile.Name("x")
+	return strings.SplitN(strings.TrimPrefix(n, atomicfile.Prefix), "-", 2)[0]
 }
 
 // Every file read back is checked: an edited plan or task record is an

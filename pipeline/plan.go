@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/glmkit/glmkit/internal/atomicfile"
 	"github.com/glmkit/glmkit/sharding"
 	"github.com/glmkit/glmkit/sharding/parquettext"
 )
@@ -214,7 +215,7 @@ func WritePlan(dir string, p *Plan) error {
 	if err != nil {
 		return err
 	}
-	return sharding.WriteFileAtomic(filepath.Join(dir, PlanName), append(b, '\n'))
+	return atomicfile.Write(filepath.Join(dir, PlanName), append(b, '\n'))
 }
 
 // ReadPlan reads and checks dir/plan.json (see ParsePlan).

@@ -15,6 +15,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/glmkit/glmkit/internal/atomicfile"
 	"github.com/glmkit/glmkit/masking"
 	"github.com/glmkit/glmkit/pipeline/tokenizer"
 	"github.com/glmkit/glmkit/sharding"
@@ -120,7 +121,7 @@ func writeTaskRecord(dir string, r *TaskRecord) error {
 	}
 	b = append(b, '\n')
 	if r.Complete {
-		if err := sharding.WriteFileAtomic(recordPath(dir, r.Task), b); err != nil {
+		if err := atomicfile.Write(recordPath(dir, r.Task), b); err != nil {
 			return err
 		}
 		os.Remove(progressPath(dir, r.Task))
@@ -129,7 +130,7 @@ func writeTaskRecord(dir string, r *TaskRecord) error {
 	if _, err := os.Stat(recordPath(dir, r.Task)); err == nil {
 		return errTaskDone
 	}
-	return sharding.WriteFileAtomic(progressPath(dir, r.Task), b)
+	return atomicfile.Write(progressPath(dir, r.Task), b)
 }
 
 // InputError is a bad record under --strict.

@@ -17,6 +17,7 @@ import (
 	"github.com/apache/arrow-go/v18/arrow/ipc"
 	"github.com/apache/arrow-go/v18/arrow/memory"
 
+	"github.com/glmkit/glmkit/internal/atomicfile"
 	"github.com/glmkit/glmkit/masking"
 )
 
@@ -66,7 +67,7 @@ type Writer struct {
 	// The open shard.
 	f     *os.File
 	tmp   string
-	lock  *Temp // the temporary's lock, held until it is renamed or removed
+	lock  *atomicfile.Temp // the temporary's lock, held until it is renamed or removed
 	h     hash.Hash
 	cw    countWriter
 	sums  *ipcSums
@@ -246,7 +247,7 @@ func maxU32(s []int32) uint32 {
 func (w *Writer) Pending() (rows int64, bytes int64) { return w.shard.Rows, w.shard.Bytes }
 
 func (w *Writer) open() error {
-	f, lock, err := CreateTemp(w.dir, "shard")
+	f, lock, err := atomicfile.Create(w.dir, "shard")
 	if err != nil {
 		return fmt.Errorf("sharding: %w", err)
 	}
@@ -375,7 +376,7 @@ func (w *Writer) Commit(name string) (ShardFile, error) {
 		err = os.Rename(w.tmp, filepath.Join(w.dir, name))
 	}
 	if err == nil {
-		err = syncDir(w.dir)
+		err = atomicfile.SyncDir(w.dir)
 	}
 	if err != nil {
 		os.Remove(w.tmp)
@@ -455,43 +456,4 @@ func (c *countWriter) Write(p []byte) (int, error) {
 	n, err := c.w.Write(p)
 	c.n += int64(n)
 	return n, err
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	err = d.Sync()
-	if cerr := d.Close(); err == nil {
-		err = cerr
-	}
-	return err
-}
-
-// WriteFileAtomic writes data to path through a temporary file in the same
-// directory, synced and renamed, then syncs the directory.
-func WriteFileAtomic(path string, data []byte) error {
-	dir := filepath.Dir(path)
-	f, lock, err := CreateTemp(dir, filepath.Base(path))
-	if err != nil {
-		return err
-	}
-	defer lock.Release()
-	tmp := lock.Path
-	_, err = f.Write(data)
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, path)
-	}
-	if err != nil {
-		os.Remove(tmp)
-		return err
-	}
-	return syncDir(dir)
 }

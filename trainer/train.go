@@ -16,6 +16,7 @@ import (
 	"github.com/schollz/progressbar/v3"
 	"golang.org/x/term"
 
+	"github.com/glmkit/glmkit/internal/atomicfile"
 	"github.com/glmkit/glmkit/masking"
 	"github.com/glmkit/glmkit/sharding"
 )
@@ -316,7 +317,7 @@ func truncateMetrics(path string, step int) error {
 	if bytes.Equal(keep, data) {
 		return nil
 	}
-	if err := sharding.WriteFileAtomic(path, keep); err != nil {
+	if err := atomicfile.Write(path, keep); err != nil {
 		return fmt.Errorf("trainer: rewriting %s: %w", path, err)
 	}
 	return nil

@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	"github.com/glmkit/glmkit/cmd/internal/cli"
+	"github.com/glmkit/glmkit/internal/atomicfile"
 	"github.com/glmkit/glmkit/masking"
 	"github.com/glmkit/glmkit/sharding"
 	"github.com/glmkit/glmkit/trainer"
@@ -183,7 +184,7 @@ func cmdTrain(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return err
 	}
 	mb, _ := json.MarshalIndent(meta, "", "  ")
-	if err := sharding.WriteFileAtomic(filepath.Join(*out, dataFile), append(mb, '\n')); err != nil {
+	if err := atomicfile.Write(filepath.Join(*out, dataFile), append(mb, '\n')); err != nil {
 		return err
 	}
 	fmt.Fprintf(stderr, "glmtrain: %s model, %d layers × %d hidden × %d heads, vocab %d, %.1fM parameters, on %s; %d rows of training data\n",
