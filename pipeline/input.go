@@ -14,7 +14,7 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/glmkit/glmkit/sharding/parquettext"
+	"github.com/glmkit/glmkit/pipeline/parquettext"
 )
 
 // Input is one input file of a build, as its plan records it.

@@ -13,7 +13,7 @@ import (
 
 	"github.com/glmkit/glmkit/internal/atomicfile"
 	"github.com/glmkit/glmkit/sharding"
-	"github.com/glmkit/glmkit/sharding/parquettext"
+	"github.com/glmkit/glmkit/pipeline/parquettext"
 )
 
 // Config is the part of a build's configuration that is not in

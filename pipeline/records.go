@@ -7,7 +7,7 @@ import (
 	"errors"
 	"fmt"
 
-	"github.com/glmkit/glmkit/sharding/parquettext"
+	"github.com/glmkit/glmkit/pipeline/parquettext"
 )
 
 // records yields one task's records in order, on one goroutine.
