@@ -12,8 +12,8 @@ import (
 	"strings"
 
 	"github.com/glmkit/glmkit/internal/atomicfile"
-	"github.com/glmkit/glmkit/sharding"
 	"github.com/glmkit/glmkit/pipeline/parquettext"
+	"github.com/glmkit/glmkit/sharding"
 )
 
 // Config is the part of a build's configuration that is not in
