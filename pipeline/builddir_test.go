@@ -177,7 +177,7 @@ func TestStaleTemporaries(t *testing.T) {
 	mine := atomicfile.Name("shard") // this process: alive
 	staleName := strings.Replace(atomicfile.Name("shard"), "-"+itoa(os.Getpid())+"-", "-"+itoa(deadPid)+"-", 1)
 	staleTask := strings.Replace(atomicfile.Name("000000.progress.json"), "-"+itoa(os.Getpid())+"-", "-"+itoa(deadPid)+"-", 1)
-	for _, p := range []string{filepath.Join(dir, mine), filepath.Join(dir, staleName), filepath.Join(dir, TasksDir, staleTask)} {
+	for _, p := range []string{filepath.Join(dir, mine), filepath.Join(dir, staleName), filepath.Join(dir, tasksDir, staleTask)} {
 		os.WriteFile(p, []byte("half a shard"), 0o644)
 	}
 	// One held by another writer (on another host, say): locked.
@@ -193,7 +193,7 @@ func TestStaleTemporaries(t *testing.T) {
 	if _, err := Build(context.Background(), o); err != nil {
 		t.Fatal(err)
 	}
-	for _, p := range []string{filepath.Join(dir, staleName), filepath.Join(dir, TasksDir, staleTask)} {
+	for _, p := range []string{filepath.Join(dir, staleName), filepath.Join(dir, tasksDir, staleTask)} {
 		if _, err := os.Stat(p); err == nil {
 			t.Errorf("stale temporary %s was kept", p)
 		}
@@ -290,7 +290,7 @@ func TestEditedBuildFiles(t *testing.T) {
 	for name, b := range map[string][]byte{
 		"shard outside the build":    editRec(func(r map[string]any) { shard(r)["name"] = "../../../../etc/passwd" }),
 		"absolute shard name":        editRec(func(r map[string]any) { shard(r)["name"] = "/etc/passwd" }),
-		"another task's shard":       editRec(func(r map[string]any) { shard(r)["name"] = ShardName(1, 0) }),
+		"another task's shard":       editRec(func(r map[string]any) { shard(r)["name"] = shardName(1, 0) }),
 		"negative rows":              editRec(func(r map[string]any) { shard(r)["rows"] = -1 }),
 		"rows that do not add up":    editRec(func(r map[string]any) { shard(r)["rows"] = shard(r)["rows"].(float64) + 1 }),
 		"another task":               editRec(func(r map[string]any) { r["task"] = 3 }),
