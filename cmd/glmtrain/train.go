@@ -11,11 +11,13 @@ import (
 	"strings"
 
 	"github.com/glmkit/glmkit/cmd/internal/cli"
+	"github.com/glmkit/glmkit/internal/atomicfile"
 	"github.com/glmkit/glmkit/masking"
 	"github.com/glmkit/glmkit/sharding"
 	"github.com/glmkit/glmkit/trainer"
 	"github.com/glmkit/glmkit/trainer/cpu"
 	"github.com/glmkit/glmkit/trainer/cuda"
+	"github.com/glmkit/glmkit/trainer/loader"
 )
 
 const trainHelp = `Usage: glmtrain train --data DIR --preset tiny|small|base|large --steps N --out DIR [flags]
@@ -83,7 +85,7 @@ func cmdTrain(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return fmt.Errorf("%w: train needs --data and --out", cli.ErrUsage)
 	}
 
-	src, err := sharding.OpenLoader(ctx, *data, sharding.LoaderOptions{Batch: *batch, Seed: *seed})
+	src, err := loader.Open(ctx, *data, loader.Options{Batch: *batch, Seed: *seed})
 	if err != nil {
 		return err
 	}
@@ -94,7 +96,7 @@ func cmdTrain(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	var evalSrc trainer.BatchSource
 	if *evalData != "" {
-		el, err := sharding.OpenLoader(ctx, *evalData, sharding.LoaderOptions{Batch: *batch, Seed: *seed, Epochs: 1})
+		el, err := loader.Open(ctx, *evalData, loader.Options{Batch: *batch, Seed: *seed, Epochs: 1})
 		if err != nil {
 			return err
 		}
@@ -183,7 +185,7 @@ func cmdTrain(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return err
 	}
 	mb, _ := json.MarshalIndent(meta, "", "  ")
-	if err := sharding.WriteFileAtomic(filepath.Join(*out, dataFile), append(mb, '\n')); err != nil {
+	if err := atomicfile.Write(filepath.Join(*out, dataFile), append(mb, '\n')); err != nil {
 		return err
 	}
 	fmt.Fprintf(stderr, "glmtrain: %s model, %d layers × %d hidden × %d heads, vocab %d, %.1fM parameters, on %s; %d rows of training data\n",
@@ -215,7 +217,7 @@ func cmdTrain(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 func loaderMeta(spec string) (sharding.Meta, error) {
 	dirs := []string{spec}
 	if strings.Contains(spec, "=") {
-		mix, err := sharding.ParseMix(spec)
+		mix, err := loader.ParseMix(spec)
 		if err != nil {
 			return sharding.Meta{}, err
 		}
@@ -316,7 +318,7 @@ func cmdEval(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if mc := model.Config(); meta.VocabSize > mc.Vocab || meta.SeqLen > mc.MaxPos {
 		return fmt.Errorf("checkpoint %s has a vocabulary of %d and %d positions; the shards in %s need %d and %d", dir, mc.Vocab, mc.MaxPos, *data, meta.VocabSize, meta.SeqLen)
 	}
-	src, err := sharding.OpenLoader(ctx, *data, sharding.LoaderOptions{Batch: *batch, Epochs: 1})
+	src, err := loader.Open(ctx, *data, loader.Options{Batch: *batch, Epochs: 1})
 	if err != nil {
 		return err
 	}
