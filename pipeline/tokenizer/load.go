@@ -237,7 +237,7 @@ func (t *Tokenizer) initBPE(vocab map[string]int32, merges [][2]string, added []
 		tokens[a.ID] = a.Content
 		t.isSpecial[a.ID] = true
 	}
-	m := &bytePair{merges: make(map[uint64]uint64, len(merges)), prefixSpace: prefixSpace, ignoreMerges: ignoreMerges}
+	m := &bytePair{merges: make(map[uint64]uint64, len(merges)), prefixSpace: prefixSpace, ignoreMerges: ignoreMerges, scan: scanGPT2}
 	m.initClasses()
 	enc := byteLevelAlphabet()
 	t.byteDec = make(map[rune]byte, 256)

@@ -39,16 +39,16 @@ type regex struct {
 type reOp uint8
 
 const (
-	opMatch   reOp = iota
-	opRune         // one ASCII-or-not rune: arg
-	opClass        // one character of classes[arg]
-	opSplit        // try x, then y
-	opJmp          // go to x
-	opAssert       // arg: assertion kind
-	opLook         // sub-program x..y (ends in opMatch); arg: look kind
-	opAtomic       // sub-program x..y, first match only, then continue at y
-	opSetSlot      // slots[arg] = pos (restored on backtracking)
-	opCheckSlot    // fail when pos == slots[arg] (an empty loop iteration)
+	opMatch     reOp = iota
+	opRune           // one ASCII-or-not rune: arg
+	opClass          // one character of classes[arg]
+	opSplit          // try x, then y
+	opJmp            // go to x
+	opAssert         // arg: assertion kind
+	opLook           // sub-program x..y (ends in opMatch); arg: look kind
+	opAtomic         // sub-program x..y, first match only, then continue at y
+	opSetSlot        // slots[arg] = pos (restored on backtracking)
+	opCheckSlot      // fail when pos == slots[arg] (an empty loop iteration)
 )
 
 type reInst struct {
@@ -191,7 +191,7 @@ func literalRegex(s string) *regex {
 }
 
 func (p *reParser) more() bool { return p.pos < len(p.src) }
-func (p *reParser) peek() byte  { return p.src[p.pos] }
+func (p *reParser) peek() byte { return p.src[p.pos] }
 
 func (p *reParser) parseAlt(f reFlags, depth int) (*reNode, error) {
 	if depth > 100 {
@@ -1201,10 +1201,15 @@ func (m *reMatcher) run(re *regex, text []byte, pc, pos int) (int, error) {
 		case opAssert:
 			ok = assertAt(int(in.arg), text, pos)
 		case opLook:
-			ok = m.look(re, text, in, pos)
+			if !m.look(re, text, in, pos) {
+				ok = false
+				break
+			}
 			if m.steps > reStepBudget {
 				return -1, errRegexBudget
 			}
+			pc = int(in.y)
+			continue
 		case opAtomic:
 			end, err := m.run(re, text, int(in.x), pos)
 			if err != nil {

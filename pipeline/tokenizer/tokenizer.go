@@ -302,7 +302,7 @@ func (e *Encoder) Encode(dst []int32, text []byte) ([]int32, error) {
 	case KindWordPiece:
 		return t.wp.encode(&e.wp, dst, text, e.general), nil
 	case KindBPE:
-		return t.bpe.encode(&e.bpe, dst, text, e.general, e.noCache), nil
+		return t.bpe.encode(&e.bpe, dst, text, e.general, e.noCache)
 	}
 	return t.fb.encode(dst, text)
 }

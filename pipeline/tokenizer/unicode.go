@@ -44,8 +44,9 @@ const (
 // Multilingual Plane, so that the hot paths need one load per character.
 // Built once, read-only afterwards.
 type charTables struct {
-	cls   [0x10000]uint16
-	lower [0x10000]uint16
+	cls      [0x10000]uint16
+	lower    [0x10000]uint16
+	byteRune [256]rune // GPT-2's bytes_to_unicode
 }
 
 // tables returns the shared, immutable BMP tables, building them on first use
@@ -61,6 +62,7 @@ var tables = sync.OnceValue(func() *charTables {
 			t.lower[m[0]] = uint16(m[1])
 		}
 	}
+	t.byteRune = byteLevelAlphabet()
 	return t
 })
 

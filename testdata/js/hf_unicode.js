@@ -49,11 +49,12 @@ const clean = tk.bertNormalizer({ cleanText: true, handleChineseChars: false, lo
 const strip = tk.bertNormalizer({ cleanText: false, handleChineseChars: false, lowercase: false, stripAccents: true });
 const lower = tk.bertNormalizer({ cleanText: false, handleChineseChars: false, lowercase: true, stripAccents: false });
 const bertPre = tk.bertPreTokenizer();
+const stripAccents = tk.stripAccentsNormalizer();
 const byteLevel = tk.byteLevelPreTokenizer(false, true);
 
 const sets = {
   hfBertDrop: [], hfBertSpace: [], hfBertPunct: [], hfBertWhite: [], hfBertMn: [],
-  hfGPT2Letter: [], hfGPT2Number: [], hfGPT2Space: [],
+  hfGPT2Letter: [], hfGPT2Number: [], hfGPT2Space: [], hfCombiningMark: [],
 };
 const lowerSingle = [];
 const lowerMulti = [];
@@ -69,6 +70,7 @@ for (let cp = 0; cp < 0x110000; cp++) {
   if (pieces === 2) sets.hfBertWhite.push(cp);
   else if (pieces === 3) sets.hfBertPunct.push(cp);
   if (strip.normalizeString(c) === '') sets.hfBertMn.push(cp);
+  if (stripAccents.normalizeString(c) === '') sets.hfCombiningMark.push(cp);
   const lw = lower.normalizeString(c);
   if (lw !== c) {
     const rs = Array.from(lw).map((x) => x.codePointAt(0));
@@ -164,6 +166,7 @@ const docs = {
   hfGPT2Letter: 'code points the GPT-2 pattern counts as \\p{L}',
   hfGPT2Number: 'code points the GPT-2 pattern counts as \\p{N}',
   hfGPT2Space: 'code points the GPT-2 pattern counts as \\s',
+  hfCombiningMark: 'code points the StripAccents normalizer removes (HF\'s is_combining_mark)',
 };
 async function main() {
 const word = await rustWord();
