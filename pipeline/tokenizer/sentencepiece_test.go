@@ -1,0 +1,298 @@
+package tokenizer
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// The SentencePiece reference is Debian's python3-sentencepiece, the C++
+// library's own binding, at the version pinned here; spm_train (Debian's
+// sentencepiece, same version) trains the test models at test time.
+const (
+	spmVersion = "0.1.97"
+	spmRefPy   = "testdata/spm_ref.py"
+)
+
+// cogPretrainPath is GLM's Chinese SentencePiece model in ../shared.
+var cogPretrainPath = filepath.Join(sharedDir, "tokenizers/glm-chinese-sentencepiece/cog-pretrain.model")
+
+// spmPython returns a python3 that imports sentencepiece spmVersion, or
+// skips the test. Debian's binding lives under /usr/bin/python3, which is
+// not always the python3 on PATH.
+func spmPython(tb testing.TB) string {
+	tb.Helper()
+	var tried []string
+	for _, py := range []string{"python3", "/usr/bin/python3"} {
+		path, err := exec.LookPath(py)
+		if err != nil {
+			continue
+		}
+		out, err := exec.Command(path, spmRefPy, "version").CombinedOutput()
+		v := strings.TrimSpace(string(out))
+		if err == nil && v == spmVersion {
+			return path
+		}
+		if err == nil {
+			tried = append(tried, fmt.Sprintf("%s has sentencepiece %s", path, v))
+		} else {
+			tried = append(tried, fmt.Sprintf("%s cannot import sentencepiece", path))
+		}
+	}
+	tb.Skipf("no python3 with sentencepiece %s (apt-get install python3-sentencepiece; CI installs it): %s", spmVersion, strings.Join(tried, "; "))
+	return ""
+}
+
+// spmTrainer returns spm_train at spmVersion, or skips the test.
+func spmTrainer(tb testing.TB) string {
+	tb.Helper()
+	path, err := exec.LookPath("spm_train")
+	if err != nil {
+		tb.Skip("spm_train not installed (apt-get install sentencepiece; CI installs it)")
+	}
+	out, _ := exec.Command(path, "--version").CombinedOutput()
+	if v := strings.TrimSpace(string(out)); v != "sentencepiece "+spmVersion {
+		tb.Skipf("spm_train is %q, want sentencepiece %s", v, spmVersion)
+	}
+	return path
+}
+
+// prepDoc returns d as glmprep feeds documents to a tokenizer: invalid
+// UTF-8 repaired (Python's errors="replace"), NUL bytes removed.
+func prepDoc(d []byte) []byte {
+	d, _ = RepairUTF8(nil, d)
+	return bytes.ReplaceAll(d, []byte{0}, nil)
+}
+
+// spmCorpora returns the shared corpora and the stress set, prepared as
+// glmprep feeds them. With limit > 0 each corpus is thinned to about limit
+// bytes by keeping every k-th document (the stress set is kept whole).
+func spmCorpora(tb testing.TB, limit int) []corpus {
+	var out []corpus
+	for _, c := range append(corpora(tb), stressCorpus()) {
+		k := 1
+		if limit > 0 && c.name != "stress" {
+			k = max(1, (c.bytes()+limit-1)/limit)
+		}
+		p := corpus{name: c.name}
+		for i, d := range c.docs {
+			if i%k == 0 {
+				p.docs = append(p.docs, prepDoc(d))
+			}
+		}
+		out = append(out, p)
+	}
+	return out
+}
+
+// writeDocsJSON writes the documents of cs as one JSON array of strings.
+func writeDocsJSON(tb testing.TB, path string, cs []corpus) {
+	tb.Helper()
+	var docs []string
+	for _, c := range cs {
+		for _, d := range c.docs {
+			docs = append(docs, string(d))
+		}
+	}
+	if err := os.WriteFile(path, must(json.Marshal(docs)), 0o644); err != nil {
+		tb.Fatal(err)
+	}
+}
+
+// spmReference encodes the documents in docsPath with each model through
+// the Python reference and returns the ids, model by model.
+func spmReference(t *testing.T, py, dir, docsPath string, ndocs int, models []string) [][][]int32 {
+	t.Helper()
+	type job struct {
+		Model string `json:"model"`
+		Out   string `json:"out"`
+	}
+	var jobs []job
+	for i, m := range models {
+		jobs = append(jobs, job{m, filepath.Join(dir, fmt.Sprintf("ref%d.bin", i))})
+	}
+	jobPath := filepath.Join(dir, "job.json")
+	if err := os.WriteFile(jobPath, must(json.Marshal(map[string]any{"docs": docsPath, "jobs": jobs})), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	if out, err := exec.CommandContext(ctx, py, spmRefPy, "encode", jobPath).CombinedOutput(); err != nil {
+		t.Fatalf("spm_ref.py encode: %v\n%s", err, out)
+	}
+	res := make([][][]int32, len(models))
+	for i, j := range jobs {
+		res[i] = readIDs(t, j.Out, ndocs)
+	}
+	return res
+}
+
+// spmModel is a model trained for the tests.
+type spmModel struct {
+	name  string
+	flags []string
+}
+
+// trainedModels are the families the tests train with spm_train: Unigram
+// with nmt_nfkc and user-defined symbols, Unigram with byte fallback and
+// the identity normalizer, Unigram with nfkc_cf, whitespace as suffix and
+// kept whitespace, a Llama-2 style BPE (byte fallback, identity, digits
+// split, whitespace kept, whitespace-only pieces), a BPE without byte
+// fallback, and the CHAR and WORD models.
+var trainedModels = []spmModel{
+	{"unigram-nmt_nfkc-user", []string{"--model_type=unigram", "--vocab_size=4000", "--normalization_rule_name=nmt_nfkc", "--character_coverage=0.995",
+		"--user_defined_symbols=<n>,@@,x☃y,▁ab,ﬁ,\u2581\u2581,1/2"}},
+	{"unigram-identity-bytes", []string{"--model_type=unigram", "--vocab_size=3000", "--normalization_rule_name=identity",
+		"--byte_fallback=true", "--character_coverage=0.98"}},
+	{"unigram-nfkc_cf-suffix", []string{"--model_type=unigram", "--vocab_size=3000", "--normalization_rule_name=nfkc_cf",
+		"--treat_whitespace_as_suffix=true", "--remove_extra_whitespaces=false", "--split_digits=true", "--character_coverage=0.99"}},
+	{"bpe-llama2-style", []string{"--model_type=bpe", "--vocab_size=4000", "--normalization_rule_name=identity",
+		"--byte_fallback=true", "--split_digits=true", "--remove_extra_whitespaces=false", "--allow_whitespace_only_pieces=true",
+		"--character_coverage=0.99"}},
+	{"bpe-nmt_nfkc-unk", []string{"--model_type=bpe", "--vocab_size=3000", "--character_coverage=0.98",
+		"--user_defined_symbols=<n>,@@"}},
+	{"char-nmt_nfkc", []string{"--model_type=char", "--character_coverage=0.995"}},
+	{"word-identity", []string{"--model_type=word", "--vocab_size=3000", "--normalization_rule_name=identity", "--use_all_vocab=true"}},
+}
+
+// trainCorpus writes about 80 KB of every shared corpus, one document per
+// line, as spm_train's input.
+func trainCorpus(tb testing.TB, path string) {
+	var b bytes.Buffer
+	for _, c := range corpora(tb) {
+		n := 0
+		for _, d := range c.docs {
+			for _, line := range bytes.Split(prepDoc(d), []byte("\n")) {
+				if len(bytes.TrimSpace(line)) == 0 || len(line) > 4000 {
+					continue
+				}
+				b.Write(line)
+				b.WriteByte('\n')
+				n += len(line)
+			}
+			if n > 80_000 {
+				break
+			}
+		}
+	}
+	if err := os.WriteFile(path, b.Bytes(), 0o644); err != nil {
+		tb.Fatal(err)
+	}
+}
+
+// trainModels trains ms into dir, two at a time, and returns their paths.
+func trainModels(tb testing.TB, dir string, ms []spmModel) []string {
+	bin := spmTrainer(tb)
+	input := filepath.Join(dir, "train.txt")
+	trainCorpus(tb, input)
+	paths := make([]string, len(ms))
+	errs := make([]error, len(ms))
+	sem := make(chan struct{}, 2)
+	var wg sync.WaitGroup
+	for i, m := range ms {
+		paths[i] = filepath.Join(dir, m.name+".model")
+		wg.Go(func() {
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			args := append([]string{"--input=" + input, "--model_prefix=" + filepath.Join(dir, m.name),
+				"--num_threads=1", "--minloglevel=2", "--seed_sentencepiece_size=200000"}, m.flags...)
+			if out, err := exec.Command(bin, args...).CombinedOutput(); err != nil {
+				errs[i] = fmt.Errorf("spm_train %s: %v\n%s", m.name, err, out)
+			}
+		})
+	}
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
+			tb.Fatal(err)
+		}
+	}
+	return paths
+}
+
+// compareSPM encodes every document of cs with the tokenizer at path and
+// requires the reference ids want (documents in order).
+func compareSPM(t *testing.T, name, path string, cs []corpus, want [][]int32) {
+	tk, err := Load(path)
+	if err != nil {
+		t.Fatalf("%s: %v", name, err)
+	}
+	if tk.Kind() != KindSentencePiece {
+		t.Fatalf("%s: kind %s", name, tk.Kind())
+	}
+	enc := tk.NewEncoder()
+	k := 0
+	var buf []int32
+	for _, c := range cs {
+		bad, ntok := 0, 0
+		for di, d := range c.docs {
+			buf, _ = enc.Encode(buf[:0], d)
+			ntok += len(want[k])
+			if !slices.Equal(buf, want[k]) {
+				bad++
+				if bad <= 3 {
+					i := 0
+					for i < len(buf) && i < len(want[k]) && buf[i] == want[k][i] {
+						i++
+					}
+					lo := max(0, i-3)
+					t.Errorf("%s: %s doc %d differs from SentencePiece at id %d\ndoc: %.300q\nspm:  %v\nours: %v", name, c.name, di, i,
+						d, want[k][lo:min(len(want[k]), i+8)], buf[lo:min(len(buf), i+8)])
+				}
+			}
+			k++
+		}
+		t.Logf("%-24s %-20s %6d docs %9d tokens %4d differ", name, c.name, len(c.docs), ntok, bad)
+	}
+}
+
+// TestSentencePieceReference encodes the shared corpora and the stress set
+// with GLM's cog-pretrain.model and with models trained at test time, and
+// requires the ids of SentencePiece's EncodeAsIds for every document. The
+// default run thins each corpus to about 400 KB for the trained models;
+// GLMKIT_SPM_FULL=1 uses every document for every model.
+func TestSentencePieceReference(t *testing.T) {
+	py := spmPython(t)
+	dir := t.TempDir()
+	limit := 400_000
+	if os.Getenv("GLMKIT_SPM_FULL") != "" {
+		limit = 0
+	}
+	full := spmCorpora(t, 0)
+	thin := full
+	if limit > 0 {
+		thin = spmCorpora(t, limit)
+	}
+	paths := trainModels(t, dir, trainedModels)
+
+	start := time.Now()
+	fullDocs := filepath.Join(dir, "full.json")
+	writeDocsJSON(t, fullDocs, full)
+	n := 0
+	for _, c := range full {
+		n += len(c.docs)
+	}
+	cog := spmReference(t, py, dir, fullDocs, n, []string{cogPretrainPath})[0]
+	thinDocs := filepath.Join(dir, "thin.json")
+	writeDocsJSON(t, thinDocs, thin)
+	n = 0
+	for _, c := range thin {
+		n += len(c.docs)
+	}
+	ref := spmReference(t, py, dir, thinDocs, n, paths)
+	t.Logf("SentencePiece encoded in %v", time.Since(start).Round(time.Millisecond))
+
+	compareSPM(t, "cog-pretrain", cogPretrainPath, full, cog)
+	for i, m := range trainedModels {
+		compareSPM(t, m.name, paths[i], thin, ref[i])
+	}
+}
