@@ -368,9 +368,9 @@ func (sp *sentencePiece) decodeIDs(t *Tokenizer, ids []int32) string {
 
 // spNormalizer is SentencePiece's Normalizer::Normalize for one model.
 type spNormalizer struct {
-	cm          *charsmap // nil: identity
-	user        *daTrie   // USER_DEFINED pieces, copied unnormalized; nil when none
-	userFirst   [256]bool
+	cm        *charsmap // nil: identity
+	user      *daTrie   // USER_DEFINED pieces, copied unnormalized; nil when none
+	userFirst [256]bool
 	addDummyPrefix,
 	removeExtra,
 	escape,
