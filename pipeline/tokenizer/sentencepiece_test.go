@@ -75,13 +75,20 @@ func prepDoc(d []byte) []byte {
 
 // spmCorpora returns the shared corpora and the stress set, prepared as
 // glmprep feeds them. With limit > 0 each corpus is thinned to about limit
-// bytes by keeping every k-th document (the stress set is kept whole).
-func spmCorpora(tb testing.TB, limit int) []corpus {
+// bytes by keeping every k-th document, and the stress set to its first
+// stress documents.
+func spmCorpora(tb testing.TB, limit, stress int) []corpus {
 	var out []corpus
 	for _, c := range append(corpora(tb), stressCorpus()) {
 		k := 1
-		if limit > 0 && c.name != "stress" {
+		if limit > 0 {
 			k = max(1, (c.bytes()+limit-1)/limit)
+		}
+		if c.name == "stress" {
+			k = 1
+			if limit > 0 {
+				c.docs = c.docs[:min(stress, len(c.docs))]
+			}
 		}
 		p := corpus{name: c.name}
 		for i, d := range c.docs {
@@ -149,23 +156,23 @@ type spmModel struct {
 // split, whitespace kept, whitespace-only pieces), a BPE without byte
 // fallback, and the CHAR and WORD models.
 var trainedModels = []spmModel{
-	{"unigram-nmt_nfkc-user", []string{"--model_type=unigram", "--vocab_size=4000", "--normalization_rule_name=nmt_nfkc", "--character_coverage=0.995",
+	{"unigram-nmt_nfkc-user", []string{"--model_type=unigram", "--vocab_size=2500", "--normalization_rule_name=nmt_nfkc", "--character_coverage=0.98",
 		"--user_defined_symbols=<n>,@@,x☃y,▁ab,ﬁ,\u2581\u2581,1/2"}},
-	{"unigram-identity-bytes", []string{"--model_type=unigram", "--vocab_size=3000", "--normalization_rule_name=identity",
+	{"unigram-identity-bytes", []string{"--model_type=unigram", "--vocab_size=2500", "--normalization_rule_name=identity",
 		"--byte_fallback=true", "--character_coverage=0.98"}},
-	{"unigram-nfkc_cf-suffix", []string{"--model_type=unigram", "--vocab_size=3000", "--normalization_rule_name=nfkc_cf",
-		"--treat_whitespace_as_suffix=true", "--remove_extra_whitespaces=false", "--split_digits=true", "--character_coverage=0.99"}},
-	{"bpe-llama2-style", []string{"--model_type=bpe", "--vocab_size=4000", "--normalization_rule_name=identity",
+	{"unigram-nfkc_cf-suffix", []string{"--model_type=unigram", "--vocab_size=2500", "--normalization_rule_name=nfkc_cf",
+		"--treat_whitespace_as_suffix=true", "--remove_extra_whitespaces=false", "--split_digits=true", "--character_coverage=0.98"}},
+	{"bpe-llama2-style", []string{"--model_type=bpe", "--vocab_size=2500", "--normalization_rule_name=identity",
 		"--byte_fallback=true", "--split_digits=true", "--remove_extra_whitespaces=false", "--allow_whitespace_only_pieces=true",
-		"--character_coverage=0.99"}},
-	{"bpe-nmt_nfkc-unk", []string{"--model_type=bpe", "--vocab_size=3000", "--character_coverage=0.98",
+		"--character_coverage=0.98"}},
+	{"bpe-nmt_nfkc-unk", []string{"--model_type=bpe", "--vocab_size=2500", "--character_coverage=0.98",
 		"--user_defined_symbols=<n>,@@"}},
 	{"char-nmt_nfkc", []string{"--model_type=char", "--character_coverage=0.995"}},
-	{"word-identity", []string{"--model_type=word", "--vocab_size=3000", "--normalization_rule_name=identity", "--use_all_vocab=true"}},
+	{"word-identity", []string{"--model_type=word", "--vocab_size=2500", "--normalization_rule_name=identity", "--use_all_vocab=true"}},
 }
 
-// trainCorpus writes about 80 KB of every shared corpus, one document per
-// line, as spm_train's input.
+// trainCorpus writes about 25 KB of every shared corpus, one line of text
+// per line, as spm_train's input.
 func trainCorpus(tb testing.TB, path string) {
 	var b bytes.Buffer
 	for _, c := range corpora(tb) {
@@ -179,7 +186,7 @@ func trainCorpus(tb testing.TB, path string) {
 				b.WriteByte('\n')
 				n += len(line)
 			}
-			if n > 80_000 {
+			if n > 25_000 {
 				break
 			}
 		}
@@ -204,7 +211,7 @@ func trainModels(tb testing.TB, dir string, ms []spmModel) []string {
 			sem <- struct{}{}
 			defer func() { <-sem }()
 			args := append([]string{"--input=" + input, "--model_prefix=" + filepath.Join(dir, m.name),
-				"--num_threads=1", "--minloglevel=2", "--seed_sentencepiece_size=200000"}, m.flags...)
+				"--num_threads=1", "--minloglevel=2", "--seed_sentencepiece_size=50000", "--num_sub_iterations=1"}, m.flags...)
 			if out, err := exec.Command(bin, args...).CombinedOutput(); err != nil {
 				errs[i] = fmt.Errorf("spm_train %s: %v\n%s", m.name, err, out)
 			}
@@ -257,22 +264,25 @@ func compareSPM(t *testing.T, name, path string, cs []corpus, want [][]int32) {
 
 // TestSentencePieceReference encodes the shared corpora and the stress set
 // with GLM's cog-pretrain.model and with models trained at test time, and
-// requires the ids of SentencePiece's EncodeAsIds for every document. The
-// default run thins each corpus to about 400 KB for the trained models;
+// requires the ids of SentencePiece's EncodeAsIds for every document. To
+// keep the default suite fast, each corpus is thinned (every k-th document)
+// to about 500 KB for cog-pretrain, with 1500 stress documents, and to
+// about 100 KB with 500 stress documents for the trained models;
 // GLMKIT_SPM_FULL=1 uses every document for every model.
 func TestSentencePieceReference(t *testing.T) {
 	py := spmPython(t)
 	dir := t.TempDir()
-	limit := 400_000
+	var full, thin []corpus
 	if os.Getenv("GLMKIT_SPM_FULL") != "" {
-		limit = 0
+		full = spmCorpora(t, 0, 0)
+		thin = full
+	} else {
+		full = spmCorpora(t, 500_000, 1500)
+		thin = spmCorpora(t, 100_000, 500)
 	}
-	full := spmCorpora(t, 0)
-	thin := full
-	if limit > 0 {
-		thin = spmCorpora(t, limit)
-	}
+	tt := time.Now()
 	paths := trainModels(t, dir, trainedModels)
+	t.Logf("spm_train trained %d models in %v", len(paths), time.Since(tt).Round(time.Millisecond))
 
 	start := time.Now()
 	fullDocs := filepath.Join(dir, "full.json")
