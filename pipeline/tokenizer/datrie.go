@@ -14,9 +14,15 @@ import (
 //	v := t.value(s)                      // -1 when no key ends at s
 //	v := t.lookup(key)                   // exact match, -1 when absent
 type daTrie struct {
-	base  []int32
-	check []int32 // parent of each used slot; -1 for free slots and the root
+	nodes []daNode
 	val   []int32 // value of the key ending at the slot, or -1
+}
+
+// daNode is one slot: base and check side by side, so that a step touches
+// one cache line.
+type daNode struct {
+	base  int32
+	check int32 // parent of a used slot; -1 for free slots and the root
 }
 
 // daRoot is the root node of every daTrie.
@@ -24,8 +30,8 @@ const daRoot = 0
 
 // child returns the node reached from s by byte b, or -1.
 func (t *daTrie) child(s int32, b byte) int32 {
-	c := t.base[s] + int32(b)
-	if uint32(c) < uint32(len(t.check)) && t.check[c] == s {
+	c := t.nodes[s].base + int32(b)
+	if uint32(c) < uint32(len(t.nodes)) && t.nodes[c].check == s {
 		return c
 	}
 	return -1
@@ -67,15 +73,13 @@ func buildDATrie(keys []string, values []int32) (*daTrie, error) {
 
 	t := &daTrie{}
 	grow := func(n int) {
-		for len(t.check) < n {
-			t.base = append(t.base, 0)
-			t.check = append(t.check, -1)
+		for len(t.nodes) < n {
+			t.nodes = append(t.nodes, daNode{check: -1})
 			t.val = append(t.val, -1)
 		}
 	}
 	grow(256)
-	t.check[0] = -1
-	used := make([]bool, len(t.check))
+	used := make([]bool, len(t.nodes))
 	used[0] = true
 	usedGrow := func(n int) {
 		for len(used) < n {
@@ -141,11 +145,11 @@ func buildDATrie(keys []string, values []int32) (*daTrie, error) {
 			}
 			base++
 		}
-		t.base[p.s] = base
+		t.nodes[p.s].base = base
 		for k, l := range labels {
 			c := base + int32(l)
 			used[c] = true
-			t.check[c] = p.s
+			t.nodes[c].check = p.s
 			queue = append(queue, pending{s: c, lo: starts[k], hi: starts[k+1], depth: p.depth + 1})
 		}
 	}

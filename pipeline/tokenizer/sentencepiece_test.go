@@ -305,4 +305,238 @@ func TestSentencePieceReference(t *testing.T) {
 	for i, m := range trainedModels {
 		compareSPM(t, m.name, paths[i], thin, ref[i])
 	}
+	t.Run("hugging-face-blocks", func(t *testing.T) {
+		checkHFBlocks(t, dir, append([]string{cogPretrainPath}, paths...), thin)
+	})
+}
+
+// spmBenchCorpora are the benchmark corpora: English (wikitext-2) and
+// Chinese (CMRC 2018 contexts), as glmprep feeds them.
+func spmBenchCorpora(b *testing.B) []corpus {
+	var out []corpus
+	for _, c := range corpora(b) {
+		if c.name == "wikitext-2-raw" || c.name == "zh-cmrc2018" {
+			p := corpus{name: map[string]string{"wikitext-2-raw": "english", "zh-cmrc2018": "chinese"}[c.name]}
+			for _, d := range c.docs {
+				p.docs = append(p.docs, prepDoc(d))
+			}
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// BenchmarkSentencePiece encodes English and Chinese documents on one
+// goroutine with GLM's cog-pretrain.model (Unigram) and a Llama-2 style BPE
+// trained at start, and measures SentencePiece's EncodeAsIds (Python
+// binding, timed inside Python) on the same documents in the same run:
+// tokens/s is ours, ref_tokens/s the reference's, x_ref their ratio.
+// allocs/op is per pass over the corpus (0 once warm). With -short the
+// reference is not run.
+func BenchmarkSentencePiece(b *testing.B) {
+	cs := spmBenchCorpora(b)
+	models := [][2]string{{"cog-pretrain", cogPretrainPath}}
+	if _, err := exec.LookPath("spm_train"); err == nil {
+		dir := b.TempDir()
+		ms := []spmModel{trainedModels[3]}
+		models = append(models, [2]string{ms[0].name, trainModels(b, dir, ms)[0]})
+	}
+	py := ""
+	if p, err := exec.LookPath("/usr/bin/python3"); err == nil && !testing.Short() { // -short: no reference
+		if out, err := exec.Command(p, spmRefPy, "version").Output(); err == nil && strings.TrimSpace(string(out)) == spmVersion {
+			py = p
+		}
+	}
+	for _, m := range models {
+		for _, c := range cs {
+			b.Run(m[0]+"/"+c.name, func(b *testing.B) {
+				tk, err := Load(m[1])
+				if err != nil {
+					b.Fatal(err)
+				}
+				e := tk.NewEncoder()
+				var ids []int32
+				for _, d := range c.docs {
+					ids, _ = e.Encode(ids[:0], d)
+				}
+				var tokens int64
+				b.SetBytes(int64(c.bytes()))
+				b.ReportAllocs()
+				start := time.Now()
+				for b.Loop() {
+					for _, d := range c.docs {
+						ids, _ = e.Encode(ids[:0], d)
+						tokens += int64(len(ids))
+					}
+				}
+				ours := float64(tokens) / time.Since(start).Seconds()
+				b.ReportMetric(ours, "tokens/s")
+				if py == "" {
+					return
+				}
+				dir := b.TempDir()
+				docs := filepath.Join(dir, "docs.json")
+				writeDocsJSON(b, docs, []corpus{c})
+				job := filepath.Join(dir, "job.json")
+				if err := os.WriteFile(job, must(json.Marshal(map[string]any{"docs": docs, "model": m[1], "seconds": 2})), 0o644); err != nil {
+					b.Fatal(err)
+				}
+				out, err := exec.Command(py, spmRefPy, "bench", job).Output()
+				if err != nil {
+					b.Fatalf("spm_ref.py bench: %v", err)
+				}
+				var r struct {
+					Tokens  float64 `json:"tokens"`
+					Seconds float64 `json:"seconds"`
+				}
+				if err := json.Unmarshal(out, &r); err != nil {
+					b.Fatal(err)
+				}
+				ref := r.Tokens / r.Seconds
+				b.ReportMetric(ref, "ref_tokens/s")
+				b.ReportMetric(ours/ref, "x_ref")
+			})
+		}
+	}
+}
+
+// checkHFBlocks checks the building blocks' Hugging Face semantics against
+// Hugging Face tokenizers (node): the charsmap's Precompiled normalizer
+// (normalizeHF) with the charsmaps of cog-pretrain.model and the trained
+// models, and the Unigram model (hf true) as a tokenizer.json holding only
+// that model (no normalizer, no pre-tokenizer, so each document is one
+// string). It also counts the documents where the SentencePiece and
+// Hugging Face semantics of the same blob or vocabulary differ, to show the
+// check is not vacuous.
+func checkHFBlocks(t *testing.T, dir string, models []string, cs []corpus) {
+	node := needNode(t)
+	docsPath := filepath.Join(dir, "hf-docs.json")
+	writeDocsJSON(t, docsPath, cs)
+	var docs [][]byte
+	for _, c := range cs {
+		docs = append(docs, c.docs...)
+	}
+	run := func(script string, jobs any) {
+		t.Helper()
+		jobPath := filepath.Join(dir, "hf-job.json")
+		if err := os.WriteFile(jobPath, must(json.Marshal(map[string]any{"docs": docsPath, "jobs": jobs})), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if out, err := exec.Command(node, filepath.Join(jsDir, script), jobPath).CombinedOutput(); err != nil {
+			t.Fatalf("%s: %v\n%s", script, err, out)
+		}
+	}
+	type unigramCase struct {
+		name   string
+		pieces []vocabPiece
+		opt    unigramOptions
+		out    string
+	}
+	type charsmapCase struct {
+		name string
+		cm   *charsmap
+		out  string
+	}
+	var ucs []unigramCase
+	var ccs []charsmapCase
+	var normJobs, encJobs []map[string]string
+	for i, path := range models {
+		m, err := parseModelProto(must(os.ReadFile(path)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		name := strings.TrimSuffix(filepath.Base(path), ".model")
+		if blob := m.normalizer.precompiledCharsmap; len(blob) > 0 {
+			cm, err := newCharsmap(blob)
+			if err != nil {
+				t.Fatal(err)
+			}
+			blobPath := filepath.Join(dir, fmt.Sprintf("charsmap%d.bin", i))
+			if err := os.WriteFile(blobPath, blob, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			out := filepath.Join(dir, fmt.Sprintf("hf-normalized%d.json", i))
+			normJobs = append(normJobs, map[string]string{"charsmap": blobPath, "out": out})
+			ccs = append(ccs, charsmapCase{name, cm, out})
+		}
+		if m.trainer.modelType != spModelUnigram {
+			continue
+		}
+		var vocab [][2]any
+		pieces := make([]vocabPiece, len(m.pieces))
+		unk := -1
+		for i, p := range m.pieces {
+			vocab = append(vocab, [2]any{p.piece, float64(p.score)})
+			pieces[i] = vocabPiece{piece: p.piece, score: float64(p.score), typ: p.typ}
+			if p.typ == spUnknown {
+				unk = i
+			}
+		}
+		tj := map[string]any{"version": "1.0", "added_tokens": []any{}, "normalizer": nil, "pre_tokenizer": nil,
+			"post_processor": nil, "decoder": nil,
+			"model": map[string]any{"type": "Unigram", "unk_id": unk, "vocab": vocab, "byte_fallback": m.trainer.byteFallback}}
+		tjPath := filepath.Join(dir, name+".tokenizer.json")
+		if err := os.WriteFile(tjPath, must(json.Marshal(tj)), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		out := filepath.Join(dir, fmt.Sprintf("hf-ids%d.bin", i))
+		encJobs = append(encJobs, map[string]string{"tokenizer": tjPath, "out": out})
+		ucs = append(ucs, unigramCase{name, pieces, unigramOptions{hf: true, unkID: int32(unk), byteFallback: m.trainer.byteFallback, fuseUnk: true}, out})
+	}
+	run("hf_spm_blocks.js", normJobs)
+	run("hf_encode.js", encJobs)
+
+	for _, c := range ccs {
+		var want []string
+		if err := json.Unmarshal(must(os.ReadFile(c.out)), &want); err != nil {
+			t.Fatal(err)
+		}
+		bad, spDiffers := 0, 0
+		var buf, spBuf []byte
+		for i, d := range docs {
+			buf = c.cm.normalizeHF(buf[:0], d)
+			if spBuf = c.cm.normalize(spBuf[:0], d); !bytes.Equal(spBuf, buf) {
+				spDiffers++
+			}
+			if string(buf) != want[i] {
+				if bad++; bad <= 3 {
+					k := 0
+					for k < len(buf) && k < len(want[i]) && buf[k] == want[i][k] {
+						k++
+					}
+					t.Errorf("%s: Precompiled normalizer differs from Hugging Face on doc %d at byte %d\nin:   %.200q\nhf:   %.80q\nours: %.80q",
+						c.name, i, k, d, want[i][max(0, k-20):], buf[max(0, k-20):])
+				}
+			}
+		}
+		t.Logf("%-24s Precompiled, HF semantics: %d docs, %d differ from HF (SentencePiece's semantics differ on %d)", c.name, len(docs), bad, spDiffers)
+	}
+	for _, c := range ucs {
+		want := readIDs(t, c.out, len(docs))
+		u, err := newUnigram(c.pieces, c.opt)
+		if err != nil {
+			t.Fatal(err)
+		}
+		spu, err := newUnigram(c.pieces, unigramOptions{byteFallback: c.opt.byteFallback})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var st unigramState
+		var ids, spIDs []int32
+		bad, spDiffers := 0, 0
+		for i, d := range docs {
+			if ids, err = u.encode(&st, ids[:0], d); err != nil {
+				t.Fatal(err)
+			}
+			if spIDs, _ = spu.encode(&st, spIDs[:0], d); !slices.Equal(ids, spIDs) {
+				spDiffers++
+			}
+			if !slices.Equal(ids, want[i]) {
+				if bad++; bad <= 3 {
+					t.Errorf("%s: Unigram (HF semantics) differs from Hugging Face on doc %d\ndoc:  %.200q\nhf:   %v\nours: %v", c.name, i, d, want[i], ids)
+				}
+			}
+		}
+		t.Logf("%-24s Unigram, HF semantics: %d docs, %d differ from HF (SentencePiece's semantics differ on %d)", c.name, len(docs), bad, spDiffers)
+	}
 }

@@ -192,18 +192,16 @@ func (m *spBPE) encode(st *spBPEState, dst []int32, text []byte) []int32 {
 		return m.appendSegment(st, dst, mark, text)
 	}
 	ws := m.ws
+	ws0 := ws[0]
 	start := 0
+	prevWS := false
 	for i := 0; i < len(text); {
-		atWS := bytes.HasPrefix(text[i:], ws)
-		cut := false
-		if i > start {
-			prevWS := bytes.HasSuffix(text[:i], ws)
-			cut = (m.splitPre && atWS && !prevWS) || (m.splitPost && !atWS && prevWS)
-		}
-		if cut {
+		atWS := text[i] == ws0 && bytes.HasPrefix(text[i:], ws)
+		if i > start && ((m.splitPre && atWS && !prevWS) || (m.splitPost && !atWS && prevWS)) {
 			dst = m.appendWord(st, dst, mark, text[start:i])
 			start = i
 		}
+		prevWS = atWS
 		if atWS {
 			i += len(ws)
 		} else {
