@@ -70,10 +70,10 @@ func newCharsmap(blob []byte) (*charsmap, error) {
 		return nil, errors.New("precompiled charsmap: blob too short")
 	}
 	size := binary.LittleEndian.Uint32(blob)
-	if uint64(size) >= uint64(len(blob)) {
-		return nil, fmt.Errorf("precompiled charsmap: trie size %d exceeds the blob (%d bytes)", size, len(blob))
-	}
 	body := blob[4:]
+	if uint64(size) > uint64(len(body)) {
+		return nil, fmt.Errorf("precompiled charsmap: trie size %d exceeds the blob (%d bytes after the size)", size, len(body))
+	}
 	n := int(size) / 4
 	if n == 0 {
 		return nil, errors.New("precompiled charsmap: empty trie")

@@ -35,8 +35,11 @@ const KindSentencePiece = "sentencepiece"
 // name ("</s>" is eos and sep, "<s>" is [CLS], "<unk>" is unk, "[MASK]",
 // "[gMASK]", "[sMASK]", "<|startofpiece|>", "<|endofpiece|>"); the missing
 // ones are appended in GLM's order. A USER_DEFINED piece adopted that way is
-// never matched in text, so a literal "[MASK]" in a document stays text:
-// the one place where glmkit departs from EncodeAsIds on purpose.
+// kept out of encoding altogether (as if the file did not have it), so a
+// literal "[MASK]" in a document stays text: the one place where glmkit
+// departs from EncodeAsIds on purpose. A text that SentencePiece cannot
+// encode (a BPE, CHAR or WORD symbol spelling a CONTROL piece such as "<s>";
+// EncodeAsIds returns a truncated result) is an error for that document.
 //
 // GLM's own Chinese tokenizer file (cog-pretrain.model, recognized by its
 // SHA-256) gets the ids GLM's ChineseSPTokenizer gives it, so shards work
@@ -100,6 +103,13 @@ func (t *Tokenizer) initSentencePiece(m *modelProto) (*sentencePiece, error) {
 		return nil, fmt.Errorf("trainer_spec.model_type: %d is not UNIGRAM (1), BPE (2), WORD (3) or CHAR (4)", tr.modelType)
 	}
 	n := len(m.pieces)
+	vocab := make([]vocabPiece, n)
+	for i, p := range m.pieces {
+		vocab[i] = vocabPiece{piece: p.piece, score: float64(p.score), typ: p.typ}
+	}
+	if err := checkSPPieces(vocab); err != nil {
+		return nil, err
+	}
 	tokens := make([]string, n)
 	byName := make(map[string]int32)
 	t.isSpecial = make([]bool, n)
@@ -121,15 +131,11 @@ func (t *Tokenizer) initSentencePiece(m *modelProto) (*sentencePiece, error) {
 	} else {
 		t.assignSpecials(func(s string) (int32, bool) { id, ok := byName[s]; return id, ok })
 	}
-	// GLM tokens adopted from USER_DEFINED pieces are never matched in text.
-	vocab := make([]vocabPiece, n)
-	for i, p := range m.pieces {
-		vocab[i] = vocabPiece{piece: p.piece, score: float64(p.score), typ: p.typ}
-	}
+	// GLM tokens adopted from USER_DEFINED pieces are kept out of encoding.
 	sp0 := t.special
 	for _, id := range []int32{sp0.EOS, sp0.CLS, sp0.Mask, sp0.Sep, sp0.Unk, sp0.SOP, sp0.EOP, sp0.GMask, sp0.SMask} {
 		if int(id) < n && vocab[id].typ == spUserDefined {
-			vocab[id].typ = spControl
+			vocab[id].typ = spHidden
 			t.isSpecial[id] = true
 		}
 	}
@@ -224,28 +230,36 @@ func (sp *sentencePiece) pieceText(id int32) []byte {
 	return []byte(strings.ReplaceAll(p.piece, "\u2581", " "))
 }
 
-// encode appends the ids of text (valid UTF-8) to dst.
-func (sp *sentencePiece) encode(st *spmState, dst []int32, text []byte) []int32 {
+// encode appends the ids of text (valid UTF-8) to dst. The error is not
+// nil only for a text that SentencePiece itself cannot encode: a BPE, CHAR
+// or WORD symbol that spells a CONTROL piece (EncodeAsIds then returns a
+// truncated result; glmkit refuses the document instead).
+func (sp *sentencePiece) encode(st *spmState, dst []int32, text []byte) ([]int32, error) {
 	st.norm = sp.norm.normalize(st.norm[:0], text)
 	norm := st.norm
 	if len(norm) == 0 {
-		return dst
+		return dst, nil
 	}
-	switch {
-	case sp.uni != nil:
-		dst, _ = sp.uni.encode(&st.uni, dst, norm) // SentencePiece semantics never fail
-		return dst
-	case sp.word:
-		return sp.bpe.encodeWords(&st.bpe, dst, norm)
+	if sp.uni != nil {
+		return sp.uni.encode(&st.uni, dst, norm) // SentencePiece semantics never fail
 	}
-	return sp.bpe.encode(&st.bpe, dst, norm)
+	st.bpe.err = nil
+	if sp.word {
+		dst = sp.bpe.encodeWords(&st.bpe, dst, norm)
+	} else {
+		dst = sp.bpe.encode(&st.bpe, dst, norm)
+	}
+	return dst, st.bpe.err
 }
 
 // selfTest checks one of the file's own test samples: expected is the
 // pieces SentencePiece produced at training time, joined by spaces.
 func (sp *sentencePiece) selfTest(s spSample) error {
 	var st spmState
-	got := sp.encode(&st, nil, []byte(s.input))
+	got, err := sp.encode(&st, nil, []byte(s.input))
+	if err != nil {
+		return err
+	}
 	var want []int32
 	for _, w := range strings.Split(s.expected, " ") {
 		if w == "" {

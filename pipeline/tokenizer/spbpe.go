@@ -46,6 +46,7 @@ type spBPE struct {
 	userFirst [256]bool
 	score     []float32
 	unused    []bool
+	control   []bool // CONTROL pieces: SentencePiece cannot encode text that spells one
 	hasUnused bool
 	unkID     int32
 	byteFB    bool
@@ -64,6 +65,7 @@ type spBPEOptions struct {
 
 // spBPEState is an Encoder's scratch for spBPE.encode.
 type spBPEState struct {
+	err   error // set by emit: the text spells a CONTROL piece
 	sym   []bpeSym
 	heap  []bpePair
 	rev   []bpeRev
@@ -102,6 +104,7 @@ func newSPBPE(pieces []vocabPiece, opt spBPEOptions) (*spBPE, error) {
 	m := &spBPE{byteFB: opt.byteFallback, unkID: -1, ws: []byte(opt.ws)}
 	m.score = make([]float32, len(pieces))
 	m.unused = make([]bool, len(pieces))
+	m.control = make([]bool, len(pieces))
 	for i := range m.byteID {
 		m.byteID[i] = -1
 	}
@@ -110,6 +113,8 @@ func newSPBPE(pieces []vocabPiece, opt spBPEOptions) (*spBPE, error) {
 	for i, p := range pieces {
 		m.score[i] = float32(p.score)
 		switch p.typ {
+		case spHidden:
+			continue
 		case spNormal, spUserDefined, spUnused:
 			keys, vals = append(keys, p.piece), append(vals, int32(i))
 			if p.typ == spUserDefined {
@@ -123,6 +128,8 @@ func newSPBPE(pieces []vocabPiece, opt spBPEOptions) (*spBPE, error) {
 			rkeys, rvals = append(rkeys, p.piece), append(rvals, int32(i))
 			m.resFirst[p.piece[0]] = true
 			switch p.typ {
+			case spControl:
+				m.control[i] = true
 			case spUnknown:
 				if m.unkID >= 0 {
 					return nil, fmt.Errorf("pieces[%d]: unk is already defined (pieces[%d])", i, m.unkID)
@@ -376,6 +383,9 @@ func (m *spBPE) emit(st *spBPEState, out []int32, w []byte, id int32, prevUnk bo
 		// Not reached: every UNUSED final symbol was recorded when queued.
 	}
 	if id != m.unkID {
+		if m.control[id] && st.err == nil {
+			st.err = fmt.Errorf("sentencepiece: the text spells %q, a CONTROL piece of the model, as a whole symbol; SentencePiece cannot encode that (EncodeAsIds returns a truncated result)", w)
+		}
 		return append(out, id), false
 	}
 	if m.byteFB {

@@ -21,8 +21,11 @@ import (
 // outside the enum), this reader returns an error instead: a guess about a
 // tokenizer file is worse than a refusal.
 
-// SentencePiece piece types (ModelProto.SentencePiece.Type).
+// SentencePiece piece types (ModelProto.SentencePiece.Type), and spHidden:
+// glmkit's mark for a piece kept out of encoding altogether (a USER_DEFINED
+// piece adopted as one of GLM's command tokens).
 const (
+	spHidden      = 0
 	spNormal      = 1
 	spUnknown     = 2
 	spControl     = 3

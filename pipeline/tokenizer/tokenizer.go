@@ -295,7 +295,8 @@ func (t *Tokenizer) NewEncoder() *Encoder { return &Encoder{t: t} }
 // valid UTF-8 are read as U+FFFD, one per byte (what Hugging Face sees after
 // encoding/json's repair). text is not retained or modified.
 //
-// The error is always nil except from the sugarme fallback.
+// The error is always nil except from the sugarme fallback and for the
+// rare text a SentencePiece model cannot encode (see KindSentencePiece).
 func (e *Encoder) Encode(dst []int32, text []byte) ([]int32, error) {
 	if !utf8.Valid(text) {
 		e.fixed = appendRepaired(e.fixed[:0], text)
@@ -308,7 +309,7 @@ func (e *Encoder) Encode(dst []int32, text []byte) ([]int32, error) {
 	case KindBPE:
 		return t.bpe.encode(&e.bpe, dst, text, e.general, e.noCache), nil
 	case KindSentencePiece:
-		return t.sp.encode(&e.sp, dst, text), nil
+		return t.sp.encode(&e.sp, dst, text)
 	}
 	return t.fb.encode(dst, text)
 }

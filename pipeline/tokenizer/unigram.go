@@ -219,7 +219,7 @@ func checkSPPieces(pieces []vocabPiece) error {
 			return fmt.Errorf("pieces[%d]: score is NaN", i)
 		}
 		g := 1
-		if p.typ == spNormal || p.typ == spUserDefined || p.typ == spUnused {
+		if p.typ == spNormal || p.typ == spUserDefined || p.typ == spUnused || p.typ == spHidden {
 			g = 0
 		}
 		if j, dup := seen[g][p.piece]; dup {
