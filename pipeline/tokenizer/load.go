@@ -72,6 +72,8 @@ func Load(spec string) (*Tokenizer, error) {
 	switch {
 	case strings.HasSuffix(path, ".txt"):
 		t, err = fromVocabTxt(path, data)
+	case strings.HasSuffix(path, ".model"):
+		t, err = fromSentencePiece(path, data)
 	case strings.HasSuffix(path, ".json"):
 		var probe map[string]json.RawMessage
 		if err := json.Unmarshal(data, &probe); err != nil {
@@ -90,7 +92,7 @@ func Load(spec string) (*Tokenizer, error) {
 		}
 		t, err = fromVocabJSON(path, data, merges, mpath)
 	default:
-		return nil, fmt.Errorf("tokenizer: %s: unknown tokenizer file (want tokenizer.json, vocab.txt or vocab.json)", path)
+		return nil, fmt.Errorf("tokenizer: %s: unknown tokenizer file (want tokenizer.json, vocab.txt, vocab.json or a SentencePiece .model)", path)
 	}
 	if err != nil {
 		return nil, err

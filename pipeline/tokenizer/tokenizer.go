@@ -70,6 +70,7 @@ type Tokenizer struct {
 	wp  *wordPiece
 	bpe *bytePair
 	fb  *fallback
+	sp  *sentencePiece
 
 	// Decoding.
 	wpCleanup bool          // WordPiece decoder cleanup
@@ -80,7 +81,7 @@ type Tokenizer struct {
 // otherwise the path given to Load.
 func (t *Tokenizer) Name() string { return t.name }
 
-// Kind returns KindWordPiece, KindBPE or KindFallback.
+// Kind returns KindWordPiece, KindBPE, KindSentencePiece or KindFallback.
 func (t *Tokenizer) Kind() string { return t.kind }
 
 // SHA256 returns the hex SHA-256 of the defining file bytes: tokenizer.json
@@ -170,6 +171,8 @@ func (t *Tokenizer) Decode(ids []int32) string {
 			}
 		}
 		return lossyUTF8(raw)
+	case KindSentencePiece:
+		return t.sp.decodeIDs(t, ids)
 	}
 	return t.fb.decode(t, ids)
 }
@@ -276,6 +279,7 @@ type Encoder struct {
 	fixed []byte // text repaired to valid UTF-8
 	wp    wpState
 	bpe   bpeState
+	sp    spmState
 
 	general bool // tests: send ASCII through the general path too
 	noCache bool // tests: bypass the BPE word cache
@@ -291,7 +295,8 @@ func (t *Tokenizer) NewEncoder() *Encoder { return &Encoder{t: t} }
 // valid UTF-8 are read as U+FFFD, one per byte (what Hugging Face sees after
 // encoding/json's repair). text is not retained or modified.
 //
-// The error is always nil except from the sugarme fallback.
+// The error is always nil except from the sugarme fallback and for the
+// rare text a SentencePiece model cannot encode (see KindSentencePiece).
 func (e *Encoder) Encode(dst []int32, text []byte) ([]int32, error) {
 	if !utf8.Valid(text) {
 		e.fixed = appendRepaired(e.fixed[:0], text)
@@ -303,6 +308,8 @@ func (e *Encoder) Encode(dst []int32, text []byte) ([]int32, error) {
 		return t.wp.encode(&e.wp, dst, text, e.general), nil
 	case KindBPE:
 		return t.bpe.encode(&e.bpe, dst, text, e.general, e.noCache)
+	case KindSentencePiece:
+		return t.sp.encode(&e.sp, dst, text)
 	}
 	return t.fb.encode(dst, text)
 }
