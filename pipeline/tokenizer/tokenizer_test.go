@@ -184,7 +184,6 @@ func TestSpecialIDs(t *testing.T) {
 			}
 		}
 	}
-	// A tiny vocabulary without a tokenizer kind we know of is no fallback.
 	if tk, _ := Load(tiny); tk.Kind() != KindWordPiece || tk.Warning() != "" {
 		t.Errorf("tiny vocab: kind %s, warning %q", tk.Kind(), tk.Warning())
 	}
@@ -333,9 +332,9 @@ func TestLoadErrors(t *testing.T) {
 	}
 }
 
-// TestFallback loads a tokenizer.json kind we do not implement (WordLevel)
-// through sugarme: it must work, warn, and keep literal specials as text.
-func TestFallback(t *testing.T) {
+// TestWordLevel loads a WordLevel tokenizer.json (the general pipeline):
+// literal special strings stay text, and the ids are as HF gives them.
+func TestWordLevel(t *testing.T) {
 	p := filepath.Join(t.TempDir(), "tokenizer.json")
 	js := `{"version": "1.0", "truncation": null, "padding": null,
 	 "added_tokens": [{"id": 0, "content": "[UNK]", "special": true, "single_word": false, "lstrip": false, "rstrip": false, "normalized": false},
@@ -349,7 +348,7 @@ func TestFallback(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if tk.Kind() != KindFallback || tk.Warning() == "" {
+	if tk.Kind() != KindWordLevel || tk.Warning() != "" {
 		t.Fatalf("kind %s warning %q", tk.Kind(), tk.Warning())
 	}
 	ids, err := tk.NewEncoder().Encode(nil, []byte("hello world [MASK] zzz"))
