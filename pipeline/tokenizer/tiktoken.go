@@ -23,13 +23,32 @@ type tiktokenEncoding struct {
 	special map[string]int32
 }
 
-var tiktokenEncodings = []tiktokenEncoding{
-	{"r50k_base", "306cd27f03c1a714eca7108e03d66b7dc042abe8c258b44c199a7ed9838dd930", scanGPT2, map[string]int32{"<|endoftext|>": 50256}},
-	{"p50k_base", "94b5ca7dff4d00767bc256fdd1b27e5b17361d7b8a5f968547f9f23eb70d2069", scanGPT2, map[string]int32{"<|endoftext|>": 50256}},
-	{"cl100k_base", "223921b76ee99bde995b7ff738513eef100fb51d18c93597a113bcffe865b2a7", scanCL100K, map[string]int32{
-		"<|endoftext|>": 100257, "<|fim_prefix|>": 100258, "<|fim_middle|>": 100259, "<|fim_suffix|>": 100260, "<|endofprompt|>": 100276}},
-	{"o200k_base", "446a9538cb6c348e3516120d7c08b09f57c36495e2acfffe59a5bf8b0cfb1a2d", scanO200K, map[string]int32{
-		"<|endoftext|>": 199999, "<|endofprompt|>": 200018}},
+// tiktokenEncodings are the encodings recognised by hash or name.
+func tiktokenEncodings() []tiktokenEncoding {
+	return []tiktokenEncoding{
+		{"r50k_base", "306cd27f03c1a714eca7108e03d66b7dc042abe8c258b44c199a7ed9838dd930", scanGPT2, map[string]int32{"<|endoftext|>": 50256}},
+		{"p50k_base", "94b5ca7dff4d00767bc256fdd1b27e5b17361d7b8a5f968547f9f23eb70d2069", scanGPT2, map[string]int32{"<|endoftext|>": 50256}},
+		{"cl100k_base", "223921b76ee99bde995b7ff738513eef100fb51d18c93597a113bcffe865b2a7", scanCL100K, map[string]int32{
+			"<|endoftext|>": 100257, "<|fim_prefix|>": 100258, "<|fim_middle|>": 100259, "<|fim_suffix|>": 100260, "<|endofprompt|>": 100276}},
+		{"o200k_base", "446a9538cb6c348e3516120d7c08b09f57c36495e2acfffe59a5bf8b0cfb1a2d", scanO200K, map[string]int32{
+			"<|endoftext|>": 199999, "<|endofprompt|>": 200018}},
+		// Meta's Llama-3 (3.1 names) tokenizer.model, a tiktoken file.
+		{"llama3", "82e9d31979e92ab929cd544440f129d9ecd797b69e327f80f17e1c50d5551b55", scanCL100K, llama3Specials()},
+	}
+}
+
+// llama3Specials returns Llama-3.1's 256 special tokens.
+func llama3Specials() map[string]int32 {
+	m := map[string]int32{}
+	for i, s := range []string{"<|begin_of_text|>", "<|end_of_text|>", "<|reserved_special_token_0|>", "<|reserved_special_token_1|>",
+		"<|finetune_right_pad_id|>", "<|reserved_special_token_2|>", "<|start_header_id|>", "<|end_header_id|>", "<|eom_id|>",
+		"<|eot_id|>", "<|python_tag|>"} {
+		m[s] = int32(128000 + i)
+	}
+	for i := 3; i <= 247; i++ {
+		m["<|reserved_special_token_"+strconv.Itoa(i)+"|>"] = int32(128011 + i - 3)
+	}
+	return m
 }
 
 // looksLikeTiktoken reports whether data starts with a "base64 rank" line.
@@ -115,16 +134,17 @@ func fromTiktoken(path string, data []byte, o LoadOptions) (*Tokenizer, error) {
 	sha := sha256Hex(data)
 	var enc *tiktokenEncoding
 	how := ""
-	for i := range tiktokenEncodings {
-		if tiktokenEncodings[i].sha256 == sha {
-			enc, how = &tiktokenEncodings[i], "its SHA-256"
+	encs := tiktokenEncodings()
+	for i := range encs {
+		if encs[i].sha256 == sha {
+			enc, how = &encs[i], "its SHA-256"
 		}
 	}
 	if enc == nil {
 		stem := strings.TrimSuffix(filepath.Base(path), filepath.Ext(path))
-		for i := range tiktokenEncodings {
-			if tiktokenEncodings[i].name == stem {
-				enc, how = &tiktokenEncodings[i], "its file name"
+		for i := range encs {
+			if encs[i].name == stem {
+				enc, how = &encs[i], "its file name"
 			}
 		}
 	}
@@ -141,7 +161,7 @@ func fromTiktoken(path string, data []byte, o LoadOptions) (*Tokenizer, error) {
 		scan = enc.scan
 		t.notes = append(t.notes, fmt.Sprintf("tiktoken %s (recognised by %s)", enc.name, how))
 	default:
-		return nil, fmt.Errorf("tokenizer: %s: a tiktoken file that is not cl100k_base, o200k_base, r50k_base or p50k_base (by SHA-256 or name) does not say its pre-tokenization pattern: pass --tokenizer-pattern NAME|REGEX (GLM-4's is cl100k_base)", path)
+		return nil, fmt.Errorf("tokenizer: %s: a tiktoken file that is not cl100k_base, o200k_base, r50k_base, p50k_base or Llama-3's (by SHA-256 or name) does not say its pre-tokenization pattern: pass --tokenizer-pattern NAME|REGEX (GLM-4's is cl100k_base)", path)
 	}
 
 	// Ids: the ranks, then the encoding's special tokens.

@@ -801,18 +801,10 @@ func buildTokenizerJSON(data []byte) (*Tokenizer, error) {
 	t := &Tokenizer{sha: sha256Hex(data), dec: dec}
 	t.isSpecial = make([]bool, n)
 	addedByContent := make(map[string]tjAdded, len(added))
-	seenID := make(map[int32]string, len(added))
-	for i, a := range added {
-		if id, ok := md.vocab[a.content]; ok && id != a.id {
-			return nil, fieldErr(fmt.Sprintf("added_tokens[%d]", i), "%q has id %d, but the vocabulary gives it %d", a.content, a.id, id)
-		}
-		if _, ok := md.vocab[a.content]; !ok && int(a.id) < md.n && tokens[a.id] != "" {
-			return nil, fieldErr(fmt.Sprintf("added_tokens[%d]", i), "%q has id %d, which the vocabulary gives to %q", a.content, a.id, tokens[a.id])
-		}
-		if prev, dup := seenID[a.id]; dup && prev != a.content {
-			return nil, fieldErr(fmt.Sprintf("added_tokens[%d]", i), "id %d is given to both %q and %q", a.id, prev, a.content)
-		}
-		seenID[a.id] = a.content
+	if err := checkAddedIDs(md, added); err != nil {
+		return nil, err
+	}
+	for _, a := range added {
 		if _, dup := addedByContent[a.content]; !dup {
 			addedByContent[a.content] = a
 		}
@@ -959,6 +951,44 @@ func buildTokenizerJSON(data []byte) (*Tokenizer, error) {
 	t.byteDec = byteLevelDecoder(b.tab)
 	t.computeSentenceEnds(func(id int) []byte { return []byte(t.dec.decode([]string{t.tokens[id]}, t)) })
 	return t, nil
+}
+
+// checkAddedIDs requires each added token's id to be the one Hugging Face
+// gives it when it loads the file: the vocabulary's id for a string the
+// model has, else the next free id (HF ignores the id the file writes, so a
+// file whose ids disagree would be encoded with other ids than it says).
+func checkAddedIDs(md *tjModel, added []tjAdded) error {
+	vocabSize := int32(len(md.vocab))
+	if md.kind == "Unigram" {
+		vocabSize = int32(len(md.pieces))
+	}
+	ids := make(map[string]int32, len(added))
+	seen := make(map[tjAdded]bool, len(added))
+	maxID := int32(-1)
+	for i, a := range added {
+		key := a
+		key.id = 0
+		if seen[key] {
+			continue // HF ignores an identical token
+		}
+		seen[key] = true
+		id, ok := ids[a.content]
+		if !ok {
+			if vid, inVocab := md.vocab[a.content]; inVocab {
+				id = vid
+			} else if maxID < 0 || (maxID < vocabSize && vocabSize > 0) {
+				id = vocabSize
+			} else {
+				id = maxID + 1
+			}
+		}
+		ids[a.content] = id
+		maxID = max(maxID, id)
+		if a.id != id {
+			return fieldErr(fmt.Sprintf("added_tokens[%d]", i), "%q has id %d, but Hugging Face gives it %d when it loads this file (the vocabulary's id, or the next free one)", a.content, a.id, id)
+		}
+	}
+	return nil
 }
 
 // unigramModel is tokenizer.json's Unigram (HF semantics, unigram.go).
