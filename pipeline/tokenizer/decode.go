@@ -34,7 +34,9 @@ func decodeWith(d decoder, tokens []string, t *Tokenizer) string {
 // The decode method on any decoder.
 type decoderOf struct{ decoder }
 
-func (d decoderOf) decode(tokens []string, t *Tokenizer) string { return decodeWith(d.decoder, tokens, t) }
+func (d decoderOf) decode(tokens []string, t *Tokenizer) string {
+	return decodeWith(d.decoder, tokens, t)
+}
 
 type byteLevelDec struct{}
 
@@ -180,7 +182,9 @@ func (d *bpeSuffixDec) chain(tokens []string, _ *Tokenizer) []string {
 // plainDec joins the tokens with spaces, as HF does without a decoder.
 type plainDec struct{}
 
-func (plainDec) chain(tokens []string, _ *Tokenizer) []string { return []string{strings.Join(tokens, " ")} }
+func (plainDec) chain(tokens []string, _ *Tokenizer) []string {
+	return []string{strings.Join(tokens, " ")}
+}
 
 // parseDecoder reads tokenizer.json's decoder; nil when it is null or of a
 // type glmkit does not decode.

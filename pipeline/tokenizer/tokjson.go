@@ -451,10 +451,10 @@ func (b *tjBuilder) preTokenizers(field string, raw json.RawMessage, out []preTo
 
 // tjAdded is one entry of added_tokens.
 type tjAdded struct {
-	id                                 int32
-	content                            string
-	special, single, lstrip, rstrip    bool
-	normalized                         bool
+	id                              int32
+	content                         string
+	special, single, lstrip, rstrip bool
+	normalized                      bool
 }
 
 func parseAdded(raw json.RawMessage) ([]tjAdded, error) {
