@@ -191,9 +191,11 @@ func fromTiktoken(path string, data []byte, o LoadOptions) (*Tokenizer, error) {
 	// that rank.
 	for rank, tok := range byRank {
 		for k := 1; k < len(tok); k++ {
-			a, okA := m.whole[string(tok[:k])]
-			b, okB := m.whole[string(tok[k:])]
-			if okA && okB {
+			a, ok := m.whole[string(tok[:k])]
+			if !ok {
+				continue
+			}
+			if b, ok := m.whole[string(tok[k:])]; ok {
 				m.merges[pairKey(a, b)] = uint64(rank)<<32 | uint64(uint32(rank))
 			}
 		}

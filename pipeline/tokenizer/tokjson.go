@@ -4,11 +4,9 @@ import (
 	"bytes"
 	"encoding/base64"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"math"
 	"slices"
-	"strings"
 	"unicode/utf8"
 
 	"golang.org/x/text/unicode/norm"
@@ -523,36 +521,34 @@ type tjModel struct {
 	unkID                 int // Unigram, -1 none
 }
 
-func parseModel(raw json.RawMessage) (*tjModel, error) {
-	if isNull(raw) {
-		return nil, fieldErr("model", "missing")
+func parseModel(mp *fastModelParts) (*tjModel, error) {
+	if mp == nil {
+		return nil, fieldErr("model", "missing, or not an object")
 	}
-	o, err := parseObj("model", raw)
-	if err != nil {
-		return nil, err
-	}
+	o := jobj{field: "model", m: mp.fields}
+	var err error
 	m := &tjModel{}
 	if m.kind, err = o.typ(); err != nil {
 		return nil, err
 	}
 	if m.kind == "" {
 		// Older serializations leave the model untagged.
-		vocab := bytes.TrimSpace(o.m["vocab"])
 		switch {
 		case o.has("continuing_subword_prefix") && o.has("max_input_chars_per_word"):
 			m.kind = "WordPiece"
 		case o.has("merges"):
 			m.kind = "BPE"
-		case len(vocab) > 0 && vocab[0] == '[':
+		case mp.listKind:
 			m.kind = "Unigram"
 		default:
 			return nil, fieldErr("model", "has no type, and is not recognisably BPE, WordPiece or Unigram")
 		}
 	}
 	objVocab := func() error {
-		if err := json.Unmarshal(o.m["vocab"], &m.vocab); err != nil || m.vocab == nil {
+		if mp.vocab == nil {
 			return fieldErr("model.vocab", "want an object of token → id")
 		}
+		m.vocab = mp.vocab
 		seen := make(map[int32]string, len(m.vocab))
 		for s, id := range m.vocab {
 			if id < 0 {
@@ -581,9 +577,7 @@ func parseModel(raw json.RawMessage) (*tjModel, error) {
 		if err := objVocab(); err != nil {
 			return nil, err
 		}
-		if m.merges, err = parseJSONMerges(o.m["merges"]); err != nil {
-			return nil, err
-		}
+		m.merges = mp.merges
 		m.hasUnk = o.has("unk_token")
 		if m.unk, err = o.str("unk_token", ""); err != nil {
 			return nil, err
@@ -635,21 +629,18 @@ func parseModel(raw json.RawMessage) (*tjModel, error) {
 		if err := o.keys("unk_id", "vocab", "byte_fallback"); err != nil {
 			return nil, err
 		}
-		var l [][]json.RawMessage
-		if err := json.Unmarshal(o.m["vocab"], &l); err != nil {
+		if !mp.listKind {
 			return nil, fieldErr("model.vocab", "want a list of [piece, score]")
 		}
-		m.vocab = make(map[string]int32, len(l))
-		for i, e := range l {
-			var p vocabPiece
-			if len(e) != 2 || json.Unmarshal(e[0], &p.piece) != nil || json.Unmarshal(e[1], &p.score) != nil ||
-				math.IsNaN(p.score) || math.IsInf(p.score, 0) {
+		m.vocab = make(map[string]int32, len(mp.pieces))
+		for i, p := range mp.pieces {
+			if math.IsNaN(p.score) || math.IsInf(p.score, 0) {
 				return nil, fieldErr(fmt.Sprintf("model.vocab[%d]", i), "want [piece, score]")
 			}
-			m.pieces = append(m.pieces, p)
 			m.vocab[p.piece] = int32(i) // the last id of a string wins, as in HF
 		}
-		m.n = len(l)
+		m.pieces = mp.pieces
+		m.n = len(mp.pieces)
 		if m.unkID, err = o.integer("unk_id", -1); err != nil {
 			return nil, err
 		}
@@ -665,43 +656,12 @@ func parseModel(raw json.RawMessage) (*tjModel, error) {
 	return m, nil
 }
 
-// parseJSONMerges reads tokenizer.json merges: "left right" strings (older
-// files) or [left, right] pairs (newer ones).
-func parseJSONMerges(raw json.RawMessage) ([][2]string, error) {
-	if isNull(raw) {
-		return nil, nil
-	}
-	var strs []string
-	if err := json.Unmarshal(raw, &strs); err == nil {
-		out := make([][2]string, len(strs))
-		for i, s := range strs {
-			a, b, ok := strings.Cut(s, " ")
-			if !ok || strings.Contains(b, " ") {
-				return nil, fieldErr(fmt.Sprintf("model.merges[%d]", i), "want two tokens separated by a space, got %q", s)
-			}
-			out[i] = [2]string{a, b}
-		}
-		return out, nil
-	}
-	var pairs [][]string
-	if err := json.Unmarshal(raw, &pairs); err != nil {
-		return nil, fieldErr("model.merges", "want a list of \"a b\" strings or [a, b] pairs")
-	}
-	out := make([][2]string, len(pairs))
-	for i, p := range pairs {
-		if len(p) != 2 {
-			return nil, fieldErr(fmt.Sprintf("model.merges[%d]", i), "want a pair")
-		}
-		out[i] = [2]string{p[0], p[1]}
-	}
-	return out, nil
-}
-
 // buildMerges maps each merge to (rank, merged id), as HF's BPE builder: the
 // merged token is left + right without the continuing_subword_prefix; a
 // later duplicate replaces an earlier one.
 func buildMerges(vocab map[string]int32, merges [][2]string, prefix string) (map[uint64]uint64, error) {
 	out := make(map[uint64]uint64, len(merges))
+	var buf []byte
 	for rank, mg := range merges {
 		a, okA := vocab[mg[0]]
 		b, okB := vocab[mg[1]]
@@ -715,7 +675,8 @@ func buildMerges(vocab map[string]int32, merges [][2]string, prefix string) (map
 			}
 			right = right[len(prefix):]
 		}
-		c, okC := vocab[mg[0]+right]
+		buf = append(append(buf[:0], mg[0]...), right...)
+		c, okC := vocab[string(buf)]
 		if !okC {
 			return nil, fieldErr(fmt.Sprintf("model.merges[%d]", rank), "%q %q: the merged token %q is not in the vocabulary", mg[0], mg[1], mg[0]+right)
 		}
@@ -734,11 +695,11 @@ func fromTokenizerJSON(path string, data []byte) (*Tokenizer, error) {
 }
 
 func buildTokenizerJSON(data []byte) (*Tokenizer, error) {
-	top, err := parseObj("", data)
+	sections, mp, err := splitTokenizerJSON(data)
 	if err != nil {
-		return nil, errors.New("not a tokenizer.json: not a JSON object")
+		return nil, fmt.Errorf("not a tokenizer.json: %w", err)
 	}
-	top.field = ""
+	top := jobj{m: sections}
 	for k := range top.m {
 		switch k {
 		case "version", "truncation", "padding", "added_tokens", "normalizer", "pre_tokenizer", "post_processor", "decoder", "model":
@@ -747,7 +708,7 @@ func buildTokenizerJSON(data []byte) (*Tokenizer, error) {
 		}
 	}
 	b := &tjBuilder{tab: tables()}
-	md, err := parseModel(top.m["model"])
+	md, err := parseModel(mp)
 	if err != nil {
 		return nil, err
 	}
@@ -872,26 +833,14 @@ func buildTokenizerJSON(data []byte) (*Tokenizer, error) {
 		if err != nil {
 			return nil, err
 		}
-		m := &bpeModel{vocab: md.vocab, merges: merges, unk: -1, fuseUnk: md.fuseUnk, byteFallback: md.byteFallback,
-			ignoreMerges: md.ignoreMerges, prefix: md.prefix, suffix: md.suffix, tab: b.tab}
+		unk := int32(-1)
 		if md.unk != "" {
 			id, ok := md.vocab[md.unk]
 			if !ok {
 				return nil, fieldErr("model.unk_token", "%q is not in the vocabulary", md.unk)
 			}
-			m.unk = id
+			unk = id
 		}
-		m.fallbackID, _ = byteFallbackIDs(md.vocab)
-		if md.ignoreMerges && byteLevel {
-			m.rawWhole = make(map[string]int32, len(md.vocab))
-			dec := byteLevelDecoder(b.tab)
-			for s, id := range md.vocab {
-				if raw, ok := byteLevelBytes(s, dec); ok {
-					m.rawWhole[string(raw)] = id
-				}
-			}
-		}
-		g.model = m
 		t.kind = KindCharBPE
 		if byteLevel {
 			t.kind = KindBPE
@@ -899,8 +848,16 @@ func buildTokenizerJSON(data []byte) (*Tokenizer, error) {
 			if fast := fastByteLevel(b, md, merges, norms, pres, av); fast != nil {
 				t.bpe = fast
 				t.pattern = scanName(fast.scan)
+				break
 			}
 		}
+		m := &bpeModel{vocab: md.vocab, merges: merges, unk: unk, fuseUnk: md.fuseUnk, byteFallback: md.byteFallback,
+			ignoreMerges: md.ignoreMerges, prefix: md.prefix, suffix: md.suffix, tab: b.tab}
+		m.fallbackID, _ = byteFallbackIDs(md.vocab)
+		if md.ignoreMerges && byteLevel {
+			m.rawWhole = wholeByteLevel(md.vocab, b.tab)
+		}
+		g.model = m
 	case "WordPiece":
 		unk, ok := md.vocab[md.unk]
 		if !ok {
@@ -1043,15 +1000,32 @@ func fastByteLevel(b *tjBuilder, md *tjModel, merges map[uint64]uint64, norms []
 		m.byteID[c] = id
 	}
 	if m.ignoreMerges {
-		m.whole = make(map[string]int32, len(md.vocab))
-		dec := byteLevelDecoder(b.tab)
-		for s, id := range md.vocab {
-			if raw, ok := byteLevelBytes(s, dec); ok {
-				m.whole[string(raw)] = id
-			}
-		}
+		m.whole = wholeByteLevel(md.vocab, b.tab)
 	}
 	return m
+}
+
+// wholeByteLevel maps the bytes of every byte-level token to its id.
+func wholeByteLevel(vocab map[string]int32, tab *charTables) map[string]int32 {
+	dec := byteLevelDecoder(tab)
+	out := make(map[string]int32, len(vocab))
+	var buf []byte
+	for s, id := range vocab {
+		buf = buf[:0]
+		ok := true
+		for _, r := range s {
+			b, in := dec[r]
+			if !in {
+				ok = false
+				break
+			}
+			buf = append(buf, b)
+		}
+		if ok {
+			out[string(buf)] = id
+		}
+	}
+	return out
 }
 
 // byteLevelDecoder returns the inverse of bytes_to_unicode.
