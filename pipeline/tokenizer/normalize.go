@@ -150,6 +150,9 @@ type replaceNorm struct {
 }
 
 func (n replaceNorm) normalize(st *genState, dst, src []byte) ([]byte, bool, error) {
+	if len(src) == 0 {
+		return dst, true, nil // HF finds no match in an empty string
+	}
 	prev, kept := 0, true
 	err := st.re.findAll(n.re, src, func(s, e int) {
 		dst = append(dst, src[prev:s]...)

@@ -180,7 +180,7 @@ type byteLevelPre struct {
 
 func (p *byteLevelPre) preTokenize(st *genState, in, out []span) ([]span, error) {
 	for _, sp := range in {
-		if p.prefixSpace && (sp.start == sp.end || st.arena[sp.start] != ' ') {
+		if p.prefixSpace && sp.start < sp.end && st.arena[sp.start] != ' ' {
 			start := int32(len(st.arena))
 			st.arena = append(st.arena, ' ')
 			st.arena = append(st.arena, st.arena[sp.start:sp.end]...)
@@ -279,8 +279,9 @@ func isRustNumeric(r rune, _ uint16) bool {
 	return inRanges(hfNumeric[:], r)
 }
 
-// whitespacePre is Whitespace: runs of \w and runs of [^\w\s] (Oniguruma's
-// classes), whitespace removed.
+// whitespacePre is Whitespace: runs of \w and runs of [^\w\s], whitespace
+// removed. HF runs this one with Rust's regex crate, not Oniguruma: its \w
+// has Join_Control and not the No numbers.
 type whitespacePre struct{}
 
 func (whitespacePre) preTokenize(st *genState, in, out []span) ([]span, error) {
@@ -293,7 +294,7 @@ func (whitespacePre) preTokenize(st *genState, in, out []span) ([]span, error) {
 			sz = int32(n)
 		}
 		switch {
-		case isOnigWordRune(r):
+		case isRustWord(r):
 			return 1, sz
 		case st.tab.class(r)&cS != 0:
 			return 0, sz
@@ -320,13 +321,6 @@ func (whitespacePre) preTokenize(st *genState, in, out []span) ([]span, error) {
 		}
 	}
 	return out, nil
-}
-
-func isOnigWordRune(r rune) bool {
-	if r < utf8.RuneSelf {
-		return r == '_' || (r >= '0' && r <= '9') || (r|0x20 >= 'a' && r|0x20 <= 'z')
-	}
-	return inRanges(onigEscWord[:], r)
 }
 
 // bertPre is BertPreTokenizer: split on Rust whitespace (removed), then

@@ -330,6 +330,11 @@ func (b *tjBuilder) preTokenizers(field string, raw json.RawMessage, out []preTo
 			return nil, err
 		}
 		p := &byteLevelPre{gpt2: &bytePair{tab: b.tab, scan: scanGPT2}}
+		for _, k := range []string{"add_prefix_space", "trim_offsets"} {
+			if !o.has(k) {
+				return nil, fieldErr(o.sub(k), "missing (Hugging Face requires it)")
+			}
+		}
 		if p.prefixSpace, err = o.boolean("add_prefix_space", true); err != nil {
 			return nil, err
 		}
@@ -387,14 +392,13 @@ func (b *tjBuilder) preTokenizers(field string, raw json.RawMessage, out []preTo
 		default:
 			return nil, fieldErr(o.sub("prepend_scheme"), "%q is not always, first or never", scheme)
 		}
-		if o.has("add_prefix_space") {
-			aps, err := o.boolean("add_prefix_space", true)
-			if err != nil {
-				return nil, err
-			}
-			if !aps {
-				p.scheme = prependNever
-			}
+		// add_prefix_space (older files): false needs prepend_scheme
+		// "never", as HF requires (it refuses the file otherwise); true
+		// leaves prepend_scheme in charge.
+		if aps, err := o.boolean("add_prefix_space", true); err != nil {
+			return nil, err
+		} else if !aps && p.scheme != prependNever {
+			return nil, fieldErr(o.sub("add_prefix_space"), "false does not match prepend_scheme %q (Hugging Face refuses this file too)", scheme)
 		}
 		if p.split, err = o.boolean("split", true); err != nil {
 			return nil, err

@@ -45,7 +45,11 @@ const byteToUnicode = (() => {
   return m;
 })();
 const unicodeToByte = new Map(byteToUnicode.map((c, b) => [c, b]));
-const toByteLevel = (bytes) => Array.from(bytes, (b) => byteToUnicode[b]).join('');
+const toByteLevel = (bytes) => {
+  let s = '';
+  for (let i = 0; i < bytes.length; i++) s += byteToUnicode[bytes[i]];
+  return s;
+};
 const fromByteLevel = (s) => Buffer.from(Array.from(s, (c) => {
   if (!unicodeToByte.has(c)) throw new Error('not a byte-level string: ' + JSON.stringify(s));
   return unicodeToByte.get(c);
@@ -99,20 +103,23 @@ function addedToken(id, content) {
 // tokens is a merge, ordered by the merged token's rank, then by the ranks
 // of its parts.
 function tiktokenToJSON(ranks, pattern, special) {
-  const rankOf = new Map(ranks.map((t, r) => [t.toString('latin1'), r]));
+  const lat = ranks.map((t) => t.toString('latin1'));
+  const bl = ranks.map(toByteLevel);
+  const rankOf = new Map(lat.map((t, r) => [t, r]));
   const vocab = {};
   const merges = [];
-  ranks.forEach((tok, rank) => {
-    vocab[toByteLevel(tok)] = rank;
+  lat.forEach((tok, rank) => {
+    vocab[bl[rank]] = rank;
     if (tok.length === 1) return;
     const local = [];
     for (let i = 1; i < tok.length; i++) {
-      const l = tok.subarray(0, i).toString('latin1');
-      const r = tok.subarray(i).toString('latin1');
-      if (rankOf.has(l) && rankOf.has(r)) local.push([rankOf.get(l), rankOf.get(r)]);
+      const l = rankOf.get(tok.slice(0, i));
+      if (l === undefined) continue;
+      const r = rankOf.get(tok.slice(i));
+      if (r !== undefined) local.push([l, r]);
     }
     local.sort((a, b) => a[0] - b[0] || a[1] - b[1]);
-    for (const [a, b] of local) merges.push([toByteLevel(ranks[a]), toByteLevel(ranks[b])]);
+    for (const [a, b] of local) merges.push([bl[a], bl[b]]);
   });
   // As transformers adds them: after the vocabulary, in order (HF gives an
   // added token that is not in the vocabulary the next free id, whatever
