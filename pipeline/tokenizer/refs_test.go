@@ -2,6 +2,7 @@ package tokenizer
 
 import (
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -279,7 +280,7 @@ func TestReferences(t *testing.T) {
 	if err := os.WriteFile(crossPath, must(json.Marshal(crossDocs)), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	fams := refFamilies(t, tokDir)
+	fams := append(refFamilies(t, tokDir), unigramFamilies(t, dir)...)
 	// Hugging Face runs the generated files without their special added
 	// tokens: glmkit encodes literal special-token strings as text.
 	for _, f := range []string{"cl100k.json", "o200k.json", "llama3.json", "llama2.json"} {
@@ -299,7 +300,7 @@ func TestReferences(t *testing.T) {
 				if s, ok := v.(string); ok && k == "tokenizer" {
 					if p, ok := at[s]; ok {
 						v = p
-					} else {
+					} else if !filepath.IsAbs(s) {
 						v = filepath.Join(refDir, s)
 					}
 				}
@@ -352,7 +353,7 @@ func TestReferences(t *testing.T) {
 				if s, ok := v.(string); ok && k == "tokenizer" {
 					if p, ok := at[s]; ok {
 						v = p
-					} else {
+					} else if !filepath.IsAbs(s) {
 						v = filepath.Join(refDir, s)
 					}
 				}
@@ -417,4 +418,72 @@ func TestReferences(t *testing.T) {
 // window returns ids around position p, for messages.
 func window(ids []int32, p int) []int32 {
 	return ids[max(0, p-3):min(len(ids), p+8)]
+}
+
+// unigramFamilies trains two Unigram models with spm_train (the
+// sentencepiece tests' recipes: nmt_nfkc with user-defined symbols, and the
+// identity normalizer with byte fallback) and writes each as the
+// tokenizer.json transformers' SpmConverter makes of it: Precompiled
+// charsmap, Strip (right), Replace(" {2,}", "▁"), Metaspace, Unigram, the
+// control pieces as special added tokens and the user-defined ones as
+// added tokens matched in text. Hugging Face on that file is the reference.
+// None when spm_train is not installed.
+func unigramFamilies(t *testing.T, dir string) []refFamily {
+	if _, err := exec.LookPath("spm_train"); err != nil {
+		t.Logf("spm_train not installed: the Unigram tokenizer.json families are not run (apt-get install sentencepiece; CI installs it)")
+		return nil
+	}
+	var ms []spmModel
+	for _, m := range trainedModels {
+		if m.name == "unigram-nmt_nfkc-user" || m.name == "unigram-identity-bytes" {
+			ms = append(ms, m)
+		}
+	}
+	var fams []refFamily
+	for _, path := range trainModels(t, dir, ms) {
+		m, err := parseModelProto(must(os.ReadFile(path)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var vocab [][2]any
+		var added []map[string]any
+		unk := -1
+		for i, p := range m.pieces {
+			vocab = append(vocab, [2]any{p.piece, float64(p.score)})
+			switch p.typ {
+			case spUnknown:
+				unk = i
+				fallthrough
+			case spControl:
+				added = append(added, map[string]any{"id": i, "content": p.piece, "single_word": false, "lstrip": false, "rstrip": false, "normalized": false, "special": true})
+			case spUserDefined:
+				added = append(added, map[string]any{"id": i, "content": p.piece, "single_word": false, "lstrip": false, "rstrip": false, "normalized": false, "special": false})
+			}
+		}
+		norms := []any{}
+		if cm := m.normalizer.precompiledCharsmap; len(cm) > 0 {
+			norms = append(norms, map[string]any{"type": "Precompiled", "precompiled_charsmap": base64.StdEncoding.EncodeToString(cm)})
+		}
+		norms = append(norms, map[string]any{"type": "Strip", "strip_left": false, "strip_right": true},
+			map[string]any{"type": "Replace", "pattern": map[string]any{"Regex": " {2,}"}, "content": "\u2581"})
+		scheme := "always"
+		if !m.normalizer.addDummyPrefix {
+			scheme = "never"
+		}
+		meta := map[string]any{"type": "Metaspace", "replacement": "\u2581", "prepend_scheme": scheme, "split": true}
+		tj := map[string]any{"version": "1.0", "truncation": nil, "padding": nil, "added_tokens": added,
+			"normalizer": map[string]any{"type": "Sequence", "normalizers": norms}, "pre_tokenizer": meta, "post_processor": nil, "decoder": meta,
+			"model": map[string]any{"type": "Unigram", "unk_id": unk, "vocab": vocab, "byte_fallback": m.trainer.byteFallback}}
+		name := strings.TrimSuffix(filepath.Base(path), ".model")
+		out := filepath.Join(dir, name+".json")
+		if err := os.WriteFile(out, must(json.Marshal(tj)), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		hf := filepath.Join(dir, "hf-"+name+".json")
+		hfTextSpecials(t, out, hf)
+		fams = append(fams, refFamily{name: "Unigram tokenizer.json (" + name + ")",
+			load: func(string, string) (string, LoadOptions) { return out, LoadOptions{} },
+			refs: []refJob{{job: map[string]any{"tokenizer": hf}, label: "Hugging Face"}}})
+	}
+	return fams
 }
