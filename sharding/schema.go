@@ -52,6 +52,14 @@ type Meta struct {
 	FormatVersion   int                `json:"format_version"`
 	Tokenizer       string             `json:"tokenizer"`
 	TokenizerSHA256 string             `json:"tokenizer_sha256"`
+	// TokenizerFamily is the tokenizer's model family ("wordpiece",
+	// "bpe/cl100k", "sentencepiece/unigram", ...); TokenizerOptions the
+	// load options that are not in its files (the pattern of a .tiktoken,
+	// the lower-casing of a vocab.txt), as tokenizer.LoadOptions.String
+	// writes them. Both are optional in the schema metadata (older shards
+	// lack them).
+	TokenizerFamily  string `json:"tokenizer_family,omitempty"`
+	TokenizerOptions string `json:"tokenizer_options,omitempty"`
 	VocabSize       int                `json:"vocab_size"` // model vocabulary, padded to a multiple of 128
 	Special         masking.SpecialIDs `json:"special_ids"`
 	SeqLen          int                `json:"seq_len"`
@@ -71,12 +79,17 @@ func Schema(m Meta) (*arrow.Schema, error) {
 	if err != nil {
 		return nil, err
 	}
-	md := arrow.NewMetadata(
-		[]string{"glmkit.format_version", "glmkit.tokenizer", "glmkit.tokenizer_sha256", "glmkit.vocab_size",
-			"glmkit.special_ids", "glmkit.seq_len", "glmkit.mask_epochs", "glmkit.masking", "glmkit.seed"},
-		[]string{strconv.Itoa(m.FormatVersion), m.Tokenizer, m.TokenizerSHA256, strconv.Itoa(m.VocabSize),
-			string(special), strconv.Itoa(m.SeqLen), strconv.Itoa(m.MaskEpochs), string(mask),
-			strconv.FormatUint(m.Masking.Seed, 10)})
+	keys := []string{"glmkit.format_version", "glmkit.tokenizer", "glmkit.tokenizer_sha256", "glmkit.vocab_size",
+		"glmkit.special_ids", "glmkit.seq_len", "glmkit.mask_epochs", "glmkit.masking", "glmkit.seed"}
+	vals := []string{strconv.Itoa(m.FormatVersion), m.Tokenizer, m.TokenizerSHA256, strconv.Itoa(m.VocabSize),
+		string(special), strconv.Itoa(m.SeqLen), strconv.Itoa(m.MaskEpochs), string(mask),
+		strconv.FormatUint(m.Masking.Seed, 10)}
+	for _, kv := range [][2]string{{"glmkit.tokenizer_family", m.TokenizerFamily}, {"glmkit.tokenizer_options", m.TokenizerOptions}} {
+		if kv[1] != "" {
+			keys, vals = append(keys, kv[0]), append(vals, kv[1])
+		}
+	}
+	md := arrow.NewMetadata(keys, vals)
 	i32list := arrow.ListOf(arrow.PrimitiveTypes.Int32)
 	return arrow.NewSchema([]arrow.Field{
 		{Name: ColInput, Type: i32list},
@@ -131,6 +144,8 @@ func MetaFromSchema(s *arrow.Schema) (Meta, error) {
 	if m.TokenizerSHA256, err = get("tokenizer_sha256"); err != nil {
 		return m, err
 	}
+	m.TokenizerFamily, _ = s.Metadata().GetValue("glmkit.tokenizer_family")
+	m.TokenizerOptions, _ = s.Metadata().GetValue("glmkit.tokenizer_options")
 	for _, f := range []struct {
 		k   string
 		dst any

@@ -72,6 +72,10 @@ type buildArgs struct {
 	force       bool
 	strict      bool
 	quiet       bool
+	tokPattern  string
+	lowercase   string
+	tokNotes    []string // how the tokenizer was read, for the summary
+	tokFamily   string
 }
 
 func addBuildFlags(fs *flag.FlagSet, a *buildArgs) {
@@ -79,7 +83,9 @@ func addBuildFlags(fs *flag.FlagSet, a *buildArgs) {
 	m := masking.DefaultConfig()
 	fs.Var(&a.inputs, "input", "input `PATH`: a file, glob, directory or - (repeatable)")
 	fs.StringVar(&a.out, "out", "", "output `DIR` for shards and manifest.json")
-	fs.StringVar(&a.tok, "tokenizer", "bert-base-uncased", "bert-base-uncased, gpt2, or a tokenizer.json, vocab.txt or vocab.json (+merges.txt) `FILE`")
+	fs.StringVar(&a.tok, "tokenizer", "bert-base-uncased", "bert-base-uncased, gpt2, or a tokenizer.json, SentencePiece .model, .tiktoken, vocab.txt or vocab.json (+merges.txt) `FILE`")
+	fs.StringVar(&a.tokPattern, "tokenizer-pattern", "", "pre-tokenization `PATTERN` of a .tiktoken or vocab.json+merges.txt: gpt2, r50k_base, p50k_base, cl100k_base, llama3, glm4, o200k_base, qwen2, or a regex")
+	fs.StringVar(&a.lowercase, "lowercase", "", "lower-case (and strip accents) with a vocab.txt: `true|false` (default: its tokenizer_config.json, else true)")
 	fs.IntVar(&a.seqLen, "seq-len", 512, "source tokens per sample, [CLS] and eos included")
 	fs.IntVar(&a.workers, "workers", runtime.NumCPU(), "parallel workers (the output does not depend on it)")
 	fs.Uint64Var(&a.seed, "seed", 1234, "seed of every masking draw")
@@ -109,10 +115,11 @@ func addBuildFlags(fs *flag.FlagSet, a *buildArgs) {
 // options turns the flags into build options and loads the tokenizer.
 func (a *buildArgs) options(stderr io.Writer) (pipeline.BuildOptions, *tokenizer.Tokenizer, error) {
 	var o pipeline.BuildOptions
-	tok, err := tokenizer.Load(a.tok)
+	tok, err := tokenizer.LoadWith(a.tok, tokenizer.LoadOptions{Pattern: a.tokPattern, Lowercase: a.lowercase})
 	if err != nil {
 		return o, nil, err
 	}
+	a.tokNotes, a.tokFamily = tok.Notes(), tok.Family()
 	if w := tok.Warning(); w != "" {
 		fmt.Fprintln(stderr, "glmprep: warning:", w)
 	}
@@ -140,6 +147,7 @@ func (a *buildArgs) options(stderr io.Writer) (pipeline.BuildOptions, *tokenizer
 		Inputs: a.inputs,
 		Out:    a.out,
 		Meta: sharding.Meta{FormatVersion: sharding.FormatVersion, Tokenizer: tok.Name(), TokenizerSHA256: tok.SHA256(),
+			TokenizerFamily: tok.Family(), TokenizerOptions: tok.Options().String(),
 			VocabSize: tok.ModelVocabSize(), Special: tok.Special(), SeqLen: a.seqLen, MaskEpochs: a.maskEpochs, Masking: mc},
 		Config: pipeline.Config{Tokenizer: a.tok, Format: a.format, DocBoundary: a.docBoundary, TextField: a.textField,
 			MaxDocBytes: int(a.maxDoc), ShardRows: a.shardRows, ShardBytes: int64(a.shardBytes),
@@ -214,7 +222,7 @@ func cmdBuild(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return err
 	}
 	if !a.quiet {
-		printSummary(stderr, o.Out, res, time.Since(start))
+		printSummary(stderr, o.Out, res, time.Since(start), a)
 	}
 	return nil
 }
@@ -286,7 +294,7 @@ func (u *ui) finish() {
 	}
 }
 
-func printSummary(w io.Writer, dir string, res *pipeline.Result, took time.Duration) {
+func printSummary(w io.Writer, dir string, res *pipeline.Result, took time.Duration, a *buildArgs) {
 	s := res.Stats
 	m := res.Manifest
 	var inBytes int64
@@ -298,6 +306,11 @@ func printSummary(w io.Writer, dir string, res *pipeline.Result, took time.Durat
 		fmt.Fprintf(w, " (resumed: %d of %d tasks were already complete)", res.TasksSkipped, res.TasksSkipped+res.TasksRun)
 	}
 	fmt.Fprintln(w)
+	tok := fmt.Sprintf("%s (%s, model vocabulary %d)", m.Meta.Tokenizer, a.tokFamily, m.Meta.VocabSize)
+	for _, n := range a.tokNotes {
+		tok += "; " + n
+	}
+	fmt.Fprintf(w, "  tokenizer %s\n", tok)
 	fmt.Fprintf(w, "  read      %d inputs, %s; %d records → %d documents (%d blank, %d skipped)\n",
 		len(m.Inputs), humanBytes(float64(inBytes)), s.Doc.Records, s.Doc.Documents, s.Doc.Reasons[pipeline.Blank], s.Skipped())
 	fmt.Fprintf(w, "  wrote     %d samples → %d rows in %d shards (%s); %d source tokens, %d row tokens, longest row %d\n",

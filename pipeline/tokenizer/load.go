@@ -44,6 +44,38 @@ type LoadOptions struct {
 	Lowercase string
 }
 
+// String returns o as the shards' metadata records it: "" when o is zero,
+// else compact JSON ({"pattern":"cl100k_base"}), which ParseLoadOptions
+// reads back.
+func (o LoadOptions) String() string {
+	if o == (LoadOptions{}) {
+		return ""
+	}
+	b, _ := json.Marshal(struct {
+		Pattern   string `json:"pattern,omitempty"`
+		Lowercase string `json:"lowercase,omitempty"`
+	}{o.Pattern, o.Lowercase})
+	return string(b)
+}
+
+// ParseLoadOptions reads LoadOptions.String's form ("" is no options).
+func ParseLoadOptions(s string) (LoadOptions, error) {
+	var o LoadOptions
+	if s == "" {
+		return o, nil
+	}
+	var v struct {
+		Pattern   string `json:"pattern"`
+		Lowercase string `json:"lowercase"`
+	}
+	dec := json.NewDecoder(strings.NewReader(s))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&v); err != nil {
+		return o, fmt.Errorf("tokenizer options %q: %w", s, err)
+	}
+	return LoadOptions{Pattern: v.Pattern, Lowercase: v.Lowercase}, nil
+}
+
 // Load is LoadWith with no options.
 func Load(spec string) (*Tokenizer, error) { return LoadWith(spec, LoadOptions{}) }
 
@@ -75,6 +107,7 @@ func LoadWith(spec string, o LoadOptions) (*Tokenizer, error) {
 		return nil, err
 	}
 	t.name = spec
+	t.opts = o
 	return t, nil
 }
 

@@ -75,8 +75,9 @@ type Tokenizer struct {
 	sp  *sentencePiece
 	gen *genPipeline
 
-	pattern string   // the pre-tokenization pattern's name (gpt2, cl100k, o200k, qwen2, regex), if any
-	notes   []string // how the file was read, for the build summary
+	pattern string      // the pre-tokenization pattern's name (gpt2, cl100k, o200k, qwen2, regex), if any
+	notes   []string    // how the file was read, for the build summary
+	opts    LoadOptions // what LoadWith was given
 
 	// Decoding.
 	dec       decoderOf     // all but sp
@@ -101,6 +102,10 @@ func (t *Tokenizer) Family() string {
 	}
 	return t.kind
 }
+
+// Options returns the options the tokenizer was loaded with: loading the
+// same Name with them gives the same tokenizer.
+func (t *Tokenizer) Options() LoadOptions { return t.opts }
 
 // Notes returns how the file was read where that is a choice (lower-casing
 // of a vocab.txt and where it came from, the pattern of a .tiktoken), for
