@@ -49,22 +49,23 @@ const (
 // Meta is what every shard of a build records in its schema metadata, under
 // keys prefixed "glmkit.".
 type Meta struct {
-	FormatVersion   int    `json:"format_version"`
-	Tokenizer       string `json:"tokenizer"`
-	TokenizerSHA256 string `json:"tokenizer_sha256"`
+	FormatVersion   int                `json:"format_version"`
+	Tokenizer       string             `json:"tokenizer"`
+	TokenizerSHA256 string             `json:"tokenizer_sha256"`
+	VocabSize       int                `json:"vocab_size"` // model vocabulary, padded to a multiple of 128
+	Special         masking.SpecialIDs `json:"special_ids"`
+	SeqLen          int                `json:"seq_len"`
+	MaskEpochs      int                `json:"mask_epochs"`
+	Masking         masking.Config     `json:"masking"` // includes the seed
+
 	// TokenizerFamily is the tokenizer's model family ("wordpiece",
 	// "bpe/cl100k", "sentencepiece/unigram", ...); TokenizerOptions the
 	// load options that are not in its files (the pattern of a .tiktoken,
 	// the lower-casing of a vocab.txt), as tokenizer.LoadOptions.String
 	// writes them. Both are optional in the schema metadata (older shards
 	// lack them).
-	TokenizerFamily  string             `json:"tokenizer_family,omitempty"`
-	TokenizerOptions string             `json:"tokenizer_options,omitempty"`
-	VocabSize        int                `json:"vocab_size"` // model vocabulary, padded to a multiple of 128
-	Special          masking.SpecialIDs `json:"special_ids"`
-	SeqLen           int                `json:"seq_len"`
-	MaskEpochs       int                `json:"mask_epochs"`
-	Masking          masking.Config     `json:"masking"` // includes the seed
+	TokenizerFamily  string `json:"tokenizer_family,omitempty"`
+	TokenizerOptions string `json:"tokenizer_options,omitempty"`
 }
 
 var objectiveType = &arrow.DictionaryType{IndexType: arrow.PrimitiveTypes.Int8, ValueType: arrow.BinaryTypes.String}
