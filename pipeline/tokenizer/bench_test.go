@@ -4,7 +4,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -112,6 +114,133 @@ func TestDumpBenchCorpora(t *testing.T) {
 		}
 		if err := os.WriteFile(filepath.Join(dir, c.name+".json"), data, 0o644); err != nil {
 			t.Fatal(err)
+		}
+	}
+}
+
+// benchDocs returns about n bytes of a corpus's documents.
+func benchDocs(tb testing.TB, name string, n int) corpus {
+	for _, c := range corpora(tb) {
+		if c.name != name {
+			continue
+		}
+		out := corpus{name: c.name}
+		size := 0
+		for _, d := range c.docs {
+			if size >= n {
+				break
+			}
+			out.docs = append(out.docs, d)
+			size += len(d)
+		}
+		return out
+	}
+	tb.Fatalf("corpus %s missing", name)
+	return corpus{}
+}
+
+// BenchmarkFamilies encodes the same English (WikiText) and Chinese (CMRC
+// 2018) documents with every tokenizer family, one Encoder on one core, and
+// measures its references on those documents in the same run (Hugging Face
+// with one rayon thread, the JavaScript ports single-threaded), reporting
+// glmkit's tokens/s, the fastest reference's ("ref-tok/s") and the ratio
+// ("x-ref"). Run it on one core:
+//
+//	go test -run '^$' -bench BenchmarkFamilies -benchtime 3x -cpu 1 ./pipeline/tokenizer
+func BenchmarkFamilies(b *testing.B) {
+	node := needNode(b)
+	tokDir := filepath.Join(sharedDir, "tokenizers")
+	refDir := refFiles(b)
+	dir := b.TempDir()
+	at := writeRefInputs(b, tokDir, dir)
+	for _, f := range []string{"cl100k.json", "o200k.json", "llama3.json", "llama2.json"} {
+		at[f] = filepath.Join(dir, "hf-"+f)
+		hfTextSpecials(b, filepath.Join(refDir, f), at[f])
+	}
+	fams := append(refFamilies(b, tokDir), unigramFamilies(b, dir)...)
+	resolve := func(r refJob) map[string]any {
+		j := map[string]any{}
+		for k, v := range r.job {
+			if s, ok := v.(string); ok && k == "tokenizer" {
+				if p, ok := at[s]; ok {
+					v = p
+				} else if !filepath.IsAbs(s) {
+					v = filepath.Join(refDir, s)
+				}
+			}
+			j[k] = v
+		}
+		return j
+	}
+	for _, c := range []corpus{benchDocs(b, "wikitext-2-raw", 400_000), benchDocs(b, "zh-cmrc2018", 400_000)} {
+		// The references, once per corpus.
+		strs := make([]string, len(c.docs))
+		for i, d := range c.docs {
+			strs[i] = string(d)
+		}
+		docsPath := filepath.Join(dir, c.name+".json")
+		if err := os.WriteFile(docsPath, must(json.Marshal(strs)), 0o644); err != nil {
+			b.Fatal(err)
+		}
+		var jobs []map[string]any
+		index := map[string]int{}
+		for _, f := range fams {
+			for _, r := range f.refs {
+				j := resolve(r)
+				key := string(must(json.Marshal(j)))
+				if _, ok := index[key]; !ok {
+					index[key] = len(jobs)
+					jobs = append(jobs, j)
+				}
+			}
+		}
+		jobPath := filepath.Join(dir, c.name+"-bench.json")
+		if err := os.WriteFile(jobPath, must(json.Marshal(map[string]any{"docs": docsPath, "jobs": jobs})), 0o644); err != nil {
+			b.Fatal(err)
+		}
+		cmd := exec.Command(node, filepath.Join(jsDir, "ref_bench.js"), jobPath)
+		cmd.Env = append(os.Environ(), "RAYON_NUM_THREADS=1")
+		out, err := cmd.Output()
+		if err != nil {
+			b.Fatalf("ref_bench.js: %v", err)
+		}
+		var res []struct {
+			TokensPerS float64 `json:"tokens_per_s"`
+		}
+		if err := json.Unmarshal(out, &res); err != nil {
+			b.Fatal(err)
+		}
+		for _, f := range fams {
+			b.Run(strings.NewReplacer(" ", "_", "/", "_").Replace(f.name)+"/"+c.name, func(b *testing.B) {
+				spec, opts := f.load(refDir, dir)
+				tk, err := LoadWith(spec, opts)
+				if err != nil {
+					b.Fatal(err)
+				}
+				best := 0.0
+				for _, r := range f.refs {
+					best = max(best, res[index[string(must(json.Marshal(resolve(r))))]].TokensPerS)
+				}
+				e := tk.NewEncoder()
+				var ids []int32
+				for _, d := range c.docs { // warm
+					ids, _ = e.Encode(ids[:0], d)
+				}
+				b.SetBytes(int64(c.bytes()))
+				b.ReportAllocs()
+				var tokens int64
+				start := time.Now()
+				for b.Loop() {
+					for _, d := range c.docs {
+						ids, _ = e.Encode(ids[:0], d)
+						tokens += int64(len(ids))
+					}
+				}
+				tps := float64(tokens) / time.Since(start).Seconds()
+				b.ReportMetric(tps, "tokens/s")
+				b.ReportMetric(best, "ref-tok/s")
+				b.ReportMetric(tps/best, "x-ref")
+			})
 		}
 	}
 }

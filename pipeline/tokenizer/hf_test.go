@@ -31,7 +31,7 @@ func needNode(t testing.TB) string {
 //
 // hfTextSpecials is the same but keeps the added tokens that are not
 // special, which glmkit matches in text as HF does.
-func hfTokenizerJSON(t *testing.T, src, dst string, edit func(map[string]any)) {
+func hfTokenizerJSON(t testing.TB, src, dst string, edit func(map[string]any)) {
 	t.Helper()
 	data, err := os.ReadFile(src)
 	if err != nil {

@@ -178,7 +178,7 @@ func refFamilies(t testing.TB, tokDir string) []refFamily {
 // special-token strings are text for glmkit), and bert-base-chinese's
 // vocab.txt with the Hub's tokenizer_config.json (do_lower_case false) and
 // its tokenizer.json form (bert-base-uncased's with lowercase false).
-func writeRefInputs(t *testing.T, tokDir, dir string) map[string]string {
+func writeRefInputs(t testing.TB, tokDir, dir string) map[string]string {
 	at := map[string]string{
 		"@bert":               filepath.Join(dir, "bert-base-uncased.json"),
 		"@gpt2":               filepath.Join(dir, "gpt2.json"),
@@ -428,7 +428,7 @@ func window(ids []int32, p int) []int32 {
 // control pieces as special added tokens and the user-defined ones as
 // added tokens matched in text. Hugging Face on that file is the reference.
 // None when spm_train is not installed.
-func unigramFamilies(t *testing.T, dir string) []refFamily {
+func unigramFamilies(t testing.TB, dir string) []refFamily {
 	if _, err := exec.LookPath("spm_train"); err != nil {
 		t.Logf("spm_train not installed: the Unigram tokenizer.json families are not run (apt-get install sentencepiece; CI installs it)")
 		return nil

@@ -86,8 +86,18 @@ type reClass struct {
 func newReClass(rs []runeRange) *reClass {
 	c := &reClass{bmp: make([]uint64, 0x10000/64)}
 	for _, r := range rs {
-		for x := r.lo; x <= r.hi && x < 0x10000; x++ {
-			c.bmp[x>>6] |= 1 << (x & 63)
+		if r.lo < 0x10000 {
+			lo, hi := int(r.lo), min(int(r.hi), 0xFFFF)
+			for w := lo >> 6; w <= hi>>6; w++ {
+				mask := ^uint64(0)
+				if w == lo>>6 {
+					mask &= ^uint64(0) << (lo & 63)
+				}
+				if w == hi>>6 {
+					mask &= ^uint64(0) >> (63 - hi&63)
+				}
+				c.bmp[w] |= mask
+			}
 		}
 		if r.hi >= 0x10000 {
 			c.upper = append(c.upper, runeRange{max(r.lo, 0x10000), r.hi})
@@ -164,6 +174,9 @@ func compileRegex(src string) (*regex, error) {
 	c := &reCompiler{re: re}
 	c.emit(n)
 	c.add(reInst{op: opMatch})
+	if len(c.prog) > 100_000 || len(re.classes) > 1000 {
+		return nil, fmt.Errorf("regular expression %q: too large once its repetitions are expanded", src)
+	}
 	re.prog = c.prog
 	re.nslots = c.nslots
 	if fs, ok := firstSet(n); ok {
@@ -1088,9 +1101,10 @@ type reFrame struct {
 }
 
 // errRegexBudget reports a match that backtracked too much.
-var errRegexBudget = errors.New("regular expression backtracked over 100 million steps on one match")
+var errRegexBudget = errors.New("regular expression backtracked over 10 million steps on one match (Oniguruma's retry limit)")
 
-const reStepBudget = 100_000_000
+// reStepBudget is Oniguruma's default retry-limit-in-match.
+const reStepBudget = 10_000_000
 
 // find returns the leftmost match of re in text starting at or after from:
 // its start and end, or -1.

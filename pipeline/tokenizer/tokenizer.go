@@ -97,6 +97,10 @@ func (t *Tokenizer) Kind() string { return t.kind }
 // pre-tokenization pattern ("bpe/cl100k"), as the manifest records it. A
 // SentencePiece model adds its type ("sentencepiece/unigram").
 func (t *Tokenizer) Family() string {
+	if t.sp != nil {
+		name := map[int32]string{spModelUnigram: "unigram", spModelBPE: "bpe", spModelWord: "word", spModelChar: "char"}[t.sp.model]
+		return KindSentencePiece + "/" + name
+	}
 	if t.pattern != "" {
 		return t.kind + "/" + t.pattern
 	}

@@ -945,6 +945,13 @@ func checkAddedIDs(md *tjModel, added []tjAdded) error {
 		}
 		ids[a.content] = id
 		maxID = max(maxID, id)
+		if _, inVocab := md.vocab[a.content]; !inVocab && int(id) < md.n && md.kind != "Unigram" {
+			for s, vid := range md.vocab {
+				if vid == id {
+					return fieldErr(fmt.Sprintf("added_tokens[%d]", i), "%q gets id %d from Hugging Face, which the vocabulary gives to %q", a.content, id, s)
+				}
+			}
+		}
 		if a.id != id {
 			return fieldErr(fmt.Sprintf("added_tokens[%d]", i), "%q has id %d, but Hugging Face gives it %d when it loads this file (the vocabulary's id, or the next free one)", a.content, a.id, id)
 		}
