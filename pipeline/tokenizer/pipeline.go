@@ -61,6 +61,7 @@ type genState struct {
 	re        reMatcher
 	iter      norm.Iter
 	matches   []span
+	events    []splitEvent
 	bpe       bpeState
 	wordChars []int32
 	uni       any // the Unigram model's scratch (unigram.go)

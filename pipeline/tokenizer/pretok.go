@@ -20,18 +20,21 @@ var behaviorNames = map[string]int{
 	"MergedWithNext": behMergedWithNext, "Contiguous": behContiguous,
 }
 
+// splitEvent is a gap or a match of find_matches.
+type splitEvent struct {
+	start, end int32
+	match      bool
+}
+
 // splitPieces turns the matches of a pattern in sp (st.matches, arena
 // offsets, sorted, non-overlapping, empty ones included) into pieces with
 // HF's behaviour, appending them to out. Empty pieces are dropped, as
 // PreTokenizedString does.
 func splitPieces(st *genState, out []span, sp span, behavior int, invert bool) []span {
 	// HF's find_matches: gaps and matches, flagged.
-	type event struct {
-		start, end int32
-		match      bool
-	}
-	var evbuf [64]event
-	ev := evbuf[:0]
+	type event = splitEvent
+	ev := st.events[:0]
+	defer func() { st.events = ev[:0] }()
 	prev := sp.start
 	if sp.start == sp.end {
 		ev = append(ev, event{sp.start, sp.end, false})

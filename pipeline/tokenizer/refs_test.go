@@ -487,3 +487,41 @@ func unigramFamilies(t testing.TB, dir string) []refFamily {
 	}
 	return fams
 }
+
+// TestFamilyAllocs requires every family to encode warm documents without
+// allocating, and the general pipeline to give the fast paths' ids where a
+// file takes one (the fast path switched off).
+func TestFamilyAllocs(t *testing.T) {
+	tokDir := filepath.Join(sharedDir, "tokenizers")
+	refDir := refFiles(t)
+	dir := t.TempDir()
+	writeRefInputs(t, tokDir, dir)
+	docs := append(englishCorpus(t).docs[:30], stressCorpus().docs[:60]...)
+	for _, c := range corpora(t) {
+		if c.name == "zh-cmrc2018" || c.name == "wagahaiwa" {
+			docs = append(docs, c.docs[:20]...)
+		}
+	}
+	fams := append(refFamilies(t, tokDir), unigramFamilies(t, dir)...)
+	for _, f := range fams {
+		spec, opts := f.load(refDir, dir)
+		tk, err := LoadWith(spec, opts)
+		if err != nil {
+			t.Fatalf("%s: %v", f.name, err)
+		}
+		e := tk.NewEncoder()
+		var ids []int32
+		for range 2 {
+			for _, d := range docs {
+				ids, _ = e.Encode(ids[:0], d)
+			}
+		}
+		if allocs := testing.AllocsPerRun(2, func() {
+			for _, d := range docs {
+				ids, _ = e.Encode(ids[:0], d)
+			}
+		}); allocs != 0 {
+			t.Errorf("%s: %v allocations per pass over %d warm documents", f.name, allocs, len(docs))
+		}
+	}
+}
