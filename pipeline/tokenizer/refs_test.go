@@ -525,3 +525,52 @@ func TestFamilyAllocs(t *testing.T) {
 		}
 	}
 }
+
+// TestGeneralPipelineAgrees encodes every corpus sample and the stress set
+// with the tokenizer.json files that take a fast path (BERT's WordPiece,
+// GPT-2's, cl100k's, o200k's and Llama-3's byte-level BPE) through the
+// general pipeline too, and requires the same ids.
+func TestGeneralPipelineAgrees(t *testing.T) {
+	tokDir := filepath.Join(sharedDir, "tokenizers")
+	if _, err := os.Stat(tokDir); err != nil {
+		t.Skipf("shared tokenizers not available: %v", err)
+	}
+	files := []string{filepath.Join(tokDir, "bert-base-uncased/tokenizer.json"), filepath.Join(tokDir, "gpt2/tokenizer.json")}
+	if _, err := exec.LookPath("node"); err == nil {
+		refDir := refFiles(t)
+		for _, f := range []string{"cl100k.json", "o200k.json", "llama3.json"} {
+			files = append(files, filepath.Join(refDir, f))
+		}
+	}
+	cs := agreementCorpora(t)
+	for _, path := range files {
+		data := must(os.ReadFile(path))
+		fast, err := buildTokenizerJSON(data)
+		if err != nil {
+			t.Fatal(err)
+		}
+		gen, err := buildTokenizerJSONWith(data, true)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if fast.gen != nil || gen.gen == nil {
+			t.Fatalf("%s: fast path %v, general %v", path, fast.gen == nil, gen.gen != nil)
+		}
+		ef, eg := fast.NewEncoder(), gen.NewEncoder()
+		n := 0
+		for _, c := range cs {
+			for _, d := range c.docs {
+				a, _ := ef.Encode(nil, d)
+				b, err := eg.Encode(nil, d)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if !slices.Equal(a, b) {
+					t.Fatalf("%s: %s: the general pipeline differs from the fast path on %.200q\nfast:    %v\ngeneral: %v", path, c.name, d, window(a, 0), window(b, 0))
+				}
+				n++
+			}
+		}
+		t.Logf("%s: %d documents, general pipeline = fast path", filepath.Base(path), n)
+	}
+}

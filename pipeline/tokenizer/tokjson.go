@@ -698,7 +698,11 @@ func fromTokenizerJSON(path string, data []byte) (*Tokenizer, error) {
 	return t, nil
 }
 
-func buildTokenizerJSON(data []byte) (*Tokenizer, error) {
+func buildTokenizerJSON(data []byte) (*Tokenizer, error) { return buildTokenizerJSONWith(data, false) }
+
+// buildTokenizerJSONWith is buildTokenizerJSON; general forces the general
+// pipeline (tests compare it with the fast paths).
+func buildTokenizerJSONWith(data []byte, general bool) (*Tokenizer, error) {
 	sections, mp, err := splitTokenizerJSON(data)
 	if err != nil {
 		return nil, fmt.Errorf("not a tokenizer.json: %w", err)
@@ -849,7 +853,7 @@ func buildTokenizerJSON(data []byte) (*Tokenizer, error) {
 		if byteLevel {
 			t.kind = KindBPE
 			t.pattern = "regex"
-			if fast := fastByteLevel(b, md, merges, norms, pres, av); fast != nil {
+			if fast := fastByteLevel(b, md, merges, norms, pres, av); fast != nil && !general {
 				t.bpe = fast
 				t.pattern = scanName(fast.scan)
 				break
@@ -875,7 +879,7 @@ func buildTokenizerJSON(data []byte) (*Tokenizer, error) {
 		t.wpCleanup = wpCleanup
 		// BERT's own normalizer and pre-tokenizer take the fast path.
 		var opts bertOptions
-		fast := av == nil && len(pres) == 1 && len(norms) <= 1
+		fast := av == nil && len(pres) == 1 && len(norms) <= 1 && !general
 		if fast {
 			_, fast = pres[0].(bertPre)
 		}
