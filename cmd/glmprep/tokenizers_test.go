@@ -221,3 +221,60 @@ func TestTokenizerErrors(t *testing.T) {
 		}
 	}
 }
+
+// TestLargeVocabulary builds with a tiktoken vocabulary of more than 65,536
+// ids (GPT-2's, padded, then two-letter tokens above 65,536) and finds ids
+// above 65,535 in the shards, intact.
+func TestLargeVocabulary(t *testing.T) {
+	dir := t.TempDir()
+	ranks := gpt2Ranks(t)
+	have := map[string]bool{}
+	for _, r := range ranks {
+		have[string(r)] = true
+	}
+	for len(ranks) < 70000 { // padding tokens nothing in the text spells
+		i := len(ranks)
+		ranks = append(ranks, []byte{0, byte(i >> 8), byte(i)})
+	}
+	var words []string
+	for a := 'a'; a <= 'z'; a++ {
+		for b := 'a'; b <= 'z'; b++ {
+			if w := string([]rune{a, b}); !have[" "+w] && !have[w] {
+				ranks = append(ranks, []byte(" "+w))
+				words = append(words, w)
+			}
+		}
+	}
+	if len(words) < 20 {
+		t.Fatalf("only %d two-letter words to add", len(words))
+	}
+	tik := filepath.Join(dir, "big.tiktoken")
+	writeTiktoken(t, tik, ranks)
+	in := filepath.Join(dir, "in.txt")
+	var lines []string
+	for i := 0; i+10 <= len(words); i += 10 {
+		lines = append(lines, "x "+strings.Join(words[i:i+10], " "))
+	}
+	os.WriteFile(in, []byte(strings.Join(lines, "\n")+"\n"), 0o644)
+	out := filepath.Join(dir, "out")
+	mustGlmprep(t, "build", "--input", in, "--out", out, "--tokenizer", tik, "--tokenizer-pattern", "gpt2", "--seq-len", "64", "--quiet")
+	mustGlmprep(t, "verify", out)
+	r, err := sharding.Open(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	maxID := int32(0)
+	for i := int64(0); i < r.Len(); i++ {
+		v, err := r.Row(i)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, id := range v.Input {
+			maxID = max(maxID, id)
+		}
+	}
+	if m := r.Meta(); maxID < 70000 || m.VocabSize < 70000+len(words) {
+		t.Errorf("largest id %d, model vocabulary %d: want ids above 70000", maxID, m.VocabSize)
+	}
+}
