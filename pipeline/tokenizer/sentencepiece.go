@@ -390,14 +390,21 @@ type spNormalizer struct {
 	escape,
 	suffix bool
 	// fast[b]: ASCII byte b is copied as itself (no rule or user piece
-	// starts with it).
-	fast [128]bool
+	// starts with it); fastASCII[b]: so it is when an ASCII byte follows.
+	fast, fastASCII [128]bool
 }
 
 func (n *spNormalizer) init() {
 	for b := range n.fast {
 		n.fast[b] = !n.userFirst[b] && (n.cm == nil || n.cm.pass[b])
+		n.fastASCII[b] = !n.userFirst[b] && (n.cm == nil || n.cm.passASCII[b])
 	}
+}
+
+// isFast reports whether input[0], an ASCII byte, is copied as itself.
+func (n *spNormalizer) isFast(input []byte) bool {
+	b := input[0]
+	return n.fast[b] || (n.fastASCII[b] && (len(input) == 1 || input[1] < utf8.RuneSelf))
 }
 
 // prefix returns the normalized form of the first unit of input and the
@@ -427,7 +434,7 @@ var wsSymbol = []byte("\u2581")
 func (n *spNormalizer) normalize(dst, input []byte) []byte {
 	if n.removeExtra {
 		for len(input) > 0 {
-			if b := input[0]; b < utf8.RuneSelf && n.fast[b] {
+			if b := input[0]; b < utf8.RuneSelf && n.isFast(input) {
 				if b != ' ' {
 					break
 				}
@@ -456,7 +463,7 @@ func (n *spNormalizer) normalize(dst, input []byte) []byte {
 	for len(input) > 0 {
 		var rep []byte
 		var l int
-		if b := input[0]; b < utf8.RuneSelf && n.fast[b] {
+		if b := input[0]; b < utf8.RuneSelf && n.isFast(input) {
 			l = 1
 			if b == ' ' {
 				if !prevSpace {
