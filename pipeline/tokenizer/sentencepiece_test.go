@@ -305,6 +305,9 @@ func TestSentencePieceReference(t *testing.T) {
 	for i, m := range trainedModels {
 		compareSPM(t, m.name, paths[i], thin, ref[i])
 	}
+	t.Run("decode", func(t *testing.T) {
+		checkDecode(t, py, dir, append([]string{cogPretrainPath}, paths...), append([][][]int32{cog}, ref...))
+	})
 	t.Run("hugging-face-blocks", func(t *testing.T) {
 		checkHFBlocks(t, dir, append([]string{cogPretrainPath}, paths...), thin)
 	})
@@ -538,5 +541,82 @@ func checkHFBlocks(t *testing.T, dir string, models []string, cs []corpus) {
 			}
 		}
 		t.Logf("%-24s Unigram, HF semantics: %d docs, %d differ from HF (SentencePiece's semantics differ on %d)", c.name, len(docs), bad, spDiffers)
+	}
+}
+
+// checkDecode requires Decode of SentencePiece's ids (200 documents spread
+// over the corpora and the stress set) to give the text of DecodeIds.
+func checkDecode(t *testing.T, py, dir string, models []string, ids [][][]int32) {
+	type job struct {
+		Model string `json:"model"`
+		IDs   string `json:"ids"`
+		Out   string `json:"out"`
+	}
+	var jobs []job
+	for i, m := range models {
+		var pick [][]int32
+		for k := range min(200, len(ids[i])) {
+			pick = append(pick, ids[i][k*len(ids[i])/min(200, len(ids[i]))])
+		}
+		ids[i] = pick
+		j := job{m, filepath.Join(dir, fmt.Sprintf("ids%d.json", i)), filepath.Join(dir, fmt.Sprintf("decoded%d.json", i))}
+		if err := os.WriteFile(j.IDs, must(json.Marshal(ids[i])), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		jobs = append(jobs, j)
+	}
+	jobPath := filepath.Join(dir, "decode-job.json")
+	if err := os.WriteFile(jobPath, must(json.Marshal(map[string]any{"jobs": jobs})), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command(py, spmRefPy, "decode", jobPath).CombinedOutput(); err != nil {
+		t.Fatalf("spm_ref.py decode: %v\n%s", err, out)
+	}
+	for i, j := range jobs {
+		var want []string
+		if err := json.Unmarshal(must(os.ReadFile(j.Out)), &want); err != nil {
+			t.Fatal(err)
+		}
+		tk, err := Load(j.Model)
+		if err != nil {
+			t.Fatal(err)
+		}
+		bad := 0
+		for k, d := range ids[i] {
+			if got := tk.Decode(d); got != want[k] {
+				if bad++; bad <= 3 {
+					t.Errorf("%s: Decode differs from DecodeIds on doc %d\nspm:  %.200q\nours: %.200q", j.Model, k, want[k], got)
+				}
+			}
+		}
+		t.Logf("%-24s decode: %d docs, %d differ", strings.TrimSuffix(filepath.Base(j.Model), ".model"), len(ids[i]), bad)
+	}
+}
+
+// TestSentencePieceAllocs: encoding allocates nothing once warm.
+func TestSentencePieceAllocs(t *testing.T) {
+	tk, err := Load(cogPretrainPath)
+	if err != nil {
+		t.Skipf("cog-pretrain.model: %v", err)
+	}
+	docs := append(englishCorpus(t).docs[:30], stressCorpus().docs[:30]...)
+	for _, c := range corpora(t) {
+		if c.name == "zh-cmrc2018" {
+			docs = append(docs, c.docs[:30]...)
+		}
+	}
+	e := tk.NewEncoder()
+	var ids []int32
+	for range 2 {
+		for _, d := range docs {
+			ids, _ = e.Encode(ids[:0], d)
+		}
+	}
+	if allocs := testing.AllocsPerRun(3, func() {
+		for _, d := range docs {
+			ids, _ = e.Encode(ids[:0], d)
+		}
+	}); allocs != 0 {
+		t.Errorf("%v allocations per pass over %d warm documents", allocs, len(docs))
 	}
 }

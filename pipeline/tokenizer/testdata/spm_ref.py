@@ -37,6 +37,14 @@ def main():
         return
     with open(sys.argv[2], encoding="utf-8") as f:
         job = json.load(f)
+    if cmd == "decode":
+        for j in job["jobs"]:
+            sp = load(j["model"])
+            with open(j["ids"], encoding="utf-8") as f:
+                ids = json.load(f)
+            with open(j["out"], "w", encoding="utf-8") as out:
+                json.dump([sp.DecodeIds(x) for x in ids], out)
+        return
     with open(job["docs"], encoding="utf-8") as f:
         docs = json.load(f)
     if cmd == "encode":
