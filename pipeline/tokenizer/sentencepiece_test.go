@@ -330,8 +330,8 @@ func spmBenchCorpora(b *testing.B) []corpus {
 }
 
 // BenchmarkSentencePiece encodes English and Chinese documents on one
-// goroutine with GLM's cog-pretrain.model (Unigram) and a Llama-2 style BPE
-// trained at start, and measures SentencePiece's EncodeAsIds (Python
+// goroutine with GLM's cog-pretrain.model (BPE), and a Llama-2 style BPE
+// and a Unigram model trained at start, and measures SentencePiece's EncodeAsIds (Python
 // binding, timed inside Python) on the same documents in the same run:
 // tokens/s is ours, ref_tokens/s the reference's, x_ref their ratio.
 // allocs/op is per pass over the corpus (0 once warm). With -short the
@@ -341,8 +341,10 @@ func BenchmarkSentencePiece(b *testing.B) {
 	models := [][2]string{{"cog-pretrain", cogPretrainPath}}
 	if _, err := exec.LookPath("spm_train"); err == nil {
 		dir := b.TempDir()
-		ms := []spmModel{trainedModels[3]}
-		models = append(models, [2]string{ms[0].name, trainModels(b, dir, ms)[0]})
+		ms := []spmModel{trainedModels[3], trainedModels[0]}
+		for i, p := range trainModels(b, dir, ms) {
+			models = append(models, [2]string{ms[i].name, p})
+		}
 	}
 	py := ""
 	if p, err := exec.LookPath("/usr/bin/python3"); err == nil && !testing.Short() { // -short: no reference
