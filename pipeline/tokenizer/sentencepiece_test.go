@@ -622,3 +622,72 @@ func TestSentencePieceAllocs(t *testing.T) {
 		t.Errorf("%v allocations per pass over %d warm documents", allocs, len(docs))
 	}
 }
+
+// TestUnigramHFEdges checks the Unigram model's Hugging Face semantics on a
+// hand-made vocabulary against Hugging Face tokenizers: fused unknown runs,
+// a piece cheaper than the unknown path ("xy"), duplicate pieces ("b": the
+// last id wins),
+// control-looking pieces matched in text ("<s>"), byte fallback with only
+// some byte pieces (a token needing a missing one becomes unk), and no
+// unk_id.
+func TestUnigramHFEdges(t *testing.T) {
+	node := needNode(t)
+	dir := t.TempDir()
+	vocab := [][2]any{{"<unk>", 0.0}, {"<s>", 0.0}, {"a", -1.0}, {"b", -2.0}, {"ab", -2.5}, {"xy", -100.0}, {"b", -0.5},
+		{"▁", -1.5}, {"<0x41>", 0.0}, {"<0xE2>", 0.0}, {"<0x98>", 0.0}, {"<0x83>", 0.0}, {"c", -3.0}, {"abc", -1e-9}, {"bc", -1e-9}}
+	texts := []string{"", "a", "ab", "abab", "xy", "axyb", "x", "xyz", "<s>a", "A", "AA☃", "☃", "é", "a▁b ▁c", "abcabc", "aXbYc", "xyxy"}
+	var pieces []vocabPiece
+	for _, v := range vocab {
+		pieces = append(pieces, vocabPiece{piece: v[0].(string), score: v[1].(float64)})
+	}
+	docsPath := filepath.Join(dir, "docs.json")
+	if err := os.WriteFile(docsPath, must(json.Marshal(texts)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		name string
+		opt  unigramOptions
+	}{
+		{"unk0", unigramOptions{hf: true, unkID: 0, fuseUnk: true}},
+		{"unk0-bytes", unigramOptions{hf: true, unkID: 0, fuseUnk: true, byteFallback: true}},
+	} {
+		tj := map[string]any{"version": "1.0", "added_tokens": []any{}, "normalizer": nil, "pre_tokenizer": nil,
+			"post_processor": nil, "decoder": nil,
+			"model": map[string]any{"type": "Unigram", "unk_id": c.opt.unkID, "vocab": vocab, "byte_fallback": c.opt.byteFallback}}
+		tjPath := filepath.Join(dir, c.name+".json")
+		if err := os.WriteFile(tjPath, must(json.Marshal(tj)), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		out := filepath.Join(dir, c.name+".bin")
+		jobPath := filepath.Join(dir, "job.json")
+		if err := os.WriteFile(jobPath, must(json.Marshal(map[string]any{"docs": docsPath, "jobs": []map[string]string{{"tokenizer": tjPath, "out": out}}})), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if o, err := exec.Command(node, filepath.Join(jsDir, "hf_encode.js"), jobPath).CombinedOutput(); err != nil {
+			t.Fatalf("hf_encode.js: %v\n%s", err, o)
+		}
+		want := readIDs(t, out, len(texts))
+		u, err := newUnigram(pieces, c.opt)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var st unigramState
+		for i, s := range texts {
+			got, err := u.encode(&st, nil, []byte(s))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !slices.Equal(got, want[i]) && !(len(got) == 0 && len(want[i]) == 0) {
+				t.Errorf("%s: %q: ours %v, Hugging Face %v", c.name, s, got, want[i])
+			}
+		}
+	}
+	u, err := newUnigram(pieces, unigramOptions{hf: true, unkID: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var st unigramState
+	if _, err := u.encode(&st, nil, []byte("a☃")); err != errNoUnk {
+		t.Errorf("no unk_id, unknown character: error %v, want errNoUnk", err)
+	}
+}
