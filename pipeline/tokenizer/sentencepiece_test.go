@@ -774,7 +774,8 @@ func llama2Model(t testing.TB) *modelProto {
 
 // TestLlama2Vocabulary encodes the corpora with Llama-2's real vocabulary
 // (llama2Model) and requires SentencePiece's ids, and checks Llama's ids
-// for GLM's tokens.
+// for GLM's tokens. The corpora are thinned as in TestSentencePieceReference
+// unless GLMKIT_SPM_FULL is set.
 func TestLlama2Vocabulary(t *testing.T) {
 	m := llama2Model(t)
 	py := spmPython(t)
@@ -790,7 +791,7 @@ func TestLlama2Vocabulary(t *testing.T) {
 	if s := tk.Special(); s.EOS != 2 || s.CLS != 1 || s.Unk != 0 || s.Sep != 2 || s.SOP != 32000 || s.EOP != 32001 || s.Mask != 32002 || s.GMask != 32003 || s.SMask != 32004 || tk.ModelVocabSize() != 32128 {
 		t.Errorf("special ids %+v, model vocabulary %d", s, tk.ModelVocabSize())
 	}
-	cs := spmCorpora(t, 200_000, 1000)
+	cs := spmCorpora(t, 100_000, 500)
 	if os.Getenv("GLMKIT_SPM_FULL") != "" {
 		cs = spmCorpora(t, 0, 0)
 	}
@@ -801,4 +802,31 @@ func TestLlama2Vocabulary(t *testing.T) {
 		n += len(c.docs)
 	}
 	compareSPM(t, "llama2-vocabulary", path, cs, spmReference(t, py, dir, docs, n, []string{path})[0])
+}
+
+// TestSentencePieceConcurrent: one Tokenizer shared by goroutines, each
+// with its own Encoder, gives every goroutine the same ids (run with -race).
+func TestSentencePieceConcurrent(t *testing.T) {
+	tk, err := Load(cogPretrainPath)
+	if err != nil {
+		t.Skipf("cog-pretrain.model: %v", err)
+	}
+	docs := append(englishCorpus(t).docs[:20], stressCorpus().docs[:40]...)
+	want := make([][]int32, len(docs))
+	e := tk.NewEncoder()
+	for i, d := range docs {
+		want[i], _ = e.Encode(nil, d)
+	}
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Go(func() {
+			e := tk.NewEncoder()
+			for i, d := range docs {
+				if got, _ := e.Encode(nil, d); !slices.Equal(got, want[i]) {
+					t.Errorf("doc %d differs between goroutines", i)
+				}
+			}
+		})
+	}
+	wg.Wait()
 }
