@@ -267,7 +267,7 @@ func TestTinyModels(t *testing.T) {
 	py := spmPython(t)
 	dir := t.TempDir()
 	texts := []string{"", " ", "   ", "hello world", "  hello   world!  ", "hello\r\nworld\n", "héllo wörld", "héé!",
-		"a [MASK] b", "[MASK]", "x[MASK]y [MASK][MASK]", "▁hello ▁▁world", "\u3000hello\u00a0world", "☃☃ ☃", "ll" + strings.Repeat("lo", 40)}
+		"a [MASK] b", "[MASK]", "x[MASK]y [MASK][MASK]", "▁hello ▁▁world", "\u3000hello\u00a0world", "☃☃ ☃", "ll" + strings.Repeat("lo", 40), "a\x00b \x00", "\x00"}
 	var docs []corpus
 	c := corpus{name: "tiny"}
 	for _, s := range texts {
