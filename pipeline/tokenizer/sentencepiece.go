@@ -60,6 +60,7 @@ type sentencePiece struct {
 
 	pieces     []spPiece
 	unkSurface string
+	denorm     *spNormalizer // denormalizer_spec with a charsmap: applied after decoding
 }
 
 // spmState is an Encoder's scratch for a SentencePiece model.
@@ -171,6 +172,14 @@ func (t *Tokenizer) initSentencePiece(m *modelProto) (*sentencePiece, error) {
 		}
 	}
 	sp.norm.init()
+	if d := m.denormalizer; d != nil && len(d.precompiledCharsmap) > 0 {
+		cm, err := newCharsmap(d.precompiledCharsmap)
+		if err != nil {
+			return nil, fmt.Errorf("denormalizer_spec.%w", err)
+		}
+		sp.denorm = &spNormalizer{cm: cm, addDummyPrefix: d.addDummyPrefix, removeExtra: d.removeExtraWhitespaces, escape: d.escapeWhitespaces}
+		sp.denorm.init()
+	}
 
 	ws := "\u2581"
 	if !ns.escapeWhitespaces {
@@ -314,8 +323,17 @@ func (sp *sentencePiece) pieceToID(w string) int32 {
 // decode appends the text of base-vocabulary ids, as SentencePiece's
 // DecodeIds does: U+2581 as spaces, the first one dropped (add_dummy_prefix),
 // byte pieces joined into UTF-8 (an invalid byte as U+FFFD), control pieces
-// as nothing, the unk piece as trainer_spec.unk_surface (" ⁇ ").
+// as nothing, the unk piece as trainer_spec.unk_surface (" ⁇ "), then the
+// denormalizer_spec's rules when the model has them.
 func (sp *sentencePiece) decode(out []byte, ids []int32) []byte {
+	if sp.denorm != nil {
+		raw := sp.decodeRaw(nil, ids)
+		return sp.denorm.normalize(out, raw)
+	}
+	return sp.decodeRaw(out, ids)
+}
+
+func (sp *sentencePiece) decodeRaw(out []byte, ids []int32) []byte {
 	start := len(out)
 	isBosWS, bosWSSeen := true, false
 	var run []byte

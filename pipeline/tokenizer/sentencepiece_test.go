@@ -15,6 +15,7 @@ import (
 	"sync"
 	"testing"
 	"time"
+	"unicode/utf8"
 )
 
 // The SentencePiece reference is Debian's python3-sentencepiece, the C++
@@ -171,7 +172,13 @@ var trainedModels = []spmModel{
 		"--user_defined_symbols=<n>,@@"}},
 	{"char-nmt_nfkc", []string{"--model_type=char", "--character_coverage=0.995"}},
 	{"word-identity", []string{"--model_type=word", "--vocab_size=2500", "--normalization_rule_name=identity", "--use_all_vocab=true"}},
+	{"unigram-denormalizer", []string{"--model_type=unigram", "--vocab_size=2500", "--character_coverage=0.98",
+		"--denormalization_rule_tsv={dir}/denorm.tsv"}},
 }
+
+// denormTSV is the test denormalization rule: "a" becomes "A", "th" "Þ"
+// and "。" ". " when decoding.
+const denormTSV = "61\t41\n74 68\tDE\n3002\t2E 20\n"
 
 // trainCorpus writes about 25 KB of every shared corpus, one line of text
 // per line, as spm_train's input.
@@ -203,6 +210,9 @@ func trainModels(tb testing.TB, dir string, ms []spmModel) []string {
 	bin := spmTrainer(tb)
 	input := filepath.Join(dir, "train.txt")
 	trainCorpus(tb, input)
+	if err := os.WriteFile(filepath.Join(dir, "denorm.tsv"), []byte(denormTSV), 0o644); err != nil {
+		tb.Fatal(err)
+	}
 	paths := make([]string, len(ms))
 	errs := make([]error, len(ms))
 	sem := make(chan struct{}, 2)
@@ -212,8 +222,11 @@ func trainModels(tb testing.TB, dir string, ms []spmModel) []string {
 		wg.Go(func() {
 			sem <- struct{}{}
 			defer func() { <-sem }()
-			args := append([]string{"--input=" + input, "--model_prefix=" + filepath.Join(dir, m.name),
-				"--num_threads=1", "--minloglevel=2", "--seed_sentencepiece_size=50000", "--num_sub_iterations=1"}, m.flags...)
+			args := []string{"--input=" + input, "--model_prefix=" + filepath.Join(dir, m.name),
+				"--num_threads=1", "--minloglevel=2", "--seed_sentencepiece_size=50000", "--num_sub_iterations=1"}
+			for _, f := range m.flags {
+				args = append(args, strings.ReplaceAll(f, "{dir}", dir))
+			}
 			if out, err := exec.Command(bin, args...).CombinedOutput(); err != nil {
 				errs[i] = fmt.Errorf("spm_train %s: %v\n%s", m.name, err, out)
 			}
@@ -285,6 +298,42 @@ func TestSentencePieceReference(t *testing.T) {
 	tt := time.Now()
 	paths := trainModels(t, dir, trainedModels)
 	t.Logf("spm_train trained %d models in %v", len(paths), time.Since(tt).Round(time.Millisecond))
+	names := make([]string, len(trainedModels))
+	for i, m := range trainedModels {
+		names[i] = m.name
+		if strings.Contains(m.name, "denormalizer") {
+			pm, err := parseModelProto(must(os.ReadFile(paths[i])))
+			if err != nil || pm.denormalizer == nil || len(pm.denormalizer.precompiledCharsmap) == 0 {
+				t.Fatalf("%s: no denormalizer charsmap (%v)", m.name, err)
+			}
+			tk := must(Load(paths[i]))
+			ids, _ := tk.NewEncoder().Encode(nil, []byte("a thing。"))
+			if d := tk.Decode(ids); !strings.Contains(d, "A") || !strings.Contains(d, "Þ") {
+				t.Errorf("%s: Decode %q does not apply the denormalizer", m.name, d)
+			}
+		}
+	}
+	// UNUSED pieces (what SetVocabulary makes of pieces outside a vocabulary):
+	// every fifth multi-character NORMAL piece of a Unigram and a BPE model.
+	for _, from := range []int{0, 4} {
+		m, err := parseModelProto(must(os.ReadFile(paths[from])))
+		if err != nil {
+			t.Fatal(err)
+		}
+		k := 0
+		for i, p := range m.pieces {
+			if p.typ == spNormal && utf8.RuneCountInString(p.piece) > 1 {
+				if k++; k%5 == 0 {
+					m.pieces[i].typ = spUnused
+				}
+			}
+		}
+		p := filepath.Join(dir, names[from]+"-unused.model")
+		if err := os.WriteFile(p, encodeModelProto(m), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		paths, names = append(paths, p), append(names, names[from]+"-unused")
+	}
 
 	start := time.Now()
 	fullDocs := filepath.Join(dir, "full.json")
@@ -304,8 +353,8 @@ func TestSentencePieceReference(t *testing.T) {
 	t.Logf("SentencePiece encoded in %v", time.Since(start).Round(time.Millisecond))
 
 	compareSPM(t, "cog-pretrain", cogPretrainPath, full, cog)
-	for i, m := range trainedModels {
-		compareSPM(t, m.name, paths[i], thin, ref[i])
+	for i, name := range names {
+		compareSPM(t, name, paths[i], thin, ref[i])
 	}
 	t.Run("decode", func(t *testing.T) {
 		checkDecode(t, py, dir, append([]string{cogPretrainPath}, paths...), append([][][]int32{cog}, ref...))
