@@ -332,3 +332,27 @@ func TestTinyModels(t *testing.T) {
 		}
 	}
 }
+
+// TestSelfTestData: a model's own self_test_data is checked when it loads,
+// as SentencePiece does; a sample that does not encode as recorded is an
+// error naming the sample.
+func TestSelfTestData(t *testing.T) {
+	dir := t.TempDir()
+	m := tinyModel(spModelBPE, true)
+	m.selfTest = []spSample{{"hello world", "▁ h e ll o ▁w or ld"}}
+	path := filepath.Join(dir, "ok.model")
+	if err := os.WriteFile(path, encodeModelProto(m), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Load(path); err != nil {
+		t.Fatalf("matching self test: %v", err)
+	}
+	m.selfTest = append(m.selfTest, spSample{"hello", "▁hello"})
+	path = filepath.Join(dir, "bad.model")
+	if err := os.WriteFile(path, encodeModelProto(m), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Load(path); err == nil || !strings.Contains(err.Error(), "self_test_data.samples[1]") {
+		t.Fatalf("failing self test: %v", err)
+	}
+}
