@@ -79,7 +79,7 @@ func addBuildFlags(fs *flag.FlagSet, a *buildArgs) {
 	m := masking.DefaultConfig()
 	fs.Var(&a.inputs, "input", "input `PATH`: a file, glob, directory or - (repeatable)")
 	fs.StringVar(&a.out, "out", "", "output `DIR` for shards and manifest.json")
-	fs.StringVar(&a.tok, "tokenizer", "bert-base-uncased", "bert-base-uncased, gpt2, or a tokenizer.json, vocab.txt or vocab.json (+merges.txt) `FILE`")
+	fs.StringVar(&a.tok, "tokenizer", "bert-base-uncased", "bert-base-uncased, gpt2, or a tokenizer.json, vocab.txt, vocab.json (+merges.txt) or SentencePiece .model `FILE`")
 	fs.IntVar(&a.seqLen, "seq-len", 512, "source tokens per sample, [CLS] and eos included")
 	fs.IntVar(&a.workers, "workers", runtime.NumCPU(), "parallel workers (the output does not depend on it)")
 	fs.Uint64Var(&a.seed, "seed", 1234, "seed of every masking draw")
