@@ -33,8 +33,10 @@ const KindSentencePiece = "sentencepiece"
 // Special ids (decisions.md §2): the file's ids are kept. GLM's command
 // tokens are looked up among its CONTROL, UNKNOWN and USER_DEFINED pieces by
 // name ("</s>" is eos and sep, "<s>" is [CLS], "<unk>" is unk, "[MASK]",
-// "[gMASK]", "[sMASK]", "<|startofpiece|>", "<|endofpiece|>"); the missing
-// ones are appended in GLM's order. A USER_DEFINED piece adopted that way is
+// "[gMASK]", "[sMASK]", "<|startofpiece|>", "<|endofpiece|>"; the
+// trainer_spec's eos_id, bos_id and unk_id stand for "</s>", "<s>" and
+// "<unk>" whatever their pieces are called); the missing ones are appended
+// in GLM's order. A USER_DEFINED piece adopted that way is
 // kept out of encoding altogether (as if the file did not have it), so a
 // literal "[MASK]" in a document stays text: the one place where glmkit
 // departs from EncodeAsIds on purpose. A text that SentencePiece cannot
@@ -123,6 +125,18 @@ func (t *Tokenizer) initSentencePiece(m *modelProto) (*sentencePiece, error) {
 		case spUserDefined:
 			if _, dup := byName[p.piece]; !dup {
 				byName[p.piece] = int32(i)
+			}
+		}
+	}
+	// The trainer's declared ids name the standard pieces even when the
+	// file calls them otherwise (--eos_piece=[EOS]).
+	for _, a := range []struct {
+		name string
+		id   int32
+	}{{"</s>", tr.eosID}, {"<s>", tr.bosID}, {"<unk>", tr.unkID}} {
+		if a.id >= 0 && int(a.id) < n {
+			if typ := m.pieces[a.id].typ; typ == spControl || typ == spUnknown {
+				byName[a.name] = a.id
 			}
 		}
 	}

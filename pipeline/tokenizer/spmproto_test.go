@@ -356,3 +356,25 @@ func TestSelfTestData(t *testing.T) {
 		t.Fatalf("failing self test: %v", err)
 	}
 }
+
+// TestSentencePieceSpecialNames: the trainer's eos_id and bos_id give GLM's
+// eos and [CLS] even when the pieces have other names.
+func TestSentencePieceSpecialNames(t *testing.T) {
+	m := tinyModel(spModelUnigram, false)
+	m.pieces[1].piece, m.pieces[2].piece = "[BOS]", "[EOS]"
+	m.trainer.bosPiece, m.trainer.eosPiece = "[BOS]", "[EOS]"
+	path := filepath.Join(t.TempDir(), "names.model")
+	if err := os.WriteFile(path, encodeModelProto(m), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	tk, err := Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s := tk.Special(); s.EOS != 2 || s.Pad != 2 || s.CLS != 1 || s.Sep != 2 || s.Unk != 0 || s.Mask != 3 {
+		t.Errorf("special ids %+v", s)
+	}
+	if tk.SentenceEnds()[2] || tk.SentenceEnds()[1] {
+		t.Error("control pieces end sentences")
+	}
+}
