@@ -48,6 +48,11 @@ type charsmap struct {
 	// pass[b]: no key starts with byte b, so a character starting with b
 	// is copied unchanged (the ASCII fast path).
 	pass [256]bool
+	// passASCII[b] (ASCII b): b alone is not a key and no key continues b
+	// with an ASCII byte, so b before an ASCII byte (or at the end) is
+	// copied unchanged. In nmt_nfkc the letters start keys only with a
+	// combining mark after them.
+	passASCII [128]bool
 }
 
 // Double-array unit fields (darts-clone's DoubleArrayUnit).
@@ -89,6 +94,26 @@ func newCharsmap(blob []byte) (*charsmap, error) {
 	for b := range c.pass {
 		id := root ^ uint32(b)
 		c.pass[b] = b == 0 || int(id) >= n || daLabel(c.units[id]) != uint32(b)
+		if b >= 0x80 {
+			continue
+		}
+		if c.pass[b] {
+			c.passASCII[b] = true
+			continue
+		}
+		u := c.units[id]
+		if daHasLeaf(u) {
+			continue // b alone is a key
+		}
+		base := id ^ daOffset(u)
+		ok := true
+		for l := uint32(1); l < 0x80; l++ {
+			if child := base ^ l; int(child) < n && daLabel(c.units[child]) == l {
+				ok = false
+				break
+			}
+		}
+		c.passASCII[b] = ok
 	}
 	return c, nil
 }
@@ -218,7 +243,7 @@ const replacementChar = "\uFFFD"
 func (c *charsmap) normalize(dst, src []byte) []byte {
 	for i := 0; i < len(src); {
 		b := src[i]
-		if b < utf8.RuneSelf && c.pass[b] {
+		if b < utf8.RuneSelf && (c.pass[b] || (c.passASCII[b] && (i+1 == len(src) || src[i+1] < utf8.RuneSelf))) {
 			dst = append(dst, b)
 			i++
 			continue
@@ -245,7 +270,7 @@ func (c *charsmap) normalize(dst, src []byte) []byte {
 func (c *charsmap) normalizeHF(dst, src []byte) []byte {
 	for i := 0; i < len(src); {
 		b := src[i]
-		if b < utf8.RuneSelf && c.pass[b] && (i+1 == len(src) || src[i+1] < utf8.RuneSelf) && b != '\r' {
+		if b < utf8.RuneSelf && c.passASCII[b] && (i+1 == len(src) || src[i+1] < utf8.RuneSelf) && b != '\r' {
 			// An ASCII character followed by ASCII is a grapheme of its own
 			// (CR LF is the one ASCII cluster of two; '\r' is not passed).
 			dst = append(dst, b)

@@ -15,14 +15,14 @@ import (
 //	v := t.lookup(key)                   // exact match, -1 when absent
 type daTrie struct {
 	nodes []daNode
-	val   []int32 // value of the key ending at the slot, or -1
 }
 
-// daNode is one slot: base and check side by side, so that a step touches
-// one cache line.
+// daNode is one slot: base, check and value side by side, so that a step
+// and its value touch one cache line.
 type daNode struct {
 	base  int32
 	check int32 // parent of a used slot; -1 for free slots and the root
+	val   int32 // value of the key ending at the slot, or -1
 }
 
 // daRoot is the root node of every daTrie.
@@ -38,7 +38,7 @@ func (t *daTrie) child(s int32, b byte) int32 {
 }
 
 // value returns the value of the key ending at node s, or -1.
-func (t *daTrie) value(s int32) int32 { return t.val[s] }
+func (t *daTrie) value(s int32) int32 { return t.nodes[s].val }
 
 // walk follows key from node s; -1 when it leaves the trie.
 func (t *daTrie) walk(s int32, key []byte) int32 {
@@ -56,7 +56,7 @@ func (t *daTrie) lookup(key []byte) int32 {
 	if s < 0 {
 		return -1
 	}
-	return t.val[s]
+	return t.nodes[s].val
 }
 
 // buildDATrie builds a trie of keys (non-empty) with values[i] for keys[i].
@@ -74,8 +74,7 @@ func buildDATrie(keys []string, values []int32) (*daTrie, error) {
 	t := &daTrie{}
 	grow := func(n int) {
 		for len(t.nodes) < n {
-			t.nodes = append(t.nodes, daNode{check: -1})
-			t.val = append(t.val, -1)
+			t.nodes = append(t.nodes, daNode{check: -1, val: -1})
 		}
 	}
 	grow(256)
@@ -106,7 +105,7 @@ func buildDATrie(keys []string, values []int32) (*daTrie, error) {
 		labels, starts = labels[:0], starts[:0]
 		i := p.lo
 		for ; i < p.hi && len(keys[idx[i]]) == p.depth; i++ {
-			t.val[p.s] = values[idx[i]]
+			t.nodes[p.s].val = values[idx[i]]
 		}
 		for i < p.hi {
 			b := keys[idx[i]][p.depth]

@@ -33,8 +33,10 @@ const KindSentencePiece = "sentencepiece"
 // Special ids (decisions.md §2): the file's ids are kept. GLM's command
 // tokens are looked up among its CONTROL, UNKNOWN and USER_DEFINED pieces by
 // name ("</s>" is eos and sep, "<s>" is [CLS], "<unk>" is unk, "[MASK]",
-// "[gMASK]", "[sMASK]", "<|startofpiece|>", "<|endofpiece|>"); the missing
-// ones are appended in GLM's order. A USER_DEFINED piece adopted that way is
+// "[gMASK]", "[sMASK]", "<|startofpiece|>", "<|endofpiece|>"; the
+// trainer_spec's eos_id, bos_id and unk_id stand for "</s>", "<s>" and
+// "<unk>" whatever their pieces are called); the missing ones are appended
+// in GLM's order. A USER_DEFINED piece adopted that way is
 // kept out of encoding altogether (as if the file did not have it), so a
 // literal "[MASK]" in a document stays text: the one place where glmkit
 // departs from EncodeAsIds on purpose. A text that SentencePiece cannot
@@ -60,6 +62,7 @@ type sentencePiece struct {
 
 	pieces     []spPiece
 	unkSurface string
+	denorm     *spNormalizer // denormalizer_spec with a charsmap: applied after decoding
 }
 
 // spmState is an Encoder's scratch for a SentencePiece model.
@@ -125,6 +128,18 @@ func (t *Tokenizer) initSentencePiece(m *modelProto) (*sentencePiece, error) {
 			}
 		}
 	}
+	// The trainer's declared ids name the standard pieces even when the
+	// file calls them otherwise (--eos_piece=[EOS]).
+	for _, a := range []struct {
+		name string
+		id   int32
+	}{{"</s>", tr.eosID}, {"<s>", tr.bosID}, {"<unk>", tr.unkID}} {
+		if a.id >= 0 && int(a.id) < n {
+			if typ := m.pieces[a.id].typ; typ == spControl || typ == spUnknown {
+				byName[a.name] = a.id
+			}
+		}
+	}
 	t.initTokens(tokens)
 	if t.sha == cogPretrainSHA256 && n == 50000 {
 		t.glmChineseSpecials()
@@ -171,6 +186,14 @@ func (t *Tokenizer) initSentencePiece(m *modelProto) (*sentencePiece, error) {
 		}
 	}
 	sp.norm.init()
+	if d := m.denormalizer; d != nil && len(d.precompiledCharsmap) > 0 {
+		cm, err := newCharsmap(d.precompiledCharsmap)
+		if err != nil {
+			return nil, fmt.Errorf("denormalizer_spec.%w", err)
+		}
+		sp.denorm = &spNormalizer{cm: cm, addDummyPrefix: d.addDummyPrefix, removeExtra: d.removeExtraWhitespaces, escape: d.escapeWhitespaces}
+		sp.denorm.init()
+	}
 
 	ws := "\u2581"
 	if !ns.escapeWhitespaces {
@@ -314,8 +337,17 @@ func (sp *sentencePiece) pieceToID(w string) int32 {
 // decode appends the text of base-vocabulary ids, as SentencePiece's
 // DecodeIds does: U+2581 as spaces, the first one dropped (add_dummy_prefix),
 // byte pieces joined into UTF-8 (an invalid byte as U+FFFD), control pieces
-// as nothing, the unk piece as trainer_spec.unk_surface (" ⁇ ").
+// as nothing, the unk piece as trainer_spec.unk_surface (" ⁇ "), then the
+// denormalizer_spec's rules when the model has them.
 func (sp *sentencePiece) decode(out []byte, ids []int32) []byte {
+	if sp.denorm != nil {
+		raw := sp.decodeRaw(nil, ids)
+		return sp.denorm.normalize(out, raw)
+	}
+	return sp.decodeRaw(out, ids)
+}
+
+func (sp *sentencePiece) decodeRaw(out []byte, ids []int32) []byte {
 	start := len(out)
 	isBosWS, bosWSSeen := true, false
 	var run []byte
@@ -390,14 +422,21 @@ type spNormalizer struct {
 	escape,
 	suffix bool
 	// fast[b]: ASCII byte b is copied as itself (no rule or user piece
-	// starts with it).
-	fast [128]bool
+	// starts with it); fastASCII[b]: so it is when an ASCII byte follows.
+	fast, fastASCII [128]bool
 }
 
 func (n *spNormalizer) init() {
 	for b := range n.fast {
 		n.fast[b] = !n.userFirst[b] && (n.cm == nil || n.cm.pass[b])
+		n.fastASCII[b] = !n.userFirst[b] && (n.cm == nil || n.cm.passASCII[b])
 	}
+}
+
+// isFast reports whether input[0], an ASCII byte, is copied as itself.
+func (n *spNormalizer) isFast(input []byte) bool {
+	b := input[0]
+	return n.fast[b] || (n.fastASCII[b] && (len(input) == 1 || input[1] < utf8.RuneSelf))
 }
 
 // prefix returns the normalized form of the first unit of input and the
@@ -427,7 +466,7 @@ var wsSymbol = []byte("\u2581")
 func (n *spNormalizer) normalize(dst, input []byte) []byte {
 	if n.removeExtra {
 		for len(input) > 0 {
-			if b := input[0]; b < utf8.RuneSelf && n.fast[b] {
+			if b := input[0]; b < utf8.RuneSelf && n.isFast(input) {
 				if b != ' ' {
 					break
 				}
@@ -456,7 +495,7 @@ func (n *spNormalizer) normalize(dst, input []byte) []byte {
 	for len(input) > 0 {
 		var rep []byte
 		var l int
-		if b := input[0]; b < utf8.RuneSelf && n.fast[b] {
+		if b := input[0]; b < utf8.RuneSelf && n.isFast(input) {
 			l = 1
 			if b == ' ' {
 				if !prevSpace {

@@ -267,7 +267,7 @@ func TestTinyModels(t *testing.T) {
 	py := spmPython(t)
 	dir := t.TempDir()
 	texts := []string{"", " ", "   ", "hello world", "  hello   world!  ", "hello\r\nworld\n", "héllo wörld", "héé!",
-		"a [MASK] b", "[MASK]", "x[MASK]y [MASK][MASK]", "▁hello ▁▁world", "\u3000hello\u00a0world", "☃☃ ☃", "ll" + strings.Repeat("lo", 40)}
+		"a [MASK] b", "[MASK]", "x[MASK]y [MASK][MASK]", "▁hello ▁▁world", "\u3000hello\u00a0world", "☃☃ ☃", "ll" + strings.Repeat("lo", 40), "a\x00b \x00", "\x00"}
 	var docs []corpus
 	c := corpus{name: "tiny"}
 	for _, s := range texts {
@@ -330,5 +330,51 @@ func TestTinyModels(t *testing.T) {
 				}
 			}
 		}
+	}
+}
+
+// TestSelfTestData: a model's own self_test_data is checked when it loads,
+// as SentencePiece does; a sample that does not encode as recorded is an
+// error naming the sample.
+func TestSelfTestData(t *testing.T) {
+	dir := t.TempDir()
+	m := tinyModel(spModelBPE, true)
+	m.selfTest = []spSample{{"hello world", "▁ h e ll o ▁w or ld"}}
+	path := filepath.Join(dir, "ok.model")
+	if err := os.WriteFile(path, encodeModelProto(m), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Load(path); err != nil {
+		t.Fatalf("matching self test: %v", err)
+	}
+	m.selfTest = append(m.selfTest, spSample{"hello", "▁hello"})
+	path = filepath.Join(dir, "bad.model")
+	if err := os.WriteFile(path, encodeModelProto(m), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Load(path); err == nil || !strings.Contains(err.Error(), "self_test_data.samples[1]") {
+		t.Fatalf("failing self test: %v", err)
+	}
+}
+
+// TestSentencePieceSpecialNames: the trainer's eos_id and bos_id give GLM's
+// eos and [CLS] even when the pieces have other names.
+func TestSentencePieceSpecialNames(t *testing.T) {
+	m := tinyModel(spModelUnigram, false)
+	m.pieces[1].piece, m.pieces[2].piece = "[BOS]", "[EOS]"
+	m.trainer.bosPiece, m.trainer.eosPiece = "[BOS]", "[EOS]"
+	path := filepath.Join(t.TempDir(), "names.model")
+	if err := os.WriteFile(path, encodeModelProto(m), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	tk, err := Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s := tk.Special(); s.EOS != 2 || s.Pad != 2 || s.CLS != 1 || s.Sep != 2 || s.Unk != 0 || s.Mask != 3 {
+		t.Errorf("special ids %+v", s)
+	}
+	if tk.SentenceEnds()[2] || tk.SentenceEnds()[1] {
+		t.Error("control pieces end sentences")
 	}
 }

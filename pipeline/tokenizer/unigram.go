@@ -53,13 +53,21 @@ import (
 // and its tokenizer.json conversion can segment a long text differently.
 // glmkit encodes .model files with the SentencePiece semantics and
 // tokenizer.json files with the Hugging Face semantics: each file kind
-// exactly as its own reference.
+// exactly as its own reference. (On the test corpora with whole documents as
+// one string, the two semantics give different ids for about a third of the
+// documents; with Metaspace pre-tokens they rarely differ.)
+//
+// Wiring a tokenizer.json "Unigram" model: pieces from model.vocab in order
+// ([piece, score] pairs; typ is ignored), unigramOptions{hf: true, unkID:
+// model.unk_id or -1, byteFallback: model.byte_fallback, fuseUnk: true}
+// (HF's Unigram always fuses unknown runs; the file has no such field), and
+// call encode once per pre-token.
 type unigram struct {
 	hf       bool
 	trie     *daTrie
 	score32  []float32 // SP: piece scores by id
+	scoreSP  []float64 // SP: a candidate's score by id, as the C++ computes it in double
 	score64  []float64 // HF: piece scores by id
-	userDef  []bool    // SP: USER_DEFINED by id
 	unkID    int32
 	unk32    float32 // SP: min_score − kUnkPenalty
 	unk64    float64 // HF
@@ -89,11 +97,21 @@ type unigramOptions struct {
 
 // unigramState is an Encoder's scratch for unigram.encode.
 type unigramState struct {
-	score32 []float32
-	score64 []float64
-	from    []int32 // start of the best last piece ending at each position, -1 unset
-	id      []int32
-	out     []int32 // reversed path: piece ends
+	best32 []best32
+	best64 []best64
+	out    []int32 // reversed path: piece ends
+}
+
+// best32 and best64 are the best path ending at a position: its score,
+// the start of its last piece plus one (0: none yet) and that piece's id.
+type best32 struct {
+	score     float32
+	from1, id int32
+}
+
+type best64 struct {
+	score     float64
+	from1, id int32
 }
 
 // kUnkPenalty is SentencePiece's and Hugging Face's unknown-piece penalty.
@@ -150,7 +168,8 @@ func newUnigram(pieces []vocabPiece, opt unigramOptions) (*unigram, error) {
 	}
 
 	u.score32 = make([]float32, len(pieces))
-	u.userDef = make([]bool, len(pieces))
+	u.scoreSP = make([]float64, len(pieces))
+	userDef := make([]bool, len(pieces))
 	// SentencePiece starts from FLT_MAX and FLT_MIN (the smallest normal
 	// float, 0x1p-126: with only negative scores max_score stays there).
 	minScore, maxScore := float32(math.MaxFloat32), float32(0x1p-126)
@@ -165,7 +184,7 @@ func newUnigram(pieces []vocabPiece, opt unigramOptions) (*unigram, error) {
 			minScore, maxScore = min(minScore, s), max(maxScore, s)
 			keys, vals = append(keys, p.piece), append(vals, int32(i))
 		case spUserDefined:
-			u.userDef[i] = true
+			userDef[i] = true
 			keys, vals = append(keys, p.piece), append(vals, int32(i))
 		case spUnknown:
 			if u.unkID >= 0 {
@@ -197,6 +216,16 @@ func newUnigram(pieces []vocabPiece, opt unigramOptions) (*unigram, error) {
 		return nil, errors.New("no entry is found in the trie (no NORMAL or USER_DEFINED piece)")
 	}
 	u.unk32, u.max32 = minScore-float32(kUnkPenalty), maxScore
+	for i, p := range pieces {
+		// The C++ ternary (user-defined ? length·max_score − 0.1 : score)
+		// is a double: length·max_score a float product, then − 0.1 in
+		// double; a piece's score widened to double.
+		if userDef[i] {
+			u.scoreSP[i] = float64(float32(float32(len(p.piece))*maxScore)) - 0.1
+		} else {
+			u.scoreSP[i] = float64(u.score32[i])
+		}
+	}
 	t, err := buildDATrie(keys, vals)
 	if err != nil {
 		return nil, err
@@ -270,79 +299,67 @@ func (u *unigram) encode(st *unigramState, dst []int32, text []byte) ([]int32, e
 	if n == 0 {
 		return dst, nil
 	}
-	st.from = growSlice(st.from, n+1)
-	st.id = growSlice(st.id, n+1)
-	for i := range st.from {
-		st.from[i] = -1
-	}
 	if u.hf {
 		return u.encodeHF(st, dst, text)
 	}
-	st.score32 = growSlice(st.score32, n+1)
-	score, from, ids := st.score32, st.from, st.id
-	score[0] = 0
-	trie := u.trie
+	st.best32 = growSlice(st.best32, n+1)
+	best := st.best32
+	clear(best)
+	nodes := u.trie.nodes
+	scores := u.scoreSP
 	for start := 0; start < n; {
-		here := score[start]
+		here := float64(best[start].score)
 		mblen := min(oneCharLen(text[start]), n-start)
 		single := false
 		s := int32(daRoot)
 		for end := start; end < n; {
-			if s = trie.child(s, text[end]); s < 0 {
+			c := nodes[s].base + int32(text[end])
+			if uint32(c) >= uint32(len(nodes)) || nodes[c].check != s {
 				break
 			}
+			s = c
 			end++
-			id := trie.value(s)
+			id := nodes[c].val
 			if id < 0 {
 				continue
 			}
-			length := end - start
-			// The C++ ternary makes the score a double; the sum is
-			// compared in double and stored as float.
-			var sc float64
-			if u.userDef[id] {
-				sc = float64(float32(float32(length)*u.max32)) - 0.1
-			} else {
-				sc = float64(u.score32[id])
+			// Compared in double, stored as float (best_path_score).
+			cand := scores[id] + here
+			if b := &best[end]; b.from1 == 0 || cand > float64(b.score) {
+				*b = best32{float32(cand), int32(start) + 1, id}
 			}
-			cand := sc + float64(here)
-			if from[end] < 0 || cand > float64(score[end]) {
-				score[end], from[end], ids[end] = float32(cand), int32(start), id
-			}
-			if length == mblen {
+			if end-start == mblen {
 				single = true
 			}
 		}
 		if !single {
-			end := start + mblen
-			cand := u.unk32 + here // float + float in the C++
-			if from[end] < 0 || cand > score[end] {
-				score[end], from[end], ids[end] = cand, int32(start), u.unkID
+			cand := u.unk32 + best[start].score // float + float in the C++
+			if b := &best[start+mblen]; b.from1 == 0 || cand > b.score {
+				*b = best32{cand, int32(start) + 1, u.unkID}
 			}
 		}
 		start += mblen
 	}
 	// Backtrack, then emit in order.
 	out := st.out[:0]
-	for end := n; end > 0; end = int(from[end]) {
+	for end := n; end > 0; end = int(best[end].from1 - 1) {
 		out = append(out, int32(end))
 	}
 	st.out = out
 	prevUnk := false
 	for k := len(out) - 1; k >= 0; k-- {
-		end := out[k]
-		id := ids[end]
-		if id != u.unkID {
-			dst = append(dst, id)
+		b := &best[out[k]]
+		if b.id != u.unkID {
+			dst = append(dst, b.id)
 			prevUnk = false
 			continue
 		}
 		if u.byteFB {
-			for _, b := range text[from[end]:end] {
-				dst = append(dst, u.byteID[b])
+			for _, c := range text[b.from1-1 : out[k]] {
+				dst = append(dst, u.byteID[c])
 			}
 		} else if !prevUnk {
-			dst = append(dst, id)
+			dst = append(dst, b.id)
 		}
 		prevUnk = true
 	}
@@ -352,27 +369,29 @@ func (u *unigram) encode(st *unigramState, dst []int32, text []byte) ([]int32, e
 // encodeHF is encode with Hugging Face's semantics.
 func (u *unigram) encodeHF(st *unigramState, dst []int32, text []byte) ([]int32, error) {
 	n := len(text)
-	st.score64 = growSlice(st.score64, n+1)
-	score, from, ids := st.score64, st.from, st.id
-	score[0] = 0
-	trie := u.trie
+	st.best64 = growSlice(st.best64, n+1)
+	best := st.best64
+	clear(best)
+	nodes := u.trie.nodes
 	for start := 0; start < n; {
-		here := score[start]
+		here := best[start].score
 		mblen := min(oneCharLen(text[start]), n-start)
 		single := false
 		s := int32(daRoot)
 		for end := start; end < n; {
-			if s = trie.child(s, text[end]); s < 0 {
+			c := nodes[s].base + int32(text[end])
+			if uint32(c) >= uint32(len(nodes)) || nodes[c].check != s {
 				break
 			}
+			s = c
 			end++
-			id := trie.value(s)
+			id := nodes[c].val
 			if id < 0 {
 				continue
 			}
 			cand := u.score64[id] + here
-			if from[end] < 0 || cand > score[end] {
-				score[end], from[end], ids[end] = cand, int32(start), id
+			if b := &best[end]; b.from1 == 0 || cand > b.score {
+				*b = best64{cand, int32(start) + 1, id}
 			}
 			if end-start == mblen {
 				single = true
@@ -382,16 +401,15 @@ func (u *unigram) encodeHF(st *unigramState, dst []int32, text []byte) ([]int32,
 			if u.unkID < 0 {
 				return dst, errNoUnk
 			}
-			end := start + mblen
 			cand := u.unk64 + here
-			if from[end] < 0 || cand > score[end] {
-				score[end], from[end], ids[end] = cand, int32(start), u.unkID
+			if b := &best[start+mblen]; b.from1 == 0 || cand > b.score {
+				*b = best64{cand, int32(start) + 1, u.unkID}
 			}
 		}
 		start += mblen
 	}
 	out := st.out[:0]
-	for end := n; end > 0; end = int(from[end]) {
+	for end := n; end > 0; end = int(best[end].from1 - 1) {
 		out = append(out, int32(end))
 	}
 	st.out = out
@@ -399,15 +417,15 @@ func (u *unigram) encodeHF(st *unigramState, dst []int32, text []byte) ([]int32,
 	// up by its string (Unigram::tokenize).
 	for k := len(out) - 1; k >= 0; {
 		end := out[k]
-		begin := from[end]
-		if ids[end] != u.unkID || u.unkID < 0 {
-			dst = append(dst, ids[end]) // the string of a matched piece maps to its id (last wins)
+		begin := best[end].from1 - 1
+		if id := best[end].id; id != u.unkID || u.unkID < 0 {
+			dst = append(dst, id) // the string of a matched piece maps to its id (last wins)
 			k--
 			continue
 		}
 		k--
 		if u.fuseUnk {
-			for k >= 0 && ids[out[k]] == u.unkID {
+			for k >= 0 && best[out[k]].id == u.unkID {
 				end = out[k]
 				k--
 			}
