@@ -286,6 +286,9 @@ func fromVocabTxt(name string, data []byte, o LoadOptions, cfg *tokenizerConfig)
 	}
 	opts := defaultBertOptions()
 	source := "bare vocab.txt: BERT's uncased default"
+	if name == BuiltinBERT {
+		source = "built in"
+	}
 	var strip *bool
 	if cfg != nil {
 		source = filepath.Base(cfg.path)
