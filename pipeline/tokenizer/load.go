@@ -480,12 +480,7 @@ func (t *Tokenizer) initBPE(vocab map[string]int32, merges [][2]string, prefixSp
 		m.merges[pairKey(a, b)] = uint64(rank)<<32 | uint64(uint32(c))
 	}
 	if ignoreMerges {
-		m.whole = make(map[string]int32, len(vocab))
-		for s, id := range vocab {
-			if raw, ok := byteLevelBytes(s, t.byteDec); ok {
-				m.whole[string(raw)] = id
-			}
-		}
+		m.whole = wholeByteLevel(vocab, tab)
 	}
 	t.bpe = m
 	t.pattern = scanName(scan)

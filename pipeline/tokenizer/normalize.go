@@ -1,7 +1,6 @@
 package tokenizer
 
 import (
-	"bytes"
 	"unicode/utf8"
 
 	"golang.org/x/text/unicode/norm"
@@ -241,8 +240,3 @@ func (n bertNorm) normalize(st *genState, dst, src []byte) ([]byte, bool, error)
 
 func (st *genState) bertScratch(i int) []byte       { return st.bert[i][:0] }
 func (st *genState) setBertScratch(i int, b []byte) { st.bert[i] = b }
-
-// isASCII reports whether b holds only ASCII.
-func isASCII(b []byte) bool {
-	return bytes.IndexFunc(b, func(r rune) bool { return r >= utf8.RuneSelf }) < 0
-}

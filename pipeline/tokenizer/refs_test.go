@@ -79,10 +79,45 @@ func refFiles(t testing.TB) string {
 	return refFilesOnce.dir
 }
 
+// loaded caches the tokenizers the tests load more than once.
+var loaded struct {
+	sync.Mutex
+	m map[string]*Tokenizer
+}
+
+func loadCached(t testing.TB, spec string, o LoadOptions) *Tokenizer {
+	t.Helper()
+	key := spec + "\x00" + o.String()
+	loaded.Lock()
+	defer loaded.Unlock()
+	if tk, ok := loaded.m[key]; ok {
+		return tk
+	}
+	tk, err := LoadWith(spec, o)
+	if err != nil {
+		t.Fatalf("%s: %v", spec, err)
+	}
+	if loaded.m == nil {
+		loaded.m = map[string]*Tokenizer{}
+	}
+	loaded.m[key] = tk
+	return tk
+}
+
+// trainedUnigram trains the Unigram families' models once per test binary.
+var trainedUnigram struct {
+	sync.Mutex
+	done  bool
+	paths []string
+}
+
 func TestMain(m *testing.M) {
 	code := m.Run()
 	if refFilesOnce.dir != "" {
 		os.RemoveAll(refFilesOnce.dir)
+	}
+	for _, p := range trainedUnigram.paths {
+		os.RemoveAll(filepath.Dir(p))
 	}
 	os.Exit(code)
 }
@@ -332,14 +367,11 @@ func TestReferences(t *testing.T) {
 	}
 	for _, f := range fams {
 		spec, opts := f.load(refDir, dir)
-		tk, err := LoadWith(spec, opts)
-		if err != nil {
-			t.Errorf("%s: %v", f.name, err)
-			continue
-		}
+		tk := loadCached(t, spec, opts)
 		enc := tk.NewEncoder()
 		got := make([][]int32, len(raw))
 		for i, d := range raw {
+			var err error
 			if got[i], err = enc.Encode(nil, d); err != nil {
 				t.Fatalf("%s: doc %d: %v", f.name, i, err)
 			}
@@ -439,8 +471,18 @@ func unigramFamilies(t testing.TB, dir string) []refFamily {
 			ms = append(ms, m)
 		}
 	}
+	trainedUnigram.Lock()
+	if !trainedUnigram.done {
+		tdir, err := os.MkdirTemp("", "glmkit-unigram-")
+		if err != nil {
+			t.Fatal(err)
+		}
+		trainedUnigram.paths, trainedUnigram.done = trainModels(t, tdir, ms), true
+	}
+	paths := trainedUnigram.paths
+	trainedUnigram.Unlock()
 	var fams []refFamily
-	for _, path := range trainModels(t, dir, ms) {
+	for _, path := range paths {
 		m, err := parseModelProto(must(os.ReadFile(path)))
 		if err != nil {
 			t.Fatal(err)
@@ -505,10 +547,7 @@ func TestFamilyAllocs(t *testing.T) {
 	fams := append(refFamilies(t, tokDir), unigramFamilies(t, dir)...)
 	for _, f := range fams {
 		spec, opts := f.load(refDir, dir)
-		tk, err := LoadWith(spec, opts)
-		if err != nil {
-			t.Fatalf("%s: %v", f.name, err)
-		}
+		tk := loadCached(t, spec, opts)
 		e := tk.NewEncoder()
 		var ids []int32
 		for range 2 {
@@ -545,10 +584,7 @@ func TestGeneralPipelineAgrees(t *testing.T) {
 	cs := agreementCorpora(t)
 	for _, path := range files {
 		data := must(os.ReadFile(path))
-		fast, err := buildTokenizerJSON(data)
-		if err != nil {
-			t.Fatal(err)
-		}
+		fast := loadCached(t, path, LoadOptions{})
 		gen, err := buildTokenizerJSONWith(data, true)
 		if err != nil {
 			t.Fatal(err)
@@ -559,7 +595,10 @@ func TestGeneralPipelineAgrees(t *testing.T) {
 		ef, eg := fast.NewEncoder(), gen.NewEncoder()
 		n := 0
 		for _, c := range cs {
-			for _, d := range c.docs {
+			for i, d := range c.docs {
+				if i%2 == 1 && !fullAgreement() {
+					continue
+				}
 				a, _ := ef.Encode(nil, d)
 				b, err := eg.Encode(nil, d)
 				if err != nil {

@@ -1052,20 +1052,6 @@ func byteLevelDecoder(tab *charTables) map[rune]byte {
 	return dec
 }
 
-// byteLevelBytes returns the bytes a byte-level token string stands for;
-// ok is false when a character is not in the alphabet.
-func byteLevelBytes(s string, dec map[rune]byte) ([]byte, bool) {
-	out := make([]byte, 0, len(s))
-	for _, r := range s {
-		b, ok := dec[r]
-		if !ok {
-			return nil, false
-		}
-		out = append(out, b)
-	}
-	return out, true
-}
-
 func scanName(k scanKind) string {
 	switch k {
 	case scanGPT2:
