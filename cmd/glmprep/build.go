@@ -35,6 +35,15 @@ Inputs: files, globs ('data/*.jsonl.gz'), directories (searched for .txt
 .text .raw .jsonl .json .ndjson, optionally .gz/.zst) and - for stdin;
 repeat --input or list them after the flags. They are read in sorted order.
 
+Tokenizers: bert-base-uncased and gpt2 are built in; a Hugging Face
+tokenizer.json, a SentencePiece .model, a tiktoken file (cl100k_base,
+o200k_base, r50k_base, p50k_base and Llama-3's are recognised; others need
+--tokenizer-pattern, GLM-4's tokenizer.model --tokenizer-pattern glm4), a
+WordPiece vocab.txt (cased or not by its tokenizer_config.json or
+--lowercase) or a vocab.json with merges.txt are read natively and encode
+exactly as their own references. A component glmkit does not implement is
+an error before anything is read.
+
 Examples:
   glmprep build --input testdata/demo --out out/demo
   glmprep build --input ../shared/corpora/wikitext-2-raw/wiki.valid.raw \
@@ -42,6 +51,8 @@ Examples:
   glmprep build --input 'crawl/*.jsonl.zst' --text-field meta.text \
       --tokenizer gpt2 --seq-len 1024 --out out/crawl --resume
   zcat dump.txt.gz | glmprep build --input - --tokenizer vocab.txt --out out/dump
+  glmprep build --input zh/ --tokenizer Meta-Llama-3-8B/tokenizer.json --out out/zh
+  glmprep build --input zh/ --tokenizer glm-4-9b/tokenizer.model --tokenizer-pattern glm4 --out out/zh
 `
 
 // buildArgs are the flags shared by build and plan.
