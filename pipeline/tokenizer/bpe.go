@@ -42,13 +42,14 @@ func byteLevelDecode(tok string, dec map[rune]byte) []byte {
 // and Qwen2 style tokenizers, from tokenizer.json, vocab.json+merges.txt or
 // a .tiktoken file.
 type bytePair struct {
-	byteID       [256]int32        // id of each single byte
-	merges       map[uint64]uint64 // pair (left<<32 | right) → rank<<32 | merged id
-	whole        map[string]int32  // raw token bytes → id, for ignore_merges
-	ignoreMerges bool              // look the whole pre-token up first (Llama-3, tiktoken)
-	prefixSpace  bool              // add_prefix_space
-	scan         scanKind          // the pre-tokenization pattern's scanner, or scanRegex
-	re           *regex            // scanRegex: the pattern (its matches and the gaps between them are the pieces)
+	byteID       [256]int32       // id of each single byte
+	merges       *pairTable       // pair (left<<32 | right) → rank<<32 | merged id
+	whole        map[string]int32 // raw token bytes → id, for ignore_merges
+	wholeMax     int              // the longest key of whole
+	ignoreMerges bool             // look the whole pre-token up first (Llama-3, tiktoken)
+	prefixSpace  bool             // add_prefix_space
+	scan         scanKind         // the pre-tokenization pattern's scanner, or scanRegex
+	re           *regex           // scanRegex: the pattern (its matches and the gaps between them are the pieces)
 	tab          *charTables
 }
 
@@ -228,7 +229,7 @@ func (m *bytePair) encodeWord(st *bpeState, dst []int32, w []byte, noCache bool)
 	if len(w) == 1 {
 		return append(dst, m.byteID[w[0]])
 	}
-	if m.ignoreMerges {
+	if m.ignoreMerges && len(w) <= m.wholeMax {
 		if id, ok := m.whole[string(w)]; ok {
 			return append(dst, id)
 		}
@@ -263,14 +264,14 @@ func (m *bytePair) appendMerged(st *bpeState, dst []int32, w []byte) []int32 {
 // appendMergedIDs merges the symbols in st.ids with merges (lowest rank
 // first, leftmost among equal ranks, as Hugging Face and tiktoken do) and
 // appends the result to dst.
-func appendMergedIDs(st *bpeState, merges map[uint64]uint64, dst []int32) []int32 {
+func appendMergedIDs(st *bpeState, merges *pairTable, dst []int32) []int32 {
 	if len(st.ids) >= heapMergeMin {
 		return appendMergedHeap(st, merges, dst)
 	}
 	ids, ranks := st.ids, st.ranks[:0]
 	const none = ^uint64(0)
 	for k := 0; k+1 < len(ids); k++ {
-		v, ok := merges[pairKey(ids[k], ids[k+1])]
+		v, ok := merges.get(pairKey(ids[k], ids[k+1]))
 		if !ok {
 			v = none
 		}
@@ -290,14 +291,14 @@ func appendMergedIDs(st *bpeState, merges map[uint64]uint64, dst []int32) []int3
 		ids = append(ids[:bi+1], ids[bi+2:]...)
 		ranks = append(ranks[:bi], ranks[bi+1:]...)
 		if bi > 0 {
-			v, ok := merges[pairKey(ids[bi-1], ids[bi])]
+			v, ok := merges.get(pairKey(ids[bi-1], ids[bi]))
 			if !ok {
 				v = none
 			}
 			ranks[bi-1] = v
 		}
 		if bi < len(ranks) {
-			v, ok := merges[pairKey(ids[bi], ids[bi+1])]
+			v, ok := merges.get(pairKey(ids[bi], ids[bi+1]))
 			if !ok {
 				v = none
 			}
@@ -312,7 +313,7 @@ func appendMergedIDs(st *bpeState, merges map[uint64]uint64, dst []int32) []int3
 // symbols and a min-heap of candidate merges keyed by (rank, position),
 // which is the order Hugging Face applies them in. Stale heap entries are
 // skipped when popped.
-func appendMergedHeap(st *bpeState, merges map[uint64]uint64, dst []int32) []int32 {
+func appendMergedHeap(st *bpeState, merges *pairTable, dst []int32) []int32 {
 	ids := st.ids
 	n := len(ids)
 	next, prev := st.next[:0], st.prev[:0]
@@ -323,7 +324,7 @@ func appendMergedHeap(st *bpeState, merges map[uint64]uint64, dst []int32) []int
 	next[n-1] = -1
 	h := st.heap[:0]
 	for k := 0; k+1 < n; k++ {
-		if v, ok := merges[pairKey(ids[k], ids[k+1])]; ok {
+		if v, ok := merges.get(pairKey(ids[k], ids[k+1])); ok {
 			h = heapPush(h, v>>32<<32|uint64(k))
 		}
 	}
@@ -338,7 +339,7 @@ func appendMergedHeap(st *bpeState, merges map[uint64]uint64, dst []int32) []int
 		if nx < 0 {
 			continue
 		}
-		v, ok := merges[pairKey(ids[pos], ids[nx])]
+		v, ok := merges.get(pairKey(ids[pos], ids[nx]))
 		if !ok || uint32(v>>32) != rank {
 			continue // stale
 		}
@@ -349,12 +350,12 @@ func appendMergedHeap(st *bpeState, merges map[uint64]uint64, dst []int32) []int
 			prev[next[nx]] = pos
 		}
 		if p := prev[pos]; p >= 0 {
-			if v, ok := merges[pairKey(ids[p], ids[pos])]; ok {
+			if v, ok := merges.get(pairKey(ids[p], ids[pos])); ok {
 				h = heapPush(h, v>>32<<32|uint64(p))
 			}
 		}
 		if q := next[pos]; q >= 0 {
-			if v, ok := merges[pairKey(ids[pos], ids[q])]; ok {
+			if v, ok := merges.get(pairKey(ids[pos], ids[q])); ok {
 				h = heapPush(h, v>>32<<32|uint64(pos))
 			}
 		}

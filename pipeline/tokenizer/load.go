@@ -460,7 +460,7 @@ func (t *Tokenizer) initBPE(vocab map[string]int32, merges [][2]string, prefixSp
 		tokens[id] = s
 	}
 	tab := tables()
-	m := &bytePair{merges: make(map[uint64]uint64, len(merges)), prefixSpace: prefixSpace, ignoreMerges: ignoreMerges,
+	m := &bytePair{merges: newPairTable(len(merges)), prefixSpace: prefixSpace, ignoreMerges: ignoreMerges,
 		scan: scan, re: re, tab: tab}
 	t.byteDec = byteLevelDecoder(tab)
 	for b, r := range tab.byteRune {
@@ -477,10 +477,11 @@ func (t *Tokenizer) initBPE(vocab map[string]int32, merges [][2]string, prefixSp
 		if !okA || !okB || !okC {
 			return fmt.Errorf("merge %d (%q %q) uses a token that is not in the vocabulary", rank+1, mg[0], mg[1])
 		}
-		m.merges[pairKey(a, b)] = uint64(rank)<<32 | uint64(uint32(c))
+		m.merges.set(pairKey(a, b), uint64(rank)<<32|uint64(uint32(c)))
 	}
 	if ignoreMerges {
 		m.whole = wholeByteLevel(vocab, tab)
+		m.wholeMax = maxKeyLen(m.whole)
 	}
 	t.bpe = m
 	t.pattern = scanName(scan)

@@ -15,7 +15,7 @@ import (
 // byte, its byte-level character.
 type bpeModel struct {
 	vocab        map[string]int32
-	merges       map[uint64]uint64
+	merges       *pairTable
 	unk          int32 // -1: none
 	fuseUnk      bool
 	byteFallback bool

@@ -174,10 +174,11 @@ func fromTiktoken(path string, data []byte, o LoadOptions) (*Tokenizer, error) {
 	tab := tables()
 	t.byteDec = byteLevelDecoder(tab)
 	m := &bytePair{scan: scan, re: re, tab: tab, ignoreMerges: true,
-		merges: make(map[uint64]uint64, len(byRank)), whole: make(map[string]int32, len(byRank))}
+		merges: newPairTable(2 * len(byRank)), whole: make(map[string]int32, len(byRank))}
 	for rank, tok := range byRank {
 		if tok != nil {
 			m.whole[string(tok)] = int32(rank)
+			m.wholeMax = max(m.wholeMax, len(tok))
 		}
 	}
 	for b := range 256 {
@@ -196,7 +197,7 @@ func fromTiktoken(path string, data []byte, o LoadOptions) (*Tokenizer, error) {
 				continue
 			}
 			if b, ok := m.whole[string(tok[k:])]; ok {
-				m.merges[pairKey(a, b)] = uint64(rank)<<32 | uint64(uint32(rank))
+				m.merges.set(pairKey(a, b), uint64(rank)<<32|uint64(uint32(rank)))
 			}
 		}
 	}

@@ -663,8 +663,8 @@ func parseModel(mp *fastModelParts) (*tjModel, error) {
 // buildMerges maps each merge to (rank, merged id), as HF's BPE builder: the
 // merged token is left + right without the continuing_subword_prefix; a
 // later duplicate replaces an earlier one.
-func buildMerges(vocab map[string]int32, merges [][2]string, prefix string) (map[uint64]uint64, error) {
-	out := make(map[uint64]uint64, len(merges))
+func buildMerges(vocab map[string]int32, merges [][2]string, prefix string) (*pairTable, error) {
+	out := newPairTable(len(merges))
 	var buf []byte
 	for rank, mg := range merges {
 		a, okA := vocab[mg[0]]
@@ -684,7 +684,7 @@ func buildMerges(vocab map[string]int32, merges [][2]string, prefix string) (map
 		if !okC {
 			return nil, fieldErr(fmt.Sprintf("model.merges[%d]", rank), "%q %q: the merged token %q is not in the vocabulary", mg[0], mg[1], mg[0]+right)
 		}
-		out[pairKey(a, b)] = uint64(rank)<<32 | uint64(uint32(c))
+		out.set(pairKey(a, b), uint64(rank)<<32|uint64(uint32(c)))
 	}
 	return out, nil
 }
@@ -980,7 +980,7 @@ func (m *unigramModel) encodePiece(st *genState, dst []int32, piece []byte, raw 
 
 // fastByteLevel returns the fast byte-level encoder for a byte-level BPE
 // file that fits it, or nil.
-func fastByteLevel(b *tjBuilder, md *tjModel, merges map[uint64]uint64, norms []normalizer, pres []preTokenizer, av *addedVocab) *bytePair {
+func fastByteLevel(b *tjBuilder, md *tjModel, merges *pairTable, norms []normalizer, pres []preTokenizer, av *addedVocab) *bytePair {
 	if len(norms) > 0 || av != nil || md.prefix != "" || md.suffix != "" {
 		return nil
 	}
@@ -1016,6 +1016,7 @@ func fastByteLevel(b *tjBuilder, md *tjModel, merges map[uint64]uint64, norms []
 	}
 	if m.ignoreMerges {
 		m.whole = wholeByteLevel(md.vocab, b.tab)
+		m.wholeMax = maxKeyLen(m.whole)
 	}
 	return m
 }
