@@ -25,6 +25,13 @@ type bpeModel struct {
 	fallbackID   [256]int32       // <0xXX>, -1 when absent
 	rawWhole     map[string]int32 // ignore_merges on raw pieces: token bytes → id
 	tab          *charTables
+	// metaCut: no token has "▁" after another character, so no merge
+	// crosses the start of a "▁" that follows another character, and a
+	// piece (a whole document, for Llama-2's files) is encoded word by word
+	// there, each word through the word cache. Exact: the merges on either
+	// side never interact, and "▁" is a known character, so unknown runs
+	// never fuse across.
+	metaCut bool
 }
 
 func (m *bpeModel) encodePiece(st *genState, dst []int32, piece []byte, raw bool) ([]int32, error) {
@@ -40,6 +47,46 @@ func (m *bpeModel) encodePiece(st *genState, dst []int32, piece []byte, raw bool
 			return append(dst, id), nil
 		}
 	}
+	if !m.metaCut || raw {
+		return m.encodeSymbols(st, dst, piece, raw), nil
+	}
+	start := 0
+	for i := 0; i <= len(piece); {
+		cut := i == len(piece)
+		sz := 1
+		if !cut {
+			var r rune
+			r, sz = utf8.DecodeRune(piece[i:])
+			if r == '\u2581' && i > start {
+				prev, _ := utf8.DecodeLastRune(piece[:i])
+				cut = prev != '\u2581'
+			}
+		}
+		if cut && i > start {
+			dst = m.encodeWord(st, dst, piece[start:i])
+			start = i
+		}
+		i += sz
+	}
+	return dst, nil
+}
+
+// encodeWord encodes one word of a cut piece, through the word cache.
+func (m *bpeModel) encodeWord(st *genState, dst []int32, w []byte) []int32 {
+	if len(w) > maxCachedWord {
+		return m.encodeSymbols(st, dst, w, false)
+	}
+	if ids, ok := st.bpe.cache.get(w); ok {
+		return append(dst, ids...)
+	}
+	mark := len(dst)
+	dst = m.encodeSymbols(st, dst, w, false)
+	st.bpe.cache.put(w, dst[mark:])
+	return dst
+}
+
+// encodeSymbols is BPE on one piece (or word): its symbols, then merges.
+func (m *bpeModel) encodeSymbols(st *genState, dst []int32, piece []byte, raw bool) []int32 {
 	b := &st.bpe
 	ids := b.ids[:0]
 	unk, unkOpen := int32(0), false
@@ -105,9 +152,31 @@ func (m *bpeModel) encodePiece(st *genState, dst []int32, piece []byte, raw bool
 	b.key = key
 	b.ids = ids
 	if len(ids) == 0 {
-		return dst, nil
+		return dst
 	}
-	return appendMergedIDs(b, m.merges, dst), nil
+	return appendMergedIDs(b, m.merges, dst)
+}
+
+// metaCutSafe reports whether cutting pieces before a "▁" that follows
+// another character is exact for this model (see bpeModel.metaCut).
+func metaCutSafe(m *bpeModel) bool {
+	if m.prefix != "" || m.suffix != "" || m.ignoreMerges {
+		return false
+	}
+	if _, ok := m.vocab["\u2581"]; !ok {
+		return false
+	}
+	for tok := range m.vocab {
+		for i, r := range tok {
+			if r == '\u2581' && i > 0 {
+				prev, _ := utf8.DecodeLastRuneInString(tok[:i])
+				if prev != '\u2581' {
+					return false
+				}
+			}
+		}
+	}
+	return true
 }
 
 // wordLevelModel is WordLevel: the whole piece, or the unknown token.

@@ -613,3 +613,30 @@ func TestGeneralPipelineAgrees(t *testing.T) {
 		t.Logf("%s: %d documents, general pipeline = fast path", filepath.Base(path), n)
 	}
 }
+
+// TestMetaCut: Llama-2's tokenizer.json takes the word-by-word path
+// (bpeModel.metaCut), and it gives the ids of BPE over the whole document.
+func TestMetaCut(t *testing.T) {
+	refDir := refFiles(t)
+	tk := loadCached(t, filepath.Join(refDir, "llama2.json"), LoadOptions{})
+	m, ok := tk.gen.model.(*bpeModel)
+	if !ok || !m.metaCut {
+		t.Fatalf("llama2.json: model %T, metaCut %v", tk.gen.model, ok && m.metaCut)
+	}
+	whole := *m
+	whole.metaCut = false
+	slow := &Tokenizer{gen: &genPipeline{added: tk.gen.added, norms: tk.gen.norms, pres: tk.gen.pres, model: &whole}}
+	ef, es := tk.NewEncoder(), slow.NewEncoder()
+	n := 0
+	for _, c := range agreementCorpora(t) {
+		for _, d := range c.docs {
+			a, _ := ef.Encode(nil, d)
+			b, _ := es.Encode(nil, d)
+			if !slices.Equal(a, b) {
+				t.Fatalf("%s: word by word differs from the whole document on %.200q", c.name, d)
+			}
+			n++
+		}
+	}
+	t.Logf("%d documents: word by word = whole document", n)
+}

@@ -865,6 +865,7 @@ func buildTokenizerJSONWith(data []byte, general bool) (*Tokenizer, error) {
 		if md.ignoreMerges && byteLevel {
 			m.rawWhole = wholeByteLevel(md.vocab, b.tab)
 		}
+		m.metaCut = metaCutSafe(m)
 		g.model = m
 	case "WordPiece":
 		unk, ok := md.vocab[md.unk]
