@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # bench.sh runs glmkit's tokenizer benchmarks and Hugging Face tokenizers
-# (through node, encode only, one rayon thread) on the same documents, then
-# every tokenizer family against its references (BenchmarkFamilies), on
+# (through node, encode only, one rayon thread) on the same documents:
 # wikitext-2 (English, ~4 KB documents) and the generated multilingual
-# stress set. Needs ../shared/corpora and `cd testdata/js && npm ci`.
+# stress set; then every tokenizer family against its references on
+# WikiText and CMRC 2018 (BenchmarkFamilies), and SentencePiece .model
+# files against SentencePiece. Needs ../shared/corpora and
+# `cd testdata/js && npm ci`.
 #
 # Usage: pipeline/tokenizer/bench.sh [benchtime]   (default 3s)
 set -euo pipefail
