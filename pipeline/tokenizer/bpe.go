@@ -46,6 +46,7 @@ type bytePair struct {
 	merges       *pairTable       // pair (left<<32 | right) → rank<<32 | merged id
 	whole        map[string]int32 // raw token bytes → id, for ignore_merges
 	wholeMax     int              // the longest key of whole
+	wholeFilter  *stringFilter    // whole's keys
 	ignoreMerges bool             // look the whole pre-token up first (Llama-3, tiktoken)
 	prefixSpace  bool             // add_prefix_space
 	scan         scanKind         // the pre-tokenization pattern's scanner, or scanRegex
@@ -229,7 +230,7 @@ func (m *bytePair) encodeWord(st *bpeState, dst []int32, w []byte, noCache bool)
 	if len(w) == 1 {
 		return append(dst, m.byteID[w[0]])
 	}
-	if m.ignoreMerges && len(w) <= m.wholeMax {
+	if m.ignoreMerges && len(w) <= m.wholeMax && m.wholeFilter.mayHave(w) {
 		if id, ok := m.whole[string(w)]; ok {
 			return append(dst, id)
 		}

@@ -481,7 +481,7 @@ func (t *Tokenizer) initBPE(vocab map[string]int32, merges [][2]string, prefixSp
 	}
 	if ignoreMerges {
 		m.whole = wholeByteLevel(vocab, tab)
-		m.wholeMax = maxKeyLen(m.whole)
+		m.wholeMax, m.wholeFilter = maxKeyLen(m.whole), newStringFilter(m.whole)
 	}
 	t.bpe = m
 	t.pattern = scanName(scan)

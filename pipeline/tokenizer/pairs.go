@@ -1,6 +1,9 @@
 package tokenizer
 
-import "math/bits"
+import (
+	"hash/maphash"
+	"math/bits"
+)
 
 // pairTable maps a pair of token ids (pairKey) to rank<<32 | merged id: the
 // merges of a BPE model. Most lookups while merging are misses, so a bit
@@ -77,4 +80,28 @@ func maxKeyLen(m map[string]int32) int {
 		n = max(n, len(k))
 	}
 	return n
+}
+
+// stringFilter answers "certainly not a key" for a string set without the
+// map lookup: most pieces of CJK text are no token, and a miss in a map of
+// 200,000 long keys costs more than a hash and one bit.
+type stringFilter struct {
+	seed  maphash.Seed
+	bits  []uint64
+	shift uint
+}
+
+func newStringFilter(m map[string]int32) *stringFilter {
+	n := 1 << max(9, bits.Len(uint(16*len(m))))
+	f := &stringFilter{seed: maphash.MakeSeed(), bits: make([]uint64, n/64), shift: uint(64 - bits.TrailingZeros(uint(n)))}
+	for k := range m {
+		h := maphash.String(f.seed, k) >> f.shift
+		f.bits[h>>6] |= 1 << (h & 63)
+	}
+	return f
+}
+
+func (f *stringFilter) mayHave(b []byte) bool {
+	h := maphash.Bytes(f.seed, b) >> f.shift
+	return f.bits[h>>6]&(1<<(h&63)) != 0
 }

@@ -181,6 +181,7 @@ func fromTiktoken(path string, data []byte, o LoadOptions) (*Tokenizer, error) {
 			m.wholeMax = max(m.wholeMax, len(tok))
 		}
 	}
+	m.wholeFilter = newStringFilter(m.whole)
 	for b := range 256 {
 		id, ok := m.whole[string([]byte{byte(b)})]
 		if !ok {

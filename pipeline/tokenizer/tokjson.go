@@ -1017,7 +1017,7 @@ func fastByteLevel(b *tjBuilder, md *tjModel, merges *pairTable, norms []normali
 	}
 	if m.ignoreMerges {
 		m.whole = wholeByteLevel(md.vocab, b.tab)
-		m.wholeMax = maxKeyLen(m.whole)
+		m.wholeMax, m.wholeFilter = maxKeyLen(m.whole), newStringFilter(m.whole)
 	}
 	return m
 }
