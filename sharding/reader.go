@@ -386,6 +386,8 @@ func metaDiff(a, b Meta) string {
 		{"format_version", a.FormatVersion, b.FormatVersion},
 		{"tokenizer", a.Tokenizer, b.Tokenizer},
 		{"tokenizer_sha256", a.TokenizerSHA256, b.TokenizerSHA256},
+		{"tokenizer_family", a.TokenizerFamily, b.TokenizerFamily},
+		{"tokenizer_options", a.TokenizerOptions, b.TokenizerOptions},
 		{"vocab_size", a.VocabSize, b.VocabSize},
 		{"special_ids", a.Special, b.Special},
 		{"seq_len", a.SeqLen, b.SeqLen},

@@ -70,6 +70,15 @@ type Meta struct {
 	SeqLen          int                `json:"seq_len"`
 	MaskEpochs      int                `json:"mask_epochs"`
 	Masking         masking.Config     `json:"masking"` // includes the seed
+
+	// TokenizerFamily is the tokenizer's model family ("wordpiece",
+	// "bpe/cl100k", "sentencepiece/unigram", ...); TokenizerOptions the
+	// load options that are not in its files (the pattern of a .tiktoken,
+	// the lower-casing of a vocab.txt), as tokenizer.LoadOptions.String
+	// writes them. Both are optional in the schema metadata (older shards
+	// lack them).
+	TokenizerFamily  string `json:"tokenizer_family,omitempty"`
+	TokenizerOptions string `json:"tokenizer_options,omitempty"`
 }
 
 // Narrow16 bounds: an id column is uint16 when every id of the vocabulary
@@ -147,6 +156,11 @@ func Schema(m Meta) (*arrow.Schema, error) {
 	vals := []string{strconv.Itoa(m.FormatVersion), m.Tokenizer, m.TokenizerSHA256, strconv.Itoa(m.VocabSize),
 		string(special), strconv.Itoa(m.SeqLen), strconv.Itoa(m.MaskEpochs), string(mask),
 		strconv.FormatUint(m.Masking.Seed, 10)}
+	for _, kv := range [][2]string{{"glmkit.tokenizer_family", m.TokenizerFamily}, {"glmkit.tokenizer_options", m.TokenizerOptions}} {
+		if kv[1] != "" {
+			keys, vals = append(keys, kv[0]), append(vals, kv[1])
+		}
+	}
 	if m.FormatVersion >= 2 {
 		keys = append(keys, "glmkit.id_type", "glmkit.position_type", "glmkit.loss_mask_type")
 		vals = append(vals, m.idType().String(), m.posType().String(), m.lossType().String())
@@ -206,6 +220,8 @@ func MetaFromSchema(s *arrow.Schema) (Meta, error) {
 	if m.TokenizerSHA256, err = get("tokenizer_sha256"); err != nil {
 		return m, err
 	}
+	m.TokenizerFamily, _ = s.Metadata().GetValue("glmkit.tokenizer_family")
+	m.TokenizerOptions, _ = s.Metadata().GetValue("glmkit.tokenizer_options")
 	for _, f := range []struct {
 		k   string
 		dst any

@@ -36,6 +36,15 @@ Inputs: files, globs ('data/*.jsonl.gz'), directories (searched for .txt
 .text .raw .jsonl .json .ndjson, optionally .gz/.zst) and - for stdin;
 repeat --input or list them after the flags. They are read in sorted order.
 
+Tokenizers: bert-base-uncased and gpt2 are built in; a Hugging Face
+tokenizer.json, a SentencePiece .model, a tiktoken file (cl100k_base,
+o200k_base, r50k_base, p50k_base and Llama-3's are recognised; others need
+--tokenizer-pattern, GLM-4's tokenizer.model --tokenizer-pattern glm4), a
+WordPiece vocab.txt (cased or not by its tokenizer_config.json or
+--lowercase) or a vocab.json with merges.txt are read natively and encode
+exactly as their own references. A component glmkit does not implement is
+an error before anything is read.
+
 Examples:
   glmprep build --input testdata/demo --out out/demo
   glmprep build --input ../shared/corpora/wikitext-2-raw/wiki.valid.raw \
@@ -43,6 +52,8 @@ Examples:
   glmprep build --input 'crawl/*.jsonl.zst' --text-field meta.text \
       --tokenizer gpt2 --seq-len 1024 --out out/crawl --resume
   zcat dump.txt.gz | glmprep build --input - --tokenizer vocab.txt --out out/dump
+  glmprep build --input zh/ --tokenizer Meta-Llama-3-8B/tokenizer.json --out out/zh
+  glmprep build --input zh/ --tokenizer glm-4-9b/tokenizer.model --tokenizer-pattern glm4 --out out/zh
 `
 
 // buildArgs are the flags shared by build and plan.
@@ -74,6 +85,10 @@ type buildArgs struct {
 	strict      bool
 	quiet       bool
 	allowEmpty  bool
+	tokPattern  string
+	lowercase   string
+	tokNotes    []string // how the tokenizer was read, for the summary
+	tokFamily   string
 }
 
 func addBuildFlags(fs *flag.FlagSet, a *buildArgs) {
@@ -81,7 +96,9 @@ func addBuildFlags(fs *flag.FlagSet, a *buildArgs) {
 	m := masking.DefaultConfig()
 	fs.Var(&a.inputs, "input", "input `PATH`: a file, glob, directory or - (repeatable)")
 	fs.StringVar(&a.out, "out", "", "output `DIR` for shards and manifest.json")
-	fs.StringVar(&a.tok, "tokenizer", "bert-base-uncased", "bert-base-uncased, gpt2, or a tokenizer.json, vocab.txt or vocab.json (+merges.txt) `FILE`")
+	fs.StringVar(&a.tok, "tokenizer", "bert-base-uncased", "bert-base-uncased, gpt2, or a tokenizer.json, SentencePiece .model, .tiktoken, vocab.txt or vocab.json (+merges.txt) `FILE`")
+	fs.StringVar(&a.tokPattern, "tokenizer-pattern", "", "pre-tokenization `PATTERN` of a .tiktoken or vocab.json+merges.txt: gpt2, r50k_base, p50k_base, cl100k_base, llama3, glm4, o200k_base, qwen2, or a regex")
+	fs.StringVar(&a.lowercase, "lowercase", "", "lower-case (and strip accents) with a vocab.txt: `true|false` (default: its tokenizer_config.json, else true)")
 	fs.IntVar(&a.seqLen, "seq-len", 512, "source tokens per sample, [CLS] and eos included")
 	fs.IntVar(&a.workers, "workers", runtime.NumCPU(), "parallel workers (the output does not depend on it)")
 	fs.Uint64Var(&a.seed, "seed", 1234, "seed of every masking draw")
@@ -112,10 +129,11 @@ func addBuildFlags(fs *flag.FlagSet, a *buildArgs) {
 // options turns the flags into build options and loads the tokenizer.
 func (a *buildArgs) options(stderr io.Writer) (pipeline.BuildOptions, *tokenizer.Tokenizer, error) {
 	var o pipeline.BuildOptions
-	tok, err := tokenizer.Load(a.tok)
+	tok, err := tokenizer.LoadWith(a.tok, tokenizer.LoadOptions{Pattern: a.tokPattern, Lowercase: a.lowercase})
 	if err != nil {
 		return o, nil, err
 	}
+	a.tokNotes, a.tokFamily = tok.Notes(), tok.Family()
 	if w := tok.Warning(); w != "" {
 		fmt.Fprintln(stderr, "glmprep: warning:", w)
 	}
@@ -143,6 +161,7 @@ func (a *buildArgs) options(stderr io.Writer) (pipeline.BuildOptions, *tokenizer
 		Inputs: a.inputs,
 		Out:    a.out,
 		Meta: sharding.Meta{FormatVersion: sharding.FormatVersion, Tokenizer: tok.Name(), TokenizerSHA256: tok.SHA256(),
+			TokenizerFamily: tok.Family(), TokenizerOptions: tok.Options().String(),
 			VocabSize: tok.ModelVocabSize(), Special: tok.Special(), SeqLen: a.seqLen, MaskEpochs: a.maskEpochs, Masking: mc},
 		Config: pipeline.Config{Tokenizer: a.tok, Format: a.format, DocBoundary: a.docBoundary, TextField: a.textField,
 			MaxDocBytes: int(a.maxDoc), ShardRows: a.shardRows, ShardBytes: int64(a.shardBytes),
@@ -219,7 +238,7 @@ func cmdBuild(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return err
 	}
 	if !a.quiet {
-		printSummary(stderr, o.Out, res, time.Since(start))
+		printSummary(stderr, o.Out, res, time.Since(start), a)
 	}
 	return nil
 }
@@ -312,7 +331,7 @@ func (u *ui) finish() {
 	}
 }
 
-func printSummary(w io.Writer, dir string, res *pipeline.Result, took time.Duration) {
+func printSummary(w io.Writer, dir string, res *pipeline.Result, took time.Duration, a *buildArgs) {
 	s := res.Stats
 	m := res.Manifest
 	var inBytes int64
@@ -324,6 +343,11 @@ func printSummary(w io.Writer, dir string, res *pipeline.Result, took time.Durat
 		fmt.Fprintf(w, " (resumed: %d of %d tasks were already complete)", res.TasksSkipped, res.TasksSkipped+res.TasksRun)
 	}
 	fmt.Fprintln(w)
+	tok := fmt.Sprintf("%s (%s, model vocabulary %d)", m.Meta.Tokenizer, a.tokFamily, m.Meta.VocabSize)
+	for _, n := range a.tokNotes {
+		tok += "; " + n
+	}
+	fmt.Fprintf(w, "  tokenizer %s\n", tok)
 	fmt.Fprintf(w, "  read      %d inputs, %s; %d records → %d documents (%d blank, %d skipped)\n",
 		len(m.Inputs), humanBytes(float64(inBytes)), s.Doc.Records, s.Doc.Documents, s.Doc.Reasons[pipeline.Blank], s.Skipped())
 	fmt.Fprintf(w, "  wrote     %d samples → %d rows in %d shards (%s); %d source tokens, %d row tokens, longest row %d\n",

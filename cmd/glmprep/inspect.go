@@ -44,7 +44,11 @@ func loadTokenizer(meta sharding.Meta, override string) (*tokenizer.Tokenizer, e
 	if override != "" {
 		spec = override
 	}
-	tok, err := tokenizer.Load(spec)
+	opts, err := tokenizer.ParseLoadOptions(meta.TokenizerOptions)
+	if err != nil {
+		return nil, err
+	}
+	tok, err := tokenizer.LoadWith(spec, opts)
 	if err != nil {
 		return nil, fmt.Errorf("loading the build's tokenizer: %w (pass --tokenizer to point at it)", err)
 	}

@@ -90,7 +90,11 @@ func cmdRunTask(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if *tokSpec != "" {
 		spec = *tokSpec
 	}
-	tok, err := tokenizer.Load(spec)
+	opts, err := tokenizer.ParseLoadOptions(plan.Meta.TokenizerOptions)
+	if err != nil {
+		return err
+	}
+	tok, err := tokenizer.LoadWith(spec, opts)
 	if err != nil {
 		return err
 	}

@@ -74,7 +74,11 @@ func cmdInfill(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if *tokSpec != "" {
 		spec = *tokSpec
 	}
-	tok, err := tokenizer.Load(spec)
+	opts, err := tokenizer.ParseLoadOptions(meta.TokenizerOptions)
+	if err != nil {
+		return err
+	}
+	tok, err := tokenizer.LoadWith(spec, opts)
 	if err != nil {
 		return fmt.Errorf("loading the tokenizer: %w (pass --tokenizer)", err)
 	}

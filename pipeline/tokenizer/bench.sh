@@ -2,7 +2,10 @@
 # bench.sh runs glmkit's tokenizer benchmarks and Hugging Face tokenizers
 # (through node, encode only, one rayon thread) on the same documents:
 # wikitext-2 (English, ~4 KB documents) and the generated multilingual
-# stress set. Needs ../shared/corpora and `cd testdata/js && npm ci`.
+# stress set; then every tokenizer family against its references on
+# WikiText and CMRC 2018 (BenchmarkFamilies), and SentencePiece .model
+# files against SentencePiece. Needs ../shared/corpora and
+# `cd testdata/js && npm ci`.
 #
 # Usage: pipeline/tokenizer/bench.sh [benchtime]   (default 3s)
 set -euo pipefail
@@ -26,3 +29,8 @@ toks=(bert-base-uncased=../shared/tokenizers/bert-base-uncased/tokenizer.json gp
 for threads in 1 2; do
 	RAYON_NUM_THREADS=$threads node testdata/js/hf_bench.js "${toks[@]}" -- "$tmp/wikitext-2-raw.json" "$tmp/stress.json"
 done
+
+echo "# every tokenizer family vs its references (each measured just before it, same documents), one core"
+go test -run '^$' -bench BenchmarkFamilies -benchtime 3x -cpu 1 -timeout 60m ./pipeline/tokenizer/ | grep '^Benchmark'
+echo "# SentencePiece .model files vs SentencePiece 0.1.97"
+go test -run '^$' -bench BenchmarkSentencePiece -benchtime 5x -cpu 1 ./pipeline/tokenizer/ | grep '^Benchmark'

@@ -4,7 +4,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -112,6 +114,147 @@ func TestDumpBenchCorpora(t *testing.T) {
 		}
 		if err := os.WriteFile(filepath.Join(dir, c.name+".json"), data, 0o644); err != nil {
 			t.Fatal(err)
+		}
+	}
+}
+
+// benchDocs returns about n bytes of a corpus's documents, from skip bytes on.
+func benchDocs(tb testing.TB, name string, skip, n int) corpus {
+	for _, c := range corpora(tb) {
+		if c.name != name {
+			continue
+		}
+		out := corpus{name: c.name}
+		pos, size := 0, 0
+		for _, d := range c.docs {
+			pos += len(d)
+			if pos <= skip {
+				continue
+			}
+			if size >= n {
+				break
+			}
+			out.docs = append(out.docs, d)
+			size += len(d)
+		}
+		return out
+	}
+	tb.Fatalf("corpus %s missing", name)
+	return corpus{}
+}
+
+// BenchmarkFamilies encodes the same English (WikiText) and Chinese (CMRC
+// 2018) documents with every tokenizer family, one Encoder on one core, and
+// measures its references on those documents in the same run, right before
+// it (Hugging Face with one rayon thread, the JavaScript ports
+// single-threaded). Every side first encodes other documents of the corpus
+// (JIT, caches), then the timed ones once per pass, so that no word cache
+// holds a whole timed document. It reports glmkit's tokens/s, Hugging
+// Face's ("hf-tok/s") and the fastest JavaScript port's ("js-tok/s") where
+// the family has one, and the ratios. Run it on one core:
+//
+//	go test -run '^$' -bench BenchmarkFamilies -benchtime 3x -cpu 1 -timeout 60m ./pipeline/tokenizer
+func BenchmarkFamilies(b *testing.B) {
+	node := needNode(b)
+	tokDir := filepath.Join(sharedDir, "tokenizers")
+	refDir := refFiles(b)
+	dir := b.TempDir()
+	at := writeRefInputs(b, tokDir, dir)
+	for _, f := range []string{"cl100k.json", "o200k.json", "llama3.json", "llama2.json"} {
+		at[f] = filepath.Join(dir, "hf-"+f)
+		hfTextSpecials(b, filepath.Join(refDir, f), at[f])
+	}
+	fams := append(refFamilies(b, tokDir), unigramFamilies(b, dir)...)
+	resolve := func(r refJob) map[string]any {
+		j := map[string]any{}
+		for k, v := range r.job {
+			if s, ok := v.(string); ok && k == "tokenizer" {
+				if p, ok := at[s]; ok {
+					v = p
+				} else if !filepath.IsAbs(s) {
+					v = filepath.Join(refDir, s)
+				}
+			}
+			j[k] = v
+		}
+		return j
+	}
+	writeDocs := func(c corpus, path string) {
+		strs := make([]string, len(c.docs))
+		for i, d := range c.docs {
+			strs[i] = string(d)
+		}
+		if err := os.WriteFile(path, must(json.Marshal(strs)), 0o644); err != nil {
+			b.Fatal(err)
+		}
+	}
+	for _, name := range []string{"wikitext-2-raw", "zh-cmrc2018"} {
+		warm, timed := benchDocs(b, name, 0, 100_000), benchDocs(b, name, 100_000, 300_000)
+		warmPath, docsPath := filepath.Join(dir, name+"-warm.json"), filepath.Join(dir, name+".json")
+		writeDocs(warm, warmPath)
+		writeDocs(timed, docsPath)
+		for _, f := range fams {
+			b.Run(strings.NewReplacer(" ", "_", "/", "_").Replace(f.name)+"/"+name, func(b *testing.B) {
+				var jobs []map[string]any
+				for _, r := range f.refs {
+					jobs = append(jobs, resolve(r))
+				}
+				jobPath := filepath.Join(dir, "bench-job.json")
+				if err := os.WriteFile(jobPath, must(json.Marshal(map[string]any{"warm": warmPath, "docs": docsPath, "jobs": jobs})), 0o644); err != nil {
+					b.Fatal(err)
+				}
+				cmd := exec.Command(node, filepath.Join(jsDir, "ref_bench.js"), jobPath)
+				cmd.Env = append(os.Environ(), "RAYON_NUM_THREADS=1")
+				out, err := cmd.Output()
+				if err != nil {
+					b.Fatalf("ref_bench.js: %v", err)
+				}
+				var res []struct {
+					TokensPerS float64 `json:"tokens_per_s"`
+				}
+				if err := json.Unmarshal(out, &res); err != nil {
+					b.Fatal(err)
+				}
+				hf, js := 0.0, 0.0
+				for i, r := range f.refs {
+					if r.label == "Hugging Face" {
+						hf = max(hf, res[i].TokensPerS)
+					} else {
+						js = max(js, res[i].TokensPerS)
+					}
+				}
+				spec, opts := f.load(refDir, dir)
+				tk := loadCached(b, spec, opts)
+				b.SetBytes(int64(timed.bytes()))
+				b.ReportAllocs()
+				var tokens int64
+				var elapsed time.Duration
+				for b.Loop() {
+					b.StopTimer()
+					e := tk.NewEncoder() // a fresh word cache, warmed on other documents
+					var ids []int32
+					for _, d := range warm.docs {
+						ids, _ = e.Encode(ids[:0], d)
+					}
+					b.StartTimer()
+					start := time.Now()
+					for _, d := range timed.docs {
+						ids, _ = e.Encode(ids[:0], d)
+						tokens += int64(len(ids))
+					}
+					elapsed += time.Since(start)
+				}
+				tps := float64(tokens) / elapsed.Seconds()
+				b.ReportMetric(tps, "tokens/s")
+				if hf > 0 {
+					b.ReportMetric(hf, "hf-tok/s")
+					b.ReportMetric(tps/hf, "x-hf")
+				}
+				if js > 0 {
+					b.ReportMetric(js, "js-tok/s")
+					b.ReportMetric(tps/js, "x-js")
+				}
+			})
 		}
 	}
 }

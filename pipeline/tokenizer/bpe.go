@@ -37,35 +37,34 @@ func byteLevelDecode(tok string, dec map[rune]byte) []byte {
 	return out
 }
 
-// bytePair is a read-only byte-level BPE model with GPT-2's pre-tokenizer.
+// bytePair is a read-only byte-level BPE model with a pre-tokenization
+// pattern in front of it: the fast path for GPT-2, Llama-3, cl100k, o200k
+// and Qwen2 style tokenizers, from tokenizer.json, vocab.json+merges.txt or
+// a .tiktoken file.
 type bytePair struct {
-	byteID       [256]int32        // id of each single byte
-	merges       map[uint64]uint64 // pair (left<<32 | right) → rank<<32 | merged id
-	whole        map[string]int32  // raw token bytes → id, for ignore_merges
-	ignoreMerges bool              // look the whole pre-token up first (Llama-3 style)
-	prefixSpace  bool              // add_prefix_space
-	ascii        [128]uint8        // GPT-2 pattern class of each ASCII byte
+	byteID       [256]int32       // id of each single byte
+	merges       *pairTable       // pair (left<<32 | right) → rank<<32 | merged id
+	whole        map[string]int32 // raw token bytes → id, for ignore_merges
+	wholeMax     int              // the longest key of whole
+	wholeFilter  *stringFilter    // whole's keys
+	ignoreMerges bool             // look the whole pre-token up first (Llama-3, tiktoken)
+	prefixSpace  bool             // add_prefix_space
+	scan         scanKind         // the pre-tokenization pattern's scanner, or scanRegex
+	re           *regex           // scanRegex: the pattern (its matches and the gaps between them are the pieces)
 	tab          *charTables
 }
 
 // initClasses fills the character-class fields of m.
-func (m *bytePair) initClasses() {
-	m.tab = tables()
-	for b := range m.ascii {
-		switch cl := m.tab.class(rune(b)); {
-		case cl&cL != 0:
-			m.ascii[b] = gLetter
-		case cl&cN != 0:
-			m.ascii[b] = gNumber
-		case cl&cS != 0:
-			m.ascii[b] = gSpace
-		}
-	}
-}
+func (m *bytePair) initClasses() { m.tab = tables() }
 
 func pairKey(a, b int32) uint64 { return uint64(uint32(a))<<32 | uint64(uint32(b)) }
 
-// GPT-2 pattern classes of an ASCII byte.
+// nextPreToken returns the end of the GPT-2 pre-token that starts at text[i].
+func (m *bytePair) nextPreToken(text []byte, i int, general bool) int {
+	return gpt2Next(m.tab, text, i, general)
+}
+
+// GPT-2 pattern classes.
 const (
 	gOther = iota
 	gLetter
@@ -74,13 +73,17 @@ const (
 )
 
 // gptClass returns the GPT-2 pattern class of the character at text[i] and
-// its size. general forces the table-driven path for ASCII too (tests).
-func (m *bytePair) gptClass(text []byte, i int, general bool) (uint8, int) {
+// its size. general forces the decoding path for ASCII too (tests).
+func gptClass(tab *charTables, text []byte, i int, general bool) (uint8, int) {
+	var cl uint16
+	sz := 1
 	if b := text[i]; b < utf8.RuneSelf && !general {
-		return m.ascii[b], 1
+		cl = tab.cls[b]
+	} else {
+		var r rune
+		r, sz = utf8.DecodeRune(text[i:])
+		cl = tab.class(r)
 	}
-	r, sz := utf8.DecodeRune(text[i:])
-	cl := m.tab.class(r)
 	switch {
 	case cl&cL != 0:
 		return gLetter, sz
@@ -92,13 +95,13 @@ func (m *bytePair) gptClass(text []byte, i int, general bool) (uint8, int) {
 	return gOther, sz
 }
 
-// nextPreToken returns the end of the pre-token that starts at text[i]:
-// GPT-2's pattern
+// gpt2Next returns the end of the pre-token that starts at text[i]: GPT-2's
+// pattern
 //
 //	's|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+
 //
 // written out as a scanner, alternatives tried in order as the regex does.
-func (m *bytePair) nextPreToken(text []byte, i int, general bool) int {
+func gpt2Next(tab *charTables, text []byte, i int, general bool) int {
 	n := len(text)
 	if text[i] == '\'' && i+1 < n {
 		switch text[i+1] {
@@ -122,16 +125,16 @@ func (m *bytePair) nextPreToken(text []byte, i int, general bool) int {
 	if text[i] == ' ' && i+1 < n {
 		j = i + 1
 	}
-	cl, sz := m.gptClass(text, j, general)
+	cl, sz := gptClass(tab, text, j, general)
 	if cl == gSpace && j != i {
 		// " " followed by whitespace: the optional space does not help.
 		j = i
-		cl, sz = m.gptClass(text, j, general)
+		cl, sz = gptClass(tab, text, j, general)
 	}
 	if cl != gSpace {
 		k := j + sz
 		for k < n {
-			c, s := m.gptClass(text, k, general)
+			c, s := gptClass(tab, text, k, general)
 			if c != cl {
 				break
 			}
@@ -142,7 +145,7 @@ func (m *bytePair) nextPreToken(text []byte, i int, general bool) int {
 	// \s+(?!\S) | \s+
 	k, last := j, 0
 	for k < n {
-		c, s := m.gptClass(text, k, general)
+		c, s := gptClass(tab, text, k, general)
 		if c != gSpace {
 			break
 		}
@@ -155,6 +158,14 @@ func (m *bytePair) nextPreToken(text []byte, i int, general bool) int {
 	return k - last
 }
 
+// next returns the end of the pre-token at text[i] for the scanner patterns.
+func (m *bytePair) next(text []byte, i int, general bool) int {
+	if m.scan == scanGPT2 {
+		return gpt2Next(m.tab, text, i, general)
+	}
+	return m.scan.next(m.tab, text, i)
+}
+
 // bpeState is an Encoder's byte-level BPE scratch space and word cache.
 type bpeState struct {
 	ids   []int32
@@ -164,6 +175,9 @@ type bpeState struct {
 	prev  []int32
 	cache wordCache
 	text  []byte // add_prefix_space copy
+	re    reMatcher
+	cuts  []int32 // regex pieces: their ends
+	key   []byte  // the general BPE model's symbol strings
 }
 
 // maxCachedWord is the longest pre-token, in bytes, that the word cache
@@ -171,37 +185,65 @@ type bpeState struct {
 const maxCachedWord = 48
 
 // encode appends the ids of text (valid UTF-8) to dst.
-func (m *bytePair) encode(st *bpeState, dst []int32, text []byte, general, noCache bool) []int32 {
+func (m *bytePair) encode(st *bpeState, dst []int32, text []byte, general, noCache bool) ([]int32, error) {
 	if m.prefixSpace && len(text) > 0 && text[0] != ' ' {
 		st.text = append(append(st.text[:0], ' '), text...)
 		text = st.text
 	}
-	for i := 0; i < len(text); {
-		j := m.nextPreToken(text, i, general)
-		w := text[i:j]
-		i = j
-		if len(w) == 1 {
-			dst = append(dst, m.byteID[w[0]])
-			continue
-		}
-		if m.ignoreMerges {
-			if id, ok := m.whole[string(w)]; ok {
-				dst = append(dst, id)
-				continue
+	if m.scan == scanRegex {
+		// The pattern's matches and the gaps between them (Split, Isolated).
+		cuts := st.cuts[:0]
+		prev := 0
+		err := st.re.findAll(m.re, text, func(s, e int) {
+			if s > prev {
+				cuts = append(cuts, int32(s))
 			}
+			if e > s {
+				cuts = append(cuts, int32(e))
+			}
+			prev = e
+		})
+		if err != nil {
+			return dst, err
 		}
-		if noCache || len(w) > maxCachedWord {
-			dst = m.appendMerged(st, dst, w)
-			continue
+		if prev < len(text) {
+			cuts = append(cuts, int32(len(text)))
 		}
-		if ids, ok := st.cache.get(w); ok {
-			dst = append(dst, ids...)
-			continue
+		st.cuts = cuts
+		i := 0
+		for _, j := range cuts {
+			dst = m.encodeWord(st, dst, text[i:j], noCache)
+			i = int(j)
 		}
-		mark := len(dst)
-		dst = m.appendMerged(st, dst, w)
-		st.cache.put(w, dst[mark:])
+		return dst, nil
 	}
+	for i := 0; i < len(text); {
+		j := m.next(text, i, general)
+		dst = m.encodeWord(st, dst, text[i:j], noCache)
+		i = j
+	}
+	return dst, nil
+}
+
+// encodeWord appends the ids of one pre-token.
+func (m *bytePair) encodeWord(st *bpeState, dst []int32, w []byte, noCache bool) []int32 {
+	if len(w) == 1 {
+		return append(dst, m.byteID[w[0]])
+	}
+	if m.ignoreMerges && len(w) <= m.wholeMax && m.wholeFilter.mayHave(w) {
+		if id, ok := m.whole[string(w)]; ok {
+			return append(dst, id)
+		}
+	}
+	if noCache || len(w) > maxCachedWord {
+		return m.appendMerged(st, dst, w)
+	}
+	if ids, ok := st.cache.get(w); ok {
+		return append(dst, ids...)
+	}
+	mark := len(dst)
+	dst = m.appendMerged(st, dst, w)
+	st.cache.put(w, dst[mark:])
 	return dst
 }
 
@@ -212,16 +254,25 @@ const heapMergeMin = 64
 // appendMerged appends the BPE ids of one pre-token: start from its bytes and
 // apply the merge of lowest rank, leftmost first, until none applies.
 func (m *bytePair) appendMerged(st *bpeState, dst []int32, w []byte) []int32 {
-	if len(w) >= heapMergeMin {
-		return m.appendMergedHeap(st, dst, w)
-	}
-	ids, ranks := st.ids[:0], st.ranks[:0]
+	ids := st.ids[:0]
 	for _, b := range w {
 		ids = append(ids, m.byteID[b])
 	}
+	st.ids = ids
+	return appendMergedIDs(st, m.merges, dst)
+}
+
+// appendMergedIDs merges the symbols in st.ids with merges (lowest rank
+// first, leftmost among equal ranks, as Hugging Face and tiktoken do) and
+// appends the result to dst.
+func appendMergedIDs(st *bpeState, merges *pairTable, dst []int32) []int32 {
+	if len(st.ids) >= heapMergeMin {
+		return appendMergedHeap(st, merges, dst)
+	}
+	ids, ranks := st.ids, st.ranks[:0]
 	const none = ^uint64(0)
 	for k := 0; k+1 < len(ids); k++ {
-		v, ok := m.merges[pairKey(ids[k], ids[k+1])]
+		v, ok := merges.get(pairKey(ids[k], ids[k+1]))
 		if !ok {
 			v = none
 		}
@@ -241,14 +292,14 @@ func (m *bytePair) appendMerged(st *bpeState, dst []int32, w []byte) []int32 {
 		ids = append(ids[:bi+1], ids[bi+2:]...)
 		ranks = append(ranks[:bi], ranks[bi+1:]...)
 		if bi > 0 {
-			v, ok := m.merges[pairKey(ids[bi-1], ids[bi])]
+			v, ok := merges.get(pairKey(ids[bi-1], ids[bi]))
 			if !ok {
 				v = none
 			}
 			ranks[bi-1] = v
 		}
 		if bi < len(ranks) {
-			v, ok := m.merges[pairKey(ids[bi], ids[bi+1])]
+			v, ok := merges.get(pairKey(ids[bi], ids[bi+1]))
 			if !ok {
 				v = none
 			}
@@ -259,22 +310,22 @@ func (m *bytePair) appendMerged(st *bpeState, dst []int32, w []byte) []int32 {
 	return append(dst, ids...)
 }
 
-// appendMergedHeap is appendMerged for long pre-tokens: a linked list of
+// appendMergedHeap is appendMergedIDs for long pre-tokens: a linked list of
 // symbols and a min-heap of candidate merges keyed by (rank, position),
 // which is the order Hugging Face applies them in. Stale heap entries are
 // skipped when popped.
-func (m *bytePair) appendMergedHeap(st *bpeState, dst []int32, w []byte) []int32 {
-	n := len(w)
-	ids, next, prev := st.ids[:0], st.next[:0], st.prev[:0]
-	for k, b := range w {
-		ids = append(ids, m.byteID[b])
+func appendMergedHeap(st *bpeState, merges *pairTable, dst []int32) []int32 {
+	ids := st.ids
+	n := len(ids)
+	next, prev := st.next[:0], st.prev[:0]
+	for k := range n {
 		next = append(next, int32(k+1))
 		prev = append(prev, int32(k-1))
 	}
 	next[n-1] = -1
 	h := st.heap[:0]
 	for k := 0; k+1 < n; k++ {
-		if v, ok := m.merges[pairKey(ids[k], ids[k+1])]; ok {
+		if v, ok := merges.get(pairKey(ids[k], ids[k+1])); ok {
 			h = heapPush(h, v>>32<<32|uint64(k))
 		}
 	}
@@ -289,7 +340,7 @@ func (m *bytePair) appendMergedHeap(st *bpeState, dst []int32, w []byte) []int32
 		if nx < 0 {
 			continue
 		}
-		v, ok := m.merges[pairKey(ids[pos], ids[nx])]
+		v, ok := merges.get(pairKey(ids[pos], ids[nx]))
 		if !ok || uint32(v>>32) != rank {
 			continue // stale
 		}
@@ -300,12 +351,12 @@ func (m *bytePair) appendMergedHeap(st *bpeState, dst []int32, w []byte) []int32
 			prev[next[nx]] = pos
 		}
 		if p := prev[pos]; p >= 0 {
-			if v, ok := m.merges[pairKey(ids[p], ids[pos])]; ok {
+			if v, ok := merges.get(pairKey(ids[p], ids[pos])); ok {
 				h = heapPush(h, v>>32<<32|uint64(p))
 			}
 		}
 		if q := next[pos]; q >= 0 {
-			if v, ok := m.merges[pairKey(ids[pos], ids[q])]; ok {
+			if v, ok := merges.get(pairKey(ids[pos], ids[q])); ok {
 				h = heapPush(h, v>>32<<32|uint64(pos))
 			}
 		}

@@ -1,7 +1,10 @@
 package tokenizer
 
 import (
+	"encoding/base64"
+	"fmt"
 	"slices"
+	"strings"
 	"testing"
 )
 
@@ -44,4 +47,120 @@ func FuzzEncode(f *testing.F) {
 			_ = tk.Decode(want)
 		}
 	})
+}
+
+// fuzzTokenizerJSONSeeds are small tokenizer.json files, one per model
+// kind and with every component, that the parser fuzzer mutates.
+var fuzzTokenizerJSONSeeds = []string{
+	`{"version":"1.0","added_tokens":[{"id":3,"content":"<x>","single_word":true,"lstrip":true,"rstrip":true,"normalized":false,"special":false}],
+	  "normalizer":{"type":"Sequence","normalizers":[{"type":"NFKC"},{"type":"Lowercase"},{"type":"Replace","pattern":{"Regex":"\\s+"},"content":" "}]},
+	  "pre_tokenizer":{"type":"Sequence","pretokenizers":[{"type":"Split","pattern":{"Regex":"(?i:'s)|\\p{L}+|\\s+(?!\\S)|\\s+"},"behavior":"Isolated","invert":false},
+	    {"type":"ByteLevel","add_prefix_space":false,"trim_offsets":true,"use_regex":false}]},
+	  "decoder":{"type":"ByteLevel"},
+	  "model":{"type":"BPE","dropout":null,"unk_token":null,"byte_fallback":false,"ignore_merges":true,"vocab":{"a":0,"b":1,"ab":2},"merges":[["a","b"]]}}`,
+	`{"normalizer":{"type":"BertNormalizer","clean_text":true,"handle_chinese_chars":true,"strip_accents":null,"lowercase":true},
+	  "pre_tokenizer":{"type":"BertPreTokenizer"},"model":{"unk_token":"[UNK]","continuing_subword_prefix":"##","max_input_chars_per_word":100,"vocab":{"[UNK]":0,"a":1,"##b":2}}}`,
+	`{"normalizer":{"type":"Sequence","normalizers":[{"type":"Prepend","prepend":"▁"},{"type":"Replace","pattern":{"String":" "},"content":"▁"}]},
+	  "model":{"type":"BPE","unk_token":"<unk>","fuse_unk":true,"byte_fallback":true,"vocab":{"<unk>":0,"<0x61>":1,"▁":2,"b":3,"▁b":4},"merges":["▁ b"]},
+	  "decoder":{"type":"Sequence","decoders":[{"type":"Replace","pattern":{"String":"▁"},"content":" "},{"type":"ByteFallback"},{"type":"Fuse"},{"type":"Strip","content":" ","start":1,"stop":0}]}}`,
+	`{"pre_tokenizer":{"type":"Metaspace","replacement":"▁","prepend_scheme":"first","split":true},
+	  "model":{"type":"Unigram","unk_id":0,"byte_fallback":true,"vocab":[["<unk>",0],["▁a",-1.5],["b",-2],["<0x62>",-9]]}}`,
+	`{"pre_tokenizer":{"type":"Sequence","pretokenizers":[{"type":"Whitespace"},{"type":"Digits","individual_digits":true},{"type":"Punctuation","behavior":"Contiguous"}]},
+	  "model":{"type":"WordLevel","unk_token":"u","vocab":{"u":0,"a":1}}}`,
+}
+
+// FuzzTokenizerJSON: any bytes as a tokenizer.json are an error or a
+// tokenizer that encodes text without panicking.
+func FuzzTokenizerJSON(f *testing.F) {
+	for _, s := range fuzzTokenizerJSONSeeds {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		if len(data) > 1<<16 {
+			return
+		}
+		tk, err := buildTokenizerJSON(data)
+		if err != nil {
+			return
+		}
+		tk.name = "fuzz"
+		e := tk.NewEncoder()
+		for _, s := range []string{"", "a b ab", "Ab's 12 <x> \u00e9\u0301 中文", "\xff ▁▁ b<0x62>"} {
+			ids, err := e.Encode(nil, []byte(s))
+			if err != nil {
+				continue
+			}
+			for _, id := range ids {
+				if id < 0 || int(id) >= tk.VocabSize() {
+					t.Fatalf("id %d outside the vocabulary (%d)", id, tk.VocabSize())
+				}
+			}
+			_ = tk.Decode(ids)
+		}
+	})
+}
+
+// FuzzTiktoken: any bytes as a .tiktoken file are an error or a tokenizer
+// that encodes text.
+func FuzzTiktoken(f *testing.F) {
+	var sb strings.Builder
+	for b := range 256 {
+		fmt.Fprintf(&sb, "%s %d\n", base64.StdEncoding.EncodeToString([]byte{byte(b)}), b)
+	}
+	sb.WriteString("aGU= 256\nbGw= 257\naGVsbA== 258\n")
+	f.Add([]byte(sb.String()))
+	f.Add([]byte("YQ== 0\nYg== 2\n"))
+	f.Add([]byte("YQ== 0\r\n\r\nYQ== 1\n"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		if len(data) > 1<<16 {
+			return
+		}
+		tk, err := fromTiktoken("fuzz.tiktoken", data, LoadOptions{Pattern: "cl100k_base"})
+		if err != nil {
+			return
+		}
+		ids, err := tk.NewEncoder().Encode(nil, []byte("hello world 'S 123 中文"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = tk.Decode(ids)
+	})
+}
+
+// FuzzRegex: any pattern compiles or is an error, and a compiled one
+// matches text without panicking.
+func FuzzRegex(f *testing.F) {
+	for _, s := range []string{patGPT2, patCL100K, patO200K, `(?<=a)b|(?!c)\s*$`, `[\p{L}&&[^a-z]]+?`, `(?>a|ab)c{2,3}+`, `(?i:'s)\b|\B.`} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, pat string) {
+		if len(pat) > 512 {
+			return
+		}
+		re, err := compileRegex(pat)
+		if err != nil {
+			return
+		}
+		var m reMatcher
+		_ = m.findAll(re, []byte("Hello, world! 'S don't 123\n\n  中文 ǅ\u0301"), func(s, e int) {
+			if s > e {
+				t.Fatalf("match %d..%d", s, e)
+			}
+		})
+	})
+}
+
+// TestFuzzSeedsLoad keeps the fuzzers' seeds valid, so that fuzzing starts
+// from tokenizers that encode.
+func TestFuzzSeedsLoad(t *testing.T) {
+	for i, s := range fuzzTokenizerJSONSeeds {
+		tk, err := buildTokenizerJSON([]byte(s))
+		if err != nil {
+			t.Errorf("seed %d: %v", i, err)
+			continue
+		}
+		if ids, err := tk.NewEncoder().Encode(nil, []byte("a b ab")); err != nil || len(ids) == 0 {
+			t.Errorf("seed %d: %v %v", i, ids, err)
+		}
+	}
 }

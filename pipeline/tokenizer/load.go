@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 )
 
@@ -29,50 +30,134 @@ const (
 	BuiltinGPT2 = "gpt2"
 )
 
-// Load returns the tokenizer named by spec: a built-in name
-// ("bert-base-uncased", "gpt2"), or a path to a tokenizer.json, a WordPiece
-// vocab.txt, a BPE vocab.json (with merges.txt beside it), or a directory
-// holding one of these (looked for in that order).
+// LoadOptions are the choices a tokenizer file does not make itself.
+type LoadOptions struct {
+	// Pattern is the pre-tokenization pattern of a .tiktoken file or a
+	// vocab.json with merges.txt: a name (gpt2, r50k_base, p50k_base,
+	// cl100k_base, llama3, glm4, o200k_base, qwen2) or a regular expression.
+	// Empty: recognised from the file, or an error.
+	Pattern string
+	// Lowercase overrides a vocab.txt's lower-casing (and accent stripping,
+	// which follows it unless tokenizer_config.json sets strip_accents):
+	// "true", "false", or empty for tokenizer_config.json beside the file,
+	// else BERT's uncased default.
+	Lowercase string
+}
+
+// String returns o as the shards' metadata records it: "" when o is zero,
+// else compact JSON ({"pattern":"cl100k_base"}), which ParseLoadOptions
+// reads back.
+func (o LoadOptions) String() string {
+	if o == (LoadOptions{}) {
+		return ""
+	}
+	b, _ := json.Marshal(struct {
+		Pattern   string `json:"pattern,omitempty"`
+		Lowercase string `json:"lowercase,omitempty"`
+	}{o.Pattern, o.Lowercase})
+	return string(b)
+}
+
+// ParseLoadOptions reads LoadOptions.String's form ("" is no options).
+func ParseLoadOptions(s string) (LoadOptions, error) {
+	var o LoadOptions
+	if s == "" {
+		return o, nil
+	}
+	var v struct {
+		Pattern   string `json:"pattern"`
+		Lowercase string `json:"lowercase"`
+	}
+	dec := json.NewDecoder(strings.NewReader(s))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&v); err != nil {
+		return o, fmt.Errorf("tokenizer options %q: %w", s, err)
+	}
+	return LoadOptions{Pattern: v.Pattern, Lowercase: v.Lowercase}, nil
+}
+
+// Load is LoadWith with no options.
+func Load(spec string) (*Tokenizer, error) { return LoadWith(spec, LoadOptions{}) }
+
+// LoadWith returns the tokenizer named by spec: a built-in name
+// ("bert-base-uncased", "gpt2"), or a path to a Hugging Face tokenizer.json,
+// a SentencePiece .model, a tiktoken rank file (.tiktoken, or a .model in
+// that format as GLM-4 ships it), a WordPiece vocab.txt, a BPE vocab.json
+// (with merges.txt beside it), or a directory holding one of these (looked
+// for in that order).
 //
-// A vocab.txt gets Hugging Face's BertNormalizer defaults (clean text, space
-// CJK characters, lowercase, strip accents), as BertWordPieceTokenizer does;
-// a tokenizer.json's normalizer settings are used as written. tokenizer.json
-// kinds other than WordPiece with BertNormalizer/BertPreTokenizer and
-// byte-level BPE with GPT-2's pattern are encoded by the sugarme fallback,
-// and Warning says so.
-func Load(spec string) (*Tokenizer, error) {
+// Every component of the file is implemented by glmkit and exact to the
+// file's own reference; anything else is an error naming the file and the
+// component, and nothing is guessed.
+func LoadWith(spec string, o LoadOptions) (*Tokenizer, error) {
+	if o.Lowercase != "" && o.Lowercase != "true" && o.Lowercase != "false" {
+		return nil, fmt.Errorf("tokenizer: --lowercase %q: want true or false", o.Lowercase)
+	}
+	var t *Tokenizer
+	var err error
 	switch spec {
 	case BuiltinBERT:
-		return fromVocabTxt(spec, []byte(builtinBertVocab))
+		t, err = fromVocabTxt(spec, []byte(builtinBertVocab), o, nil)
 	case BuiltinGPT2:
-		return fromVocabJSON(spec, []byte(builtinGPT2Vocab), []byte(builtinGPT2Merges), "builtin merges")
+		t, err = fromVocabJSON(spec, []byte(builtinGPT2Vocab), []byte(builtinGPT2Merges), "builtin merges", o, "")
+	default:
+		t, err = loadFile(spec, o)
 	}
+	if err != nil {
+		return nil, err
+	}
+	t.name = spec
+	t.opts = o
+	return t, nil
+}
+
+func loadFile(spec string, o LoadOptions) (*Tokenizer, error) {
 	st, err := os.Stat(spec)
 	if err != nil {
 		return nil, fmt.Errorf("tokenizer: %w (want %q, %q or a tokenizer file)", err, BuiltinBERT, BuiltinGPT2)
 	}
 	path := spec
 	if st.IsDir() {
-		path = ""
-		for _, f := range []string{"tokenizer.json", "vocab.txt", "vocab.json"} {
-			if _, err := os.Stat(filepath.Join(spec, f)); err == nil {
-				path = filepath.Join(spec, f)
-				break
-			}
-		}
-		if path == "" {
-			return nil, fmt.Errorf("tokenizer: %s: directory holds no tokenizer.json, vocab.txt or vocab.json", spec)
+		if path, err = findInDir(spec); err != nil {
+			return nil, err
 		}
 	}
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("tokenizer: %w", err)
 	}
-	var t *Tokenizer
+	base := filepath.Base(path)
+	noPattern := func(kind string) error {
+		if o.Pattern != "" {
+			return fmt.Errorf("tokenizer: %s: --tokenizer-pattern applies to .tiktoken files and vocab.json+merges.txt, not to a %s (its pattern is its own)", path, kind)
+		}
+		return nil
+	}
+	noLower := func(kind string) error {
+		if o.Lowercase != "" {
+			return fmt.Errorf("tokenizer: %s: --lowercase applies to a WordPiece vocab.txt, not to a %s (its normalizer is its own)", path, kind)
+		}
+		return nil
+	}
 	switch {
-	case strings.HasSuffix(path, ".txt"):
-		t, err = fromVocabTxt(path, data)
-	case strings.HasSuffix(path, ".json"):
+	case looksLikeTiktoken(data):
+		if err := noLower("tiktoken file"); err != nil {
+			return nil, err
+		}
+		return fromTiktoken(path, data, o)
+	case strings.HasSuffix(base, ".txt"):
+		if err := noPattern("vocab.txt"); err != nil {
+			return nil, err
+		}
+		return fromVocabTxt(path, data, o, readConfigBeside(path))
+	case strings.HasSuffix(base, ".model"):
+		if err := errors.Join(noPattern("SentencePiece model"), noLower("SentencePiece model")); err != nil {
+			return nil, err
+		}
+		return fromSentencePiece(path, data)
+	case strings.HasSuffix(base, ".tiktoken"):
+		return nil, fmt.Errorf("tokenizer: %s: not a tiktoken rank file (want one \"base64-token rank\" per line)", path)
+	case strings.HasSuffix(base, ".json"):
 		var probe map[string]json.RawMessage
 		if err := json.Unmarshal(data, &probe); err != nil {
 			return nil, fmt.Errorf("tokenizer: %s: not valid JSON: %w", path, err)
@@ -80,23 +165,41 @@ func Load(spec string) (*Tokenizer, error) {
 		// A vocab.json may hold a token "model" (GPT-2's does): a
 		// tokenizer.json's model is an object.
 		if m, ok := probe["model"]; ok && len(bytes.TrimSpace(m)) > 0 && bytes.TrimSpace(m)[0] == '{' {
-			t, err = fromTokenizerJSON(path, data)
-			break
+			if err := errors.Join(noPattern("tokenizer.json"), noLower("tokenizer.json")); err != nil {
+				return nil, err
+			}
+			return fromTokenizerJSON(path, data)
+		}
+		if err := noLower("BPE vocab.json"); err != nil {
+			return nil, err
 		}
 		mpath := mergesBeside(path)
 		merges, rerr := os.ReadFile(mpath)
 		if rerr != nil {
 			return nil, fmt.Errorf("tokenizer: %s: a BPE vocab.json needs its merges file: %w", path, rerr)
 		}
-		t, err = fromVocabJSON(path, data, merges, mpath)
-	default:
-		return nil, fmt.Errorf("tokenizer: %s: unknown tokenizer file (want tokenizer.json, vocab.txt or vocab.json)", path)
+		return fromVocabJSON(path, data, merges, mpath, o, filepath.Dir(path))
 	}
-	if err != nil {
-		return nil, err
+	return nil, fmt.Errorf("tokenizer: %s: unknown tokenizer file (want tokenizer.json, a SentencePiece .model, a .tiktoken, vocab.txt or vocab.json)", path)
+}
+
+// findInDir picks the tokenizer file of a directory.
+func findInDir(dir string) (string, error) {
+	for _, f := range []string{"tokenizer.json", "vocab.txt", "vocab.json", "tokenizer.model"} {
+		if _, err := os.Stat(filepath.Join(dir, f)); err == nil {
+			return filepath.Join(dir, f), nil
+		}
 	}
-	t.name = spec
-	return t, nil
+	for _, ext := range []string{"*.model", "*.tiktoken"} {
+		m, _ := filepath.Glob(filepath.Join(dir, ext))
+		if len(m) == 1 {
+			return m[0], nil
+		}
+		if len(m) > 1 {
+			return "", fmt.Errorf("tokenizer: %s: several %s files: name one", dir, ext[1:])
+		}
+	}
+	return "", fmt.Errorf("tokenizer: %s: directory holds no tokenizer.json, vocab.txt, vocab.json, .model or .tiktoken file", dir)
 }
 
 // mergesBeside returns the merges file for a BPE vocabulary: X-merges.txt
@@ -135,9 +238,41 @@ func splitLines(data []byte) []string {
 	return lines
 }
 
+// tokenizerConfig is the part of a tokenizer_config.json glmkit reads.
+type tokenizerConfig struct {
+	path                 string
+	DoLowerCase          *bool  `json:"do_lower_case"`
+	StripAccents         *bool  `json:"strip_accents"`
+	TokenizeChineseChars *bool  `json:"tokenize_chinese_chars"`
+	TokenizerClass       string `json:"tokenizer_class"`
+	err                  error
+}
+
+// readConfigBeside reads tokenizer_config.json in the directory of path;
+// nil when there is none.
+func readConfigBeside(path string) *tokenizerConfig {
+	p := filepath.Join(filepath.Dir(path), "tokenizer_config.json")
+	data, err := os.ReadFile(p)
+	if err != nil {
+		return nil
+	}
+	c := &tokenizerConfig{path: p}
+	if err := json.Unmarshal(data, c); err != nil {
+		c.err = fmt.Errorf("tokenizer: %s: %w", p, err)
+	}
+	return c
+}
+
 // fromVocabTxt builds a WordPiece tokenizer from a BERT vocab.txt: one token
-// per line, id = line index, HF's defaults for everything else.
-func fromVocabTxt(name string, data []byte) (*Tokenizer, error) {
+// per line, id = line index. Its normalizer is BertNormalizer with
+// tokenizer_config.json's do_lower_case, strip_accents and
+// tokenize_chinese_chars when the file has one beside it, --lowercase over
+// those, and BERT's uncased defaults (lower case, strip accents) for a bare
+// file, as HF's BertTokenizer does.
+func fromVocabTxt(name string, data []byte, o LoadOptions, cfg *tokenizerConfig) (*Tokenizer, error) {
+	if cfg != nil && cfg.err != nil {
+		return nil, cfg.err
+	}
 	lines := splitLines(data)
 	if len(lines) == 0 {
 		return nil, fmt.Errorf("tokenizer: %s: empty vocabulary", name)
@@ -149,8 +284,33 @@ func fromVocabTxt(name string, data []byte) (*Tokenizer, error) {
 		tokens[i] = l
 		vocab[l] = int32(i)
 	}
+	opts := defaultBertOptions()
+	source := "bare vocab.txt: BERT's uncased default"
+	if name == BuiltinBERT {
+		source = "built in"
+	}
+	var strip *bool
+	if cfg != nil {
+		source = filepath.Base(cfg.path)
+		if cfg.DoLowerCase != nil {
+			opts.lowercase = *cfg.DoLowerCase
+		}
+		if cfg.TokenizeChineseChars != nil {
+			opts.chineseChars = *cfg.TokenizeChineseChars
+		}
+		strip = cfg.StripAccents
+	}
+	if o.Lowercase != "" {
+		opts.lowercase = o.Lowercase == "true"
+		source = "--lowercase=" + o.Lowercase
+	}
+	opts.stripAccents = opts.lowercase
+	if strip != nil {
+		opts.stripAccents = *strip
+	}
 	t := &Tokenizer{name: name, kind: KindWordPiece, sha: sha256Hex(data), wpCleanup: true}
-	if err := t.initWordPiece(vocab, tokens, "[UNK]", "##", 100, defaultBertOptions()); err != nil {
+	t.notes = append(t.notes, fmt.Sprintf("lowercase=%v strip_accents=%v tokenize_chinese_chars=%v (%s)", opts.lowercase, opts.stripAccents, opts.chineseChars, source))
+	if err := t.initWordPiece(vocab, tokens, "[UNK]", "##", 100, opts); err != nil {
 		return nil, fmt.Errorf("tokenizer: %s: %w", name, err)
 	}
 	return t, nil
@@ -164,6 +324,7 @@ func (t *Tokenizer) initWordPiece(vocab map[string]int32, tokens []string, unkTo
 		return fmt.Errorf("unknown token %q is not in the vocabulary", unkTok)
 	}
 	t.wp = newWordPiece(vocab, unk, prefix, maxChars, opts)
+	t.dec = decoderOf{&wordPieceDecoder{prefix: prefix, cleanup: t.wpCleanup}}
 	t.initTokens(tokens)
 	t.assignSpecials(func(s string) (int32, bool) { id, ok := vocab[s]; return id, ok })
 	t.computeSentenceEnds(func(id int) []byte {
@@ -184,10 +345,24 @@ func (t *Tokenizer) initTokens(tokens []string) {
 	}
 }
 
-// fromVocabJSON builds a GPT-2 style byte-level BPE tokenizer from a
-// vocab.json (token → id, tokens in the byte-level alphabet) and a merges
-// file ("#version" line, then "left right" per line in rank order).
-func fromVocabJSON(name string, vocabData, mergesData []byte, mergesName string) (*Tokenizer, error) {
+// Known GPT-2-family vocab.json files, whose pattern is GPT-2's.
+var gpt2FamilyVocabs = []string{
+	"196139668be63f3b5d6574427317ae82f612a97c5d1cdaf36ed2256dbf636783", // gpt2 (OpenAI encoder.json)
+	"9e7f63c2d15d666b52e21d250d2e513b87c9b713cfa6987a82ed89e5e6e50655", // roberta (fairseq, GLM-RoBERTa)
+}
+
+// fromVocabJSON builds a byte-level BPE tokenizer from a vocab.json (token
+// → id, tokens in the byte-level alphabet) and a merges file ("#version"
+// line, then "left right" per line in rank order).
+//
+// The pre-tokenization pattern is not in these files. It is --tokenizer-
+// pattern when given; otherwise tokenizer_config.json's tokenizer_class
+// (GPT2Tokenizer, RobertaTokenizer and their kin: GPT-2's pattern;
+// Qwen2Tokenizer: Qwen2's); otherwise GPT-2's for the GPT-2 and RoBERTa
+// vocabularies themselves. Anything else is refused: GPT-2's regex on a
+// cl100k-style vocabulary changes the ids of about a fifth of documents,
+// and a warning scrolls by.
+func fromVocabJSON(name string, vocabData, mergesData []byte, mergesName string, o LoadOptions, dir string) (*Tokenizer, error) {
 	var vocab map[string]int32
 	if err := json.Unmarshal(vocabData, &vocab); err != nil {
 		return nil, fmt.Errorf("tokenizer: %s: bad vocab.json: %w", name, err)
@@ -204,20 +379,75 @@ func fromVocabJSON(name string, vocabData, mergesData []byte, mergesName string)
 		merges = append(merges, [2]string{a, b})
 	}
 	t := &Tokenizer{name: name, kind: KindBPE, sha: sha256Hex(vocabData, mergesData)}
-	if err := t.initBPE(vocab, merges, nil, false, false); err != nil {
+	scan, re, note, err := vocabJSONPattern(name, sha256Hex(vocabData), o, dir)
+	if err != nil {
+		return nil, err
+	}
+	if note != "" {
+		t.notes = append(t.notes, note)
+	}
+	if err := t.initBPE(vocab, merges, false, false, scan, re); err != nil {
 		return nil, fmt.Errorf("tokenizer: %s: %w", name, err)
 	}
 	return t, nil
 }
 
-// addedToken is an entry of tokenizer.json's added_tokens.
-type addedToken struct {
-	ID      int32  `json:"id"`
-	Content string `json:"content"`
-	Special bool   `json:"special"`
+// vocabJSONPattern decides the pattern of a vocab.json (see fromVocabJSON).
+func vocabJSONPattern(name, vocabSHA string, o LoadOptions, dir string) (scanKind, *regex, string, error) {
+	if o.Pattern != "" {
+		k, re, err := patternOption(o.Pattern)
+		if err != nil {
+			return 0, nil, "", fmt.Errorf("tokenizer: %s: %w", name, err)
+		}
+		return k, re, "pattern " + o.Pattern + " (--tokenizer-pattern)", nil
+	}
+	if dir != "" {
+		if cfg := readConfigBeside(filepath.Join(dir, "vocab.json")); cfg != nil && cfg.TokenizerClass != "" {
+			if cfg.err != nil {
+				return 0, nil, "", cfg.err
+			}
+			class := strings.TrimSuffix(cfg.TokenizerClass, "Fast")
+			switch class {
+			case "GPT2Tokenizer", "RobertaTokenizer", "BartTokenizer", "LongformerTokenizer", "BlenderbotTokenizer",
+				"DebertaTokenizer", "CodeGenTokenizer", "GPTNeoXTokenizer", "LEDTokenizer", "MvpTokenizer":
+				return scanGPT2, nil, "pattern gpt2 (" + cfg.TokenizerClass + " in tokenizer_config.json)", nil
+			case "Qwen2Tokenizer":
+				return scanQwen2, nil, "pattern qwen2 (" + cfg.TokenizerClass + " in tokenizer_config.json)", nil
+			}
+			return 0, nil, "", fmt.Errorf("tokenizer: %s: tokenizer_config.json names %s, whose pre-tokenization pattern glmkit does not know: pass --tokenizer-pattern NAME|REGEX, or load its tokenizer.json", name, cfg.TokenizerClass)
+		}
+	}
+	if name == BuiltinGPT2 || slices.Contains(gpt2FamilyVocabs, vocabSHA) {
+		return scanGPT2, nil, "", nil
+	}
+	return 0, nil, "", fmt.Errorf("tokenizer: %s: a vocab.json with merges.txt does not say its pre-tokenization pattern, and this is not the GPT-2 or RoBERTa vocabulary: pass --tokenizer-pattern gpt2 if it is a GPT-2-style BPE (or cl100k_base, o200k_base, qwen2, a regex), or load its tokenizer.json", name)
 }
 
-func (t *Tokenizer) initBPE(vocab map[string]int32, merges [][2]string, added []addedToken, prefixSpace, ignoreMerges bool) error {
+// patternOption reads --tokenizer-pattern: a name or a regex.
+func patternOption(p string) (scanKind, *regex, error) {
+	switch p {
+	case "gpt2", "r50k_base", "p50k_base":
+		return scanGPT2, nil, nil
+	case "cl100k_base", "cl100k", "llama3", "glm4":
+		return scanCL100K, nil, nil
+	case "o200k_base", "o200k":
+		return scanO200K, nil, nil
+	case "qwen2":
+		return scanQwen2, nil, nil
+	}
+	if k := scannerFor(p); k != scanRegex {
+		return k, nil, nil
+	}
+	re, err := compileRegex(p)
+	if err != nil {
+		return 0, nil, fmt.Errorf("--tokenizer-pattern: %w (names: gpt2, r50k_base, p50k_base, cl100k_base, llama3, glm4, o200k_base, qwen2)", err)
+	}
+	return scanRegex, re, nil
+}
+
+// initBPE sets t up as a byte-level BPE tokenizer: vocab (byte-level
+// strings → id) and merges in rank order.
+func (t *Tokenizer) initBPE(vocab map[string]int32, merges [][2]string, prefixSpace, ignoreMerges bool, scan scanKind, re *regex) error {
 	n := 0
 	for _, id := range vocab {
 		if id < 0 {
@@ -225,24 +455,15 @@ func (t *Tokenizer) initBPE(vocab map[string]int32, merges [][2]string, added []
 		}
 		n = max(n, int(id)+1)
 	}
-	for _, a := range added {
-		n = max(n, int(a.ID)+1)
-	}
 	tokens := make([]string, n)
 	for s, id := range vocab {
 		tokens[id] = s
 	}
-	t.isSpecial = make([]bool, n)
-	for _, a := range added {
-		tokens[a.ID] = a.Content
-		t.isSpecial[a.ID] = true
-	}
-	m := &bytePair{merges: make(map[uint64]uint64, len(merges)), prefixSpace: prefixSpace, ignoreMerges: ignoreMerges}
-	m.initClasses()
-	enc := byteLevelAlphabet()
-	t.byteDec = make(map[rune]byte, 256)
-	for b, r := range enc {
-		t.byteDec[r] = byte(b)
+	tab := tables()
+	m := &bytePair{merges: newPairTable(len(merges)), prefixSpace: prefixSpace, ignoreMerges: ignoreMerges,
+		scan: scan, re: re, tab: tab}
+	t.byteDec = byteLevelDecoder(tab)
+	for b, r := range tab.byteRune {
 		id, ok := vocab[string(r)]
 		if !ok {
 			return fmt.Errorf("byte-level vocabulary lacks byte 0x%02x (%q)", b, string(r))
@@ -256,261 +477,17 @@ func (t *Tokenizer) initBPE(vocab map[string]int32, merges [][2]string, added []
 		if !okA || !okB || !okC {
 			return fmt.Errorf("merge %d (%q %q) uses a token that is not in the vocabulary", rank+1, mg[0], mg[1])
 		}
-		m.merges[pairKey(a, b)] = uint64(rank)<<32 | uint64(uint32(c))
+		m.merges.set(pairKey(a, b), uint64(rank)<<32|uint64(uint32(c)))
 	}
 	if ignoreMerges {
-		m.whole = make(map[string]int32, len(vocab))
-		for s, id := range vocab {
-			m.whole[string(byteLevelDecode(s, t.byteDec))] = id
-		}
+		m.whole = wholeByteLevel(vocab, tab)
+		m.wholeMax, m.wholeFilter = maxKeyLen(m.whole), newStringFilter(m.whole)
 	}
 	t.bpe = m
+	t.pattern = scanName(scan)
+	t.dec = decoderOf{byteLevelDec{}}
 	t.initTokens(tokens)
-	t.assignSpecials(func(s string) (int32, bool) {
-		for _, a := range added {
-			if a.Content == s {
-				return a.ID, true
-			}
-		}
-		id, ok := vocab[s]
-		return id, ok
-	})
+	t.assignSpecials(func(s string) (int32, bool) { id, ok := vocab[s]; return id, ok })
 	t.computeSentenceEnds(func(id int) []byte { return byteLevelDecode(t.tokens[id], t.byteDec) })
 	return nil
-}
-
-// tokenizerJSON is the part of a Hugging Face tokenizer.json we read.
-type tokenizerJSON struct {
-	AddedTokens  []addedToken    `json:"added_tokens"`
-	Normalizer   json.RawMessage `json:"normalizer"`
-	PreTokenizer json.RawMessage `json:"pre_tokenizer"`
-	Decoder      json.RawMessage `json:"decoder"`
-	Model        *struct {
-		Type                    string          `json:"type"`
-		Vocab                   json.RawMessage `json:"vocab"`
-		Merges                  json.RawMessage `json:"merges"`
-		UnkToken                *string         `json:"unk_token"`
-		ContinuingSubwordPrefix *string         `json:"continuing_subword_prefix"`
-		MaxInputCharsPerWord    *int            `json:"max_input_chars_per_word"`
-		EndOfWordSuffix         *string         `json:"end_of_word_suffix"`
-		Dropout                 *float64        `json:"dropout"`
-		ByteFallback            bool            `json:"byte_fallback"`
-		IgnoreMerges            bool            `json:"ignore_merges"`
-	} `json:"model"`
-}
-
-// typed is a JSON object's "type" key.
-type typed struct {
-	Type string `json:"type"`
-}
-
-func isNull(raw json.RawMessage) bool {
-	raw = bytes.TrimSpace(raw)
-	return len(raw) == 0 || string(raw) == "null"
-}
-
-func typeOf(raw json.RawMessage) string {
-	var t typed
-	if isNull(raw) || json.Unmarshal(raw, &t) != nil {
-		return ""
-	}
-	return t.Type
-}
-
-// errFallback marks a tokenizer.json our encoders do not implement.
-var errFallback = errors.New("not implemented by glmkit's encoders")
-
-// fromTokenizerJSON reads a Hugging Face tokenizer.json.
-func fromTokenizerJSON(path string, data []byte) (*Tokenizer, error) {
-	var tj tokenizerJSON
-	if err := json.Unmarshal(data, &tj); err != nil {
-		return nil, fmt.Errorf("tokenizer: %s: not a tokenizer.json: %w", path, err)
-	}
-	if tj.Model == nil {
-		return nil, fmt.Errorf("tokenizer: %s: no model", path)
-	}
-	t, err := ownFromJSON(path, data, &tj)
-	if errors.Is(err, errFallback) {
-		return newFallback(path, data, &tj)
-	}
-	if err != nil {
-		return nil, fmt.Errorf("tokenizer: %s: %w", path, err)
-	}
-	return t, nil
-}
-
-// ownFromJSON builds one of our encoders from tj, or returns errFallback.
-func ownFromJSON(path string, data []byte, tj *tokenizerJSON) (*Tokenizer, error) {
-	md := tj.Model
-	kind := md.Type
-	if kind == "" {
-		switch {
-		case md.ContinuingSubwordPrefix != nil && md.MaxInputCharsPerWord != nil:
-			kind = "WordPiece" // older serializations leave it untagged
-		case !isNull(md.Merges):
-			kind = "BPE"
-		}
-	}
-	switch kind {
-	case "WordPiece":
-		return wordPieceFromJSON(path, data, tj)
-	case "BPE":
-		return bpeFromJSON(path, data, tj)
-	}
-	return nil, errFallback
-}
-
-func wordPieceFromJSON(path string, data []byte, tj *tokenizerJSON) (*Tokenizer, error) {
-	md := tj.Model
-	opts := bertOptions{} // no normalizer: none of it
-	switch typeOf(tj.Normalizer) {
-	case "BertNormalizer":
-		var n struct {
-			CleanText          *bool `json:"clean_text"`
-			HandleChineseChars *bool `json:"handle_chinese_chars"`
-			StripAccents       *bool `json:"strip_accents"`
-			Lowercase          *bool `json:"lowercase"`
-		}
-		if err := json.Unmarshal(tj.Normalizer, &n); err != nil {
-			return nil, fmt.Errorf("normalizer: %w", err)
-		}
-		opts = defaultBertOptions()
-		if n.CleanText != nil {
-			opts.cleanText = *n.CleanText
-		}
-		if n.HandleChineseChars != nil {
-			opts.chineseChars = *n.HandleChineseChars
-		}
-		if n.Lowercase != nil {
-			opts.lowercase = *n.Lowercase
-		}
-		opts.stripAccents = opts.lowercase // null follows lowercase
-		if n.StripAccents != nil {
-			opts.stripAccents = *n.StripAccents
-		}
-	case "":
-		if !isNull(tj.Normalizer) {
-			return nil, errFallback
-		}
-	default:
-		return nil, errFallback
-	}
-	if typeOf(tj.PreTokenizer) != "BertPreTokenizer" {
-		return nil, errFallback
-	}
-	var vocab map[string]int32
-	if err := json.Unmarshal(md.Vocab, &vocab); err != nil {
-		return nil, fmt.Errorf("model vocab: %w", err)
-	}
-	n := 0
-	for _, id := range vocab {
-		if id < 0 {
-			return nil, fmt.Errorf("negative id %d in the vocabulary", id)
-		}
-		n = max(n, int(id)+1)
-	}
-	for _, a := range tj.AddedTokens {
-		n = max(n, int(a.ID)+1)
-	}
-	tokens := make([]string, n)
-	for s, id := range vocab {
-		tokens[id] = s
-	}
-	t := &Tokenizer{kind: KindWordPiece, sha: sha256Hex(data), wpCleanup: true}
-	t.isSpecial = make([]bool, n)
-	for _, a := range tj.AddedTokens {
-		if a.ID < 0 {
-			return nil, fmt.Errorf("negative id %d in added_tokens", a.ID)
-		}
-		tokens[a.ID] = a.Content
-		t.isSpecial[a.ID] = true
-	}
-	if typeOf(tj.Decoder) == "WordPiece" {
-		var d struct {
-			Cleanup *bool `json:"cleanup"`
-		}
-		if json.Unmarshal(tj.Decoder, &d) == nil && d.Cleanup != nil {
-			t.wpCleanup = *d.Cleanup
-		}
-	}
-	unk, prefix, maxChars := "[UNK]", "##", 100
-	if md.UnkToken != nil {
-		unk = *md.UnkToken
-	}
-	if md.ContinuingSubwordPrefix != nil {
-		prefix = *md.ContinuingSubwordPrefix
-	}
-	if md.MaxInputCharsPerWord != nil {
-		maxChars = *md.MaxInputCharsPerWord
-	}
-	if err := t.initWordPiece(vocab, tokens, unk, prefix, maxChars, opts); err != nil {
-		return nil, err
-	}
-	return t, nil
-}
-
-func bpeFromJSON(path string, data []byte, tj *tokenizerJSON) (*Tokenizer, error) {
-	md := tj.Model
-	if !isNull(tj.Normalizer) || (md.Dropout != nil && *md.Dropout != 0) || md.ByteFallback ||
-		(md.ContinuingSubwordPrefix != nil && *md.ContinuingSubwordPrefix != "") ||
-		(md.EndOfWordSuffix != nil && *md.EndOfWordSuffix != "") {
-		return nil, errFallback
-	}
-	if typeOf(tj.PreTokenizer) != "ByteLevel" {
-		return nil, errFallback
-	}
-	var pre struct {
-		AddPrefixSpace *bool `json:"add_prefix_space"`
-		UseRegex       *bool `json:"use_regex"`
-	}
-	if err := json.Unmarshal(tj.PreTokenizer, &pre); err != nil {
-		return nil, fmt.Errorf("pre_tokenizer: %w", err)
-	}
-	if pre.UseRegex != nil && !*pre.UseRegex {
-		return nil, errFallback
-	}
-	prefixSpace := pre.AddPrefixSpace == nil || *pre.AddPrefixSpace // HF's default is true
-	var vocab map[string]int32
-	if err := json.Unmarshal(md.Vocab, &vocab); err != nil {
-		return nil, fmt.Errorf("model vocab: %w", err)
-	}
-	merges, err := parseJSONMerges(md.Merges)
-	if err != nil {
-		return nil, err
-	}
-	t := &Tokenizer{kind: KindBPE, sha: sha256Hex(data)}
-	for _, a := range tj.AddedTokens {
-		if a.ID < 0 {
-			return nil, fmt.Errorf("negative id %d in added_tokens", a.ID)
-		}
-	}
-	if err := t.initBPE(vocab, merges, tj.AddedTokens, prefixSpace, md.IgnoreMerges); err != nil {
-		return nil, err
-	}
-	return t, nil
-}
-
-// parseJSONMerges reads tokenizer.json merges: "left right" strings (older
-// files) or [left, right] pairs (newer ones).
-func parseJSONMerges(raw json.RawMessage) ([][2]string, error) {
-	if isNull(raw) {
-		return nil, nil
-	}
-	var strs []string
-	if err := json.Unmarshal(raw, &strs); err == nil {
-		out := make([][2]string, len(strs))
-		for i, s := range strs {
-			a, b, ok := strings.Cut(s, " ")
-			if !ok || strings.Contains(b, " ") {
-				return nil, fmt.Errorf("merge %d: want two tokens separated by a space, got %q", i+1, s)
-			}
-			out[i] = [2]string{a, b}
-		}
-		return out, nil
-	}
-	var pairs [][2]string
-	if err := json.Unmarshal(raw, &pairs); err != nil {
-		return nil, fmt.Errorf("model merges: %w", err)
-	}
-	return pairs, nil
 }

@@ -1,14 +1,18 @@
-// Package tokenizer turns text into GLM token ids, exactly as Hugging Face
-// tokenizers would, and fast.
+// Package tokenizer turns text into GLM token ids, exactly as each
+// tokenizer's own reference would, and fast.
 //
-// Two encoders are our own: WordPiece (BERT: BertNormalizer, BertPreTokenizer
-// and greedy longest-match WordPiece) and byte-level BPE (GPT-2's
-// pre-tokenization pattern, bytes_to_unicode, ranked merges). Both are
-// checked token for token against Hugging Face tokenizers on real corpora
-// and a multilingual stress set, take an ASCII fast path with an exact
-// general path behind it, and allocate nothing per document once warm.
-// Other tokenizer.json kinds fall back to github.com/sugarme/tokenizer, with
-// a Warning.
+// Every encoder is glmkit's own: WordPiece (BERT: BertNormalizer,
+// BertPreTokenizer, greedy longest match), byte-level BPE with a
+// hand-written scanner for the GPT-2, cl100k/Llama-3, o200k and Qwen2
+// patterns (or a regex engine with Oniguruma's semantics for any other),
+// SentencePiece .model files (Unigram and BPE), tiktoken rank files, and a
+// general Hugging Face pipeline (normalizers, pre-tokenizers, BPE, WordPiece,
+// WordLevel and Unigram models, added tokens) for every other tokenizer.json.
+// Each is checked token for token against its reference (Hugging Face
+// tokenizers, SentencePiece, tiktoken's JavaScript ports) on real corpora
+// and a multilingual stress set, and allocates nothing per document once
+// warm. A component glmkit does not implement is an error at Load, never a
+// silent approximation.
 //
 // A Tokenizer is read-only after Load and may be shared by any number of
 // goroutines; each goroutine encodes with its own Encoder from NewEncoder.
@@ -43,16 +47,14 @@ const (
 	nameEOS   = "<|endoftext|>"
 )
 
-// Kinds of Tokenizer.
+// Kinds of Tokenizer: the model family.
 const (
-	KindWordPiece = "wordpiece"
-	KindBPE       = "bpe"
-	KindFallback  = "fallback"
+	KindWordPiece = "wordpiece" // BERT's WordPiece
+	KindBPE       = "bpe"       // byte-level BPE (GPT-2, Llama-3, cl100k, o200k, Qwen2, tiktoken files)
+	KindCharBPE   = "char-bpe"  // BPE over characters, with byte fallback (Llama-2 style tokenizer.json)
+	KindUnigram   = "unigram"   // a Unigram tokenizer.json
+	KindWordLevel = "wordlevel" // a WordLevel tokenizer.json
 )
-
-// FallbackWarning is the Warning of a Tokenizer that encodes with
-// github.com/sugarme/tokenizer.
-const FallbackWarning = "tokenizer kind not implemented by glmkit: encoding with github.com/sugarme/tokenizer, whose output can differ from Hugging Face tokenizers on non-ASCII text"
 
 // Tokenizer is a loaded vocabulary with its encoder configuration and GLM's
 // special ids. It is read-only after Load and safe for concurrent use.
@@ -67,11 +69,18 @@ type Tokenizer struct {
 	isSpecial []bool   // len VocabSize(): special or added tokens, and GLM's appended ones
 	ends      []bool   // len ModelVocabSize()
 
+	// The encoder: gen when set, else wp, bpe or sp.
 	wp  *wordPiece
 	bpe *bytePair
-	fb  *fallback
+	sp  *sentencePiece
+	gen *genPipeline
+
+	pattern string      // the pre-tokenization pattern's name (gpt2, cl100k, o200k, qwen2, regex), if any
+	notes   []string    // how the file was read, for the build summary
+	opts    LoadOptions // what LoadWith was given
 
 	// Decoding.
+	dec       decoderOf     // all but sp
 	wpCleanup bool          // WordPiece decoder cleanup
 	byteDec   map[rune]byte // byte-level alphabet, inverse
 }
@@ -80,8 +89,32 @@ type Tokenizer struct {
 // otherwise the path given to Load.
 func (t *Tokenizer) Name() string { return t.name }
 
-// Kind returns KindWordPiece, KindBPE or KindFallback.
+// Kind returns the model family: KindWordPiece, KindBPE, KindCharBPE,
+// KindUnigram, KindWordLevel or KindSentencePiece.
 func (t *Tokenizer) Kind() string { return t.kind }
+
+// Family returns the model family and, for byte-level BPE, the
+// pre-tokenization pattern ("bpe/cl100k"), as the manifest records it. A
+// SentencePiece model adds its type ("sentencepiece/unigram").
+func (t *Tokenizer) Family() string {
+	if t.sp != nil {
+		name := map[int32]string{spModelUnigram: "unigram", spModelBPE: "bpe", spModelWord: "word", spModelChar: "char"}[t.sp.model]
+		return KindSentencePiece + "/" + name
+	}
+	if t.pattern != "" {
+		return t.kind + "/" + t.pattern
+	}
+	return t.kind
+}
+
+// Options returns the options the tokenizer was loaded with: loading the
+// same Name with them gives the same tokenizer.
+func (t *Tokenizer) Options() LoadOptions { return t.opts }
+
+// Notes returns how the file was read where that is a choice (lower-casing
+// of a vocab.txt and where it came from, the pattern of a .tiktoken), for
+// the build summary.
+func (t *Tokenizer) Notes() []string { return t.notes }
 
 // SHA256 returns the hex SHA-256 of the defining file bytes: tokenizer.json
 // or vocab.txt alone, or vocab.json followed by merges.txt. The built-in
@@ -117,8 +150,9 @@ func (t *Tokenizer) ModelVocabSize() int { return t.modelSize }
 // The slice has ModelVocabSize() entries and is shared: do not modify it.
 func (t *Tokenizer) SentenceEnds() []bool { return t.ends }
 
-// Warning returns a non-empty message when the output can differ from
-// Hugging Face tokenizers (the sugarme fallback), for the caller to show.
+// Warning returns a message for the caller to show, or "". glmkit's
+// encoders are exact, so it is empty for every tokenizer Load accepts
+// today; it stays for callers that print it.
 func (t *Tokenizer) Warning() string { return t.warning }
 
 // Token returns a display string for id: the vocabulary entry (byte-level
@@ -128,6 +162,9 @@ func (t *Tokenizer) Warning() string { return t.warning }
 func (t *Tokenizer) Token(id int32) string {
 	switch {
 	case id >= 0 && int(id) < len(t.tokens):
+		if t.tokens[id] == "" {
+			return "<unused:" + strconv.Itoa(int(id)) + ">" // a gap in the file's ids
+		}
 		return t.tokens[id]
 	case id >= 0 && int(id) < t.modelSize:
 		return "<pad:" + strconv.Itoa(int(id)) + ">"
@@ -135,43 +172,22 @@ func (t *Tokenizer) Token(id int32) string {
 	return "<invalid:" + strconv.Itoa(int(id)) + ">"
 }
 
-// Decode returns the text of ids. WordPiece tokens are joined with spaces,
-// continuation pieces glued to their word, and Hugging Face's WordPiece
-// decoder cleanup applied (" ." → ".", " n't" → "n't", ...); byte-level BPE
-// tokens are concatenated as bytes and invalid UTF-8 becomes U+FFFD, as
-// Hugging Face's ByteLevel decoder does. Special and appended tokens appear
-// by name; padding ids as "<pad:N>".
+// Decode returns the text of ids as the tokenizer's decoder gives it:
+// WordPiece tokens are joined with spaces, continuation pieces glued to
+// their word, and Hugging Face's WordPiece cleanup applied (" ." → ".");
+// byte-level tokens are concatenated as bytes (invalid UTF-8 becomes U+FFFD);
+// SentencePiece pieces as SentencePiece decodes them; a tokenizer.json's
+// decoder (Metaspace, ByteFallback, Replace, ...) as Hugging Face's. Special
+// and appended tokens appear by name; padding ids as "<pad:N>".
 func (t *Tokenizer) Decode(ids []int32) string {
-	var sb strings.Builder
-	switch t.kind {
-	case KindWordPiece:
-		for i, id := range ids {
-			tok := t.Token(id)
-			if i > 0 {
-				if p := t.wp.prefix; p != "" && strings.HasPrefix(tok, p) {
-					tok = tok[len(p):]
-				} else {
-					tok = " " + tok
-				}
-			}
-			if t.wpCleanup {
-				tok = wordPieceCleanup(tok)
-			}
-			sb.WriteString(tok)
-		}
-		return sb.String()
-	case KindBPE:
-		var raw []byte
-		for _, id := range ids {
-			if id >= 0 && int(id) < len(t.tokens) {
-				raw = append(raw, byteLevelDecode(t.tokens[id], t.byteDec)...)
-			} else {
-				raw = append(raw, t.Token(id)...)
-			}
-		}
-		return lossyUTF8(raw)
+	if t.sp != nil {
+		return t.sp.decodeIDs(t, ids)
 	}
-	return t.fb.decode(t, ids)
+	tokens := make([]string, len(ids))
+	for i, id := range ids {
+		tokens[i] = t.Token(id)
+	}
+	return t.dec.decode(tokens, t)
 }
 
 // wordPieceCleanup is Hugging Face's WordPiece decoder cleanup of one
@@ -276,6 +292,8 @@ type Encoder struct {
 	fixed []byte // text repaired to valid UTF-8
 	wp    wpState
 	bpe   bpeState
+	sp    spmState
+	gen   genState
 
 	general bool // tests: send ASCII through the general path too
 	noCache bool // tests: bypass the BPE word cache
@@ -291,20 +309,28 @@ func (t *Tokenizer) NewEncoder() *Encoder { return &Encoder{t: t} }
 // valid UTF-8 are read as U+FFFD, one per byte (what Hugging Face sees after
 // encoding/json's repair). text is not retained or modified.
 //
-// The error is always nil except from the sugarme fallback.
+// The error is nil but for text the reference itself cannot encode (a
+// SentencePiece BPE symbol spelling a control piece, a Unigram character
+// without an unknown id) and for a regular expression that backtracks past
+// its budget on this text.
 func (e *Encoder) Encode(dst []int32, text []byte) ([]int32, error) {
 	if !utf8.Valid(text) {
 		e.fixed = appendRepaired(e.fixed[:0], text)
 		text = e.fixed
 	}
 	t := e.t
-	switch t.kind {
-	case KindWordPiece:
+	switch {
+	case t.gen != nil:
+		if e.gen.tab == nil {
+			e.gen.tab = tables()
+		}
+		return t.gen.encode(&e.gen, dst, text)
+	case t.wp != nil:
 		return t.wp.encode(&e.wp, dst, text, e.general), nil
-	case KindBPE:
-		return t.bpe.encode(&e.bpe, dst, text, e.general, e.noCache), nil
+	case t.bpe != nil:
+		return t.bpe.encode(&e.bpe, dst, text, e.general, e.noCache)
 	}
-	return t.fb.encode(dst, text)
+	return t.sp.encode(&e.sp, dst, text)
 }
 
 // assignSpecials looks up GLM's command tokens in the base vocabulary
@@ -314,8 +340,25 @@ func (e *Encoder) Encode(dst []int32, text []byte) ([]int32, error) {
 // "<|endoftext|>", "[PAD]"; ENC "[CLS]", "<s>"; MASK "[MASK]", "<mask>";
 // sep "[SEP]", "</s>"; unk "[UNK]", "<unk>"; the others by GLM's names.
 func (t *Tokenizer) assignSpecials(lookup func(string) (int32, bool)) {
+	t.assignSpecialsWith(lookup, nil)
+}
+
+// assignSpecialsWith is assignSpecials with names that count only as added
+// or special tokens of the file (special reports those): "sop" and "eop",
+// which GLM's released tokenizers use, are ordinary words in other
+// vocabularies. "<sop>" and "<eop>" (GLM-130B, ChatGLM, GLM-4) are looked
+// up everywhere.
+func (t *Tokenizer) assignSpecialsWith(lookup, special func(string) (int32, bool)) {
 	find := func(names ...string) int32 {
 		for _, n := range names {
+			if n == "sop" || n == "eop" {
+				if special != nil {
+					if id, ok := special(n); ok {
+						return id
+					}
+				}
+				continue
+			}
 			if id, ok := lookup(n); ok {
 				return id
 			}
@@ -339,7 +382,8 @@ func (t *Tokenizer) assignSpecials(lookup func(string) (int32, bool)) {
 	s.Mask = find(nameMask, "<mask>")
 	s.Sep = find(nameSep, "</s>")
 	s.Unk = find(nameUnk, "<unk>")
-	s.SOP, s.EOP, s.GMask, s.SMask = find(nameSOP), find(nameEOP), find(nameGMask), find(nameSMask)
+	s.SOP, s.EOP = find(nameSOP, "<sop>", "sop"), find(nameEOP, "<eop>", "eop")
+	s.GMask, s.SMask = find(nameGMask), find(nameSMask)
 	add(&s.EOS, nameEOS)
 	s.Pad = s.EOS
 	add(&s.SOP, nameSOP)
@@ -351,6 +395,16 @@ func (t *Tokenizer) assignSpecials(lookup func(string) (int32, bool)) {
 	add(&s.GMask, nameGMask)
 	add(&s.SMask, nameSMask)
 	t.modelSize = (len(t.tokens) + 127) / 128 * 128
+}
+
+// glmIDs returns the set of GLM's command-token ids.
+func (t *Tokenizer) glmIDs() map[int32]bool {
+	s := t.special
+	m := make(map[int32]bool)
+	for _, id := range []int32{s.Pad, s.EOS, s.CLS, s.Mask, s.Sep, s.Unk, s.SOP, s.EOP, s.GMask, s.SMask} {
+		m[id] = true
+	}
+	return m
 }
 
 // computeSentenceEnds fills t.ends from the tokens' text (decode gives the

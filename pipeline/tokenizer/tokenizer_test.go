@@ -1,6 +1,7 @@
 package tokenizer
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -184,7 +185,6 @@ func TestSpecialIDs(t *testing.T) {
 			}
 		}
 	}
-	// A tiny vocabulary without a tokenizer kind we know of is no fallback.
 	if tk, _ := Load(tiny); tk.Kind() != KindWordPiece || tk.Warning() != "" {
 		t.Errorf("tiny vocab: kind %s, warning %q", tk.Kind(), tk.Warning())
 	}
@@ -333,9 +333,9 @@ func TestLoadErrors(t *testing.T) {
 	}
 }
 
-// TestFallback loads a tokenizer.json kind we do not implement (WordLevel)
-// through sugarme: it must work, warn, and keep literal specials as text.
-func TestFallback(t *testing.T) {
+// TestWordLevel loads a WordLevel tokenizer.json (the general pipeline):
+// literal special strings stay text, and the ids are as HF gives them.
+func TestWordLevel(t *testing.T) {
 	p := filepath.Join(t.TempDir(), "tokenizer.json")
 	js := `{"version": "1.0", "truncation": null, "padding": null,
 	 "added_tokens": [{"id": 0, "content": "[UNK]", "special": true, "single_word": false, "lstrip": false, "rstrip": false, "normalized": false},
@@ -349,7 +349,7 @@ func TestFallback(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if tk.Kind() != KindFallback || tk.Warning() == "" {
+	if tk.Kind() != KindWordLevel || tk.Warning() != "" {
 		t.Fatalf("kind %s warning %q", tk.Kind(), tk.Warning())
 	}
 	ids, err := tk.NewEncoder().Encode(nil, []byte("hello world [MASK] zzz"))
@@ -447,6 +447,105 @@ func TestEncodeAllocs(t *testing.T) {
 		})
 		if allocs != 0 {
 			t.Errorf("%s: %v allocations per pass over %d warm documents", name, allocs, len(docs))
+		}
+	}
+}
+
+// TestGLMSpecialTokens: a file that defines GLM's command tokens as added
+// tokens (GLM-4 style names, GLM-10B style bare sop/eop) gets those ids,
+// a plain vocabulary word "sop" is not taken for one, and a GLM token is
+// never matched in text even when the file marks it non-special.
+func TestGLMSpecialTokens(t *testing.T) {
+	dir := t.TempDir()
+	added := func(id int, content string, special bool) string {
+		return fmt.Sprintf(`{"id": %d, "content": %q, "single_word": false, "lstrip": false, "rstrip": false, "normalized": false, "special": %v}`, id, content, special)
+	}
+	write := func(name string, vocab string, adds ...string) string {
+		p := filepath.Join(dir, name)
+		js := `{"version": "1.0", "added_tokens": [` + strings.Join(adds, ",") + `], "normalizer": null,
+		  "pre_tokenizer": {"type": "WhitespaceSplit"}, "decoder": null,
+		  "model": {"type": "WordLevel", "unk_token": "<unk>", "vocab": ` + vocab + `}}`
+		if err := os.WriteFile(p, []byte(js), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	vocab := `{"<unk>": 0, "hello": 1, "sop": 2, "eop": 3}`
+	glm4 := write("glm4.json", vocab, added(4, "<|endoftext|>", true), added(5, "[MASK]", true), added(6, "[gMASK]", true),
+		added(7, "[sMASK]", true), added(8, "<sop>", true), added(9, "<eop>", false))
+	tk, err := Load(glm4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := tk.Special()
+	if s.EOS != 4 || s.Mask != 5 || s.GMask != 6 || s.SMask != 7 || s.SOP != 8 || s.EOP != 9 || s.Unk != 0 {
+		t.Errorf("GLM-4 style: %+v", s)
+	}
+	// <eop> is not special in the file, but it is GLM's: text, never its id.
+	ids, _ := tk.NewEncoder().Encode(nil, []byte("hello <eop> [MASK] sop"))
+	if want := []int32{1, 0, 0, 2}; !slices.Equal(ids, want) {
+		t.Errorf("ids %v, want %v", ids, want)
+	}
+	// Bare sop/eop count only as special tokens; a vocabulary word does not.
+	bare := write("bare.json", vocab, added(0, "<unk>", true))
+	if tk, err = Load(bare); err != nil {
+		t.Fatal(err)
+	}
+	if s := tk.Special(); s.SOP < 4 || s.EOP < 4 {
+		t.Errorf("plain words taken for sop/eop: %+v", s)
+	}
+	glm10b := write("glm10b.json", `{"<unk>": 0, "hello": 1}`, added(2, "sop", true), added(3, "eop", true))
+	if tk, err = Load(glm10b); err != nil {
+		t.Fatal(err)
+	}
+	if s := tk.Special(); s.SOP != 2 || s.EOP != 3 {
+		t.Errorf("special sop/eop not used: %+v", s)
+	}
+	// Added-token ids must be the ones HF gives.
+	bad := write("badid.json", vocab, added(9, "<x>", true))
+	if _, err := Load(bad); err == nil || !strings.Contains(err.Error(), "added_tokens[0]") {
+		t.Errorf("inconsistent added-token id: %v", err)
+	}
+}
+
+// TestVocabTxtCasing: a bare vocab.txt is uncased (lower case, accents
+// stripped), tokenizer_config.json beside it decides otherwise, and
+// --lowercase overrides both; Notes says which was used.
+func TestVocabTxtCasing(t *testing.T) {
+	dir := t.TempDir()
+	vocab := "[UNK]\ncafé\ncafe\nCafé\nが\nか\n"
+	mk := func(name, config string) string {
+		d := filepath.Join(dir, name)
+		os.MkdirAll(d, 0o755)
+		os.WriteFile(filepath.Join(d, "vocab.txt"), []byte(vocab), 0o644)
+		if config != "" {
+			os.WriteFile(filepath.Join(d, "tokenizer_config.json"), []byte(config), 0o644)
+		}
+		return filepath.Join(d, "vocab.txt")
+	}
+	for _, c := range []struct {
+		path, lower string
+		want        []string
+		note        string
+	}{
+		{mk("bare", ""), "", []string{"cafe", "か"}, "BERT's uncased default"},
+		{mk("cased", `{"do_lower_case": false}`), "", []string{"Café", "が"}, "tokenizer_config.json"},
+		{mk("keep", `{"do_lower_case": true, "strip_accents": false}`), "", []string{"café", "が"}, "strip_accents=false"},
+		{filepath.Join(dir, "cased/vocab.txt"), "true", []string{"cafe", "か"}, "--lowercase=true"},
+		{filepath.Join(dir, "bare/vocab.txt"), "false", []string{"Café", "が"}, "--lowercase=false"},
+	} {
+		tk, err := LoadWith(c.path, LoadOptions{Lowercase: c.lower})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := tokens(t, tk, "Café が"); !slices.Equal(got, c.want) {
+			t.Errorf("%s --lowercase=%q: %q, want %q", c.path, c.lower, got, c.want)
+		}
+		if n := strings.Join(tk.Notes(), ";"); !strings.Contains(n, c.note) {
+			t.Errorf("%s: notes %q do not mention %q", c.path, n, c.note)
+		}
+		if tk.Options().Lowercase != c.lower {
+			t.Errorf("Options() = %+v", tk.Options())
 		}
 	}
 }

@@ -35,14 +35,18 @@ const (
 	cL                        // GPT-2 pattern: \p{L}
 	cN                        // GPT-2 pattern: \p{N}
 	cS                        // GPT-2 pattern: \s
+	cU                        // o200k pattern: [\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]
+	cW                        // o200k pattern: [\p{Ll}\p{Lm}\p{Lo}\p{M}]
+	cInert                    // HF's normalizers leave it alone where x/text would not (normInert)
 )
 
 // charTables holds the classes and simple lowercase mappings of the Basic
 // Multilingual Plane, so that the hot paths need one load per character.
 // Built once, read-only afterwards.
 type charTables struct {
-	cls   [0x10000]uint16
-	lower [0x10000]uint16
+	cls      [0x10000]uint16
+	lower    [0x10000]uint16
+	byteRune [256]rune // GPT-2's bytes_to_unicode
 }
 
 // tables returns the shared, immutable BMP tables, building them on first use
@@ -58,6 +62,7 @@ var tables = sync.OnceValue(func() *charTables {
 			t.lower[m[0]] = uint16(m[1])
 		}
 	}
+	t.byteRune = byteLevelAlphabet()
 	return t
 })
 
@@ -102,6 +107,19 @@ func classSlow(r rune) uint16 {
 	}
 	if inRanges(hfGPT2Space[:], r) {
 		c |= cS
+	}
+	if inRanges(onigCatLu[:], r) || inRanges(onigCatLt[:], r) {
+		c |= cU
+	}
+	if inRanges(onigCatLl[:], r) {
+		c |= cW
+	}
+	if inRanges(onigCatLm[:], r) || inRanges(onigCatLo[:], r) || inRanges(onigCatMn[:], r) ||
+		inRanges(onigCatMc[:], r) || inRanges(onigCatMe[:], r) {
+		c |= cU | cW
+	}
+	if normInert(r) {
+		c |= cInert
 	}
 	return c
 }
@@ -179,4 +197,43 @@ func appendRepaired(dst, text []byte) []byte {
 		i += n
 	}
 	return dst
+}
+
+// normInert reports whether HF's NFC/NFD/NFKC/NFKD treat r as a plain
+// starter (no decomposition, combining class 0, composing with nothing)
+// where golang.org/x/text/unicode/norm, on newer Unicode tables, would not:
+// characters HF's old normalization tables do not know, and the characters
+// x/text would compose them from (U+11935 U+11930 into U+11938). Normalizing
+// text in pieces cut at these characters, and copying them as they are,
+// gives HF's result with x/text (normalize.go). The table is generated from
+// hfNormActive and x/text by TestNormInertTable.
+func normInert(r rune) bool { return r >= 0x80 && inRanges(hfNormInert[:], r) }
+
+// computeNormInert derives hfNormInert.
+func computeNormInert() []runeRange {
+	active := func(r rune) bool {
+		var buf [4]byte
+		n := utf8.EncodeRune(buf[:], r)
+		p := norm.NFKD.Properties(buf[:n])
+		return p.Decomposition() != nil || p.CCC() != 0 || p.LeadCCC() != 0 || (r >= 0xAC00 && r <= 0xD7A3)
+	}
+	set := map[rune]bool{}
+	for r := rune(0x80); r <= 0x10FFFF; r++ {
+		if (r >= 0xD800 && r < 0xE000) || inRanges(hfNormActive[:], r) || !active(r) {
+			continue
+		}
+		set[r] = true
+		var buf [4]byte
+		n := utf8.EncodeRune(buf[:], r)
+		for _, c := range norm.NFD.String(string(buf[:n])) {
+			if !inRanges(hfNormActive[:], c) {
+				set[c] = true
+			}
+		}
+	}
+	var rs []runeRange
+	for r := range set {
+		rs = append(rs, runeRange{r, r})
+	}
+	return normRanges(rs)
 }

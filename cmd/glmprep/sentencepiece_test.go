@@ -1,0 +1,61 @@
+package main
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// TestBuildSentencePiece builds Chinese text with GLM's own SentencePiece
+// model (cog-pretrain.model) end to end: verify passes, inspect shows
+// readable Chinese with GLM's blanks, and the manifest records the ids GLM's
+// ChineseSPTokenizer uses for that file.
+func TestBuildSentencePiece(t *testing.T) {
+	model := filepath.Join(shared, "tokenizers/glm-chinese-sentencepiece/cog-pretrain.model")
+	if _, err := os.Stat(model); err != nil {
+		t.Skipf("%s not found (the shared tokenizers live in ../shared beside the repository): %v", model, err)
+	}
+	out := t.TempDir()
+	mustGlmprep(t, "build", "--out", out, "--quiet", "--tokenizer", model, "--input", corpus(t, "zh/cmrc2018-contexts.jsonl"),
+		"--mix", "token=0.4,sentence=0.3,document=0.3")
+	if v := mustGlmprep(t, "verify", out); !strings.Contains(v, "OK") {
+		t.Errorf("verify: %s", v)
+	}
+	ins := mustGlmprep(t, "inspect", out, "--rows", "3", "--color", "never")
+	for _, want := range []string{"A: [CLS]", "B1 (blank at", "的", "。"} {
+		if !strings.Contains(ins, want) {
+			t.Errorf("inspect output lacks %q:\n%.3000s", want, ins)
+		}
+	}
+	if strings.Contains(ins, "\u2581") || strings.Contains(ins, "<0x") {
+		t.Errorf("inspect shows raw pieces instead of text:\n%.3000s", ins)
+	}
+	var man struct {
+		Meta struct {
+			VocabSize  int              `json:"vocab_size"`
+			SpecialIDs map[string]int32 `json:"special_ids"`
+		} `json:"meta"`
+	}
+	data, err := os.ReadFile(filepath.Join(out, "manifest.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(data, &man); err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]int32{"pad": 50000, "eos": 50000, "sep": 50001, "cls": 50002, "mask": 50003, "unk": 50004,
+		"sop": 50006, "eop": 50007, "smask": 50008, "gmask": 50009}
+	for k, v := range want {
+		if got, ok := man.Meta.SpecialIDs[k]; !ok || got != v {
+			t.Errorf("special id %s = %d, want %d (GLM's ChineseSPTokenizer)", k, got, v)
+		}
+	}
+	if man.Meta.VocabSize != 50048 {
+		t.Errorf("vocab_size %d, want 50048", man.Meta.VocabSize)
+	}
+	if st := mustGlmprep(t, "stats", out); !strings.Contains(st, "sentence") {
+		t.Errorf("stats: %s", st)
+	}
+}

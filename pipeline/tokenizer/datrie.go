@@ -1,0 +1,156 @@
+package tokenizer
+
+import (
+	"fmt"
+	"sort"
+)
+
+// daTrie is a double-array trie over byte strings, read-only once built:
+// the piece dictionary of the SentencePiece models (unigram.go, spbpe.go).
+// A step is two array loads and a compare, with no map and no allocation.
+//
+//	t, err := buildDATrie(keys, values)  // values ≥ 0; duplicate keys: last wins
+//	s := t.child(daRoot, b)              // -1 when there is no such edge
+//	v := t.value(s)                      // -1 when no key ends at s
+//	v := t.lookup(key)                   // exact match, -1 when absent
+type daTrie struct {
+	nodes []daNode
+}
+
+// daNode is one slot: base, check and value side by side, so that a step
+// and its value touch one cache line.
+type daNode struct {
+	base  int32
+	check int32 // parent of a used slot; -1 for free slots and the root
+	val   int32 // value of the key ending at the slot, or -1
+}
+
+// daRoot is the root node of every daTrie.
+const daRoot = 0
+
+// child returns the node reached from s by byte b, or -1.
+func (t *daTrie) child(s int32, b byte) int32 {
+	c := t.nodes[s].base + int32(b)
+	if uint32(c) < uint32(len(t.nodes)) && t.nodes[c].check == s {
+		return c
+	}
+	return -1
+}
+
+// value returns the value of the key ending at node s, or -1.
+func (t *daTrie) value(s int32) int32 { return t.nodes[s].val }
+
+// walk follows key from node s; -1 when it leaves the trie.
+func (t *daTrie) walk(s int32, key []byte) int32 {
+	for _, b := range key {
+		if s = t.child(s, b); s < 0 {
+			return -1
+		}
+	}
+	return s
+}
+
+// lookup returns the value of key, or -1.
+func (t *daTrie) lookup(key []byte) int32 {
+	s := t.walk(daRoot, key)
+	if s < 0 {
+		return -1
+	}
+	return t.nodes[s].val
+}
+
+// buildDATrie builds a trie of keys (non-empty) with values[i] for keys[i].
+func buildDATrie(keys []string, values []int32) (*daTrie, error) {
+	if len(keys) != len(values) {
+		return nil, fmt.Errorf("trie: %d keys, %d values", len(keys), len(values))
+	}
+	// Sort key indices; equal keys keep input order, so the last one wins.
+	idx := make([]int, len(keys))
+	for i := range idx {
+		idx[i] = i
+	}
+	sort.SliceStable(idx, func(a, b int) bool { return keys[idx[a]] < keys[idx[b]] })
+
+	t := &daTrie{}
+	grow := func(n int) {
+		for len(t.nodes) < n {
+			t.nodes = append(t.nodes, daNode{check: -1, val: -1})
+		}
+	}
+	grow(256)
+	used := make([]bool, len(t.nodes))
+	used[0] = true
+	usedGrow := func(n int) {
+		for len(used) < n {
+			used = append(used, false)
+		}
+	}
+	firstFree := 1
+
+	// A node of the build: the range [lo, hi) of sorted keys that share
+	// the prefix of length depth, placed at slot s.
+	type pending struct {
+		s       int32
+		lo, hi  int
+		depth   int
+		hasLeaf bool
+	}
+	var labels []byte
+	var starts []int
+	queue := []pending{{s: daRoot, lo: 0, hi: len(idx), depth: 0}}
+	for len(queue) > 0 {
+		p := queue[0]
+		queue = queue[1:]
+		// Keys ending exactly here, and the distinct next bytes.
+		labels, starts = labels[:0], starts[:0]
+		i := p.lo
+		for ; i < p.hi && len(keys[idx[i]]) == p.depth; i++ {
+			t.nodes[p.s].val = values[idx[i]]
+		}
+		for i < p.hi {
+			b := keys[idx[i]][p.depth]
+			labels = append(labels, b)
+			starts = append(starts, i)
+			for i < p.hi && keys[idx[i]][p.depth] == b {
+				i++
+			}
+		}
+		starts = append(starts, p.hi)
+		if len(labels) == 0 {
+			continue
+		}
+		// Find a base: every base+label free and ≥ 1.
+		for firstFree < len(used) && used[firstFree] {
+			firstFree++
+		}
+		b0 := int32(labels[0])
+		base := int32(firstFree) - b0
+		if base < 1-b0 {
+			base = 1 - b0
+		}
+		for {
+			need := int(base) + int(labels[len(labels)-1]) + 1
+			grow(need)
+			usedGrow(need)
+			ok := true
+			for _, l := range labels {
+				if used[int(base)+int(l)] {
+					ok = false
+					break
+				}
+			}
+			if ok {
+				break
+			}
+			base++
+		}
+		t.nodes[p.s].base = base
+		for k, l := range labels {
+			c := base + int32(l)
+			used[c] = true
+			t.nodes[c].check = p.s
+			queue = append(queue, pending{s: c, lo: starts[k], hi: starts[k+1], depth: p.depth + 1})
+		}
+	}
+	return t, nil
+}

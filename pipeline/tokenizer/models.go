@@ -1,0 +1,228 @@
+package tokenizer
+
+import (
+	"fmt"
+	"unicode/utf8"
+)
+
+// The models of the general pipeline, each exactly as Hugging Face's.
+
+// bpeModel is tokenizer.json's BPE in general: initial symbols are the
+// piece's characters (with continuing_subword_prefix and
+// end_of_word_suffix), unknown ones become byte-fallback tokens <0xXX>, or
+// the unknown token (fused with its neighbours if fuse_unk), or nothing;
+// then ranked merges. A raw piece (ByteLevel before it) has one symbol per
+// byte, its byte-level character.
+type bpeModel struct {
+	vocab        map[string]int32
+	merges       *pairTable
+	unk          int32 // -1: none
+	fuseUnk      bool
+	byteFallback bool
+	ignoreMerges bool
+	prefix       string
+	suffix       string
+	fallbackID   [256]int32       // <0xXX>, -1 when absent
+	rawWhole     map[string]int32 // ignore_merges on raw pieces: token bytes → id
+	tab          *charTables
+	// metaCut: no token has "▁" after another character, so no merge
+	// crosses the start of a "▁" that follows another character, and a
+	// piece (a whole document, for Llama-2's files) is encoded word by word
+	// there, each word through the word cache. Exact: the merges on either
+	// side never interact, and "▁" is a known character, so unknown runs
+	// never fuse across.
+	metaCut bool
+}
+
+func (m *bpeModel) encodePiece(st *genState, dst []int32, piece []byte, raw bool) ([]int32, error) {
+	if m.ignoreMerges {
+		var id int32
+		var ok bool
+		if raw {
+			id, ok = m.rawWhole[string(piece)]
+		} else {
+			id, ok = m.vocab[string(piece)]
+		}
+		if ok {
+			return append(dst, id), nil
+		}
+	}
+	if !m.metaCut || raw {
+		return m.encodeSymbols(st, dst, piece, raw), nil
+	}
+	start := 0
+	for i := 0; i <= len(piece); {
+		cut := i == len(piece)
+		sz := 1
+		if !cut {
+			var r rune
+			r, sz = utf8.DecodeRune(piece[i:])
+			if r == '\u2581' && i > start {
+				prev, _ := utf8.DecodeLastRune(piece[:i])
+				cut = prev != '\u2581'
+			}
+		}
+		if cut && i > start {
+			dst = m.encodeWord(st, dst, piece[start:i])
+			start = i
+		}
+		i += sz
+	}
+	return dst, nil
+}
+
+// encodeWord encodes one word of a cut piece, through the word cache.
+func (m *bpeModel) encodeWord(st *genState, dst []int32, w []byte) []int32 {
+	if len(w) > maxCachedWord {
+		return m.encodeSymbols(st, dst, w, false)
+	}
+	if ids, ok := st.bpe.cache.get(w); ok {
+		return append(dst, ids...)
+	}
+	mark := len(dst)
+	dst = m.encodeSymbols(st, dst, w, false)
+	st.bpe.cache.put(w, dst[mark:])
+	return dst
+}
+
+// encodeSymbols is BPE on one piece (or word): its symbols, then merges.
+func (m *bpeModel) encodeSymbols(st *genState, dst []int32, piece []byte, raw bool) []int32 {
+	b := &st.bpe
+	ids := b.ids[:0]
+	unk, unkOpen := int32(0), false
+	key := b.key[:0]
+	var rb [utf8.UTFMax]byte
+	for i := 0; i < len(piece); {
+		isFirst := i == 0
+		var ch []byte
+		if raw {
+			ch = utf8.AppendRune(rb[:0], m.tab.byteRune[piece[i]])
+			i++
+		} else {
+			_, sz := utf8.DecodeRune(piece[i:])
+			ch = piece[i : i+sz]
+			i += sz
+		}
+		key = key[:0]
+		if !isFirst {
+			key = append(key, m.prefix...)
+		}
+		key = append(key, ch...)
+		if i == len(piece) {
+			key = append(key, m.suffix...)
+		}
+		if id, ok := m.vocab[string(key)]; ok {
+			if unkOpen {
+				ids = append(ids, unk)
+				unkOpen = false
+			}
+			ids = append(ids, id)
+			continue
+		}
+		if m.byteFallback {
+			all := true
+			for _, c := range key {
+				if m.fallbackID[c] < 0 {
+					all = false
+					break
+				}
+			}
+			if all {
+				// As HF: the byte tokens go in before a pending unknown token.
+				for _, c := range key {
+					ids = append(ids, m.fallbackID[c])
+				}
+				continue
+			}
+		}
+		if m.unk < 0 {
+			continue // no unknown token: the character is dropped, as HF does
+		}
+		if unkOpen {
+			if m.fuseUnk {
+				continue
+			}
+			ids = append(ids, unk)
+		}
+		unk, unkOpen = m.unk, true
+	}
+	if unkOpen {
+		ids = append(ids, unk)
+	}
+	b.key = key
+	b.ids = ids
+	if len(ids) == 0 {
+		return dst
+	}
+	return appendMergedIDs(b, m.merges, dst)
+}
+
+// metaCutSafe reports whether cutting pieces before a "▁" that follows
+// another character is exact for this model (see bpeModel.metaCut).
+func metaCutSafe(m *bpeModel) bool {
+	if m.prefix != "" || m.suffix != "" || m.ignoreMerges {
+		return false
+	}
+	if _, ok := m.vocab["\u2581"]; !ok {
+		return false
+	}
+	for tok := range m.vocab {
+		for i, r := range tok {
+			if r == '\u2581' && i > 0 {
+				prev, _ := utf8.DecodeLastRuneInString(tok[:i])
+				if prev != '\u2581' {
+					return false
+				}
+			}
+		}
+	}
+	return true
+}
+
+// wordLevelModel is WordLevel: the whole piece, or the unknown token.
+type wordLevelModel struct {
+	vocab map[string]int32
+	unk   int32
+}
+
+func (m *wordLevelModel) encodePiece(st *genState, dst []int32, piece []byte, raw bool) ([]int32, error) {
+	if raw {
+		piece = rawToByteLevel(st, piece)
+	}
+	if id, ok := m.vocab[string(piece)]; ok {
+		return append(dst, id), nil
+	}
+	return append(dst, m.unk), nil
+}
+
+// wordPieceModel is WordPiece on a pre-tokenized piece.
+type wordPieceModel struct{ wp *wordPiece }
+
+func (m *wordPieceModel) encodePiece(st *genState, dst []int32, piece []byte, raw bool) ([]int32, error) {
+	if raw {
+		piece = rawToByteLevel(st, piece)
+	}
+	return m.wp.appendWord(dst, piece, utf8.RuneCount(piece)), nil
+}
+
+// rawToByteLevel returns the byte-level characters of a raw piece.
+func rawToByteLevel(st *genState, piece []byte) []byte {
+	out := st.bpe.text[:0]
+	for _, c := range piece {
+		out = utf8.AppendRune(out, st.tab.byteRune[c])
+	}
+	st.bpe.text = out
+	return out
+}
+
+// byteFallbackIDs finds <0x00> … <0xFF> in a vocabulary.
+func byteFallbackIDs(vocab map[string]int32) (ids [256]int32, n int) {
+	for b := range 256 {
+		ids[b] = -1
+		if id, ok := vocab[fmt.Sprintf("<0x%02X>", b)]; ok {
+			ids[b] = id
+			n++
+		}
+	}
+	return ids, n
+}

@@ -1,0 +1,242 @@
+package tokenizer
+
+import (
+	"unicode/utf8"
+
+	"golang.org/x/text/unicode/norm"
+)
+
+// Hugging Face's normalizers, as tokenizer.json names them. Character
+// classes and mappings come from HF itself (unicode_tables.go).
+
+// unicodeNorm is NFC, NFD, NFKC or NFKD. HF's tables are older than
+// x/text's, so the text is normalized in pieces cut at the characters HF
+// does not know (normInert), which are copied as they are.
+type unicodeNorm struct{ form norm.Form }
+
+func (n unicodeNorm) normalize(st *genState, dst, src []byte) ([]byte, bool, error) {
+	return appendNormalized(st, n.form, dst, src), true, nil
+}
+
+// appendNormalized appends form(src) to dst as HF computes it.
+func appendNormalized(st *genState, form norm.Form, dst, src []byte) []byte {
+	tab := st.tab
+	run := 0
+	flush := func(seg []byte) {
+		if len(seg) == 0 {
+			return
+		}
+		ascii := true
+		for _, b := range seg {
+			if b >= utf8.RuneSelf {
+				ascii = false
+				break
+			}
+		}
+		if ascii {
+			dst = append(dst, seg...)
+			return
+		}
+		st.iter.Init(form, seg)
+		for !st.iter.Done() {
+			dst = append(dst, st.iter.Next()...)
+		}
+	}
+	for i := 0; i < len(src); {
+		if src[i] < utf8.RuneSelf {
+			i++
+			continue
+		}
+		r, sz := utf8.DecodeRune(src[i:])
+		if tab.class(r)&cInert != 0 {
+			flush(src[run:i])
+			dst = append(dst, src[i:i+sz]...)
+			run = i + sz
+		}
+		i += sz
+	}
+	flush(src[run:])
+	return dst
+}
+
+// lowercaseNorm is Lowercase: Rust's char::to_lowercase of every character.
+type lowercaseNorm struct{}
+
+func (lowercaseNorm) normalize(st *genState, dst, src []byte) ([]byte, bool, error) {
+	return appendLower(st.tab, dst, src), true, nil
+}
+
+func appendLower(tab *charTables, dst, src []byte) []byte {
+	for i := 0; i < len(src); {
+		b := src[i]
+		if b < utf8.RuneSelf {
+			if b >= 'A' && b <= 'Z' {
+				b += 'a' - 'A'
+			}
+			dst = append(dst, b)
+			i++
+			continue
+		}
+		r, sz := utf8.DecodeRune(src[i:])
+		i += sz
+		if tab.class(r)&cLower == 0 {
+			dst = utf8.AppendRune(dst, r)
+		} else if r == 0x130 {
+			dst = appendLowerMulti(dst, r)
+		} else {
+			dst = utf8.AppendRune(dst, tab.lowerRune(r))
+		}
+	}
+	return dst
+}
+
+// stripNorm is Strip: Rust whitespace off the left and/or right.
+type stripNorm struct{ left, right bool }
+
+func (n stripNorm) normalize(st *genState, dst, src []byte) ([]byte, bool, error) {
+	tab := st.tab
+	lo, hi := 0, len(src)
+	if n.left {
+		for lo < hi {
+			r, sz := utf8.DecodeRune(src[lo:])
+			if tab.class(r)&cWhite == 0 {
+				break
+			}
+			lo += sz
+		}
+	}
+	if n.right {
+		for hi > lo {
+			r, sz := utf8.DecodeLastRune(src[lo:hi])
+			if tab.class(r)&cWhite == 0 {
+				break
+			}
+			hi -= sz
+		}
+	}
+	return append(dst, src[lo:hi]...), lo == 0, nil
+}
+
+// stripAccentsNorm is StripAccents: removes combining marks (HF's
+// is_combining_mark).
+type stripAccentsNorm struct{}
+
+func (stripAccentsNorm) normalize(st *genState, dst, src []byte) ([]byte, bool, error) {
+	kept := true
+	for i := 0; i < len(src); {
+		if src[i] < utf8.RuneSelf {
+			dst = append(dst, src[i])
+			i++
+			continue
+		}
+		r, sz := utf8.DecodeRune(src[i:])
+		if inRanges(hfCombiningMark[:], r) {
+			if len(dst) == 0 {
+				kept = false
+			}
+		} else {
+			dst = append(dst, src[i:i+sz]...)
+		}
+		i += sz
+	}
+	return dst, kept, nil
+}
+
+// replaceNorm is Replace: every match of the pattern becomes content.
+type replaceNorm struct {
+	re      *regex
+	content string
+}
+
+func (n replaceNorm) normalize(st *genState, dst, src []byte) ([]byte, bool, error) {
+	if len(src) == 0 {
+		return dst, true, nil // HF finds no match in an empty string
+	}
+	prev, kept := 0, true
+	err := st.re.findAll(n.re, src, func(s, e int) {
+		dst = append(dst, src[prev:s]...)
+		dst = append(dst, n.content...)
+		if s == 0 && e > 0 && n.content == "" {
+			kept = false
+		}
+		prev = e
+	})
+	if err != nil {
+		return dst, false, err
+	}
+	return append(dst, src[prev:]...), kept, nil
+}
+
+// prependNorm is Prepend: the string before any non-empty text.
+type prependNorm struct{ s string }
+
+func (n prependNorm) normalize(st *genState, dst, src []byte) ([]byte, bool, error) {
+	if len(src) > 0 {
+		dst = append(dst, n.s...)
+	}
+	return append(dst, src...), true, nil
+}
+
+// bertNorm is BertNormalizer with its options: clean text, space CJK
+// characters, strip accents (NFD, then HF's Mn removed), lowercase, in
+// that order.
+type bertNorm struct{ opts bertOptions }
+
+func (n bertNorm) normalize(st *genState, dst, src []byte) ([]byte, bool, error) {
+	tab := st.tab
+	o := n.opts
+	kept := true
+	// Two scratch buffers beyond dst: a and b.
+	a := st.bertScratch(0)
+	for i := 0; i < len(src); {
+		r, sz := utf8.DecodeRune(src[i:])
+		i += sz
+		cl := tab.class(r)
+		if o.cleanText {
+			if cl&cDrop != 0 {
+				if len(a) == 0 {
+					kept = false
+				}
+				continue
+			}
+			if cl&cSpace != 0 {
+				a = append(a, ' ')
+				continue
+			}
+		}
+		if o.chineseChars && cl&cCJK != 0 {
+			a = append(a, ' ')
+			a = utf8.AppendRune(a, r)
+			a = append(a, ' ')
+			continue
+		}
+		a = utf8.AppendRune(a, r)
+	}
+	if o.stripAccents {
+		b := st.bertScratch(1)
+		b = appendNormalized(st, norm.NFD, b, a)
+		a = a[:0]
+		for i := 0; i < len(b); {
+			r, sz := utf8.DecodeRune(b[i:])
+			if tab.class(r)&cMn != 0 {
+				if len(a) == 0 {
+					kept = false
+				}
+			} else {
+				a = append(a, b[i:i+sz]...)
+			}
+			i += sz
+		}
+		st.setBertScratch(1, b)
+	}
+	if o.lowercase {
+		dst = appendLower(tab, dst, a)
+	} else {
+		dst = append(dst, a...)
+	}
+	st.setBertScratch(0, a)
+	return dst, kept, nil
+}
+
+func (st *genState) bertScratch(i int) []byte       { return st.bert[i][:0] }
+func (st *genState) setBertScratch(i int, b []byte) { st.bert[i] = b }

@@ -1,0 +1,174 @@
+package tokenizer
+
+import (
+	"unicode/utf8"
+
+	"golang.org/x/text/unicode/norm"
+)
+
+// The general encoder: Hugging Face's pipeline, step by step. Added tokens
+// are split off the raw text first (those matched on normalized text after
+// normalizing each remaining segment), then each segment is normalized,
+// pre-tokenized into pieces, and each piece is encoded by the model. Only
+// ids are computed: no offsets, no alignments, no token strings. All text
+// lives in one arena per document, so once an Encoder is warm nothing is
+// allocated.
+
+// span is a piece of text in the arena.
+type span struct {
+	start, end int32
+	first      bool // starts at offset 0 of the document (Metaspace's prepend_scheme "first")
+	raw        bool // ByteLevel applied: the model sees each byte as its byte-level character
+}
+
+// normalizer is one normalization step.
+type normalizer interface {
+	// normalize appends the normalized form of src (valid UTF-8) to dst.
+	// leadKept is false when the first characters of src produced no output
+	// (HF then moves the segment's original offset past them).
+	normalize(st *genState, dst, src []byte) (out []byte, leadKept bool, err error)
+}
+
+// preTokenizer is one pre-tokenization step: it splits (and may rewrite)
+// the pieces in, appending the results to out. Rewritten text goes to the
+// end of st.arena.
+type preTokenizer interface {
+	preTokenize(st *genState, in, out []span) ([]span, error)
+}
+
+// model encodes one piece.
+type model interface {
+	encodePiece(st *genState, dst []int32, piece []byte, raw bool) ([]int32, error)
+}
+
+// genPipeline is a read-only general encoder.
+type genPipeline struct {
+	added *addedVocab    // nil: no added token is matched in text
+	norms []normalizer   // applied in order
+	pres  []preTokenizer // applied in order; none: the whole segment is one piece
+	model model
+}
+
+// genState is an Encoder's scratch space for the general pipeline.
+type genState struct {
+	arena     []byte
+	spans     [2][]span
+	spans2    []span
+	bert      [2][]byte
+	scratch   [2][]byte
+	segs      []addedSeg
+	nsegs     []addedSeg
+	re        reMatcher
+	iter      norm.Iter
+	matches   []span
+	events    []splitEvent
+	bpe       bpeState
+	wordChars []int32
+	uni       any // the Unigram model's scratch (unigram.go)
+	tab       *charTables
+}
+
+// encode appends the ids of text (valid UTF-8) to dst.
+func (g *genPipeline) encode(st *genState, dst []int32, text []byte) ([]int32, error) {
+	st.arena = st.arena[:0]
+	var err error
+	segs := st.segs[:0]
+	if g.added != nil {
+		segs = g.added.split(segs, text, false, 0)
+	} else {
+		segs = append(segs, addedSeg{start: 0, end: int32(len(text)), id: -1})
+	}
+	st.segs = segs
+	for si := 0; si < len(st.segs); si++ {
+		s := st.segs[si]
+		if s.id >= 0 {
+			dst = append(dst, s.id)
+			continue
+		}
+		seg := text[s.start:s.end]
+		first := s.start == 0
+		// Normalize.
+		if len(g.norms) > 0 {
+			buf := st.scratch[0][:0]
+			buf = append(buf, seg...)
+			for _, n := range g.norms {
+				var kept bool
+				out := st.scratch[1][:0]
+				if out, kept, err = n.normalize(st, out, buf); err != nil {
+					return dst, err
+				}
+				first = first && kept
+				st.scratch[0], st.scratch[1] = out, buf
+				buf = out
+			}
+			seg = buf
+		}
+		// Added tokens matched on the normalized text.
+		base := int32(len(st.arena))
+		st.arena = append(st.arena, seg...)
+		nsegs := st.nsegs[:0]
+		if g.added != nil && g.added.hasNormalized {
+			nsegs = g.added.split(nsegs, st.arena[base:], true, base)
+		} else {
+			nsegs = append(nsegs, addedSeg{start: base, end: int32(len(st.arena)), id: -1})
+		}
+		st.nsegs = nsegs
+		for k := 0; k < len(st.nsegs); k++ {
+			ns := st.nsegs[k]
+			if ns.id >= 0 {
+				dst = append(dst, ns.id)
+				continue
+			}
+			if ns.start == ns.end {
+				continue
+			}
+			if dst, err = g.encodeSegment(st, dst, span{start: ns.start, end: ns.end, first: first && ns.start == base}); err != nil {
+				return dst, err
+			}
+		}
+	}
+	return dst, nil
+}
+
+// encodeSegment pre-tokenizes one normalized segment and encodes its pieces.
+func (g *genPipeline) encodeSegment(st *genState, dst []int32, seg span) ([]int32, error) {
+	in := append(st.spans[0][:0], seg)
+	var err error
+	for i, p := range g.pres {
+		if i > 0 {
+			in = materializeRaw(st, in)
+		}
+		out := st.spans[1][:0]
+		if out, err = p.preTokenize(st, in, out); err != nil {
+			return dst, err
+		}
+		st.spans[0], st.spans[1] = out, in
+		in = out
+	}
+	st.spans[0] = in
+	for _, sp := range in {
+		if sp.start == sp.end {
+			continue
+		}
+		if dst, err = g.model.encodePiece(st, dst, st.arena[sp.start:sp.end], sp.raw); err != nil {
+			return dst, err
+		}
+	}
+	return dst, nil
+}
+
+// materializeRaw writes the byte-level form of raw pieces into the arena,
+// for a pre-tokenizer that runs after ByteLevel.
+func materializeRaw(st *genState, in []span) []span {
+	for i, sp := range in {
+		if !sp.raw {
+			continue
+		}
+		start := int32(len(st.arena))
+		for k := sp.start; k < sp.end; k++ {
+			st.arena = utf8.AppendRune(st.arena, st.tab.byteRune[st.arena[k]])
+		}
+		in[i] = span{start: start, end: int32(len(st.arena)), first: sp.first}
+	}
+	return in
+}

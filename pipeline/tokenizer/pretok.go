@@ -1,0 +1,345 @@
+package tokenizer
+
+import (
+	"unicode/utf8"
+)
+
+// Hugging Face's pre-tokenizers, as tokenizer.json names them.
+
+// Split delimiter behaviours (HF's SplitDelimiterBehavior).
+const (
+	behRemoved = iota
+	behIsolated
+	behMergedWithPrevious
+	behMergedWithNext
+	behContiguous
+)
+
+var behaviorNames = map[string]int{
+	"Removed": behRemoved, "Isolated": behIsolated, "MergedWithPrevious": behMergedWithPrevious,
+	"MergedWithNext": behMergedWithNext, "Contiguous": behContiguous,
+}
+
+// splitEvent is a gap or a match of find_matches.
+type splitEvent struct {
+	start, end int32
+	match      bool
+}
+
+// splitPieces turns the matches of a pattern in sp (st.matches, arena
+// offsets, sorted, non-overlapping, empty ones included) into pieces with
+// HF's behaviour, appending them to out. Empty pieces are dropped, as
+// PreTokenizedString does.
+func splitPieces(st *genState, out []span, sp span, behavior int, invert bool) []span {
+	// HF's find_matches: gaps and matches, flagged.
+	type event = splitEvent
+	ev := st.events[:0]
+	defer func() { st.events = ev[:0] }()
+	prev := sp.start
+	if sp.start == sp.end {
+		ev = append(ev, event{sp.start, sp.end, false})
+	} else {
+		for _, m := range st.matches {
+			if prev != m.start {
+				ev = append(ev, event{prev, m.start, false})
+			}
+			ev = append(ev, event{m.start, m.end, true})
+			prev = m.end
+		}
+		if prev != sp.end {
+			ev = append(ev, event{prev, sp.end, false})
+		}
+	}
+	if invert {
+		for i := range ev {
+			ev[i].match = !ev[i].match
+		}
+	}
+	emit := func(s, e int32) {
+		if s < e {
+			out = append(out, span{start: s, end: e, first: sp.first && s == sp.start})
+		}
+	}
+	switch behavior {
+	case behIsolated:
+		for _, e := range ev {
+			emit(e.start, e.end)
+		}
+	case behRemoved:
+		for _, e := range ev {
+			if !e.match {
+				emit(e.start, e.end)
+			}
+		}
+	case behContiguous, behMergedWithPrevious:
+		// Fold into pieces: a match extends the previous piece (Contiguous:
+		// an event extends it when its flag equals the previous one's).
+		ps, pe, have, prevMatch := int32(0), int32(0), false, false
+		for _, e := range ev {
+			extend := have && ((behavior == behContiguous && e.match == prevMatch) ||
+				(behavior == behMergedWithPrevious && e.match && !prevMatch))
+			if extend {
+				pe = e.end
+			} else {
+				if have {
+					emit(ps, pe)
+				}
+				ps, pe, have = e.start, e.end, true
+			}
+			prevMatch = e.match
+		}
+		if have {
+			emit(ps, pe)
+		}
+	case behMergedWithNext:
+		// From the right: a match extends the piece after it.
+		n := len(out)
+		ps, pe, have, prevMatch := int32(0), int32(0), false, false
+		for i := len(ev) - 1; i >= 0; i-- {
+			e := ev[i]
+			if have && e.match && !prevMatch {
+				ps = e.start
+			} else {
+				if have {
+					emit(ps, pe)
+				}
+				ps, pe, have = e.start, e.end, true
+			}
+			prevMatch = e.match
+		}
+		if have {
+			emit(ps, pe)
+		}
+		// Reverse what was appended.
+		for i, j := n, len(out)-1; i < j; i, j = i+1, j-1 {
+			out[i], out[j] = out[j], out[i]
+		}
+	}
+	return out
+}
+
+// charMatches fills st.matches with every character of sp for which in
+// reports true, one match each (HF's Pattern for a char predicate).
+func charMatches(st *genState, sp span, in func(r rune, cl uint16) bool) {
+	st.matches = st.matches[:0]
+	text := st.arena
+	for i := sp.start; i < sp.end; {
+		var r rune
+		sz := int32(1)
+		if b := text[i]; b < utf8.RuneSelf {
+			r = rune(b)
+		} else {
+			var n int
+			r, n = utf8.DecodeRune(text[i:sp.end])
+			sz = int32(n)
+		}
+		if in(r, st.tab.class(r)) {
+			st.matches = append(st.matches, span{start: i, end: i + sz})
+		}
+		i += sz
+	}
+}
+
+// splitPre is Split: a regex (or a recognised pattern's scanner) or a
+// string, a behaviour, invert.
+type splitPre struct {
+	re       *regex
+	scan     scanKind
+	behavior int
+	invert   bool
+}
+
+func (p *splitPre) preTokenize(st *genState, in, out []span) ([]span, error) {
+	for _, sp := range in {
+		st.matches = st.matches[:0]
+		text := st.arena[:sp.end]
+		if p.scan != scanRegex && p.scan != scanGPT2 {
+			for i := int(sp.start); i < int(sp.end); {
+				j := p.scan.next(st.tab, text[sp.start:], i-int(sp.start)) + int(sp.start)
+				st.matches = append(st.matches, span{start: int32(i), end: int32(j)})
+				i = j
+			}
+		} else {
+			seg := text[sp.start:]
+			err := st.re.findAll(p.re, seg, func(s, e int) {
+				st.matches = append(st.matches, span{start: sp.start + int32(s), end: sp.start + int32(e)})
+			})
+			if err != nil {
+				return out, err
+			}
+		}
+		out = splitPieces(st, out, sp, p.behavior, p.invert)
+	}
+	return out, nil
+}
+
+// byteLevelPre is ByteLevel: a space before each piece (add_prefix_space),
+// GPT-2's pattern (use_regex), then every byte as its byte-level character
+// (done by the model on raw pieces, or by materializeRaw).
+type byteLevelPre struct {
+	prefixSpace, useRegex bool
+	gpt2                  *bytePair // the GPT-2 scanner
+}
+
+func (p *byteLevelPre) preTokenize(st *genState, in, out []span) ([]span, error) {
+	for _, sp := range in {
+		if p.prefixSpace && sp.start < sp.end && st.arena[sp.start] != ' ' {
+			start := int32(len(st.arena))
+			st.arena = append(st.arena, ' ')
+			st.arena = append(st.arena, st.arena[sp.start:sp.end]...)
+			sp = span{start: start, end: int32(len(st.arena)), first: sp.first}
+		}
+		if !p.useRegex {
+			sp.raw = true
+			if sp.start < sp.end {
+				out = append(out, sp)
+			}
+			continue
+		}
+		text := st.arena[sp.start:sp.end]
+		for i := 0; i < len(text); {
+			j := p.gpt2.nextPreToken(text, i, false)
+			out = append(out, span{start: sp.start + int32(i), end: sp.start + int32(j), first: sp.first && i == 0, raw: true})
+			i = j
+		}
+	}
+	return out, nil
+}
+
+// PrependScheme values of Metaspace.
+const (
+	prependAlways = iota
+	prependFirst
+	prependNever
+)
+
+// metaspacePre is Metaspace: ' ' becomes the replacement character, which
+// is prepended (always, on the first piece, or never) and split on (the
+// replacement starts each piece).
+type metaspacePre struct {
+	repl   string
+	scheme int
+	split  bool
+}
+
+func (p *metaspacePre) preTokenize(st *genState, in, out []span) ([]span, error) {
+	for _, sp := range in {
+		start := int32(len(st.arena))
+		for k := sp.start; k < sp.end; k++ {
+			if c := st.arena[k]; c == ' ' {
+				st.arena = append(st.arena, p.repl...)
+			} else {
+				st.arena = append(st.arena, c)
+			}
+		}
+		text := st.arena[start:]
+		if len(text) > 0 && !hasPrefix(text, p.repl) && (p.scheme == prependAlways || (p.scheme == prependFirst && sp.first)) {
+			// Prepend: move the text right by the replacement's length.
+			n := len(p.repl)
+			st.arena = append(st.arena, p.repl...)
+			copy(st.arena[int(start)+n:], st.arena[start:len(st.arena)-n])
+			copy(st.arena[start:], p.repl)
+		}
+		nsp := span{start: start, end: int32(len(st.arena)), first: sp.first}
+		if !p.split {
+			if nsp.start < nsp.end {
+				out = append(out, nsp)
+			}
+			continue
+		}
+		r, _ := utf8.DecodeRuneInString(p.repl)
+		charMatches(st, nsp, func(c rune, _ uint16) bool { return c == r })
+		out = splitPieces(st, out, nsp, behMergedWithNext, false)
+	}
+	return out, nil
+}
+
+func hasPrefix(b []byte, s string) bool { return len(b) >= len(s) && string(b[:len(s)]) == s }
+
+// classPre splits on characters of a class with a behaviour: WhitespaceSplit
+// (Rust whitespace, Removed), Punctuation (HF's is_punc, with its
+// behaviour), Digits (Rust's is_numeric: Isolated, or Contiguous),
+// CharDelimiterSplit (one character, Removed).
+type classPre struct {
+	in       func(r rune, cl uint16) bool
+	behavior int
+}
+
+func (p *classPre) preTokenize(st *genState, in, out []span) ([]span, error) {
+	for _, sp := range in {
+		charMatches(st, sp, p.in)
+		out = splitPieces(st, out, sp, p.behavior, false)
+	}
+	return out, nil
+}
+
+func isRustSpace(_ rune, cl uint16) bool { return cl&cWhite != 0 }
+func isHFPunct(_ rune, cl uint16) bool   { return cl&cPunct != 0 }
+func isRustNumeric(r rune, _ uint16) bool {
+	if r < utf8.RuneSelf {
+		return r >= '0' && r <= '9'
+	}
+	return inRanges(hfNumeric[:], r)
+}
+
+// whitespacePre is Whitespace: runs of \w and runs of [^\w\s], whitespace
+// removed. HF runs this one with Rust's regex crate, not Oniguruma: its \w
+// has Join_Control and not the No numbers.
+type whitespacePre struct{}
+
+func (whitespacePre) preTokenize(st *genState, in, out []span) ([]span, error) {
+	text := st.arena
+	kind := func(i int32, end int32) (int, int32) {
+		r, sz := rune(text[i]), int32(1)
+		if r >= utf8.RuneSelf {
+			var n int
+			r, n = utf8.DecodeRune(text[i:end])
+			sz = int32(n)
+		}
+		switch {
+		case isRustWord(r):
+			return 1, sz
+		case st.tab.class(r)&cS != 0:
+			return 0, sz
+		}
+		return 2, sz
+	}
+	for _, sp := range in {
+		for i := sp.start; i < sp.end; {
+			k, sz := kind(i, sp.end)
+			if k == 0 {
+				i += sz
+				continue
+			}
+			j := i + sz
+			for j < sp.end {
+				k2, sz2 := kind(j, sp.end)
+				if k2 != k {
+					break
+				}
+				j += sz2
+			}
+			out = append(out, span{start: i, end: j, first: sp.first && i == sp.start})
+			i = j
+		}
+	}
+	return out, nil
+}
+
+// bertPre is BertPreTokenizer: split on Rust whitespace (removed), then
+// isolate HF's punctuation.
+type bertPre struct{}
+
+func (bertPre) preTokenize(st *genState, in, out []span) ([]span, error) {
+	tmp := st.spans2[:0]
+	for _, sp := range in {
+		charMatches(st, sp, isRustSpace)
+		tmp = splitPieces(st, tmp, sp, behRemoved, false)
+	}
+	for _, sp := range tmp {
+		charMatches(st, sp, isHFPunct)
+		out = splitPieces(st, out, sp, behIsolated, false)
+	}
+	st.spans2 = tmp
+	return out, nil
+}

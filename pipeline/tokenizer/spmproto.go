@@ -1,0 +1,456 @@
+package tokenizer
+
+import (
+	"encoding/binary"
+	"fmt"
+	"math"
+)
+
+// This file reads SentencePiece's ModelProto (sentencepiece_model.proto,
+// proto2) with a small wire-format reader: no protobuf dependency.
+//
+// API:
+//
+//	m, err := parseModelProto(data) // never panics; errors name the field
+//
+// Only the fields that affect encoding, decoding and GLM's special ids are
+// kept; every other field (training options, extensions ≥ 200, fields added
+// by later SentencePiece releases) is skipped by its wire type. Proto2
+// defaults apply to absent fields. Where the C++ parser would quietly accept
+// a malformed field (a known field with the wrong wire type, an enum value
+// outside the enum), this reader returns an error instead: a guess about a
+// tokenizer file is worse than a refusal.
+
+// SentencePiece piece types (ModelProto.SentencePiece.Type), and spHidden:
+// glmkit's mark for a piece kept out of encoding altogether (a USER_DEFINED
+// piece adopted as one of GLM's command tokens).
+const (
+	spHidden      = 0
+	spNormal      = 1
+	spUnknown     = 2
+	spControl     = 3
+	spUserDefined = 4
+	spUnused      = 5
+	spByte        = 6
+)
+
+// spPieceTypeName names a piece type for messages.
+func spPieceTypeName(t int32) string {
+	switch t {
+	case spNormal:
+		return "NORMAL"
+	case spUnknown:
+		return "UNKNOWN"
+	case spControl:
+		return "CONTROL"
+	case spUserDefined:
+		return "USER_DEFINED"
+	case spUnused:
+		return "UNUSED"
+	case spByte:
+		return "BYTE"
+	}
+	return fmt.Sprintf("type %d", t)
+}
+
+// SentencePiece model types (TrainerSpec.ModelType).
+const (
+	spModelUnigram = 1
+	spModelBPE     = 2
+	spModelWord    = 3
+	spModelChar    = 4
+)
+
+// spPiece is one ModelProto.SentencePiece.
+type spPiece struct {
+	piece string
+	score float32
+	typ   int32
+}
+
+// spTrainerSpec holds the TrainerSpec fields that matter after training.
+type spTrainerSpec struct {
+	modelType               int32
+	vocabSize               int32
+	byteFallback            bool
+	treatWhitespaceAsSuffix bool
+	splitByWhitespace       bool // recorded only: training-time option in 0.1.97
+	splitByUnicodeScript    bool // recorded only
+	splitByNumber           bool // recorded only
+	splitDigits             bool // recorded only
+	unkID, bosID, eosID     int32
+	padID                   int32
+	unkPiece, bosPiece      string
+	eosPiece, padPiece      string
+	unkSurface              string
+}
+
+// spNormalizerSpec is a NormalizerSpec.
+type spNormalizerSpec struct {
+	name                   string
+	precompiledCharsmap    []byte
+	addDummyPrefix         bool
+	removeExtraWhitespaces bool
+	escapeWhitespaces      bool
+	hasRuleTSV             bool // normalization_rule_tsv is set (training only)
+}
+
+// spSample is a SelfTestData sample: SentencePiece checks them when it
+// loads a model, and so do we.
+type spSample struct{ input, expected string }
+
+// modelProto is the part of a SentencePiece ModelProto glmkit uses.
+type modelProto struct {
+	pieces        []spPiece
+	trainer       spTrainerSpec
+	normalizer    spNormalizerSpec
+	denormalizer  *spNormalizerSpec
+	hasNormalizer bool
+	selfTest      []spSample
+}
+
+func defaultTrainerSpec() spTrainerSpec {
+	return spTrainerSpec{
+		modelType: spModelUnigram, vocabSize: 8000,
+		splitByWhitespace: true, splitByUnicodeScript: true, splitByNumber: true,
+		unkID: 0, bosID: 1, eosID: 2, padID: -1,
+		unkPiece: "<unk>", bosPiece: "<s>", eosPiece: "</s>", padPiece: "<pad>",
+		unkSurface: " \u2047 ",
+	}
+}
+
+func defaultNormalizerSpec() spNormalizerSpec {
+	return spNormalizerSpec{addDummyPrefix: true, removeExtraWhitespaces: true, escapeWhitespaces: true}
+}
+
+// Wire types.
+const (
+	wireVarint  = 0
+	wireFixed64 = 1
+	wireBytes   = 2
+	wireStart   = 3
+	wireEnd     = 4
+	wireFixed32 = 5
+)
+
+// pbReader walks one message's fields.
+type pbReader struct {
+	b    []byte
+	path string // the message's field path, for errors ("trainer_spec")
+}
+
+// pbField is one decoded field: its number, wire type and value (v for
+// varint and fixed, data for length-delimited).
+type pbField struct {
+	num  int32
+	wire int
+	v    uint64
+	data []byte
+}
+
+// next reads the next field; ok is false at the end of the message.
+func (r *pbReader) next() (f pbField, ok bool, err error) {
+	if len(r.b) == 0 {
+		return f, false, nil
+	}
+	key, n := binary.Uvarint(r.b)
+	if n <= 0 {
+		return f, false, fmt.Errorf("%s: truncated or over-long field key", r.where())
+	}
+	r.b = r.b[n:]
+	num := key >> 3
+	if num == 0 || num > math.MaxInt32>>3 {
+		return f, false, fmt.Errorf("%s: invalid field number %d", r.where(), num)
+	}
+	f.num, f.wire = int32(num), int(key&7)
+	switch f.wire {
+	case wireVarint:
+		v, n := binary.Uvarint(r.b)
+		if n <= 0 {
+			return f, false, fmt.Errorf("%s: field %d: truncated or over-long varint", r.where(), num)
+		}
+		f.v, r.b = v, r.b[n:]
+	case wireFixed64:
+		if len(r.b) < 8 {
+			return f, false, fmt.Errorf("%s: field %d: truncated fixed64", r.where(), num)
+		}
+		f.v, r.b = binary.LittleEndian.Uint64(r.b), r.b[8:]
+	case wireFixed32:
+		if len(r.b) < 4 {
+			return f, false, fmt.Errorf("%s: field %d: truncated fixed32", r.where(), num)
+		}
+		f.v, r.b = uint64(binary.LittleEndian.Uint32(r.b)), r.b[4:]
+	case wireBytes:
+		l, n := binary.Uvarint(r.b)
+		if n <= 0 {
+			return f, false, fmt.Errorf("%s: field %d: truncated length", r.where(), num)
+		}
+		r.b = r.b[n:]
+		if l > uint64(len(r.b)) {
+			return f, false, fmt.Errorf("%s: field %d: length %d runs past the end (%d bytes left)", r.where(), num, l, len(r.b))
+		}
+		f.data, r.b = r.b[:l], r.b[l:]
+	default: // groups (3, 4) are not used by SentencePiece; 6 and 7 are invalid
+		return f, false, fmt.Errorf("%s: field %d: unsupported wire type %d", r.where(), num, f.wire)
+	}
+	return f, true, nil
+}
+
+func (r *pbReader) where() string {
+	if r.path == "" {
+		return "ModelProto"
+	}
+	return r.path
+}
+
+// want checks that a known field has the wire type its declaration gives.
+func (r *pbReader) want(f pbField, name string, wire int) error {
+	if f.wire != wire {
+		return fmt.Errorf("%s.%s (field %d): wire type %d, want %d", r.where(), name, f.num, f.wire, wire)
+	}
+	return nil
+}
+
+// int32Of decodes a proto int32 varint (negative values are sign-extended
+// to 64 bits on the wire).
+func int32Of(v uint64) int32 { return int32(v) }
+
+// parseModelProto decodes a serialized ModelProto.
+func parseModelProto(data []byte) (*modelProto, error) {
+	m := &modelProto{trainer: defaultTrainerSpec(), normalizer: defaultNormalizerSpec()}
+	r := pbReader{b: data}
+	for {
+		f, ok, err := r.next()
+		if err != nil {
+			return nil, err
+		}
+		if !ok {
+			break
+		}
+		switch f.num {
+		case 1:
+			if err := r.want(f, "pieces", wireBytes); err != nil {
+				return nil, err
+			}
+			p, err := parsePiece(f.data, len(m.pieces))
+			if err != nil {
+				return nil, err
+			}
+			m.pieces = append(m.pieces, p)
+		case 2:
+			if err := r.want(f, "trainer_spec", wireBytes); err != nil {
+				return nil, err
+			}
+			if err := parseTrainerSpec(f.data, &m.trainer); err != nil {
+				return nil, err
+			}
+		case 3:
+			if err := r.want(f, "normalizer_spec", wireBytes); err != nil {
+				return nil, err
+			}
+			m.hasNormalizer = true
+			if err := parseNormalizerSpec(f.data, "normalizer_spec", &m.normalizer); err != nil {
+				return nil, err
+			}
+		case 4:
+			if err := r.want(f, "self_test_data", wireBytes); err != nil {
+				return nil, err
+			}
+			if err := parseSelfTest(f.data, &m.selfTest); err != nil {
+				return nil, err
+			}
+		case 5:
+			if err := r.want(f, "denormalizer_spec", wireBytes); err != nil {
+				return nil, err
+			}
+			if m.denormalizer == nil {
+				d := defaultNormalizerSpec()
+				m.denormalizer = &d
+			}
+			if err := parseNormalizerSpec(f.data, "denormalizer_spec", m.denormalizer); err != nil {
+				return nil, err
+			}
+		}
+	}
+	return m, nil
+}
+
+func parsePiece(data []byte, i int) (spPiece, error) {
+	p := spPiece{typ: spNormal}
+	r := pbReader{b: data, path: fmt.Sprintf("pieces[%d]", i)}
+	for {
+		f, ok, err := r.next()
+		if err != nil {
+			return p, err
+		}
+		if !ok {
+			return p, nil
+		}
+		switch f.num {
+		case 1:
+			if err := r.want(f, "piece", wireBytes); err != nil {
+				return p, err
+			}
+			p.piece = string(f.data)
+		case 2:
+			if err := r.want(f, "score", wireFixed32); err != nil {
+				return p, err
+			}
+			p.score = math.Float32frombits(uint32(f.v))
+		case 3:
+			if err := r.want(f, "type", wireVarint); err != nil {
+				return p, err
+			}
+			t := int32Of(f.v)
+			if t < spNormal || t > spByte {
+				return p, fmt.Errorf("%s.type: %d is not a SentencePiece piece type (1..6)", r.where(), t)
+			}
+			p.typ = t
+		}
+	}
+}
+
+func parseTrainerSpec(data []byte, t *spTrainerSpec) error {
+	r := pbReader{b: data, path: "trainer_spec"}
+	for {
+		f, ok, err := r.next()
+		if err != nil {
+			return err
+		}
+		if !ok {
+			return nil
+		}
+		var name string
+		var wire = wireVarint
+		var i32 *int32
+		var b *bool
+		var s *string
+		switch f.num {
+		case 3:
+			name, i32 = "model_type", &t.modelType
+		case 4:
+			name, i32 = "vocab_size", &t.vocabSize
+		case 35:
+			name, b = "byte_fallback", &t.byteFallback
+		case 24:
+			name, b = "treat_whitespace_as_suffix", &t.treatWhitespaceAsSuffix
+		case 22:
+			name, b = "split_by_whitespace", &t.splitByWhitespace
+		case 21:
+			name, b = "split_by_unicode_script", &t.splitByUnicodeScript
+		case 23:
+			name, b = "split_by_number", &t.splitByNumber
+		case 25:
+			name, b = "split_digits", &t.splitDigits
+		case 40:
+			name, i32 = "unk_id", &t.unkID
+		case 41:
+			name, i32 = "bos_id", &t.bosID
+		case 42:
+			name, i32 = "eos_id", &t.eosID
+		case 43:
+			name, i32 = "pad_id", &t.padID
+		case 44:
+			name, s, wire = "unk_surface", &t.unkSurface, wireBytes
+		case 45:
+			name, s, wire = "unk_piece", &t.unkPiece, wireBytes
+		case 46:
+			name, s, wire = "bos_piece", &t.bosPiece, wireBytes
+		case 47:
+			name, s, wire = "eos_piece", &t.eosPiece, wireBytes
+		case 48:
+			name, s, wire = "pad_piece", &t.padPiece, wireBytes
+		default:
+			continue
+		}
+		if err := r.want(f, name, wire); err != nil {
+			return err
+		}
+		switch {
+		case i32 != nil:
+			*i32 = int32Of(f.v)
+		case b != nil:
+			*b = f.v != 0
+		case s != nil:
+			*s = string(f.data)
+		}
+	}
+}
+
+func parseNormalizerSpec(data []byte, path string, n *spNormalizerSpec) error {
+	r := pbReader{b: data, path: path}
+	for {
+		f, ok, err := r.next()
+		if err != nil {
+			return err
+		}
+		if !ok {
+			return nil
+		}
+		switch f.num {
+		case 1:
+			if err := r.want(f, "name", wireBytes); err != nil {
+				return err
+			}
+			n.name = string(f.data)
+		case 2:
+			if err := r.want(f, "precompiled_charsmap", wireBytes); err != nil {
+				return err
+			}
+			n.precompiledCharsmap = f.data
+		case 3, 4, 5:
+			name := [...]string{3: "add_dummy_prefix", 4: "remove_extra_whitespaces", 5: "escape_whitespaces"}[f.num]
+			if err := r.want(f, name, wireVarint); err != nil {
+				return err
+			}
+			*[...]*bool{3: &n.addDummyPrefix, 4: &n.removeExtraWhitespaces, 5: &n.escapeWhitespaces}[f.num] = f.v != 0
+		case 6:
+			if err := r.want(f, "normalization_rule_tsv", wireBytes); err != nil {
+				return err
+			}
+			n.hasRuleTSV = len(f.data) > 0
+		}
+	}
+}
+
+func parseSelfTest(data []byte, out *[]spSample) error {
+	r := pbReader{b: data, path: "self_test_data"}
+	for {
+		f, ok, err := r.next()
+		if err != nil {
+			return err
+		}
+		if !ok {
+			return nil
+		}
+		if f.num != 1 {
+			continue
+		}
+		if err := r.want(f, "samples", wireBytes); err != nil {
+			return err
+		}
+		var s spSample
+		sr := pbReader{b: f.data, path: fmt.Sprintf("self_test_data.samples[%d]", len(*out))}
+		for {
+			g, ok, err := sr.next()
+			if err != nil {
+				return err
+			}
+			if !ok {
+				break
+			}
+			switch g.num {
+			case 1, 2:
+				if err := sr.want(g, [...]string{1: "input", 2: "expected"}[g.num], wireBytes); err != nil {
+					return err
+				}
+				if g.num == 1 {
+					s.input = string(g.data)
+				} else {
+					s.expected = string(g.data)
+				}
+			}
+		}
+		*out = append(*out, s)
+	}
+}

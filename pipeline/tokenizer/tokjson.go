@@ -1,0 +1,1069 @@
+package tokenizer
+
+import (
+	"bytes"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"math"
+	"slices"
+	"unicode/utf8"
+
+	"golang.org/x/text/unicode/norm"
+)
+
+// Hugging Face tokenizer.json, read natively. Every component the common
+// files use is implemented; anything else is an error that names the
+// component, before any text is read. A WordPiece file with BERT's
+// normalizer and pre-tokenizer, and a byte-level BPE file with GPT-2's,
+// Llama-3's, cl100k's, o200k's or Qwen2's pattern (or any other regex) take
+// the fast encoders; every other file runs the general pipeline
+// (pipeline.go). Both are exact.
+
+// tjErr is a tokenizer.json error at a field.
+type tjErr struct {
+	field, msg string
+}
+
+func (e *tjErr) Error() string {
+	if e.field == "" {
+		return e.msg
+	}
+	return e.field + ": " + e.msg
+}
+
+func fieldErr(field, format string, a ...any) error {
+	return &tjErr{field: field, msg: fmt.Sprintf(format, a...)}
+}
+
+func unsupported(field, typ string) error {
+	return &tjErr{msg: fmt.Sprintf("%s.type %q is not supported", field, typ)}
+}
+
+// jobj is a decoded JSON object with its field path.
+type jobj struct {
+	field string
+	m     map[string]json.RawMessage
+}
+
+func isNull(raw json.RawMessage) bool {
+	raw = bytes.TrimSpace(raw)
+	return len(raw) == 0 || string(raw) == "null"
+}
+
+func parseObj(field string, raw json.RawMessage) (jobj, error) {
+	o := jobj{field: field}
+	if err := json.Unmarshal(raw, &o.m); err != nil || o.m == nil {
+		return o, fieldErr(field, "want a JSON object")
+	}
+	return o, nil
+}
+
+func (o jobj) sub(key string) string { return o.field + "." + key }
+
+// keys fails on a key that is not one of known: an option glmkit does not
+// know could change the ids.
+func (o jobj) keys(known ...string) error {
+	for k := range o.m {
+		if k != "type" && !slices.Contains(known, k) {
+			return fieldErr(o.sub(k), "unknown option (not supported)")
+		}
+	}
+	return nil
+}
+
+func (o jobj) typ() (string, error) {
+	raw, ok := o.m["type"]
+	if !ok {
+		return "", nil
+	}
+	var s string
+	if err := json.Unmarshal(raw, &s); err != nil {
+		return "", fieldErr(o.sub("type"), "want a string")
+	}
+	return s, nil
+}
+
+func (o jobj) has(key string) bool { raw, ok := o.m[key]; return ok && !isNull(raw) }
+
+func (o jobj) str(key, def string) (string, error) {
+	raw, ok := o.m[key]
+	if !ok || isNull(raw) {
+		return def, nil
+	}
+	var s string
+	if err := json.Unmarshal(raw, &s); err != nil {
+		return "", fieldErr(o.sub(key), "want a string")
+	}
+	return s, nil
+}
+
+func (o jobj) boolean(key string, def bool) (bool, error) {
+	raw, ok := o.m[key]
+	if !ok || isNull(raw) {
+		return def, nil
+	}
+	var b bool
+	if err := json.Unmarshal(raw, &b); err != nil {
+		return false, fieldErr(o.sub(key), "want true or false")
+	}
+	return b, nil
+}
+
+func (o jobj) integer(key string, def int) (int, error) {
+	raw, ok := o.m[key]
+	if !ok || isNull(raw) {
+		return def, nil
+	}
+	var f float64
+	if err := json.Unmarshal(raw, &f); err != nil || f != math.Trunc(f) || math.Abs(f) > 1<<31 {
+		return 0, fieldErr(o.sub(key), "want an integer")
+	}
+	return int(f), nil
+}
+
+func (o jobj) list(key string) ([]json.RawMessage, error) {
+	raw, ok := o.m[key]
+	if !ok || isNull(raw) {
+		return nil, nil
+	}
+	var l []json.RawMessage
+	if err := json.Unmarshal(raw, &l); err != nil {
+		return nil, fieldErr(o.sub(key), "want a list")
+	}
+	return l, nil
+}
+
+// pattern reads Split's and Replace's {"String": s} or {"Regex": r}.
+func (o jobj) pattern(key string) (*regex, string, error) {
+	raw, ok := o.m[key]
+	if !ok {
+		return nil, "", fieldErr(o.sub(key), "missing")
+	}
+	var p map[string]string
+	if err := json.Unmarshal(raw, &p); err != nil || len(p) != 1 {
+		return nil, "", fieldErr(o.sub(key), `want {"String": ...} or {"Regex": ...}`)
+	}
+	if s, ok := p["String"]; ok {
+		return literalRegex(s), "", nil
+	}
+	if s, ok := p["Regex"]; ok {
+		re, err := compileRegex(s)
+		if err != nil {
+			return nil, "", fieldErr(o.sub(key)+".Regex", "%v", err)
+		}
+		return re, s, nil
+	}
+	return nil, "", fieldErr(o.sub(key), `want {"String": ...} or {"Regex": ...}`)
+}
+
+// tjBuilder turns the parts of a tokenizer.json into encoders.
+type tjBuilder struct {
+	tab       *charTables
+	charsmaps int // Precompiled normalizers seen
+}
+
+// normalizers reads normalizer (null, one, or a Sequence, flattened).
+func (b *tjBuilder) normalizers(field string, raw json.RawMessage, out []normalizer) ([]normalizer, error) {
+	if isNull(raw) {
+		return out, nil
+	}
+	o, err := parseObj(field, raw)
+	if err != nil {
+		return nil, err
+	}
+	t, err := o.typ()
+	if err != nil {
+		return nil, err
+	}
+	switch t {
+	case "Sequence":
+		if err := o.keys("normalizers"); err != nil {
+			return nil, err
+		}
+		l, err := o.list("normalizers")
+		if err != nil {
+			return nil, err
+		}
+		for i, r := range l {
+			if out, err = b.normalizers(fmt.Sprintf("%s.normalizers[%d]", field, i), r, out); err != nil {
+				return nil, err
+			}
+		}
+		return out, nil
+	case "BertNormalizer":
+		if err := o.keys("clean_text", "handle_chinese_chars", "strip_accents", "lowercase"); err != nil {
+			return nil, err
+		}
+		opts := bertOptions{}
+		if opts.cleanText, err = o.boolean("clean_text", true); err != nil {
+			return nil, err
+		}
+		if opts.chineseChars, err = o.boolean("handle_chinese_chars", true); err != nil {
+			return nil, err
+		}
+		if opts.lowercase, err = o.boolean("lowercase", true); err != nil {
+			return nil, err
+		}
+		if opts.stripAccents, err = o.boolean("strip_accents", opts.lowercase); err != nil { // null follows lowercase
+			return nil, err
+		}
+		return append(out, bertNorm{opts}), nil
+	case "Lowercase":
+		return append(out, lowercaseNorm{}), o.keys()
+	case "StripAccents":
+		return append(out, stripAccentsNorm{}), o.keys()
+	case "NFC", "NFD", "NFKC", "NFKD":
+		form := map[string]norm.Form{"NFC": norm.NFC, "NFD": norm.NFD, "NFKC": norm.NFKC, "NFKD": norm.NFKD}[t]
+		return append(out, unicodeNorm{form}), o.keys()
+	case "Strip":
+		if err := o.keys("strip_left", "strip_right"); err != nil {
+			return nil, err
+		}
+		var n stripNorm
+		if n.left, err = o.boolean("strip_left", true); err != nil {
+			return nil, err
+		}
+		if n.right, err = o.boolean("strip_right", true); err != nil {
+			return nil, err
+		}
+		return append(out, n), nil
+	case "Replace":
+		if err := o.keys("pattern", "content"); err != nil {
+			return nil, err
+		}
+		re, _, err := o.pattern("pattern")
+		if err != nil {
+			return nil, err
+		}
+		content, err := o.str("content", "")
+		if err != nil {
+			return nil, err
+		}
+		return append(out, replaceNorm{re: re, content: content}), nil
+	case "Prepend":
+		if err := o.keys("prepend"); err != nil {
+			return nil, err
+		}
+		p, err := o.str("prepend", "")
+		if err != nil {
+			return nil, err
+		}
+		return append(out, prependNorm{p}), nil
+	case "Precompiled":
+		if err := o.keys("precompiled_charsmap"); err != nil {
+			return nil, err
+		}
+		s, err := o.str("precompiled_charsmap", "")
+		if err != nil {
+			return nil, err
+		}
+		if s == "" {
+			return out, nil // no charsmap: the identity, as HF's
+		}
+		blob, err := base64.StdEncoding.DecodeString(s)
+		if err != nil {
+			return nil, fieldErr(o.sub("precompiled_charsmap"), "not base64: %v", err)
+		}
+		cm, err := newCharsmap(blob)
+		if err != nil {
+			return nil, fieldErr(o.sub("precompiled_charsmap"), "%v", err)
+		}
+		b.charsmaps++
+		return append(out, precompiledNorm{cm}), nil
+	case "":
+		return nil, fieldErr(field, "has no type")
+	}
+	return nil, unsupported(field, t)
+}
+
+// precompiledNorm is Precompiled: SentencePiece's charsmap with Hugging
+// Face's grapheme rule (charsmap.go). HF keeps the segment's start offset
+// even when the first characters map to nothing.
+type precompiledNorm struct{ cm *charsmap }
+
+func (n precompiledNorm) normalize(st *genState, dst, src []byte) ([]byte, bool, error) {
+	return n.cm.normalizeHF(dst, src), true, nil
+}
+
+// preTokenizers reads pre_tokenizer (null, one, or a Sequence, flattened).
+func (b *tjBuilder) preTokenizers(field string, raw json.RawMessage, out []preTokenizer) ([]preTokenizer, error) {
+	if isNull(raw) {
+		return out, nil
+	}
+	o, err := parseObj(field, raw)
+	if err != nil {
+		return nil, err
+	}
+	t, err := o.typ()
+	if err != nil {
+		return nil, err
+	}
+	behavior := func(key, def string) (int, error) {
+		s, err := o.str(key, def)
+		if err != nil {
+			return 0, err
+		}
+		beh, ok := behaviorNames[s]
+		if !ok {
+			return 0, fieldErr(o.sub(key), "%q is not Removed, Isolated, MergedWithPrevious, MergedWithNext or Contiguous", s)
+		}
+		return beh, nil
+	}
+	switch t {
+	case "Sequence":
+		if err := o.keys("pretokenizers"); err != nil {
+			return nil, err
+		}
+		l, err := o.list("pretokenizers")
+		if err != nil {
+			return nil, err
+		}
+		for i, r := range l {
+			if out, err = b.preTokenizers(fmt.Sprintf("%s.pretokenizers[%d]", field, i), r, out); err != nil {
+				return nil, err
+			}
+		}
+		return out, nil
+	case "ByteLevel":
+		if err := o.keys("add_prefix_space", "trim_offsets", "use_regex"); err != nil {
+			return nil, err
+		}
+		p := &byteLevelPre{gpt2: &bytePair{tab: b.tab, scan: scanGPT2}}
+		for _, k := range []string{"add_prefix_space", "trim_offsets"} {
+			if !o.has(k) {
+				return nil, fieldErr(o.sub(k), "missing (Hugging Face requires it)")
+			}
+		}
+		if p.prefixSpace, err = o.boolean("add_prefix_space", true); err != nil {
+			return nil, err
+		}
+		if p.useRegex, err = o.boolean("use_regex", true); err != nil {
+			return nil, err
+		}
+		if _, err = o.boolean("trim_offsets", true); err != nil { // offsets only
+			return nil, err
+		}
+		return append(out, p), nil
+	case "Split":
+		if err := o.keys("pattern", "behavior", "invert"); err != nil {
+			return nil, err
+		}
+		p := &splitPre{}
+		var src string
+		if p.re, src, err = o.pattern("pattern"); err != nil {
+			return nil, err
+		}
+		if src != "" {
+			p.scan = scannerFor(src)
+			if p.scan == scanGPT2 {
+				p.scan = scanRegex // the regex engine serves the general path
+			}
+		}
+		if p.behavior, err = behavior("behavior", ""); err != nil {
+			return nil, err
+		}
+		if p.invert, err = o.boolean("invert", false); err != nil {
+			return nil, err
+		}
+		return append(out, p), nil
+	case "Metaspace":
+		if err := o.keys("replacement", "prepend_scheme", "split", "add_prefix_space", "str_rep"); err != nil {
+			return nil, err
+		}
+		p := &metaspacePre{}
+		if p.repl, err = o.str("replacement", "\u2581"); err != nil {
+			return nil, err
+		}
+		if utf8.RuneCountInString(p.repl) != 1 {
+			return nil, fieldErr(o.sub("replacement"), "want one character")
+		}
+		scheme, err := o.str("prepend_scheme", "always")
+		if err != nil {
+			return nil, err
+		}
+		switch scheme {
+		case "always":
+			p.scheme = prependAlways
+		case "first":
+			p.scheme = prependFirst
+		case "never":
+			p.scheme = prependNever
+		default:
+			return nil, fieldErr(o.sub("prepend_scheme"), "%q is not always, first or never", scheme)
+		}
+		// add_prefix_space (older files): false needs prepend_scheme
+		// "never", as HF requires (it refuses the file otherwise); true
+		// leaves prepend_scheme in charge.
+		if aps, err := o.boolean("add_prefix_space", true); err != nil {
+			return nil, err
+		} else if !aps && p.scheme != prependNever {
+			return nil, fieldErr(o.sub("add_prefix_space"), "false does not match prepend_scheme %q (Hugging Face refuses this file too)", scheme)
+		}
+		if p.split, err = o.boolean("split", true); err != nil {
+			return nil, err
+		}
+		return append(out, p), nil
+	case "Whitespace":
+		return append(out, whitespacePre{}), o.keys()
+	case "WhitespaceSplit":
+		return append(out, &classPre{in: isRustSpace, behavior: behRemoved}), o.keys()
+	case "BertPreTokenizer":
+		return append(out, bertPre{}), o.keys()
+	case "Punctuation":
+		if err := o.keys("behavior"); err != nil {
+			return nil, err
+		}
+		beh, err := behavior("behavior", "Isolated")
+		if err != nil {
+			return nil, err
+		}
+		return append(out, &classPre{in: isHFPunct, behavior: beh}), nil
+	case "Digits":
+		if err := o.keys("individual_digits"); err != nil {
+			return nil, err
+		}
+		ind, err := o.boolean("individual_digits", false)
+		if err != nil {
+			return nil, err
+		}
+		beh := behContiguous
+		if ind {
+			beh = behIsolated
+		}
+		return append(out, &classPre{in: isRustNumeric, behavior: beh}), nil
+	case "CharDelimiterSplit":
+		if err := o.keys("delimiter"); err != nil {
+			return nil, err
+		}
+		d, err := o.str("delimiter", "")
+		if err != nil {
+			return nil, err
+		}
+		if utf8.RuneCountInString(d) != 1 {
+			return nil, fieldErr(o.sub("delimiter"), "want one character")
+		}
+		r, _ := utf8.DecodeRuneInString(d)
+		return append(out, &classPre{in: func(c rune, _ uint16) bool { return c == r }, behavior: behRemoved}), nil
+	case "":
+		return nil, fieldErr(field, "has no type")
+	}
+	return nil, unsupported(field, t)
+}
+
+// tjAdded is one entry of added_tokens.
+type tjAdded struct {
+	id                              int32
+	content                         string
+	special, single, lstrip, rstrip bool
+	normalized                      bool
+}
+
+func parseAdded(raw json.RawMessage) ([]tjAdded, error) {
+	if isNull(raw) {
+		return nil, nil
+	}
+	var l []json.RawMessage
+	if err := json.Unmarshal(raw, &l); err != nil {
+		return nil, fieldErr("added_tokens", "want a list")
+	}
+	out := make([]tjAdded, 0, len(l))
+	for i, r := range l {
+		o, err := parseObj(fmt.Sprintf("added_tokens[%d]", i), r)
+		if err != nil {
+			return nil, err
+		}
+		if err := o.keys("id", "content", "single_word", "lstrip", "rstrip", "normalized", "special"); err != nil {
+			return nil, err
+		}
+		var a tjAdded
+		id, err := o.integer("id", -1)
+		if err != nil {
+			return nil, err
+		}
+		if id < 0 {
+			return nil, fieldErr(o.sub("id"), "want an id ≥ 0")
+		}
+		a.id = int32(id)
+		if a.content, err = o.str("content", ""); err != nil {
+			return nil, err
+		}
+		for _, f := range []struct {
+			key string
+			dst *bool
+			def bool
+		}{{"special", &a.special, false}, {"single_word", &a.single, false}, {"lstrip", &a.lstrip, false}, {"rstrip", &a.rstrip, false}} {
+			if *f.dst, err = o.boolean(f.key, f.def); err != nil {
+				return nil, err
+			}
+		}
+		if a.normalized, err = o.boolean("normalized", !a.special); err != nil {
+			return nil, err
+		}
+		if a.content == "" {
+			continue // HF ignores empty added tokens
+		}
+		out = append(out, a)
+	}
+	return out, nil
+}
+
+// tjModel is a parsed model section.
+type tjModel struct {
+	kind   string // BPE, WordPiece, WordLevel, Unigram
+	vocab  map[string]int32
+	pieces []vocabPiece // Unigram
+	n      int          // ids 0..n-1 defined by the model
+
+	merges                [][2]string
+	unk                   string // "" none
+	hasUnk                bool
+	prefix, suffix        string
+	byteFallback, fuseUnk bool
+	ignoreMerges          bool
+	maxChars              int
+	unkID                 int // Unigram, -1 none
+}
+
+func parseModel(mp *fastModelParts) (*tjModel, error) {
+	if mp == nil {
+		return nil, fieldErr("model", "missing, or not an object")
+	}
+	o := jobj{field: "model", m: mp.fields}
+	var err error
+	m := &tjModel{}
+	if m.kind, err = o.typ(); err != nil {
+		return nil, err
+	}
+	if m.kind == "" {
+		// Older serializations leave the model untagged.
+		switch {
+		case o.has("continuing_subword_prefix") && o.has("max_input_chars_per_word"):
+			m.kind = "WordPiece"
+		case o.has("merges"):
+			m.kind = "BPE"
+		case mp.listKind:
+			m.kind = "Unigram"
+		default:
+			return nil, fieldErr("model", "has no type, and is not recognisably BPE, WordPiece or Unigram")
+		}
+	}
+	objVocab := func() error {
+		if mp.vocab == nil {
+			return fieldErr("model.vocab", "want an object of token → id")
+		}
+		m.vocab = mp.vocab
+		seen := make(map[int32]string, len(m.vocab))
+		for s, id := range m.vocab {
+			if id < 0 {
+				return fieldErr("model.vocab", "negative id %d for %q", id, s)
+			}
+			if prev, dup := seen[id]; dup {
+				return fieldErr("model.vocab", "id %d is given to both %q and %q", id, prev, s)
+			}
+			seen[id] = s
+			m.n = max(m.n, int(id)+1)
+		}
+		return nil
+	}
+	switch m.kind {
+	case "BPE":
+		if err := o.keys("dropout", "unk_token", "continuing_subword_prefix", "end_of_word_suffix", "fuse_unk",
+			"byte_fallback", "ignore_merges", "vocab", "merges"); err != nil {
+			return nil, err
+		}
+		if raw, ok := o.m["dropout"]; ok && !isNull(raw) {
+			var d float64
+			if err := json.Unmarshal(raw, &d); err != nil || d != 0 {
+				return nil, fieldErr("model.dropout", "BPE dropout %s is random: want null or 0", bytes.TrimSpace(raw))
+			}
+		}
+		if err := objVocab(); err != nil {
+			return nil, err
+		}
+		m.merges = mp.merges
+		m.hasUnk = o.has("unk_token")
+		if m.unk, err = o.str("unk_token", ""); err != nil {
+			return nil, err
+		}
+		if m.prefix, err = o.str("continuing_subword_prefix", ""); err != nil {
+			return nil, err
+		}
+		if m.suffix, err = o.str("end_of_word_suffix", ""); err != nil {
+			return nil, err
+		}
+		if m.fuseUnk, err = o.boolean("fuse_unk", false); err != nil {
+			return nil, err
+		}
+		if m.byteFallback, err = o.boolean("byte_fallback", false); err != nil {
+			return nil, err
+		}
+		if m.ignoreMerges, err = o.boolean("ignore_merges", false); err != nil {
+			return nil, err
+		}
+	case "WordPiece":
+		if err := o.keys("unk_token", "continuing_subword_prefix", "max_input_chars_per_word", "vocab"); err != nil {
+			return nil, err
+		}
+		if err := objVocab(); err != nil {
+			return nil, err
+		}
+		m.hasUnk = true
+		if m.unk, err = o.str("unk_token", "[UNK]"); err != nil {
+			return nil, err
+		}
+		if m.prefix, err = o.str("continuing_subword_prefix", "##"); err != nil {
+			return nil, err
+		}
+		if m.maxChars, err = o.integer("max_input_chars_per_word", 100); err != nil {
+			return nil, err
+		}
+	case "WordLevel":
+		if err := o.keys("unk_token", "vocab"); err != nil {
+			return nil, err
+		}
+		if err := objVocab(); err != nil {
+			return nil, err
+		}
+		m.hasUnk = true
+		if m.unk, err = o.str("unk_token", "<unk>"); err != nil {
+			return nil, err
+		}
+	case "Unigram":
+		if err := o.keys("unk_id", "vocab", "byte_fallback"); err != nil {
+			return nil, err
+		}
+		if !mp.listKind {
+			return nil, fieldErr("model.vocab", "want a list of [piece, score]")
+		}
+		m.vocab = make(map[string]int32, len(mp.pieces))
+		for i, p := range mp.pieces {
+			if math.IsNaN(p.score) || math.IsInf(p.score, 0) {
+				return nil, fieldErr(fmt.Sprintf("model.vocab[%d]", i), "want [piece, score]")
+			}
+			m.vocab[p.piece] = int32(i) // the last id of a string wins, as in HF
+		}
+		m.pieces = mp.pieces
+		m.n = len(mp.pieces)
+		if m.unkID, err = o.integer("unk_id", -1); err != nil {
+			return nil, err
+		}
+		if m.unkID >= m.n {
+			return nil, fieldErr("model.unk_id", "%d is not a piece (the vocabulary has %d)", m.unkID, m.n)
+		}
+		if m.byteFallback, err = o.boolean("byte_fallback", false); err != nil {
+			return nil, err
+		}
+	default:
+		return nil, unsupported("model", m.kind)
+	}
+	return m, nil
+}
+
+// buildMerges maps each merge to (rank, merged id), as HF's BPE builder: the
+// merged token is left + right without the continuing_subword_prefix; a
+// later duplicate replaces an earlier one.
+func buildMerges(vocab map[string]int32, merges [][2]string, prefix string) (*pairTable, error) {
+	out := newPairTable(len(merges))
+	var buf []byte
+	for rank, mg := range merges {
+		a, okA := vocab[mg[0]]
+		b, okB := vocab[mg[1]]
+		if !okA || !okB {
+			return nil, fieldErr(fmt.Sprintf("model.merges[%d]", rank), "%q %q: a token that is not in the vocabulary", mg[0], mg[1])
+		}
+		right := mg[1]
+		if len(prefix) > 0 {
+			if len(right) < len(prefix) || !utf8.ValidString(right[len(prefix):]) {
+				return nil, fieldErr(fmt.Sprintf("model.merges[%d]", rank), "%q does not start with the continuing_subword_prefix", right)
+			}
+			right = right[len(prefix):]
+		}
+		buf = append(append(buf[:0], mg[0]...), right...)
+		c, okC := vocab[string(buf)]
+		if !okC {
+			return nil, fieldErr(fmt.Sprintf("model.merges[%d]", rank), "%q %q: the merged token %q is not in the vocabulary", mg[0], mg[1], mg[0]+right)
+		}
+		out.set(pairKey(a, b), uint64(rank)<<32|uint64(uint32(c)))
+	}
+	return out, nil
+}
+
+// fromTokenizerJSON reads a Hugging Face tokenizer.json.
+func fromTokenizerJSON(path string, data []byte) (*Tokenizer, error) {
+	t, err := buildTokenizerJSON(data)
+	if err != nil {
+		return nil, fmt.Errorf("tokenizer: %s: %w", path, err)
+	}
+	return t, nil
+}
+
+func buildTokenizerJSON(data []byte) (*Tokenizer, error) { return buildTokenizerJSONWith(data, false) }
+
+// buildTokenizerJSONWith is buildTokenizerJSON; general forces the general
+// pipeline (tests compare it with the fast paths).
+func buildTokenizerJSONWith(data []byte, general bool) (*Tokenizer, error) {
+	sections, mp, err := splitTokenizerJSON(data)
+	if err != nil {
+		return nil, fmt.Errorf("not a tokenizer.json: %w", err)
+	}
+	top := jobj{m: sections}
+	for k := range top.m {
+		switch k {
+		case "version", "truncation", "padding", "added_tokens", "normalizer", "pre_tokenizer", "post_processor", "decoder", "model":
+		default:
+			return nil, fieldErr(k, "unknown section (not supported)")
+		}
+	}
+	b := &tjBuilder{tab: tables()}
+	md, err := parseModel(mp)
+	if err != nil {
+		return nil, err
+	}
+	added, err := parseAdded(top.m["added_tokens"])
+	if err != nil {
+		return nil, err
+	}
+	norms, err := b.normalizers("normalizer", top.m["normalizer"], nil)
+	if err != nil {
+		return nil, err
+	}
+	pres, err := b.preTokenizers("pre_tokenizer", top.m["pre_tokenizer"], nil)
+	if err != nil {
+		return nil, err
+	}
+	dec, err := parseDecoder("decoder", top.m["decoder"])
+	if err != nil {
+		return nil, err
+	}
+	// Metaspace's "first" after another pre-tokenizer is decided by where
+	// each piece came from in the original text; with characters inserted
+	// by a Prepend normalizer glmkit cannot tell, so it refuses.
+	for i, p := range pres {
+		if ms, ok := p.(*metaspacePre); ok && ms.scheme == prependFirst && i > 0 {
+			for _, n := range norms {
+				if _, ok := n.(prependNorm); ok {
+					return nil, fieldErr("pre_tokenizer", "Metaspace with prepend_scheme \"first\" after another pre-tokenizer, with a Prepend normalizer, is not supported")
+				}
+			}
+		}
+	}
+
+	// The id space: the model's ids, then the added tokens.
+	n := md.n
+	for _, a := range added {
+		n = max(n, int(a.id)+1)
+	}
+	if n > 1<<24 {
+		return nil, fieldErr("model.vocab", "%d ids: more than glmkit's limit of 16M", n)
+	}
+	tokens := make([]string, n)
+	for s, id := range md.vocab {
+		if md.kind == "Unigram" {
+			continue
+		}
+		tokens[id] = s
+	}
+	for i, p := range md.pieces {
+		tokens[i] = p.piece
+	}
+	t := &Tokenizer{sha: sha256Hex(data), dec: dec}
+	t.isSpecial = make([]bool, n)
+	addedByContent := make(map[string]tjAdded, len(added))
+	if err := checkAddedIDs(md, added); err != nil {
+		return nil, err
+	}
+	for _, a := range added {
+		if _, dup := addedByContent[a.content]; !dup {
+			addedByContent[a.content] = a
+		}
+		tokens[a.id] = a.content
+		if a.special {
+			t.isSpecial[a.id] = true
+		}
+	}
+	t.initTokens(tokens)
+	t.assignSpecialsWith(func(s string) (int32, bool) {
+		if a, ok := addedByContent[s]; ok {
+			return a.id, true
+		}
+		id, ok := md.vocab[s]
+		return id, ok
+	}, func(s string) (int32, bool) {
+		if a, ok := addedByContent[s]; ok && a.special {
+			return a.id, true
+		}
+		return 0, false
+	})
+	glm := t.glmIDs()
+
+	// The added tokens matched in text: not special, not GLM's.
+	var av *addedVocab
+	for _, a := range added {
+		if a.special || glm[a.id] {
+			continue
+		}
+		if av == nil {
+			av = &addedVocab{tab: b.tab}
+		}
+		e := int32(len(av.entries))
+		av.entries = append(av.entries, addedEntry{id: a.id, singleWord: a.single, lstrip: a.lstrip, rstrip: a.rstrip})
+		if a.normalized {
+			// Matched on normalized text: the pattern is the normalized content.
+			st := &genState{tab: b.tab}
+			buf := []byte(a.content)
+			for _, nz := range norms {
+				out, _, err := nz.normalize(st, nil, buf)
+				if err != nil {
+					return nil, err
+				}
+				buf = out
+			}
+			if len(buf) > 0 {
+				av.norm.insert(string(buf), e)
+				av.hasNormalized = true
+			}
+		} else {
+			av.raw.insert(a.content, e)
+		}
+	}
+
+	g := &genPipeline{added: av, norms: norms, pres: pres}
+	byteLevel := false
+	for _, p := range pres {
+		if _, ok := p.(*byteLevelPre); ok {
+			byteLevel = true
+		}
+	}
+	switch md.kind {
+	case "BPE":
+		merges, err := buildMerges(md.vocab, md.merges, md.prefix)
+		if err != nil {
+			return nil, err
+		}
+		unk := int32(-1)
+		if md.unk != "" {
+			id, ok := md.vocab[md.unk]
+			if !ok {
+				return nil, fieldErr("model.unk_token", "%q is not in the vocabulary", md.unk)
+			}
+			unk = id
+		}
+		t.kind = KindCharBPE
+		if byteLevel {
+			t.kind = KindBPE
+			t.pattern = "regex"
+			if fast := fastByteLevel(b, md, merges, norms, pres, av); fast != nil && !general {
+				t.bpe = fast
+				t.pattern = scanName(fast.scan)
+				break
+			}
+		}
+		m := &bpeModel{vocab: md.vocab, merges: merges, unk: unk, fuseUnk: md.fuseUnk, byteFallback: md.byteFallback,
+			ignoreMerges: md.ignoreMerges, prefix: md.prefix, suffix: md.suffix, tab: b.tab}
+		m.fallbackID, _ = byteFallbackIDs(md.vocab)
+		if md.ignoreMerges && byteLevel {
+			m.rawWhole = wholeByteLevel(md.vocab, b.tab)
+		}
+		m.metaCut = metaCutSafe(m)
+		g.model = m
+	case "WordPiece":
+		unk, ok := md.vocab[md.unk]
+		if !ok {
+			return nil, fieldErr("model.unk_token", "%q is not in the vocabulary", md.unk)
+		}
+		t.kind = KindWordPiece
+		wpCleanup := true
+		if d, ok := dec.decoder.(*wordPieceDecoder); ok {
+			wpCleanup = d.cleanup
+		}
+		t.wpCleanup = wpCleanup
+		// BERT's own normalizer and pre-tokenizer take the fast path.
+		var opts bertOptions
+		fast := av == nil && len(pres) == 1 && len(norms) <= 1 && !general
+		if fast {
+			_, fast = pres[0].(bertPre)
+		}
+		if fast && len(norms) == 1 {
+			bn, ok := norms[0].(bertNorm)
+			fast, opts = ok, bn.opts
+		}
+		t.wp = newWordPiece(md.vocab, unk, md.prefix, md.maxChars, opts)
+		if !fast {
+			t.wp = nil
+			g.model = &wordPieceModel{wp: newWordPiece(md.vocab, unk, md.prefix, md.maxChars, bertOptions{})}
+		}
+	case "WordLevel":
+		unk, ok := md.vocab[md.unk]
+		if !ok {
+			return nil, fieldErr("model.unk_token", "%q is not in the vocabulary", md.unk)
+		}
+		g.model = &wordLevelModel{vocab: md.vocab, unk: unk}
+		t.kind = KindWordLevel
+	case "Unigram":
+		u, err := newUnigram(md.pieces, unigramOptions{hf: true, unkID: int32(md.unkID), byteFallback: md.byteFallback, fuseUnk: true})
+		if err != nil {
+			return nil, fieldErr("model", "%v", err)
+		}
+		g.model = &unigramModel{u: u}
+		t.kind = KindUnigram
+	}
+	if t.wp == nil && t.bpe == nil {
+		t.gen = g
+	}
+	if t.dec.decoder == nil {
+		t.dec = defaultDecoder(t.kind, md)
+	}
+	t.byteDec = byteLevelDecoder(b.tab)
+	t.computeSentenceEnds(func(id int) []byte { return []byte(t.dec.decode([]string{t.tokens[id]}, t)) })
+	return t, nil
+}
+
+// checkAddedIDs requires each added token's id to be the one Hugging Face
+// gives it when it loads the file: the vocabulary's id for a string the
+// model has, else the next free id (HF ignores the id the file writes, so a
+// file whose ids disagree would be encoded with other ids than it says).
+func checkAddedIDs(md *tjModel, added []tjAdded) error {
+	vocabSize := int32(len(md.vocab))
+	if md.kind == "Unigram" {
+		vocabSize = int32(len(md.pieces))
+	}
+	ids := make(map[string]int32, len(added))
+	seen := make(map[tjAdded]bool, len(added))
+	maxID := int32(-1)
+	for i, a := range added {
+		key := a
+		key.id = 0
+		if seen[key] {
+			continue // HF ignores an identical token
+		}
+		seen[key] = true
+		id, ok := ids[a.content]
+		if !ok {
+			if vid, inVocab := md.vocab[a.content]; inVocab {
+				id = vid
+			} else if maxID < 0 || (maxID < vocabSize && vocabSize > 0) {
+				id = vocabSize
+			} else {
+				id = maxID + 1
+			}
+		}
+		ids[a.content] = id
+		maxID = max(maxID, id)
+		if _, inVocab := md.vocab[a.content]; !inVocab && int(id) < md.n && md.kind != "Unigram" {
+			for s, vid := range md.vocab {
+				if vid == id {
+					return fieldErr(fmt.Sprintf("added_tokens[%d]", i), "%q gets id %d from Hugging Face, which the vocabulary gives to %q", a.content, id, s)
+				}
+			}
+		}
+		if a.id != id {
+			return fieldErr(fmt.Sprintf("added_tokens[%d]", i), "%q has id %d, but Hugging Face gives it %d when it loads this file (the vocabulary's id, or the next free one)", a.content, a.id, id)
+		}
+	}
+	return nil
+}
+
+// unigramModel is tokenizer.json's Unigram (HF semantics, unigram.go).
+type unigramModel struct{ u *unigram }
+
+func (m *unigramModel) encodePiece(st *genState, dst []int32, piece []byte, raw bool) ([]int32, error) {
+	if raw {
+		piece = rawToByteLevel(st, piece)
+	}
+	us, _ := st.uni.(*unigramState)
+	if us == nil {
+		us = new(unigramState)
+		st.uni = us
+	}
+	return m.u.encode(us, dst, piece)
+}
+
+// fastByteLevel returns the fast byte-level encoder for a byte-level BPE
+// file that fits it, or nil.
+func fastByteLevel(b *tjBuilder, md *tjModel, merges *pairTable, norms []normalizer, pres []preTokenizer, av *addedVocab) *bytePair {
+	if len(norms) > 0 || av != nil || md.prefix != "" || md.suffix != "" {
+		return nil
+	}
+	m := &bytePair{merges: merges, ignoreMerges: md.ignoreMerges, tab: b.tab}
+	switch {
+	case len(pres) == 1:
+		bl, _ := pres[0].(*byteLevelPre)
+		if bl == nil || !bl.useRegex {
+			return nil
+		}
+		m.scan, m.prefixSpace = scanGPT2, bl.prefixSpace
+	case len(pres) == 2:
+		sp, _ := pres[0].(*splitPre)
+		bl, _ := pres[1].(*byteLevelPre)
+		if sp == nil || bl == nil || bl.useRegex || bl.prefixSpace || sp.behavior != behIsolated || sp.invert {
+			return nil
+		}
+		m.scan, m.re = sp.scan, sp.re
+		if m.scan == scanRegex && sp.re != nil {
+			if k := scannerFor(sp.re.src); k == scanGPT2 {
+				m.scan = scanGPT2
+			}
+		}
+	default:
+		return nil
+	}
+	for c := range 256 {
+		id, ok := md.vocab[string(b.tab.byteRune[c])]
+		if !ok {
+			return nil // a byte without its token: HF's unknown-token rules apply (general path)
+		}
+		m.byteID[c] = id
+	}
+	if m.ignoreMerges {
+		m.whole = wholeByteLevel(md.vocab, b.tab)
+		m.wholeMax, m.wholeFilter = maxKeyLen(m.whole), newStringFilter(m.whole)
+	}
+	return m
+}
+
+// wholeByteLevel maps the bytes of every byte-level token to its id.
+func wholeByteLevel(vocab map[string]int32, tab *charTables) map[string]int32 {
+	dec := byteLevelDecoder(tab)
+	out := make(map[string]int32, len(vocab))
+	var buf []byte
+	for s, id := range vocab {
+		buf = buf[:0]
+		ok := true
+		for _, r := range s {
+			b, in := dec[r]
+			if !in {
+				ok = false
+				break
+			}
+			buf = append(buf, b)
+		}
+		if ok {
+			out[string(buf)] = id
+		}
+	}
+	return out
+}
+
+// byteLevelDecoder returns the inverse of bytes_to_unicode.
+func byteLevelDecoder(tab *charTables) map[rune]byte {
+	dec := make(map[rune]byte, 256)
+	for b, r := range tab.byteRune {
+		dec[r] = byte(b)
+	}
+	return dec
+}
+
+func scanName(k scanKind) string {
+	switch k {
+	case scanGPT2:
+		return "gpt2"
+	case scanCL100K:
+		return "cl100k"
+	case scanQwen2:
+		return "qwen2"
+	case scanO200K:
+		return "o200k"
+	}
+	return "regex"
+}
