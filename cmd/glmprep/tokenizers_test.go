@@ -270,8 +270,8 @@ func TestLargeVocabulary(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		for _, id := range v.Input {
-			maxID = max(maxID, id)
+		for j := range v.Input.Len() {
+			maxID = max(maxID, v.Input.At(j))
 		}
 	}
 	if m := r.Meta(); maxID < 70000 || m.VocabSize < 70000+len(words) {
