@@ -25,16 +25,18 @@ import (
 
 const buildHelp = `Usage: glmprep build --input PATH... --out DIR [flags]
 
-Reads plain text or JSON Lines (optionally .gz or .zst, found by their magic
-bytes), tokenizes it, packs documents into samples of --seq-len tokens
+Reads plain text, JSON Lines (optionally .gz or .zst, found by their magic
+bytes) or Parquet (a string column, as Hugging Face datasets publish them),
+tokenizes it, packs documents into samples of --seq-len tokens
 ([CLS] starts every piece, eos ends every document), masks every sample with
 one of GLM's objectives, and writes Arrow IPC shards plus manifest.json.
 The output is byte-identical for the same inputs, flags and seed, whatever
 --workers is, and after an interrupted build is finished with --resume.
 
 Inputs: files, globs ('data/*.jsonl.gz'), directories (searched for .txt
-.text .raw .jsonl .json .ndjson, optionally .gz/.zst) and - for stdin;
-repeat --input or list them after the flags. They are read in sorted order.
+.text .raw .jsonl .json .ndjson, optionally .gz/.zst, and .parquet) and -
+for stdin; repeat --input or list them after the flags. They are read in
+sorted order. "glmprep status DIR" shows how far a build has come.
 
 Examples:
   glmprep build --input testdata/demo --out out/demo
@@ -42,6 +44,7 @@ Examples:
       --tokenizer bert-base-uncased --out out/wiki --mix token=0.5,document=0.5
   glmprep build --input 'crawl/*.jsonl.zst' --text-field meta.text \
       --tokenizer gpt2 --seq-len 1024 --out out/crawl --resume
+  glmprep build --input 'hf/train-*.parquet' --text-field text --out out/hf
   zcat dump.txt.gz | glmprep build --input - --tokenizer vocab.txt --out out/dump
 `
 
@@ -93,7 +96,7 @@ func addBuildFlags(fs *flag.FlagSet, a *buildArgs) {
 	fs.IntVar(&a.maxSpan, "max-span", m.MaxSpan, "longest token span")
 	fs.StringVar(&a.docRatio, "doc-ratio", "0.5,1.0", "document span length range, as fractions of the sample")
 	fs.Float64Var(&a.suffixProb, "suffix-prob", m.SuffixProb, "probability of the suffix layout for a single-document sample's document span")
-	fs.StringVar(&a.format, "format", d.Format, "input format: auto (by extension), text or jsonl")
+	fs.StringVar(&a.format, "format", d.Format, "input format: auto (Parquet by extension or magic bytes, JSON Lines for .jsonl .json .ndjson, text otherwise), text, jsonl or parquet")
 	fs.StringVar(&a.docBoundary, "doc-boundary", d.DocBoundary, "plain text documents: line, blank (blank-line separated) or file")
 	fs.StringVar(&a.textField, "text-field", d.TextField, "JSON Lines field holding the text; a dotted path for nested fields")
 	a.maxDoc = sizeFlag(d.MaxDocBytes)
@@ -153,7 +156,7 @@ func (a *buildArgs) options(stderr io.Writer) (pipeline.BuildOptions, *tokenizer
 		Resume:      a.resume,
 		Force:       a.force,
 		Strict:      a.strict,
-		Software:    pipeline.Software(),
+		Software:    cli.ReadBuild().Software(),
 	}
 	return o, tok, nil
 }
@@ -179,8 +182,8 @@ func parseMix(s string) ([masking.NumObjectives]float64, error) {
 
 // parseBuild parses the flags of build and plan (resume says whether the
 // command has --resume) into build options with a progress UI.
-func parseBuild(name, help string, resume bool, args []string, stderr io.Writer) (pipeline.BuildOptions, *ui, *buildArgs, error) {
-	fs := cli.FlagSet(name, help, stderr)
+func parseBuild(name, help string, resume bool, args []string, stdout, stderr io.Writer) (pipeline.BuildOptions, *ui, *buildArgs, error) {
+	fs := cli.FlagSet("glmprep "+name, help, stdout)
 	a := &buildArgs{}
 	addBuildFlags(fs, a)
 	if resume {
@@ -192,9 +195,15 @@ func parseBuild(name, help string, resume bool, args []string, stderr io.Writer)
 		return pipeline.BuildOptions{}, nil, nil, err
 	}
 	a.inputs = append(a.inputs, pos...)
-	if len(a.inputs) == 0 || a.out == "" {
-		fs.Usage()
-		return pipeline.BuildOptions{}, nil, nil, fmt.Errorf("%w: %s needs --input and --out", cli.ErrUsage, name)
+	var missing []string
+	if len(a.inputs) == 0 {
+		missing = append(missing, "--input")
+	}
+	if a.out == "" {
+		missing = append(missing, "--out")
+	}
+	if len(missing) > 0 {
+		return pipeline.BuildOptions{}, nil, nil, cli.Missing(fs, missing...)
 	}
 	o, _, err := a.options(stderr)
 	if err != nil {
@@ -206,7 +215,7 @@ func parseBuild(name, help string, resume bool, args []string, stderr io.Writer)
 }
 
 func cmdBuild(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	o, ui, a, err := parseBuild("build", buildHelp, true, args, stderr)
+	o, ui, a, err := parseBuild("build", buildHelp, true, args, stdout, stderr)
 	if err != nil {
 		return err
 	}
@@ -326,8 +335,8 @@ func printSummary(w io.Writer, dir string, res *pipeline.Result, took time.Durat
 	fmt.Fprintln(w)
 	fmt.Fprintf(w, "  read      %d inputs, %s; %d records → %d documents (%d blank, %d skipped)\n",
 		len(m.Inputs), humanBytes(float64(inBytes)), s.Doc.Records, s.Doc.Documents, s.Doc.Reasons[pipeline.Blank], s.Skipped())
-	fmt.Fprintf(w, "  wrote     %d samples → %d rows in %d shards (%s); %d source tokens, %d row tokens, longest row %d\n",
-		s.Doc.Samples, m.Totals.Rows, m.Totals.Shards, humanBytes(float64(m.Totals.Bytes)), m.Totals.SourceTokens, m.Totals.Tokens, m.Totals.MaxRowLen)
+	fmt.Fprintf(w, "  wrote     %d samples → %d rows in %d shards (%s); %d text tokens, %d source tokens ([CLS] and eos included), %d row tokens, longest row %d\n",
+		s.Doc.Samples, m.Totals.Rows, m.Totals.Shards, humanBytes(float64(m.Totals.Bytes)), s.Doc.SourceTokens, m.Totals.SourceTokens, m.Totals.Tokens, m.Totals.MaxRowLen)
 	var parts []string
 	for o, st := range s.Row.Objectives {
 		if st.Rows == 0 {
@@ -342,6 +351,6 @@ func printSummary(w io.Writer, dir string, res *pipeline.Result, took time.Durat
 			s.Doc.Reasons[pipeline.InvalidUTF8]+s.Doc.Reasons[pipeline.NULBytes], dir)
 	}
 	if sec := took.Seconds(); sec > 0 && res.TasksRun > 0 {
-		fmt.Fprintf(w, "  speed     %s/s of input, %.2fM tokens/s\n", humanBytes(float64(inBytes)/sec), float64(s.Doc.SourceTokens)/sec/1e6)
+		fmt.Fprintf(w, "  speed     %s/s of input, %.2fM text tokens/s\n", humanBytes(float64(inBytes)/sec), float64(s.Doc.SourceTokens)/sec/1e6)
 	}
 }
