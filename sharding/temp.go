@@ -110,7 +110,7 @@ func TempTarget(name string) (string, bool) {
 // Release.
 func CreateTemp(dir, what string) (*os.File, *Temp, error) {
 	p := filepath.Join(dir, TempName(what))
-	f, err := os.OpenFile(p, os.O_CREATE|os.O_EXCL|os.O_RDWR, 0o644)
+	f, err := os.OpenFile(p, os.O_CREATE|os.O_EXCL|os.O_RDWR, 0o666) // the umask decides, as for any tool's files
 	if err != nil {
 		return nil, nil, err
 	}
@@ -136,7 +136,7 @@ func CreateTemp(dir, what string) (*os.File, *Temp, error) {
 // Release.
 func MkdirTemp(dir, what string) (*Temp, error) {
 	p := filepath.Join(dir, TempName(what))
-	if err := os.Mkdir(p, 0o755); err != nil {
+	if err := os.Mkdir(p, 0o777); err != nil { // the umask decides
 		return nil, err
 	}
 	d, err := os.Open(p)

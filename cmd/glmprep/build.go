@@ -86,7 +86,7 @@ func addBuildFlags(fs *flag.FlagSet, a *buildArgs) {
 	fs.StringVar(&a.out, "out", "", "output `DIR` for shards and manifest.json")
 	fs.StringVar(&a.tok, "tokenizer", "bert-base-uncased", "bert-base-uncased, gpt2, or a tokenizer.json, vocab.txt or vocab.json (+merges.txt) `FILE`")
 	fs.IntVar(&a.seqLen, "seq-len", 512, "source tokens per sample, [CLS] and eos included")
-	fs.IntVar(&a.workers, "workers", runtime.NumCPU(), "parallel workers (the output does not depend on it)")
+	fs.IntVar(&a.workers, "workers", runtime.NumCPU(), "parallel workers (default: the number of CPUs; the output does not depend on it)")
 	fs.Uint64Var(&a.seed, "seed", 1234, "seed of every masking draw")
 	fs.StringVar(&a.mix, "mix", "token=0.5,sentence=0,document=0.5", "objective weights, drawn per sample")
 	fs.BoolVar(&a.taskMask, "task-mask", true, "use [sMASK] for sentence and [gMASK] for document spans (false: [MASK] everywhere, as GLM-Base/Large)")

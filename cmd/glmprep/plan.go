@@ -28,6 +28,7 @@ byte-identical to "glmprep build" with the same inputs and flags.
 It prints the number of tasks on stdout.
 
 Examples:
+  glmprep plan --input testdata/demo --out out/demo-plan
   N=$(glmprep plan --input 'crawl/*.jsonl.zst' --tokenizer gpt2 --out /shared/crawl)
   sbatch --array=0-$((N-1)) --export=ALL,BUILD=/shared/crawl glmprep-array.sbatch
   glmprep status /shared/crawl

@@ -197,7 +197,19 @@ func Suggest(name string, candidates []string, aliases map[string][]string) stri
 	if len(best) == 0 {
 		return ""
 	}
-	sort.SliceStable(best, func(i, j int) bool { return best[i].d < best[j].d })
+	prefix := func(c string) int {
+		n := 0
+		for n < len(c) && n < len(name) && c[n] == name[n] {
+			n++
+		}
+		return n
+	}
+	sort.SliceStable(best, func(i, j int) bool {
+		if best[i].d != best[j].d {
+			return best[i].d < best[j].d
+		}
+		return prefix(best[i].name) > prefix(best[j].name) // a tie goes to the longer common start
+	})
 	return best[0].name
 }
 
