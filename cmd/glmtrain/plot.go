@@ -203,7 +203,7 @@ func savePlot(p *plot.Plot, legend plot.Legend, w, h vg.Length, path string) err
 }
 
 // roundTicks puts labelled ticks at round values: multiples of 1, 2 or 5
-// times a power of ten, four to eight of them over the range, labelled
+// times a power of ten, three to six of them over the range, labelled
 // with as many decimals as the step needs (0, 200, 400; 4.5, 5, 5.5), and
 // unlabelled ticks between them.
 type roundTicks struct{}
@@ -243,7 +243,7 @@ func roundStep(lo, hi float64) (float64, int) {
 	for {
 		for _, m := range []float64{1, 2, 5} {
 			step := m * math.Pow(10, mag)
-			if span/step <= 8 {
+			if span/step <= 6 {
 				return step, max(0, int(-mag))
 			}
 		}
