@@ -80,25 +80,16 @@ func (s Span) Len() int32 { return s.End - s.Start }
 
 // Sample is one GLM blank-infilling row (glm-reference.md §2): Part A, the
 // source with every span collapsed to one blank, then Part B, the spans in a
-// shuffled order, each as inputs `sop + span` and targets `span + eop`.
-//
-//	Input     Part A ++ Part B inputs
-//	Target    Part A (never used) ++ Part B targets; already aligned, no shift
-//	LossMask  0 on Part A, 1 on Part B (the dataset rule on the suffix layout)
-//	Pos       dim-1 positions: Part A index; a Part B token has its blank's position
-//	BlockPos  dim-2 positions: 0 on Part A, 1..len+1 inside each Part B span
-//	Sep       len(Part A): attention is bidirectional over [0,Sep), causal after
-//
-// All five slices have the same length: L+2K, or L+1 for the document
-// suffix layout. A Sample may be reused with Masker.MaskTo; its slices are
-// then overwritten, so copy what must outlive the next call.
+// shuffled order, each as inputs `sop + span` and targets `span + eop`. Its
+// Columns (Input, Target, LossMask, Pos, BlockPos) all have the same
+// length: L+2K, or L+1 for the document suffix layout. A Sample may be
+// reused with Masker.MaskTo; its slices are then overwritten, so copy what
+// must outlive the next call.
 type Sample struct {
-	Input    []int32
-	Target   []int32
-	LossMask []uint8
-	Pos      []int32
-	BlockPos []int32
-	Sep      int32
+	Columns[[]int32, []uint8]
+	// Sep is len(Part A): attention is bidirectional over [0,Sep), causal
+	// after.
+	Sep int32
 
 	Objective Objective
 	// NSource is L, the number of source tokens ([CLS] and eos included).
@@ -133,11 +124,10 @@ func (s *Sample) Masked() int {
 }
 
 func (s *Sample) reset(n int) {
-	s.Input = s.Input[:0]
-	s.Target = s.Target[:0]
+	for _, c := range s.Ints() {
+		*c = (*c)[:0]
+	}
 	s.LossMask = s.LossMask[:0]
-	s.Pos = s.Pos[:0]
-	s.BlockPos = s.BlockPos[:0]
 	s.Spans = s.Spans[:0]
 	s.Sep = 0
 	s.Shortfall = 0
@@ -147,11 +137,10 @@ func (s *Sample) reset(n int) {
 	if cap(s.Input) < n {
 		// Grow once to the usual row size (L + 2K is about 1.1 L).
 		c := n + n/4 + 8
-		s.Input = make([]int32, 0, c)
-		s.Target = make([]int32, 0, c)
+		for _, col := range s.Ints() {
+			*col = make([]int32, 0, c)
+		}
 		s.LossMask = make([]uint8, 0, c)
-		s.Pos = make([]int32, 0, c)
-		s.BlockPos = make([]int32, 0, c)
 	}
 }
 

@@ -9,9 +9,9 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
-	"runtime/debug"
 	"strings"
 
+	"github.com/glmkit/glmkit/internal/atomicfile"
 	"github.com/glmkit/glmkit/masking"
 	"github.com/glmkit/glmkit/sharding"
 )
@@ -93,7 +93,7 @@ func Prepare(ctx context.Context, o *BuildOptions) (*Plan, error) {
 	if err := mcfg.Validate(); err != nil {
 		return nil, err
 	}
-	inputs, err := ResolveInputs(o.Inputs, o.Config.Format, o.Warn)
+	inputs, err := resolveInputs(o.Inputs, o.Config.Format, o.Warn)
 	if err != nil {
 		return nil, err
 	}
@@ -103,17 +103,17 @@ func Prepare(ctx context.Context, o *BuildOptions) (*Plan, error) {
 		}
 	}
 	o.phase("hashing", totalBytes(inputs))
-	if err := Hash(ctx, inputs, o.Progress); err != nil {
+	if err := hashInputs(ctx, inputs, o.Progress); err != nil {
 		return nil, err
 	}
-	plan, err := MakePlan(ctx, o.Meta, o.Config, inputs)
+	plan, err := makePlan(ctx, o.Meta, o.Config, inputs)
 	if err != nil {
 		return nil, err
 	}
 	if err := o.prepareDir(plan); err != nil {
 		return nil, err
 	}
-	if err := WritePlan(o.Out, plan); err != nil {
+	if err := writePlan(o.Out, plan); err != nil {
 		return nil, fmt.Errorf("pipeline: writing plan: %w", err)
 	}
 	return plan, nil
@@ -169,7 +169,7 @@ func Build(ctx context.Context, o BuildOptions) (*Result, error) {
 			}
 			continue
 		}
-		if _, err := RunTask(ctx, plan, env, t, prev); err != nil {
+		if _, err := runTask(ctx, plan, env, t, prev); err != nil {
 			return nil, err
 		}
 		res.TasksRun++
@@ -227,16 +227,16 @@ func (o *BuildOptions) prepareDir(plan *Plan) error {
 		}
 	}
 	// Temporary files of an interrupted run.
-	_, err = CleanTemps(o.Out)
+	_, err = cleanTemps(o.Out)
 	return err
 }
 
-// CleanTemps removes glmkit's stale temporaries from a build directory
+// cleanTemps removes glmkit's stale temporaries from a build directory
 // and its tasks folder, and returns their paths.
-func CleanTemps(dir string) ([]string, error) {
+func cleanTemps(dir string) ([]string, error) {
 	var all []string
-	for _, d := range []string{dir, filepath.Join(dir, TasksDir)} {
-		rm, err := sharding.RemoveStaleTemps(d, nil)
+	for _, d := range []string{dir, filepath.Join(dir, tasksDir)} {
+		rm, err := atomicfile.RemoveStale(d, nil)
 		for _, n := range rm {
 			all = append(all, filepath.Join(d, n))
 		}
@@ -258,13 +258,13 @@ func notABuild(dir string, force bool) error {
 	}
 	for _, e := range ents {
 		n := e.Name()
-		if sharding.IsStaleTemp(dir, n) {
+		if atomicfile.IsStale(dir, n) {
 			continue
 		}
 		if force {
 			return fmt.Errorf("pipeline: --force: %s holds no glmkit plan (plan.json) but holds %s; glmprep removes only files it can prove it wrote, so it will not clear this directory (choose a new or empty --out)", dir, n)
 		}
-		if n == sharding.ManifestName || n == TasksDir || isShardName(n) {
+		if n == sharding.ManifestName || n == tasksDir || isShardName(n) {
 			return fmt.Errorf("pipeline: %s holds %s but no plan.json: it is not a glmkit build glmprep can continue or replace (choose a new or empty --out)", dir, n)
 		}
 	}
@@ -274,7 +274,7 @@ func notABuild(dir string, force bool) error {
 func isShardName(n string) bool {
 	var t, p int
 	_, err := fmt.Sscanf(n, "shard-%06d-%04d.arrow", &t, &p)
-	return err == nil && n == ShardName(t, p)
+	return err == nil && n == shardName(t, p)
 }
 
 // clearBuild removes the build that plan describes from dir: the shards of
@@ -304,7 +304,7 @@ func clearBuild(dir string, plan *Plan) error {
 		// after them, and any further run of parts under the names the
 		// plan's task writes (a record may be damaged).
 		for i := 0; i < maxShards; i++ {
-			p := filepath.Join(dir, ShardName(t.Index, i))
+			p := filepath.Join(dir, shardName(t.Index, i))
 			if !isRegular(p) {
 				if i > parts {
 					break
@@ -328,10 +328,10 @@ func clearBuild(dir string, plan *Plan) error {
 			return err
 		}
 	}
-	if _, err := CleanTemps(dir); err != nil {
+	if _, err := cleanTemps(dir); err != nil {
 		return err
 	}
-	os.Remove(filepath.Join(dir, TasksDir)) // only if empty
+	os.Remove(filepath.Join(dir, tasksDir)) // only if empty
 	return nil
 }
 
@@ -459,21 +459,6 @@ func whyEmpty(s *Stats) string {
 	return msg
 }
 
-// Software returns the versions to record in a manifest: glmkit's module
-// version, Go's, and arrow-go's.
-func Software() map[string]string {
-	s := map[string]string{"go": runtime.Version()}
-	if bi, ok := debug.ReadBuildInfo(); ok {
-		s["glmkit"] = bi.Main.Version
-		for _, d := range bi.Deps {
-			if d.Path == "github.com/apache/arrow-go/v18" {
-				s["arrow-go"] = d.Version
-			}
-		}
-	}
-	return s
-}
-
 // RunTaskOnce runs task t of plan unless its record says it is complete,
 // continuing after the last shard of an incomplete record. It is what
 // `glmprep run-task` does, and safe to repeat.
@@ -485,8 +470,8 @@ func RunTaskOnce(ctx context.Context, plan *Plan, env *Env, t Task) (*TaskRecord
 	if prev != nil && prev.Complete {
 		return prev, nil
 	}
-	if _, err := CleanTemps(env.Dir); err != nil {
+	if _, err := cleanTemps(env.Dir); err != nil {
 		return nil, err
 	}
-	return RunTask(ctx, plan, env, t, prev)
+	return runTask(ctx, plan, env, t, prev)
 }

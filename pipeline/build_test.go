@@ -325,9 +325,9 @@ func TestBuildBadInput(t *testing.T) {
 			}
 			o.Out, o.Strict, o.Warn = t.TempDir(), true, nil
 			_, err = Build(context.Background(), o)
-			var ie *InputError
+			var ie *inputError
 			if !errors.As(err, &ie) || !strings.Contains(err.Error(), tc.line) {
-				t.Errorf("strict build: err %v, want an InputError naming %s", err, tc.line)
+				t.Errorf("strict build: err %v, want an inputError naming %s", err, tc.line)
 			}
 			t.Logf("%v; strict: %v", warnings[0], err)
 		})

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/glmkit/glmkit/internal/atomicfile"
 	"github.com/glmkit/glmkit/sharding"
 )
 
@@ -173,14 +174,14 @@ func TestStaleTemporaries(t *testing.T) {
 		t.Skip("no true(1) to get a pid that is gone")
 	}
 	deadPid := dead.Process.Pid
-	mine := sharding.TempName("shard") // this process: alive
-	staleName := strings.Replace(sharding.TempName("shard"), "-"+itoa(os.Getpid())+"-", "-"+itoa(deadPid)+"-", 1)
-	staleTask := strings.Replace(sharding.TempName("000000.progress.json"), "-"+itoa(os.Getpid())+"-", "-"+itoa(deadPid)+"-", 1)
-	for _, p := range []string{filepath.Join(dir, mine), filepath.Join(dir, staleName), filepath.Join(dir, TasksDir, staleTask)} {
+	mine := atomicfile.Name("shard") // this process: alive
+	staleName := strings.Replace(atomicfile.Name("shard"), "-"+itoa(os.Getpid())+"-", "-"+itoa(deadPid)+"-", 1)
+	staleTask := strings.Replace(atomicfile.Name("000000.progress.json"), "-"+itoa(os.Getpid())+"-", "-"+itoa(deadPid)+"-", 1)
+	for _, p := range []string{filepath.Join(dir, mine), filepath.Join(dir, staleName), filepath.Join(dir, tasksDir, staleTask)} {
 		os.WriteFile(p, []byte("half a shard"), 0o644)
 	}
 	// One held by another writer (on another host, say): locked.
-	f, held, err := sharding.CreateTemp(dir, "shard")
+	f, held, err := atomicfile.Create(dir, "shard")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -192,7 +193,7 @@ func TestStaleTemporaries(t *testing.T) {
 	if _, err := Build(context.Background(), o); err != nil {
 		t.Fatal(err)
 	}
-	for _, p := range []string{filepath.Join(dir, staleName), filepath.Join(dir, TasksDir, staleTask)} {
+	for _, p := range []string{filepath.Join(dir, staleName), filepath.Join(dir, tasksDir, staleTask)} {
 		if _, err := os.Stat(p); err == nil {
 			t.Errorf("stale temporary %s was kept", p)
 		}
@@ -208,8 +209,8 @@ func itoa(n int) string { return strconv.Itoa(n) }
 
 // TempTag is this host's tag in temporary names.
 func TempTag() string {
-	n := sharding.TempName("x")
-	return strings.SplitN(strings.TrimPrefix(n, sharding.TempPrefix), "-", 2)[0]
+	n := atomicfile.Name("x")
+	return strings.SplitN(strings.TrimPrefix(n, atomicfile.Prefix), "-", 2)[0]
 }
 
 // Every file read back is checked: an edited plan or task record is an
@@ -289,7 +290,7 @@ func TestEditedBuildFiles(t *testing.T) {
 	for name, b := range map[string][]byte{
 		"shard outside the build":    editRec(func(r map[string]any) { shard(r)["name"] = "../../../../etc/passwd" }),
 		"absolute shard name":        editRec(func(r map[string]any) { shard(r)["name"] = "/etc/passwd" }),
-		"another task's shard":       editRec(func(r map[string]any) { shard(r)["name"] = ShardName(1, 0) }),
+		"another task's shard":       editRec(func(r map[string]any) { shard(r)["name"] = shardName(1, 0) }),
 		"negative rows":              editRec(func(r map[string]any) { shard(r)["rows"] = -1 }),
 		"rows that do not add up":    editRec(func(r map[string]any) { shard(r)["rows"] = shard(r)["rows"].(float64) + 1 }),
 		"another task":               editRec(func(r map[string]any) { r["task"] = 3 }),

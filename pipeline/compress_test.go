@@ -32,11 +32,11 @@ func testLines(n int) []byte {
 // fileInput describes path as a plan would.
 func fileInput(t *testing.T, path string) Input {
 	t.Helper()
-	ins, err := ResolveInputs([]string{path}, "text", nil)
+	ins, err := resolveInputs([]string{path}, "text", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := Hash(context.Background(), ins, nil); err != nil {
+	if err := hashInputs(context.Background(), ins, nil); err != nil {
 		t.Fatal(err)
 	}
 	return ins[0]

@@ -53,7 +53,7 @@ func FuzzParsePlan(f *testing.F) {
 	f.Add([]byte(`{}`))
 	f.Add([]byte(`{"format_version": 1, "inputs": [], "tasks": [{"input": -1}]}`))
 	f.Fuzz(func(t *testing.T, data []byte) {
-		p, err := ParsePlan("plan.json", data)
+		p, err := parsePlan("plan.json", data)
 		if err != nil {
 			if !strings.Contains(err.Error(), "plan.json") {
 				t.Fatalf("the error does not name the file: %v", err)
@@ -67,7 +67,7 @@ func FuzzParsePlan(f *testing.F) {
 		}
 		// And it reads back the same after a round trip.
 		b, _ := json.Marshal(p)
-		if _, err := ParsePlan("plan.json", b); err != nil {
+		if _, err := parsePlan("plan.json", b); err != nil {
 			t.Fatalf("a plan that passed fails after a round trip: %v", err)
 		}
 	})
@@ -75,7 +75,7 @@ func FuzzParsePlan(f *testing.F) {
 
 func FuzzParseTaskRecord(f *testing.F) {
 	planBytes, records := seedBuild(f)
-	plan, err := ParsePlan("plan.json", planBytes)
+	plan, err := parsePlan("plan.json", planBytes)
 	if err != nil {
 		f.Fatal(err)
 	}
@@ -98,7 +98,7 @@ func FuzzParseTaskRecord(f *testing.F) {
 				continue
 			}
 			for i, sf := range r.Shards {
-				if sf.Name != ShardName(task, i) || filepath.Base(sf.Name) != sf.Name {
+				if sf.Name != shardName(task, i) || filepath.Base(sf.Name) != sf.Name {
 					t.Fatalf("shard name %q accepted", sf.Name)
 				}
 			}

@@ -14,7 +14,7 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/glmkit/glmkit/sharding/parquettext"
+	"github.com/glmkit/glmkit/pipeline/parquettext"
 )
 
 // Input is one input file of a build, as its plan records it.
@@ -54,7 +54,7 @@ func isInputName(name string) bool {
 	return false
 }
 
-// ResolveInputs expands the --input values into a sorted list of files:
+// resolveInputs expands the --input values into a sorted list of files:
 // "-" is stdin, a value with * ? or [ is a glob, a directory is searched
 // recursively for text, JSON Lines and Parquet files (text and JSON Lines
 // optionally .gz or .zst; hidden entries skipped; symbolic links followed,
@@ -64,7 +64,7 @@ func isInputName(name string) bool {
 // .parquet names or PAR1 magic, JSON Lines for .jsonl/.json/.ndjson names,
 // plain text otherwise), "text", "jsonl" or "parquet". Sizes, modification
 // times and compression are filled in; hashes are not (see Hash).
-func ResolveInputs(specs []string, format string, warn func(string)) ([]Input, error) {
+func resolveInputs(specs []string, format string, warn func(string)) ([]Input, error) {
 	switch format {
 	case "", "auto", "text", "jsonl", "parquet":
 	default:
@@ -252,10 +252,10 @@ func sniff(magic []byte) (string, error) {
 	return "none", nil
 }
 
-// Hash fills in the sha256 of every input file (not stdin), reading each
+// hashInputs fills in the sha256 of every input file (not stdin), reading each
 // once, and checks that no file changed while it was read. progress, if
 // not nil, is told the bytes read.
-func Hash(ctx context.Context, inputs []Input, progress func(int64)) error {
+func hashInputs(ctx context.Context, inputs []Input, progress func(int64)) error {
 	buf := make([]byte, 1<<20)
 	for i := range inputs {
 		in := &inputs[i]

@@ -11,7 +11,7 @@ import (
 	"syscall"
 	"testing"
 
-	"github.com/glmkit/glmkit/sharding/parquettext"
+	"github.com/glmkit/glmkit/pipeline/parquettext"
 )
 
 // Class 2 of issue 11: only what a decoder finds bad is bad data. Any other

@@ -8,7 +8,7 @@ import (
 	"sync"
 )
 
-// MapOrdered applies f to every item that next yields, on workers
+// mapOrdered applies f to every item that next yields, on workers
 // goroutines, and hands the results to emit in the order next yielded them.
 // It is glmkit's one parallel stage, built like zstd's ordered encoder: each
 // job has a done channel; the dispatcher queues jobs in submission order on
@@ -18,10 +18,10 @@ import (
 // next returns ok=false at the end of the input; it is passed the stage's
 // context, which is done once the stage stops, so a next that blocks must
 // also select on it. The first error from next,
-// f or emit, or the end of ctx, stops the stage; MapOrdered returns that
+// f or emit, or the end of ctx, stops the stage; mapOrdered returns that
 // error after every goroutine it started has exited. A panic in f becomes
 // an error. workers < 1 means 1; workers = 1 gives the same results.
-func MapOrdered[In, Out any](ctx context.Context, workers int, next func(context.Context) (In, bool, error), f func(In) (Out, error), emit func(Out) error) error {
+func mapOrdered[In, Out any](ctx context.Context, workers int, next func(context.Context) (In, bool, error), f func(In) (Out, error), emit func(Out) error) error {
 	if workers < 1 {
 		workers = 1
 	}

@@ -11,7 +11,7 @@ import (
 	"slices"
 	"testing"
 
-	"github.com/glmkit/glmkit/sharding/parquettext"
+	"github.com/glmkit/glmkit/pipeline/parquettext"
 )
 
 // sourceStream is a build's source tokens without [CLS] and eos, in row

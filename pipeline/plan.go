@@ -11,8 +11,9 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/glmkit/glmkit/internal/atomicfile"
+	"github.com/glmkit/glmkit/pipeline/parquettext"
 	"github.com/glmkit/glmkit/sharding"
-	"github.com/glmkit/glmkit/sharding/parquettext"
 )
 
 // Config is the part of a build's configuration that is not in
@@ -86,12 +87,12 @@ type Plan struct {
 // PlanName is the plan's file name in a build directory.
 const PlanName = "plan.json"
 
-// MakePlan cuts the inputs into tasks: one per input, except that an
+// makePlan cuts the inputs into tasks: one per input, except that an
 // uncompressed text (line or blank boundaries) or JSON Lines input larger
 // than 1.5 × TaskBytes is cut into ranges of nearly equal size close to
 // TaskBytes, each ending just after a newline (after a blank line for blank
 // boundaries), and a Parquet input gives a task per row group.
-func MakePlan(ctx context.Context, meta sharding.Meta, cfg Config, inputs []Input) (*Plan, error) {
+func makePlan(ctx context.Context, meta sharding.Meta, cfg Config, inputs []Input) (*Plan, error) {
 	p := &Plan{FormatVersion: sharding.FormatVersion, Meta: meta, Config: cfg, Inputs: inputs}
 	for i, in := range inputs {
 		if in.Format == "parquet" {
@@ -208,21 +209,21 @@ func lineCuts(ctx context.Context, in Input, size int64, blank bool) ([]int64, [
 	return cuts, lines, sums, nil
 }
 
-// WritePlan writes the plan to dir/plan.json atomically.
-func WritePlan(dir string, p *Plan) error {
+// writePlan writes the plan to dir/plan.json atomically.
+func writePlan(dir string, p *Plan) error {
 	b, err := json.MarshalIndent(p, "", "  ")
 	if err != nil {
 		return err
 	}
-	return sharding.WriteFileAtomic(filepath.Join(dir, PlanName), append(b, '\n'))
+	return atomicfile.Write(filepath.Join(dir, PlanName), append(b, '\n'))
 }
 
-// ReadPlan reads and checks dir/plan.json (see ParsePlan).
+// ReadPlan reads and checks dir/plan.json (see parsePlan).
 func ReadPlan(dir string) (*Plan, error) {
 	path := filepath.Join(dir, PlanName)
 	b, err := readOwnFile(path, maxRecordBytes)
 	if err != nil {
 		return nil, err
 	}
-	return ParsePlan(path, b)
+	return parsePlan(path, b)
 }

@@ -27,8 +27,8 @@ type record struct {
 	ids    [2]int // token ids in the job's arena
 }
 
-// ReaderConfig says how to cut an input into records.
-type ReaderConfig struct {
+// readerConfig says how to cut an input into records.
+type readerConfig struct {
 	Format      string // "text" or "jsonl"
 	DocBoundary string // text only: "line", "blank" or "file"
 	MaxDocBytes int    // longer records are skipped as TooLong
@@ -39,7 +39,7 @@ type ReaderConfig struct {
 // Record text is read straight into the job's arena, so a long record
 // exists once in memory.
 type reader struct {
-	cfg ReaderConfig
+	cfg readerConfig
 	br  *bufio.Reader
 
 	index      int64 // of the next record

@@ -19,7 +19,7 @@ type cut struct {
 	reason Reason
 }
 
-func readAll(t *testing.T, cfg ReaderConfig, src io.Reader) ([]cut, error) {
+func readAll(t *testing.T, cfg readerConfig, src io.Reader) ([]cut, error) {
 	t.Helper()
 	r := &reader{cfg: cfg, br: bufio.NewReaderSize(src, 16)}
 	var out []cut
@@ -45,20 +45,20 @@ func TestReaderBoundaries(t *testing.T) {
 	input := "\xef\xbb\xbfone\r\ntwo words\n \n\nthree\nfour\n\n\nfive"
 	for _, tc := range []struct {
 		name string
-		cfg  ReaderConfig
+		cfg  readerConfig
 		want []cut
 	}{
-		{"line", ReaderConfig{Format: "text", DocBoundary: "line", MaxDocBytes: 100}, []cut{
+		{"line", readerConfig{Format: "text", DocBoundary: "line", MaxDocBytes: 100}, []cut{
 			{1, 0, "one", OK}, {2, 8, "two words", OK}, {3, 18, " ", Blank}, {4, 20, "", Blank},
 			{5, 21, "three", OK}, {6, 27, "four", OK}, {7, 32, "", Blank}, {8, 33, "", Blank}, {9, 34, "five", OK}}},
-		{"blank", ReaderConfig{Format: "text", DocBoundary: "blank", MaxDocBytes: 100}, []cut{
+		{"blank", readerConfig{Format: "text", DocBoundary: "blank", MaxDocBytes: 100}, []cut{
 			{1, 0, "one\ntwo words", OK}, {5, 21, "three\nfour", OK}, {9, 34, "five", OK}}},
-		{"file", ReaderConfig{Format: "text", DocBoundary: "file", MaxDocBytes: 100}, []cut{
+		{"file", readerConfig{Format: "text", DocBoundary: "file", MaxDocBytes: 100}, []cut{
 			{1, 0, "one\ntwo words\n \n\nthree\nfour\n\n\nfive", OK}}},
-		{"line too long", ReaderConfig{Format: "text", DocBoundary: "line", MaxDocBytes: 4}, []cut{
+		{"line too long", readerConfig{Format: "text", DocBoundary: "line", MaxDocBytes: 4}, []cut{
 			{1, 0, "one", OK}, {2, 8, "", TooLong}, {3, 18, " ", Blank}, {4, 20, "", Blank},
 			{5, 21, "", TooLong}, {6, 27, "four", OK}, {7, 32, "", Blank}, {8, 33, "", Blank}, {9, 34, "five", OK}}},
-		{"block too long", ReaderConfig{Format: "text", DocBoundary: "blank", MaxDocBytes: 12}, []cut{
+		{"block too long", readerConfig{Format: "text", DocBoundary: "blank", MaxDocBytes: 12}, []cut{
 			{1, 0, "", TooLong}, {5, 21, "three\nfour", OK}, {9, 34, "five", OK}}},
 	} {
 		for name, wrap := range map[string]func(io.Reader) io.Reader{
@@ -81,7 +81,7 @@ func TestReaderHugeLine(t *testing.T) {
 	big := bytes.Repeat([]byte("word "), 2<<20) // a 10 MB line
 	input := "short\n" + string(big) + "\nafter\n"
 	for _, max := range []int{64 << 20, 1 << 20} {
-		got, err := readAll(t, ReaderConfig{Format: "text", DocBoundary: "line", MaxDocBytes: max}, strings.NewReader(input))
+		got, err := readAll(t, readerConfig{Format: "text", DocBoundary: "line", MaxDocBytes: max}, strings.NewReader(input))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -100,7 +100,7 @@ func TestReaderHugeLine(t *testing.T) {
 // Damage found by a decoder cuts the record it is in (truncated); any other
 // read error is no verdict on the data and stops the reader.
 func TestReaderInputError(t *testing.T) {
-	for _, cfg := range []ReaderConfig{
+	for _, cfg := range []readerConfig{
 		{Format: "jsonl", MaxDocBytes: 100},
 		{Format: "text", DocBoundary: "blank", MaxDocBytes: 100},
 		{Format: "text", DocBoundary: "file", MaxDocBytes: 100},
@@ -123,7 +123,7 @@ func TestMapOrdered(t *testing.T) {
 	for _, workers := range []int{1, 2, 7} {
 		n := 0
 		var got []int
-		err := MapOrdered(context.Background(), workers,
+		err := mapOrdered(context.Background(), workers,
 			func(context.Context) (int, bool, error) { n++; return n, n <= 1000, nil },
 			func(i int) (int, error) { return i * i, nil },
 			func(v int) error { got = append(got, v); return nil })
@@ -162,7 +162,7 @@ func TestMapOrdered(t *testing.T) {
 		}, "boom"},
 	} {
 		n := 0
-		err := MapOrdered(context.Background(), 3,
+		err := mapOrdered(context.Background(), 3,
 			func(context.Context) (int, bool, error) { n++; return n, true, nil }, // endless input
 			tc.f, tc.emit)
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
@@ -171,7 +171,7 @@ func TestMapOrdered(t *testing.T) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	k := 0
-	err := MapOrdered(ctx, 2, func(context.Context) (int, bool, error) { k++; return k, true, nil },
+	err := mapOrdered(ctx, 2, func(context.Context) (int, bool, error) { k++; return k, true, nil },
 		func(i int) (int, error) { return i, nil },
 		func(v int) error {
 			if v == 10 {

@@ -7,7 +7,7 @@ import (
 	"errors"
 	"fmt"
 
-	"github.com/glmkit/glmkit/sharding/parquettext"
+	"github.com/glmkit/glmkit/pipeline/parquettext"
 )
 
 // records yields one task's records in order, on one goroutine.
@@ -66,7 +66,7 @@ func openRecords(ctx context.Context, open opener, in Input, cfg Config, t Task,
 	}
 	return &textRecords{
 		reader: reader{
-			cfg:   ReaderConfig{Format: format, DocBoundary: cfg.DocBoundary, MaxDocBytes: cfg.MaxDocBytes},
+			cfg:   readerConfig{Format: format, DocBoundary: cfg.DocBoundary, MaxDocBytes: cfg.MaxDocBytes},
 			br:    st.Reader,
 			index: rp.Record, line: rp.Line - 1, off: rp.Offset,
 			bomChecked: rp.Offset != 0,

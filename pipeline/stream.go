@@ -14,10 +14,9 @@ import (
 	"os"
 	"time"
 
+	"github.com/glmkit/glmkit/internal/atomicfile"
 	"github.com/klauspost/compress/gzip"
 	"github.com/klauspost/compress/zstd"
-
-	"github.com/glmkit/glmkit/sharding"
 )
 
 // Reading inputs. Two kinds of failure are told apart:
@@ -144,7 +143,7 @@ type spool struct {
 	base int64  // stdin offset of mem[0] / the file's first byte
 	mem  []byte
 	f    *os.File
-	tmp  *sharding.Temp
+	tmp  *atomicfile.Temp
 	fn   int64 // bytes in f
 }
 
@@ -156,7 +155,7 @@ func (s *spool) write(p []byte) error {
 		return nil
 	}
 	if s.f == nil {
-		f, tmp, err := sharding.CreateTemp(s.dir, "stdin-spool")
+		f, tmp, err := atomicfile.Create(s.dir, "stdin-spool")
 		if err != nil {
 			return err
 		}

@@ -15,6 +15,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/glmkit/glmkit/internal/atomicfile"
 	"github.com/glmkit/glmkit/masking"
 	"github.com/glmkit/glmkit/pipeline/tokenizer"
 	"github.com/glmkit/glmkit/sharding"
@@ -46,19 +47,29 @@ type TaskRecord struct {
 	ReadSHA256 string `json:"input_sha256,omitempty"`
 }
 
-// TasksDir is the folder of task records inside a build directory.
-const TasksDir = "tasks"
+// tasksDir is the folder of task records inside a build directory.
+const tasksDir = "tasks"
 
 func recordPath(dir string, task int) string {
-	return filepath.Join(dir, TasksDir, fmt.Sprintf("%06d.json", task))
+	return filepath.Join(dir, tasksDir, fmt.Sprintf("%06d.json", task))
 }
 
 func progressPath(dir string, task int) string {
-	return filepath.Join(dir, TasksDir, fmt.Sprintf("%06d.progress.json", task))
+	return filepath.Join(dir, tasksDir, fmt.Sprintf("%06d.progress.json", task))
 }
 
-// ShardName is the file name of part `part` of task `task`.
-func ShardName(task, part int) string { return fmt.Sprintf("shard-%06d-%04d.arrow", task, part) }
+// ProgressUpdated returns when the progress record of an incomplete task
+// was last written (the zero time when it has none): glmprep status says
+// how long ago a running or interrupted task recorded progress.
+func ProgressUpdated(dir string, task int) time.Time {
+	if st, err := os.Lstat(progressPath(dir, task)); err == nil {
+		return st.ModTime()
+	}
+	return time.Time{}
+}
+
+// shardName is the file name of part `part` of task `task`.
+func shardName(task, part int) string { return fmt.Sprintf("shard-%06d-%04d.arrow", task, part) }
 
 // ReadTaskRecord reads a task's record: the complete one if there is one,
 // else its progress; nil, nil when there is neither. The record is checked
@@ -115,12 +126,12 @@ func writeTaskRecord(dir string, r *TaskRecord) error {
 	if err != nil {
 		return err
 	}
-	if err := os.MkdirAll(filepath.Join(dir, TasksDir), 0o755); err != nil {
+	if err := os.MkdirAll(filepath.Join(dir, tasksDir), 0o755); err != nil {
 		return err
 	}
 	b = append(b, '\n')
 	if r.Complete {
-		if err := sharding.WriteFileAtomic(recordPath(dir, r.Task), b); err != nil {
+		if err := atomicfile.Write(recordPath(dir, r.Task), b); err != nil {
 			return err
 		}
 		os.Remove(progressPath(dir, r.Task))
@@ -129,18 +140,18 @@ func writeTaskRecord(dir string, r *TaskRecord) error {
 	if _, err := os.Stat(recordPath(dir, r.Task)); err == nil {
 		return errTaskDone
 	}
-	return sharding.WriteFileAtomic(progressPath(dir, r.Task), b)
+	return atomicfile.Write(progressPath(dir, r.Task), b)
 }
 
-// InputError is a bad record under --strict.
-type InputError struct {
+// inputError is a bad record under --strict.
+type inputError struct {
 	Path   string
 	Line   int64
 	Reason Reason
 	Detail string
 }
 
-func (e *InputError) Error() string {
+func (e *inputError) Error() string {
 	return fmt.Sprintf("%s:%d: %s: %s", e.Path, e.Line, e.Reason, e.Detail)
 }
 
@@ -204,7 +215,7 @@ const warnPerReason = 5
 
 func (env *Env) report(path string, rc *record, reason Reason, detail string) error {
 	if env.Strict {
-		return &InputError{Path: path, Line: rc.line, Reason: reason, Detail: detail}
+		return &inputError{Path: path, Line: rc.line, Reason: reason, Detail: detail}
 	}
 	if env.Warn == nil {
 		return nil
@@ -247,10 +258,10 @@ type maskJob struct {
 	readSum string    // the last job: sha256 of the raw bytes read
 }
 
-// RunTask runs one task of plan, resuming after prev's shards when prev is
+// runTask runs one task of plan, resuming after prev's shards when prev is
 // an incomplete record of an earlier run. It writes the task's shards and
 // record into env.Dir and returns the final record.
-func RunTask(ctx context.Context, plan *Plan, env *Env, t Task, prev *TaskRecord) (*TaskRecord, error) {
+func runTask(ctx context.Context, plan *Plan, env *Env, t Task, prev *TaskRecord) (*TaskRecord, error) {
 	in := plan.Inputs[t.Input]
 	cfg := plan.Config
 	rec := &TaskRecord{Task: t.Index, Shards: []sharding.ShardFile{}}
@@ -316,7 +327,7 @@ func RunTask(ctx context.Context, plan *Plan, env *Env, t Task, prev *TaskRecord
 	commitShard := func() error {
 		part := len(rec.Shards)
 		crashPoint("shard-written", t.Index, part)
-		sf, err := w.Commit(ShardName(t.Index, part))
+		sf, err := w.Commit(shardName(t.Index, part))
 		if err != nil {
 			return err
 		}
@@ -342,7 +353,7 @@ func RunTask(ctx context.Context, plan *Plan, env *Env, t Task, prev *TaskRecord
 		}
 		return nil
 	}
-	err2 := MapOrdered(tctx, env.Workers,
+	err2 := mapOrdered(tctx, env.Workers,
 		func(ctx context.Context) (*maskJob, bool, error) {
 			select {
 			case j, ok := <-ch:
@@ -483,7 +494,7 @@ func (env *Env) tokenize(ctx context.Context, plan *Plan, r records, in Input, r
 		},
 	}
 	defer env.dropBig(0, true) // jobs a stopped stage never emitted
-	err := MapOrdered(ctx, env.Workers,
+	err := mapOrdered(ctx, env.Workers,
 		func(context.Context) (*tokJob, bool, error) {
 			j := jobs.Get().(*tokJob)
 			j.text, j.recs = j.text[:0], j.recs[:0]

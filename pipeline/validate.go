@@ -22,7 +22,7 @@ const (
 	maxSeqLen  = 1 << 20
 	maxVocab   = 1 << 24
 	maxEpochs  = 1000
-	maxShards  = 1 << 14 // shard parts per task: ShardName has 4 digits
+	maxShards  = 1 << 14 // shard parts per task: shardName has 4 digits
 	maxDocSize = 1 << 40
 )
 
@@ -51,9 +51,9 @@ func decodeStrict(b []byte, v any) error {
 	return nil
 }
 
-// ParsePlan parses and checks the bytes of a plan.json; path names it in
+// parsePlan parses and checks the bytes of a plan.json; path names it in
 // errors.
-func ParsePlan(path string, b []byte) (*Plan, error) {
+func parsePlan(path string, b []byte) (*Plan, error) {
 	var p Plan
 	if err := decodeStrict(b, &p); err != nil {
 		return nil, fmt.Errorf("pipeline: %s: not a glmkit plan: %w", path, err)
@@ -253,10 +253,10 @@ func (r *TaskRecord) check(plan *Plan, task int, complete bool) error {
 	}
 	var rows int64
 	for i, sf := range r.Shards {
-		if sf.Name != ShardName(task, i) {
+		if sf.Name != shardName(task, i) {
 			// Names are derived, never taken from the file: a record
 			// cannot point glmkit at a file outside its build.
-			return fmt.Errorf("shard %d is named %q; task %d's shard %d is %s", i, sf.Name, task, i, ShardName(task, i))
+			return fmt.Errorf("shard %d is named %q; task %d's shard %d is %s", i, sf.Name, task, i, shardName(task, i))
 		}
 		// The counts, the sha256 and the record batch checksums are
 		// checked as the manifest checks them.

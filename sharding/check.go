@@ -233,7 +233,7 @@ func (r *Reader) scanShard(ctx context.Context, si int, c *Counts, validate func
 		for j := range len(b.offs) - 1 {
 			l := loc{si, k, j}
 			global := r.starts[si] + s.bstarts[k] + int64(j)
-			v := r.view(l)
+			v := r.viewAt(l, global)
 			if err := r.checkRow(l, global, &v); err != nil {
 				return err
 			}

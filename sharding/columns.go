@@ -3,6 +3,8 @@ package sharding
 import (
 	"encoding/binary"
 	"unsafe"
+
+	"github.com/glmkit/glmkit/masking"
 )
 
 // Ints is one row's values of an id or position column, as the shard
@@ -49,11 +51,56 @@ func (c Ints) Uint16() ([]uint16, bool) { return c.u16, !c.wide }
 // column), without a copy.
 func (c Ints) Int32() ([]int32, bool) { return c.i32, c.wide }
 
+// ColumnViews are one row's (or one record batch's) five list columns as
+// the shard stores them.
+type ColumnViews = masking.Columns[Ints, Bits]
+
+// sliceViews returns positions [lo, hi) of every column of c.
+func sliceViews(c *ColumnViews, lo, hi int) ColumnViews {
+	return ColumnViews{
+		Input:    c.Input.slice(lo, hi),
+		Target:   c.Target.slice(lo, hi),
+		LossMask: c.LossMask.slice(lo, hi),
+		Pos:      c.Pos.slice(lo, hi),
+		BlockPos: c.BlockPos.slice(lo, hi),
+	}
+}
+
 func (c Ints) slice(lo, hi int) Ints {
 	if c.wide {
 		return Ints{i32: c.i32[lo:hi:hi], wide: true}
 	}
 	return Ints{u16: c.u16[lo:hi:hi]}
+}
+
+// push appends src to c, a Writer's buffer, narrowing it to uint16 unless
+// c is wide, and returns the largest value of src as unsigned (a negative
+// value counts as larger than any other): the caller checks that it fits.
+func (c *Ints) push(src []int32) uint32 {
+	if c.wide {
+		c.i32 = append(c.i32, src...)
+		return maxU32(src)
+	}
+	at := len(c.u16)
+	c.u16 = growLen(c.u16, at+len(src))
+	return narrowMax(c.u16[at:], src)
+}
+
+// truncate keeps the first n values of a buffer (all when it holds fewer).
+func (c *Ints) truncate(n int) {
+	if c.wide {
+		c.i32 = c.i32[:min(n, len(c.i32))]
+	} else {
+		c.u16 = c.u16[:min(n, len(c.u16))]
+	}
+}
+
+// bytes is the stored values' memory.
+func (c Ints) bytes() []byte {
+	if c.wide {
+		return bytesOf(c.i32)
+	}
+	return bytesOf(c.u16)
 }
 
 // ptr is the address of the first value, or nil.
@@ -90,13 +137,47 @@ func (b Bits) At(i int) uint8 {
 
 // AppendTo appends the values to dst, one byte (0 or 1) each.
 func (b Bits) AppendTo(dst []uint8) []uint8 {
-	if !b.packed {
-		return append(dst, b.u8...)
-	}
 	n := len(dst)
 	dst = growLen(dst, n+b.n)
-	unpackBits(dst[n:], b.bits, b.off)
+	b.copyTo(dst[n:])
 	return dst
+}
+
+// copyTo writes the values into dst[:b.Len()], one byte each.
+func (b Bits) copyTo(dst []uint8) {
+	if b.packed {
+		unpackBits(dst[:b.n], b.bits, b.off)
+	} else {
+		copy(dst, b.u8)
+	}
+}
+
+// push appends mask (0 or 1 each) to b, a Writer's buffer.
+func (b *Bits) push(mask []uint8) {
+	if !b.packed {
+		b.u8 = append(b.u8, mask...)
+		b.n = len(b.u8)
+		return
+	}
+	old := len(b.bits)
+	b.bits = growLen(b.bits, (b.n+len(mask)+7)/8)
+	clear(b.bits[old:])
+	packBits(b.bits, b.n, mask)
+	b.n += len(mask)
+}
+
+// reset empties a Writer's buffer.
+func (b *Bits) reset() {
+	clear(b.bits)
+	b.bits, b.u8, b.n = b.bits[:0], b.u8[:0], 0
+}
+
+// bytes is the stored values' memory.
+func (b Bits) bytes() []byte {
+	if b.packed {
+		return b.bits
+	}
+	return b.u8
 }
 
 // Count is the number of ones.
@@ -184,14 +265,20 @@ func copyMaxGo(dst, src []int32) uint32 {
 
 // maxOf returns the largest value of c, unsigned (see copyMax).
 func (c Ints) maxOf() uint32 {
-	var m uint32
 	if c.wide {
-		for _, x := range c.i32 {
-			m = max(m, uint32(x))
-		}
-		return m
+		return maxU32(c.i32)
 	}
+	var m uint16
 	for _, x := range c.u16 {
+		m = max(m, x)
+	}
+	return uint32(m)
+}
+
+// maxU32 is the largest value of s as unsigned.
+func maxU32(s []int32) uint32 {
+	var m uint32
+	for _, x := range s {
 		m = max(m, uint32(x))
 	}
 	return m

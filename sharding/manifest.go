@@ -11,6 +11,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+
+	"github.com/glmkit/glmkit/internal/atomicfile"
 )
 
 // ManifestName is the manifest's file name inside a shard directory.
@@ -113,7 +115,7 @@ func WriteManifest(dir string, m *Manifest) error {
 	if err != nil {
 		return fmt.Errorf("sharding: %w", err)
 	}
-	if err := WriteFileAtomic(filepath.Join(dir, ManifestName), append(b, '\n')); err != nil {
+	if err := atomicfile.Write(filepath.Join(dir, ManifestName), append(b, '\n')); err != nil {
 		return fmt.Errorf("sharding: writing manifest: %w", err)
 	}
 	return nil

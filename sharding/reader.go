@@ -89,29 +89,31 @@ type shard struct {
 // every values slice, and the same for the five list columns, so Row can
 // never index out of range.
 type rowBatch struct {
-	blk                       int     // index of its message among the file's record batches
-	offs                      []int32 // rows+1 offsets shared by the five list columns
-	input, target, pos, block Ints
-	loss                      Bits
-	sep, nsrc                 []int32
-	obj                       []int8 // dictionary indices, each < len(objOf)
-	docID                     []uint64
-	objOf                     [masking.NumObjectives]masking.Objective // dictionary index → objective
+	blk       int         // index of its message among the file's record batches
+	offs      []int32     // rows+1 offsets shared by the five list columns
+	cols      ColumnViews // every row's values, end to end
+	sep, nsrc []int32
+	obj       []int8 // dictionary indices, each < len(objOf)
+	docID     []uint64
+	objOf     [masking.NumObjectives]masking.Objective // dictionary index → objective
 }
 
 // RowView is one row's columns. Its column views point into the shard's
 // mapping (or, for a compressed shard, into memory the Reader owns): they
 // are read-only and valid until the Reader is closed.
 type RowView struct {
-	Input     Ints // Part A ++ Part B inputs
-	Target    Ints // aligned targets (no shift)
-	LossMask  Bits // 1 on Part B
-	Pos       Ints // dim-1 positions
-	BlockPos  Ints // dim-2 positions
+	ColumnViews
 	Sep       int32
 	Objective masking.Objective
 	DocID     uint64 // first document of the row
 	NSource   int32  // source tokens before masking
+
+	// Where the row lies, for Widen's check and its errors; pending is set
+	// on a view of a checking Reader whose row is not checked yet (View).
+	src     *Reader
+	at      loc
+	global  int64
+	pending bool
 }
 
 // Len is the row's length, its number of positions.
@@ -207,7 +209,7 @@ func Open(dir string, opts ...OpenOption) (*Reader, error) {
 		r.starts[i+1] = r.starts[i] + s.bstarts[len(s.batches)]
 		r.maxLen = max(r.maxLen, m.Shards[i].MaxRowLen)
 		for k := range s.batches {
-			if p := s.batches[k].input.ptr(); p != nil && !inside(s.data, p) {
+			if p := s.batches[k].cols.Input.ptr(); p != nil && !inside(s.data, p) {
 				r.mapped = false
 			}
 		}
@@ -350,7 +352,7 @@ func (s *shard) open(dir, realDir string, sf *ShardFile, meta Meta, want *arrow.
 	if s.sums, err = sf.Checksums.parse(); err != nil {
 		return err
 	}
-	return s.openChecks(!inside(s.data, s.batches[0].input.ptr()))
+	return s.openChecks(!inside(s.data, s.batches[0].cols.Input.ptr()))
 }
 
 // confined checks that path, a file in the build directory, does not lead
@@ -472,6 +474,16 @@ func (s *shard) index(want *arrow.Schema, limit int64) (*arrow.Schema, error) {
 	return schema, nil
 }
 
+// listCols is the number of list columns, which lead the schema: input_ids,
+// target_ids, loss_mask, position_ids, block_position_ids. intCols are the
+// indices of the four integer ones, in the order of masking.Columns.Ints.
+const (
+	listCols = 5
+	lossCol  = 2
+)
+
+var intCols = [4]int{0, 1, 3, 4}
+
 // resolve checks one record batch and takes its columns' slices.
 func resolve(rec arrow.RecordBatch) (rowBatch, error) {
 	var b rowBatch
@@ -479,70 +491,94 @@ func resolve(rec arrow.RecordBatch) (rowBatch, error) {
 	if rec.NumCols() != 9 {
 		return b, fmt.Errorf("%d columns, want 9", rec.NumCols())
 	}
-	ints := [5]*Ints{&b.input, &b.target, nil, &b.pos, &b.block}
-	var firstOffs []int32
-	for c := range 5 {
+	vals, err := b.resolveOffsets(rec)
+	if err != nil {
+		return b, err
+	}
+	ints := b.cols.Ints()
+	for k, c := range intCols {
+		if *ints[k], err = intsView(vals[c]); err != nil {
+			return b, fmt.Errorf("column %s values: %w", rec.ColumnName(c), err)
+		}
+	}
+	if b.cols.LossMask, err = lossView(vals[lossCol]); err != nil {
+		return b, fmt.Errorf("column %s values: %w", rec.ColumnName(lossCol), err)
+	}
+	end := int64(b.offs[rows])
+	for k, c := range intCols {
+		if n := ints[k].Len(); end > int64(n) {
+			return b, fmt.Errorf("column %s: offsets end at %d, past its %d values", rec.ColumnName(c), end, n)
+		}
+	}
+	if n := b.cols.LossMask.Len(); end > int64(n) {
+		return b, fmt.Errorf("column %s: offsets end at %d, past its %d values", rec.ColumnName(lossCol), end, n)
+	}
+	if err := b.resolveScalars(rec); err != nil {
+		return b, err
+	}
+	return b, b.resolveObjectives(rec)
+}
+
+// resolveOffsets checks the list columns' offsets, which must be monotone
+// and the same in all five, keeps them, and returns each column's values.
+func (b *rowBatch) resolveOffsets(rec arrow.RecordBatch) ([listCols]arrow.ArrayData, error) {
+	var vals [listCols]arrow.ArrayData
+	rows := int(rec.NumRows())
+	for c := range listCols {
 		d := rec.Column(c).Data()
 		name := rec.ColumnName(c)
 		if d.Len() != rows || d.NullN() != 0 || len(d.Children()) != 1 {
-			return b, fmt.Errorf("column %s: %d rows with %d nulls; want %d rows and no nulls", name, d.Len(), d.NullN(), rows)
+			return vals, fmt.Errorf("column %s: %d rows with %d nulls; want %d rows and no nulls", name, d.Len(), d.NullN(), rows)
 		}
 		offs, err := view[int32](d, 1, d.Offset(), rows+1)
 		if err != nil {
-			return b, fmt.Errorf("column %s offsets: %w", name, err)
+			return vals, fmt.Errorf("column %s offsets: %w", name, err)
 		}
-		ch := d.Children()[0]
-		if ch.NullN() != 0 {
-			return b, fmt.Errorf("column %s: %d null values", name, ch.NullN())
+		if vals[c] = d.Children()[0]; vals[c].NullN() != 0 {
+			return vals, fmt.Errorf("column %s: %d null values", name, vals[c].NullN())
 		}
-		var nvals int
-		switch {
-		case c == 2 && ch.DataType().ID() == arrow.BOOL:
-			if b.loss, err = bitsView(ch); err != nil {
-				return b, fmt.Errorf("column %s values: %w", name, err)
+		if c > 0 {
+			if !equalInt32(offs, b.offs) {
+				return vals, fmt.Errorf("column %s: row lengths differ from %s", name, ColInput)
 			}
-		case c == 2:
-			var u8 []uint8
-			if u8, err = view[uint8](ch, 1, ch.Offset(), ch.Len()); err != nil {
-				return b, fmt.Errorf("column %s values: %w", name, err)
-			}
-			b.loss = Bits{u8: u8, n: len(u8)}
-		case ch.DataType().ID() == arrow.UINT16:
-			var u16 []uint16
-			if u16, err = view[uint16](ch, 1, ch.Offset(), ch.Len()); err != nil {
-				return b, fmt.Errorf("column %s values: %w", name, err)
-			}
-			*ints[c] = Ints{u16: u16}
-		default:
-			var i32 []int32
-			if i32, err = view[int32](ch, 1, ch.Offset(), ch.Len()); err != nil {
-				return b, fmt.Errorf("column %s values: %w", name, err)
-			}
-			*ints[c] = Ints{i32: i32, wide: true}
+			continue
 		}
-		if c == 2 {
-			nvals = b.loss.Len()
-		} else {
-			nvals = ints[c].Len()
+		if offs[0] < 0 {
+			return vals, fmt.Errorf("column %s: first offset %d", name, offs[0])
 		}
-		if c == 0 {
-			firstOffs = offs
-			if offs[0] < 0 {
-				return b, fmt.Errorf("column %s: first offset %d", name, offs[0])
+		for j := 1; j < len(offs); j++ {
+			if offs[j] < offs[j-1] {
+				return vals, fmt.Errorf("column %s: offsets decrease at row %d (%d after %d)", name, j-1, offs[j], offs[j-1])
 			}
-			for j := 1; j < len(offs); j++ {
-				if offs[j] < offs[j-1] {
-					return b, fmt.Errorf("column %s: offsets decrease at row %d (%d after %d)", name, j-1, offs[j], offs[j-1])
-				}
-			}
-		} else if !equalInt32(offs, firstOffs) {
-			return b, fmt.Errorf("column %s: row lengths differ from %s", name, ColInput)
 		}
-		if int64(offs[rows]) > int64(nvals) {
-			return b, fmt.Errorf("column %s: offsets end at %d, past its %d values", name, offs[rows], nvals)
-		}
+		b.offs = offs
 	}
-	b.offs = firstOffs
+	return vals, nil
+}
+
+// intsView returns an id or position column's values: uint16 (format 2's
+// narrow columns) or int32.
+func intsView(d arrow.ArrayData) (Ints, error) {
+	if d.DataType().ID() == arrow.UINT16 {
+		u16, err := view[uint16](d, 1, d.Offset(), d.Len())
+		return Ints{u16: u16}, err
+	}
+	i32, err := view[int32](d, 1, d.Offset(), d.Len())
+	return Ints{i32: i32, wide: true}, err
+}
+
+// lossView returns the loss mask's values: bool (format 2) or uint8.
+func lossView(d arrow.ArrayData) (Bits, error) {
+	if d.DataType().ID() == arrow.BOOL {
+		return bitsView(d)
+	}
+	u8, err := view[uint8](d, 1, d.Offset(), d.Len())
+	return Bits{u8: u8, n: len(u8)}, err
+}
+
+// resolveScalars takes the sep, objective, doc_id and n_source columns.
+func (b *rowBatch) resolveScalars(rec arrow.RecordBatch) error {
+	rows := int(rec.NumRows())
 	var err error
 	prim := func(c int) arrow.ArrayData {
 		d := rec.Column(c).Data()
@@ -563,30 +599,33 @@ func resolve(rec arrow.RecordBatch) (rowBatch, error) {
 	if d := prim(8); err == nil {
 		b.nsrc, err = view[int32](d, 1, d.Offset(), rows)
 	}
-	if err != nil {
-		return b, err
-	}
+	return err
+}
+
+// resolveObjectives reads the objective dictionary and checks every row's
+// index into it.
+func (b *rowBatch) resolveObjectives(rec arrow.RecordBatch) error {
 	dict, ok := rec.Column(6).(*array.Dictionary)
 	if !ok {
-		return b, fmt.Errorf("column %s is not dictionary-encoded", ColObjective)
+		return fmt.Errorf("column %s is not dictionary-encoded", ColObjective)
 	}
 	names, ok := dict.Dictionary().(*array.String)
 	if !ok || names.Len() > masking.NumObjectives || names.NullN() != 0 {
-		return b, fmt.Errorf("column %s: dictionary %v is not a set of objective names", ColObjective, dict.Dictionary())
+		return fmt.Errorf("column %s: dictionary %v is not a set of objective names", ColObjective, dict.Dictionary())
 	}
 	for i := range names.Len() {
 		o, err := masking.ParseObjective(names.Value(i))
 		if err != nil {
-			return b, fmt.Errorf("column %s: %w", ColObjective, err)
+			return fmt.Errorf("column %s: %w", ColObjective, err)
 		}
 		b.objOf[i] = o
 	}
 	for j, x := range b.obj {
 		if x < 0 || int(x) >= names.Len() {
-			return b, fmt.Errorf("column %s: row %d has dictionary index %d of %d", ColObjective, j, x, names.Len())
+			return fmt.Errorf("column %s: row %d has dictionary index %d of %d", ColObjective, j, x, names.Len())
 		}
 	}
-	return b, nil
+	return nil
 }
 
 // bitsView returns a boolean array's values as Bits.
@@ -707,6 +746,13 @@ func (r *Reader) Fingerprint() string { return r.fp }
 // MaxRowLen is the length of the longest row.
 func (r *Reader) MaxRowLen() int { return r.maxLen }
 
+// ShardData returns the bytes of shard s (in manifest order): the file's
+// read-only mapping (for a compressed shard, whose rows the Reader decoded
+// into memory of its own, the compressed file). Writing to it crashes the
+// program; it is valid until Close. For benchmarks that compare reading
+// rows with a plain copy of as many bytes.
+func (r *Reader) ShardData(s int) []byte { return r.shards[s].data }
+
 // Mapped reports whether every row aliases a shard's file mapping; it is
 // false when some shards were compressed and were decoded into memory.
 func (r *Reader) Mapped() bool { return r.mapped }
@@ -715,8 +761,8 @@ func (r *Reader) Mapped() bool { return r.mapped }
 // opened Unchecked).
 func (r *Reader) Checked() bool { return r.checks }
 
-// ErrClosed is returned by a closed Reader or Loader.
-var ErrClosed = errors.New("sharding: use of a closed reader or loader")
+// ErrClosed is returned by a closed Reader.
+var ErrClosed = errors.New("sharding: use of a closed reader")
 
 // shardOf returns the shard holding global row i (0 ≤ i < r.rows).
 func (r *Reader) shardOf(i int64) int {
@@ -767,21 +813,19 @@ func (r *Reader) rangeError(i int64) error {
 	return fmt.Errorf("sharding: row %d out of range [0, %d) in %s", i, r.rows, r.dir)
 }
 
-// view returns the row at l, unchecked.
-func (r *Reader) view(l loc) RowView {
+// viewAt returns global row i, which lies at l, unchecked.
+func (r *Reader) viewAt(l loc, i int64) RowView {
 	b := &r.shards[l.shard].batches[l.batch]
 	j := l.row
-	lo, hi := int(b.offs[l.row]), int(b.offs[l.row+1])
 	return RowView{
-		Input:     b.input.slice(lo, hi),
-		Target:    b.target.slice(lo, hi),
-		LossMask:  b.loss.slice(lo, hi),
-		Pos:       b.pos.slice(lo, hi),
-		BlockPos:  b.block.slice(lo, hi),
-		Sep:       b.sep[j],
-		Objective: b.objOf[b.obj[j]],
-		DocID:     b.docID[j],
-		NSource:   b.nsrc[j],
+		ColumnViews: sliceViews(&b.cols, int(b.offs[j]), int(b.offs[j+1])),
+		Sep:         b.sep[j],
+		Objective:   b.objOf[b.obj[j]],
+		DocID:       b.docID[j],
+		NSource:     b.nsrc[j],
+		src:         r,
+		at:          l,
+		global:      i,
 	}
 }
 
@@ -791,6 +835,24 @@ func (r *Reader) view(l loc) RowView {
 // and fails with an error naming the shard, the batch and the row. It
 // allocates nothing unless it fails.
 func (r *Reader) Row(i int64) (RowView, error) {
+	v, err := r.View(i)
+	if err != nil || !v.pending {
+		return v, err
+	}
+	if err := r.checkRow(v.at, i, &v); err != nil {
+		return RowView{}, err
+	}
+	v.pending = false
+	return v, nil
+}
+
+// View returns global row i as Row does, checking its record batch on
+// first touch, but leaves the checks of the row's own invariants to Widen,
+// which makes them in the pass that copies the row out: what a loader that
+// widens every row into a batch wants, one pass over each row instead of
+// two. A view from View must go through Widen before its values are
+// trusted.
+func (r *Reader) View(i int64) (RowView, error) {
 	if i < 0 || i >= r.rows {
 		return RowView{}, r.rangeError(i)
 	}
@@ -800,13 +862,42 @@ func (r *Reader) Row(i int64) (RowView, error) {
 			return RowView{}, err
 		}
 	}
-	v := r.view(l)
-	if r.checks {
-		if err := r.checkRow(l, i, &v); err != nil {
-			return RowView{}, err
-		}
-	}
+	v := r.viewAt(l, i)
+	v.pending = r.checks
 	return v, nil
+}
+
+// Widen copies the row into dst, whose five columns must each hold at
+// least v.Len() values: ids and positions widened to int32 and the loss
+// mask a byte (0 or 1) per position. For a view from View of a checking
+// Reader it checks the row's invariants, as Row does, in the same pass,
+// and fails with Row's error; dst then holds the row, unchecked.
+func (v *RowView) Widen(dst masking.Columns[[]int32, []uint8]) error {
+	track := v.pending
+	ids := max(gather(dst.Input, v.Input, track), gather(dst.Target, v.Target, track))
+	pos := gather(dst.Pos, v.Pos, track)
+	block := gather(dst.BlockPos, v.BlockPos, track)
+	v.LossMask.copyTo(dst.LossMask)
+	if track {
+		return v.src.checkMax(v.at, v.global, v, ids, pos, block)
+	}
+	return nil
+}
+
+// gather copies c into dst, widening it to int32, and when track is set
+// returns its largest value (unsigned: a negative one is large).
+func gather(dst []int32, c Ints, track bool) uint32 {
+	switch {
+	case c.wide && track:
+		return copyMax(dst, c.i32)
+	case c.wide:
+		copy(dst, c.i32)
+	case track:
+		return uint32(widenMax(dst, c.u16))
+	default:
+		widen(dst, c.u16)
+	}
+	return 0
 }
 
 // Locate returns the file name of the shard holding global row i and the
@@ -832,11 +923,11 @@ func (r *Reader) Sample(i int64, dst *masking.Sample) error {
 }
 
 func (v *RowView) sample(dst *masking.Sample) {
-	dst.Input = v.Input.AppendTo(dst.Input[:0])
-	dst.Target = v.Target.AppendTo(dst.Target[:0])
+	src, out := v.Ints(), dst.Ints()
+	for k, c := range src {
+		*out[k] = c.AppendTo((*out[k])[:0])
+	}
 	dst.LossMask = v.LossMask.AppendTo(dst.LossMask[:0])
-	dst.Pos = v.Pos.AppendTo(dst.Pos[:0])
-	dst.BlockPos = v.BlockPos.AppendTo(dst.BlockPos[:0])
 	dst.Sep = v.Sep
 	dst.Objective = v.Objective
 	dst.NSource = v.NSource

@@ -1,6 +1,11 @@
-// Package sharding writes and reads glmkit's training shards: Arrow IPC
+// Package sharding is glmkit's file format: the training shards, Arrow IPC
 // files (the file format, with a footer, so they map with no copy and open
-// in pyarrow, polars, Arrow JS and arrow-go) plus a manifest.json.
+// in pyarrow, polars, Arrow JS and arrow-go), and the manifest.json that
+// lists and seals them. It owns the schema, the Writer, the manifest, the
+// zero-copy Reader and the checks every read makes (checksums, structure,
+// row invariants, Check and Verify). Batches, epochs, orders and mixtures
+// are the training side's: package trainer/loader. With
+// pipeline/parquettext it is one of the two packages that import arrow-go.
 //
 // One row is one GLM blank-infilling example (see package masking). Format
 // 2, which glmkit writes, stores ids and positions in 16 bits where they fit:

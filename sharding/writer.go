@@ -17,6 +17,7 @@ import (
 	"github.com/apache/arrow-go/v18/arrow/ipc"
 	"github.com/apache/arrow-go/v18/arrow/memory"
 
+	"github.com/glmkit/glmkit/internal/atomicfile"
 	"github.com/glmkit/glmkit/masking"
 )
 
@@ -60,30 +61,27 @@ type Writer struct {
 	schema *arrow.Schema
 	dict   arrow.Array // the objective dictionary, shared by every batch
 	err    error       // sticky
-	narrow struct{ ids, pos bool }
 	vocab  int32
 
 	// The open shard.
 	f     *os.File
 	tmp   string
-	lock  *Temp // the temporary's lock, held until it is renamed or removed
+	lock  *atomicfile.Temp // the temporary's lock, held until it is renamed or removed
 	h     hash.Hash
 	cw    countWriter
 	sums  *ipcSums
 	fw    *ipc.FileWriter
 	shard ShardFile
 
-	// The record batch being filled, column by column: ids and positions
-	// in 16 bits where the format allows, else 32.
-	offs                     []int32
-	in16, tg16, pos16, blk16 []uint16
-	in32, tg32, pos32, blk32 []int32
-	loss8                    []uint8 // format 1
-	lossBits                 []byte  // format 2: one bit per position
-	nvals                    int     // positions in the batch
-	sep, nsrc                []int32
-	obj                      []int8
-	docID                    []uint64
+	// The record batch being filled, column by column, as the shard
+	// stores it: ids and positions in 16 bits where the format allows,
+	// else 32; the loss mask a bit per position (format 2) or a byte.
+	offs      []int32
+	cols      ColumnViews
+	nvals     int // positions in the batch
+	sep, nsrc []int32
+	obj       []int8
+	docID     []uint64
 }
 
 // Create returns a Writer that commits shards into dir, creating dir.
@@ -112,7 +110,9 @@ func Create(dir string, opts Options) (*Writer, error) {
 	}
 	w := &Writer{dir: dir, opts: opts, schema: schema, dict: b.NewArray(), vocab: int32(opts.Meta.VocabSize)}
 	b.Release()
-	w.narrow.ids, w.narrow.pos = opts.Meta.NarrowIDs(), opts.Meta.NarrowPositions()
+	w.cols.Input.wide, w.cols.Target.wide = !opts.Meta.NarrowIDs(), !opts.Meta.NarrowIDs()
+	w.cols.Pos.wide, w.cols.BlockPos.wide = !opts.Meta.NarrowPositions(), !opts.Meta.NarrowPositions()
+	w.cols.LossMask.packed = opts.Meta.FormatVersion >= 2
 	w.offs = append(w.offs, 0)
 	return w, nil
 }
@@ -179,22 +179,9 @@ func (w *Writer) Write(s *masking.Sample, docID uint64) error {
 // being filled, narrowing them where the format does, and checks that the
 // format can store its values; a row it cannot store is not appended.
 func (w *Writer) appendRow(s *masking.Sample) error {
-	n, at := len(s.Input), w.nvals
-	var ids, pos uint32
-	if w.narrow.ids {
-		w.in16, w.tg16 = growLen(w.in16, at+n), growLen(w.tg16, at+n)
-		ids = max(narrowMax(w.in16[at:], s.Input), narrowMax(w.tg16[at:], s.Target))
-	} else {
-		w.in32, w.tg32 = append(w.in32, s.Input...), append(w.tg32, s.Target...)
-		ids = max(maxU32(s.Input), maxU32(s.Target))
-	}
-	if w.narrow.pos {
-		w.pos16, w.blk16 = growLen(w.pos16, at+n), growLen(w.blk16, at+n)
-		pos = max(narrowMax(w.pos16[at:], s.Pos), narrowMax(w.blk16[at:], s.BlockPos))
-	} else {
-		w.pos32, w.blk32 = append(w.pos32, s.Pos...), append(w.blk32, s.BlockPos...)
-		pos = max(maxU32(s.Pos), maxU32(s.BlockPos))
-	}
+	c := &w.cols
+	ids := max(c.Input.push(s.Input), c.Target.push(s.Target))
+	pos := max(c.Pos.push(s.Pos), c.BlockPos.push(s.BlockPos))
 	var loss uint8
 	var ones int64
 	for _, m := range s.LossMask {
@@ -205,7 +192,7 @@ func (w *Writer) appendRow(s *masking.Sample) error {
 	switch {
 	case ids >= uint32(w.vocab):
 		err = fmt.Errorf("sharding: row with token id %d outside the vocabulary [0, %d)", int32(ids), w.vocab)
-	case w.narrow.pos && pos > math.MaxUint16:
+	case !c.Pos.wide && pos > math.MaxUint16:
 		err = fmt.Errorf("sharding: row with position %d, past the 16 bits of format %d's position columns (seq_len %d)", int32(pos), w.opts.Meta.FormatVersion, w.opts.Meta.SeqLen)
 	case pos > math.MaxInt32:
 		err = fmt.Errorf("sharding: row with negative position %d", int32(pos))
@@ -215,38 +202,21 @@ func (w *Writer) appendRow(s *masking.Sample) error {
 		err = fmt.Errorf("sharding: row with objective %d", s.Objective)
 	}
 	if err != nil {
-		cut := func(s []uint16) []uint16 { return s[:min(at, len(s))] }
-		cut32 := func(s []int32) []int32 { return s[:min(at, len(s))] }
-		w.in16, w.tg16, w.pos16, w.blk16 = cut(w.in16), cut(w.tg16), cut(w.pos16), cut(w.blk16)
-		w.in32, w.tg32, w.pos32, w.blk32 = cut32(w.in32), cut32(w.tg32), cut32(w.pos32), cut32(w.blk32)
+		for _, col := range c.Ints() {
+			col.truncate(w.nvals)
+		}
 		return err
 	}
-	if w.opts.Meta.FormatVersion >= 2 {
-		old := len(w.lossBits)
-		w.lossBits = growLen(w.lossBits, (at+n+7)/8)
-		clear(w.lossBits[old:])
-		packBits(w.lossBits, at, s.LossMask)
-	} else {
-		w.loss8 = append(w.loss8, s.LossMask...)
-	}
+	c.LossMask.push(s.LossMask)
 	w.shard.LossTokens += ones
 	return nil
-}
-
-// maxU32 is the largest value of s as unsigned.
-func maxU32(s []int32) uint32 {
-	var m uint32
-	for _, x := range s {
-		m = max(m, uint32(x))
-	}
-	return m
 }
 
 // Pending returns the rows and buffer bytes of the shard being filled.
 func (w *Writer) Pending() (rows int64, bytes int64) { return w.shard.Rows, w.shard.Bytes }
 
 func (w *Writer) open() error {
-	f, lock, err := CreateTemp(w.dir, "shard")
+	f, lock, err := atomicfile.Create(w.dir, "shard")
 	if err != nil {
 		return fmt.Errorf("sharding: %w", err)
 	}
@@ -299,25 +269,15 @@ func (w *Writer) flush() error {
 		defer d.Release()
 		return array.MakeFromData(d)
 	}
-	in, tg, pos, blk := bytesOf(w.in32), bytesOf(w.tg32), bytesOf(w.pos32), bytesOf(w.blk32)
-	if w.narrow.ids {
-		in, tg = bytesOf(w.in16), bytesOf(w.tg16)
-	}
-	if w.narrow.pos {
-		pos, blk = bytesOf(w.pos16), bytesOf(w.blk16)
-	}
-	loss := bytesOf(w.loss8)
-	if w.opts.Meta.FormatVersion >= 2 {
-		loss = w.lossBits
-	}
 	fields := w.schema.Fields()
 	idx := prim(arrow.PrimitiveTypes.Int8, bytesOf(w.obj))
+	c := &w.cols
 	cols := []arrow.Array{
-		list(fields[0].Type, in),
-		list(fields[1].Type, tg),
-		list(fields[2].Type, loss),
-		list(fields[3].Type, pos),
-		list(fields[4].Type, blk),
+		list(fields[0].Type, c.Input.bytes()),
+		list(fields[1].Type, c.Target.bytes()),
+		list(fields[2].Type, c.LossMask.bytes()),
+		list(fields[3].Type, c.Pos.bytes()),
+		list(fields[4].Type, c.BlockPos.bytes()),
 		prim(arrow.PrimitiveTypes.Int32, bytesOf(w.sep)),
 		array.NewDictionaryArray(objectiveType, idx, w.dict),
 		prim(arrow.PrimitiveTypes.Uint64, bytesOf(w.docID)),
@@ -340,11 +300,10 @@ func (w *Writer) flush() error {
 // reset empties the record batch being filled.
 func (w *Writer) reset() {
 	w.offs = append(w.offs[:0], 0)
-	w.in16, w.tg16, w.pos16, w.blk16 = w.in16[:0], w.tg16[:0], w.pos16[:0], w.blk16[:0]
-	w.in32, w.tg32, w.pos32, w.blk32 = w.in32[:0], w.tg32[:0], w.pos32[:0], w.blk32[:0]
-	w.loss8 = w.loss8[:0]
-	clear(w.lossBits)
-	w.lossBits = w.lossBits[:0]
+	for _, c := range w.cols.Ints() {
+		c.truncate(0)
+	}
+	w.cols.LossMask.reset()
 	w.nvals = 0
 	w.sep, w.obj, w.docID, w.nsrc = w.sep[:0], w.obj[:0], w.docID[:0], w.nsrc[:0]
 }
@@ -375,7 +334,7 @@ func (w *Writer) Commit(name string) (ShardFile, error) {
 		err = os.Rename(w.tmp, filepath.Join(w.dir, name))
 	}
 	if err == nil {
-		err = syncDir(w.dir)
+		err = atomicfile.SyncDir(w.dir)
 	}
 	if err != nil {
 		os.Remove(w.tmp)
@@ -455,43 +414,4 @@ func (c *countWriter) Write(p []byte) (int, error) {
 	n, err := c.w.Write(p)
 	c.n += int64(n)
 	return n, err
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	err = d.Sync()
-	if cerr := d.Close(); err == nil {
-		err = cerr
-	}
-	return err
-}
-
-// WriteFileAtomic writes data to path through a temporary file in the same
-// directory, synced and renamed, then syncs the directory.
-func WriteFileAtomic(path string, data []byte) error {
-	dir := filepath.Dir(path)
-	f, lock, err := CreateTemp(dir, filepath.Base(path))
-	if err != nil {
-		return err
-	}
-	defer lock.Release()
-	tmp := lock.Path
-	_, err = f.Write(data)
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, path)
-	}
-	if err != nil {
-		os.Remove(tmp)
-		return err
-	}
-	return syncDir(dir)
 }

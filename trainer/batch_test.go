@@ -5,7 +5,7 @@ import (
 	"slices"
 
 	"github.com/glmkit/glmkit/masking"
-	"github.com/glmkit/glmkit/sharding"
+	"github.com/glmkit/glmkit/trainer/loader"
 )
 
 // Special ids of the synthetic vocabularies: the last ids are GLM's
@@ -98,12 +98,12 @@ func makeRow(r *rand.Rand, n, vocab int, document bool) glmRow {
 
 // padBatch pads rows to the longest (padding: id 0, loss 0, positions 0,
 // after Part B; glm-reference.md §2.4).
-func padBatch(rows []glmRow, firstRow int64) sharding.Batch {
+func padBatch(rows []glmRow, firstRow int64) loader.Batch {
 	t := 0
 	for _, r := range rows {
 		t = max(t, len(r.input))
 	}
-	b := sharding.Batch{B: len(rows), T: t}
+	b := loader.Batch{B: len(rows), T: t}
 	for i, r := range rows {
 		pad := t - len(r.input)
 		b.Input = append(append(b.Input, r.input...), make([]int32, pad)...)
@@ -120,7 +120,7 @@ func padBatch(rows []glmRow, firstRow int64) sharding.Batch {
 
 // glmBatch is a padded batch of B rows of source lengths in [minLen,
 // maxLen], mixing token- and document-level rows.
-func glmBatch(r *rand.Rand, B, minLen, maxLen, vocab int) sharding.Batch {
+func glmBatch(r *rand.Rand, B, minLen, maxLen, vocab int) loader.Batch {
 	rows := make([]glmRow, B)
 	for i := range rows {
 		rows[i] = makeRow(r, minLen+r.IntN(maxLen-minLen+1), vocab, i%3 == 2)
@@ -129,9 +129,9 @@ func glmBatch(r *rand.Rand, B, minLen, maxLen, vocab int) sharding.Batch {
 }
 
 // glmBatches is n batches from one seed.
-func glmBatches(seed uint64, n, B, minLen, maxLen, vocab int) []sharding.Batch {
+func glmBatches(seed uint64, n, B, minLen, maxLen, vocab int) []loader.Batch {
 	r := rand.New(rand.NewPCG(seed, 77))
-	bs := make([]sharding.Batch, n)
+	bs := make([]loader.Batch, n)
 	for i := range bs {
 		bs[i] = glmBatch(r, B, minLen, maxLen, vocab)
 		for j := range bs[i].Rows {

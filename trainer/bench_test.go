@@ -7,9 +7,9 @@ import (
 	"path/filepath"
 	"testing"
 
-	"github.com/glmkit/glmkit/sharding"
 	"github.com/glmkit/glmkit/trainer"
 	"github.com/glmkit/glmkit/trainer/cpu"
+	"github.com/glmkit/glmkit/trainer/loader"
 )
 
 // benchCase is a model and batch shape for BenchmarkTrainStep.
@@ -26,7 +26,7 @@ var benchCases = []benchCase{
 
 // benchBatch is the batch of a bench case: a fixed seed, token and
 // document rows, padded.
-func benchBatch(c benchCase, vocab int) sharding.Batch {
+func benchBatch(c benchCase, vocab int) loader.Batch {
 	return glmBatch(rand.New(rand.NewPCG(2024, 1)), c.b, c.len, c.len, vocab)
 }
 
@@ -58,7 +58,7 @@ func BenchmarkTrainStep(b *testing.B) {
 				}
 				writeBatch(b, filepath.Join(dir, "batch.safetensors"), &batch)
 			}
-			b.Logf("%s: %d params, batch %d×%d (%d loss positions), %s", c.preset, m.NumParams(), batch.B, batch.T, batch.Tokens(), be.Name())
+			b.Logf("%s: %d params, batch %d×%d (%d loss positions), %s", c.preset, m.NumParams(), batch.B, batch.T, batch.LossTokens(), be.Name())
 			step := 0
 			for b.Loop() {
 				if err := m.ZeroGrad(); err != nil {

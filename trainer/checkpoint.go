@@ -11,7 +11,7 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/glmkit/glmkit/sharding"
+	"github.com/glmkit/glmkit/internal/atomicfile"
 	"github.com/glmkit/glmkit/trainer/safetensors"
 )
 
@@ -79,7 +79,7 @@ func SaveCheckpoint(dir string, m *Model, opt *AdamW, tc *TrainConfig, st Traine
 	if err := os.MkdirAll(parent, 0o777); err != nil {
 		return fmt.Errorf("trainer: checkpoint: %w", err)
 	}
-	tmp, err := sharding.MkdirTemp(parent, filepath.Base(dir))
+	tmp, err := atomicfile.Mkdir(parent, filepath.Base(dir))
 	if err != nil {
 		return fmt.Errorf("trainer: checkpoint: %w", err)
 	}
@@ -93,7 +93,7 @@ func SaveCheckpoint(dir string, m *Model, opt *AdamW, tc *TrainConfig, st Traine
 	// non-empty directory), under a temporary name that says what it is:
 	// if a crash leaves it there, the next run puts it back.
 	if _, err := os.Lstat(dir); err == nil {
-		old := filepath.Join(parent, sharding.TempName(oldPrefix+filepath.Base(dir)))
+		old := filepath.Join(parent, atomicfile.Name(oldPrefix+filepath.Base(dir)))
 		if err := os.Rename(dir, old); err != nil {
 			return fmt.Errorf("trainer: checkpoint: %w", err)
 		}
@@ -103,7 +103,10 @@ func SaveCheckpoint(dir string, m *Model, opt *AdamW, tc *TrainConfig, st Traine
 	if err := os.Rename(tmp.Path, dir); err != nil {
 		return fmt.Errorf("trainer: checkpoint: %w", err)
 	}
-	return syncDir(parent)
+	if err := atomicfile.SyncDir(parent); err != nil {
+		return fmt.Errorf("trainer: checkpoint: %w", err)
+	}
+	return nil
 }
 
 // crashPoint kills the process with SIGKILL when GLMKIT_TEST_CRASH names
@@ -147,7 +150,10 @@ func writeCheckpoint(tmp string, m *Model, opt *AdamW, tc *TrainConfig, st Train
 	if err := writeJSON(filepath.Join(tmp, stateFile), st); err != nil {
 		return err
 	}
-	return syncDir(tmp)
+	if err := atomicfile.SyncDir(tmp); err != nil {
+		return fmt.Errorf("trainer: checkpoint: %w", err)
+	}
+	return nil
 }
 
 // CleanCheckpointTemps removes the temporary checkpoint directories that a
@@ -157,7 +163,7 @@ func writeCheckpoint(tmp string, m *Model, opt *AdamW, tc *TrainConfig, st Train
 func CleanCheckpointTemps(out string) ([]string, error) {
 	var done []string
 	var restoreErr error
-	_, err := sharding.RemoveStaleTemps(out, func(name, target string) bool {
+	_, err := atomicfile.RemoveStale(out, func(name, target string) bool {
 		orig, ok := strings.CutPrefix(target, oldPrefix)
 		if !ok || !isCheckpointName(orig) {
 			done = append(done, filepath.Join(out, name))
@@ -534,19 +540,6 @@ func decodeStrict(b []byte, v any) error {
 	}
 	if len(bytes.TrimSpace(b[dec.InputOffset():])) != 0 {
 		return errors.New("data after the JSON value")
-	}
-	return nil
-}
-
-// syncDir flushes a directory's entries to disk.
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return fmt.Errorf("trainer: %w", err)
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil {
-		return fmt.Errorf("trainer: sync %s: %w", dir, err)
 	}
 	return nil
 }

@@ -10,7 +10,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/glmkit/glmkit/sharding"
+	"github.com/glmkit/glmkit/internal/atomicfile"
 	"github.com/glmkit/glmkit/trainer"
 	"github.com/glmkit/glmkit/trainer/cpu"
 	"github.com/glmkit/glmkit/trainer/safetensors"
@@ -168,14 +168,14 @@ func TestCheckpointTemporaries(t *testing.T) {
 	// A half-written checkpoint of a killed run, a checkpoint it moved
 	// aside to replace (its replacement never arrived), and another
 	// moved aside whose replacement did arrive.
-	half := filepath.Join(out, asDead(sharding.TempName("ckpt-00000004")))
+	half := filepath.Join(out, asDead(atomicfile.Name("ckpt-00000004")))
 	os.MkdirAll(half, 0o755)
 	os.WriteFile(filepath.Join(half, "model.safetensors"), make([]byte, 1000), 0o644)
 	ck := tinyCheckpoint(t)
-	aside := filepath.Join(out, asDead(sharding.TempName("old-ckpt-00000002")))
+	aside := filepath.Join(out, asDead(atomicfile.Name("old-ckpt-00000002")))
 	os.Rename(copyDir(t, ck), aside)
 	os.MkdirAll(filepath.Join(out, "ckpt-00000006"), 0o755)
-	aside6 := filepath.Join(out, asDead(sharding.TempName("old-ckpt-00000006")))
+	aside6 := filepath.Join(out, asDead(atomicfile.Name("old-ckpt-00000006")))
 	os.MkdirAll(aside6, 0o755)
 	// Files that are not glmkit's temporaries.
 	mine := []string{".ckpt-00000008.tmp-123", "notes.tmp", ".glmkit-notes"}

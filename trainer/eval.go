@@ -8,7 +8,7 @@ import (
 	"math"
 
 	"github.com/glmkit/glmkit/masking"
-	"github.com/glmkit/glmkit/sharding"
+	"github.com/glmkit/glmkit/trainer/loader"
 )
 
 // EvalResult is the Part-B loss of an evaluation, overall and per
@@ -39,7 +39,7 @@ func Perplexity(loss float64) float64 { return math.Exp(min(20, loss)) }
 // start before every evaluation).
 func Evaluate(ctx context.Context, m *Model, src BatchSource, maxBatches int) (EvalResult, error) {
 	var (
-		b     sharding.Batch
+		b     loader.Batch
 		total Loss
 		res   EvalResult
 	)

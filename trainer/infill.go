@@ -9,7 +9,7 @@ import (
 	"math/rand/v2"
 	"slices"
 
-	"github.com/glmkit/glmkit/sharding"
+	"github.com/glmkit/glmkit/trainer/loader"
 )
 
 // InfillOptions configures Model.Infill.
@@ -66,7 +66,7 @@ func (m *Model) Infill(ctx context.Context, ids []int32, o InfillOptions) ([]Spa
 	rng := rand.New(rand.NewPCG(o.Seed, 0x1f111))
 
 	n := len(ids)
-	b := sharding.Batch{B: 1, Sep: []int32{int32(n)}}
+	b := loader.Batch{B: 1, Sep: []int32{int32(n)}}
 	input, pos, bpos := slices.Clone(ids), make([]int32, n), make([]int32, n)
 	for i := range pos {
 		pos[i] = int32(i)

@@ -6,7 +6,7 @@ import (
 	"math"
 
 	"github.com/glmkit/glmkit/masking"
-	"github.com/glmkit/glmkit/sharding"
+	"github.com/glmkit/glmkit/trainer/loader"
 )
 
 // Model is a GLM (glm-reference.md §5) whose parameters, gradients and
@@ -182,7 +182,7 @@ func (l *Loss) Add(o Loss) {
 }
 
 // checkBatch reports a batch whose slices do not match its B and T.
-func checkBatch(b *sharding.Batch) error {
+func checkBatch(b *loader.Batch) error {
 	if b.B < 1 || b.T < 1 {
 		return fmt.Errorf("trainer: batch of %d×%d", b.B, b.T)
 	}
@@ -208,7 +208,7 @@ func checkBatch(b *sharding.Batch) error {
 
 // Forward runs the model on b and returns the loss over b's loss
 // positions. With pass.Train, dropout is on. Backward may follow.
-func (m *Model) Forward(b *sharding.Batch, pass Pass) (Loss, error) {
+func (m *Model) Forward(b *loader.Batch, pass Pass) (Loss, error) {
 	return m.forward(b, pass, false)
 }
 
@@ -216,7 +216,7 @@ func (m *Model) Forward(b *sharding.Batch, pass Pass) (Loss, error) {
 // (Backward cannot follow), else they are replaced by the probabilities.
 // The ops are listed as llm.c lists them, each with the shapes it writes;
 // the backend's first error, if any, comes back where the losses are read.
-func (m *Model) forward(b *sharding.Batch, pass Pass, keepLogits bool) (Loss, error) {
+func (m *Model) forward(b *loader.Batch, pass Pass, keepLogits bool) (Loss, error) {
 	if err := checkBatch(b); err != nil {
 		return Loss{}, err
 	}
@@ -259,7 +259,7 @@ func (m *Model) forward(b *sharding.Batch, pass Pass, keepLogits bool) (Loss, er
 // upload sizes the activations for b and uploads its ids, positions, seps,
 // loss positions (row-major) and their targets; it returns the number of
 // loss positions.
-func (m *Model) upload(b *sharding.Batch) (int, error) {
+func (m *Model) upload(b *loader.Batch) (int, error) {
 	B, BT, be, a := b.B, b.B*b.T, m.be, &m.acts
 	sel, tgt := m.host.sel[:0], m.host.tgt[:0]
 	for i, mk := range b.LossMask[:BT] {
@@ -312,7 +312,7 @@ func (m *Model) layerForward(l int, x Buf, B, T int, pass Pass) {
 
 // readLoss downloads the N losses of the last forward pass (reporting the
 // backend's first error, if any) and sums them, per objective too.
-func (m *Model) readLoss(b *sharding.Batch, N int) (Loss, error) {
+func (m *Model) readLoss(b *loader.Batch, N int) (Loss, error) {
 	var loss Loss
 	if N == 0 {
 		return loss, m.be.Err()
@@ -431,7 +431,7 @@ func dropoutGrad(be Backend, tmp, dy Buf, n int, p float32, key RNGKey) Buf {
 // Logits runs the model on b without dropout and returns the logits at b's
 // loss positions, (N,V) row-major in the order of the positions. The loss
 // positions' targets must be valid ids.
-func (m *Model) Logits(b *sharding.Batch) ([]float32, error) {
+func (m *Model) Logits(b *loader.Batch) ([]float32, error) {
 	if _, err := m.forward(b, Pass{}, true); err != nil {
 		return nil, err
 	}

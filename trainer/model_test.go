@@ -6,9 +6,9 @@ import (
 	"math/rand/v2"
 	"testing"
 
-	"github.com/glmkit/glmkit/sharding"
 	"github.com/glmkit/glmkit/trainer"
 	"github.com/glmkit/glmkit/trainer/cpu"
+	"github.com/glmkit/glmkit/trainer/loader"
 )
 
 func newCPU[T cpu.Float](t testing.TB, o cpu.Options) *cpu.Backend[T] {
@@ -121,7 +121,7 @@ func TestPaddingInvisible(t *testing.T) {
 	m := newModel(t, cfg, be, 4)
 	rows := []glmRow{makeRow(rand.New(rand.NewPCG(1, 1)), 12, cfg.Vocab, false), makeRow(rand.New(rand.NewPCG(2, 1)), 6, cfg.Vocab, true)}
 	b := padBatch(rows, 0)
-	run := func(b *sharding.Batch) (float64, []float64) {
+	run := func(b *loader.Batch) (float64, []float64) {
 		l, err := m.Forward(b, trainer.Pass{})
 		if err != nil {
 			t.Fatal(err)
@@ -133,7 +133,8 @@ func TestPaddingInvisible(t *testing.T) {
 		return l.Sum, append([]float64(nil), cpu.Host[float64](m.Grads())...)
 	}
 	l1, g1 := run(&b)
-	b2 := trainer.CloneBatch(&b)
+	var b2 loader.Batch
+	b.CopyTo(&b2)
 	for i := len(rows[1].input); i < b.T; i++ { // row 1's padding
 		b2.Input[b.T+i] = 7
 		b2.Pos[b.T+i] = 3
@@ -172,7 +173,7 @@ func TestOverfit(t *testing.T) {
 	tc.LR, tc.WarmupSteps, tc.MinLRRatio, tc.WeightDecay = 3e-3, 20, 0.1, 0
 	tc.Out, tc.LogEvery, tc.Progress = t.TempDir(), 50, false
 	var last float64
-	res, err := trainer.Train(context.Background(), tc, m, &trainer.SliceSource{Batches: []sharding.Batch{b}, Loop: true}, nil,
+	res, err := trainer.Train(context.Background(), tc, m, &trainer.SliceSource{Batches: []loader.Batch{b}, Loop: true}, nil,
 		trainer.Hooks{OnLog: func(mt trainer.Metrics) error {
 			last = mt.Loss
 			t.Logf("step %3d loss %.4f", mt.Step, mt.Loss)

@@ -4,9 +4,8 @@ import (
 	"encoding/binary"
 	"fmt"
 	"io"
-	"slices"
 
-	"github.com/glmkit/glmkit/sharding"
+	"github.com/glmkit/glmkit/trainer/loader"
 )
 
 // BatchSource yields training or evaluation batches. The shard loader
@@ -14,7 +13,7 @@ import (
 type BatchSource interface {
 	// Next fills b with the next batch, reusing b's slices, or returns
 	// io.EOF when the source is exhausted.
-	Next(b *sharding.Batch) error
+	Next(b *loader.Batch) error
 	// State returns an opaque position that Restore returns to: a source
 	// restored to State() after k batches yields what it would have yielded
 	// after those k batches.
@@ -32,30 +31,21 @@ type BatchSource interface {
 // With Loop set it starts again after the last batch instead of returning
 // io.EOF. Its state is the index of the next batch.
 type SliceSource struct {
-	Batches []sharding.Batch
+	Batches []loader.Batch
 	Loop    bool
 	next    int
 }
 
-// Next implements BatchSource; b receives copies of the stored slices.
-func (s *SliceSource) Next(b *sharding.Batch) error {
+// Next implements BatchSource; b receives a copy of the stored batch.
+func (s *SliceSource) Next(b *loader.Batch) error {
 	if s.next >= len(s.Batches) {
 		if !s.Loop || len(s.Batches) == 0 {
 			return io.EOF
 		}
 		s.next = 0
 	}
-	src := &s.Batches[s.next]
+	s.Batches[s.next].CopyTo(b)
 	s.next++
-	b.B, b.T = src.B, src.T
-	b.Input = append(b.Input[:0], src.Input...)
-	b.Target = append(b.Target[:0], src.Target...)
-	b.LossMask = append(b.LossMask[:0], src.LossMask...)
-	b.Pos = append(b.Pos[:0], src.Pos...)
-	b.BlockPos = append(b.BlockPos[:0], src.BlockPos...)
-	b.Sep = append(b.Sep[:0], src.Sep...)
-	b.Objective = append(b.Objective[:0], src.Objective...)
-	b.Rows = append(b.Rows[:0], src.Rows...)
 	return nil
 }
 
@@ -75,14 +65,4 @@ func (s *SliceSource) Restore(state []byte) error {
 	}
 	s.next = int(n)
 	return nil
-}
-
-// CloneBatch returns a deep copy of b.
-func CloneBatch(b *sharding.Batch) sharding.Batch {
-	return sharding.Batch{
-		B: b.B, T: b.T,
-		Input: slices.Clone(b.Input), Target: slices.Clone(b.Target), LossMask: slices.Clone(b.LossMask),
-		Pos: slices.Clone(b.Pos), BlockPos: slices.Clone(b.BlockPos), Sep: slices.Clone(b.Sep),
-		Objective: slices.Clone(b.Objective), Rows: slices.Clone(b.Rows),
-	}
 }

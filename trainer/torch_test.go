@@ -9,9 +9,9 @@ import (
 	"path/filepath"
 	"testing"
 
-	"github.com/glmkit/glmkit/sharding"
 	"github.com/glmkit/glmkit/trainer"
 	"github.com/glmkit/glmkit/trainer/cpu"
+	"github.com/glmkit/glmkit/trainer/loader"
 	"github.com/glmkit/glmkit/trainer/safetensors"
 )
 
@@ -26,7 +26,7 @@ func needTorch(t testing.TB) {
 }
 
 // writeBatch writes b as safetensors for the Python side.
-func writeBatch(t testing.TB, path string, b *sharding.Batch) {
+func writeBatch(t testing.TB, path string, b *loader.Batch) {
 	t.Helper()
 	bt := []int{b.B, b.T}
 	err := safetensors.WriteFile(path, map[string]safetensors.Tensor{
@@ -78,7 +78,7 @@ func TestTorchParity(t *testing.T) {
 	b := padBatch(rows, 0)
 	batchPath := filepath.Join(dir, "batch.safetensors")
 	writeBatch(t, batchPath, &b)
-	t.Logf("batch %d×%d, sep %v, %d loss positions", b.B, b.T, b.Sep, b.Tokens())
+	t.Logf("batch %d×%d, sep %v, %d loss positions", b.B, b.T, b.Sep, b.LossTokens())
 
 	for _, prec := range []struct {
 		name             string

@@ -16,8 +16,9 @@ import (
 	"github.com/schollz/progressbar/v3"
 	"golang.org/x/term"
 
+	"github.com/glmkit/glmkit/internal/atomicfile"
 	"github.com/glmkit/glmkit/masking"
-	"github.com/glmkit/glmkit/sharding"
+	"github.com/glmkit/glmkit/trainer/loader"
 )
 
 // Metrics is one logged step: a line of OUT/metrics.jsonl.
@@ -175,7 +176,7 @@ func Train(ctx context.Context, cfg TrainConfig, m *Model, src, evalSrc BatchSou
 		return pruneCheckpoints(cfg.Out, cfg.KeepCheckpoints)
 	}
 
-	batches := make([]sharding.Batch, cfg.Accum)
+	batches := make([]loader.Batch, cfg.Accum)
 	start, lastLog, lastTokens := time.Now(), time.Now(), tokens
 	for step < cfg.Steps {
 		if err := ctx.Err(); err != nil {
@@ -192,7 +193,7 @@ func Train(ctx context.Context, cfg TrainConfig, m *Model, src, evalSrc BatchSou
 				return res, fmt.Errorf("trainer: step %d: batch %d: %w", step, i, err)
 			}
 			stepTokens += batches[i].B * batches[i].T
-			lossTokens += batches[i].Tokens()
+			lossTokens += batches[i].LossTokens()
 		}
 
 		// 3. forward and backward; token mean over the whole step
@@ -316,7 +317,7 @@ func truncateMetrics(path string, step int) error {
 	if bytes.Equal(keep, data) {
 		return nil
 	}
-	if err := sharding.WriteFileAtomic(path, keep); err != nil {
+	if err := atomicfile.Write(path, keep); err != nil {
 		return fmt.Errorf("trainer: rewriting %s: %w", path, err)
 	}
 	return nil

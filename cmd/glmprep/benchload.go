@@ -7,7 +7,7 @@ import (
 	"io"
 
 	"github.com/glmkit/glmkit/cmd/internal/cli"
-	"github.com/glmkit/glmkit/sharding"
+	"github.com/glmkit/glmkit/trainer/loader"
 )
 
 const benchLoadHelp = `Usage: glmprep bench-load DIR [--batch 32] [--seconds 5] [--workers N] [--no-verify | --compare] [--verify]
@@ -54,10 +54,10 @@ func cmdBenchLoad(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	if *compare && *noVerify {
 		return cli.Usagef(fs, "--compare measures both; drop --no-verify")
 	}
-	opts := sharding.BenchOptions{Batch: *batch, Seconds: *seconds, Seed: *seed, Workers: *workers, VerifyHashes: *verify, NoVerify: *noVerify}
+	opts := loader.BenchOptions{Batch: *batch, Seconds: *seconds, Seed: *seed, Workers: *workers, VerifyHashes: *verify, NoVerify: *noVerify}
 	var out any
 	if *compare {
-		c, u, err := sharding.BenchCompare(pos[0], opts, 0)
+		c, u, err := loader.BenchCompare(pos[0], opts, 0)
 		if err != nil {
 			return err
 		}
@@ -66,12 +66,12 @@ func cmdBenchLoad(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		ratio := c.BytesPerS / u.BytesPerS
 		fmt.Fprintf(stderr, "%s: checked / unchecked = %.3f\n", pos[0], ratio)
 		out = struct {
-			Checked   sharding.BenchResult `json:"checked"`
-			Unchecked sharding.BenchResult `json:"unchecked"`
-			Ratio     float64              `json:"ratio"`
+			Checked   loader.BenchResult `json:"checked"`
+			Unchecked loader.BenchResult `json:"unchecked"`
+			Ratio     float64            `json:"ratio"`
 		}{c, u, ratio}
 	} else {
-		res, err := sharding.BenchLoad(pos[0], opts)
+		res, err := loader.Bench(pos[0], opts)
 		if err != nil {
 			return err
 		}
@@ -86,7 +86,7 @@ func cmdBenchLoad(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	return err
 }
 
-func report(w io.Writer, dir string, res sharding.BenchResult) {
+func report(w io.Writer, dir string, res loader.BenchResult) {
 	checked := "checked"
 	if !res.Checked {
 		checked = "unchecked"

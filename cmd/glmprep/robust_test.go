@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/glmkit/glmkit/internal/atomicfile"
 	"github.com/glmkit/glmkit/sharding"
 )
 
@@ -26,7 +27,7 @@ import (
 func noTemps(t *testing.T, dir string) {
 	t.Helper()
 	filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
-		if err == nil && strings.HasPrefix(d.Name(), sharding.TempPrefix) {
+		if err == nil && strings.HasPrefix(d.Name(), atomicfile.Prefix) {
 			t.Errorf("temporary %s left behind", p)
 		}
 		return nil

@@ -61,8 +61,8 @@ func scanTasks(dir string, plan *pipeline.Plan) taskScan {
 		default:
 			s.started = append(s.started, t.Index)
 			s.recs[t.Index] = rec
-			if st, err := os.Lstat(filepath.Join(dir, pipeline.TasksDir, fmt.Sprintf("%06d.progress.json", t.Index))); err == nil {
-				s.updated[t.Index] = st.ModTime()
+			if u := pipeline.ProgressUpdated(dir, t.Index); !u.IsZero() {
+				s.updated[t.Index] = u
 			}
 		}
 	}

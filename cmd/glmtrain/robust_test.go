@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/glmkit/glmkit/sharding"
+	"github.com/glmkit/glmkit/internal/atomicfile"
 	"github.com/glmkit/glmkit/trainer"
 )
 
@@ -57,7 +57,7 @@ func sameCheckpoint(t *testing.T, a, b string) {
 func noTrainTemps(t *testing.T, out string) {
 	t.Helper()
 	filepath.WalkDir(out, func(p string, d fs.DirEntry, err error) error {
-		if err == nil && strings.HasPrefix(d.Name(), sharding.TempPrefix) {
+		if err == nil && strings.HasPrefix(d.Name(), atomicfile.Prefix) {
 			t.Errorf("temporary %s left behind", p)
 		}
 		return nil

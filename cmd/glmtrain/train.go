@@ -13,11 +13,13 @@ import (
 	"strings"
 
 	"github.com/glmkit/glmkit/cmd/internal/cli"
+	"github.com/glmkit/glmkit/internal/atomicfile"
 	"github.com/glmkit/glmkit/masking"
 	"github.com/glmkit/glmkit/sharding"
 	"github.com/glmkit/glmkit/trainer"
 	"github.com/glmkit/glmkit/trainer/cpu"
 	"github.com/glmkit/glmkit/trainer/cuda"
+	"github.com/glmkit/glmkit/trainer/loader"
 )
 
 const trainHelp = `Usage: glmtrain train --data DIR --preset tiny|small|base|large --steps N --out DIR [flags]
@@ -122,7 +124,7 @@ func cmdTrain(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return cli.Usagef(fs, "%v", err)
 	}
 
-	src, err := sharding.OpenLoader(ctx, spec, sharding.LoaderOptions{Batch: *batch, Seed: *seed})
+	src, err := loader.Open(ctx, spec, loader.Options{Batch: *batch, Seed: *seed})
 	if err != nil {
 		return err
 	}
@@ -133,7 +135,7 @@ func cmdTrain(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	var evalSrc trainer.BatchSource
 	if *evalData != "" {
-		el, err := sharding.OpenLoader(ctx, *evalData, sharding.LoaderOptions{Batch: *batch, Seed: *seed, Epochs: 1})
+		el, err := loader.Open(ctx, *evalData, loader.Options{Batch: *batch, Seed: *seed, Epochs: 1})
 		if err != nil {
 			return err
 		}
@@ -236,7 +238,7 @@ func cmdTrain(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return err
 	}
 	mb, _ := json.MarshalIndent(meta, "", "  ")
-	if err := sharding.WriteFileAtomic(filepath.Join(*out, dataFile), append(mb, '\n')); err != nil {
+	if err := atomicfile.Write(filepath.Join(*out, dataFile), append(mb, '\n')); err != nil {
 		return err
 	}
 	fmt.Fprintf(stderr, "glmtrain: %s model, %d layers × %d hidden × %d heads, vocab %d, %.1fM parameters, on %s\n",
@@ -288,9 +290,9 @@ func missingFlags(missing map[string]bool, order ...string) []string {
 // of them) into a mixture and the loader's spec. Every build has a weight,
 // or none has (equal shares): a mixture of both is refused, since the
 // builds without one would silently get weight 1.
-func parseData(values []string) ([]sharding.MixEntry, string, error) {
+func parseData(values []string) ([]loader.MixEntry, string, error) {
 	spec := strings.Join(values, ",")
-	mix, err := sharding.ParseMix(spec)
+	mix, err := loader.ParseMix(spec)
 	if err != nil {
 		return nil, "", fmt.Errorf("--data %s: %w", spec, err)
 	}
@@ -317,7 +319,7 @@ func parseData(values []string) ([]sharding.MixEntry, string, error) {
 // loaderMeta returns the metadata of the builds of a mixture, which must
 // all share one tokenizer and vocabulary (the longest seq_len), and their
 // manifests.
-func loaderMeta(mix []sharding.MixEntry) (sharding.Meta, []*sharding.Manifest, error) {
+func loaderMeta(mix []loader.MixEntry) (sharding.Meta, []*sharding.Manifest, error) {
 	var meta sharding.Meta
 	var ms []*sharding.Manifest
 	for i, e := range mix {
@@ -341,7 +343,7 @@ func loaderMeta(mix []sharding.MixEntry) (sharding.Meta, []*sharding.Manifest, e
 // printMixture says what the training data is: each build with its
 // normalised weight and rows, what an epoch is, and how many epochs the
 // run's steps take.
-func printMixture(w io.Writer, mix []sharding.MixEntry, ms []*sharding.Manifest, epochLen uint64, steps, rowsPerStep int) {
+func printMixture(w io.Writer, mix []loader.MixEntry, ms []*sharding.Manifest, epochLen uint64, steps, rowsPerStep int) {
 	units := func(m *sharding.Manifest) int64 { return m.Totals.Rows / int64(max(m.Meta.MaskEpochs, 1)) }
 	epochs := float64(steps) * float64(rowsPerStep) / float64(max(epochLen, 1))
 	if len(mix) == 1 {
@@ -538,7 +540,7 @@ func cmdEval(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if mc := model.Config(); meta.VocabSize > mc.Vocab || meta.SeqLen > mc.MaxPos {
 		return fmt.Errorf("checkpoint %s has a vocabulary of %d and %d positions; the shards in %s need %d and %d", dir, mc.Vocab, mc.MaxPos, *data, meta.VocabSize, meta.SeqLen)
 	}
-	src, err := sharding.OpenLoader(ctx, spec, sharding.LoaderOptions{Batch: *batch, Epochs: 1})
+	src, err := loader.Open(ctx, spec, loader.Options{Batch: *batch, Epochs: 1})
 	if err != nil {
 		return err
 	}

@@ -14,8 +14,8 @@ import (
 	"time"
 	"unsafe"
 
-	"github.com/glmkit/glmkit/sharding"
 	"github.com/glmkit/glmkit/trainer"
+	"github.com/glmkit/glmkit/trainer/loader"
 	"github.com/glmkit/glmkit/trainer/safetensors"
 )
 
@@ -53,17 +53,17 @@ func flopsPerToken(cfg trainer.Config, t int) float64 {
 // flopsStep counts a training step's matrix work two ways: with the head
 // at every position (flopsPerToken, the convention MFU figures use), and
 // as this model does it, the head only at the loss positions.
-func flopsStep(cfg trainer.Config, b *sharding.Batch) (all, lossOnly float64) {
+func flopsStep(cfg trainer.Config, b *loader.Batch) (all, lossOnly float64) {
 	L, d, v := float64(cfg.Layers), float64(cfg.Hidden), float64(cfg.Vocab)
 	tokens := float64(b.B * b.T)
 	all = tokens * flopsPerToken(cfg, b.T)
-	lossOnly = tokens*(6*12*L*d*d+12*L*d*float64(b.T)) + float64(b.Tokens())*6*v*d
+	lossOnly = tokens*(6*12*L*d*d+12*L*d*float64(b.T)) + float64(b.LossTokens())*6*v*d
 	return all, lossOnly
 }
 
 // benchBatch is a batch of rows of exactly benchSeq positions (token and
 // document rows, padded), from a fixed seed.
-func benchBatch(rows, vocab int) sharding.Batch {
+func benchBatch(rows, vocab int) loader.Batch {
 	r := rand.New(rand.NewPCG(2024, 512))
 	out := make([]glmRow, rows)
 	for i := range out {
@@ -132,12 +132,12 @@ type stepBench struct {
 	cfg   trainer.Config
 	m     *trainer.Model
 	opt   *trainer.AdamW
-	batch sharding.Batch
+	batch loader.Batch
 	n     int
 	setup time.Duration
 }
 
-func newStepBench(t testing.TB, be *Backend, cfg trainer.Config, batch sharding.Batch) *stepBench {
+func newStepBench(t testing.TB, be *Backend, cfg trainer.Config, batch loader.Batch) *stepBench {
 	t.Helper()
 	t0 := time.Now()
 	m, err := trainer.NewModel(cfg, be)
@@ -202,7 +202,7 @@ func (s *stepBench) report(t testing.TB, elapsed time.Duration, steps int) map[s
 
 	t.Logf("%d parameters, batch %d×%d (%d loss positions), step %.1f ms, %.0f tokens/s, MFU %.1f%% of 989 TFLOP/s "+
 		"(%.1f%% of 798) with the head at every position, %.1f%% (%.1f%%) with it at the loss positions only; on %s",
-		s.m.NumParams(), batch.B, batch.T, batch.Tokens(), 1e3*stepS, tokS, 100*mfu(all, peakBF16), 100*mfu(all, measuredBF16),
+		s.m.NumParams(), batch.B, batch.T, batch.LossTokens(), 1e3*stepS, tokS, 100*mfu(all, peakBF16), 100*mfu(all, measuredBF16),
 		100*mfu(lossOnly, peakBF16), 100*mfu(lossOnly, measuredBF16), be.Name())
 	t.Logf("one step with a sync after every op: %.1f ms, the ops %.1f ms:", 1e3*profiled.Seconds(), 1e3*opSum.Seconds())
 	for _, o := range ops[:min(len(ops), 12)] {
@@ -210,7 +210,7 @@ func (s *stepBench) report(t testing.TB, elapsed time.Duration, steps int) map[s
 	}
 	return map[string]any{
 		"model": cfg, "batch": batch.B, "seq": batch.T, "params": s.m.NumParams(),
-		"loss_positions": batch.Tokens(), "steps": steps, "setup_s": s.setup.Seconds(),
+		"loss_positions": batch.LossTokens(), "steps": steps, "setup_s": s.setup.Seconds(),
 		"step_ms": 1e3 * stepS, "tokens_per_s": tokS,
 		"flops_step_all_positions": all, "flops_step_loss_positions": lossOnly,
 		"mfu_989": mfu(all, peakBF16), "mfu_798": mfu(all, measuredBF16),
@@ -297,7 +297,7 @@ func BenchmarkGEMM(b *testing.B) {
 	for _, bc := range benchCases {
 		cfg := benchConfig(b, bc.preset)
 		batch := benchBatch(bc.batch, cfg.Vocab)
-		for _, gc := range gemmCases(cfg, batch.B, batch.T, batch.Tokens()) {
+		for _, gc := range gemmCases(cfg, batch.B, batch.T, batch.LossTokens()) {
 			b.Run(bc.preset+"/"+gc.name, func(b *testing.B) {
 				run, free, err := gemmRunner(be, gc)
 				if err != nil {
@@ -560,7 +560,7 @@ func TestBenchOnStandIn(t *testing.T) {
 		t.Errorf("the report has ops %v, MFU %v, info %+v", ops, back.Mfu, back.Inf)
 	}
 
-	for _, gc := range gemmCases(cfg, batch.B, batch.T, batch.Tokens()) {
+	for _, gc := range gemmCases(cfg, batch.B, batch.T, batch.LossTokens()) {
 		run, free, err := gemmRunner(be, gc)
 		if err != nil {
 			t.Fatal(err)
@@ -696,7 +696,7 @@ func TestBenchInputs(t *testing.T) {
 
 // writeBenchInputs writes the model config and the batch for the PyTorch
 // benchmark (glm_torch.py's formats).
-func writeBenchInputs(t testing.TB, dir string, cfg trainer.Config, b *sharding.Batch) {
+func writeBenchInputs(t testing.TB, dir string, cfg trainer.Config, b *loader.Batch) {
 	t.Helper()
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		t.Fatal(err)
@@ -724,8 +724,8 @@ func writeBenchInputs(t testing.TB, dir string, cfg trainer.Config, b *sharding.
 // cases against the model's matrix work.
 func TestBenchBatch(t *testing.T) {
 	b := benchBatch(4, benchVocab)
-	if b.B != 4 || b.T != benchSeq || len(b.Input) != 4*benchSeq || b.Tokens() == 0 {
-		t.Fatalf("batch %d×%d with %d inputs, %d loss positions", b.B, b.T, len(b.Input), b.Tokens())
+	if b.B != 4 || b.T != benchSeq || len(b.Input) != 4*benchSeq || b.LossTokens() == 0 {
+		t.Fatalf("batch %d×%d with %d inputs, %d loss positions", b.B, b.T, len(b.Input), b.LossTokens())
 	}
 	for _, c := range []struct {
 		preset string
@@ -739,7 +739,7 @@ func TestBenchBatch(t *testing.T) {
 		// the step's matrix work at the loss positions only
 		all, lossOnly := flopsStep(cfg, &b)
 		var layer, head float64
-		for _, gc := range gemmCases(cfg, b.B, b.T, b.Tokens()) {
+		for _, gc := range gemmCases(cfg, b.B, b.T, b.LossTokens()) {
 			if strings.HasPrefix(gc.name, "head") {
 				head += gc.flops()
 			} else {

@@ -12,9 +12,9 @@ import (
 	"path/filepath"
 	"testing"
 
-	"github.com/glmkit/glmkit/sharding"
 	"github.com/glmkit/glmkit/trainer"
 	"github.com/glmkit/glmkit/trainer/cpu"
+	"github.com/glmkit/glmkit/trainer/loader"
 )
 
 // updateCurve rewrites testdata/curve_small.json from the CPU backend.
@@ -69,7 +69,7 @@ func (c curveRun) train(t testing.TB, be trainer.Backend, steps int) []float64 {
 	}
 	defer m.Close()
 	r := rand.New(rand.NewPCG(c.Seed, 1))
-	batches := make([]sharding.Batch, c.Data)
+	batches := make([]loader.Batch, c.Data)
 	for i := range batches {
 		batches[i] = glmBatch(r, c.Batch, c.MinLen, c.MaxLen, cfg.Vocab, motifText)
 	}

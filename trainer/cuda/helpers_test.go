@@ -9,9 +9,9 @@ import (
 	"testing"
 
 	"github.com/glmkit/glmkit/masking"
-	"github.com/glmkit/glmkit/sharding"
 	"github.com/glmkit/glmkit/trainer"
 	"github.com/glmkit/glmkit/trainer/cpu"
+	"github.com/glmkit/glmkit/trainer/loader"
 )
 
 // Every backend test runs on up to four targets:
@@ -289,11 +289,11 @@ func makeRow(r *rand.Rand, text []int32, vocab int, document bool) glmRow {
 
 // padBatch pads rows to t positions (the longest row when t is 0):
 // id 0, loss 0, positions 0.
-func padBatch(rows []glmRow, t int) sharding.Batch {
+func padBatch(rows []glmRow, t int) loader.Batch {
 	for _, r := range rows {
 		t = max(t, len(r.input))
 	}
-	b := sharding.Batch{B: len(rows), T: t}
+	b := loader.Batch{B: len(rows), T: t}
 	for i, r := range rows {
 		pad := t - len(r.input)
 		b.Input = append(append(b.Input, r.input...), make([]int32, pad)...)
@@ -336,7 +336,7 @@ func motifText(r *rand.Rand, n, vocab int) []int32 {
 
 // glmBatch is a padded batch of b rows of source lengths in [minLen,
 // maxLen], every third a document-level row.
-func glmBatch(r *rand.Rand, b, minLen, maxLen, vocab int, text func(*rand.Rand, int, int) []int32) sharding.Batch {
+func glmBatch(r *rand.Rand, b, minLen, maxLen, vocab int, text func(*rand.Rand, int, int) []int32) loader.Batch {
 	rows := make([]glmRow, b)
 	for i := range rows {
 		n := minLen + r.IntN(maxLen-minLen+1)

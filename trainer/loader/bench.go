@@ -1,4 +1,4 @@
-package sharding
+package loader
 
 import (
 	"context"
@@ -6,9 +6,11 @@ import (
 	"fmt"
 	"runtime"
 	"time"
+
+	"github.com/glmkit/glmkit/sharding"
 )
 
-// BenchOptions configures BenchLoad.
+// BenchOptions configures Bench and BenchCompare.
 type BenchOptions struct {
 	// Batch is the loader's batch size. Default 32.
 	Batch int
@@ -32,7 +34,7 @@ type BenchOptions struct {
 // excluded), the bytes a trainer receives.
 func BatchBytes(n int) int64 { return int64(17*n + 4 + 4 + 1 + 8) }
 
-// BenchResult is what BenchLoad measured. Rates count what the rows hold:
+// BenchResult is what Bench measured. Rates count what the rows hold:
 // tokens are row positions (padding excluded), bytes are BatchBytes per
 // row and shard bytes what the same rows occupy in the shards.
 type BenchResult struct {
@@ -65,15 +67,15 @@ type BenchResult struct {
 	Mapped  bool    `json:"mapped"` // false when compressed shards were decoded into memory
 }
 
-// BenchLoad opens the build in dir and reads batches from a Loader on one
+// Bench opens the build in dir and reads batches from a Loader on one
 // rank for opts.Seconds, then times a plain copy of as many bytes. The
 // page cache is what it is: run it twice to measure a warm cache.
-func BenchLoad(dir string, opts BenchOptions) (BenchResult, error) {
+func Bench(dir string, opts BenchOptions) (BenchResult, error) {
 	if err := opts.defaults(); err != nil {
 		return BenchResult{}, err
 	}
 	start := time.Now()
-	r, err := Open(dir, opts.openOptions(opts.NoVerify)...)
+	r, err := sharding.Open(dir, opts.openOptions(opts.NoVerify)...)
 	if err != nil {
 		return BenchResult{}, err
 	}
@@ -107,7 +109,7 @@ func BenchCompare(dir string, opts BenchOptions, slice time.Duration) (checked, 
 	res := [2]*BenchResult{&checked, &unchecked}
 	for i := range lrs {
 		start := time.Now()
-		r, err := Open(dir, opts.openOptions(i == 1)...)
+		r, err := sharding.Open(dir, opts.openOptions(i == 1)...)
 		if err != nil {
 			return checked, unchecked, err
 		}
@@ -146,32 +148,32 @@ func (opts *BenchOptions) defaults() error {
 		opts.Workers = runtime.GOMAXPROCS(0)
 	}
 	if opts.Batch < 0 || !(opts.Seconds > 0) || opts.Workers < 0 {
-		return fmt.Errorf("sharding: bench: batch %d, seconds %v, workers %d; want all > 0", opts.Batch, opts.Seconds, opts.Workers)
+		return fmt.Errorf("loader: bench: batch %d, seconds %v, workers %d; want all > 0", opts.Batch, opts.Seconds, opts.Workers)
 	}
 	return nil
 }
 
-func (opts *BenchOptions) openOptions(unchecked bool) []OpenOption {
-	var open []OpenOption
+func (opts *BenchOptions) openOptions(unchecked bool) []sharding.OpenOption {
+	var open []sharding.OpenOption
 	if opts.VerifyHashes {
-		open = append(open, VerifyHashes())
+		open = append(open, sharding.VerifyHashes())
 	}
 	if unchecked {
-		open = append(open, Unchecked())
+		open = append(open, sharding.Unchecked())
 	}
 	return open
 }
 
-func (opts *BenchOptions) result(r *Reader, open time.Duration) BenchResult {
+func (opts *BenchOptions) result(r *sharding.Reader, open time.Duration) BenchResult {
 	m := r.Manifest()
 	return BenchResult{OpenMS: ms(open), Batch: opts.Batch, Workers: opts.Workers, Checked: r.Checked(),
-		Shards: len(r.shards), Rows: r.Len(), Mapped: r.Mapped(),
+		Shards: len(m.Shards), Rows: r.Len(), Mapped: r.Mapped(),
 		ShardBytesPerPosition: float64(m.Totals.Bytes) / float64(max(m.Totals.Tokens, 1))}
 }
 
 // benchLoader is a loader being measured, in one or several stretches.
 type benchLoader struct {
-	r                   *Reader
+	r                   *sharding.Reader
 	l                   *Loader
 	b                   Batch
 	elapsed             time.Duration
@@ -180,8 +182,8 @@ type benchLoader struct {
 }
 
 // newBenchLoader starts a loader and takes its first batch.
-func newBenchLoader(r *Reader, opts BenchOptions) (*benchLoader, error) {
-	l, err := NewLoader(context.Background(), []Source{{Reader: r}}, LoaderOptions{Batch: opts.Batch, Seed: opts.Seed, Workers: opts.Workers, Prefetch: 2 * opts.Workers})
+func newBenchLoader(r *sharding.Reader, opts BenchOptions) (*benchLoader, error) {
+	l, err := New(context.Background(), []Source{{Reader: r}}, Options{Batch: opts.Batch, Seed: opts.Seed, Workers: opts.Workers, Prefetch: 2 * opts.Workers})
 	if err != nil {
 		return nil, err
 	}
@@ -239,9 +241,10 @@ func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 // memcpyRate copies r's shard bytes, chunk bytes at a time and cycling
 // through the shards, into one buffer: total bytes, or for 2 seconds if
 // that is sooner, but for at least half a second. It returns the rate.
-func memcpyRate(r *Reader, chunk int, total int64) (float64, error) {
-	if chunk <= 0 || len(r.shards) == 0 {
-		return 0, errors.New("sharding: bench: nothing to copy")
+func memcpyRate(r *sharding.Reader, chunk int, total int64) (float64, error) {
+	shards := len(r.Manifest().Shards)
+	if chunk <= 0 || shards == 0 {
+		return 0, errors.New("loader: bench: nothing to copy")
 	}
 	dst := make([]byte, chunk)
 	var copied int64
@@ -252,11 +255,11 @@ func memcpyRate(r *Reader, chunk int, total int64) (float64, error) {
 		if el >= time.Second/2 && (copied >= total || el >= 2*time.Second) {
 			return float64(copied) / el.Seconds(), nil
 		}
-		src := r.shards[si].data
+		src := r.ShardData(si)
 		n := copy(dst, src[off:])
 		copied += int64(n)
 		if off += n; off >= len(src) {
-			si, off = (si+1)%len(r.shards), 0
+			si, off = (si+1)%shards, 0
 		}
 	}
 }

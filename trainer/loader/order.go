@@ -1,4 +1,4 @@
-package sharding
+package loader
 
 import (
 	"fmt"
@@ -54,7 +54,7 @@ func (p Perm) Len() uint64 { return p.n }
 // out of range.
 func (p Perm) At(i uint64) uint64 {
 	if i >= p.n {
-		panic(fmt.Sprintf("sharding: Perm.At(%d) out of range [0, %d)", i, p.n))
+		panic(fmt.Sprintf("loader: Perm.At(%d) out of range [0, %d)", i, p.n))
 	}
 	if p.n < 2 {
 		return i
@@ -74,7 +74,11 @@ func (p Perm) At(i uint64) uint64 {
 }
 
 // mix64 is splitmix64's finaliser, a bijection on uint64 with full
-// avalanche.
+// avalanche. masking (the seeds of the masks) and trainer (the dropout
+// masks) have their own copies, deliberately: each is part of its own
+// determinism contract (this one of the order), masking is a leaf that
+// imports no glmkit package, and a shared helper would tie three contracts
+// to one function that none of them may then change.
 func mix64(x uint64) uint64 {
 	x ^= x >> 30
 	x *= 0xbf58476d1ce4e5b9

@@ -1,4 +1,16 @@
-package sharding
+// Package loader is glmkit's training input: it serves the rows of one or
+// more shard builds (read with the sharding package's zero-copy Reader) as
+// padded batches, in an exact pseudorandom order that a checkpoint saves
+// and restores to the row, for any number of data-parallel ranks. It owns
+// the order (Perm, a permutation computed an element at a time), the
+// mixture of datasets by weight, the Batch that trainer.Model.Forward takes,
+// and the loader's benchmark (glmprep bench-load).
+//
+// It lives under trainer because it is the training side of the shards:
+// sharding is the file format and knows nothing of batches, epochs or
+// ranks, and a trainer (glmkit's, or another Go program's) is what reads
+// batches. It imports sharding and masking, and not arrow-go.
+package loader
 
 import (
 	"context"
@@ -13,12 +25,14 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+
+	"github.com/glmkit/glmkit/sharding"
 )
 
 // Source is one dataset of a Loader: an open Reader and its weight in the
 // mixture (relative; ignored when there is one source).
 type Source struct {
-	Reader *Reader
+	Reader *sharding.Reader
 	Weight float64
 }
 
@@ -38,26 +52,26 @@ func ParseMix(spec string) ([]MixEntry, error) {
 	for _, f := range strings.Split(spec, ",") {
 		f = strings.TrimSpace(f)
 		if f == "" {
-			return nil, fmt.Errorf("sharding: mixture %q has an empty entry", spec)
+			return nil, fmt.Errorf("loader: mixture %q has an empty entry", spec)
 		}
 		e := MixEntry{Dir: f, Weight: 1}
 		if i := strings.LastIndexByte(f, '='); i >= 0 {
 			w, err := strconv.ParseFloat(f[i+1:], 64)
 			if err != nil || !(w > 0) || math.IsInf(w, 0) {
-				return nil, fmt.Errorf("sharding: mixture %q: weight of %q is %q; want a number > 0", spec, f[:i], f[i+1:])
+				return nil, fmt.Errorf("loader: mixture %q: weight of %q is %q; want a number > 0", spec, f[:i], f[i+1:])
 			}
 			e.Dir, e.Weight = f[:i], w
 		}
 		if e.Dir == "" {
-			return nil, fmt.Errorf("sharding: mixture %q: entry %q names no directory", spec, f)
+			return nil, fmt.Errorf("loader: mixture %q: entry %q names no directory", spec, f)
 		}
 		mix = append(mix, e)
 	}
 	return mix, nil
 }
 
-// LoaderOptions configures a Loader. Only Batch is required.
-type LoaderOptions struct {
+// Options configures a Loader. Only Batch is required.
+type Options struct {
 	// Batch is B, the rows of each batch on this rank. Required, > 0.
 	Batch int
 	// Rank and World place this loader among World data-parallel ranks,
@@ -95,7 +109,7 @@ type LoaderOptions struct {
 //
 // The global order is a stream of positions g = 0, 1, 2, …; a loader epoch
 // is epochLen = Σ units positions (units: rows, or samples when each epoch
-// reads one mask copy; see LoaderOptions.AllMaskEpochs). With one dataset,
+// reads one mask copy; see Options.AllMaskEpochs). With one dataset,
 // epoch e is NewPerm(units, key(seed, e)), a permutation of every unit; with
 // several, each MixBlock positions take exactly their weight's share of each
 // dataset, and each dataset runs through its own permutations. The stream is
@@ -122,7 +136,7 @@ type Loader struct {
 	srcs    []Source
 	owned   bool // Close closes the readers (OpenLoader)
 	ord     order
-	opts    LoaderOptions
+	opts    Options
 	parts   []uint64
 	pad     int32
 	end     uint64 // first position past the stream (math.MaxUint64 if unbounded)
@@ -153,12 +167,12 @@ type slot struct {
 
 type seekReq struct{ g, gen uint64 }
 
-// NewLoader returns a Loader over sources, which must be non-empty builds
+// New returns a Loader over sources, which must be non-empty builds
 // of the same tokenizer (sha256, vocabulary size and special ids), in
 // format 1 or 2 (a mixture may combine them). Its goroutines (a dispatcher
 // and opts.Workers workers) run until Close, or until ctx is done, after
 // which Next returns ctx's error. The Loader does not close the Readers.
-func NewLoader(ctx context.Context, sources []Source, opts LoaderOptions) (*Loader, error) {
+func New(ctx context.Context, sources []Source, opts Options) (*Loader, error) {
 	if opts.World == 0 {
 		opts.World = 1
 	}
@@ -170,17 +184,17 @@ func NewLoader(ctx context.Context, sources []Source, opts LoaderOptions) (*Load
 	}
 	switch {
 	case len(sources) == 0:
-		return nil, errors.New("sharding: loader has no datasets")
+		return nil, errors.New("loader: loader has no datasets")
 	case opts.Batch <= 0:
-		return nil, fmt.Errorf("sharding: batch size %d; want > 0", opts.Batch)
+		return nil, fmt.Errorf("loader: batch size %d; want > 0", opts.Batch)
 	case opts.World < 1 || opts.Rank < 0 || opts.Rank >= opts.World:
-		return nil, fmt.Errorf("sharding: rank %d of world %d; want 0 ≤ rank < world", opts.Rank, opts.World)
+		return nil, fmt.Errorf("loader: rank %d of world %d; want 0 ≤ rank < world", opts.Rank, opts.World)
 	case opts.Epochs < 0:
-		return nil, fmt.Errorf("sharding: epochs %d; want ≥ 0 (0: unbounded)", opts.Epochs)
+		return nil, fmt.Errorf("loader: epochs %d; want ≥ 0 (0: unbounded)", opts.Epochs)
 	case opts.Prefetch < 1:
-		return nil, fmt.Errorf("sharding: prefetch %d; want ≥ 1", opts.Prefetch)
+		return nil, fmt.Errorf("loader: prefetch %d; want ≥ 1", opts.Prefetch)
 	case opts.Workers < 1:
-		return nil, fmt.Errorf("sharding: workers %d; want ≥ 1", opts.Workers)
+		return nil, fmt.Errorf("loader: workers %d; want ≥ 1", opts.Workers)
 	}
 	l := &Loader{srcs: sources, opts: opts, ord: order{seed: opts.Seed}, end: math.MaxUint64}
 	first := sources[0].Reader.Meta()
@@ -189,24 +203,24 @@ func NewLoader(ctx context.Context, sources []Source, opts LoaderOptions) (*Load
 	weights := make([]float64, len(sources))
 	for d, s := range sources {
 		r := s.Reader
-		if r == nil || r.closed {
-			return nil, fmt.Errorf("sharding: dataset %d has no open reader", d)
+		if r == nil {
+			return nil, fmt.Errorf("loader: dataset %d has no reader", d)
 		}
 		m := r.Meta()
 		if m.TokenizerSHA256 != first.TokenizerSHA256 || m.VocabSize != first.VocabSize || m.Special != first.Special {
-			return nil, fmt.Errorf("sharding: %s and %s were built with different tokenizers (sha256, vocabulary or special ids differ); they cannot be mixed",
+			return nil, fmt.Errorf("loader: %s and %s were built with different tokenizers (sha256, vocabulary or special ids differ); they cannot be mixed",
 				sources[0].Reader.Dir(), r.Dir())
 		}
 		ds := dsOrder{units: uint64(r.Len()), copies: 1}
 		if n := uint64(m.MaskEpochs); n > 1 && !opts.AllMaskEpochs {
 			if ds.units%n != 0 {
-				return nil, fmt.Errorf("sharding: %s: %d rows is not a multiple of its %d mask epochs", r.Dir(), r.Len(), n)
+				return nil, fmt.Errorf("loader: %s: %d rows is not a multiple of its %d mask epochs", r.Dir(), r.Len(), n)
 			}
 			ds.units /= n
 			ds.copies = n
 		}
 		if ds.units == 0 {
-			return nil, fmt.Errorf("sharding: %s has no rows", r.Dir())
+			return nil, fmt.Errorf("loader: %s has no rows (or its reader is closed)", r.Dir())
 		}
 		l.ord.ds = append(l.ord.ds, ds)
 		l.ord.epochLen += ds.units
@@ -218,14 +232,14 @@ func NewLoader(ctx context.Context, sources []Source, opts LoaderOptions) (*Load
 	}
 	var err error
 	if l.parts, err = quantize(weights); err != nil {
-		return nil, fmt.Errorf("sharding: %w", err)
+		return nil, fmt.Errorf("loader: %w", err)
 	}
 	if len(sources) > 1 {
 		l.ord.mix = newMixer(opts.Seed, l.parts)
 	}
 	if opts.Epochs > 0 {
 		if l.ord.epochLen > math.MaxUint64/uint64(opts.Epochs) {
-			return nil, fmt.Errorf("sharding: %d epochs of %d rows overflow", opts.Epochs, l.ord.epochLen)
+			return nil, fmt.Errorf("loader: %d epochs of %d rows overflow", opts.Epochs, l.ord.epochLen)
 		}
 		l.end = uint64(opts.Epochs) * l.ord.epochLen
 	}
@@ -261,10 +275,10 @@ func NewLoader(ctx context.Context, sources []Source, opts LoaderOptions) (*Load
 	return l, nil
 }
 
-// OpenLoader opens the builds of a mixture spec (see ParseMix) with the
-// given OpenOptions and returns a Loader over them that closes them when it
-// is closed.
-func OpenLoader(ctx context.Context, spec string, opts LoaderOptions, open ...OpenOption) (*Loader, error) {
+// Open opens the builds of a mixture spec (see ParseMix) with the given
+// sharding.OpenOptions and returns a Loader over them that closes them
+// when it is closed.
+func Open(ctx context.Context, spec string, opts Options, open ...sharding.OpenOption) (*Loader, error) {
 	mix, err := ParseMix(spec)
 	if err != nil {
 		return nil, err
@@ -276,14 +290,14 @@ func OpenLoader(ctx context.Context, spec string, opts LoaderOptions, open ...Op
 		}
 	}
 	for _, e := range mix {
-		r, err := Open(e.Dir, open...)
+		r, err := sharding.Open(e.Dir, open...)
 		if err != nil {
 			closeAll()
 			return nil, err
 		}
 		srcs = append(srcs, Source{Reader: r, Weight: e.Weight})
 	}
-	l, err := NewLoader(ctx, srcs, opts)
+	l, err := New(ctx, srcs, opts)
 	if err != nil {
 		closeAll()
 		return nil, err
@@ -294,16 +308,14 @@ func OpenLoader(ctx context.Context, spec string, opts LoaderOptions, open ...Op
 
 // filler gathers rows into batches; each worker has its own.
 type filler struct {
-	views []RowView
-	locs  []loc
-	ds    []int
+	views []sharding.RowView
 	rows  []int64
 	mix   *mixCache
 }
 
 func (l *Loader) newFiller() *filler {
 	B := l.opts.Batch
-	f := &filler{views: make([]RowView, B), locs: make([]loc, B), ds: make([]int, B), rows: make([]int64, B)}
+	f := &filler{views: make([]sharding.RowView, B), rows: make([]int64, B)}
 	if l.ord.mix != nil {
 		f.mix = l.ord.mix.newCache()
 	}
@@ -318,9 +330,9 @@ func (l *Loader) atEnd(g uint64) bool {
 
 // fill gathers this rank's rows of the global batch at g into b and
 // returns the position of the next global batch. It reads each row
-// straight from the shard's mapping into b, widening narrow columns to
-// int32 and, when the Reader checks, finding each row's largest id and
-// positions in the same pass.
+// straight from the shard's mapping into b (sharding.RowView.Widen), which
+// widens narrow columns to int32 and, when the Reader checks, checks the
+// row in the same pass.
 func (l *Loader) fill(f *filler, b *Batch, g uint64) (uint64, error) {
 	B, world, rank := l.opts.Batch, uint64(l.opts.World), uint64(l.opts.Rank)
 	if l.atEnd(g) {
@@ -333,19 +345,12 @@ func (l *Loader) fill(f *filler, b *Batch, g uint64) (uint64, error) {
 			break
 		}
 		d, row := l.ord.at(p, f.mix)
-		r := l.srcs[d].Reader
-		if r.closed {
-			return g, ErrClosed
+		v, err := l.srcs[d].Reader.View(row)
+		if err != nil {
+			return g, err
 		}
-		lc := r.locate(row)
-		if r.checks {
-			if err := r.shards[lc.shard].check(lc.batch); err != nil {
-				return g, err
-			}
-		}
-		f.views[j] = r.view(lc)
-		f.locs[j], f.ds[j], f.rows[j] = lc, d, row
-		T = max(T, f.views[j].Len())
+		f.views[j], f.rows[j] = v, row
+		T = max(T, v.Len())
 		n++
 	}
 	if n == 0 {
@@ -354,76 +359,17 @@ func (l *Loader) fill(f *filler, b *Batch, g uint64) (uint64, error) {
 	b.resize(n, T, l.capHint)
 	for j := range n {
 		v := &f.views[j]
-		r := l.srcs[f.ds[j]].Reader
 		lo, L, hi := j*T, j*T+v.Len(), (j+1)*T
-		ids := max(gather(b.Input[lo:L], v.Input, r.checks), gather(b.Target[lo:L], v.Target, r.checks))
-		pos := gather(b.Pos[lo:L], v.Pos, r.checks)
-		block := gather(b.BlockPos[lo:L], v.BlockPos, r.checks)
-		if r.checks {
-			if err := r.checkMax(f.locs[j], f.rows[j], v, ids, pos, block); err != nil {
-				return g, err
-			}
+		if err := v.Widen(b.rowAt(lo, L)); err != nil {
+			return g, err
 		}
-		if m := v.LossMask; m.packed {
-			unpackBits(b.LossMask[lo:L], m.bits, m.off)
-		} else {
-			copy(b.LossMask[lo:L], m.u8)
-		}
-		if l.pad == 0 {
-			clear(b.Input[L:hi])
-			clear(b.Target[L:hi])
-		} else {
-			for t := L; t < hi; t++ {
-				b.Input[t], b.Target[t] = l.pad, l.pad
-			}
-		}
-		clear(b.LossMask[L:hi])
-		clear(b.Pos[L:hi])
-		clear(b.BlockPos[L:hi])
+		b.pad(L, hi, l.pad)
 		b.Sep[j] = v.Sep
 		b.Lens[j] = int32(v.Len())
 		b.Objective[j] = v.Objective
 		b.Rows[j] = f.rows[j]
 	}
 	return g + world*uint64(B), nil
-}
-
-// gather copies c into dst, widening it to int32, and when track is set
-// returns its largest value (unsigned: a negative one is large).
-func gather(dst []int32, c Ints, track bool) uint32 {
-	switch {
-	case c.wide && track:
-		return copyMax(dst, c.i32)
-	case c.wide:
-		copy(dst, c.i32)
-	case track:
-		return uint32(widenMax(dst, c.u16))
-	default:
-		widen(dst, c.u16)
-	}
-	return 0
-}
-
-// resize sets b's shape to (n, t), reusing its slices when they hold
-// n·t elements and otherwise growing them to capacity at least c.
-func (b *Batch) resize(n, t, c int) {
-	b.B, b.T = n, t
-	b.Input = grow(b.Input, n*t, c)
-	b.Target = grow(b.Target, n*t, c)
-	b.LossMask = grow(b.LossMask, n*t, c)
-	b.Pos = grow(b.Pos, n*t, c)
-	b.BlockPos = grow(b.BlockPos, n*t, c)
-	b.Sep = grow(b.Sep, n, n)
-	b.Lens = grow(b.Lens, n, n)
-	b.Objective = grow(b.Objective, n, n)
-	b.Rows = grow(b.Rows, n, n)
-}
-
-func grow[T any](s []T, n, c int) []T {
-	if cap(s) < n {
-		return make([]T, n, max(n, c))
-	}
-	return s[:n]
 }
 
 // dispatch hands free slots their positions, in order, to the workers and
@@ -549,7 +495,7 @@ func (l *Loader) State() ([]byte, error) {
 	st := l.state()
 	b, err := json.Marshal(&st)
 	if err != nil {
-		return nil, fmt.Errorf("sharding: loader state: %w", err)
+		return nil, fmt.Errorf("loader: loader state: %w", err)
 	}
 	return b, nil
 }
@@ -575,31 +521,31 @@ func (l *Loader) Restore(state []byte) error {
 	}
 	var st loaderState
 	if err := json.Unmarshal(state, &st); err != nil {
-		return fmt.Errorf("sharding: restore: %w", err)
+		return fmt.Errorf("loader: restore: %w", err)
 	}
 	cur := l.state()
 	switch {
 	case st.Version != stateVersion:
-		return fmt.Errorf("sharding: restore: state version %d; this glmkit reads version %d", st.Version, stateVersion)
+		return fmt.Errorf("loader: restore: state version %d; this glmkit reads version %d", st.Version, stateVersion)
 	case st.Seed != cur.Seed:
-		return fmt.Errorf("sharding: restore: state has seed %d; the loader %d", st.Seed, cur.Seed)
+		return fmt.Errorf("loader: restore: state has seed %d; the loader %d", st.Seed, cur.Seed)
 	case st.AllMaskEpochs != cur.AllMaskEpochs:
-		return fmt.Errorf("sharding: restore: state has all_mask_epochs %v; the loader %v", st.AllMaskEpochs, cur.AllMaskEpochs)
+		return fmt.Errorf("loader: restore: state has all_mask_epochs %v; the loader %v", st.AllMaskEpochs, cur.AllMaskEpochs)
 	case len(st.Datasets) != len(cur.Datasets):
-		return fmt.Errorf("sharding: restore: state has %d datasets; the loader %d", len(st.Datasets), len(cur.Datasets))
+		return fmt.Errorf("loader: restore: state has %d datasets; the loader %d", len(st.Datasets), len(cur.Datasets))
 	}
 	for d, s := range st.Datasets {
 		c := cur.Datasets[d]
 		switch {
 		case s.Fingerprint != c.Fingerprint || s.Rows != c.Rows:
-			return fmt.Errorf("sharding: restore: dataset %d was %s (%d rows, fingerprint %s); the loader has %s (%d rows, fingerprint %s)",
+			return fmt.Errorf("loader: restore: dataset %d was %s (%d rows, fingerprint %s); the loader has %s (%d rows, fingerprint %s)",
 				d, s.Dir, s.Rows, s.Fingerprint, c.Dir, c.Rows, c.Fingerprint)
 		case s.Parts != c.Parts:
-			return fmt.Errorf("sharding: restore: dataset %d (%s) had weight %d/%d; the loader gives it %d/%d", d, c.Dir, s.Parts, MixBlock, c.Parts, MixBlock)
+			return fmt.Errorf("loader: restore: dataset %d (%s) had weight %d/%d; the loader gives it %d/%d", d, c.Dir, s.Parts, MixBlock, c.Parts, MixBlock)
 		}
 	}
 	if st.EpochLen != cur.EpochLen || st.Pos >= st.EpochLen || st.Epoch > (math.MaxUint64-st.Pos)/st.EpochLen {
-		return fmt.Errorf("sharding: restore: position %d of epoch %d (epoch length %d) is invalid for epoch length %d", st.Pos, st.Epoch, st.EpochLen, cur.EpochLen)
+		return fmt.Errorf("loader: restore: position %d of epoch %d (epoch length %d) is invalid for epoch length %d", st.Pos, st.Epoch, st.EpochLen, cur.EpochLen)
 	}
 	l.g = st.Epoch*st.EpochLen + st.Pos
 	l.gen++
@@ -610,6 +556,9 @@ func (l *Loader) Restore(state []byte) error {
 	l.seek <- seekReq{g: l.g, gen: l.gen}
 	return nil
 }
+
+// ErrClosed is returned by a closed Loader.
+var ErrClosed = errors.New("loader: use of a closed loader")
 
 // Close stops the prefetching goroutine and waits for it to exit, and
 // closes the Readers if OpenLoader opened them.

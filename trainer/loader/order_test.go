@@ -1,4 +1,4 @@
-package sharding
+package loader
 
 import (
 	"math"

@@ -1,4 +1,22 @@
-package sharding
+// Package atomicfile is how glmkit puts files on disk: every file and
+// directory it writes goes first to a temporary name in the target's
+// directory, locked by its writer, and is synced and renamed into place
+// (Write, Create, Mkdir, SyncDir), so a crash never leaves half a file
+// under a real name. It also tells the temporaries of a writer that is gone
+// from those of one that runs (IsStale), and removes them (RemoveStale):
+// the one place where glmkit deletes what it finds.
+//
+// Temporary names are
+//
+//	.glmkit-HHHHHHHH-PID-NONCE.WHAT.tmp
+//
+// HHHHHHHH is a hash of the host name, PID the writing process, NONCE 16
+// random hex digits and WHAT the final name (or "shard"). The writer holds
+// an exclusive flock on the file (or directory) until it is renamed or
+// removed, so another process can prove a temporary is stale: its name
+// parses, its process is not running on this host, and its lock is free.
+// glmkit removes nothing else that it finds in a directory.
+package atomicfile
 
 import (
 	"crypto/rand"
@@ -13,22 +31,10 @@ import (
 	"strings"
 )
 
-// Temporary files and directories. Everything glmkit writes first goes to a
-// temporary name in the target's directory and is renamed into place:
-//
-//	.glmkit-HHHHHHHH-PID-NONCE.WHAT.tmp
-//
-// HHHHHHHH is a hash of the host name, PID the writing process, NONCE 16
-// random hex digits and WHAT the final name (or "shard"). The writer holds
-// an exclusive flock on the file (or directory) until it is renamed or
-// removed, so another process can prove a temporary is stale: its name
-// parses, its process is not running on this host, and its lock is free.
-// glmkit removes nothing else that it finds in a directory.
+// Prefix starts the name of every temporary glmkit writes.
+const Prefix = ".glmkit-"
 
-// TempPrefix starts the name of every temporary glmkit writes.
-const TempPrefix = ".glmkit-"
-
-const tempSuffix = ".tmp"
+const suffix = ".tmp"
 
 // Temp is a temporary file or directory its process holds locked.
 type Temp struct {
@@ -50,13 +56,13 @@ func hostTag() string {
 	return hex.EncodeToString(s[:4])
 }
 
-// TempName returns a fresh temporary name for what in this process.
-func TempName(what string) string {
+// Name returns a fresh temporary name for what in this process.
+func Name(what string) string {
 	var b [8]byte
 	if _, err := rand.Read(b[:]); err != nil {
 		panic(err) // crypto/rand does not fail on Linux
 	}
-	return fmt.Sprintf("%s%s-%d-%x.%s%s", TempPrefix, hostTag(), os.Getpid(), b, what, tempSuffix)
+	return fmt.Sprintf("%s%s-%d-%x.%s%s", Prefix, hostTag(), os.Getpid(), b, what, suffix)
 }
 
 // tempInfo is a parsed temporary name.
@@ -66,13 +72,13 @@ type tempInfo struct {
 	what string
 }
 
-// parseTemp parses a name TempName made; ok is false for any other name.
-func parseTemp(name string) (tempInfo, bool) {
-	rest, ok := strings.CutPrefix(name, TempPrefix)
+// parse parses a name Name made; ok is false for any other name.
+func parse(name string) (tempInfo, bool) {
+	rest, ok := strings.CutPrefix(name, Prefix)
 	if !ok {
 		return tempInfo{}, false
 	}
-	rest, ok = strings.CutSuffix(rest, tempSuffix)
+	rest, ok = strings.CutSuffix(rest, suffix)
 	if !ok {
 		return tempInfo{}, false
 	}
@@ -98,18 +104,18 @@ func isHex(s string) bool {
 	return true
 }
 
-// TempTarget returns the final name a temporary was written for ("shard"
+// Target returns the final name a temporary was written for ("shard"
 // for a shard that was not committed yet), and whether name is a glmkit
 // temporary at all.
-func TempTarget(name string) (string, bool) {
-	ti, ok := parseTemp(name)
+func Target(name string) (string, bool) {
+	ti, ok := parse(name)
 	return ti.what, ok
 }
 
-// CreateTemp creates a temporary file in dir for what, locked until
+// Create creates a temporary file in dir for what, locked until
 // Release.
-func CreateTemp(dir, what string) (*os.File, *Temp, error) {
-	p := filepath.Join(dir, TempName(what))
+func Create(dir, what string) (*os.File, *Temp, error) {
+	p := filepath.Join(dir, Name(what))
 	f, err := os.OpenFile(p, os.O_CREATE|os.O_EXCL|os.O_RDWR, 0o666) // the umask decides, as for any tool's files
 	if err != nil {
 		return nil, nil, err
@@ -132,10 +138,10 @@ func CreateTemp(dir, what string) (*os.File, *Temp, error) {
 	return f, t, nil
 }
 
-// MkdirTemp creates a temporary directory in dir for what, locked until
+// Mkdir creates a temporary directory in dir for what, locked until
 // Release.
-func MkdirTemp(dir, what string) (*Temp, error) {
-	p := filepath.Join(dir, TempName(what))
+func Mkdir(dir, what string) (*Temp, error) {
+	p := filepath.Join(dir, Name(what))
 	if err := os.Mkdir(p, 0o777); err != nil { // the umask decides
 		return nil, err
 	}
@@ -154,11 +160,11 @@ func MkdirTemp(dir, what string) (*Temp, error) {
 	return &Temp{Path: p, lock: d}, nil
 }
 
-// IsStaleTemp reports whether dir/name is a glmkit temporary whose writer is
+// IsStale reports whether dir/name is a glmkit temporary whose writer is
 // gone: the name parses, the process it names is not running on this host,
 // and nobody holds its lock.
-func IsStaleTemp(dir, name string) bool {
-	ti, ok := parseTemp(name)
+func IsStale(dir, name string) bool {
+	ti, ok := parse(name)
 	if !ok {
 		return false
 	}
@@ -181,31 +187,31 @@ func IsStaleTemp(dir, name string) bool {
 	return true
 }
 
-// RemoveStaleTemps removes the stale glmkit temporaries directly inside dir
-// (see IsStaleTemp) and returns their names. keep, when not nil, is asked
+// RemoveStale removes the stale glmkit temporaries directly inside dir
+// (see IsStale) and returns their names. keep, when not nil, is asked
 // first about each stale one and may deal with it itself (return true).
-func RemoveStaleTemps(dir string, keep func(name, target string) bool) ([]string, error) {
+func RemoveStale(dir string, keep func(name, target string) bool) ([]string, error) {
 	ents, err := os.ReadDir(dir)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, nil
 	}
 	if err != nil {
-		return nil, fmt.Errorf("sharding: %w", err)
+		return nil, err
 	}
 	var removed []string
 	for _, e := range ents {
 		name := e.Name()
-		if !IsStaleTemp(dir, name) {
+		if !IsStale(dir, name) {
 			continue
 		}
 		if keep != nil {
-			what, _ := TempTarget(name)
+			what, _ := Target(name)
 			if keep(name, what) {
 				continue
 			}
 		}
 		if err := os.RemoveAll(filepath.Join(dir, name)); err != nil {
-			return removed, fmt.Errorf("sharding: removing a stale temporary: %w", err)
+			return removed, fmt.Errorf("removing a stale temporary: %w", err)
 		}
 		removed = append(removed, name)
 	}

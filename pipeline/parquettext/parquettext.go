@@ -1,8 +1,9 @@
 // Package parquettext reads one text column of a Parquet file, a row group
 // at a time, with arrow-go's Parquet reader: the input side of glmprep for
-// Hugging Face datasets, which are published as Parquet. It lives under
-// sharding because sharding is the one part of glmkit that imports
-// arrow-go.
+// Hugging Face datasets, which are published as Parquet. It is an input
+// reader, so it lives under pipeline; with sharding it is one of the two
+// packages that import arrow-go (its Parquet reader here, its Arrow IPC
+// there).
 package parquettext
 
 import (

@@ -1,4 +1,4 @@
-package sharding
+package atomicfile
 
 import (
 	"os"
@@ -18,7 +18,7 @@ func TestStaleTemps(t *testing.T) {
 		t.Skip("no true(1) for a pid that is gone")
 	}
 	deadName := func(what string) string {
-		return strings.Replace(TempName(what), "-"+strconv.Itoa(os.Getpid())+"-", "-"+strconv.Itoa(dead.Process.Pid)+"-", 1)
+		return strings.Replace(Name(what), "-"+strconv.Itoa(os.Getpid())+"-", "-"+strconv.Itoa(dead.Process.Pid)+"-", 1)
 	}
 	write := func(name string) string {
 		os.WriteFile(filepath.Join(dir, name), []byte("x"), 0o644)
@@ -28,8 +28,8 @@ func TestStaleTemps(t *testing.T) {
 	staleDir := deadName("ckpt-00000010")
 	os.Mkdir(filepath.Join(dir, staleDir), 0o755)
 	os.WriteFile(filepath.Join(dir, staleDir, "model.safetensors"), []byte("x"), 0o644)
-	live := write(TempName("plan.json")) // this process
-	f, held, err := CreateTemp(dir, "shard")
+	live := write(Name("plan.json")) // this process
+	f, held, err := Create(dir, "shard")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -37,11 +37,11 @@ func TestStaleTemps(t *testing.T) {
 	defer held.Release()
 	other := strings.Replace(filepath.Base(held.Path), hostTag(), "00000000", 1) // another host's, locked
 	os.Rename(held.Path, filepath.Join(dir, other))
-	foreign := []string{write(".shard-1-abc.tmp"), write("notes.tmp"), write(TempPrefix + "x"), write(TempPrefix + "zz-1-0011223344556677.a.tmp")}
+	foreign := []string{write(".shard-1-abc.tmp"), write("notes.tmp"), write(Prefix + "x"), write(Prefix + "zz-1-0011223344556677.a.tmp")}
 	if fifo := deadName("fifo"); exec.Command("mkfifo", filepath.Join(dir, fifo)).Run() == nil {
 		foreign = append(foreign, fifo)
 	}
-	removed, err := RemoveStaleTemps(dir, nil)
+	removed, err := RemoveStale(dir, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -53,7 +53,7 @@ func TestStaleTemps(t *testing.T) {
 			t.Errorf("%s was removed", n)
 		}
 	}
-	if what, ok := TempTarget(TempName("manifest.json")); !ok || what != "manifest.json" {
+	if what, ok := Target(Name("manifest.json")); !ok || what != "manifest.json" {
 		t.Errorf("TempTarget: %q %v", what, ok)
 	}
 }

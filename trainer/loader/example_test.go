@@ -1,4 +1,4 @@
-package sharding_test
+package loader_test
 
 import (
 	"context"
@@ -9,6 +9,7 @@ import (
 
 	"github.com/glmkit/glmkit/masking"
 	"github.com/glmkit/glmkit/sharding"
+	"github.com/glmkit/glmkit/trainer/loader"
 )
 
 // writeExampleBuild writes ten masked rows and a manifest into dir, as
@@ -50,7 +51,7 @@ func writeExampleBuild(dir string) error {
 	return sharding.WriteManifest(dir, man)
 }
 
-func ExampleLoader() {
+func Example() {
 	dir, err := os.MkdirTemp("", "glmkit-example")
 	if err != nil {
 		log.Fatal(err)
@@ -72,13 +73,13 @@ func ExampleLoader() {
 	fmt.Printf("row 3: %d positions, Part A %d, %v, first ids %v\n", row.Len(), row.Sep, row.Objective, row.Input.AppendTo(nil)[:3])
 
 	// One epoch in batches of 4 on rank 0 of 1.
-	l, err := sharding.NewLoader(context.Background(), []sharding.Source{{Reader: r}},
-		sharding.LoaderOptions{Batch: 4, Seed: 1, Epochs: 1})
+	l, err := loader.New(context.Background(), []loader.Source{{Reader: r}},
+		loader.Options{Batch: 4, Seed: 1, Epochs: 1})
 	if err != nil {
 		log.Fatal(err)
 	}
 	defer l.Close()
-	var b sharding.Batch
+	var b loader.Batch
 	for {
 		err := l.Next(&b)
 		if err == io.EOF {

@@ -1,6 +1,6 @@
 //go:build !unix
 
-package sharding
+package atomicfile
 
 import (
 	"errors"

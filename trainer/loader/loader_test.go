@@ -1,15 +1,18 @@
-package sharding
+package loader
 
 import (
 	"context"
 	"errors"
 	"io"
 	"math"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/glmkit/glmkit/sharding"
 )
 
 // The trainer consumes the loader through this interface.
@@ -21,10 +24,10 @@ var _ interface {
 
 // testBuild writes n test rows as a build of shards of 37 rows (batches of
 // 16) and opens it.
-func testBuild(t testing.TB, n int, meta func(*Meta)) *Reader {
+func testBuild(t testing.TB, n int, meta func(*sharding.Meta)) *sharding.Reader {
 	t.Helper()
 	dir := t.TempDir()
-	opts := Options{BatchRows: 16, Meta: testMeta()}
+	opts := sharding.Options{BatchRows: 16, Meta: testMeta()}
 	if meta != nil {
 		meta(&opts.Meta)
 	}
@@ -32,9 +35,9 @@ func testBuild(t testing.TB, n int, meta func(*Meta)) *Reader {
 	return mustOpen(t, dir)
 }
 
-func newLoader(t testing.TB, srcs []Source, o LoaderOptions) *Loader {
+func newLoader(t testing.TB, srcs []Source, o Options) *Loader {
 	t.Helper()
-	l, err := NewLoader(context.Background(), srcs, o)
+	l, err := New(context.Background(), srcs, o)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -83,7 +86,7 @@ func TestLoaderEpochCoversAll(t *testing.T) {
 		for _, epochs := range []int{1, 2} {
 			var all []int64
 			for rank := range world {
-				l := newLoader(t, []Source{{Reader: r}}, LoaderOptions{Batch: 7, Rank: rank, World: world, Seed: 5, Epochs: epochs})
+				l := newLoader(t, []Source{{Reader: r}}, Options{Batch: 7, Rank: rank, World: world, Seed: 5, Epochs: epochs})
 				all = append(all, take(t, l, -1)...)
 			}
 			exactlyOnce(t, all, r.Len(), epochs)
@@ -98,7 +101,7 @@ func TestLoaderDropLast(t *testing.T) {
 	r := testBuild(t, 100, nil)
 	counts := make([]int, 3)
 	for rank := range 3 {
-		l := newLoader(t, []Source{{Reader: r}}, LoaderOptions{Batch: 8, Rank: rank, World: 3, Epochs: 1, DropLast: true})
+		l := newLoader(t, []Source{{Reader: r}}, Options{Batch: 8, Rank: rank, World: 3, Epochs: 1, DropLast: true})
 		var b Batch
 		for l.Next(&b) == nil {
 			if b.B != 8 {
@@ -116,8 +119,8 @@ func TestLoaderDropLast(t *testing.T) {
 // padding rules.
 func TestLoaderBatchContents(t *testing.T) {
 	const pad = 77
-	r := testBuild(t, 120, func(m *Meta) { m.Special.Pad = pad })
-	l := newLoader(t, []Source{{Reader: r}}, LoaderOptions{Batch: 9, Epochs: 1, Seed: 1})
+	r := testBuild(t, 120, func(m *sharding.Meta) { m.Special.Pad = pad })
+	l := newLoader(t, []Source{{Reader: r}}, Options{Batch: 9, Epochs: 1, Seed: 1})
 	var b Batch
 	batches := 0
 	for {
@@ -166,7 +169,7 @@ func TestLoaderBatchContents(t *testing.T) {
 
 func TestLoaderResume(t *testing.T) {
 	r := testBuild(t, 250, nil)
-	opts := LoaderOptions{Batch: 16, Seed: 11}
+	opts := Options{Batch: 16, Seed: 11}
 	full := take(t, newLoader(t, []Source{{Reader: r}}, opts), 60) // about 4 epochs
 	for _, k := range []int{0, 1, 13, 15, 16, 47} {
 		a := newLoader(t, []Source{{Reader: r}}, opts)
@@ -204,7 +207,7 @@ func TestLoaderElastic(t *testing.T) {
 		var all []int64
 		var states [][]byte
 		for rank := range c.from {
-			l := newLoader(t, []Source{{Reader: r}}, LoaderOptions{Batch: 8, Rank: rank, World: c.from, Seed: 2, Epochs: 1})
+			l := newLoader(t, []Source{{Reader: r}}, Options{Batch: 8, Rank: rank, World: c.from, Seed: 2, Epochs: 1})
 			all = append(all, take(t, l, c.k)...)
 			st, err := l.State()
 			if err != nil {
@@ -218,7 +221,7 @@ func TestLoaderElastic(t *testing.T) {
 			}
 		}
 		for rank := range c.to {
-			l := newLoader(t, []Source{{Reader: r}}, LoaderOptions{Batch: 8, Rank: rank, World: c.to, Seed: 2, Epochs: 1})
+			l := newLoader(t, []Source{{Reader: r}}, Options{Batch: 8, Rank: rank, World: c.to, Seed: 2, Epochs: 1})
 			if err := l.Restore(states[0]); err != nil {
 				t.Fatal(err)
 			}
@@ -230,8 +233,8 @@ func TestLoaderElastic(t *testing.T) {
 
 func TestLoaderMaskEpochs(t *testing.T) {
 	// 200 rows read as 100 samples × 2 mask epochs (rows 2i, 2i+1).
-	r := testBuild(t, 200, func(m *Meta) { m.MaskEpochs = 2 })
-	l := newLoader(t, []Source{{Reader: r}}, LoaderOptions{Batch: 10, Seed: 4, Epochs: 4})
+	r := testBuild(t, 200, func(m *sharding.Meta) { m.MaskEpochs = 2 })
+	l := newLoader(t, []Source{{Reader: r}}, Options{Batch: 10, Seed: 4, Epochs: 4})
 	if l.EpochLen() != 100 {
 		t.Fatalf("EpochLen() = %d; want 100 samples", l.EpochLen())
 	}
@@ -248,7 +251,7 @@ func TestLoaderMaskEpochs(t *testing.T) {
 			t.Fatalf("epoch %d read %d samples; want 100", e, len(seen))
 		}
 	}
-	all := newLoader(t, []Source{{Reader: r}}, LoaderOptions{Batch: 10, Seed: 4, Epochs: 1, AllMaskEpochs: true})
+	all := newLoader(t, []Source{{Reader: r}}, Options{Batch: 10, Seed: 4, Epochs: 1, AllMaskEpochs: true})
 	exactlyOnce(t, take(t, all, -1), 200, 1)
 }
 
@@ -256,7 +259,7 @@ func TestLoaderMix(t *testing.T) {
 	a := testBuild(t, 300, nil)
 	b := testBuild(t, 100, nil)
 	srcs := []Source{{Reader: a, Weight: 0.7}, {Reader: b, Weight: 0.3}}
-	l := newLoader(t, srcs, LoaderOptions{Batch: 100, Seed: 8})
+	l := newLoader(t, srcs, Options{Batch: 100, Seed: 8})
 	// Proportions over 100k positions (1000 batches of 100), through the
 	// loader's own order.
 	var n [2]int
@@ -304,7 +307,7 @@ func TestLoaderMix(t *testing.T) {
 	}
 	// A state does not restore with other weights.
 	st, _ := l.State()
-	other := newLoader(t, []Source{{Reader: a, Weight: 0.6}, {Reader: b, Weight: 0.4}}, LoaderOptions{Batch: 100, Seed: 8})
+	other := newLoader(t, []Source{{Reader: a, Weight: 0.6}, {Reader: b, Weight: 0.4}}, Options{Batch: 100, Seed: 8})
 	if err := other.Restore(st); err == nil || !strings.Contains(err.Error(), "weight") {
 		t.Errorf("Restore with other weights = %v; want an error about the weight", err)
 	}
@@ -312,7 +315,7 @@ func TestLoaderMix(t *testing.T) {
 
 func TestLoaderAllocs(t *testing.T) {
 	r := testBuild(t, 500, nil)
-	l := newLoader(t, []Source{{Reader: r}}, LoaderOptions{Batch: 32, Seed: 1, Prefetch: 3})
+	l := newLoader(t, []Source{{Reader: r}}, Options{Batch: 32, Seed: 1, Prefetch: 3})
 	var b Batch
 	take(t, l, 5)
 	for range 5 {
@@ -337,21 +340,21 @@ func TestLoaderAllocs(t *testing.T) {
 func TestLoaderRestoreErrors(t *testing.T) {
 	r := testBuild(t, 50, nil)
 	r2 := testBuild(t, 51, nil)
-	l := newLoader(t, []Source{{Reader: r}}, LoaderOptions{Batch: 4, Seed: 1})
+	l := newLoader(t, []Source{{Reader: r}}, Options{Batch: 4, Seed: 1})
 	take(t, l, 3)
 	st, _ := l.State()
 	for _, c := range []struct {
 		name  string
 		srcs  []Source
-		opts  LoaderOptions
+		opts  Options
 		state string
 		want  string
 	}{
-		{"seed", []Source{{Reader: r}}, LoaderOptions{Batch: 4, Seed: 2}, string(st), "seed"},
-		{"data", []Source{{Reader: r2}}, LoaderOptions{Batch: 4, Seed: 1}, string(st), "fingerprint"},
-		{"mode", []Source{{Reader: r}}, LoaderOptions{Batch: 4, Seed: 1, AllMaskEpochs: true}, string(st), "all_mask_epochs"},
-		{"garbage", []Source{{Reader: r}}, LoaderOptions{Batch: 4, Seed: 1}, "{", "restore"},
-		{"position", []Source{{Reader: r}}, LoaderOptions{Batch: 4, Seed: 1}, strings.Replace(string(st), `"pos":12`, `"pos":50`, 1), "position"},
+		{"seed", []Source{{Reader: r}}, Options{Batch: 4, Seed: 2}, string(st), "seed"},
+		{"data", []Source{{Reader: r2}}, Options{Batch: 4, Seed: 1}, string(st), "fingerprint"},
+		{"mode", []Source{{Reader: r}}, Options{Batch: 4, Seed: 1, AllMaskEpochs: true}, string(st), "all_mask_epochs"},
+		{"garbage", []Source{{Reader: r}}, Options{Batch: 4, Seed: 1}, "{", "restore"},
+		{"position", []Source{{Reader: r}}, Options{Batch: 4, Seed: 1}, strings.Replace(string(st), `"pos":12`, `"pos":50`, 1), "position"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			l := newLoader(t, c.srcs, c.opts)
@@ -361,7 +364,7 @@ func TestLoaderRestoreErrors(t *testing.T) {
 		})
 	}
 	// Another batch size and world restore fine.
-	l2 := newLoader(t, []Source{{Reader: r}}, LoaderOptions{Batch: 5, World: 2, Rank: 1, Seed: 1})
+	l2 := newLoader(t, []Source{{Reader: r}}, Options{Batch: 5, World: 2, Rank: 1, Seed: 1})
 	if err := l2.Restore(st); err != nil {
 		t.Errorf("Restore with another batch and world size: %v", err)
 	}
@@ -370,7 +373,7 @@ func TestLoaderRestoreErrors(t *testing.T) {
 func TestLoaderContextAndClose(t *testing.T) {
 	r := testBuild(t, 50, nil)
 	ctx, cancel := context.WithCancel(context.Background())
-	l, err := NewLoader(ctx, []Source{{Reader: r}}, LoaderOptions{Batch: 4})
+	l, err := New(ctx, []Source{{Reader: r}}, Options{Batch: 4})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -397,25 +400,25 @@ func TestLoaderContextAndClose(t *testing.T) {
 	}
 }
 
-func TestLoaderOptionsErrors(t *testing.T) {
+func TestOptionsErrors(t *testing.T) {
 	r := testBuild(t, 20, nil)
-	other := testBuild(t, 20, func(m *Meta) { m.TokenizerSHA256 = "11" })
+	other := testBuild(t, 20, func(m *sharding.Meta) { m.TokenizerSHA256 = "11" })
 	for _, c := range []struct {
 		srcs []Source
-		opts LoaderOptions
+		opts Options
 		want string
 	}{
-		{nil, LoaderOptions{Batch: 1}, "no datasets"},
-		{[]Source{{Reader: r}}, LoaderOptions{}, "batch size"},
-		{[]Source{{Reader: r}}, LoaderOptions{Batch: 1, Rank: 2, World: 2}, "rank"},
-		{[]Source{{Reader: r, Weight: 1}, {Reader: other, Weight: 1}}, LoaderOptions{Batch: 1}, "different tokenizers"},
-		{[]Source{{Reader: r, Weight: 1}, {Reader: r, Weight: 0}}, LoaderOptions{Batch: 1}, "weight"},
+		{nil, Options{Batch: 1}, "no datasets"},
+		{[]Source{{Reader: r}}, Options{}, "batch size"},
+		{[]Source{{Reader: r}}, Options{Batch: 1, Rank: 2, World: 2}, "rank"},
+		{[]Source{{Reader: r, Weight: 1}, {Reader: other, Weight: 1}}, Options{Batch: 1}, "different tokenizers"},
+		{[]Source{{Reader: r, Weight: 1}, {Reader: r, Weight: 0}}, Options{Batch: 1}, "weight"},
 	} {
-		if l, err := NewLoader(context.Background(), c.srcs, c.opts); err == nil || !strings.Contains(err.Error(), c.want) {
+		if l, err := New(context.Background(), c.srcs, c.opts); err == nil || !strings.Contains(err.Error(), c.want) {
 			if l != nil {
 				l.Close()
 			}
-			t.Errorf("NewLoader(%+v) = %v; want an error mentioning %q", c.opts, err, c.want)
+			t.Errorf("New(%+v) = %v; want an error mentioning %q", c.opts, err, c.want)
 		}
 	}
 }
@@ -435,12 +438,12 @@ func TestParseMix(t *testing.T) {
 	}
 }
 
-func TestOpenLoader(t *testing.T) {
+func TestOpen(t *testing.T) {
 	dirA, dirB := t.TempDir(), t.TempDir()
 	rows := testRows(t, 40)
-	writeBuild(t, dirA, rows, 20, Options{})
-	writeBuild(t, dirB, rows[:10], 20, Options{})
-	l, err := OpenLoader(context.Background(), dirA+"=3,"+dirB+"=1", LoaderOptions{Batch: 4, Epochs: 1}, VerifyHashes())
+	writeBuild(t, dirA, rows, 20, sharding.Options{})
+	writeBuild(t, dirB, rows[:10], 20, sharding.Options{})
+	l, err := Open(context.Background(), dirA+"=3,"+dirB+"=1", Options{Batch: 4, Epochs: 1}, sharding.VerifyHashes())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -450,7 +453,98 @@ func TestOpenLoader(t *testing.T) {
 	if err := l.Close(); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := OpenLoader(context.Background(), filepath.Join(dirA, "nope")+"=1", LoaderOptions{Batch: 4}); !errors.Is(err, ErrNoManifest) {
+	if _, err := Open(context.Background(), filepath.Join(dirA, "nope")+"=1", Options{Batch: 4}); !errors.Is(err, sharding.ErrNoManifest) {
 		t.Errorf("OpenLoader of a missing build = %v; want ErrNoManifest", err)
 	}
+}
+
+// What the reader refuses to serve stops the loader with the reader's
+// error: a flipped byte inside a record batch (its checksum) and a row
+// that breaks an invariant (checked in the pass that widens it).
+func TestLoaderRefusesDamage(t *testing.T) {
+	rows := testRows(t, 60)
+	dir := t.TempDir()
+	m := writeBuild(t, dir, rows, 60, sharding.Options{BatchRows: 16})
+	path := filepath.Join(dir, m.Shards[0].Name)
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The first byte from the middle on whose flip Open passes: a value
+	// inside a record batch, which only the batch's checksum catches.
+	var r *sharding.Reader
+	for at := len(data) / 2; r == nil && at < len(data); at++ {
+		data[at] ^= 8
+		if err := os.WriteFile(path, data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if r, err = sharding.Open(dir); err != nil {
+			data[at] ^= 8
+		}
+	}
+	if r == nil {
+		t.Fatal("no flipped byte passes Open")
+	}
+	t.Cleanup(func() { r.Close() }) // after the loader's Close
+	if err := readAll(newLoader(t, []Source{{Reader: r}}, Options{Batch: 8, Epochs: 1})); err == nil ||
+		!strings.Contains(err.Error(), m.Shards[0].Name) || !strings.Contains(err.Error(), "record batch") {
+		t.Errorf("Next over a flipped byte = %v; want an error naming the shard and the record batch", err)
+	}
+
+	bad := slices.Clone(rows)
+	bad[21].Pos = slices.Clone(bad[21].Pos)
+	bad[21].Pos[len(bad[21].Pos)-1] = bad[21].Sep + 3
+	dir = t.TempDir()
+	writeBuild(t, dir, bad, 30, sharding.Options{BatchRows: 8})
+	if err := readAll(newLoader(t, []Source{{Reader: mustOpen(t, dir)}}, Options{Batch: 30, Epochs: 1})); err == nil ||
+		!strings.Contains(err.Error(), "global row 21") || !strings.Contains(err.Error(), "outside Part A") {
+		t.Errorf("Next over a row with a position past Part A = %v", err)
+	}
+	if err := readAll(newLoader(t, []Source{{Reader: mustOpen(t, dir, sharding.Unchecked())}}, Options{Batch: 30, Epochs: 1})); err != nil {
+		t.Errorf("unchecked, the row is served as it is: %v", err)
+	}
+}
+
+// readAll reads batches until the end of the stream; nil at io.EOF.
+func readAll(l *Loader) error {
+	var b Batch
+	for {
+		if err := l.Next(&b); err != nil {
+			if err == io.EOF {
+				return nil
+			}
+			return err
+		}
+	}
+}
+
+// A mixture may combine format 1 and format 2 builds (of one tokenizer).
+func TestLoaderMixesFormats(t *testing.T) {
+	v1 := testBuild(t, 80, func(m *sharding.Meta) { m.FormatVersion = 1 })
+	v2 := testBuild(t, 80, nil)
+	if _, ok := mustView(t, v1, 0).Input.Int32(); !ok {
+		t.Fatal("the format 1 build's ids are not int32")
+	}
+	l := newLoader(t, []Source{{Reader: v1, Weight: 1}, {Reader: v2, Weight: 1}}, Options{Batch: 6, Seed: 3})
+	var b Batch
+	for range 20 {
+		if err := l.Next(&b); err != nil {
+			t.Fatal(err)
+		}
+		for j := range b.B {
+			v := mustView(t, v2, b.Rows[j]) // both datasets hold the same rows
+			if got := b.Input[j*b.T : j*b.T+v.Len()]; !slices.Equal(got, v.Input.AppendTo(nil)) {
+				t.Fatalf("mixture batch row %d differs from the row", j)
+			}
+		}
+	}
+}
+
+func mustView(t *testing.T, r *sharding.Reader, i int64) sharding.RowView {
+	t.Helper()
+	v, err := r.Row(i)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v
 }
