@@ -97,6 +97,23 @@ func Prepare(ctx context.Context, o *BuildOptions) (*Plan, error) {
 	if err != nil {
 		return nil, err
 	}
+	if o.Resume && !o.Force {
+		// Flags and inputs that differ from the plan's are refused before
+		// the inputs are hashed (which can take long); their contents are
+		// compared after.
+		if old, err := ReadPlan(o.Out); err == nil {
+			cur := &Plan{FormatVersion: sharding.FormatVersion, Meta: o.Meta, Config: o.Config, Inputs: inputs}
+			d := settingsDiff(old, cur)
+			for _, l := range inputsDiff(old, cur) {
+				if strings.HasPrefix(l, "  --input:") {
+					d = append(d, l)
+				}
+			}
+			if len(d) > 0 {
+				return nil, fmt.Errorf("pipeline: --resume: %s holds a build of other inputs or flags:\n%s\n--resume continues only the same build: drop those flags (--resume takes every setting and input from %s), or start over with --force", o.Out, strings.Join(d, "\n"), PlanName)
+			}
+		}
+	}
 	for _, in := range inputs {
 		if in.Path == Stdin && o.Resume {
 			return nil, errors.New("pipeline: --resume does not work with stdin input")
@@ -211,7 +228,7 @@ func (o *BuildOptions) prepareDir(plan *Plan) error {
 		a, _ := json.Marshal(old)
 		b, _ := json.Marshal(plan)
 		if !bytes.Equal(a, b) {
-			return fmt.Errorf("pipeline: %s holds a build of other inputs or flags (%s); --resume needs the same ones (or use --force to start over)", o.Out, planDiff(old, plan))
+			return fmt.Errorf("pipeline: --resume: %s holds a build of other inputs or flags:\n%s\n--resume continues only the same build: drop those flags (--resume takes every setting and input from %s), or start over with --force", o.Out, planDiff(old, plan), PlanName)
 		}
 	case exists && o.Force:
 		if err := clearBuild(o.Out, old); err != nil {
@@ -340,27 +357,6 @@ func clearBuild(dir string, plan *Plan) error {
 func isRegular(path string) bool {
 	st, err := os.Lstat(path)
 	return err == nil && st.Mode().IsRegular()
-}
-
-func planDiff(a, b *Plan) string {
-	var diffs []string
-	ja, _ := json.Marshal(a.Meta)
-	jb, _ := json.Marshal(b.Meta)
-	if !bytes.Equal(ja, jb) {
-		diffs = append(diffs, "tokenizer, seq-len or masking flags differ")
-	}
-	if a.Config != b.Config {
-		diffs = append(diffs, "reading or sharding flags differ")
-	}
-	ja, _ = json.Marshal(a.Inputs)
-	jb, _ = json.Marshal(b.Inputs)
-	if !bytes.Equal(ja, jb) {
-		diffs = append(diffs, "input files differ")
-	}
-	if len(diffs) == 0 {
-		diffs = append(diffs, "task split differs")
-	}
-	return strings.Join(diffs, "; ")
 }
 
 // Merge assembles the manifest of a build from its plan and task records,

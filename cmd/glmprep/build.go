@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"runtime"
 	"slices"
 	"strconv"
@@ -43,7 +44,8 @@ Examples:
   glmprep build --input ../shared/corpora/wikitext-2-raw/wiki.valid.raw \
       --tokenizer bert-base-uncased --out out/wiki --mix token=0.5,document=0.5
   glmprep build --input 'crawl/*.jsonl.zst' --text-field meta.text \
-      --tokenizer gpt2 --seq-len 1024 --out out/crawl --resume
+      --tokenizer gpt2 --seq-len 1024 --out out/crawl
+  glmprep build --out out/crawl --resume     # continue it: inputs and flags from its plan.json
   glmprep build --input 'hf/train-*.parquet' --text-field text --out out/hf
   zcat dump.txt.gz | glmprep build --input - --tokenizer vocab.txt --out out/dump
 `
@@ -187,7 +189,7 @@ func parseBuild(name, help string, resume bool, args []string, stdout, stderr io
 	a := &buildArgs{}
 	addBuildFlags(fs, a)
 	if resume {
-		fs.BoolVar(&a.resume, "resume", false, "continue an interrupted build in --out from its last complete shard")
+		fs.BoolVar(&a.resume, "resume", false, "continue an interrupted build in --out from its last complete shard; the inputs and every flag not given come from its plan.json")
 	}
 	fs.BoolVar(&a.force, "force", false, "replace a plan or build already in --out")
 	pos, err := cli.Parse(fs, args)
@@ -195,6 +197,16 @@ func parseBuild(name, help string, resume bool, args []string, stdout, stderr io
 		return pipeline.BuildOptions{}, nil, nil, err
 	}
 	a.inputs = append(a.inputs, pos...)
+	if a.resume && a.out != "" && !a.force {
+		// --resume takes every flag not given, and the inputs when none
+		// is given, from the plan in --out; a flag given with another
+		// value than the plan's is refused (pipeline.Prepare names it).
+		if plan, err := pipeline.ReadPlan(a.out); err == nil {
+			if err := fromPlan(fs, a, plan); err != nil {
+				return pipeline.BuildOptions{}, nil, nil, err
+			}
+		}
+	}
 	var missing []string
 	if len(a.inputs) == 0 {
 		missing = append(missing, "--input")
@@ -353,4 +365,46 @@ func printSummary(w io.Writer, dir string, res *pipeline.Result, took time.Durat
 	if sec := took.Seconds(); sec > 0 && res.TasksRun > 0 {
 		fmt.Fprintf(w, "  speed     %s/s of input, %.2fM text tokens/s\n", humanBytes(float64(inBytes)/sec), float64(s.Doc.SourceTokens)/sec/1e6)
 	}
+}
+
+// planFlags are the values of the build flags that plan.json records, as
+// the flags take them.
+func planFlags(plan *pipeline.Plan) map[string]string {
+	m, c := plan.Meta, plan.Config
+	f := func(x float64) string { return strconv.FormatFloat(x, 'g', -1, 64) }
+	var mix []string
+	for o, w := range m.Masking.Weights {
+		mix = append(mix, fmt.Sprintf("%s=%s", masking.Objective(o), f(w)))
+	}
+	return map[string]string{
+		"tokenizer": c.Tokenizer, "seq-len": strconv.Itoa(m.SeqLen), "mask-epochs": strconv.Itoa(m.MaskEpochs),
+		"seed": strconv.FormatUint(m.Masking.Seed, 10), "mix": strings.Join(mix, ","), "task-mask": strconv.FormatBool(m.Masking.TaskMask),
+		"mask-ratio": f(m.Masking.Ratio), "span-lambda": f(m.Masking.Lambda), "max-span": strconv.Itoa(m.Masking.MaxSpan),
+		"doc-ratio": f(m.Masking.DocMin) + "," + f(m.Masking.DocMax), "suffix-prob": f(m.Masking.SuffixProb),
+		"format": c.Format, "doc-boundary": c.DocBoundary, "text-field": c.TextField,
+		"max-doc-bytes": strconv.Itoa(c.MaxDocBytes), "shard-rows": strconv.FormatInt(c.ShardRows, 10),
+		"shard-bytes": strconv.FormatInt(c.ShardBytes, 10), "compression": c.Compression,
+		"task-bytes": strconv.FormatInt(c.TaskBytes, 10), "allow-empty": strconv.FormatBool(c.AllowEmpty),
+	}
+}
+
+// fromPlan sets every build flag that the command line did not give to
+// the plan's value, and the inputs to the plan's when none was given.
+func fromPlan(fs *flag.FlagSet, a *buildArgs, plan *pipeline.Plan) error {
+	given := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
+	for name, v := range planFlags(plan) {
+		if given[name] || fs.Lookup(name) == nil {
+			continue
+		}
+		if err := fs.Set(name, v); err != nil {
+			return fmt.Errorf("%s: --%s %q: %w", filepath.Join(a.out, pipeline.PlanName), name, v, err)
+		}
+	}
+	if len(a.inputs) == 0 {
+		for _, in := range plan.Inputs {
+			a.inputs = append(a.inputs, in.Path)
+		}
+	}
+	return nil
 }
