@@ -24,7 +24,7 @@ type Config struct {
 	Tokenizer   string `json:"tokenizer"`     // the --tokenizer value (the manifest pins its sha256 in meta)
 	Format      string `json:"format"`        // auto, text or jsonl
 	DocBoundary string `json:"doc_boundary"`  // line, blank or file (plain text)
-	TextField   string `json:"text_field"`    // JSON Lines: dotted path of the text
+	TextField   string `json:"text_field"`    // JSON: dotted path of the text; several, comma-separated, are joined by a blank line
 	MaxDocBytes int    `json:"max_doc_bytes"` // longer records are skipped (counted as too_long)
 	ShardRows   int64  `json:"shard_rows"`    // a new shard after this many rows (0: no limit)
 	ShardBytes  int64  `json:"shard_bytes"`   // … or after this many bytes (0: no limit)
@@ -44,8 +44,8 @@ func (c *Config) Validate() error {
 	switch {
 	case c.DocBoundary != "line" && c.DocBoundary != "blank" && c.DocBoundary != "file":
 		return fmt.Errorf("pipeline: --doc-boundary %q: want line, blank or file", c.DocBoundary)
-	case c.TextField == "" || strings.Contains(c.TextField, ".."):
-		return fmt.Errorf("pipeline: --text-field %q: want a field name or a dotted path such as meta.text", c.TextField)
+	case !validFields(c.TextField):
+		return fmt.Errorf("pipeline: --text-field %q: want field names or dotted paths such as meta.text, each once", c.TextField)
 	case c.MaxDocBytes < 1:
 		return fmt.Errorf("pipeline: --max-doc-bytes %d: want ≥ 1", c.MaxDocBytes)
 	case c.ShardRows < 0 || c.ShardBytes < 0:
@@ -56,6 +56,27 @@ func (c *Config) Validate() error {
 		return errors.New("pipeline: --task-bytes must be ≥ 0 (0: one task per file)")
 	}
 	return nil
+}
+
+// textFields are the paths of the text fields: TextField holds one, or
+// several separated by commas, each a dotted path.
+func (c *Config) textFields() [][]string {
+	var fs [][]string
+	for _, f := range strings.Split(c.TextField, ",") {
+		fs = append(fs, strings.Split(f, "."))
+	}
+	return fs
+}
+
+func validFields(s string) bool {
+	seen := map[string]bool{}
+	for _, f := range strings.Split(s, ",") {
+		if f == "" || strings.Contains(f, "..") || strings.HasPrefix(f, ".") || strings.HasSuffix(f, ".") || seen[f] {
+			return false
+		}
+		seen[f] = true
+	}
+	return true
 }
 
 // Task is one independent unit of a build: a whole input, a byte range of
@@ -96,6 +117,9 @@ func makePlan(ctx context.Context, meta sharding.Meta, cfg Config, inputs []Inpu
 	p := &Plan{FormatVersion: sharding.FormatVersion, Meta: meta, Config: cfg, Inputs: inputs}
 	for i, in := range inputs {
 		if in.Format == "parquet" {
+			if strings.Contains(cfg.TextField, ",") {
+				return nil, fmt.Errorf("pipeline: %s: Parquet input reads one top-level string column; --text-field %q names several", in.Path, cfg.TextField)
+			}
 			f, err := parquettext.Open(in.Path, cfg.TextField)
 			if err != nil {
 				return nil, err

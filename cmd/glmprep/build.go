@@ -68,7 +68,7 @@ type buildArgs struct {
 	suffixProb  float64
 	format      string
 	docBoundary string
-	textField   string
+	textFields  listFlag
 	maxDoc      sizeFlag
 	shardRows   int64
 	shardBytes  sizeFlag
@@ -100,7 +100,7 @@ func addBuildFlags(fs *flag.FlagSet, a *buildArgs) {
 	fs.Float64Var(&a.suffixProb, "suffix-prob", m.SuffixProb, "probability of the suffix layout for a single-document sample's document span")
 	fs.StringVar(&a.format, "format", d.Format, "input format: auto (Parquet by extension or magic bytes, JSON Lines for .jsonl .json .ndjson, text otherwise), text, jsonl or parquet")
 	fs.StringVar(&a.docBoundary, "doc-boundary", d.DocBoundary, "plain text documents: line, blank (blank-line separated) or file")
-	fs.StringVar(&a.textField, "text-field", d.TextField, "JSON Lines field holding the text; a dotted path for nested fields")
+	fs.Var(&a.textFields, "text-field", "JSON `FIELD` holding the text, a dotted path for nested ones (meta.text); repeat it or list several (title,text) to join them into one document, in that order, separated by a blank line; for Parquet, a top-level string column (default: text)")
 	a.maxDoc = sizeFlag(d.MaxDocBytes)
 	fs.Var(&a.maxDoc, "max-doc-bytes", "longest record (line, block or file); longer ones are skipped and counted")
 	fs.Int64Var(&a.shardRows, "shard-rows", d.ShardRows, "start a new shard after this many rows (0: no limit)")
@@ -112,6 +112,21 @@ func addBuildFlags(fs *flag.FlagSet, a *buildArgs) {
 	fs.BoolVar(&a.strict, "strict", false, "make bad input (broken JSON, invalid UTF-8, truncated files, …) fatal instead of counted")
 	fs.BoolVar(&a.quiet, "quiet", false, "no progress bar or summary")
 	fs.BoolVar(&a.allowEmpty, "allow-empty", false, "accept a build that writes no rows (otherwise it is an error that says why)")
+}
+
+// textField is the --text-field values as the config holds them: the
+// fields, comma-separated ("text" when none was given).
+func (a *buildArgs) textField() string {
+	var fields []string
+	for _, v := range a.textFields {
+		for _, f := range strings.Split(v, ",") {
+			fields = append(fields, strings.TrimSpace(f))
+		}
+	}
+	if len(fields) == 0 {
+		return pipeline.DefaultConfig().TextField
+	}
+	return strings.Join(fields, ",")
 }
 
 // options turns the flags into build options and loads the tokenizer.
@@ -149,7 +164,7 @@ func (a *buildArgs) options(stderr io.Writer) (pipeline.BuildOptions, *tokenizer
 		Out:    a.out,
 		Meta: sharding.Meta{FormatVersion: sharding.FormatVersion, Tokenizer: tok.Name(), TokenizerSHA256: tok.SHA256(),
 			VocabSize: tok.ModelVocabSize(), Special: tok.Special(), SeqLen: a.seqLen, MaskEpochs: a.maskEpochs, Masking: mc},
-		Config: pipeline.Config{Tokenizer: a.tok, Format: a.format, DocBoundary: a.docBoundary, TextField: a.textField,
+		Config: pipeline.Config{Tokenizer: a.tok, Format: a.format, DocBoundary: a.docBoundary, TextField: a.textField(),
 			MaxDocBytes: int(a.maxDoc), ShardRows: a.shardRows, ShardBytes: int64(a.shardBytes),
 			Compression: a.compression, TaskBytes: int64(a.taskBytes), AllowEmpty: a.allowEmpty},
 		SentenceEnd: tok.SentenceEnds(),
