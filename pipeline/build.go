@@ -119,12 +119,21 @@ func Prepare(ctx context.Context, o *BuildOptions) (*Plan, error) {
 			return nil, errors.New("pipeline: --resume does not work with stdin input")
 		}
 	}
+	take := int64(-1)
+	if n := o.Config.MaxRecords; n > 0 {
+		if inputs, take, err = limitInputs(ctx, inputs, o.Config, n, o.Out); err != nil {
+			return nil, err
+		}
+	}
 	o.phase("hashing", totalBytes(inputs))
 	if err := hashInputs(ctx, inputs, o.Progress); err != nil {
 		return nil, err
 	}
 	plan, err := makePlan(ctx, o.Meta, o.Config, inputs)
 	if err != nil {
+		return nil, err
+	}
+	if err := limitTasks(plan, take); err != nil {
 		return nil, err
 	}
 	if err := o.prepareDir(plan); err != nil {

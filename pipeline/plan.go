@@ -31,6 +31,7 @@ type Config struct {
 	Compression string `json:"compression"`   // none, zstd or lz4
 	TaskBytes   int64  `json:"task_bytes"`    // uncompressed line-based files above this are split into byte ranges
 	AllowEmpty  bool   `json:"allow_empty"`   // a build that writes no rows is complete (otherwise merge refuses it)
+	MaxRecords  int64  `json:"max_records,omitempty"` // the first N records of the inputs only (0: all); see limitInputs
 }
 
 // DefaultConfig returns the defaults of glmprep build.
@@ -54,6 +55,8 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("pipeline: --compression %q: want none, zstd or lz4", c.Compression)
 	case c.TaskBytes < 0:
 		return errors.New("pipeline: --task-bytes must be ≥ 0 (0: one task per file)")
+	case c.MaxRecords < 0:
+		return fmt.Errorf("pipeline: --max-records %d: want ≥ 1 (0: every record)", c.MaxRecords)
 	}
 	return nil
 }
@@ -93,6 +96,9 @@ type Task struct {
 	// reads part of its input (a byte range; a Parquet row group's column
 	// chunk); a task of a whole input reads its input's SHA256.
 	SHA256 string `json:"sha256,omitempty"`
+	// MaxRecords, when > 0, ends the task after that many records (the
+	// task where a --max-records build's N-th record falls).
+	MaxRecords int64 `json:"max_records,omitempty"`
 }
 
 // Plan is a build planned before it runs (decisions.md §9): a pure function
@@ -137,7 +143,7 @@ func makePlan(ctx context.Context, meta sharding.Meta, cfg Config, inputs []Inpu
 			f.Close()
 			continue
 		}
-		splittable := in.Path != Stdin && in.Compression == "none" && cfg.TaskBytes > 0 &&
+		splittable := in.Path != Stdin && in.Compression == "none" && cfg.TaskBytes > 0 && cfg.MaxRecords == 0 &&
 			in.Size > cfg.TaskBytes+cfg.TaskBytes/2 && !(in.Format == "text" && cfg.DocBoundary == "file")
 		if !splittable {
 			p.Tasks = append(p.Tasks, Task{Index: len(p.Tasks), Input: i, Start: 0, End: -1, Line: 1})

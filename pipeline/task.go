@@ -288,6 +288,9 @@ func runTask(ctx context.Context, plan *Plan, env *Env, t Task, prev *TaskRecord
 		return nil, err
 	}
 	defer r.close()
+	if t.MaxRecords > 0 {
+		r = &limitRecords{records: r, left: t.MaxRecords - rp.Record}
+	}
 	meta := plan.Meta
 	w, err := sharding.Create(env.Dir, sharding.Options{Meta: meta, Compression: cfg.Compression})
 	if err != nil {

@@ -79,6 +79,7 @@ type buildArgs struct {
 	strict      bool
 	quiet       bool
 	allowEmpty  bool
+	maxRecords  int64
 }
 
 func addBuildFlags(fs *flag.FlagSet, a *buildArgs) {
@@ -111,6 +112,7 @@ func addBuildFlags(fs *flag.FlagSet, a *buildArgs) {
 	fs.Var(&a.taskBytes, "task-bytes", "split uncompressed line-based inputs larger than this into tasks of about this size (0: a task per file)")
 	fs.BoolVar(&a.strict, "strict", false, "make bad input (broken JSON, invalid UTF-8, truncated files, …) fatal instead of counted")
 	fs.BoolVar(&a.quiet, "quiet", false, "no progress bar or summary")
+	fs.Int64Var(&a.maxRecords, "max-records", 0, "build only the first `N` records of the inputs, in input order (for smoke tests; 0: all)")
 	fs.BoolVar(&a.allowEmpty, "allow-empty", false, "accept a build that writes no rows (otherwise it is an error that says why)")
 }
 
@@ -166,7 +168,7 @@ func (a *buildArgs) options(stderr io.Writer) (pipeline.BuildOptions, *tokenizer
 			VocabSize: tok.ModelVocabSize(), Special: tok.Special(), SeqLen: a.seqLen, MaskEpochs: a.maskEpochs, Masking: mc},
 		Config: pipeline.Config{Tokenizer: a.tok, Format: a.format, DocBoundary: a.docBoundary, TextField: a.textField(),
 			MaxDocBytes: int(a.maxDoc), ShardRows: a.shardRows, ShardBytes: int64(a.shardBytes),
-			Compression: a.compression, TaskBytes: int64(a.taskBytes), AllowEmpty: a.allowEmpty},
+			Compression: a.compression, TaskBytes: int64(a.taskBytes), AllowEmpty: a.allowEmpty, MaxRecords: a.maxRecords},
 		SentenceEnd: tok.SentenceEnds(),
 		NewEncoder:  func() pipeline.Encoder { return tok.NewEncoder() },
 		Workers:     a.workers,
@@ -400,6 +402,7 @@ func planFlags(plan *pipeline.Plan) map[string]string {
 		"max-doc-bytes": strconv.Itoa(c.MaxDocBytes), "shard-rows": strconv.FormatInt(c.ShardRows, 10),
 		"shard-bytes": strconv.FormatInt(c.ShardBytes, 10), "compression": c.Compression,
 		"task-bytes": strconv.FormatInt(c.TaskBytes, 10), "allow-empty": strconv.FormatBool(c.AllowEmpty),
+		"max-records": strconv.FormatInt(c.MaxRecords, 10),
 	}
 }
 
