@@ -97,6 +97,9 @@ func Prepare(ctx context.Context, o *BuildOptions) (*Plan, error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := detectJSONDocs(ctx, inputs, o.Config, o.Out); err != nil {
+		return nil, err
+	}
 	if o.Resume && !o.Force {
 		// Flags and inputs that differ from the plan's are refused before
 		// the inputs are hashed (which can take long); their contents are

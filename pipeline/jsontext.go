@@ -374,6 +374,9 @@ func recordText(raw []byte, fields [][]string, allowString bool, scratch []byte)
 		}
 		return t, scratch, OK, ""
 	}
+	if allowString && (lead >= len(raw) || raw[lead] != '{') {
+		return nil, scratch, BadJSON, "a record of a JSON document must be an object or a string"
+	}
 	name := func(f []string) string { return fmt.Sprintf("%q", joinPath(f)) }
 	if len(fields) == 1 {
 		// Decoded in place: the value overwrites only what was parsed.

@@ -32,6 +32,7 @@ type Config struct {
 	TaskBytes   int64  `json:"task_bytes"`    // uncompressed line-based files above this are split into byte ranges
 	AllowEmpty  bool   `json:"allow_empty"`   // a build that writes no rows is complete (otherwise merge refuses it)
 	MaxRecords  int64  `json:"max_records,omitempty"` // the first N records of the inputs only (0: all); see limitInputs
+	JSONPath    string `json:"json_path,omitempty"`   // JSON documents: the dotted path to the records (see jsonDoc)
 }
 
 // DefaultConfig returns the defaults of glmprep build.
@@ -55,6 +56,8 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("pipeline: --compression %q: want none, zstd or lz4", c.Compression)
 	case c.TaskBytes < 0:
 		return errors.New("pipeline: --task-bytes must be ≥ 0 (0: one task per file)")
+	case c.JSONPath != "" && !validFields(c.JSONPath) || strings.Contains(c.JSONPath, ","):
+		return fmt.Errorf("pipeline: --json-path %q: want a dotted path of keys such as data or data.paragraphs", c.JSONPath)
 	case c.MaxRecords < 0:
 		return fmt.Errorf("pipeline: --max-records %d: want ≥ 1 (0: every record)", c.MaxRecords)
 	}
@@ -143,7 +146,7 @@ func makePlan(ctx context.Context, meta sharding.Meta, cfg Config, inputs []Inpu
 			f.Close()
 			continue
 		}
-		splittable := in.Path != Stdin && in.Compression == "none" && cfg.TaskBytes > 0 && cfg.MaxRecords == 0 &&
+		splittable := in.Path != Stdin && in.Compression == "none" && cfg.TaskBytes > 0 && cfg.MaxRecords == 0 && in.Format != "json" &&
 			in.Size > cfg.TaskBytes+cfg.TaskBytes/2 && !(in.Format == "text" && cfg.DocBoundary == "file")
 		if !splittable {
 			p.Tasks = append(p.Tasks, Task{Index: len(p.Tasks), Input: i, Start: 0, End: -1, Line: 1})

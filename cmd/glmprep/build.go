@@ -80,6 +80,7 @@ type buildArgs struct {
 	quiet       bool
 	allowEmpty  bool
 	maxRecords  int64
+	jsonPath    string
 }
 
 func addBuildFlags(fs *flag.FlagSet, a *buildArgs) {
@@ -99,7 +100,7 @@ func addBuildFlags(fs *flag.FlagSet, a *buildArgs) {
 	fs.IntVar(&a.maxSpan, "max-span", m.MaxSpan, "longest token span")
 	fs.StringVar(&a.docRatio, "doc-ratio", "0.5,1.0", "document span length range, as fractions of the sample")
 	fs.Float64Var(&a.suffixProb, "suffix-prob", m.SuffixProb, "probability of the suffix layout for a single-document sample's document span")
-	fs.StringVar(&a.format, "format", d.Format, "input format: auto (Parquet by extension or magic bytes, JSON Lines for .jsonl .json .ndjson, text otherwise), text, jsonl or parquet")
+	fs.StringVar(&a.format, "format", d.Format, "input format: auto (Parquet by extension or magic bytes; JSON Lines for .jsonl .ndjson, and .json unless it is one JSON document; text otherwise), text, jsonl, json (one JSON document) or parquet")
 	fs.StringVar(&a.docBoundary, "doc-boundary", d.DocBoundary, "plain text documents: line, blank (blank-line separated) or file")
 	fs.Var(&a.textFields, "text-field", "JSON `FIELD` holding the text, a dotted path for nested ones (meta.text); repeat it or list several (title,text) to join them into one document, in that order, separated by a blank line; for Parquet, a top-level string column (default: text)")
 	a.maxDoc = sizeFlag(d.MaxDocBytes)
@@ -112,6 +113,7 @@ func addBuildFlags(fs *flag.FlagSet, a *buildArgs) {
 	fs.Var(&a.taskBytes, "task-bytes", "split uncompressed line-based inputs larger than this into tasks of about this size (0: a task per file)")
 	fs.BoolVar(&a.strict, "strict", false, "make bad input (broken JSON, invalid UTF-8, truncated files, …) fatal instead of counted")
 	fs.BoolVar(&a.quiet, "quiet", false, "no progress bar or summary")
+	fs.StringVar(&a.jsonPath, "json-path", "", "JSON documents (.json files that hold one value): the dotted `PATH` to the records, lists on the way walked through (data, or SQuAD's data.paragraphs); a record is an object (its --text-field is read) or a string")
 	fs.Int64Var(&a.maxRecords, "max-records", 0, "build only the first `N` records of the inputs, in input order (for smoke tests; 0: all)")
 	fs.BoolVar(&a.allowEmpty, "allow-empty", false, "accept a build that writes no rows (otherwise it is an error that says why)")
 }
@@ -168,7 +170,7 @@ func (a *buildArgs) options(stderr io.Writer) (pipeline.BuildOptions, *tokenizer
 			VocabSize: tok.ModelVocabSize(), Special: tok.Special(), SeqLen: a.seqLen, MaskEpochs: a.maskEpochs, Masking: mc},
 		Config: pipeline.Config{Tokenizer: a.tok, Format: a.format, DocBoundary: a.docBoundary, TextField: a.textField(),
 			MaxDocBytes: int(a.maxDoc), ShardRows: a.shardRows, ShardBytes: int64(a.shardBytes),
-			Compression: a.compression, TaskBytes: int64(a.taskBytes), AllowEmpty: a.allowEmpty, MaxRecords: a.maxRecords},
+			Compression: a.compression, TaskBytes: int64(a.taskBytes), AllowEmpty: a.allowEmpty, MaxRecords: a.maxRecords, JSONPath: a.jsonPath},
 		SentenceEnd: tok.SentenceEnds(),
 		NewEncoder:  func() pipeline.Encoder { return tok.NewEncoder() },
 		Workers:     a.workers,
@@ -402,7 +404,7 @@ func planFlags(plan *pipeline.Plan) map[string]string {
 		"max-doc-bytes": strconv.Itoa(c.MaxDocBytes), "shard-rows": strconv.FormatInt(c.ShardRows, 10),
 		"shard-bytes": strconv.FormatInt(c.ShardBytes, 10), "compression": c.Compression,
 		"task-bytes": strconv.FormatInt(c.TaskBytes, 10), "allow-empty": strconv.FormatBool(c.AllowEmpty),
-		"max-records": strconv.FormatInt(c.MaxRecords, 10),
+		"max-records": strconv.FormatInt(c.MaxRecords, 10), "json-path": c.JSONPath,
 	}
 }
 
