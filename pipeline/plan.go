@@ -21,16 +21,16 @@ import (
 // read, how shards are cut and how the build is split into tasks. Together
 // with Meta it fixes the output bytes.
 type Config struct {
-	Tokenizer   string `json:"tokenizer"`     // the --tokenizer value (the manifest pins its sha256 in meta)
-	Format      string `json:"format"`        // auto, text or jsonl
-	DocBoundary string `json:"doc_boundary"`  // line, blank or file (plain text)
-	TextField   string `json:"text_field"`    // JSON: dotted path of the text; several, comma-separated, are joined by a blank line
-	MaxDocBytes int    `json:"max_doc_bytes"` // longer records are skipped (counted as too_long)
-	ShardRows   int64  `json:"shard_rows"`    // a new shard after this many rows (0: no limit)
-	ShardBytes  int64  `json:"shard_bytes"`   // … or after this many bytes (0: no limit)
-	Compression string `json:"compression"`   // none, zstd or lz4
-	TaskBytes   int64  `json:"task_bytes"`    // uncompressed line-based files above this are split into byte ranges
-	AllowEmpty  bool   `json:"allow_empty"`   // a build that writes no rows is complete (otherwise merge refuses it)
+	Tokenizer   string `json:"tokenizer"`             // the --tokenizer value (the manifest pins its sha256 in meta)
+	Format      string `json:"format"`                // auto, text or jsonl
+	DocBoundary string `json:"doc_boundary"`          // line, blank or file (plain text)
+	TextField   string `json:"text_field"`            // JSON: dotted path of the text; several, comma-separated, are joined by a blank line
+	MaxDocBytes int    `json:"max_doc_bytes"`         // longer records are skipped (counted as too_long)
+	ShardRows   int64  `json:"shard_rows"`            // a new shard after this many rows (0: no limit)
+	ShardBytes  int64  `json:"shard_bytes"`           // … or after this many bytes (0: no limit)
+	Compression string `json:"compression"`           // none, zstd or lz4
+	TaskBytes   int64  `json:"task_bytes"`            // uncompressed line-based files above this are split into byte ranges
+	AllowEmpty  bool   `json:"allow_empty"`           // a build that writes no rows is complete (otherwise merge refuses it)
 	MaxRecords  int64  `json:"max_records,omitempty"` // the first N records of the inputs only (0: all); see limitInputs
 	JSONPath    string `json:"json_path,omitempty"`   // JSON documents: the dotted path to the records (see jsonDoc)
 }
