@@ -224,7 +224,7 @@ func taskBytes(p *Plan, t Task) int64 {
 // files a valid plan.json and its task records name, and its own stale
 // temporaries.
 func (o *BuildOptions) prepareDir(plan *Plan) error {
-	if err := os.MkdirAll(o.Out, 0o755); err != nil {
+	if err := os.MkdirAll(o.Out, 0o777); err != nil {
 		return fmt.Errorf("pipeline: %w", err)
 	}
 	old, err := ReadPlan(o.Out)

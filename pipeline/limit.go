@@ -136,3 +136,59 @@ func (l *limitRecords) next(arena []byte) (record, []byte, error) {
 	}
 	return rec, arena, err
 }
+
+// splitRecords gives a --valid-fraction build the records of its split:
+// a record whose split key is below the fraction is in the valid split,
+// every other one in the train split, and a record of the other split
+// passes as HeldOut (counted, not read). The key is a hash of the input's
+// content (its sha256; "stdin" for standard input) and the record's
+// position in it (its byte offset in the decompressed input; a Parquet
+// row's number), so the split is the same for any --workers, --task-bytes,
+// resume or path of the input, and each record is in exactly one split.
+type splitRecords struct {
+	records
+	seed    uint64
+	parquet bool
+	valid   bool
+	cut     uint64 // keys below it are valid
+}
+
+func newSplitRecords(r records, in Input, cfg Config) *splitRecords {
+	id := in.SHA256
+	if in.Path == Stdin {
+		id = "stdin"
+	}
+	h := uint64(0xcbf29ce484222325) // FNV-1a of the input's identity
+	for i := 0; i < len(id); i++ {
+		h = (h ^ uint64(id[i])) * 0x100000001b3
+	}
+	return &splitRecords{records: r, seed: h, parquet: in.Format == "parquet", valid: cfg.Split == "valid",
+		cut: uint64(cfg.ValidFraction * (1 << 53))}
+}
+
+func (s *splitRecords) next(arena []byte) (record, []byte, error) {
+	rec, arena, err := s.records.next(arena)
+	if err != nil {
+		return rec, arena, err
+	}
+	pos := uint64(rec.off)
+	if s.parquet {
+		pos = uint64(rec.line)
+	}
+	if inValid := splitKey(s.seed, pos) < s.cut; inValid != s.valid {
+		arena = arena[:rec.start]
+		rec.end, rec.reason, rec.detail, rec.repair = rec.start, HeldOut, "", 0
+	}
+	return rec, arena, nil
+}
+
+// splitKey is a uniform 53-bit key of a record (splitmix64's finaliser).
+func splitKey(seed, pos uint64) uint64 {
+	x := seed ^ (pos+1)*0x9e3779b97f4a7c15
+	x ^= x >> 30
+	x *= 0xbf58476d1ce4e5b9
+	x ^= x >> 27
+	x *= 0x94d049bb133111eb
+	x ^= x >> 31
+	return x >> 11
+}

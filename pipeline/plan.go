@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"path/filepath"
 	"strings"
@@ -33,6 +34,11 @@ type Config struct {
 	AllowEmpty  bool   `json:"allow_empty"`           // a build that writes no rows is complete (otherwise merge refuses it)
 	MaxRecords  int64  `json:"max_records,omitempty"` // the first N records of the inputs only (0: all); see limitInputs
 	JSONPath    string `json:"json_path,omitempty"`   // JSON documents: the dotted path to the records (see jsonDoc)
+	// ValidFraction and Split make this build one of the two splits of a
+	// held-out split: Split "valid" keeps the records whose split key
+	// falls below ValidFraction, "train" the others (see splitRecords).
+	ValidFraction float64 `json:"valid_fraction,omitempty"`
+	Split         string  `json:"split,omitempty"`
 }
 
 // DefaultConfig returns the defaults of glmprep build.
@@ -58,6 +64,10 @@ func (c *Config) Validate() error {
 		return errors.New("pipeline: --task-bytes must be ≥ 0 (0: one task per file)")
 	case c.JSONPath != "" && !validFields(c.JSONPath) || strings.Contains(c.JSONPath, ","):
 		return fmt.Errorf("pipeline: --json-path %q: want a dotted path of keys such as data or data.paragraphs", c.JSONPath)
+	case c.Split != "" && c.Split != "train" && c.Split != "valid":
+		return fmt.Errorf("pipeline: split %q: want train or valid", c.Split)
+	case (c.Split != "") != (c.ValidFraction != 0) || c.ValidFraction < 0 || c.ValidFraction >= 1 || math.IsNaN(c.ValidFraction):
+		return fmt.Errorf("pipeline: --valid-fraction %v: want a fraction between 0 and 1 (and a split, train or valid)", c.ValidFraction)
 	case c.MaxRecords < 0:
 		return fmt.Errorf("pipeline: --max-records %d: want ≥ 1 (0: every record)", c.MaxRecords)
 	}

@@ -125,7 +125,7 @@ func writeTaskRecord(dir string, r *TaskRecord) error {
 	if err != nil {
 		return err
 	}
-	if err := os.MkdirAll(filepath.Join(dir, tasksDir), 0o755); err != nil {
+	if err := os.MkdirAll(filepath.Join(dir, tasksDir), 0o777); err != nil {
 		return err
 	}
 	b = append(b, '\n')
@@ -290,6 +290,9 @@ func runTask(ctx context.Context, plan *Plan, env *Env, t Task, prev *TaskRecord
 	defer r.close()
 	if t.MaxRecords > 0 {
 		r = &limitRecords{records: r, left: t.MaxRecords - rp.Record}
+	}
+	if cfg.Split != "" {
+		r = newSplitRecords(r, in, cfg)
 	}
 	meta := plan.Meta
 	w, err := sharding.Create(env.Dir, sharding.Options{Meta: meta, Compression: cfg.Compression})
@@ -545,7 +548,7 @@ func (env *Env) tokenize(ctx context.Context, plan *Plan, r records, in Input, r
 			}()
 			for i := range j.recs {
 				rc := &j.recs[i]
-				if rc.reason != OK && rc.reason != Blank {
+				if rc.reason != OK && rc.reason != Blank && rc.reason != HeldOut {
 					if err := env.report(in.Path, rc, rc.reason, rc.detail); err != nil {
 						return err
 					}

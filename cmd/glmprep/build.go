@@ -81,6 +81,8 @@ type buildArgs struct {
 	allowEmpty  bool
 	maxRecords  int64
 	jsonPath    string
+	validFrac   float64
+	validOut    string
 }
 
 func addBuildFlags(fs *flag.FlagSet, a *buildArgs) {
@@ -114,6 +116,8 @@ func addBuildFlags(fs *flag.FlagSet, a *buildArgs) {
 	fs.BoolVar(&a.strict, "strict", false, "make bad input (broken JSON, invalid UTF-8, truncated files, …) fatal instead of counted")
 	fs.BoolVar(&a.quiet, "quiet", false, "no progress bar or summary")
 	fs.StringVar(&a.jsonPath, "json-path", "", "JSON documents (.json files that hold one value): the dotted `PATH` to the records, lists on the way walked through (data, or SQuAD's data.paragraphs); a record is an object (its --text-field is read) or a string")
+	fs.Float64Var(&a.validFrac, "valid-fraction", 0, "hold out this `FRACTION` of the records (0.01: 1%) as a second build, the validation split, in --valid-out; chosen by each record's position in its input, the same for any --workers or --task-bytes")
+	fs.StringVar(&a.validOut, "valid-out", "", "the validation split's build `DIR` with --valid-fraction (default: --out with -valid appended)")
 	fs.Int64Var(&a.maxRecords, "max-records", 0, "build only the first `N` records of the inputs, in input order (for smoke tests; 0: all)")
 	fs.BoolVar(&a.allowEmpty, "allow-empty", false, "accept a build that writes no rows (otherwise it is an error that says why)")
 }
@@ -240,6 +244,23 @@ func parseBuild(name, help string, resume bool, args []string, stdout, stderr io
 	if err != nil {
 		return o, nil, nil, err
 	}
+	if a.validFrac != 0 {
+		if !(a.validFrac > 0 && a.validFrac < 1) {
+			return o, nil, nil, cli.Usagef(fs, "--valid-fraction %v: want a fraction between 0 and 1, such as 0.01", a.validFrac)
+		}
+		if slices.Contains(o.Inputs, pipeline.Stdin) {
+			return o, nil, nil, cli.Usagef(fs, "--valid-fraction reads the inputs once per split; standard input can be read once: save it to a file first")
+		}
+		if a.validOut == "" {
+			a.validOut = filepath.Clean(a.out) + "-valid"
+		}
+		if filepath.Clean(a.validOut) == filepath.Clean(a.out) {
+			return o, nil, nil, cli.Usagef(fs, "--valid-out %s is --out: the splits need two directories", a.validOut)
+		}
+		o.Config.ValidFraction, o.Config.Split = a.validFrac, "train"
+	} else if a.validOut != "" {
+		return o, nil, nil, cli.Usagef(fs, "--valid-out needs --valid-fraction")
+	}
 	u := newUI(stderr, a.quiet)
 	o.Warn, o.Phase, o.Progress = u.warn, u.phase, u.progress
 	return o, u, a, nil
@@ -261,7 +282,34 @@ func cmdBuild(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if !a.quiet {
 		printSummary(stderr, o.Out, res, time.Since(start))
 	}
+	if ov, ok := validOptions(o, a); ok {
+		cli.OnInterrupt(ctx, func() string {
+			return fmt.Sprintf("the training split in %s is complete; the validation split: %s", o.Out, buildHint(ov.Out, false, cmdline))
+		})
+		start := time.Now()
+		res, err := pipeline.Build(ctx, ov)
+		ui.finish()
+		if err != nil {
+			return fmt.Errorf("the validation split (%s): %w", ov.Out, err)
+		}
+		if !a.quiet {
+			printSummary(stderr, ov.Out, res, time.Since(start))
+			fmt.Fprintf(stderr, "glmprep: the splits: %s (train) and %s (valid, %.3g of the records); train with: glmtrain train --data %s --eval-data %s …\n",
+				o.Out, ov.Out, a.validFrac, o.Out, ov.Out)
+		}
+	}
 	return nil
+}
+
+// validOptions are the options of a --valid-fraction build's validation
+// split: the training split's, into --valid-out.
+func validOptions(o pipeline.BuildOptions, a *buildArgs) (pipeline.BuildOptions, bool) {
+	if o.Config.Split != "train" {
+		return o, false
+	}
+	o.Out = a.validOut
+	o.Config.Split = "valid"
+	return o, true
 }
 
 // buildHint says what an interrupted build kept in out and how to go on.
@@ -364,8 +412,12 @@ func printSummary(w io.Writer, dir string, res *pipeline.Result, took time.Durat
 		fmt.Fprintf(w, " (resumed: %d of %d tasks were already complete)", res.TasksSkipped, res.TasksSkipped+res.TasksRun)
 	}
 	fmt.Fprintln(w)
-	fmt.Fprintf(w, "  read      %d inputs, %s; %d records → %d documents (%d blank, %d skipped)\n",
-		len(m.Inputs), humanBytes(float64(inBytes)), s.Doc.Records, s.Doc.Documents, s.Doc.Reasons[pipeline.Blank], s.Skipped())
+	held := ""
+	if n := s.Doc.Reasons[pipeline.HeldOut]; n > 0 {
+		held = fmt.Sprintf(", %d in the other split", n)
+	}
+	fmt.Fprintf(w, "  read      %d inputs, %s; %d records → %d documents (%d blank, %d skipped%s)\n",
+		len(m.Inputs), humanBytes(float64(inBytes)), s.Doc.Records, s.Doc.Documents, s.Doc.Reasons[pipeline.Blank], s.Skipped(), held)
 	fmt.Fprintf(w, "  wrote     %d samples → %d rows in %d shards (%s); %d text tokens, %d source tokens ([CLS] and eos included), %d row tokens, longest row %d\n",
 		s.Doc.Samples, m.Totals.Rows, m.Totals.Shards, humanBytes(float64(m.Totals.Bytes)), s.Doc.SourceTokens, m.Totals.SourceTokens, m.Totals.Tokens, m.Totals.MaxRowLen)
 	var parts []string
@@ -404,7 +456,7 @@ func planFlags(plan *pipeline.Plan) map[string]string {
 		"max-doc-bytes": strconv.Itoa(c.MaxDocBytes), "shard-rows": strconv.FormatInt(c.ShardRows, 10),
 		"shard-bytes": strconv.FormatInt(c.ShardBytes, 10), "compression": c.Compression,
 		"task-bytes": strconv.FormatInt(c.TaskBytes, 10), "allow-empty": strconv.FormatBool(c.AllowEmpty),
-		"max-records": strconv.FormatInt(c.MaxRecords, 10), "json-path": c.JSONPath,
+		"max-records": strconv.FormatInt(c.MaxRecords, 10), "json-path": c.JSONPath, "valid-fraction": f(c.ValidFraction),
 	}
 }
 

@@ -323,7 +323,13 @@ func cmdStats(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fmt.Fprintf(stdout, "build      %s (format %d, tokenizer %s, seq_len %d, seed %d, mask epochs %d)\n",
 		pos[0], m.FormatVersion, m.Meta.Tokenizer, m.Meta.SeqLen, m.Meta.Masking.Seed, m.Meta.MaskEpochs)
 	fmt.Fprintf(stdout, "inputs     %d files\n", len(m.Inputs))
-	fmt.Fprintf(stdout, "records    %d: %d documents, %d blank, %d skipped\n", d.Records, d.Documents, d.Reasons[pipeline.Blank], s.Skipped())
+	fmt.Fprintf(stdout, "records    %d: %d documents, %d blank, %d skipped", d.Records, d.Documents, d.Reasons[pipeline.Blank], s.Skipped())
+	if n := d.Reasons[pipeline.HeldOut]; n > 0 {
+		var c pipeline.Config
+		json.Unmarshal(m.Config, &c)
+		fmt.Fprintf(stdout, ", %d in the other split (this is the %s split of --valid-fraction %g)", n, c.Split, c.ValidFraction)
+	}
+	fmt.Fprintln(stdout)
 	for reason := pipeline.BadJSON; reason <= pipeline.NULBytes; reason++ {
 		if n := d.Reasons[reason]; n > 0 {
 			what := "skipped"

@@ -36,7 +36,7 @@ Examples:
 `
 
 func cmdPlan(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	o, ui, _, err := parseBuild("plan", planHelp, false, args, stdout, stderr)
+	o, ui, a, err := parseBuild("plan", planHelp, false, args, stdout, stderr)
 	if err != nil {
 		return err
 	}
@@ -47,6 +47,14 @@ func cmdPlan(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	ui.finish()
 	if err != nil {
 		return err
+	}
+	if ov, ok := validOptions(o, a); ok {
+		vp, err := pipeline.Prepare(ctx, &ov)
+		ui.finish()
+		if err != nil {
+			return fmt.Errorf("the validation split (%s): %w", ov.Out, err)
+		}
+		fmt.Fprintf(stderr, "glmprep: planned the training split in %s and the validation split in %s, %d tasks each: run the tasks of both, then merge both\n", o.Out, ov.Out, len(vp.Tasks))
 	}
 	fmt.Fprintln(stdout, len(plan.Tasks))
 	return nil

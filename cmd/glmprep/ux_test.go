@@ -240,7 +240,7 @@ func TestStatsJSONAndTokenCounts(t *testing.T) {
 		t.Fatal(err)
 	}
 	var st struct {
-		TextTokens int64 `json:"source_tokens"` // the documents' tokens, without [CLS] and eos
+		TextTokens int64 `json:"text_tokens"` // the documents' tokens, without [CLS] and eos
 	}
 	json.Unmarshal([]byte(out), &st)
 	text := mustGlmprep(t, "stats", dir)
