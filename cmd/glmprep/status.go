@@ -237,7 +237,7 @@ func cmdStatus(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		fmt.Fprintf(stdout, "every task is done; write the manifest with: glmprep merge %s\n", dir)
 	default:
 		fmt.Fprintf(stdout, "not complete: %s is not written yet. To finish, run the tasks that are not done (--array=%s), then glmprep merge %s;\n"+
-			"a local build finishes with its build command and --resume\n", sharding.ManifestName, ranges(s.notDone()), dir)
+			"or finish it here with: glmprep build --out %s --resume\n", sharding.ManifestName, ranges(s.notDone()), dir, dir)
 	}
 	return nil
 }
