@@ -8,7 +8,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"strings"
+
+	"github.com/klauspost/compress/gzip"
+	"github.com/klauspost/compress/zstd"
 )
 
 // A JSON document input (format "json": a .json file that is one JSON
@@ -613,12 +617,12 @@ func detectJSONDocs(ctx context.Context, inputs []Input, cfg Config, dir string)
 		case cfg.Format == "auto" && docName && cfg.JSONPath != "":
 			in.Format = "json"
 		case cfg.Format == "auto" && docName && in.Path != Stdin:
-			st, err := openStream(ctx, nil, *in, Task{Input: i, End: -1, Line: 1}, 0, dir, nil)
+			br, closeHead, err := peekInput(*in)
 			if err != nil {
 				return err
 			}
-			doc, err := jsonDocHead(st.Reader, fields, max(cfg.MaxDocBytes, 1<<16))
-			st.Close()
+			doc, err := jsonDocHead(br, fields, max(cfg.MaxDocBytes, 1<<16))
+			closeHead()
 			if err != nil {
 				return fmt.Errorf("pipeline: reading %s: %w", in.Path, err)
 			}
@@ -630,20 +634,53 @@ func detectJSONDocs(ctx context.Context, inputs []Input, cfg Config, dir string)
 			return fmt.Errorf("pipeline: %s is JSON Lines; --json-path %s applies to JSON documents (.json files that hold one JSON value): drop it, or give --format json", in.Path, cfg.JSONPath)
 		}
 		if in.Format == "json" && cfg.JSONPath == "" && in.Path != Stdin {
-			st, err := openStream(ctx, nil, *in, Task{Input: i, End: -1, Line: 1}, 0, dir, nil)
+			br, closeHead, err := peekInput(*in)
 			if err != nil {
 				return err
 			}
-			head, _ := st.Reader.Peek(4096)
+			head, _ := br.Peek(4096)
 			if rest := bytes.TrimLeft(head, " \t\r\n\xef\xbb\xbf"); len(rest) > 0 && rest[0] == '{' {
-				keys := describeTop(st.Reader)
-				st.Close()
+				if rest := len(head) - len(bytes.TrimLeft(head, " \t\r\n\xef\xbb\xbf")); rest > 0 {
+					br.Discard(rest)
+				}
+				keys := describeTop(br)
+				closeHead()
 				return fmt.Errorf("pipeline: %s is one JSON object (top-level keys: %s), not JSON Lines or a list of records: point --json-path at the records, e.g. --json-path data (a dotted path; the lists on the way are walked through, so SQuAD's data.paragraphs reaches every paragraph)", in.Path, keys)
 			}
-			st.Close()
+			closeHead()
 		}
 	}
 	return nil
+}
+
+// peekInput opens an input's decompressed bytes for a look at its start
+// (the format, not the data: nothing is verified here, so a look at a big
+// single-frame file decompresses only what it reads).
+func peekInput(in Input) (*bufio.Reader, func(), error) {
+	f, err := os.Open(in.Path)
+	if err != nil {
+		return nil, nil, fmt.Errorf("pipeline: input %w", err)
+	}
+	var r io.Reader = f
+	closeAll := func() { f.Close() }
+	switch in.Compression {
+	case "gzip":
+		zr, err := gzip.NewReader(f)
+		if err != nil {
+			f.Close()
+			return nil, nil, fmt.Errorf("pipeline: %s: %w", in.Path, err)
+		}
+		r = zr
+	case "zstd":
+		zr, err := zstd.NewReader(f, zstd.WithDecoderConcurrency(1))
+		if err != nil {
+			f.Close()
+			return nil, nil, fmt.Errorf("pipeline: %s: %w", in.Path, err)
+		}
+		r = zr
+		closeAll = func() { zr.Close(); f.Close() }
+	}
+	return bufio.NewReaderSize(r, 1<<16), closeAll, nil
 }
 
 func isJSONDocName(name string) bool {
