@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -224,10 +225,16 @@ func parseBuild(name, help string, resume bool, args []string, stdout, stderr io
 		// --resume takes every flag not given, and the inputs when none
 		// is given, from the plan in --out; a flag given with another
 		// value than the plan's is refused (pipeline.Prepare names it).
-		if plan, err := pipeline.ReadPlan(a.out); err == nil {
+		plan, err := pipeline.ReadPlan(a.out)
+		switch {
+		case err == nil:
 			if err := fromPlan(fs, a, plan); err != nil {
 				return pipeline.BuildOptions{}, nil, nil, err
 			}
+		case len(a.inputs) == 0 && errors.Is(err, os.ErrNotExist):
+			return pipeline.BuildOptions{}, nil, nil, cli.Usagef(fs, "--resume: %s holds no %s to take the inputs and flags from (nothing to continue); give --input to start the build", a.out, pipeline.PlanName)
+		case len(a.inputs) == 0:
+			return pipeline.BuildOptions{}, nil, nil, err
 		}
 	}
 	var missing []string

@@ -103,6 +103,8 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"verify"}, "verify: missing DIR"},
 		{[]string{"merge", "a", "b"}, "one DIR, not 2 arguments"},
 		{[]string{"biuld", "--input", in}, `unknown command "biuld"; did you mean "build"?`},
+		{[]string{"build", "--out", t.TempDir(), "--resume"}, "holds no plan.json to take the inputs and flags from"},
+		{[]string{"build", "--input", in, "--out", "x", "--valid-fraction", "1.5"}, "--valid-fraction 1.5: want a fraction between 0 and 1"},
 	} {
 		out, stderr, code := glmprepBin(t, nil, tc.args...)
 		lines := strings.Split(strings.TrimSpace(stderr), "\n")
@@ -323,5 +325,33 @@ func TestStatusAndMerge(t *testing.T) {
 	}
 	if _, stderr, code := glmprepBin(t, nil, "status", t.TempDir()); code != 1 || !strings.Contains(stderr, "has no plan.json") {
 		t.Errorf("status of an empty directory: exit %d, %q", code, stderr)
+	}
+}
+
+// A build's directories and files follow the umask (0777 and 0666 less
+// it), as other tools' do.
+func TestBuildUmask(t *testing.T) {
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(t.TempDir(), "b")
+	cmd := exec.Command("sh", "-c", `umask 002 && exec "$0" "$@"`, self, "build", "--input", "../../testdata/demo/shakespeare.txt", "--out", out, "--quiet")
+	cmd.Env = append(os.Environ(), "GLMPREP_TEST_AS_MAIN=1")
+	if b, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("%v: %s", err, b)
+	}
+	for _, p := range []string{out, filepath.Join(out, "tasks"), filepath.Join(out, "manifest.json"), filepath.Join(out, "plan.json"), filepath.Join(out, "shard-000000-0000.arrow"), filepath.Join(out, "tasks", "000000.json")} {
+		st, err := os.Stat(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := os.FileMode(0o664)
+		if st.IsDir() {
+			want = 0o775
+		}
+		if st.Mode().Perm() != want {
+			t.Errorf("%s: mode %v under umask 002, want %v", p, st.Mode().Perm(), want)
+		}
 	}
 }
