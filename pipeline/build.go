@@ -9,7 +9,6 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
-	"runtime/debug"
 	"strings"
 
 	"github.com/glmkit/glmkit/internal/atomicfile"
@@ -98,9 +97,35 @@ func Prepare(ctx context.Context, o *BuildOptions) (*Plan, error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := detectJSONDocs(ctx, inputs, o.Config, o.Out); err != nil {
+		return nil, err
+	}
+	if o.Resume && !o.Force {
+		// Flags and inputs that differ from the plan's are refused before
+		// the inputs are hashed (which can take long); their contents are
+		// compared after.
+		if old, err := ReadPlan(o.Out); err == nil {
+			cur := &Plan{FormatVersion: sharding.FormatVersion, Meta: o.Meta, Config: o.Config, Inputs: inputs}
+			d := settingsDiff(old, cur)
+			for _, l := range inputsDiff(old, cur) {
+				if strings.HasPrefix(l, "  --input:") {
+					d = append(d, l)
+				}
+			}
+			if len(d) > 0 {
+				return nil, fmt.Errorf("pipeline: --resume: %s holds a build of other inputs or flags:\n%s\n--resume continues only the same build: drop those flags (--resume takes every setting and input from %s), or start over with --force", o.Out, strings.Join(d, "\n"), PlanName)
+			}
+		}
+	}
 	for _, in := range inputs {
 		if in.Path == Stdin && o.Resume {
 			return nil, errors.New("pipeline: --resume does not work with stdin input")
+		}
+	}
+	take := int64(-1)
+	if n := o.Config.MaxRecords; n > 0 {
+		if inputs, take, err = limitInputs(ctx, inputs, o.Config, n, o.Out); err != nil {
+			return nil, err
 		}
 	}
 	o.phase("hashing", totalBytes(inputs))
@@ -109,6 +134,9 @@ func Prepare(ctx context.Context, o *BuildOptions) (*Plan, error) {
 	}
 	plan, err := makePlan(ctx, o.Meta, o.Config, inputs)
 	if err != nil {
+		return nil, err
+	}
+	if err := limitTasks(plan, take); err != nil {
 		return nil, err
 	}
 	if err := o.prepareDir(plan); err != nil {
@@ -196,7 +224,7 @@ func taskBytes(p *Plan, t Task) int64 {
 // files a valid plan.json and its task records name, and its own stale
 // temporaries.
 func (o *BuildOptions) prepareDir(plan *Plan) error {
-	if err := os.MkdirAll(o.Out, 0o755); err != nil {
+	if err := os.MkdirAll(o.Out, 0o777); err != nil {
 		return fmt.Errorf("pipeline: %w", err)
 	}
 	old, err := ReadPlan(o.Out)
@@ -212,7 +240,7 @@ func (o *BuildOptions) prepareDir(plan *Plan) error {
 		a, _ := json.Marshal(old)
 		b, _ := json.Marshal(plan)
 		if !bytes.Equal(a, b) {
-			return fmt.Errorf("pipeline: %s holds a build of other inputs or flags (%s); --resume needs the same ones (or use --force to start over)", o.Out, planDiff(old, plan))
+			return fmt.Errorf("pipeline: --resume: %s holds a build of other inputs or flags:\n%s\n--resume continues only the same build: drop those flags (--resume takes every setting and input from %s), or start over with --force", o.Out, planDiff(old, plan), PlanName)
 		}
 	case exists && o.Force:
 		if err := clearBuild(o.Out, old); err != nil {
@@ -343,27 +371,6 @@ func isRegular(path string) bool {
 	return err == nil && st.Mode().IsRegular()
 }
 
-func planDiff(a, b *Plan) string {
-	var diffs []string
-	ja, _ := json.Marshal(a.Meta)
-	jb, _ := json.Marshal(b.Meta)
-	if !bytes.Equal(ja, jb) {
-		diffs = append(diffs, "tokenizer, seq-len or masking flags differ")
-	}
-	if a.Config != b.Config {
-		diffs = append(diffs, "reading or sharding flags differ")
-	}
-	ja, _ = json.Marshal(a.Inputs)
-	jb, _ = json.Marshal(b.Inputs)
-	if !bytes.Equal(ja, jb) {
-		diffs = append(diffs, "input files differ")
-	}
-	if len(diffs) == 0 {
-		diffs = append(diffs, "task split differs")
-	}
-	return strings.Join(diffs, "; ")
-}
-
 // Merge assembles the manifest of a build from its plan and task records,
 // checks that every task is complete, that its shards are there, and that
 // it read the bytes the plan hashed, and writes manifest.json last,
@@ -458,21 +465,6 @@ func whyEmpty(s *Stats) string {
 		msg += fmt.Sprintf("; %d inputs were damaged", d.TruncatedIn)
 	}
 	return msg
-}
-
-// Software returns the versions to record in a manifest: glmkit's module
-// version, Go's, and arrow-go's.
-func Software() map[string]string {
-	s := map[string]string{"go": runtime.Version()}
-	if bi, ok := debug.ReadBuildInfo(); ok {
-		s["glmkit"] = bi.Main.Version
-		for _, d := range bi.Deps {
-			if d.Path == "github.com/apache/arrow-go/v18" {
-				s["arrow-go"] = d.Version
-			}
-		}
-	}
-	return s
 }
 
 // RunTaskOnce runs task t of plan unless its record says it is complete,

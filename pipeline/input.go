@@ -66,9 +66,9 @@ func isInputName(name string) bool {
 // times and compression are filled in; hashes are not (see Hash).
 func resolveInputs(specs []string, format string, warn func(string)) ([]Input, error) {
 	switch format {
-	case "", "auto", "text", "jsonl", "parquet":
+	case "", "auto", "text", "jsonl", "json", "parquet":
 	default:
-		return nil, fmt.Errorf("pipeline: unknown --format %q (want auto, text, jsonl or parquet)", format)
+		return nil, fmt.Errorf("pipeline: unknown --format %q (want auto, text, jsonl, json or parquet)", format)
 	}
 	if len(specs) == 0 {
 		return nil, errors.New("pipeline: no --input given")

@@ -335,3 +335,119 @@ func hex4(d []byte, i int) (rune, bool) {
 	}
 	return v, true
 }
+
+// jsonString decodes a record that is one JSON string (an element of a
+// JSON document's list of texts) and appends its value to dst.
+func jsonString(dst, data []byte) ([]byte, Reason, error) {
+	p := jparser{data: data, dst: dst}
+	p.ws()
+	if p.i >= len(p.data) || p.data[p.i] != '"' {
+		return dst, BadJSON, p.errf("a record must be a JSON object or string")
+	}
+	if err := p.str(); err != nil {
+		return dst, BadJSON, err
+	}
+	p.ws()
+	if p.i != len(p.data) {
+		return dst, BadJSON, p.errf("data after the string")
+	}
+	return p.dst, OK, nil
+}
+
+// recordText extracts a JSON record's text: the string at the one field
+// path (decoded in place over the record), or the strings at several paths
+// joined in their order by a blank line ("\n\n"; fields that are missing or
+// empty are left out), or the record itself when it
+// is a JSON string (allowString). scratch holds a joined text. The reason is OK,
+// MissingField (none of the fields is there), NotString (one of them is
+// not a string; null included) or BadJSON.
+func recordText(raw []byte, fields [][]string, allowString bool, scratch []byte) (text, scratchOut []byte, reason Reason, detail string) {
+	lead := 0
+	for lead < len(raw) && (raw[lead] == ' ' || raw[lead] == '\t' || raw[lead] == '\n' || raw[lead] == '\r') {
+		lead++
+	}
+	if allowString && lead < len(raw) && raw[lead] == '"' {
+		// Decoded in place: a JSON string is never shorter than its value.
+		t, reason, err := jsonString(raw[:0:len(raw)], raw)
+		if err != nil {
+			return nil, scratch, reason, err.Error()
+		}
+		return t, scratch, OK, ""
+	}
+	if allowString && (lead >= len(raw) || raw[lead] != '{') {
+		return nil, scratch, BadJSON, "a record of a JSON document must be an object or a string"
+	}
+	name := func(f []string) string { return fmt.Sprintf("%q", joinPath(f)) }
+	if len(fields) == 1 {
+		// Decoded in place: the value overwrites only what was parsed.
+		t, reason, err := jsonText(raw[:0:len(raw)], raw, fields[0])
+		switch reason {
+		case BadJSON:
+			return nil, scratch, reason, err.Error()
+		case MissingField:
+			return nil, scratch, reason, "no field " + name(fields[0])
+		case NotString:
+			return nil, scratch, reason, fmt.Sprintf("field %s is not a string", name(fields[0]))
+		}
+		return t, scratch, OK, ""
+	}
+	scratch = scratch[:0]
+	present, found := 0, 0
+	var names []string
+	for _, f := range fields {
+		names = append(names, name(f))
+		mark := len(scratch)
+		if found > 0 {
+			scratch = append(scratch, '\n', '\n')
+		}
+		start := len(scratch)
+		var err error
+		var r Reason
+		scratch, r, err = jsonText(scratch, raw, f)
+		switch r {
+		case BadJSON:
+			return nil, scratch, r, err.Error()
+		case NotString:
+			return nil, scratch, r, fmt.Sprintf("field %s is not a string", name(f))
+		case MissingField:
+			scratch = scratch[:mark]
+			continue
+		}
+		present++
+		if len(scratch) == start { // an empty string: no separator either
+			scratch = scratch[:mark]
+			continue
+		}
+		found++
+	}
+	if present == 0 {
+		return nil, scratch, MissingField, "none of the fields " + joinNames(names)
+	}
+	return scratch, scratch, OK, ""
+}
+
+func joinPath(f []string) string {
+	s := ""
+	for i, p := range f {
+		if i > 0 {
+			s += "."
+		}
+		s += p
+	}
+	return s
+}
+
+func joinNames(n []string) string {
+	s := ""
+	for i, x := range n {
+		switch {
+		case i == 0:
+		case i == len(n)-1:
+			s += " or "
+		default:
+			s += ", "
+		}
+		s += x
+	}
+	return s
+}

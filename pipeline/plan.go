@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"path/filepath"
 	"strings"
@@ -21,16 +22,23 @@ import (
 // read, how shards are cut and how the build is split into tasks. Together
 // with Meta it fixes the output bytes.
 type Config struct {
-	Tokenizer   string `json:"tokenizer"`     // the --tokenizer value (the manifest pins its sha256 in meta)
-	Format      string `json:"format"`        // auto, text or jsonl
-	DocBoundary string `json:"doc_boundary"`  // line, blank or file (plain text)
-	TextField   string `json:"text_field"`    // JSON Lines: dotted path of the text
-	MaxDocBytes int    `json:"max_doc_bytes"` // longer records are skipped (counted as too_long)
-	ShardRows   int64  `json:"shard_rows"`    // a new shard after this many rows (0: no limit)
-	ShardBytes  int64  `json:"shard_bytes"`   // … or after this many bytes (0: no limit)
-	Compression string `json:"compression"`   // none, zstd or lz4
-	TaskBytes   int64  `json:"task_bytes"`    // uncompressed line-based files above this are split into byte ranges
-	AllowEmpty  bool   `json:"allow_empty"`   // a build that writes no rows is complete (otherwise merge refuses it)
+	Tokenizer   string `json:"tokenizer"`             // the --tokenizer value (the manifest pins its sha256 in meta)
+	Format      string `json:"format"`                // auto, text or jsonl
+	DocBoundary string `json:"doc_boundary"`          // line, blank or file (plain text)
+	TextField   string `json:"text_field"`            // JSON: dotted path of the text; several, comma-separated, are joined by a blank line
+	MaxDocBytes int    `json:"max_doc_bytes"`         // longer records are skipped (counted as too_long)
+	ShardRows   int64  `json:"shard_rows"`            // a new shard after this many rows (0: no limit)
+	ShardBytes  int64  `json:"shard_bytes"`           // … or after this many bytes (0: no limit)
+	Compression string `json:"compression"`           // none, zstd or lz4
+	TaskBytes   int64  `json:"task_bytes"`            // uncompressed line-based files above this are split into byte ranges
+	AllowEmpty  bool   `json:"allow_empty"`           // a build that writes no rows is complete (otherwise merge refuses it)
+	MaxRecords  int64  `json:"max_records,omitempty"` // the first N records of the inputs only (0: all); see limitInputs
+	JSONPath    string `json:"json_path,omitempty"`   // JSON documents: the dotted path to the records (see jsonDoc)
+	// ValidFraction and Split make this build one of the two splits of a
+	// held-out split: Split "valid" keeps the records whose split key
+	// falls below ValidFraction, "train" the others (see splitRecords).
+	ValidFraction float64 `json:"valid_fraction,omitempty"`
+	Split         string  `json:"split,omitempty"`
 }
 
 // DefaultConfig returns the defaults of glmprep build.
@@ -44,8 +52,8 @@ func (c *Config) Validate() error {
 	switch {
 	case c.DocBoundary != "line" && c.DocBoundary != "blank" && c.DocBoundary != "file":
 		return fmt.Errorf("pipeline: --doc-boundary %q: want line, blank or file", c.DocBoundary)
-	case c.TextField == "" || strings.Contains(c.TextField, ".."):
-		return fmt.Errorf("pipeline: --text-field %q: want a field name or a dotted path such as meta.text", c.TextField)
+	case !validFields(c.TextField):
+		return fmt.Errorf("pipeline: --text-field %q: want field names or dotted paths such as meta.text, each once", c.TextField)
 	case c.MaxDocBytes < 1:
 		return fmt.Errorf("pipeline: --max-doc-bytes %d: want ≥ 1", c.MaxDocBytes)
 	case c.ShardRows < 0 || c.ShardBytes < 0:
@@ -54,8 +62,37 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("pipeline: --compression %q: want none, zstd or lz4", c.Compression)
 	case c.TaskBytes < 0:
 		return errors.New("pipeline: --task-bytes must be ≥ 0 (0: one task per file)")
+	case c.JSONPath != "" && !validFields(c.JSONPath) || strings.Contains(c.JSONPath, ","):
+		return fmt.Errorf("pipeline: --json-path %q: want a dotted path of keys such as data or data.paragraphs", c.JSONPath)
+	case c.Split != "" && c.Split != "train" && c.Split != "valid":
+		return fmt.Errorf("pipeline: split %q: want train or valid", c.Split)
+	case (c.Split != "") != (c.ValidFraction != 0) || c.ValidFraction < 0 || c.ValidFraction >= 1 || math.IsNaN(c.ValidFraction):
+		return fmt.Errorf("pipeline: --valid-fraction %v: want a fraction between 0 and 1 (and a split, train or valid)", c.ValidFraction)
+	case c.MaxRecords < 0:
+		return fmt.Errorf("pipeline: --max-records %d: want ≥ 1 (0: every record)", c.MaxRecords)
 	}
 	return nil
+}
+
+// textFields are the paths of the text fields: TextField holds one, or
+// several separated by commas, each a dotted path.
+func (c *Config) textFields() [][]string {
+	var fs [][]string
+	for _, f := range strings.Split(c.TextField, ",") {
+		fs = append(fs, strings.Split(f, "."))
+	}
+	return fs
+}
+
+func validFields(s string) bool {
+	seen := map[string]bool{}
+	for _, f := range strings.Split(s, ",") {
+		if f == "" || strings.Contains(f, "..") || strings.HasPrefix(f, ".") || strings.HasSuffix(f, ".") || seen[f] {
+			return false
+		}
+		seen[f] = true
+	}
+	return true
 }
 
 // Task is one independent unit of a build: a whole input, a byte range of
@@ -72,6 +109,9 @@ type Task struct {
 	// reads part of its input (a byte range; a Parquet row group's column
 	// chunk); a task of a whole input reads its input's SHA256.
 	SHA256 string `json:"sha256,omitempty"`
+	// MaxRecords, when > 0, ends the task after that many records (the
+	// task where a --max-records build's N-th record falls).
+	MaxRecords int64 `json:"max_records,omitempty"`
 }
 
 // Plan is a build planned before it runs (decisions.md §9): a pure function
@@ -96,6 +136,9 @@ func makePlan(ctx context.Context, meta sharding.Meta, cfg Config, inputs []Inpu
 	p := &Plan{FormatVersion: sharding.FormatVersion, Meta: meta, Config: cfg, Inputs: inputs}
 	for i, in := range inputs {
 		if in.Format == "parquet" {
+			if strings.Contains(cfg.TextField, ",") {
+				return nil, fmt.Errorf("pipeline: %s: Parquet input reads one top-level string column; --text-field %q names several", in.Path, cfg.TextField)
+			}
 			f, err := parquettext.Open(in.Path, cfg.TextField)
 			if err != nil {
 				return nil, err
@@ -113,7 +156,7 @@ func makePlan(ctx context.Context, meta sharding.Meta, cfg Config, inputs []Inpu
 			f.Close()
 			continue
 		}
-		splittable := in.Path != Stdin && in.Compression == "none" && cfg.TaskBytes > 0 &&
+		splittable := in.Path != Stdin && in.Compression == "none" && cfg.TaskBytes > 0 && cfg.MaxRecords == 0 && in.Format != "json" &&
 			in.Size > cfg.TaskBytes+cfg.TaskBytes/2 && !(in.Format == "text" && cfg.DocBoundary == "file")
 		if !splittable {
 			p.Tasks = append(p.Tasks, Task{Index: len(p.Tasks), Input: i, Start: 0, End: -1, Line: 1})

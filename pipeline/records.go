@@ -56,13 +56,21 @@ func openRecords(ctx context.Context, open opener, in Input, cfg Config, t Task,
 		return &parquetRecords{ctx: ctx, in: in, f: f, src: src, rg: int(t.Start), skip: rp.Record, index: rp.Record,
 			row: t.Line + rp.Record, first: t.Line, maxDoc: cfg.MaxDocBytes, progress: progress}, nil
 	}
-	st, err := openStream(ctx, open, in, t, rp.Offset, dir, progress)
+	offset := rp.Offset
+	if in.Format == "json" {
+		offset = 0 // a document is read again from its start (see jsonDoc)
+	}
+	st, err := openStream(ctx, open, in, t, offset, dir, progress)
 	if err != nil {
 		return nil, err
 	}
 	format := in.Format
 	if in.Path == Stdin && cfg.Format == "auto" {
-		format = sniffStdinFormat(st.Reader, warn)
+		format = sniffStdinFormat(st.Reader, cfg.JSONPath != "", warn)
+	}
+	if format == "json" {
+		tr := &textRecords{reader: reader{cfg: readerConfig{Format: "json", MaxDocBytes: cfg.MaxDocBytes}, br: st.Reader}, st: st, in: in}
+		return &jsonDocRecords{textRecords: tr, doc: jsonDoc{br: st.Reader, path: splitPath(cfg.JSONPath), maxDoc: cfg.MaxDocBytes, skip: rp.Record}}, nil
 	}
 	return &textRecords{
 		reader: reader{
@@ -78,11 +86,17 @@ func openRecords(ctx context.Context, open opener, in Input, cfg Config, t Task,
 // sniffStdinFormat decides how to read stdin under --format auto: JSON
 // Lines when its first non-blank line is a JSON object, text otherwise,
 // with a warning when it looks like JSON all the same.
-func sniffStdinFormat(br *bufio.Reader, warn func(string)) string {
+func sniffStdinFormat(br *bufio.Reader, jsonPath bool, warn func(string)) string {
 	head, _ := br.Peek(1 << 16)
 	rest := bytes.TrimLeft(head, " \t\r\n\xef\xbb\xbf")
 	if len(rest) == 0 || rest[0] != '{' && rest[0] != '[' {
 		return "text"
+	}
+	if rest[0] == '[' || jsonPath {
+		if warn != nil {
+			warn("stdin: reading it as one JSON document (it starts with a list, or --json-path is given; --format text reads it as plain text)")
+		}
+		return "json"
 	}
 	line, _, complete := bytes.Cut(rest, []byte{'\n'})
 	if rest[0] == '{' && (complete || len(head) < 1<<16) {
@@ -94,7 +108,7 @@ func sniffStdinFormat(br *bufio.Reader, warn func(string)) string {
 		}
 	}
 	if warn != nil {
-		warn("stdin looks like JSON but its first line is not a JSON object: reading it as plain text (pass --format jsonl to read it as JSON Lines)")
+		warn("stdin looks like JSON but its first line is not a JSON object: reading it as plain text (pass --format jsonl to read it as JSON Lines, or --format json with --json-path for one JSON document)")
 	}
 	return "text"
 }

@@ -26,10 +26,11 @@ const (
 	TokenizerErr        // the tokenizer failed on the text
 	InvalidUTF8         // repaired: invalid UTF-8 replaced by U+FFFD
 	NULBytes            // repaired: NUL bytes kept as text (BERT drops them, byte-level BPE encodes them)
+	HeldOut             // a record of the other split of a --valid-fraction build (neither bad nor repaired)
 	numReasons
 )
 
-var reasonNames = [numReasons]string{"ok", "blank", "bad_json", "missing_field", "not_string", "too_long", "truncated", "tokenizer_error", "invalid_utf8", "nul_bytes"}
+var reasonNames = [numReasons]string{"ok", "blank", "bad_json", "missing_field", "not_string", "too_long", "truncated", "tokenizer_error", "invalid_utf8", "nul_bytes", "held_out"}
 
 func (r Reason) String() string { return reasonNames[r] }
 
@@ -175,27 +176,29 @@ func (s *Stats) Skipped() int64 {
 // statsJSON is the stable JSON form of Stats (map keys are sorted by
 // encoding/json, so it is deterministic).
 type statsJSON struct {
-	Records      int64                     `json:"records"`
-	Documents    int64                     `json:"documents"`
-	Blank        int64                     `json:"blank_records"`
-	Skipped      map[string]int64          `json:"skipped"`
-	Repaired     map[string]int64          `json:"repaired"`
-	Truncated    int64                     `json:"truncated_inputs"`
-	Bytes        int64                     `json:"text_bytes"`
-	SourceTokens int64                     `json:"source_tokens"`
-	Pieces       int64                     `json:"document_pieces"`
-	Samples      int64                     `json:"samples"`
-	Rows         int64                     `json:"rows"`
-	RowTokens    int64                     `json:"row_tokens"`
-	LossTokens   int64                     `json:"loss_tokens"`
-	Objectives   map[string]ObjectiveStats `json:"objectives"`
-	MaskedFrac   map[string]float64        `json:"masked_fraction"`
-	Shortfall    int64                     `json:"token_rows_short_of_target"`
-	ShortTok     int64                     `json:"token_shortfall_tokens"`
-	Rebalanced   int64                     `json:"token_rows_rebalanced"`
-	Fallback     int64                     `json:"sentence_rows_fallback_to_token"`
-	SpanLen      []int64                   `json:"token_span_length_histogram"`
-	Damage       []Damage                  `json:"damaged,omitempty"`
+	Records    int64                     `json:"records"`
+	Documents  int64                     `json:"documents"`
+	Blank      int64                     `json:"blank_records"`
+	Skipped    map[string]int64          `json:"skipped"`
+	Repaired   map[string]int64          `json:"repaired"`
+	Truncated  int64                     `json:"truncated_inputs"`
+	Bytes      int64                     `json:"text_bytes"`
+	TextTokens int64                     `json:"text_tokens"`             // the documents' tokens, without [CLS] and eos
+	OldText    int64                     `json:"source_tokens,omitempty"` // what builds before text_tokens called it (read only)
+	Pieces     int64                     `json:"document_pieces"`
+	Samples    int64                     `json:"samples"`
+	Rows       int64                     `json:"rows"`
+	RowTokens  int64                     `json:"row_tokens"`
+	LossTokens int64                     `json:"loss_tokens"`
+	Objectives map[string]ObjectiveStats `json:"objectives"`
+	MaskedFrac map[string]float64        `json:"masked_fraction"`
+	Shortfall  int64                     `json:"token_rows_short_of_target"`
+	ShortTok   int64                     `json:"token_shortfall_tokens"`
+	Rebalanced int64                     `json:"token_rows_rebalanced"`
+	Fallback   int64                     `json:"sentence_rows_fallback_to_token"`
+	SpanLen    []int64                   `json:"token_span_length_histogram"`
+	Damage     []Damage                  `json:"damaged,omitempty"`
+	HeldOut    int64                     `json:"held_out,omitempty"` // records of the other split
 }
 
 // MarshalJSON writes the stats with named reasons and objectives.
@@ -203,7 +206,7 @@ func (s Stats) MarshalJSON() ([]byte, error) {
 	j := statsJSON{
 		Records: s.Doc.Records, Documents: s.Doc.Documents, Blank: s.Doc.Reasons[Blank],
 		Skipped: map[string]int64{}, Repaired: map[string]int64{}, Truncated: s.Doc.TruncatedIn,
-		Bytes: s.Doc.Bytes, SourceTokens: s.Doc.SourceTokens, Pieces: s.Doc.Pieces, Samples: s.Doc.Samples,
+		Bytes: s.Doc.Bytes, TextTokens: s.Doc.SourceTokens, Pieces: s.Doc.Pieces, Samples: s.Doc.Samples,
 		Rows: s.Row.Rows, RowTokens: s.Row.RowTokens, LossTokens: s.Row.LossTokens,
 		Objectives: map[string]ObjectiveStats{}, MaskedFrac: map[string]float64{},
 		Shortfall: s.Row.Shortfall, ShortTok: s.Row.ShortTok, Rebalanced: s.Row.Rebalanced, Fallback: s.Row.Fallback,
@@ -212,13 +215,14 @@ func (s Stats) MarshalJSON() ([]byte, error) {
 	if j.SpanLen == nil {
 		j.SpanLen = []int64{}
 	}
-	for r := BadJSON; r < numReasons; r++ {
+	for r := BadJSON; r < HeldOut; r++ {
 		if r < InvalidUTF8 {
 			j.Skipped[r.String()] = s.Doc.Reasons[r]
 		} else {
 			j.Repaired[r.String()] = s.Doc.Reasons[r]
 		}
 	}
+	j.HeldOut = s.Doc.Reasons[HeldOut]
 	for o, st := range s.Row.Objectives {
 		name := masking.Objective(o).String()
 		j.Objectives[name] = st
@@ -238,15 +242,16 @@ func (s *Stats) UnmarshalJSON(b []byte) error {
 	*s = Stats{}
 	d := &s.Doc
 	d.Records, d.Documents, d.TruncatedIn = j.Records, j.Documents, j.Truncated
-	d.Bytes, d.SourceTokens, d.Pieces, d.Samples = j.Bytes, j.SourceTokens, j.Pieces, j.Samples
+	d.Bytes, d.SourceTokens, d.Pieces, d.Samples = j.Bytes, max(j.TextTokens, j.OldText), j.Pieces, j.Samples
 	d.Reasons[Blank] = j.Blank
-	for r := BadJSON; r < numReasons; r++ {
+	for r := BadJSON; r < HeldOut; r++ {
 		m := j.Skipped
 		if r >= InvalidUTF8 {
 			m = j.Repaired
 		}
 		d.Reasons[r] = m[r.String()]
 	}
+	d.Reasons[HeldOut] = j.HeldOut
 	r := &s.Row
 	r.Rows, r.RowTokens, r.LossTokens = j.Rows, j.RowTokens, j.LossTokens
 	r.Shortfall, r.ShortTok, r.Rebalanced, r.Fallback = j.Shortfall, j.ShortTok, j.Rebalanced, j.Fallback

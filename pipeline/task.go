@@ -10,7 +10,6 @@ import (
 	"path/filepath"
 	"runtime/debug"
 	"slices"
-	"strings"
 	"sync"
 	"time"
 	"unicode/utf8"
@@ -56,6 +55,16 @@ func recordPath(dir string, task int) string {
 
 func progressPath(dir string, task int) string {
 	return filepath.Join(dir, tasksDir, fmt.Sprintf("%06d.progress.json", task))
+}
+
+// ProgressUpdated returns when the progress record of an incomplete task
+// was last written (the zero time when it has none): glmprep status says
+// how long ago a running or interrupted task recorded progress.
+func ProgressUpdated(dir string, task int) time.Time {
+	if st, err := os.Lstat(progressPath(dir, task)); err == nil {
+		return st.ModTime()
+	}
+	return time.Time{}
 }
 
 // shardName is the file name of part `part` of task `task`.
@@ -116,7 +125,7 @@ func writeTaskRecord(dir string, r *TaskRecord) error {
 	if err != nil {
 		return err
 	}
-	if err := os.MkdirAll(filepath.Join(dir, tasksDir), 0o755); err != nil {
+	if err := os.MkdirAll(filepath.Join(dir, tasksDir), 0o777); err != nil {
 		return err
 	}
 	b = append(b, '\n')
@@ -237,6 +246,7 @@ type tokJob struct {
 	recs []record
 	ids  []int32
 	fix  []byte // repaired text
+	join []byte // several text fields joined
 }
 
 type maskJob struct {
@@ -278,6 +288,12 @@ func runTask(ctx context.Context, plan *Plan, env *Env, t Task, prev *TaskRecord
 		return nil, err
 	}
 	defer r.close()
+	if t.MaxRecords > 0 {
+		r = &limitRecords{records: r, left: t.MaxRecords - rp.Record}
+	}
+	if cfg.Split != "" {
+		r = newSplitRecords(r, in, cfg)
+	}
 	meta := plan.Meta
 	w, err := sharding.Create(env.Dir, sharding.Options{Meta: meta, Compression: cfg.Compression})
 	if err != nil {
@@ -451,13 +467,14 @@ func growSamples(s []masking.Sample, n int) []masking.Sample {
 // batches of samples on ch, the last one with the task's final counts.
 func (env *Env) tokenize(ctx context.Context, plan *Plan, r records, in Input, rp ResumePoint, rec *TaskRecord, ch chan<- *maskJob) error {
 	meta := plan.Meta
-	path := strings.Split(plan.Config.TextField, ".")
+	fields := plan.Config.textFields()
 	encoders := make(chan Encoder, env.Workers)
 	for range max(env.Workers, 1) {
 		encoders <- env.NewEncoder()
 	}
 	jobs := sync.Pool{New: func() any { return new(tokJob) }}
-	jsonl := r.format() == "jsonl"
+	jsonl := r.format() == "jsonl" || r.format() == "json"
+	strs := r.format() == "json" // a JSON document's records may be strings
 	cur := &maskJob{}
 	send := func() error {
 		select {
@@ -516,7 +533,7 @@ func (env *Env) tokenize(ctx context.Context, plan *Plan, r records, in Input, r
 		func(j *tokJob) (*tokJob, error) {
 			enc := <-encoders
 			defer func() { encoders <- enc }()
-			encodeJob(j, enc, jsonl, path)
+			encodeJob(j, enc, jsonl, strs, fields)
 			return j, nil
 		},
 		func(j *tokJob) error {
@@ -531,7 +548,7 @@ func (env *Env) tokenize(ctx context.Context, plan *Plan, r records, in Input, r
 			}()
 			for i := range j.recs {
 				rc := &j.recs[i]
-				if rc.reason != OK && rc.reason != Blank {
+				if rc.reason != OK && rc.reason != Blank && rc.reason != HeldOut {
 					if err := env.report(in.Path, rc, rc.reason, rc.detail); err != nil {
 						return err
 					}
@@ -579,7 +596,7 @@ func (env *Env) tokenize(ctx context.Context, plan *Plan, r records, in Input, r
 }
 
 // encodeJob extracts, repairs and tokenizes every record of j.
-func encodeJob(j *tokJob, enc Encoder, jsonl bool, path []string) {
+func encodeJob(j *tokJob, enc Encoder, jsonl, strs bool, fields [][]string) {
 	j.ids = j.ids[:0]
 	for i := range j.recs {
 		rc := &j.recs[i]
@@ -589,25 +606,13 @@ func encodeJob(j *tokJob, enc Encoder, jsonl bool, path []string) {
 		}
 		text := j.text[rc.start:rc.end]
 		if jsonl {
-			var reason Reason
-			var err error
-			// Decoded in place: a JSON string is never shorter than its
-			// value, so the value overwrites only what was parsed.
-			var field []byte
-			field, reason, err = jsonText(text[:0:len(text)], text, path)
-			switch reason {
-			case OK:
-				text = field
-			case BadJSON:
-				rc.reason, rc.detail = reason, err.Error()
-				continue
-			case MissingField:
-				rc.reason, rc.detail = reason, fmt.Sprintf("no field %q", strings.Join(path, "."))
-				continue
-			case NotString:
-				rc.reason, rc.detail = reason, fmt.Sprintf("field %q is not a string", strings.Join(path, "."))
+			field, scratch, reason, detail := recordText(text, fields, strs, j.join)
+			j.join = scratch
+			if reason != OK {
+				rc.reason, rc.detail = reason, detail
 				continue
 			}
+			text = field
 		}
 		if !utf8.Valid(text) {
 			j.fix, _ = tokenizer.RepairUTF8(j.fix[:0], text)

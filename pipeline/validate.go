@@ -77,7 +77,7 @@ func (p *Plan) check() error {
 		return fmt.Errorf("config: %w", err)
 	}
 	switch c.Format {
-	case "auto", "text", "jsonl", "parquet":
+	case "auto", "text", "jsonl", "json", "parquet":
 	default:
 		return fmt.Errorf("config: format %q", c.Format)
 	}
@@ -113,6 +113,9 @@ func (p *Plan) check() error {
 		}
 		if t.Input < 0 || t.Input >= len(p.Inputs) {
 			return fmt.Errorf("task %d: input %d is not in the plan's %d inputs", i, t.Input, len(p.Inputs))
+		}
+		if t.MaxRecords < 0 {
+			return fmt.Errorf("task %d: max_records %d", i, t.MaxRecords)
 		}
 		if t.SHA256 != "" && !isHex64(t.SHA256) {
 			return fmt.Errorf("task %d: sha256 %q is not 64 hex digits", i, t.SHA256)
@@ -213,7 +216,7 @@ func checkInput(in Input) error {
 		return fmt.Errorf("%s: size %d, sha256 %q", in.Path, in.Size, in.SHA256)
 	}
 	switch in.Format {
-	case "text", "jsonl", "parquet":
+	case "text", "jsonl", "json", "parquet":
 	default:
 		return fmt.Errorf("%s: format %q", in.Path, in.Format)
 	}

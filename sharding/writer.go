@@ -101,7 +101,7 @@ func Create(dir string, opts Options) (*Writer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("sharding: %w", err)
 	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	if err := os.MkdirAll(dir, 0o777); err != nil {
 		return nil, fmt.Errorf("sharding: %w", err)
 	}
 	b := array.NewStringBuilder(memory.DefaultAllocator)

@@ -76,7 +76,7 @@ type checkpointConfig struct {
 // crash never leaves a partial checkpoint under the real name.
 func SaveCheckpoint(dir string, m *Model, opt *AdamW, tc *TrainConfig, st TrainerState) error {
 	parent := filepath.Dir(dir)
-	if err := os.MkdirAll(parent, 0o755); err != nil {
+	if err := os.MkdirAll(parent, 0o777); err != nil {
 		return fmt.Errorf("trainer: checkpoint: %w", err)
 	}
 	tmp, err := atomicfile.Mkdir(parent, filepath.Base(dir))

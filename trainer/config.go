@@ -133,6 +133,15 @@ type TrainConfig struct {
 	// KeepWeights starts a fresh run from the model's current weights (for
 	// example loaded with LoadParams) instead of initialising them from Seed.
 	KeepWeights bool `json:"keep_weights,omitempty"`
+	// Software names the versions of the program that trains ("glmkit",
+	// "glmkit.revision", "go", …), recorded in every checkpoint.
+	Software map[string]string `json:"software,omitempty"`
+	// Run is what the program that trains records about the run in every
+	// checkpoint, for itself to read back (glmtrain: its resolved flags,
+	// compared on --resume, and the data's tokenizer, checked by eval).
+	// Train does not read it.
+	Run map[string]string `json:"run,omitempty"`
+
 	// Resume is a checkpoint directory to continue from ("" starts fresh).
 	// LatestCheckpoint(Out) finds the newest one. The run continues exactly
 	// as an uninterrupted one when the rest of the config is the same

@@ -37,7 +37,10 @@ type InfillOptions struct {
 // Span is the text generated for one blank.
 type Span struct {
 	Pos    int     // index of the blank in the context
-	Tokens []int32 // generated ids, without sop and eop
+	Tokens []int32 // generated ids, without sop and eop (empty, not nil, when eop came first)
+	// Cut is set when the span reached the token limit (MaxTokens, or the
+	// model's positions) before the model ended it with eop.
+	Cut bool
 }
 
 // Infill fills every blank of ids in order, GLM's way (glm-reference.md
@@ -73,7 +76,7 @@ func (m *Model) Infill(ctx context.Context, ids []int32, o InfillOptions) ([]Spa
 		if !slices.Contains(o.Blanks, id) {
 			continue
 		}
-		span := Span{Pos: bi}
+		span := Span{Pos: bi, Tokens: []int32{}, Cut: true}
 		input, pos, bpos = append(input, o.SOP), append(pos, int32(bi)), append(bpos, 1)
 		for len(span.Tokens) < maxTok {
 			if err := ctx.Err(); err != nil {
@@ -91,6 +94,7 @@ func (m *Model) Infill(ctx context.Context, ids []int32, o InfillOptions) ([]Spa
 			}
 			next := pick(logits[:vocab], o.Temperature, o.TopK, rng)
 			if next == o.EOP {
+				span.Cut = false
 				break
 			}
 			span.Tokens = append(span.Tokens, next)

@@ -131,13 +131,13 @@ func Train(ctx context.Context, cfg TrainConfig, m *Model, src, evalSrc BatchSou
 		return res, nil
 	}
 
-	if err := os.MkdirAll(cfg.Out, 0o755); err != nil {
+	if err := os.MkdirAll(cfg.Out, 0o777); err != nil {
 		return res, fmt.Errorf("trainer: %w", err)
 	}
 	if err := truncateMetrics(filepath.Join(cfg.Out, metricsFile), step); err != nil {
 		return res, err
 	}
-	mf, err := os.OpenFile(filepath.Join(cfg.Out, metricsFile), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	mf, err := os.OpenFile(filepath.Join(cfg.Out, metricsFile), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o666)
 	if err != nil {
 		return res, fmt.Errorf("trainer: %w", err)
 	}

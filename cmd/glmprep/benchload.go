@@ -29,14 +29,14 @@ rest of the machine's load weighs on both alike: its last line is
 {"checked": …, "unchecked": …, "ratio": checked/unchecked bytes_per_s}.
 --verify also hashes every shard with sha256 at open.
 
-Example:
+Examples:
   glmprep bench-load out/wiki --batch 32 --seconds 5
   glmprep bench-load out/wiki --no-verify
   glmprep bench-load out/wiki --compare
 `
 
 func cmdBenchLoad(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := cli.FlagSet("bench-load", benchLoadHelp, stderr)
+	fs := cli.FlagSet("glmprep bench-load", benchLoadHelp, stdout)
 	batch := fs.Int("batch", 32, "rows per batch")
 	seconds := fs.Float64("seconds", 5, "how long to read batches")
 	seed := fs.Uint64("seed", 0, "shuffle seed")
@@ -49,11 +49,10 @@ func cmdBenchLoad(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		return err
 	}
 	if len(pos) != 1 {
-		fs.Usage()
-		return fmt.Errorf("%w: bench-load needs one DIR", cli.ErrUsage)
+		return dirArg(fs, pos)
 	}
 	if *compare && *noVerify {
-		return fmt.Errorf("%w: --compare measures both; drop --no-verify", cli.ErrUsage)
+		return cli.Usagef(fs, "--compare measures both; drop --no-verify")
 	}
 	opts := loader.BenchOptions{Batch: *batch, Seconds: *seconds, Seed: *seed, Workers: *workers, VerifyHashes: *verify, NoVerify: *noVerify}
 	var out any

@@ -7,12 +7,15 @@ import (
 	"path/filepath"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/glmkit/glmkit/masking"
 	"github.com/glmkit/glmkit/pipeline"
+	"github.com/glmkit/glmkit/sharding"
 )
 
 // readmeBlock returns the fenced code block that follows <!-- test: name -->
@@ -206,5 +209,73 @@ func TestKubernetesJob(t *testing.T) {
 	}
 	if rec, err := pipeline.ReadTaskRecord(dir, 2); err != nil || rec == nil || !rec.Complete {
 		t.Fatalf("task 2 after the Job's command ran: %+v %v", rec, err)
+	}
+}
+
+// The README's Arrow JS and nodejs-polars snippets run as written, from a
+// directory that holds the Quick start's out/demo, and print shard 0's
+// first row and objective counts as the Go reader reads them.
+func TestReadmeJSSnippets(t *testing.T) {
+	if _, err := exec.LookPath("node"); err != nil {
+		t.Skip("node is not installed (.ci/run installs it)")
+	}
+	modules, _ := filepath.Abs("../../testdata/js/node_modules")
+	if _, err := os.Stat(filepath.Join(modules, "nodejs-polars-linux-x64-gnu")); err != nil {
+		t.Skip("testdata/js/node_modules is not installed (.ci/run runs npm ci)")
+	}
+	work := t.TempDir()
+	mustGlmprep(t, "build", "--input", "../../testdata/demo", "--out", filepath.Join(work, "out", "demo"), "--quiet")
+	r, err := sharding.Open(filepath.Join(work, "out", "demo"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	var s masking.Sample
+	if err := r.Sample(0, &s); err != nil {
+		t.Fatal(err)
+	}
+	s0 := s.Objective
+	var first []string
+	for _, id := range s.Input[:10] {
+		first = append(first, strconv.Itoa(int(id)))
+	}
+	counts := map[string]int{}
+	rows := r.Manifest().Shards[0].Rows
+	for i := range rows {
+		if err := r.Sample(i, &s); err != nil {
+			t.Fatal(err)
+		}
+		counts[s.Objective.String()]++
+	}
+	numbers := regexp.MustCompile(`\d+`)
+	for _, name := range []string{"arrow-js", "polars-js"} {
+		t.Run(name, func(t *testing.T) {
+			path := filepath.Join(work, name+".js")
+			os.WriteFile(path, []byte(readmeBlock(t, name)), 0o644)
+			cmd := exec.Command("node", path)
+			cmd.Dir = work
+			cmd.Env = append(os.Environ(), "NODE_PATH="+modules)
+			out, err := cmd.CombinedOutput()
+			if err != nil {
+				t.Fatalf("node: %v\n%s", err, out)
+			}
+			_, ids, ok := strings.Cut(string(out), "row 0 starts")
+			if _, after, found := strings.Cut(ids, "["); found { // Uint16Array(10) [ 101, … ]
+				ids = after
+			}
+			if got := numbers.FindAllString(ids, -1); !ok || strings.Join(got, " ") != strings.Join(first, " ") {
+				t.Errorf("the snippet printed\n%s\nwant row 0 to start %v", out, first)
+			}
+			if name == "arrow-js" && !strings.HasPrefix(string(out), fmt.Sprintf("%d rows; %s row 0", rows, s0)) {
+				t.Errorf("arrow-js printed %q, want %d rows", out, rows)
+			}
+			if name == "polars-js" {
+				for o, n := range counts {
+					if !regexp.MustCompile(`│ ` + o + ` +┆ ` + strconv.Itoa(n) + ` +│`).Match(out) {
+						t.Errorf("polars-js printed\n%s\nwant %s with %d rows", out, o, n)
+					}
+				}
+			}
+		})
 	}
 }

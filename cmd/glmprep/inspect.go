@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -8,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 
 	"golang.org/x/term"
@@ -19,11 +21,15 @@ import (
 	"github.com/glmkit/glmkit/sharding"
 )
 
-const inspectHelp = `Usage: glmprep inspect DIR [--rows N] [--start I] [--color auto|always|never] [--ids] [--check auto|all|shown]
+const inspectHelp = `Usage: glmprep inspect DIR [--rows N] [--start I] [--color auto|always|never] [--ids] [--tokens] [--check auto|all|shown]
 
 Shows rows of a build as text: Part A with its numbered blanks, then every
 Part B span in the order the model generates them, with its position.
-Coloured on a terminal.
+Coloured on a terminal. --ids adds the row's columns as numbers (input and
+target ids, loss mask, positions, block positions), one column of the
+table per position; --tokens the same with each id as its token string.
+Rows are numbered from 0 in the order the manifest lists the shards;
+a --start past the last row is an error.
 
 It checks what it reads first: the manifest, the structure of every shard,
 and with --check all every record batch's checksum, every row's
@@ -35,6 +41,7 @@ glmprep verify checks more (sha256, every row's whole GLM layout).
 Examples:
   glmprep inspect out/demo
   glmprep inspect out/wiki --start 100 --rows 3 --ids
+  glmprep inspect out/wiki --rows 1 --tokens --color never | less -S
 `
 
 // loadTokenizer loads the tokenizer a build recorded (or override) and
@@ -59,11 +66,12 @@ func loadTokenizer(meta sharding.Meta, override string) (*tokenizer.Tokenizer, e
 }
 
 func cmdInspect(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := cli.FlagSet("inspect", inspectHelp, stderr)
+	fs := cli.FlagSet("glmprep inspect", inspectHelp, stdout)
 	rows := fs.Int("rows", 3, "rows to show")
 	start := fs.Int64("start", 0, "first row")
 	color := fs.String("color", "auto", "colour: auto, always or never")
-	ids := fs.Bool("ids", false, "also print the raw columns")
+	ids := fs.Bool("ids", false, "also print the row's columns as ids")
+	tokens := fs.Bool("tokens", false, "also print the row's columns with each id as its token")
 	tokSpec := fs.String("tokenizer", "", "tokenizer to decode with (default: the one the build recorded)")
 	check := fs.String("check", "auto", "what to check before showing rows: all (every shard), shown (the shards shown) or auto")
 	pos, err := cli.Parse(fs, args)
@@ -71,17 +79,28 @@ func cmdInspect(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		return err
 	}
 	if len(pos) != 1 {
-		fs.Usage()
-		return fmt.Errorf("%w: inspect needs one DIR", cli.ErrUsage)
+		return dirArg(fs, pos)
+	}
+	if *rows < 1 {
+		return cli.Usagef(fs, "--rows %d: want at least 1", *rows)
+	}
+	if *start < 0 {
+		return cli.Usagef(fs, "--start %d: rows are numbered from 0", *start)
 	}
 	if *check != "auto" && *check != "all" && *check != "shown" {
-		return fmt.Errorf("%w: --check %q: want auto, all or shown", cli.ErrUsage, *check)
+		return cli.Usagef(fs, "--check %q: want auto, all or shown", *check)
 	}
 	r, err := sharding.Open(pos[0])
 	if err != nil {
 		return err
 	}
 	defer r.Close()
+	if n := r.Len(); *start >= n {
+		if n == 0 {
+			return fmt.Errorf("%s has no rows to show", pos[0])
+		}
+		return fmt.Errorf("--start %d is past the end: %s has %d rows (0–%d)", *start, pos[0], n, n-1)
+	}
 	if *check == "all" || *check == "auto" && r.Manifest().Totals.Bytes <= inspectCheckAll {
 		if _, err := checkTotals(ctx, r); err != nil {
 			return err
@@ -115,6 +134,9 @@ func cmdInspect(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		fmt.Fprintf(stdout, "row %d (%s row %d), doc %d:%d, %s\n", i, shard, row, v.DocID>>40, v.DocID&(1<<40-1), ins.header(&s))
 		ins.render(stdout, &s)
 		if *ids {
+			fmt.Fprintln(stdout, s.Format(func(id int32) string { return strconv.Itoa(int(id)) }))
+		}
+		if *tokens {
 			fmt.Fprintln(stdout, s.Format(func(id int32) string { return tok.Token(id) }))
 		}
 		fmt.Fprintln(stdout)
@@ -221,6 +243,17 @@ masked fraction of each, and the token span-length histogram.
 It reads every shard first (every record batch's checksum, every row's
 invariants) and checks that the rows, tokens, loss and source tokens and
 the rows of each objective it counts are what the manifest says.
+
+"Text tokens" are the tokenizer's output for the documents; "source
+tokens" are the tokens of the samples before masking, [CLS] and eos
+included: what --seq-len counts, the n_source column, and the manifest's
+totals.source_tokens (every mask epoch's copy counted).
+
+--json prints the manifest's stats object, indented.
+
+Examples:
+  glmprep stats out/demo
+  glmprep stats out/demo --json | jq .skipped
 `
 
 // inspectCheckAll is the size of build up to which inspect --check auto
@@ -262,15 +295,14 @@ func checkTotals(ctx context.Context, r *sharding.Reader) (pipeline.Stats, error
 }
 
 func cmdStats(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := cli.FlagSet("stats", statsHelp, stderr)
+	fs := cli.FlagSet("glmprep stats", statsHelp, stdout)
 	asJSON := fs.Bool("json", false, "print the manifest's stats as JSON")
 	pos, err := cli.Parse(fs, args)
 	if err != nil {
 		return err
 	}
 	if len(pos) != 1 {
-		fs.Usage()
-		return fmt.Errorf("%w: stats needs one DIR", cli.ErrUsage)
+		return dirArg(fs, pos)
 	}
 	rd, err := sharding.Open(pos[0])
 	if err != nil {
@@ -283,14 +315,25 @@ func cmdStats(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return err
 	}
 	if *asJSON {
-		_, err := fmt.Fprintf(stdout, "%s\n", m.Stats)
+		var b bytes.Buffer
+		if err := json.Indent(&b, bytes.TrimSpace(m.Stats), "", "  "); err != nil {
+			return fmt.Errorf("%s: stats: %w", filepath.Join(pos[0], sharding.ManifestName), err)
+		}
+		b.WriteByte('\n')
+		_, err := stdout.Write(b.Bytes())
 		return err
 	}
 	d, r := s.Doc, s.Row
 	fmt.Fprintf(stdout, "build      %s (format %d, tokenizer %s, seq_len %d, seed %d, mask epochs %d)\n",
 		pos[0], m.FormatVersion, m.Meta.Tokenizer, m.Meta.SeqLen, m.Meta.Masking.Seed, m.Meta.MaskEpochs)
 	fmt.Fprintf(stdout, "inputs     %d files\n", len(m.Inputs))
-	fmt.Fprintf(stdout, "records    %d: %d documents, %d blank, %d skipped\n", d.Records, d.Documents, d.Reasons[pipeline.Blank], s.Skipped())
+	fmt.Fprintf(stdout, "records    %d: %d documents, %d blank, %d skipped", d.Records, d.Documents, d.Reasons[pipeline.Blank], s.Skipped())
+	if n := d.Reasons[pipeline.HeldOut]; n > 0 {
+		var c pipeline.Config
+		json.Unmarshal(m.Config, &c)
+		fmt.Fprintf(stdout, ", %d in the other split (this is the %s split of --valid-fraction %g)", n, c.Split, c.ValidFraction)
+	}
+	fmt.Fprintln(stdout)
 	for reason := pipeline.BadJSON; reason <= pipeline.NULBytes; reason++ {
 		if n := d.Reasons[reason]; n > 0 {
 			what := "skipped"
@@ -303,9 +346,9 @@ func cmdStats(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if d.TruncatedIn > 0 {
 		fmt.Fprintf(stdout, "  %d inputs ended early (truncated or corrupt .gz/.zst)\n", d.TruncatedIn)
 	}
-	fmt.Fprintf(stdout, "text       %s, %d source tokens (%.2f bytes/token)\n", humanBytes(float64(d.Bytes)), d.SourceTokens, float64(d.Bytes)/float64(max(d.SourceTokens, 1)))
-	fmt.Fprintf(stdout, "samples    %d from %d document pieces (%.2f pieces/sample, %.1f tokens/sample)\n", d.Samples, d.Pieces,
-		float64(d.Pieces)/float64(max(d.Samples, 1)), float64(m.Totals.SourceTokens)/float64(max(r.Rows, 1)))
+	fmt.Fprintf(stdout, "text       %s, %d text tokens (%.2f bytes/token)\n", humanBytes(float64(d.Bytes)), d.SourceTokens, float64(d.Bytes)/float64(max(d.SourceTokens, 1)))
+	fmt.Fprintf(stdout, "samples    %d from %d document pieces (%.2f pieces/sample); %d source tokens in the rows ([CLS] and eos included, %.1f a row)\n", d.Samples, d.Pieces,
+		float64(d.Pieces)/float64(max(d.Samples, 1)), m.Totals.SourceTokens, float64(m.Totals.SourceTokens)/float64(max(r.Rows, 1)))
 	fmt.Fprintf(stdout, "rows       %d in %d shards (%s), %d row tokens, %d with loss, longest row %d\n",
 		r.Rows, m.Totals.Shards, humanBytes(float64(m.Totals.Bytes)), r.RowTokens, r.LossTokens, m.Totals.MaxRowLen)
 	fmt.Fprintln(stdout, "objectives")
@@ -346,18 +389,22 @@ name), every shard's size and sha256 against the manifest, its structure,
 schema and metadata, every record batch's checksum, and every row's whole
 GLM layout (Part A and Part B, blanks, positions, block positions, loss
 mask, lengths) and counts. A build of no rows fails unless it was built
-with --allow-empty.
+with --allow-empty. It reads every byte of every shard; the exit status is
+0 only when everything checks.
+
+Examples:
+  glmprep verify out/demo
+  glmprep verify /shared/crawl && echo ready to train
 `
 
 func cmdVerify(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := cli.FlagSet("verify", verifyHelp, stderr)
+	fs := cli.FlagSet("glmprep verify", verifyHelp, stdout)
 	pos, err := cli.Parse(fs, args)
 	if err != nil {
 		return err
 	}
 	if len(pos) != 1 {
-		fs.Usage()
-		return fmt.Errorf("%w: verify needs one DIR", cli.ErrUsage)
+		return dirArg(fs, pos)
 	}
 	r, err := sharding.Open(pos[0], sharding.VerifyHashes())
 	if err != nil {

@@ -5,9 +5,11 @@ package main
 
 import (
 	"context"
+	"flag"
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -25,9 +27,17 @@ Usage:
   glmprep plan       --input PATH... --out DIR [flags]  plan a build as independent tasks (for Slurm or Kubernetes)
   glmprep run-task   DIR [--task I]                     run one task of a plan
   glmprep merge      DIR                                check a plan's tasks and write the manifest
+  glmprep status     DIR                                progress of a build or plan: tasks done, started and left
+  glmprep version                                       the version and commit of this binary (also --version)
 
-Run "glmprep COMMAND --help" for a command's flags and examples.
+Run "glmprep COMMAND --help" (or "glmprep help COMMAND") for a command's
+flags and examples.
 `
+
+// commands are glmprep's subcommands, for suggestions.
+func commands() []string {
+	return []string{"build", "inspect", "stats", "verify", "bench-load", "plan", "run-task", "merge", "status", "version", "help"}
+}
 
 func main() {
 	cli.Main("glmprep", func(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -39,7 +49,7 @@ func main() {
 func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
 		fmt.Fprint(stderr, usage)
-		return fmt.Errorf("%w: no command", cli.ErrUsage)
+		return &cli.UsageError{Command: "glmprep", Msg: "no command"}
 	}
 	cmd, rest := args[0], args[1:]
 	switch cmd {
@@ -59,12 +69,19 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return cmdRunTask(ctx, rest, stdout, stderr)
 	case "merge":
 		return cmdMerge(ctx, rest, stdout, stderr)
+	case "status":
+		return cmdStatus(ctx, rest, stdout, stderr)
+	case "version", "--version", "-version":
+		fmt.Fprintf(stdout, "glmprep %s\n", cli.ReadBuild())
+		return nil
 	case "help", "-h", "--help", "-help":
+		if len(rest) == 1 && slices.Contains(commands(), rest[0]) && rest[0] != "help" && rest[0] != "version" {
+			return run(ctx, []string{rest[0], "--help"}, stdin, stdout, stderr)
+		}
 		fmt.Fprint(stdout, usage)
 		return nil
 	}
-	fmt.Fprint(stderr, usage)
-	return fmt.Errorf("%w: unknown command %q", cli.ErrUsage, cmd)
+	return cli.UnknownCommand("glmprep", cmd, commands())
 }
 
 // listFlag is a repeatable string flag.
@@ -130,4 +147,12 @@ func humanBytes(n float64) string {
 		return fmt.Sprintf("%.1f KiB", n/(1<<10))
 	}
 	return fmt.Sprintf("%.0f B", n)
+}
+
+// dirArg is the usage error of a command that takes one DIR and got pos.
+func dirArg(fs *flag.FlagSet, pos []string) error {
+	if len(pos) == 0 {
+		return cli.Usagef(fs, "missing DIR, the build directory")
+	}
+	return cli.Usagef(fs, "one DIR, not %d arguments (%s)", len(pos), strings.Join(pos, " "))
 }

@@ -309,7 +309,7 @@ func TestCLIErrors(t *testing.T) {
 		{[]string{"build", "--input", in, "--out", filepath.Join(dir, "o1"), "--tokenizer", bad}, "tokenizer.json"},
 		{[]string{"build", "--input", in, "--out", filepath.Join(dir, "o2"), "--mix", "token=1,words=2"}, "unknown objective"},
 		{[]string{"build", "--input", in, "--out", filepath.Join(dir, "o3"), "--seq-len", "4"}, "--seq-len"},
-		{[]string{"build", "--input", in}, "needs --input and --out"},
+		{[]string{"build", "--input", in}, "missing --out"},
 		{[]string{"verify", dir}, "no manifest.json"},
 		{[]string{"frobnicate"}, "unknown command"},
 	} {

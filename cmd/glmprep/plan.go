@@ -2,11 +2,13 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 
 	"github.com/glmkit/glmkit/cmd/internal/cli"
 	"github.com/glmkit/glmkit/pipeline"
@@ -23,14 +25,18 @@ DIR/plan.json. Then run every task, anywhere that sees DIR, with
 which set the index), and finish with "glmprep merge DIR". The result is
 byte-identical to "glmprep build" with the same inputs and flags.
 
-Example:
-  glmprep plan --input 'crawl/*.jsonl.zst' --tokenizer gpt2 --out /shared/crawl
-  sbatch --array=0-$(($(jq '.tasks|length' /shared/crawl/plan.json)-1)) run-task.sbatch
+It prints the number of tasks on stdout.
+
+Examples:
+  glmprep plan --input testdata/demo --out out/demo-plan
+  N=$(glmprep plan --input 'crawl/*.jsonl.zst' --tokenizer gpt2 --out /shared/crawl)
+  sbatch --array=0-$((N-1)) --export=ALL,BUILD=/shared/crawl glmprep-array.sbatch
+  glmprep status /shared/crawl
   glmprep merge /shared/crawl
 `
 
 func cmdPlan(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	o, ui, _, err := parseBuild("plan", planHelp, false, args, stderr)
+	o, ui, a, err := parseBuild("plan", planHelp, false, args, stdout, stderr)
 	if err != nil {
 		return err
 	}
@@ -42,6 +48,14 @@ func cmdPlan(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if err != nil {
 		return err
 	}
+	if ov, ok := validOptions(o, a); ok {
+		vp, err := pipeline.Prepare(ctx, &ov)
+		ui.finish()
+		if err != nil {
+			return fmt.Errorf("the validation split (%s): %w", ov.Out, err)
+		}
+		fmt.Fprintf(stderr, "glmprep: planned the training split in %s and the validation split in %s, %d tasks each: run the tasks of both, then merge both\n", o.Out, ov.Out, len(vp.Tasks))
+	}
 	fmt.Fprintln(stdout, len(plan.Tasks))
 	return nil
 }
@@ -52,10 +66,16 @@ Runs one task of the plan in DIR, writing only that task's shards and its
 record DIR/tasks/I.json. A finished task is skipped; a half-finished one
 continues after its last complete shard. Without --task the index comes from
 SLURM_ARRAY_TASK_ID or JOB_COMPLETION_INDEX (Kubernetes Indexed Jobs).
+The tokenizer is the one the plan names (--tokenizer points at it when it
+was a file that moved); its sha256 must be the plan's.
+
+Examples:
+  glmprep run-task /shared/crawl --task 7
+  SLURM_ARRAY_TASK_ID=7 glmprep run-task /shared/crawl --workers 8
 `
 
 func cmdRunTask(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := cli.FlagSet("run-task", runTaskHelp, stderr)
+	fs := cli.FlagSet("glmprep run-task", runTaskHelp, stdout)
 	task := fs.Int("task", -1, "task index (default: $SLURM_ARRAY_TASK_ID or $JOB_COMPLETION_INDEX)")
 	workers := fs.Int("workers", 0, "parallel workers (default: the number of CPUs)")
 	strict := fs.Bool("strict", false, "make bad input fatal instead of counted")
@@ -65,8 +85,7 @@ func cmdRunTask(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		return err
 	}
 	if len(pos) != 1 {
-		fs.Usage()
-		return fmt.Errorf("%w: run-task needs one DIR", cli.ErrUsage)
+		return dirArg(fs, pos)
 	}
 	dir := pos[0]
 	if *task < 0 {
@@ -130,18 +149,23 @@ const mergeHelp = `Usage: glmprep merge DIR
 
 Checks that every task of the plan in DIR is complete and its shards are
 present, then writes DIR/manifest.json: the same file "glmprep build" would
-have written.
+have written. When tasks are not complete it names every one of them and
+prints the --array= spec that resubmits exactly those ("glmprep status DIR"
+shows the same without failing).
+
+Examples:
+  glmprep merge /shared/crawl
+  sbatch --dependency=afterok:$job --wrap "glmprep merge /shared/crawl"
 `
 
 func cmdMerge(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := cli.FlagSet("merge", mergeHelp, stderr)
+	fs := cli.FlagSet("glmprep merge", mergeHelp, stdout)
 	pos, err := cli.Parse(fs, args)
 	if err != nil {
 		return err
 	}
 	if len(pos) != 1 {
-		fs.Usage()
-		return fmt.Errorf("%w: merge needs one DIR", cli.ErrUsage)
+		return dirArg(fs, pos)
 	}
 	plan, err := pipeline.ReadPlan(pos[0])
 	if err != nil {
@@ -150,10 +174,41 @@ func cmdMerge(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	cli.OnInterrupt(ctx, func() string {
 		return fmt.Sprintf("the manifest was not written; run it again: %s", cli.Command(append([]string{"merge"}, args...), nil, ""))
 	})
-	m, _, err := pipeline.Merge(pos[0], plan, pipeline.Software())
+	if err := incompleteTasks(pos[0], plan); err != nil {
+		return err
+	}
+	m, _, err := pipeline.Merge(pos[0], plan, cli.ReadBuild().Software())
 	if err != nil {
 		return err
 	}
 	fmt.Fprintf(stdout, "%s: manifest written: %d tasks, %d shards, %d rows\n", pos[0], len(plan.Tasks), m.Totals.Shards, m.Totals.Rows)
 	return nil
+}
+
+// incompleteTasks is the error of a plan whose tasks are not all complete:
+// it names every one (as ranges), says which have started, and gives the
+// --array= spec that resubmits exactly those.
+func incompleteTasks(dir string, plan *pipeline.Plan) error {
+	s := scanTasks(dir, plan)
+	nd := s.notDone()
+	if len(nd) == 0 {
+		return nil
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s: %s of %d not complete: %s", dir, plural(len(nd), "task"), len(plan.Tasks), ranges(nd))
+	var what []string
+	if len(s.started) > 0 {
+		what = append(what, fmt.Sprintf("started but not finished: %s", ranges(s.started)))
+	}
+	if len(s.left) > 0 {
+		what = append(what, fmt.Sprintf("not started: %s", ranges(s.left)))
+	}
+	fmt.Fprintf(&b, " (%s)", strings.Join(what, "; "))
+	for _, t := range s.left {
+		if err := s.damaged[t]; err != nil {
+			fmt.Fprintf(&b, "\n  task %d: its record cannot be read: %v", t, err)
+		}
+	}
+	fmt.Fprintf(&b, "\nresubmit exactly those tasks, then merge again:\n  sbatch --array=%s ...   (Slurm)\n  glmprep run-task %s --task I   (for each I above)", ranges(nd), dir)
+	return errors.New(b.String())
 }

@@ -168,7 +168,7 @@ func TestRunTaskErrors(t *testing.T) {
 	}{
 		{[]string{"run-task", dir, "--task", "5"}, "has tasks 0..0"},
 		{[]string{"run-task", dir}, "give --task"},
-		{[]string{"merge", dir}, "task 0 of"},
+		{[]string{"merge", dir}, "1 task of 1 not complete: 0"},
 		{[]string{"run-task", t.TempDir(), "--task", "0"}, "plan.json"},
 	} {
 		t.Setenv("SLURM_ARRAY_TASK_ID", "")

@@ -278,3 +278,34 @@ func TestLargeVocabulary(t *testing.T) {
 		t.Errorf("largest id %d, model vocabulary %d: want ids above 70000", maxID, m.VocabSize)
 	}
 }
+
+// A build whose tokenizer needed --tokenizer-pattern is resumed from
+// plan.json alone: the pattern comes from the plan, as every other flag
+// does, and the result is the uninterrupted build's bytes.
+func TestResumeTakesTokenizerOptionsFromPlan(t *testing.T) {
+	dir := t.TempDir()
+	ranks := filepath.Join(dir, "ranks", "mystery.tiktoken")
+	os.MkdirAll(filepath.Dir(ranks), 0o755)
+	writeTiktoken(t, ranks, gpt2Ranks(t)[:50000]) // neither its hash nor its name is known
+	_, flags := smallInputs(t)
+	for i, f := range flags {
+		if f == "--tokenizer" {
+			flags[i+1] = ranks
+		}
+	}
+	flags = append(flags, "--tokenizer-pattern", "r50k_base")
+	ref := filepath.Join(dir, "ref")
+	mustGlmprep(t, append([]string{"build", "--out", ref}, flags...)...)
+	out := filepath.Join(dir, "out")
+	cmd, log := glmprepProcess(t, []string{"GLMKIT_TEST_CRASH=shard-committed:0/3"}, append([]string{"build", "--out", out}, flags...)...)
+	waitKilled(t, cmd, log)
+	if _, stderr, code := glmprepBin(t, nil, "build", "--out", out, "--resume", "--quiet"); code != 0 {
+		t.Fatalf("build --out %s --resume: exit %d: %s", out, code, stderr)
+	}
+	sameDir(t, readDir(t, ref), readDir(t, out))
+	// A pattern other than the plan's is named.
+	_, stderr, code := glmprepBin(t, nil, "build", "--out", out, "--resume", "--quiet", "--tokenizer-pattern", "gpt2")
+	if code != 1 || !strings.Contains(stderr, "--tokenizer-pattern") {
+		t.Errorf("resume with another --tokenizer-pattern: exit %d: %s", code, stderr)
+	}
+}

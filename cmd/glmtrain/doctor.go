@@ -17,11 +17,15 @@ const doctorHelp = `Usage: glmtrain doctor
 Prints the backends this machine can run: the CPU backend (with OpenBLAS or
 pure Go) and the CUDA backend: the driver, devices, cuBLAS and NVRTC found
 (where it looked when one is missing), then whether the backend starts
-(which compiles its kernels).
+(which compiles its kernels). It changes nothing and needs no GPU.
+
+Examples:
+  glmtrain doctor
+  glmtrain doctor | grep -A3 cuda:
 `
 
 func cmdDoctor(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := cli.FlagSet("doctor", doctorHelp, stderr)
+	fs := cli.FlagSet("glmtrain doctor", doctorHelp, stdout)
 	if _, err := cli.Parse(fs, args); err != nil {
 		return err
 	}

@@ -1,19 +1,16 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
 	"io"
-	"os"
-	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 
 	"github.com/glmkit/glmkit/cmd/internal/cli"
 	"github.com/glmkit/glmkit/pipeline/tokenizer"
-	"github.com/glmkit/glmkit/sharding"
 	"github.com/glmkit/glmkit/trainer"
 )
 
@@ -24,18 +21,42 @@ Part A ([CLS] text eos, bidirectional), and each blank is generated from
 <|startofpiece|> at the blank's position until <|endofpiece|>, later blanks
 seeing the earlier ones' text. [MASK] asks for a short span; [sMASK] for a
 sentence and [gMASK] for a long generation when the model was trained with
-task masks (a text ending in [gMASK] continues it). Prints the completed
-text, with each filled span in [[double brackets]].
+task masks (a text ending in [gMASK] continues it). With a tokenizer that
+lower-cases (bert-base-uncased), the markers may be written in any case
+([mask]); with a cased one (gpt2) only as above, and a marker in another case
+is refused, not read as text.
+
+Prints the completed text, with each filled span in [[double brackets]]; a
+span the model did not end before --max-tokens is printed [[text…]] (and
+"cut": true with --json); an empty span is [[]] (with --json "ids": []).
 
 Examples:
   glmtrain infill --ckpt out/run "The [MASK] of the river was [MASK] ."
   glmtrain infill --ckpt out/run --temperature 0.8 --top-k 40 --seed 7 "It was a dark and [gMASK]"
 `
 
-var blankRE = regexp.MustCompile(`\[(MASK|sMASK|gMASK)\]`)
+// blankREs match the blank markers: as written, and in any case.
+func blankREs() (exact, anyCase *regexp.Regexp) {
+	return regexp.MustCompile(`\[(MASK|sMASK|gMASK)\]`), regexp.MustCompile(`(?i)\[(MASK|sMASK|gMASK)\]`)
+}
+
+// lowercases reports whether the tokenizer folds case, by encoding the
+// markers' words both ways.
+func lowercases(tok *tokenizer.Tokenizer) (bool, error) {
+	enc := tok.NewEncoder()
+	a, err := enc.Encode(nil, []byte("MASK sMASK gMASK Mask"))
+	if err != nil {
+		return false, err
+	}
+	b, err := enc.Encode(nil, []byte("mask smask gmask mask"))
+	if err != nil {
+		return false, err
+	}
+	return slices.Equal(a, b), nil
+}
 
 func cmdInfill(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := cli.FlagSet("infill", infillHelp, stderr)
+	fs := cli.FlagSet("glmtrain infill", infillHelp, stdout)
 	ckpt := fs.String("ckpt", "", "checkpoint directory, or a training OUT for its newest")
 	temp := fs.Float64("temperature", 0, "0: greedy; above 0: sample from softmax(logits/T)")
 	topK := fs.Int("top-k", 0, "when sampling, keep the K most likely tokens (0: all)")
@@ -47,28 +68,22 @@ func cmdInfill(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if err != nil {
 		return err
 	}
-	if *ckpt == "" || len(pos) == 0 {
-		fs.Usage()
-		return fmt.Errorf("%w: infill needs --ckpt and a text", cli.ErrUsage)
+	switch {
+	case *ckpt == "" && len(pos) == 0:
+		return cli.Usagef(fs, "missing --ckpt and the text to fill in")
+	case *ckpt == "":
+		return cli.Missing(fs, "--ckpt")
+	case len(pos) == 0:
+		return cli.Usagef(fs, "missing the text to fill in, such as \"The [MASK] of the river .\"")
 	}
 	text := strings.Join(pos, " ")
 	dir, err := resolveCheckpoint(*ckpt)
 	if err != nil {
 		return err
 	}
-	var meta sharding.Meta
-	metaPath := filepath.Join(filepath.Dir(dir), dataFile)
-	if st, err := os.Lstat(metaPath); err == nil && !st.Mode().IsRegular() {
-		return fmt.Errorf("%s is not a regular file", metaPath)
-	}
-	mb, err := os.ReadFile(metaPath)
+	meta, metaPath, err := readDataFile(dir)
 	if err != nil {
-		return fmt.Errorf("%w (the training run writes %s beside its checkpoints)", err, dataFile)
-	}
-	dec := json.NewDecoder(bytes.NewReader(mb))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&meta); err != nil {
-		return fmt.Errorf("%s: %w", metaPath, err)
+		return err
 	}
 	spec := meta.Tokenizer
 	if *tokSpec != "" {
@@ -97,12 +112,23 @@ func cmdInfill(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	var pieces []string // text between the blanks
 	var kinds []string
 	last := 0
-	for _, m := range blankRE.FindAllStringSubmatchIndex(text, -1) {
+	exact, anyCase := blankREs()
+	folds, err := lowercases(tok)
+	if err != nil {
+		return err
+	}
+	re := exact
+	if folds {
+		re = anyCase
+	} else if odd := oddMarkers(text, exact, anyCase); len(odd) > 0 {
+		return fmt.Errorf("%s is not a blank for tokenizer %s, which is case-sensitive: write [MASK], [sMASK] or [gMASK] exactly", strings.Join(odd, ", "), meta.Tokenizer)
+	}
+	for _, m := range re.FindAllStringSubmatchIndex(text, -1) {
 		pieces = append(pieces, text[last:m[0]])
 		if ctxIDs, err = enc.Encode(ctxIDs, []byte(text[last:m[0]])); err != nil {
 			return err
 		}
-		kind := text[m[2]:m[3]]
+		kind := canonicalBlank(text[m[2]:m[3]])
 		kinds = append(kinds, kind)
 		ctxIDs = append(ctxIDs, blankID[kind])
 		last = m[1]
@@ -137,10 +163,29 @@ func cmdInfill(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if err != nil {
 		return err
 	}
+	cut := 0
+	for _, sp := range spans {
+		if sp.Cut {
+			cut++
+		}
+	}
+	if cut > 0 {
+		fmt.Fprintf(stderr, "glmtrain: %d of %d spans reached --max-tokens %d before the model ended them (marked …)\n", cut, len(spans), *maxTok)
+	}
 	if *asJSON {
-		var out []map[string]any
+		type span struct {
+			Blank string  `json:"blank"`
+			IDs   []int32 `json:"ids"`
+			Text  string  `json:"text"`
+			Cut   bool    `json:"cut"`
+		}
+		out := []span{}
 		for i, sp := range spans {
-			out = append(out, map[string]any{"blank": kinds[i], "ids": sp.Tokens, "text": tok.Decode(sp.Tokens)})
+			ids := sp.Tokens
+			if ids == nil {
+				ids = []int32{}
+			}
+			out = append(out, span{kinds[i], ids, tok.Decode(ids), sp.Cut})
 		}
 		b, _ := json.Marshal(out)
 		_, err := fmt.Fprintf(stdout, "%s\n", b)
@@ -150,9 +195,35 @@ func cmdInfill(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	for i, p := range pieces {
 		b.WriteString(p)
 		if i < len(spans) {
-			b.WriteString("[[" + tok.Decode(spans[i].Tokens) + "]]")
+			mark := ""
+			if spans[i].Cut {
+				mark = "…"
+			}
+			b.WriteString("[[" + tok.Decode(spans[i].Tokens) + mark + "]]")
 		}
 	}
 	_, err = fmt.Fprintln(stdout, strings.TrimSpace(b.String()))
 	return err
+}
+
+// canonicalBlank is a marker's kind as the special tokens spell it.
+func canonicalBlank(kind string) string {
+	switch strings.ToLower(kind) {
+	case "smask":
+		return "sMASK"
+	case "gmask":
+		return "gMASK"
+	}
+	return "MASK"
+}
+
+// oddMarkers are the markers of text written in another case than exact's.
+func oddMarkers(text string, exact, anyCase *regexp.Regexp) []string {
+	var odd []string
+	for _, m := range anyCase.FindAllString(text, -1) {
+		if !exact.MatchString(m) {
+			odd = append(odd, m)
+		}
+	}
+	return odd
 }

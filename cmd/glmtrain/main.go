@@ -6,6 +6,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"slices"
 
 	"github.com/glmkit/glmkit/cmd/internal/cli"
 )
@@ -18,9 +19,16 @@ Usage:
   glmtrain infill --ckpt DIR "text with [MASK] blanks"  fill each blank with the model
   glmtrain plot   OUT [--png FILE]                      draw OUT/metrics.jsonl's loss curves
   glmtrain doctor                                       which backends this machine can run
+  glmtrain version                                      the version and commit of this binary (also --version)
 
-Run "glmtrain COMMAND --help" for a command's flags and examples.
+Run "glmtrain COMMAND --help" (or "glmtrain help COMMAND") for a command's
+flags and examples.
 `
+
+// commands are glmtrain's subcommands, for suggestions.
+func commands() []string {
+	return []string{"train", "eval", "infill", "plot", "doctor", "version", "help"}
+}
 
 func main() { cli.Main("glmtrain", run) }
 
@@ -28,7 +36,7 @@ func main() { cli.Main("glmtrain", run) }
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
 		fmt.Fprint(stderr, usage)
-		return fmt.Errorf("%w: no command", cli.ErrUsage)
+		return &cli.UsageError{Command: "glmtrain", Msg: "no command"}
 	}
 	switch cmd, rest := args[0], args[1:]; cmd {
 	case "train":
@@ -41,11 +49,16 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return cmdPlot(ctx, rest, stdout, stderr)
 	case "doctor":
 		return cmdDoctor(ctx, rest, stdout, stderr)
+	case "version", "--version", "-version":
+		fmt.Fprintf(stdout, "glmtrain %s\n", cli.ReadBuild())
+		return nil
 	case "help", "-h", "--help", "-help":
+		if len(rest) == 1 && slices.Contains(commands(), rest[0]) && rest[0] != "help" && rest[0] != "version" {
+			return run(ctx, []string{rest[0], "--help"}, stdout, stderr)
+		}
 		fmt.Fprint(stdout, usage)
 		return nil
 	default:
-		fmt.Fprint(stderr, usage)
-		return fmt.Errorf("%w: unknown command %q", cli.ErrUsage, cmd)
+		return cli.UnknownCommand("glmtrain", cmd, commands())
 	}
 }

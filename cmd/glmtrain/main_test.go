@@ -159,7 +159,7 @@ func TestCLIErrors(t *testing.T) {
 		args []string
 		want string
 	}{
-		{[]string{"train", "--out", t.TempDir()}, "needs --data"},
+		{[]string{"train", "--out", t.TempDir()}, "missing --data"},
 		{[]string{"train", "--data", t.TempDir(), "--out", t.TempDir()}, "manifest"},
 		{[]string{"infill", "--ckpt", t.TempDir(), "a [MASK]"}, "holds none"},
 		{[]string{"nope"}, "unknown command"},

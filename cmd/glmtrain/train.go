@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -8,6 +9,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 
 	"github.com/glmkit/glmkit/cmd/internal/cli"
@@ -27,16 +29,33 @@ epoch, AdamW (β 0.9/0.98, ε 1e-6, weight decay 0.1 except biases and
 LayerNorm), linear warmup then cosine decay, gradient clipping, gradient
 accumulation and dropout, all from --seed. Writes OUT/metrics.jsonl (a line
 per logged step) and checkpoints OUT/ckpt-NNNNNNNN (safetensors + JSON).
+On a terminal a progress bar runs on stderr; otherwise (Slurm, Kubernetes,
+a pipe) stderr gets a line every --log-every steps (step, loss, lr,
+tokens/s, ETA), and every evaluation as it comes.
+
+--data takes one build, or several mixed by weight: repeat it
+(--data a=0.7 --data b=0.3) or list them (--data a=0.7,b=0.3). Weights are
+relative (normalised to 1); without weights every build gets an equal
+share. Each batch takes each build's share of its rows, and an epoch is
+as many rows as all the builds hold together (a build whose share is
+above its size is read more than once an epoch, one below it less); the
+resolved mixture is printed at the start.
+
 --resume continues from the newest checkpoint in OUT exactly where it
 stopped: on the CPU the losses are bitwise those of an uninterrupted run.
-
---data takes one build, or several mixed by weight: --data a=0.7,b=0.3.
+It refuses flags that would change the run (--steps, --batch, --accum,
+--lr, --warmup, --min-lr-ratio, --weight-decay, --clip, --dropout), naming
+each with its old and new value, unless --allow-changes; --seed, --data
+and the model's shape can never change. Free to change: --eval-data,
+--eval-every, --eval-batches, --log-every, --checkpoint-every,
+--keep-checkpoints, --stop-at, --backend, --threads, --blas, --quiet.
 
 Examples:
   glmprep build --input testdata/demo --out out/demo
   glmtrain train --data out/demo --preset tiny --steps 200 --batch 8 --out out/run
   glmtrain train --data out/wiki --eval-data out/wiki-valid --preset small --steps 2000 \
       --batch 16 --lr 1e-3 --eval-every 100 --out out/small --resume
+  glmtrain train --data out/wiki=0.7 --data out/code=0.3 --preset small --steps 5000 --out out/mix
 `
 
 var errStopAt = errors.New("stopped at --stop-at")
@@ -45,10 +64,23 @@ var errStopAt = errors.New("stopped at --stop-at")
 // and eval can load the tokenizer and the special ids.
 const dataFile = "data.json"
 
+// fixedFlags are the flags whose change breaks an exact resume (refused
+// unless --allow-changes), in the order they are reported; neverFlags can
+// not change at all (the trainer refuses a resume on other data or seed,
+// and a checkpoint holds one shape).
+func fixedFlags() []string {
+	return []string{"--steps", "--batch", "--accum", "--lr", "--warmup", "--min-lr-ratio", "--weight-decay", "--clip", "--dropout"}
+}
+
+func neverFlags() []string {
+	return []string{"--seed", "--data", "--layers", "--hidden", "--heads", "--max-pos"}
+}
+
 func cmdTrain(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := cli.FlagSet("train", trainHelp, stderr)
-	data := fs.String("data", "", "training shards: DIR, or DIR=WEIGHT,DIR=WEIGHT to mix builds")
-	evalData := fs.String("eval-data", "", "held-out shards for evaluation")
+	fs := cli.FlagSet("glmtrain train", trainHelp, stdout)
+	var data listFlag
+	fs.Var(&data, "data", "training shards: a build `DIR`, DIR=WEIGHT, or a comma list of them; repeatable, to mix builds")
+	evalData := fs.String("eval-data", "", "held-out shards for evaluation (a build DIR)")
 	preset := fs.String("preset", "tiny", "model shape: "+strings.Join(trainer.PresetNames(), ", "))
 	layers := fs.Int("layers", 0, "override the preset's layers")
 	hidden := fs.Int("hidden", 0, "override the preset's hidden size")
@@ -64,33 +96,40 @@ func cmdTrain(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	wd := fs.Float64("weight-decay", 0.1, "decoupled weight decay (not on biases and LayerNorm)")
 	clip := fs.Float64("clip", 1, "global gradient norm clip (0: off)")
 	seed := fs.Uint64("seed", 1234, "seed of the initialisation, dropout and data order")
-	out := fs.String("out", "", "output DIR for metrics.jsonl and checkpoints")
-	logEvery := fs.Int("log-every", 1, "write a metrics line every N steps")
+	out := fs.String("out", "", "output `DIR` for metrics.jsonl and checkpoints")
+	logEvery := fs.Int("log-every", 1, "write a metrics line (and, when stderr is not a terminal, a log line) every N steps")
 	evalEvery := fs.Int("eval-every", 0, "evaluate every N steps (0: at the end only)")
 	evalBatches := fs.Int("eval-batches", 0, "batches per evaluation (0: one pass over the eval data)")
 	ckptEvery := fs.Int("checkpoint-every", 0, "checkpoint every N steps (0: at the end only)")
 	keep := fs.Int("keep-checkpoints", 3, "keep the newest N checkpoints (0: all)")
 	resume := fs.Bool("resume", false, "continue from the newest checkpoint in --out")
+	allowChanges := fs.Bool("allow-changes", false, "with --resume, accept changed --steps, --batch, --lr, … (the run is then no longer exact)")
 	stopAt := fs.Int("stop-at", 0, "stop after this step with a checkpoint, as a preemption would (--resume continues)")
 	backend := fs.String("backend", "auto", "auto, cpu or cuda")
 	threads := fs.Int("threads", 0, "CPU threads (default: all)")
 	blas := fs.String("blas", "", "CPU matrix products: auto (OpenBLAS if installed), off, openblas, or a library path (default $GLMKIT_BLAS or auto)")
-	quiet := fs.Bool("quiet", false, "no progress bar")
+	quiet := fs.Bool("quiet", false, "no progress bar or log lines")
 	pos, err := cli.Parse(fs, args)
 	if err != nil {
 		return err
 	}
-	if len(pos) > 0 || *data == "" || *out == "" {
-		fs.Usage()
-		return fmt.Errorf("%w: train needs --data and --out", cli.ErrUsage)
+	if len(pos) > 0 {
+		return cli.Usagef(fs, "unexpected argument %q (give the training data with --data)", pos[0])
+	}
+	if m := missingFlags(map[string]bool{"--data": len(data) == 0, "--out": *out == ""}, "--data", "--out"); m != nil {
+		return cli.Missing(fs, m...)
+	}
+	mix, spec, err := parseData(data)
+	if err != nil {
+		return cli.Usagef(fs, "%v", err)
 	}
 
-	src, err := loader.Open(ctx, *data, loader.Options{Batch: *batch, Seed: *seed})
+	src, err := loader.Open(ctx, spec, loader.Options{Batch: *batch, Seed: *seed})
 	if err != nil {
 		return err
 	}
 	defer src.Close()
-	meta, err := loaderMeta(*data)
+	meta, manifests, err := loaderMeta(mix)
 	if err != nil {
 		return err
 	}
@@ -101,12 +140,12 @@ func cmdTrain(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			return err
 		}
 		defer el.Close()
-		em, err := loaderMeta(*evalData)
+		em, err := sharding.ReadManifest(*evalData)
 		if err != nil {
 			return err
 		}
-		if em.TokenizerSHA256 != meta.TokenizerSHA256 || em.VocabSize != meta.VocabSize {
-			return fmt.Errorf("--eval-data %s uses tokenizer %s, the training data %s", *evalData, em.Tokenizer, meta.Tokenizer)
+		if em.Meta.TokenizerSHA256 != meta.TokenizerSHA256 || em.Meta.VocabSize != meta.VocabSize {
+			return fmt.Errorf("--eval-data %s uses tokenizer %s, the training data %s", *evalData, em.Meta.Tokenizer, meta.Tokenizer)
 		}
 		evalSrc = el
 	}
@@ -133,17 +172,6 @@ func cmdTrain(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return err
 	}
 
-	be, err := newBackend(*backend, *threads, *blas, stderr)
-	if err != nil {
-		return err
-	}
-	defer be.Close() // after the model's buffers (deferred below) are freed
-	model, err := trainer.NewModel(mc, be)
-	if err != nil {
-		return err
-	}
-	defer model.Close()
-
 	tc := trainer.DefaultTrainConfig(*steps)
 	tc.Accum, tc.LR, tc.MinLRRatio, tc.WeightDecay, tc.ClipNorm, tc.Seed = *accum, *lr, *minLR, *wd, *clip, *seed
 	if *warmup >= 0 {
@@ -151,6 +179,9 @@ func cmdTrain(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	tc.Out, tc.LogEvery, tc.EvalEvery, tc.EvalBatches = *out, *logEvery, *evalEvery, *evalBatches
 	tc.CheckpointEvery, tc.KeepCheckpoints, tc.Progress = *ckptEvery, *keep, !*quiet
+	tc.Software = cli.ReadBuild().Software()
+	tc.Run = runRecord(tc, mc, *batch, spec, src.Fingerprint(), meta)
+
 	// A killed run's temporary checkpoint directories go first (and a
 	// checkpoint it had moved aside comes back), before the newest one is
 	// chosen.
@@ -167,12 +198,22 @@ func cmdTrain(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		}
 		return fmt.Sprintf("the newest checkpoint is %s; continue with:\n  %s", ck, cmdline)
 	})
+	startStep := 0
 	if *resume {
 		ck, err := trainer.LatestCheckpoint(*out)
 		switch {
 		case err == nil && ck != "":
+			if startStep, err = checkResume(ck, tc, mc, *allowChanges, stderr); err != nil {
+				return err
+			}
+			if startStep >= *steps {
+				fmt.Fprintf(stderr, "glmtrain: %s is already complete: step %d of --steps %d (%s); nothing to do (to train further, raise --steps and pass --allow-changes)\n",
+					*out, startStep, *steps, ck)
+				fmt.Fprintf(stdout, "step %d: complete; checkpoint %s\n", startStep, ck)
+				return nil
+			}
 			tc.Resume = ck
-			fmt.Fprintf(stderr, "glmtrain: resuming from %s\n", ck)
+			fmt.Fprintf(stderr, "glmtrain: resuming from %s (step %d of %d)\n", ck, startStep, *steps)
 		case err == nil || errors.Is(err, os.ErrNotExist):
 			fmt.Fprintf(stderr, "glmtrain: no checkpoint in %s yet; starting fresh\n", *out)
 		default:
@@ -181,23 +222,39 @@ func cmdTrain(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	} else if ck, _ := trainer.LatestCheckpoint(*out); ck != "" {
 		return fmt.Errorf("%s already holds checkpoints (%s); pass --resume to continue, or choose another --out", *out, filepath.Base(ck))
 	}
-	if err := os.MkdirAll(*out, 0o755); err != nil {
+
+	be, err := newBackend(*backend, *threads, *blas, stderr)
+	if err != nil {
+		return err
+	}
+	defer be.Close() // after the model's buffers (deferred below) are freed
+	model, err := trainer.NewModel(mc, be)
+	if err != nil {
+		return err
+	}
+	defer model.Close()
+
+	if err := os.MkdirAll(*out, 0o777); err != nil {
 		return err
 	}
 	mb, _ := json.MarshalIndent(meta, "", "  ")
 	if err := atomicfile.Write(filepath.Join(*out, dataFile), append(mb, '\n')); err != nil {
 		return err
 	}
-	fmt.Fprintf(stderr, "glmtrain: %s model, %d layers × %d hidden × %d heads, vocab %d, %.1fM parameters, on %s; %d rows of training data\n",
-		*preset, mc.Layers, mc.Hidden, mc.Heads, mc.Vocab, float64(model.NumParams())/1e6, be.Name(), src.EpochLen())
-	var hooks trainer.Hooks
-	if *stopAt > 0 {
-		hooks.OnLog = func(m trainer.Metrics) error {
-			if m.Step >= *stopAt {
+	fmt.Fprintf(stderr, "glmtrain: %s model, %d layers × %d hidden × %d heads, vocab %d, %.1fM parameters, on %s\n",
+		*preset, mc.Layers, mc.Hidden, mc.Heads, mc.Vocab, float64(model.NumParams())/1e6, be.Name())
+	printMixture(stderr, mix, manifests, src.EpochLen(), *steps, *batch**accum)
+
+	logger := newTrainLog(stderr, *quiet, *steps, startStep)
+	hooks := trainer.Hooks{
+		OnLog: func(m trainer.Metrics) error {
+			logger.log(m)
+			if *stopAt > 0 && m.Step >= *stopAt {
 				return errStopAt
 			}
 			return nil
-		}
+		},
+		OnCheckpoint: logger.checkpoint,
 	}
 	res, err := trainer.Train(ctx, tc, model, src, evalSrc, hooks)
 	if err != nil && !errors.Is(err, errStopAt) {
@@ -212,36 +269,188 @@ func cmdTrain(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	return nil
 }
 
-// loaderMeta returns the metadata of the builds in a --data value, which
-// must all share one tokenizer and vocabulary.
-func loaderMeta(spec string) (sharding.Meta, error) {
-	dirs := []string{spec}
-	if strings.Contains(spec, "=") {
-		mix, err := loader.ParseMix(spec)
-		if err != nil {
-			return sharding.Meta{}, err
-		}
-		dirs = dirs[:0]
-		for _, e := range mix {
-			dirs = append(dirs, e.Dir)
+// listFlag is a repeatable string flag.
+type listFlag []string
+
+func (l *listFlag) String() string     { return strings.Join(*l, ",") }
+func (l *listFlag) Set(s string) error { *l = append(*l, s); return nil }
+
+// missingFlags returns the flags of order that missing marks, or nil.
+func missingFlags(missing map[string]bool, order ...string) []string {
+	var m []string
+	for _, f := range order {
+		if missing[f] {
+			m = append(m, f)
 		}
 	}
-	var meta sharding.Meta
-	for i, d := range dirs {
-		m, err := sharding.ReadManifest(d)
-		if err != nil {
-			return meta, err
+	return m
+}
+
+// parseData turns the --data values (each a DIR, DIR=WEIGHT or a comma list
+// of them) into a mixture and the loader's spec. Every build has a weight,
+// or none has (equal shares): a mixture of both is refused, since the
+// builds without one would silently get weight 1.
+func parseData(values []string) ([]loader.MixEntry, string, error) {
+	spec := strings.Join(values, ",")
+	mix, err := loader.ParseMix(spec)
+	if err != nil {
+		return nil, "", fmt.Errorf("--data %s: %w", spec, err)
+	}
+	weighted := 0
+	for _, part := range strings.Split(spec, ",") {
+		if strings.Contains(part, "=") {
+			weighted++
 		}
+	}
+	if weighted > 0 && weighted < len(mix) {
+		return nil, "", fmt.Errorf("--data %s: give every build a weight (DIR=WEIGHT) or none (equal shares)", spec)
+	}
+	seen := map[string]bool{}
+	for _, e := range mix {
+		d := filepath.Clean(e.Dir)
+		if seen[d] {
+			return nil, "", fmt.Errorf("--data %s: %s is listed twice (give it a larger weight instead)", spec, e.Dir)
+		}
+		seen[d] = true
+	}
+	return mix, spec, nil
+}
+
+// loaderMeta returns the metadata of the builds of a mixture, which must
+// all share one tokenizer and vocabulary (the longest seq_len), and their
+// manifests.
+func loaderMeta(mix []loader.MixEntry) (sharding.Meta, []*sharding.Manifest, error) {
+	var meta sharding.Meta
+	var ms []*sharding.Manifest
+	for i, e := range mix {
+		m, err := sharding.ReadManifest(e.Dir)
+		if err != nil {
+			return meta, nil, err
+		}
+		ms = append(ms, m)
 		if i == 0 {
 			meta = m.Meta
 			continue
 		}
 		if m.Meta.TokenizerSHA256 != meta.TokenizerSHA256 || m.Meta.VocabSize != meta.VocabSize {
-			return meta, fmt.Errorf("%s uses tokenizer %s, %s uses %s: mixed builds need one tokenizer", d, m.Meta.Tokenizer, dirs[0], meta.Tokenizer)
+			return meta, nil, fmt.Errorf("%s uses tokenizer %s, %s uses %s: mixed builds need one tokenizer", e.Dir, m.Meta.Tokenizer, mix[0].Dir, meta.Tokenizer)
 		}
 		meta.SeqLen = max(meta.SeqLen, m.Meta.SeqLen)
 	}
-	return meta, nil
+	return meta, ms, nil
+}
+
+// printMixture says what the training data is: each build with its
+// normalised weight and rows, what an epoch is, and how many epochs the
+// run's steps take.
+func printMixture(w io.Writer, mix []loader.MixEntry, ms []*sharding.Manifest, epochLen uint64, steps, rowsPerStep int) {
+	units := func(m *sharding.Manifest) int64 { return m.Totals.Rows / int64(max(m.Meta.MaskEpochs, 1)) }
+	epochs := float64(steps) * float64(rowsPerStep) / float64(max(epochLen, 1))
+	if len(mix) == 1 {
+		fmt.Fprintf(w, "glmtrain: data %s: %d rows", mix[0].Dir, ms[0].Totals.Rows)
+		if n := ms[0].Meta.MaskEpochs; n > 1 {
+			fmt.Fprintf(w, " (%d samples × %d mask epochs; an epoch reads each sample once)", units(ms[0]), n)
+		}
+		fmt.Fprintf(w, "; %d steps × %d rows = %.2f epochs\n", steps, rowsPerStep, epochs)
+		return
+	}
+	var sum float64
+	for _, e := range mix {
+		sum += e.Weight
+	}
+	fmt.Fprintf(w, "glmtrain: data: a mixture of %d builds; an epoch is %d rows (all of theirs together), %d steps × %d rows = %.2f epochs\n",
+		len(mix), epochLen, steps, rowsPerStep, epochs)
+	width := 0
+	for _, e := range mix {
+		width = max(width, len(e.Dir))
+	}
+	for i, e := range mix {
+		share := e.Weight / sum
+		per := share * float64(epochLen)
+		fmt.Fprintf(w, "  %-*s  weight %.3f  %9d rows  %.0f rows an epoch = %.2f passes over it\n",
+			width, e.Dir, share, ms[i].Totals.Rows, per, per/float64(max(units(ms[i]), 1)))
+	}
+}
+
+// runRecord is what glmtrain records in every checkpoint about the run:
+// the flags of fixedFlags and neverFlags, resolved, and the data's
+// tokenizer.
+func runRecord(tc trainer.TrainConfig, mc trainer.Config, batch int, data, fingerprint string, meta sharding.Meta) map[string]string {
+	f := func(v float64) string { return strconv.FormatFloat(v, 'g', -1, 64) }
+	return map[string]string{
+		"--steps": strconv.Itoa(tc.Steps), "--batch": strconv.Itoa(batch), "--accum": strconv.Itoa(tc.Accum),
+		"--lr": f(tc.LR), "--warmup": strconv.Itoa(tc.WarmupSteps), "--min-lr-ratio": f(tc.MinLRRatio),
+		"--weight-decay": f(tc.WeightDecay), "--clip": f(tc.ClipNorm), "--dropout": f(mc.HiddenDropout),
+		"--seed": strconv.FormatUint(tc.Seed, 10), "--data": data, "data_fingerprint": fingerprint,
+		"--layers": strconv.Itoa(mc.Layers), "--hidden": strconv.Itoa(mc.Hidden), "--heads": strconv.Itoa(mc.Heads),
+		"--max-pos": strconv.Itoa(mc.MaxPos),
+		"tokenizer": meta.Tokenizer, "tokenizer_sha256": meta.TokenizerSHA256, "vocab_size": strconv.Itoa(meta.VocabSize),
+	}
+}
+
+// checkResume compares the run's settings with those the checkpoint ck
+// recorded and returns the checkpoint's step. A changed flag of fixedFlags
+// is refused unless allow, naming each with its old and new value; one of
+// neverFlags always.
+func checkResume(ck string, tc trainer.TrainConfig, mc trainer.Config, allow bool, stderr io.Writer) (int, error) {
+	step, err := checkpointStep(ck)
+	if err != nil {
+		return 0, err
+	}
+	ckModel, ckTrain, err := trainer.ReadCheckpointConfig(ck)
+	if err != nil {
+		return 0, err
+	}
+	old := map[string]string{}
+	if ckTrain != nil {
+		old = runRecord(*ckTrain, ckModel, 0, "", "", sharding.Meta{})
+		delete(old, "--batch")
+		delete(old, "--data")
+		delete(old, "data_fingerprint")
+		for k, v := range ckTrain.Run { // what an older glmtrain did not record stays out
+			old[k] = v
+		}
+	}
+	now := tc.Run
+	var never, fixed []string
+	differs := func(flag string) bool { v, ok := old[flag]; return ok && v != now[flag] }
+	for _, fl := range neverFlags() {
+		switch {
+		case fl == "--data":
+			if fp, ok := old["data_fingerprint"]; ok && fp != now["data_fingerprint"] {
+				never = append(never, fmt.Sprintf("  --data: %s then, %s now (other rows: the data's fingerprint is %s, not %s)", old[fl], now[fl], now["data_fingerprint"], fp))
+			}
+		case differs(fl):
+			never = append(never, fmt.Sprintf("  %s: %s then, %s now", fl, old[fl], now[fl]))
+		}
+	}
+	for _, fl := range fixedFlags() {
+		if differs(fl) {
+			fixed = append(fixed, fmt.Sprintf("  %s: %s then, %s now", fl, old[fl], now[fl]))
+		}
+	}
+	if len(never) > 0 {
+		return 0, fmt.Errorf("--resume: %s was trained with other settings that a run cannot change:\n%s\ntrain with those, or into another --out", ck, strings.Join(append(never, fixed...), "\n"))
+	}
+	if len(fixed) > 0 && !allow {
+		return 0, fmt.Errorf("--resume: %s was trained with other settings, so the run would not continue as it started:\n%s\npass the same values, or --allow-changes to continue with the new ones", ck, strings.Join(fixed, "\n"))
+	}
+	if len(fixed) > 0 {
+		fmt.Fprintf(stderr, "glmtrain: --allow-changes: continuing %s with changed settings (no longer an exact resume):\n%s\n", ck, strings.Join(fixed, "\n"))
+	}
+	if ckTrain == nil || ckTrain.Run == nil {
+		fmt.Fprintf(stderr, "glmtrain: note: %s was written by an older glmtrain that did not record --batch and --data; only the others were compared\n", ck)
+	}
+	return step, nil
+}
+
+// checkpointStep is the step of a checkpoint directory ckpt-NNNNNNNN.
+func checkpointStep(ck string) (int, error) {
+	var step int
+	if _, err := fmt.Sscanf(filepath.Base(ck), "ckpt-%d", &step); err != nil {
+		return 0, fmt.Errorf("%s: not a checkpoint directory name (ckpt-NNNNNNNN)", ck)
+	}
+	return step, nil
 }
 
 // newBackend picks the backend: cpu; cuda (an error without a usable GPU);
@@ -280,11 +489,18 @@ func newBackend(name string, threads int, blas string, stderr io.Writer) (traine
 const evalHelp = `Usage: glmtrain eval --ckpt DIR --data DIR [--batch 8] [--batches N]
 
 Evaluates a checkpoint on shards: the Part-B loss and perplexity, overall and
-per objective, as one JSON line.
+per objective, as one JSON line. The shards must be made with the tokenizer
+the checkpoint was trained with (its sha256, recorded in the checkpoint and
+in data.json beside it, is compared with the shards'), and fit the model's
+vocabulary and positions.
+
+Examples:
+  glmtrain eval --ckpt out/small --data out/wiki-eval
+  glmtrain eval --ckpt out/small/ckpt-00001000 --data out/wiki-eval --batches 50 | jq .ppl
 `
 
 func cmdEval(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := cli.FlagSet("eval", evalHelp, stderr)
+	fs := cli.FlagSet("glmtrain eval", evalHelp, stdout)
 	ckpt := fs.String("ckpt", "", "checkpoint directory (OUT/ckpt-NNNNNNNN), or a training OUT for its newest")
 	data := fs.String("data", "", "shards to evaluate on")
 	batch := fs.Int("batch", 8, "rows per batch")
@@ -293,9 +509,8 @@ func cmdEval(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if _, err := cli.Parse(fs, args); err != nil {
 		return err
 	}
-	if *ckpt == "" || *data == "" {
-		fs.Usage()
-		return fmt.Errorf("%w: eval needs --ckpt and --data", cli.ErrUsage)
+	if m := missingFlags(map[string]bool{"--ckpt": *ckpt == "", "--data": *data == ""}, "--ckpt", "--data"); m != nil {
+		return cli.Missing(fs, m...)
 	}
 	dir, err := resolveCheckpoint(*ckpt)
 	if err != nil {
@@ -311,14 +526,21 @@ func cmdEval(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		return err
 	}
 	defer model.Close()
-	meta, err := loaderMeta(*data)
+	mix, spec, err := parseData([]string{*data})
 	if err != nil {
+		return cli.Usagef(fs, "%v", err)
+	}
+	meta, _, err := loaderMeta(mix)
+	if err != nil {
+		return err
+	}
+	if err := checkTokenizer(dir, meta, *data); err != nil {
 		return err
 	}
 	if mc := model.Config(); meta.VocabSize > mc.Vocab || meta.SeqLen > mc.MaxPos {
 		return fmt.Errorf("checkpoint %s has a vocabulary of %d and %d positions; the shards in %s need %d and %d", dir, mc.Vocab, mc.MaxPos, *data, meta.VocabSize, meta.SeqLen)
 	}
-	src, err := loader.Open(ctx, *data, loader.Options{Batch: *batch, Epochs: 1})
+	src, err := loader.Open(ctx, spec, loader.Options{Batch: *batch, Epochs: 1})
 	if err != nil {
 		return err
 	}
@@ -366,4 +588,56 @@ func resolveCheckpoint(path string) (string, error) {
 		return "", fmt.Errorf("%s is not a checkpoint and holds none", path)
 	}
 	return ck, nil
+}
+
+// trainedTokenizer returns the tokenizer a checkpoint was trained with (its
+// name and sha256) and where that was read: the run record in its
+// config.json, else data.json beside it.
+func trainedTokenizer(ck string) (name, sha, from string, err error) {
+	_, tc, err := trainer.ReadCheckpointConfig(ck)
+	if err != nil {
+		return "", "", "", err
+	}
+	if tc != nil && tc.Run["tokenizer_sha256"] != "" {
+		return tc.Run["tokenizer"], tc.Run["tokenizer_sha256"], filepath.Join(ck, "config.json"), nil
+	}
+	meta, path, err := readDataFile(ck)
+	if err != nil {
+		return "", "", "", fmt.Errorf("cannot tell which tokenizer %s was trained with: its config.json does not say (an older glmtrain) and %w", ck, err)
+	}
+	return meta.Tokenizer, meta.TokenizerSHA256, path, nil
+}
+
+// checkTokenizer refuses shards made with another tokenizer than the
+// checkpoint's, as train refuses to resume on other data.
+func checkTokenizer(ck string, meta sharding.Meta, data string) error {
+	name, sha, from, err := trainedTokenizer(ck)
+	if err != nil {
+		return err
+	}
+	if sha != meta.TokenizerSHA256 {
+		return fmt.Errorf("the shards in %s were made with tokenizer %s (sha256 %.12s…), checkpoint %s was trained with %s (sha256 %.12s…, from %s): rebuild the shards with that tokenizer",
+			data, meta.Tokenizer, meta.TokenizerSHA256, ck, name, sha, from)
+	}
+	return nil
+}
+
+// readDataFile reads data.json beside a checkpoint (the training run's
+// shard metadata) strictly.
+func readDataFile(ck string) (sharding.Meta, string, error) {
+	var meta sharding.Meta
+	path := filepath.Join(filepath.Dir(filepath.Clean(ck)), dataFile)
+	if st, err := os.Lstat(path); err == nil && !st.Mode().IsRegular() {
+		return meta, path, fmt.Errorf("%s is not a regular file", path)
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return meta, path, fmt.Errorf("%w (the training run writes %s beside its checkpoints; copy it with the checkpoint)", err, dataFile)
+	}
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&meta); err != nil {
+		return meta, path, fmt.Errorf("%s: %w", path, err)
+	}
+	return meta, path, nil
 }

@@ -116,7 +116,7 @@ func Target(name string) (string, bool) {
 // Release.
 func Create(dir, what string) (*os.File, *Temp, error) {
 	p := filepath.Join(dir, Name(what))
-	f, err := os.OpenFile(p, os.O_CREATE|os.O_EXCL|os.O_RDWR, 0o644)
+	f, err := os.OpenFile(p, os.O_CREATE|os.O_EXCL|os.O_RDWR, 0o666) // the umask decides, as for any tool's files
 	if err != nil {
 		return nil, nil, err
 	}
@@ -142,7 +142,7 @@ func Create(dir, what string) (*os.File, *Temp, error) {
 // Release.
 func Mkdir(dir, what string) (*Temp, error) {
 	p := filepath.Join(dir, Name(what))
-	if err := os.Mkdir(p, 0o755); err != nil {
+	if err := os.Mkdir(p, 0o777); err != nil { // the umask decides
 		return nil, err
 	}
 	d, err := os.Open(p)

@@ -7,7 +7,6 @@ package cli
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -21,6 +20,11 @@ import (
 
 // ErrUsage marks a command line that is wrong: the process exits with 2.
 var ErrUsage = errors.New("usage")
+
+// ErrHelp is returned by Parse after it printed a command's help because
+// --help (or -h) was given: the process exits with 0 and prints nothing
+// more.
+var ErrHelp = errors.New("help requested")
 
 // Interrupted is the cause of a command's context when SIGINT or SIGTERM
 // stopped it.
@@ -66,7 +70,7 @@ func OnInterrupt(ctx context.Context, hint func() string) {
 
 // Main runs a command with a context that SIGINT and SIGTERM cancel (with
 // an *Interrupted cause), prints its error as "name: error" and exits 2 for
-// a usage error or --help, 1 for any other error, 0 otherwise. An
+// a usage error, 1 for any other error, 0 otherwise (and after --help). An
 // interrupted command exits with 128 + the signal number, after a message
 // that says what was kept and how to continue (see OnInterrupt). A panic
 // is reported as an internal error, without a stack trace.
@@ -123,10 +127,11 @@ func main(name string, args []string, stdout, stderr io.Writer, run func(ctx con
 	if err == nil {
 		return 0
 	}
-	if !errors.Is(err, flag.ErrHelp) {
-		fmt.Fprintf(stderr, "%s: %v\n", name, err)
+	if errors.Is(err, ErrHelp) {
+		return 0 // the help was printed to stdout
 	}
-	if errors.Is(err, ErrUsage) || errors.Is(err, flag.ErrHelp) {
+	fmt.Fprintf(stderr, "%s: %v\n", name, err)
+	if errors.Is(err, ErrUsage) {
 		return 2
 	}
 	return 1
@@ -172,37 +177,4 @@ func shellQuote(s string) string {
 		return s
 	}
 	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
-}
-
-// FlagSet returns a flag set whose usage prints help, then the flags.
-func FlagSet(name, help string, stderr io.Writer) *flag.FlagSet {
-	fs := flag.NewFlagSet(name, flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() {
-		fmt.Fprint(stderr, help)
-		fmt.Fprintln(stderr, "\nFlags:")
-		fs.PrintDefaults()
-	}
-	return fs
-}
-
-// Parse parses flags that may come before, between or after positional
-// arguments (`glmprep build a.txt b.txt --out d`) and returns the
-// positional ones; everything after "--" is positional.
-func Parse(fs *flag.FlagSet, args []string) ([]string, error) {
-	var pos []string
-	for {
-		if err := fs.Parse(args); err != nil {
-			return nil, err
-		}
-		args = fs.Args()
-		if len(args) == 0 {
-			return pos, nil
-		}
-		if args[0] == "--" {
-			return append(pos, args[1:]...), nil
-		}
-		pos = append(pos, args[0])
-		args = args[1:]
-	}
 }

@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"strings"
 	"testing"
 )
@@ -47,5 +48,77 @@ func TestExitStatus(t *testing.T) {
 		if code != tc.code || !strings.Contains(stderr.String(), tc.want) || strings.Contains(stderr.String(), "goroutine") {
 			t.Errorf("exit %d (want %d), stderr %q (want %q)", code, tc.code, stderr.String(), tc.want)
 		}
+	}
+}
+
+func TestSuggest(t *testing.T) {
+	flags := []string{"input", "out", "seq-len", "text-field", "tokenizer", "workers", "resume", "force"}
+	for _, tc := range []struct{ name, want string }{
+		{"seqlen", "seq-len"}, {"seq_len", "seq-len"}, {"outt", "out"}, {"ouput", "out"}, {"inputs", "input"},
+		{"json-keys", "text-field"}, {"seq-length", "seq-len"}, {"tokenizer-type", "tokenizer"}, {"num-workers", "workers"},
+		{"overwrite", "force"}, {"resum", "resume"}, {"zzzzzzzz", ""}, {"x", ""},
+	} {
+		if got := Suggest(tc.name, flags, flagAliases()); got != tc.want {
+			t.Errorf("Suggest(%q) = %q, want %q", tc.name, got, tc.want)
+		}
+	}
+}
+
+// Help goes to stdout and exits 0; a flag's default is shown once; a
+// wrong flag is one line naming it.
+func TestParseHelpAndErrors(t *testing.T) {
+	var out bytes.Buffer
+	fs := FlagSet("tool cmd", "Usage: tool cmd\n", &out)
+	fs.Int("workers", 0, "parallel workers (default: the number of CPUs)")
+	fs.Int("seq-len", 512, "tokens per sample")
+	fs.String("name", "", "a `NAME`")
+	if _, err := Parse(fs, []string{"--help"}); !errors.Is(err, ErrHelp) {
+		t.Fatalf("--help: %v", err)
+	}
+	help := out.String()
+	for _, want := range []string{"Usage: tool cmd\n\nFlags:\n", "  --seq-len int\n    \ttokens per sample (default 512)\n", "  --workers int\n    \tparallel workers (default: the number of CPUs)\n", "  --name NAME\n"} {
+		if !strings.Contains(help, want) {
+			t.Errorf("help lacks %q:\n%s", want, help)
+		}
+	}
+	if code := main("tool", nil, io.Discard, io.Discard, func(context.Context, []string, io.Writer, io.Writer) error { return ErrHelp }); code != 0 {
+		t.Errorf("ErrHelp exits %d", code)
+	}
+	var none bytes.Buffer
+	empty := FlagSet("tool bare", "Usage: tool bare\n", &none)
+	Parse(empty, []string{"-h"})
+	if none.String() != "Usage: tool bare\n" {
+		t.Errorf("a command without flags printed %q", none.String())
+	}
+	out.Reset()
+	_, err := Parse(fs, []string{"--seqlen", "3"})
+	if !errors.Is(err, ErrUsage) || err.Error() != "cmd: unknown flag --seqlen; did you mean --seq-len? (see tool cmd --help)" || out.Len() != 0 {
+		t.Errorf("unknown flag: %v, printed %q", err, out.String())
+	}
+	_, err = Parse(fs, []string{"--seq-len", "x"})
+	if !errors.Is(err, ErrUsage) || !strings.Contains(err.Error(), "--seq-len") || strings.Contains(err.Error(), "\n") {
+		t.Errorf("bad value: %v", err)
+	}
+	if err := Missing(fs, "out", "--input"); err.Error() != "cmd: missing --out and --input (see tool cmd --help)" {
+		t.Errorf("Missing: %v", err)
+	}
+}
+
+func TestBuildInfo(t *testing.T) {
+	bi := &debug.BuildInfo{Main: debug.Module{Path: "github.com/glmkit/glmkit", Version: "v0.0.0-20261201134200-80fd576abcde+dirty"},
+		Deps: []*debug.Module{{Path: "github.com/apache/arrow-go/v18", Version: "v18.4.1"}},
+		Settings: []debug.BuildSetting{{Key: "vcs.revision", Value: "80fd576abcdef0123456789abcdef0123456789a"},
+			{Key: "vcs.time", Value: "2026-12-01T13:42:00Z"}, {Key: "vcs.modified", Value: "true"}}}
+	b := buildFrom(bi, true)
+	if s := b.String(); !strings.HasPrefix(s, "v0.0.0-20261201134200-80fd576abcde+dirty (commit 80fd576abcdef0123456789abcdef0123456789a of 2026-12-01T13:42:00Z, with uncommitted changes), go") {
+		t.Errorf("String() = %q", s)
+	}
+	sw := b.Software()
+	if sw["glmkit"] != bi.Main.Version || sw["glmkit.revision"] != bi.Settings[0].Value || sw["glmkit.modified"] != "true" || sw["arrow-go"] != "v18.4.1" || sw["go"] == "" {
+		t.Errorf("Software() = %v", sw)
+	}
+	plain := buildFrom(&debug.BuildInfo{}, true)
+	if plain.Version != "(devel)" || !strings.Contains(plain.String(), "no VCS stamp") || plain.Software()["glmkit.revision"] != "" {
+		t.Errorf("without a stamp: %q %v", plain.String(), plain.Software())
 	}
 }

@@ -1,0 +1,183 @@
+package pipeline
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"math/rand/v2"
+	"strings"
+	"testing"
+)
+
+// walkDoc returns the records jsonDoc cuts from doc with path, read
+// through a bufio.Reader of size buf (16 makes every string straddle
+// buffers), and the damage, if any.
+func walkDoc(t *testing.T, doc []byte, path string, buf, maxDoc int) ([]record, []string, error) {
+	t.Helper()
+	d := jsonDoc{br: bufio.NewReaderSize(bytes.NewReader(doc), buf), path: splitPath(path), maxDoc: maxDoc}
+	var recs []record
+	var texts []string
+	var arena []byte
+	for {
+		rec, a, err := d.next(arena[:0])
+		arena = a
+		if err == errEnd {
+			return recs, texts, d.inErr
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		recs = append(recs, rec)
+		texts = append(texts, string(arena[rec.start:rec.end]))
+	}
+}
+
+// randValue makes a JSON value with strings full of escapes and quotes.
+func randValue(r *rand.Rand, depth int) any {
+	switch k := r.IntN(7); {
+	case depth > 3 || k < 2:
+		var b strings.Builder
+		for range r.IntN(40) {
+			b.WriteString([]string{`a`, `"`, `\`, `\\`, `\"`, "\n", `é`, `]`, `}`, `,`, `{"x":`, "\u2028", "\x01"}[r.IntN(13)])
+		}
+		return b.String()
+	case k == 2:
+		return r.Float64()*1e6 - 5e5
+	case k == 3:
+		return []any{nil, true, false}[r.IntN(3)]
+	case k == 4:
+		var l []any
+		for range r.IntN(5) {
+			l = append(l, randValue(r, depth+1))
+		}
+		return l
+	default:
+		m := map[string]any{}
+		for i := range r.IntN(5) {
+			m[fmt.Sprintf("k%d\"\\", i)] = randValue(r, depth+1)
+		}
+		return m
+	}
+}
+
+// The records of a list, and of nested lists through a path, are the
+// values encoding/json finds there, byte for byte as JSON, whatever the
+// buffer size.
+func TestJSONDocRecords(t *testing.T) {
+	r := rand.New(rand.NewPCG(1, 2))
+	for trial := range 200 {
+		items := []any{}
+		for range r.IntN(20) {
+			v := randValue(r, 0)
+			if l, ok := v.([]any); ok { // a list in a list is walked through, not a record
+				v = map[string]any{"l": l}
+			}
+			items = append(items, v)
+		}
+		var want []string
+		for _, it := range items {
+			b, _ := json.Marshal(it)
+			want = append(want, string(b))
+		}
+		// A list at the top, and SQuAD-like nesting: {"data": [{"p": [x, …]}, …]}.
+		top, _ := json.Marshal(items)
+		var arts []any
+		for i := 0; i < len(items); i += 3 {
+			arts = append(arts, map[string]any{"title": "t", "p": items[i:min(i+3, len(items))]})
+		}
+		nested, _ := json.MarshalIndent(map[string]any{"version": 1, "data": arts}, "", " ")
+		for _, tc := range []struct {
+			doc  []byte
+			path string
+		}{{top, ""}, {nested, "data.p"}} {
+			for _, buf := range []int{16, 4096} {
+				_, got, err := walkDoc(t, tc.doc, tc.path, buf, 1<<20)
+				if err != nil {
+					t.Fatalf("trial %d (%s, buffer %d): %v\n%s", trial, tc.path, buf, err, tc.doc)
+				}
+				if strings.Join(got, "\n") != strings.Join(want, "\n") {
+					t.Fatalf("trial %d (%s, buffer %d): records\n%q\nwant\n%q", trial, tc.path, buf, got, want)
+				}
+			}
+		}
+	}
+}
+
+func TestJSONDocEdges(t *testing.T) {
+	for _, tc := range []struct {
+		doc, path string
+		want      string // records joined by |, reasons in brackets
+		damage    string
+	}{
+		{`[]`, "", "", ""},
+		{``, "", "", ""},
+		{"\xef\xbb\xbf[\"a\"]", "", `"a"`, ""},
+		{`[{"text":"a"}, [{"text":"b"}], "c"]`, "", `{"text":"a"}|{"text":"b"}|"c"`, ""},
+		{`{"data":[{"p":[1]},{"q":2},3]}`, "data.p", `1|[missing_field]|[missing_field]`, ""},
+		{`{"x":1}`, "data", `[missing_field]`, ""},
+		{`[{"text":"a"},{"text":"b"`, "", `{"text":"a"}`, "the document ends"},
+		{`[{"text":"a"}] [1]`, "", `{"text":"a"}`, "data after the JSON document"},
+		{`[{"text":"a"},, 2]`, "", `{"text":"a"}`, "invalid JSON"},
+		{`["` + strings.Repeat("x", 100) + `", "short"]`, "", `[too_long]|"short"`, ""},
+	} {
+		recs, texts, err := walkDoc(t, []byte(tc.doc), tc.path, 16, 50)
+		var got []string
+		for i, r := range recs {
+			if r.reason != OK {
+				got = append(got, "["+r.reason.String()+"]")
+			} else {
+				got = append(got, texts[i])
+			}
+		}
+		if strings.Join(got, "|") != tc.want || (tc.damage == "") != (err == nil) || err != nil && !strings.Contains(err.Error(), tc.damage) {
+			t.Errorf("%q (%s): %q, damage %v; want %q, %q", tc.doc, tc.path, strings.Join(got, "|"), err, tc.want, tc.damage)
+		}
+	}
+}
+
+// jsonDocHead tells documents from JSON Lines.
+func TestJSONDocHead(t *testing.T) {
+	fields := [][]string{{"text"}}
+	for _, tc := range []struct {
+		head string
+		doc  bool
+	}{
+		{`[{"text": "a"}]`, true},
+		{"{\n  \"data\": []\n}\n", true},
+		{`{"version": 1, "data": [{"text": "a"}]}`, true},
+		{`{"text": "a"}`, false},
+		{"{\"text\": \"a\"}\n{\"text\": \"b\"}\n", false},
+		{"{\"other\": 1}\n{\"other\": 2}\n", false},
+		{"", false},
+		{"plain text", false},
+	} {
+		doc, err := jsonDocHead(bufio.NewReader(strings.NewReader(tc.head)), fields, 1<<20)
+		if err != nil || doc != tc.doc {
+			t.Errorf("%q: document %v (%v), want %v", tc.head, doc, err, tc.doc)
+		}
+	}
+}
+
+// FuzzJSONDoc: any bytes, any path: the walk ends (records, then errEnd)
+// without a panic, and every record is bytes of the document.
+func FuzzJSONDoc(f *testing.F) {
+	for _, s := range []string{`[{"text":"a"},"b"]`, `{"data":[{"p":["x",{"q":1}]}]}`, `[`, `["\\"]`, `{"a":`, `[1,,]`, "\xef\xbb\xbf[]", `[{"k\u0022":"v"}]`} {
+		f.Add([]byte(s), "data.p")
+		f.Add([]byte(s), "")
+	}
+	f.Fuzz(func(t *testing.T, doc []byte, path string) {
+		if strings.Contains(path, "..") || strings.HasPrefix(path, ".") || strings.HasSuffix(path, ".") {
+			return
+		}
+		recs, texts, _ := walkDoc(t, doc, path, 16, 1<<16)
+		if len(recs) > len(doc)+1 {
+			t.Fatalf("%d records from %d bytes", len(recs), len(doc))
+		}
+		for i, tx := range texts {
+			if recs[i].reason == OK && !bytes.Contains(doc, []byte(tx)) {
+				t.Fatalf("record %q is not in the document", tx)
+			}
+		}
+	})
+}
