@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -220,8 +221,15 @@ func TestBuildResumeInProcess(t *testing.T) {
 		t.Fatal(err)
 	}
 	ref := dirBytes(t, refDir)
-	// Slow commits down so the test can stop the build between them.
-	t.Setenv("GLMKIT_TEST_COMMIT_DELAY", "10ms")
+	// Slow the reading down (after hashing) so the test can stop the build
+	// between two commits.
+	var slow atomic.Bool
+	o.Phase = func(name string, _ int64) { slow.Store(name != "hashing") }
+	o.Progress = func(int64) {
+		if slow.Load() {
+			time.Sleep(3 * time.Millisecond)
+		}
+	}
 	for _, stopAfter := range []int{2, 20, 27} {
 		dir := t.TempDir()
 		ctx, cancel := context.WithCancel(context.Background())

@@ -12,10 +12,10 @@ import (
 	"slices"
 	"strings"
 	"sync"
-	"time"
 	"unicode/utf8"
 
 	"github.com/glmkit/glmkit/internal/atomicfile"
+	"github.com/glmkit/glmkit/internal/testhooks"
 	"github.com/glmkit/glmkit/masking"
 	"github.com/glmkit/glmkit/pipeline/tokenizer"
 	"github.com/glmkit/glmkit/sharding"
@@ -285,11 +285,6 @@ func runTask(ctx context.Context, plan *Plan, env *Env, t Task, prev *TaskRecord
 	}
 	defer w.Close()
 
-	var commitDelay time.Duration // test hook: slows commits so a crash test can kill mid-build
-	if d, err := time.ParseDuration(os.Getenv("GLMKIT_TEST_COMMIT_DELAY")); err == nil {
-		commitDelay = d
-	}
-
 	tctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	ch := make(chan *maskJob, 2)
@@ -316,12 +311,12 @@ func runTask(ctx context.Context, plan *Plan, env *Env, t Task, prev *TaskRecord
 	// so a crash in between can never leave progress that points nowhere.
 	commitShard := func() error {
 		part := len(rec.Shards)
-		crashPoint("shard-written", t.Index, part)
+		testhooks.Crash("shard-written", t.Index, part)
 		sf, err := w.Commit(shardName(t.Index, part))
 		if err != nil {
 			return err
 		}
-		crashPoint("shard-committed", t.Index, part)
+		testhooks.Crash("shard-committed", t.Index, part)
 		rec.Shards = append(rec.Shards, sf)
 		return nil
 	}
@@ -337,10 +332,8 @@ func runTask(ctx context.Context, plan *Plan, env *Env, t Task, prev *TaskRecord
 			}
 			return fmt.Errorf("pipeline: writing task record: %w", err)
 		}
-		crashPoint("record-written", t.Index, len(rec.Shards)-1)
-		if commitDelay > 0 {
-			time.Sleep(commitDelay)
-		}
+		testhooks.Crash("record-written", t.Index, len(rec.Shards)-1)
+		testhooks.CommitDelay()
 		return nil
 	}
 	err2 := mapOrdered(tctx, env.Workers,
@@ -418,15 +411,6 @@ func runTask(ctx context.Context, plan *Plan, env *Env, t Task, prev *TaskRecord
 		return nil, fmt.Errorf("pipeline: task %d ended without its last batch", t.Index)
 	}
 	return rec, nil
-}
-
-// crashPoint kills the process with SIGKILL when GLMKIT_TEST_CRASH names
-// this point ("shard-committed:TASK/PART"): the crash tests' way to stop a
-// build exactly between two steps of a commit.
-func crashPoint(point string, task, part int) {
-	if v := os.Getenv("GLMKIT_TEST_CRASH"); v != "" && v == fmt.Sprintf("%s:%d/%d", point, task, part) {
-		killSelf()
-	}
 }
 
 // expectedSum is the sha256 of the raw bytes task t must read: its range's,
