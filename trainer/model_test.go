@@ -171,7 +171,7 @@ func TestOverfit(t *testing.T) {
 	b := padBatch(rows, 0)
 	tc := trainer.DefaultTrainConfig(400)
 	tc.LR, tc.WarmupSteps, tc.MinLRRatio, tc.WeightDecay = 3e-3, 20, 0.1, 0
-	tc.Out, tc.LogEvery, tc.Progress = t.TempDir(), 50, false
+	tc.Out, tc.LogEvery = t.TempDir(), 50
 	var last float64
 	res, err := trainer.Train(context.Background(), tc, m, &trainer.SliceSource{Batches: []loader.Batch{b}, Loop: true}, nil,
 		trainer.Hooks{OnLog: func(mt trainer.Metrics) error {

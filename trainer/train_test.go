@@ -33,7 +33,7 @@ func tinyConfig(t testing.TB) trainer.Config {
 func tinyTrainConfig(t testing.TB, steps int) trainer.TrainConfig {
 	tc := trainer.DefaultTrainConfig(steps)
 	tc.Accum, tc.LR, tc.WarmupSteps, tc.DecaySteps = 2, 2e-3, 2, steps
-	tc.Out, tc.Progress = t.TempDir(), false
+	tc.Out = t.TempDir()
 	return tc
 }
 

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/glmkit/glmkit/cmd/internal/cli"
 	"github.com/glmkit/glmkit/internal/atomicfile"
@@ -18,6 +19,8 @@ import (
 	"github.com/glmkit/glmkit/trainer/cpu"
 	"github.com/glmkit/glmkit/trainer/cuda"
 	"github.com/glmkit/glmkit/trainer/loader"
+	"github.com/schollz/progressbar/v2"
+	"golang.org/x/term"
 )
 
 const trainHelp = `Usage: glmtrain train --data DIR --preset tiny|small|base|large --steps N --out DIR [flags]
@@ -150,7 +153,7 @@ func cmdTrain(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		tc.WarmupSteps = *warmup
 	}
 	tc.Out, tc.LogEvery, tc.EvalEvery, tc.EvalBatches = *out, *logEvery, *evalEvery, *evalBatches
-	tc.CheckpointEvery, tc.KeepCheckpoints, tc.Progress = *ckptEvery, *keep, !*quiet
+	tc.CheckpointEvery, tc.KeepCheckpoints = *ckptEvery, *keep
 	// A killed run's temporary checkpoint directories go first (and a
 	// checkpoint it had moved aside comes back), before the newest one is
 	// chosen.
@@ -199,7 +202,12 @@ func cmdTrain(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			return nil
 		}
 	}
+	var bar progressBar
+	if f, ok := stderr.(*os.File); ok && !*quiet && term.IsTerminal(int(f.Fd())) {
+		hooks.OnProgress = bar.show(f)
+	}
 	res, err := trainer.Train(ctx, tc, model, src, evalSrc, hooks)
+	bar.finish()
 	if err != nil && !errors.Is(err, errStopAt) {
 		return err
 	}
@@ -210,6 +218,31 @@ func cmdTrain(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	fmt.Fprintf(stdout, ", %.0f tokens/s; checkpoint %s\n", last.TokensPerS, res.Checkpoint)
 	return nil
+}
+
+// progressBar draws training's progress on a terminal.
+type progressBar struct{ bar *progressbar.ProgressBar }
+
+// show returns the OnProgress hook that draws the bar on w.
+func (p *progressBar) show(w io.Writer) func(trainer.Progress) {
+	return func(pr trainer.Progress) {
+		if p.bar == nil { // training starts, maybe at a resumed step
+			p.bar = progressbar.NewOptions(pr.Steps,
+				progressbar.OptionSetWriter(w), progressbar.OptionSetPredictTime(true),
+				progressbar.OptionShowCount(), progressbar.OptionThrottle(200*time.Millisecond),
+				progressbar.OptionSetDescription("training"))
+			p.bar.Set(pr.Step)
+			return
+		}
+		p.bar.Describe(fmt.Sprintf("loss %.4f | %.0f tok/s", pr.Loss, pr.TokensPerS))
+		p.bar.Set(pr.Step)
+	}
+}
+
+func (p *progressBar) finish() {
+	if p.bar != nil {
+		p.bar.Finish()
+	}
 }
 
 // loaderMeta returns the metadata of the builds in a --data value, which
