@@ -394,3 +394,48 @@ func zstdBytes(t *testing.T, data []byte) []byte {
 	defer w.Close()
 	return w.EncodeAll(data, nil)
 }
+
+// An Env made by hand with Workers 0 (the zero value) runs its tasks on
+// GOMAXPROCS workers, as NewEnv's 0 does, and writes the bytes of an Env
+// with 2 workers; it used to deadlock.
+func TestEnvZeroWorkers(t *testing.T) {
+	in := "../testdata/demo/shakespeare.txt"
+	ref := t.TempDir()
+	if _, err := Build(context.Background(), options(t, "gpt2", ref, in)); err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	o := options(t, "gpt2", dir, in)
+	plan, err := Prepare(context.Background(), &o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	env, err := NewEnv(plan, dir, o.SentenceEnd, o.NewEncoder, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	env = &Env{Dir: env.Dir, Masker: env.Masker, NewEncoder: env.NewEncoder}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	for _, task := range plan.Tasks {
+		if _, err := RunTaskOnce(ctx, plan, env, task); err != nil {
+			t.Fatalf("task %d with Workers 0: %v", task.Index, err)
+		}
+	}
+	if _, _, err := Merge(dir, plan, o.Software); err != nil {
+		t.Fatal(err)
+	}
+	sameBytes(t, dirBytes(t, ref), dirBytes(t, dir), "the build of an Env with Workers 0")
+}
+
+func TestKey(t *testing.T) {
+	for _, c := range [][2]uint64{{0, 0}, {3, 17}, {1<<24 - 1, 1<<40 - 1}} {
+		k := Key(c[0], c[1])
+		if task, i := SplitKey(k); task != c[0] || i != c[1] {
+			t.Errorf("SplitKey(Key(%d, %d)) = %d, %d", c[0], c[1], task, i)
+		}
+	}
+	if Key(1, 5) != 1<<40|5 {
+		t.Errorf("Key(1, 5) = %#x; the doc_id layout is task<<40 | index", Key(1, 5))
+	}
+}
