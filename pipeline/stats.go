@@ -2,6 +2,7 @@ package pipeline
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strconv"
 
@@ -33,8 +34,9 @@ var reasonNames = [numReasons]string{"ok", "blank", "bad_json", "missing_field",
 
 func (r Reason) String() string { return reasonNames[r] }
 
-// skip reports whether a record with this reason is left out.
-func (r Reason) skip() bool { return r != OK && r < InvalidUTF8 }
+// skip reports whether a record with this reason is left out for bad
+// input (a blank record is left out too, but is not bad input).
+func (r Reason) skip() bool { return r >= BadJSON && r < InvalidUTF8 }
 
 // DocStats counts what the reading and packing of one task saw. It is a
 // plain value: the packer snapshots it at every sample boundary, so a
@@ -138,8 +140,10 @@ func (s *Stats) Add(o Stats) {
 // not included).
 func (s *Stats) Skipped() int64 {
 	var n int64
-	for r := BadJSON; r < InvalidUTF8; r++ {
-		n += s.Doc.Reasons[r]
+	for r, c := range s.Doc.Reasons {
+		if Reason(r).skip() {
+			n += c
+		}
 	}
 	return n
 }
@@ -183,11 +187,24 @@ type statsField struct {
 }
 
 // A statsValue is one or more fields of a Stats: it adds the same value of
-// another Stats to itself, writes itself as JSON and reads itself back.
+// another Stats to itself, writes itself as JSON, reads itself back, and
+// checks what it read.
 type statsValue interface {
 	add(o statsValue)
 	json() (v any, write bool)
 	set(raw json.RawMessage) error
+	check() error
+}
+
+var errNegative = errors.New("a negative count")
+
+func nonNegative(ns ...int64) error {
+	for _, n := range ns {
+		if n < 0 {
+			return errNegative
+		}
+	}
+	return nil
 }
 
 // count is one counter.
@@ -196,6 +213,7 @@ type count struct{ n *int64 }
 func (c count) add(o statsValue)              { *c.n += *o.(count).n }
 func (c count) json() (any, bool)             { return *c.n, true }
 func (c count) set(raw json.RawMessage) error { return json.Unmarshal(raw, c.n) }
+func (c count) check() error                  { return nonNegative(*c.n) }
 
 // reasons are the counts of the reasons [lo, hi), by name.
 type reasons struct {
@@ -208,6 +226,8 @@ func (c reasons) add(o statsValue) {
 		c.n[r] += o.(reasons).n[r]
 	}
 }
+
+func (c reasons) check() error { return nonNegative(c.n[c.lo:c.hi]...) }
 
 func (c reasons) json() (any, bool) {
 	m := map[string]int64{}
@@ -243,6 +263,15 @@ func (c objectives) add(o statsValue) {
 	}
 }
 
+func (c objectives) check() error {
+	for _, o := range c.o {
+		if err := nonNegative(o.Rows, o.SourceTokens, o.Masked, o.Spans); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 func (c objectives) json() (any, bool) {
 	m := map[string]ObjectiveStats{}
 	for o, st := range c.o {
@@ -273,6 +302,7 @@ type maskedFraction struct {
 
 func (maskedFraction) add(statsValue)            {}
 func (maskedFraction) set(json.RawMessage) error { return nil }
+func (maskedFraction) check() error              { return nil }
 
 func (m maskedFraction) json() (any, bool) {
 	f := map[string]float64{}
@@ -295,6 +325,13 @@ func (h histogram) add(o statsValue) {
 	for i, n := range more {
 		(*h.s)[i] += n
 	}
+}
+
+func (h histogram) check() error {
+	if len(*h.s) > 1<<16 {
+		return fmt.Errorf("%d entries", len(*h.s))
+	}
+	return nonNegative(*h.s...)
 }
 
 func (h histogram) json() (any, bool) {
@@ -322,6 +359,13 @@ type damage struct{ s *[]Damage }
 func (d damage) add(o statsValue)              { *d.s = append(*d.s, *o.(damage).s...) }
 func (d damage) json() (any, bool)             { return *d.s, len(*d.s) > 0 }
 func (d damage) set(raw json.RawMessage) error { return json.Unmarshal(raw, d.s) }
+
+func (d damage) check() error {
+	if len(*d.s) > maxDamageNotes {
+		return fmt.Errorf("%d damage notes", len(*d.s))
+	}
+	return nil
+}
 
 // MarshalJSON writes the stats with named reasons and objectives, as one
 // object whose keys are those of fields, in its order.

@@ -312,47 +312,23 @@ func (r *TaskRecord) check(plan *Plan, task int, complete bool) error {
 	return nil
 }
 
-// check validates counts read back from a record.
+// check validates counts read back from a record: no field of fields
+// negative or too long, the documents and skips within the records, the
+// rows of each objective within the rows.
 func (s *Stats) check() error {
-	d := &s.Doc
-	for _, v := range []int64{d.Records, d.Documents, d.Bytes, d.SourceTokens, d.Pieces, d.Samples, d.TruncatedIn} {
-		if v < 0 {
-			return fmt.Errorf("a negative count")
+	for _, f := range s.fields() {
+		if err := f.v.check(); err != nil {
+			return fmt.Errorf("%s: %w", f.key, err)
 		}
 	}
-	var skipped int64
-	for r, v := range d.Reasons {
-		if v < 0 {
-			return fmt.Errorf("negative count of %s", Reason(r))
-		}
-		if Reason(r).skip() {
-			skipped += v
-		}
-	}
-	if d.Documents > d.Records || d.Documents+skipped > d.Records {
-		return fmt.Errorf("%d documents and %d skipped of %d records", d.Documents, skipped, d.Records)
-	}
-	r := &s.Row
-	for _, v := range []int64{r.Rows, r.RowTokens, r.LossTokens, r.Shortfall, r.ShortTok, r.Rebalanced, r.Fallback} {
-		if v < 0 {
-			return fmt.Errorf("a negative row count")
-		}
-	}
-	if len(r.SpanLen) > 1<<16 {
-		return fmt.Errorf("a span length histogram of %d entries", len(r.SpanLen))
-	}
-	for _, v := range r.SpanLen {
-		if v < 0 {
-			return fmt.Errorf("a negative span count")
-		}
+	d, r := &s.Doc, &s.Row
+	if left := d.Reasons[Blank] + s.Skipped(); d.Documents > d.Records || d.Documents+left > d.Records {
+		return fmt.Errorf("%d documents and %d skipped of %d records", d.Documents, left, d.Records)
 	}
 	for _, o := range r.Objectives {
-		if o.Rows < 0 || o.SourceTokens < 0 || o.Masked < 0 || o.Spans < 0 || o.Rows > r.Rows {
+		if o.Rows > r.Rows {
 			return fmt.Errorf("impossible objective counts")
 		}
-	}
-	if len(s.Damage) > maxDamageNotes {
-		return fmt.Errorf("%d damage notes", len(s.Damage))
 	}
 	return nil
 }
