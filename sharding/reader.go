@@ -125,7 +125,6 @@ type OpenOption func(*openConfig)
 type openConfig struct {
 	verifyHashes bool
 	unchecked    bool
-	workers      int
 }
 
 // VerifyHashes makes Open hash every shard with sha256 and compare it with
@@ -140,10 +139,6 @@ func VerifyHashes() OpenOption { return func(c *openConfig) { c.verifyHashes = t
 // unnoticed.
 func Unchecked() OpenOption { return func(c *openConfig) { c.unchecked = true } }
 
-// OpenWorkers sets how many shards Open reads at once. The default is
-// GOMAXPROCS, at most 8.
-func OpenWorkers(n int) OpenOption { return func(c *openConfig) { c.workers = n } }
-
 // Open reads dir/manifest.json, checks it (see ReadManifest) and opens
 // every shard it lists: the file must be a regular file inside dir (a
 // symbolic link may not lead out of it), its size (and with VerifyHashes
@@ -155,11 +150,10 @@ func OpenWorkers(n int) OpenOption { return func(c *openConfig) { c.workers = n 
 // footer) must match. Any disagreement is an error naming the file. The
 // Reader must be closed.
 func Open(dir string, opts ...OpenOption) (*Reader, error) {
-	cfg := openConfig{workers: min(runtime.GOMAXPROCS(0), 8)}
+	var cfg openConfig
 	for _, o := range opts {
 		o(&cfg)
 	}
-	cfg.workers = max(cfg.workers, 1)
 	m, err := ReadManifest(dir)
 	if err != nil {
 		return nil, err
@@ -184,7 +178,7 @@ func Open(dir string, opts ...OpenOption) (*Reader, error) {
 	errs := make([]error, len(m.Shards))
 	var next atomic.Int64
 	var wg sync.WaitGroup
-	for range min(cfg.workers, len(m.Shards)) {
+	for range min(runtime.GOMAXPROCS(0), 8, len(m.Shards)) { // shards opened at once
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
