@@ -491,135 +491,174 @@ func growSamples(s []masking.Sample, n int) []masking.Sample {
 }
 
 // tokenize is stage 1 of a task: it reads records, tokenizes them on
-// the env's workers, packs them into samples in order and sends
-// batches of samples on ch, the last one with the task's final counts.
+// the env's workers, packs them into samples in order and sends batches
+// of samples on ch, the last one with the task's final counts.
 func (env *Env) tokenize(ctx context.Context, plan *Plan, r records, in Input, rp ResumePoint, rec *TaskRecord, ch chan<- *maskJob) error {
-	meta := plan.Meta
-	path := strings.Split(plan.Config.TextField, ".")
-	encoders := make(chan Encoder, env.workers())
+	tr := &taskReader{env: env, r: r, path: in.Path, ch: ch, cur: &maskJob{},
+		encoders: make(chan Encoder, env.workers()),
+		jobs:     sync.Pool{New: func() any { return new(tokJob) }}}
 	for range env.workers() {
-		encoders <- env.NewEncoder()
+		tr.encoders <- env.NewEncoder()
 	}
-	jobs := sync.Pool{New: func() any { return new(tokJob) }}
-	jsonl := r.format() == "jsonl"
-	cur := &maskJob{}
-	send := func() error {
-		select {
-		case ch <- cur:
-			cur = &maskJob{}
-			return nil
-		case <-ctx.Done():
-			return ctx.Err()
-		}
-	}
-	p := &packer{
+	meta := plan.Meta
+	tr.p = &packer{
 		seqLen: meta.SeqLen, cls: meta.Special.CLS, eos: meta.Special.EOS,
 		ends: env.Masker.Config().SentenceEnd, task: uint64(rec.Task),
 		sample: rp.Sample, counts: rec.Stats.Doc, skipTok: rp.Token,
-		flush: func(s packed, tokens []int32) error {
-			s.start = len(cur.tokens)
-			cur.tokens = append(cur.tokens, tokens...)
-			s.end = len(cur.tokens)
-			cur.samples = append(cur.samples, s)
-			if len(cur.samples) >= samplesPerJob {
-				return send()
-			}
-			return nil
-		},
+		flush: func(s packed, tokens []int32) error { return tr.add(ctx, s, tokens) },
 	}
 	defer env.dropBig(0, true) // jobs a stopped stage never emitted
-	err := mapOrdered(ctx, env.workers(),
-		func(context.Context) (*tokJob, bool, error) {
-			j := jobs.Get().(*tokJob)
-			j.text, j.recs = j.text[:0], j.recs[:0]
-			for len(j.text) < jobBytes && len(j.recs) < jobRecords {
-				rc, arena, err := r.next(j.text)
-				j.text = arena
-				if err == errEnd {
-					break
-				}
-				if err != nil {
-					jobs.Put(j)
-					return nil, false, err
-				}
-				j.recs = append(j.recs, rc)
-				if n := rc.end - rc.start; n >= bigRecord {
-					if j.big > 0 {
-						env.dropBig(j.big, false)
-					}
-					j.big += n
-					env.holdBig(j.big)
-				}
-			}
-			if len(j.recs) == 0 {
-				jobs.Put(j)
-				return nil, false, nil
-			}
-			return j, true, nil
-		},
-		func(j *tokJob) (*tokJob, error) {
-			enc := <-encoders
-			defer func() { encoders <- enc }()
-			encodeJob(j, enc, jsonl, path)
-			return j, nil
-		},
-		func(j *tokJob) error {
-			defer func() {
-				if j.big > 0 {
-					// Left to the GC, not kept for reuse.
-					env.dropBig(j.big, false)
-					j.big = 0
-					return
-				}
-				jobs.Put(j)
-			}()
-			for i := range j.recs {
-				rc := &j.recs[i]
-				if rc.reason != OK && rc.reason != Blank {
-					if err := env.report(in.Path, rc, rc.reason, rc.detail); err != nil {
-						return err
-					}
-				}
-				if rc.repair&repairUTF8Bit != 0 {
-					if err := env.report(in.Path, rc, InvalidUTF8, "invalid UTF-8 replaced by U+FFFD"); err != nil {
-						return err
-					}
-				}
-				if rc.repair&repairNULBit != 0 {
-					if err := env.report(in.Path, rc, NULBytes, "NUL bytes removed"); err != nil {
-						return err
-					}
-				}
-				if err := p.add(rc, j.ids[rc.ids[0]:rc.ids[1]]); err != nil {
-					return err
-				}
-			}
-			return nil
-		})
-	if err != nil {
+	jsonl, field := r.format() == "jsonl", strings.Split(plan.Config.TextField, ".")
+	encode := func(j *tokJob) (*tokJob, error) {
+		enc := <-tr.encoders
+		defer func() { tr.encoders <- enc }()
+		encodeJob(j, enc, jsonl, field)
+		return j, nil
+	}
+	if err := mapOrdered(ctx, env.workers(), tr.read, encode, tr.pack); err != nil {
 		return err
 	}
-	if err := p.emitAt(ResumePoint{}); err != nil {
-		return err
+	return tr.finish(ctx, plan, rec.Task)
+}
+
+// A taskReader is stage 1 of a task: it reads the records into jobs for
+// the workers to tokenize, and packs what they tokenized, in order, into
+// the samples it sends on ch, a maskJob at a time.
+type taskReader struct {
+	env      *Env
+	r        records
+	path     string // the input's
+	encoders chan Encoder
+	jobs     sync.Pool // of *tokJob
+	p        *packer
+	cur      *maskJob // being filled
+	ch       chan<- *maskJob
+}
+
+// read fills a job with the next records, up to jobBytes or jobRecords.
+func (tr *taskReader) read(context.Context) (*tokJob, bool, error) {
+	j := tr.jobs.Get().(*tokJob)
+	j.text, j.recs = j.text[:0], j.recs[:0]
+	for len(j.text) < jobBytes && len(j.recs) < jobRecords {
+		rc, arena, err := tr.r.next(j.text)
+		j.text = arena
+		if err == errEnd {
+			break
+		}
+		if err != nil {
+			tr.jobs.Put(j)
+			return nil, false, err
+		}
+		j.recs = append(j.recs, rc)
+		if n := rc.end - rc.start; n >= bigRecord {
+			if j.big > 0 {
+				tr.env.dropBig(j.big, false)
+			}
+			j.big += n
+			tr.env.holdBig(j.big)
+		}
 	}
-	if d := r.damage(); d != nil {
-		p.counts.TruncatedIn++
-		cur.damage = []Damage{*d}
-		if err := env.report(in.Path, &record{line: d.Line}, Truncated, fmt.Sprintf("%s; the records before it are kept, nothing after it is read", d.Detail)); err != nil {
+	if len(j.recs) == 0 {
+		tr.jobs.Put(j)
+		return nil, false, nil
+	}
+	return j, true, nil
+}
+
+// pack reports a tokenized job's bad and repaired records and packs its
+// records, in order.
+func (tr *taskReader) pack(j *tokJob) error {
+	defer func() {
+		if j.big > 0 {
+			// Left to the GC, not kept for reuse.
+			tr.env.dropBig(j.big, false)
+			j.big = 0
+			return
+		}
+		tr.jobs.Put(j)
+	}()
+	for i := range j.recs {
+		rc := &j.recs[i]
+		if err := tr.reportRecord(rc); err != nil {
+			return err
+		}
+		if err := tr.p.add(rc, j.ids[rc.ids[0]:rc.ids[1]]); err != nil {
 			return err
 		}
 	}
-	sum, err := r.finish()
+	return nil
+}
+
+// reportRecord reports a record's bad input and repairs (see Env.report).
+func (tr *taskReader) reportRecord(rc *record) error {
+	env := tr.env
+	if rc.reason != OK && rc.reason != Blank {
+		if err := env.report(tr.path, rc, rc.reason, rc.detail); err != nil {
+			return err
+		}
+	}
+	if rc.repair&repairUTF8Bit != 0 {
+		if err := env.report(tr.path, rc, InvalidUTF8, "invalid UTF-8 replaced by U+FFFD"); err != nil {
+			return err
+		}
+	}
+	if rc.repair&repairNULBit != 0 {
+		return env.report(tr.path, rc, NULBytes, "NUL bytes removed")
+	}
+	return nil
+}
+
+// add takes one packed sample into the maskJob being filled, and sends
+// the job when it holds samplesPerJob.
+func (tr *taskReader) add(ctx context.Context, s packed, tokens []int32) error {
+	cur := tr.cur
+	s.start = len(cur.tokens)
+	cur.tokens = append(cur.tokens, tokens...)
+	s.end = len(cur.tokens)
+	cur.samples = append(cur.samples, s)
+	if len(cur.samples) >= samplesPerJob {
+		return tr.send(ctx)
+	}
+	return nil
+}
+
+func (tr *taskReader) send(ctx context.Context) error {
+	select {
+	case tr.ch <- tr.cur:
+		tr.cur = &maskJob{}
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// finish packs the last sample, notes where the input turned out damaged,
+// checks the hash of the bytes read against the plan's, and sends the
+// last job with the task's final counts.
+func (tr *taskReader) finish(ctx context.Context, plan *Plan, task int) error {
+	p := tr.p
+	if err := p.emitAt(ResumePoint{}); err != nil {
+		return err
+	}
+	cur := tr.cur // after the last sample (which may have sent a job)
+	if d := tr.r.damage(); d != nil {
+		p.counts.TruncatedIn++
+		cur.damage = []Damage{*d}
+		if err := tr.env.report(tr.path, &record{line: d.Line}, Truncated, fmt.Sprintf("%s; the records before it are kept, nothing after it is read", d.Detail)); err != nil {
+			return err
+		}
+	}
+	sum, err := tr.r.finish()
 	if err != nil {
 		return err
 	}
-	if want := expectedSum(plan, rec.Task); want != "" && sum != want {
-		return fmt.Errorf("pipeline: %s: the bytes task %d read have sha256 %.16s…, the plan hashed %.16s…: the input changed after it was planned (plan the build again)", in.Path, rec.Task, sum, want)
+	if want := expectedSum(plan, task); want != "" && sum != want {
+		return fmt.Errorf("pipeline: %s: the bytes task %d read have sha256 %.16s…, the plan hashed %.16s…: the input changed after it was planned (plan the build again)", tr.path, task, sum, want)
 	}
 	cur.readSum = sum
 	final := p.counts
 	cur.final = &final
-	return send()
+	return tr.send(ctx)
 }
 
 // encodeJob extracts, repairs and tokenizes every record of j.

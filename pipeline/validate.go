@@ -3,6 +3,7 @@ package pipeline
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strings"
 
@@ -95,8 +96,13 @@ func (p *Plan) check() error {
 	if len(p.Tasks) > maxTasks {
 		return fmt.Errorf("%d tasks; at most %d", len(p.Tasks), maxTasks)
 	}
-	// Tasks come in input order and tile each input: byte ranges from 0 to
-	// the end, or one task per Parquet row group, in order.
+	return p.checkTasks()
+}
+
+// checkTasks checks that the tasks come in input order and tile each
+// input: byte ranges from 0 to the end, or one task per Parquet row group,
+// in order.
+func (p *Plan) checkTasks() error {
 	next := 0      // the input the next task may start
 	cur := -1      // the input of the previous task
 	var end int64  // where the previous task of input cur ends
@@ -143,17 +149,8 @@ func (p *Plan) check() error {
 		if t.Start != end {
 			return fmt.Errorf("task %d: starts at %d; the previous task of input %d ends at %d", i, t.Start, t.Input, end)
 		}
-		if in.Format == "parquet" {
-			if t.End != t.Start+1 || t.Start >= 1<<31 {
-				return fmt.Errorf("task %d: row group range [%d, %d)", i, t.Start, t.End)
-			}
-		} else if t.End != -1 {
-			if t.End <= t.Start || in.Size < 0 || t.End >= in.Size {
-				return fmt.Errorf("task %d: byte range [%d, %d) of an input of %d bytes", i, t.Start, t.End, in.Size)
-			}
-			if in.Compression != "none" || in.Path == Stdin {
-				return fmt.Errorf("task %d: a byte range of a compressed input or of stdin", i)
-			}
+		if err := t.checkRange(in); err != nil {
+			return fmt.Errorf("task %d: %w", i, err)
 		}
 		end, line = t.End, t.Line
 	}
@@ -164,6 +161,28 @@ func (p *Plan) check() error {
 		if p.Inputs[i].Format != "parquet" {
 			return fmt.Errorf("input %d has no task", i)
 		}
+	}
+	return nil
+}
+
+// checkRange checks a task's range of its input: one row group of a
+// Parquet file, or a byte range (or the rest, End -1) of an uncompressed
+// file.
+func (t Task) checkRange(in Input) error {
+	if in.Format == "parquet" {
+		if t.End != t.Start+1 || t.Start >= 1<<31 {
+			return fmt.Errorf("row group range [%d, %d)", t.Start, t.End)
+		}
+		return nil
+	}
+	if t.End == -1 {
+		return nil
+	}
+	if t.End <= t.Start || in.Size < 0 || t.End >= in.Size {
+		return fmt.Errorf("byte range [%d, %d) of an input of %d bytes", t.Start, t.End, in.Size)
+	}
+	if in.Compression != "none" || in.Path == Stdin {
+		return errors.New("a byte range of a compressed input or of stdin")
 	}
 	return nil
 }
