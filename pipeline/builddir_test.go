@@ -226,6 +226,13 @@ func TestEditedBuildFiles(t *testing.T) {
 		t.Fatal(err)
 	}
 	planBytes, _ := os.ReadFile(filepath.Join(dir, PlanName))
+	editedPlans(t, dir, planBytes)
+	editedTaskRecords(t, src, dir, planBytes, o)
+}
+
+// editedPlans writes damaged copies of a plan into dir, each of which
+// ReadPlan must refuse, naming plan.json.
+func editedPlans(t *testing.T, dir string, planBytes []byte) {
 	edit := func(f func(p map[string]any)) []byte {
 		var p map[string]any
 		json.Unmarshal(planBytes, &p)
@@ -265,7 +272,11 @@ func TestEditedBuildFiles(t *testing.T) {
 			t.Errorf("%s: ReadPlan gave %v, want an error naming plan.json", name, err)
 		}
 	}
-	// Task records.
+}
+
+// editedTaskRecords runs task 0 of the plan, then damages its record,
+// which readTaskRecord and Merge must refuse, naming the record.
+func editedTaskRecords(t *testing.T, src, dir string, planBytes []byte, o BuildOptions) {
 	os.WriteFile(filepath.Join(dir, PlanName), planBytes, 0o644)
 	plan, err := ReadPlan(dir)
 	if err != nil {

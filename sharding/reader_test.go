@@ -219,16 +219,38 @@ func TestReaderClose(t *testing.T) {
 	}
 }
 
+// openErrorCase damages a fresh build and wants an error of Open (with
+// opts) that mentions every fragment of want.
+type openErrorCase struct {
+	name   string
+	damage func(t *testing.T, dir string, m *Manifest)
+	opts   []OpenOption
+	want   []string
+}
+
 func TestOpenErrors(t *testing.T) {
 	rows := testRows(t, 60)
-	// Each case damages a fresh build and wants an error mentioning every
-	// fragment.
-	cases := []struct {
-		name   string
-		damage func(t *testing.T, dir string, m *Manifest)
-		opts   []OpenOption
-		want   []string
-	}{
+	for _, c := range openErrorCases() {
+		t.Run(c.name, func(t *testing.T) {
+			dir := t.TempDir()
+			m := writeBuild(t, dir, rows, 20, Options{})
+			c.damage(t, dir, m)
+			r, err := Open(dir, c.opts...)
+			if err == nil {
+				r.Close()
+				t.Fatal("Open succeeded")
+			}
+			for _, w := range c.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("Open error %q does not mention %q", err, w)
+				}
+			}
+		})
+	}
+}
+
+func openErrorCases() []openErrorCase {
+	return []openErrorCase{
 		{"no manifest", func(t *testing.T, dir string, m *Manifest) {
 			os.Remove(filepath.Join(dir, ManifestName))
 		}, nil, []string{"no manifest.json"}},
@@ -283,23 +305,6 @@ func TestOpenErrors(t *testing.T) {
 			m.Shards[0].Name = "../x.arrow"
 			rewrite(t, dir, m)
 		}, nil, []string{ManifestName, "not a file name"}},
-	}
-	for _, c := range cases {
-		t.Run(c.name, func(t *testing.T) {
-			dir := t.TempDir()
-			m := writeBuild(t, dir, rows, 20, Options{})
-			c.damage(t, dir, m)
-			r, err := Open(dir, c.opts...)
-			if err == nil {
-				r.Close()
-				t.Fatal("Open succeeded")
-			}
-			for _, w := range c.want {
-				if !strings.Contains(err.Error(), w) {
-					t.Errorf("Open error %q does not mention %q", err, w)
-				}
-			}
-		})
 	}
 }
 
