@@ -121,31 +121,37 @@ func TestTorchParity(t *testing.T) {
 				t.Errorf("loss relative error %.3g > %g", lossErr, prec.lossTol)
 			}
 
-			grads := make([]float64, m.NumParams())
-			if err := m.Backend().DownloadFloat64(grads, m.Grads()); err != nil {
-				t.Fatal(err)
-			}
-			var worst float64
-			worstName := ""
-			for _, ts := range m.Tensors() {
-				wg, err := want.Tensors[ts.Name].Float64()
-				if err != nil || len(wg) != ts.Size() {
-					t.Fatalf("%s: reference gradient: %v (%d values)", ts.Name, err, len(wg))
-				}
-				var maxDiff, maxRef float64
-				for i, w := range wg {
-					maxDiff = max(maxDiff, math.Abs(grads[ts.Offset+i]-w))
-					maxRef = max(maxRef, math.Abs(w))
-				}
-				rel := maxDiff / max(maxRef, 1e-30)
-				if rel > worst {
-					worst, worstName = rel, ts.Name
-				}
-				if rel > prec.gradTol {
-					t.Errorf("%s: gradient relative error %.3g > %g (max |Δ| %.3g, max |g| %.3g)", ts.Name, rel, prec.gradTol, maxDiff, maxRef)
-				}
-			}
-			t.Logf("gradients: worst relative error %.3g (%s) over %d tensors", worst, worstName, len(m.Tensors()))
+			compareGradients(t, m, want, prec.gradTol)
 		})
 	}
+}
+
+// compareGradients compares m's gradients, tensor by tensor, with the
+// reference's: max |Δ| / max |reference| ≤ tol.
+func compareGradients(t *testing.T, m *trainer.Model, want safetensors.File, tol float64) {
+	grads := make([]float64, m.NumParams())
+	if err := m.Backend().DownloadFloat64(grads, m.Grads()); err != nil {
+		t.Fatal(err)
+	}
+	var worst float64
+	worstName := ""
+	for _, ts := range m.Tensors() {
+		wg, err := want.Tensors[ts.Name].Float64()
+		if err != nil || len(wg) != ts.Size() {
+			t.Fatalf("%s: reference gradient: %v (%d values)", ts.Name, err, len(wg))
+		}
+		var maxDiff, maxRef float64
+		for i, w := range wg {
+			maxDiff = max(maxDiff, math.Abs(grads[ts.Offset+i]-w))
+			maxRef = max(maxRef, math.Abs(w))
+		}
+		rel := maxDiff / max(maxRef, 1e-30)
+		if rel > worst {
+			worst, worstName = rel, ts.Name
+		}
+		if rel > tol {
+			t.Errorf("%s: gradient relative error %.3g > %g (max |Δ| %.3g, max |g| %.3g)", ts.Name, rel, tol, maxDiff, maxRef)
+		}
+	}
+	t.Logf("gradients: worst relative error %.3g (%s) over %d tensors", worst, worstName, len(m.Tensors()))
 }
