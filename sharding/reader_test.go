@@ -11,6 +11,7 @@ import (
 	"testing"
 	"unsafe"
 
+	"github.com/glmkit/glmkit/internal/glmtest"
 	"github.com/glmkit/glmkit/masking"
 )
 
@@ -88,7 +89,7 @@ func equalSample(got, s *masking.Sample) error {
 }
 
 func TestReaderRoundTrip(t *testing.T) {
-	rows := testRows(t, 900)
+	rows := glmtest.Rows(t, 900)
 	var seen [masking.NumObjectives]int
 	for _, s := range rows {
 		seen[s.Objective]++
@@ -146,7 +147,7 @@ func TestReaderRoundTrip(t *testing.T) {
 // TestRowAliasesMapping checks that Row's views point into the shard's
 // mapping and that Row allocates nothing.
 func TestRowAliasesMapping(t *testing.T) {
-	rows := testRows(t, 300)
+	rows := glmtest.Rows(t, 300)
 	for _, format := range []int{1, 2} {
 		dir := t.TempDir()
 		opts := Options{BatchRows: 64, Meta: testMeta()}
@@ -203,7 +204,7 @@ func TestRowAliasesMapping(t *testing.T) {
 
 func TestReaderClose(t *testing.T) {
 	dir := t.TempDir()
-	writeBuild(t, dir, testRows(t, 20), 10, Options{})
+	writeBuild(t, dir, glmtest.Rows(t, 20), 10, Options{})
 	r, err := Open(dir)
 	if err != nil {
 		t.Fatal(err)
@@ -229,7 +230,7 @@ type openErrorCase struct {
 }
 
 func TestOpenErrors(t *testing.T) {
-	rows := testRows(t, 60)
+	rows := glmtest.Rows(t, 60)
 	for _, c := range openErrorCases() {
 		t.Run(c.name, func(t *testing.T) {
 			dir := t.TempDir()
@@ -309,7 +310,7 @@ func openErrorCases() []openErrorCase {
 }
 
 func TestVerifyFindsBadRow(t *testing.T) {
-	rows := testRows(t, 40)
+	rows := glmtest.Rows(t, 40)
 	rows[25].Input = slices.Clone(rows[25].Input)
 	rows[25].Input[0] = 7 // not [CLS]
 	dir := t.TempDir()

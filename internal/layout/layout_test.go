@@ -120,7 +120,7 @@ func TestFunctionLength(t *testing.T) {
 // imports only glmkit packages before it (cmd/glmprep and cmd/glmtrain,
 // the wiring, import whatever they need of it).
 var order = []string{
-	"masking", "internal/atomicfile", "internal/testhooks", "sharding",
+	"masking", "internal/glmtest", "internal/atomicfile", "internal/testhooks", "sharding",
 	"pipeline/tokenizer", "pipeline/parquettext", "pipeline",
 	"trainer/loader", "trainer/safetensors", "trainer", "trainer/cpu", "trainer/cuda",
 	"cmd/internal/cli", "cmd/glmprep", "cmd/glmtrain", "internal/layout",
