@@ -269,6 +269,19 @@ func TestBuildResumeInProcess(t *testing.T) {
 	}
 }
 
+// buildWarned builds o, which must succeed, and returns what Build did and
+// every warning it gave.
+func buildWarned(t *testing.T, o BuildOptions) (*Result, []string) {
+	t.Helper()
+	var warnings []string
+	o.Warn = func(m string) { warnings = append(warnings, m) }
+	res, err := Build(context.Background(), o)
+	if err != nil {
+		t.Fatalf("build: %v", err)
+	}
+	return res, warnings
+}
+
 func writeFile(t *testing.T, dir, name string, data []byte) string {
 	t.Helper()
 	p := filepath.Join(dir, name)
@@ -316,12 +329,7 @@ func TestBuildBadInput(t *testing.T) {
 			in := writeFile(t, src, tc.file, tc.data)
 			o := options(t, "bert-base-uncased", t.TempDir(), in)
 			o.Config.MaxDocBytes = 1 << 20
-			var warnings []string
-			o.Warn = func(m string) { warnings = append(warnings, m) }
-			res, err := Build(context.Background(), o)
-			if err != nil {
-				t.Fatalf("non-strict build failed: %v", err)
-			}
+			res, warnings := buildWarned(t, o)
 			if res.Stats.Doc.Reasons[tc.reason] == 0 {
 				t.Errorf("%v not counted: %+v", tc.reason, res.Stats.Doc.Reasons)
 			}
@@ -332,7 +340,7 @@ func TestBuildBadInput(t *testing.T) {
 				t.Errorf("the good records were lost: %+v", res.Stats.Doc)
 			}
 			o.Out, o.Strict, o.Warn = t.TempDir(), true, nil
-			_, err = Build(context.Background(), o)
+			_, err := Build(context.Background(), o)
 			var ie *inputError
 			if !errors.As(err, &ie) || !strings.Contains(err.Error(), tc.line) {
 				t.Errorf("strict build: err %v, want an inputError naming %s", err, tc.line)

@@ -221,12 +221,7 @@ func TestParquetDamage(t *testing.T) {
 	}
 	bad := writeFile(t, src, "damaged.parquet", data)
 	o := options(t, "gpt2", t.TempDir(), bad)
-	var warnings []string
-	o.Warn = func(m string) { warnings = append(warnings, m) }
-	res, err := Build(context.Background(), o)
-	if err != nil {
-		t.Fatal(err)
-	}
+	res, warnings := buildWarned(t, o)
 	d := res.Stats.Doc
 	if d.Records != 900 {
 		t.Errorf("%d records; every row of the file is counted (900)", d.Records)
