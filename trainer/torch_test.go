@@ -11,6 +11,7 @@ import (
 
 	"github.com/glmkit/glmkit/trainer"
 	"github.com/glmkit/glmkit/trainer/cpu"
+	"github.com/glmkit/glmkit/trainer/internal/batchtest"
 	"github.com/glmkit/glmkit/trainer/loader"
 	"github.com/glmkit/glmkit/trainer/safetensors"
 )
@@ -28,16 +29,7 @@ func needTorch(t testing.TB) {
 // writeBatch writes b as safetensors for the Python side.
 func writeBatch(t testing.TB, path string, b *loader.Batch) {
 	t.Helper()
-	bt := []int{b.B, b.T}
-	err := safetensors.WriteFile(path, map[string]safetensors.Tensor{
-		"input_ids":          safetensors.FromInt32(bt, b.Input),
-		"target_ids":         safetensors.FromInt32(bt, b.Target),
-		"position_ids":       safetensors.FromInt32(bt, b.Pos),
-		"block_position_ids": safetensors.FromInt32(bt, b.BlockPos),
-		"loss_mask":          safetensors.FromUint8(bt, b.LossMask),
-		"sep":                safetensors.FromInt32([]int{b.B}, b.Sep),
-	}, nil)
-	if err != nil {
+	if err := batchtest.WriteBatch(path, b); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -74,7 +66,7 @@ func TestTorchParity(t *testing.T) {
 	os.WriteFile(cfgPath, cfgJSON, 0o644)
 
 	// a padded batch: token and document rows of different lengths
-	rows := []glmRow{makeRow(r, 30, cfg.Vocab, false), makeRow(r, 18, cfg.Vocab, true), makeRow(r, 24, cfg.Vocab, false), makeRow(r, 9, cfg.Vocab, true)}
+	rows := []batchtest.Row{makeRow(r, 30, cfg.Vocab, false), makeRow(r, 18, cfg.Vocab, true), makeRow(r, 24, cfg.Vocab, false), makeRow(r, 9, cfg.Vocab, true)}
 	b := padBatch(rows, 0)
 	batchPath := filepath.Join(dir, "batch.safetensors")
 	writeBatch(t, batchPath, &b)

@@ -122,7 +122,7 @@ func TestFunctionLength(t *testing.T) {
 var order = []string{
 	"masking", "internal/glmtest", "internal/atomicfile", "internal/testhooks", "sharding",
 	"pipeline/tokenizer", "pipeline/parquettext", "pipeline",
-	"trainer/loader", "trainer/safetensors", "trainer", "trainer/cpu", "trainer/cuda",
+	"trainer/loader", "trainer/safetensors", "trainer/internal/batchtest", "trainer", "trainer/cpu", "trainer/cuda",
 	"cmd/internal/cli", "cmd/glmprep", "cmd/glmtrain", "internal/layout",
 }
 
