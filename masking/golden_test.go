@@ -117,37 +117,40 @@ func TestGoldenReferenceExamples(t *testing.T) {
 			t.Error(err)
 		}
 	})
-	t.Run("sentence level", func(t *testing.T) {
-		// [CLS] x1 x2 . x4 x5 x6 . x8 x9 . [PAD] [CLS] x13 x14, L = 15.
-		doc := ints(cls, x(1), x(2), dot, x(4), x(5), x(6), dot, x(8), x(9), dot, pad, cls, x(13), x(14))
-		ends := make([]bool, 30592)
-		ends[dot] = true
-		m, err := New(Config{Weights: [3]float64{0, 1, 0}, Ratio: 0.15, Lambda: 3, MaxSpan: 39, DocMin: 0.5, DocMax: 1,
-			TaskMask: true, IDs: bertIDs, SentenceEnd: ends})
-		if err != nil {
-			t.Fatal(err)
-		}
-		// GLM's candidates, the trailing fragment with the next [CLS] included.
-		got := m.sentences(nil, doc)
-		want := []Span{{1, 4}, {4, 8}, {8, 11}, {12, 15}}
-		if !slices.Equal(got, want) {
-			t.Errorf("sentences = %v, want %v", got, want)
-		}
-		s := &Sample{Objective: Sentence, NSource: int32(len(doc))}
-		s.Spans = []Span{{12, 15}}
-		s.build(doc, bertIDs.SMask, bertIDs)
-		checkRow(t, s, row{
-			input:  ints(cls, x(1), x(2), dot, x(4), x(5), x(6), dot, x(8), x(9), dot, pad, sm, sop, cls, x(13), x(14)),
-			target: ints(cls, x(1), x(2), dot, x(4), x(5), x(6), dot, x(8), x(9), dot, pad, sm, cls, x(13), x(14), eop),
-			loss:   bytes(0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1),
-			pos:    ints(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 12, 12, 12, 12),
-			block:  ints(0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 2, 3, 4),
-			sep:    13,
-		})
-		if err := s.Validate(bertIDs, true); err != nil {
-			t.Error(err)
-		}
+	t.Run("sentence level", goldenSentenceLevel)
+}
+
+// goldenSentenceLevel is the sentence-level worked example.
+func goldenSentenceLevel(t *testing.T) {
+	// [CLS] x1 x2 . x4 x5 x6 . x8 x9 . [PAD] [CLS] x13 x14, L = 15.
+	doc := ints(cls, x(1), x(2), dot, x(4), x(5), x(6), dot, x(8), x(9), dot, pad, cls, x(13), x(14))
+	ends := make([]bool, 30592)
+	ends[dot] = true
+	m, err := New(Config{Weights: [3]float64{0, 1, 0}, Ratio: 0.15, Lambda: 3, MaxSpan: 39, DocMin: 0.5, DocMax: 1,
+		TaskMask: true, IDs: bertIDs, SentenceEnd: ends})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// GLM's candidates, the trailing fragment with the next [CLS] included.
+	got := m.sentences(nil, doc)
+	want := []Span{{1, 4}, {4, 8}, {8, 11}, {12, 15}}
+	if !slices.Equal(got, want) {
+		t.Errorf("sentences = %v, want %v", got, want)
+	}
+	s := &Sample{Objective: Sentence, NSource: int32(len(doc))}
+	s.Spans = []Span{{12, 15}}
+	s.build(doc, bertIDs.SMask, bertIDs)
+	checkRow(t, s, row{
+		input:  ints(cls, x(1), x(2), dot, x(4), x(5), x(6), dot, x(8), x(9), dot, pad, sm, sop, cls, x(13), x(14)),
+		target: ints(cls, x(1), x(2), dot, x(4), x(5), x(6), dot, x(8), x(9), dot, pad, sm, cls, x(13), x(14), eop),
+		loss:   bytes(0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1),
+		pos:    ints(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 12, 12, 12, 12),
+		block:  ints(0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 2, 3, 4),
+		sep:    13,
 	})
+	if err := s.Validate(bertIDs, true); err != nil {
+		t.Error(err)
+	}
 }
 
 // GLM's regions for the token objective (sample_span_in_document).

@@ -10,7 +10,11 @@ import (
 // not by the algorithms behind rand.Rand's methods.
 type rng struct{ pcg rand.PCG }
 
-func mix64(x uint64) uint64 { // splitmix64's finaliser: a bijection
+// mix64 is splitmix64's finaliser, a bijection. trainer (dropout) and
+// trainer/loader (the order) have copies of their own, on purpose: each is
+// part of its package's determinism contract, and masking, a leaf, imports
+// no glmkit package.
+func mix64(x uint64) uint64 {
 	x ^= x >> 30
 	x *= 0xbf58476d1ce4e5b9
 	x ^= x >> 27

@@ -122,62 +122,83 @@ func TestStatisticsOnWikiText(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	st := maskStats{lengths: make([]int, cfg.MaxSpan+1)}
 	epochs := (10000 + len(samples) - 1) / len(samples)
-	var (
-		n        int
-		drawn    [masking.NumObjectives]int
-		lengths  = make([]int, cfg.MaxSpan+1)
-		spans    int
-		fracs    []float64
-		below    int
-		docRatio []float64
-		docU     []float64
-	)
 	var s masking.Sample
 	for e := range epochs {
 		for i, src := range samples {
 			if err := m.MaskTo(&s, uint64(i), uint32(e), src); err != nil {
 				t.Fatal(err)
 			}
-			n++
-			o := s.Objective
-			if s.Fallback {
-				o = masking.Sentence
-			}
-			drawn[o]++
-			L := len(src)
-			switch s.Objective {
-			case masking.Token:
-				if s.Rebalanced {
-					break // lengths may have been cut to fit; such rows are rare here
-				}
-				for _, sp := range s.Spans {
-					lengths[sp.Len()]++
-					spans++
-				}
-				f := float64(s.Masked()) / float64(L)
-				fracs = append(fracs, f)
-				if f < 0.15 && s.Shortfall == 0 {
-					below++
-				}
-			case masking.Document:
-				G := int(s.Spans[0].Len())
-				lo, hi := min(max(1, L/2), L-2), L-2
-				docU = append(docU, (float64(G-lo)+0.5)/float64(hi-lo+1))
-				if L == 512 {
-					docRatio = append(docRatio, float64(G)/float64(L))
-				}
-			}
+			st.add(&s, len(src))
 		}
 	}
-	if n < 10000 {
-		t.Fatalf("only %d samples", n)
+	if st.n < 10000 {
+		t.Fatalf("only %d samples", st.n)
 	}
+	st.checkSpanLengths(t, cfg.MaxSpan)
+	st.checkMaskedFraction(t)
+	st.checkDocumentSpans(t)
+	// The objective mix.
+	for o, w := range cfg.Weights {
+		sd := math.Sqrt(float64(st.n) * w * (1 - w))
+		dev := (float64(st.drawn[o]) - float64(st.n)*w) / sd
+		t.Logf("objective %-8s %5d of %d rows (weight %.2f, %+.2f sd)", masking.Objective(o), st.drawn[o], st.n, w, dev)
+		if math.Abs(dev) > 4 {
+			t.Errorf("objective %v: %d rows, expected %.0f ± %.0f", masking.Objective(o), st.drawn[o], float64(st.n)*w, sd)
+		}
+	}
+}
 
-	// Span lengths against truncated Poisson(3).
-	pmf := make([]float64, cfg.MaxSpan+1)
+// maskStats gathers what TestStatisticsOnWikiText checks.
+type maskStats struct {
+	n        int
+	drawn    [masking.NumObjectives]int
+	lengths  []int // token span lengths
+	spans    int
+	fracs    []float64 // masked fraction of each token row
+	below    int       // token rows under 15% without a recorded shortfall
+	docRatio []float64 // document span / L, rows of the full 512
+	docU     []float64 // document span normalised to [0, 1) within its range
+}
+
+// add counts one row masked from L source tokens.
+func (st *maskStats) add(s *masking.Sample, L int) {
+	st.n++
+	o := s.Objective
+	if s.Fallback {
+		o = masking.Sentence
+	}
+	st.drawn[o]++
+	switch s.Objective {
+	case masking.Token:
+		if s.Rebalanced {
+			break // lengths may have been cut to fit; such rows are rare here
+		}
+		for _, sp := range s.Spans {
+			st.lengths[sp.Len()]++
+			st.spans++
+		}
+		f := float64(s.Masked()) / float64(L)
+		st.fracs = append(st.fracs, f)
+		if f < 0.15 && s.Shortfall == 0 {
+			st.below++
+		}
+	case masking.Document:
+		G := int(s.Spans[0].Len())
+		lo, hi := min(max(1, L/2), L-2), L-2
+		st.docU = append(st.docU, (float64(G-lo)+0.5)/float64(hi-lo+1))
+		if L == 512 {
+			st.docRatio = append(st.docRatio, float64(G)/float64(L))
+		}
+	}
+}
+
+// checkSpanLengths tests the span lengths against truncated Poisson(3).
+func (st *maskStats) checkSpanLengths(t *testing.T, maxSpan int) {
+	pmf := make([]float64, maxSpan+1)
 	var z float64
-	for k := 1; k <= cfg.MaxSpan; k++ {
+	for k := 1; k <= maxSpan; k++ {
 		lg, _ := math.Lgamma(float64(k + 1))
 		pmf[k] = math.Exp(float64(k)*math.Log(3) - 3 - lg)
 		z += pmf[k]
@@ -185,14 +206,14 @@ func TestStatisticsOnWikiText(t *testing.T) {
 	var chi2 float64
 	bins := 0
 	var tailObs, tailExp float64
-	for k := 1; k <= cfg.MaxSpan; k++ {
-		exp := float64(spans) * pmf[k] / z
+	for k := 1; k <= maxSpan; k++ {
+		exp := float64(st.spans) * pmf[k] / z
 		if exp < 5 {
-			tailObs += float64(lengths[k])
+			tailObs += float64(st.lengths[k])
 			tailExp += exp
 			continue
 		}
-		chi2 += (float64(lengths[k]) - exp) * (float64(lengths[k]) - exp) / exp
+		chi2 += (float64(st.lengths[k]) - exp) * (float64(st.lengths[k]) - exp) / exp
 		bins++
 	}
 	if tailExp > 0 {
@@ -201,36 +222,30 @@ func TestStatisticsOnWikiText(t *testing.T) {
 	}
 	pChi := chi2Survival(chi2, bins-1)
 	t.Logf("token span lengths: %d spans, chi-square %.1f with %d dof, p = %.3f (mean %.3f, want %.3f)",
-		spans, chi2, bins-1, pChi, mean(lengths), poissonMean(pmf, z))
+		st.spans, chi2, bins-1, pChi, mean(st.lengths), poissonMean(pmf, z))
 	if pChi <= 0.001 {
 		t.Errorf("span lengths do not follow truncated Poisson(3): p = %g", pChi)
 	}
+}
 
-	// Masked fraction of token rows.
-	mf := meanOf(fracs)
-	t.Logf("token rows: %d, masked fraction mean %.4f, min %.4f; %d below 15%% without a recorded shortfall", len(fracs), mf, slices.Min(fracs), below)
-	if below > 0 || mf < 0.15 || mf > 0.20 {
-		t.Errorf("masked fraction: mean %.4f (want 0.15..0.20), %d rows under 15%%", mf, below)
+// checkMaskedFraction: every token row reaches 15%.
+func (st *maskStats) checkMaskedFraction(t *testing.T) {
+	mf := meanOf(st.fracs)
+	t.Logf("token rows: %d, masked fraction mean %.4f, min %.4f; %d below 15%% without a recorded shortfall", len(st.fracs), mf, slices.Min(st.fracs), st.below)
+	if st.below > 0 || mf < 0.15 || mf > 0.20 {
+		t.Errorf("masked fraction: mean %.4f (want 0.15..0.20), %d rows under 15%%", mf, st.below)
 	}
+}
 
-	// Document span ratios.
-	d := ks(docRatio, func(x float64) float64 { return (x - 0.5) / 0.5 })
-	du := ks(docU, func(x float64) float64 { return x })
-	pR, pU := ksPValue(d, len(docRatio)), ksPValue(du, len(docU))
+// checkDocumentSpans: document spans are uniform on [50%, 100%].
+func (st *maskStats) checkDocumentSpans(t *testing.T) {
+	d := ks(st.docRatio, func(x float64) float64 { return (x - 0.5) / 0.5 })
+	du := ks(st.docU, func(x float64) float64 { return x })
+	pR, pU := ksPValue(d, len(st.docRatio)), ksPValue(du, len(st.docU))
 	t.Logf("document spans: %d full-length rows, KS vs U(0.5,1) D = %.4f p = %.3f; all %d rows, KS of the normalised length D = %.4f p = %.3f",
-		len(docRatio), d, pR, len(docU), du, pU)
+		len(st.docRatio), d, pR, len(st.docU), du, pU)
 	if pR <= 0.001 || pU <= 0.001 {
 		t.Errorf("document span lengths are not uniform: p = %g, %g", pR, pU)
-	}
-
-	// The objective mix.
-	for o, w := range cfg.Weights {
-		sd := math.Sqrt(float64(n) * w * (1 - w))
-		dev := (float64(drawn[o]) - float64(n)*w) / sd
-		t.Logf("objective %-8s %5d of %d rows (weight %.2f, %+.2f sd)", masking.Objective(o), drawn[o], n, w, dev)
-		if math.Abs(dev) > 4 {
-			t.Errorf("objective %v: %d rows, expected %.0f ± %.0f", masking.Objective(o), drawn[o], float64(n)*w, sd)
-		}
 	}
 }
 

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -220,8 +221,15 @@ func TestBuildResumeInProcess(t *testing.T) {
 		t.Fatal(err)
 	}
 	ref := dirBytes(t, refDir)
-	// Slow commits down so the test can stop the build between them.
-	t.Setenv("GLMKIT_TEST_COMMIT_DELAY", "10ms")
+	// Slow the reading down (after hashing) so the test can stop the build
+	// between two commits.
+	var slow atomic.Bool
+	o.Phase = func(name string, _ int64) { slow.Store(name != "hashing") }
+	o.Progress = func(int64) {
+		if slow.Load() {
+			time.Sleep(3 * time.Millisecond)
+		}
+	}
 	for _, stopAfter := range []int{2, 20, 27} {
 		dir := t.TempDir()
 		ctx, cancel := context.WithCancel(context.Background())
@@ -259,6 +267,19 @@ func TestBuildResumeInProcess(t *testing.T) {
 		sameBytes(t, ref, dirBytes(t, dir), "resumed build")
 		t.Logf("stopped with %d shards committed: resumed %d tasks, %d were complete", kept, res.TasksRun, res.TasksSkipped)
 	}
+}
+
+// buildWarned builds o, which must succeed, and returns what Build did and
+// every warning it gave.
+func buildWarned(t *testing.T, o BuildOptions) (*Result, []string) {
+	t.Helper()
+	var warnings []string
+	o.Warn = func(m string) { warnings = append(warnings, m) }
+	res, err := Build(context.Background(), o)
+	if err != nil {
+		t.Fatalf("build: %v", err)
+	}
+	return res, warnings
 }
 
 func writeFile(t *testing.T, dir, name string, data []byte) string {
@@ -308,12 +329,7 @@ func TestBuildBadInput(t *testing.T) {
 			in := writeFile(t, src, tc.file, tc.data)
 			o := options(t, "bert-base-uncased", t.TempDir(), in)
 			o.Config.MaxDocBytes = 1 << 20
-			var warnings []string
-			o.Warn = func(m string) { warnings = append(warnings, m) }
-			res, err := Build(context.Background(), o)
-			if err != nil {
-				t.Fatalf("non-strict build failed: %v", err)
-			}
+			res, warnings := buildWarned(t, o)
 			if res.Stats.Doc.Reasons[tc.reason] == 0 {
 				t.Errorf("%v not counted: %+v", tc.reason, res.Stats.Doc.Reasons)
 			}
@@ -324,7 +340,7 @@ func TestBuildBadInput(t *testing.T) {
 				t.Errorf("the good records were lost: %+v", res.Stats.Doc)
 			}
 			o.Out, o.Strict, o.Warn = t.TempDir(), true, nil
-			_, err = Build(context.Background(), o)
+			_, err := Build(context.Background(), o)
 			var ie *inputError
 			if !errors.As(err, &ie) || !strings.Contains(err.Error(), tc.line) {
 				t.Errorf("strict build: err %v, want an inputError naming %s", err, tc.line)
@@ -385,4 +401,49 @@ func zstdBytes(t *testing.T, data []byte) []byte {
 	}
 	defer w.Close()
 	return w.EncodeAll(data, nil)
+}
+
+// An Env made by hand with Workers 0 (the zero value) runs its tasks on
+// GOMAXPROCS workers, as NewEnv's 0 does, and writes the bytes of an Env
+// with 2 workers; it used to deadlock.
+func TestEnvZeroWorkers(t *testing.T) {
+	in := "../testdata/demo/shakespeare.txt"
+	ref := t.TempDir()
+	if _, err := Build(context.Background(), options(t, "gpt2", ref, in)); err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	o := options(t, "gpt2", dir, in)
+	plan, err := Prepare(context.Background(), &o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	env, err := NewEnv(plan, dir, o.SentenceEnd, o.NewEncoder, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	env = &Env{Dir: env.Dir, Masker: env.Masker, NewEncoder: env.NewEncoder}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	for _, task := range plan.Tasks {
+		if _, err := RunTaskOnce(ctx, plan, env, task); err != nil {
+			t.Fatalf("task %d with Workers 0: %v", task.Index, err)
+		}
+	}
+	if _, _, err := Merge(dir, plan, o.Software); err != nil {
+		t.Fatal(err)
+	}
+	sameBytes(t, dirBytes(t, ref), dirBytes(t, dir), "the build of an Env with Workers 0")
+}
+
+func TestKey(t *testing.T) {
+	for _, c := range [][2]uint64{{0, 0}, {3, 17}, {1<<24 - 1, 1<<40 - 1}} {
+		k := Key(c[0], c[1])
+		if task, i := SplitKey(k); task != c[0] || i != c[1] {
+			t.Errorf("SplitKey(Key(%d, %d)) = %d, %d", c[0], c[1], task, i)
+		}
+	}
+	if Key(1, 5) != 1<<40|5 {
+		t.Errorf("Key(1, 5) = %#x; the doc_id layout is task<<40 | index", Key(1, 5))
+	}
 }

@@ -226,13 +226,23 @@ func TestEditedBuildFiles(t *testing.T) {
 		t.Fatal(err)
 	}
 	planBytes, _ := os.ReadFile(filepath.Join(dir, PlanName))
-	edit := func(f func(p map[string]any)) []byte {
-		var p map[string]any
-		json.Unmarshal(planBytes, &p)
-		f(p)
-		b, _ := json.Marshal(p)
-		return b
-	}
+	editedPlans(t, dir, planBytes)
+	editedTaskRecords(t, src, dir, planBytes, o)
+}
+
+// editJSON returns the JSON object b as f edited it.
+func editJSON(b []byte, f func(map[string]any)) []byte {
+	var m map[string]any
+	json.Unmarshal(b, &m)
+	f(m)
+	out, _ := json.Marshal(m)
+	return out
+}
+
+// editedPlans writes damaged copies of a plan into dir, each of which
+// ReadPlan must refuse, naming plan.json.
+func editedPlans(t *testing.T, dir string, planBytes []byte) {
+	edit := func(f func(p map[string]any)) []byte { return editJSON(planBytes, f) }
 	task := func(p map[string]any, i int) map[string]any { return p["tasks"].([]any)[i].(map[string]any) }
 	input := func(p map[string]any) map[string]any { return p["inputs"].([]any)[0].(map[string]any) }
 	meta := func(p map[string]any) map[string]any { return p["meta"].(map[string]any) }
@@ -265,7 +275,11 @@ func TestEditedBuildFiles(t *testing.T) {
 			t.Errorf("%s: ReadPlan gave %v, want an error naming plan.json", name, err)
 		}
 	}
-	// Task records.
+}
+
+// editedTaskRecords runs task 0 of the plan, then damages its record,
+// which readTaskRecord and Merge must refuse, naming the record.
+func editedTaskRecords(t *testing.T, src, dir string, planBytes []byte, o BuildOptions) {
 	os.WriteFile(filepath.Join(dir, PlanName), planBytes, 0o644)
 	plan, err := ReadPlan(dir)
 	if err != nil {
@@ -279,13 +293,7 @@ func TestEditedBuildFiles(t *testing.T) {
 		t.Fatal(err)
 	}
 	recBytes, _ := os.ReadFile(recordPath(dir, 0))
-	editRec := func(f func(r map[string]any)) []byte {
-		var r map[string]any
-		json.Unmarshal(recBytes, &r)
-		f(r)
-		b, _ := json.Marshal(r)
-		return b
-	}
+	editRec := func(f func(r map[string]any)) []byte { return editJSON(recBytes, f) }
 	shard := func(r map[string]any) map[string]any { return r["shards"].([]any)[0].(map[string]any) }
 	for name, b := range map[string][]byte{
 		"shard outside the build":    editRec(func(r map[string]any) { shard(r)["name"] = "../../../../etc/passwd" }),

@@ -256,12 +256,7 @@ func TestBuildCountsDamage(t *testing.T) {
 	zs[len(zs)-10] ^= 0xff
 	in := writeFile(t, t.TempDir(), "damaged.txt.zst", zs)
 	o := options(t, "gpt2", t.TempDir(), in)
-	var warnings []string
-	o.Warn = func(m string) { warnings = append(warnings, m) }
-	res, err := Build(context.Background(), o)
-	if err != nil {
-		t.Fatal(err)
-	}
+	res, warnings := buildWarned(t, o)
 	d := res.Stats.Doc
 	if d.Documents != 1000 || d.TruncatedIn != 1 || d.Reasons[Truncated] != 1 || len(res.Stats.Damage) != 1 {
 		t.Fatalf("documents %d (want 1000), truncated inputs %d, truncated %d, damage %+v", d.Documents, d.TruncatedIn, d.Reasons[Truncated], res.Stats.Damage)

@@ -76,6 +76,44 @@ func resolveInputs(specs []string, format string, warn func(string)) ([]Input, e
 	if warn == nil {
 		warn = func(string) {}
 	}
+	paths, err := expandInputs(specs, warn)
+	if err != nil {
+		return nil, err
+	}
+	inputs := make([]Input, 0, len(paths))
+	var seen []os.FileInfo // each input's, nil for stdin
+	for _, p := range paths {
+		in := Input{Path: p, Size: -1, Format: format, Compression: "none"}
+		if in.Format == "" || in.Format == "auto" {
+			in.Format = "text"
+			if isJSONName(p) {
+				in.Format = "jsonl"
+			}
+		}
+		var st os.FileInfo
+		if p != Stdin {
+			var magic []byte
+			if st, magic, err = statInput(p); err != nil {
+				return nil, err
+			}
+			if i := slices.IndexFunc(seen, func(o os.FileInfo) bool { return os.SameFile(o, st) }); i >= 0 {
+				warn(fmt.Sprintf("%s is the same file as %s; reading it once", p, inputs[i].Path))
+				continue
+			}
+			if err := in.describe(st, magic, format); err != nil {
+				return nil, err
+			}
+		}
+		seen = append(seen, st)
+		inputs = append(inputs, in)
+	}
+	return inputs, nil
+}
+
+// expandInputs expands the --input values into a sorted list of paths
+// without repeats: stdin, the files a glob matches, a file, the input
+// files under a directory.
+func expandInputs(specs []string, warn func(string)) ([]string, error) {
 	var paths []string
 	for _, spec := range specs {
 		switch {
@@ -115,60 +153,48 @@ func resolveInputs(specs []string, format string, warn func(string)) ([]Input, e
 		}
 	}
 	slices.Sort(paths)
-	paths = slices.Compact(paths)
-	inputs := make([]Input, 0, len(paths))
-	var seen []os.FileInfo
-	for _, p := range paths {
-		in := Input{Path: p, Size: -1, Format: format, Compression: "none"}
-		if in.Format == "" || in.Format == "auto" {
-			in.Format = "text"
-			if isJSONName(p) {
-				in.Format = "jsonl"
-			}
-		}
-		if p != Stdin {
-			f, err := os.Open(p)
-			if err != nil {
-				return nil, fmt.Errorf("pipeline: input %w", err)
-			}
-			st, err := f.Stat()
-			if err != nil {
-				f.Close()
-				return nil, fmt.Errorf("pipeline: input %w", err)
-			}
-			if !st.Mode().IsRegular() {
-				f.Close()
-				return nil, fmt.Errorf("pipeline: input %s is not a regular file", p)
-			}
-			if i := slices.IndexFunc(seen, func(o os.FileInfo) bool { return os.SameFile(o, st) }); i >= 0 {
-				f.Close()
-				warn(fmt.Sprintf("%s is the same file as %s; reading it once", p, inputs[i].Path))
-				continue
-			}
-			in.Size = st.Size()
-			in.ModTime = st.ModTime().UnixNano()
-			var magic [8]byte
-			n, err := io.ReadFull(f, magic[:])
-			f.Close()
-			if err != nil && err != io.EOF && err != io.ErrUnexpectedEOF {
-				return nil, fmt.Errorf("pipeline: reading %s: %w", p, err)
-			}
-			if in.Compression, err = sniff(magic[:n]); err != nil {
-				return nil, fmt.Errorf("pipeline: %s: %w", p, err)
-			}
-			if (format == "" || format == "auto") && (strings.HasSuffix(strings.ToLower(p), ".parquet") || bytes.HasPrefix(magic[:n], []byte(parquettext.Magic))) {
-				in.Format = "parquet"
-			}
-			if in.Format == "parquet" && in.Compression != "none" {
-				return nil, fmt.Errorf("pipeline: %s: a compressed Parquet file (%s); Parquet compresses its pages itself, so decompress the file", p, in.Compression)
-			}
-			seen = append(seen, st)
-		} else {
-			seen = append(seen, nil)
-		}
-		inputs = append(inputs, in)
+	return slices.Compact(paths), nil
+}
+
+// statInput opens an input file, which must be a regular file, and
+// returns its FileInfo and its first bytes (up to 8).
+func statInput(p string) (os.FileInfo, []byte, error) {
+	f, err := os.Open(p)
+	if err != nil {
+		return nil, nil, fmt.Errorf("pipeline: input %w", err)
 	}
-	return inputs, nil
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return nil, nil, fmt.Errorf("pipeline: input %w", err)
+	}
+	if !st.Mode().IsRegular() {
+		return nil, nil, fmt.Errorf("pipeline: input %s is not a regular file", p)
+	}
+	var magic [8]byte
+	n, err := io.ReadFull(f, magic[:])
+	if err != nil && err != io.EOF && err != io.ErrUnexpectedEOF {
+		return nil, nil, fmt.Errorf("pipeline: reading %s: %w", p, err)
+	}
+	return st, magic[:n], nil
+}
+
+// describe fills in an input file's size, modification time, compression
+// (from its magic bytes) and, for --format auto, whether it is Parquet.
+func (in *Input) describe(st os.FileInfo, magic []byte, format string) error {
+	in.Size = st.Size()
+	in.ModTime = st.ModTime().UnixNano()
+	var err error
+	if in.Compression, err = sniff(magic); err != nil {
+		return fmt.Errorf("pipeline: %s: %w", in.Path, err)
+	}
+	if (format == "" || format == "auto") && (strings.HasSuffix(strings.ToLower(in.Path), ".parquet") || bytes.HasPrefix(magic, []byte(parquettext.Magic))) {
+		in.Format = "parquet"
+	}
+	if in.Format == "parquet" && in.Compression != "none" {
+		return fmt.Errorf("pipeline: %s: a compressed Parquet file (%s); Parquet compresses its pages itself, so decompress the file", in.Path, in.Compression)
+	}
+	return nil
 }
 
 // walkInputs appends the input files under dir (whose FileInfo is root)

@@ -92,13 +92,7 @@ func TestIOErrorsStopTheTask(t *testing.T) {
 	pqSize := int64(len(mustRead(t, pq)))
 	refs := map[string]BuildOptions{} // the uninterrupted build of each input
 	top := t
-	for _, tc := range []struct {
-		name, file string
-		data       []byte
-		at         int64
-		limit      int
-		onlyAt     bool
-	}{
+	for _, tc := range []ioErrorCase{
 		{"text", "plain.txt", text, int64(len(text) / 2), 1, false},
 		{"text, failing for good", "plain.txt", text, int64(len(text) / 2), 1 << 30, false},
 		{"text at the first byte", "plain.txt", text, 0, 1, false},
@@ -127,52 +121,70 @@ func TestIOErrorsStopTheTask(t *testing.T) {
 				}
 				refs[in] = ref
 			}
-			o := ref
-			o.Out = t.TempDir()
-			var fails *int
-			o.open, fails = faulty(tc.file, tc.at, tc.limit, tc.onlyAt)
-			_, err := Build(context.Background(), o)
-			if err == nil || !errors.Is(err, syscall.EIO) || !strings.Contains(err.Error(), tc.file) {
-				t.Fatalf("a read error gave %v, want an error naming %s", err, tc.file)
-			}
-			if *fails == 0 {
-				t.Fatal("the fault never fired")
-			}
-			plan, perr := ReadPlan(o.Out)
-			if perr != nil {
-				t.Fatal(perr)
-			}
-			for _, task := range plan.Tasks {
-				if rec, _ := ReadTaskRecord(o.Out, task.Index); rec != nil && rec.Complete && task.Input == 0 {
-					// A Parquet input's other row groups may be complete;
-					// the failed one may not.
-					if tc.data != nil {
-						t.Fatalf("task %d recorded complete after a read error", task.Index)
-					}
-				}
-			}
-			if _, err := os.Stat(filepath.Join(o.Out, "manifest.json")); err == nil {
-				t.Fatal("a manifest was written after a read error")
-			}
-			// The retry: what is left of the fault may fire again.
-			o.Resume = true
-			for range 3 {
-				if _, err = Build(context.Background(), o); err == nil {
-					break
-				}
-			}
-			if err != nil {
-				if tc.limit > 1 {
-					return // a disk that keeps failing keeps failing
-				}
-				t.Fatal(err)
-			}
-			if tc.limit > 1 {
-				t.Fatal("a read error that never goes away was not reported")
-			}
-			sameBytes(t, dirBytes(t, ref.Out), dirBytes(t, o.Out), "build retried after a read error")
+			readErrorThenRetry(t, ref, tc)
 		})
 	}
+}
+
+// An ioErrorCase fails the reads of file at byte at, limit times (only at
+// that byte, with onlyAt).
+type ioErrorCase struct {
+	name, file string
+	data       []byte
+	at         int64
+	limit      int
+	onlyAt     bool
+}
+
+// readErrorThenRetry builds ref's input again with tc's read errors: the
+// build must stop with an error naming the file, record nothing complete
+// and write no manifest; retried with --resume, it must give ref's bytes
+// (unless the disk keeps failing).
+func readErrorThenRetry(t *testing.T, ref BuildOptions, tc ioErrorCase) {
+	o := ref
+	o.Out = t.TempDir()
+	var fails *int
+	o.open, fails = faulty(tc.file, tc.at, tc.limit, tc.onlyAt)
+	_, err := Build(context.Background(), o)
+	if err == nil || !errors.Is(err, syscall.EIO) || !strings.Contains(err.Error(), tc.file) {
+		t.Fatalf("a read error gave %v, want an error naming %s", err, tc.file)
+	}
+	if *fails == 0 {
+		t.Fatal("the fault never fired")
+	}
+	plan, perr := ReadPlan(o.Out)
+	if perr != nil {
+		t.Fatal(perr)
+	}
+	for _, task := range plan.Tasks {
+		if rec, _ := ReadTaskRecord(o.Out, task.Index); rec != nil && rec.Complete && task.Input == 0 {
+			// A Parquet input's other row groups may be complete;
+			// the failed one may not.
+			if tc.data != nil {
+				t.Fatalf("task %d recorded complete after a read error", task.Index)
+			}
+		}
+	}
+	if _, err := os.Stat(filepath.Join(o.Out, "manifest.json")); err == nil {
+		t.Fatal("a manifest was written after a read error")
+	}
+	// The retry: what is left of the fault may fire again.
+	o.Resume = true
+	for range 3 {
+		if _, err = Build(context.Background(), o); err == nil {
+			break
+		}
+	}
+	if err != nil {
+		if tc.limit > 1 {
+			return // a disk that keeps failing keeps failing
+		}
+		t.Fatal(err)
+	}
+	if tc.limit > 1 {
+		t.Fatal("a read error that never goes away was not reported")
+	}
+	sameBytes(t, dirBytes(t, ref.Out), dirBytes(t, o.Out), "build retried after a read error")
 }
 
 func mustRead(t *testing.T, p string) []byte {
@@ -209,12 +221,7 @@ func TestParquetDamage(t *testing.T) {
 	}
 	bad := writeFile(t, src, "damaged.parquet", data)
 	o := options(t, "gpt2", t.TempDir(), bad)
-	var warnings []string
-	o.Warn = func(m string) { warnings = append(warnings, m) }
-	res, err := Build(context.Background(), o)
-	if err != nil {
-		t.Fatal(err)
-	}
+	res, warnings := buildWarned(t, o)
 	d := res.Stats.Doc
 	if d.Records != 900 {
 		t.Errorf("%d records; every row of the file is counted (900)", d.Records)

@@ -25,16 +25,10 @@ func mapOrdered[In, Out any](ctx context.Context, workers int, next func(context
 	if workers < 1 {
 		workers = 1
 	}
-	type job struct {
-		in   In
-		out  Out
-		err  error
-		done chan struct{}
-	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	work := make(chan *job, workers)
-	results := make(chan *job, 2*workers)
+	work := make(chan *orderedJob[In, Out], workers)
+	results := make(chan *orderedJob[In, Out], 2*workers)
 
 	var wg sync.WaitGroup
 	for range workers {
@@ -42,56 +36,81 @@ func mapOrdered[In, Out any](ctx context.Context, workers int, next func(context
 		go func() {
 			defer wg.Done()
 			for j := range work {
-				func() {
-					defer func() {
-						if r := recover(); r != nil {
-							// An internal error: no stack trace for the
-							// user unless GLMKIT_DEBUG asks for one.
-							j.err = fmt.Errorf("pipeline: internal error: panic in worker: %v", r)
-							if os.Getenv("GLMKIT_DEBUG") != "" {
-								j.err = fmt.Errorf("%w\n%s", j.err, debug.Stack())
-							}
-						}
-						close(j.done)
-					}()
-					j.out, j.err = f(j.in)
-				}()
+				j.run(f)
 			}
 		}()
 	}
-
-	// The dispatcher: reads the input and queues jobs, in order.
 	var nextErr error
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		defer close(results)
-		defer close(work)
-		for {
-			in, ok, err := next(ctx)
-			if err != nil {
-				nextErr = err
-				return
-			}
-			if !ok {
-				return
-			}
-			j := &job{in: in, done: make(chan struct{})}
-			select {
-			case results <- j:
-			case <-ctx.Done():
-				return
-			}
-			select {
-			case work <- j:
-			case <-ctx.Done():
-				close(j.done) // never run; the collector stops at ctx anyway
-				return
+		nextErr = dispatch(ctx, next, work, results)
+	}()
+	err := collect(ctx, cancel, results, emit) // on the caller's goroutine
+	wg.Wait()
+	if err == nil {
+		err = nextErr
+	}
+	if err == nil {
+		err = ctx.Err()
+	}
+	return err
+}
+
+// An orderedJob is one item of mapOrdered: its input, f's result, and done,
+// closed once f ran (or never will).
+type orderedJob[In, Out any] struct {
+	in   In
+	out  Out
+	err  error
+	done chan struct{}
+}
+
+// run applies f to the job's input; a panic in f becomes the job's error.
+func (j *orderedJob[In, Out]) run(f func(In) (Out, error)) {
+	defer func() {
+		if r := recover(); r != nil {
+			// An internal error: no stack trace for the user unless
+			// GLMKIT_DEBUG asks for one.
+			j.err = fmt.Errorf("pipeline: internal error: panic in worker: %v", r)
+			if os.Getenv("GLMKIT_DEBUG") != "" {
+				j.err = fmt.Errorf("%w\n%s", j.err, debug.Stack())
 			}
 		}
+		close(j.done)
 	}()
+	j.out, j.err = f(j.in)
+}
 
-	// The collector: the caller's goroutine.
+// dispatch reads the input and queues its jobs, in order, on results (for
+// the collector) and on work (for the workers), until the input ends, next
+// fails or ctx is done; it returns next's error.
+func dispatch[In, Out any](ctx context.Context, next func(context.Context) (In, bool, error), work, results chan<- *orderedJob[In, Out]) error {
+	defer close(results)
+	defer close(work)
+	for {
+		in, ok, err := next(ctx)
+		if err != nil || !ok {
+			return err
+		}
+		j := &orderedJob[In, Out]{in: in, done: make(chan struct{})}
+		select {
+		case results <- j:
+		case <-ctx.Done():
+			return nil
+		}
+		select {
+		case work <- j:
+		case <-ctx.Done():
+			close(j.done) // never run; the collector stops at ctx anyway
+			return nil
+		}
+	}
+}
+
+// collect waits for each job in turn and emits its result; after the first
+// error (a job's, emit's or ctx's) it cancels the stage and drains the rest.
+func collect[In, Out any](ctx context.Context, cancel func(), results <-chan *orderedJob[In, Out], emit func(Out) error) error {
 	var err error
 	for j := range results {
 		<-j.done
@@ -106,13 +125,6 @@ func mapOrdered[In, Out any](ctx context.Context, workers int, next func(context
 		if err != nil {
 			cancel()
 		}
-	}
-	wg.Wait()
-	if err == nil {
-		err = nextErr
-	}
-	if err == nil {
-		err = ctx.Err()
 	}
 	return err
 }

@@ -10,10 +10,21 @@ type ResumePoint struct {
 	Sample int64 `json:"sample"` // index of the next sample within the task
 }
 
+// Key is the key of item index (a sample, or a record) of task task:
+// task<<40 | index. A sample's key is its masking key, and a row's doc_id
+// is the key of its first document's record, so keys are unique across a
+// build of up to 2^24 tasks of up to 2^40 items each.
+func Key(task, index uint64) uint64 { return task<<keyBits | index }
+
+// SplitKey is the inverse of Key.
+func SplitKey(key uint64) (task, index uint64) { return key >> keyBits, key & (1<<keyBits - 1) }
+
+const keyBits = 40
+
 // packed is one sample the packer made.
 type packed struct {
-	key    uint64 // task<<40 | sample index: the masking key
-	docID  uint64 // task<<40 | record index of its first document
+	key    uint64 // Key(task, sample index): the masking key
+	docID  uint64 // Key(task, record index of its first document)
 	start  int    // tokens in the batch arena
 	end    int
 	next   ResumePoint // where the sample after this one starts
@@ -107,7 +118,7 @@ func (p *packer) add(rec *record, ids []int32) error {
 
 func (p *packer) start(rec *record) {
 	if len(p.cur) == 0 {
-		p.curDoc = p.task<<40 | uint64(rec.index)
+		p.curDoc = Key(p.task, uint64(rec.index))
 	}
 	p.counts.Pieces++
 }
@@ -134,7 +145,7 @@ func (p *packer) emitAt(next ResumePoint) error {
 	}
 	p.counts.Samples++
 	next.Sample = p.sample + 1
-	s := packed{key: p.task<<40 | uint64(p.sample), docID: p.curDoc, next: next, counts: p.counts}
+	s := packed{key: Key(p.task, uint64(p.sample)), docID: p.curDoc, next: next, counts: p.counts}
 	p.sample++
 	err := p.flush(s, p.cur)
 	p.cur = p.cur[:0]

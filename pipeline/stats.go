@@ -2,8 +2,9 @@ package pipeline
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
-	"slices"
+	"strconv"
 
 	"github.com/glmkit/glmkit/masking"
 )
@@ -34,8 +35,9 @@ var reasonNames = [numReasons]string{"ok", "blank", "bad_json", "missing_field",
 
 func (r Reason) String() string { return reasonNames[r] }
 
-// skip reports whether a record with this reason is left out.
-func (r Reason) skip() bool { return r != OK && r < InvalidUTF8 }
+// skip reports whether a record with this reason is left out for bad
+// input (a blank record is left out too, but is not bad input).
+func (r Reason) skip() bool { return r >= BadJSON && r < InvalidUTF8 }
 
 // DocStats counts what the reading and packing of one task saw. It is a
 // plain value: the packer snapshots it at every sample boundary, so a
@@ -126,40 +128,12 @@ type Damage struct {
 // maxDamageNotes bounds the damage notes a task record may hold.
 const maxDamageNotes = 16
 
-// Add adds o to s.
+// Add adds o to s: every counter (see fields), the span length
+// histograms, and o's damage notes after s's.
 func (s *Stats) Add(o Stats) {
-	d, od := &s.Doc, o.Doc
-	d.Records += od.Records
-	d.Documents += od.Documents
-	d.Bytes += od.Bytes
-	d.SourceTokens += od.SourceTokens
-	d.Pieces += od.Pieces
-	d.Samples += od.Samples
-	d.TruncatedIn += od.TruncatedIn
-	for i := range d.Reasons {
-		d.Reasons[i] += od.Reasons[i]
-	}
-	r, or := &s.Row, o.Row
-	r.Rows += or.Rows
-	r.RowTokens += or.RowTokens
-	r.LossTokens += or.LossTokens
-	r.Shortfall += or.Shortfall
-	r.ShortTok += or.ShortTok
-	r.Rebalanced += or.Rebalanced
-	r.Fallback += or.Fallback
-	for i := range r.Objectives {
-		a, b := &r.Objectives[i], or.Objectives[i]
-		a.Rows += b.Rows
-		a.SourceTokens += b.SourceTokens
-		a.Masked += b.Masked
-		a.Spans += b.Spans
-	}
-	s.Damage = append(s.Damage, o.Damage...)
-	if len(or.SpanLen) > len(r.SpanLen) {
-		r.SpanLen = append(r.SpanLen, make([]int64, len(or.SpanLen)-len(r.SpanLen))...)
-	}
-	for i, n := range or.SpanLen {
-		r.SpanLen[i] += n
+	sf, of := s.fields(), o.fields()
+	for i, f := range sf {
+		f.v.add(of[i].v)
 	}
 }
 
@@ -167,104 +141,294 @@ func (s *Stats) Add(o Stats) {
 // not included).
 func (s *Stats) Skipped() int64 {
 	var n int64
-	for r := BadJSON; r < InvalidUTF8; r++ {
-		n += s.Doc.Reasons[r]
+	for r, c := range s.Doc.Reasons {
+		if Reason(r).skip() {
+			n += c
+		}
 	}
 	return n
 }
 
-// statsJSON is the stable JSON form of Stats (map keys are sorted by
-// encoding/json, so it is deterministic).
-type statsJSON struct {
-	Records    int64                     `json:"records"`
-	Documents  int64                     `json:"documents"`
-	Blank      int64                     `json:"blank_records"`
-	Skipped    map[string]int64          `json:"skipped"`
-	Repaired   map[string]int64          `json:"repaired"`
-	Truncated  int64                     `json:"truncated_inputs"`
-	Bytes      int64                     `json:"text_bytes"`
-	TextTokens int64                     `json:"text_tokens"`             // the documents' tokens, without [CLS] and eos
-	OldText    int64                     `json:"source_tokens,omitempty"` // what builds before text_tokens called it (read only)
-	Pieces     int64                     `json:"document_pieces"`
-	Samples    int64                     `json:"samples"`
-	Rows       int64                     `json:"rows"`
-	RowTokens  int64                     `json:"row_tokens"`
-	LossTokens int64                     `json:"loss_tokens"`
-	Objectives map[string]ObjectiveStats `json:"objectives"`
-	MaskedFrac map[string]float64        `json:"masked_fraction"`
-	Shortfall  int64                     `json:"token_rows_short_of_target"`
-	ShortTok   int64                     `json:"token_shortfall_tokens"`
-	Rebalanced int64                     `json:"token_rows_rebalanced"`
-	Fallback   int64                     `json:"sentence_rows_fallback_to_token"`
-	SpanLen    []int64                   `json:"token_span_length_histogram"`
-	Damage     []Damage                  `json:"damaged,omitempty"`
-	HeldOut    int64                     `json:"held_out,omitempty"` // records of the other split
+// fields is the JSON form of s, key by key in its order: every counter of
+// Stats appears here once, so that Add, MarshalJSON and UnmarshalJSON,
+// which all go through this list, cover the same fields
+// (TestStatsAddCoversEveryField checks that they are all of them).
+func (s *Stats) fields() []statsField {
+	d, r := &s.Doc, &s.Row
+	return []statsField{
+		{"records", count{&d.Records}},
+		{"documents", count{&d.Documents}},
+		{"blank_records", count{&d.Reasons[Blank]}},
+		{"skipped", reasons{&d.Reasons, BadJSON, InvalidUTF8}},
+		{"repaired", reasons{&d.Reasons, InvalidUTF8, HeldOut}},
+		{"truncated_inputs", count{&d.TruncatedIn}},
+		{"text_bytes", count{&d.Bytes}},
+		{"text_tokens", count{&d.SourceTokens}}, // the documents' tokens, without [CLS] and eos
+		{"source_tokens", formerName{&d.SourceTokens}},
+		{"document_pieces", count{&d.Pieces}},
+		{"samples", count{&d.Samples}},
+		{"rows", count{&r.Rows}},
+		{"row_tokens", count{&r.RowTokens}},
+		{"loss_tokens", count{&r.LossTokens}},
+		{"objectives", objectives{&r.Objectives}},
+		{"masked_fraction", maskedFraction{&r.Objectives}},
+		{"token_rows_short_of_target", count{&r.Shortfall}},
+		{"token_shortfall_tokens", count{&r.ShortTok}},
+		{"token_rows_rebalanced", count{&r.Rebalanced}},
+		{"sentence_rows_fallback_to_token", count{&r.Fallback}},
+		{"token_span_length_histogram", histogram{&r.SpanLen}},
+		{"damaged", damage{&s.Damage}},
+		{"held_out", omitZero{count{&d.Reasons[HeldOut]}}}, // records of the other split
+	}
 }
 
-// MarshalJSON writes the stats with named reasons and objectives.
-func (s Stats) MarshalJSON() ([]byte, error) {
-	j := statsJSON{
-		Records: s.Doc.Records, Documents: s.Doc.Documents, Blank: s.Doc.Reasons[Blank],
-		Skipped: map[string]int64{}, Repaired: map[string]int64{}, Truncated: s.Doc.TruncatedIn,
-		Bytes: s.Doc.Bytes, TextTokens: s.Doc.SourceTokens, Pieces: s.Doc.Pieces, Samples: s.Doc.Samples,
-		Rows: s.Row.Rows, RowTokens: s.Row.RowTokens, LossTokens: s.Row.LossTokens,
-		Objectives: map[string]ObjectiveStats{}, MaskedFrac: map[string]float64{},
-		Shortfall: s.Row.Shortfall, ShortTok: s.Row.ShortTok, Rebalanced: s.Row.Rebalanced, Fallback: s.Row.Fallback,
-		SpanLen: s.Row.SpanLen, Damage: s.Damage,
-	}
-	if j.SpanLen == nil {
-		j.SpanLen = []int64{}
-	}
-	for r := BadJSON; r < HeldOut; r++ {
-		if r < InvalidUTF8 {
-			j.Skipped[r.String()] = s.Doc.Reasons[r]
-		} else {
-			j.Repaired[r.String()] = s.Doc.Reasons[r]
-		}
-	}
-	j.HeldOut = s.Doc.Reasons[HeldOut]
-	for o, st := range s.Row.Objectives {
-		name := masking.Objective(o).String()
-		j.Objectives[name] = st
-		if st.SourceTokens > 0 {
-			j.MaskedFrac[name] = float64(st.Masked) / float64(st.SourceTokens)
-		}
-	}
-	return json.Marshal(j)
+// A statsField is one key of the JSON form of Stats and the value it
+// names.
+type statsField struct {
+	key string
+	v   statsValue
 }
 
-// UnmarshalJSON reads what MarshalJSON wrote.
-func (s *Stats) UnmarshalJSON(b []byte) error {
-	var j statsJSON
-	if err := json.Unmarshal(b, &j); err != nil {
+// A statsValue is one or more fields of a Stats: it adds the same value of
+// another Stats to itself, writes itself as JSON, reads itself back, and
+// checks what it read.
+type statsValue interface {
+	add(o statsValue)
+	json() (v any, write bool)
+	set(raw json.RawMessage) error
+	check() error
+}
+
+var errNegative = errors.New("a negative count")
+
+func nonNegative(ns ...int64) error {
+	for _, n := range ns {
+		if n < 0 {
+			return errNegative
+		}
+	}
+	return nil
+}
+
+// count is one counter.
+type count struct{ n *int64 }
+
+func (c count) add(o statsValue)              { *c.n += *o.(count).n }
+func (c count) json() (any, bool)             { return *c.n, true }
+func (c count) set(raw json.RawMessage) error { return json.Unmarshal(raw, c.n) }
+func (c count) check() error                  { return nonNegative(*c.n) }
+
+// omitZero is a counter whose key is left out while it is zero.
+type omitZero struct{ count }
+
+func (c omitZero) add(o statsValue)  { c.count.add(o.(omitZero).count) }
+func (c omitZero) json() (any, bool) { return *c.n, *c.n != 0 }
+
+// formerName is what builds before text_tokens called it: read (the larger
+// of the two wins), never written; text_tokens's count adds and checks it.
+type formerName struct{ n *int64 }
+
+func (formerName) add(statsValue)    {}
+func (formerName) json() (any, bool) { return nil, false }
+func (formerName) check() error      { return nil }
+
+func (c formerName) set(raw json.RawMessage) error {
+	var n int64
+	if err := json.Unmarshal(raw, &n); err != nil {
 		return err
 	}
-	*s = Stats{}
-	d := &s.Doc
-	d.Records, d.Documents, d.TruncatedIn = j.Records, j.Documents, j.Truncated
-	d.Bytes, d.SourceTokens, d.Pieces, d.Samples = j.Bytes, max(j.TextTokens, j.OldText), j.Pieces, j.Samples
-	d.Reasons[Blank] = j.Blank
-	for r := BadJSON; r < HeldOut; r++ {
-		m := j.Skipped
-		if r >= InvalidUTF8 {
-			m = j.Repaired
+	*c.n = max(*c.n, n)
+	return nil
+}
+
+// reasons are the counts of the reasons [lo, hi), by name.
+type reasons struct {
+	n      *[numReasons]int64
+	lo, hi Reason
+}
+
+func (c reasons) add(o statsValue) {
+	for r := c.lo; r < c.hi; r++ {
+		c.n[r] += o.(reasons).n[r]
+	}
+}
+
+func (c reasons) check() error { return nonNegative(c.n[c.lo:c.hi]...) }
+
+func (c reasons) json() (any, bool) {
+	m := map[string]int64{}
+	for r := c.lo; r < c.hi; r++ {
+		m[r.String()] = c.n[r]
+	}
+	return m, true
+}
+
+func (c reasons) set(raw json.RawMessage) error {
+	var m map[string]int64
+	if err := json.Unmarshal(raw, &m); err != nil {
+		return err
+	}
+	for r := c.lo; r < c.hi; r++ {
+		c.n[r] = m[r.String()]
+	}
+	return nil
+}
+
+// objectives are the per-objective totals, by objective name.
+type objectives struct {
+	o *[masking.NumObjectives]ObjectiveStats
+}
+
+func (c objectives) add(o statsValue) {
+	for i, b := range o.(objectives).o {
+		a := &c.o[i]
+		a.Rows += b.Rows
+		a.SourceTokens += b.SourceTokens
+		a.Masked += b.Masked
+		a.Spans += b.Spans
+	}
+}
+
+func (c objectives) check() error {
+	for _, o := range c.o {
+		if err := nonNegative(o.Rows, o.SourceTokens, o.Masked, o.Spans); err != nil {
+			return err
 		}
-		d.Reasons[r] = m[r.String()]
 	}
-	d.Reasons[HeldOut] = j.HeldOut
-	r := &s.Row
-	r.Rows, r.RowTokens, r.LossTokens = j.Rows, j.RowTokens, j.LossTokens
-	r.Shortfall, r.ShortTok, r.Rebalanced, r.Fallback = j.Shortfall, j.ShortTok, j.Rebalanced, j.Fallback
-	if len(j.SpanLen) > 0 {
-		r.SpanLen = slices.Clone(j.SpanLen)
+	return nil
+}
+
+func (c objectives) json() (any, bool) {
+	m := map[string]ObjectiveStats{}
+	for o, st := range c.o {
+		m[masking.Objective(o).String()] = st
 	}
-	s.Damage = slices.Clone(j.Damage)
-	for name, st := range j.Objectives {
+	return m, true
+}
+
+func (c objectives) set(raw json.RawMessage) error {
+	var m map[string]ObjectiveStats
+	if err := json.Unmarshal(raw, &m); err != nil {
+		return err
+	}
+	for name, st := range m {
 		o, err := masking.ParseObjective(name)
 		if err != nil {
 			return fmt.Errorf("stats: %w", err)
 		}
-		r.Objectives[o] = st
+		c.o[o] = st
+	}
+	return nil
+}
+
+// maskedFraction is derived from the objectives: written, not read.
+type maskedFraction struct {
+	o *[masking.NumObjectives]ObjectiveStats
+}
+
+func (maskedFraction) add(statsValue)            {}
+func (maskedFraction) set(json.RawMessage) error { return nil }
+func (maskedFraction) check() error              { return nil }
+
+func (m maskedFraction) json() (any, bool) {
+	f := map[string]float64{}
+	for o, st := range m.o {
+		if st.SourceTokens > 0 {
+			f[masking.Objective(o).String()] = float64(st.Masked) / float64(st.SourceTokens)
+		}
+	}
+	return f, true
+}
+
+// histogram is the token span length histogram.
+type histogram struct{ s *[]int64 }
+
+func (h histogram) add(o statsValue) {
+	more := *o.(histogram).s
+	if len(more) > len(*h.s) {
+		*h.s = append(*h.s, make([]int64, len(more)-len(*h.s))...)
+	}
+	for i, n := range more {
+		(*h.s)[i] += n
+	}
+}
+
+func (h histogram) check() error {
+	if len(*h.s) > 1<<16 {
+		return fmt.Errorf("%d entries", len(*h.s))
+	}
+	return nonNegative(*h.s...)
+}
+
+func (h histogram) json() (any, bool) {
+	if *h.s == nil {
+		return []int64{}, true
+	}
+	return *h.s, true
+}
+
+func (h histogram) set(raw json.RawMessage) error {
+	var s []int64
+	if err := json.Unmarshal(raw, &s); err != nil {
+		return err
+	}
+	if *h.s = nil; len(s) > 0 {
+		*h.s = s
+	}
+	return nil
+}
+
+// damage are the damage notes, in order; the key is left out when there
+// are none.
+type damage struct{ s *[]Damage }
+
+func (d damage) add(o statsValue)              { *d.s = append(*d.s, *o.(damage).s...) }
+func (d damage) json() (any, bool)             { return *d.s, len(*d.s) > 0 }
+func (d damage) set(raw json.RawMessage) error { return json.Unmarshal(raw, d.s) }
+
+func (d damage) check() error {
+	if len(*d.s) > maxDamageNotes {
+		return fmt.Errorf("%d damage notes", len(*d.s))
+	}
+	return nil
+}
+
+// MarshalJSON writes the stats with named reasons and objectives, as one
+// object whose keys are those of fields, in its order.
+func (s Stats) MarshalJSON() ([]byte, error) {
+	b := []byte{'{'}
+	for _, f := range s.fields() {
+		v, ok := f.v.json()
+		if !ok {
+			continue
+		}
+		jv, err := json.Marshal(v)
+		if err != nil {
+			return nil, err
+		}
+		if len(b) > 1 {
+			b = append(b, ',')
+		}
+		b = append(strconv.AppendQuote(b, f.key), ':')
+		b = append(b, jv...)
+	}
+	return append(b, '}'), nil
+}
+
+// UnmarshalJSON reads what MarshalJSON wrote; a key it does not write is
+// ignored, and a key it writes that is missing leaves its fields zero.
+func (s *Stats) UnmarshalJSON(b []byte) error {
+	var m map[string]json.RawMessage
+	if err := json.Unmarshal(b, &m); err != nil {
+		return err
+	}
+	*s = Stats{}
+	for _, f := range s.fields() {
+		if raw, ok := m[f.key]; ok {
+			if err := f.v.set(raw); err != nil {
+				return err
+			}
+		}
 	}
 	return nil
 }

@@ -455,57 +455,100 @@ func (fr *frameReader) zeroTail() bool {
 // structure gives its end without decoding), then decodes it to nowhere,
 // which checks its blocks and content checksum.
 func (fr *frameReader) zstdFrame(start int64) (frame, bool, error) {
-	what := fmt.Sprintf("zstd frame at byte %d", start)
-	read := func(n int) ([]byte, error) {
-		b, err := fr.br.Peek(n)
-		if err != nil {
-			if ie := asIOError(err); ie != nil {
-				return nil, ie
-			}
-			return nil, &damageError{start, what + " is cut short (the file is truncated)"}
-		}
-		fr.br.Discard(n)
-		return b, nil
-	}
-	skipN := func(n int64) error {
-		for n > 0 {
-			k := int(min(n, 1<<20))
-			d, err := fr.br.Discard(k)
-			n -= int64(d)
-			if err != nil {
-				if ie := asIOError(err); ie != nil {
-					return ie
-				}
-				return &damageError{start, what + " is cut short (the file is truncated)"}
-			}
-		}
-		return nil
-	}
-	b, err := read(4)
+	w := &zstdWalk{fr: fr, start: start, what: fmt.Sprintf("zstd frame at byte %d", start)}
+	b, err := w.read(4)
 	if err != nil {
 		return frame{}, false, err
 	}
 	magic := binary.LittleEndian.Uint32(b)
 	if magic&0xFFFFFFF0 == 0x184D2A50 { // a skippable frame
-		b, err := read(4)
+		b, err := w.read(4)
 		if err != nil {
 			return frame{}, false, err
 		}
-		return frame{}, true, skipN(int64(binary.LittleEndian.Uint32(b)))
+		return frame{}, true, w.skip(int64(binary.LittleEndian.Uint32(b)))
 	}
 	if magic != 0xFD2FB528 {
 		return frame{}, false, &damageError{start, fmt.Sprintf("no zstd frame at byte %d (trailing data, or the file is damaged)", start)}
 	}
-	b, err = read(1)
+	checksum, err := w.header()
 	if err != nil {
 		return frame{}, false, err
+	}
+	if err := w.blocks(); err != nil {
+		return frame{}, false, err
+	}
+	if checksum {
+		if _, err := w.read(4); err != nil {
+			return frame{}, false, err
+		}
+	}
+	f := frame{off: start, end: fr.pos()}
+	// Decode it to nowhere: blocks and checksum are checked.
+	if err := fr.zd.Reset(io.NewSectionReader(fr.at, f.off, f.end-f.off)); err != nil {
+		return frame{}, false, fr.classify(start, w.what, err)
+	}
+	n, err := io.Copy(io.Discard, fr.zd)
+	if err != nil {
+		return frame{}, false, fr.classify(start, w.what, err)
+	}
+	f.size = n
+	return f, false, nil
+}
+
+// zstdWalk walks the structure of one zstd frame of a frameReader's input.
+type zstdWalk struct {
+	fr    *frameReader
+	start int64  // the frame's offset
+	what  string // "zstd frame at byte N", for errors
+}
+
+// read consumes the next n bytes and returns them (valid until the next
+// read).
+func (w *zstdWalk) read(n int) ([]byte, error) {
+	b, err := w.fr.br.Peek(n)
+	if err != nil {
+		return nil, w.cut(err)
+	}
+	w.fr.br.Discard(n)
+	return b, nil
+}
+
+// skip consumes the next n bytes.
+func (w *zstdWalk) skip(n int64) error {
+	for n > 0 {
+		d, err := w.fr.br.Discard(int(min(n, 1<<20)))
+		n -= int64(d)
+		if err != nil {
+			return w.cut(err)
+		}
+	}
+	return nil
+}
+
+// cut is the error of a read that failed: the read error itself, or the
+// damage of a frame that the file's end cut short.
+func (w *zstdWalk) cut(err error) error {
+	if ie := asIOError(err); ie != nil {
+		return ie
+	}
+	return &damageError{w.start, w.what + " is cut short (the file is truncated)"}
+}
+
+// header reads the frame header after the magic number and reports
+// whether the frame ends with a content checksum. A frame that needs a
+// dictionary or a window over maxZstdWindow is refused.
+func (w *zstdWalk) header() (checksum bool, err error) {
+	b, err := w.read(1)
+	if err != nil {
+		return false, err
 	}
 	fhd := b[0]
 	single := fhd&0x20 != 0
 	if fhd&0x08 != 0 {
-		return frame{}, false, &damageError{start, what + " is corrupt: reserved header bit set"}
+		return false, &damageError{w.start, w.what + " is corrupt: reserved header bit set"}
 	}
-	checksum := fhd&0x04 != 0
+	checksum = fhd&0x04 != 0
 	dictBytes := [4]int{0, 1, 2, 4}[fhd&3]
 	fcsBytes := [4]int{0, 2, 4, 8}[fhd>>6]
 	if fhd>>6 == 0 && single {
@@ -513,52 +556,56 @@ func (fr *frameReader) zstdFrame(start int64) (frame, bool, error) {
 	}
 	window := uint64(0)
 	if !single {
-		b, err = read(1)
-		if err != nil {
-			return frame{}, false, err
+		if b, err = w.read(1); err != nil {
+			return false, err
 		}
 		exp := uint64(b[0]>>3) + 10
 		base := uint64(1) << exp
 		window = base + base/8*uint64(b[0]&7)
 	}
 	if dictBytes > 0 {
-		b, err = read(dictBytes)
-		if err != nil {
-			return frame{}, false, err
+		if b, err = w.read(dictBytes); err != nil {
+			return false, err
 		}
-		var id uint32
-		for i := dictBytes - 1; i >= 0; i-- {
-			id = id<<8 | uint32(b[i])
-		}
-		if id != 0 {
-			return frame{}, false, &unsupportedError{fr.path, fmt.Sprintf("%s needs zstd dictionary %d, which glmkit does not have (decompress it with the dictionary first)", what, id)}
+		if id := littleEndian(b); id != 0 {
+			return false, &unsupportedError{w.fr.path, fmt.Sprintf("%s needs zstd dictionary %d, which glmkit does not have (decompress it with the dictionary first)", w.what, id)}
 		}
 	}
 	if fcsBytes > 0 {
-		if b, err = read(fcsBytes); err != nil {
-			return frame{}, false, err
+		if b, err = w.read(fcsBytes); err != nil {
+			return false, err
 		}
 		if single {
-			var fcs uint64
-			for i := fcsBytes - 1; i >= 0; i-- {
-				fcs = fcs<<8 | uint64(b[i])
-			}
+			window = littleEndian(b)
 			if fcsBytes == 2 {
-				fcs += 256
+				window += 256
 			}
-			window = fcs
 		}
 	}
 	if window > maxZstdWindow {
-		return frame{}, false, &unsupportedError{fr.path, fmt.Sprintf("%s needs a %d MiB window; glmkit decodes windows up to %d MiB (recompress it without --long, or decompress it first)", what, window>>20, maxZstdWindow>>20)}
+		return false, &unsupportedError{w.fr.path, fmt.Sprintf("%s needs a %d MiB window; glmkit decodes windows up to %d MiB (recompress it without --long, or decompress it first)", w.what, window>>20, maxZstdWindow>>20)}
 	}
+	return checksum, nil
+}
+
+// littleEndian is the unsigned little-endian number of up to 8 bytes.
+func littleEndian(b []byte) uint64 {
+	var x uint64
+	for i := len(b) - 1; i >= 0; i-- {
+		x = x<<8 | uint64(b[i])
+	}
+	return x
+}
+
+// blocks walks the frame's blocks, up to and including the last.
+func (w *zstdWalk) blocks() error {
 	for {
-		if err := fr.ctx.Err(); err != nil {
-			return frame{}, false, &ioError{fr.path, err}
+		if err := w.fr.ctx.Err(); err != nil {
+			return &ioError{w.fr.path, err}
 		}
-		b, err = read(3)
+		b, err := w.read(3)
 		if err != nil {
-			return frame{}, false, err
+			return err
 		}
 		h := uint32(b[0]) | uint32(b[1])<<8 | uint32(b[2])<<16
 		last, typ, size := h&1 != 0, (h>>1)&3, int64(h>>3)
@@ -566,34 +613,18 @@ func (fr *frameReader) zstdFrame(start int64) (frame, bool, error) {
 		case 1: // RLE: one byte stands for size bytes
 			size = 1
 		case 3:
-			return frame{}, false, &damageError{start, what + " is corrupt: a reserved block type"}
+			return &damageError{w.start, w.what + " is corrupt: a reserved block type"}
 		}
 		if size > 128<<10 {
-			return frame{}, false, &damageError{start, what + " is corrupt: a block over 128 KiB"}
+			return &damageError{w.start, w.what + " is corrupt: a block over 128 KiB"}
 		}
-		if err := skipN(size); err != nil {
-			return frame{}, false, err
+		if err := w.skip(size); err != nil {
+			return err
 		}
 		if last {
-			break
+			return nil
 		}
 	}
-	if checksum {
-		if _, err := read(4); err != nil {
-			return frame{}, false, err
-		}
-	}
-	f := frame{off: start, end: fr.pos()}
-	// Decode it to nowhere: blocks and checksum are checked.
-	if err := fr.zd.Reset(io.NewSectionReader(fr.at, f.off, f.end-f.off)); err != nil {
-		return frame{}, false, fr.classify(start, what, err)
-	}
-	n, err := io.Copy(io.Discard, fr.zd)
-	if err != nil {
-		return frame{}, false, fr.classify(start, what, err)
-	}
-	f.size = n
-	return f, false, nil
 }
 
 // drain reads the rest of the raw input (after damage or an early stop),

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"runtime/debug"
 	"slices"
 	"sync"
@@ -15,6 +16,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/glmkit/glmkit/internal/atomicfile"
+	"github.com/glmkit/glmkit/internal/testhooks"
 	"github.com/glmkit/glmkit/masking"
 	"github.com/glmkit/glmkit/pipeline/tokenizer"
 	"github.com/glmkit/glmkit/sharding"
@@ -159,7 +161,7 @@ type Env struct {
 	Dir        string          // the build directory
 	Masker     *masking.Masker // built from the plan's Meta.Masking
 	NewEncoder func() Encoder
-	Workers    int
+	Workers    int              // tokenizing and masking goroutines; < 1: GOMAXPROCS
 	Strict     bool             // bad records are fatal, not counted skips
 	Warn       func(msg string) // reports the first few bad records of each kind
 	Progress   func(n int64)    // raw input bytes read
@@ -261,29 +263,18 @@ type maskJob struct {
 // runTask runs one task of plan, resuming after prev's shards when prev is
 // an incomplete record of an earlier run. It writes the task's shards and
 // record into env.Dir and returns the final record.
+//
+// It runs in two stages: the first, on its own goroutine, reads the
+// records, tokenizes them on the workers and packs them into samples in
+// order (tokenize); the second, on this goroutine, masks the samples on the
+// workers and writes them in order (a taskWriter).
 func runTask(ctx context.Context, plan *Plan, env *Env, t Task, prev *TaskRecord) (*TaskRecord, error) {
 	in := plan.Inputs[t.Input]
-	cfg := plan.Config
-	rec := &TaskRecord{Task: t.Index, Shards: []sharding.ShardFile{}}
-	rp := ResumePoint{Record: 0, Line: t.Line, Offset: t.Start}
-	if prev != nil && !prev.Complete && len(prev.Shards) > 0 {
-		if in.Path == Stdin {
-			return nil, errors.New("pipeline: a build from stdin cannot be resumed; run it again")
-		}
-		for _, sf := range prev.Shards {
-			st, err := os.Lstat(filepath.Join(env.Dir, sf.Name))
-			if err != nil || !st.Mode().IsRegular() || st.Size() != sf.Bytes {
-				prev = nil // a shard is missing or damaged: redo the task
-				break
-			}
-		}
-		if prev != nil {
-			rec.Shards = append(rec.Shards, prev.Shards...)
-			rp = prev.Resume
-			rec.Stats = prev.Stats
-		}
+	rec, rp, err := resumeRecord(env.Dir, in, t, prev)
+	if err != nil {
+		return nil, err
 	}
-	r, err := openRecords(ctx, env.open, in, cfg, t, rp, env.Dir, env.Progress, env.Warn)
+	r, err := openRecords(ctx, env.open, in, plan.Config, t, rp, env.Dir, env.Progress, env.Warn)
 	if err != nil {
 		return nil, err
 	}
@@ -291,131 +282,36 @@ func runTask(ctx context.Context, plan *Plan, env *Env, t Task, prev *TaskRecord
 	if t.MaxRecords > 0 {
 		r = &limitRecords{records: r, left: t.MaxRecords - rp.Record}
 	}
-	if cfg.Split != "" {
-		r = newSplitRecords(r, in, cfg)
+	if plan.Config.Split != "" {
+		r = newSplitRecords(r, in, plan.Config)
 	}
-	meta := plan.Meta
-	w, err := sharding.Create(env.Dir, sharding.Options{Meta: meta, Compression: cfg.Compression})
+	tw, err := newTaskWriter(env.Dir, plan, rec)
 	if err != nil {
 		return nil, err
 	}
-	defer w.Close()
-
-	var commitDelay time.Duration // test hook: slows commits so a crash test can kill mid-build
-	if d, err := time.ParseDuration(os.Getenv("GLMKIT_TEST_COMMIT_DELAY")); err == nil {
-		commitDelay = d
-	}
+	defer tw.w.Close()
 
 	tctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	ch := make(chan *maskJob, 2)
-	epochs := meta.MaskEpochs
-	rows := rec.Stats.Row
-	rows.SpanLen = append([]int64(nil), rows.SpanLen...)
-
-	// Stage 1, on its own goroutine: read, tokenize in parallel, pack in order.
 	var err1 error
 	done1 := make(chan struct{})
 	go func() {
 		defer close(done1)
 		defer close(ch)
-		err1 = env.tokenize(tctx, plan, r, in, rp, rec, ch)
-		if err1 != nil {
+		if err1 = env.tokenize(tctx, plan, r, in, rp, rec, ch); err1 != nil {
 			cancel()
 		}
 	}()
-
-	// Stage 2, on this goroutine: mask in parallel, write in order.
-	path := in.Path
-	// commit finishes the shard being filled. Its progress record is written
-	// by the caller: after the last shard, the record is the complete one,
-	// so a crash in between can never leave progress that points nowhere.
-	commitShard := func() error {
-		part := len(rec.Shards)
-		crashPoint("shard-written", t.Index, part)
-		sf, err := w.Commit(shardName(t.Index, part))
-		if err != nil {
-			return err
+	receive := func(ctx context.Context) (*maskJob, bool, error) {
+		select {
+		case j, ok := <-ch:
+			return j, ok, nil
+		case <-ctx.Done():
+			return nil, false, ctx.Err()
 		}
-		crashPoint("shard-committed", t.Index, part)
-		rec.Shards = append(rec.Shards, sf)
-		return nil
 	}
-	commit := func(next ResumePoint, counts DocStats) error {
-		if err := commitShard(); err != nil {
-			return err
-		}
-		rec.Resume = next
-		rec.Stats = Stats{Doc: counts, Row: rows}
-		if err := writeTaskRecord(env.Dir, rec); err != nil {
-			if errors.Is(err, errTaskDone) {
-				return err
-			}
-			return fmt.Errorf("pipeline: writing task record: %w", err)
-		}
-		crashPoint("record-written", t.Index, len(rec.Shards)-1)
-		if commitDelay > 0 {
-			time.Sleep(commitDelay)
-		}
-		return nil
-	}
-	err2 := mapOrdered(tctx, env.Workers,
-		func(ctx context.Context) (*maskJob, bool, error) {
-			select {
-			case j, ok := <-ch:
-				return j, ok, nil
-			case <-ctx.Done():
-				return nil, false, ctx.Err()
-			}
-		},
-		func(j *maskJob) (*maskJob, error) {
-			j.rows = growSamples(j.rows, len(j.samples)*epochs)
-			for i, sp := range j.samples {
-				for e := range epochs {
-					s := &j.rows[i*epochs+e]
-					if err := env.Masker.MaskTo(s, sp.key, uint32(e), j.tokens[sp.start:sp.end]); err != nil {
-						return nil, fmt.Errorf("pipeline: %s: masking sample %d: %w", path, sp.key&(1<<40-1), err)
-					}
-					if err := s.Validate(meta.Special, meta.Masking.TaskMask); err != nil {
-						return nil, fmt.Errorf("pipeline: %s: sample %d: %w", path, sp.key&(1<<40-1), err)
-					}
-				}
-			}
-			return j, nil
-		},
-		func(j *maskJob) error {
-			for i, sp := range j.samples {
-				for e := range epochs {
-					s := &j.rows[i*epochs+e]
-					if err := w.Write(s, sp.docID); err != nil {
-						return err
-					}
-					rows.add(s)
-				}
-				n, b := w.Pending()
-				if (cfg.ShardRows > 0 && n >= cfg.ShardRows) || (cfg.ShardBytes > 0 && b >= cfg.ShardBytes) {
-					if err := commit(sp.next, sp.counts); err != nil {
-						return err
-					}
-				}
-			}
-			if j.final != nil {
-				if n, _ := w.Pending(); n > 0 {
-					if err := commitShard(); err != nil {
-						return err
-					}
-				}
-				rec.Complete = true
-				rec.Resume = ResumePoint{}
-				rec.Stats = Stats{Doc: *j.final, Row: rows, Damage: j.damage}
-				rec.Input = r.stdin()
-				rec.ReadSHA256 = j.readSum
-				if err := writeTaskRecord(env.Dir, rec); err != nil {
-					return fmt.Errorf("pipeline: writing task record: %w", err)
-				}
-			}
-			return nil
-		})
+	err2 := mapOrdered(tctx, env.workers(), receive, env.masker(plan, in.Path), func(j *maskJob) error { return tw.write(j, r) })
 	if err2 != nil {
 		cancel()
 	}
@@ -436,13 +332,162 @@ func runTask(ctx context.Context, plan *Plan, env *Env, t Task, prev *TaskRecord
 	return rec, nil
 }
 
-// crashPoint kills the process with SIGKILL when GLMKIT_TEST_CRASH names
-// this point ("shard-committed:TASK/PART"): the crash tests' way to stop a
-// build exactly between two steps of a commit.
-func crashPoint(point string, task, part int) {
-	if v := os.Getenv("GLMKIT_TEST_CRASH"); v != "" && v == fmt.Sprintf("%s:%d/%d", point, task, part) {
-		killSelf()
+// workers is the number of tokenizing and masking goroutines.
+func (env *Env) workers() int {
+	if env.Workers < 1 {
+		return runtime.GOMAXPROCS(0)
 	}
+	return env.Workers
+}
+
+// resumeRecord starts the record of task t: empty, or when prev is an
+// incomplete record whose shards are all there, prev's shards and counts,
+// with the point where the task continues.
+func resumeRecord(dir string, in Input, t Task, prev *TaskRecord) (*TaskRecord, ResumePoint, error) {
+	rec := &TaskRecord{Task: t.Index, Shards: []sharding.ShardFile{}}
+	rp := ResumePoint{Record: 0, Line: t.Line, Offset: t.Start}
+	if prev == nil || prev.Complete || len(prev.Shards) == 0 {
+		return rec, rp, nil
+	}
+	if in.Path == Stdin {
+		return nil, rp, errors.New("pipeline: a build from stdin cannot be resumed; run it again")
+	}
+	for _, sf := range prev.Shards {
+		st, err := os.Lstat(filepath.Join(dir, sf.Name))
+		if err != nil || !st.Mode().IsRegular() || st.Size() != sf.Bytes {
+			return rec, rp, nil // a shard is missing or damaged: redo the task
+		}
+	}
+	rec.Shards = append(rec.Shards, prev.Shards...)
+	rec.Stats = prev.Stats
+	return rec, prev.Resume, nil
+}
+
+// masker returns stage 2's work on the workers: mask every sample of a job
+// mask_epochs times and validate each row.
+func (env *Env) masker(plan *Plan, path string) func(*maskJob) (*maskJob, error) {
+	meta, epochs := plan.Meta, plan.Meta.MaskEpochs
+	return func(j *maskJob) (*maskJob, error) {
+		j.rows = growSamples(j.rows, len(j.samples)*epochs)
+		for i, sp := range j.samples {
+			for e := range epochs {
+				s := &j.rows[i*epochs+e]
+				if err := env.Masker.MaskTo(s, sp.key, uint32(e), j.tokens[sp.start:sp.end]); err != nil {
+					return nil, fmt.Errorf("pipeline: %s: masking sample %d: %w", path, sampleOf(sp.key), err)
+				}
+				if err := s.Validate(meta.Special, meta.Masking.TaskMask); err != nil {
+					return nil, fmt.Errorf("pipeline: %s: sample %d: %w", path, sampleOf(sp.key), err)
+				}
+			}
+		}
+		return j, nil
+	}
+}
+
+// sampleOf is a sample's index within its task.
+func sampleOf(key uint64) uint64 {
+	_, i := SplitKey(key)
+	return i
+}
+
+// A taskWriter is the end of a task: it writes the masked rows into
+// shards, in order, commits each shard with the task's progress record
+// when it is full, and writes the complete record after the last.
+type taskWriter struct {
+	dir    string
+	cfg    Config
+	epochs int // rows per sample
+	w      *sharding.Writer
+	rec    *TaskRecord
+	rows   RowStats // of every row written, the resumed shards' included
+}
+
+func newTaskWriter(dir string, plan *Plan, rec *TaskRecord) (*taskWriter, error) {
+	w, err := sharding.Create(dir, sharding.Options{Meta: plan.Meta, Compression: plan.Config.Compression})
+	if err != nil {
+		return nil, err
+	}
+	tw := &taskWriter{dir: dir, cfg: plan.Config, epochs: plan.Meta.MaskEpochs, w: w, rec: rec, rows: rec.Stats.Row}
+	tw.rows.SpanLen = append([]int64(nil), tw.rows.SpanLen...)
+	return tw, nil
+}
+
+// write writes a job's rows, committing a shard whenever one is full (at
+// a sample boundary), and finishes the task after its last job.
+func (tw *taskWriter) write(j *maskJob, r records) error {
+	for i, sp := range j.samples {
+		for e := range tw.epochs {
+			s := &j.rows[i*tw.epochs+e]
+			if err := tw.w.Write(s, sp.docID); err != nil {
+				return err
+			}
+			tw.rows.add(s)
+		}
+		n, b := tw.w.Pending()
+		if (tw.cfg.ShardRows > 0 && n >= tw.cfg.ShardRows) || (tw.cfg.ShardBytes > 0 && b >= tw.cfg.ShardBytes) {
+			if err := tw.commit(sp.next, sp.counts); err != nil {
+				return err
+			}
+		}
+	}
+	if j.final != nil {
+		return tw.finish(j, r)
+	}
+	return nil
+}
+
+// commitShard finishes the shard being filled. Its progress record is
+// written by the caller: after the last shard, the record is the complete
+// one, so a crash in between can never leave progress that points nowhere.
+func (tw *taskWriter) commitShard() error {
+	task, part := tw.rec.Task, len(tw.rec.Shards)
+	testhooks.Crash("shard-written", task, part)
+	sf, err := tw.w.Commit(shardName(task, part))
+	if err != nil {
+		return err
+	}
+	testhooks.Crash("shard-committed", task, part)
+	tw.rec.Shards = append(tw.rec.Shards, sf)
+	return nil
+}
+
+// commit commits the shard and the progress record that says the task
+// continues at next, with counts up to there.
+func (tw *taskWriter) commit(next ResumePoint, counts DocStats) error {
+	if err := tw.commitShard(); err != nil {
+		return err
+	}
+	tw.rec.Resume = next
+	tw.rec.Stats = Stats{Doc: counts, Row: tw.rows}
+	if err := writeTaskRecord(tw.dir, tw.rec); err != nil {
+		if errors.Is(err, errTaskDone) {
+			return err
+		}
+		return fmt.Errorf("pipeline: writing task record: %w", err)
+	}
+	testhooks.Crash("record-written", tw.rec.Task, len(tw.rec.Shards)-1)
+	testhooks.CommitDelay()
+	return nil
+}
+
+// finish commits the last shard and writes the complete record, with the
+// task's final counts from its last job.
+func (tw *taskWriter) finish(j *maskJob, r records) error {
+	if n, _ := tw.w.Pending(); n > 0 {
+		if err := tw.commitShard(); err != nil {
+			return err
+		}
+	}
+	rec := tw.rec
+	rec.Complete = true
+	rec.Resume = ResumePoint{}
+	rec.Stats = Stats{Doc: *j.final, Row: tw.rows, Damage: j.damage}
+	rec.Input = r.stdin()
+	rec.ReadSHA256 = j.readSum
+	if err := writeTaskRecord(tw.dir, rec); err != nil {
+		return fmt.Errorf("pipeline: writing task record: %w", err)
+	}
+	return nil
 }
 
 // expectedSum is the sha256 of the raw bytes task t must read: its range's,
@@ -463,136 +508,176 @@ func growSamples(s []masking.Sample, n int) []masking.Sample {
 }
 
 // tokenize is stage 1 of a task: it reads records, tokenizes them on
-// env.Workers goroutines, packs them into samples in order and sends
-// batches of samples on ch, the last one with the task's final counts.
+// the env's workers, packs them into samples in order and sends batches
+// of samples on ch, the last one with the task's final counts.
 func (env *Env) tokenize(ctx context.Context, plan *Plan, r records, in Input, rp ResumePoint, rec *TaskRecord, ch chan<- *maskJob) error {
+	tr := &taskReader{env: env, r: r, path: in.Path, ch: ch, cur: &maskJob{},
+		encoders: make(chan Encoder, env.workers()),
+		jobs:     sync.Pool{New: func() any { return new(tokJob) }}}
+	for range env.workers() {
+		tr.encoders <- env.NewEncoder()
+	}
 	meta := plan.Meta
-	fields := plan.Config.textFields()
-	encoders := make(chan Encoder, env.Workers)
-	for range max(env.Workers, 1) {
-		encoders <- env.NewEncoder()
-	}
-	jobs := sync.Pool{New: func() any { return new(tokJob) }}
-	jsonl := r.format() == "jsonl" || r.format() == "json"
-	strs := r.format() == "json" // a JSON document's records may be strings
-	cur := &maskJob{}
-	send := func() error {
-		select {
-		case ch <- cur:
-			cur = &maskJob{}
-			return nil
-		case <-ctx.Done():
-			return ctx.Err()
-		}
-	}
-	p := &packer{
+	tr.p = &packer{
 		seqLen: meta.SeqLen, cls: meta.Special.CLS, eos: meta.Special.EOS,
 		ends: env.Masker.Config().SentenceEnd, task: uint64(rec.Task),
 		sample: rp.Sample, counts: rec.Stats.Doc, skipTok: rp.Token,
-		flush: func(s packed, tokens []int32) error {
-			s.start = len(cur.tokens)
-			cur.tokens = append(cur.tokens, tokens...)
-			s.end = len(cur.tokens)
-			cur.samples = append(cur.samples, s)
-			if len(cur.samples) >= samplesPerJob {
-				return send()
-			}
-			return nil
-		},
+		flush: func(s packed, tokens []int32) error { return tr.add(ctx, s, tokens) },
 	}
 	defer env.dropBig(0, true) // jobs a stopped stage never emitted
-	err := mapOrdered(ctx, env.Workers,
-		func(context.Context) (*tokJob, bool, error) {
-			j := jobs.Get().(*tokJob)
-			j.text, j.recs = j.text[:0], j.recs[:0]
-			for len(j.text) < jobBytes && len(j.recs) < jobRecords {
-				rc, arena, err := r.next(j.text)
-				j.text = arena
-				if err == errEnd {
-					break
-				}
-				if err != nil {
-					jobs.Put(j)
-					return nil, false, err
-				}
-				j.recs = append(j.recs, rc)
-				if n := rc.end - rc.start; n >= bigRecord {
-					if j.big > 0 {
-						env.dropBig(j.big, false)
-					}
-					j.big += n
-					env.holdBig(j.big)
-				}
-			}
-			if len(j.recs) == 0 {
-				jobs.Put(j)
-				return nil, false, nil
-			}
-			return j, true, nil
-		},
-		func(j *tokJob) (*tokJob, error) {
-			enc := <-encoders
-			defer func() { encoders <- enc }()
-			encodeJob(j, enc, jsonl, strs, fields)
-			return j, nil
-		},
-		func(j *tokJob) error {
-			defer func() {
-				if j.big > 0 {
-					// Left to the GC, not kept for reuse.
-					env.dropBig(j.big, false)
-					j.big = 0
-					return
-				}
-				jobs.Put(j)
-			}()
-			for i := range j.recs {
-				rc := &j.recs[i]
-				if rc.reason != OK && rc.reason != Blank && rc.reason != HeldOut {
-					if err := env.report(in.Path, rc, rc.reason, rc.detail); err != nil {
-						return err
-					}
-				}
-				if rc.repair&repairUTF8Bit != 0 {
-					if err := env.report(in.Path, rc, InvalidUTF8, "invalid UTF-8 replaced by U+FFFD"); err != nil {
-						return err
-					}
-				}
-				if rc.repair&repairNULBit != 0 {
-					if err := env.report(in.Path, rc, NULBytes, "NUL bytes removed"); err != nil {
-						return err
-					}
-				}
-				if err := p.add(rc, j.ids[rc.ids[0]:rc.ids[1]]); err != nil {
-					return err
-				}
-			}
-			return nil
-		})
-	if err != nil {
+	fields := plan.Config.textFields()
+	jsonl := r.format() == "jsonl" || r.format() == "json"
+	strs := r.format() == "json" // a JSON document's records may be strings
+	encode := func(j *tokJob) (*tokJob, error) {
+		enc := <-tr.encoders
+		defer func() { tr.encoders <- enc }()
+		encodeJob(j, enc, jsonl, strs, fields)
+		return j, nil
+	}
+	if err := mapOrdered(ctx, env.workers(), tr.read, encode, tr.pack); err != nil {
 		return err
 	}
-	if err := p.emitAt(ResumePoint{}); err != nil {
-		return err
+	return tr.finish(ctx, plan, rec.Task)
+}
+
+// A taskReader is stage 1 of a task: it reads the records into jobs for
+// the workers to tokenize, and packs what they tokenized, in order, into
+// the samples it sends on ch, a maskJob at a time.
+type taskReader struct {
+	env      *Env
+	r        records
+	path     string // the input's
+	encoders chan Encoder
+	jobs     sync.Pool // of *tokJob
+	p        *packer
+	cur      *maskJob // being filled
+	ch       chan<- *maskJob
+}
+
+// read fills a job with the next records, up to jobBytes or jobRecords.
+func (tr *taskReader) read(context.Context) (*tokJob, bool, error) {
+	j := tr.jobs.Get().(*tokJob)
+	j.text, j.recs = j.text[:0], j.recs[:0]
+	for len(j.text) < jobBytes && len(j.recs) < jobRecords {
+		rc, arena, err := tr.r.next(j.text)
+		j.text = arena
+		if err == errEnd {
+			break
+		}
+		if err != nil {
+			tr.jobs.Put(j)
+			return nil, false, err
+		}
+		j.recs = append(j.recs, rc)
+		if n := rc.end - rc.start; n >= bigRecord {
+			if j.big > 0 {
+				tr.env.dropBig(j.big, false)
+			}
+			j.big += n
+			tr.env.holdBig(j.big)
+		}
 	}
-	if d := r.damage(); d != nil {
-		p.counts.TruncatedIn++
-		cur.damage = []Damage{*d}
-		if err := env.report(in.Path, &record{line: d.Line}, Truncated, fmt.Sprintf("%s; the records before it are kept, nothing after it is read", d.Detail)); err != nil {
+	if len(j.recs) == 0 {
+		tr.jobs.Put(j)
+		return nil, false, nil
+	}
+	return j, true, nil
+}
+
+// pack reports a tokenized job's bad and repaired records and packs its
+// records, in order.
+func (tr *taskReader) pack(j *tokJob) error {
+	defer func() {
+		if j.big > 0 {
+			// Left to the GC, not kept for reuse.
+			tr.env.dropBig(j.big, false)
+			j.big = 0
+			return
+		}
+		tr.jobs.Put(j)
+	}()
+	for i := range j.recs {
+		rc := &j.recs[i]
+		if err := tr.reportRecord(rc); err != nil {
+			return err
+		}
+		if err := tr.p.add(rc, j.ids[rc.ids[0]:rc.ids[1]]); err != nil {
 			return err
 		}
 	}
-	sum, err := r.finish()
+	return nil
+}
+
+// reportRecord reports a record's bad input and repairs (see Env.report).
+func (tr *taskReader) reportRecord(rc *record) error {
+	env := tr.env
+	if rc.reason != OK && rc.reason != Blank && rc.reason != HeldOut {
+		if err := env.report(tr.path, rc, rc.reason, rc.detail); err != nil {
+			return err
+		}
+	}
+	if rc.repair&repairUTF8Bit != 0 {
+		if err := env.report(tr.path, rc, InvalidUTF8, "invalid UTF-8 replaced by U+FFFD"); err != nil {
+			return err
+		}
+	}
+	if rc.repair&repairNULBit != 0 {
+		return env.report(tr.path, rc, NULBytes, "NUL bytes removed")
+	}
+	return nil
+}
+
+// add takes one packed sample into the maskJob being filled, and sends
+// the job when it holds samplesPerJob.
+func (tr *taskReader) add(ctx context.Context, s packed, tokens []int32) error {
+	cur := tr.cur
+	s.start = len(cur.tokens)
+	cur.tokens = append(cur.tokens, tokens...)
+	s.end = len(cur.tokens)
+	cur.samples = append(cur.samples, s)
+	if len(cur.samples) >= samplesPerJob {
+		return tr.send(ctx)
+	}
+	return nil
+}
+
+func (tr *taskReader) send(ctx context.Context) error {
+	select {
+	case tr.ch <- tr.cur:
+		tr.cur = &maskJob{}
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// finish packs the last sample, notes where the input turned out damaged,
+// checks the hash of the bytes read against the plan's, and sends the
+// last job with the task's final counts.
+func (tr *taskReader) finish(ctx context.Context, plan *Plan, task int) error {
+	p := tr.p
+	if err := p.emitAt(ResumePoint{}); err != nil {
+		return err
+	}
+	cur := tr.cur // after the last sample (which may have sent a job)
+	if d := tr.r.damage(); d != nil {
+		p.counts.TruncatedIn++
+		cur.damage = []Damage{*d}
+		if err := tr.env.report(tr.path, &record{line: d.Line}, Truncated, fmt.Sprintf("%s; the records before it are kept, nothing after it is read", d.Detail)); err != nil {
+			return err
+		}
+	}
+	sum, err := tr.r.finish()
 	if err != nil {
 		return err
 	}
-	if want := expectedSum(plan, rec.Task); want != "" && sum != want {
-		return fmt.Errorf("pipeline: %s: the bytes task %d read have sha256 %.16s…, the plan hashed %.16s…: the input changed after it was planned (plan the build again)", in.Path, rec.Task, sum, want)
+	if want := expectedSum(plan, task); want != "" && sum != want {
+		return fmt.Errorf("pipeline: %s: the bytes task %d read have sha256 %.16s…, the plan hashed %.16s…: the input changed after it was planned (plan the build again)", tr.path, task, sum, want)
 	}
 	cur.readSum = sum
 	final := p.counts
 	cur.final = &final
-	return send()
+	return tr.send(ctx)
 }
 
 // encodeJob extracts, repairs and tokenizes every record of j.

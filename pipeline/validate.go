@@ -3,6 +3,7 @@ package pipeline
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strings"
 
@@ -95,8 +96,13 @@ func (p *Plan) check() error {
 	if len(p.Tasks) > maxTasks {
 		return fmt.Errorf("%d tasks; at most %d", len(p.Tasks), maxTasks)
 	}
-	// Tasks come in input order and tile each input: byte ranges from 0 to
-	// the end, or one task per Parquet row group, in order.
+	return p.checkTasks()
+}
+
+// checkTasks checks that the tasks come in input order and tile each
+// input: byte ranges from 0 to the end, or one task per Parquet row group,
+// in order.
+func (p *Plan) checkTasks() error {
 	next := 0      // the input the next task may start
 	cur := -1      // the input of the previous task
 	var end int64  // where the previous task of input cur ends
@@ -146,17 +152,8 @@ func (p *Plan) check() error {
 		if t.Start != end {
 			return fmt.Errorf("task %d: starts at %d; the previous task of input %d ends at %d", i, t.Start, t.Input, end)
 		}
-		if in.Format == "parquet" {
-			if t.End != t.Start+1 || t.Start >= 1<<31 {
-				return fmt.Errorf("task %d: row group range [%d, %d)", i, t.Start, t.End)
-			}
-		} else if t.End != -1 {
-			if t.End <= t.Start || in.Size < 0 || t.End >= in.Size {
-				return fmt.Errorf("task %d: byte range [%d, %d) of an input of %d bytes", i, t.Start, t.End, in.Size)
-			}
-			if in.Compression != "none" || in.Path == Stdin {
-				return fmt.Errorf("task %d: a byte range of a compressed input or of stdin", i)
-			}
+		if err := t.checkRange(in); err != nil {
+			return fmt.Errorf("task %d: %w", i, err)
 		}
 		end, line = t.End, t.Line
 	}
@@ -167,6 +164,28 @@ func (p *Plan) check() error {
 		if p.Inputs[i].Format != "parquet" {
 			return fmt.Errorf("input %d has no task", i)
 		}
+	}
+	return nil
+}
+
+// checkRange checks a task's range of its input: one row group of a
+// Parquet file, or a byte range (or the rest, End -1) of an uncompressed
+// file.
+func (t Task) checkRange(in Input) error {
+	if in.Format == "parquet" {
+		if t.End != t.Start+1 || t.Start >= 1<<31 {
+			return fmt.Errorf("row group range [%d, %d)", t.Start, t.End)
+		}
+		return nil
+	}
+	if t.End == -1 {
+		return nil
+	}
+	if t.End <= t.Start || in.Size < 0 || t.End >= in.Size {
+		return fmt.Errorf("byte range [%d, %d) of an input of %d bytes", t.Start, t.End, in.Size)
+	}
+	if in.Compression != "none" || in.Path == Stdin {
+		return errors.New("a byte range of a compressed input or of stdin")
 	}
 	return nil
 }
@@ -315,47 +334,23 @@ func (r *TaskRecord) check(plan *Plan, task int, complete bool) error {
 	return nil
 }
 
-// check validates counts read back from a record.
+// check validates counts read back from a record: no field of fields
+// negative or too long, the documents and skips within the records, the
+// rows of each objective within the rows.
 func (s *Stats) check() error {
-	d := &s.Doc
-	for _, v := range []int64{d.Records, d.Documents, d.Bytes, d.SourceTokens, d.Pieces, d.Samples, d.TruncatedIn} {
-		if v < 0 {
-			return fmt.Errorf("a negative count")
+	for _, f := range s.fields() {
+		if err := f.v.check(); err != nil {
+			return fmt.Errorf("%s: %w", f.key, err)
 		}
 	}
-	var skipped int64
-	for r, v := range d.Reasons {
-		if v < 0 {
-			return fmt.Errorf("negative count of %s", Reason(r))
-		}
-		if Reason(r).skip() {
-			skipped += v
-		}
-	}
-	if d.Documents > d.Records || d.Documents+skipped > d.Records {
-		return fmt.Errorf("%d documents and %d skipped of %d records", d.Documents, skipped, d.Records)
-	}
-	r := &s.Row
-	for _, v := range []int64{r.Rows, r.RowTokens, r.LossTokens, r.Shortfall, r.ShortTok, r.Rebalanced, r.Fallback} {
-		if v < 0 {
-			return fmt.Errorf("a negative row count")
-		}
-	}
-	if len(r.SpanLen) > 1<<16 {
-		return fmt.Errorf("a span length histogram of %d entries", len(r.SpanLen))
-	}
-	for _, v := range r.SpanLen {
-		if v < 0 {
-			return fmt.Errorf("a negative span count")
-		}
+	d, r := &s.Doc, &s.Row
+	if left := d.Reasons[Blank] + s.Skipped(); d.Documents > d.Records || d.Documents+left > d.Records {
+		return fmt.Errorf("%d documents and %d skipped of %d records", d.Documents, left, d.Records)
 	}
 	for _, o := range r.Objectives {
-		if o.Rows < 0 || o.SourceTokens < 0 || o.Masked < 0 || o.Spans < 0 || o.Rows > r.Rows {
+		if o.Rows > r.Rows {
 			return fmt.Errorf("impossible objective counts")
 		}
-	}
-	if len(s.Damage) > maxDamageNotes {
-		return fmt.Errorf("%d damage notes", len(s.Damage))
 	}
 	return nil
 }

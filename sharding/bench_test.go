@@ -4,38 +4,14 @@ import (
 	"fmt"
 	"testing"
 
-	"github.com/glmkit/glmkit/masking"
+	"github.com/glmkit/glmkit/internal/glmtest"
 )
-
-// longRows masks n samples of about srcLen source tokens each.
-func longRows(tb testing.TB, n, srcLen int) []masking.Sample {
-	tb.Helper()
-	c := masking.DefaultConfig()
-	c.IDs = testIDs
-	m, err := masking.New(c)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	rows := make([]masking.Sample, n)
-	src := make([]int32, 0, srcLen+64)
-	for i := range rows {
-		src = append(src[:0], 101)
-		for j := range srcLen - 2 + i%64 {
-			src = append(src, int32(2000+(i*7+j*13)%20000))
-		}
-		src = append(src, 0)
-		if rows[i], err = m.Mask(uint64(i), 0, src); err != nil {
-			tb.Fatal(err)
-		}
-	}
-	return rows
-}
 
 // BenchmarkWrite writes rows of about 560 positions into one shard, in
 // format 1 and 2, and reports row positions per second (the shard commit's
 // fsync included).
 func BenchmarkWrite(b *testing.B) {
-	rows := longRows(b, 512, 500)
+	rows := glmtest.LongRows(b, 512, 500)
 	for _, format := range []int{1, 2} {
 		b.Run(fmt.Sprintf("format=%d", format), func(b *testing.B) {
 			opts := Options{Meta: testMeta()}

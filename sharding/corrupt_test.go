@@ -11,6 +11,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/glmkit/glmkit/internal/glmtest"
 	"github.com/glmkit/glmkit/masking"
 )
 
@@ -19,7 +20,7 @@ import (
 // touch of its record batch, by Row, View and Widen (the loader's path)
 // and Check, each naming the shard and the batch.
 func TestEveryFlippedByteIsCaught(t *testing.T) {
-	rows := testRows(t, 60)
+	rows := glmtest.Rows(t, 60)
 	src := t.TempDir()
 	m := writeBuild(t, src, rows, 60, Options{BatchRows: 16})
 	name := m.Shards[0].Name
@@ -70,7 +71,7 @@ func TestEveryFlippedByteIsCaught(t *testing.T) {
 // reader relies on are refused as they are served, with the shard, the
 // batch, the row and what is wrong.
 func TestRowChecks(t *testing.T) {
-	base := testRows(t, 30)
+	base := glmtest.Rows(t, 30)
 	for _, c := range []struct {
 		name   string
 		break_ func(s *masking.Sample)
@@ -126,7 +127,7 @@ func TestRowChecks(t *testing.T) {
 // The writer refuses values the format cannot store, and keeps the rows
 // before them.
 func TestWriterRefusesWhatItCannotStore(t *testing.T) {
-	rows := testRows(t, 3)
+	rows := glmtest.Rows(t, 3)
 	for _, c := range []struct {
 		name   string
 		break_ func(s *masking.Sample)
@@ -183,7 +184,7 @@ func TestWriterRefusesWhatItCannotStore(t *testing.T) {
 // structure and checksums, or (a resealed sha256) by VerifyHashes.
 func TestEditedManifestsAreRefused(t *testing.T) {
 	dir := t.TempDir()
-	m := writeBuild(t, dir, testRows(t, 12), 5, Options{BatchRows: 2})
+	m := writeBuild(t, dir, glmtest.Rows(t, 12), 5, Options{BatchRows: 2})
 	for name, b := range editedManifests(t, m) {
 		t.Run(name, func(t *testing.T) {
 			d := t.TempDir()
@@ -226,7 +227,7 @@ func TestEditedManifestsAreRefused(t *testing.T) {
 // the directory is fine.
 func TestShardLinks(t *testing.T) {
 	dir := t.TempDir()
-	m := writeBuild(t, dir, testRows(t, 20), 10, Options{})
+	m := writeBuild(t, dir, glmtest.Rows(t, 20), 10, Options{})
 	p := filepath.Join(dir, m.Shards[1].Name)
 	inside := filepath.Join(dir, "kept.arrow")
 	if err := os.Rename(p, inside); err != nil {
@@ -375,7 +376,7 @@ func mustRow(t *testing.T, r *Reader, i int64) RowView {
 // indentation, and any edit of a field changes it.
 func TestManifestChecksum(t *testing.T) {
 	dir := t.TempDir()
-	writeBuild(t, dir, testRows(t, 10), 5, Options{})
+	writeBuild(t, dir, glmtest.Rows(t, 10), 5, Options{})
 	b, err := os.ReadFile(filepath.Join(dir, ManifestName))
 	if err != nil {
 		t.Fatal(err)

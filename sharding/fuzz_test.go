@@ -11,6 +11,8 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/glmkit/glmkit/internal/glmtest"
 )
 
 var writeFuzzSeeds = flag.Bool("write-fuzz-seeds", false, "rewrite testdata/fuzz/FuzzOpen and FuzzManifest from fresh small builds")
@@ -20,7 +22,7 @@ var writeFuzzSeeds = flag.Bool("write-fuzz-seeds", false, "rewrite testdata/fuzz
 func smallShard(t testing.TB) ([]byte, *Manifest) {
 	t.Helper()
 	dir := t.TempDir()
-	m := writeBuild(t, dir, testRows(t, 5), 5, Options{BatchRows: 2})
+	m := writeBuild(t, dir, glmtest.Rows(t, 5), 5, Options{BatchRows: 2})
 	data, err := os.ReadFile(filepath.Join(dir, m.Shards[0].Name))
 	if err != nil {
 		t.Fatal(err)
@@ -176,7 +178,7 @@ func editedManifests(t testing.TB, m *Manifest) map[string][]byte {
 // totals.
 func FuzzManifest(f *testing.F) {
 	dir := f.TempDir()
-	m := writeBuild(f, dir, testRows(f, 12), 5, Options{BatchRows: 2})
+	m := writeBuild(f, dir, glmtest.Rows(f, 12), 5, Options{BatchRows: 2})
 	orig, err := os.ReadFile(filepath.Join(dir, ManifestName))
 	if err != nil {
 		f.Fatal(err)
@@ -278,7 +280,7 @@ func TestWriteFuzzSeeds(t *testing.T) {
 	// FuzzManifest's seeds are the edits of a real manifest, as written,
 	// and resealed.
 	mdir := t.TempDir()
-	m := writeBuild(t, mdir, testRows(t, 12), 5, Options{BatchRows: 2})
+	m := writeBuild(t, mdir, glmtest.Rows(t, 12), 5, Options{BatchRows: 2})
 	dir = filepath.Join("testdata", "fuzz", "FuzzManifest")
 	if err := os.RemoveAll(dir); err != nil {
 		t.Fatal(err)

@@ -10,45 +10,13 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/glmkit/glmkit/internal/glmtest"
 	"github.com/glmkit/glmkit/masking"
 )
 
 // wideIDs are special ids above 65,535, as a vocabulary of o200k's size has
 // them: every row then holds ids that need 32 bits.
 var wideIDs = masking.SpecialIDs{Pad: 0, EOS: 0, CLS: 101, Mask: 103, Sep: 102, Unk: 100, SOP: 200000, EOP: 200001, GMask: 200002, SMask: 200003}
-
-// rowsWithIDs masks n synthetic samples with the given special ids.
-func rowsWithIDs(t testing.TB, n int, ids masking.SpecialIDs) []masking.Sample {
-	t.Helper()
-	c := masking.DefaultConfig()
-	c.Weights = [3]float64{0.4, 0.3, 0.3}
-	c.IDs = ids
-	c.SentenceEnd = make([]bool, ids.SMask+1)
-	c.SentenceEnd[1012] = true
-	m, err := masking.New(c)
-	if err != nil {
-		t.Fatal(err)
-	}
-	rows := make([]masking.Sample, n)
-	for i := range rows {
-		src := []int32{101}
-		for j := range 20 + i%90 {
-			switch {
-			case j%23 == 22:
-				src = append(src, 0, 101)
-			case j%9 == 8:
-				src = append(src, 1012)
-			default:
-				src = append(src, int32(2000+(i*j)%500))
-			}
-		}
-		src = append(src, 0)
-		if rows[i], err = m.Mask(uint64(i), 0, src); err != nil {
-			t.Fatal(err)
-		}
-	}
-	return rows
-}
 
 // jsFormats writes one build for each way a shard can be stored: format 1,
 // format 2 with narrow ids, format 2 with 32-bit ids (a vocabulary past
@@ -62,18 +30,18 @@ func jsFormats(t *testing.T) map[string]string {
 		ids  masking.SpecialIDs
 		comp string
 	}{
-		{"v1", func(m *Meta) { m.FormatVersion = 1 }, testIDs, ""},
-		{"v2", nil, testIDs, ""},
+		{"v1", func(m *Meta) { m.FormatVersion = 1 }, glmtest.IDs(), ""},
+		{"v2", nil, glmtest.IDs(), ""},
 		{"v2-wide", func(m *Meta) { m.VocabSize = 200064; m.Special = wideIDs; m.Masking.IDs = wideIDs }, wideIDs, ""},
-		{"v2-zstd", nil, testIDs, "zstd"},
-		{"v2-lz4", nil, testIDs, "lz4"},
+		{"v2-zstd", nil, glmtest.IDs(), "zstd"},
+		{"v2-lz4", nil, glmtest.IDs(), "lz4"},
 	} {
 		dir := t.TempDir()
 		opts := Options{Meta: testMeta(), BatchRows: 16, Compression: c.comp}
 		if c.meta != nil {
 			c.meta(&opts.Meta)
 		}
-		writeBuild(t, dir, rowsWithIDs(t, 40, c.ids), 40, opts)
+		writeBuild(t, dir, glmtest.RowsWithIDs(t, 40, c.ids, 90), 40, opts)
 		builds[c.name] = dir
 	}
 	return builds

@@ -125,7 +125,6 @@ type OpenOption func(*openConfig)
 type openConfig struct {
 	verifyHashes bool
 	unchecked    bool
-	workers      int
 }
 
 // VerifyHashes makes Open hash every shard with sha256 and compare it with
@@ -140,10 +139,6 @@ func VerifyHashes() OpenOption { return func(c *openConfig) { c.verifyHashes = t
 // unnoticed.
 func Unchecked() OpenOption { return func(c *openConfig) { c.unchecked = true } }
 
-// OpenWorkers sets how many shards Open reads at once. The default is
-// GOMAXPROCS, at most 8.
-func OpenWorkers(n int) OpenOption { return func(c *openConfig) { c.workers = n } }
-
 // Open reads dir/manifest.json, checks it (see ReadManifest) and opens
 // every shard it lists: the file must be a regular file inside dir (a
 // symbolic link may not lead out of it), its size (and with VerifyHashes
@@ -155,11 +150,10 @@ func OpenWorkers(n int) OpenOption { return func(c *openConfig) { c.workers = n 
 // footer) must match. Any disagreement is an error naming the file. The
 // Reader must be closed.
 func Open(dir string, opts ...OpenOption) (*Reader, error) {
-	cfg := openConfig{workers: min(runtime.GOMAXPROCS(0), 8)}
+	var cfg openConfig
 	for _, o := range opts {
 		o(&cfg)
 	}
-	cfg.workers = max(cfg.workers, 1)
 	m, err := ReadManifest(dir)
 	if err != nil {
 		return nil, err
@@ -184,7 +178,7 @@ func Open(dir string, opts ...OpenOption) (*Reader, error) {
 	errs := make([]error, len(m.Shards))
 	var next atomic.Int64
 	var wg sync.WaitGroup
-	for range min(cfg.workers, len(m.Shards)) {
+	for range min(runtime.GOMAXPROCS(0), 8, len(m.Shards)) { // shards opened at once
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -274,37 +268,8 @@ func (s *shard) open(dir, realDir string, sf *ShardFile, meta Meta, want *arrow.
 			err = fmt.Errorf("sharding: %s: %w", path, err)
 		}
 	}()
-	if err := confined(path, realDir); err != nil {
+	if err := s.mapFile(realDir, sf, verify); err != nil {
 		return err
-	}
-	f, err := os.Open(path)
-	if err != nil {
-		return err
-	}
-	fi, err := f.Stat()
-	if err != nil {
-		f.Close()
-		return err
-	}
-	if !fi.Mode().IsRegular() {
-		f.Close()
-		return fmt.Errorf("not a regular file (%v)", fi.Mode())
-	}
-	if fi.Size() != sf.Bytes {
-		f.Close()
-		return fmt.Errorf("file has %d bytes; the manifest says %d (truncated or replaced)", fi.Size(), sf.Bytes)
-	}
-	s.data, err = mapFile(f, fi.Size())
-	f.Close()
-	if err != nil {
-		return err
-	}
-	s.sha256 = sf.SHA256
-	if verify {
-		h := sha256.Sum256(s.data)
-		if got := hex.EncodeToString(h[:]); got != sf.SHA256 {
-			return fmt.Errorf("sha256 %s; the manifest says %s (corrupt or replaced)", got, sf.SHA256)
-		}
 	}
 	// A bound on what the shard's buffers can hold decoded, so that a
 	// corrupt compressed length cannot exhaust memory.
@@ -323,6 +288,60 @@ func (s *shard) open(dir, realDir string, sf *ShardFile, meta Meta, want *arrow.
 		}
 		return fmt.Errorf("schema metadata differs from the manifest's meta")
 	}
+	if err := s.checkEntry(sf); err != nil {
+		return err
+	}
+	s.ok = make([]atomic.Bool, len(s.batches))
+	if sf.Checksums == nil {
+		s.whole = true
+		if verify { // the sha256 was checked above
+			s.setAllOK()
+		}
+		return nil
+	}
+	if s.sums, err = sf.Checksums.parse(); err != nil {
+		return err
+	}
+	return s.openChecks(!inside(s.data, s.batches[0].cols.Input.ptr()))
+}
+
+// mapFile maps the shard's file, which must be a regular file of the
+// manifest's size inside the build directory (and with verify, of its
+// sha256).
+func (s *shard) mapFile(realDir string, sf *ShardFile, verify bool) error {
+	if err := confined(s.path, realDir); err != nil {
+		return err
+	}
+	f, err := os.Open(s.path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	switch {
+	case err != nil:
+		return err
+	case !fi.Mode().IsRegular():
+		return fmt.Errorf("not a regular file (%v)", fi.Mode())
+	case fi.Size() != sf.Bytes:
+		return fmt.Errorf("file has %d bytes; the manifest says %d (truncated or replaced)", fi.Size(), sf.Bytes)
+	}
+	if s.data, err = mapFile(f, fi.Size()); err != nil {
+		return err
+	}
+	s.sha256 = sf.SHA256
+	if verify {
+		h := sha256.Sum256(s.data)
+		if got := hex.EncodeToString(h[:]); got != sf.SHA256 {
+			return fmt.Errorf("sha256 %s; the manifest says %s (corrupt or replaced)", got, sf.SHA256)
+		}
+	}
+	return nil
+}
+
+// checkEntry compares the shard's rows, tokens and longest row with its
+// manifest entry.
+func (s *shard) checkEntry(sf *ShardFile) error {
 	rows := s.bstarts[len(s.batches)]
 	var tokens int64
 	maxLen := 0
@@ -341,18 +360,7 @@ func (s *shard) open(dir, realDir string, sf *ShardFile, meta Meta, want *arrow.
 	case maxLen != sf.MaxRowLen:
 		return fmt.Errorf("longest row has %d positions; the manifest says %d", maxLen, sf.MaxRowLen)
 	}
-	s.ok = make([]atomic.Bool, len(s.batches))
-	if sf.Checksums == nil {
-		s.whole = true
-		if verify { // the sha256 was checked above
-			s.setAllOK()
-		}
-		return nil
-	}
-	if s.sums, err = sf.Checksums.parse(); err != nil {
-		return err
-	}
-	return s.openChecks(!inside(s.data, s.batches[0].cols.Input.ptr()))
+	return nil
 }
 
 // confined checks that path, a file in the build directory, does not lead

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"unsafe"
 
+	"github.com/glmkit/glmkit/internal/glmtest"
 	"github.com/glmkit/glmkit/masking"
 )
 
@@ -88,7 +89,7 @@ func equalSample(got, s *masking.Sample) error {
 }
 
 func TestReaderRoundTrip(t *testing.T) {
-	rows := testRows(t, 900)
+	rows := glmtest.Rows(t, 900)
 	var seen [masking.NumObjectives]int
 	for _, s := range rows {
 		seen[s.Objective]++
@@ -146,7 +147,7 @@ func TestReaderRoundTrip(t *testing.T) {
 // TestRowAliasesMapping checks that Row's views point into the shard's
 // mapping and that Row allocates nothing.
 func TestRowAliasesMapping(t *testing.T) {
-	rows := testRows(t, 300)
+	rows := glmtest.Rows(t, 300)
 	for _, format := range []int{1, 2} {
 		dir := t.TempDir()
 		opts := Options{BatchRows: 64, Meta: testMeta()}
@@ -203,7 +204,7 @@ func TestRowAliasesMapping(t *testing.T) {
 
 func TestReaderClose(t *testing.T) {
 	dir := t.TempDir()
-	writeBuild(t, dir, testRows(t, 20), 10, Options{})
+	writeBuild(t, dir, glmtest.Rows(t, 20), 10, Options{})
 	r, err := Open(dir)
 	if err != nil {
 		t.Fatal(err)
@@ -219,16 +220,38 @@ func TestReaderClose(t *testing.T) {
 	}
 }
 
+// openErrorCase damages a fresh build and wants an error of Open (with
+// opts) that mentions every fragment of want.
+type openErrorCase struct {
+	name   string
+	damage func(t *testing.T, dir string, m *Manifest)
+	opts   []OpenOption
+	want   []string
+}
+
 func TestOpenErrors(t *testing.T) {
-	rows := testRows(t, 60)
-	// Each case damages a fresh build and wants an error mentioning every
-	// fragment.
-	cases := []struct {
-		name   string
-		damage func(t *testing.T, dir string, m *Manifest)
-		opts   []OpenOption
-		want   []string
-	}{
+	rows := glmtest.Rows(t, 60)
+	for _, c := range openErrorCases() {
+		t.Run(c.name, func(t *testing.T) {
+			dir := t.TempDir()
+			m := writeBuild(t, dir, rows, 20, Options{})
+			c.damage(t, dir, m)
+			r, err := Open(dir, c.opts...)
+			if err == nil {
+				r.Close()
+				t.Fatal("Open succeeded")
+			}
+			for _, w := range c.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("Open error %q does not mention %q", err, w)
+				}
+			}
+		})
+	}
+}
+
+func openErrorCases() []openErrorCase {
+	return []openErrorCase{
 		{"no manifest", func(t *testing.T, dir string, m *Manifest) {
 			os.Remove(filepath.Join(dir, ManifestName))
 		}, nil, []string{"no manifest.json"}},
@@ -284,27 +307,10 @@ func TestOpenErrors(t *testing.T) {
 			rewrite(t, dir, m)
 		}, nil, []string{ManifestName, "not a file name"}},
 	}
-	for _, c := range cases {
-		t.Run(c.name, func(t *testing.T) {
-			dir := t.TempDir()
-			m := writeBuild(t, dir, rows, 20, Options{})
-			c.damage(t, dir, m)
-			r, err := Open(dir, c.opts...)
-			if err == nil {
-				r.Close()
-				t.Fatal("Open succeeded")
-			}
-			for _, w := range c.want {
-				if !strings.Contains(err.Error(), w) {
-					t.Errorf("Open error %q does not mention %q", err, w)
-				}
-			}
-		})
-	}
 }
 
 func TestVerifyFindsBadRow(t *testing.T) {
-	rows := testRows(t, 40)
+	rows := glmtest.Rows(t, 40)
 	rows[25].Input = slices.Clone(rows[25].Input)
 	rows[25].Input[0] = 7 // not [CLS]
 	dir := t.TempDir()

@@ -11,50 +11,14 @@ import (
 	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/apache/arrow-go/v18/arrow/ipc"
 
+	"github.com/glmkit/glmkit/internal/glmtest"
 	"github.com/glmkit/glmkit/masking"
 )
 
-var testIDs = masking.SpecialIDs{Pad: 0, EOS: 0, CLS: 101, Mask: 103, Sep: 102, Unk: 100, SOP: 30522, EOP: 30523, GMask: 30524, SMask: 30525}
-
-// testRows masks n synthetic packed samples with every objective.
-func testRows(t testing.TB, n int) []masking.Sample {
-	t.Helper()
-	c := masking.DefaultConfig()
-	c.Weights = [3]float64{0.4, 0.3, 0.3}
-	c.IDs = testIDs
-	c.SentenceEnd = make([]bool, 30592)
-	c.SentenceEnd[1012] = true
-	m, err := masking.New(c)
-	if err != nil {
-		t.Fatal(err)
-	}
-	rows := make([]masking.Sample, 0, n)
-	for i := 0; i < n; i++ {
-		src := []int32{101}
-		for j := 0; j < 20+i%300; j++ {
-			switch {
-			case j%23 == 22:
-				src = append(src, 0, 101)
-			case j%9 == 8:
-				src = append(src, 1012)
-			default:
-				src = append(src, int32(2000+(i*j)%500))
-			}
-		}
-		src = append(src, 0)
-		s, err := m.Mask(uint64(i), 0, src)
-		if err != nil {
-			t.Fatal(err)
-		}
-		rows = append(rows, s)
-	}
-	return rows
-}
-
 func testMeta() Meta {
 	c := masking.DefaultConfig()
-	c.IDs = testIDs
-	return Meta{FormatVersion: FormatVersion, Tokenizer: "test", TokenizerSHA256: "00", VocabSize: 30592, Special: testIDs, SeqLen: 512, MaskEpochs: 1, Masking: c}
+	c.IDs = glmtest.IDs()
+	return Meta{FormatVersion: FormatVersion, Tokenizer: "test", TokenizerSHA256: "00", VocabSize: 30592, Special: glmtest.IDs(), SeqLen: 512, MaskEpochs: 1, Masking: c}
 }
 
 func writeShard(t *testing.T, dir string, rows []masking.Sample, opts Options) ShardFile {
@@ -78,7 +42,7 @@ func writeShard(t *testing.T, dir string, rows []masking.Sample, opts Options) S
 }
 
 func TestWriterRoundTrip(t *testing.T) {
-	rows := testRows(t, 700)
+	rows := glmtest.Rows(t, 700)
 	for _, comp := range []string{"none", "zstd", "lz4"} {
 		t.Run(comp, func(t *testing.T) {
 			dir := t.TempDir()
@@ -100,7 +64,7 @@ func TestWriterRoundTrip(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if meta.SeqLen != 512 || meta.Special != testIDs {
+			if meta.SeqLen != 512 || meta.Special != glmtest.IDs() {
 				t.Errorf("meta = %+v", meta)
 			}
 			if r.NumRecords() != 3 {
@@ -174,7 +138,7 @@ func listRow(t *testing.T, l *array.List, j int) []int32 {
 }
 
 func TestWriterDeterministic(t *testing.T) {
-	rows := testRows(t, 300)
+	rows := glmtest.Rows(t, 300)
 	a, b := t.TempDir(), t.TempDir()
 	sa := writeShard(t, a, rows, Options{})
 	sb := writeShard(t, b, rows, Options{})

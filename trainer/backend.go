@@ -21,6 +21,15 @@ type RNGKey struct {
 	Stream uint64
 }
 
+// Block returns the PCG (math/rand/v2) seeds of block b of the key's
+// masks. The CPU backend decides element i of a mask by draw i mod its
+// block size of rand.NewPCG(key.Block(i / block size)), and the CUDA
+// kernels compute the same seeds (kernels/prelude.cuh): the scheme the
+// checkpoints name, "pcg(seed, mix(step, micro, site, block)) v1".
+func (k RNGKey) Block(b uint64) (seed, stream uint64) {
+	return k.Seed, mix64(k.Stream ^ mix64(b+0x9e3779b97f4a7c15))
+}
+
 // AdamWStep holds the hyperparameters of one AdamW update of one group of
 // parameters (PyTorch's AdamW, with bias correction).
 type AdamWStep struct {

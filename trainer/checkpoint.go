@@ -12,6 +12,7 @@ import (
 	"strings"
 
 	"github.com/glmkit/glmkit/internal/atomicfile"
+	"github.com/glmkit/glmkit/internal/testhooks"
 	"github.com/glmkit/glmkit/trainer/safetensors"
 )
 
@@ -88,7 +89,7 @@ func SaveCheckpoint(dir string, m *Model, opt *AdamW, tc *TrainConfig, st Traine
 	if err := writeCheckpoint(tmp.Path, m, opt, tc, st); err != nil {
 		return err
 	}
-	crashPoint("checkpoint-written", st.Step)
+	testhooks.Crash("checkpoint-written", st.Step)
 	// Move an existing checkpoint aside first (rename does not replace a
 	// non-empty directory), under a temporary name that says what it is:
 	// if a crash leaves it there, the next run puts it back.
@@ -97,7 +98,7 @@ func SaveCheckpoint(dir string, m *Model, opt *AdamW, tc *TrainConfig, st Traine
 		if err := os.Rename(dir, old); err != nil {
 			return fmt.Errorf("trainer: checkpoint: %w", err)
 		}
-		crashPoint("checkpoint-aside", st.Step)
+		testhooks.Crash("checkpoint-aside", st.Step)
 		defer os.RemoveAll(old)
 	}
 	if err := os.Rename(tmp.Path, dir); err != nil {
@@ -107,15 +108,6 @@ func SaveCheckpoint(dir string, m *Model, opt *AdamW, tc *TrainConfig, st Traine
 		return fmt.Errorf("trainer: checkpoint: %w", err)
 	}
 	return nil
-}
-
-// crashPoint kills the process with SIGKILL when GLMKIT_TEST_CRASH names
-// this point ("checkpoint-written:STEP"): the crash tests' way to stop a
-// run exactly between two steps of a checkpoint.
-func crashPoint(point string, step int) {
-	if v := os.Getenv("GLMKIT_TEST_CRASH"); v != "" && v == fmt.Sprintf("%s:%d", point, step) {
-		killSelf()
-	}
 }
 
 // oldPrefix marks a checkpoint moved aside while it is replaced.

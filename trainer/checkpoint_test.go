@@ -56,8 +56,27 @@ func editJSON(t *testing.T, path string, f func(m map[string]any)) {
 
 func TestEditedCheckpoints(t *testing.T) {
 	ck := tinyCheckpoint(t)
+	for name, edit := range checkpointEdits(t) {
+		t.Run(name, func(t *testing.T) {
+			d := copyDir(t, ck)
+			edit(d)
+			_, err := trainer.LoadModel(d, newCPU[float32](t, cpu.Options{}))
+			if err == nil {
+				t.Fatal("loaded")
+			}
+			if !strings.Contains(err.Error(), d) && !strings.Contains(err.Error(), filepath.Base(d)) {
+				t.Errorf("the error does not name the checkpoint: %v", err)
+			}
+		})
+	}
+	editedState(t, ck)
+}
+
+// checkpointEdits are damages of a checkpoint's config and model that
+// LoadModel must refuse, naming the checkpoint.
+func checkpointEdits(t *testing.T) map[string]func(dir string) {
 	model := func(m map[string]any) map[string]any { return m["model"].(map[string]any) }
-	for name, edit := range map[string]func(dir string){
+	return map[string]func(dir string){
 		"hidden 4M": func(d string) {
 			editJSON(t, filepath.Join(d, "config.json"), func(m map[string]any) { model(m)["hidden"] = 4 << 20 })
 		},
@@ -108,19 +127,12 @@ func TestEditedCheckpoints(t *testing.T) {
 			os.WriteFile(filepath.Join(d, "model.safetensors"), b, 0o644)
 		},
 		"model missing": func(d string) { os.Remove(filepath.Join(d, "model.safetensors")) },
-	} {
-		t.Run(name, func(t *testing.T) {
-			d := copyDir(t, ck)
-			edit(d)
-			_, err := trainer.LoadModel(d, newCPU[float32](t, cpu.Options{}))
-			if err == nil {
-				t.Fatal("loaded")
-			}
-			if !strings.Contains(err.Error(), d) && !strings.Contains(err.Error(), filepath.Base(d)) {
-				t.Errorf("the error does not name the checkpoint: %v", err)
-			}
-		})
 	}
+}
+
+// editedState damages the trainer_state.json and the optimizer file of
+// checkpoint ck, which LoadCheckpoint must refuse.
+func editedState(t *testing.T, ck string) {
 	// trainer_state.json, read by --resume.
 	for name, edit := range map[string]func(m map[string]any){
 		"negative step":   func(m map[string]any) { m["step"] = -1 },

@@ -147,8 +147,6 @@ type TrainConfig struct {
 	// as an uninterrupted one when the rest of the config is the same
 	// (Steps included: the decay follows it unless DecaySteps is set).
 	Resume string `json:"-"`
-	// Progress shows a progress bar on stderr when stderr is a terminal.
-	Progress bool `json:"-"`
 }
 
 // DefaultTrainConfig returns GLM's pretraining defaults (glm-reference.md
@@ -167,7 +165,6 @@ func DefaultTrainConfig(steps int) TrainConfig {
 		ClipNorm:    1,
 		Seed:        1234,
 		LogEvery:    1,
-		Progress:    true,
 	}
 }
 

@@ -143,7 +143,11 @@ func (p Pass) key(site int) RNGKey {
 	return RNGKey{Seed: p.Seed, Stream: s}
 }
 
-// mix64 is splitmix64's finaliser, a bijection on uint64.
+// mix64 is splitmix64's finaliser, a bijection on uint64: of the keys of
+// the dropout masks (Pass.key, RNGKey.Block), a determinism contract of
+// the trainer's own. masking (the masks' seeds) and trainer/loader (the
+// order) keep their own copies on purpose: each is the contract of its
+// package's output, and masking is a leaf that imports no glmkit package.
 func mix64(x uint64) uint64 {
 	x ^= x >> 30
 	x *= 0xbf58476d1ce4e5b9

@@ -8,6 +8,7 @@ import (
 
 	"github.com/glmkit/glmkit/trainer"
 	"github.com/glmkit/glmkit/trainer/cpu"
+	"github.com/glmkit/glmkit/trainer/internal/batchtest"
 	"github.com/glmkit/glmkit/trainer/loader"
 )
 
@@ -119,7 +120,7 @@ func TestPaddingInvisible(t *testing.T) {
 	cfg := gradCheckConfig
 	cfg.HiddenDropout, cfg.AttentionDropout = 0, 0
 	m := newModel(t, cfg, be, 4)
-	rows := []glmRow{makeRow(rand.New(rand.NewPCG(1, 1)), 12, cfg.Vocab, false), makeRow(rand.New(rand.NewPCG(2, 1)), 6, cfg.Vocab, true)}
+	rows := []batchtest.Row{makeRow(rand.New(rand.NewPCG(1, 1)), 12, cfg.Vocab, false), makeRow(rand.New(rand.NewPCG(2, 1)), 6, cfg.Vocab, true)}
 	b := padBatch(rows, 0)
 	run := func(b *loader.Batch) (float64, []float64) {
 		l, err := m.Forward(b, trainer.Pass{})
@@ -135,7 +136,7 @@ func TestPaddingInvisible(t *testing.T) {
 	l1, g1 := run(&b)
 	var b2 loader.Batch
 	b.CopyTo(&b2)
-	for i := len(rows[1].input); i < b.T; i++ { // row 1's padding
+	for i := len(rows[1].Input); i < b.T; i++ { // row 1's padding
 		b2.Input[b.T+i] = 7
 		b2.Pos[b.T+i] = 3
 		b2.BlockPos[b.T+i] = 2
@@ -167,11 +168,11 @@ func TestOverfit(t *testing.T) {
 		t.Fatal(err)
 	}
 	r := rand.New(rand.NewPCG(8, 8))
-	rows := []glmRow{makeRow(r, 20, cfg.Vocab, false), makeRow(r, 24, cfg.Vocab, true), makeRow(r, 16, cfg.Vocab, false), makeRow(r, 10, cfg.Vocab, true)}
+	rows := []batchtest.Row{makeRow(r, 20, cfg.Vocab, false), makeRow(r, 24, cfg.Vocab, true), makeRow(r, 16, cfg.Vocab, false), makeRow(r, 10, cfg.Vocab, true)}
 	b := padBatch(rows, 0)
 	tc := trainer.DefaultTrainConfig(400)
 	tc.LR, tc.WarmupSteps, tc.MinLRRatio, tc.WeightDecay = 3e-3, 20, 0.1, 0
-	tc.Out, tc.LogEvery, tc.Progress = t.TempDir(), 50, false
+	tc.Out, tc.LogEvery = t.TempDir(), 50
 	var last float64
 	res, err := trainer.Train(context.Background(), tc, m, &trainer.SliceSource{Batches: []loader.Batch{b}, Loop: true}, nil,
 		trainer.Hooks{OnLog: func(mt trainer.Metrics) error {
@@ -195,13 +196,13 @@ func TestOverfit(t *testing.T) {
 	// then eop.
 	sp := specialIDs(cfg.Vocab)
 	row := rows[1]
-	spans, err := m.Infill(context.Background(), row.input[:row.sep], trainer.InfillOptions{Blanks: []int32{sp.mask}, SOP: sp.sop, EOP: sp.eop, MaxTokens: 30})
+	spans, err := m.Infill(context.Background(), row.Input[:row.Sep], trainer.InfillOptions{Blanks: []int32{sp.mask}, SOP: sp.sop, EOP: sp.eop, MaxTokens: 30})
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := row.input[row.sep+1:] // Part B inputs after sop
-	if len(spans) != 1 || !equal(spans[0].Tokens, want) || spans[0].Pos != int(row.pos[row.sep]) {
-		t.Errorf("Infill = %+v; want one span at %d: %v", spans, row.pos[row.sep], want)
+	want := row.Input[row.Sep+1:] // Part B inputs after sop
+	if len(spans) != 1 || !equal(spans[0].Tokens, want) || spans[0].Pos != int(row.Pos[row.Sep]) {
+		t.Errorf("Infill = %+v; want one span at %d: %v", spans, row.Pos[row.Sep], want)
 	}
 }
 

@@ -11,6 +11,7 @@ import (
 
 	"github.com/glmkit/glmkit/trainer"
 	"github.com/glmkit/glmkit/trainer/cpu"
+	"github.com/glmkit/glmkit/trainer/internal/batchtest"
 	"github.com/glmkit/glmkit/trainer/loader"
 	"github.com/glmkit/glmkit/trainer/safetensors"
 )
@@ -28,16 +29,7 @@ func needTorch(t testing.TB) {
 // writeBatch writes b as safetensors for the Python side.
 func writeBatch(t testing.TB, path string, b *loader.Batch) {
 	t.Helper()
-	bt := []int{b.B, b.T}
-	err := safetensors.WriteFile(path, map[string]safetensors.Tensor{
-		"input_ids":          safetensors.FromInt32(bt, b.Input),
-		"target_ids":         safetensors.FromInt32(bt, b.Target),
-		"position_ids":       safetensors.FromInt32(bt, b.Pos),
-		"block_position_ids": safetensors.FromInt32(bt, b.BlockPos),
-		"loss_mask":          safetensors.FromUint8(bt, b.LossMask),
-		"sep":                safetensors.FromInt32([]int{b.B}, b.Sep),
-	}, nil)
-	if err != nil {
+	if err := batchtest.WriteBatch(path, b); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -74,7 +66,7 @@ func TestTorchParity(t *testing.T) {
 	os.WriteFile(cfgPath, cfgJSON, 0o644)
 
 	// a padded batch: token and document rows of different lengths
-	rows := []glmRow{makeRow(r, 30, cfg.Vocab, false), makeRow(r, 18, cfg.Vocab, true), makeRow(r, 24, cfg.Vocab, false), makeRow(r, 9, cfg.Vocab, true)}
+	rows := []batchtest.Row{makeRow(r, 30, cfg.Vocab, false), makeRow(r, 18, cfg.Vocab, true), makeRow(r, 24, cfg.Vocab, false), makeRow(r, 9, cfg.Vocab, true)}
 	b := padBatch(rows, 0)
 	batchPath := filepath.Join(dir, "batch.safetensors")
 	writeBatch(t, batchPath, &b)
@@ -121,31 +113,37 @@ func TestTorchParity(t *testing.T) {
 				t.Errorf("loss relative error %.3g > %g", lossErr, prec.lossTol)
 			}
 
-			grads := make([]float64, m.NumParams())
-			if err := m.Backend().DownloadFloat64(grads, m.Grads()); err != nil {
-				t.Fatal(err)
-			}
-			var worst float64
-			worstName := ""
-			for _, ts := range m.Tensors() {
-				wg, err := want.Tensors[ts.Name].Float64()
-				if err != nil || len(wg) != ts.Size() {
-					t.Fatalf("%s: reference gradient: %v (%d values)", ts.Name, err, len(wg))
-				}
-				var maxDiff, maxRef float64
-				for i, w := range wg {
-					maxDiff = max(maxDiff, math.Abs(grads[ts.Offset+i]-w))
-					maxRef = max(maxRef, math.Abs(w))
-				}
-				rel := maxDiff / max(maxRef, 1e-30)
-				if rel > worst {
-					worst, worstName = rel, ts.Name
-				}
-				if rel > prec.gradTol {
-					t.Errorf("%s: gradient relative error %.3g > %g (max |Δ| %.3g, max |g| %.3g)", ts.Name, rel, prec.gradTol, maxDiff, maxRef)
-				}
-			}
-			t.Logf("gradients: worst relative error %.3g (%s) over %d tensors", worst, worstName, len(m.Tensors()))
+			compareGradients(t, m, want, prec.gradTol)
 		})
 	}
+}
+
+// compareGradients compares m's gradients, tensor by tensor, with the
+// reference's: max |Δ| / max |reference| ≤ tol.
+func compareGradients(t *testing.T, m *trainer.Model, want safetensors.File, tol float64) {
+	grads := make([]float64, m.NumParams())
+	if err := m.Backend().DownloadFloat64(grads, m.Grads()); err != nil {
+		t.Fatal(err)
+	}
+	var worst float64
+	worstName := ""
+	for _, ts := range m.Tensors() {
+		wg, err := want.Tensors[ts.Name].Float64()
+		if err != nil || len(wg) != ts.Size() {
+			t.Fatalf("%s: reference gradient: %v (%d values)", ts.Name, err, len(wg))
+		}
+		var maxDiff, maxRef float64
+		for i, w := range wg {
+			maxDiff = max(maxDiff, math.Abs(grads[ts.Offset+i]-w))
+			maxRef = max(maxRef, math.Abs(w))
+		}
+		rel := maxDiff / max(maxRef, 1e-30)
+		if rel > worst {
+			worst, worstName = rel, ts.Name
+		}
+		if rel > tol {
+			t.Errorf("%s: gradient relative error %.3g > %g (max |Δ| %.3g, max |g| %.3g)", ts.Name, rel, tol, maxDiff, maxRef)
+		}
+	}
+	t.Logf("gradients: worst relative error %.3g (%s) over %d tensors", worst, worstName, len(m.Tensors()))
 }

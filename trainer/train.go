@@ -13,9 +13,6 @@ import (
 	"path/filepath"
 	"time"
 
-	"github.com/schollz/progressbar/v3"
-	"golang.org/x/term"
-
 	"github.com/glmkit/glmkit/internal/atomicfile"
 	"github.com/glmkit/glmkit/masking"
 	"github.com/glmkit/glmkit/trainer/loader"
@@ -58,11 +55,22 @@ func (m Metrics) MarshalJSON() ([]byte, error) {
 
 // Hooks are optional callbacks of Train.
 type Hooks struct {
+	// OnProgress is called when training starts (Step is where it starts,
+	// Loss 0) and after every step: what a progress display shows. Train
+	// itself draws nothing.
+	OnProgress func(Progress)
 	// OnLog is called with every logged metrics line; an error stops
 	// training (after a checkpoint).
 	OnLog func(Metrics) error
 	// OnCheckpoint is called with the directory of every checkpoint written.
 	OnCheckpoint func(dir string)
+}
+
+// Progress is where a Train call stands, for Hooks.OnProgress.
+type Progress struct {
+	Step, Steps int     // optimizer steps taken, and to take in all
+	Loss        float64 // the last step's loss
+	TokensPerS  float64 // of the last logged metrics line
 }
 
 // Result summarises a Train call.
@@ -92,203 +100,276 @@ func Train(ctx context.Context, cfg TrainConfig, m *Model, src, evalSrc BatchSou
 	if err := cfg.Validate(); err != nil {
 		return Result{}, err
 	}
-	be := m.Backend()
 	opt, err := NewAdamW(m)
 	if err != nil {
 		return Result{}, err
 	}
-	defer opt.Close(be)
-	fingerprint := src.Fingerprint()
-
-	// 1. start: a killed run's temporaries go, then fresh weights, or
-	// everything back from a checkpoint
-	if _, err := CleanCheckpointTemps(cfg.Out); err != nil {
+	defer opt.Close(m.Backend())
+	r := &run{cfg: cfg, m: m, opt: opt, src: src, eval: evalSrc, hooks: hooks, fingerprint: src.Fingerprint()}
+	if err := r.begin(); err != nil {
 		return Result{}, err
 	}
-	step, tokens := 0, int64(0)
-	if cfg.Resume != "" {
-		st, err := LoadCheckpoint(cfg.Resume, m, opt)
-		if err != nil {
-			return Result{}, err
-		}
-		if st.Seed != cfg.Seed {
-			return Result{}, fmt.Errorf("trainer: checkpoint %s was trained with seed %d; this run has %d", cfg.Resume, st.Seed, cfg.Seed)
-		}
-		if st.DataFingerprint != fingerprint {
-			return Result{}, fmt.Errorf("trainer: checkpoint %s was trained on data %q; this source is %q", cfg.Resume, st.DataFingerprint, fingerprint)
-		}
-		if err := src.Restore(st.LoaderState); err != nil {
-			return Result{}, fmt.Errorf("trainer: restore the loader from %s: %w", cfg.Resume, err)
-		}
-		step, tokens = st.Step, st.Tokens
-	} else if !cfg.KeepWeights {
-		if err := m.Init(cfg.Seed); err != nil {
-			return Result{}, err
-		}
+	r.res = Result{Steps: r.step}
+	if r.step >= cfg.Steps {
+		return r.res, nil
 	}
-	res := Result{Steps: step}
-	if step >= cfg.Steps {
-		return res, nil
-	}
-
-	if err := os.MkdirAll(cfg.Out, 0o777); err != nil {
-		return res, fmt.Errorf("trainer: %w", err)
-	}
-	if err := truncateMetrics(filepath.Join(cfg.Out, metricsFile), step); err != nil {
-		return res, err
-	}
-	mf, err := os.OpenFile(filepath.Join(cfg.Out, metricsFile), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o666)
+	mf, err := r.openMetrics()
 	if err != nil {
-		return res, fmt.Errorf("trainer: %w", err)
+		return r.res, err
 	}
 	defer mf.Close()
-	metrics := bufio.NewWriter(mf)
-	var evalStart []byte
 	if evalSrc != nil {
-		if evalStart, err = evalSrc.State(); err != nil {
-			return res, fmt.Errorf("trainer: eval source state: %w", err)
+		if r.evalStart, err = evalSrc.State(); err != nil {
+			return r.res, fmt.Errorf("trainer: eval source state: %w", err)
 		}
 	}
-	var bar *progressbar.ProgressBar
-	if cfg.Progress && term.IsTerminal(int(os.Stderr.Fd())) {
-		bar = progressbar.NewOptions(cfg.Steps,
-			progressbar.OptionSetWriter(os.Stderr), progressbar.OptionSetPredictTime(true),
-			progressbar.OptionShowCount(), progressbar.OptionThrottle(200*time.Millisecond),
-			progressbar.OptionSetDescription("training"))
-		bar.Set(step)
-		defer bar.Finish()
-	}
+	return r.loop(ctx)
+}
 
-	checkpoint := func() error {
-		state, err := src.State()
-		if err != nil {
-			return fmt.Errorf("trainer: loader state: %w", err)
-		}
-		dir := CheckpointDir(cfg.Out, step)
-		st := TrainerState{Step: step, Tokens: tokens, Seed: cfg.Seed, LoaderState: state, DataFingerprint: fingerprint}
-		if err := SaveCheckpoint(dir, m, opt, &cfg, st); err != nil {
-			return err
-		}
-		res.Checkpoint = dir
-		if hooks.OnCheckpoint != nil {
-			hooks.OnCheckpoint(dir)
-		}
-		return pruneCheckpoints(cfg.Out, cfg.KeepCheckpoints)
-	}
+// A run is one Train call: the model, its optimizer and its data, and
+// where training stands. Its methods are the parts of the loop.
+type run struct {
+	cfg         TrainConfig
+	m           *Model
+	opt         *AdamW
+	src, eval   BatchSource
+	evalStart   []byte // eval's state at the start, where every evaluation begins
+	hooks       Hooks
+	fingerprint string // of src, recorded in the checkpoints
+	metrics     *bufio.Writer
+	batches     []loader.Batch // one step's micro-batches
+	res         Result
 
-	batches := make([]loader.Batch, cfg.Accum)
-	start, lastLog, lastTokens := time.Now(), time.Now(), tokens
-	for step < cfg.Steps {
+	step   int   // optimizer steps taken
+	tokens int64 // batch positions (B·T, padding included) trained on
+
+	start, lastLog time.Time // of this call, and of the last metrics line
+	lastTokens     int64     // tokens at the last metrics line
+}
+
+// stepStats is what one optimizer step measured.
+type stepStats struct {
+	loss       Loss
+	lr, norm   float64
+	lossTokens int
+}
+
+// begin removes a killed run's temporaries, then initialises the weights,
+// or restores everything from the checkpoint cfg.Resume.
+func (r *run) begin() error {
+	if _, err := CleanCheckpointTemps(r.cfg.Out); err != nil {
+		return err
+	}
+	if r.cfg.Resume == "" {
+		if r.cfg.KeepWeights {
+			return nil
+		}
+		return r.m.Init(r.cfg.Seed)
+	}
+	st, err := LoadCheckpoint(r.cfg.Resume, r.m, r.opt)
+	if err != nil {
+		return err
+	}
+	if st.Seed != r.cfg.Seed {
+		return fmt.Errorf("trainer: checkpoint %s was trained with seed %d; this run has %d", r.cfg.Resume, st.Seed, r.cfg.Seed)
+	}
+	if st.DataFingerprint != r.fingerprint {
+		return fmt.Errorf("trainer: checkpoint %s was trained on data %q; this source is %q", r.cfg.Resume, st.DataFingerprint, r.fingerprint)
+	}
+	if err := r.src.Restore(st.LoaderState); err != nil {
+		return fmt.Errorf("trainer: restore the loader from %s: %w", r.cfg.Resume, err)
+	}
+	r.step, r.tokens = st.Step, st.Tokens
+	return nil
+}
+
+// openMetrics opens cfg.Out/metrics.jsonl for appending, cut back to the
+// step training starts from.
+func (r *run) openMetrics() (*os.File, error) {
+	if err := os.MkdirAll(r.cfg.Out, 0o777); err != nil {
+		return nil, fmt.Errorf("trainer: %w", err)
+	}
+	path := filepath.Join(r.cfg.Out, metricsFile)
+	if err := truncateMetrics(path, r.step); err != nil {
+		return nil, err
+	}
+	mf, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o666)
+	if err != nil {
+		return nil, fmt.Errorf("trainer: %w", err)
+	}
+	r.metrics = bufio.NewWriter(mf)
+	return mf, nil
+}
+
+// loop takes steps until cfg.Steps, the end of the data or of ctx.
+func (r *run) loop(ctx context.Context) (Result, error) {
+	r.batches = make([]loader.Batch, r.cfg.Accum)
+	r.start, r.lastLog, r.lastTokens = time.Now(), time.Now(), r.tokens
+	r.progress(Loss{})
+	for r.step < r.cfg.Steps {
 		if err := ctx.Err(); err != nil {
-			return res, errors.Join(err, checkpoint())
+			return r.res, errors.Join(err, r.checkpoint())
 		}
-
-		// 2. the step's micro-batches
-		stepTokens, lossTokens := 0, 0
-		for i := range batches {
-			if err := src.Next(&batches[i]); err != nil {
-				if errors.Is(err, io.EOF) { // out of data: keep the last complete step
-					return res, errors.Join(flush(metrics), checkpoint())
-				}
-				return res, fmt.Errorf("trainer: step %d: batch %d: %w", step, i, err)
-			}
-			stepTokens += batches[i].B * batches[i].T
-			lossTokens += batches[i].LossTokens()
+		stepTokens, lossTokens, err := r.nextBatches()
+		if errors.Is(err, io.EOF) { // out of data: keep the last complete step
+			return r.res, errors.Join(r.flushMetrics(), r.checkpoint())
 		}
-
-		// 3. forward and backward; token mean over the whole step
-		if err := m.ZeroGrad(); err != nil {
-			return res, err
-		}
-		scale := 1.0
-		if lossTokens > 0 {
-			scale = 1 / float64(lossTokens)
-		}
-		var loss Loss
-		for i := range batches {
-			l, err := m.Forward(&batches[i], Pass{Train: true, Seed: cfg.Seed, Step: step, Micro: i})
-			if err != nil {
-				return res, fmt.Errorf("trainer: step %d: %w", step, err)
-			}
-			if err := m.Backward(scale); err != nil {
-				return res, fmt.Errorf("trainer: step %d: %w", step, err)
-			}
-			loss.Add(l)
-		}
-
-		// 4. clip the global norm, then AdamW at this step's learning rate
-		norm, err := m.GradNorm()
 		if err != nil {
-			return res, err
+			return r.res, err
 		}
-		if math.IsNaN(norm) || math.IsInf(norm, 0) {
-			return res, fmt.Errorf("trainer: step %d: gradient norm is %v (loss %v); lower the learning rate", step, norm, loss.Mean())
-		}
-		clip := 1.0
-		if cfg.ClipNorm > 0 {
-			if c := cfg.ClipNorm / (norm + 1e-6); c < 1 {
-				clip = c
-			}
-		}
-		lr := cfg.LRAt(step)
-		err = opt.Step(m, AdamWStep{LR: lr, Beta1: cfg.Beta1, Beta2: cfg.Beta2, Eps: cfg.Eps,
-			WeightDecay: cfg.WeightDecay, GradScale: clip, T: step + 1})
+		s, err := r.trainStep(lossTokens)
 		if err != nil {
-			return res, err
+			return r.res, err
 		}
-		step++
-		tokens += int64(stepTokens)
-		res.Steps = step
-
-		// 5. log, evaluate, checkpoint
-		last := step == cfg.Steps
-		evalNow := evalSrc != nil && (last || cfg.EvalEvery > 0 && step%cfg.EvalEvery == 0)
-		if last || evalNow || cfg.LogEvery > 0 && step%cfg.LogEvery == 0 {
-			now := time.Now()
-			mt := Metrics{Step: step, Loss: loss.Mean(), LR: lr, GradNorm: norm, Tokens: tokens, LossTokens: lossTokens,
-				TokensPerS: float64(tokens-lastTokens) / now.Sub(lastLog).Seconds(), ElapsedS: now.Sub(start).Seconds()}
-			lastLog, lastTokens = now, tokens
-			if evalNow {
-				if err := evalSrc.Restore(evalStart); err != nil {
-					return res, fmt.Errorf("trainer: rewind the eval source: %w", err)
-				}
-				ev, err := Evaluate(ctx, m, evalSrc, cfg.EvalBatches)
-				if err != nil {
-					return res, errors.Join(err, checkpoint())
-				}
-				mt.Eval = &ev
-			}
-			line, err := json.Marshal(mt)
-			if err != nil {
-				return res, fmt.Errorf("trainer: %w", err)
-			}
-			if _, err := metrics.Write(append(line, '\n')); err != nil {
-				return res, fmt.Errorf("trainer: write metrics: %w", err)
-			}
-			if err := metrics.Flush(); err != nil {
-				return res, fmt.Errorf("trainer: write metrics: %w", err)
-			}
-			res.Last = mt
-			if hooks.OnLog != nil {
-				if err := hooks.OnLog(mt); err != nil {
-					return res, errors.Join(err, checkpoint())
-				}
+		r.step++
+		r.tokens += int64(stepTokens)
+		r.res.Steps = r.step
+		if err := r.log(ctx, s); err != nil {
+			return r.res, err
+		}
+		r.progress(s.loss)
+		if r.step == r.cfg.Steps || r.cfg.CheckpointEvery > 0 && r.step%r.cfg.CheckpointEvery == 0 {
+			if err := r.checkpoint(); err != nil {
+				return r.res, err
 			}
 		}
-		if bar != nil {
-			bar.Describe(fmt.Sprintf("loss %.4f | %.0f tok/s", loss.Mean(), res.Last.TokensPerS))
-			bar.Set(step)
-		}
-		if last || cfg.CheckpointEvery > 0 && step%cfg.CheckpointEvery == 0 {
-			if err := checkpoint(); err != nil {
-				return res, err
-			}
-		}
-		if res.Last.Step == step { // the next rate leaves out evaluation and checkpoint time
-			lastLog = time.Now()
+		if r.res.Last.Step == r.step { // the next rate leaves out evaluation and checkpoint time
+			r.lastLog = time.Now()
 		}
 	}
-	return res, nil
+	return r.res, nil
+}
+
+// nextBatches reads the step's micro-batches and returns their positions
+// (B·T each) and loss positions; io.EOF when src has run out.
+func (r *run) nextBatches() (stepTokens, lossTokens int, err error) {
+	for i := range r.batches {
+		b := &r.batches[i]
+		if err := r.src.Next(b); err != nil {
+			if errors.Is(err, io.EOF) {
+				return 0, 0, err
+			}
+			return 0, 0, fmt.Errorf("trainer: step %d: batch %d: %w", r.step, i, err)
+		}
+		stepTokens += b.B * b.T
+		lossTokens += b.LossTokens()
+	}
+	return stepTokens, lossTokens, nil
+}
+
+// trainStep is one optimizer step on the micro-batches: forward and
+// backward with the token mean over the whole step, the global gradient
+// norm clipped, then AdamW at the step's learning rate.
+func (r *run) trainStep(lossTokens int) (stepStats, error) {
+	m, cfg, step := r.m, &r.cfg, r.step
+	s := stepStats{lossTokens: lossTokens, lr: cfg.LRAt(step)}
+	if err := m.ZeroGrad(); err != nil {
+		return s, err
+	}
+	scale := 1.0
+	if lossTokens > 0 {
+		scale = 1 / float64(lossTokens)
+	}
+	for i := range r.batches {
+		l, err := m.Forward(&r.batches[i], Pass{Train: true, Seed: cfg.Seed, Step: step, Micro: i})
+		if err != nil {
+			return s, fmt.Errorf("trainer: step %d: %w", step, err)
+		}
+		if err := m.Backward(scale); err != nil {
+			return s, fmt.Errorf("trainer: step %d: %w", step, err)
+		}
+		s.loss.Add(l)
+	}
+	var err error
+	if s.norm, err = m.GradNorm(); err != nil {
+		return s, err
+	}
+	if math.IsNaN(s.norm) || math.IsInf(s.norm, 0) {
+		return s, fmt.Errorf("trainer: step %d: gradient norm is %v (loss %v); lower the learning rate", step, s.norm, s.loss.Mean())
+	}
+	clip := 1.0
+	if cfg.ClipNorm > 0 {
+		if c := cfg.ClipNorm / (s.norm + 1e-6); c < 1 {
+			clip = c
+		}
+	}
+	return s, r.opt.Step(m, AdamWStep{LR: s.lr, Beta1: cfg.Beta1, Beta2: cfg.Beta2, Eps: cfg.Eps,
+		WeightDecay: cfg.WeightDecay, GradScale: clip, T: step + 1})
+}
+
+// log writes the metrics line of the step just taken when one is due
+// (every LogEvery steps, at every evaluation and at the end), evaluating
+// first when that is due, and passes it to OnLog.
+func (r *run) log(ctx context.Context, s stepStats) error {
+	cfg := &r.cfg
+	last := r.step == cfg.Steps
+	evalNow := r.eval != nil && (last || cfg.EvalEvery > 0 && r.step%cfg.EvalEvery == 0)
+	if !last && !evalNow && !(cfg.LogEvery > 0 && r.step%cfg.LogEvery == 0) {
+		return nil
+	}
+	now := time.Now()
+	mt := Metrics{Step: r.step, Loss: s.loss.Mean(), LR: s.lr, GradNorm: s.norm, Tokens: r.tokens, LossTokens: s.lossTokens,
+		TokensPerS: float64(r.tokens-r.lastTokens) / now.Sub(r.lastLog).Seconds(), ElapsedS: now.Sub(r.start).Seconds()}
+	r.lastLog, r.lastTokens = now, r.tokens
+	if evalNow {
+		if err := r.eval.Restore(r.evalStart); err != nil {
+			return fmt.Errorf("trainer: rewind the eval source: %w", err)
+		}
+		ev, err := Evaluate(ctx, r.m, r.eval, cfg.EvalBatches)
+		if err != nil {
+			return errors.Join(err, r.checkpoint())
+		}
+		mt.Eval = &ev
+	}
+	line, err := json.Marshal(mt)
+	if err != nil {
+		return fmt.Errorf("trainer: %w", err)
+	}
+	if _, err := r.metrics.Write(append(line, '\n')); err != nil {
+		return fmt.Errorf("trainer: write metrics: %w", err)
+	}
+	if err := r.flushMetrics(); err != nil {
+		return err
+	}
+	r.res.Last = mt
+	if r.hooks.OnLog != nil {
+		if err := r.hooks.OnLog(mt); err != nil {
+			return errors.Join(err, r.checkpoint())
+		}
+	}
+	return nil
+}
+
+func (r *run) flushMetrics() error {
+	if err := r.metrics.Flush(); err != nil {
+		return fmt.Errorf("trainer: write metrics: %w", err)
+	}
+	return nil
+}
+
+func (r *run) progress(loss Loss) {
+	if r.hooks.OnProgress != nil {
+		r.hooks.OnProgress(Progress{Step: r.step, Steps: r.cfg.Steps, Loss: loss.Mean(), TokensPerS: r.res.Last.TokensPerS})
+	}
+}
+
+// checkpoint writes cfg.Out/ckpt-STEP, with the loader's position after
+// the step, and prunes the old ones.
+func (r *run) checkpoint() error {
+	state, err := r.src.State()
+	if err != nil {
+		return fmt.Errorf("trainer: loader state: %w", err)
+	}
+	dir := CheckpointDir(r.cfg.Out, r.step)
+	st := TrainerState{Step: r.step, Tokens: r.tokens, Seed: r.cfg.Seed, LoaderState: state, DataFingerprint: r.fingerprint}
+	if err := SaveCheckpoint(dir, r.m, r.opt, &r.cfg, st); err != nil {
+		return err
+	}
+	r.res.Checkpoint = dir
+	if r.hooks.OnCheckpoint != nil {
+		r.hooks.OnCheckpoint(dir)
+	}
+	return pruneCheckpoints(r.cfg.Out, r.cfg.KeepCheckpoints)
 }
 
 const metricsFile = "metrics.jsonl"
@@ -319,13 +400,6 @@ func truncateMetrics(path string, step int) error {
 	}
 	if err := atomicfile.Write(path, keep); err != nil {
 		return fmt.Errorf("trainer: rewriting %s: %w", path, err)
-	}
-	return nil
-}
-
-func flush(w *bufio.Writer) error {
-	if err := w.Flush(); err != nil {
-		return fmt.Errorf("trainer: write metrics: %w", err)
 	}
 	return nil
 }

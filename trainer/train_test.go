@@ -33,7 +33,7 @@ func tinyConfig(t testing.TB) trainer.Config {
 func tinyTrainConfig(t testing.TB, steps int) trainer.TrainConfig {
 	tc := trainer.DefaultTrainConfig(steps)
 	tc.Accum, tc.LR, tc.WarmupSteps, tc.DecaySteps = 2, 2e-3, 2, steps
-	tc.Out, tc.Progress = t.TempDir(), false
+	tc.Out = t.TempDir()
 	return tc
 }
 
@@ -250,8 +250,13 @@ func TestCheckpointRoundTrip(t *testing.T) {
 		}
 	}
 
-	// the safetensors layout: sorted names, contiguous offsets, F32, shapes
-	raw, _ := os.ReadFile(filepath.Join(dir, "model.safetensors"))
+	checkSafetensorsLayout(t, filepath.Join(dir, "model.safetensors"))
+}
+
+// checkSafetensorsLayout checks a model.safetensors of tinyConfig's shape:
+// sorted names, contiguous offsets, F32, PyTorch's names and shapes.
+func checkSafetensorsLayout(t *testing.T, path string) {
+	raw, _ := os.ReadFile(path)
 	n := binary.LittleEndian.Uint64(raw)
 	if (8+n)%8 != 0 {
 		t.Errorf("header of %d bytes is not 8-aligned", n)

@@ -34,16 +34,16 @@ func readmeBlock(t *testing.T, name string) string {
 	return string(m[1])
 }
 
-// shims puts glmprep (this test binary) and a stand-in srun in a folder,
-// and returns it and a PATH that starts with it.
+// shims puts glmprep (built with the test hooks) and a stand-in srun in a
+// folder, and returns it and a PATH that starts with it.
 func shims(t *testing.T) (string, string) {
 	t.Helper()
-	self, err := os.Executable()
+	glmprep, err := hookedGlmprep.Path()
 	if err != nil {
 		t.Fatal(err)
 	}
 	bin := t.TempDir()
-	os.WriteFile(filepath.Join(bin, "glmprep"), []byte("#!/bin/sh\nGLMPREP_TEST_AS_MAIN=1 exec "+self+" \"$@\"\n"), 0o755)
+	os.WriteFile(filepath.Join(bin, "glmprep"), []byte("#!/bin/sh\nexec "+glmprep+" \"$@\"\n"), 0o755)
 	os.WriteFile(filepath.Join(bin, "srun"), []byte("#!/bin/sh\nexec \"$@\"\n"), 0o755)
 	return bin, bin + string(os.PathListSeparator) + os.Getenv("PATH")
 }

@@ -131,7 +131,8 @@ func cmdInspect(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		}
 		shard, row, _ := r.Locate(i)
 		v, _ := r.Row(i)
-		fmt.Fprintf(stdout, "row %d (%s row %d), doc %d:%d, %s\n", i, shard, row, v.DocID>>40, v.DocID&(1<<40-1), ins.header(&s))
+		task, doc := pipeline.SplitKey(v.DocID)
+		fmt.Fprintf(stdout, "row %d (%s row %d), doc %d:%d, %s\n", i, shard, row, task, doc, ins.header(&s))
 		ins.render(stdout, &s)
 		if *ids {
 			fmt.Fprintln(stdout, s.Format(func(id int32) string { return strconv.Itoa(int(id)) }))

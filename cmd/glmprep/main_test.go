@@ -14,19 +14,31 @@ import (
 	"testing"
 	"time"
 
+	"github.com/glmkit/glmkit/internal/testhooks"
 	"github.com/glmkit/glmkit/masking"
 	"github.com/glmkit/glmkit/pipeline"
 	"github.com/glmkit/glmkit/sharding"
 )
 
-// TestMain lets the test binary act as glmprep itself, so the crash test
-// can run and kill a real build process without building another binary.
+// hookedGlmprep is glmprep built with the hooks of internal/testhooks on,
+// for the tests that kill or interrupt a real process.
+var hookedGlmprep = testhooks.NewBinary("glmprep")
+
 func TestMain(m *testing.M) {
-	if os.Getenv("GLMPREP_TEST_AS_MAIN") == "1" {
-		main()
-		os.Exit(0)
+	code := m.Run()
+	hookedGlmprep.Remove()
+	os.Exit(code)
+}
+
+// glmprepCommand returns a command that runs that glmprep with args, its
+// environment this process's plus env.
+func glmprepCommand(t testing.TB, env []string, args ...string) *exec.Cmd {
+	t.Helper()
+	cmd, err := hookedGlmprep.Command(env, args...)
+	if err != nil {
+		t.Fatal(err)
 	}
-	os.Exit(m.Run())
+	return cmd
 }
 
 const shared = "../../../shared"
@@ -141,18 +153,13 @@ func TestBuildCorpora(t *testing.T) {
 // A build killed with SIGKILL part way, then finished with --resume, is
 // byte-identical to an uninterrupted build.
 func TestCrashThenResume(t *testing.T) {
-	self, err := os.Executable()
-	if err != nil {
-		t.Fatal(err)
-	}
 	inputs := []string{"--input", corpus(t, "wikitext-2-raw/wiki.valid.raw"), "--input", corpus(t, "tinyshakespeare/input.txt")}
 	flags := append([]string{"--shard-rows", "25", "--doc-boundary", "blank", "--tokenizer", "gpt2", "--quiet"}, inputs...)
 	ref := t.TempDir()
 	mustGlmprep(t, append([]string{"build", "--out", ref}, flags...)...)
 
 	dir := t.TempDir()
-	cmd := exec.Command(self, append([]string{"build", "--out", dir}, flags...)...)
-	cmd.Env = append(os.Environ(), "GLMPREP_TEST_AS_MAIN=1", "GLMKIT_TEST_COMMIT_DELAY=40ms")
+	cmd := glmprepCommand(t, []string{"GLMKIT_TEST_COMMIT_DELAY=40ms"}, append([]string{"build", "--out", dir}, flags...)...)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	if err := cmd.Start(); err != nil {
@@ -173,7 +180,7 @@ func TestCrashThenResume(t *testing.T) {
 	if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
-	err = cmd.Wait()
+	err := cmd.Wait()
 	if ws, ok := cmd.ProcessState.Sys().(syscall.WaitStatus); !ok || !ws.Signaled() {
 		t.Fatalf("build was not killed (%v): it finished first", err)
 	}
@@ -326,10 +333,8 @@ func TestCLIErrors(t *testing.T) {
 
 // glmprep reads stdin with --input -.
 func TestStdin(t *testing.T) {
-	self, _ := os.Executable()
 	out := t.TempDir()
-	cmd := exec.Command(self, "build", "--input", "-", "--out", out, "--tokenizer", "gpt2", "--quiet")
-	cmd.Env = append(os.Environ(), "GLMPREP_TEST_AS_MAIN=1")
+	cmd := glmprepCommand(t, nil, "build", "--input", "-", "--out", out, "--tokenizer", "gpt2", "--quiet")
 	cmd.Stdin = strings.NewReader(strings.Repeat("A line of text read from standard input.\n", 500))
 	if b, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("%v: %s", err, b)

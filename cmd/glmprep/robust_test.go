@@ -96,9 +96,7 @@ func TestKillAnywhereThenResume(t *testing.T) {
 // ready says so), and returns its output and how long it took to exit.
 func interrupted(t *testing.T, sig syscall.Signal, after time.Duration, ready func() bool, stdin *os.File, env []string, args ...string) (string, int, time.Duration) {
 	t.Helper()
-	self, _ := os.Executable()
-	cmd := exec.Command(self, args...)
-	cmd.Env = append(append(os.Environ(), "GLMPREP_TEST_AS_MAIN=1"), env...)
+	cmd := glmprepCommand(t, env, args...)
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr, cmd.Stdin = &out, &out, stdin
 	if err := cmd.Start(); err != nil {
@@ -195,10 +193,8 @@ func TestSignalsStopEveryCommand(t *testing.T) {
 // stdinBuild runs a build of what is on stdin.
 func stdinBuild(t *testing.T, data []byte, args ...string) (string, string, error) {
 	t.Helper()
-	self, _ := os.Executable()
 	out := t.TempDir()
-	cmd := exec.Command(self, append([]string{"build", "--input", "-", "--out", out, "--tokenizer", "gpt2", "--seq-len", "64"}, args...)...)
-	cmd.Env = append(os.Environ(), "GLMPREP_TEST_AS_MAIN=1")
+	cmd := glmprepCommand(t, nil, append([]string{"build", "--input", "-", "--out", out, "--tokenizer", "gpt2", "--seq-len", "64"}, args...)...)
 	cmd.Stdin = bytes.NewReader(data)
 	b, err := cmd.CombinedOutput()
 	return out, string(b), err
@@ -276,9 +272,7 @@ func TestPeakMemoryOfALongRecord(t *testing.T) {
 	b.WriteString("\nand a short line after.\n")
 	in := filepath.Join(t.TempDir(), "long.txt")
 	os.WriteFile(in, b.Bytes(), 0o644)
-	self, _ := os.Executable()
-	cmd := exec.Command(self, "build", "--input", in, "--out", t.TempDir(), "--quiet", "--max-doc-bytes", "64MiB")
-	cmd.Env = append(os.Environ(), "GLMPREP_TEST_AS_MAIN=1")
+	cmd := glmprepCommand(t, nil, "build", "--input", in, "--out", t.TempDir(), "--quiet", "--max-doc-bytes", "64MiB")
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("%v: %s", err, out)
 	}
@@ -311,7 +305,6 @@ func TestNoStackTraces(t *testing.T) {
 	build := t.TempDir()
 	mustGlmprep(t, "build", "--input", "../../testdata/demo/shakespeare.txt", "--out", build, "--quiet")
 	os.WriteFile(filepath.Join(build, "plan.json"), []byte(`{"format_version": 1, "tasks": [{"input": 5}]}`), 0o644)
-	self, _ := os.Executable()
 	for _, args := range [][]string{
 		{"build", "--input", filepath.Join(src, "trunc.gz"), "--out", t.TempDir(), "--quiet"},
 		{"build", "--input", filepath.Join(src, "trunc.zst"), "--out", t.TempDir(), "--quiet"},
@@ -323,9 +316,7 @@ func TestNoStackTraces(t *testing.T) {
 		{"build", "--input", src, "--out", build, "--resume", "--quiet"},
 		{"build", "--input", src, "--out", build, "--force", "--quiet"},
 	} {
-		cmd := exec.Command(self, args...)
-		cmd.Env = append(os.Environ(), "GLMPREP_TEST_AS_MAIN=1")
-		out, _ := cmd.CombinedOutput()
+		out, _ := glmprepCommand(t, nil, args...).CombinedOutput()
 		if bytes.Contains(out, []byte("goroutine ")) || bytes.Contains(out, []byte("panic")) {
 			t.Errorf("glmprep %s:\n%s", strings.Join(args, " "), out)
 		}

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"fmt"
 	"math/rand/v2"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
@@ -17,15 +16,11 @@ import (
 	"github.com/glmkit/glmkit/pipeline"
 )
 
-// glmprepProcess starts the test binary as glmprep in its own process.
+// glmprepProcess starts glmprep (built with the test hooks) in its own
+// process.
 func glmprepProcess(t *testing.T, env []string, args ...string) (*exec.Cmd, *bytes.Buffer) {
 	t.Helper()
-	self, err := os.Executable()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(self, args...)
-	cmd.Env = append(append(os.Environ(), "GLMPREP_TEST_AS_MAIN=1"), env...)
+	cmd := glmprepCommand(t, env, args...)
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := cmd.Start(); err != nil {

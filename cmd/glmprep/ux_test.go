@@ -19,7 +19,7 @@ import (
 )
 
 // Tests of issue 16 (what a new user trips over), through the glmprep
-// binary (this test binary run as glmprep) where the behaviour is the
+// binary (built with the test hooks) where the behaviour is the
 // command line's: help, usage errors, version, inspect, stats, status and
 // merge.
 
@@ -27,12 +27,12 @@ import (
 // exit status.
 func glmprepBin(t *testing.T, env []string, args ...string) (string, string, int) {
 	t.Helper()
-	self, err := os.Executable()
+	self, err := hookedGlmprep.Path()
 	if err != nil {
 		t.Fatal(err)
 	}
 	cmd := exec.Command(self, args...)
-	cmd.Env = append(append(os.Environ(), "GLMPREP_TEST_AS_MAIN=1"), env...)
+	cmd.Env = append(os.Environ(), env...)
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	err = cmd.Run()
@@ -331,13 +331,13 @@ func TestStatusAndMerge(t *testing.T) {
 // A build's directories and files follow the umask (0777 and 0666 less
 // it), as other tools' do.
 func TestBuildUmask(t *testing.T) {
-	self, err := os.Executable()
+	self, err := hookedGlmprep.Path()
 	if err != nil {
 		t.Fatal(err)
 	}
 	out := filepath.Join(t.TempDir(), "b")
 	cmd := exec.Command("sh", "-c", `umask 002 && exec "$0" "$@"`, self, "build", "--input", "../../testdata/demo/shakespeare.txt", "--out", out, "--quiet")
-	cmd.Env = append(os.Environ(), "GLMPREP_TEST_AS_MAIN=1")
+	cmd.Env = os.Environ()
 	if b, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("%v: %s", err, b)
 	}

@@ -12,27 +12,28 @@ import (
 	"time"
 
 	"github.com/glmkit/glmkit/internal/atomicfile"
+	"github.com/glmkit/glmkit/internal/testhooks"
 	"github.com/glmkit/glmkit/trainer"
 )
 
-// TestMain lets the test binary act as glmtrain itself, so the tests can
-// kill and interrupt a real training process.
+// hookedGlmtrain is glmtrain built with the hooks of internal/testhooks on,
+// so the tests can kill and interrupt a real training process.
+var hookedGlmtrain = testhooks.NewBinary("glmtrain")
+
 func TestMain(m *testing.M) {
-	if os.Getenv("GLMTRAIN_TEST_AS_MAIN") == "1" {
-		main()
-		os.Exit(0)
-	}
-	os.Exit(m.Run())
+	code := m.Run()
+	hookedGlmtrain.Remove()
+	os.Exit(code)
 }
 
+// glmtrainProcess starts that glmtrain with args, its environment this
+// process's plus env.
 func glmtrainProcess(t *testing.T, env []string, args ...string) (*exec.Cmd, *bytes.Buffer) {
 	t.Helper()
-	self, err := os.Executable()
+	cmd, err := hookedGlmtrain.Command(env, args...)
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(self, args...)
-	cmd.Env = append(append(os.Environ(), "GLMTRAIN_TEST_AS_MAIN=1"), env...)
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := cmd.Start(); err != nil {

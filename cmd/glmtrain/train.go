@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/glmkit/glmkit/cmd/internal/cli"
 	"github.com/glmkit/glmkit/internal/atomicfile"
@@ -20,6 +21,8 @@ import (
 	"github.com/glmkit/glmkit/trainer/cpu"
 	"github.com/glmkit/glmkit/trainer/cuda"
 	"github.com/glmkit/glmkit/trainer/loader"
+	"github.com/schollz/progressbar/v3"
+	"golang.org/x/term"
 )
 
 const trainHelp = `Usage: glmtrain train --data DIR --preset tiny|small|base|large --steps N --out DIR [flags]
@@ -178,7 +181,7 @@ func cmdTrain(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		tc.WarmupSteps = *warmup
 	}
 	tc.Out, tc.LogEvery, tc.EvalEvery, tc.EvalBatches = *out, *logEvery, *evalEvery, *evalBatches
-	tc.CheckpointEvery, tc.KeepCheckpoints, tc.Progress = *ckptEvery, *keep, !*quiet
+	tc.CheckpointEvery, tc.KeepCheckpoints = *ckptEvery, *keep
 	tc.Software = cli.ReadBuild().Software()
 	tc.Run = runRecord(tc, mc, *batch, spec, src.Fingerprint(), meta)
 
@@ -256,7 +259,12 @@ func cmdTrain(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		},
 		OnCheckpoint: logger.checkpoint,
 	}
+	var bar progressBar
+	if f, ok := stderr.(*os.File); ok && !*quiet && term.IsTerminal(int(f.Fd())) {
+		hooks.OnProgress = bar.show(f)
+	}
 	res, err := trainer.Train(ctx, tc, model, src, evalSrc, hooks)
+	bar.finish()
 	if err != nil && !errors.Is(err, errStopAt) {
 		return err
 	}
@@ -267,6 +275,31 @@ func cmdTrain(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	fmt.Fprintf(stdout, ", %.0f tokens/s; checkpoint %s\n", last.TokensPerS, res.Checkpoint)
 	return nil
+}
+
+// progressBar draws training's progress on a terminal.
+type progressBar struct{ bar *progressbar.ProgressBar }
+
+// show returns the OnProgress hook that draws the bar on w.
+func (p *progressBar) show(w io.Writer) func(trainer.Progress) {
+	return func(pr trainer.Progress) {
+		if p.bar == nil { // training starts, maybe at a resumed step
+			p.bar = progressbar.NewOptions(pr.Steps,
+				progressbar.OptionSetWriter(w), progressbar.OptionSetPredictTime(true),
+				progressbar.OptionShowCount(), progressbar.OptionThrottle(200*time.Millisecond),
+				progressbar.OptionSetDescription("training"))
+			p.bar.Set(pr.Step)
+			return
+		}
+		p.bar.Describe(fmt.Sprintf("loss %.4f | %.0f tok/s", pr.Loss, pr.TokensPerS))
+		p.bar.Set(pr.Step)
+	}
+}
+
+func (p *progressBar) finish() {
+	if p.bar != nil {
+		p.bar.Finish()
+	}
 }
 
 // listFlag is a repeatable string flag.

@@ -23,7 +23,7 @@ import (
 )
 
 // Tests of issue 16 (what a new user trips over), through the glmtrain
-// binary (this test binary run as glmtrain) where the behaviour is the
+// binary (built with the test hooks) where the behaviour is the
 // command line's.
 
 // glmtrainBin runs glmtrain as a process (stderr a pipe, not a terminal)
@@ -31,7 +31,7 @@ import (
 // is run by sh before it (umask 002).
 func glmtrainBin(t *testing.T, shell string, args ...string) (string, string, int) {
 	t.Helper()
-	self, err := os.Executable()
+	self, err := hookedGlmtrain.Path()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -39,7 +39,7 @@ func glmtrainBin(t *testing.T, shell string, args ...string) (string, string, in
 	if shell != "" {
 		cmd = exec.Command("sh", append([]string{"-c", shell + ` && exec "$0" "$@"`, self}, args...)...)
 	}
-	cmd.Env = append(os.Environ(), "GLMTRAIN_TEST_AS_MAIN=1")
+	cmd.Env = os.Environ()
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	err = cmd.Run()

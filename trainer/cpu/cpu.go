@@ -129,14 +129,6 @@ func Host[T Float](b trainer.Buf) []T {
 	return b.(floats[T])
 }
 
-// HostInt32 is Host for int32 buffers.
-func HostInt32(b trainer.Buf) []int32 {
-	if b == nil {
-		return nil
-	}
-	return b.(int32s)
-}
-
 // f converts a float Buf; a nil Buf gives a nil slice.
 func f[T Float](b trainer.Buf) []T {
 	if b == nil {

@@ -299,20 +299,10 @@ func (be *Backend[T]) ResidualForward(out, a, b trainer.Buf, n int) {
 // dropBlock is the number of elements that share one PCG stream in Dropout.
 const dropBlock = 1 << 12
 
-// mix64 is splitmix64's finaliser, a bijection on uint64.
-func mix64(x uint64) uint64 {
-	x ^= x >> 30
-	x *= 0xbf58476d1ce4e5b9
-	x ^= x >> 27
-	x *= 0x94d049bb133111eb
-	x ^= x >> 31
-	return x
-}
-
 // dropPCG starts the PCG stream of one block of a dropout mask: element i of
 // a mask is decided by draw i mod dropBlock of stream i / dropBlock.
 func dropPCG(key trainer.RNGKey, block uint64) *rand.PCG {
-	return rand.NewPCG(key.Seed, mix64(key.Stream^mix64(block+0x9e3779b97f4a7c15)))
+	return rand.NewPCG(key.Block(block))
 }
 
 // dropThreshold turns p into a threshold on 24-bit draws: an element is kept

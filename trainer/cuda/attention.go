@@ -91,13 +91,7 @@ func (be *Backend) AttentionForward(out, saved, qkv, sep trainer.Buf, b, t, c, n
 			pv = attd
 		}
 		return firstErr(
-			func() error { return g.launch1(kPermuteHeads, int64(btc), q, x.ptr(), b, t, nh, hs, 3*c, bf) },
-			func() error {
-				return g.launch1(kPermuteHeads, int64(btc), k, x.ptr()+4*uint64(c), b, t, nh, hs, 3*c, bf)
-			},
-			func() error {
-				return g.launch1(kPermuteHeads, int64(btc), v, x.ptr()+8*uint64(c), b, t, nh, hs, 3*c, bf)
-			},
+			func() error { return g.permuteQKV(q, k, v, x.ptr(), b, t, nh, hs, bf) },
 			// scores: S (T,T) = scale·q·kᵀ, i.e. Sᵀ = scale·(kᵀ)ᵀ·qᵀ per head
 			func() error {
 				return g.gemmBatched(opT, opN, t, t, hs, scale, k, hs, int64(t*hs), q, hs, int64(t*hs),
@@ -162,13 +156,7 @@ func (be *Backend) AttentionBackward(dqkv, scratch, dout, qkv, saved, sep traine
 			prOp, dsOp, dsmat = pm, pm, pm // P's bf16 copy, then dS's in the same place
 		}
 		return firstErr(
-			func() error { return g.launch1(kPermuteHeads, int64(btc), q, x.ptr(), b, t, nh, hs, 3*c, bf) },
-			func() error {
-				return g.launch1(kPermuteHeads, int64(btc), k, x.ptr()+4*uint64(c), b, t, nh, hs, 3*c, bf)
-			},
-			func() error {
-				return g.launch1(kPermuteHeads, int64(btc), v, x.ptr()+8*uint64(c), b, t, nh, hs, 3*c, bf)
-			},
+			func() error { return g.permuteQKV(q, k, v, x.ptr(), b, t, nh, hs, bf) },
 			func() error { return g.launch1(kPermuteHeads, int64(btc), dyp, dy.ptr(), b, t, nh, hs, c, bf) },
 			// dP (T,T) = dy·vᵀ, i.e. dPᵀ = (vᵀ)ᵀ·dyᵀ
 			func() error {
@@ -200,15 +188,33 @@ func (be *Backend) AttentionBackward(dqkv, scratch, dout, qkv, saved, sep traine
 				return g.gemmBatched(opN, opT, hs, t, t, scale, q, hs, int64(t*hs), dsOp, t, int64(t*t),
 					0, dk, hs, int64(t*hs), b*nh)
 			},
-			func() error { return g.launch1(kUnpermuteHeads, int64(btc), dx.ptr(), dq, b, t, nh, hs, 3*c, 1) },
-			func() error {
-				return g.launch1(kUnpermuteHeads, int64(btc), dx.ptr()+4*uint64(c), dk, b, t, nh, hs, 3*c, 1)
-			},
-			func() error {
-				return g.launch1(kUnpermuteHeads, int64(btc), dx.ptr()+8*uint64(c), dv, b, t, nh, hs, 3*c, 1)
-			},
+			func() error { return g.accumulateQKV(dx.ptr(), dq, dk, dv, b, t, nh, hs) },
 		)
 	})
+}
+
+// permuteQKV copies the q, k and v thirds of qkv (B,T,3C), at x, into
+// head-major (B,NH,T,hs) operands, in bf16 when bf is 1.
+func (g *gpu) permuteQKV(q, k, v, x uint64, b, t, nh, hs, bf int) error {
+	c := nh * hs
+	btc := int64(b * t * c)
+	return firstErr(
+		func() error { return g.launch1(kPermuteHeads, btc, q, x, b, t, nh, hs, 3*c, bf) },
+		func() error { return g.launch1(kPermuteHeads, btc, k, x+4*uint64(c), b, t, nh, hs, 3*c, bf) },
+		func() error { return g.launch1(kPermuteHeads, btc, v, x+8*uint64(c), b, t, nh, hs, 3*c, bf) },
+	)
+}
+
+// accumulateQKV adds the head-major gradients dq, dk and dv (B,NH,T,hs)
+// into the q, k and v thirds of dqkv (B,T,3C), at dx.
+func (g *gpu) accumulateQKV(dx, dq, dk, dv uint64, b, t, nh, hs int) error {
+	c := nh * hs
+	btc := int64(b * t * c)
+	return firstErr(
+		func() error { return g.launch1(kUnpermuteHeads, btc, dx, dq, b, t, nh, hs, 3*c, 1) },
+		func() error { return g.launch1(kUnpermuteHeads, btc, dx+4*uint64(c), dk, b, t, nh, hs, 3*c, 1) },
+		func() error { return g.launch1(kUnpermuteHeads, btc, dx+8*uint64(c), dv, b, t, nh, hs, 3*c, 1) },
+	)
 }
 
 func boolInt(b bool) int {

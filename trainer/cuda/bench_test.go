@@ -15,6 +15,7 @@ import (
 	"unsafe"
 
 	"github.com/glmkit/glmkit/trainer"
+	"github.com/glmkit/glmkit/trainer/internal/batchtest"
 	"github.com/glmkit/glmkit/trainer/loader"
 	"github.com/glmkit/glmkit/trainer/safetensors"
 )
@@ -65,11 +66,11 @@ func flopsStep(cfg trainer.Config, b *loader.Batch) (all, lossOnly float64) {
 // document rows, padded), from a fixed seed.
 func benchBatch(rows, vocab int) loader.Batch {
 	r := rand.New(rand.NewPCG(2024, 512))
-	out := make([]glmRow, rows)
+	out := make([]batchtest.Row, rows)
 	for i := range out {
 		for n := 420; ; n -= 10 {
 			row := makeRow(r, randomText(r, n, vocab), vocab, i%3 == 2)
-			if len(row.input) <= benchSeq {
+			if len(row.Input) <= benchSeq {
 				out[i] = row
 				break
 			}
@@ -705,16 +706,7 @@ func writeBenchInputs(t testing.TB, dir string, cfg trainer.Config, b *loader.Ba
 	if err := os.WriteFile(filepath.Join(dir, "config.json"), js, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	bt := []int{b.B, b.T}
-	err := safetensors.WriteFile(filepath.Join(dir, "batch.safetensors"), map[string]safetensors.Tensor{
-		"input_ids":          safetensors.FromInt32(bt, b.Input),
-		"target_ids":         safetensors.FromInt32(bt, b.Target),
-		"position_ids":       safetensors.FromInt32(bt, b.Pos),
-		"block_position_ids": safetensors.FromInt32(bt, b.BlockPos),
-		"loss_mask":          safetensors.FromUint8(bt, b.LossMask),
-		"sep":                safetensors.FromInt32([]int{b.B}, b.Sep),
-	}, nil)
-	if err != nil {
+	if err := batchtest.WriteBatch(filepath.Join(dir, "batch.safetensors"), b); err != nil {
 		t.Fatal(err)
 	}
 }

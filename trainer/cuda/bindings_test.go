@@ -84,7 +84,7 @@ func TestDriverBindings(t *testing.T) {
 			t.Errorf("cuDeviceGetAttribute(%d) = %d; want %d", attr, v, want)
 		}
 	}
-	var total, free uint64
+	var total uint64
 	okCall(t, c(d.deviceTotalMem(&total, dev), "cuDeviceTotalMem_v2"))
 	if total != 80<<30 {
 		t.Errorf("cuDeviceTotalMem_v2 = %d", total)
@@ -96,9 +96,29 @@ func TestDriverBindings(t *testing.T) {
 	}
 	okCall(t, c(d.ctxSetCurrent(ctx), "cuCtxSetCurrent"))
 	wantCall(t, f, "cuCtxSetCurrent(ctx=0xc0de00)")
+	driverMemory(t, f, d)
+	driverStreams(t, f, d)
+	driverModules(t, f, d)
 
-	// memory: a 64-bit size, a value, pointers and a stream handle each way
-	var p uint64
+	// cuFuncGetParamInfo: not exported, found through cuGetProcAddress_v2
+	if d.funcGetParamInfo != nil {
+		t.Fatal("the stand-in exports cuFuncGetParamInfo; the test wants it only through cuGetProcAddress_v2")
+	}
+	d.resolveLate(13000)
+	wantCall(t, f, `cuGetProcAddress_v2(symbol="cuFuncGetParamInfo", version=13000, flags=0)`)
+	if d.funcGetParamInfo == nil {
+		t.Fatal("cuFuncGetParamInfo not resolved through cuGetProcAddress_v2")
+	}
+	okCall(t, c(d.primaryCtxRelease(dev), "cuDevicePrimaryCtxRelease_v2"))
+	wantCall(t, f, "cuDevicePrimaryCtxRelease_v2(dev=0)")
+	f.assertClean(t)
+}
+
+// driverMemory: a 64-bit size, a value, pointers and a stream handle each
+// way.
+func driverMemory(t *testing.T, f *fake, d *driver) {
+	c := func(r result, call string) error { return d.check(r, call) }
+	var p, free, total uint64
 	okCall(t, c(d.memAlloc(&p, 1<<20+3), "cuMemAlloc_v2"))
 	wantCall(t, f, "cuMemAlloc_v2(bytes=1048579)")
 	okCall(t, c(d.memGetInfo(&free, &total), "cuMemGetInfo_v2"))
@@ -132,12 +152,15 @@ func TestDriverBindings(t *testing.T) {
 	okCall(t, c(d.memFree(p), "cuMemFree_v2"))
 	wantCall(t, f, fmt.Sprintf("cuMemFree_v2(p=%#x)", p))
 	f.fail("cuMemAlloc_v2", 2)
-	err = c(d.memAlloc(&p, 64), "cuMemAlloc_v2(64 bytes)")
+	err := c(d.memAlloc(&p, 64), "cuMemAlloc_v2(64 bytes)")
 	if err == nil || err.Error() != "cuMemAlloc_v2(64 bytes): CUDA_ERROR_OUT_OF_MEMORY (2): out of memory" {
 		t.Errorf("an injected failure gave %v", err)
 	}
+}
 
-	// streams and events
+// driverStreams: streams and events.
+func driverStreams(t *testing.T, f *fake, d *driver) {
+	c := func(r result, call string) error { return d.check(r, call) }
 	var s, e uintptr
 	okCall(t, c(d.streamCreate(&s, streamNonBlocking), "cuStreamCreate"))
 	wantCall(t, f, fmt.Sprintf("cuStreamCreate(flags=1) -> %#x", s))
@@ -154,15 +177,20 @@ func TestDriverBindings(t *testing.T) {
 	okCall(t, c(d.eventDestroy(e), "cuEventDestroy_v2"))
 	okCall(t, c(d.streamDestroy(s), "cuStreamDestroy_v2"))
 	wantCall(t, f, fmt.Sprintf("cuStreamDestroy_v2(stream=%#x)", s))
+}
 
-	// modules, functions and an 11-argument launch with a packed buffer
+// driverModules: modules, functions and an 11-argument launch with a
+// packed buffer.
+func driverModules(t *testing.T, f *fake, d *driver) {
+	c := func(r result, call string) error { return d.check(r, call) }
+	var ce *Error
 	image := []byte("hello module\nrest of the image.............\x00")
 	var m, fn uintptr
 	okCall(t, c(d.moduleLoadData(&m, unsafe.Pointer(&image[0])), "cuModuleLoadData"))
 	wantCall(t, f, `cuModuleLoadData(image="hello module")`)
 	okCall(t, c(d.moduleGetFunction(&fn, m, "fake_probe"), "cuModuleGetFunction"))
 	wantCall(t, f, fmt.Sprintf(`cuModuleGetFunction(module=%#x, name="fake_probe")`, m))
-	err = c(d.moduleGetFunction(&fn, m, "no_such_kernel"), "cuModuleGetFunction")
+	err := c(d.moduleGetFunction(&fn, m, "no_such_kernel"), "cuModuleGetFunction")
 	if !errors.As(err, &ce) || ce.Name != "CUDA_ERROR_NOT_FOUND" {
 		t.Errorf("a missing kernel gave %v", err)
 	}
@@ -184,19 +212,6 @@ func TestDriverBindings(t *testing.T) {
 		t.Errorf("the launch received % x; want % x", f.params(), packed)
 	}
 	okCall(t, c(d.moduleUnload(m), "cuModuleUnload"))
-
-	// cuFuncGetParamInfo: not exported, found through cuGetProcAddress_v2
-	if d.funcGetParamInfo != nil {
-		t.Fatal("the stand-in exports cuFuncGetParamInfo; the test wants it only through cuGetProcAddress_v2")
-	}
-	d.resolveLate(13000)
-	wantCall(t, f, `cuGetProcAddress_v2(symbol="cuFuncGetParamInfo", version=13000, flags=0)`)
-	if d.funcGetParamInfo == nil {
-		t.Fatal("cuFuncGetParamInfo not resolved through cuGetProcAddress_v2")
-	}
-	okCall(t, c(d.primaryCtxRelease(dev), "cuDevicePrimaryCtxRelease_v2"))
-	wantCall(t, f, "cuDevicePrimaryCtxRelease_v2(dev=0)")
-	f.assertClean(t)
 }
 
 func TestCublasBindings(t *testing.T) {
@@ -211,43 +226,72 @@ func TestCublasBindings(t *testing.T) {
 	if v := b.version(); v != "13.0.7" {
 		t.Errorf("cuBLAS version %s; want 13.0.7", v)
 	}
-	var h uintptr
-	okCall(t, b.check(b.create(&h), "cublasCreate_v2"))
-	okCall(t, b.check(b.setStream(h, 0x77), "cublasSetStream_v2"))
-	wantCall(t, f, fmt.Sprintf("cublasSetStream_v2(handle=%#x, stream=0x77)", h))
+	fx := &cublasFixture{t: t, f: f, d: d, b: b, r: rand.New(rand.NewPCG(1, 2))}
+	okCall(t, b.check(b.create(&fx.h), "cublasCreate_v2"))
+	okCall(t, b.check(b.setStream(fx.h, 0x77), "cublasSetStream_v2"))
+	wantCall(t, f, fmt.Sprintf("cublasSetStream_v2(handle=%#x, stream=0x77)", fx.h))
+	fx.gemmEx()
+	fx.gemmStridedBatched()
+	for _, p := range fx.ptrs {
+		okCall(t, d.check(d.memFree(p), "cuMemFree_v2"))
+	}
+	okCall(t, b.check(b.destroy(fx.h), "cublasDestroy_v2"))
+	wantCall(t, f, fmt.Sprintf("cublasDestroy_v2(handle=%#x)", fx.h))
+	f.assertClean(t)
+}
 
-	r := rand.New(rand.NewPCG(1, 2))
-	dev := func(x []float32) uint64 {
-		var p uint64
-		okCall(t, d.check(d.memAlloc(&p, uint64(4*len(x))), "cuMemAlloc_v2"))
-		okCall(t, d.check(d.memcpyHtoDAsync(p, unsafe.Pointer(&x[0]), uint64(4*len(x)), 0), "cuMemcpyHtoDAsync_v2"))
-		return p
-	}
-	get := func(p uint64, n int) []float32 {
-		x := make([]float32, n)
-		okCall(t, d.check(d.memcpyDtoHAsync(unsafe.Pointer(&x[0]), p, uint64(4*n), 0), "cuMemcpyDtoHAsync_v2"))
-		return x
-	}
-	rnd := func(n int) []float32 {
-		x := make([]float32, n)
-		for i := range x {
-			x[i] = float32(r.NormFloat64())
-		}
-		return x
-	}
+// cublasFixture is a cuBLAS handle on the stand-in, and the device memory
+// its tests allocate.
+type cublasFixture struct {
+	t    *testing.T
+	f    *fake
+	d    *driver
+	b    *cublas
+	h    uintptr
+	r    *rand.Rand
+	ptrs []uint64 // to free
+}
 
-	// GemmEx, 19 arguments: C (m,n) = 1.5·Aᵀ·B − 0.25·C, column-major,
-	// with leading dimensions larger than the matrices
-	m, n, k, lda, ldb, ldc := 3, 4, 5, 7, 6, 5
-	A, B, C := rnd(lda*m), rnd(ldb*n), rnd(ldc*n)
-	pa, pb, pc := dev(A), dev(B), dev(C)
+// GEMM shapes: leading dimensions larger than the matrices.
+const gm, gn, gk, glda, gldb, gldc = 3, 4, 5, 7, 6, 5
+
+// dev copies x to new device memory.
+func (fx *cublasFixture) dev(x []float32) uint64 {
+	var p uint64
+	okCall(fx.t, fx.d.check(fx.d.memAlloc(&p, uint64(4*len(x))), "cuMemAlloc_v2"))
+	okCall(fx.t, fx.d.check(fx.d.memcpyHtoDAsync(p, unsafe.Pointer(&x[0]), uint64(4*len(x)), 0), "cuMemcpyHtoDAsync_v2"))
+	fx.ptrs = append(fx.ptrs, p)
+	return p
+}
+
+// get copies n floats from device memory.
+func (fx *cublasFixture) get(p uint64, n int) []float32 {
+	x := make([]float32, n)
+	okCall(fx.t, fx.d.check(fx.d.memcpyDtoHAsync(unsafe.Pointer(&x[0]), p, uint64(4*n), 0), "cuMemcpyDtoHAsync_v2"))
+	return x
+}
+
+func (fx *cublasFixture) rnd(n int) []float32 {
+	x := make([]float32, n)
+	for i := range x {
+		x[i] = float32(fx.r.NormFloat64())
+	}
+	return x
+}
+
+// gemmEx: GemmEx, 19 arguments: C (m,n) = 1.5·Aᵀ·B − 0.25·C, column-major.
+func (fx *cublasFixture) gemmEx() {
+	t, f, b, h := fx.t, fx.f, fx.b, fx.h
+	m, n, k, lda, ldb, ldc := gm, gn, gk, glda, gldb, gldc
+	A, B, C := fx.rnd(lda*m), fx.rnd(ldb*n), fx.rnd(ldc*n)
+	pa, pb, pc := fx.dev(A), fx.dev(B), fx.dev(C)
 	alpha, beta := float32(1.5), float32(-0.25)
 	s := b.gemmEx(h, opT, opN, int32(m), int32(n), int32(k), unsafe.Pointer(&alpha), pa, dtF32, int32(lda), pb, dtF32, int32(ldb),
 		unsafe.Pointer(&beta), pc, dtF32, int32(ldc), compute32FPedantic, gemmDefault)
 	okCall(t, b.check(s, "cublasGemmEx"))
 	wantCall(t, f, fmt.Sprintf("cublasGemmEx(handle=%#x, transa=1, transb=0, m=3, n=4, k=5, alpha=1.5, A=%#x, Atype=0, lda=7, "+
 		"B=%#x, Btype=0, ldb=6, beta=-0.25, C=%#x, Ctype=0, ldc=5, compute=69, algo=-1)", h, pa, pb, pc))
-	got := get(pc, ldc*n)
+	got := fx.get(pc, ldc*n)
 	for j := range n {
 		for i := range m {
 			var acc float64
@@ -260,21 +304,25 @@ func TestCublasBindings(t *testing.T) {
 			}
 		}
 	}
+}
 
-	// GemmStridedBatchedEx, 23 arguments: bf16 operands, int64 strides
+// gemmStridedBatched: GemmStridedBatchedEx, 23 arguments: bf16 operands,
+// int64 strides.
+func (fx *cublasFixture) gemmStridedBatched() {
+	t, f, b, h, r := fx.t, fx.f, fx.b, fx.h, fx.r
+	m, n, k, lda, ldb, ldc := gm, gn, gk, glda, gldb, gldc
 	batch, sa, sb, sc := 3, int64(lda*k+5), int64(ldb*k+3), int64(ldc*n)
 	A16, B16 := rndBF16(r, int(sa)*batch), rndBF16(r, int(sb)*batch)
-	pa16, pb16 := dev(A16.packed()), dev(B16.packed())
-	pc2 := dev(rnd(int(sc) * batch))
-	alpha = 0.5
-	beta = 0
-	s = b.gemmStridedBatchedEx(h, opN, opT, int32(m), int32(n), int32(k), unsafe.Pointer(&alpha), pa16, dtBF16, int32(lda), sa,
+	pa16, pb16 := fx.dev(A16.packed()), fx.dev(B16.packed())
+	pc2 := fx.dev(fx.rnd(int(sc) * batch))
+	alpha, beta := float32(0.5), float32(0)
+	s := b.gemmStridedBatchedEx(h, opN, opT, int32(m), int32(n), int32(k), unsafe.Pointer(&alpha), pa16, dtBF16, int32(lda), sa,
 		pb16, dtBF16, int32(ldb), sb, unsafe.Pointer(&beta), pc2, dtF32, int32(ldc), sc, int32(batch), compute32F, gemmDefault)
 	okCall(t, b.check(s, "cublasGemmStridedBatchedEx"))
 	wantCall(t, f, fmt.Sprintf("cublasGemmStridedBatchedEx(handle=%#x, transa=0, transb=1, m=3, n=4, k=5, alpha=0.5, A=%#x, Atype=14, "+
 		"lda=7, strideA=%d, B=%#x, Btype=14, ldb=6, strideB=%d, beta=0, C=%#x, Ctype=0, ldc=5, strideC=%d, batch=3, compute=68, algo=-1)",
 		h, pa16, sa, pb16, sb, pc2, sc))
-	got = get(pc2, int(sc)*batch)
+	got := fx.get(pc2, int(sc)*batch)
 	for q := range batch {
 		for j := range n {
 			for i := range m {
@@ -295,18 +343,12 @@ func TestCublasBindings(t *testing.T) {
 	if !strings.Contains(f.lastCall(), "strideA=1099511627779") || !strings.Contains(f.lastCall(), "strideB=-1099511627779") {
 		t.Errorf("64-bit strides: the library received %s", f.lastCall())
 	}
-	err = b.check(s, "cublasGemmStridedBatchedEx")
+	err := b.check(s, "cublasGemmStridedBatchedEx")
 	var ce *Error
 	if !errors.As(err, &ce) || ce.Name != "CUBLAS_STATUS_INVALID_VALUE" {
 		t.Errorf("out-of-bounds strides gave %v", err)
 	}
 	f.reset() // the bounds error above was wanted
-	for _, p := range []uint64{pa, pb, pc, pa16, pb16, pc2} {
-		okCall(t, d.check(d.memFree(p), "cuMemFree_v2"))
-	}
-	okCall(t, b.check(b.destroy(h), "cublasDestroy_v2"))
-	wantCall(t, f, fmt.Sprintf("cublasDestroy_v2(handle=%#x)", h))
-	f.assertClean(t)
 }
 
 // bf16s are float32 values that bfloat16 holds exactly.

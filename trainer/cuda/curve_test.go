@@ -75,7 +75,7 @@ func (c curveRun) train(t testing.TB, be trainer.Backend, steps int) []float64 {
 	}
 	tc := trainer.DefaultTrainConfig(c.Steps)
 	tc.LR, tc.WarmupSteps, tc.MinLRRatio, tc.Seed = 5e-4, c.Steps/10, 0.1, c.Seed
-	tc.Out, tc.Progress, tc.LogEvery = t.TempDir(), false, 1
+	tc.Out, tc.LogEvery = t.TempDir(), 1
 	var losses []float64
 	stop := errors.New("stop")
 	_, err = trainer.Train(context.Background(), tc, m, &trainer.SliceSource{Batches: batches, Loop: true}, nil,

@@ -5,12 +5,11 @@ import (
 	"math"
 	"math/rand/v2"
 	"os"
-	"slices"
 	"testing"
 
-	"github.com/glmkit/glmkit/masking"
 	"github.com/glmkit/glmkit/trainer"
 	"github.com/glmkit/glmkit/trainer/cpu"
+	"github.com/glmkit/glmkit/trainer/internal/batchtest"
 	"github.com/glmkit/glmkit/trainer/loader"
 )
 
@@ -223,100 +222,18 @@ func (e *env) checkTol(name string, p pair, tol float64) {
 // ----------------------------------------------------------------------------
 // GLM batches (as trainer's tests make them; a little copying)
 
-type glmRow struct {
-	input, target, pos, bpos []int32
-	loss                     []uint8
-	sep                      int32
-	obj                      masking.Objective
-}
-
-// makeRow masks spans of the text in GLM's layout (glm-reference.md §2.2):
-// Part A with each span collapsed to [MASK], Part B with each span as
-// sop+span → span+eop at its mask's position, loss on Part B. The special
-// ids are the vocabulary's last three (mask, sop, eop), [CLS] is 1.
-func makeRow(r *rand.Rand, text []int32, vocab int, document bool) glmRow {
-	n := len(text)
-	mask, sop, eop := int32(vocab-3), int32(vocab-2), int32(vocab-1)
-	type span struct{ s, e int }
-	var spans []span
-	if document {
-		spans = []span{{1 + r.IntN(n-2), n}}
-	} else {
-		for i := 1 + r.IntN(3); i < n-1; {
-			l := 1 + r.IntN(3)
-			if i+l > n-1 {
-				break
-			}
-			spans = append(spans, span{i, i + l})
-			i += l + 1 + r.IntN(12)
-		}
-		if len(spans) == 0 {
-			spans = []span{{1, 2}}
-		}
-	}
-	row := glmRow{obj: masking.Token}
-	if document {
-		row.obj = masking.Document
-	}
-	maskPos := make([]int32, len(spans))
-	i := 0
-	for k, s := range spans {
-		row.input = append(row.input, text[i:s.s]...)
-		maskPos[k] = int32(len(row.input))
-		row.input = append(row.input, mask)
-		i = s.e
-	}
-	row.input = append(row.input, text[i:]...)
-	row.sep = int32(len(row.input))
-	row.target = slices.Clone(row.input)
-	for k := range row.input {
-		row.pos = append(row.pos, int32(k))
-	}
-	row.bpos = make([]int32, len(row.input))
-	row.loss = make([]uint8, len(row.input))
-	for _, k := range r.Perm(len(spans)) {
-		body := text[spans[k].s:spans[k].e]
-		row.input = append(append(row.input, sop), body...)
-		row.target = append(append(row.target, body...), eop)
-		for j := range len(body) + 1 {
-			row.pos = append(row.pos, maskPos[k])
-			row.bpos = append(row.bpos, int32(j+1))
-			row.loss = append(row.loss, 1)
-		}
-	}
-	return row
+// makeRow masks spans of text in GLM's layout (glm-reference.md §2.2),
+// spans 1 to 12 tokens apart (see batchtest.MakeRow).
+func makeRow(r *rand.Rand, text []int32, vocab int, document bool) batchtest.Row {
+	return batchtest.MakeRow(r, text, vocab, document, 12)
 }
 
 // padBatch pads rows to t positions (the longest row when t is 0):
 // id 0, loss 0, positions 0.
-func padBatch(rows []glmRow, t int) loader.Batch {
-	for _, r := range rows {
-		t = max(t, len(r.input))
-	}
-	b := loader.Batch{B: len(rows), T: t}
-	for i, r := range rows {
-		pad := t - len(r.input)
-		b.Input = append(append(b.Input, r.input...), make([]int32, pad)...)
-		b.Target = append(append(b.Target, r.target...), make([]int32, pad)...)
-		b.Pos = append(append(b.Pos, r.pos...), make([]int32, pad)...)
-		b.BlockPos = append(append(b.BlockPos, r.bpos...), make([]int32, pad)...)
-		b.LossMask = append(append(b.LossMask, r.loss...), make([]uint8, pad)...)
-		b.Sep = append(b.Sep, r.sep)
-		b.Objective = append(b.Objective, r.obj)
-		b.Rows = append(b.Rows, int64(i))
-	}
-	return b
-}
+func padBatch(rows []batchtest.Row, t int) loader.Batch { return batchtest.Pad(rows, t, 0) }
 
 // randomText is [CLS] then n−1 uniform ordinary ids (2 … vocab−4).
-func randomText(r *rand.Rand, n, vocab int) []int32 {
-	x := make([]int32, n)
-	x[0] = 1
-	for i := 1; i < n; i++ {
-		x[i] = 2 + int32(r.IntN(vocab-5))
-	}
-	return x
-}
+func randomText(r *rand.Rand, n, vocab int) []int32 { return batchtest.RandomText(r, n, vocab) }
 
 // motifText is learnable text: [CLS], then a random motif of 3 to 8
 // ordinary ids repeated, so a masked span can be copied from another
@@ -337,7 +254,7 @@ func motifText(r *rand.Rand, n, vocab int) []int32 {
 // glmBatch is a padded batch of b rows of source lengths in [minLen,
 // maxLen], every third a document-level row.
 func glmBatch(r *rand.Rand, b, minLen, maxLen, vocab int, text func(*rand.Rand, int, int) []int32) loader.Batch {
-	rows := make([]glmRow, b)
+	rows := make([]batchtest.Row, b)
 	for i := range rows {
 		n := minLen + r.IntN(maxLen-minLen+1)
 		rows[i] = makeRow(r, text(r, n, vocab), vocab, i%3 == 2)

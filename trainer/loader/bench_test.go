@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/glmkit/glmkit/internal/glmtest"
 	"github.com/glmkit/glmkit/masking"
 	"github.com/glmkit/glmkit/sharding"
 )
@@ -20,7 +21,7 @@ func benchBuild(tb testing.TB, n, srcLen int) string {
 	dir := tb.TempDir()
 	opts := sharding.Options{Meta: testMeta()}
 	opts.Meta.SeqLen = srcLen + 64
-	writeBuild(tb, dir, longRows(tb, n, srcLen), 500, opts)
+	writeBuild(tb, dir, glmtest.LongRows(tb, n, srcLen), 500, opts)
 	return dir
 }
 
@@ -29,7 +30,7 @@ func benchBuild(tb testing.TB, n, srcLen int) string {
 func manyShards(tb testing.TB, n int) string {
 	tb.Helper()
 	src := tb.TempDir()
-	m := writeBuild(tb, src, longRows(tb, 64, 200), 64, sharding.Options{})
+	m := writeBuild(tb, src, glmtest.LongRows(tb, 64, 200), 64, sharding.Options{})
 	data, err := os.ReadFile(filepath.Join(src, m.Shards[0].Name))
 	if err != nil {
 		tb.Fatal(err)
@@ -85,7 +86,7 @@ func TestFirstBatchManyShards(t *testing.T) {
 
 func TestBench(t *testing.T) {
 	dir := t.TempDir()
-	writeBuild(t, dir, testRows(t, 300), 100, sharding.Options{})
+	writeBuild(t, dir, glmtest.Rows(t, 300), 100, sharding.Options{})
 	res, err := Bench(dir, BenchOptions{Batch: 8, Seconds: 0.2})
 	if err != nil {
 		t.Fatal(err)

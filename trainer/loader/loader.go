@@ -173,6 +173,19 @@ type seekReq struct{ g, gen uint64 }
 // and opts.Workers workers) run until Close, or until ctx is done, after
 // which Next returns ctx's error. The Loader does not close the Readers.
 func New(ctx context.Context, sources []Source, opts Options) (*Loader, error) {
+	if err := opts.check(len(sources)); err != nil {
+		return nil, err
+	}
+	l := &Loader{srcs: sources, opts: opts, ord: order{seed: opts.Seed}, end: math.MaxUint64}
+	if err := l.plan(); err != nil {
+		return nil, err
+	}
+	l.start(ctx)
+	return l, nil
+}
+
+// check fills in the defaults and checks the options.
+func (opts *Options) check(datasets int) error {
 	if opts.World == 0 {
 		opts.World = 1
 	}
@@ -183,69 +196,80 @@ func New(ctx context.Context, sources []Source, opts Options) (*Loader, error) {
 		opts.Workers = min(max(runtime.GOMAXPROCS(0)/2, 1), 4)
 	}
 	switch {
-	case len(sources) == 0:
-		return nil, errors.New("loader: loader has no datasets")
+	case datasets == 0:
+		return errors.New("loader: loader has no datasets")
 	case opts.Batch <= 0:
-		return nil, fmt.Errorf("loader: batch size %d; want > 0", opts.Batch)
+		return fmt.Errorf("loader: batch size %d; want > 0", opts.Batch)
 	case opts.World < 1 || opts.Rank < 0 || opts.Rank >= opts.World:
-		return nil, fmt.Errorf("loader: rank %d of world %d; want 0 ≤ rank < world", opts.Rank, opts.World)
+		return fmt.Errorf("loader: rank %d of world %d; want 0 ≤ rank < world", opts.Rank, opts.World)
 	case opts.Epochs < 0:
-		return nil, fmt.Errorf("loader: epochs %d; want ≥ 0 (0: unbounded)", opts.Epochs)
+		return fmt.Errorf("loader: epochs %d; want ≥ 0 (0: unbounded)", opts.Epochs)
 	case opts.Prefetch < 1:
-		return nil, fmt.Errorf("loader: prefetch %d; want ≥ 1", opts.Prefetch)
+		return fmt.Errorf("loader: prefetch %d; want ≥ 1", opts.Prefetch)
 	case opts.Workers < 1:
-		return nil, fmt.Errorf("loader: workers %d; want ≥ 1", opts.Workers)
+		return fmt.Errorf("loader: workers %d; want ≥ 1", opts.Workers)
 	}
-	l := &Loader{srcs: sources, opts: opts, ord: order{seed: opts.Seed}, end: math.MaxUint64}
-	first := sources[0].Reader.Meta()
+	return nil
+}
+
+// plan checks the datasets and sets up the order: each dataset's units
+// (rows, or samples when an epoch reads one mask copy), the weights in
+// parts of MixBlock, the end of a bounded stream.
+func (l *Loader) plan() error {
+	srcs, opts := l.srcs, &l.opts
+	first := srcs[0].Reader.Meta()
 	l.pad = first.Special.Pad
 	maxLen := 0
-	weights := make([]float64, len(sources))
-	for d, s := range sources {
+	weights := make([]float64, len(srcs))
+	for d, s := range srcs {
 		r := s.Reader
 		if r == nil {
-			return nil, fmt.Errorf("loader: dataset %d has no reader", d)
+			return fmt.Errorf("loader: dataset %d has no reader", d)
 		}
 		m := r.Meta()
 		if m.TokenizerSHA256 != first.TokenizerSHA256 || m.VocabSize != first.VocabSize || m.Special != first.Special {
-			return nil, fmt.Errorf("loader: %s and %s were built with different tokenizers (sha256, vocabulary or special ids differ); they cannot be mixed",
-				sources[0].Reader.Dir(), r.Dir())
+			return fmt.Errorf("loader: %s and %s were built with different tokenizers (sha256, vocabulary or special ids differ); they cannot be mixed",
+				srcs[0].Reader.Dir(), r.Dir())
 		}
 		ds := dsOrder{units: uint64(r.Len()), copies: 1}
 		if n := uint64(m.MaskEpochs); n > 1 && !opts.AllMaskEpochs {
 			if ds.units%n != 0 {
-				return nil, fmt.Errorf("loader: %s: %d rows is not a multiple of its %d mask epochs", r.Dir(), r.Len(), n)
+				return fmt.Errorf("loader: %s: %d rows is not a multiple of its %d mask epochs", r.Dir(), r.Len(), n)
 			}
 			ds.units /= n
 			ds.copies = n
 		}
 		if ds.units == 0 {
-			return nil, fmt.Errorf("loader: %s has no rows (or its reader is closed)", r.Dir())
+			return fmt.Errorf("loader: %s has no rows (or its reader is closed)", r.Dir())
 		}
 		l.ord.ds = append(l.ord.ds, ds)
 		l.ord.epochLen += ds.units
 		maxLen = max(maxLen, r.MaxRowLen())
 		weights[d] = s.Weight
-		if len(sources) == 1 {
+		if len(srcs) == 1 {
 			weights[d] = 1
 		}
 	}
 	var err error
 	if l.parts, err = quantize(weights); err != nil {
-		return nil, fmt.Errorf("loader: %w", err)
+		return fmt.Errorf("loader: %w", err)
 	}
-	if len(sources) > 1 {
+	if len(srcs) > 1 {
 		l.ord.mix = newMixer(opts.Seed, l.parts)
 	}
 	if opts.Epochs > 0 {
 		if l.ord.epochLen > math.MaxUint64/uint64(opts.Epochs) {
-			return nil, fmt.Errorf("loader: %d epochs of %d rows overflow", opts.Epochs, l.ord.epochLen)
+			return fmt.Errorf("loader: %d epochs of %d rows overflow", opts.Epochs, l.ord.epochLen)
 		}
 		l.end = uint64(opts.Epochs) * l.ord.epochLen
 	}
 	l.capHint = opts.Batch * maxLen
+	return nil
+}
 
-	slots := opts.Prefetch + opts.Workers - 1
+// start makes the slots and starts the dispatcher and the workers.
+func (l *Loader) start(ctx context.Context) {
+	slots := l.opts.Prefetch + l.opts.Workers - 1
 	l.free = make(chan *slot, slots)
 	l.work = make(chan *slot, slots)
 	l.pending = make(chan *slot, slots)
@@ -256,12 +280,12 @@ func New(ctx context.Context, sources []Source, opts Options) (*Loader, error) {
 		l.free <- &slot{done: make(chan struct{}, 1)}
 	}
 	var wg sync.WaitGroup
-	wg.Add(1 + opts.Workers)
+	wg.Add(1 + l.opts.Workers)
 	go func() {
 		defer wg.Done()
 		l.dispatch(ctx)
 	}()
-	for range opts.Workers {
+	for range l.opts.Workers {
 		f := l.newFiller()
 		go func() {
 			defer wg.Done()
@@ -272,7 +296,6 @@ func New(ctx context.Context, sources []Source, opts Options) (*Loader, error) {
 		wg.Wait()
 		close(l.exited)
 	}()
-	return l, nil
 }
 
 // Open opens the builds of a mixture spec (see ParseMix) with the given

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/glmkit/glmkit/internal/glmtest"
 	"github.com/glmkit/glmkit/sharding"
 )
 
@@ -31,7 +32,7 @@ func testBuild(t testing.TB, n int, meta func(*sharding.Meta)) *sharding.Reader 
 	if meta != nil {
 		meta(&opts.Meta)
 	}
-	writeBuild(t, dir, testRows(t, n), 37, opts)
+	writeBuild(t, dir, glmtest.Rows(t, n), 37, opts)
 	return mustOpen(t, dir)
 }
 
@@ -440,7 +441,7 @@ func TestParseMix(t *testing.T) {
 
 func TestOpen(t *testing.T) {
 	dirA, dirB := t.TempDir(), t.TempDir()
-	rows := testRows(t, 40)
+	rows := glmtest.Rows(t, 40)
 	writeBuild(t, dirA, rows, 20, sharding.Options{})
 	writeBuild(t, dirB, rows[:10], 20, sharding.Options{})
 	l, err := Open(context.Background(), dirA+"=3,"+dirB+"=1", Options{Batch: 4, Epochs: 1}, sharding.VerifyHashes())
@@ -462,7 +463,7 @@ func TestOpen(t *testing.T) {
 // error: a flipped byte inside a record batch (its checksum) and a row
 // that breaks an invariant (checked in the pass that widens it).
 func TestLoaderRefusesDamage(t *testing.T) {
-	rows := testRows(t, 60)
+	rows := glmtest.Rows(t, 60)
 	dir := t.TempDir()
 	m := writeBuild(t, dir, rows, 60, sharding.Options{BatchRows: 16})
 	path := filepath.Join(dir, m.Shards[0].Name)
