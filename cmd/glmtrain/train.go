@@ -80,153 +80,41 @@ func neverFlags() []string {
 }
 
 func cmdTrain(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := cli.FlagSet("glmtrain train", trainHelp, stdout)
-	var data listFlag
-	fs.Var(&data, "data", "training shards: a build `DIR`, DIR=WEIGHT, or a comma list of them; repeatable, to mix builds")
-	evalData := fs.String("eval-data", "", "held-out shards for evaluation (a build DIR)")
-	preset := fs.String("preset", "tiny", "model shape: "+strings.Join(trainer.PresetNames(), ", "))
-	layers := fs.Int("layers", 0, "override the preset's layers")
-	hidden := fs.Int("hidden", 0, "override the preset's hidden size")
-	heads := fs.Int("heads", 0, "override the preset's heads")
-	maxPos := fs.Int("max-pos", 0, "override the position tables' size (default: the larger of the preset's and the shards' seq_len)")
-	dropout := fs.Float64("dropout", -1, "hidden and attention dropout (default: the preset's, 0.1)")
-	steps := fs.Int("steps", 100, "optimizer steps")
-	batch := fs.Int("batch", 8, "rows per micro-batch")
-	accum := fs.Int("accum", 1, "micro-batches per step (gradient accumulation)")
-	lr := fs.Float64("lr", 4e-4, "peak learning rate")
-	warmup := fs.Int("warmup", -1, "warmup steps (default: 5% of --steps)")
-	minLR := fs.Float64("min-lr-ratio", 0.05, "cosine decay floor, as a fraction of --lr")
-	wd := fs.Float64("weight-decay", 0.1, "decoupled weight decay (not on biases and LayerNorm)")
-	clip := fs.Float64("clip", 1, "global gradient norm clip (0: off)")
-	seed := fs.Uint64("seed", 1234, "seed of the initialisation, dropout and data order")
-	out := fs.String("out", "", "output `DIR` for metrics.jsonl and checkpoints")
-	logEvery := fs.Int("log-every", 1, "write a metrics line (and, when stderr is not a terminal, a log line) every N steps")
-	evalEvery := fs.Int("eval-every", 0, "evaluate every N steps (0: at the end only)")
-	evalBatches := fs.Int("eval-batches", 0, "batches per evaluation (0: one pass over the eval data)")
-	ckptEvery := fs.Int("checkpoint-every", 0, "checkpoint every N steps (0: at the end only)")
-	keep := fs.Int("keep-checkpoints", 3, "keep the newest N checkpoints (0: all)")
-	resume := fs.Bool("resume", false, "continue from the newest checkpoint in --out")
-	allowChanges := fs.Bool("allow-changes", false, "with --resume, accept changed --steps, --batch, --lr, … (the run is then no longer exact)")
-	stopAt := fs.Int("stop-at", 0, "stop after this step with a checkpoint, as a preemption would (--resume continues)")
-	backend := fs.String("backend", "auto", "auto, cpu or cuda")
-	threads := fs.Int("threads", 0, "CPU threads (default: all)")
-	blas := fs.String("blas", "", "CPU matrix products: auto (OpenBLAS if installed), off, openblas, or a library path (default $GLMKIT_BLAS or auto)")
-	quiet := fs.Bool("quiet", false, "no progress bar or log lines")
-	pos, err := cli.Parse(fs, args)
+	f, err := parseTrainFlags(args, stdout)
 	if err != nil {
 		return err
 	}
-	if len(pos) > 0 {
-		return cli.Usagef(fs, "unexpected argument %q (give the training data with --data)", pos[0])
-	}
-	if m := missingFlags(map[string]bool{"--data": len(data) == 0, "--out": *out == ""}, "--data", "--out"); m != nil {
-		return cli.Missing(fs, m...)
-	}
-	mix, spec, err := parseData(data)
-	if err != nil {
-		return cli.Usagef(fs, "%v", err)
-	}
-
-	src, err := loader.Open(ctx, spec, loader.Options{Batch: *batch, Seed: *seed})
+	src, err := loader.Open(ctx, f.spec, loader.Options{Batch: f.batch, Seed: f.seed})
 	if err != nil {
 		return err
 	}
 	defer src.Close()
-	meta, manifests, err := loaderMeta(mix)
+	meta, manifests, err := loaderMeta(f.mix)
 	if err != nil {
 		return err
 	}
 	var evalSrc trainer.BatchSource
-	if *evalData != "" {
-		el, err := loader.Open(ctx, *evalData, loader.Options{Batch: *batch, Seed: *seed, Epochs: 1})
-		if err != nil {
-			return err
-		}
+	if el, err := openEvalData(ctx, f, meta); err != nil {
+		return err
+	} else if el != nil {
 		defer el.Close()
-		em, err := sharding.ReadManifest(*evalData)
-		if err != nil {
-			return err
-		}
-		if em.Meta.TokenizerSHA256 != meta.TokenizerSHA256 || em.Meta.VocabSize != meta.VocabSize {
-			return fmt.Errorf("--eval-data %s uses tokenizer %s, the training data %s", *evalData, em.Meta.Tokenizer, meta.Tokenizer)
-		}
 		evalSrc = el
 	}
-
-	mc, err := trainer.Preset(*preset, meta.VocabSize)
+	mc, err := f.modelConfig(meta)
 	if err != nil {
 		return err
 	}
-	for _, o := range []struct {
-		dst *int
-		v   int
-	}{{&mc.Layers, *layers}, {&mc.Hidden, *hidden}, {&mc.Heads, *heads}, {&mc.MaxPos, *maxPos}} {
-		if o.v > 0 {
-			*o.dst = o.v
-		}
+	tc := f.trainConfig(mc, src.Fingerprint(), meta)
+	if err := cleanOut(f.out, stderr); err != nil {
+		return err
 	}
-	if *maxPos == 0 {
-		mc.MaxPos = max(mc.MaxPos, meta.SeqLen)
-	}
-	if *dropout >= 0 {
-		mc.HiddenDropout, mc.AttentionDropout = *dropout, *dropout
-	}
-	if err := mc.Validate(); err != nil {
+	hintOnInterrupt(ctx, f.out, args)
+	startStep, done, err := f.chooseResume(&tc, mc, stdout, stderr)
+	if err != nil || done {
 		return err
 	}
 
-	tc := trainer.DefaultTrainConfig(*steps)
-	tc.Accum, tc.LR, tc.MinLRRatio, tc.WeightDecay, tc.ClipNorm, tc.Seed = *accum, *lr, *minLR, *wd, *clip, *seed
-	if *warmup >= 0 {
-		tc.WarmupSteps = *warmup
-	}
-	tc.Out, tc.LogEvery, tc.EvalEvery, tc.EvalBatches = *out, *logEvery, *evalEvery, *evalBatches
-	tc.CheckpointEvery, tc.KeepCheckpoints = *ckptEvery, *keep
-	tc.Software = cli.ReadBuild().Software()
-	tc.Run = runRecord(tc, mc, *batch, spec, src.Fingerprint(), meta)
-
-	// A killed run's temporary checkpoint directories go first (and a
-	// checkpoint it had moved aside comes back), before the newest one is
-	// chosen.
-	if cleaned, err := trainer.CleanCheckpointTemps(*out); err != nil {
-		return err
-	} else if len(cleaned) > 0 {
-		fmt.Fprintf(stderr, "glmtrain: removed %d temporaries of an interrupted run from %s\n", len(cleaned), *out)
-	}
-	cmdline := cli.Command(append([]string{"train"}, args...), nil, "resume")
-	cli.OnInterrupt(ctx, func() string {
-		ck, _ := trainer.LatestCheckpoint(*out)
-		if ck == "" {
-			return fmt.Sprintf("no checkpoint was saved in %s; run the same command again", *out)
-		}
-		return fmt.Sprintf("the newest checkpoint is %s; continue with:\n  %s", ck, cmdline)
-	})
-	startStep := 0
-	if *resume {
-		ck, err := trainer.LatestCheckpoint(*out)
-		switch {
-		case err == nil && ck != "":
-			if startStep, err = checkResume(ck, tc, mc, *allowChanges, stderr); err != nil {
-				return err
-			}
-			if startStep >= *steps {
-				fmt.Fprintf(stderr, "glmtrain: %s is already complete: step %d of --steps %d (%s); nothing to do (to train further, raise --steps and pass --allow-changes)\n",
-					*out, startStep, *steps, ck)
-				fmt.Fprintf(stdout, "step %d: complete; checkpoint %s\n", startStep, ck)
-				return nil
-			}
-			tc.Resume = ck
-			fmt.Fprintf(stderr, "glmtrain: resuming from %s (step %d of %d)\n", ck, startStep, *steps)
-		case err == nil || errors.Is(err, os.ErrNotExist):
-			fmt.Fprintf(stderr, "glmtrain: no checkpoint in %s yet; starting fresh\n", *out)
-		default:
-			return err
-		}
-	} else if ck, _ := trainer.LatestCheckpoint(*out); ck != "" {
-		return fmt.Errorf("%s already holds checkpoints (%s); pass --resume to continue, or choose another --out", *out, filepath.Base(ck))
-	}
-
-	be, err := newBackend(*backend, *threads, *blas, stderr)
+	be, err := newBackend(f.backend, f.threads, f.blas, stderr)
 	if err != nil {
 		return err
 	}
@@ -236,45 +124,262 @@ func cmdTrain(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return err
 	}
 	defer model.Close()
-
-	if err := os.MkdirAll(*out, 0o777); err != nil {
-		return err
-	}
-	mb, _ := json.MarshalIndent(meta, "", "  ")
-	if err := atomicfile.Write(filepath.Join(*out, dataFile), append(mb, '\n')); err != nil {
+	if err := writeDataFile(f.out, meta); err != nil {
 		return err
 	}
 	fmt.Fprintf(stderr, "glmtrain: %s model, %d layers × %d hidden × %d heads, vocab %d, %.1fM parameters, on %s\n",
-		*preset, mc.Layers, mc.Hidden, mc.Heads, mc.Vocab, float64(model.NumParams())/1e6, be.Name())
-	printMixture(stderr, mix, manifests, src.EpochLen(), *steps, *batch**accum)
+		f.preset, mc.Layers, mc.Hidden, mc.Heads, mc.Vocab, float64(model.NumParams())/1e6, be.Name())
+	printMixture(stderr, f.mix, manifests, src.EpochLen(), f.steps, f.batch*f.accum)
 
-	logger := newTrainLog(stderr, *quiet, *steps, startStep)
+	hooks, bar := f.hooks(stderr, startStep)
+	res, err := trainer.Train(ctx, tc, model, src, evalSrc, hooks)
+	bar.finish()
+	if err != nil && !errors.Is(err, errStopAt) {
+		return err
+	}
+	printTrainResult(stdout, res)
+	return nil
+}
+
+// trainFlags are train's command line, parsed and checked.
+type trainFlags struct {
+	mix      []loader.MixEntry // --data, resolved
+	spec     string            // --data as the loader takes it
+	evalData string
+	out      string
+
+	preset                        string
+	layers, hidden, heads, maxPos int
+	dropout                       float64
+
+	steps, batch, accum, warmup int
+	lr, minLR, wd, clip         float64
+	seed                        uint64
+
+	logEvery, evalEvery, evalBatches, ckptEvery, keep int
+	resume, allowChanges                              bool
+	stopAt                                            int
+
+	backend, blas string
+	threads       int
+	quiet         bool
+}
+
+// parseTrainFlags parses train's arguments: a usage error for a wrong or
+// missing flag, an argument, or a --data that is no mixture.
+func parseTrainFlags(args []string, stdout io.Writer) (*trainFlags, error) {
+	var f trainFlags
+	fs := cli.FlagSet("glmtrain train", trainHelp, stdout)
+	var data listFlag
+	fs.Var(&data, "data", "training shards: a build `DIR`, DIR=WEIGHT, or a comma list of them; repeatable, to mix builds")
+	fs.StringVar(&f.evalData, "eval-data", "", "held-out shards for evaluation (a build DIR)")
+	fs.StringVar(&f.preset, "preset", "tiny", "model shape: "+strings.Join(trainer.PresetNames(), ", "))
+	fs.IntVar(&f.layers, "layers", 0, "override the preset's layers")
+	fs.IntVar(&f.hidden, "hidden", 0, "override the preset's hidden size")
+	fs.IntVar(&f.heads, "heads", 0, "override the preset's heads")
+	fs.IntVar(&f.maxPos, "max-pos", 0, "override the position tables' size (default: the larger of the preset's and the shards' seq_len)")
+	fs.Float64Var(&f.dropout, "dropout", -1, "hidden and attention dropout (default: the preset's, 0.1)")
+	fs.IntVar(&f.steps, "steps", 100, "optimizer steps")
+	fs.IntVar(&f.batch, "batch", 8, "rows per micro-batch")
+	fs.IntVar(&f.accum, "accum", 1, "micro-batches per step (gradient accumulation)")
+	fs.Float64Var(&f.lr, "lr", 4e-4, "peak learning rate")
+	fs.IntVar(&f.warmup, "warmup", -1, "warmup steps (default: 5% of --steps)")
+	fs.Float64Var(&f.minLR, "min-lr-ratio", 0.05, "cosine decay floor, as a fraction of --lr")
+	fs.Float64Var(&f.wd, "weight-decay", 0.1, "decoupled weight decay (not on biases and LayerNorm)")
+	fs.Float64Var(&f.clip, "clip", 1, "global gradient norm clip (0: off)")
+	fs.Uint64Var(&f.seed, "seed", 1234, "seed of the initialisation, dropout and data order")
+	fs.StringVar(&f.out, "out", "", "output `DIR` for metrics.jsonl and checkpoints")
+	fs.IntVar(&f.logEvery, "log-every", 1, "write a metrics line (and, when stderr is not a terminal, a log line) every N steps")
+	fs.IntVar(&f.evalEvery, "eval-every", 0, "evaluate every N steps (0: at the end only)")
+	fs.IntVar(&f.evalBatches, "eval-batches", 0, "batches per evaluation (0: one pass over the eval data)")
+	fs.IntVar(&f.ckptEvery, "checkpoint-every", 0, "checkpoint every N steps (0: at the end only)")
+	fs.IntVar(&f.keep, "keep-checkpoints", 3, "keep the newest N checkpoints (0: all)")
+	fs.BoolVar(&f.resume, "resume", false, "continue from the newest checkpoint in --out")
+	fs.BoolVar(&f.allowChanges, "allow-changes", false, "with --resume, accept changed --steps, --batch, --lr, … (the run is then no longer exact)")
+	fs.IntVar(&f.stopAt, "stop-at", 0, "stop after this step with a checkpoint, as a preemption would (--resume continues)")
+	fs.StringVar(&f.backend, "backend", "auto", "auto, cpu or cuda")
+	fs.IntVar(&f.threads, "threads", 0, "CPU threads (default: all)")
+	fs.StringVar(&f.blas, "blas", "", "CPU matrix products: auto (OpenBLAS if installed), off, openblas, or a library path (default $GLMKIT_BLAS or auto)")
+	fs.BoolVar(&f.quiet, "quiet", false, "no progress bar or log lines")
+	pos, err := cli.Parse(fs, args)
+	if err != nil {
+		return nil, err
+	}
+	if len(pos) > 0 {
+		return nil, cli.Usagef(fs, "unexpected argument %q (give the training data with --data)", pos[0])
+	}
+	if m := missingFlags(map[string]bool{"--data": len(data) == 0, "--out": f.out == ""}, "--data", "--out"); m != nil {
+		return nil, cli.Missing(fs, m...)
+	}
+	if f.mix, f.spec, err = parseData(data); err != nil {
+		return nil, cli.Usagef(fs, "%v", err)
+	}
+	return &f, nil
+}
+
+// openEvalData opens --eval-data, which must use the training data's
+// tokenizer; nil without --eval-data.
+func openEvalData(ctx context.Context, f *trainFlags, meta sharding.Meta) (*loader.Loader, error) {
+	if f.evalData == "" {
+		return nil, nil
+	}
+	el, err := loader.Open(ctx, f.evalData, loader.Options{Batch: f.batch, Seed: f.seed, Epochs: 1})
+	if err != nil {
+		return nil, err
+	}
+	em, err := sharding.ReadManifest(f.evalData)
+	if err != nil {
+		el.Close()
+		return nil, err
+	}
+	if em.Meta.TokenizerSHA256 != meta.TokenizerSHA256 || em.Meta.VocabSize != meta.VocabSize {
+		el.Close()
+		return nil, fmt.Errorf("--eval-data %s uses tokenizer %s, the training data %s", f.evalData, em.Meta.Tokenizer, meta.Tokenizer)
+	}
+	return el, nil
+}
+
+// modelConfig is the model's shape: the preset with the flags' overrides,
+// positions for the shards' seq_len.
+func (f *trainFlags) modelConfig(meta sharding.Meta) (trainer.Config, error) {
+	mc, err := trainer.Preset(f.preset, meta.VocabSize)
+	if err != nil {
+		return mc, err
+	}
+	for _, o := range []struct {
+		dst *int
+		v   int
+	}{{&mc.Layers, f.layers}, {&mc.Hidden, f.hidden}, {&mc.Heads, f.heads}, {&mc.MaxPos, f.maxPos}} {
+		if o.v > 0 {
+			*o.dst = o.v
+		}
+	}
+	if f.maxPos == 0 {
+		mc.MaxPos = max(mc.MaxPos, meta.SeqLen)
+	}
+	if f.dropout >= 0 {
+		mc.HiddenDropout, mc.AttentionDropout = f.dropout, f.dropout
+	}
+	if err := mc.Validate(); err != nil {
+		return mc, err
+	}
+	return mc, nil
+}
+
+// trainConfig is the training loop's configuration, with the run record
+// that each checkpoint keeps.
+func (f *trainFlags) trainConfig(mc trainer.Config, fingerprint string, meta sharding.Meta) trainer.TrainConfig {
+	tc := trainer.DefaultTrainConfig(f.steps)
+	tc.Accum, tc.LR, tc.MinLRRatio, tc.WeightDecay, tc.ClipNorm, tc.Seed = f.accum, f.lr, f.minLR, f.wd, f.clip, f.seed
+	if f.warmup >= 0 {
+		tc.WarmupSteps = f.warmup
+	}
+	tc.Out, tc.LogEvery, tc.EvalEvery, tc.EvalBatches = f.out, f.logEvery, f.evalEvery, f.evalBatches
+	tc.CheckpointEvery, tc.KeepCheckpoints = f.ckptEvery, f.keep
+	tc.Software = cli.ReadBuild().Software()
+	tc.Run = runRecord(tc, mc, f.batch, f.spec, fingerprint, meta)
+	return tc
+}
+
+// cleanOut removes a killed run's temporary checkpoint directories (and
+// brings back a checkpoint it had moved aside), before the newest
+// checkpoint is chosen.
+func cleanOut(out string, stderr io.Writer) error {
+	cleaned, err := trainer.CleanCheckpointTemps(out)
+	if err != nil {
+		return err
+	}
+	if len(cleaned) > 0 {
+		fmt.Fprintf(stderr, "glmtrain: removed %d temporaries of an interrupted run from %s\n", len(cleaned), out)
+	}
+	return nil
+}
+
+// hintOnInterrupt says, when the run is interrupted, how to continue it.
+func hintOnInterrupt(ctx context.Context, out string, args []string) {
+	cmdline := cli.Command(append([]string{"train"}, args...), nil, "resume")
+	cli.OnInterrupt(ctx, func() string {
+		ck, _ := trainer.LatestCheckpoint(out)
+		if ck == "" {
+			return fmt.Sprintf("no checkpoint was saved in %s; run the same command again", out)
+		}
+		return fmt.Sprintf("the newest checkpoint is %s; continue with:\n  %s", ck, cmdline)
+	})
+}
+
+// chooseResume returns the step the run starts at and sets tc.Resume to
+// the checkpoint it continues from. With --resume that is the newest
+// checkpoint in --out (done when it already has all --steps); without,
+// an --out that holds checkpoints is refused.
+func (f *trainFlags) chooseResume(tc *trainer.TrainConfig, mc trainer.Config, stdout, stderr io.Writer) (startStep int, done bool, err error) {
+	if !f.resume {
+		if ck, _ := trainer.LatestCheckpoint(f.out); ck != "" {
+			return 0, false, fmt.Errorf("%s already holds checkpoints (%s); pass --resume to continue, or choose another --out", f.out, filepath.Base(ck))
+		}
+		return 0, false, nil
+	}
+	ck, err := trainer.LatestCheckpoint(f.out)
+	switch {
+	case err == nil && ck != "":
+	case err == nil || errors.Is(err, os.ErrNotExist):
+		fmt.Fprintf(stderr, "glmtrain: no checkpoint in %s yet; starting fresh\n", f.out)
+		return 0, false, nil
+	default:
+		return 0, false, err
+	}
+	if startStep, err = checkResume(ck, *tc, mc, f.allowChanges, stderr); err != nil {
+		return 0, false, err
+	}
+	if startStep >= f.steps {
+		fmt.Fprintf(stderr, "glmtrain: %s is already complete: step %d of --steps %d (%s); nothing to do (to train further, raise --steps and pass --allow-changes)\n",
+			f.out, startStep, f.steps, ck)
+		fmt.Fprintf(stdout, "step %d: complete; checkpoint %s\n", startStep, ck)
+		return startStep, true, nil
+	}
+	tc.Resume = ck
+	fmt.Fprintf(stderr, "glmtrain: resuming from %s (step %d of %d)\n", ck, startStep, f.steps)
+	return startStep, false, nil
+}
+
+// writeDataFile writes the shards' metadata to data.json in out.
+func writeDataFile(out string, meta sharding.Meta) error {
+	if err := os.MkdirAll(out, 0o777); err != nil {
+		return err
+	}
+	mb, _ := json.MarshalIndent(meta, "", "  ")
+	return atomicfile.Write(filepath.Join(out, dataFile), append(mb, '\n'))
+}
+
+// hooks are the training loop's: log lines (and the stop of --stop-at),
+// checkpoint lines, and on a terminal the progress bar.
+func (f *trainFlags) hooks(stderr io.Writer, startStep int) (trainer.Hooks, *progressBar) {
+	logger := newTrainLog(stderr, f.quiet, f.steps, startStep)
 	hooks := trainer.Hooks{
 		OnLog: func(m trainer.Metrics) error {
 			logger.log(m)
-			if *stopAt > 0 && m.Step >= *stopAt {
+			if f.stopAt > 0 && m.Step >= f.stopAt {
 				return errStopAt
 			}
 			return nil
 		},
 		OnCheckpoint: logger.checkpoint,
 	}
-	var bar progressBar
-	if f, ok := stderr.(*os.File); ok && !*quiet && term.IsTerminal(int(f.Fd())) {
-		hooks.OnProgress = bar.show(f)
+	bar := &progressBar{}
+	if w, ok := stderr.(*os.File); ok && !f.quiet && term.IsTerminal(int(w.Fd())) {
+		hooks.OnProgress = bar.show(w)
 	}
-	res, err := trainer.Train(ctx, tc, model, src, evalSrc, hooks)
-	bar.finish()
-	if err != nil && !errors.Is(err, errStopAt) {
-		return err
-	}
+	return hooks, bar
+}
+
+// printTrainResult prints the run's last step: its loss, eval loss, speed
+// and checkpoint.
+func printTrainResult(stdout io.Writer, res trainer.Result) {
 	last := res.Last
 	fmt.Fprintf(stdout, "step %d: loss %.4f", res.Steps, last.Loss)
 	if last.Eval != nil {
 		fmt.Fprintf(stdout, ", eval loss %.4f (ppl %.2f)", last.Eval.Loss, last.Eval.PPL)
 	}
 	fmt.Fprintf(stdout, ", %.0f tokens/s; checkpoint %s\n", last.TokensPerS, res.Checkpoint)
-	return nil
 }
 
 // progressBar draws training's progress on a terminal.
