@@ -11,6 +11,7 @@ import (
 
 	"github.com/glmkit/glmkit/cmd/internal/cli"
 	"github.com/glmkit/glmkit/pipeline/tokenizer"
+	"github.com/glmkit/glmkit/sharding"
 	"github.com/glmkit/glmkit/trainer"
 )
 
@@ -56,92 +57,21 @@ func lowercases(tok *tokenizer.Tokenizer) (bool, error) {
 }
 
 func cmdInfill(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := cli.FlagSet("glmtrain infill", infillHelp, stdout)
-	ckpt := fs.String("ckpt", "", "checkpoint directory, or a training OUT for its newest")
-	temp := fs.Float64("temperature", 0, "0: greedy; above 0: sample from softmax(logits/T)")
-	topK := fs.Int("top-k", 0, "when sampling, keep the K most likely tokens (0: all)")
-	maxTok := fs.Int("max-tokens", 48, "most tokens generated per blank")
-	seed := fs.Uint64("seed", 1, "sampling seed")
-	tokSpec := fs.String("tokenizer", "", "tokenizer (default: the one the training data used)")
-	asJSON := fs.Bool("json", false, "print the spans as JSON")
-	pos, err := cli.Parse(fs, args)
+	f, err := parseInfillFlags(args, stdout)
 	if err != nil {
 		return err
 	}
-	switch {
-	case *ckpt == "" && len(pos) == 0:
-		return cli.Usagef(fs, "missing --ckpt and the text to fill in")
-	case *ckpt == "":
-		return cli.Missing(fs, "--ckpt")
-	case len(pos) == 0:
-		return cli.Usagef(fs, "missing the text to fill in, such as \"The [MASK] of the river .\"")
-	}
-	text := strings.Join(pos, " ")
-	dir, err := resolveCheckpoint(*ckpt)
+	dir, err := resolveCheckpoint(f.ckpt)
 	if err != nil {
 		return err
 	}
-	meta, metaPath, err := readDataFile(dir)
+	tok, meta, spec, err := loadInfillTokenizer(dir, f.tokenizer)
 	if err != nil {
 		return err
 	}
-	spec := meta.Tokenizer
-	if *tokSpec != "" {
-		spec = *tokSpec
-	}
-	opts, err := tokenizer.ParseLoadOptions(meta.TokenizerOptions)
+	q, err := newInfillQuery(tok, meta, f.text)
 	if err != nil {
 		return err
-	}
-	tok, err := tokenizer.LoadWith(spec, opts)
-	if err != nil {
-		return fmt.Errorf("loading the tokenizer: %w (pass --tokenizer)", err)
-	}
-	if tok.SHA256() != meta.TokenizerSHA256 {
-		return fmt.Errorf("tokenizer %s is not the one the model was trained with (sha256 %.12s…, want %.12s…)", spec, tok.SHA256(), meta.TokenizerSHA256)
-	}
-	if tok.Special() != meta.Special {
-		return fmt.Errorf("%s: its special ids are not tokenizer %s's (the file was edited)", metaPath, spec)
-	}
-	ids := meta.Special
-	blankID := map[string]int32{"MASK": ids.Mask, "sMASK": ids.SMask, "gMASK": ids.GMask}
-	// The context: [CLS], the text with each blank marker as its id, then
-	// eos unless the text ends with [gMASK] (GLM's inference convention).
-	enc := tok.NewEncoder()
-	ctxIDs := []int32{ids.CLS}
-	var pieces []string // text between the blanks
-	var kinds []string
-	last := 0
-	exact, anyCase := blankREs()
-	folds, err := lowercases(tok)
-	if err != nil {
-		return err
-	}
-	re := exact
-	if folds {
-		re = anyCase
-	} else if odd := oddMarkers(text, exact, anyCase); len(odd) > 0 {
-		return fmt.Errorf("%s is not a blank for tokenizer %s, which is case-sensitive: write [MASK], [sMASK] or [gMASK] exactly", strings.Join(odd, ", "), meta.Tokenizer)
-	}
-	for _, m := range re.FindAllStringSubmatchIndex(text, -1) {
-		pieces = append(pieces, text[last:m[0]])
-		if ctxIDs, err = enc.Encode(ctxIDs, []byte(text[last:m[0]])); err != nil {
-			return err
-		}
-		kind := canonicalBlank(text[m[2]:m[3]])
-		kinds = append(kinds, kind)
-		ctxIDs = append(ctxIDs, blankID[kind])
-		last = m[1]
-	}
-	pieces = append(pieces, text[last:])
-	if len(kinds) == 0 {
-		return fmt.Errorf("the text has no blank: write [MASK] (or [sMASK], [gMASK]) where the model should fill in")
-	}
-	if ctxIDs, err = enc.Encode(ctxIDs, []byte(text[last:])); err != nil {
-		return err
-	}
-	if !(kinds[len(kinds)-1] == "gMASK" && strings.TrimSpace(text[last:]) == "") {
-		ctxIDs = append(ctxIDs, ids.EOS)
 	}
 	be, err := newBackend("auto", 0, "", stderr)
 	if err != nil {
@@ -156,9 +86,10 @@ func cmdInfill(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if mc := model.Config(); mc.Vocab < tok.ModelVocabSize() {
 		return fmt.Errorf("checkpoint %s has a vocabulary of %d; tokenizer %s needs %d", dir, mc.Vocab, spec, tok.ModelVocabSize())
 	}
-	spans, err := model.Infill(ctx, ctxIDs, trainer.InfillOptions{
+	ids := meta.Special
+	spans, err := model.Infill(ctx, q.ids, trainer.InfillOptions{
 		Blanks: []int32{ids.Mask, ids.SMask, ids.GMask}, SOP: ids.SOP, EOP: ids.EOP,
-		MaxTokens: *maxTok, Temperature: *temp, TopK: *topK, Vocab: tok.VocabSize(), Seed: *seed,
+		MaxTokens: f.maxTokens, Temperature: f.temperature, TopK: f.topK, Vocab: tok.VocabSize(), Seed: f.seed,
 	})
 	if err != nil {
 		return err
@@ -170,27 +101,156 @@ func cmdInfill(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		}
 	}
 	if cut > 0 {
-		fmt.Fprintf(stderr, "glmtrain: %d of %d spans reached --max-tokens %d before the model ended them (marked …)\n", cut, len(spans), *maxTok)
+		fmt.Fprintf(stderr, "glmtrain: %d of %d spans reached --max-tokens %d before the model ended them (marked …)\n", cut, len(spans), f.maxTokens)
 	}
-	if *asJSON {
-		type span struct {
-			Blank string  `json:"blank"`
-			IDs   []int32 `json:"ids"`
-			Text  string  `json:"text"`
-			Cut   bool    `json:"cut"`
-		}
-		out := []span{}
-		for i, sp := range spans {
-			ids := sp.Tokens
-			if ids == nil {
-				ids = []int32{}
-			}
-			out = append(out, span{kinds[i], ids, tok.Decode(ids), sp.Cut})
-		}
-		b, _ := json.Marshal(out)
-		_, err := fmt.Fprintf(stdout, "%s\n", b)
-		return err
+	if f.json {
+		return printSpansJSON(stdout, tok, q.kinds, spans)
 	}
+	return printFilled(stdout, tok, q.pieces, spans)
+}
+
+// infillFlags are infill's command line, parsed and checked.
+type infillFlags struct {
+	ckpt, tokenizer string
+	temperature     float64
+	topK, maxTokens int
+	seed            uint64
+	json            bool
+	text            string // the arguments, joined by spaces
+}
+
+// parseInfillFlags parses infill's arguments: a usage error without
+// --ckpt or the text.
+func parseInfillFlags(args []string, stdout io.Writer) (*infillFlags, error) {
+	var f infillFlags
+	fs := cli.FlagSet("glmtrain infill", infillHelp, stdout)
+	fs.StringVar(&f.ckpt, "ckpt", "", "checkpoint directory, or a training OUT for its newest")
+	fs.Float64Var(&f.temperature, "temperature", 0, "0: greedy; above 0: sample from softmax(logits/T)")
+	fs.IntVar(&f.topK, "top-k", 0, "when sampling, keep the K most likely tokens (0: all)")
+	fs.IntVar(&f.maxTokens, "max-tokens", 48, "most tokens generated per blank")
+	fs.Uint64Var(&f.seed, "seed", 1, "sampling seed")
+	fs.StringVar(&f.tokenizer, "tokenizer", "", "tokenizer (default: the one the training data used)")
+	fs.BoolVar(&f.json, "json", false, "print the spans as JSON")
+	pos, err := cli.Parse(fs, args)
+	if err != nil {
+		return nil, err
+	}
+	switch {
+	case f.ckpt == "" && len(pos) == 0:
+		return nil, cli.Usagef(fs, "missing --ckpt and the text to fill in")
+	case f.ckpt == "":
+		return nil, cli.Missing(fs, "--ckpt")
+	case len(pos) == 0:
+		return nil, cli.Usagef(fs, "missing the text to fill in, such as \"The [MASK] of the river .\"")
+	}
+	f.text = strings.Join(pos, " ")
+	return &f, nil
+}
+
+// loadInfillTokenizer loads the tokenizer of checkpoint dir's training
+// data (or spec, when not empty) and checks that it is the one the model
+// was trained with. It returns the data's metadata and the spec loaded.
+func loadInfillTokenizer(dir, spec string) (*tokenizer.Tokenizer, sharding.Meta, string, error) {
+	meta, metaPath, err := readDataFile(dir)
+	if err != nil {
+		return nil, meta, "", err
+	}
+	if spec == "" {
+		spec = meta.Tokenizer
+	}
+	opts, err := tokenizer.ParseLoadOptions(meta.TokenizerOptions)
+	if err != nil {
+		return nil, meta, spec, err
+	}
+	tok, err := tokenizer.LoadWith(spec, opts)
+	if err != nil {
+		return nil, meta, spec, fmt.Errorf("loading the tokenizer: %w (pass --tokenizer)", err)
+	}
+	if tok.SHA256() != meta.TokenizerSHA256 {
+		return nil, meta, spec, fmt.Errorf("tokenizer %s is not the one the model was trained with (sha256 %.12s…, want %.12s…)", spec, tok.SHA256(), meta.TokenizerSHA256)
+	}
+	if tok.Special() != meta.Special {
+		return nil, meta, spec, fmt.Errorf("%s: its special ids are not tokenizer %s's (the file was edited)", metaPath, spec)
+	}
+	return tok, meta, spec, nil
+}
+
+// An infillQuery is the text to fill in, as the model reads it.
+type infillQuery struct {
+	ids    []int32  // the context: [CLS], the text with each blank as its id, eos
+	pieces []string // the text between the blanks
+	kinds  []string // each blank's kind: MASK, sMASK or gMASK
+}
+
+// newInfillQuery encodes text for infilling: [CLS], the text with each
+// blank marker as its id, then eos unless the text ends with [gMASK]
+// (GLM's inference convention). Markers in another case are blanks for a
+// tokenizer that folds case, and refused for one that does not.
+func newInfillQuery(tok *tokenizer.Tokenizer, meta sharding.Meta, text string) (infillQuery, error) {
+	ids := meta.Special
+	blankID := map[string]int32{"MASK": ids.Mask, "sMASK": ids.SMask, "gMASK": ids.GMask}
+	enc := tok.NewEncoder()
+	q := infillQuery{ids: []int32{ids.CLS}}
+	last := 0
+	exact, anyCase := blankREs()
+	folds, err := lowercases(tok)
+	if err != nil {
+		return q, err
+	}
+	re := exact
+	if folds {
+		re = anyCase
+	} else if odd := oddMarkers(text, exact, anyCase); len(odd) > 0 {
+		return q, fmt.Errorf("%s is not a blank for tokenizer %s, which is case-sensitive: write [MASK], [sMASK] or [gMASK] exactly", strings.Join(odd, ", "), meta.Tokenizer)
+	}
+	for _, m := range re.FindAllStringSubmatchIndex(text, -1) {
+		q.pieces = append(q.pieces, text[last:m[0]])
+		if q.ids, err = enc.Encode(q.ids, []byte(text[last:m[0]])); err != nil {
+			return q, err
+		}
+		kind := canonicalBlank(text[m[2]:m[3]])
+		q.kinds = append(q.kinds, kind)
+		q.ids = append(q.ids, blankID[kind])
+		last = m[1]
+	}
+	q.pieces = append(q.pieces, text[last:])
+	if len(q.kinds) == 0 {
+		return q, fmt.Errorf("the text has no blank: write [MASK] (or [sMASK], [gMASK]) where the model should fill in")
+	}
+	if q.ids, err = enc.Encode(q.ids, []byte(text[last:])); err != nil {
+		return q, err
+	}
+	if !(q.kinds[len(q.kinds)-1] == "gMASK" && strings.TrimSpace(text[last:]) == "") {
+		q.ids = append(q.ids, ids.EOS)
+	}
+	return q, nil
+}
+
+// printSpansJSON prints the filled spans as one JSON array: each blank's
+// kind, ids, text and whether --max-tokens cut it.
+func printSpansJSON(stdout io.Writer, tok *tokenizer.Tokenizer, kinds []string, spans []trainer.Span) error {
+	type span struct {
+		Blank string  `json:"blank"`
+		IDs   []int32 `json:"ids"`
+		Text  string  `json:"text"`
+		Cut   bool    `json:"cut"`
+	}
+	out := []span{}
+	for i, sp := range spans {
+		ids := sp.Tokens
+		if ids == nil {
+			ids = []int32{}
+		}
+		out = append(out, span{kinds[i], ids, tok.Decode(ids), sp.Cut})
+	}
+	b, _ := json.Marshal(out)
+	_, err := fmt.Fprintf(stdout, "%s\n", b)
+	return err
+}
+
+// printFilled prints the completed text, each filled span in [[double
+// brackets]] ([[text…]] when --max-tokens cut it).
+func printFilled(stdout io.Writer, tok *tokenizer.Tokenizer, pieces []string, spans []trainer.Span) error {
 	var b strings.Builder
 	for i, p := range pieces {
 		b.WriteString(p)
@@ -202,7 +262,7 @@ func cmdInfill(ctx context.Context, args []string, stdout, stderr io.Writer) err
 			b.WriteString("[[" + tok.Decode(spans[i].Tokens) + mark + "]]")
 		}
 	}
-	_, err = fmt.Fprintln(stdout, strings.TrimSpace(b.String()))
+	_, err := fmt.Fprintln(stdout, strings.TrimSpace(b.String()))
 	return err
 }
 
