@@ -316,17 +316,32 @@ func cmdStats(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return err
 	}
 	if *asJSON {
-		var b bytes.Buffer
-		if err := json.Indent(&b, bytes.TrimSpace(m.Stats), "", "  "); err != nil {
-			return fmt.Errorf("%s: stats: %w", filepath.Join(pos[0], sharding.ManifestName), err)
-		}
-		b.WriteByte('\n')
-		_, err := stdout.Write(b.Bytes())
-		return err
+		return printStatsJSON(stdout, pos[0], m)
 	}
+	printDocStats(stdout, pos[0], m, s)
+	printRowStats(stdout, m, s.Row)
+	printSpanLengths(stdout, s.Row.SpanLen)
+	return nil
+}
+
+// printStatsJSON prints the manifest's stats, indented.
+func printStatsJSON(stdout io.Writer, dir string, m *sharding.Manifest) error {
+	var b bytes.Buffer
+	if err := json.Indent(&b, bytes.TrimSpace(m.Stats), "", "  "); err != nil {
+		return fmt.Errorf("%s: stats: %w", filepath.Join(dir, sharding.ManifestName), err)
+	}
+	b.WriteByte('\n')
+	_, err := stdout.Write(b.Bytes())
+	return err
+}
+
+// printDocStats prints the build's settings and what became of its input:
+// the records read, skipped and repaired by reason, the text and its
+// tokens, and the samples made of them.
+func printDocStats(stdout io.Writer, dir string, m *sharding.Manifest, s pipeline.Stats) {
 	d, r := s.Doc, s.Row
 	fmt.Fprintf(stdout, "build      %s (format %d, tokenizer %s, seq_len %d, seed %d, mask epochs %d)\n",
-		pos[0], m.FormatVersion, m.Meta.Tokenizer, m.Meta.SeqLen, m.Meta.Masking.Seed, m.Meta.MaskEpochs)
+		dir, m.FormatVersion, m.Meta.Tokenizer, m.Meta.SeqLen, m.Meta.Masking.Seed, m.Meta.MaskEpochs)
 	fmt.Fprintf(stdout, "inputs     %d files\n", len(m.Inputs))
 	fmt.Fprintf(stdout, "records    %d: %d documents, %d blank, %d skipped", d.Records, d.Documents, d.Reasons[pipeline.Blank], s.Skipped())
 	if n := d.Reasons[pipeline.HeldOut]; n > 0 {
@@ -350,6 +365,11 @@ func cmdStats(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fmt.Fprintf(stdout, "text       %s, %d text tokens (%.2f bytes/token)\n", humanBytes(float64(d.Bytes)), d.SourceTokens, float64(d.Bytes)/float64(max(d.SourceTokens, 1)))
 	fmt.Fprintf(stdout, "samples    %d from %d document pieces (%.2f pieces/sample); %d source tokens in the rows ([CLS] and eos included, %.1f a row)\n", d.Samples, d.Pieces,
 		float64(d.Pieces)/float64(max(d.Samples, 1)), m.Totals.SourceTokens, float64(m.Totals.SourceTokens)/float64(max(r.Rows, 1)))
+}
+
+// printRowStats prints the rows and shards, and each objective's share of
+// the rows and how it masked them.
+func printRowStats(stdout io.Writer, m *sharding.Manifest, r pipeline.RowStats) {
 	fmt.Fprintf(stdout, "rows       %d in %d shards (%s), %d row tokens, %d with loss, longest row %d\n",
 		r.Rows, m.Totals.Shards, humanBytes(float64(m.Totals.Bytes)), r.RowTokens, r.LossTokens, m.Totals.MaxRowLen)
 	fmt.Fprintln(stdout, "objectives")
@@ -365,22 +385,27 @@ func cmdStats(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		fmt.Fprintf(stdout, "  token rows GLM would drop, kept: %d; short of 15%%: %d (%d tokens); sentence rows without a sentence: %d\n",
 			r.Rebalanced, r.Shortfall, r.ShortTok, r.Fallback)
 	}
+}
+
+// printSpanLengths prints the histogram of the token objective's span
+// lengths, when it has any.
+func printSpanLengths(stdout io.Writer, spanLen []int64) {
 	var total int64
-	for _, n := range r.SpanLen {
+	for _, n := range spanLen {
 		total += n
 	}
-	if total > 0 {
-		fmt.Fprintf(stdout, "token span lengths (%d spans)\n", total)
-		peak := slices.Max(r.SpanLen)
-		for l, n := range r.SpanLen {
-			if n == 0 {
-				continue
-			}
-			bar := strings.Repeat("█", int(40*n/max(peak, 1)))
-			fmt.Fprintf(stdout, "  %3d %6.2f%% %s\n", l, 100*float64(n)/float64(total), bar)
-		}
+	if total == 0 {
+		return
 	}
-	return nil
+	fmt.Fprintf(stdout, "token span lengths (%d spans)\n", total)
+	peak := slices.Max(spanLen)
+	for l, n := range spanLen {
+		if n == 0 {
+			continue
+		}
+		bar := strings.Repeat("█", int(40*n/max(peak, 1)))
+		fmt.Fprintf(stdout, "  %3d %6.2f%% %s\n", l, 100*float64(n)/float64(total), bar)
+	}
 }
 
 const verifyHelp = `Usage: glmprep verify DIR

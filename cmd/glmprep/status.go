@@ -168,40 +168,75 @@ func cmdStatus(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	s := scanTasks(dir, plan)
 	_, manifestErr := os.Lstat(filepath.Join(dir, sharding.ManifestName))
 	complete := manifestErr == nil
-	shards, rows := s.shardsRows(append(append([]int{}, s.done...), s.started...))
 	if *asJSON {
-		out := struct {
-			Dir      string   `json:"dir"`
-			Tasks    int      `json:"tasks"`
-			Done     []int    `json:"done"`
-			Started  []int    `json:"started"`
-			Left     []int    `json:"left"`
-			Damaged  []string `json:"damaged,omitempty"`
-			Array    string   `json:"array"`
-			Complete bool     `json:"complete"`
-			Manifest bool     `json:"manifest"`
-			Shards   int      `json:"shards"`
-			Rows     int64    `json:"rows"`
-		}{dir, len(plan.Tasks), nonNil(s.done), nonNil(s.started), nonNil(s.left), nil, ranges(s.notDone()),
-			complete, complete, shards, rows}
-		for _, t := range s.left {
-			if err := s.damaged[t]; err != nil {
-				out.Damaged = append(out.Damaged, err.Error())
-			}
+		return printStatusJSON(stdout, dir, s, complete)
+	}
+	printStatus(stdout, dir, s, complete)
+	return nil
+}
+
+// written sums the shards and rows that the done and started tasks
+// recorded.
+func (s taskScan) written() (shards int, rows int64) {
+	return s.shardsRows(append(append([]int{}, s.done...), s.started...))
+}
+
+// printStatusJSON prints status --json's object.
+func printStatusJSON(stdout io.Writer, dir string, s taskScan, complete bool) error {
+	shards, rows := s.written()
+	out := struct {
+		Dir      string   `json:"dir"`
+		Tasks    int      `json:"tasks"`
+		Done     []int    `json:"done"`
+		Started  []int    `json:"started"`
+		Left     []int    `json:"left"`
+		Damaged  []string `json:"damaged,omitempty"`
+		Array    string   `json:"array"`
+		Complete bool     `json:"complete"`
+		Manifest bool     `json:"manifest"`
+		Shards   int      `json:"shards"`
+		Rows     int64    `json:"rows"`
+	}{dir, len(s.plan.Tasks), nonNil(s.done), nonNil(s.started), nonNil(s.left), nil, ranges(s.notDone()),
+		complete, complete, shards, rows}
+	for _, t := range s.left {
+		if err := s.damaged[t]; err != nil {
+			out.Damaged = append(out.Damaged, err.Error())
 		}
-		b, err := json.MarshalIndent(out, "", "  ")
-		if err != nil {
-			return err
-		}
-		_, err = fmt.Fprintf(stdout, "%s\n", b)
+	}
+	b, err := json.MarshalIndent(out, "", "  ")
+	if err != nil {
 		return err
 	}
+	_, err = fmt.Fprintf(stdout, "%s\n", b)
+	return err
+}
+
+// printStatus prints the plan, its tasks done, started and left, and what
+// to do next.
+func printStatus(stdout io.Writer, dir string, s taskScan, complete bool) {
+	plan := s.plan
 	var inBytes int64
 	for _, in := range plan.Inputs {
 		inBytes += max(in.Size, 0)
 	}
 	fmt.Fprintf(stdout, "%s: %s over %s (%s), tokenizer %s, seq_len %d\n", dir, plural(len(plan.Tasks), "task"),
 		plural(len(plan.Inputs), "input"), humanBytes(float64(inBytes)), plan.Meta.Tokenizer, plan.Meta.SeqLen)
+	printTasks(stdout, s)
+	switch {
+	case complete:
+		shards, rows := s.written()
+		fmt.Fprintf(stdout, "complete: %s is written (%s, %d rows); glmprep stats %s shows what it holds\n", sharding.ManifestName, plural(shards, "shard"), rows, dir)
+	case len(s.done) == len(plan.Tasks):
+		fmt.Fprintf(stdout, "every task is done; write the manifest with: glmprep merge %s\n", dir)
+	default:
+		fmt.Fprintf(stdout, "not complete: %s is not written yet. To finish, run the tasks that are not done (--array=%s), then glmprep merge %s;\n"+
+			"or finish it here with: glmprep build --out %s --resume\n", sharding.ManifestName, ranges(s.notDone()), dir, dir)
+	}
+}
+
+// printTasks prints the tasks done, started (the first ten with their
+// progress) and left (with the records that cannot be read).
+func printTasks(stdout io.Writer, s taskScan) {
 	ds, dr := s.shardsRows(s.done)
 	fmt.Fprintf(stdout, "  done     %s", plural(len(s.done), "task"))
 	if len(s.done) > 0 {
@@ -230,16 +265,6 @@ func cmdStatus(ctx context.Context, args []string, stdout, stderr io.Writer) err
 			fmt.Fprintf(stdout, "           task %d: its record cannot be read: %v\n", t, err)
 		}
 	}
-	switch {
-	case complete:
-		fmt.Fprintf(stdout, "complete: %s is written (%s, %d rows); glmprep stats %s shows what it holds\n", sharding.ManifestName, plural(shards, "shard"), rows, dir)
-	case len(s.done) == len(plan.Tasks):
-		fmt.Fprintf(stdout, "every task is done; write the manifest with: glmprep merge %s\n", dir)
-	default:
-		fmt.Fprintf(stdout, "not complete: %s is not written yet. To finish, run the tasks that are not done (--array=%s), then glmprep merge %s;\n"+
-			"or finish it here with: glmprep build --out %s --resume\n", sharding.ManifestName, ranges(s.notDone()), dir, dir)
-	}
-	return nil
 }
 
 func nonNil(s []int) []int {
