@@ -73,6 +73,18 @@ func must[T any](v T, err error) T {
 // and every special id.
 func TestTokenizerFamiliesEndToEnd(t *testing.T) {
 	dir := t.TempDir()
+	in := familiesInput(t, dir)
+	for _, c := range familyCases(t, dir) {
+		t.Run(c.name, func(t *testing.T) {
+			checkFamilyBuild(t, filepath.Join(dir, "out-"+strings.ReplaceAll(c.name, " ", "-")), in, c)
+		})
+	}
+}
+
+// familiesInput writes dir/in.txt: 60 lines each of Chinese, Japanese and
+// English text.
+func familiesInput(t *testing.T, dir string) string {
+	t.Helper()
 	var docs []string
 	for _, rel := range []string{"zh/ud_chinese_gsdsimp-dev.txt", "gutenberg-aozora/wagahaiwa_nekodearu.txt", "wikitext-2-raw/wiki.valid.raw"} {
 		data := must(os.ReadFile(corpus(t, rel)))
@@ -89,6 +101,23 @@ func TestTokenizerFamiliesEndToEnd(t *testing.T) {
 	if err := os.WriteFile(in, []byte(strings.Join(docs, "\n")+"\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
+	return in
+}
+
+// A familyCase is a tokenizer of one family and what a build with it must
+// show.
+type familyCase struct {
+	name, tok string
+	extra     []string
+	family    string
+	note      string
+	text      []string // what inspect must show
+}
+
+// familyCases writes the tokenizers that the shared ones do not hold as
+// such into dir and returns a case for each family.
+func familyCases(t *testing.T, dir string) []familyCase {
+	t.Helper()
 	tokDir := filepath.Join(shared, "tokenizers")
 
 	// tokenizer.json: GPT-2 as Split(regex) + ByteLevel(use_regex false).
@@ -114,53 +143,49 @@ func TestTokenizerFamiliesEndToEnd(t *testing.T) {
 	os.WriteFile(filepath.Join(cased, "vocab.txt"), must(os.ReadFile(filepath.Join(tokDir, "bert-base-chinese/vocab.txt"))), 0o644)
 	os.WriteFile(filepath.Join(cased, "tokenizer_config.json"), []byte(`{"do_lower_case": false}`), 0o644)
 
-	for _, c := range []struct {
-		name, tok string
-		extra     []string
-		family    string
-		note      string
-		text      []string // what inspect must show
-	}{
+	return []familyCase{
 		{"tokenizer.json", splitJSON, nil, "bpe/gpt2", "", []string{"中国", "吾輩", "猫"}},
 		{"tiktoken", r50k, nil, "bpe/gpt2", "r50k_base (recognised by its SHA-256)", []string{"中国", "吾輩", "猫"}},
 		{"tiktoken+pattern", glm4Like, []string{"--tokenizer-pattern", "r50k_base"}, "bpe/gpt2", "--tokenizer-pattern", []string{"中国", "吾輩", "猫"}},
 		// GLM's Chinese model knows Chinese and kana; WordPiece decodes with spaces between CJK characters.
 		{"sentencepiece", filepath.Join(tokDir, "glm-chinese-sentencepiece/cog-pretrain.model"), nil, "sentencepiece", "", []string{"中国", "猫"}},
 		{"vocab.txt cased", filepath.Join(cased, "vocab.txt"), nil, "wordpiece", "lowercase=false", []string{"中 国", "吾 輩", "猫"}},
-	} {
-		t.Run(c.name, func(t *testing.T) {
-			out := filepath.Join(dir, "out-"+strings.ReplaceAll(c.name, " ", "-"))
-			args := append([]string{"build", "--input", in, "--out", out, "--tokenizer", c.tok, "--seq-len", "128", "--workers", "2"}, c.extra...)
-			_, stderr, err := glmprep(t, args...)
-			if err != nil {
-				t.Fatalf("build: %v\n%s", err, stderr)
-			}
-			if !strings.Contains(stderr, "tokenizer ") || (c.note != "" && !strings.Contains(stderr, c.note)) {
-				t.Errorf("summary does not say how the tokenizer was read (want %q):\n%s", c.note, stderr)
-			}
-			mustGlmprep(t, "verify", out)
-			m, err := sharding.ReadManifest(out)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if !strings.HasPrefix(m.Meta.TokenizerFamily, c.family) {
-				t.Errorf("manifest tokenizer_family %q, want %s…", m.Meta.TokenizerFamily, c.family)
-			}
-			s := m.Meta.Special
-			ids := []int32{s.Pad, s.EOS, s.CLS, s.Mask, s.Sep, s.Unk, s.SOP, s.EOP, s.GMask, s.SMask}
-			sort.Slice(ids, func(i, j int) bool { return ids[i] < ids[j] })
-			for _, id := range ids {
-				if id < 0 || int(id) >= m.Meta.VocabSize {
-					t.Errorf("special id %d outside the model vocabulary %d: %+v", id, m.Meta.VocabSize, s)
-				}
-			}
-			text := mustGlmprep(t, "inspect", out, "--rows", "400", "--color", "never")
-			for _, want := range c.text {
-				if !strings.Contains(text, want) {
-					t.Errorf("inspect does not show %q as text", want)
-				}
-			}
-		})
+	}
+}
+
+// checkFamilyBuild builds in into out with c's tokenizer, verifies it, and
+// checks the summary, the manifest's family and special ids, and the text
+// inspect shows.
+func checkFamilyBuild(t *testing.T, out, in string, c familyCase) {
+	args := append([]string{"build", "--input", in, "--out", out, "--tokenizer", c.tok, "--seq-len", "128", "--workers", "2"}, c.extra...)
+	_, stderr, err := glmprep(t, args...)
+	if err != nil {
+		t.Fatalf("build: %v\n%s", err, stderr)
+	}
+	if !strings.Contains(stderr, "tokenizer ") || (c.note != "" && !strings.Contains(stderr, c.note)) {
+		t.Errorf("summary does not say how the tokenizer was read (want %q):\n%s", c.note, stderr)
+	}
+	mustGlmprep(t, "verify", out)
+	m, err := sharding.ReadManifest(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(m.Meta.TokenizerFamily, c.family) {
+		t.Errorf("manifest tokenizer_family %q, want %s…", m.Meta.TokenizerFamily, c.family)
+	}
+	s := m.Meta.Special
+	ids := []int32{s.Pad, s.EOS, s.CLS, s.Mask, s.Sep, s.Unk, s.SOP, s.EOP, s.GMask, s.SMask}
+	sort.Slice(ids, func(i, j int) bool { return ids[i] < ids[j] })
+	for _, id := range ids {
+		if id < 0 || int(id) >= m.Meta.VocabSize {
+			t.Errorf("special id %d outside the model vocabulary %d: %+v", id, m.Meta.VocabSize, s)
+		}
+	}
+	text := mustGlmprep(t, "inspect", out, "--rows", "400", "--color", "never")
+	for _, want := range c.text {
+		if !strings.Contains(text, want) {
+			t.Errorf("inspect does not show %q as text", want)
+		}
 	}
 }
 
