@@ -216,7 +216,6 @@ func TestShardsReadByArrowJS(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer r.Close()
-	m := r.Manifest()
 	for _, row := range []int64{0, 57, 150} {
 		shard, local, err := r.Locate(row)
 		if err != nil {
@@ -227,78 +226,96 @@ func TestShardsReadByArrowJS(t *testing.T) {
 		if err != nil {
 			t.Fatalf("node: %v", err)
 		}
-		var got struct {
-			Rows     int64
-			Fields   []struct{ Name, Type string }
-			Metadata map[string]string
-			Row      map[string]json.RawMessage
-			Polars   struct {
-				Rows               int64
-				Dtypes             map[string]string
-				Input_ids          []int32
-				Target_ids         []int32
-				Position_ids       []int32
-				Block_position_ids []int32
-				Loss_mask          []int
-				Sep                int32
-				Objective          string
-				Doc_id             string
-				N_source           int32
-			}
-		}
+		var got jsRow
 		if err := json.Unmarshal(b, &got); err != nil {
 			t.Fatal(err)
 		}
-		want := []string{"input_ids:List<Uint16>", "target_ids:List<Uint16>", "loss_mask:List<Bool>", "position_ids:List<Uint16>",
-			"block_position_ids:List<Uint16>", "sep:Int32", "objective:Dictionary<Int8, Utf8>", "doc_id:Uint64", "n_source:Int32"}
-		var fields []string
-		for _, f := range got.Fields {
-			fields = append(fields, f.Name+":"+f.Type)
+		checkJSSchema(t, got, r.Manifest())
+		checkJSRow(t, r, row, got)
+	}
+}
+
+// A jsRow is what testdata/js/read_arrow.js prints of a shard and one of
+// its rows: as Arrow JS reads them, and as nodejs-polars does.
+type jsRow struct {
+	Rows     int64
+	Fields   []struct{ Name, Type string }
+	Metadata map[string]string
+	Row      map[string]json.RawMessage
+	Polars   struct {
+		Rows               int64
+		Dtypes             map[string]string
+		Input_ids          []int32
+		Target_ids         []int32
+		Position_ids       []int32
+		Block_position_ids []int32
+		Loss_mask          []int
+		Sep                int32
+		Objective          string
+		Doc_id             string
+		N_source           int32
+	}
+}
+
+// checkJSSchema checks the columns, their types and the metadata that
+// Arrow JS sees.
+func checkJSSchema(t *testing.T, got jsRow, m *sharding.Manifest) {
+	t.Helper()
+	want := []string{"input_ids:List<Uint16>", "target_ids:List<Uint16>", "loss_mask:List<Bool>", "position_ids:List<Uint16>",
+		"block_position_ids:List<Uint16>", "sep:Int32", "objective:Dictionary<Int8, Utf8>", "doc_id:Uint64", "n_source:Int32"}
+	var fields []string
+	for _, f := range got.Fields {
+		fields = append(fields, f.Name+":"+f.Type)
+	}
+	if !slices.Equal(fields, want) {
+		t.Errorf("Arrow JS sees columns %v, want %v", fields, want)
+	}
+	if got.Metadata["glmkit.tokenizer"] != m.Meta.Tokenizer || got.Metadata["glmkit.format_version"] != fmt.Sprint(sharding.FormatVersion) {
+		t.Errorf("metadata %v", got.Metadata)
+	}
+}
+
+// checkJSRow checks that Arrow JS and polars see row of r as Go reads it,
+// and polars' column types.
+func checkJSRow(t *testing.T, r *sharding.Reader, row int64, got jsRow) {
+	t.Helper()
+	v, err := r.Row(row)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var s masking.Sample
+	if err := r.Sample(row, &s); err != nil {
+		t.Fatal(err)
+	}
+	check := func(col string, want any) {
+		wantJSON, _ := json.Marshal(want)
+		if string(got.Row[col]) != string(wantJSON) {
+			t.Errorf("row %d %s: Arrow JS %s, Go %s", row, col, got.Row[col], wantJSON)
 		}
-		if !slices.Equal(fields, want) {
-			t.Errorf("Arrow JS sees columns %v, want %v", fields, want)
-		}
-		if got.Metadata["glmkit.tokenizer"] != m.Meta.Tokenizer || got.Metadata["glmkit.format_version"] != fmt.Sprint(sharding.FormatVersion) {
-			t.Errorf("metadata %v", got.Metadata)
-		}
-		v, err := r.Row(row)
-		if err != nil {
-			t.Fatal(err)
-		}
-		var s masking.Sample
-		if err := r.Sample(row, &s); err != nil {
-			t.Fatal(err)
-		}
-		check := func(col string, want any) {
-			wantJSON, _ := json.Marshal(want)
-			if string(got.Row[col]) != string(wantJSON) {
-				t.Errorf("row %d %s: Arrow JS %s, Go %s", row, col, got.Row[col], wantJSON)
-			}
-		}
-		check("input_ids", s.Input)
-		check("target_ids", s.Target)
-		loss := make([]int, len(s.LossMask))
-		for i, m := range s.LossMask {
-			loss[i] = int(m)
-		}
-		check("loss_mask", loss)
-		check("position_ids", s.Pos)
-		check("block_position_ids", s.BlockPos)
-		check("sep", v.Sep)
-		check("objective", v.Objective.String())
-		check("doc_id", fmt.Sprint(v.DocID))
-		check("n_source", v.NSource)
-		p := got.Polars
-		if !slices.Equal(p.Input_ids, s.Input) || !slices.Equal(p.Target_ids, s.Target) || !slices.Equal(p.Position_ids, s.Pos) ||
-			!slices.Equal(p.Block_position_ids, s.BlockPos) || !slices.Equal(p.Loss_mask, loss) ||
-			p.Sep != v.Sep || p.Objective != v.Objective.String() || p.Doc_id != fmt.Sprint(v.DocID) || p.N_source != v.NSource {
-			t.Errorf("row %d: polars sees %+v", row, p)
-		}
-		for col, dt := range map[string]string{"input_ids": "DataType(List(DataType(UInt16)))", "loss_mask": "DataType(List(DataType(Bool)))",
-			"position_ids": "DataType(List(DataType(UInt16)))", "objective": "DataType(Categorical)"} {
-			if p.Dtypes[col] != dt {
-				t.Errorf("polars dtype of %s is %s; want %s", col, p.Dtypes[col], dt)
-			}
+	}
+	check("input_ids", s.Input)
+	check("target_ids", s.Target)
+	loss := make([]int, len(s.LossMask))
+	for i, m := range s.LossMask {
+		loss[i] = int(m)
+	}
+	check("loss_mask", loss)
+	check("position_ids", s.Pos)
+	check("block_position_ids", s.BlockPos)
+	check("sep", v.Sep)
+	check("objective", v.Objective.String())
+	check("doc_id", fmt.Sprint(v.DocID))
+	check("n_source", v.NSource)
+	p := got.Polars
+	if !slices.Equal(p.Input_ids, s.Input) || !slices.Equal(p.Target_ids, s.Target) || !slices.Equal(p.Position_ids, s.Pos) ||
+		!slices.Equal(p.Block_position_ids, s.BlockPos) || !slices.Equal(p.Loss_mask, loss) ||
+		p.Sep != v.Sep || p.Objective != v.Objective.String() || p.Doc_id != fmt.Sprint(v.DocID) || p.N_source != v.NSource {
+		t.Errorf("row %d: polars sees %+v", row, p)
+	}
+	for col, dt := range map[string]string{"input_ids": "DataType(List(DataType(UInt16)))", "loss_mask": "DataType(List(DataType(Bool)))",
+		"position_ids": "DataType(List(DataType(UInt16)))", "objective": "DataType(Categorical)"} {
+		if p.Dtypes[col] != dt {
+			t.Errorf("polars dtype of %s is %s; want %s", col, p.Dtypes[col], dt)
 		}
 	}
 }

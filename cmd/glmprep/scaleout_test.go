@@ -55,18 +55,7 @@ func TestPlanRunTaskMerge(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// The task killed part way and run again: the third in the order that
-	// reads a wikitext range (the web files are tasks of a few rows).
-	var victim, seen int
-	for _, task := range order {
-		if strings.Contains(plan.Inputs[plan.Tasks[task].Input].Path, "wiki") {
-			if victim = task; seen == 2 {
-				break
-			}
-			seen++
-		}
-	}
-	slow := []string{"GLMKIT_TEST_COMMIT_DELAY=30ms"}
+	victim := pickVictim(plan, order)
 	sem := make(chan struct{}, 2)
 	var wg sync.WaitGroup
 	var mu sync.Mutex
@@ -77,39 +66,10 @@ func TestPlanRunTaskMerge(t *testing.T) {
 		go func(task int) {
 			defer wg.Done()
 			defer func() { <-sem }()
-			var env []string
-			if task == victim {
-				env = slow
-			} else if task%2 == 0 {
-				env = []string{"SLURM_ARRAY_TASK_ID=" + strconv.Itoa(task)} // the index from Slurm
-			} else {
-				env = []string{"JOB_COMPLETION_INDEX=" + strconv.Itoa(task)} // …or from Kubernetes
-			}
-			args := []string{"run-task", dir}
-			if task == victim {
-				args = append(args, "--task", strconv.Itoa(task))
-			}
-			cmd, log := glmprepProcess(t, env, args...)
-			if task == victim {
-				for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(2 * time.Millisecond) {
-					if rec, _ := pipeline.ReadTaskRecord(dir, task); rec != nil && len(rec.Shards) >= 2 {
-						break
-					}
-				}
-				cmd.Process.Signal(syscall.SIGKILL)
-				cmd.Wait()
-				if rec, _ := pipeline.ReadTaskRecord(dir, task); rec == nil || rec.Complete {
-					mu.Lock()
-					failures = append(failures, fmt.Sprintf("task %d finished before it was killed", task))
-					mu.Unlock()
-				}
-				cmd, log = glmprepProcess(t, nil, "run-task", dir, "--task", strconv.Itoa(task))
-			}
-			if err := cmd.Wait(); err != nil {
-				mu.Lock()
-				failures = append(failures, fmt.Sprintf("task %d: %v\n%s", task, err, log))
-				mu.Unlock()
-			}
+			f := runTaskProcess(t, dir, task, task == victim)
+			mu.Lock()
+			failures = append(failures, f...)
+			mu.Unlock()
 		}(task)
 	}
 	wg.Wait()
@@ -121,6 +81,60 @@ func TestPlanRunTaskMerge(t *testing.T) {
 	}
 	sameDir(t, readDir(t, ref), readDir(t, dir))
 	t.Logf("%d tasks as processes, shuffled, two at a time, task %d killed and rerun: identical to glmprep build", n, victim)
+}
+
+// pickVictim is the task to kill part way and run again: the third in
+// order that reads a wikitext range (the web files are tasks of a few
+// rows).
+func pickVictim(plan *pipeline.Plan, order []int) int {
+	var victim, seen int
+	for _, task := range order {
+		if strings.Contains(plan.Inputs[plan.Tasks[task].Input].Path, "wiki") {
+			if victim = task; seen == 2 {
+				break
+			}
+			seen++
+		}
+	}
+	return victim
+}
+
+// runTaskProcess runs one task of the plan in dir as a process and
+// returns what went wrong. A task takes its index from Slurm's variable or
+// Kubernetes', in turn; the victim is named by --task, slowed down, killed
+// once it has committed two shards, and run again.
+func runTaskProcess(t *testing.T, dir string, task int, victim bool) []string {
+	var failures []string
+	var env []string
+	if victim {
+		env = []string{"GLMKIT_TEST_COMMIT_DELAY=30ms"}
+	} else if task%2 == 0 {
+		env = []string{"SLURM_ARRAY_TASK_ID=" + strconv.Itoa(task)} // the index from Slurm
+	} else {
+		env = []string{"JOB_COMPLETION_INDEX=" + strconv.Itoa(task)} // …or from Kubernetes
+	}
+	args := []string{"run-task", dir}
+	if victim {
+		args = append(args, "--task", strconv.Itoa(task))
+	}
+	cmd, log := glmprepProcess(t, env, args...)
+	if victim {
+		for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(2 * time.Millisecond) {
+			if rec, _ := pipeline.ReadTaskRecord(dir, task); rec != nil && len(rec.Shards) >= 2 {
+				break
+			}
+		}
+		cmd.Process.Signal(syscall.SIGKILL)
+		cmd.Wait()
+		if rec, _ := pipeline.ReadTaskRecord(dir, task); rec == nil || rec.Complete {
+			failures = append(failures, fmt.Sprintf("task %d finished before it was killed", task))
+		}
+		cmd, log = glmprepProcess(t, nil, "run-task", dir, "--task", strconv.Itoa(task))
+	}
+	if err := cmd.Wait(); err != nil {
+		failures = append(failures, fmt.Sprintf("task %d: %v\n%s", task, err, log))
+	}
+	return failures
 }
 
 // Two processes running the same task at once end with one complete, valid
