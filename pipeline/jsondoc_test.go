@@ -181,3 +181,82 @@ func FuzzJSONDoc(f *testing.F) {
 		}
 	})
 }
+
+// benchDocs are two generated JSON documents of about 8 MB each: a list
+// of records (objects with a text, numbers, a nested object and a list),
+// and SQuAD-like articles whose paragraphs' contexts --json-path
+// data.paragraphs.context reaches past titles and lists of questions.
+func benchDocs() (list, squad []byte) {
+	r := rand.New(rand.NewPCG(3, 4))
+	words := strings.Fields(`the river "flows" into a sea\n of words, é and 中文 with \\ escapes and \u00e9 more text here`)
+	text := func(n int) string {
+		var b strings.Builder
+		for i := range n {
+			if i > 0 {
+				b.WriteByte(' ')
+			}
+			b.WriteString(words[r.IntN(len(words))])
+		}
+		return b.String()
+	}
+	var recs []any
+	for n := 0; n < 8<<20; {
+		rec := map[string]any{"id": len(recs), "text": text(20 + r.IntN(200)), "score": r.Float64(),
+			"meta": map[string]any{"url": "https://example.com/" + text(2), "tags": []any{"a", "b", true, nil}}}
+		b, _ := json.Marshal(rec)
+		n += len(b)
+		recs = append(recs, rec)
+	}
+	list, _ = json.Marshal(recs)
+	var arts []any
+	for n := 0; n < 8<<20; {
+		var paras []any
+		for range 1 + r.IntN(8) {
+			var qas []any
+			for range r.IntN(5) {
+				qas = append(qas, map[string]any{"question": text(10), "id": fmt.Sprint(r.Uint64()),
+					"answers": []any{map[string]any{"text": text(3), "answer_start": r.IntN(1000)}}})
+			}
+			paras = append(paras, map[string]any{"context": text(50 + r.IntN(150)), "qas": qas})
+		}
+		art := map[string]any{"title": text(3), "paragraphs": paras}
+		b, _ := json.Marshal(art)
+		n += len(b)
+		arts = append(arts, art)
+	}
+	squad, _ = json.MarshalIndent(map[string]any{"version": "1.1", "data": arts}, "", " ")
+	return list, squad
+}
+
+// BenchmarkJSONDoc reads the records of benchDocs with jsonDoc, as a JSON
+// document input does, and reports MB/s of document.
+func BenchmarkJSONDoc(b *testing.B) {
+	list, squad := benchDocs()
+	for _, c := range []struct {
+		name, path string
+		doc        []byte
+	}{{"list", "", list}, {"squad", "data.paragraphs.context", squad}} {
+		b.Run(c.name, func(b *testing.B) {
+			b.SetBytes(int64(len(c.doc)))
+			arena := make([]byte, 0, 1<<20)
+			var n int
+			for b.Loop() {
+				d := jsonDoc{br: bufio.NewReaderSize(bytes.NewReader(c.doc), 1<<16), path: splitPath(c.path), maxDoc: 1 << 20}
+				for n = 0; ; n++ {
+					_, a, err := d.next(arena[:0])
+					arena = a
+					if err == errEnd {
+						break
+					}
+					if err != nil {
+						b.Fatal(err)
+					}
+				}
+				if d.inErr != nil || n == 0 {
+					b.Fatalf("%d records, damage %v", n, d.inErr)
+				}
+			}
+			b.ReportMetric(float64(n), "records")
+		})
+	}
+}
