@@ -174,87 +174,105 @@ func (d *jsonDoc) value(dst []byte, capture bool, limit int, over *bool, depth i
 		return dst, err
 	}
 	c, _ := d.peek()
-	put := func(b byte) {
-		if capture && !*over {
-			if len(dst)+1 > limit {
-				*over = true
-			} else {
-				dst = append(dst, b)
-			}
-		}
-	}
 	switch {
 	case c == '"':
 		return d.str(dst, capture, limit, over)
 	case c == '{' || c == '[':
-		closing := byte('}')
-		if c == '[' {
-			closing = ']'
+		return d.container(dst, capture, limit, over, depth, c)
+	case c == '-' || c >= '0' && c <= '9' || c >= 'a' && c <= 'z':
+		return d.scalar(dst, capture, limit, over)
+	}
+	return dst, d.syntax("unexpected character %q", c)
+}
+
+// capped appends b to dst as value captures: when capture is set and the
+// limit not yet passed (*over is set when b would pass it).
+func capped(dst []byte, b byte, capture bool, limit int, over *bool) []byte {
+	if capture && !*over {
+		if len(dst)+1 > limit {
+			*over = true
+		} else {
+			dst = append(dst, b)
 		}
-		d.readByte()
-		put(c)
-		first := true
-		for {
+	}
+	return dst
+}
+
+// container reads the object or list that open ('{' or '[') starts, as
+// value does.
+func (d *jsonDoc) container(dst []byte, capture bool, limit int, over *bool, depth int, open byte) ([]byte, error) {
+	closing := byte('}')
+	if open == '[' {
+		closing = ']'
+	}
+	d.readByte()
+	dst = capped(dst, open, capture, limit, over)
+	for first := true; ; first = false {
+		if err := d.wsIn(); err != nil {
+			return dst, err
+		}
+		n, _ := d.peek()
+		if n == closing {
+			d.readByte()
+			return capped(dst, n, capture, limit, over), nil
+		}
+		if !first {
+			if n != ',' {
+				return dst, d.syntax("want ',' or '%c'", closing)
+			}
+			d.readByte()
+			dst = capped(dst, ',', capture, limit, over)
 			if err := d.wsIn(); err != nil {
 				return dst, err
 			}
-			n, _ := d.peek()
-			if n == closing {
-				d.readByte()
-				put(n)
-				return dst, nil
-			}
-			if !first {
-				if n != ',' {
-					return dst, d.syntax("want ',' or '%c'", closing)
-				}
-				d.readByte()
-				put(',')
-				if err := d.wsIn(); err != nil {
-					return dst, err
-				}
-			}
-			first = false
-			if c == '{' {
-				if n, _ := d.peek(); n != '"' {
-					return dst, d.syntax("want a string key")
-				}
-				var err error
-				if dst, err = d.str(dst, capture, limit, over); err != nil {
-					return dst, err
-				}
-				if err := d.wsIn(); err != nil {
-					return dst, err
-				}
-				if n, _ := d.peek(); n != ':' {
-					return dst, d.syntax("want ':' after a key")
-				}
-				d.readByte()
-				put(':')
-			}
-			var err error
-			if dst, err = d.value(dst, capture, limit, over, depth+1); err != nil {
+		}
+		var err error
+		if open == '{' {
+			if dst, err = d.memberKey(dst, capture, limit, over); err != nil {
 				return dst, err
 			}
 		}
-	case c == '-' || c >= '0' && c <= '9' || c >= 'a' && c <= 'z':
-		// A number or a literal: its bytes up to a delimiter.
-		for {
-			n, err := d.peek()
-			if err == io.EOF {
-				return dst, nil
-			}
-			if err != nil {
-				return dst, err
-			}
-			if !(n == '-' || n == '+' || n == '.' || n >= '0' && n <= '9' || n >= 'a' && n <= 'z' || n >= 'A' && n <= 'Z') {
-				return dst, nil
-			}
-			d.readByte()
-			put(n)
+		if dst, err = d.value(dst, capture, limit, over, depth+1); err != nil {
+			return dst, err
 		}
 	}
-	return dst, d.syntax("unexpected character %q", c)
+}
+
+// memberKey reads an object member's key and its colon, as value does.
+func (d *jsonDoc) memberKey(dst []byte, capture bool, limit int, over *bool) ([]byte, error) {
+	if n, _ := d.peek(); n != '"' {
+		return dst, d.syntax("want a string key")
+	}
+	var err error
+	if dst, err = d.str(dst, capture, limit, over); err != nil {
+		return dst, err
+	}
+	if err := d.wsIn(); err != nil {
+		return dst, err
+	}
+	if n, _ := d.peek(); n != ':' {
+		return dst, d.syntax("want ':' after a key")
+	}
+	d.readByte()
+	return capped(dst, ':', capture, limit, over), nil
+}
+
+// scalar reads a number or a literal: its bytes up to a delimiter.
+func (d *jsonDoc) scalar(dst []byte, capture bool, limit int, over *bool) ([]byte, error) {
+	for {
+		n, err := d.peek()
+		if err == io.EOF {
+			return dst, nil
+		}
+		if err != nil {
+			return dst, err
+		}
+		if !(n == '-' || n == '+' || n == '.' || n >= '0' && n <= '9' || n >= 'a' && n <= 'z' || n >= 'A' && n <= 'Z') {
+			return dst, nil
+		}
+		d.readByte()
+		dst = capped(dst, n, capture, limit, over)
+	}
 }
 
 // key reads an object key and decodes it.
@@ -316,27 +334,10 @@ func (d *jsonDoc) next(arena []byte) (record, []byte, error) {
 // produced a record.
 func (d *jsonDoc) step(arena []byte) (record, []byte, bool, error) {
 	if !d.started {
-		d.started = true
-		if b, _ := d.br.Peek(3); bytes.Equal(b, bom) {
-			d.br.Discard(3)
-			d.off += 3
-		}
-		if err := d.ws(); err == io.EOF {
-			d.done = true // an empty input: no records
-			return record{}, arena, false, nil
-		} else if err != nil {
-			return record{}, arena, false, err
-		}
-		return d.at(arena, 0)
+		return d.begin(arena)
 	}
 	if len(d.stack) == 0 {
-		d.done = true
-		if err := d.ws(); err == io.EOF {
-			return record{}, arena, false, nil
-		} else if err != nil {
-			return record{}, arena, false, err
-		}
-		return record{}, arena, false, d.syntax("data after the JSON document")
+		return record{}, arena, false, d.end()
 	}
 	f := &d.stack[len(d.stack)-1]
 	if err := d.wsIn(); err != nil {
@@ -344,16 +345,7 @@ func (d *jsonDoc) step(arena []byte) (record, []byte, bool, error) {
 	}
 	c, _ := d.peek()
 	if f.obj && c == '}' || !f.obj && c == ']' {
-		d.readByte()
-		missing := f.obj && !f.matched && f.depth < len(d.path)
-		depth, line, off := f.depth, d.line+1, d.off
-		d.stack = d.stack[:len(d.stack)-1]
-		if missing {
-			rec := record{line: line, off: off, start: len(arena), end: len(arena), reason: MissingField,
-				detail: fmt.Sprintf("an object without %q (--json-path %s)", d.path[depth], strings.Join(d.path, "."))}
-			return rec, arena, true, nil
-		}
-		return record{}, arena, false, nil
+		return d.closeFrame(arena)
 	}
 	if !f.first {
 		if c != ',' {
@@ -371,6 +363,55 @@ func (d *jsonDoc) step(arena []byte) (record, []byte, bool, error) {
 	if !f.obj {
 		return d.at(arena, f.depth)
 	}
+	return d.member(arena, f)
+}
+
+// begin starts the walk at the document's first value, past a byte order
+// mark; an empty input has no records.
+func (d *jsonDoc) begin(arena []byte) (record, []byte, bool, error) {
+	d.started = true
+	if b, _ := d.br.Peek(3); bytes.Equal(b, bom) {
+		d.br.Discard(3)
+		d.off += 3
+	}
+	if err := d.ws(); err == io.EOF {
+		d.done = true // an empty input: no records
+		return record{}, arena, false, nil
+	} else if err != nil {
+		return record{}, arena, false, err
+	}
+	return d.at(arena, 0)
+}
+
+// end ends the walk after the document, where only whitespace may follow.
+func (d *jsonDoc) end() error {
+	d.done = true
+	if err := d.ws(); err == io.EOF {
+		return nil
+	} else if err != nil {
+		return err
+	}
+	return d.syntax("data after the JSON document")
+}
+
+// closeFrame reads the closing bracket of the innermost open list or
+// object; an object on the path without the path's next key is a record
+// that lacks it.
+func (d *jsonDoc) closeFrame(arena []byte) (record, []byte, bool, error) {
+	f := d.stack[len(d.stack)-1]
+	d.readByte()
+	d.stack = d.stack[:len(d.stack)-1]
+	if f.obj && !f.matched && f.depth < len(d.path) {
+		rec := record{line: d.line + 1, off: d.off, start: len(arena), end: len(arena), reason: MissingField,
+			detail: fmt.Sprintf("an object without %q (--json-path %s)", d.path[f.depth], strings.Join(d.path, "."))}
+		return rec, arena, true, nil
+	}
+	return record{}, arena, false, nil
+}
+
+// member reads a member of the open object f: its key, then the value
+// walked into when the key is the path's next segment, else skipped.
+func (d *jsonDoc) member(arena []byte, f *jframe) (record, []byte, bool, error) {
 	if c, _ := d.peek(); c != '"' {
 		return record{}, arena, false, d.syntax("want a string key")
 	}
