@@ -83,19 +83,29 @@ func (d *jsonDoc) peek() (byte, error) {
 	return b[0], nil
 }
 
-// ws skips whitespace; io.EOF at the end of the input.
+// ws skips whitespace; io.EOF at the end of the input. A run of it is
+// skipped as a whole from what the reader holds (pretty-printed documents
+// are much whitespace).
 func (d *jsonDoc) ws() error {
 	for {
-		c, err := d.peek()
+		buf, err := d.br.Peek(1)
 		if err != nil {
 			return err
 		}
-		switch c {
-		case ' ', '\t', '\r', '\n':
-			d.readByte()
-		default:
+		if c := buf[0]; c != ' ' && c != '\t' && c != '\r' && c != '\n' {
 			return nil
 		}
+		buf, _ = d.br.Peek(d.br.Buffered())
+		n := 0
+		for ; n < len(buf); n++ {
+			if c := buf[n]; c == '\n' {
+				d.line++
+			} else if c != ' ' && c != '\t' && c != '\r' {
+				break
+			}
+		}
+		d.off += int64(n)
+		d.br.Discard(n)
 	}
 }
 
@@ -257,21 +267,35 @@ func (d *jsonDoc) memberKey(dst []byte, capture bool, limit int, over *bool) ([]
 	return capped(dst, ':', capture, limit, over), nil
 }
 
-// scalar reads a number or a literal: its bytes up to a delimiter.
+// scalar reads a number or a literal: its bytes up to a delimiter, taken
+// from what the reader holds.
 func (d *jsonDoc) scalar(dst []byte, capture bool, limit int, over *bool) ([]byte, error) {
 	for {
-		n, err := d.peek()
-		if err == io.EOF {
+		if _, err := d.br.Peek(1); err == io.EOF {
 			return dst, nil
-		}
-		if err != nil {
+		} else if err != nil {
 			return dst, err
 		}
-		if !(n == '-' || n == '+' || n == '.' || n >= '0' && n <= '9' || n >= 'a' && n <= 'z' || n >= 'A' && n <= 'Z') {
+		buf, _ := d.br.Peek(d.br.Buffered())
+		n := 0
+		for ; n < len(buf); n++ {
+			if c := buf[n]; !(c == '-' || c == '+' || c == '.' || c >= '0' && c <= '9' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z') {
+				break
+			}
+		}
+		if room := limit - len(dst); capture && !*over && n > 0 {
+			if n > room { // as a byte at a time would: up to the limit
+				dst = append(dst, buf[:max(room, 0)]...)
+				*over = true
+			} else {
+				dst = append(dst, buf[:n]...)
+			}
+		}
+		d.off += int64(n)
+		d.br.Discard(n)
+		if n < len(buf) {
 			return dst, nil
 		}
-		d.readByte()
-		dst = capped(dst, n, capture, limit, over)
 	}
 }
 
