@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"strings"
 
@@ -479,7 +480,10 @@ func (d *jsonDoc) at(arena []byte, depth int) (record, []byte, bool, error) {
 	if depth == len(d.path) {
 		rec := record{line: d.line + 1, off: d.off, start: len(arena)}
 		over := false
-		arena, err = d.value(arena, true, d.maxDoc, &over, len(d.stack))
+		// The limit is the record's: the arena holds the job's records
+		// before it.
+		limit := rec.start + min(d.maxDoc, math.MaxInt-rec.start)
+		arena, err = d.value(arena, true, limit, &over, len(d.stack))
 		if err != nil {
 			return record{}, arena[:rec.start], false, err
 		}

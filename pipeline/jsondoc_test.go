@@ -260,3 +260,42 @@ func BenchmarkJSONDoc(b *testing.B) {
 		})
 	}
 }
+
+// --max-doc-bytes bounds each record, not the job's arena that the reader
+// appends the records of a job to: a long list of short records keeps
+// every one of them, whatever came before it in the arena.
+func TestJSONDocLimitPerRecord(t *testing.T) {
+	var items []string
+	for i := range 300 {
+		items = append(items, fmt.Sprintf(`{"text":"record %d %s"}`, i, strings.Repeat("w", i%40)))
+	}
+	items = append(items, `{"text":"`+strings.Repeat("x", 80)+`"}`, `{"text":"after"}`)
+	doc := []byte("[" + strings.Join(items, ",\n") + "]")
+	for _, buf := range []int{16, 4096} {
+		d := jsonDoc{br: bufio.NewReaderSize(bytes.NewReader(doc), buf), maxDoc: 70}
+		var arena []byte
+		for i := 0; ; i++ {
+			rec, a, err := d.next(arena) // the arena grows, as a job's does
+			arena = a
+			if err == errEnd {
+				if i != len(items) {
+					t.Fatalf("buffer %d: %d records, want %d", buf, i, len(items))
+				}
+				break
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			wantLong := len(items[i]) > 70
+			if got := rec.reason == TooLong; got != wantLong {
+				t.Fatalf("buffer %d: record %d (%d bytes, arena at %d): too_long %v, want %v", buf, i, len(items[i]), rec.start, got, wantLong)
+			}
+			if !wantLong && string(arena[rec.start:rec.end]) != items[i] {
+				t.Fatalf("buffer %d: record %d is %q, want %q", buf, i, arena[rec.start:rec.end], items[i])
+			}
+		}
+		if d.inErr != nil {
+			t.Fatal(d.inErr)
+		}
+	}
+}

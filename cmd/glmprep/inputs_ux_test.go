@@ -129,6 +129,9 @@ func TestJSONDocuments(t *testing.T) {
 	indented, _ := json.MarshalIndent(recs, "", "  ")
 	ref2 := filepath.Join(t.TempDir(), "ref2")
 	writeJSONL(t, filepath.Join(src, "first200.jsonl"), contexts[:200])
+	// --max-doc-bytes bounds each record, well above any of these and well
+	// below all 200 together.
+	flags = append(flags, "--max-doc-bytes", "16384")
 	mustGlmprep(t, append([]string{"build", "--input", filepath.Join(src, "first200.jsonl"), "--out", ref2}, flags...)...)
 	for name, b := range map[string][]byte{"compact.json": compact, "indented.json": indented} {
 		path := filepath.Join(src, name)
@@ -136,6 +139,9 @@ func TestJSONDocuments(t *testing.T) {
 		out := filepath.Join(t.TempDir(), name)
 		mustGlmprep(t, append([]string{"build", "--input", path, "--out", out}, flags...)...)
 		sameDir(t, shardBytes(t, ref2), shardBytes(t, out))
+		if st := buildStats(t, out); st.Doc.Records != 200 || st.Skipped() != 0 {
+			t.Errorf("%s: %d records, %d skipped; want 200, none skipped", name, st.Doc.Records, st.Skipped())
+		}
 		if p, _ := pipeline.ReadPlan(out); p == nil || p.Inputs[0].Format != "json" {
 			t.Errorf("%s was not read as a JSON document", name)
 		}
