@@ -256,6 +256,8 @@ func (f *trainFlags) modelConfig(meta sharding.Meta) (trainer.Config, error) {
 	}
 	if f.maxPos == 0 {
 		mc.MaxPos = max(mc.MaxPos, meta.SeqLen)
+	} else if f.maxPos < meta.SeqLen {
+		return mc, fmt.Errorf("--max-pos %d: the shards' rows have positions up to their seq_len, %d; give at least that (or leave --max-pos out)", f.maxPos, meta.SeqLen)
 	}
 	if f.dropout >= 0 {
 		mc.HiddenDropout, mc.AttentionDropout = f.dropout, f.dropout

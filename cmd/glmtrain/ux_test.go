@@ -169,6 +169,11 @@ func TestDataMixture(t *testing.T) {
 	if fmt.Sprint(losses["repeated"]) != fmt.Sprint(losses["list"]) || fmt.Sprint(losses["repeated"]) == fmt.Sprint(losses["equal"]) {
 		t.Errorf("losses: repeated %v, list %v, equal %v", losses["repeated"], losses["list"], losses["equal"])
 	}
+	// --max-pos below the rows' positions is refused before training.
+	out := t.TempDir()
+	if _, stderr, code := glmtrainBin(t, "", append(common, "--data", a, "--max-pos", "40", "--out", out)...); code != 1 || !strings.Contains(stderr, "--max-pos 40: the shards' rows have positions up to their seq_len, 64") {
+		t.Errorf("--max-pos 40 on seq_len 64: exit %d: %s", code, stderr)
+	}
 }
 
 // --resume refuses a changed flag that breaks exact resume, naming it,
