@@ -32,7 +32,7 @@ func (be *Backend[T]) gemm(tA, tB bool, m, n, k int, alpha T, a []T, lda int, b 
 		nb := (k + kc - 1) / kc
 		parts := make([]T, nb*m*n)
 		be.par(k, kc, func(lo, hi int) {
-			ap, bp := colsOf(a, tA, lo, lda), rowsOfB(b, tB, lo, ldb)
+			ap, bp := colsOf(a, tA, lo, lda), rowsOf(b, tB, lo, ldb)
 			blasGemm(be.blas, tA, tB, m, n, hi-lo, alpha, ap, lda, bp, ldb, 0, parts[(lo/kc)*m*n:], n)
 		})
 		be.par(m, 16, func(lo, hi int) {
@@ -55,7 +55,7 @@ func (be *Backend[T]) gemm(tA, tB bool, m, n, k int, alpha T, a []T, lda int, b 
 	case n > 2*m:
 		// blocks of columns of C
 		be.par(n, blockSize(n, 256), func(lo, hi int) {
-			blasGemm(be.blas, tA, tB, m, hi-lo, k, alpha, a, lda, colsOfB(b, tB, lo, ldb), ldb, beta, c[lo:], ldc)
+			blasGemm(be.blas, tA, tB, m, hi-lo, k, alpha, a, lda, colsOf(b, tB, lo, ldb), ldb, beta, c[lo:], ldc)
 		})
 	default:
 		be.par(m, blockSize(m, 64), func(lo, hi int) {
@@ -87,37 +87,22 @@ func (be *Backend[T]) gemm1(tA, tB bool, m, n, k int, alpha T, a []T, lda int, b
 	}
 }
 
-// rowsOf returns op(A) from row lo on: a row offset when A is stored as
-// (M,K), a column offset when it is stored transposed as (K,M).
-func rowsOf[T Float](a []T, tA bool, lo, lda int) []T {
-	if tA {
-		return a[lo:]
+// rowsOf returns op(X) from row lo on, for an operand X stored as op(X)
+// or, with t, transposed: a row offset in the one case, a column offset
+// in the other. It serves both A (M,K) and B (K,N).
+func rowsOf[T Float](x []T, t bool, lo, ld int) []T {
+	if t {
+		return x[lo:]
 	}
-	return a[lo*lda:]
+	return x[lo*ld:]
 }
 
-// colsOf returns op(A) (M,K) from column lo on.
-func colsOf[T Float](a []T, tA bool, lo, lda int) []T {
-	if tA {
-		return a[lo*lda:]
+// colsOf returns op(X) from column lo on (see rowsOf).
+func colsOf[T Float](x []T, t bool, lo, ld int) []T {
+	if t {
+		return x[lo*ld:]
 	}
-	return a[lo:]
-}
-
-// rowsOfB returns op(B) (K,N) from row lo on.
-func rowsOfB[T Float](b []T, tB bool, lo, ldb int) []T {
-	if tB {
-		return b[lo:]
-	}
-	return b[lo*ldb:]
-}
-
-// colsOfB returns op(B) (K,N) from column lo on.
-func colsOfB[T Float](b []T, tB bool, lo, ldb int) []T {
-	if tB {
-		return b[lo*ldb:]
-	}
-	return b[lo:]
+	return x[lo:]
 }
 
 // scaleRows sets C = beta·C on an (M,N) block with leading dimension ldc.
