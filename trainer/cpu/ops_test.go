@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/glmkit/glmkit/trainer"
+	"github.com/glmkit/glmkit/trainer/internal/batchtest"
 )
 
 // The gradient checks run every op's forward and backward in float64 and
@@ -57,19 +58,7 @@ func gradCheck(t *testing.T, inputs map[string][]float64, fwd func() []float64, 
 			r.Shuffle(len(idx), func(i, j int) { idx[i], idx[j] = idx[j], idx[i] })
 			idx = idx[:400]
 		}
-		var maxErr, maxNum float64
-		for _, i := range idx {
-			old := x[i]
-			x[i] = old + fdStep
-			lp := loss()
-			x[i] = old - fdStep
-			lm := loss()
-			x[i] = old
-			num := (lp - lm) / (2 * fdStep)
-			maxErr = max(maxErr, math.Abs(num-g[i]))
-			maxNum = max(maxNum, math.Abs(num))
-		}
-		rel := maxErr / max(maxNum, 1e-12)
+		maxErr, rel := batchtest.GradError(x, g, idx, fdStep, loss)
 		errs[name] = rel
 		t.Logf("%-8s max |analytic − numeric| = %.3g, relative %.3g", name, maxErr, rel)
 		if rel > fdTol {
