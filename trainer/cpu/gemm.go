@@ -120,7 +120,9 @@ func scaleRows[T Float](m, n int, beta T, c []T, ldc int) {
 }
 
 // packB copies op(B) (K,N) into panels of 4 columns: element (p, 4j+s) goes
-// to bp[4K·j + 4p + s]. Columns past N are zero.
+// to bp[4K·j + 4p + s]. Columns past N are zero. It packs A too, in panels
+// of 4 rows (goGemm): the rows of op(A) (M,K) are the columns of op(A)ᵀ
+// (K,M), which is A read with the transposition flag flipped.
 func packB[T Float](tB bool, n, k int, b []T, ldb int) []T {
 	np := (n + 3) / 4
 	bp := make([]T, np*4*k)
@@ -145,32 +147,6 @@ func packB[T Float](tB bool, n, k int, b []T, ldb int) []T {
 	return bp
 }
 
-// packA copies rows [0, m) of op(A) (M,K) into panels of 4 rows: element
-// (4i+r, p) goes to ap[4K·i + 4p + r]. Rows past M are zero.
-func packA[T Float](tA bool, m, k int, a []T, lda int) []T {
-	mp := (m + 3) / 4
-	ap := make([]T, mp*4*k)
-	for i := range mp {
-		panel := ap[i*4*k : (i+1)*4*k]
-		for r := range 4 {
-			row := 4*i + r
-			if row >= m {
-				break
-			}
-			if tA { // A is stored (K,M)
-				for p := range k {
-					panel[4*p+r] = a[p*lda+row]
-				}
-			} else {
-				for p, x := range a[row*lda : row*lda+k] {
-					panel[4*p+r] = x
-				}
-			}
-		}
-	}
-	return ap
-}
-
 // goGemm is the pure-Go product of one block of at most gemmRows rows
 // against a packed op(B). Each element of C is one dot product summed in
 // order of k, then C = alpha·sum + beta·C, so the result does not depend on
@@ -180,7 +156,7 @@ func goGemm[T Float](tA bool, m, n, k int, alpha T, a []T, lda int, bp []T, beta
 		scaleRows(m, n, beta, c, ldc)
 		return
 	}
-	ap := packA(tA, m, k, a, lda)
+	ap := packB(!tA, m, k, a, lda) // element (4i+r, p) of op(A) at ap[4K·i + 4p + r]
 	mp, np := (m+3)/4, (n+3)/4
 	for j := range np {
 		bpanel := bp[j*4*k : (j+1)*4*k]
