@@ -7,7 +7,9 @@
 // inserts (SpecialIDs), the objectives, the Columns type that every holder
 // of rows shares, and the seeded draws: a row is a pure function of (seed,
 // sample key, mask epoch, source), versioned by FormatVersion and pinned by
-// the golden files of testdata/golden/masking.
+// the golden files of testdata/golden/masking. Its Mix64 (splitmix64's
+// finaliser) is also what the loader's order, the dropout keys and the
+// validation split are made of: one definition for all of them.
 //
 // It does no I/O and imports no other glmkit package: the leaf of the
 // import graph.

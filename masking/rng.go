@@ -10,11 +10,14 @@ import (
 // not by the algorithms behind rand.Rand's methods.
 type rng struct{ pcg rand.PCG }
 
-// mix64 is splitmix64's finaliser, a bijection. trainer (dropout) and
-// trainer/loader (the order) have copies of their own, on purpose: each is
-// part of its package's determinism contract, and masking, a leaf, imports
-// no glmkit package.
-func mix64(x uint64) uint64 {
+// Mix64 is splitmix64's finaliser, a bijection on uint64 with full
+// avalanche. It is the one definition of it in glmkit (the CUDA kernels
+// aside, which compute the same on the GPU): the masks' seeds here, the
+// loader's order (trainer/loader), the dropout masks' keys (trainer) and
+// the validation split (pipeline) are all made of it, and their golden and
+// determinism tests pin its output, so it never changes; a contract that
+// needs another mix calls another function.
+func Mix64(x uint64) uint64 {
 	x ^= x >> 30
 	x *= 0xbf58476d1ce4e5b9
 	x ^= x >> 27
@@ -25,7 +28,7 @@ func mix64(x uint64) uint64 {
 
 // seed starts the stream of one (seed, key, epoch) triple.
 func (r *rng) seed(seed, key uint64, epoch uint32) {
-	r.pcg.Seed(mix64(seed+mix64(uint64(epoch)+0x9e3779b97f4a7c15)), mix64(key))
+	r.pcg.Seed(Mix64(seed+Mix64(uint64(epoch)+0x9e3779b97f4a7c15)), Mix64(key))
 }
 
 // float64 is uniform in [0, 1).

@@ -2,6 +2,7 @@ package masking
 
 import (
 	"fmt"
+	"iter"
 	"strings"
 )
 
@@ -51,6 +52,22 @@ type SpecialIDs struct {
 	EOP   int32 `json:"eop"`   // <|endofpiece|>: last target of every Part B span
 	GMask int32 `json:"gmask"` // [gMASK]: document spans with task mask
 	SMask int32 `json:"smask"` // [sMASK]: sentence spans with task mask
+}
+
+// All yields every id with its JSON name, in the order of the fields: the
+// one list that the checks of a plan's and a manifest's ids range over.
+func (ids SpecialIDs) All() iter.Seq2[string, int32] {
+	return func(yield func(string, int32) bool) {
+		for _, id := range [...]struct {
+			name string
+			v    int32
+		}{{"pad", ids.Pad}, {"eos", ids.EOS}, {"cls", ids.CLS}, {"mask", ids.Mask}, {"sep", ids.Sep}, {"unk", ids.Unk},
+			{"sop", ids.SOP}, {"eop", ids.EOP}, {"gmask", ids.GMask}, {"smask", ids.SMask}} {
+			if !yield(id.name, id.v) {
+				return
+			}
+		}
+	}
 }
 
 // MaskID returns the Part A blank token of objective o.

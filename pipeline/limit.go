@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/glmkit/glmkit/masking"
 	"github.com/glmkit/glmkit/pipeline/parquettext"
 )
 
@@ -184,11 +185,5 @@ func (s *splitRecords) next(arena []byte) (record, []byte, error) {
 
 // splitKey is a uniform 53-bit key of a record (splitmix64's finaliser).
 func splitKey(seed, pos uint64) uint64 {
-	x := seed ^ (pos+1)*0x9e3779b97f4a7c15
-	x ^= x >> 30
-	x *= 0xbf58476d1ce4e5b9
-	x ^= x >> 27
-	x *= 0x94d049bb133111eb
-	x ^= x >> 31
-	return x >> 11
+	return masking.Mix64(seed^(pos+1)*0x9e3779b97f4a7c15) >> 11
 }

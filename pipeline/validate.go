@@ -207,14 +207,9 @@ func checkMeta(m *sharding.Meta) error {
 	case m.Masking.IDs != m.Special:
 		return fmt.Errorf("the masking ids differ from the special ids")
 	}
-	ids := m.Special
-	for _, id := range []struct {
-		name string
-		v    int32
-	}{{"pad", ids.Pad}, {"eos", ids.EOS}, {"cls", ids.CLS}, {"mask", ids.Mask}, {"sep", ids.Sep}, {"unk", ids.Unk},
-		{"sop", ids.SOP}, {"eop", ids.EOP}, {"gmask", ids.GMask}, {"smask", ids.SMask}} {
-		if id.v < 0 || int(id.v) >= m.VocabSize {
-			return fmt.Errorf("special id %s = %d is outside the vocabulary of %d", id.name, id.v, m.VocabSize)
+	for name, id := range m.Special.All() {
+		if id < 0 || int(id) >= m.VocabSize {
+			return fmt.Errorf("special id %s = %d is outside the vocabulary of %d", name, id, m.VocabSize)
 		}
 	}
 	mc := m.Masking

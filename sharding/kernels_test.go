@@ -98,28 +98,20 @@ func BenchmarkKernels(b *testing.B) {
 	}
 	dst := make([]int32, n)
 	d16 := make([]uint16, n)
-	b.Run("widenMax", func(b *testing.B) {
-		b.SetBytes(n)
-		for b.Loop() {
-			widenMax(dst, src)
-		}
-	})
-	b.Run("copyMax", func(b *testing.B) {
-		b.SetBytes(n)
-		for b.Loop() {
-			copyMax(dst, s32)
-		}
-	})
-	b.Run("narrowMax", func(b *testing.B) {
-		b.SetBytes(n)
-		for b.Loop() {
-			narrowMax(d16, s32)
-		}
-	})
-	b.Run("copy", func(b *testing.B) {
-		b.SetBytes(n)
-		for b.Loop() {
-			copy(dst, s32)
-		}
-	})
+	for _, k := range []struct {
+		name string
+		run  func()
+	}{
+		{"widenMax", func() { widenMax(dst, src) }},
+		{"copyMax", func() { copyMax(dst, s32) }},
+		{"narrowMax", func() { narrowMax(d16, s32) }},
+		{"copy", func() { copy(dst, s32) }},
+	} {
+		b.Run(k.name, func(b *testing.B) {
+			b.SetBytes(n)
+			for b.Loop() {
+				k.run()
+			}
+		})
+	}
 }

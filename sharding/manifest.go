@@ -205,14 +205,9 @@ func checkMeta(m Meta) error {
 	case m.MaskEpochs < 1 || m.MaskEpochs > maxEpochs:
 		return fmt.Errorf("mask_epochs %d out of range [1, %d]", m.MaskEpochs, maxEpochs)
 	}
-	s := m.Special
-	for _, id := range []struct {
-		name string
-		v    int32
-	}{{"pad", s.Pad}, {"eos", s.EOS}, {"cls", s.CLS}, {"mask", s.Mask}, {"sep", s.Sep}, {"unk", s.Unk},
-		{"sop", s.SOP}, {"eop", s.EOP}, {"gmask", s.GMask}, {"smask", s.SMask}} {
-		if id.v < 0 || int(id.v) >= m.VocabSize {
-			return fmt.Errorf("special id %s = %d outside the vocabulary [0, %d)", id.name, id.v, m.VocabSize)
+	for name, id := range m.Special.All() {
+		if id < 0 || int(id) >= m.VocabSize {
+			return fmt.Errorf("special id %s = %d outside the vocabulary [0, %d)", name, id, m.VocabSize)
 		}
 	}
 	return nil

@@ -775,11 +775,15 @@ func (r *Reader) Checked() bool { return r.checks }
 var ErrClosed = errors.New("sharding: use of a closed reader")
 
 // shardOf returns the shard holding global row i (0 ≤ i < r.rows).
-func (r *Reader) shardOf(i int64) int {
-	lo, hi := 0, len(r.shards) // starts[lo] ≤ i < starts[hi]
+func (r *Reader) shardOf(i int64) int { return rangeOf(r.starts, i) }
+
+// rangeOf returns the k with starts[k] ≤ i < starts[k+1], where starts
+// (ascending, n+1 entries) bounds n ranges and holds i in one of them.
+func rangeOf(starts []int64, i int64) int {
+	lo, hi := 0, len(starts)-1 // starts[lo] ≤ i < starts[hi]
 	for hi-lo > 1 {
 		m := int(uint(lo+hi) >> 1)
-		if r.starts[m] <= i {
+		if starts[m] <= i {
 			lo = m
 		} else {
 			hi = m
@@ -802,16 +806,7 @@ func (r *Reader) locate(i int64) loc {
 	if s.uniform > 0 {
 		k = int(local / s.uniform)
 	} else {
-		lo, hi := 0, len(s.batches)
-		for hi-lo > 1 {
-			m := int(uint(lo+hi) >> 1)
-			if s.bstarts[m] <= local {
-				lo = m
-			} else {
-				hi = m
-			}
-		}
-		k = lo
+		k = rangeOf(s.bstarts, local)
 	}
 	return loc{si, k, int(local - s.bstarts[k])}
 }

@@ -1,5 +1,7 @@
 package trainer
 
+import "github.com/glmkit/glmkit/masking"
+
 // Buf is a buffer owned by a Backend: float elements in the backend's
 // precision, or int32 elements. On the CPU it is host memory; on a GPU it
 // is device memory the host never touches directly. A Buf is valid until
@@ -27,7 +29,7 @@ type RNGKey struct {
 // kernels compute the same seeds (kernels/prelude.cuh): the scheme the
 // checkpoints name, "pcg(seed, mix(step, micro, site, block)) v1".
 func (k RNGKey) Block(b uint64) (seed, stream uint64) {
-	return k.Seed, mix64(k.Stream ^ mix64(b+0x9e3779b97f4a7c15))
+	return k.Seed, masking.Mix64(k.Stream ^ masking.Mix64(b+0x9e3779b97f4a7c15))
 }
 
 // AdamWStep holds the hyperparameters of one AdamW update of one group of

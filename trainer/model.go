@@ -137,24 +137,10 @@ type Pass struct {
 // l 1+3l the attention probabilities, 2+3l the attention output, 3+3l the
 // MLP output.
 func (p Pass) key(site int) RNGKey {
-	s := mix64(uint64(p.Step) + 0x9e3779b97f4a7c15)
-	s = mix64(s + uint64(p.Micro))
-	s = mix64(s + uint64(site))
+	s := masking.Mix64(uint64(p.Step) + 0x9e3779b97f4a7c15)
+	s = masking.Mix64(s + uint64(p.Micro))
+	s = masking.Mix64(s + uint64(site))
 	return RNGKey{Seed: p.Seed, Stream: s}
-}
-
-// mix64 is splitmix64's finaliser, a bijection on uint64: of the keys of
-// the dropout masks (Pass.key, RNGKey.Block), a determinism contract of
-// the trainer's own. masking (the masks' seeds) and trainer/loader (the
-// order) keep their own copies on purpose: each is the contract of its
-// package's output, and masking is a leaf that imports no glmkit package.
-func mix64(x uint64) uint64 {
-	x ^= x >> 30
-	x *= 0xbf58476d1ce4e5b9
-	x ^= x >> 27
-	x *= 0x94d049bb133111eb
-	x ^= x >> 31
-	return x
 }
 
 // Loss is the cross entropy of one forward pass over its loss positions.

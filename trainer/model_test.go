@@ -4,6 +4,7 @@ import (
 	"context"
 	"math"
 	"math/rand/v2"
+	"slices"
 	"testing"
 
 	"github.com/glmkit/glmkit/trainer"
@@ -89,19 +90,11 @@ func TestModelGradCheck(t *testing.T) {
 			const h = 1e-5
 			var worst float64
 			for _, ts := range m.Tensors() {
-				var maxErr, maxNum float64
+				var idx []int
 				for i := ts.Offset; i < ts.Offset+ts.Size(); i += stride {
-					old := p[i]
-					p[i] = old + h
-					lp := loss()
-					p[i] = old - h
-					lm := loss()
-					p[i] = old
-					num := (lp - lm) / (2 * h)
-					maxErr = max(maxErr, math.Abs(num-g[i]))
-					maxNum = max(maxNum, math.Abs(num))
+					idx = append(idx, i)
 				}
-				rel := maxErr / max(maxNum, 1e-12)
+				maxErr, rel := batchtest.GradError(p, g, idx, h, loss)
 				worst = max(worst, rel)
 				if rel > 1e-6 {
 					t.Errorf("%s: gradient relative error %.3g (max abs %.3g)", ts.Name, rel, maxErr)
@@ -201,19 +194,7 @@ func TestOverfit(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := row.Input[row.Sep+1:] // Part B inputs after sop
-	if len(spans) != 1 || !equal(spans[0].Tokens, want) || spans[0].Pos != int(row.Pos[row.Sep]) {
+	if len(spans) != 1 || !slices.Equal(spans[0].Tokens, want) || spans[0].Pos != int(row.Pos[row.Sep]) {
 		t.Errorf("Infill = %+v; want one span at %d: %v", spans, row.Pos[row.Sep], want)
 	}
-}
-
-func equal(a, b []int32) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }

@@ -25,13 +25,29 @@ func attnKeep(keep []bool, key trainer.RNGKey, row uint64, n int, thr uint64) []
 	return keep
 }
 
-func checkSep(sep []int32, t int) error {
+// attnArgs checks what both directions of attention share, as the CUDA
+// backend's attnArgs does: the heads, the dropout probability (before the
+// saved state is split by it) and the separators.
+func attnArgs(sep []int32, t, c, nh int, p float32) error {
+	switch {
+	case nh <= 0 || c%nh != 0:
+		return fmt.Errorf("cpu: attention: %d channels do not split into %d heads", c, nh)
+	case !(p >= 0 && p < 1):
+		return fmt.Errorf("cpu: attention dropout probability %v; want 0 ≤ p < 1", p)
+	}
 	for b, s := range sep {
 		if s < 0 || int(s) > t {
 			return fmt.Errorf("cpu: attention: sep %d of row %d is outside [0, %d]", s, b, t)
 		}
 	}
 	return nil
+}
+
+// attnConsts returns the head size, the scale of the scores and the
+// dropout's threshold and scale of both directions.
+func attnConsts[T Float](c, nh int, p float32) (hs int, scale T, thr uint64, drop T) {
+	hs = c / nh
+	return hs, T(1 / math.Sqrt(float64(hs))), dropThreshold(p), T(1 / (1 - float64(p)))
 }
 
 // AttentionSizes implements trainer.Backend: the CPU saves the attention
@@ -63,23 +79,13 @@ func (be *Backend[T]) AttentionForward(out, saved, qkv, sep trainer.Buf, b, t, c
 		need{"qkv", qkv, b * t * 3 * c}, need{"sep", sep, b})) {
 		return
 	}
+	sp := ints(sep)
+	if !be.ok(attnArgs(sp[:b], t, c, nh, p)) {
+		return
+	}
 	att, attd := attSaved(saved, b*nh*t*t, p)
-	if nh <= 0 || c%nh != 0 {
-		be.ok(fmt.Errorf("cpu: attention: %d channels do not split into %d heads", c, nh))
-		return
-	}
-	if !(p >= 0 && p < 1) {
-		be.ok(fmt.Errorf("cpu: attention dropout probability %v; want 0 ≤ p < 1", p))
-		return
-	}
-	o, a, ad, x, sp := f[T](out), f[T](att), f[T](attd), f[T](qkv), ints(sep)
-	if !be.ok(checkSep(sp[:b], t)) {
-		return
-	}
-	hs := c / nh
-	scale := T(1 / math.Sqrt(float64(hs)))
-	thr := dropThreshold(p)
-	drop := T(1 / (1 - float64(p)))
+	o, a, ad, x := f[T](out), f[T](att), f[T](attd), f[T](qkv)
+	hs, scale, thr, drop := attnConsts[T](c, nh, p)
 	be.par(b*nh, 1, func(lo, hi int) {
 		var keep []bool
 		if p > 0 {
@@ -151,19 +157,13 @@ func (be *Backend[T]) AttentionBackward(dqkv, scratch, dout, qkv, saved, sep tra
 		need{"dout", dout, b * t * c}, need{"qkv", qkv, b * t * 3 * c}, need{"saved", saved, ns}, need{"sep", sep, b})) {
 		return
 	}
+	sp := ints(sep)
+	if !be.ok(attnArgs(sp[:b], t, c, nh, p)) {
+		return
+	}
 	att, attd := attSaved(saved, b*nh*t*t, p)
-	if nh <= 0 || c%nh != 0 {
-		be.ok(fmt.Errorf("cpu: attention: %d channels do not split into %d heads", c, nh))
-		return
-	}
-	dx, sc, dy, x, a, ad, sp := f[T](dqkv), f[T](scratch), f[T](dout), f[T](qkv), f[T](att), f[T](attd), ints(sep)
-	if !be.ok(checkSep(sp[:b], t)) {
-		return
-	}
-	hs := c / nh
-	scale := T(1 / math.Sqrt(float64(hs)))
-	thr := dropThreshold(p)
-	drop := T(1 / (1 - float64(p)))
+	dx, sc, dy, x, a, ad := f[T](dqkv), f[T](scratch), f[T](dout), f[T](qkv), f[T](att), f[T](attd)
+	hs, scale, thr, drop := attnConsts[T](c, nh, p)
 	be.par(b*nh, 1, func(lo, hi int) {
 		var keep []bool
 		if p > 0 {

@@ -215,24 +215,22 @@ func (be *Backend[T]) UploadInt32(dst trainer.Buf, src []int32) {
 
 // Download implements trainer.Backend.
 func (be *Backend[T]) Download(dst []float32, src trainer.Buf) error {
-	s := f[T](src)
-	if !be.ok(sameLen("download", "floats", len(dst), len(s))) {
-		return be.err
-	}
-	for i, x := range s {
-		dst[i] = float32(x)
-	}
-	return nil
+	return download(be, dst, src)
 }
 
 // DownloadFloat64 implements trainer.Backend.
 func (be *Backend[T]) DownloadFloat64(dst []float64, src trainer.Buf) error {
+	return download(be, dst, src)
+}
+
+// download converts src into dst, which must have its length.
+func download[D, T Float](be *Backend[T], dst []D, src trainer.Buf) error {
 	s := f[T](src)
 	if !be.ok(sameLen("download", "floats", len(dst), len(s))) {
 		return be.err
 	}
 	for i, x := range s {
-		dst[i] = float64(x)
+		dst[i] = D(x)
 	}
 	return nil
 }

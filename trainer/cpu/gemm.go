@@ -32,7 +32,7 @@ func (be *Backend[T]) gemm(tA, tB bool, m, n, k int, alpha T, a []T, lda int, b 
 		nb := (k + kc - 1) / kc
 		parts := make([]T, nb*m*n)
 		be.par(k, kc, func(lo, hi int) {
-			ap, bp := colsOf(a, tA, lo, lda), rowsOfB(b, tB, lo, ldb)
+			ap, bp := colsOf(a, tA, lo, lda), rowsOf(b, tB, lo, ldb)
 			blasGemm(be.blas, tA, tB, m, n, hi-lo, alpha, ap, lda, bp, ldb, 0, parts[(lo/kc)*m*n:], n)
 		})
 		be.par(m, 16, func(lo, hi int) {
@@ -55,7 +55,7 @@ func (be *Backend[T]) gemm(tA, tB bool, m, n, k int, alpha T, a []T, lda int, b 
 	case n > 2*m:
 		// blocks of columns of C
 		be.par(n, blockSize(n, 256), func(lo, hi int) {
-			blasGemm(be.blas, tA, tB, m, hi-lo, k, alpha, a, lda, colsOfB(b, tB, lo, ldb), ldb, beta, c[lo:], ldc)
+			blasGemm(be.blas, tA, tB, m, hi-lo, k, alpha, a, lda, colsOf(b, tB, lo, ldb), ldb, beta, c[lo:], ldc)
 		})
 	default:
 		be.par(m, blockSize(m, 64), func(lo, hi int) {
@@ -87,37 +87,22 @@ func (be *Backend[T]) gemm1(tA, tB bool, m, n, k int, alpha T, a []T, lda int, b
 	}
 }
 
-// rowsOf returns op(A) from row lo on: a row offset when A is stored as
-// (M,K), a column offset when it is stored transposed as (K,M).
-func rowsOf[T Float](a []T, tA bool, lo, lda int) []T {
-	if tA {
-		return a[lo:]
+// rowsOf returns op(X) from row lo on, for an operand X stored as op(X)
+// or, with t, transposed: a row offset in the one case, a column offset
+// in the other. It serves both A (M,K) and B (K,N).
+func rowsOf[T Float](x []T, t bool, lo, ld int) []T {
+	if t {
+		return x[lo:]
 	}
-	return a[lo*lda:]
+	return x[lo*ld:]
 }
 
-// colsOf returns op(A) (M,K) from column lo on.
-func colsOf[T Float](a []T, tA bool, lo, lda int) []T {
-	if tA {
-		return a[lo*lda:]
+// colsOf returns op(X) from column lo on (see rowsOf).
+func colsOf[T Float](x []T, t bool, lo, ld int) []T {
+	if t {
+		return x[lo*ld:]
 	}
-	return a[lo:]
-}
-
-// rowsOfB returns op(B) (K,N) from row lo on.
-func rowsOfB[T Float](b []T, tB bool, lo, ldb int) []T {
-	if tB {
-		return b[lo:]
-	}
-	return b[lo*ldb:]
-}
-
-// colsOfB returns op(B) (K,N) from column lo on.
-func colsOfB[T Float](b []T, tB bool, lo, ldb int) []T {
-	if tB {
-		return b[lo*ldb:]
-	}
-	return b[lo:]
+	return x[lo:]
 }
 
 // scaleRows sets C = beta·C on an (M,N) block with leading dimension ldc.
@@ -135,7 +120,9 @@ func scaleRows[T Float](m, n int, beta T, c []T, ldc int) {
 }
 
 // packB copies op(B) (K,N) into panels of 4 columns: element (p, 4j+s) goes
-// to bp[4K·j + 4p + s]. Columns past N are zero.
+// to bp[4K·j + 4p + s]. Columns past N are zero. It packs A too, in panels
+// of 4 rows (goGemm): the rows of op(A) (M,K) are the columns of op(A)ᵀ
+// (K,M), which is A read with the transposition flag flipped.
 func packB[T Float](tB bool, n, k int, b []T, ldb int) []T {
 	np := (n + 3) / 4
 	bp := make([]T, np*4*k)
@@ -160,32 +147,6 @@ func packB[T Float](tB bool, n, k int, b []T, ldb int) []T {
 	return bp
 }
 
-// packA copies rows [0, m) of op(A) (M,K) into panels of 4 rows: element
-// (4i+r, p) goes to ap[4K·i + 4p + r]. Rows past M are zero.
-func packA[T Float](tA bool, m, k int, a []T, lda int) []T {
-	mp := (m + 3) / 4
-	ap := make([]T, mp*4*k)
-	for i := range mp {
-		panel := ap[i*4*k : (i+1)*4*k]
-		for r := range 4 {
-			row := 4*i + r
-			if row >= m {
-				break
-			}
-			if tA { // A is stored (K,M)
-				for p := range k {
-					panel[4*p+r] = a[p*lda+row]
-				}
-			} else {
-				for p, x := range a[row*lda : row*lda+k] {
-					panel[4*p+r] = x
-				}
-			}
-		}
-	}
-	return ap
-}
-
 // goGemm is the pure-Go product of one block of at most gemmRows rows
 // against a packed op(B). Each element of C is one dot product summed in
 // order of k, then C = alpha·sum + beta·C, so the result does not depend on
@@ -195,7 +156,7 @@ func goGemm[T Float](tA bool, m, n, k int, alpha T, a []T, lda int, bp []T, beta
 		scaleRows(m, n, beta, c, ldc)
 		return
 	}
-	ap := packA(tA, m, k, a, lda)
+	ap := packB(!tA, m, k, a, lda) // element (4i+r, p) of op(A) at ap[4K·i + 4p + r]
 	mp, np := (m+3)/4, (n+3)/4
 	for j := range np {
 		bpanel := bp[j*4*k : (j+1)*4*k]

@@ -28,15 +28,7 @@ func exp32(x float32) float32 {
 	case x != x:
 		return x
 	}
-	// Adding 1.5·2²³ rounds x·log₂e to an integer, which lands in the low
-	// mantissa bits.
-	const magic = 12582912
-	t := x*1.44269504088896341 + magic
-	n := int32(math.Float32bits(t) - math.Float32bits(magic))
-	nf := t - magic
-	r := x - nf*0.693359375 - nf*-2.12194440e-4
-	y := ((((1.9875691500e-4*r+1.3981999507e-3)*r+8.3334519073e-3)*r+4.1665795894e-2)*r+1.6666665459e-1)*r + 5.0000001201e-1
-	y = y*r*r + r + 1
+	y, n := expReduced(x)
 	if n < -126 { // 2^n is subnormal: scale in two steps
 		return y * math.Float32frombits(uint32(n+127+64)<<23) * 0x1p-64
 	}
@@ -46,10 +38,27 @@ func exp32(x float32) float32 {
 	return y * math.Float32frombits(uint32(n+127)<<23)
 }
 
-// exp32s sets dst[i] = exp32(src[i]) (dst may alias src), with the body
-// inlined: exp32 is too large for the compiler to inline into a loop. It
-// returns +Inf from 88.38 (127.5·ln2) on, a little before expf overflows;
-// softmax and tanh never come near.
+// expReduced is the body of exp32 and exp32s, small enough to be inlined
+// into exp32s's loop: n = round(x·log₂e) and y = e^r for r = x − n·ln2
+// (Cephes' two-part ln2 and degree-6 polynomial), so that exp(x) = 2^n·y.
+func expReduced(x float32) (y float32, n int32) {
+	// Adding 1.5·2²³ rounds x·log₂e to an integer, which lands in the low
+	// mantissa bits.
+	const magic = 12582912
+	t := x*1.44269504088896341 + magic
+	n = int32(math.Float32bits(t) - math.Float32bits(magic))
+	nf := t - magic
+	r := x - nf*0.693359375 - nf*-2.12194440e-4
+	y = ((((1.9875691500e-4*r+1.3981999507e-3)*r+8.3334519073e-3)*r+4.1665795894e-2)*r+1.6666665459e-1)*r + 5.0000001201e-1
+	return y*r*r + r + 1, n
+}
+
+// exp32s sets dst[i] = exp32(src[i]) (dst may alias src). exp32 is too
+// large for the compiler to inline into a loop, so exp32s clamps the range
+// itself around expReduced, which is inlined (its cost is just under the
+// inliner's budget of 80: keep it so, or the loop makes a call per
+// element). It returns +Inf from 88.38 (127.5·ln2) on, a little before
+// expf overflows; softmax and tanh never come near.
 func exp32s(dst, src []float32) {
 	dst = dst[:len(src)]
 	for i, x := range src {
@@ -60,13 +69,7 @@ func exp32s(dst, src []float32) {
 		if under {
 			x = 0
 		}
-		const magic = 12582912
-		t := x*1.44269504088896341 + magic
-		n := int32(math.Float32bits(t) - math.Float32bits(magic))
-		nf := t - magic
-		r := x - nf*0.693359375 - nf*-2.12194440e-4
-		y := ((((1.9875691500e-4*r+1.3981999507e-3)*r+8.3334519073e-3)*r+4.1665795894e-2)*r+1.6666665459e-1)*r + 5.0000001201e-1
-		y = y*r*r + r + 1
+		y, n := expReduced(x)
 		y *= math.Float32frombits(uint32(n+127) << 23)
 		if under {
 			y = 0

@@ -345,11 +345,8 @@ func (be *Backend[T]) GatherRows(dst, src, idx trainer.Buf, n, c int) {
 		return
 	}
 	d, s, ix := f[T](dst), f[T](src), ints(idx)
-	for _, r := range ix[:n] {
-		if r < 0 || (int(r)+1)*c > len(s) {
-			be.ok(fmt.Errorf("cpu: gather rows: row %d outside a source of %d rows", r, len(s)/c))
-			return
-		}
+	if !be.ok(checkRows("gather rows", "source", ix[:n], c, len(s))) {
+		return
 	}
 	be.par(n, 64, func(lo, hi int) {
 		for i := lo; i < hi; i++ {
@@ -359,6 +356,18 @@ func (be *Backend[T]) GatherRows(dst, src, idx trainer.Buf, n, c int) {
 	})
 }
 
+// checkRows reports the first index of idx that is not a row of the
+// matrix of c columns and size elements that op gathers from or scatters
+// into (its side).
+func checkRows(op, side string, idx []int32, c, size int) error {
+	for _, r := range idx {
+		if r < 0 || (int(r)+1)*c > size {
+			return fmt.Errorf("cpu: %s: row %d outside a %s of %d rows", op, r, side, size/c)
+		}
+	}
+	return nil
+}
+
 // ScatterAddRows implements trainer.Backend. idx must not repeat.
 // src (N,C); idx (N) → dst (M,C) +=
 func (be *Backend[T]) ScatterAddRows(dst, src, idx trainer.Buf, n, c int) {
@@ -366,11 +375,8 @@ func (be *Backend[T]) ScatterAddRows(dst, src, idx trainer.Buf, n, c int) {
 		return
 	}
 	d, s, ix := f[T](dst), f[T](src), ints(idx)
-	for _, r := range ix[:n] {
-		if r < 0 || (int(r)+1)*c > len(d) {
-			be.ok(fmt.Errorf("cpu: scatter rows: row %d outside a destination of %d rows", r, len(d)/c))
-			return
-		}
+	if !be.ok(checkRows("scatter rows", "destination", ix[:n], c, len(d))) {
+		return
 	}
 	be.par(n, 64, func(lo, hi int) {
 		for i := lo; i < hi; i++ {

@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/glmkit/glmkit/trainer"
+	"github.com/glmkit/glmkit/trainer/internal/batchtest"
 )
 
 // The gradient checks run every op's forward and backward in float64 and
@@ -57,19 +58,7 @@ func gradCheck(t *testing.T, inputs map[string][]float64, fwd func() []float64, 
 			r.Shuffle(len(idx), func(i, j int) { idx[i], idx[j] = idx[j], idx[i] })
 			idx = idx[:400]
 		}
-		var maxErr, maxNum float64
-		for _, i := range idx {
-			old := x[i]
-			x[i] = old + fdStep
-			lp := loss()
-			x[i] = old - fdStep
-			lm := loss()
-			x[i] = old
-			num := (lp - lm) / (2 * fdStep)
-			maxErr = max(maxErr, math.Abs(num-g[i]))
-			maxNum = max(maxNum, math.Abs(num))
-		}
-		rel := maxErr / max(maxNum, 1e-12)
+		maxErr, rel := batchtest.GradError(x, g, idx, fdStep, loss)
 		errs[name] = rel
 		t.Logf("%-8s max |analytic − numeric| = %.3g, relative %.3g", name, maxErr, rel)
 		if rel > fdTol {
@@ -515,5 +504,60 @@ func TestStickyErrors(t *testing.T) {
 	fresh.Zero(y)
 	if err := fresh.Err(); err == nil || err.Error() != "cpu: the backend is closed" {
 		t.Errorf("an op after Close: %v", err)
+	}
+}
+
+// TestArgumentErrors checks the errors of the ops that validate their
+// indices and shapes before touching memory: each leaves its output as it
+// was and sticks the error named here.
+func TestArgumentErrors(t *testing.T) {
+	const b, tt, c, nh = 2, 4, 8, 2
+	attn := func(be *Backend[float32], sep int32s, c, nh int, p float32, backward bool) {
+		ns, nsc := be.AttentionSizes(b, tt, c, nh, p > 0)
+		qkv, out, saved := floats[float32](make([]float32, b*tt*3*c)), floats[float32](make([]float32, b*tt*c)), floats[float32](make([]float32, ns))
+		if backward {
+			be.AttentionBackward(floats[float32](make([]float32, b*tt*3*c)), floats[float32](make([]float32, nsc)), out, qkv, saved, sep, b, tt, c, nh, p, trainer.RNGKey{})
+			return
+		}
+		be.AttentionForward(out, saved, qkv, sep, b, tt, c, nh, p, trainer.RNGKey{})
+	}
+	src, dst := floats[float32]([]float32{1, 2, 3, 4, 5, 6}), floats[float32](make([]float32, 4))
+	for _, tc := range []struct {
+		name string
+		op   func(be *Backend[float32])
+		want string
+	}{
+		{"gather past the source", func(be *Backend[float32]) { be.GatherRows(dst, src, int32s{0, 3}, 2, 2) },
+			"cpu: gather rows: row 3 outside a source of 3 rows"},
+		{"gather negative row", func(be *Backend[float32]) { be.GatherRows(dst, src, int32s{-1, 0}, 2, 2) },
+			"cpu: gather rows: row -1 outside a source of 3 rows"},
+		{"scatter past the destination", func(be *Backend[float32]) { be.ScatterAddRows(dst, src, int32s{2, 0, 1}, 3, 2) },
+			"cpu: scatter rows: row 2 outside a destination of 2 rows"},
+		{"attention heads", func(be *Backend[float32]) { attn(be, int32s{1, 2}, c, 3, 0.1, false) },
+			"cpu: attention: 8 channels do not split into 3 heads"},
+		{"attention heads backward", func(be *Backend[float32]) { attn(be, int32s{1, 2}, c, 0, 0.1, true) },
+			"cpu: attention: 8 channels do not split into 0 heads"},
+		{"attention dropout", func(be *Backend[float32]) { attn(be, int32s{1, 2}, c, nh, 1, false) },
+			"cpu: attention dropout probability 1; want 0 ≤ p < 1"},
+		{"attention dropout backward", func(be *Backend[float32]) { attn(be, int32s{1, 2}, c, nh, -0.5, true) },
+			"cpu: attention dropout probability -0.5; want 0 ≤ p < 1"},
+		{"attention sep", func(be *Backend[float32]) { attn(be, int32s{1, 5}, c, nh, 0.1, false) },
+			"cpu: attention: sep 5 of row 1 is outside [0, 4]"},
+		{"attention sep backward", func(be *Backend[float32]) { attn(be, int32s{-1, 2}, c, nh, 0.1, true) },
+			"cpu: attention: sep -1 of row 0 is outside [0, 4]"},
+	} {
+		be, err := New[float32](Options{BLAS: "off", Threads: 1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		clear(dst)
+		tc.op(be)
+		if err := be.Err(); err == nil || err.Error() != tc.want {
+			t.Errorf("%s: %v; want %s", tc.name, err, tc.want)
+		}
+		if dst[0] != 0 || dst[1] != 0 || src[0] != 1 {
+			t.Errorf("%s: the op wrote after its error: dst %v, src %v", tc.name, dst, src)
+		}
+		be.Close()
 	}
 }

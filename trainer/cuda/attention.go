@@ -46,6 +46,27 @@ func attnArgs(ck *checker, sep buf, b, t, c, nh int, p float32) {
 	}
 }
 
+// attnDims is what both directions derive from their arguments.
+type attnDims struct {
+	hs, nt  int     // the head size; the elements of one (B,NH,T,T) tensor
+	btc     uint64  // the elements of one (B,T,C) tensor
+	att     uint64  // the saved probabilities (B,NH,T,T)
+	attd    uint64  // with dropout, the dropped-out ones after them; else 0
+	dropout int     // the kernels' dropout flag, 1 with dropout
+	scale   float32 // of the scores, 1/√hs
+	dscale  float32 // of the kept probabilities, 1/(1−p)
+}
+
+func newAttnDims(saved buf, b, t, c, nh int, p float32) attnDims {
+	d := attnDims{hs: c / nh, nt: b * nh * t * t, btc: uint64(b * t * c), att: saved.ptr()}
+	if p > 0 {
+		d.attd, d.dropout = d.att+4*uint64(d.nt), 1
+	}
+	d.scale = float32(1 / math.Sqrt(float64(d.hs)))
+	d.dscale = float32(1 / (1 - float64(p)))
+	return d
+}
+
 // AttentionForward implements trainer.Backend.
 // qkv (B,T,3C); sep (B) → out (B,T,C), saved = att (B,NH,T,T) [+ attd (B,NH,T,T)]
 func (be *Backend) AttentionForward(out, saved, qkv, sep trainer.Buf, b, t, c, nh int, p float32, key trainer.RNGKey) {
@@ -56,17 +77,8 @@ func (be *Backend) AttentionForward(out, saved, qkv, sep trainer.Buf, b, t, c, n
 	if be.failed(ck.err) || b*t*c == 0 {
 		return
 	}
-	hs := c / nh
-	nt := b * nh * t * t // elements of one (B,NH,T,T) tensor
-	att := sv.ptr()
-	attd := uint64(0)
-	dropout := 0
-	if p > 0 {
-		attd, dropout = att+4*uint64(nt), 1
-	}
-	scale := float32(1 / math.Sqrt(float64(hs)))
-	dscale := float32(1 / (1 - float64(p)))
-	btc := uint64(b * t * c)
+	d := newAttnDims(sv, b, t, c, nh, p)
+	hs, nt, btc, att, attd := d.hs, d.nt, d.btc, d.att, d.attd
 	be.do(ck.op, func(g *gpu) error {
 		_, es := g.operand()
 		pbytes := uint64(0)
@@ -94,12 +106,12 @@ func (be *Backend) AttentionForward(out, saved, qkv, sep trainer.Buf, b, t, c, n
 			func() error { return g.permuteQKV(q, k, v, x.ptr(), b, t, nh, hs, bf) },
 			// scores: S (T,T) = scale·q·kᵀ, i.e. Sᵀ = scale·(kᵀ)ᵀ·qᵀ per head
 			func() error {
-				return g.gemmBatched(opT, opN, t, t, hs, scale, k, hs, int64(t*hs), q, hs, int64(t*hs),
+				return g.gemmBatched(opT, opN, t, t, hs, d.scale, k, hs, int64(t*hs), q, hs, int64(t*hs),
 					0, att, t, int64(t*t), b*nh)
 			},
 			func() error {
 				return g.launch(kAttnSoftmaxForward, b*nh*t, 1, block, att, attd, pmat, sp.ptr(), nh, t,
-					dropout, dropThreshold(p), dscale, key.Seed, key.Stream, jump)
+					d.dropout, dropThreshold(p), d.dscale, key.Seed, key.Stream, jump)
 			},
 			// y (T,hs) = P·v, i.e. yᵀ = vᵀ·Pᵀ
 			func() error {
@@ -122,17 +134,12 @@ func (be *Backend) AttentionBackward(dqkv, scratch, dout, qkv, saved, sep traine
 	if be.failed(ck.err) || b*t*c == 0 {
 		return
 	}
-	hs := c / nh
-	nt := b * nh * t * t
-	att := sv.ptr()
+	d := newAttnDims(sv, b, t, c, nh, p)
+	hs, nt, btc, att := d.hs, d.nt, d.btc, d.att
 	pr := att // the probabilities P·v used: dropped-out ones with dropout
-	dropout := 0
 	if p > 0 {
-		pr, dropout = att+4*uint64(nt), 1
+		pr = d.attd
 	}
-	scale := float32(1 / math.Sqrt(float64(hs)))
-	dscale := float32(1 / (1 - float64(p)))
-	btc := uint64(b * t * c)
 	dp := scr.ptr() // (B,NH,T,T): dP, then dS in place
 	be.do(ck.op, func(g *gpu) error {
 		_, es := g.operand()
@@ -176,16 +183,16 @@ func (be *Backend) AttentionBackward(dqkv, scratch, dout, qkv, saved, sep traine
 			},
 			func() error {
 				return g.launch(kAttnSoftmaxBackward, b*nh*t, 1, block, dp, dsmat, att, sp.ptr(), nh, t,
-					dropout, dropThreshold(p), dscale, key.Seed, key.Stream, jump)
+					d.dropout, dropThreshold(p), d.dscale, key.Seed, key.Stream, jump)
 			},
 			// dq (T,hs) = scale·dS·k, i.e. dqᵀ = scale·kᵀ·dSᵀ
 			func() error {
-				return g.gemmBatched(opN, opN, hs, t, t, scale, k, hs, int64(t*hs), dsOp, t, int64(t*t),
+				return g.gemmBatched(opN, opN, hs, t, t, d.scale, k, hs, int64(t*hs), dsOp, t, int64(t*t),
 					0, dq, hs, int64(t*hs), b*nh)
 			},
 			// dk (T,hs) = scale·dSᵀ·q, i.e. dkᵀ = scale·qᵀ·dS
 			func() error {
-				return g.gemmBatched(opN, opT, hs, t, t, scale, q, hs, int64(t*hs), dsOp, t, int64(t*t),
+				return g.gemmBatched(opN, opT, hs, t, t, d.scale, q, hs, int64(t*hs), dsOp, t, int64(t*t),
 					0, dk, hs, int64(t*hs), b*nh)
 			},
 			func() error { return g.accumulateQKV(dx.ptr(), dq, dk, dv, b, t, nh, hs) },

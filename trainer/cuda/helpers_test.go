@@ -143,13 +143,29 @@ type pair struct {
 
 func (e *env) floats(x []float32) pair {
 	e.t.Helper()
-	g, err := e.be.Floats(len(x))
-	e.must(err)
-	e.be.Upload(g, x)
-	c, err := e.ref.Floats(len(x))
-	e.must(err)
-	e.ref.Upload(c, x)
-	return pair{g, c, len(x)}
+	return e.both(len(x), trainer.Backend.Floats, func(be trainer.Backend, b trainer.Buf) { be.Upload(b, x) })
+}
+
+func (e *env) int32s(x []int32) pair {
+	e.t.Helper()
+	return e.both(len(x), trainer.Backend.Int32s, func(be trainer.Backend, b trainer.Buf) { be.UploadInt32(b, x) })
+}
+
+// both makes a tensor of n elements with alloc on each backend, the GPU
+// side first, and fills it with upload.
+func (e *env) both(n int, alloc func(trainer.Backend, int) (trainer.Buf, error), upload func(trainer.Backend, trainer.Buf)) pair {
+	e.t.Helper()
+	p := pair{n: n}
+	for _, side := range []struct {
+		be  trainer.Backend
+		buf *trainer.Buf
+	}{{e.be, &p.g}, {e.ref, &p.c}} {
+		b, err := alloc(side.be, n)
+		e.must(err)
+		upload(side.be, b)
+		*side.buf = b
+	}
+	return p
 }
 
 // poisoned is an output tensor of n elements: NaN on the GPU side (every
@@ -163,17 +179,6 @@ func (e *env) poisoned(n int) pair {
 	}
 	e.be.Upload(p.g, x)
 	return p
-}
-
-func (e *env) int32s(x []int32) pair {
-	e.t.Helper()
-	g, err := e.be.Int32s(len(x))
-	e.must(err)
-	e.be.UploadInt32(g, x)
-	c, err := e.ref.Int32s(len(x))
-	e.must(err)
-	e.ref.UploadInt32(c, x)
-	return pair{g, c, len(x)}
 }
 
 // get downloads both sides; it fails the test if an op of either failed

@@ -5,6 +5,8 @@ import (
 	"math"
 	"math/bits"
 	"sort"
+
+	"github.com/glmkit/glmkit/masking"
 )
 
 // Perm is a pseudorandom permutation of [0, n), computed one element at a
@@ -42,7 +44,7 @@ func NewPerm(n, key uint64) Perm {
 	p.lmask = 1<<lbits - 1
 	p.rmask = 1<<p.rbits - 1
 	for r := range p.keys {
-		p.keys[r] = mix64(key + uint64(r+1)*0x9e3779b97f4a7c15)
+		p.keys[r] = masking.Mix64(key + uint64(r+1)*0x9e3779b97f4a7c15)
 	}
 	return p
 }
@@ -63,8 +65,8 @@ func (p Perm) At(i uint64) uint64 {
 	for {
 		l, r := x>>p.rbits, x&p.rmask
 		for j := 0; j < permRounds; j += 2 {
-			l ^= mix64(r^p.keys[j]) & p.lmask
-			r ^= mix64(l^p.keys[j+1]) & p.rmask
+			l ^= masking.Mix64(r^p.keys[j]) & p.lmask
+			r ^= masking.Mix64(l^p.keys[j+1]) & p.rmask
 		}
 		x = l<<p.rbits | r
 		if x < p.n {
@@ -73,25 +75,10 @@ func (p Perm) At(i uint64) uint64 {
 	}
 }
 
-// mix64 is splitmix64's finaliser, a bijection on uint64 with full
-// avalanche. masking (the seeds of the masks) and trainer (the dropout
-// masks) have their own copies, deliberately: each is part of its own
-// determinism contract (this one of the order), masking is a leaf that
-// imports no glmkit package, and a shared helper would tie three contracts
-// to one function that none of them may then change.
-func mix64(x uint64) uint64 {
-	x ^= x >> 30
-	x *= 0xbf58476d1ce4e5b9
-	x ^= x >> 27
-	x *= 0x94d049bb133111eb
-	x ^= x >> 31
-	return x
-}
-
 // streamKey derives the key of one permutation from the loader seed, a
 // stream (a dataset index, or mixStream) and an epoch or block number.
 func streamKey(seed, stream, n uint64) uint64 {
-	return mix64(mix64(mix64(seed^0x676c6d6b69742e6f)+stream) + n)
+	return masking.Mix64(masking.Mix64(masking.Mix64(seed^0x676c6d6b69742e6f)+stream) + n)
 }
 
 // mixStream is the stream of the mixing permutations, apart from every

@@ -98,43 +98,29 @@ func FromUint8(shape []int, x []uint8) Tensor {
 }
 
 // Float32 returns the elements of an F32 or F64 tensor as float32.
-func (t Tensor) Float32() ([]float32, error) {
-	switch t.DType {
-	case F32:
-		out := make([]float32, len(t.Data)/4)
-		for i := range out {
-			out[i] = math.Float32frombits(binary.LittleEndian.Uint32(t.Data[4*i:]))
-		}
-		return out, nil
-	case F64:
-		x, _ := t.Float64()
-		out := make([]float32, len(x))
-		for i, v := range x {
-			out[i] = float32(v)
-		}
-		return out, nil
-	}
-	return nil, fmt.Errorf("safetensors: %s tensor is not a float tensor", t.DType)
-}
+func (t Tensor) Float32() ([]float32, error) { return floats[float32](t) }
 
 // Float64 returns the elements of an F32 or F64 tensor as float64.
-func (t Tensor) Float64() ([]float64, error) {
+func (t Tensor) Float64() ([]float64, error) { return floats[float64](t) }
+
+// floats decodes the elements of an F32 or F64 tensor as D.
+func floats[D float32 | float64](t Tensor) ([]D, error) {
+	var out []D
 	switch t.DType {
-	case F64:
-		out := make([]float64, len(t.Data)/8)
-		for i := range out {
-			out[i] = math.Float64frombits(binary.LittleEndian.Uint64(t.Data[8*i:]))
-		}
-		return out, nil
 	case F32:
-		x, _ := t.Float32()
-		out := make([]float64, len(x))
-		for i, v := range x {
-			out[i] = float64(v)
+		out = make([]D, len(t.Data)/4)
+		for i := range out {
+			out[i] = D(math.Float32frombits(binary.LittleEndian.Uint32(t.Data[4*i:])))
 		}
-		return out, nil
+	case F64:
+		out = make([]D, len(t.Data)/8)
+		for i := range out {
+			out[i] = D(math.Float64frombits(binary.LittleEndian.Uint64(t.Data[8*i:])))
+		}
+	default:
+		return nil, fmt.Errorf("safetensors: %s tensor is not a float tensor", t.DType)
 	}
-	return nil, fmt.Errorf("safetensors: %s tensor is not a float tensor", t.DType)
+	return out, nil
 }
 
 // Int32 returns the elements of an I32 tensor.

@@ -183,6 +183,27 @@ def no_decay(name):
     return name.endswith(".bias") or "layernorm" in name
 
 
+def init_weights(model):
+    """GLM's init: biases 0, LayerNorm weights 1, every other weight N(0, 0.02²)."""
+    for name, p in model.named_parameters():
+        if name.endswith(".bias"):
+            torch.nn.init.zeros_(p)
+        elif "layernorm" in name:
+            torch.nn.init.ones_(p)
+        else:
+            torch.nn.init.normal_(p, std=0.02)
+
+
+def bench_optimizer(model):
+    """The benchmarks' AdamW (β 0.9/0.98, ε 1e-6, lr 1e-4), weight decay 0.1 but for no_decay."""
+    decay = [p for n, p in model.named_parameters() if not no_decay(n)]
+    rest = [p for n, p in model.named_parameters() if no_decay(n)]
+    return torch.optim.AdamW(
+        [{"params": decay, "weight_decay": 0.1}, {"params": rest, "weight_decay": 0.0}],
+        lr=1e-4, betas=(0.9, 0.98), eps=1e-6,
+    )
+
+
 def load_batch(path):
     b = load_safetensors(path)
     return (

@@ -40,7 +40,7 @@ import torch.nn.functional as F
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "..", "testdata"))
 import glm_torch  # noqa: E402
-from glm_torch import GLM, load_batch, no_decay  # noqa: E402
+from glm_torch import GLM, bench_optimizer, init_weights, load_batch  # noqa: E402
 
 EAGER_FORWARD = glm_torch.Attention.forward
 
@@ -104,20 +104,9 @@ def run(args, preset, attention):
     if cuda:
         torch.cuda.reset_peak_memory_stats()
     model = GLM(cfg).to(dev)
-    for name, p in model.named_parameters():  # GLM's init
-        if name.endswith(".bias"):
-            torch.nn.init.zeros_(p)
-        elif "layernorm" in name:
-            torch.nn.init.ones_(p)
-        else:
-            torch.nn.init.normal_(p, std=0.02)
+    init_weights(model)
     model.train()
-    decay = [p for n, p in model.named_parameters() if not no_decay(n)]
-    rest = [p for n, p in model.named_parameters() if no_decay(n)]
-    opt = torch.optim.AdamW(
-        [{"params": decay, "weight_decay": 0.1}, {"params": rest, "weight_decay": 0.0}],
-        lr=1e-4, betas=(0.9, 0.98), eps=1e-6,
-    )
+    opt = bench_optimizer(model)
     inp, pos, bpos, sep, tgt, mask = [x.to(dev) for x in load_batch(os.path.join(d, "batch.safetensors"))]
     b, t = inp.shape
 

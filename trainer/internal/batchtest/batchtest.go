@@ -2,8 +2,9 @@
 // of trainer and its backends train and compare on: rows laid out by hand
 // in GLM's layout (glm-reference.md §2.2) over random text, with the
 // vocabulary's last three ids as [MASK], sop and eop and [CLS] 1, padded
-// into a loader.Batch; and a batch written as safetensors for the PyTorch
-// reference scripts. It is for tests.
+// into a loader.Batch; a batch written as safetensors for the PyTorch
+// reference scripts; and the central differences that the gradient checks
+// of trainer and trainer/cpu compare with (GradError). It is for tests.
 package batchtest
 
 import (
