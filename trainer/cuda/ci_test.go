@@ -311,7 +311,10 @@ func TestGPUScriptDeadline(t *testing.T) {
 			t.Errorf("bench: %+v; want its limit cut to the deadline", s)
 		}
 	}
-	if took > 40*time.Second {
+	// Without the deadline the hanging bench stage alone would run its
+	// 150 s limit; the slack is for a busy 2-core machine, where the
+	// script's own steps are slow.
+	if took > 90*time.Second {
 		t.Errorf("the run took %v with a deadline of 20 s", took)
 	}
 	checkGone(t, pids)
