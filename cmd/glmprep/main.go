@@ -8,8 +8,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"os"
-	"slices"
 	"strconv"
 	"strings"
 
@@ -34,54 +32,26 @@ Run "glmprep COMMAND --help" (or "glmprep help COMMAND") for a command's
 flags and examples.
 `
 
-// commands are glmprep's subcommands, for suggestions.
-func commands() []string {
-	return []string{"build", "inspect", "stats", "verify", "bench-load", "plan", "run-task", "merge", "status", "version", "help"}
+// commands are glmprep's subcommands (version and help are cli's).
+var commands = []cli.Subcommand{
+	{Name: "build", Run: cmdBuild},
+	{Name: "inspect", Run: cmdInspect},
+	{Name: "stats", Run: cmdStats},
+	{Name: "verify", Run: cmdVerify},
+	{Name: "bench-load", Run: cmdBenchLoad},
+	{Name: "plan", Run: cmdPlan},
+	{Name: "run-task", Run: cmdRunTask},
+	{Name: "merge", Run: cmdMerge},
+	{Name: "status", Run: cmdStatus},
 }
 
 func main() {
-	cli.Main("glmprep", func(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-		return run(ctx, args, os.Stdin, stdout, stderr)
-	})
+	cli.Main("glmprep", run)
 }
 
 // run is glmprep without the process around it, so tests can call it.
-func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
-	if len(args) == 0 {
-		fmt.Fprint(stderr, usage)
-		return &cli.UsageError{Command: "glmprep", Msg: "no command"}
-	}
-	cmd, rest := args[0], args[1:]
-	switch cmd {
-	case "build":
-		return cmdBuild(ctx, rest, stdout, stderr)
-	case "inspect":
-		return cmdInspect(ctx, rest, stdout, stderr)
-	case "stats":
-		return cmdStats(ctx, rest, stdout, stderr)
-	case "verify":
-		return cmdVerify(ctx, rest, stdout, stderr)
-	case "bench-load":
-		return cmdBenchLoad(ctx, rest, stdout, stderr)
-	case "plan":
-		return cmdPlan(ctx, rest, stdout, stderr)
-	case "run-task":
-		return cmdRunTask(ctx, rest, stdout, stderr)
-	case "merge":
-		return cmdMerge(ctx, rest, stdout, stderr)
-	case "status":
-		return cmdStatus(ctx, rest, stdout, stderr)
-	case "version", "--version", "-version":
-		fmt.Fprintf(stdout, "glmprep %s\n", cli.ReadBuild())
-		return nil
-	case "help", "-h", "--help", "-help":
-		if len(rest) == 1 && slices.Contains(commands(), rest[0]) && rest[0] != "help" && rest[0] != "version" {
-			return run(ctx, []string{rest[0], "--help"}, stdin, stdout, stderr)
-		}
-		fmt.Fprint(stdout, usage)
-		return nil
-	}
-	return cli.UnknownCommand("glmprep", cmd, commands())
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	return cli.Dispatch(ctx, "glmprep", usage, commands, args, stdout, stderr)
 }
 
 // listFlag is a repeatable string flag.

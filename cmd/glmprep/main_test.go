@@ -55,7 +55,7 @@ func corpus(t testing.TB, rel string) string {
 func glmprep(t *testing.T, args ...string) (string, string, error) {
 	t.Helper()
 	var out, errb bytes.Buffer
-	err := run(context.Background(), args, nil, &out, &errb)
+	err := run(context.Background(), args, &out, &errb)
 	return out.String(), errb.String(), err
 }
 
