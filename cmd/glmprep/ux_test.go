@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -14,6 +13,7 @@ import (
 	"testing"
 
 	"github.com/glmkit/glmkit/cmd/internal/cli"
+	"github.com/glmkit/glmkit/internal/testhooks"
 	"github.com/glmkit/glmkit/masking"
 	"github.com/glmkit/glmkit/sharding"
 )
@@ -27,20 +27,11 @@ import (
 // exit status.
 func glmprepBin(t *testing.T, env []string, args ...string) (string, string, int) {
 	t.Helper()
-	self, err := hookedGlmprep.Path()
+	out, stderr, code, err := testhooks.Output(glmprepCommand(t, env, args...))
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(self, args...)
-	cmd.Env = append(os.Environ(), env...)
-	var out, errb bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errb
-	err = cmd.Run()
-	var ee *exec.ExitError
-	if err != nil && !errors.As(err, &ee) {
-		t.Fatal(err)
-	}
-	return out.String(), errb.String(), cmd.ProcessState.ExitCode()
+	return out, stderr, code
 }
 
 // checkHelp checks one command's --help: exit 0, on stdout, examples that

@@ -1,9 +1,7 @@
 package main
 
 import (
-	"bytes"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"image"
 	"image/color"
@@ -16,6 +14,7 @@ import (
 	"testing"
 
 	"github.com/glmkit/glmkit/cmd/internal/cli"
+	"github.com/glmkit/glmkit/internal/testhooks"
 	"github.com/glmkit/glmkit/pipeline/tokenizer"
 	"github.com/glmkit/glmkit/sharding"
 	"github.com/glmkit/glmkit/trainer"
@@ -39,15 +38,11 @@ func glmtrainBin(t *testing.T, shell string, args ...string) (string, string, in
 	if shell != "" {
 		cmd = exec.Command("sh", append([]string{"-c", shell + ` && exec "$0" "$@"`, self}, args...)...)
 	}
-	cmd.Env = os.Environ()
-	var out, errb bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errb
-	err = cmd.Run()
-	var ee *exec.ExitError
-	if err != nil && !errors.As(err, &ee) {
+	out, stderr, code, err := testhooks.Output(cmd)
+	if err != nil {
 		t.Fatal(err)
 	}
-	return out.String(), errb.String(), cmd.ProcessState.ExitCode()
+	return out, stderr, code
 }
 
 func TestHelpAndUsage(t *testing.T) {

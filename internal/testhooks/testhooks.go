@@ -8,6 +8,8 @@
 package testhooks
 
 import (
+	"bytes"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -72,6 +74,18 @@ func (b *Binary) Command(env []string, args ...string) (*exec.Cmd, error) {
 	cmd := exec.Command(path, args...)
 	cmd.Env = append(os.Environ(), env...)
 	return cmd, nil
+}
+
+// Output runs cmd to its end and returns its stdout, its stderr and its
+// exit status; err is set only when it could not run at all.
+func Output(cmd *exec.Cmd) (stdout, stderr string, code int, err error) {
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	var ee *exec.ExitError
+	if err := cmd.Run(); err != nil && !errors.As(err, &ee) {
+		return "", "", -1, err
+	}
+	return out.String(), errb.String(), cmd.ProcessState.ExitCode(), nil
 }
 
 // Remove deletes the binary.
