@@ -44,12 +44,9 @@ func cmdBenchLoad(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	verify := fs.Bool("verify", false, "hash every shard with sha256 at open (counted in open_ms)")
 	noVerify := fs.Bool("no-verify", false, "turn off the loader's checksums and row checks")
 	compare := fs.Bool("compare", false, "measure the checked and the unchecked loader, alternating")
-	pos, err := cli.Parse(fs, args)
+	dir, err := parseDir(fs, args)
 	if err != nil {
 		return err
-	}
-	if len(pos) != 1 {
-		return dirArg(fs, pos)
 	}
 	if *compare && *noVerify {
 		return cli.Usagef(fs, "--compare measures both; drop --no-verify")
@@ -57,25 +54,25 @@ func cmdBenchLoad(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	opts := loader.BenchOptions{Batch: *batch, Seconds: *seconds, Seed: *seed, Workers: *workers, VerifyHashes: *verify, NoVerify: *noVerify}
 	var out any
 	if *compare {
-		c, u, err := loader.BenchCompare(pos[0], opts, 0)
+		c, u, err := loader.BenchCompare(dir, opts, 0)
 		if err != nil {
 			return err
 		}
-		report(stderr, pos[0], c)
-		report(stderr, pos[0], u)
+		report(stderr, dir, c)
+		report(stderr, dir, u)
 		ratio := c.BytesPerS / u.BytesPerS
-		fmt.Fprintf(stderr, "%s: checked / unchecked = %.3f\n", pos[0], ratio)
+		fmt.Fprintf(stderr, "%s: checked / unchecked = %.3f\n", dir, ratio)
 		out = struct {
 			Checked   loader.BenchResult `json:"checked"`
 			Unchecked loader.BenchResult `json:"unchecked"`
 			Ratio     float64            `json:"ratio"`
 		}{c, u, ratio}
 	} else {
-		res, err := loader.Bench(pos[0], opts)
+		res, err := loader.Bench(dir, opts)
 		if err != nil {
 			return err
 		}
-		report(stderr, pos[0], res)
+		report(stderr, dir, res)
 		out = res
 	}
 	b, err := json.Marshal(out)

@@ -74,12 +74,9 @@ func cmdInspect(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	tokens := fs.Bool("tokens", false, "also print the row's columns with each id as its token")
 	tokSpec := fs.String("tokenizer", "", "tokenizer to decode with (default: the one the build recorded)")
 	check := fs.String("check", "auto", "what to check before showing rows: all (every shard), shown (the shards shown) or auto")
-	pos, err := cli.Parse(fs, args)
+	dir, err := parseDir(fs, args)
 	if err != nil {
 		return err
-	}
-	if len(pos) != 1 {
-		return dirArg(fs, pos)
 	}
 	if *rows < 1 {
 		return cli.Usagef(fs, "--rows %d: want at least 1", *rows)
@@ -90,16 +87,16 @@ func cmdInspect(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if *check != "auto" && *check != "all" && *check != "shown" {
 		return cli.Usagef(fs, "--check %q: want auto, all or shown", *check)
 	}
-	r, err := sharding.Open(pos[0])
+	r, err := sharding.Open(dir)
 	if err != nil {
 		return err
 	}
 	defer r.Close()
 	if n := r.Len(); *start >= n {
 		if n == 0 {
-			return fmt.Errorf("%s has no rows to show", pos[0])
+			return fmt.Errorf("%s has no rows to show", dir)
 		}
-		return fmt.Errorf("--start %d is past the end: %s has %d rows (0–%d)", *start, pos[0], n, n-1)
+		return fmt.Errorf("--start %d is past the end: %s has %d rows (0–%d)", *start, dir, n, n-1)
 	}
 	if *check == "all" || *check == "auto" && r.Manifest().Totals.Bytes <= inspectCheckAll {
 		if _, err := checkTotals(ctx, r); err != nil {
@@ -123,7 +120,7 @@ func cmdInspect(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		}
 	}
 	ins := inspector{tok: tok, ids: r.Meta().Special, paint: paint}
-	fmt.Fprintf(stdout, "%s: %d rows in %d shards, tokenizer %s, seq_len %d\n\n", pos[0], r.Len(), len(r.Manifest().Shards), r.Meta().Tokenizer, r.Meta().SeqLen)
+	fmt.Fprintf(stdout, "%s: %d rows in %d shards, tokenizer %s, seq_len %d\n\n", dir, r.Len(), len(r.Manifest().Shards), r.Meta().Tokenizer, r.Meta().SeqLen)
 	var s masking.Sample
 	for i := *start; i < *start+int64(*rows) && i < r.Len(); i++ {
 		if err := r.Sample(i, &s); err != nil {
@@ -298,14 +295,11 @@ func checkTotals(ctx context.Context, r *sharding.Reader) (pipeline.Stats, error
 func cmdStats(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := cli.FlagSet("glmprep stats", statsHelp, stdout)
 	asJSON := fs.Bool("json", false, "print the manifest's stats as JSON")
-	pos, err := cli.Parse(fs, args)
+	dir, err := parseDir(fs, args)
 	if err != nil {
 		return err
 	}
-	if len(pos) != 1 {
-		return dirArg(fs, pos)
-	}
-	rd, err := sharding.Open(pos[0])
+	rd, err := sharding.Open(dir)
 	if err != nil {
 		return err
 	}
@@ -316,9 +310,9 @@ func cmdStats(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return err
 	}
 	if *asJSON {
-		return printStatsJSON(stdout, pos[0], m)
+		return printStatsJSON(stdout, dir, m)
 	}
-	printDocStats(stdout, pos[0], m, s)
+	printDocStats(stdout, dir, m, s)
 	printRowStats(stdout, m, s.Row)
 	printSpanLengths(stdout, s.Row.SpanLen)
 	return nil
@@ -425,27 +419,24 @@ Examples:
 
 func cmdVerify(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := cli.FlagSet("glmprep verify", verifyHelp, stdout)
-	pos, err := cli.Parse(fs, args)
+	dir, err := parseDir(fs, args)
 	if err != nil {
 		return err
 	}
-	if len(pos) != 1 {
-		return dirArg(fs, pos)
-	}
-	r, err := sharding.Open(pos[0], sharding.VerifyHashes())
+	r, err := sharding.Open(dir, sharding.VerifyHashes())
 	if err != nil {
 		return err
 	}
 	defer r.Close()
 	m := r.Manifest()
 	if r.Len() == 0 && !m.AllowsEmpty() {
-		return fmt.Errorf("%s: the build has no rows%s; rebuild with --allow-empty if that is what you want", pos[0], emptyReason(m))
+		return fmt.Errorf("%s: the build has no rows%s; rebuild with --allow-empty if that is what you want", dir, emptyReason(m))
 	}
 	if err := r.Verify(ctx); err != nil {
 		return err
 	}
 	fmt.Fprintf(stdout, "%s: OK: format %d, %d shards, %d rows, %d tokens: manifest, sha256 and checksums, schema and every row's invariants check\n",
-		pos[0], m.FormatVersion, len(m.Shards), r.Len(), m.Totals.Tokens)
+		dir, m.FormatVersion, len(m.Shards), r.Len(), m.Totals.Tokens)
 	return nil
 }
 

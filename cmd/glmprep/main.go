@@ -119,10 +119,17 @@ func humanBytes(n float64) string {
 	return fmt.Sprintf("%.0f B", n)
 }
 
-// dirArg is the usage error of a command that takes one DIR and got pos.
-func dirArg(fs *flag.FlagSet, pos []string) error {
-	if len(pos) == 0 {
-		return cli.Usagef(fs, "missing DIR, the build directory")
+// parseDir parses the flags of a command that takes one DIR, the build
+// directory, and returns it.
+func parseDir(fs *flag.FlagSet, args []string) (string, error) {
+	pos, err := cli.Parse(fs, args)
+	switch {
+	case err != nil:
+		return "", err
+	case len(pos) == 0:
+		return "", cli.Usagef(fs, "missing DIR, the build directory")
+	case len(pos) > 1:
+		return "", cli.Usagef(fs, "one DIR, not %d arguments (%s)", len(pos), strings.Join(pos, " "))
 	}
-	return cli.Usagef(fs, "one DIR, not %d arguments (%s)", len(pos), strings.Join(pos, " "))
+	return pos[0], nil
 }

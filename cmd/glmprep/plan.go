@@ -80,14 +80,10 @@ func cmdRunTask(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	workers := fs.Int("workers", 0, "parallel workers (default: the number of CPUs)")
 	strict := fs.Bool("strict", false, "make bad input fatal instead of counted")
 	tokSpec := fs.String("tokenizer", "", "tokenizer (default: the one the plan names); must match the plan's sha256")
-	pos, err := cli.Parse(fs, args)
+	dir, err := parseDir(fs, args)
 	if err != nil {
 		return err
 	}
-	if len(pos) != 1 {
-		return dirArg(fs, pos)
-	}
-	dir := pos[0]
 	if *task < 0 {
 		for _, env := range []string{"SLURM_ARRAY_TASK_ID", "JOB_COMPLETION_INDEX"} {
 			if v := os.Getenv(env); v != "" {
@@ -160,28 +156,25 @@ Examples:
 
 func cmdMerge(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := cli.FlagSet("glmprep merge", mergeHelp, stdout)
-	pos, err := cli.Parse(fs, args)
+	dir, err := parseDir(fs, args)
 	if err != nil {
 		return err
 	}
-	if len(pos) != 1 {
-		return dirArg(fs, pos)
-	}
-	plan, err := pipeline.ReadPlan(pos[0])
+	plan, err := pipeline.ReadPlan(dir)
 	if err != nil {
 		return err
 	}
 	cli.OnInterrupt(ctx, func() string {
 		return fmt.Sprintf("the manifest was not written; run it again: %s", cli.Command(append([]string{"merge"}, args...), nil, ""))
 	})
-	if err := incompleteTasks(pos[0], plan); err != nil {
+	if err := incompleteTasks(dir, plan); err != nil {
 		return err
 	}
-	m, _, err := pipeline.Merge(pos[0], plan, cli.ReadBuild().Software())
+	m, _, err := pipeline.Merge(dir, plan, cli.ReadBuild().Software())
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "%s: manifest written: %d tasks, %d shards, %d rows\n", pos[0], len(plan.Tasks), m.Totals.Shards, m.Totals.Rows)
+	fmt.Fprintf(stdout, "%s: manifest written: %d tasks, %d shards, %d rows\n", dir, len(plan.Tasks), m.Totals.Shards, m.Totals.Rows)
 	return nil
 }
 

@@ -150,14 +150,10 @@ func (s taskScan) taskProgress(t int) string {
 func cmdStatus(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := cli.FlagSet("glmprep status", statusHelp, stdout)
 	asJSON := fs.Bool("json", false, "print one JSON object")
-	pos, err := cli.Parse(fs, args)
+	dir, err := parseDir(fs, args)
 	if err != nil {
 		return err
 	}
-	if len(pos) != 1 {
-		return dirArg(fs, pos)
-	}
-	dir := pos[0]
 	plan, err := pipeline.ReadPlan(dir)
 	if err != nil {
 		if errors.Is(err, os.ErrNotExist) {
