@@ -73,16 +73,11 @@ func cmdInfill(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if err != nil {
 		return err
 	}
-	be, err := newBackend("auto", 0, "", stderr)
+	model, closeModel, err := openModel(dir, "auto", stderr)
 	if err != nil {
 		return err
 	}
-	defer be.Close()
-	model, err := trainer.LoadModel(dir, be)
-	if err != nil {
-		return err
-	}
-	defer model.Close()
+	defer closeModel()
 	if mc := model.Config(); mc.Vocab < tok.ModelVocabSize() {
 		return fmt.Errorf("checkpoint %s has a vocabulary of %d; tokenizer %s needs %d", dir, mc.Vocab, spec, tok.ModelVocabSize())
 	}

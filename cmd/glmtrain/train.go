@@ -639,6 +639,20 @@ Examples:
   glmtrain eval --ckpt out/small/ckpt-00001000 --data out/wiki-eval --batches 50 | jq .ppl
 `
 
+// openModel loads checkpoint dir's model on a new backend (auto, cpu or
+// cuda); closeModel releases both.
+func openModel(dir, backend string, stderr io.Writer) (model *trainer.Model, closeModel func(), err error) {
+	be, err := newBackend(backend, 0, "", stderr)
+	if err != nil {
+		return nil, nil, err
+	}
+	if model, err = trainer.LoadModel(dir, be); err != nil {
+		be.Close()
+		return nil, nil, err
+	}
+	return model, func() { model.Close(); be.Close() }, nil
+}
+
 func cmdEval(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := cli.FlagSet("glmtrain eval", evalHelp, stdout)
 	ckpt := fs.String("ckpt", "", "checkpoint directory (OUT/ckpt-NNNNNNNN), or a training OUT for its newest")
@@ -656,16 +670,11 @@ func cmdEval(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if err != nil {
 		return err
 	}
-	be, err := newBackend(*backend, 0, "", stderr)
+	model, closeModel, err := openModel(dir, *backend, stderr)
 	if err != nil {
 		return err
 	}
-	defer be.Close()
-	model, err := trainer.LoadModel(dir, be)
-	if err != nil {
-		return err
-	}
-	defer model.Close()
+	defer closeModel()
 	mix, spec, err := parseData([]string{*data})
 	if err != nil {
 		return cli.Usagef(fs, "%v", err)
