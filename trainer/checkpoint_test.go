@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/glmkit/glmkit/internal/atomicfile"
+	"github.com/glmkit/glmkit/internal/glmtest"
 	"github.com/glmkit/glmkit/trainer"
 	"github.com/glmkit/glmkit/trainer/cpu"
 	"github.com/glmkit/glmkit/trainer/safetensors"
@@ -31,15 +32,7 @@ func tinyCheckpoint(t *testing.T) string {
 
 // copyDir copies a checkpoint so each case edits its own.
 func copyDir(t *testing.T, src string) string {
-	t.Helper()
-	dst := filepath.Join(t.TempDir(), filepath.Base(src))
-	os.MkdirAll(dst, 0o755)
-	ents, _ := os.ReadDir(src)
-	for _, e := range ents {
-		b, _ := os.ReadFile(filepath.Join(src, e.Name()))
-		os.WriteFile(filepath.Join(dst, e.Name()), b, 0o644)
-	}
-	return dst
+	return glmtest.CopyFiles(t, src, filepath.Join(t.TempDir(), filepath.Base(src)))
 }
 
 func editJSON(t *testing.T, path string, f func(m map[string]any)) {

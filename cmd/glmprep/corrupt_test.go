@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/glmkit/glmkit/internal/glmtest"
 	"github.com/glmkit/glmkit/sharding"
 )
 
@@ -157,20 +158,7 @@ func buildPair(t *testing.T) (build, other string) {
 }
 
 // copyDir copies a build directory's files (not its tasks/).
-func copyDir(t *testing.T, src string) string {
-	t.Helper()
-	dst := t.TempDir()
-	ents, err := os.ReadDir(src)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, e := range ents {
-		if e.Type().IsRegular() {
-			writeFile(t, filepath.Join(dst, e.Name()), readFile(t, filepath.Join(src, e.Name())))
-		}
-	}
-	return dst
-}
+func copyDir(t *testing.T, src string) string { return glmtest.CopyFiles(t, src, t.TempDir()) }
 
 // Every read-side command of glmprep catches every kind of damage, with an
 // error that names the damaged file.

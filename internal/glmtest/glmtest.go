@@ -1,8 +1,10 @@
 // Package glmtest makes the synthetic GLM rows that the tests of sharding
 // and trainer/loader share: masked samples of made-up token ids with
 // BERT's special ids, several documents and sentences each, in every
-// objective (Rows), or one long document each (LongRows). It imports only
-// masking, so that sharding's own tests can use it; it is for tests.
+// objective (Rows), or one long document each (LongRows), and copies the
+// files of a build or checkpoint for a test to damage (CopyFiles). It
+// imports only masking, so that sharding's own tests can use it; it is for
+// tests.
 package glmtest
 
 import (
