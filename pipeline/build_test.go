@@ -17,6 +17,7 @@ import (
 	"github.com/klauspost/compress/gzip"
 	"github.com/klauspost/compress/zstd"
 
+	"github.com/glmkit/glmkit/internal/glmtest"
 	"github.com/glmkit/glmkit/masking"
 	"github.com/glmkit/glmkit/pipeline/tokenizer"
 	"github.com/glmkit/glmkit/sharding"
@@ -152,23 +153,7 @@ func TestBuildKeepsEveryToken(t *testing.T) {
 }
 
 // dirBytes reads every file of a build that must be byte-identical.
-func dirBytes(t testing.TB, dir string) map[string][]byte {
-	t.Helper()
-	files := map[string][]byte{}
-	err := filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
-		if err != nil || d.IsDir() {
-			return err
-		}
-		b, err := os.ReadFile(p)
-		rel, _ := filepath.Rel(dir, p)
-		files[rel] = b
-		return err
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return files
-}
+func dirBytes(t testing.TB, dir string) map[string][]byte { return glmtest.ReadTree(t, dir) }
 
 func sameBytes(t *testing.T, a, b map[string][]byte, what string) {
 	t.Helper()

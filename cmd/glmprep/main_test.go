@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/glmkit/glmkit/internal/glmtest"
 	"github.com/glmkit/glmkit/internal/testhooks"
 	"github.com/glmkit/glmkit/masking"
 	"github.com/glmkit/glmkit/pipeline"
@@ -68,23 +69,7 @@ func mustGlmprep(t *testing.T, args ...string) string {
 	return out
 }
 
-func readDir(t *testing.T, dir string) map[string][]byte {
-	t.Helper()
-	files := map[string][]byte{}
-	err := filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
-		if err != nil || d.IsDir() {
-			return err
-		}
-		b, err := os.ReadFile(p)
-		rel, _ := filepath.Rel(dir, p)
-		files[rel] = b
-		return err
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return files
-}
+func readDir(t *testing.T, dir string) map[string][]byte { return glmtest.ReadTree(t, dir) }
 
 func sameDir(t *testing.T, want, got map[string][]byte) {
 	t.Helper()

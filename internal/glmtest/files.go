@@ -32,3 +32,23 @@ func CopyFiles(tb testing.TB, src, dst string) string {
 	}
 	return dst
 }
+
+// ReadTree returns the bytes of every file under dir, by path relative to
+// it: what two builds that must be byte-identical are compared by.
+func ReadTree(tb testing.TB, dir string) map[string][]byte {
+	tb.Helper()
+	files := map[string][]byte{}
+	err := filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		b, err := os.ReadFile(p)
+		rel, _ := filepath.Rel(dir, p)
+		files[rel] = b
+		return err
+	})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return files
+}
