@@ -157,28 +157,13 @@ func benchDocs(tb testing.TB, name string, skip, n int) corpus {
 func BenchmarkFamilies(b *testing.B) {
 	node := needNode(b)
 	tokDir := filepath.Join(sharedDir, "tokenizers")
-	refDir := refFiles(b)
-	dir := b.TempDir()
-	at := writeRefInputs(b, tokDir, dir)
+	fb := familyBench{node: node, refDir: refFiles(b), dir: b.TempDir()}
+	fb.at = writeRefInputs(b, tokDir, fb.dir)
 	for _, f := range []string{"cl100k.json", "o200k.json", "llama3.json", "llama2.json"} {
-		at[f] = filepath.Join(dir, "hf-"+f)
-		hfTextSpecials(b, filepath.Join(refDir, f), at[f])
+		fb.at[f] = filepath.Join(fb.dir, "hf-"+f)
+		hfTextSpecials(b, filepath.Join(fb.refDir, f), fb.at[f])
 	}
-	fams := append(refFamilies(b, tokDir), unigramFamilies(b, dir)...)
-	resolve := func(r refJob) map[string]any {
-		j := map[string]any{}
-		for k, v := range r.job {
-			if s, ok := v.(string); ok && k == "tokenizer" {
-				if p, ok := at[s]; ok {
-					v = p
-				} else if !filepath.IsAbs(s) {
-					v = filepath.Join(refDir, s)
-				}
-			}
-			j[k] = v
-		}
-		return j
-	}
+	fams := append(refFamilies(b, tokDir), unigramFamilies(b, fb.dir)...)
 	writeDocs := func(c corpus, path string) {
 		strs := make([]string, len(c.docs))
 		for i, d := range c.docs {
@@ -189,72 +174,92 @@ func BenchmarkFamilies(b *testing.B) {
 		}
 	}
 	for _, name := range []string{"wikitext-2-raw", "zh-cmrc2018"} {
-		warm, timed := benchDocs(b, name, 0, 100_000), benchDocs(b, name, 100_000, 300_000)
-		warmPath, docsPath := filepath.Join(dir, name+"-warm.json"), filepath.Join(dir, name+".json")
-		writeDocs(warm, warmPath)
-		writeDocs(timed, docsPath)
+		fb.warm, fb.timed = benchDocs(b, name, 0, 100_000), benchDocs(b, name, 100_000, 300_000)
+		fb.warmPath, fb.docsPath = filepath.Join(fb.dir, name+"-warm.json"), filepath.Join(fb.dir, name+".json")
+		writeDocs(fb.warm, fb.warmPath)
+		writeDocs(fb.timed, fb.docsPath)
 		for _, f := range fams {
 			b.Run(strings.NewReplacer(" ", "_", "/", "_").Replace(f.name)+"/"+name, func(b *testing.B) {
-				var jobs []map[string]any
-				for _, r := range f.refs {
-					jobs = append(jobs, resolve(r))
-				}
-				jobPath := filepath.Join(dir, "bench-job.json")
-				if err := os.WriteFile(jobPath, must(json.Marshal(map[string]any{"warm": warmPath, "docs": docsPath, "jobs": jobs})), 0o644); err != nil {
-					b.Fatal(err)
-				}
-				cmd := exec.Command(node, filepath.Join(jsDir, "ref_bench.js"), jobPath)
-				cmd.Env = append(os.Environ(), "RAYON_NUM_THREADS=1")
-				out, err := cmd.Output()
-				if err != nil {
-					b.Fatalf("ref_bench.js: %v", err)
-				}
-				var res []struct {
-					TokensPerS float64 `json:"tokens_per_s"`
-				}
-				if err := json.Unmarshal(out, &res); err != nil {
-					b.Fatal(err)
-				}
-				hf, js := 0.0, 0.0
-				for i, r := range f.refs {
-					if r.label == "Hugging Face" {
-						hf = max(hf, res[i].TokensPerS)
-					} else {
-						js = max(js, res[i].TokensPerS)
-					}
-				}
-				spec, opts := f.load(refDir, dir)
-				tk := loadCached(b, spec, opts)
-				b.SetBytes(int64(timed.bytes()))
-				b.ReportAllocs()
-				var tokens int64
-				var elapsed time.Duration
-				for b.Loop() {
-					b.StopTimer()
-					e := tk.NewEncoder() // a fresh word cache, warmed on other documents
-					var ids []int32
-					for _, d := range warm.docs {
-						ids, _ = e.Encode(ids[:0], d)
-					}
-					b.StartTimer()
-					start := time.Now()
-					for _, d := range timed.docs {
-						ids, _ = e.Encode(ids[:0], d)
-						tokens += int64(len(ids))
-					}
-					elapsed += time.Since(start)
-				}
-				tps := float64(tokens) / elapsed.Seconds()
-				b.ReportMetric(tps, "tokens/s")
-				if hf > 0 {
-					b.ReportMetric(hf, "hf-tok/s")
-					b.ReportMetric(tps/hf, "x-hf")
-				}
-				if js > 0 {
-					b.ReportMetric(js, "js-tok/s")
-					b.ReportMetric(tps/js, "x-js")
-				}
+				fb.run(b, f)
 			})
 		}
 	}
+}
+
+// familyBench is the state of BenchmarkFamilies: the references' inputs,
+// and the warm-up and timed documents of the corpus being run.
+type familyBench struct {
+	node, refDir, dir  string
+	at                 map[string]string
+	warm, timed        corpus
+	warmPath, docsPath string
+}
+
+// run measures the family's references (ref_bench.js), then the family.
+func (fb *familyBench) run(b *testing.B, f refFamily) {
+	hf, js := fb.references(b, f)
+	spec, opts := f.load(fb.refDir, fb.dir)
+	tk := loadCached(b, spec, opts)
+	b.SetBytes(int64(fb.timed.bytes()))
+	b.ReportAllocs()
+	var tokens int64
+	var elapsed time.Duration
+	for b.Loop() {
+		b.StopTimer()
+		e := tk.NewEncoder() // a fresh word cache, warmed on other documents
+		var ids []int32
+		for _, d := range fb.warm.docs {
+			ids, _ = e.Encode(ids[:0], d)
+		}
+		b.StartTimer()
+		start := time.Now()
+		for _, d := range fb.timed.docs {
+			ids, _ = e.Encode(ids[:0], d)
+			tokens += int64(len(ids))
+		}
+		elapsed += time.Since(start)
+	}
+	tps := float64(tokens) / elapsed.Seconds()
+	b.ReportMetric(tps, "tokens/s")
+	if hf > 0 {
+		b.ReportMetric(hf, "hf-tok/s")
+		b.ReportMetric(tps/hf, "x-hf")
+	}
+	if js > 0 {
+		b.ReportMetric(js, "js-tok/s")
+		b.ReportMetric(tps/js, "x-js")
+	}
+}
+
+// references runs the family's references on the documents and returns
+// Hugging Face's tokens/s and the fastest JavaScript port's (0: none).
+func (fb *familyBench) references(b *testing.B, f refFamily) (hf, js float64) {
+	var jobs []map[string]any
+	for _, r := range f.refs {
+		jobs = append(jobs, resolveRefJob(map[string]any{}, r, fb.at, fb.refDir))
+	}
+	jobPath := filepath.Join(fb.dir, "bench-job.json")
+	if err := os.WriteFile(jobPath, must(json.Marshal(map[string]any{"warm": fb.warmPath, "docs": fb.docsPath, "jobs": jobs})), 0o644); err != nil {
+		b.Fatal(err)
+	}
+	cmd := exec.Command(fb.node, filepath.Join(jsDir, "ref_bench.js"), jobPath)
+	cmd.Env = append(os.Environ(), "RAYON_NUM_THREADS=1")
+	out, err := cmd.Output()
+	if err != nil {
+		b.Fatalf("ref_bench.js: %v", err)
+	}
+	var res []struct {
+		TokensPerS float64 `json:"tokens_per_s"`
+	}
+	if err := json.Unmarshal(out, &res); err != nil {
+		b.Fatal(err)
+	}
+	for i, r := range f.refs {
+		if r.label == "Hugging Face" {
+			hf = max(hf, res[i].TokensPerS)
+		} else {
+			js = max(js, res[i].TokensPerS)
+		}
+	}
+	return hf, js
 }

@@ -202,93 +202,118 @@ var (
 // special-token strings, over-long words, random code points from every
 // plane, and invalid UTF-8.
 func stressDocs(n int) [][]byte {
-	rng := rand.New(rand.NewPCG(7, 2026))
-	pick := func(s []string) string { return s[rng.IntN(len(s))] }
-	inRange := func(r [2]rune) rune { return r[0] + rune(rng.IntN(int(r[1]-r[0]+1))) }
-	piece := func(b []byte) []byte {
-		switch rng.IntN(17) {
-		case 0, 1, 2: // a word of one script, maybe with marks
-			sc := stressScripts[rng.IntN(len(stressScripts))]
-			for k := 1 + rng.IntN(10); k > 0; k-- {
-				b = utf8.AppendRune(b, inRange(sc))
-				if rng.IntN(6) == 0 {
-					b = utf8.AppendRune(b, inRange(stressMarks[rng.IntN(len(stressMarks))]))
-				}
-			}
-		case 3: // base + several marks, any order
-			b = utf8.AppendRune(b, rune('a'+rng.IntN(26)))
-			for k := 1 + rng.IntN(4); k > 0; k-- {
-				b = utf8.AppendRune(b, inRange(stressMarks[rng.IntN(len(stressMarks))]))
-			}
-		case 4: // emoji
-			b = utf8.AppendRune(b, inRange([2]rune{0x1F300, 0x1FAFF}))
-			switch rng.IntN(5) {
-			case 0:
-				b = append(b, "\u200d"...)
-				b = utf8.AppendRune(b, inRange([2]rune{0x1F300, 0x1F64F}))
-			case 1:
-				b = utf8.AppendRune(b, inRange([2]rune{0x1F3FB, 0x1F3FF}))
-			case 2:
-				b = append(b, "\ufe0f"...)
-			case 3:
-				b = utf8.AppendRune(b, inRange([2]rune{0x1F1E6, 0x1F1FF}))
-				b = utf8.AppendRune(b, inRange([2]rune{0x1F1E6, 0x1F1FF}))
-			}
-		case 5:
-			b = append(b, pick(stressControls)...)
-		case 6: // a run of one punctuation character
-			b = append(b, strings.Repeat(pick(stressPunct), 1+rng.IntN(40))...)
-		case 7: // digits
-			switch rng.IntN(4) {
-			case 0:
-				for k := 1 + rng.IntN(30); k > 0; k-- {
-					b = append(b, byte('0'+rng.IntN(10)))
-				}
-			case 1:
-				b = append(b, "1,234.56"...)
-			case 2:
-				b = utf8.AppendRune(b, inRange([2]rune{0x0660, 0x0669}))
-				b = utf8.AppendRune(b, inRange([2]rune{0xFF10, 0xFF19}))
-			default:
-				b = utf8.AppendRune(b, inRange([2]rune{0x2460, 0x24FF}))
-			}
-		case 8:
-			b = append(b, pick(stressWords)...)
-			b = append(b, pick(stressContractions)...)
-		case 9, 10:
-			b = append(b, pick(stressWords)...)
-		case 11:
-			b = append(b, pick(stressSpecials)...)
-		case 12: // long words around max_input_chars_per_word
-			l := []int{99, 100, 101, 150}[rng.IntN(4)]
-			r := []rune{'a', 'é', 'x', 'ß'}[rng.IntN(4)]
-			b = append(b, strings.Repeat(string(r), l)...)
-		case 13: // any code point
-			r := rune(rng.IntN(0x110000))
-			if r >= 0xD800 && r < 0xE000 {
-				r = 0xFFFD
-			}
-			b = utf8.AppendRune(b, r)
-		case 14:
-			b = utf8.AppendRune(b, stressTableEdges[rng.IntN(len(stressTableEdges))])
-		case 15:
-			b = append(b, pick(stressInvalid)...)
-		case 16:
-			b = append(b, []string{"  ", "\n\n\n", " \n ", "\t \t", "   \n", "\u3000 ", " \u00a0"}[rng.IntN(7)]...)
-		}
-		return b
-	}
+	g := stressGen{rng: rand.New(rand.NewPCG(7, 2026))}
 	seps := []string{" ", " ", " ", "", "\n", "  "}
 	docs := make([][]byte, n)
 	for i := range docs {
 		var b []byte
-		for k := 1 + rng.IntN(120); k > 0; k-- {
-			b = piece(b)
-			b = append(b, seps[rng.IntN(len(seps))]...)
+		for k := 1 + g.rng.IntN(120); k > 0; k-- {
+			b = g.piece(b)
+			b = append(b, seps[g.rng.IntN(len(seps))]...)
 		}
 		docs[i] = b
 	}
 	return docs
+}
+
+// stressGen draws the pieces of the stress documents from one seeded
+// generator: the order of its draws makes the documents.
+type stressGen struct{ rng *rand.Rand }
+
+func (g stressGen) pick(s []string) string { return s[g.rng.IntN(len(s))] }
+
+func (g stressGen) inRange(r [2]rune) rune { return r[0] + rune(g.rng.IntN(int(r[1]-r[0]+1))) }
+
+func (g stressGen) mark() rune { return g.inRange(stressMarks[g.rng.IntN(len(stressMarks))]) }
+
+// piece appends one random piece to b.
+func (g stressGen) piece(b []byte) []byte {
+	rng := g.rng
+	switch rng.IntN(17) {
+	case 0, 1, 2: // a word of one script, maybe with marks
+		sc := stressScripts[rng.IntN(len(stressScripts))]
+		for k := 1 + rng.IntN(10); k > 0; k-- {
+			b = utf8.AppendRune(b, g.inRange(sc))
+			if rng.IntN(6) == 0 {
+				b = utf8.AppendRune(b, g.mark())
+			}
+		}
+	case 3: // base + several marks, any order
+		b = utf8.AppendRune(b, rune('a'+rng.IntN(26)))
+		for k := 1 + rng.IntN(4); k > 0; k-- {
+			b = utf8.AppendRune(b, g.mark())
+		}
+	case 4:
+		b = g.emoji(b)
+	case 5:
+		b = append(b, g.pick(stressControls)...)
+	case 6: // a run of one punctuation character
+		b = append(b, strings.Repeat(g.pick(stressPunct), 1+rng.IntN(40))...)
+	case 7:
+		b = g.digits(b)
+	case 8:
+		b = append(b, g.pick(stressWords)...)
+		b = append(b, g.pick(stressContractions)...)
+	case 9, 10:
+		b = append(b, g.pick(stressWords)...)
+	case 11:
+		b = append(b, g.pick(stressSpecials)...)
+	case 12: // long words around max_input_chars_per_word
+		l := []int{99, 100, 101, 150}[rng.IntN(4)]
+		r := []rune{'a', 'é', 'x', 'ß'}[rng.IntN(4)]
+		b = append(b, strings.Repeat(string(r), l)...)
+	case 13: // any code point
+		r := rune(rng.IntN(0x110000))
+		if r >= 0xD800 && r < 0xE000 {
+			r = 0xFFFD
+		}
+		b = utf8.AppendRune(b, r)
+	case 14:
+		b = utf8.AppendRune(b, stressTableEdges[rng.IntN(len(stressTableEdges))])
+	case 15:
+		b = append(b, g.pick(stressInvalid)...)
+	case 16:
+		b = append(b, []string{"  ", "\n\n\n", " \n ", "\t \t", "   \n", "\u3000 ", " \u00a0"}[rng.IntN(7)]...)
+	}
+	return b
+}
+
+// emoji appends an emoji, maybe joined, skin-toned, variation-selected or
+// a flag.
+func (g stressGen) emoji(b []byte) []byte {
+	b = utf8.AppendRune(b, g.inRange([2]rune{0x1F300, 0x1FAFF}))
+	switch g.rng.IntN(5) {
+	case 0:
+		b = append(b, "\u200d"...)
+		b = utf8.AppendRune(b, g.inRange([2]rune{0x1F300, 0x1F64F}))
+	case 1:
+		b = utf8.AppendRune(b, g.inRange([2]rune{0x1F3FB, 0x1F3FF}))
+	case 2:
+		b = append(b, "\ufe0f"...)
+	case 3:
+		b = utf8.AppendRune(b, g.inRange([2]rune{0x1F1E6, 0x1F1FF}))
+		b = utf8.AppendRune(b, g.inRange([2]rune{0x1F1E6, 0x1F1FF}))
+	}
+	return b
+}
+
+// digits appends digits: ASCII runs, a formatted number, Arabic-Indic and
+// full-width digits, or enclosed numbers.
+func (g stressGen) digits(b []byte) []byte {
+	switch g.rng.IntN(4) {
+	case 0:
+		for k := 1 + g.rng.IntN(30); k > 0; k-- {
+			b = append(b, byte('0'+g.rng.IntN(10)))
+		}
+	case 1:
+		b = append(b, "1,234.56"...)
+	case 2:
+		b = utf8.AppendRune(b, g.inRange([2]rune{0x0660, 0x0669}))
+		b = utf8.AppendRune(b, g.inRange([2]rune{0xFF10, 0xFF19}))
+	default:
+		b = utf8.AppendRune(b, g.inRange([2]rune{0x2460, 0x24FF}))
+	}
+	return b
 }
 
 // stressCorpus is the generated multilingual stress set.

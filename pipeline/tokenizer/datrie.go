@@ -71,33 +71,12 @@ func buildDATrie(keys []string, values []int32) (*daTrie, error) {
 	}
 	sort.SliceStable(idx, func(a, b int) bool { return keys[idx[a]] < keys[idx[b]] })
 
-	t := &daTrie{}
-	grow := func(n int) {
-		for len(t.nodes) < n {
-			t.nodes = append(t.nodes, daNode{check: -1, val: -1})
-		}
-	}
-	grow(256)
-	used := make([]bool, len(t.nodes))
-	used[0] = true
-	usedGrow := func(n int) {
-		for len(used) < n {
-			used = append(used, false)
-		}
-	}
-	firstFree := 1
-
-	// A node of the build: the range [lo, hi) of sorted keys that share
-	// the prefix of length depth, placed at slot s.
-	type pending struct {
-		s       int32
-		lo, hi  int
-		depth   int
-		hasLeaf bool
-	}
+	b := &daBuilder{t: &daTrie{}, firstFree: 1}
+	b.grow(256)
+	b.used[0] = true
 	var labels []byte
 	var starts []int
-	queue := []pending{{s: daRoot, lo: 0, hi: len(idx), depth: 0}}
+	queue := []daPending{{s: daRoot, lo: 0, hi: len(idx), depth: 0}}
 	for len(queue) > 0 {
 		p := queue[0]
 		queue = queue[1:]
@@ -105,13 +84,13 @@ func buildDATrie(keys []string, values []int32) (*daTrie, error) {
 		labels, starts = labels[:0], starts[:0]
 		i := p.lo
 		for ; i < p.hi && len(keys[idx[i]]) == p.depth; i++ {
-			t.nodes[p.s].val = values[idx[i]]
+			b.t.nodes[p.s].val = values[idx[i]]
 		}
 		for i < p.hi {
-			b := keys[idx[i]][p.depth]
-			labels = append(labels, b)
+			c := keys[idx[i]][p.depth]
+			labels = append(labels, c)
 			starts = append(starts, i)
-			for i < p.hi && keys[idx[i]][p.depth] == b {
+			for i < p.hi && keys[idx[i]][p.depth] == c {
 				i++
 			}
 		}
@@ -119,38 +98,67 @@ func buildDATrie(keys []string, values []int32) (*daTrie, error) {
 		if len(labels) == 0 {
 			continue
 		}
-		// Find a base: every base+label free and ≥ 1.
-		for firstFree < len(used) && used[firstFree] {
-			firstFree++
-		}
-		b0 := int32(labels[0])
-		base := int32(firstFree) - b0
-		if base < 1-b0 {
-			base = 1 - b0
-		}
-		for {
-			need := int(base) + int(labels[len(labels)-1]) + 1
-			grow(need)
-			usedGrow(need)
-			ok := true
-			for _, l := range labels {
-				if used[int(base)+int(l)] {
-					ok = false
-					break
-				}
-			}
-			if ok {
-				break
-			}
-			base++
-		}
-		t.nodes[p.s].base = base
+		base := b.findBase(labels)
+		b.t.nodes[p.s].base = base
 		for k, l := range labels {
 			c := base + int32(l)
-			used[c] = true
-			t.nodes[c].check = p.s
-			queue = append(queue, pending{s: c, lo: starts[k], hi: starts[k+1], depth: p.depth + 1})
+			b.used[c] = true
+			b.t.nodes[c].check = p.s
+			queue = append(queue, daPending{s: c, lo: starts[k], hi: starts[k+1], depth: p.depth + 1})
 		}
 	}
-	return t, nil
+	return b.t, nil
+}
+
+// daBuilder is the state of buildDATrie: the trie so far and which of its
+// slots are taken.
+type daBuilder struct {
+	t         *daTrie
+	used      []bool
+	firstFree int // no free slot below it (but the root's)
+}
+
+// daPending is a node of the build: the range [lo, hi) of sorted keys that
+// share the prefix of length depth, placed at slot s.
+type daPending struct {
+	s      int32
+	lo, hi int
+	depth  int
+}
+
+// grow makes the trie at least n slots long, the new ones free.
+func (b *daBuilder) grow(n int) {
+	for len(b.t.nodes) < n {
+		b.t.nodes = append(b.t.nodes, daNode{check: -1, val: -1})
+	}
+	for len(b.used) < n {
+		b.used = append(b.used, false)
+	}
+}
+
+// findBase returns the first base ≥ 1 - labels[0] from the first free slot
+// on for which every base+label is free, growing the trie to hold them.
+func (b *daBuilder) findBase(labels []byte) int32 {
+	for b.firstFree < len(b.used) && b.used[b.firstFree] {
+		b.firstFree++
+	}
+	b0 := int32(labels[0])
+	base := int32(b.firstFree) - b0
+	if base < 1-b0 {
+		base = 1 - b0
+	}
+	for {
+		b.grow(int(base) + int(labels[len(labels)-1]) + 1)
+		ok := true
+		for _, l := range labels {
+			if b.used[int(base)+int(l)] {
+				ok = false
+				break
+			}
+		}
+		if ok {
+			return base
+		}
+		base++
+	}
 }

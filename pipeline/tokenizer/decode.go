@@ -210,74 +210,21 @@ func parseDecoderPart(field string, raw json.RawMessage) (decoder, error) {
 	}
 	switch t {
 	case "Sequence":
-		l, err := o.list("decoders")
-		if err != nil {
-			return nil, err
-		}
-		var seq decoderSeq
-		for i, r := range l {
-			d, err := parseDecoderPart(fmt.Sprintf("%s.decoders[%d]", field, i), r)
-			if err != nil {
-				return nil, err
-			}
-			if d == nil {
-				return nil, nil
-			}
-			seq = append(seq, d)
-		}
-		return seq, nil
+		return decoderSeqOf(o)
 	case "ByteLevel":
 		return byteLevelDec{}, nil
 	case "WordPiece":
-		d := &wordPieceDecoder{}
-		if d.prefix, err = o.str("prefix", "##"); err != nil {
-			return nil, err
-		}
-		if d.cleanup, err = o.boolean("cleanup", true); err != nil {
-			return nil, err
-		}
-		return d, nil
+		return wordPieceDecOf(o)
 	case "Metaspace":
-		d := &metaspaceDec{}
-		if d.repl, err = o.str("replacement", "\u2581"); err != nil {
-			return nil, err
-		}
-		scheme, err := o.str("prepend_scheme", "always")
-		if err != nil {
-			return nil, err
-		}
-		aps, err := o.boolean("add_prefix_space", true)
-		if err != nil {
-			return nil, err
-		}
-		d.prepend = scheme != "never" && aps
-		return d, nil
+		return metaspaceDecOf(o)
 	case "Replace":
-		re, _, err := o.pattern("pattern")
-		if err != nil {
-			return nil, err
-		}
-		d := &replaceDec{re: re}
-		if d.content, err = o.str("content", ""); err != nil {
-			return nil, err
-		}
-		return d, nil
+		return replaceDecOf(o)
 	case "ByteFallback":
 		return byteFallbackDec{}, nil
 	case "Fuse":
 		return fuseDec{}, nil
 	case "Strip":
-		d := &stripDec{}
-		if d.content, err = o.str("content", " "); err != nil {
-			return nil, err
-		}
-		if d.start, err = o.integer("start", 0); err != nil {
-			return nil, err
-		}
-		if d.stop, err = o.integer("stop", 0); err != nil {
-			return nil, err
-		}
-		return d, nil
+		return stripDecOf(o)
 	case "BPEDecoder":
 		d := &bpeSuffixDec{}
 		if d.suffix, err = o.str("suffix", "</w>"); err != nil {
@@ -286,6 +233,84 @@ func parseDecoderPart(field string, raw json.RawMessage) (decoder, error) {
 		return d, nil
 	}
 	return nil, nil
+}
+
+// decoderSeqOf reads a Sequence of decoders; nil when one of them is nil
+// (a type glmkit does not decode).
+func decoderSeqOf(o jobj) (decoder, error) {
+	l, err := o.list("decoders")
+	if err != nil {
+		return nil, err
+	}
+	var seq decoderSeq
+	for i, r := range l {
+		d, err := parseDecoderPart(fmt.Sprintf("%s.decoders[%d]", o.field, i), r)
+		if err != nil {
+			return nil, err
+		}
+		if d == nil {
+			return nil, nil
+		}
+		seq = append(seq, d)
+	}
+	return seq, nil
+}
+
+func wordPieceDecOf(o jobj) (decoder, error) {
+	d := &wordPieceDecoder{}
+	var err error
+	if d.prefix, err = o.str("prefix", "##"); err != nil {
+		return nil, err
+	}
+	if d.cleanup, err = o.boolean("cleanup", true); err != nil {
+		return nil, err
+	}
+	return d, nil
+}
+
+func metaspaceDecOf(o jobj) (decoder, error) {
+	d := &metaspaceDec{}
+	var err error
+	if d.repl, err = o.str("replacement", "\u2581"); err != nil {
+		return nil, err
+	}
+	scheme, err := o.str("prepend_scheme", "always")
+	if err != nil {
+		return nil, err
+	}
+	aps, err := o.boolean("add_prefix_space", true)
+	if err != nil {
+		return nil, err
+	}
+	d.prepend = scheme != "never" && aps
+	return d, nil
+}
+
+func replaceDecOf(o jobj) (decoder, error) {
+	re, _, err := o.pattern("pattern")
+	if err != nil {
+		return nil, err
+	}
+	d := &replaceDec{re: re}
+	if d.content, err = o.str("content", ""); err != nil {
+		return nil, err
+	}
+	return d, nil
+}
+
+func stripDecOf(o jobj) (decoder, error) {
+	d := &stripDec{}
+	var err error
+	if d.content, err = o.str("content", " "); err != nil {
+		return nil, err
+	}
+	if d.start, err = o.integer("start", 0); err != nil {
+		return nil, err
+	}
+	if d.stop, err = o.integer("stop", 0); err != nil {
+		return nil, err
+	}
+	return d, nil
 }
 
 // defaultDecoder is the decoder of a tokenizer.json without a usable one.

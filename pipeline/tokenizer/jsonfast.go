@@ -385,49 +385,7 @@ func (s *jscan) model() (*fastModelParts, error) {
 		switch k {
 		case "vocab":
 			mp.fields[k] = json.RawMessage(`"fast"`)
-			switch s.peek() {
-			case '{':
-				mp.vocab = make(map[string]int32, len(s.b)/20)
-				return s.object(func(tok string) error {
-					id, err := s.id()
-					if err != nil {
-						return fmt.Errorf("model.vocab[%q]: %w", tok, err)
-					}
-					mp.vocab[tok] = id
-					return nil
-				})
-			case '[':
-				mp.listKind = true
-				return s.array(func(i int) error {
-					var p vocabPiece
-					n := 0
-					err := s.array(func(j int) error {
-						n++
-						switch j {
-						case 0:
-							var err error
-							p.piece, err = s.str()
-							return err
-						case 1:
-							num, err := s.number()
-							if err != nil {
-								return err
-							}
-							if p.score, err = strconv.ParseFloat(string(num), 64); err != nil {
-								return s.errf("bad score")
-							}
-							return nil
-						}
-						return s.errf("want [piece, score]")
-					})
-					if err != nil || n != 2 {
-						return fmt.Errorf("model.vocab[%d]: want [piece, score]: %v", i, err)
-					}
-					mp.pieces = append(mp.pieces, p)
-					return nil
-				})
-			}
-			return s.errf("model.vocab: want an object or a list")
+			return s.modelVocab(mp)
 		case "merges":
 			if s.peek() == 'n' {
 				raw, err := s.rawValue()
@@ -436,45 +394,105 @@ func (s *jscan) model() (*fastModelParts, error) {
 			}
 			mp.hasMerge = true
 			mp.fields[k] = json.RawMessage(`"fast"`)
-			return s.array(func(i int) error {
-				switch s.peek() {
-				case '"':
-					m, err := s.str()
-					if err != nil {
-						return err
-					}
-					a, b, ok := cutSpace(m)
-					if !ok {
-						return fieldErr(fmt.Sprintf("model.merges[%d]", i), "want two tokens separated by a space, got %q", m)
-					}
-					mp.merges = append(mp.merges, [2]string{a, b})
-					return nil
-				case '[':
-					var pair [2]string
-					n := 0
-					err := s.array(func(j int) error {
-						if j > 1 {
-							return s.errf("want a pair")
-						}
-						var err error
-						pair[j], err = s.str()
-						n++
-						return err
-					})
-					if err != nil || n != 2 {
-						return fieldErr(fmt.Sprintf("model.merges[%d]", i), "want a pair of strings")
-					}
-					mp.merges = append(mp.merges, pair)
-					return nil
-				}
-				return fieldErr(fmt.Sprintf("model.merges[%d]", i), "want \"a b\" or [a, b]")
-			})
+			return s.array(func(i int) error { return s.merge(mp, i) })
 		}
 		raw, err := s.rawValue()
 		mp.fields[k] = raw
 		return err
 	})
 	return mp, err
+}
+
+// modelVocab reads model.vocab: an object of token → id, or a Unigram list
+// of [piece, score].
+func (s *jscan) modelVocab(mp *fastModelParts) error {
+	switch s.peek() {
+	case '{':
+		mp.vocab = make(map[string]int32, len(s.b)/20)
+		return s.object(func(tok string) error {
+			id, err := s.id()
+			if err != nil {
+				return fmt.Errorf("model.vocab[%q]: %w", tok, err)
+			}
+			mp.vocab[tok] = id
+			return nil
+		})
+	case '[':
+		mp.listKind = true
+		return s.array(func(i int) error {
+			p, err := s.scoredPiece(i)
+			if err != nil {
+				return err
+			}
+			mp.pieces = append(mp.pieces, p)
+			return nil
+		})
+	}
+	return s.errf("model.vocab: want an object or a list")
+}
+
+// scoredPiece reads the [piece, score] of model.vocab[i].
+func (s *jscan) scoredPiece(i int) (vocabPiece, error) {
+	var p vocabPiece
+	n := 0
+	err := s.array(func(j int) error {
+		n++
+		switch j {
+		case 0:
+			var err error
+			p.piece, err = s.str()
+			return err
+		case 1:
+			num, err := s.number()
+			if err != nil {
+				return err
+			}
+			if p.score, err = strconv.ParseFloat(string(num), 64); err != nil {
+				return s.errf("bad score")
+			}
+			return nil
+		}
+		return s.errf("want [piece, score]")
+	})
+	if err != nil || n != 2 {
+		return p, fmt.Errorf("model.vocab[%d]: want [piece, score]: %v", i, err)
+	}
+	return p, nil
+}
+
+// merge reads model.merges[i], "a b" or [a, b], into mp.merges.
+func (s *jscan) merge(mp *fastModelParts, i int) error {
+	switch s.peek() {
+	case '"':
+		m, err := s.str()
+		if err != nil {
+			return err
+		}
+		a, b, ok := cutSpace(m)
+		if !ok {
+			return fieldErr(fmt.Sprintf("model.merges[%d]", i), "want two tokens separated by a space, got %q", m)
+		}
+		mp.merges = append(mp.merges, [2]string{a, b})
+		return nil
+	case '[':
+		var pair [2]string
+		n := 0
+		err := s.array(func(j int) error {
+			if j > 1 {
+				return s.errf("want a pair")
+			}
+			var err error
+			pair[j], err = s.str()
+			n++
+			return err
+		})
+		if err != nil || n != 2 {
+			return fieldErr(fmt.Sprintf("model.merges[%d]", i), "want a pair of strings")
+		}
+		mp.merges = append(mp.merges, pair)
+		return nil
+	}
+	return fieldErr(fmt.Sprintf("model.merges[%d]", i), "want \"a b\" or [a, b]")
 }
 
 // cutSpace splits "a b" at its one space.

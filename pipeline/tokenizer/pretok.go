@@ -31,23 +31,44 @@ type splitEvent struct {
 // HF's behaviour, appending them to out. Empty pieces are dropped, as
 // PreTokenizedString does.
 func splitPieces(st *genState, out []span, sp span, behavior int, invert bool) []span {
-	// HF's find_matches: gaps and matches, flagged.
-	type event = splitEvent
-	ev := st.events[:0]
-	defer func() { st.events = ev[:0] }()
+	ev := findMatches(st.events[:0], st.matches, sp, invert)
+	switch behavior {
+	case behIsolated:
+		for _, e := range ev {
+			out = appendPiece(out, sp, e.start, e.end)
+		}
+	case behRemoved:
+		for _, e := range ev {
+			if !e.match {
+				out = appendPiece(out, sp, e.start, e.end)
+			}
+		}
+	case behContiguous, behMergedWithPrevious:
+		out = mergePieces(out, sp, ev, behavior == behContiguous)
+	case behMergedWithNext:
+		out = mergeWithNext(out, sp, ev)
+	}
+	st.events = ev[:0]
+	return out
+}
+
+// findMatches is HF's find_matches: the gaps and matches of sp (matches
+// sorted, non-overlapping, within sp), flagged, appended to ev; invert
+// swaps the flags.
+func findMatches(ev []splitEvent, matches []span, sp span, invert bool) []splitEvent {
 	prev := sp.start
 	if sp.start == sp.end {
-		ev = append(ev, event{sp.start, sp.end, false})
+		ev = append(ev, splitEvent{sp.start, sp.end, false})
 	} else {
-		for _, m := range st.matches {
+		for _, m := range matches {
 			if prev != m.start {
-				ev = append(ev, event{prev, m.start, false})
+				ev = append(ev, splitEvent{prev, m.start, false})
 			}
-			ev = append(ev, event{m.start, m.end, true})
+			ev = append(ev, splitEvent{m.start, m.end, true})
 			prev = m.end
 		}
 		if prev != sp.end {
-			ev = append(ev, event{prev, sp.end, false})
+			ev = append(ev, splitEvent{prev, sp.end, false})
 		}
 	}
 	if invert {
@@ -55,65 +76,64 @@ func splitPieces(st *genState, out []span, sp span, behavior int, invert bool) [
 			ev[i].match = !ev[i].match
 		}
 	}
-	emit := func(s, e int32) {
-		if s < e {
-			out = append(out, span{start: s, end: e, first: sp.first && s == sp.start})
-		}
+	return ev
+}
+
+// appendPiece appends the piece [s, e) of sp to out unless it is empty.
+func appendPiece(out []span, sp span, s, e int32) []span {
+	if s < e {
+		out = append(out, span{start: s, end: e, first: sp.first && s == sp.start})
 	}
-	switch behavior {
-	case behIsolated:
-		for _, e := range ev {
-			emit(e.start, e.end)
-		}
-	case behRemoved:
-		for _, e := range ev {
-			if !e.match {
-				emit(e.start, e.end)
+	return out
+}
+
+// mergePieces folds events into pieces, left to right: a match extends the
+// previous piece (MergedWithPrevious), or (contiguous) an event extends it
+// when its flag equals the previous one's.
+func mergePieces(out []span, sp span, ev []splitEvent, contiguous bool) []span {
+	ps, pe, have, prevMatch := int32(0), int32(0), false, false
+	for _, e := range ev {
+		extend := have && ((contiguous && e.match == prevMatch) ||
+			(!contiguous && e.match && !prevMatch))
+		if extend {
+			pe = e.end
+		} else {
+			if have {
+				out = appendPiece(out, sp, ps, pe)
 			}
+			ps, pe, have = e.start, e.end, true
 		}
-	case behContiguous, behMergedWithPrevious:
-		// Fold into pieces: a match extends the previous piece (Contiguous:
-		// an event extends it when its flag equals the previous one's).
-		ps, pe, have, prevMatch := int32(0), int32(0), false, false
-		for _, e := range ev {
-			extend := have && ((behavior == behContiguous && e.match == prevMatch) ||
-				(behavior == behMergedWithPrevious && e.match && !prevMatch))
-			if extend {
-				pe = e.end
-			} else {
-				if have {
-					emit(ps, pe)
-				}
-				ps, pe, have = e.start, e.end, true
+		prevMatch = e.match
+	}
+	if have {
+		out = appendPiece(out, sp, ps, pe)
+	}
+	return out
+}
+
+// mergeWithNext folds events into pieces from the right: a match extends
+// the piece after it (MergedWithNext).
+func mergeWithNext(out []span, sp span, ev []splitEvent) []span {
+	n := len(out)
+	ps, pe, have, prevMatch := int32(0), int32(0), false, false
+	for i := len(ev) - 1; i >= 0; i-- {
+		e := ev[i]
+		if have && e.match && !prevMatch {
+			ps = e.start
+		} else {
+			if have {
+				out = appendPiece(out, sp, ps, pe)
 			}
-			prevMatch = e.match
+			ps, pe, have = e.start, e.end, true
 		}
-		if have {
-			emit(ps, pe)
-		}
-	case behMergedWithNext:
-		// From the right: a match extends the piece after it.
-		n := len(out)
-		ps, pe, have, prevMatch := int32(0), int32(0), false, false
-		for i := len(ev) - 1; i >= 0; i-- {
-			e := ev[i]
-			if have && e.match && !prevMatch {
-				ps = e.start
-			} else {
-				if have {
-					emit(ps, pe)
-				}
-				ps, pe, have = e.start, e.end, true
-			}
-			prevMatch = e.match
-		}
-		if have {
-			emit(ps, pe)
-		}
-		// Reverse what was appended.
-		for i, j := n, len(out)-1; i < j; i, j = i+1, j-1 {
-			out[i], out[j] = out[j], out[i]
-		}
+		prevMatch = e.match
+	}
+	if have {
+		out = appendPiece(out, sp, ps, pe)
+	}
+	// Reverse what was appended.
+	for i, j := n, len(out)-1; i < j; i, j = i+1, j-1 {
+		out[i], out[j] = out[j], out[i]
 	}
 	return out
 }

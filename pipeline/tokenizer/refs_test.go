@@ -287,164 +287,198 @@ func TestReferences(t *testing.T) {
 	if _, err := os.Stat(tokDir); err != nil {
 		t.Skipf("shared tokenizers not available: %v", err)
 	}
-	refDir := refFiles(t)
-	cs := agreementCorpora(t)
-	dir := t.TempDir()
-	at := writeRefInputs(t, tokDir, dir)
-	var docs []string
-	var raw [][]byte
-	for _, c := range cs {
-		for _, d := range c.docs {
-			docs = append(docs, string(d)) // json.Marshal repairs invalid UTF-8 byte by byte, as Encode does
-			raw = append(raw, d)
-		}
-	}
-	docsPath := filepath.Join(dir, "docs.json")
-	if err := os.WriteFile(docsPath, must(json.Marshal(docs)), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	// The cross-checks run on every third document unless the run is full.
-	inCross := func(i int) bool { return fullAgreement() || i%3 == 0 }
-	var crossDocs []string
-	for i, d := range docs {
-		if inCross(i) {
-			crossDocs = append(crossDocs, d)
-		}
-	}
-	crossPath := filepath.Join(dir, "docs-cross.json")
-	if err := os.WriteFile(crossPath, must(json.Marshal(crossDocs)), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	fams := append(refFamilies(t, tokDir), unigramFamilies(t, dir)...)
+	rr := &refRun{refDir: refFiles(t), cs: agreementCorpora(t), dir: t.TempDir()}
+	rr.at = writeRefInputs(t, tokDir, rr.dir)
+	docsPath := rr.writeDocs(t)
+	fams := append(refFamilies(t, tokDir), unigramFamilies(t, rr.dir)...)
 	// Hugging Face runs the generated files without their special added
 	// tokens: glmkit encodes literal special-token strings as text.
 	for _, f := range []string{"cl100k.json", "o200k.json", "llama3.json", "llama2.json"} {
-		at[f] = filepath.Join(dir, "hf-"+f)
-		hfTextSpecials(t, filepath.Join(refDir, f), at[f])
+		rr.at[f] = filepath.Join(rr.dir, "hf-"+f)
+		hfTextSpecials(t, filepath.Join(rr.refDir, f), rr.at[f])
 	}
 	// One run per distinct reference job.
-	outs := map[string]string{}
+	rr.outs = map[string]string{}
 	var jobs []map[string]any
 	for _, f := range fams {
 		for ri, r := range f.refs {
-			j := map[string]any{}
-			if ri > 0 {
-				j["docs"] = crossPath
-			}
-			for k, v := range r.job {
-				if s, ok := v.(string); ok && k == "tokenizer" {
-					if p, ok := at[s]; ok {
-						v = p
-					} else if !filepath.IsAbs(s) {
-						v = filepath.Join(refDir, s)
-					}
-				}
-				j[k] = v
-			}
+			j := rr.job(ri, r)
 			key := string(must(json.Marshal(j)))
-			if _, ok := outs[key]; ok {
+			if _, ok := rr.outs[key]; ok {
 				continue
 			}
-			outs[key] = filepath.Join(dir, fmt.Sprintf("ids%d.bin", len(outs)))
-			j["out"] = outs[key]
+			rr.outs[key] = filepath.Join(rr.dir, fmt.Sprintf("ids%d.bin", len(rr.outs)))
+			j["out"] = rr.outs[key]
 			jobs = append(jobs, j)
 		}
 	}
 	start := time.Now()
-	runHF(t, node, dir, docsPath, jobs)
-	t.Logf("references encoded %d documents %d times in %v (GLMKIT_TOKENIZER_FULL=%v)", len(docs), len(jobs), time.Since(start).Round(time.Millisecond), fullAgreement())
-	differs := jsClassDiffers(t, refDir)
-	excluded := make([]bool, len(raw))
-	nExcluded := 0
-	for i, d := range raw {
-		for _, r := range string(appendRepaired(nil, d)) {
-			if r >= utf8.RuneSelf && differs(r) {
-				excluded[i] = true
-				nExcluded++
-				break
-			}
-		}
-	}
+	runHF(t, node, rr.dir, docsPath, jobs)
+	t.Logf("references encoded %d documents %d times in %v (GLMKIT_TOKENIZER_FULL=%v)", len(rr.raw), len(jobs), time.Since(start).Round(time.Millisecond), fullAgreement())
+	nExcluded := rr.exclude(t)
 	for _, f := range fams {
-		spec, opts := f.load(refDir, dir)
+		spec, opts := f.load(rr.refDir, rr.dir)
 		tk := loadCached(t, spec, opts)
 		enc := tk.NewEncoder()
-		got := make([][]int32, len(raw))
-		for i, d := range raw {
+		got := make([][]int32, len(rr.raw))
+		for i, d := range rr.raw {
 			var err error
 			if got[i], err = enc.Encode(nil, d); err != nil {
 				t.Fatalf("%s: doc %d: %v", f.name, i, err)
 			}
 		}
 		for ri, r := range f.refs {
-			j := map[string]any{}
-			if ri > 0 {
-				j["docs"] = crossPath
-			}
-			for k, v := range r.job {
-				if s, ok := v.(string); ok && k == "tokenizer" {
-					if p, ok := at[s]; ok {
-						v = p
-					} else if !filepath.IsAbs(s) {
-						v = filepath.Join(refDir, s)
-					}
-				}
-				j[k] = v
-			}
-			n := len(raw)
-			if ri > 0 {
-				n = len(crossDocs)
-			}
-			wantList := readIDs(t, outs[string(must(json.Marshal(j)))], n)
-			want := make([][]int32, len(raw))
-			for i, w := 0, 0; i < len(raw); i++ {
-				if ri == 0 {
-					want[i] = wantList[i]
-				} else if inCross(i) {
-					want[i] = wantList[w]
-					w++
-				}
-			}
-			k := 0
-			var lines []string
-			total := 0
-			for _, c := range cs {
-				var ntok, bad, cmp int
-				for range c.docs {
-					if ri > 0 && !inCross(k) {
-						k++
-						continue
-					}
-					if r.subset && excluded[k] {
-						k++
-						continue
-					}
-					cmp++
-					ntok += len(want[k])
-					if !slices.Equal(got[k], want[k]) {
-						bad++
-						if bad <= 2 {
-							p := 0
-							for p < len(want[k]) && p < len(got[k]) && want[k][p] == got[k][p] {
-								p++
-							}
-							t.Errorf("%s: %s doc %d differs from %s at token %d\ndoc:  %.300q\nref:  %v %q\nours: %v %q", f.name, c.name, k, r.label, p, raw[k],
-								window(want[k], p), tk.Decode(window(want[k], p)), window(got[k], p), tk.Decode(window(got[k], p)))
-						}
-					}
-					k++
-				}
-				total += bad
-				lines = append(lines, fmt.Sprintf("%s %d/%d", c.name, bad, cmp))
-			}
-			role := "reference"
-			if ri > 0 {
-				role = "cross-check"
-			}
-			t.Logf("%-56s vs %-20s (%s): %d differ [%s]", f.name, r.label, role, total, strings.Join(lines, ", "))
+			rr.compare(t, f.name, tk, got, ri, r)
 		}
 	}
-	t.Logf("%d of %d documents hold a code point where JavaScript's Unicode classes differ from tiktoken's: left out of the JavaScript cross-checks", nExcluded, len(raw))
+	t.Logf("%d of %d documents hold a code point where JavaScript's Unicode classes differ from tiktoken's: left out of the JavaScript cross-checks", nExcluded, len(rr.raw))
+}
+
+// refRun is the state of TestReferences: the documents, where the
+// references' inputs and outputs are, and which documents the JavaScript
+// cross-checks leave out.
+type refRun struct {
+	refDir, dir string
+	cs          []corpus
+	raw         [][]byte          // every document of cs, in order
+	nCross      int               // documents in the cross-checks
+	crossPath   string            // their JSON
+	at          map[string]string // the "@" inputs and the files without special added tokens
+	outs        map[string]string // a job's JSON → its ids file
+	excluded    []bool            // documents with a code point where JavaScript's classes differ
+}
+
+// inCross reports whether document i is in the cross-checks: every third
+// unless the run is full.
+func (rr *refRun) inCross(i int) bool { return fullAgreement() || i%3 == 0 }
+
+// writeDocs writes the documents (docs.json, returned) and those of the
+// cross-checks (docs-cross.json).
+func (rr *refRun) writeDocs(t *testing.T) string {
+	var docs []string
+	for _, c := range rr.cs {
+		for _, d := range c.docs {
+			docs = append(docs, string(d)) // json.Marshal repairs invalid UTF-8 byte by byte, as Encode does
+			rr.raw = append(rr.raw, d)
+		}
+	}
+	docsPath := filepath.Join(rr.dir, "docs.json")
+	if err := os.WriteFile(docsPath, must(json.Marshal(docs)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var crossDocs []string
+	for i, d := range docs {
+		if rr.inCross(i) {
+			crossDocs = append(crossDocs, d)
+		}
+	}
+	rr.nCross = len(crossDocs)
+	rr.crossPath = filepath.Join(rr.dir, "docs-cross.json")
+	if err := os.WriteFile(rr.crossPath, must(json.Marshal(crossDocs)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return docsPath
+}
+
+// job returns the job of reference ri of a family: the cross-checks (ri >
+// 0) run on the cross-check documents.
+func (rr *refRun) job(ri int, r refJob) map[string]any {
+	j := map[string]any{}
+	if ri > 0 {
+		j["docs"] = rr.crossPath
+	}
+	return resolveRefJob(j, r, rr.at, rr.refDir)
+}
+
+// resolveRefJob copies r's job into j, its tokenizer file resolved: an
+// "@" input or special-token-free file from at, else a file of refDir.
+func resolveRefJob(j map[string]any, r refJob, at map[string]string, refDir string) map[string]any {
+	for k, v := range r.job {
+		if s, ok := v.(string); ok && k == "tokenizer" {
+			if p, ok := at[s]; ok {
+				v = p
+			} else if !filepath.IsAbs(s) {
+				v = filepath.Join(refDir, s)
+			}
+		}
+		j[k] = v
+	}
+	return j
+}
+
+// exclude marks the documents that hold a code point where JavaScript's
+// Unicode classes differ from tiktoken's, and returns how many there are.
+func (rr *refRun) exclude(t *testing.T) int {
+	differs := jsClassDiffers(t, rr.refDir)
+	rr.excluded = make([]bool, len(rr.raw))
+	n := 0
+	for i, d := range rr.raw {
+		for _, r := range string(appendRepaired(nil, d)) {
+			if r >= utf8.RuneSelf && differs(r) {
+				rr.excluded[i] = true
+				n++
+				break
+			}
+		}
+	}
+	return n
+}
+
+// compare requires glmkit's ids (got, every document) to be reference
+// ri's, on its documents, and logs the differences by corpus.
+func (rr *refRun) compare(t *testing.T, name string, tk *Tokenizer, got [][]int32, ri int, r refJob) {
+	n := len(rr.raw)
+	if ri > 0 {
+		n = rr.nCross
+	}
+	wantList := readIDs(t, rr.outs[string(must(json.Marshal(rr.job(ri, r))))], n)
+	want := make([][]int32, len(rr.raw))
+	for i, w := 0, 0; i < len(rr.raw); i++ {
+		if ri == 0 {
+			want[i] = wantList[i]
+		} else if rr.inCross(i) {
+			want[i] = wantList[w]
+			w++
+		}
+	}
+	k := 0
+	var lines []string
+	total := 0
+	for _, c := range rr.cs {
+		var ntok, bad, cmp int
+		for range c.docs {
+			if (ri > 0 && !rr.inCross(k)) || (r.subset && rr.excluded[k]) {
+				k++
+				continue
+			}
+			cmp++
+			ntok += len(want[k])
+			if !slices.Equal(got[k], want[k]) {
+				if bad++; bad <= 2 {
+					reportIDDiff(t, fmt.Sprintf("%s: %s doc %d differs from %s", name, c.name, k, r.label), tk, rr.raw[k], want[k], got[k])
+				}
+			}
+			k++
+		}
+		total += bad
+		lines = append(lines, fmt.Sprintf("%s %d/%d", c.name, bad, cmp))
+	}
+	role := "reference"
+	if ri > 0 {
+		role = "cross-check"
+	}
+	t.Logf("%-56s vs %-20s (%s): %d differ [%s]", name, r.label, role, total, strings.Join(lines, ", "))
+}
+
+// reportIDDiff reports where got first differs from want, on doc.
+func reportIDDiff(t *testing.T, what string, tk *Tokenizer, doc []byte, want, got []int32) {
+	t.Helper()
+	p := 0
+	for p < len(want) && p < len(got) && want[p] == got[p] {
+		p++
+	}
+	t.Errorf("%s at token %d\ndoc:  %.300q\nref:  %v %q\nours: %v %q", what, p, doc,
+		window(want, p), tk.Decode(window(want, p)), window(got, p), tk.Decode(window(got, p)))
 }
 
 // window returns ids around position p, for messages.

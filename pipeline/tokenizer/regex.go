@@ -410,72 +410,10 @@ func (p *reParser) parseGroup(f *reFlags, depth int) (*reNode, error) {
 	inner := *f
 	var wrap func(*reNode) *reNode
 	if strings.HasPrefix(p.src[p.pos:], "?") {
-		rest := p.src[p.pos+1:]
-		switch {
-		case strings.HasPrefix(rest, ":"):
-			p.pos += 2
-		case strings.HasPrefix(rest, "="), strings.HasPrefix(rest, "!"):
-			kind := lookAhead
-			if rest[0] == '!' {
-				kind = lookNotAhead
-			}
-			p.pos += 2
-			wrap = func(n *reNode) *reNode { return &reNode{kind: nLook, look: kind, subs: []*reNode{n}} }
-		case strings.HasPrefix(rest, "<="), strings.HasPrefix(rest, "<!"):
-			kind := lookBehind
-			if rest[1] == '!' {
-				kind = lookNotBehind
-			}
-			p.pos += 3
-			wrap = func(n *reNode) *reNode { return &reNode{kind: nLook, look: kind, subs: []*reNode{n}} }
-		case strings.HasPrefix(rest, ">"):
-			p.pos += 2
-			wrap = func(n *reNode) *reNode { return &reNode{kind: nAtomic, subs: []*reNode{n}} }
-		case strings.HasPrefix(rest, "<"), strings.HasPrefix(rest, "P<"), strings.HasPrefix(rest, "'"):
-			// A named group: the name does not matter here.
-			end := strings.IndexAny(rest, ">'")
-			if end < 0 {
-				return nil, p.errf("unterminated group name")
-			}
-			p.pos += 1 + end + 1
-		case strings.HasPrefix(rest, "#"):
-			end := strings.IndexByte(rest, ')')
-			if end < 0 {
-				return nil, p.errf("unterminated comment")
-			}
-			p.pos += 1 + end + 1
-			return nil, nil
-		default:
-			// Flags: (?imx-imx) or (?imx-imx:...).
-			k := 0
-			on := true
-			nf := *f
-			for ; k < len(rest); k++ {
-				switch rest[k] {
-				case 'i':
-					nf.icase = on
-				case 'm':
-					nf.dotall = on
-				case '-':
-					on = false
-				case ':', ')':
-				default:
-					p.pos += 1 + k
-					return nil, p.errf("group option %q is not supported", rest[k])
-				}
-				if rest[k] == ':' || rest[k] == ')' {
-					break
-				}
-			}
-			if k == len(rest) {
-				return nil, p.errf("unterminated group")
-			}
-			p.pos += 1 + k + 1
-			if rest[k] == ')' {
-				*f = nf // applies to the rest of the enclosing group
-				return nil, nil
-			}
-			inner = nf
+		var none bool
+		var err error
+		if wrap, none, err = p.groupKind(f, &inner); err != nil || none {
+			return nil, err
 		}
 	}
 	n, err := p.parseAlt(inner, depth+1)
@@ -490,6 +428,94 @@ func (p *reParser) parseGroup(f *reFlags, depth int) (*reNode, error) {
 		n = wrap(n)
 	}
 	return n, nil
+}
+
+// groupKind reads what follows "(?" at p.pos: the kind of group, as wrap
+// (nil: a plain group), or none true for a comment or a flag group, which
+// have no node. Flags go to inner for a group's body, or to f for the rest
+// of the enclosing group.
+func (p *reParser) groupKind(f, inner *reFlags) (wrap func(*reNode) *reNode, none bool, err error) {
+	rest := p.src[p.pos+1:]
+	switch {
+	case strings.HasPrefix(rest, ":"):
+		p.pos += 2
+	case strings.HasPrefix(rest, "="), strings.HasPrefix(rest, "!"):
+		kind := lookAhead
+		if rest[0] == '!' {
+			kind = lookNotAhead
+		}
+		p.pos += 2
+		wrap = lookWrap(kind)
+	case strings.HasPrefix(rest, "<="), strings.HasPrefix(rest, "<!"):
+		kind := lookBehind
+		if rest[1] == '!' {
+			kind = lookNotBehind
+		}
+		p.pos += 3
+		wrap = lookWrap(kind)
+	case strings.HasPrefix(rest, ">"):
+		p.pos += 2
+		wrap = func(n *reNode) *reNode { return &reNode{kind: nAtomic, subs: []*reNode{n}} }
+	case strings.HasPrefix(rest, "<"), strings.HasPrefix(rest, "P<"), strings.HasPrefix(rest, "'"):
+		// A named group: the name does not matter here.
+		end := strings.IndexAny(rest, ">'")
+		if end < 0 {
+			return nil, false, p.errf("unterminated group name")
+		}
+		p.pos += 1 + end + 1
+	case strings.HasPrefix(rest, "#"):
+		end := strings.IndexByte(rest, ')')
+		if end < 0 {
+			return nil, false, p.errf("unterminated comment")
+		}
+		p.pos += 1 + end + 1
+		return nil, true, nil
+	default:
+		none, err = p.groupFlags(f, inner, rest)
+		return nil, none, err
+	}
+	return wrap, false, nil
+}
+
+// lookWrap returns the maker of a look-around node of kind.
+func lookWrap(kind int) func(*reNode) *reNode {
+	return func(n *reNode) *reNode { return &reNode{kind: nLook, look: kind, subs: []*reNode{n}} }
+}
+
+// groupFlags reads flags, (?imx-imx) or (?imx-imx:...), from rest (what
+// follows the "?"): the first applies to the rest of the enclosing group
+// (f; none true), the second to the group's body (inner).
+func (p *reParser) groupFlags(f, inner *reFlags, rest string) (none bool, err error) {
+	k := 0
+	on := true
+	nf := *f
+	for ; k < len(rest); k++ {
+		switch rest[k] {
+		case 'i':
+			nf.icase = on
+		case 'm':
+			nf.dotall = on
+		case '-':
+			on = false
+		case ':', ')':
+		default:
+			p.pos += 1 + k
+			return false, p.errf("group option %q is not supported", rest[k])
+		}
+		if rest[k] == ':' || rest[k] == ')' {
+			break
+		}
+	}
+	if k == len(rest) {
+		return false, p.errf("unterminated group")
+	}
+	p.pos += 1 + k + 1
+	if rest[k] == ')' {
+		*f = nf // applies to the rest of the enclosing group
+		return true, nil
+	}
+	*inner = nf
+	return false, nil
 }
 
 // escapeClass returns the ranges of a class escape (\s \S \d \D \w \W \h
@@ -660,8 +686,7 @@ func (p *reParser) parseClass(depth int) ([]runeRange, error) {
 	var acc []runeRange   // the current operand of &&
 	var inter []runeRange // the intersection so far
 	haveInter := false
-	first := true
-	for {
+	for first := true; ; first = false {
 		if !p.more() {
 			return nil, p.errf("missing ]")
 		}
@@ -670,8 +695,10 @@ func (p *reParser) parseClass(depth int) ([]runeRange, error) {
 			p.pos++
 			break
 		}
-		first = false
-		if strings.HasPrefix(p.src[p.pos:], "&&") {
+		var rs []runeRange
+		var err error
+		switch {
+		case strings.HasPrefix(p.src[p.pos:], "&&"):
 			p.pos += 2
 			if haveInter {
 				inter = intersectRanges(inter, normRanges(acc))
@@ -680,67 +707,18 @@ func (p *reParser) parseClass(depth int) ([]runeRange, error) {
 			}
 			acc = nil
 			continue
-		}
-		if c == '[' {
+		case c == '[':
 			if strings.HasPrefix(p.src[p.pos:], "[:") {
 				return nil, p.errf("POSIX bracket classes are not supported")
 			}
-			rs, err := p.parseClass(depth + 1)
-			if err != nil {
-				return nil, err
-			}
-			acc = append(acc, rs...)
-			continue
+			rs, err = p.parseClass(depth + 1)
+		default:
+			rs, err = p.classItem()
 		}
-		var lo rune
-		if c == '\\' {
-			rs, ok, err := p.escapeClass()
-			if err != nil {
-				return nil, err
-			}
-			if ok {
-				acc = append(acc, rs...)
-				continue
-			}
-			if p.pos+1 >= len(p.src) {
-				return nil, p.errf("trailing backslash")
-			}
-			if p.src[p.pos+1] == 'b' {
-				p.pos += 2
-				lo = '\b'
-			} else if lo, err = p.escapedRune(); err != nil {
-				return nil, err
-			}
-		} else {
-			r, sz := utf8.DecodeRuneInString(p.src[p.pos:])
-			p.pos += sz
-			lo = r
+		if err != nil {
+			return nil, err
 		}
-		hi := lo
-		if p.pos+1 < len(p.src) && p.peek() == '-' && p.src[p.pos+1] != ']' {
-			p.pos++
-			c2 := p.peek()
-			if c2 == '[' {
-				return nil, p.errf("bad range")
-			}
-			if c2 == '\\' {
-				if _, ok, _ := p.escapeClass(); ok {
-					return nil, p.errf("bad range end")
-				}
-				var err error
-				if hi, err = p.escapedRune(); err != nil {
-					return nil, err
-				}
-			} else {
-				r, sz := utf8.DecodeRuneInString(p.src[p.pos:])
-				p.pos += sz
-				hi = r
-			}
-			if hi < lo {
-				return nil, p.errf("range out of order")
-			}
-		}
-		acc = append(acc, runeRange{lo, hi})
+		acc = append(acc, rs...)
 	}
 	rs := normRanges(acc)
 	if haveInter {
@@ -750,6 +728,69 @@ func (p *reParser) parseClass(depth int) ([]runeRange, error) {
 		rs = complementRanges(rs)
 	}
 	return rs, nil
+}
+
+// classItem reads one item of a bracket expression at p.pos: a class
+// escape, a character, or a range of characters.
+func (p *reParser) classItem() ([]runeRange, error) {
+	if p.peek() == '\\' {
+		rs, ok, err := p.escapeClass()
+		if err != nil {
+			return nil, err
+		}
+		if ok {
+			return rs, nil
+		}
+	}
+	lo, err := p.classRune()
+	if err != nil {
+		return nil, err
+	}
+	hi := lo
+	if p.pos+1 < len(p.src) && p.peek() == '-' && p.src[p.pos+1] != ']' {
+		p.pos++
+		if hi, err = p.rangeEnd(); err != nil {
+			return nil, err
+		}
+		if hi < lo {
+			return nil, p.errf("range out of order")
+		}
+	}
+	return []runeRange{{lo, hi}}, nil
+}
+
+// classRune reads a character of a bracket expression at p.pos, where \b
+// is a backspace.
+func (p *reParser) classRune() (rune, error) {
+	if p.peek() != '\\' {
+		r, sz := utf8.DecodeRuneInString(p.src[p.pos:])
+		p.pos += sz
+		return r, nil
+	}
+	if p.pos+1 >= len(p.src) {
+		return 0, p.errf("trailing backslash")
+	}
+	if p.src[p.pos+1] == 'b' {
+		p.pos += 2
+		return '\b', nil
+	}
+	return p.escapedRune()
+}
+
+// rangeEnd reads the character after the - of a range at p.pos.
+func (p *reParser) rangeEnd() (rune, error) {
+	switch p.peek() {
+	case '[':
+		return 0, p.errf("bad range")
+	case '\\':
+		if _, ok, _ := p.escapeClass(); ok {
+			return 0, p.errf("bad range end")
+		}
+		return p.escapedRune()
+	}
+	r, sz := utf8.DecodeRuneInString(p.src[p.pos:])
+	p.pos += sz
+	return r, nil
 }
 
 // unicodeProperty returns the ranges of a \p{NAME} that Oniguruma knows and
@@ -1152,7 +1193,10 @@ func (m *reMatcher) find(re *regex, text []byte, from int) (int, int, error) {
 }
 
 // run matches the program from pc at pos and returns the end of the first
-// match in backtracking order, or -1.
+// match in backtracking order, or -1. After an instruction fails, the loop
+// at its end backtracks: it is written out here rather than called, as this
+// is the engine's hottest code (group runs the look-arounds and atomic
+// groups).
 func (m *reMatcher) run(re *regex, text []byte, pc, pos int) (int, error) {
 	base := len(m.stack)
 	defer func() { m.stack = m.stack[:base] }()
@@ -1168,23 +1212,13 @@ func (m *reMatcher) run(re *regex, text []byte, pc, pos int) (int, error) {
 		case opMatch:
 			return pos, nil
 		case opRune:
-			r := rune(in.arg)
-			if r < utf8.RuneSelf {
-				if pos < len(text) && text[pos] == byte(r) {
-					pos++
-				} else {
-					ok = false
-				}
-				break
+			if r := rune(in.arg); r >= utf8.RuneSelf {
+				pos, ok = runeAt(text, pos, r)
+			} else if pos < len(text) && text[pos] == byte(r) {
+				pos++
+			} else {
+				ok = false
 			}
-			if pos < len(text) {
-				got, sz := utf8.DecodeRune(text[pos:])
-				if got == r {
-					pos += sz
-					break
-				}
-			}
-			ok = false
 		case opClass:
 			if pos >= len(text) {
 				ok = false
@@ -1192,19 +1226,17 @@ func (m *reMatcher) run(re *regex, text []byte, pc, pos int) (int, error) {
 			}
 			cl := re.classes[in.arg]
 			if b := text[pos]; b < utf8.RuneSelf {
-				if cl.bmp[b>>6]&(1<<(b&63)) != 0 {
-					pos++
-				} else {
+				if cl.bmp[b>>6]&(1<<(b&63)) == 0 {
 					ok = false
 				}
+				pos++
 				break
 			}
 			r, sz := utf8.DecodeRune(text[pos:])
-			if cl.has(r) {
-				pos += sz
-			} else {
+			if !cl.has(r) {
 				ok = false
 			}
+			pos += sz
 		case opSplit:
 			m.stack = append(m.stack, reFrame{pc: in.y, pos: int32(pos), slot: -1})
 			pc = int(in.x)
@@ -1214,53 +1246,68 @@ func (m *reMatcher) run(re *regex, text []byte, pc, pos int) (int, error) {
 			continue
 		case opAssert:
 			ok = assertAt(int(in.arg), text, pos)
-		case opLook:
-			if !m.look(re, text, in, pos) {
-				ok = false
-				break
-			}
-			if m.steps > reStepBudget {
-				return -1, errRegexBudget
-			}
-			pc = int(in.y)
-			continue
-		case opAtomic:
-			end, err := m.run(re, text, int(in.x), pos)
-			if err != nil {
-				return -1, err
-			}
-			if end < 0 {
-				ok = false
-				break
-			}
-			pos = end
-			pc = int(in.y)
-			continue
 		case opSetSlot:
 			m.stack = append(m.stack, reFrame{pc: -1, pos: m.slots[in.arg], slot: in.arg})
 			m.slots[in.arg] = int32(pos)
 		case opCheckSlot:
 			ok = m.slots[in.arg] != int32(pos)
+		case opLook, opAtomic:
+			var err error
+			if pc, pos, ok, err = m.group(re, text, pc, pos); err != nil {
+				return -1, err
+			} else if ok {
+				continue
+			}
 		}
 		if ok {
 			pc++
 			continue
 		}
-		// Backtrack.
 		for {
 			if len(m.stack) == base {
 				return -1, nil
 			}
 			f := m.stack[len(m.stack)-1]
 			m.stack = m.stack[:len(m.stack)-1]
-			if f.slot >= 0 {
-				m.slots[f.slot] = f.pos
-				continue
+			if f.slot < 0 {
+				pc, pos = int(f.pc), int(f.pos)
+				break
 			}
-			pc, pos = int(f.pc), int(f.pos)
-			break
+			m.slots[f.slot] = f.pos // a slot's saved value
 		}
 	}
+}
+
+// runeAt matches the rune r (not ASCII) at text[pos]: it returns the
+// position after it, or ok false.
+func runeAt(text []byte, pos int, r rune) (int, bool) {
+	if pos < len(text) {
+		if got, sz := utf8.DecodeRune(text[pos:]); got == r {
+			return pos + sz, true
+		}
+	}
+	return pos, false
+}
+
+// group runs the look-around or atomic group at pc and pos, for run:
+// it returns the pc and pos to go on at, or ok false to backtrack.
+func (m *reMatcher) group(re *regex, text []byte, pc, pos int) (int, int, bool, error) {
+	in := &re.prog[pc]
+	switch in.op {
+	case opLook:
+		if !m.look(re, text, in, pos) {
+			return pc, pos, false, nil
+		}
+		if m.steps > reStepBudget {
+			return pc, pos, false, errRegexBudget
+		}
+		return int(in.y), pos, true, nil
+	}
+	end, err := m.run(re, text, int(in.x), pos) // opAtomic
+	if err != nil || end < 0 {
+		return pc, pos, false, err
+	}
+	return int(in.y), end, true, nil
 }
 
 // look evaluates a look-around at pos.

@@ -113,6 +113,32 @@ func (t *Tokenizer) initSentencePiece(m *modelProto) (*sentencePiece, error) {
 	if err := checkSPPieces(vocab); err != nil {
 		return nil, err
 	}
+	t.initSPTokens(m)
+	// GLM tokens adopted from USER_DEFINED pieces are kept out of encoding.
+	sp0 := t.special
+	for _, id := range []int32{sp0.EOS, sp0.CLS, sp0.Mask, sp0.Sep, sp0.Unk, sp0.SOP, sp0.EOP, sp0.GMask, sp0.SMask} {
+		if int(id) < n && vocab[id].typ == spUserDefined {
+			vocab[id].typ = spHidden
+			t.isSpecial[id] = true
+		}
+	}
+
+	sp := &sentencePiece{model: tr.modelType, pieces: m.pieces, unkSurface: tr.unkSurface}
+	if err := sp.initNormalizers(m, vocab); err != nil {
+		return nil, err
+	}
+	if err := sp.initModel(tr, vocab, m.normalizer.escapeWhitespaces); err != nil {
+		return nil, err
+	}
+	t.computeSentenceEnds(func(id int) []byte { return sp.pieceText(int32(id)) })
+	return sp, nil
+}
+
+// initSPTokens sets the tokens (the pieces) and the special ids: GLM's
+// ChineseSPTokenizer's for cog-pretrain.model, else GLM's command tokens
+// found among the CONTROL, UNKNOWN and USER_DEFINED pieces by name.
+func (t *Tokenizer) initSPTokens(m *modelProto) {
+	n := len(m.pieces)
 	tokens := make([]string, n)
 	byName := make(map[string]int32)
 	t.isSpecial = make([]bool, n)
@@ -130,6 +156,7 @@ func (t *Tokenizer) initSentencePiece(m *modelProto) (*sentencePiece, error) {
 	}
 	// The trainer's declared ids name the standard pieces even when the
 	// file calls them otherwise (--eos_piece=[EOS]).
+	tr := &m.trainer
 	for _, a := range []struct {
 		name string
 		id   int32
@@ -146,27 +173,22 @@ func (t *Tokenizer) initSentencePiece(m *modelProto) (*sentencePiece, error) {
 	} else {
 		t.assignSpecials(func(s string) (int32, bool) { id, ok := byName[s]; return id, ok })
 	}
-	// GLM tokens adopted from USER_DEFINED pieces are kept out of encoding.
-	sp0 := t.special
-	for _, id := range []int32{sp0.EOS, sp0.CLS, sp0.Mask, sp0.Sep, sp0.Unk, sp0.SOP, sp0.EOP, sp0.GMask, sp0.SMask} {
-		if int(id) < n && vocab[id].typ == spUserDefined {
-			vocab[id].typ = spHidden
-			t.isSpecial[id] = true
-		}
-	}
+}
 
-	sp := &sentencePiece{model: tr.modelType, pieces: m.pieces, unkSurface: tr.unkSurface}
-	ns := &m.normalizer
+// initNormalizers sets up the normalizer (its charsmap, and the
+// USER_DEFINED pieces that pass through it) and the denormalizer.
+func (sp *sentencePiece) initNormalizers(m *modelProto, vocab []vocabPiece) error {
+	tr, ns := &m.trainer, &m.normalizer
 	sp.norm = spNormalizer{addDummyPrefix: ns.addDummyPrefix, removeExtra: ns.removeExtraWhitespaces,
 		escape: ns.escapeWhitespaces, suffix: tr.treatWhitespaceAsSuffix}
 	if len(ns.precompiledCharsmap) > 0 {
 		cm, err := newCharsmap(ns.precompiledCharsmap)
 		if err != nil {
-			return nil, fmt.Errorf("normalizer_spec.%w", err)
+			return fmt.Errorf("normalizer_spec.%w", err)
 		}
 		sp.norm.cm = cm
 	} else if ns.hasRuleTSV {
-		return nil, errors.New("normalizer_spec: normalization_rule_tsv without precompiled_charsmap (SentencePiece ignores the TSV when encoding; refusing to guess)")
+		return errors.New("normalizer_spec: normalization_rule_tsv without precompiled_charsmap (SentencePiece ignores the TSV when encoding; refusing to guess)")
 	}
 	var ukeys []string
 	var uvals []int32
@@ -178,7 +200,7 @@ func (t *Tokenizer) initSentencePiece(m *modelProto) (*sentencePiece, error) {
 	if len(ukeys) > 0 {
 		u, err := buildDATrie(ukeys, uvals)
 		if err != nil {
-			return nil, err
+			return err
 		}
 		sp.norm.user = u
 		for _, k := range ukeys {
@@ -189,14 +211,19 @@ func (t *Tokenizer) initSentencePiece(m *modelProto) (*sentencePiece, error) {
 	if d := m.denormalizer; d != nil && len(d.precompiledCharsmap) > 0 {
 		cm, err := newCharsmap(d.precompiledCharsmap)
 		if err != nil {
-			return nil, fmt.Errorf("denormalizer_spec.%w", err)
+			return fmt.Errorf("denormalizer_spec.%w", err)
 		}
 		sp.denorm = &spNormalizer{cm: cm, addDummyPrefix: d.addDummyPrefix, removeExtra: d.removeExtraWhitespaces, escape: d.escapeWhitespaces}
 		sp.denorm.init()
 	}
+	return nil
+}
 
+// initModel builds the model of the trainer's model_type from vocab;
+// escape is whether the normalized text spells whitespace as U+2581.
+func (sp *sentencePiece) initModel(tr *spTrainerSpec, vocab []vocabPiece, escape bool) error {
 	ws := "\u2581"
-	if !ns.escapeWhitespaces {
+	if !escape {
 		ws = " "
 	}
 	var err error
@@ -214,11 +241,7 @@ func (t *Tokenizer) initSentencePiece(m *modelProto) (*sentencePiece, error) {
 		sp.bpe, err = newSPBPE(vocab, spBPEOptions{byteFallback: tr.byteFallback})
 		sp.word = true
 	}
-	if err != nil {
-		return nil, err
-	}
-	t.computeSentenceEnds(func(id int) []byte { return sp.pieceText(int32(id)) })
-	return sp, nil
+	return err
 }
 
 // glmChineseSpecials gives GLM's cog-pretrain.model the command-token ids of

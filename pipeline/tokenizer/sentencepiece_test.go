@@ -417,64 +417,79 @@ func BenchmarkSentencePiece(b *testing.B) {
 	for _, m := range models {
 		for _, c := range cs {
 			b.Run(m[0]+"/"+c.name, func(b *testing.B) {
-				tk, err := Load(m[1])
-				if err != nil {
-					b.Fatal(err)
-				}
-				e := tk.NewEncoder()
-				var ids []int32
-				for _, d := range c.docs {
-					ids, _ = e.Encode(ids[:0], d)
-				}
-				var tokens int64
-				b.SetBytes(int64(c.bytes()))
-				b.ReportAllocs()
-				start := time.Now()
-				best := time.Duration(math.MaxInt64)
-				passTokens := 0
-				for b.Loop() {
-					t0 := time.Now()
-					passTokens = 0
-					for _, d := range c.docs {
-						ids, _ = e.Encode(ids[:0], d)
-						passTokens += len(ids)
-					}
-					best = min(best, time.Since(t0))
-					tokens += int64(passTokens)
-				}
-				b.ReportMetric(float64(tokens)/time.Since(start).Seconds(), "tokens/s")
-				ours := float64(passTokens) / best.Seconds()
-				b.ReportMetric(ours, "best_tokens/s")
+				ours := benchSPMModel(b, m[1], c)
 				if py == "" {
 					return
 				}
-				dir := b.TempDir()
-				docs := filepath.Join(dir, "docs.json")
-				writeDocsJSON(b, docs, []corpus{c})
-				job := filepath.Join(dir, "job.json")
-				if err := os.WriteFile(job, must(json.Marshal(map[string]any{"docs": docs, "model": m[1], "seconds": 4})), 0o644); err != nil {
-					b.Fatal(err)
-				}
-				out, err := exec.Command(py, spmRefPy, "bench", job).Output()
-				if err != nil {
-					b.Fatalf("spm_ref.py bench: %v", err)
-				}
-				var r struct {
-					Tokens  float64 `json:"tokens"`
-					Seconds float64 `json:"seconds"`
-					Passes  float64 `json:"passes"`
-					Best    float64 `json:"best"`
-				}
-				if err := json.Unmarshal(out, &r); err != nil {
-					b.Fatal(err)
-				}
-				b.ReportMetric(r.Tokens/r.Seconds, "ref_tokens/s")
-				ref := r.Tokens / r.Passes / r.Best
-				b.ReportMetric(ref, "ref_best_tokens/s")
+				ref := spmRefBench(b, py, m[1], c)
 				b.ReportMetric(ours/ref, "x_ref")
 			})
 		}
 	}
+}
+
+// benchSPMModel encodes c with the model at path, b.N passes after a warm
+// one, reports tokens/s and best_tokens/s, and returns the latter.
+func benchSPMModel(b *testing.B, path string, c corpus) float64 {
+	tk, err := Load(path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	e := tk.NewEncoder()
+	var ids []int32
+	for _, d := range c.docs {
+		ids, _ = e.Encode(ids[:0], d)
+	}
+	var tokens int64
+	b.SetBytes(int64(c.bytes()))
+	b.ReportAllocs()
+	start := time.Now()
+	best := time.Duration(math.MaxInt64)
+	passTokens := 0
+	for b.Loop() {
+		t0 := time.Now()
+		passTokens = 0
+		for _, d := range c.docs {
+			ids, _ = e.Encode(ids[:0], d)
+			passTokens += len(ids)
+		}
+		best = min(best, time.Since(t0))
+		tokens += int64(passTokens)
+	}
+	b.ReportMetric(float64(tokens)/time.Since(start).Seconds(), "tokens/s")
+	ours := float64(passTokens) / best.Seconds()
+	b.ReportMetric(ours, "best_tokens/s")
+	return ours
+}
+
+// spmRefBench times SentencePiece's EncodeAsIds on c with the model at
+// path (spm_ref.py bench), reports ref_tokens/s and ref_best_tokens/s, and
+// returns the latter.
+func spmRefBench(b *testing.B, py, path string, c corpus) float64 {
+	dir := b.TempDir()
+	docs := filepath.Join(dir, "docs.json")
+	writeDocsJSON(b, docs, []corpus{c})
+	job := filepath.Join(dir, "job.json")
+	if err := os.WriteFile(job, must(json.Marshal(map[string]any{"docs": docs, "model": path, "seconds": 4})), 0o644); err != nil {
+		b.Fatal(err)
+	}
+	out, err := exec.Command(py, spmRefPy, "bench", job).Output()
+	if err != nil {
+		b.Fatalf("spm_ref.py bench: %v", err)
+	}
+	var r struct {
+		Tokens  float64 `json:"tokens"`
+		Seconds float64 `json:"seconds"`
+		Passes  float64 `json:"passes"`
+		Best    float64 `json:"best"`
+	}
+	if err := json.Unmarshal(out, &r); err != nil {
+		b.Fatal(err)
+	}
+	b.ReportMetric(r.Tokens/r.Seconds, "ref_tokens/s")
+	ref := r.Tokens / r.Passes / r.Best
+	b.ReportMetric(ref, "ref_best_tokens/s")
+	return ref
 }
 
 // checkHFBlocks checks the building blocks' Hugging Face semantics against
@@ -493,131 +508,163 @@ func checkHFBlocks(t *testing.T, dir string, models []string, cs []corpus) {
 	for _, c := range cs {
 		docs = append(docs, c.docs...)
 	}
-	run := func(script string, jobs any) {
-		t.Helper()
-		jobPath := filepath.Join(dir, "hf-job.json")
-		if err := os.WriteFile(jobPath, must(json.Marshal(map[string]any{"docs": docsPath, "jobs": jobs})), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		if out, err := exec.Command(node, filepath.Join(jsDir, script), jobPath).CombinedOutput(); err != nil {
-			t.Fatalf("%s: %v\n%s", script, err, out)
-		}
-	}
-	type unigramCase struct {
-		name   string
-		pieces []vocabPiece
-		opt    unigramOptions
-		out    string
-	}
-	type charsmapCase struct {
-		name string
-		cm   *charsmap
-		out  string
-	}
-	var ucs []unigramCase
-	var ccs []charsmapCase
-	var normJobs, encJobs []map[string]string
-	seenBlob := map[string]bool{}
+	var blocks hfBlocks
 	for i, path := range models {
-		m, err := parseModelProto(must(os.ReadFile(path)))
-		if err != nil {
-			t.Fatal(err)
-		}
-		name := strings.TrimSuffix(filepath.Base(path), ".model")
-		if blob := m.normalizer.precompiledCharsmap; len(blob) > 0 && !seenBlob[string(blob)] {
-			seenBlob[string(blob)] = true
-			cm, err := newCharsmap(blob)
-			if err != nil {
-				t.Fatal(err)
-			}
-			blobPath := filepath.Join(dir, fmt.Sprintf("charsmap%d.bin", i))
-			if err := os.WriteFile(blobPath, blob, 0o644); err != nil {
-				t.Fatal(err)
-			}
-			out := filepath.Join(dir, fmt.Sprintf("hf-normalized%d.json", i))
-			normJobs = append(normJobs, map[string]string{"charsmap": blobPath, "out": out})
-			ccs = append(ccs, charsmapCase{name, cm, out})
-		}
-		if m.trainer.modelType != spModelUnigram || strings.HasSuffix(name, "-unused") || strings.Contains(name, "denormalizer") {
-			continue // HF has no UNUSED pieces; the denormalizer only decodes
-		}
-		var vocab [][2]any
-		pieces := make([]vocabPiece, len(m.pieces))
-		unk := -1
-		for i, p := range m.pieces {
-			vocab = append(vocab, [2]any{p.piece, float64(p.score)})
-			pieces[i] = vocabPiece{piece: p.piece, score: float64(p.score), typ: p.typ}
-			if p.typ == spUnknown {
-				unk = i
-			}
-		}
-		tj := map[string]any{"version": "1.0", "added_tokens": []any{}, "normalizer": nil, "pre_tokenizer": nil,
-			"post_processor": nil, "decoder": nil,
-			"model": map[string]any{"type": "Unigram", "unk_id": unk, "vocab": vocab, "byte_fallback": m.trainer.byteFallback}}
-		tjPath := filepath.Join(dir, name+".tokenizer.json")
-		if err := os.WriteFile(tjPath, must(json.Marshal(tj)), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		out := filepath.Join(dir, fmt.Sprintf("hf-ids%d.bin", i))
-		encJobs = append(encJobs, map[string]string{"tokenizer": tjPath, "out": out})
-		ucs = append(ucs, unigramCase{name, pieces, unigramOptions{hf: true, unkID: int32(unk), byteFallback: m.trainer.byteFallback, fuseUnk: true}, out})
+		blocks.add(t, dir, i, path)
 	}
-	run("hf_spm_blocks.js", normJobs)
-	run("hf_encode.js", encJobs)
+	runHFJobs(t, node, dir, docsPath, "hf_spm_blocks.js", blocks.normJobs)
+	runHFJobs(t, node, dir, docsPath, "hf_encode.js", blocks.encJobs)
+	for _, c := range blocks.charsmaps {
+		checkCharsmapHF(t, c, docs)
+	}
+	for _, c := range blocks.unigrams {
+		checkUnigramHF(t, c, docs)
+	}
+}
 
-	for _, c := range ccs {
-		var want []string
-		if err := json.Unmarshal(must(os.ReadFile(c.out)), &want); err != nil {
-			t.Fatal(err)
-		}
-		bad, spDiffers := 0, 0
-		var buf, spBuf []byte
-		for i, d := range docs {
-			buf = c.cm.normalizeHF(buf[:0], d)
-			if spBuf = c.cm.normalize(spBuf[:0], d); !bytes.Equal(spBuf, buf) {
-				spDiffers++
-			}
-			if string(buf) != want[i] {
-				if bad++; bad <= 3 {
-					k := 0
-					for k < len(buf) && k < len(want[i]) && buf[k] == want[i][k] {
-						k++
-					}
-					t.Errorf("%s: Precompiled normalizer differs from Hugging Face on doc %d at byte %d\nin:   %.200q\nhf:   %.80q\nours: %.80q",
-						c.name, i, k, d, want[i][max(0, k-20):], buf[max(0, k-20):])
-				}
-			}
-		}
-		t.Logf("%-24s Precompiled, HF semantics: %d docs, %d differ from HF (SentencePiece's semantics differ on %d)", c.name, len(docs), bad, spDiffers)
+// hfBlocks are checkHFBlocks' cases and Hugging Face's jobs for them.
+type hfBlocks struct {
+	unigrams          []hfUnigramCase
+	charsmaps         []hfCharsmapCase
+	normJobs, encJobs []map[string]string
+	seenBlob          map[string]bool
+}
+
+type hfUnigramCase struct {
+	name   string
+	pieces []vocabPiece
+	opt    unigramOptions
+	out    string
+}
+
+type hfCharsmapCase struct {
+	name string
+	cm   *charsmap
+	out  string
+}
+
+// add adds the cases of model i (at path): its charsmap unless an earlier
+// model had the same, and its Unigram model as a tokenizer.json holding
+// only that model.
+func (h *hfBlocks) add(t *testing.T, dir string, i int, path string) {
+	m, err := parseModelProto(must(os.ReadFile(path)))
+	if err != nil {
+		t.Fatal(err)
 	}
-	for _, c := range ucs {
-		want := readIDs(t, c.out, len(docs))
-		u, err := newUnigram(c.pieces, c.opt)
+	name := strings.TrimSuffix(filepath.Base(path), ".model")
+	if h.seenBlob == nil {
+		h.seenBlob = map[string]bool{}
+	}
+	if blob := m.normalizer.precompiledCharsmap; len(blob) > 0 && !h.seenBlob[string(blob)] {
+		h.seenBlob[string(blob)] = true
+		cm, err := newCharsmap(blob)
 		if err != nil {
 			t.Fatal(err)
 		}
-		spu, err := newUnigram(c.pieces, unigramOptions{byteFallback: c.opt.byteFallback})
-		if err != nil {
+		blobPath := filepath.Join(dir, fmt.Sprintf("charsmap%d.bin", i))
+		if err := os.WriteFile(blobPath, blob, 0o644); err != nil {
 			t.Fatal(err)
 		}
-		var st unigramState
-		var ids, spIDs []int32
-		bad, spDiffers := 0, 0
-		for i, d := range docs {
-			if ids, err = u.encode(&st, ids[:0], d); err != nil {
-				t.Fatal(err)
-			}
-			if spIDs, _ = spu.encode(&st, spIDs[:0], d); !slices.Equal(ids, spIDs) {
-				spDiffers++
-			}
-			if !slices.Equal(ids, want[i]) {
-				if bad++; bad <= 3 {
-					t.Errorf("%s: Unigram (HF semantics) differs from Hugging Face on doc %d\ndoc:  %.200q\nhf:   %v\nours: %v", c.name, i, d, want[i], ids)
+		out := filepath.Join(dir, fmt.Sprintf("hf-normalized%d.json", i))
+		h.normJobs = append(h.normJobs, map[string]string{"charsmap": blobPath, "out": out})
+		h.charsmaps = append(h.charsmaps, hfCharsmapCase{name, cm, out})
+	}
+	if m.trainer.modelType != spModelUnigram || strings.HasSuffix(name, "-unused") || strings.Contains(name, "denormalizer") {
+		return // HF has no UNUSED pieces; the denormalizer only decodes
+	}
+	var vocab [][2]any
+	pieces := make([]vocabPiece, len(m.pieces))
+	unk := -1
+	for i, p := range m.pieces {
+		vocab = append(vocab, [2]any{p.piece, float64(p.score)})
+		pieces[i] = vocabPiece{piece: p.piece, score: float64(p.score), typ: p.typ}
+		if p.typ == spUnknown {
+			unk = i
+		}
+	}
+	tj := map[string]any{"version": "1.0", "added_tokens": []any{}, "normalizer": nil, "pre_tokenizer": nil,
+		"post_processor": nil, "decoder": nil,
+		"model": map[string]any{"type": "Unigram", "unk_id": unk, "vocab": vocab, "byte_fallback": m.trainer.byteFallback}}
+	tjPath := filepath.Join(dir, name+".tokenizer.json")
+	if err := os.WriteFile(tjPath, must(json.Marshal(tj)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(dir, fmt.Sprintf("hf-ids%d.bin", i))
+	h.encJobs = append(h.encJobs, map[string]string{"tokenizer": tjPath, "out": out})
+	h.unigrams = append(h.unigrams, hfUnigramCase{name, pieces, unigramOptions{hf: true, unkID: int32(unk), byteFallback: m.trainer.byteFallback, fuseUnk: true}, out})
+}
+
+// runHFJobs runs a Hugging Face script (node) over the documents for jobs.
+func runHFJobs(t *testing.T, node, dir, docsPath, script string, jobs any) {
+	t.Helper()
+	jobPath := filepath.Join(dir, "hf-job.json")
+	if err := os.WriteFile(jobPath, must(json.Marshal(map[string]any{"docs": docsPath, "jobs": jobs})), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command(node, filepath.Join(jsDir, script), jobPath).CombinedOutput(); err != nil {
+		t.Fatalf("%s: %v\n%s", script, err, out)
+	}
+}
+
+// checkCharsmapHF requires the charsmap's Precompiled normalizer
+// (normalizeHF) to give Hugging Face's text, and counts the documents
+// where SentencePiece's semantics differ.
+func checkCharsmapHF(t *testing.T, c hfCharsmapCase, docs [][]byte) {
+	var want []string
+	if err := json.Unmarshal(must(os.ReadFile(c.out)), &want); err != nil {
+		t.Fatal(err)
+	}
+	bad, spDiffers := 0, 0
+	var buf, spBuf []byte
+	for i, d := range docs {
+		buf = c.cm.normalizeHF(buf[:0], d)
+		if spBuf = c.cm.normalize(spBuf[:0], d); !bytes.Equal(spBuf, buf) {
+			spDiffers++
+		}
+		if string(buf) != want[i] {
+			if bad++; bad <= 3 {
+				k := 0
+				for k < len(buf) && k < len(want[i]) && buf[k] == want[i][k] {
+					k++
 				}
+				t.Errorf("%s: Precompiled normalizer differs from Hugging Face on doc %d at byte %d\nin:   %.200q\nhf:   %.80q\nours: %.80q",
+					c.name, i, k, d, want[i][max(0, k-20):], buf[max(0, k-20):])
 			}
 		}
-		t.Logf("%-24s Unigram, HF semantics: %d docs, %d differ from HF (SentencePiece's semantics differ on %d)", c.name, len(docs), bad, spDiffers)
 	}
+	t.Logf("%-24s Precompiled, HF semantics: %d docs, %d differ from HF (SentencePiece's semantics differ on %d)", c.name, len(docs), bad, spDiffers)
+}
+
+// checkUnigramHF requires the Unigram model with Hugging Face's semantics
+// to give Hugging Face's ids, and counts the documents where SentencePiece's
+// semantics differ.
+func checkUnigramHF(t *testing.T, c hfUnigramCase, docs [][]byte) {
+	want := readIDs(t, c.out, len(docs))
+	u, err := newUnigram(c.pieces, c.opt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	spu, err := newUnigram(c.pieces, unigramOptions{byteFallback: c.opt.byteFallback})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var st unigramState
+	var ids, spIDs []int32
+	bad, spDiffers := 0, 0
+	for i, d := range docs {
+		if ids, err = u.encode(&st, ids[:0], d); err != nil {
+			t.Fatal(err)
+		}
+		if spIDs, _ = spu.encode(&st, spIDs[:0], d); !slices.Equal(ids, spIDs) {
+			spDiffers++
+		}
+		if !slices.Equal(ids, want[i]) {
+			if bad++; bad <= 3 {
+				t.Errorf("%s: Unigram (HF semantics) differs from Hugging Face on doc %d\ndoc:  %.200q\nhf:   %v\nours: %v", c.name, i, d, want[i], ids)
+			}
+		}
+	}
+	t.Logf("%-24s Unigram, HF semantics: %d docs, %d differ from HF (SentencePiece's semantics differ on %d)", c.name, len(docs), bad, spDiffers)
 }
 
 // checkDecode requires Decode of SentencePiece's ids (200 documents spread

@@ -108,44 +108,9 @@ func newSPBPE(pieces []vocabPiece, opt spBPEOptions) (*spBPE, error) {
 	for i := range m.byteID {
 		m.byteID[i] = -1
 	}
-	var keys, rkeys, ukeys []string
-	var vals, rvals, uvals []int32
-	for i, p := range pieces {
-		m.score[i] = float32(p.score)
-		switch p.typ {
-		case spHidden:
-			continue
-		case spNormal, spUserDefined, spUnused:
-			keys, vals = append(keys, p.piece), append(vals, int32(i))
-			if p.typ == spUserDefined {
-				ukeys, uvals = append(ukeys, p.piece), append(uvals, int32(i))
-				m.userFirst[p.piece[0]] = true
-			}
-			if p.typ == spUnused {
-				m.unused[i], m.hasUnused = true, true
-			}
-		default:
-			rkeys, rvals = append(rkeys, p.piece), append(rvals, int32(i))
-			m.resFirst[p.piece[0]] = true
-			switch p.typ {
-			case spControl:
-				m.control[i] = true
-			case spUnknown:
-				if m.unkID >= 0 {
-					return nil, fmt.Errorf("pieces[%d]: unk is already defined (pieces[%d])", i, m.unkID)
-				}
-				m.unkID = int32(i)
-			case spByte:
-				b, ok := pieceByte(p.piece)
-				if !ok {
-					return nil, fmt.Errorf("pieces[%d]: byte piece %q is invalid", i, p.piece)
-				}
-				if !opt.byteFallback {
-					return nil, fmt.Errorf("pieces[%d]: byte piece %q is found although byte_fallback is false", i, p.piece)
-				}
-				m.byteID[b] = int32(i)
-			}
-		}
+	d, err := m.readPieces(pieces)
+	if err != nil {
+		return nil, err
 	}
 	if m.unkID < 0 {
 		return nil, errors.New("unk is not defined (no piece of type UNKNOWN)")
@@ -157,39 +122,107 @@ func newSPBPE(pieces []vocabPiece, opt spBPEOptions) (*spBPE, error) {
 			}
 		}
 	}
-	var err error
-	if m.trie, err = buildDATrie(keys, vals); err != nil {
+	if m.trie, err = buildDATrie(d.keys, d.vals); err != nil {
 		return nil, err
 	}
-	if m.reserved, err = buildDATrie(rkeys, rvals); err != nil {
+	if m.reserved, err = buildDATrie(d.rkeys, d.rvals); err != nil {
 		return nil, err
 	}
-	if len(ukeys) > 0 {
-		if m.user, err = buildDATrie(ukeys, uvals); err != nil {
+	if len(d.ukeys) > 0 {
+		if m.user, err = buildDATrie(d.ukeys, d.uvals); err != nil {
 			return nil, err
 		}
 	}
-	if ws := m.ws; len(ws) > 0 && !m.hasUnused {
-		m.splitPre, m.splitPost = true, true
-		for _, k := range keys {
-			kb := []byte(k)
-			for i := 0; i < len(kb); {
-				j := bytes.Index(kb[i:], ws)
-				if j < 0 {
-					break
-				}
-				j += i
-				if j > 0 && !bytes.HasSuffix(kb[:j], ws) {
-					m.splitPre = false // a character, then whitespace
-				}
-				if e := j + len(ws); e < len(kb) && !bytes.HasPrefix(kb[e:], ws) {
-					m.splitPost = false // whitespace, then a character
-				}
-				i = j + len(ws)
+	if len(m.ws) > 0 && !m.hasUnused {
+		m.splitPre, m.splitPost = wordCuts(d.keys, m.ws)
+	}
+	return m, nil
+}
+
+// spDicts are the keys and values of spBPE's tries: the pieces symbols
+// merge into (NORMAL, USER_DEFINED, UNUSED), the reserved ones, and the
+// user-defined ones.
+type spDicts struct {
+	keys, rkeys, ukeys []string
+	vals, rvals, uvals []int32
+}
+
+// readPieces reads the pieces' scores and types into m and the
+// dictionaries.
+func (m *spBPE) readPieces(pieces []vocabPiece) (*spDicts, error) {
+	d := &spDicts{}
+	for i, p := range pieces {
+		m.score[i] = float32(p.score)
+		switch p.typ {
+		case spHidden:
+			continue
+		case spNormal, spUserDefined, spUnused:
+			d.keys, d.vals = append(d.keys, p.piece), append(d.vals, int32(i))
+			if p.typ == spUserDefined {
+				d.ukeys, d.uvals = append(d.ukeys, p.piece), append(d.uvals, int32(i))
+				m.userFirst[p.piece[0]] = true
+			}
+			if p.typ == spUnused {
+				m.unused[i], m.hasUnused = true, true
+			}
+		default:
+			d.rkeys, d.rvals = append(d.rkeys, p.piece), append(d.rvals, int32(i))
+			m.resFirst[p.piece[0]] = true
+			if err := m.reservedPiece(i, p); err != nil {
+				return nil, err
 			}
 		}
 	}
-	return m, nil
+	return d, nil
+}
+
+// reservedPiece records a CONTROL, UNKNOWN or BYTE piece.
+func (m *spBPE) reservedPiece(i int, p vocabPiece) error {
+	switch p.typ {
+	case spControl:
+		m.control[i] = true
+	case spUnknown:
+		if m.unkID >= 0 {
+			return fmt.Errorf("pieces[%d]: unk is already defined (pieces[%d])", i, m.unkID)
+		}
+		m.unkID = int32(i)
+	case spByte:
+		b, ok := pieceByte(p.piece)
+		if !ok {
+			return fmt.Errorf("pieces[%d]: byte piece %q is invalid", i, p.piece)
+		}
+		if !m.byteFB {
+			return fmt.Errorf("pieces[%d]: byte piece %q is found although byte_fallback is false", i, p.piece)
+		}
+		m.byteID[b] = int32(i)
+	}
+	return nil
+}
+
+// wordCuts reports whether words may be cut before whitespace that follows
+// a character (pre) and after whitespace that precedes one (post): true
+// unless some key has a character, then whitespace (or whitespace, then a
+// character).
+func wordCuts(keys []string, ws []byte) (pre, post bool) {
+	pre, post = true, true
+	for _, k := range keys {
+		kb := []byte(k)
+		for i := 0; i < len(kb); {
+			j := bytes.Index(kb[i:], ws)
+			if j < 0 {
+				break
+			}
+			j += i
+			if j > 0 && !bytes.HasSuffix(kb[:j], ws) {
+				pre = false // a character, then whitespace
+			}
+			if e := j + len(ws); e < len(kb) && !bytes.HasPrefix(kb[e:], ws) {
+				post = false // whitespace, then a character
+			}
+			i = j + len(ws)
+		}
+	}
+	return pre, post
 }
 
 // encode appends the ids of normalized text to dst.

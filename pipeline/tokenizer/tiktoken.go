@@ -132,22 +132,7 @@ func fromTiktoken(path string, data []byte, o LoadOptions) (*Tokenizer, error) {
 		return nil, fmt.Errorf("tokenizer: %s: %w", path, err)
 	}
 	sha := sha256Hex(data)
-	var enc *tiktokenEncoding
-	how := ""
-	encs := tiktokenEncodings()
-	for i := range encs {
-		if encs[i].sha256 == sha {
-			enc, how = &encs[i], "its SHA-256"
-		}
-	}
-	if enc == nil {
-		stem := strings.TrimSuffix(filepath.Base(path), filepath.Ext(path))
-		for i := range encs {
-			if encs[i].name == stem {
-				enc, how = &encs[i], "its file name"
-			}
-		}
-	}
+	enc, how := recogniseTiktoken(path, sha)
 	t := &Tokenizer{kind: KindBPE, sha: sha}
 	var scan scanKind
 	var re *regex
@@ -163,16 +148,52 @@ func fromTiktoken(path string, data []byte, o LoadOptions) (*Tokenizer, error) {
 	default:
 		return nil, fmt.Errorf("tokenizer: %s: a tiktoken file that is not cl100k_base, o200k_base, r50k_base, p50k_base or Llama-3's (by SHA-256 or name) does not say its pre-tokenization pattern: pass --tokenizer-pattern NAME|REGEX (GLM-4's is cl100k_base)", path)
 	}
-
-	// Ids: the ranks, then the encoding's special tokens.
-	n := len(byRank)
-	if enc != nil {
-		for _, id := range enc.special {
-			n = max(n, int(id)+1)
-		}
-	}
 	tab := tables()
 	t.byteDec = byteLevelDecoder(tab)
+	m, err := tiktokenBPE(byRank, scan, re, tab)
+	if err != nil {
+		return nil, fmt.Errorf("tokenizer: %s: %w", path, err)
+	}
+	if err := t.initTiktokenTokens(byRank, enc, tab); err != nil {
+		return nil, fmt.Errorf("tokenizer: %s: %w", path, err)
+	}
+	t.bpe = m
+	t.pattern = scanName(scan)
+	t.dec = decoderOf{byteLevelDec{}}
+	t.assignSpecials(func(s string) (int32, bool) {
+		if enc != nil {
+			if id, ok := enc.special[s]; ok {
+				return id, true
+			}
+		}
+		return 0, false
+	})
+	t.computeSentenceEnds(func(id int) []byte { return byteLevelDecode(t.tokens[id], t.byteDec) })
+	return t, nil
+}
+
+// recogniseTiktoken returns the published encoding a file is, by its
+// SHA-256 or else its name, and which of the two told; nil when neither.
+func recogniseTiktoken(path, sha string) (*tiktokenEncoding, string) {
+	encs := tiktokenEncodings()
+	for i := range encs {
+		if encs[i].sha256 == sha {
+			return &encs[i], "its SHA-256"
+		}
+	}
+	stem := strings.TrimSuffix(filepath.Base(path), filepath.Ext(path))
+	for i := range encs {
+		if encs[i].name == stem {
+			return &encs[i], "its file name"
+		}
+	}
+	return nil, ""
+}
+
+// tiktokenBPE builds the byte-level BPE of the ranks: every token looked up
+// whole, and a pair of tokens merging when their concatenation has a rank,
+// with that rank.
+func tiktokenBPE(byRank [][]byte, scan scanKind, re *regex, tab *charTables) (*bytePair, error) {
 	m := &bytePair{scan: scan, re: re, tab: tab, ignoreMerges: true,
 		merges: newPairTable(2 * len(byRank)), whole: make(map[string]int32, len(byRank))}
 	for rank, tok := range byRank {
@@ -185,12 +206,10 @@ func fromTiktoken(path string, data []byte, o LoadOptions) (*Tokenizer, error) {
 	for b := range 256 {
 		id, ok := m.whole[string([]byte{byte(b)})]
 		if !ok {
-			return nil, fmt.Errorf("tokenizer: %s: no rank for the single byte 0x%02x (tiktoken cannot encode text with it)", path, b)
+			return nil, fmt.Errorf("no rank for the single byte 0x%02x (tiktoken cannot encode text with it)", b)
 		}
 		m.byteID[b] = id
 	}
-	// A pair of tokens merges when their concatenation has a rank, with
-	// that rank.
 	for rank, tok := range byRank {
 		for k := 1; k < len(tok); k++ {
 			a, ok := m.whole[string(tok[:k])]
@@ -202,6 +221,19 @@ func fromTiktoken(path string, data []byte, o LoadOptions) (*Tokenizer, error) {
 			}
 		}
 	}
+	return m, nil
+}
+
+// initTiktokenTokens sets the tokens, the ranks in their byte-level form
+// (as a tokenizer.json of the same vocabulary spells them) then the
+// encoding's special tokens.
+func (t *Tokenizer) initTiktokenTokens(byRank [][]byte, enc *tiktokenEncoding, tab *charTables) error {
+	n := len(byRank)
+	if enc != nil {
+		for _, id := range enc.special {
+			n = max(n, int(id)+1)
+		}
+	}
 	tokens := make([]string, n)
 	for rank, tok := range byRank {
 		if tok == nil {
@@ -211,30 +243,18 @@ func fromTiktoken(path string, data []byte, o LoadOptions) (*Tokenizer, error) {
 		for _, c := range tok {
 			sb.WriteRune(tab.byteRune[c])
 		}
-		tokens[rank] = sb.String() // the byte-level form, as a tokenizer.json of the same vocabulary spells it
+		tokens[rank] = sb.String()
 	}
 	t.isSpecial = make([]bool, n)
 	if enc != nil {
 		for s, id := range enc.special {
 			if int(id) < len(byRank) && byRank[id] != nil {
-				return nil, fmt.Errorf("tokenizer: %s: rank %d is %s's special token %s, but the file gives it to a token", path, id, enc.name, s)
+				return fmt.Errorf("rank %d is %s's special token %s, but the file gives it to a token", id, enc.name, s)
 			}
 			tokens[id] = s
 			t.isSpecial[id] = true
 		}
 	}
-	t.bpe = m
-	t.pattern = scanName(scan)
-	t.dec = decoderOf{byteLevelDec{}}
 	t.initTokens(tokens)
-	t.assignSpecials(func(s string) (int32, bool) {
-		if enc != nil {
-			if id, ok := enc.special[s]; ok {
-				return id, true
-			}
-		}
-		return 0, false
-	})
-	t.computeSentenceEnds(func(id int) []byte { return byteLevelDecode(t.tokens[id], t.byteDec) })
-	return t, nil
+	return nil
 }

@@ -176,105 +176,143 @@ func (b *tjBuilder) normalizers(field string, raw json.RawMessage, out []normali
 	if err != nil {
 		return nil, err
 	}
+	var n normalizer
 	switch t {
 	case "Sequence":
-		if err := o.keys("normalizers"); err != nil {
-			return nil, err
-		}
-		l, err := o.list("normalizers")
-		if err != nil {
-			return nil, err
-		}
-		for i, r := range l {
-			if out, err = b.normalizers(fmt.Sprintf("%s.normalizers[%d]", field, i), r, out); err != nil {
-				return nil, err
-			}
-		}
-		return out, nil
+		return b.normalizerSeq(o, out)
 	case "BertNormalizer":
-		if err := o.keys("clean_text", "handle_chinese_chars", "strip_accents", "lowercase"); err != nil {
-			return nil, err
-		}
-		opts := bertOptions{}
-		if opts.cleanText, err = o.boolean("clean_text", true); err != nil {
-			return nil, err
-		}
-		if opts.chineseChars, err = o.boolean("handle_chinese_chars", true); err != nil {
-			return nil, err
-		}
-		if opts.lowercase, err = o.boolean("lowercase", true); err != nil {
-			return nil, err
-		}
-		if opts.stripAccents, err = o.boolean("strip_accents", opts.lowercase); err != nil { // null follows lowercase
-			return nil, err
-		}
-		return append(out, bertNorm{opts}), nil
+		n, err = bertNormOf(o)
 	case "Lowercase":
-		return append(out, lowercaseNorm{}), o.keys()
+		n, err = lowercaseNorm{}, o.keys()
 	case "StripAccents":
-		return append(out, stripAccentsNorm{}), o.keys()
+		n, err = stripAccentsNorm{}, o.keys()
 	case "NFC", "NFD", "NFKC", "NFKD":
 		form := map[string]norm.Form{"NFC": norm.NFC, "NFD": norm.NFD, "NFKC": norm.NFKC, "NFKD": norm.NFKD}[t]
-		return append(out, unicodeNorm{form}), o.keys()
+		n, err = unicodeNorm{form}, o.keys()
 	case "Strip":
-		if err := o.keys("strip_left", "strip_right"); err != nil {
-			return nil, err
-		}
-		var n stripNorm
-		if n.left, err = o.boolean("strip_left", true); err != nil {
-			return nil, err
-		}
-		if n.right, err = o.boolean("strip_right", true); err != nil {
-			return nil, err
-		}
-		return append(out, n), nil
+		n, err = stripNormOf(o)
 	case "Replace":
-		if err := o.keys("pattern", "content"); err != nil {
-			return nil, err
-		}
-		re, _, err := o.pattern("pattern")
-		if err != nil {
-			return nil, err
-		}
-		content, err := o.str("content", "")
-		if err != nil {
-			return nil, err
-		}
-		return append(out, replaceNorm{re: re, content: content}), nil
+		n, err = replaceNormOf(o)
 	case "Prepend":
-		if err := o.keys("prepend"); err != nil {
-			return nil, err
-		}
-		p, err := o.str("prepend", "")
-		if err != nil {
-			return nil, err
-		}
-		return append(out, prependNorm{p}), nil
+		n, err = prependNormOf(o)
 	case "Precompiled":
-		if err := o.keys("precompiled_charsmap"); err != nil {
-			return nil, err
-		}
-		s, err := o.str("precompiled_charsmap", "")
-		if err != nil {
-			return nil, err
-		}
-		if s == "" {
-			return out, nil // no charsmap: the identity, as HF's
-		}
-		blob, err := base64.StdEncoding.DecodeString(s)
-		if err != nil {
-			return nil, fieldErr(o.sub("precompiled_charsmap"), "not base64: %v", err)
-		}
-		cm, err := newCharsmap(blob)
-		if err != nil {
-			return nil, fieldErr(o.sub("precompiled_charsmap"), "%v", err)
-		}
-		b.charsmaps++
-		return append(out, precompiledNorm{cm}), nil
+		n, err = b.precompiledNormOf(o)
 	case "":
 		return nil, fieldErr(field, "has no type")
+	default:
+		return nil, unsupported(field, t)
 	}
-	return nil, unsupported(field, t)
+	if err != nil {
+		return nil, err
+	}
+	if n != nil {
+		out = append(out, n)
+	}
+	return out, nil
+}
+
+// normalizerSeq reads a Sequence's normalizers into out.
+func (b *tjBuilder) normalizerSeq(o jobj, out []normalizer) ([]normalizer, error) {
+	if err := o.keys("normalizers"); err != nil {
+		return nil, err
+	}
+	l, err := o.list("normalizers")
+	if err != nil {
+		return nil, err
+	}
+	for i, r := range l {
+		if out, err = b.normalizers(fmt.Sprintf("%s.normalizers[%d]", o.field, i), r, out); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+func bertNormOf(o jobj) (normalizer, error) {
+	if err := o.keys("clean_text", "handle_chinese_chars", "strip_accents", "lowercase"); err != nil {
+		return nil, err
+	}
+	opts := bertOptions{}
+	var err error
+	if opts.cleanText, err = o.boolean("clean_text", true); err != nil {
+		return nil, err
+	}
+	if opts.chineseChars, err = o.boolean("handle_chinese_chars", true); err != nil {
+		return nil, err
+	}
+	if opts.lowercase, err = o.boolean("lowercase", true); err != nil {
+		return nil, err
+	}
+	if opts.stripAccents, err = o.boolean("strip_accents", opts.lowercase); err != nil { // null follows lowercase
+		return nil, err
+	}
+	return bertNorm{opts}, nil
+}
+
+func stripNormOf(o jobj) (normalizer, error) {
+	if err := o.keys("strip_left", "strip_right"); err != nil {
+		return nil, err
+	}
+	var n stripNorm
+	var err error
+	if n.left, err = o.boolean("strip_left", true); err != nil {
+		return nil, err
+	}
+	if n.right, err = o.boolean("strip_right", true); err != nil {
+		return nil, err
+	}
+	return n, nil
+}
+
+func replaceNormOf(o jobj) (normalizer, error) {
+	if err := o.keys("pattern", "content"); err != nil {
+		return nil, err
+	}
+	re, _, err := o.pattern("pattern")
+	if err != nil {
+		return nil, err
+	}
+	content, err := o.str("content", "")
+	if err != nil {
+		return nil, err
+	}
+	return replaceNorm{re: re, content: content}, nil
+}
+
+func prependNormOf(o jobj) (normalizer, error) {
+	if err := o.keys("prepend"); err != nil {
+		return nil, err
+	}
+	p, err := o.str("prepend", "")
+	if err != nil {
+		return nil, err
+	}
+	return prependNorm{p}, nil
+}
+
+// precompiledNormOf reads Precompiled; nil (no normalizer) when its
+// charsmap is empty, which is the identity, as in HF.
+func (b *tjBuilder) precompiledNormOf(o jobj) (normalizer, error) {
+	if err := o.keys("precompiled_charsmap"); err != nil {
+		return nil, err
+	}
+	s, err := o.str("precompiled_charsmap", "")
+	if err != nil {
+		return nil, err
+	}
+	if s == "" {
+		return nil, nil
+	}
+	blob, err := base64.StdEncoding.DecodeString(s)
+	if err != nil {
+		return nil, fieldErr(o.sub("precompiled_charsmap"), "not base64: %v", err)
+	}
+	cm, err := newCharsmap(blob)
+	if err != nil {
+		return nil, fieldErr(o.sub("precompiled_charsmap"), "%v", err)
+	}
+	b.charsmaps++
+	return precompiledNorm{cm}, nil
 }
 
 // precompiledNorm is Precompiled: SentencePiece's charsmap with Hugging
@@ -299,156 +337,196 @@ func (b *tjBuilder) preTokenizers(field string, raw json.RawMessage, out []preTo
 	if err != nil {
 		return nil, err
 	}
-	behavior := func(key, def string) (int, error) {
-		s, err := o.str(key, def)
-		if err != nil {
-			return 0, err
-		}
-		beh, ok := behaviorNames[s]
-		if !ok {
-			return 0, fieldErr(o.sub(key), "%q is not Removed, Isolated, MergedWithPrevious, MergedWithNext or Contiguous", s)
-		}
-		return beh, nil
-	}
+	var p preTokenizer
 	switch t {
 	case "Sequence":
-		if err := o.keys("pretokenizers"); err != nil {
-			return nil, err
-		}
-		l, err := o.list("pretokenizers")
-		if err != nil {
-			return nil, err
-		}
-		for i, r := range l {
-			if out, err = b.preTokenizers(fmt.Sprintf("%s.pretokenizers[%d]", field, i), r, out); err != nil {
-				return nil, err
-			}
-		}
-		return out, nil
+		return b.preTokenizerSeq(o, out)
 	case "ByteLevel":
-		if err := o.keys("add_prefix_space", "trim_offsets", "use_regex"); err != nil {
-			return nil, err
-		}
-		p := &byteLevelPre{gpt2: &bytePair{tab: b.tab, scan: scanGPT2}}
-		for _, k := range []string{"add_prefix_space", "trim_offsets"} {
-			if !o.has(k) {
-				return nil, fieldErr(o.sub(k), "missing (Hugging Face requires it)")
-			}
-		}
-		if p.prefixSpace, err = o.boolean("add_prefix_space", true); err != nil {
-			return nil, err
-		}
-		if p.useRegex, err = o.boolean("use_regex", true); err != nil {
-			return nil, err
-		}
-		if _, err = o.boolean("trim_offsets", true); err != nil { // offsets only
-			return nil, err
-		}
-		return append(out, p), nil
+		p, err = b.byteLevelPreOf(o)
 	case "Split":
-		if err := o.keys("pattern", "behavior", "invert"); err != nil {
-			return nil, err
-		}
-		p := &splitPre{}
-		var src string
-		if p.re, src, err = o.pattern("pattern"); err != nil {
-			return nil, err
-		}
-		if src != "" {
-			p.scan = scannerFor(src)
-			if p.scan == scanGPT2 {
-				p.scan = scanRegex // the regex engine serves the general path
-			}
-		}
-		if p.behavior, err = behavior("behavior", ""); err != nil {
-			return nil, err
-		}
-		if p.invert, err = o.boolean("invert", false); err != nil {
-			return nil, err
-		}
-		return append(out, p), nil
+		p, err = splitPreOf(o)
 	case "Metaspace":
-		if err := o.keys("replacement", "prepend_scheme", "split", "add_prefix_space", "str_rep"); err != nil {
-			return nil, err
-		}
-		p := &metaspacePre{}
-		if p.repl, err = o.str("replacement", "\u2581"); err != nil {
-			return nil, err
-		}
-		if utf8.RuneCountInString(p.repl) != 1 {
-			return nil, fieldErr(o.sub("replacement"), "want one character")
-		}
-		scheme, err := o.str("prepend_scheme", "always")
-		if err != nil {
-			return nil, err
-		}
-		switch scheme {
-		case "always":
-			p.scheme = prependAlways
-		case "first":
-			p.scheme = prependFirst
-		case "never":
-			p.scheme = prependNever
-		default:
-			return nil, fieldErr(o.sub("prepend_scheme"), "%q is not always, first or never", scheme)
-		}
-		// add_prefix_space (older files): false needs prepend_scheme
-		// "never", as HF requires (it refuses the file otherwise); true
-		// leaves prepend_scheme in charge.
-		if aps, err := o.boolean("add_prefix_space", true); err != nil {
-			return nil, err
-		} else if !aps && p.scheme != prependNever {
-			return nil, fieldErr(o.sub("add_prefix_space"), "false does not match prepend_scheme %q (Hugging Face refuses this file too)", scheme)
-		}
-		if p.split, err = o.boolean("split", true); err != nil {
-			return nil, err
-		}
-		return append(out, p), nil
+		p, err = metaspacePreOf(o)
 	case "Whitespace":
-		return append(out, whitespacePre{}), o.keys()
+		p, err = whitespacePre{}, o.keys()
 	case "WhitespaceSplit":
-		return append(out, &classPre{in: isRustSpace, behavior: behRemoved}), o.keys()
+		p, err = &classPre{in: isRustSpace, behavior: behRemoved}, o.keys()
 	case "BertPreTokenizer":
-		return append(out, bertPre{}), o.keys()
+		p, err = bertPre{}, o.keys()
 	case "Punctuation":
-		if err := o.keys("behavior"); err != nil {
-			return nil, err
-		}
-		beh, err := behavior("behavior", "Isolated")
-		if err != nil {
-			return nil, err
-		}
-		return append(out, &classPre{in: isHFPunct, behavior: beh}), nil
+		p, err = punctuationPreOf(o)
 	case "Digits":
-		if err := o.keys("individual_digits"); err != nil {
-			return nil, err
-		}
-		ind, err := o.boolean("individual_digits", false)
-		if err != nil {
-			return nil, err
-		}
-		beh := behContiguous
-		if ind {
-			beh = behIsolated
-		}
-		return append(out, &classPre{in: isRustNumeric, behavior: beh}), nil
+		p, err = digitsPreOf(o)
 	case "CharDelimiterSplit":
-		if err := o.keys("delimiter"); err != nil {
-			return nil, err
-		}
-		d, err := o.str("delimiter", "")
-		if err != nil {
-			return nil, err
-		}
-		if utf8.RuneCountInString(d) != 1 {
-			return nil, fieldErr(o.sub("delimiter"), "want one character")
-		}
-		r, _ := utf8.DecodeRuneInString(d)
-		return append(out, &classPre{in: func(c rune, _ uint16) bool { return c == r }, behavior: behRemoved}), nil
+		p, err = charDelimiterPreOf(o)
 	case "":
 		return nil, fieldErr(field, "has no type")
+	default:
+		return nil, unsupported(field, t)
 	}
-	return nil, unsupported(field, t)
+	if err != nil {
+		return nil, err
+	}
+	return append(out, p), nil
+}
+
+// preTokenizerSeq reads a Sequence's pre-tokenizers into out.
+func (b *tjBuilder) preTokenizerSeq(o jobj, out []preTokenizer) ([]preTokenizer, error) {
+	if err := o.keys("pretokenizers"); err != nil {
+		return nil, err
+	}
+	l, err := o.list("pretokenizers")
+	if err != nil {
+		return nil, err
+	}
+	for i, r := range l {
+		if out, err = b.preTokenizers(fmt.Sprintf("%s.pretokenizers[%d]", o.field, i), r, out); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+// behavior reads a split delimiter behaviour (def when the key is absent).
+func (o jobj) behavior(key, def string) (int, error) {
+	s, err := o.str(key, def)
+	if err != nil {
+		return 0, err
+	}
+	beh, ok := behaviorNames[s]
+	if !ok {
+		return 0, fieldErr(o.sub(key), "%q is not Removed, Isolated, MergedWithPrevious, MergedWithNext or Contiguous", s)
+	}
+	return beh, nil
+}
+
+func (b *tjBuilder) byteLevelPreOf(o jobj) (preTokenizer, error) {
+	if err := o.keys("add_prefix_space", "trim_offsets", "use_regex"); err != nil {
+		return nil, err
+	}
+	p := &byteLevelPre{gpt2: &bytePair{tab: b.tab, scan: scanGPT2}}
+	for _, k := range []string{"add_prefix_space", "trim_offsets"} {
+		if !o.has(k) {
+			return nil, fieldErr(o.sub(k), "missing (Hugging Face requires it)")
+		}
+	}
+	var err error
+	if p.prefixSpace, err = o.boolean("add_prefix_space", true); err != nil {
+		return nil, err
+	}
+	if p.useRegex, err = o.boolean("use_regex", true); err != nil {
+		return nil, err
+	}
+	if _, err = o.boolean("trim_offsets", true); err != nil { // offsets only
+		return nil, err
+	}
+	return p, nil
+}
+
+func splitPreOf(o jobj) (preTokenizer, error) {
+	if err := o.keys("pattern", "behavior", "invert"); err != nil {
+		return nil, err
+	}
+	p := &splitPre{}
+	var src string
+	var err error
+	if p.re, src, err = o.pattern("pattern"); err != nil {
+		return nil, err
+	}
+	if src != "" {
+		p.scan = scannerFor(src)
+		if p.scan == scanGPT2 {
+			p.scan = scanRegex // the regex engine serves the general path
+		}
+	}
+	if p.behavior, err = o.behavior("behavior", ""); err != nil {
+		return nil, err
+	}
+	if p.invert, err = o.boolean("invert", false); err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+func metaspacePreOf(o jobj) (preTokenizer, error) {
+	if err := o.keys("replacement", "prepend_scheme", "split", "add_prefix_space", "str_rep"); err != nil {
+		return nil, err
+	}
+	p := &metaspacePre{}
+	var err error
+	if p.repl, err = o.str("replacement", "\u2581"); err != nil {
+		return nil, err
+	}
+	if utf8.RuneCountInString(p.repl) != 1 {
+		return nil, fieldErr(o.sub("replacement"), "want one character")
+	}
+	scheme, err := o.str("prepend_scheme", "always")
+	if err != nil {
+		return nil, err
+	}
+	switch scheme {
+	case "always":
+		p.scheme = prependAlways
+	case "first":
+		p.scheme = prependFirst
+	case "never":
+		p.scheme = prependNever
+	default:
+		return nil, fieldErr(o.sub("prepend_scheme"), "%q is not always, first or never", scheme)
+	}
+	// add_prefix_space (older files): false needs prepend_scheme
+	// "never", as HF requires (it refuses the file otherwise); true
+	// leaves prepend_scheme in charge.
+	if aps, err := o.boolean("add_prefix_space", true); err != nil {
+		return nil, err
+	} else if !aps && p.scheme != prependNever {
+		return nil, fieldErr(o.sub("add_prefix_space"), "false does not match prepend_scheme %q (Hugging Face refuses this file too)", scheme)
+	}
+	if p.split, err = o.boolean("split", true); err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+func punctuationPreOf(o jobj) (preTokenizer, error) {
+	if err := o.keys("behavior"); err != nil {
+		return nil, err
+	}
+	beh, err := o.behavior("behavior", "Isolated")
+	if err != nil {
+		return nil, err
+	}
+	return &classPre{in: isHFPunct, behavior: beh}, nil
+}
+
+func digitsPreOf(o jobj) (preTokenizer, error) {
+	if err := o.keys("individual_digits"); err != nil {
+		return nil, err
+	}
+	ind, err := o.boolean("individual_digits", false)
+	if err != nil {
+		return nil, err
+	}
+	beh := behContiguous
+	if ind {
+		beh = behIsolated
+	}
+	return &classPre{in: isRustNumeric, behavior: beh}, nil
+}
+
+func charDelimiterPreOf(o jobj) (preTokenizer, error) {
+	if err := o.keys("delimiter"); err != nil {
+		return nil, err
+	}
+	d, err := o.str("delimiter", "")
+	if err != nil {
+		return nil, err
+	}
+	if utf8.RuneCountInString(d) != 1 {
+		return nil, fieldErr(o.sub("delimiter"), "want one character")
+	}
+	r, _ := utf8.DecodeRuneInString(d)
+	return &classPre{in: func(c rune, _ uint16) bool { return c == r }, behavior: behRemoved}, nil
 }
 
 // tjAdded is one entry of added_tokens.
@@ -548,116 +626,138 @@ func parseModel(mp *fastModelParts) (*tjModel, error) {
 			return nil, fieldErr("model", "has no type, and is not recognisably BPE, WordPiece or Unigram")
 		}
 	}
-	objVocab := func() error {
-		if mp.vocab == nil {
-			return fieldErr("model.vocab", "want an object of token → id")
-		}
-		m.vocab = mp.vocab
-		seen := make(map[int32]string, len(m.vocab))
-		for s, id := range m.vocab {
-			if id < 0 {
-				return fieldErr("model.vocab", "negative id %d for %q", id, s)
-			}
-			if prev, dup := seen[id]; dup {
-				return fieldErr("model.vocab", "id %d is given to both %q and %q", id, prev, s)
-			}
-			seen[id] = s
-			m.n = max(m.n, int(id)+1)
-		}
-		return nil
-	}
 	switch m.kind {
 	case "BPE":
-		if err := o.keys("dropout", "unk_token", "continuing_subword_prefix", "end_of_word_suffix", "fuse_unk",
-			"byte_fallback", "ignore_merges", "vocab", "merges"); err != nil {
-			return nil, err
-		}
-		if raw, ok := o.m["dropout"]; ok && !isNull(raw) {
-			var d float64
-			if err := json.Unmarshal(raw, &d); err != nil || d != 0 {
-				return nil, fieldErr("model.dropout", "BPE dropout %s is random: want null or 0", bytes.TrimSpace(raw))
-			}
-		}
-		if err := objVocab(); err != nil {
-			return nil, err
-		}
-		m.merges = mp.merges
-		m.hasUnk = o.has("unk_token")
-		if m.unk, err = o.str("unk_token", ""); err != nil {
-			return nil, err
-		}
-		if m.prefix, err = o.str("continuing_subword_prefix", ""); err != nil {
-			return nil, err
-		}
-		if m.suffix, err = o.str("end_of_word_suffix", ""); err != nil {
-			return nil, err
-		}
-		if m.fuseUnk, err = o.boolean("fuse_unk", false); err != nil {
-			return nil, err
-		}
-		if m.byteFallback, err = o.boolean("byte_fallback", false); err != nil {
-			return nil, err
-		}
-		if m.ignoreMerges, err = o.boolean("ignore_merges", false); err != nil {
-			return nil, err
-		}
+		err = m.parseBPE(o, mp)
 	case "WordPiece":
-		if err := o.keys("unk_token", "continuing_subword_prefix", "max_input_chars_per_word", "vocab"); err != nil {
-			return nil, err
-		}
-		if err := objVocab(); err != nil {
-			return nil, err
-		}
-		m.hasUnk = true
-		if m.unk, err = o.str("unk_token", "[UNK]"); err != nil {
-			return nil, err
-		}
-		if m.prefix, err = o.str("continuing_subword_prefix", "##"); err != nil {
-			return nil, err
-		}
-		if m.maxChars, err = o.integer("max_input_chars_per_word", 100); err != nil {
-			return nil, err
-		}
+		err = m.parseWordPiece(o, mp)
 	case "WordLevel":
-		if err := o.keys("unk_token", "vocab"); err != nil {
-			return nil, err
-		}
-		if err := objVocab(); err != nil {
-			return nil, err
-		}
-		m.hasUnk = true
-		if m.unk, err = o.str("unk_token", "<unk>"); err != nil {
-			return nil, err
-		}
+		err = m.parseWordLevel(o, mp)
 	case "Unigram":
-		if err := o.keys("unk_id", "vocab", "byte_fallback"); err != nil {
-			return nil, err
-		}
-		if !mp.listKind {
-			return nil, fieldErr("model.vocab", "want a list of [piece, score]")
-		}
-		m.vocab = make(map[string]int32, len(mp.pieces))
-		for i, p := range mp.pieces {
-			if math.IsNaN(p.score) || math.IsInf(p.score, 0) {
-				return nil, fieldErr(fmt.Sprintf("model.vocab[%d]", i), "want [piece, score]")
-			}
-			m.vocab[p.piece] = int32(i) // the last id of a string wins, as in HF
-		}
-		m.pieces = mp.pieces
-		m.n = len(mp.pieces)
-		if m.unkID, err = o.integer("unk_id", -1); err != nil {
-			return nil, err
-		}
-		if m.unkID >= m.n {
-			return nil, fieldErr("model.unk_id", "%d is not a piece (the vocabulary has %d)", m.unkID, m.n)
-		}
-		if m.byteFallback, err = o.boolean("byte_fallback", false); err != nil {
-			return nil, err
-		}
+		err = m.parseUnigram(o, mp)
 	default:
 		return nil, unsupported("model", m.kind)
 	}
+	if err != nil {
+		return nil, err
+	}
 	return m, nil
+}
+
+// objVocab takes an object vocabulary (token → id): ids ≥ 0, each given
+// once.
+func (m *tjModel) objVocab(mp *fastModelParts) error {
+	if mp.vocab == nil {
+		return fieldErr("model.vocab", "want an object of token → id")
+	}
+	m.vocab = mp.vocab
+	seen := make(map[int32]string, len(m.vocab))
+	for s, id := range m.vocab {
+		if id < 0 {
+			return fieldErr("model.vocab", "negative id %d for %q", id, s)
+		}
+		if prev, dup := seen[id]; dup {
+			return fieldErr("model.vocab", "id %d is given to both %q and %q", id, prev, s)
+		}
+		seen[id] = s
+		m.n = max(m.n, int(id)+1)
+	}
+	return nil
+}
+
+func (m *tjModel) parseBPE(o jobj, mp *fastModelParts) error {
+	if err := o.keys("dropout", "unk_token", "continuing_subword_prefix", "end_of_word_suffix", "fuse_unk",
+		"byte_fallback", "ignore_merges", "vocab", "merges"); err != nil {
+		return err
+	}
+	if raw, ok := o.m["dropout"]; ok && !isNull(raw) {
+		var d float64
+		if err := json.Unmarshal(raw, &d); err != nil || d != 0 {
+			return fieldErr("model.dropout", "BPE dropout %s is random: want null or 0", bytes.TrimSpace(raw))
+		}
+	}
+	if err := m.objVocab(mp); err != nil {
+		return err
+	}
+	m.merges = mp.merges
+	m.hasUnk = o.has("unk_token")
+	var err error
+	if m.unk, err = o.str("unk_token", ""); err != nil {
+		return err
+	}
+	if m.prefix, err = o.str("continuing_subword_prefix", ""); err != nil {
+		return err
+	}
+	if m.suffix, err = o.str("end_of_word_suffix", ""); err != nil {
+		return err
+	}
+	if m.fuseUnk, err = o.boolean("fuse_unk", false); err != nil {
+		return err
+	}
+	if m.byteFallback, err = o.boolean("byte_fallback", false); err != nil {
+		return err
+	}
+	m.ignoreMerges, err = o.boolean("ignore_merges", false)
+	return err
+}
+
+func (m *tjModel) parseWordPiece(o jobj, mp *fastModelParts) error {
+	if err := o.keys("unk_token", "continuing_subword_prefix", "max_input_chars_per_word", "vocab"); err != nil {
+		return err
+	}
+	if err := m.objVocab(mp); err != nil {
+		return err
+	}
+	m.hasUnk = true
+	var err error
+	if m.unk, err = o.str("unk_token", "[UNK]"); err != nil {
+		return err
+	}
+	if m.prefix, err = o.str("continuing_subword_prefix", "##"); err != nil {
+		return err
+	}
+	m.maxChars, err = o.integer("max_input_chars_per_word", 100)
+	return err
+}
+
+func (m *tjModel) parseWordLevel(o jobj, mp *fastModelParts) error {
+	if err := o.keys("unk_token", "vocab"); err != nil {
+		return err
+	}
+	if err := m.objVocab(mp); err != nil {
+		return err
+	}
+	m.hasUnk = true
+	var err error
+	m.unk, err = o.str("unk_token", "<unk>")
+	return err
+}
+
+func (m *tjModel) parseUnigram(o jobj, mp *fastModelParts) error {
+	if err := o.keys("unk_id", "vocab", "byte_fallback"); err != nil {
+		return err
+	}
+	if !mp.listKind {
+		return fieldErr("model.vocab", "want a list of [piece, score]")
+	}
+	m.vocab = make(map[string]int32, len(mp.pieces))
+	for i, p := range mp.pieces {
+		if math.IsNaN(p.score) || math.IsInf(p.score, 0) {
+			return fieldErr(fmt.Sprintf("model.vocab[%d]", i), "want [piece, score]")
+		}
+		m.vocab[p.piece] = int32(i) // the last id of a string wins, as in HF
+	}
+	m.pieces = mp.pieces
+	m.n = len(mp.pieces)
+	var err error
+	if m.unkID, err = o.integer("unk_id", -1); err != nil {
+		return err
+	}
+	if m.unkID >= m.n {
+		return fieldErr("model.unk_id", "%d is not a piece (the vocabulary has %d)", m.unkID, m.n)
+	}
+	m.byteFallback, err = o.boolean("byte_fallback", false)
+	return err
 }
 
 // buildMerges maps each merge to (rank, merged id), as HF's BPE builder: the
@@ -707,55 +807,113 @@ func buildTokenizerJSONWith(data []byte, general bool) (*Tokenizer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("not a tokenizer.json: %w", err)
 	}
-	top := jobj{m: sections}
-	for k := range top.m {
+	b := &tjBuilder{tab: tables()}
+	p, err := b.parseParts(sections, mp)
+	if err != nil {
+		return nil, err
+	}
+	t := &Tokenizer{sha: sha256Hex(data), dec: p.dec}
+	if err := t.initTJTokens(p.md, p.added); err != nil {
+		return nil, err
+	}
+	av, err := b.addedInText(p.added, t.glmIDs(), p.norms)
+	if err != nil {
+		return nil, err
+	}
+	g := &genPipeline{added: av, norms: p.norms, pres: p.pres}
+	switch p.md.kind {
+	case "BPE":
+		err = b.buildBPE(t, g, p, general)
+	case "WordPiece":
+		err = buildWordPiece(t, g, p, general)
+	case "WordLevel":
+		unk, ok := p.md.vocab[p.md.unk]
+		if !ok {
+			return nil, fieldErr("model.unk_token", "%q is not in the vocabulary", p.md.unk)
+		}
+		g.model = &wordLevelModel{vocab: p.md.vocab, unk: unk}
+		t.kind = KindWordLevel
+	case "Unigram":
+		u, err := newUnigram(p.md.pieces, unigramOptions{hf: true, unkID: int32(p.md.unkID), byteFallback: p.md.byteFallback, fuseUnk: true})
+		if err != nil {
+			return nil, fieldErr("model", "%v", err)
+		}
+		g.model = &unigramModel{u: u}
+		t.kind = KindUnigram
+	}
+	if err != nil {
+		return nil, err
+	}
+	if t.wp == nil && t.bpe == nil {
+		t.gen = g
+	}
+	if t.dec.decoder == nil {
+		t.dec = defaultDecoder(t.kind, p.md)
+	}
+	t.byteDec = byteLevelDecoder(b.tab)
+	t.computeSentenceEnds(func(id int) []byte { return []byte(t.dec.decode([]string{t.tokens[id]}, t)) })
+	return t, nil
+}
+
+// tjParts are the parsed sections of a tokenizer.json.
+type tjParts struct {
+	md    *tjModel
+	added []tjAdded
+	norms []normalizer
+	pres  []preTokenizer
+	dec   decoderOf
+}
+
+// parseParts parses the sections of a tokenizer.json.
+func (b *tjBuilder) parseParts(sections map[string]json.RawMessage, mp *fastModelParts) (*tjParts, error) {
+	for k := range sections {
 		switch k {
 		case "version", "truncation", "padding", "added_tokens", "normalizer", "pre_tokenizer", "post_processor", "decoder", "model":
 		default:
 			return nil, fieldErr(k, "unknown section (not supported)")
 		}
 	}
-	b := &tjBuilder{tab: tables()}
-	md, err := parseModel(mp)
-	if err != nil {
+	p := &tjParts{}
+	var err error
+	if p.md, err = parseModel(mp); err != nil {
 		return nil, err
 	}
-	added, err := parseAdded(top.m["added_tokens"])
-	if err != nil {
+	if p.added, err = parseAdded(sections["added_tokens"]); err != nil {
 		return nil, err
 	}
-	norms, err := b.normalizers("normalizer", top.m["normalizer"], nil)
-	if err != nil {
+	if p.norms, err = b.normalizers("normalizer", sections["normalizer"], nil); err != nil {
 		return nil, err
 	}
-	pres, err := b.preTokenizers("pre_tokenizer", top.m["pre_tokenizer"], nil)
-	if err != nil {
+	if p.pres, err = b.preTokenizers("pre_tokenizer", sections["pre_tokenizer"], nil); err != nil {
 		return nil, err
 	}
-	dec, err := parseDecoder("decoder", top.m["decoder"])
-	if err != nil {
+	if p.dec, err = parseDecoder("decoder", sections["decoder"]); err != nil {
 		return nil, err
 	}
 	// Metaspace's "first" after another pre-tokenizer is decided by where
 	// each piece came from in the original text; with characters inserted
 	// by a Prepend normalizer glmkit cannot tell, so it refuses.
-	for i, p := range pres {
-		if ms, ok := p.(*metaspacePre); ok && ms.scheme == prependFirst && i > 0 {
-			for _, n := range norms {
+	for i, pt := range p.pres {
+		if ms, ok := pt.(*metaspacePre); ok && ms.scheme == prependFirst && i > 0 {
+			for _, n := range p.norms {
 				if _, ok := n.(prependNorm); ok {
 					return nil, fieldErr("pre_tokenizer", "Metaspace with prepend_scheme \"first\" after another pre-tokenizer, with a Prepend normalizer, is not supported")
 				}
 			}
 		}
 	}
+	return p, nil
+}
 
-	// The id space: the model's ids, then the added tokens.
+// initTJTokens sets up the id space, the model's ids then the added
+// tokens, and the special ids.
+func (t *Tokenizer) initTJTokens(md *tjModel, added []tjAdded) error {
 	n := md.n
 	for _, a := range added {
 		n = max(n, int(a.id)+1)
 	}
 	if n > 1<<24 {
-		return nil, fieldErr("model.vocab", "%d ids: more than glmkit's limit of 16M", n)
+		return fieldErr("model.vocab", "%d ids: more than glmkit's limit of 16M", n)
 	}
 	tokens := make([]string, n)
 	for s, id := range md.vocab {
@@ -767,11 +925,10 @@ func buildTokenizerJSONWith(data []byte, general bool) (*Tokenizer, error) {
 	for i, p := range md.pieces {
 		tokens[i] = p.piece
 	}
-	t := &Tokenizer{sha: sha256Hex(data), dec: dec}
 	t.isSpecial = make([]bool, n)
 	addedByContent := make(map[string]tjAdded, len(added))
 	if err := checkAddedIDs(md, added); err != nil {
-		return nil, err
+		return err
 	}
 	for _, a := range added {
 		if _, dup := addedByContent[a.content]; !dup {
@@ -795,9 +952,12 @@ func buildTokenizerJSONWith(data []byte, general bool) (*Tokenizer, error) {
 		}
 		return 0, false
 	})
-	glm := t.glmIDs()
+	return nil
+}
 
-	// The added tokens matched in text: not special, not GLM's.
+// addedInText returns the added tokens matched in text (not special, not
+// GLM's), or nil when there are none.
+func (b *tjBuilder) addedInText(added []tjAdded, glm map[int32]bool, norms []normalizer) (*addedVocab, error) {
 	var av *addedVocab
 	for _, a := range added {
 		if a.special || glm[a.id] {
@@ -808,115 +968,100 @@ func buildTokenizerJSONWith(data []byte, general bool) (*Tokenizer, error) {
 		}
 		e := int32(len(av.entries))
 		av.entries = append(av.entries, addedEntry{id: a.id, singleWord: a.single, lstrip: a.lstrip, rstrip: a.rstrip})
-		if a.normalized {
-			// Matched on normalized text: the pattern is the normalized content.
-			st := &genState{tab: b.tab}
-			buf := []byte(a.content)
-			for _, nz := range norms {
-				out, _, err := nz.normalize(st, nil, buf)
-				if err != nil {
-					return nil, err
-				}
-				buf = out
-			}
-			if len(buf) > 0 {
-				av.norm.insert(string(buf), e)
-				av.hasNormalized = true
-			}
-		} else {
+		if !a.normalized {
 			av.raw.insert(a.content, e)
+			continue
+		}
+		// Matched on normalized text: the pattern is the normalized content.
+		st := &genState{tab: b.tab}
+		buf := []byte(a.content)
+		for _, nz := range norms {
+			out, _, err := nz.normalize(st, nil, buf)
+			if err != nil {
+				return nil, err
+			}
+			buf = out
+		}
+		if len(buf) > 0 {
+			av.norm.insert(string(buf), e)
+			av.hasNormalized = true
 		}
 	}
+	return av, nil
+}
 
-	g := &genPipeline{added: av, norms: norms, pres: pres}
+// buildBPE sets up a BPE model: the fast byte-level encoder where the file
+// fits it (and general is false), else g's model.
+func (b *tjBuilder) buildBPE(t *Tokenizer, g *genPipeline, p *tjParts, general bool) error {
+	md := p.md
+	merges, err := buildMerges(md.vocab, md.merges, md.prefix)
+	if err != nil {
+		return err
+	}
+	unk := int32(-1)
+	if md.unk != "" {
+		id, ok := md.vocab[md.unk]
+		if !ok {
+			return fieldErr("model.unk_token", "%q is not in the vocabulary", md.unk)
+		}
+		unk = id
+	}
 	byteLevel := false
-	for _, p := range pres {
-		if _, ok := p.(*byteLevelPre); ok {
+	for _, pt := range p.pres {
+		if _, ok := pt.(*byteLevelPre); ok {
 			byteLevel = true
 		}
 	}
-	switch md.kind {
-	case "BPE":
-		merges, err := buildMerges(md.vocab, md.merges, md.prefix)
-		if err != nil {
-			return nil, err
+	t.kind = KindCharBPE
+	if byteLevel {
+		t.kind = KindBPE
+		t.pattern = "regex"
+		if fast := fastByteLevel(b, md, merges, p.norms, p.pres, g.added); fast != nil && !general {
+			t.bpe = fast
+			t.pattern = scanName(fast.scan)
+			return nil
 		}
-		unk := int32(-1)
-		if md.unk != "" {
-			id, ok := md.vocab[md.unk]
-			if !ok {
-				return nil, fieldErr("model.unk_token", "%q is not in the vocabulary", md.unk)
-			}
-			unk = id
-		}
-		t.kind = KindCharBPE
-		if byteLevel {
-			t.kind = KindBPE
-			t.pattern = "regex"
-			if fast := fastByteLevel(b, md, merges, norms, pres, av); fast != nil && !general {
-				t.bpe = fast
-				t.pattern = scanName(fast.scan)
-				break
-			}
-		}
-		m := &bpeModel{vocab: md.vocab, merges: merges, unk: unk, fuseUnk: md.fuseUnk, byteFallback: md.byteFallback,
-			ignoreMerges: md.ignoreMerges, prefix: md.prefix, suffix: md.suffix, tab: b.tab}
-		m.fallbackID, _ = byteFallbackIDs(md.vocab)
-		if md.ignoreMerges && byteLevel {
-			m.rawWhole = wholeByteLevel(md.vocab, b.tab)
-		}
-		m.metaCut = metaCutSafe(m)
-		g.model = m
-	case "WordPiece":
-		unk, ok := md.vocab[md.unk]
-		if !ok {
-			return nil, fieldErr("model.unk_token", "%q is not in the vocabulary", md.unk)
-		}
-		t.kind = KindWordPiece
-		wpCleanup := true
-		if d, ok := dec.decoder.(*wordPieceDecoder); ok {
-			wpCleanup = d.cleanup
-		}
-		t.wpCleanup = wpCleanup
-		// BERT's own normalizer and pre-tokenizer take the fast path.
-		var opts bertOptions
-		fast := av == nil && len(pres) == 1 && len(norms) <= 1 && !general
-		if fast {
-			_, fast = pres[0].(bertPre)
-		}
-		if fast && len(norms) == 1 {
-			bn, ok := norms[0].(bertNorm)
-			fast, opts = ok, bn.opts
-		}
-		t.wp = newWordPiece(md.vocab, unk, md.prefix, md.maxChars, opts)
-		if !fast {
-			t.wp = nil
-			g.model = &wordPieceModel{wp: newWordPiece(md.vocab, unk, md.prefix, md.maxChars, bertOptions{})}
-		}
-	case "WordLevel":
-		unk, ok := md.vocab[md.unk]
-		if !ok {
-			return nil, fieldErr("model.unk_token", "%q is not in the vocabulary", md.unk)
-		}
-		g.model = &wordLevelModel{vocab: md.vocab, unk: unk}
-		t.kind = KindWordLevel
-	case "Unigram":
-		u, err := newUnigram(md.pieces, unigramOptions{hf: true, unkID: int32(md.unkID), byteFallback: md.byteFallback, fuseUnk: true})
-		if err != nil {
-			return nil, fieldErr("model", "%v", err)
-		}
-		g.model = &unigramModel{u: u}
-		t.kind = KindUnigram
 	}
-	if t.wp == nil && t.bpe == nil {
-		t.gen = g
+	m := &bpeModel{vocab: md.vocab, merges: merges, unk: unk, fuseUnk: md.fuseUnk, byteFallback: md.byteFallback,
+		ignoreMerges: md.ignoreMerges, prefix: md.prefix, suffix: md.suffix, tab: b.tab}
+	m.fallbackID, _ = byteFallbackIDs(md.vocab)
+	if md.ignoreMerges && byteLevel {
+		m.rawWhole = wholeByteLevel(md.vocab, b.tab)
 	}
-	if t.dec.decoder == nil {
-		t.dec = defaultDecoder(t.kind, md)
+	m.metaCut = metaCutSafe(m)
+	g.model = m
+	return nil
+}
+
+// buildWordPiece sets up a WordPiece model: BERT's own normalizer and
+// pre-tokenizer take the fast path (unless general), others g's model.
+func buildWordPiece(t *Tokenizer, g *genPipeline, p *tjParts, general bool) error {
+	md := p.md
+	unk, ok := md.vocab[md.unk]
+	if !ok {
+		return fieldErr("model.unk_token", "%q is not in the vocabulary", md.unk)
 	}
-	t.byteDec = byteLevelDecoder(b.tab)
-	t.computeSentenceEnds(func(id int) []byte { return []byte(t.dec.decode([]string{t.tokens[id]}, t)) })
-	return t, nil
+	t.kind = KindWordPiece
+	wpCleanup := true
+	if d, ok := p.dec.decoder.(*wordPieceDecoder); ok {
+		wpCleanup = d.cleanup
+	}
+	t.wpCleanup = wpCleanup
+	var opts bertOptions
+	fast := g.added == nil && len(p.pres) == 1 && len(p.norms) <= 1 && !general
+	if fast {
+		_, fast = p.pres[0].(bertPre)
+	}
+	if fast && len(p.norms) == 1 {
+		bn, ok := p.norms[0].(bertNorm)
+		fast, opts = ok, bn.opts
+	}
+	t.wp = newWordPiece(md.vocab, unk, md.prefix, md.maxChars, opts)
+	if !fast {
+		t.wp = nil
+		g.model = &wordPieceModel{wp: newWordPiece(md.vocab, unk, md.prefix, md.maxChars, bertOptions{})}
+	}
+	return nil
 }
 
 // checkAddedIDs requires each added token's id to be the one Hugging Face

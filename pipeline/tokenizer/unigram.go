@@ -133,89 +133,82 @@ func newUnigram(pieces []vocabPiece, opt unigramOptions) (*unigram, error) {
 	for i := range u.byteID {
 		u.byteID[i] = -1
 	}
-	var keys []string
-	var vals []int32
+	var err error
 	if opt.hf {
-		u.score64 = make([]float64, len(pieces))
-		minScore := math.Inf(1)
-		for i, p := range pieces {
-			if p.piece == "" {
-				return nil, fmt.Errorf("unigram: vocab entry %d is empty", i)
-			}
-			u.score64[i] = p.score
-			minScore = min(minScore, p.score)
-			keys = append(keys, p.piece)
-			vals = append(vals, int32(i))
-		}
-		u.unk64 = minScore - kUnkPenalty
-		if opt.unkID >= int32(len(pieces)) {
-			return nil, fmt.Errorf("unigram: unk_id %d is outside the vocabulary (%d entries)", opt.unkID, len(pieces))
-		}
-		u.unkID = max(opt.unkID, -1)
-		t, err := buildDATrie(keys, vals)
-		if err != nil {
-			return nil, err
-		}
-		u.trie, u.hfVocab = t, t
-		u.hasBytes = true
-		for b := range 256 {
-			u.byteID[b] = t.lookup([]byte(fmt.Sprintf("<0x%02X>", b)))
-			if u.byteID[b] < 0 {
-				u.hasBytes = false
-			}
-		}
-		return u, nil
+		err = u.initHF(pieces, opt.unkID)
+	} else {
+		err = u.initSP(pieces)
 	}
-
-	u.score32 = make([]float32, len(pieces))
-	u.scoreSP = make([]float64, len(pieces))
-	userDef := make([]bool, len(pieces))
-	// SentencePiece starts from FLT_MAX and FLT_MIN (the smallest normal
-	// float, 0x1p-126: with only negative scores max_score stays there).
-	minScore, maxScore := float32(math.MaxFloat32), float32(0x1p-126)
-	if err := checkSPPieces(pieces); err != nil {
+	if err != nil {
 		return nil, err
 	}
+	return u, nil
+}
+
+// initHF sets up Hugging Face's semantics: every piece is in the trie, the
+// unknown score is the lowest score minus kUnkPenalty, and byte fallback
+// uses the <0xNN> pieces when all 256 are there.
+func (u *unigram) initHF(pieces []vocabPiece, unkID int32) error {
+	var keys []string
+	var vals []int32
+	u.score64 = make([]float64, len(pieces))
+	minScore := math.Inf(1)
 	for i, p := range pieces {
-		s := float32(p.score)
-		u.score32[i] = s
-		switch p.typ {
-		case spNormal:
-			minScore, maxScore = min(minScore, s), max(maxScore, s)
-			keys, vals = append(keys, p.piece), append(vals, int32(i))
-		case spUserDefined:
-			userDef[i] = true
-			keys, vals = append(keys, p.piece), append(vals, int32(i))
-		case spUnknown:
-			if u.unkID >= 0 {
-				return nil, fmt.Errorf("pieces[%d]: unk is already defined (pieces[%d])", i, u.unkID)
-			}
-			u.unkID = int32(i)
-		case spByte:
-			b, ok := pieceByte(p.piece)
-			if !ok {
-				return nil, fmt.Errorf("pieces[%d]: byte piece %q is invalid", i, p.piece)
-			}
-			if !opt.byteFallback {
-				return nil, fmt.Errorf("pieces[%d]: byte piece %q is found although byte_fallback is false", i, p.piece)
-			}
-			u.byteID[b] = int32(i)
+		if p.piece == "" {
+			return fmt.Errorf("unigram: vocab entry %d is empty", i)
+		}
+		u.score64[i] = p.score
+		minScore = min(minScore, p.score)
+		keys = append(keys, p.piece)
+		vals = append(vals, int32(i))
+	}
+	u.unk64 = minScore - kUnkPenalty
+	if unkID >= int32(len(pieces)) {
+		return fmt.Errorf("unigram: unk_id %d is outside the vocabulary (%d entries)", unkID, len(pieces))
+	}
+	u.unkID = max(unkID, -1)
+	t, err := buildDATrie(keys, vals)
+	if err != nil {
+		return err
+	}
+	u.trie, u.hfVocab = t, t
+	u.hasBytes = true
+	for b := range 256 {
+		u.byteID[b] = t.lookup([]byte(fmt.Sprintf("<0x%02X>", b)))
+		if u.byteID[b] < 0 {
+			u.hasBytes = false
 		}
 	}
-	if u.unkID < 0 {
-		return nil, errors.New("unk is not defined (no piece of type UNKNOWN)")
+	return nil
+}
+
+// initSP sets up SentencePiece's semantics (unigram_model.cc): NORMAL and
+// USER_DEFINED pieces in the trie, one UNKNOWN piece, BYTE pieces only
+// with byte fallback, float32 scores.
+func (u *unigram) initSP(pieces []vocabPiece) error {
+	u.score32 = make([]float32, len(pieces))
+	u.scoreSP = make([]float64, len(pieces))
+	if err := checkSPPieces(pieces); err != nil {
+		return err
 	}
-	if opt.byteFallback {
+	keys, vals, userDef, maxScore, err := u.spPieces(pieces)
+	if err != nil {
+		return err
+	}
+	if u.unkID < 0 {
+		return errors.New("unk is not defined (no piece of type UNKNOWN)")
+	}
+	if u.byteFB {
 		for b, id := range u.byteID {
 			if id < 0 {
-				return nil, fmt.Errorf("there are not 256 byte pieces although byte_fallback is true (<0x%02X> is missing)", b)
+				return fmt.Errorf("there are not 256 byte pieces although byte_fallback is true (<0x%02X> is missing)", b)
 			}
 		}
 	}
 	if len(keys) == 0 {
-		return nil, errors.New("no entry is found in the trie (no NORMAL or USER_DEFINED piece)")
+		return errors.New("no entry is found in the trie (no NORMAL or USER_DEFINED piece)")
 	}
-	u.unk32, u.max32 = minScore-float32(kUnkPenalty), maxScore
+	u.max32 = maxScore
 	for i, p := range pieces {
 		// The C++ ternary (user-defined ? length·max_score − 0.1 : score)
 		// is a double: length·max_score a float product, then − 0.1 in
@@ -228,10 +221,49 @@ func newUnigram(pieces []vocabPiece, opt unigramOptions) (*unigram, error) {
 	}
 	t, err := buildDATrie(keys, vals)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	u.trie = t
-	return u, nil
+	return nil
+}
+
+// spPieces reads the pieces' scores and types for initSP: the trie's keys
+// and values, which pieces are USER_DEFINED, and the highest NORMAL score;
+// it sets the unknown id and score and the byte pieces.
+func (u *unigram) spPieces(pieces []vocabPiece) (keys []string, vals []int32, userDef []bool, maxScore float32, err error) {
+	userDef = make([]bool, len(pieces))
+	// SentencePiece starts from FLT_MAX and FLT_MIN (the smallest normal
+	// float, 0x1p-126: with only negative scores max_score stays there).
+	minScore := float32(math.MaxFloat32)
+	maxScore = float32(0x1p-126)
+	for i, p := range pieces {
+		s := float32(p.score)
+		u.score32[i] = s
+		switch p.typ {
+		case spNormal:
+			minScore, maxScore = min(minScore, s), max(maxScore, s)
+			keys, vals = append(keys, p.piece), append(vals, int32(i))
+		case spUserDefined:
+			userDef[i] = true
+			keys, vals = append(keys, p.piece), append(vals, int32(i))
+		case spUnknown:
+			if u.unkID >= 0 {
+				return nil, nil, nil, 0, fmt.Errorf("pieces[%d]: unk is already defined (pieces[%d])", i, u.unkID)
+			}
+			u.unkID = int32(i)
+		case spByte:
+			b, ok := pieceByte(p.piece)
+			if !ok {
+				return nil, nil, nil, 0, fmt.Errorf("pieces[%d]: byte piece %q is invalid", i, p.piece)
+			}
+			if !u.byteFB {
+				return nil, nil, nil, 0, fmt.Errorf("pieces[%d]: byte piece %q is found although byte_fallback is false", i, p.piece)
+			}
+			u.byteID[b] = int32(i)
+		}
+	}
+	u.unk32 = minScore - float32(kUnkPenalty)
+	return keys, vals, userDef, maxScore, nil
 }
 
 // checkSPPieces applies SentencePiece's InitializePieces checks: pieces are
