@@ -668,7 +668,8 @@ func (m *tjModel) objVocab(mp *fastModelParts) error {
 	return nil
 }
 
-// parseBPE reads BPE's options; dropout must be null or 0 (random merges would give other ids).
+// parseBPE reads BPE's options; dropout must be null or 0 (random merges
+// would give other ids).
 func (m *tjModel) parseBPE(o jobj, mp *fastModelParts) error {
 	if err := o.keys("dropout", "unk_token", "continuing_subword_prefix", "end_of_word_suffix", "fuse_unk",
 		"byte_fallback", "ignore_merges", "vocab", "merges"); err != nil {
