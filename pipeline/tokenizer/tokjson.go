@@ -603,6 +603,9 @@ type tjModel struct {
 	unkID                 int // Unigram, -1 none
 }
 
+// parseModel reads the model section (its vocabulary and merges already
+// decoded by splitTokenizerJSON): BPE, WordPiece, WordLevel or Unigram, by
+// its type, or by its fields when it has none.
 func parseModel(mp *fastModelParts) (*tjModel, error) {
 	if mp == nil {
 		return nil, fieldErr("model", "missing, or not an object")
@@ -665,6 +668,8 @@ func (m *tjModel) objVocab(mp *fastModelParts) error {
 	return nil
 }
 
+// parseBPE reads BPE's options; dropout must be null or 0 (random merges
+// would give other ids).
 func (m *tjModel) parseBPE(o jobj, mp *fastModelParts) error {
 	if err := o.keys("dropout", "unk_token", "continuing_subword_prefix", "end_of_word_suffix", "fuse_unk",
 		"byte_fallback", "ignore_merges", "vocab", "merges"); err != nil {
@@ -701,6 +706,7 @@ func (m *tjModel) parseBPE(o jobj, mp *fastModelParts) error {
 	return err
 }
 
+// parseWordPiece reads WordPiece's options, with HF's defaults.
 func (m *tjModel) parseWordPiece(o jobj, mp *fastModelParts) error {
 	if err := o.keys("unk_token", "continuing_subword_prefix", "max_input_chars_per_word", "vocab"); err != nil {
 		return err
@@ -720,6 +726,7 @@ func (m *tjModel) parseWordPiece(o jobj, mp *fastModelParts) error {
 	return err
 }
 
+// parseWordLevel reads WordLevel's options, with HF's defaults.
 func (m *tjModel) parseWordLevel(o jobj, mp *fastModelParts) error {
 	if err := o.keys("unk_token", "vocab"); err != nil {
 		return err
@@ -733,6 +740,7 @@ func (m *tjModel) parseWordLevel(o jobj, mp *fastModelParts) error {
 	return err
 }
 
+// parseUnigram reads Unigram's list of [piece, score] and options.
 func (m *tjModel) parseUnigram(o jobj, mp *fastModelParts) error {
 	if err := o.keys("unk_id", "vocab", "byte_fallback"); err != nil {
 		return err
