@@ -130,7 +130,7 @@ func FuzzTiktoken(f *testing.F) {
 // FuzzRegex: any pattern compiles or is an error, and a compiled one
 // matches text without panicking.
 func FuzzRegex(f *testing.F) {
-	for _, s := range []string{patGPT2, patCL100K, patO200K, `(?<=a)b|(?!c)\s*$`, `[\p{L}&&[^a-z]]+?`, `(?>a|ab)c{2,3}+`, `(?i:'s)\b|\B.`} {
+	for _, s := range []string{patGPT2, patCL100K, patO200K, `(?<=a)b|(?!c)\s*$`, `[\p{L}&&[^a-z]]+?`, `(?>a|ab)c{2,3}+`, `(?i:'s)\b|\B.`, `[a-\p]`, `[a-\p{`, `[a-\pL]`} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, pat string) {
@@ -148,6 +148,30 @@ func FuzzRegex(f *testing.F) {
 			}
 		})
 	})
+}
+
+// A class escape where a range ends is an error naming it, not a crash or
+// a misleading message.
+func TestRegexBadRangeEnd(t *testing.T) {
+	for pat, want := range map[string]string{
+		`[a-\p]`: "", `[a-\p{`: "", `[a-\p{Foo}]`: "Foo", `[a-\pL]`: "needs {NAME}", `[a-\d]`: "bad range end", `[a-\x{7A}]`: "-",
+	} {
+		re, err := compileRegex(pat)
+		switch {
+		case want == "-":
+			n := 0
+			var m reMatcher
+			if err != nil {
+				t.Errorf("%s: %v", pat, err)
+			} else if m.findAll(re, []byte("az{"), func(int, int) { n++ }) != nil || n != 2 {
+				t.Errorf("%s: %d matches in \"az{\"; want 2", pat, n)
+			}
+		case err == nil:
+			t.Errorf("%s compiled; want an error", pat)
+		case !strings.Contains(err.Error(), want):
+			t.Errorf("%s: %v; want it to say %q", pat, err, want)
+		}
+	}
 }
 
 // TestFuzzSeedsLoad keeps the fuzzers' seeds valid, so that fuzzing starts

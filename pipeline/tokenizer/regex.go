@@ -783,7 +783,9 @@ func (p *reParser) rangeEnd() (rune, error) {
 	case '[':
 		return 0, p.errf("bad range")
 	case '\\':
-		if _, ok, _ := p.escapeClass(); ok {
+		if _, ok, err := p.escapeClass(); err != nil {
+			return 0, err
+		} else if ok {
 			return 0, p.errf("bad range end")
 		}
 		return p.escapedRune()
