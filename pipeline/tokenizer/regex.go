@@ -595,6 +595,9 @@ func (p *reParser) parseEscape(f reFlags) (*reNode, error) {
 
 // escapedRune reads a single-character escape at p.pos.
 func (p *reParser) escapedRune() (rune, error) {
+	if p.pos+1 >= len(p.src) {
+		return 0, p.errf("a pattern that ends in \\")
+	}
 	c := p.src[p.pos+1]
 	p.pos += 2
 	switch c {
