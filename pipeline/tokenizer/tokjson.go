@@ -213,15 +213,21 @@ func (b *tjBuilder) normalizers(field string, raw json.RawMessage, out []normali
 
 // normalizerSeq reads a Sequence's normalizers into out.
 func (b *tjBuilder) normalizerSeq(o jobj, out []normalizer) ([]normalizer, error) {
-	if err := o.keys("normalizers"); err != nil {
+	return sequenceOf(o, "normalizers", out, b.normalizers)
+}
+
+// sequenceOf reads the components listed under key, the one option of a
+// Sequence, each through read, into out.
+func sequenceOf[T any](o jobj, key string, out []T, read func(field string, raw json.RawMessage, out []T) ([]T, error)) ([]T, error) {
+	if err := o.keys(key); err != nil {
 		return nil, err
 	}
-	l, err := o.list("normalizers")
+	l, err := o.list(key)
 	if err != nil {
 		return nil, err
 	}
 	for i, r := range l {
-		if out, err = b.normalizers(fmt.Sprintf("%s.normalizers[%d]", o.field, i), r, out); err != nil {
+		if out, err = read(fmt.Sprintf("%s.%s[%d]", o.field, key, i), r, out); err != nil {
 			return nil, err
 		}
 	}
@@ -372,19 +378,7 @@ func (b *tjBuilder) preTokenizers(field string, raw json.RawMessage, out []preTo
 
 // preTokenizerSeq reads a Sequence's pre-tokenizers into out.
 func (b *tjBuilder) preTokenizerSeq(o jobj, out []preTokenizer) ([]preTokenizer, error) {
-	if err := o.keys("pretokenizers"); err != nil {
-		return nil, err
-	}
-	l, err := o.list("pretokenizers")
-	if err != nil {
-		return nil, err
-	}
-	for i, r := range l {
-		if out, err = b.preTokenizers(fmt.Sprintf("%s.pretokenizers[%d]", o.field, i), r, out); err != nil {
-			return nil, err
-		}
-	}
-	return out, nil
+	return sequenceOf(o, "pretokenizers", out, b.preTokenizers)
 }
 
 // behavior reads a split delimiter behaviour (def when the key is absent).
