@@ -111,6 +111,13 @@ func (c Ints) ptr() unsafe.Pointer {
 	return unsafe.Pointer(unsafe.SliceData(c.u16))
 }
 
+// prefetchBytes hints that b will be read soon.
+func prefetchBytes(b []byte) {
+	if len(b) > 0 {
+		prefetchLines(unsafe.Pointer(unsafe.SliceData(b)), len(b))
+	}
+}
+
 // Bits is one row's loss mask, as the shard stores it: one bit per
 // position (format 2's list<bool>) or one byte (format 1's list<uint8>).
 type Bits struct {
@@ -192,6 +199,14 @@ func (b Bits) Count() int {
 	return countBits(b.bits, b.off, b.n)
 }
 
+// span is the memory that holds the values of a view.
+func (b Bits) span() []byte {
+	if !b.packed {
+		return b.u8
+	}
+	return b.bits[b.off/8 : (b.off+b.n+7)/8]
+}
+
 func (b Bits) slice(lo, hi int) Bits {
 	if !b.packed {
 		return Bits{u8: b.u8[lo:hi:hi], n: hi - lo}
@@ -268,20 +283,39 @@ func (c Ints) maxOf() uint32 {
 	if c.wide {
 		return maxU32(c.i32)
 	}
-	var m uint16
-	for _, x := range c.u16 {
-		m = max(m, x)
-	}
-	return uint32(m)
+	return uint32(maxU16(c.u16))
 }
 
-// maxU32 is the largest value of s as unsigned.
-func maxU32(s []int32) uint32 {
-	var m uint32
-	for _, x := range s {
-		m = max(m, uint32(x))
+// maxU16 is the largest value of s, four running maxima at a time (a
+// single one makes each max wait for the last).
+func maxU16(s []uint16) uint16 {
+	var m0, m1, m2, m3 uint16
+	i := 0
+	for ; i+8 <= len(s); i += 8 {
+		q := s[i : i+8 : i+8]
+		m0, m1, m2, m3 = max(m0, q[0], q[4]), max(m1, q[1], q[5]), max(m2, q[2], q[6]), max(m3, q[3], q[7])
 	}
-	return m
+	for _, x := range s[i:] {
+		m0 = max(m0, x)
+	}
+	return max(m0, m1, m2, m3)
+}
+
+// maxU32 is the largest value of s as unsigned, as maxU16 computes it.
+func maxU32(s []int32) uint32 {
+	var m0, m1, m2, m3 uint32
+	i := 0
+	for ; i+8 <= len(s); i += 8 {
+		q := s[i : i+8 : i+8]
+		m0 = max(m0, uint32(q[0]), uint32(q[4]))
+		m1 = max(m1, uint32(q[1]), uint32(q[5]))
+		m2 = max(m2, uint32(q[2]), uint32(q[6]))
+		m3 = max(m3, uint32(q[3]), uint32(q[7]))
+	}
+	for _, x := range s[i:] {
+		m0 = max(m0, uint32(x))
+	}
+	return max(m0, m1, m2, m3)
 }
 
 // spread8 maps a byte to 8 bytes, bit i of the byte to byte i (0 or 1).

@@ -33,6 +33,13 @@ func TestKernels(t *testing.T) {
 			if m, w := copyMax(a, src32), copyMaxGo(b, src32); m != w || !slices.Equal(a, b) || !slices.Equal(a, src32) {
 				t.Fatalf("copyMax n=%d off=%d: max %d vs %d", n, off, m, w)
 			}
+			if m, w := maxU16(src16), widenMaxGo(b, src16); m != w {
+				t.Fatalf("maxU16 n=%d off=%d: %d, want %d", n, off, m, w)
+			}
+			if m, w := maxU32(src32), copyMaxGo(b, src32); m != w {
+				t.Fatalf("maxU32 n=%d off=%d: %d, want %d", n, off, m, w)
+			}
+			prefetchBytes(bytesOf(src16)) // any length and alignment, even 0
 			c, d := make([]uint16, n), make([]uint16, n)
 			small := make([]int32, n)
 			for i := range small {

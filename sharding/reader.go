@@ -818,6 +818,25 @@ func (r *Reader) rangeError(i int64) error {
 	return fmt.Errorf("sharding: row %d out of range [0, %d) in %s", i, r.rows, r.dir)
 }
 
+// Prefetch hints to the processor that global row i will be viewed soon:
+// a prefetch of the entries that place it in its record batch (its offsets,
+// sep, objective, document id and source length), so that a loader looking
+// up many rows from all over the shards overlaps their memory reads. It
+// reads nothing of the row and does nothing for a row out of range.
+func (r *Reader) Prefetch(i int64) {
+	if i < 0 || i >= r.rows {
+		return
+	}
+	l := r.locate(i)
+	b := &r.shards[l.shard].batches[l.batch]
+	j := l.row
+	prefetchBytes(bytesOf(b.offs[j : j+2]))
+	prefetchBytes(bytesOf(b.sep[j : j+1]))
+	prefetchBytes(bytesOf(b.obj[j : j+1]))
+	prefetchBytes(bytesOf(b.docID[j : j+1]))
+	prefetchBytes(bytesOf(b.nsrc[j : j+1]))
+}
+
 // viewAt returns global row i, which lies at l, unchecked.
 func (r *Reader) viewAt(l loc, i int64) RowView {
 	b := &r.shards[l.shard].batches[l.batch]
@@ -887,6 +906,18 @@ func (v *RowView) Widen(dst masking.Columns[[]int32, []uint8]) error {
 		return v.src.checkMax(v.at, v.global, v, ids, pos, block)
 	}
 	return nil
+}
+
+// Prefetch hints to the processor that the row's columns will be read
+// soon: a prefetch for each cache line they occupy, so that a loader
+// gathering rows from all over the shards overlaps the memory reads of the
+// next row with the copy of this one. It reads nothing and cannot fail.
+func (v *RowView) Prefetch() {
+	prefetchBytes(v.Input.bytes())
+	prefetchBytes(v.Target.bytes())
+	prefetchBytes(v.Pos.bytes())
+	prefetchBytes(v.BlockPos.bytes())
+	prefetchBytes(v.LossMask.span())
 }
 
 // gather copies c into dst, widening it to int32, and when track is set

@@ -185,6 +185,20 @@ func TestRowAliasesMapping(t *testing.T) {
 			if uintptr(loss) < lo || lossEnd > hi {
 				t.Fatalf("format %d row %d: loss mask outside the mapping", format, i)
 			}
+			// What Prefetch hints at is the row's own loss mask bytes.
+			sp := v.LossMask.span()
+			if p := uintptr(unsafe.Pointer(unsafe.SliceData(sp))); len(sp) > 0 && (p < lo || p+uintptr(len(sp)) > hi) {
+				t.Fatalf("format %d row %d: loss mask span outside the mapping", format, i)
+			}
+			want := v.Len()
+			if format == 2 {
+				want = (v.LossMask.off+v.Len()+7)/8 - v.LossMask.off/8
+			}
+			if len(sp) != want {
+				t.Fatalf("format %d row %d: loss mask span of %d bytes, want %d", format, i, len(sp), want)
+			}
+			r.Prefetch(i)
+			v.Prefetch()
 			if in, ok := v.Input.Uint16(); ok && cap(in) != len(in) || format == 1 && cap(v.Input.i32) != len(v.Input.i32) {
 				t.Fatalf("row %d: capacity past the row: append would write into the mapping", i)
 			}
@@ -192,10 +206,14 @@ func TestRowAliasesMapping(t *testing.T) {
 		var sink int
 		i := int64(0)
 		allocs := testing.AllocsPerRun(1000, func() {
+			r.Prefetch(i % r.Len())
 			v, _ := r.Row(i % r.Len())
+			v.Prefetch()
 			sink += v.Len()
 			i += 7919
 		})
+		r.Prefetch(-1) // out of range: nothing
+		r.Prefetch(r.Len())
 		if allocs != 0 {
 			t.Errorf("format %d: Row allocates %v times per call; want 0", format, allocs)
 		}

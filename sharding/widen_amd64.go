@@ -1,6 +1,10 @@
 package sharding
 
-import "golang.org/x/sys/cpu"
+import (
+	"unsafe"
+
+	"golang.org/x/sys/cpu"
+)
 
 // The AVX2 kernels of widen_amd64.s: 32 (or 16) values per iteration.
 
@@ -72,3 +76,8 @@ func narrowMax(dst []uint16, src []int32) uint32 {
 	}
 	return max(m, narrowMaxGo(dst[n:], src[n:]))
 }
+
+// prefetchLines hints that the n bytes at p (n > 0) will be read soon.
+//
+//go:noescape
+func prefetchLines(p unsafe.Pointer, n int)

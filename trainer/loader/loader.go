@@ -332,13 +332,14 @@ func Open(ctx context.Context, spec string, opts Options, open ...sharding.OpenO
 // filler gathers rows into batches; each worker has its own.
 type filler struct {
 	views []sharding.RowView
+	ds    []int
 	rows  []int64
 	mix   *mixCache
 }
 
 func (l *Loader) newFiller() *filler {
 	B := l.opts.Batch
-	f := &filler{views: make([]sharding.RowView, B), rows: make([]int64, B)}
+	f := &filler{views: make([]sharding.RowView, B), ds: make([]int, B), rows: make([]int64, B)}
 	if l.ord.mix != nil {
 		f.mix = l.ord.mix.newCache()
 	}
@@ -350,6 +351,10 @@ func (l *Loader) atEnd(g uint64) bool {
 	stride := uint64(l.opts.World) * uint64(l.opts.Batch)
 	return g >= l.end || l.opts.DropLast && l.end-g < stride
 }
+
+// prefetchRows is how many rows ahead of the one it copies fill asks the
+// processor to fetch.
+const prefetchRows = 2
 
 // fill gathers this rank's rows of the global batch at g into b and
 // returns the position of the next global batch. It reads each row
@@ -368,19 +373,29 @@ func (l *Loader) fill(f *filler, b *Batch, g uint64) (uint64, error) {
 			break
 		}
 		d, row := l.ord.at(p, f.mix)
-		v, err := l.srcs[d].Reader.View(row)
+		l.srcs[d].Reader.Prefetch(row)
+		f.ds[j], f.rows[j] = d, row
+		n++
+	}
+	for j := range n {
+		v, err := l.srcs[f.ds[j]].Reader.View(f.rows[j])
 		if err != nil {
 			return g, err
 		}
-		f.views[j], f.rows[j] = v, row
+		f.views[j] = v
 		T = max(T, v.Len())
-		n++
 	}
 	if n == 0 {
 		return g, io.EOF
 	}
 	b.resize(n, T, l.capHint)
+	for j := range min(n, prefetchRows) {
+		f.views[j].Prefetch()
+	}
 	for j := range n {
+		if j+prefetchRows < n {
+			f.views[j+prefetchRows].Prefetch()
+		}
 		v := &f.views[j]
 		lo, L, hi := j*T, j*T+v.Len(), (j+1)*T
 		if err := v.Widen(b.rowAt(lo, L)); err != nil {
