@@ -1,8 +1,11 @@
 package tokenizer
 
 import (
+	"cmp"
 	"fmt"
-	"sort"
+	"slices"
+	"strings"
+	"unicode/utf8"
 )
 
 // daTrie is a double-array trie over byte strings, read-only once built:
@@ -59,6 +62,24 @@ func (t *daTrie) lookup(key []byte) int32 {
 	return t.nodes[s].val
 }
 
+// longestPiece returns the value and length of the longest non-empty w[:n]
+// such that the key reaching s followed by w[:n] is in the trie and n is a
+// character boundary of w (w valid UTF-8), or -1 and 0 when there is none:
+// WordPiece's greedy longest match, from the root for a word's first piece
+// and from the prefix's node for the others.
+func (t *daTrie) longestPiece(s int32, w []byte) (val int32, n int) {
+	val = -1
+	for i, b := range w {
+		if s = t.child(s, b); s < 0 {
+			break
+		}
+		if v := t.nodes[s].val; v >= 0 && (i+1 == len(w) || utf8.RuneStart(w[i+1])) {
+			val, n = v, i+1
+		}
+	}
+	return val, n
+}
+
 // buildDATrie builds a trie of keys (non-empty) with values[i] for keys[i].
 func buildDATrie(keys []string, values []int32) (*daTrie, error) {
 	if len(keys) != len(values) {
@@ -69,7 +90,12 @@ func buildDATrie(keys []string, values []int32) (*daTrie, error) {
 	for i := range idx {
 		idx[i] = i
 	}
-	sort.SliceStable(idx, func(a, b int) bool { return keys[idx[a]] < keys[idx[b]] })
+	slices.SortFunc(idx, func(a, b int) int {
+		if c := strings.Compare(keys[a], keys[b]); c != 0 {
+			return c
+		}
+		return cmp.Compare(a, b)
+	})
 
 	b := &daBuilder{t: &daTrie{}, firstFree: 1}
 	b.grow(256)
@@ -128,12 +154,14 @@ type daPending struct {
 
 // grow makes the trie at least n slots long, the new ones free.
 func (b *daBuilder) grow(n int) {
+	if len(b.t.nodes) >= n {
+		return
+	}
+	n = max(n, 2*len(b.t.nodes))
 	for len(b.t.nodes) < n {
 		b.t.nodes = append(b.t.nodes, daNode{check: -1, val: -1})
 	}
-	for len(b.used) < n {
-		b.used = append(b.used, false)
-	}
+	b.used = append(b.used, make([]bool, n-len(b.used))...)
 }
 
 // findBase returns the first base ≥ 1 - labels[0] from the first free slot

@@ -1,6 +1,8 @@
 package tokenizer
 
 import (
+	"encoding/binary"
+	"math/bits"
 	"unicode/utf8"
 
 	"golang.org/x/text/unicode/norm"
@@ -41,31 +43,55 @@ type asciiClass struct {
 // wordPiece is a read-only WordPiece model with Hugging Face's
 // BertNormalizer and BertPreTokenizer in front of it.
 type wordPiece struct {
-	opts       bertOptions
-	vocab      map[string]int32 // every entry, as in the vocabulary file
-	cont       map[string]int32 // continuation pieces, keyed without the prefix
-	prefix     string           // continuing_subword_prefix, usually "##"
-	maxLen     int              // longest key of vocab, in bytes
-	maxContLen int              // longest key of cont, in bytes
-	unk        int32
-	maxChars   int // max_input_chars_per_word
-	ascii      [128]asciiClass
-	tab        *charTables
+	opts     bertOptions
+	vocab    map[string]int32 // every entry, as in the vocabulary file
+	cont     map[string]int32 // continuation pieces, keyed without the prefix
+	prefix   string           // continuing_subword_prefix, usually "##"
+	unk      int32
+	maxChars int // max_input_chars_per_word
+	// The entries of vocab as a trie: appendWord finds each piece, the
+	// longest entry that starts the rest of the word (after the prefix, for
+	// all but the first), in one walk from the root or from the prefix's
+	// node (contNode: -1 when no entry starts with the prefix) instead of a
+	// map lookup per candidate length.
+	trie     *daTrie
+	contNode int32
+	words    wordTable // the entries of vocab of at most 16 bytes
+	ascii    [128]asciiClass
+	tab      *charTables
+}
+
+// trieOf returns a trie of m's non-empty keys.
+func trieOf(m map[string]int32) *daTrie {
+	keys := make([]string, 0, len(m))
+	ids := make([]int32, 0, len(m))
+	for k, id := range m {
+		if k != "" && id >= 0 {
+			keys = append(keys, k)
+			ids = append(ids, id)
+		}
+	}
+	t, err := buildDATrie(keys, ids)
+	if err != nil {
+		panic(err) // as many keys as values, by construction
+	}
+	return t
 }
 
 func newWordPiece(vocab map[string]int32, unk int32, prefix string, maxChars int, opts bertOptions) *wordPiece {
 	wp := &wordPiece{tab: tables(), opts: opts, vocab: vocab, cont: make(map[string]int32), prefix: prefix, unk: unk, maxChars: maxChars}
 	for k, id := range vocab {
-		wp.maxLen = max(wp.maxLen, len(k))
 		if prefix != "" && len(k) > len(prefix) && k[:len(prefix)] == prefix {
 			c := k[len(prefix):]
 			wp.cont[c] = id
-			wp.maxContLen = max(wp.maxContLen, len(c))
 		}
 	}
 	if prefix == "" {
-		wp.cont, wp.maxContLen = vocab, wp.maxLen
+		wp.cont = vocab
 	}
+	wp.trie = trieOf(vocab)
+	wp.contNode = wp.trie.walk(daRoot, []byte(prefix))
+	wp.words = newWordTable(wp.vocab)
 	for b := range wp.ascii {
 		cl := wp.tab.class(rune(b))
 		c := asciiClass{kind: kWord, b: byte(b)}
@@ -246,38 +272,108 @@ func (wp *wordPiece) appendWord(dst []int32, w []byte, n int) []int32 {
 	if n > wp.maxChars {
 		return append(dst, wp.unk)
 	}
-	if id, ok := wp.vocab[string(w)]; ok {
+	if id, ok := wp.words.lookup(w); ok {
 		return append(dst, id)
 	}
 	mark := len(dst)
-	for start := 0; start < len(w); {
-		m, lim := wp.vocab, wp.maxLen
-		if start > 0 {
-			m, lim = wp.cont, wp.maxContLen
-		}
-		end := len(w)
-		if end-start > lim {
-			end = start + lim
-			for end > start && !utf8.RuneStart(w[end]) {
-				end--
-			}
-		}
-		found := false
-		for end > start {
-			if id, ok := m[string(w[start:end])]; ok {
-				dst = append(dst, id)
-				found = true
-				break
-			}
-			end--
-			for end > start && !utf8.RuneStart(w[end]) {
-				end--
-			}
-		}
-		if !found {
+	for start, from := 0, int32(daRoot); start < len(w); from = wp.contNode {
+		if from < 0 {
 			return append(dst[:mark], wp.unk)
 		}
-		start = end
+		id, n := wp.trie.longestPiece(from, w[start:])
+		if id < 0 {
+			return append(dst[:mark], wp.unk)
+		}
+		dst = append(dst, id)
+		start += n
 	}
 	return dst
+}
+
+// wordTable holds the entries of a vocabulary of at most 16 bytes, each in
+// a slot of an open-addressing table with its bytes inline, so that looking
+// up a whole word (what most words of a text are) costs one hash of two
+// words and, mostly, one cache line. It is exact: a word of at most 16
+// bytes that it does not hold is not in the vocabulary.
+type wordTable struct {
+	slots []wordSlot
+	shift uint // 64 − log2(len(slots))
+}
+
+// wordSlot is one entry: the key's bytes little-endian and zero-padded,
+// its length (0: an empty slot) and its id.
+type wordSlot struct {
+	k0, k1 uint64
+	n, id  int32
+}
+
+func newWordTable(vocab map[string]int32) wordTable {
+	n := 0
+	for k := range vocab {
+		if k != "" && len(k) <= 16 {
+			n++
+		}
+	}
+	lg := bits.Len(uint(2 * n)) // at most half full
+	t := wordTable{slots: make([]wordSlot, 1<<lg), shift: uint(64 - lg)}
+	for k, id := range vocab {
+		if k == "" || len(k) > 16 {
+			continue
+		}
+		k0, k1 := packWord([]byte(k))
+		i := t.home(k0, k1, len(k))
+		for t.slots[i].n != 0 {
+			i = (i + 1) & (len(t.slots) - 1)
+		}
+		t.slots[i] = wordSlot{k0: k0, k1: k1, n: int32(len(k)), id: id}
+	}
+	return t
+}
+
+// packWord returns w's bytes (at most 16) as two little-endian words,
+// zero-padded. When w's array has room it loads the two words straight
+// from it and masks off what follows w (a copy into a zeroed array would
+// make each load wait for the bytes stored before it).
+func packWord(w []byte) (k0, k1 uint64) {
+	n := len(w)
+	if cap(w) < 16 {
+		var b [16]byte
+		copy(b[:], w)
+		return binary.LittleEndian.Uint64(b[:8]), binary.LittleEndian.Uint64(b[8:])
+	}
+	b := w[:16]
+	k0, k1 = binary.LittleEndian.Uint64(b[:8]), binary.LittleEndian.Uint64(b[8:])
+	if n < 8 {
+		return k0 & (1<<(8*n) - 1), 0
+	}
+	return k0, k1 & (1<<(8*(n-8)) - 1)
+}
+
+// home is the first slot to probe for a key.
+func (t *wordTable) home(k0, k1 uint64, n int) int {
+	h := (k0 ^ bits.RotateLeft64(k1, 31) ^ uint64(n)) * 0x9E3779B97F4A7C15
+	return int(h >> t.shift)
+}
+
+// lookup returns w's id when w is an entry of at most 16 bytes.
+func (t *wordTable) lookup(w []byte) (int32, bool) {
+	if len(w) > 16 || len(w) == 0 {
+		return 0, false
+	}
+	k0, k1 := packWord(w)
+	return t.find(k0, k1, len(w))
+}
+
+// find returns the id of the entry of n bytes packed in k0 and k1.
+func (t *wordTable) find(k0, k1 uint64, n int) (int32, bool) {
+	mask := len(t.slots) - 1
+	for i := t.home(k0, k1, n); ; i = (i + 1) & mask {
+		s := &t.slots[i]
+		if s.n == 0 {
+			return 0, false
+		}
+		if s.k0 == k0 && s.k1 == k1 && int(s.n) == n {
+			return s.id, true
+		}
+	}
 }
