@@ -260,6 +260,11 @@ type maskJob struct {
 	readSum string    // the last job: sha256 of the raw bytes read
 }
 
+// recycle empties a written job for the next, keeping its buffers.
+func (j *maskJob) recycle() {
+	*j = maskJob{tokens: j.tokens[:0], samples: j.samples[:0], rows: j.rows[:0]}
+}
+
 // runTask runs one task of plan, resuming after prev's shards when prev is
 // an incomplete record of an earlier run. It writes the task's shards and
 // record into env.Dir and returns the final record.
@@ -294,12 +299,15 @@ func runTask(ctx context.Context, plan *Plan, env *Env, t Task, prev *TaskRecord
 	tctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	ch := make(chan *maskJob, 2)
+	// Jobs go round: once a job's rows are written, its buffers (tokens,
+	// samples and the rows' columns) carry the next one.
+	jobs := &sync.Pool{New: func() any { return new(maskJob) }}
 	var err1 error
 	done1 := make(chan struct{})
 	go func() {
 		defer close(done1)
 		defer close(ch)
-		if err1 = env.tokenize(tctx, plan, r, in, rp, rec, ch); err1 != nil {
+		if err1 = env.tokenize(tctx, plan, r, in, rp, rec, ch, jobs); err1 != nil {
 			cancel()
 		}
 	}()
@@ -311,7 +319,14 @@ func runTask(ctx context.Context, plan *Plan, env *Env, t Task, prev *TaskRecord
 			return nil, false, ctx.Err()
 		}
 	}
-	err2 := mapOrdered(tctx, env.workers(), receive, env.masker(plan, in.Path), func(j *maskJob) error { return tw.write(j, r) })
+	err2 := mapOrdered(tctx, env.workers(), receive, env.masker(plan, in.Path), func(j *maskJob) error {
+		if err := tw.write(j, r); err != nil {
+			return err
+		}
+		j.recycle()
+		jobs.Put(j)
+		return nil
+	})
 	if err2 != nil {
 		cancel()
 	}
@@ -510,8 +525,8 @@ func growSamples(s []masking.Sample, n int) []masking.Sample {
 // tokenize is stage 1 of a task: it reads records, tokenizes them on
 // the env's workers, packs them into samples in order and sends batches
 // of samples on ch, the last one with the task's final counts.
-func (env *Env) tokenize(ctx context.Context, plan *Plan, r records, in Input, rp ResumePoint, rec *TaskRecord, ch chan<- *maskJob) error {
-	tr := &taskReader{env: env, r: r, path: in.Path, ch: ch, cur: &maskJob{},
+func (env *Env) tokenize(ctx context.Context, plan *Plan, r records, in Input, rp ResumePoint, rec *TaskRecord, ch chan<- *maskJob, free *sync.Pool) error {
+	tr := &taskReader{env: env, r: r, path: in.Path, ch: ch, cur: free.Get().(*maskJob), free: free,
 		encoders: make(chan Encoder, env.workers()),
 		jobs:     sync.Pool{New: func() any { return new(tokJob) }}}
 	for range env.workers() {
@@ -552,6 +567,7 @@ type taskReader struct {
 	p        *packer
 	cur      *maskJob // being filled
 	ch       chan<- *maskJob
+	free     *sync.Pool // of *maskJob, emptied by recycle
 }
 
 // read fills a job with the next records, up to jobBytes or jobRecords.
@@ -644,7 +660,7 @@ func (tr *taskReader) add(ctx context.Context, s packed, tokens []int32) error {
 func (tr *taskReader) send(ctx context.Context) error {
 	select {
 	case tr.ch <- tr.cur:
-		tr.cur = &maskJob{}
+		tr.cur = tr.free.Get().(*maskJob)
 		return nil
 	case <-ctx.Done():
 		return ctx.Err()
