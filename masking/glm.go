@@ -110,6 +110,7 @@ func (m *Masker) MaskTo(s *Sample, key uint64, epoch uint32, tokens []int32) err
 
 func (m *Masker) check(t []int32) error {
 	ids := m.cfg.IDs
+	reserved := ids.reserved()
 	if len(t) == 0 || t[0] != ids.CLS {
 		return ErrNoCLS
 	}
@@ -121,7 +122,7 @@ func (m *Masker) check(t []int32) error {
 				return fmt.Errorf("masking: [CLS] at %d does not follow an eos", i)
 			}
 		case id == ids.EOS:
-		case ids.reserved(id):
+		case reserved.has(id):
 			return fmt.Errorf("masking: source token %d at %d is a token the masker inserts", id, i)
 		case id < 0:
 			return fmt.Errorf("masking: negative token id %d at %d", id, i)
@@ -363,17 +364,13 @@ func (s *Sample) build(t []int32, maskID int32, ids SpecialIDs) {
 	sc.maskPos = sc.maskPos[:0]
 	last := int32(0)
 	for _, sp := range sc.sorted {
-		for i := last; i < sp.Start; i++ {
-			s.push(t[i], t[i], 0, int32(len(s.Input)), 0)
-		}
+		s.pushSource(t[last:sp.Start])
 		p := int32(len(s.Input))
 		sc.maskPos = append(sc.maskPos, p)
 		s.push(maskID, maskID, 0, p, 0)
 		last = sp.End
 	}
-	for i := int(last); i < len(t); i++ {
-		s.push(t[i], t[i], 0, int32(len(s.Input)), 0)
-	}
+	s.pushSource(t[last:])
 	s.Sep = int32(len(s.Input))
 	for _, sp := range s.Spans {
 		k, _ := slices.BinarySearchFunc(sc.sorted, sp.Start, func(a Span, start int32) int { return int(a.Start - start) })
@@ -394,9 +391,7 @@ func (s *Sample) build(t []int32, maskID int32, ids SpecialIDs) {
 // last token, and the loss follows the dataset's rule (0 on [CLS]).
 func (s *Sample) suffix(t []int32, D int, maskID int32, ids SpecialIDs) {
 	L := len(t)
-	for i := range D {
-		s.push(t[i], t[i], 0, int32(i), 0)
-	}
+	s.pushSource(t[:D])
 	s.push(maskID, maskID, 0, int32(D), 0)
 	s.Sep = int32(D + 1)
 	in := ids.SOP

@@ -3,6 +3,7 @@ package masking
 import (
 	"fmt"
 	"iter"
+	"slices"
 	"strings"
 )
 
@@ -83,10 +84,24 @@ func (ids SpecialIDs) MaskID(o Objective, taskMask bool) int32 {
 	return ids.Mask
 }
 
-// reserved reports whether id may never occur in source text: the blank
-// and piece markers that the masker itself inserts.
-func (ids SpecialIDs) reserved(id int32) bool {
-	return id == ids.SOP || id == ids.EOP || id == ids.Mask || id == ids.GMask || id == ids.SMask
+// reserved returns the ids that may never occur in source text: the
+// blank and piece markers that the masker itself inserts.
+func (ids SpecialIDs) reserved() reservedIDs {
+	r := reservedIDs{ids: [...]int32{ids.SOP, ids.EOP, ids.Mask, ids.GMask, ids.SMask}}
+	r.lo, r.hi = slices.Min(r.ids[:]), slices.Max(r.ids[:])
+	return r
+}
+
+// reservedIDs is the set of SpecialIDs.reserved, with its bounds: the
+// per-token checks compare most ids with lo and hi only.
+type reservedIDs struct {
+	ids    [5]int32
+	lo, hi int32
+}
+
+// has reports whether id is reserved.
+func (r *reservedIDs) has(id int32) bool {
+	return id >= r.lo && id <= r.hi && (id == r.ids[0] || id == r.ids[1] || id == r.ids[2] || id == r.ids[3] || id == r.ids[4])
 }
 
 // Span is a half-open range [Start, End) of source token indices.
@@ -158,6 +173,20 @@ func (s *Sample) reset(n int) {
 			*col = make([]int32, 0, c)
 		}
 		s.LossMask = make([]uint8, 0, c)
+	}
+}
+
+// pushSource appends source tokens to Part A as they are: each its own
+// input and target, no loss, its position, block position 0. It is push
+// in a loop, a column at a time.
+func (s *Sample) pushSource(t []int32) {
+	p := int32(len(s.Input))
+	s.Input = append(s.Input, t...)
+	s.Target = append(s.Target, t...)
+	s.LossMask = append(s.LossMask, make([]uint8, len(t))...)
+	s.BlockPos = append(s.BlockPos, make([]int32, len(t))...)
+	for i := range t {
+		s.Pos = append(s.Pos, p+int32(i))
 	}
 }
 

@@ -32,6 +32,7 @@ func (s *Sample) Validate(ids SpecialIDs, taskMask bool) error {
 }
 
 func (s *Sample) validate(ids SpecialIDs, taskMask bool) error {
+	reserved := ids.reserved()
 	n := len(s.Input)
 	if len(s.Target) != n || len(s.LossMask) != n || len(s.Pos) != n || len(s.BlockPos) != n {
 		return fmt.Errorf("field lengths differ: input %d, target %d, loss %d, pos %d, block %d",
@@ -65,7 +66,7 @@ func (s *Sample) validate(ids SpecialIDs, taskMask bool) error {
 			if s.Objective == Token && i > 0 && s.Input[i-1] == maskID {
 				return fmt.Errorf("part A %d: token blanks at %d and %d are adjacent", i, i-1, i)
 			}
-		case ids.reserved(in):
+		case reserved.has(in):
 			return fmt.Errorf("part A %d: token %d is not a blank of a %s row", i, in, s.Objective)
 		case in < 0:
 			return fmt.Errorf("part A %d: negative token %d", i, in)
@@ -104,6 +105,7 @@ func (s *Sample) validate(ids SpecialIDs, taskMask bool) error {
 }
 
 func (s *Sample) validateSegment(ids SpecialIDs, maskID int32, i, j int, seen *bitset) error {
+	reserved := ids.reserved()
 	if s.Input[i] != ids.SOP {
 		return fmt.Errorf("part B %d: span starts with %d, not sop", i, s.Input[i])
 	}
@@ -139,7 +141,7 @@ func (s *Sample) validateSegment(ids SpecialIDs, maskID int32, i, j int, seen *b
 		}
 		tok := s.Target[x]
 		switch {
-		case ids.reserved(tok):
+		case reserved.has(tok):
 			return fmt.Errorf("part B %d: span token %d is a token the masker inserts", x, tok)
 		case tok == ids.EOS:
 			return fmt.Errorf("part B %d: span covers an eos", x)
@@ -151,6 +153,7 @@ func (s *Sample) validateSegment(ids SpecialIDs, maskID int32, i, j int, seen *b
 }
 
 func (s *Sample) validateSuffix(ids SpecialIDs, maskID int32, blanks int) error {
+	reserved := ids.reserved()
 	n, sep := len(s.Input), int(s.Sep)
 	if blanks != 1 || s.Input[sep-1] != maskID {
 		return fmt.Errorf("suffix layout: want one blank, last in part A; have %d", blanks)
@@ -169,7 +172,7 @@ func (s *Sample) validateSuffix(ids SpecialIDs, maskID int32, blanks int) error 
 			return fmt.Errorf("suffix layout %d: input %d is not the previous target %d", x, s.Input[x], s.Target[x-1])
 		case x > sep && s.Input[x] == ids.SOP:
 			return fmt.Errorf("suffix layout %d: second span", x)
-		case ids.reserved(tok):
+		case reserved.has(tok):
 			return fmt.Errorf("suffix layout %d: target %d is a token the masker inserts", x, tok)
 		case s.LossMask[x] != lossRule(tok, ids):
 			return fmt.Errorf("suffix layout %d: loss mask %d for target %d", x, s.LossMask[x], tok)
