@@ -56,7 +56,8 @@ type wordPiece struct {
 	// map lookup per candidate length.
 	trie     *daTrie
 	contNode int32
-	words    wordTable // the entries of vocab of at most 16 bytes
+	words    wordTable  // the entries of vocab of at most 16 bytes
+	byte1    [128]int32 // the id of each one-byte ASCII entry, or -1
 	ascii    [128]asciiClass
 	tab      *charTables
 }
@@ -92,6 +93,12 @@ func newWordPiece(vocab map[string]int32, unk int32, prefix string, maxChars int
 	wp.trie = trieOf(vocab)
 	wp.contNode = wp.trie.walk(daRoot, []byte(prefix))
 	wp.words = newWordTable(wp.vocab)
+	for b := range wp.byte1 {
+		wp.byte1[b] = -1
+		if id, ok := vocab[string(rune(b))]; ok {
+			wp.byte1[b] = id
+		}
+	}
 	for b := range wp.ascii {
 		cl := wp.tab.class(rune(b))
 		c := asciiClass{kind: kWord, b: byte(b)}
@@ -271,6 +278,9 @@ func (wp *wordPiece) feed(dst []int32, word []byte, n int, r rune) ([]byte, int,
 func (wp *wordPiece) appendWord(dst []int32, w []byte, n int) []int32 {
 	if n > wp.maxChars {
 		return append(dst, wp.unk)
+	}
+	if len(w) == 1 && w[0] < utf8.RuneSelf && wp.byte1[w[0]] >= 0 {
+		return append(dst, wp.byte1[w[0]]) // punctuation, mostly
 	}
 	if id, ok := wp.words.lookup(w); ok {
 		return append(dst, id)
