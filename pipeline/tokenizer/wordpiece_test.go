@@ -1,6 +1,7 @@
 package tokenizer
 
 import (
+	"fmt"
 	"math/rand/v2"
 	"path/filepath"
 	"slices"
@@ -137,5 +138,45 @@ func TestWordPieceLookupOddVocab(t *testing.T) {
 	}
 	if got := wp.appendWord(nil, []byte("é"), 1); !slices.Equal(got, []int32{5}) {
 		t.Errorf("é: %v, want [5] (not \\xc3 then ##\\xa9)", got)
+	}
+}
+
+// TestWordPieceLookupRandomVocab compares appendWord with the map lookups
+// on random vocabularies over a small alphabet (so that entries share
+// prefixes, run past 16 bytes and split characters), with the usual, an
+// empty and an unusual continuation prefix.
+func TestWordPieceLookupRandomVocab(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	alphabet := []string{"a", "b", "é", "\xc3", "\xa9", "語", "#", "x"}
+	word := func(n int) string {
+		var b []byte
+		for range n {
+			b = append(b, alphabet[rng.IntN(len(alphabet))]...)
+		}
+		return string(b)
+	}
+	for round := range 300 {
+		prefix := []string{"##", "", "@@"}[round%3]
+		vocab := map[string]int32{"[UNK]": 0}
+		for range 1 + rng.IntN(60) {
+			k := word(1 + rng.IntN(20))
+			if rng.IntN(2) == 0 {
+				k = prefix + k
+			}
+			vocab[k] = int32(len(vocab))
+		}
+		wp := newWordPiece(vocab, 0, prefix, 1+rng.IntN(30), defaultBertOptions())
+		var words [][]byte
+		for range 300 {
+			if w := word(1 + rng.IntN(24)); utf8.ValidString(w) {
+				words = append(words, []byte(w))
+			}
+		}
+		for k := range vocab {
+			if utf8.ValidString(k) && k != "" {
+				words = append(words, []byte(k), []byte(k+k))
+			}
+		}
+		checkWords(t, fmt.Sprintf("round %d (prefix %q)", round, prefix), wp, words)
 	}
 }
