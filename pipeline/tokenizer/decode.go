@@ -197,15 +197,8 @@ func parseDecoder(field string, raw json.RawMessage) (decoderOf, error) {
 }
 
 func parseDecoderPart(field string, raw json.RawMessage) (decoder, error) {
-	if isNull(raw) {
-		return nil, nil
-	}
-	o, err := parseObj(field, raw)
-	if err != nil {
-		return nil, err
-	}
-	t, err := o.typ()
-	if err != nil {
+	o, t, ok, err := component(field, raw)
+	if err != nil || !ok {
 		return nil, err
 	}
 	switch t {

@@ -86,52 +86,50 @@ func (o jobj) typ() (string, error) {
 
 func (o jobj) has(key string) bool { raw, ok := o.m[key]; return ok && !isNull(raw) }
 
-func (o jobj) str(key, def string) (string, error) {
+// optional decodes o's key as a T: def when the key is absent or null, an
+// error saying what was wanted when it is not a T.
+func optional[T any](o jobj, key string, def T, want string) (T, error) {
 	raw, ok := o.m[key]
 	if !ok || isNull(raw) {
 		return def, nil
 	}
-	var s string
-	if err := json.Unmarshal(raw, &s); err != nil {
-		return "", fieldErr(o.sub(key), "want a string")
+	var v T
+	if err := json.Unmarshal(raw, &v); err != nil {
+		var zero T
+		return zero, fieldErr(o.sub(key), "%s", want)
 	}
-	return s, nil
+	return v, nil
 }
 
+func (o jobj) str(key, def string) (string, error) { return optional(o, key, def, "want a string") }
+
 func (o jobj) boolean(key string, def bool) (bool, error) {
-	raw, ok := o.m[key]
-	if !ok || isNull(raw) {
-		return def, nil
-	}
-	var b bool
-	if err := json.Unmarshal(raw, &b); err != nil {
-		return false, fieldErr(o.sub(key), "want true or false")
-	}
-	return b, nil
+	return optional(o, key, def, "want true or false")
 }
 
 func (o jobj) integer(key string, def int) (int, error) {
-	raw, ok := o.m[key]
-	if !ok || isNull(raw) {
-		return def, nil
-	}
-	var f float64
-	if err := json.Unmarshal(raw, &f); err != nil || f != math.Trunc(f) || math.Abs(f) > 1<<31 {
+	f, err := optional(o, key, float64(def), "want an integer")
+	if err != nil || f != math.Trunc(f) || math.Abs(f) > 1<<31 {
 		return 0, fieldErr(o.sub(key), "want an integer")
 	}
 	return int(f), nil
 }
 
 func (o jobj) list(key string) ([]json.RawMessage, error) {
-	raw, ok := o.m[key]
-	if !ok || isNull(raw) {
-		return nil, nil
+	return optional[[]json.RawMessage](o, key, nil, "want a list")
+}
+
+// component reads a tokenizer.json component (a normalizer, pre-tokenizer,
+// decoder, …): its object and type, or ok false when it is null.
+func component(field string, raw json.RawMessage) (o jobj, typ string, ok bool, err error) {
+	if isNull(raw) {
+		return jobj{}, "", false, nil
 	}
-	var l []json.RawMessage
-	if err := json.Unmarshal(raw, &l); err != nil {
-		return nil, fieldErr(o.sub(key), "want a list")
+	if o, err = parseObj(field, raw); err != nil {
+		return o, "", false, err
 	}
-	return l, nil
+	typ, err = o.typ()
+	return o, typ, err == nil, err
 }
 
 // pattern reads Split's and Replace's {"String": s} or {"Regex": r}.
@@ -165,16 +163,11 @@ type tjBuilder struct {
 
 // normalizers reads normalizer (null, one, or a Sequence, flattened).
 func (b *tjBuilder) normalizers(field string, raw json.RawMessage, out []normalizer) ([]normalizer, error) {
-	if isNull(raw) {
+	o, t, ok, err := component(field, raw)
+	if err != nil {
+		return nil, err
+	} else if !ok {
 		return out, nil
-	}
-	o, err := parseObj(field, raw)
-	if err != nil {
-		return nil, err
-	}
-	t, err := o.typ()
-	if err != nil {
-		return nil, err
 	}
 	var n normalizer
 	switch t {
@@ -332,16 +325,11 @@ func (n precompiledNorm) normalize(st *genState, dst, src []byte) ([]byte, bool,
 
 // preTokenizers reads pre_tokenizer (null, one, or a Sequence, flattened).
 func (b *tjBuilder) preTokenizers(field string, raw json.RawMessage, out []preTokenizer) ([]preTokenizer, error) {
-	if isNull(raw) {
+	o, t, ok, err := component(field, raw)
+	if err != nil {
+		return nil, err
+	} else if !ok {
 		return out, nil
-	}
-	o, err := parseObj(field, raw)
-	if err != nil {
-		return nil, err
-	}
-	t, err := o.typ()
-	if err != nil {
-		return nil, err
 	}
 	var p preTokenizer
 	switch t {
