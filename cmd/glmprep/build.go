@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"runtime/pprof"
 	"slices"
 	"strconv"
 	"strings"
@@ -64,6 +65,7 @@ Examples:
 
 // buildArgs are the flags shared by build and plan.
 type buildArgs struct {
+	cpuProfile  string
 	inputs      listFlag
 	out         string
 	tok         string
@@ -225,6 +227,26 @@ func parseMix(s string) ([masking.NumObjectives]float64, error) {
 	return w, nil
 }
 
+// startCPUProfile starts a CPU profile of the process into a new file at
+// path; stop ends it and closes the file.
+func startCPUProfile(path string) (stop func() error, err error) {
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, fmt.Errorf("--cpu-profile: %w", err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("--cpu-profile: %w", err)
+	}
+	return func() error {
+		pprof.StopCPUProfile()
+		if err := f.Close(); err != nil {
+			return fmt.Errorf("--cpu-profile: %w", err)
+		}
+		return nil
+	}, nil
+}
+
 // parseBuild parses the flags of build and plan (resume says whether the
 // command has --resume) into build options with a progress UI.
 func parseBuild(name, help string, resume bool, args []string, stdout, stderr io.Writer) (pipeline.BuildOptions, *ui, *buildArgs, error) {
@@ -233,6 +255,7 @@ func parseBuild(name, help string, resume bool, args []string, stdout, stderr io
 	addBuildFlags(fs, a)
 	if resume {
 		fs.BoolVar(&a.resume, "resume", false, "continue an interrupted build in --out from its last complete shard; the inputs and every flag not given come from its plan.json")
+		fs.StringVar(&a.cpuProfile, "cpu-profile", "", "write a CPU profile of the build to `FILE`, for go tool pprof")
 	}
 	fs.BoolVar(&a.force, "force", false, "replace a plan or build already in --out")
 	pos, err := cli.Parse(fs, args)
@@ -292,10 +315,17 @@ func parseBuild(name, help string, resume bool, args []string, stdout, stderr io
 	return o, u, a, nil
 }
 
-func cmdBuild(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+func cmdBuild(ctx context.Context, args []string, stdout, stderr io.Writer) (err error) {
 	o, ui, a, err := parseBuild("build", buildHelp, true, args, stdout, stderr)
 	if err != nil {
 		return err
+	}
+	if a.cpuProfile != "" {
+		stop, err := startCPUProfile(a.cpuProfile)
+		if err != nil {
+			return err
+		}
+		defer func() { err = errors.Join(err, stop()) }()
 	}
 	cmdline := cli.Command(append([]string{"build"}, args...), []string{"force"}, "resume")
 	cli.OnInterrupt(ctx, func() string { return buildHint(o.Out, slices.Contains(o.Inputs, pipeline.Stdin), cmdline) })

@@ -349,3 +349,30 @@ func TestStdin(t *testing.T) {
 		t.Errorf("stdin build: inputs %+v, %d rows", m.Inputs, m.Totals.Rows)
 	}
 }
+
+// TestCPUProfile: --cpu-profile writes a pprof profile (gzipped protobuf)
+// and leaves the build as it is without it; a path it cannot create is an
+// error that names the flag, before anything is built.
+func TestCPUProfile(t *testing.T) {
+	in := corpus(t, "wikitext-2-raw/wiki.valid.raw")
+	dir := t.TempDir()
+	prof := filepath.Join(dir, "build.pprof")
+	a, b := filepath.Join(dir, "a"), filepath.Join(dir, "b")
+	mustGlmprep(t, "build", "--quiet", "--input", in, "--out", a, "--max-records", "3000")
+	if out, err := glmprepCommand(t, nil, "build", "--quiet", "--input", in, "--out", b, "--max-records", "3000", "--cpu-profile", prof).CombinedOutput(); err != nil {
+		t.Fatalf("%v: %s", err, out)
+	}
+	p, err := os.ReadFile(prof)
+	if err != nil || len(p) < 2 || p[0] != 0x1f || p[1] != 0x8b {
+		t.Fatalf("--cpu-profile wrote %d bytes (%v); want a gzipped pprof profile", len(p), err)
+	}
+	sameDir(t, readDir(t, a), readDir(t, b))
+	bad := filepath.Join(dir, "missing", "build.pprof")
+	out, err := glmprepCommand(t, nil, "build", "--quiet", "--input", in, "--out", filepath.Join(dir, "c"), "--cpu-profile", bad).CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "--cpu-profile") {
+		t.Errorf("--cpu-profile %s: %v: %s; want an error naming --cpu-profile", bad, err, out)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "c", "manifest.json")); err == nil {
+		t.Errorf("--cpu-profile %s failed, but the build ran", bad)
+	}
+}
