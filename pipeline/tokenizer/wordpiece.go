@@ -3,6 +3,7 @@ package tokenizer
 import (
 	"encoding/binary"
 	"math/bits"
+	"sync"
 	"unicode/utf8"
 
 	"golang.org/x/text/unicode/norm"
@@ -53,13 +54,27 @@ type wordPiece struct {
 	// longest entry that starts the rest of the word (after the prefix, for
 	// all but the first), in one walk from the root or from the prefix's
 	// node (contNode: -1 when no entry starts with the prefix) instead of a
-	// map lookup per candidate length.
+	// map lookup per candidate length. Built on the first word that the
+	// word table does not hold (pieces): text whose words are all entries
+	// needs none.
+	trieOnce sync.Once
 	trie     *daTrie
 	contNode int32
 	words    wordTable  // the entries of vocab of at most 16 bytes
 	byte1    [128]int32 // the id of each one-byte ASCII entry, or -1
 	ascii    [128]asciiClass
 	tab      *charTables
+}
+
+// pieces returns the trie of the vocabulary and the node of the
+// continuation prefix, building them on first use (safe for concurrent
+// Encoders).
+func (wp *wordPiece) pieces() (*daTrie, int32) {
+	wp.trieOnce.Do(func() {
+		wp.trie = trieOf(wp.vocab)
+		wp.contNode = wp.trie.walk(daRoot, []byte(wp.prefix))
+	})
+	return wp.trie, wp.contNode
 }
 
 // trieOf returns a trie of m's non-empty keys.
@@ -90,8 +105,6 @@ func newWordPiece(vocab map[string]int32, unk int32, prefix string, maxChars int
 	if prefix == "" {
 		wp.cont = vocab
 	}
-	wp.trie = trieOf(vocab)
-	wp.contNode = wp.trie.walk(daRoot, []byte(prefix))
 	wp.words = newWordTable(wp.vocab)
 	for b := range wp.byte1 {
 		wp.byte1[b] = -1
@@ -286,11 +299,12 @@ func (wp *wordPiece) appendWord(dst []int32, w []byte, n int) []int32 {
 		return append(dst, id)
 	}
 	mark := len(dst)
-	for start, from := 0, int32(daRoot); start < len(w); from = wp.contNode {
+	trie, contNode := wp.pieces()
+	for start, from := 0, int32(daRoot); start < len(w); from = contNode {
 		if from < 0 {
 			return append(dst[:mark], wp.unk)
 		}
-		id, n := wp.trie.longestPiece(from, w[start:])
+		id, n := trie.longestPiece(from, w[start:])
 		if id < 0 {
 			return append(dst[:mark], wp.unk)
 		}

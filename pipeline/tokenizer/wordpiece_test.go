@@ -5,6 +5,7 @@ import (
 	"math/rand/v2"
 	"path/filepath"
 	"slices"
+	"sync"
 	"testing"
 	"unicode/utf8"
 )
@@ -179,4 +180,39 @@ func TestWordPieceLookupRandomVocab(t *testing.T) {
 		}
 		checkWords(t, fmt.Sprintf("round %d (prefix %q)", round, prefix), wp, words)
 	}
+}
+
+// TestWordPieceConcurrent: goroutines that share a freshly loaded
+// Tokenizer, each with its own Encoder, build its trie at once (on the
+// first word the word table does not hold) and all get the ids of a
+// tokenizer used alone (run with -race).
+func TestWordPieceConcurrent(t *testing.T) {
+	vocab := filepath.Join(sharedDir, "tokenizers", "bert-base-chinese", "vocab.txt")
+	docs := append(englishCorpus(t).docs[:20], stressCorpus().docs[:40]...)
+	alone, err := Load(vocab)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := make([][]int32, len(docs))
+	e := alone.NewEncoder()
+	for i, d := range docs {
+		want[i], _ = e.Encode(nil, d)
+	}
+	tk, err := Load(vocab)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	for g := range 4 {
+		wg.Go(func() {
+			e := tk.NewEncoder()
+			for k := range docs {
+				i := (k + g*len(docs)/4) % len(docs)
+				if got, _ := e.Encode(nil, docs[i]); !slices.Equal(got, want[i]) {
+					t.Errorf("doc %d differs between goroutines", i)
+				}
+			}
+		})
+	}
+	wg.Wait()
 }
