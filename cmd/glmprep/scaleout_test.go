@@ -20,13 +20,26 @@ import (
 // process.
 func glmprepProcess(t *testing.T, env []string, args ...string) (*exec.Cmd, *bytes.Buffer) {
 	t.Helper()
-	cmd := glmprepCommand(t, env, args...)
+	cmd, out, err := startGlmprep(env, args...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cmd, out
+}
+
+// startGlmprep is glmprepProcess for goroutines other than the test's,
+// which may not call t.Fatal: it returns the error instead.
+func startGlmprep(env []string, args ...string) (*exec.Cmd, *bytes.Buffer, error) {
+	cmd, err := hookedGlmprep.Command(env, args...)
+	if err != nil {
+		return nil, nil, err
+	}
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
+		return nil, nil, fmt.Errorf("glmprep %s: %w", strings.Join(args, " "), err)
 	}
-	return cmd, &out
+	return cmd, &out, nil
 }
 
 func scaleOutFlags(t *testing.T) []string {
@@ -66,7 +79,7 @@ func TestPlanRunTaskMerge(t *testing.T) {
 		go func(task int) {
 			defer wg.Done()
 			defer func() { <-sem }()
-			f := runTaskProcess(t, dir, task, task == victim)
+			f := runTaskProcess(dir, task, task == victim)
 			mu.Lock()
 			failures = append(failures, f...)
 			mu.Unlock()
@@ -102,8 +115,9 @@ func pickVictim(plan *pipeline.Plan, order []int) int {
 // runTaskProcess runs one task of the plan in dir as a process and
 // returns what went wrong. A task takes its index from Slurm's variable or
 // Kubernetes', in turn; the victim is named by --task, slowed down, killed
-// once it has committed two shards, and run again.
-func runTaskProcess(t *testing.T, dir string, task int, victim bool) []string {
+// once it has committed two shards, and run again. It runs on a goroutine
+// of its own, so it reports failures rather than failing the test.
+func runTaskProcess(dir string, task int, victim bool) []string {
 	var failures []string
 	var env []string
 	if victim {
@@ -117,7 +131,10 @@ func runTaskProcess(t *testing.T, dir string, task int, victim bool) []string {
 	if victim {
 		args = append(args, "--task", strconv.Itoa(task))
 	}
-	cmd, log := glmprepProcess(t, env, args...)
+	cmd, log, err := startGlmprep(env, args...)
+	if err != nil {
+		return []string{fmt.Sprintf("task %d: %v", task, err)}
+	}
 	if victim {
 		for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(2 * time.Millisecond) {
 			if rec, _ := pipeline.ReadTaskRecord(dir, task); rec != nil && len(rec.Shards) >= 2 {
@@ -129,7 +146,9 @@ func runTaskProcess(t *testing.T, dir string, task int, victim bool) []string {
 		if rec, _ := pipeline.ReadTaskRecord(dir, task); rec == nil || rec.Complete {
 			failures = append(failures, fmt.Sprintf("task %d finished before it was killed", task))
 		}
-		cmd, log = glmprepProcess(t, nil, "run-task", dir, "--task", strconv.Itoa(task))
+		if cmd, log, err = startGlmprep(nil, "run-task", dir, "--task", strconv.Itoa(task)); err != nil {
+			return append(failures, fmt.Sprintf("task %d, run again: %v", task, err))
+		}
 	}
 	if err := cmd.Wait(); err != nil {
 		failures = append(failures, fmt.Sprintf("task %d: %v\n%s", task, err, log))
