@@ -46,7 +46,6 @@ type asciiClass struct {
 type wordPiece struct {
 	opts     bertOptions
 	vocab    map[string]int32 // every entry, as in the vocabulary file
-	cont     map[string]int32 // continuation pieces, keyed without the prefix
 	prefix   string           // continuing_subword_prefix, usually "##"
 	unk      int32
 	maxChars int // max_input_chars_per_word
@@ -95,16 +94,7 @@ func trieOf(m map[string]int32) *daTrie {
 }
 
 func newWordPiece(vocab map[string]int32, unk int32, prefix string, maxChars int, opts bertOptions) *wordPiece {
-	wp := &wordPiece{tab: tables(), opts: opts, vocab: vocab, cont: make(map[string]int32), prefix: prefix, unk: unk, maxChars: maxChars}
-	for k, id := range vocab {
-		if prefix != "" && len(k) > len(prefix) && k[:len(prefix)] == prefix {
-			c := k[len(prefix):]
-			wp.cont[c] = id
-		}
-	}
-	if prefix == "" {
-		wp.cont = vocab
-	}
+	wp := &wordPiece{tab: tables(), opts: opts, vocab: vocab, prefix: prefix, unk: unk, maxChars: maxChars}
 	wp.words = newWordTable(wp.vocab)
 	for b := range wp.byte1 {
 		wp.byte1[b] = -1
@@ -385,18 +375,13 @@ func (t *wordTable) lookup(w []byte) (int32, bool) {
 		return 0, false
 	}
 	k0, k1 := packWord(w)
-	return t.find(k0, k1, len(w))
-}
-
-// find returns the id of the entry of n bytes packed in k0 and k1.
-func (t *wordTable) find(k0, k1 uint64, n int) (int32, bool) {
 	mask := len(t.slots) - 1
-	for i := t.home(k0, k1, n); ; i = (i + 1) & mask {
+	for i := t.home(k0, k1, len(w)); ; i = (i + 1) & mask {
 		s := &t.slots[i]
 		if s.n == 0 {
 			return 0, false
 		}
-		if s.k0 == k0 && s.k1 == k1 && int(s.n) == n {
+		if s.k0 == k0 && s.k1 == k1 && int(s.n) == len(w) {
 			return s.id, true
 		}
 	}

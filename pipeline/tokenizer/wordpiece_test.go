@@ -11,24 +11,25 @@ import (
 )
 
 // mapAppendWord is WordPiece's greedy longest match written the plain way,
-// a map lookup per candidate end (what appendWord did before its tries and
-// word table): the reference for them.
+// a map lookup per candidate end (what appendWord did before its trie and
+// word table): the reference for them. A piece after the first is looked
+// up with the continuation prefix in front.
 func mapAppendWord(wp *wordPiece, dst []int32, w []byte, n int) []int32 {
 	if n > wp.maxChars {
 		return append(dst, wp.unk)
 	}
 	mark := len(dst)
 	for start := 0; start < len(w); {
-		m := wp.vocab
+		prefix := ""
 		if start > 0 {
-			m = wp.cont
+			prefix = wp.prefix
 		}
 		end := len(w)
 		for ; end > start; end-- {
 			if end < len(w) && !utf8.RuneStart(w[end]) {
 				continue // not a character boundary
 			}
-			if id, ok := m[string(w[start:end])]; ok {
+			if id, ok := wp.vocab[prefix+string(w[start:end])]; ok {
 				dst = append(dst, id)
 				break
 			}
