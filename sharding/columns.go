@@ -179,14 +179,6 @@ func (b *Bits) reset() {
 	b.bits, b.u8, b.n = b.bits[:0], b.u8[:0], 0
 }
 
-// bytes is the stored values' memory.
-func (b Bits) bytes() []byte {
-	if b.packed {
-		return b.bits
-	}
-	return b.u8
-}
-
 // Count is the number of ones.
 func (b Bits) Count() int {
 	n := 0
@@ -199,8 +191,9 @@ func (b Bits) Count() int {
 	return countBits(b.bits, b.off, b.n)
 }
 
-// span is the memory that holds the values of a view.
-func (b Bits) span() []byte {
+// bytes is the memory that holds the values: a view's own bytes, or all
+// of a Writer's buffer (which starts at bit 0 and is as long as its bits).
+func (b Bits) bytes() []byte {
 	if !b.packed {
 		return b.u8
 	}

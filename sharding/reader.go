@@ -917,7 +917,7 @@ func (v *RowView) Prefetch() {
 	prefetchBytes(v.Target.bytes())
 	prefetchBytes(v.Pos.bytes())
 	prefetchBytes(v.BlockPos.bytes())
-	prefetchBytes(v.LossMask.span())
+	prefetchBytes(v.LossMask.bytes())
 }
 
 // gather copies c into dst, widening it to int32, and when track is set

@@ -186,7 +186,7 @@ func TestRowAliasesMapping(t *testing.T) {
 				t.Fatalf("format %d row %d: loss mask outside the mapping", format, i)
 			}
 			// What Prefetch hints at is the row's own loss mask bytes.
-			sp := v.LossMask.span()
+			sp := v.LossMask.bytes()
 			if p := uintptr(unsafe.Pointer(unsafe.SliceData(sp))); len(sp) > 0 && (p < lo || p+uintptr(len(sp)) > hi) {
 				t.Fatalf("format %d row %d: loss mask span outside the mapping", format, i)
 			}
