@@ -73,7 +73,7 @@ func (s *Sample) validate(ids SpecialIDs, taskMask bool) error {
 		}
 	}
 	if s.Suffix(ids) {
-		return s.validateSuffix(ids, maskID, blanks)
+		return s.validateSuffix(ids, &reserved, maskID, blanks)
 	}
 	// Regular layout: segments each starting with sop.
 	var seen bitset
@@ -84,7 +84,7 @@ func (s *Sample) validate(ids SpecialIDs, taskMask bool) error {
 		for j < n && s.Input[j] != ids.SOP {
 			j++
 		}
-		if err := s.validateSegment(ids, maskID, i, j, &seen); err != nil {
+		if err := s.validateSegment(ids, &reserved, maskID, i, j, &seen); err != nil {
 			return err
 		}
 		k++
@@ -104,8 +104,7 @@ func (s *Sample) validate(ids SpecialIDs, taskMask bool) error {
 	return nil
 }
 
-func (s *Sample) validateSegment(ids SpecialIDs, maskID int32, i, j int, seen *bitset) error {
-	reserved := ids.reserved()
+func (s *Sample) validateSegment(ids SpecialIDs, reserved *reservedIDs, maskID int32, i, j int, seen *bitset) error {
 	if s.Input[i] != ids.SOP {
 		return fmt.Errorf("part B %d: span starts with %d, not sop", i, s.Input[i])
 	}
@@ -152,8 +151,7 @@ func (s *Sample) validateSegment(ids SpecialIDs, maskID int32, i, j int, seen *b
 	return nil
 }
 
-func (s *Sample) validateSuffix(ids SpecialIDs, maskID int32, blanks int) error {
-	reserved := ids.reserved()
+func (s *Sample) validateSuffix(ids SpecialIDs, reserved *reservedIDs, maskID int32, blanks int) error {
 	n, sep := len(s.Input), int(s.Sep)
 	if blanks != 1 || s.Input[sep-1] != maskID {
 		return fmt.Errorf("suffix layout: want one blank, last in part A; have %d", blanks)
