@@ -248,7 +248,8 @@ func startCPUProfile(path string) (stop func() error, err error) {
 }
 
 // parseBuild parses the flags of build and plan (resume says whether the
-// command has --resume) into build options with a progress UI.
+// command is build, with --resume and --cpu-profile) into build options
+// with a progress UI.
 func parseBuild(name, help string, resume bool, args []string, stdout, stderr io.Writer) (pipeline.BuildOptions, *ui, *buildArgs, error) {
 	fs := cli.FlagSet("glmprep "+name, help, stdout)
 	a := &buildArgs{}

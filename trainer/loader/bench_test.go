@@ -105,8 +105,8 @@ func TestBench(t *testing.T) {
 
 // BenchmarkRowRandom reads rows in a random order on one core as a batch
 // gather does (View, then Widen: the row's checks in the pass that copies
-// its five columns out, widened to int32), without prefetching, and compares the rate with a plain copy of as many bytes as
-// it delivered.
+// its five columns out, widened to int32), without prefetching, and
+// compares the rate with a plain copy of as many bytes as it delivered.
 func BenchmarkRowRandom(b *testing.B) {
 	r := mustOpen(b, benchBuild(b, 4000, 1024))
 	n := uint64(r.Len())
