@@ -2,6 +2,7 @@ package pipeline
 
 import (
 	"fmt"
+	"strings"
 	"unicode/utf16"
 	"unicode/utf8"
 )
@@ -274,20 +275,9 @@ func (p *jparser) str() error {
 		case '"', '\\', '/':
 			p.dst = append(p.dst, e)
 			i += 2
-		case 'b':
-			p.dst = append(p.dst, '\b')
-			i += 2
-		case 'f':
-			p.dst = append(p.dst, '\f')
-			i += 2
-		case 'n':
-			p.dst = append(p.dst, '\n')
-			i += 2
-		case 'r':
-			p.dst = append(p.dst, '\r')
-			i += 2
-		case 't':
-			p.dst = append(p.dst, '\t')
+		case 'b', 'f', 'n', 'r', 't':
+			// \b \f \n \r \t: the control character at the same place.
+			p.dst = append(p.dst, "\b\f\n\r\t"[strings.IndexByte("bfnrt", e)])
 			i += 2
 		case 'u':
 			r, ok := hex4(d, i+2)
