@@ -1,12 +1,11 @@
 package pipeline
 
 import (
-	"bytes"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
 
+	"github.com/glmkit/glmkit/internal/strictjson"
 	"github.com/glmkit/glmkit/sharding"
 )
 
@@ -38,25 +37,11 @@ func isHex(s string) bool {
 	return true
 }
 
-// decodeStrict parses one JSON value into v, refusing unknown fields and
-// trailing data.
-func decodeStrict(b []byte, v any) error {
-	dec := json.NewDecoder(bytes.NewReader(b))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
-		return err
-	}
-	if len(bytes.TrimSpace(b[dec.InputOffset():])) != 0 {
-		return fmt.Errorf("data after the JSON value")
-	}
-	return nil
-}
-
 // parsePlan parses and checks the bytes of a plan.json; path names it in
 // errors.
 func parsePlan(path string, b []byte) (*Plan, error) {
 	var p Plan
-	if err := decodeStrict(b, &p); err != nil {
+	if err := strictjson.Decode(b, &p); err != nil {
 		return nil, fmt.Errorf("pipeline: %s: not a glmkit plan: %w", path, err)
 	}
 	if p.FormatVersion != sharding.FormatVersion {
@@ -249,7 +234,7 @@ func checkInput(in Input) error {
 // (plan may be nil: then only what the record says of itself is checked).
 func parseTaskRecord(path string, b []byte, plan *Plan, task int, complete bool) (*TaskRecord, error) {
 	var r TaskRecord
-	if err := decodeStrict(b, &r); err != nil {
+	if err := strictjson.Decode(b, &r); err != nil {
 		return nil, fmt.Errorf("pipeline: %s: not a glmkit task record: %w", path, err)
 	}
 	if err := r.check(plan, task, complete); err != nil {

@@ -1,7 +1,6 @@
 package trainer
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -12,6 +11,7 @@ import (
 	"strings"
 
 	"github.com/glmkit/glmkit/internal/atomicfile"
+	"github.com/glmkit/glmkit/internal/strictjson"
 	"github.com/glmkit/glmkit/internal/testhooks"
 	"github.com/glmkit/glmkit/trainer/safetensors"
 )
@@ -518,20 +518,8 @@ func readJSON(path string, v any) error {
 	if len(data) > 16<<20 {
 		return fmt.Errorf("trainer: %s: %d bytes is too big", path, len(data))
 	}
-	if err := decodeStrict(data, v); err != nil {
+	if err := strictjson.Decode(data, v); err != nil {
 		return fmt.Errorf("trainer: %s: %w", path, err)
-	}
-	return nil
-}
-
-func decodeStrict(b []byte, v any) error {
-	dec := json.NewDecoder(bytes.NewReader(b))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
-		return err
-	}
-	if len(bytes.TrimSpace(b[dec.InputOffset():])) != 0 {
-		return errors.New("data after the JSON value")
 	}
 	return nil
 }

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -13,16 +12,18 @@ import (
 	"strings"
 	"time"
 
+	"github.com/schollz/progressbar/v3"
+	"golang.org/x/term"
+
 	"github.com/glmkit/glmkit/cmd/internal/cli"
 	"github.com/glmkit/glmkit/internal/atomicfile"
+	"github.com/glmkit/glmkit/internal/strictjson"
 	"github.com/glmkit/glmkit/masking"
 	"github.com/glmkit/glmkit/sharding"
 	"github.com/glmkit/glmkit/trainer"
 	"github.com/glmkit/glmkit/trainer/cpu"
 	"github.com/glmkit/glmkit/trainer/cuda"
 	"github.com/glmkit/glmkit/trainer/loader"
-	"github.com/schollz/progressbar/v3"
-	"golang.org/x/term"
 )
 
 const trainHelp = `Usage: glmtrain train --data DIR --preset tiny|small|base|large --steps N --out DIR [flags]
@@ -783,9 +784,7 @@ func readDataFile(ck string) (sharding.Meta, string, error) {
 	if err != nil {
 		return meta, path, fmt.Errorf("%w (the training run writes %s beside its checkpoints; copy it with the checkpoint)", err, dataFile)
 	}
-	dec := json.NewDecoder(bytes.NewReader(b))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&meta); err != nil {
+	if err := strictjson.Decode(b, &meta); err != nil {
 		return meta, path, fmt.Errorf("%s: %w", path, err)
 	}
 	return meta, path, nil
