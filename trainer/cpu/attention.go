@@ -86,44 +86,52 @@ func (be *Backend[T]) AttentionForward(out, saved, qkv, sep trainer.Buf, b, t, c
 	att, attd := attSaved(saved, b*nh*t*t, p)
 	o, a, ad, x := f[T](out), f[T](att), f[T](attd), f[T](qkv)
 	hs, scale, thr, drop := attnConsts[T](c, nh, p)
+	be.eachHead(b, nh, t, p, func(bh, bi, h int, keep []bool) {
+		q := x[bi*t*3*c+h*hs:]
+		k := q[c:]
+		v := q[2*c:]
+		s := a[bh*t*t : (bh+1)*t*t]
+		// s (T,T) = scale · q (T,hs) · kᵀ (hs,T)
+		be.gemm1(false, true, t, t, hs, scale, q, 3*c, k, 3*c, 0, s, t)
+		sepb := int(sp[bi])
+		for i := range t {
+			row := s[i*t : i*t+t]
+			n := visible(sepb, i, t)
+			softmaxPrefix(row, n)
+		}
+		pr := s
+		if p > 0 {
+			pr = ad[bh*t*t : (bh+1)*t*t]
+			for i := range t {
+				n := visible(sepb, i, t)
+				kp := attnKeep(keep, key, uint64(bh*t+i), n, thr)
+				src, dst := s[i*t:i*t+t], pr[i*t:i*t+t]
+				for j := range n {
+					if kp[j] {
+						dst[j] = src[j] * drop
+					} else {
+						dst[j] = 0
+					}
+				}
+				clear(dst[n:])
+			}
+		}
+		// out (T,hs) = pr (T,T) · v (T,hs), written into columns h·hs of (B,T,C)
+		be.gemm1(false, false, t, hs, t, 1, pr, t, v, 3*c, 0, o[bi*t*c+h*hs:], c)
+	})
+}
+
+// eachHead runs fn for every (batch row bi, head h) pair, bh = bi·nh+h,
+// one pair a task; keep is its worker's dropout scratch of t entries (nil
+// without dropout).
+func (be *Backend[T]) eachHead(b, nh, t int, p float32, fn func(bh, bi, h int, keep []bool)) {
 	be.par(b*nh, 1, func(lo, hi int) {
 		var keep []bool
 		if p > 0 {
 			keep = make([]bool, t)
 		}
 		for bh := lo; bh < hi; bh++ {
-			bi, h := bh/nh, bh%nh
-			q := x[bi*t*3*c+h*hs:]
-			k := q[c:]
-			v := q[2*c:]
-			s := a[bh*t*t : (bh+1)*t*t]
-			// s (T,T) = scale · q (T,hs) · kᵀ (hs,T)
-			be.gemm1(false, true, t, t, hs, scale, q, 3*c, k, 3*c, 0, s, t)
-			sepb := int(sp[bi])
-			for i := range t {
-				row := s[i*t : i*t+t]
-				n := visible(sepb, i, t)
-				softmaxPrefix(row, n)
-			}
-			pr := s
-			if p > 0 {
-				pr = ad[bh*t*t : (bh+1)*t*t]
-				for i := range t {
-					n := visible(sepb, i, t)
-					kp := attnKeep(keep, key, uint64(bh*t+i), n, thr)
-					src, dst := s[i*t:i*t+t], pr[i*t:i*t+t]
-					for j := range n {
-						if kp[j] {
-							dst[j] = src[j] * drop
-						} else {
-							dst[j] = 0
-						}
-					}
-					clear(dst[n:])
-				}
-			}
-			// out (T,hs) = pr (T,T) · v (T,hs), written into columns h·hs of (B,T,C)
-			be.gemm1(false, false, t, hs, t, 1, pr, t, v, 3*c, 0, o[bi*t*c+h*hs:], c)
+			fn(bh, bh/nh, bh%nh, keep)
 		}
 	})
 }
@@ -164,55 +172,48 @@ func (be *Backend[T]) AttentionBackward(dqkv, scratch, dout, qkv, saved, sep tra
 	att, attd := attSaved(saved, b*nh*t*t, p)
 	dx, sc, dy, x, a, ad := f[T](dqkv), f[T](scratch), f[T](dout), f[T](qkv), f[T](att), f[T](attd)
 	hs, scale, thr, drop := attnConsts[T](c, nh, p)
-	be.par(b*nh, 1, func(lo, hi int) {
-		var keep []bool
+	be.eachHead(b, nh, t, p, func(bh, bi, h int, keep []bool) {
+		off := bi*t*3*c + h*hs
+		q, k, v := x[off:], x[off+c:], x[off+2*c:]
+		dq, dk, dv := dx[off:], dx[off+c:], dx[off+2*c:]
+		do := dy[bi*t*c+h*hs:]
+		pa := a[bh*t*t : (bh+1)*t*t]
+		pr := pa
 		if p > 0 {
-			keep = make([]bool, t)
+			pr = ad[bh*t*t : (bh+1)*t*t]
 		}
-		for bh := lo; bh < hi; bh++ {
-			bi, h := bh/nh, bh%nh
-			off := bi*t*3*c + h*hs
-			q, k, v := x[off:], x[off+c:], x[off+2*c:]
-			dq, dk, dv := dx[off:], dx[off+c:], dx[off+2*c:]
-			do := dy[bi*t*c+h*hs:]
-			pa := a[bh*t*t : (bh+1)*t*t]
-			pr := pa
-			if p > 0 {
-				pr = ad[bh*t*t : (bh+1)*t*t]
-			}
-			ds := sc[bh*t*t : (bh+1)*t*t]
-			// dpr (T,T) = dout (T,hs) · vᵀ (hs,T)
-			be.gemm1(false, true, t, t, hs, 1, do, c, v, 3*c, 0, ds, t)
-			// dv (T,hs) += prᵀ (T,T) · dout (T,hs)
-			be.gemm1(true, false, t, hs, t, 1, pr, t, do, c, 1, dv, 3*c)
-			sepb := int(sp[bi])
-			for i := range t {
-				n := visible(sepb, i, t)
-				drow, arow := ds[i*t:i*t+t], pa[i*t:i*t+t]
-				if p > 0 { // through the dropout mask to the probabilities
-					kp := attnKeep(keep, key, uint64(bh*t+i), n, thr)
-					for j := range n {
-						if kp[j] {
-							drow[j] *= drop
-						} else {
-							drow[j] = 0
-						}
+		ds := sc[bh*t*t : (bh+1)*t*t]
+		// dpr (T,T) = dout (T,hs) · vᵀ (hs,T)
+		be.gemm1(false, true, t, t, hs, 1, do, c, v, 3*c, 0, ds, t)
+		// dv (T,hs) += prᵀ (T,T) · dout (T,hs)
+		be.gemm1(true, false, t, hs, t, 1, pr, t, do, c, 1, dv, 3*c)
+		sepb := int(sp[bi])
+		for i := range t {
+			n := visible(sepb, i, t)
+			drow, arow := ds[i*t:i*t+t], pa[i*t:i*t+t]
+			if p > 0 { // through the dropout mask to the probabilities
+				kp := attnKeep(keep, key, uint64(bh*t+i), n, thr)
+				for j := range n {
+					if kp[j] {
+						drow[j] *= drop
+					} else {
+						drow[j] = 0
 					}
 				}
-				// softmax backward: ds = att ∘ (datt − Σ_j datt·att)
-				var dot T
-				for j := range n {
-					dot += drow[j] * arow[j]
-				}
-				for j := range n {
-					drow[j] = arow[j] * (drow[j] - dot)
-				}
-				clear(drow[n:])
 			}
-			// dq (T,hs) += scale · ds (T,T) · k (T,hs)
-			be.gemm1(false, false, t, hs, t, scale, ds, t, k, 3*c, 1, dq, 3*c)
-			// dk (T,hs) += scale · dsᵀ (T,T) · q (T,hs)
-			be.gemm1(true, false, t, hs, t, scale, ds, t, q, 3*c, 1, dk, 3*c)
+			// softmax backward: ds = att ∘ (datt − Σ_j datt·att)
+			var dot T
+			for j := range n {
+				dot += drow[j] * arow[j]
+			}
+			for j := range n {
+				drow[j] = arow[j] * (drow[j] - dot)
+			}
+			clear(drow[n:])
 		}
+		// dq (T,hs) += scale · ds (T,T) · k (T,hs)
+		be.gemm1(false, false, t, hs, t, scale, ds, t, k, 3*c, 1, dq, 3*c)
+		// dk (T,hs) += scale · dsᵀ (T,T) · q (T,hs)
+		be.gemm1(true, false, t, hs, t, scale, ds, t, q, 3*c, 1, dk, 3*c)
 	})
 }
