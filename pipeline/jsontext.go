@@ -57,19 +57,33 @@ func (p *jparser) ws() {
 
 const maxJSONDepth = 10000
 
+// enter steps into the object or array that opens at p.i, one level
+// deeper, and past the white space after its opening byte; empty reports
+// that end, its closing byte, comes next, and steps past it. The caller
+// defers p.leave().
+func (p *jparser) enter(end byte) (empty bool, err error) {
+	p.depth++
+	if p.depth > maxJSONDepth {
+		return false, p.errf("nested too deeply")
+	}
+	p.i++
+	p.ws()
+	if p.i < len(p.data) && p.data[p.i] == end {
+		p.i++
+		return true, nil
+	}
+	return false, nil
+}
+
+// leave ends what enter began.
+func (p *jparser) leave() { p.depth-- }
+
 // object parses an object at p.i; path is the rest of the field path
 // (nil when the field is not below this object).
 func (p *jparser) object(path []string, status *Reason) error {
-	p.depth++
-	if p.depth > maxJSONDepth {
-		return p.errf("nested too deeply")
-	}
-	defer func() { p.depth-- }()
-	p.i++ // '{'
-	p.ws()
-	if p.i < len(p.data) && p.data[p.i] == '}' {
-		p.i++
-		return nil
+	defer p.leave()
+	if empty, err := p.enter('}'); err != nil || empty {
+		return err
 	}
 	for {
 		p.ws()
@@ -142,16 +156,9 @@ func (p *jparser) value(path []string, status *Reason) error {
 	case c == '{':
 		return p.object(path, status)
 	case c == '[':
-		p.depth++
-		if p.depth > maxJSONDepth {
-			return p.errf("nested too deeply")
-		}
-		defer func() { p.depth-- }()
-		p.i++
-		p.ws()
-		if p.i < len(p.data) && p.data[p.i] == ']' {
-			p.i++
-			return nil
+		defer p.leave()
+		if empty, err := p.enter(']'); err != nil || empty {
+			return err
 		}
 		for {
 			p.ws()

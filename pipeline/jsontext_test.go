@@ -41,6 +41,9 @@ func TestJSONText(t *testing.T) {
 		{``, "text", "", BadJSON},
 		{strings.Repeat("[", 20000), "text", "", BadJSON},
 		{`{"x":` + strings.Repeat("[", 20000) + strings.Repeat("]", 20000) + `,"text":"deep"}`, "text", "", BadJSON},
+		// Depth is nesting, not a count of containers: 12,000 side by side are fine, and so is 9,000 deep.
+		{`{"a":[` + strings.Repeat(`{"b":[]},`, 12000) + `{}],"text":"wide"}`, "text", "wide", OK},
+		{`{"x":` + strings.Repeat("[", 9000) + strings.Repeat("]", 9000) + `,"text":"deep"}`, "text", "deep", OK},
 	} {
 		prefix := []byte("keep:")
 		got, reason, err := jsonText(prefix, []byte(tc.in), strings.Split(tc.path, "."))
