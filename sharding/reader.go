@@ -48,7 +48,9 @@ import (
 // a Row returned. Shard files must not be truncated or rewritten in place
 // while a Reader maps them: reading a page past the new end of a file kills
 // the process with SIGBUS (glmprep only ever renames complete shards into
-// place, which leaves an open mapping intact).
+// place, which leaves an open mapping intact), unless the goroutine reading
+// asked for a panic instead with runtime/debug.SetPanicOnFault, as
+// trainer/loader's workers do to make it an error of the batch.
 type Reader struct {
 	dir      string
 	manifest *Manifest

@@ -22,6 +22,7 @@ import (
 	"io"
 	"math"
 	"runtime"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"sync"
@@ -334,6 +335,7 @@ type filler struct {
 	views []sharding.RowView
 	ds    []int
 	rows  []int64
+	at    int // the row of the batch being located or copied, for faultError
 	mix   *mixCache
 }
 
@@ -378,6 +380,7 @@ func (l *Loader) fill(f *filler, b *Batch, g uint64) (uint64, error) {
 		n++
 	}
 	for j := range n {
+		f.at = j
 		v, err := l.srcs[f.ds[j]].Reader.View(f.rows[j])
 		if err != nil {
 			return g, err
@@ -396,6 +399,7 @@ func (l *Loader) fill(f *filler, b *Batch, g uint64) (uint64, error) {
 		if j+prefetchRows < n {
 			f.views[j+prefetchRows].Prefetch()
 		}
+		f.at = j
 		v := &f.views[j]
 		lo, L, hi := j*T, j*T+v.Len(), (j+1)*T
 		if err := v.Widen(b.rowAt(lo, L)); err != nil {
@@ -408,6 +412,36 @@ func (l *Loader) fill(f *filler, b *Batch, g uint64) (uint64, error) {
 		b.Rows[j] = f.rows[j]
 	}
 	return g + world*uint64(B), nil
+}
+
+// guardedFill is fill, with a memory fault while it reads a mapping (a
+// shard file truncated or rewritten in place while it is mapped) turned
+// into an error naming the shard and row it was reading. Other panics go
+// on.
+func (l *Loader) guardedFill(f *filler, b *Batch, g uint64) (next uint64, err error) {
+	defer func() {
+		r := recover()
+		if r == nil {
+			return
+		}
+		fault, ok := r.(interface{ Addr() uintptr })
+		if !ok {
+			panic(r)
+		}
+		next, err = g, l.faultError(f, fault.Addr())
+	}()
+	return l.fill(f, b, g)
+}
+
+// faultError says which row of which build's shard faulted.
+func (l *Loader) faultError(f *filler, addr uintptr) error {
+	src, row := l.srcs[f.ds[f.at]].Reader, f.rows[f.at]
+	shard, _, err := src.Locate(row)
+	if err != nil {
+		shard = "a shard"
+	}
+	return fmt.Errorf("loader: %s of %s changed while it was mapped (truncated or rewritten in place; glmprep only renames complete shards into place): a fault at %#x reading row %d",
+		shard, src.Dir(), addr, row)
 }
 
 // dispatch hands free slots their positions, in order, to the workers and
@@ -440,6 +474,10 @@ func (l *Loader) dispatch(ctx context.Context) {
 
 // worker fills the slots it is given.
 func (l *Loader) worker(ctx context.Context, f *filler) {
+	// The workers are the only readers of the shards' mappings: a shard
+	// file cut short under them faults, and that fault is an error of the
+	// batch (faultError) instead of a SIGBUS that kills the process.
+	debug.SetPanicOnFault(true)
 	for {
 		select {
 		case <-ctx.Done():
@@ -447,7 +485,7 @@ func (l *Loader) worker(ctx context.Context, f *filler) {
 		case <-l.quit:
 			return
 		case s := <-l.work:
-			s.next, s.err = l.fill(f, &s.b, s.g)
+			s.next, s.err = l.guardedFill(f, &s.b, s.g)
 			s.done <- struct{}{}
 		}
 	}

@@ -7,6 +7,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
 	"testing"
@@ -548,4 +549,30 @@ func mustView(t *testing.T, r *sharding.Reader, i int64) sharding.RowView {
 		t.Fatal(err)
 	}
 	return v
+}
+
+// A shard file cut short while the loader maps it (rewritten in place, or
+// truncated by another program) makes the read fault: that is an error of
+// Next naming the shard and the row, not a SIGBUS that kills the process.
+func TestLoaderShardTruncatedWhileMapped(t *testing.T) {
+	if runtime.GOOS == "windows" || runtime.GOOS == "plan9" {
+		t.Skip("shards are read into memory, not mapped, on " + runtime.GOOS)
+	}
+	rows := glmtest.Rows(t, 400)
+	dir := t.TempDir()
+	m := writeBuild(t, dir, rows, 400, sharding.Options{BatchRows: 64})
+	r := mustOpen(t, dir)
+	path := filepath.Join(dir, m.Shards[0].Name)
+	if fi, err := os.Stat(path); err != nil || fi.Size() < 64<<10 {
+		t.Fatalf("the shard is %v bytes (%v); the test wants one of many pages", fi.Size(), err)
+	}
+	if err := os.Truncate(path, 4096); err != nil {
+		t.Fatal(err)
+	}
+	err := readAll(newLoader(t, []Source{{Reader: r}}, Options{Batch: 8, Epochs: 1, Workers: 2}))
+	if err == nil || !strings.Contains(err.Error(), m.Shards[0].Name) || !strings.Contains(err.Error(), "changed while it was mapped") ||
+		!strings.Contains(err.Error(), "reading row ") {
+		t.Errorf("Next over a truncated shard = %v; want an error naming the shard, the row and what happened", err)
+	}
+	t.Log(err)
 }
