@@ -215,62 +215,58 @@ func (r *pbReader) want(f pbField, name string, wire int) error {
 // to 64 bits on the wire).
 func int32Of(v uint64) int32 { return int32(v) }
 
+// each calls fn with each field of the message in turn, up to the first
+// error.
+func (r *pbReader) each(fn func(f pbField) error) error {
+	for {
+		f, ok, err := r.next()
+		if err != nil || !ok {
+			return err
+		}
+		if err := fn(f); err != nil {
+			return err
+		}
+	}
+}
+
 // parseModelProto decodes a serialized ModelProto.
 func parseModelProto(data []byte) (*modelProto, error) {
 	m := &modelProto{trainer: defaultTrainerSpec(), normalizer: defaultNormalizerSpec()}
 	r := pbReader{b: data}
-	for {
-		f, ok, err := r.next()
-		if err != nil {
-			return nil, err
+	names := [...]string{1: "pieces", 2: "trainer_spec", 3: "normalizer_spec", 4: "self_test_data", 5: "denormalizer_spec"}
+	err := r.each(func(f pbField) error {
+		if f.num < 1 || int(f.num) >= len(names) {
+			return nil // not used by glmkit
 		}
-		if !ok {
-			break
+		// Every field glmkit reads is a message.
+		if err := r.want(f, names[f.num], wireBytes); err != nil {
+			return err
 		}
 		switch f.num {
 		case 1:
-			if err := r.want(f, "pieces", wireBytes); err != nil {
-				return nil, err
-			}
 			p, err := parsePiece(f.data, len(m.pieces))
 			if err != nil {
-				return nil, err
+				return err
 			}
 			m.pieces = append(m.pieces, p)
+			return nil
 		case 2:
-			if err := r.want(f, "trainer_spec", wireBytes); err != nil {
-				return nil, err
-			}
-			if err := parseTrainerSpec(f.data, &m.trainer); err != nil {
-				return nil, err
-			}
+			return parseTrainerSpec(f.data, &m.trainer)
 		case 3:
-			if err := r.want(f, "normalizer_spec", wireBytes); err != nil {
-				return nil, err
-			}
 			m.hasNormalizer = true
-			if err := parseNormalizerSpec(f.data, "normalizer_spec", &m.normalizer); err != nil {
-				return nil, err
-			}
+			return parseNormalizerSpec(f.data, "normalizer_spec", &m.normalizer)
 		case 4:
-			if err := r.want(f, "self_test_data", wireBytes); err != nil {
-				return nil, err
-			}
-			if err := parseSelfTest(f.data, &m.selfTest); err != nil {
-				return nil, err
-			}
-		case 5:
-			if err := r.want(f, "denormalizer_spec", wireBytes); err != nil {
-				return nil, err
-			}
+			return parseSelfTest(f.data, &m.selfTest)
+		default:
 			if m.denormalizer == nil {
 				d := defaultNormalizerSpec()
 				m.denormalizer = &d
 			}
-			if err := parseNormalizerSpec(f.data, "denormalizer_spec", m.denormalizer); err != nil {
-				return nil, err
-			}
+			return parseNormalizerSpec(f.data, "denormalizer_spec", m.denormalizer)
 		}
+	})
+	if err != nil {
+		return nil, err
 	}
 	return m, nil
 }
@@ -278,48 +274,36 @@ func parseModelProto(data []byte) (*modelProto, error) {
 func parsePiece(data []byte, i int) (spPiece, error) {
 	p := spPiece{typ: spNormal}
 	r := pbReader{b: data, path: fmt.Sprintf("pieces[%d]", i)}
-	for {
-		f, ok, err := r.next()
-		if err != nil {
-			return p, err
-		}
-		if !ok {
-			return p, nil
-		}
+	err := r.each(func(f pbField) error {
 		switch f.num {
 		case 1:
 			if err := r.want(f, "piece", wireBytes); err != nil {
-				return p, err
+				return err
 			}
 			p.piece = string(f.data)
 		case 2:
 			if err := r.want(f, "score", wireFixed32); err != nil {
-				return p, err
+				return err
 			}
 			p.score = math.Float32frombits(uint32(f.v))
 		case 3:
 			if err := r.want(f, "type", wireVarint); err != nil {
-				return p, err
+				return err
 			}
 			t := int32Of(f.v)
 			if t < spNormal || t > spByte {
-				return p, fmt.Errorf("%s.type: %d is not a SentencePiece piece type (1..6)", r.where(), t)
+				return fmt.Errorf("%s.type: %d is not a SentencePiece piece type (1..6)", r.where(), t)
 			}
 			p.typ = t
 		}
-	}
+		return nil
+	})
+	return p, err
 }
 
 func parseTrainerSpec(data []byte, t *spTrainerSpec) error {
 	r := pbReader{b: data, path: "trainer_spec"}
-	for {
-		f, ok, err := r.next()
-		if err != nil {
-			return err
-		}
-		if !ok {
-			return nil
-		}
+	return r.each(func(f pbField) error {
 		var name string
 		var wire = wireVarint
 		var i32 *int32
@@ -361,7 +345,7 @@ func parseTrainerSpec(data []byte, t *spTrainerSpec) error {
 		case 48:
 			name, s, wire = "pad_piece", &t.padPiece, wireBytes
 		default:
-			continue
+			return nil
 		}
 		if err := r.want(f, name, wire); err != nil {
 			return err
@@ -374,19 +358,13 @@ func parseTrainerSpec(data []byte, t *spTrainerSpec) error {
 		case s != nil:
 			*s = string(f.data)
 		}
-	}
+		return nil
+	})
 }
 
 func parseNormalizerSpec(data []byte, path string, n *spNormalizerSpec) error {
 	r := pbReader{b: data, path: path}
-	for {
-		f, ok, err := r.next()
-		if err != nil {
-			return err
-		}
-		if !ok {
-			return nil
-		}
+	return r.each(func(f pbField) error {
 		switch f.num {
 		case 1:
 			if err := r.want(f, "name", wireBytes); err != nil {
@@ -410,35 +388,22 @@ func parseNormalizerSpec(data []byte, path string, n *spNormalizerSpec) error {
 			}
 			n.hasRuleTSV = len(f.data) > 0
 		}
-	}
+		return nil
+	})
 }
 
 func parseSelfTest(data []byte, out *[]spSample) error {
 	r := pbReader{b: data, path: "self_test_data"}
-	for {
-		f, ok, err := r.next()
-		if err != nil {
-			return err
-		}
-		if !ok {
-			return nil
-		}
+	return r.each(func(f pbField) error {
 		if f.num != 1 {
-			continue
+			return nil
 		}
 		if err := r.want(f, "samples", wireBytes); err != nil {
 			return err
 		}
 		var s spSample
 		sr := pbReader{b: f.data, path: fmt.Sprintf("self_test_data.samples[%d]", len(*out))}
-		for {
-			g, ok, err := sr.next()
-			if err != nil {
-				return err
-			}
-			if !ok {
-				break
-			}
+		err := sr.each(func(g pbField) error {
 			switch g.num {
 			case 1, 2:
 				if err := sr.want(g, [...]string{1: "input", 2: "expected"}[g.num], wireBytes); err != nil {
@@ -450,7 +415,12 @@ func parseSelfTest(data []byte, out *[]spSample) error {
 					s.expected = string(g.data)
 				}
 			}
+			return nil
+		})
+		if err != nil {
+			return err
 		}
 		*out = append(*out, s)
-	}
+		return nil
+	})
 }
