@@ -582,18 +582,7 @@ func TestFamilyAllocs(t *testing.T) {
 	for _, f := range fams {
 		spec, opts := f.load(refDir, dir)
 		tk := loadCached(t, spec, opts)
-		e := tk.NewEncoder()
-		var ids []int32
-		for range 2 {
-			for _, d := range docs {
-				ids, _ = e.Encode(ids[:0], d)
-			}
-		}
-		if allocs := testing.AllocsPerRun(2, func() {
-			for _, d := range docs {
-				ids, _ = e.Encode(ids[:0], d)
-			}
-		}); allocs != 0 {
+		if allocs := warmAllocs(tk.NewEncoder(), docs, 2); allocs != 0 {
 			t.Errorf("%s: %v allocations per pass over %d warm documents", f.name, allocs, len(docs))
 		}
 	}

@@ -728,18 +728,7 @@ func TestSentencePieceAllocs(t *testing.T) {
 			docs = append(docs, c.docs[:30]...)
 		}
 	}
-	e := tk.NewEncoder()
-	var ids []int32
-	for range 2 {
-		for _, d := range docs {
-			ids, _ = e.Encode(ids[:0], d)
-		}
-	}
-	if allocs := testing.AllocsPerRun(3, func() {
-		for _, d := range docs {
-			ids, _ = e.Encode(ids[:0], d)
-		}
-	}); allocs != 0 {
+	if allocs := warmAllocs(tk.NewEncoder(), docs, 3); allocs != 0 {
 		t.Errorf("%v allocations per pass over %d warm documents", allocs, len(docs))
 	}
 }
@@ -910,21 +899,5 @@ func TestSentencePieceConcurrent(t *testing.T) {
 		t.Skipf("cog-pretrain.model: %v", err)
 	}
 	docs := append(englishCorpus(t).docs[:20], stressCorpus().docs[:40]...)
-	want := make([][]int32, len(docs))
-	e := tk.NewEncoder()
-	for i, d := range docs {
-		want[i], _ = e.Encode(nil, d)
-	}
-	var wg sync.WaitGroup
-	for range 4 {
-		wg.Go(func() {
-			e := tk.NewEncoder()
-			for i, d := range docs {
-				if got, _ := e.Encode(nil, d); !slices.Equal(got, want[i]) {
-					t.Errorf("doc %d differs between goroutines", i)
-				}
-			}
-		})
-	}
-	wg.Wait()
+	checkConcurrent(t, "cog-pretrain", tk, docs, encodeEach(tk, docs))
 }

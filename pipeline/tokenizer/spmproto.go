@@ -211,66 +211,93 @@ func (r *pbReader) want(f pbField, name string, wire int) error {
 	return nil
 }
 
+// set checks that field f, called name, has the wire type of dst and
+// stores it there: a varint in an int32 or a bool, a fixed32 in a float32,
+// bytes in a string or a []byte (not copied).
+func (r *pbReader) set(f pbField, name string, dst any) error {
+	wire := wireVarint
+	switch dst.(type) {
+	case *float32:
+		wire = wireFixed32
+	case *string, *[]byte:
+		wire = wireBytes
+	}
+	if err := r.want(f, name, wire); err != nil {
+		return err
+	}
+	switch d := dst.(type) {
+	case *int32:
+		*d = int32Of(f.v)
+	case *bool:
+		*d = f.v != 0
+	case *float32:
+		*d = math.Float32frombits(uint32(f.v))
+	case *string:
+		*d = string(f.data)
+	case *[]byte:
+		*d = f.data
+	default:
+		panic(fmt.Sprintf("pbReader.set: %T", dst))
+	}
+	return nil
+}
+
 // int32Of decodes a proto int32 varint (negative values are sign-extended
 // to 64 bits on the wire).
 func int32Of(v uint64) int32 { return int32(v) }
+
+// each calls fn with each field of the message in turn, up to the first
+// error.
+func (r *pbReader) each(fn func(f pbField) error) error {
+	for {
+		f, ok, err := r.next()
+		if err != nil || !ok {
+			return err
+		}
+		if err := fn(f); err != nil {
+			return err
+		}
+	}
+}
 
 // parseModelProto decodes a serialized ModelProto.
 func parseModelProto(data []byte) (*modelProto, error) {
 	m := &modelProto{trainer: defaultTrainerSpec(), normalizer: defaultNormalizerSpec()}
 	r := pbReader{b: data}
-	for {
-		f, ok, err := r.next()
-		if err != nil {
-			return nil, err
+	names := [...]string{1: "pieces", 2: "trainer_spec", 3: "normalizer_spec", 4: "self_test_data", 5: "denormalizer_spec"}
+	err := r.each(func(f pbField) error {
+		if f.num < 1 || int(f.num) >= len(names) {
+			return nil // not used by glmkit
 		}
-		if !ok {
-			break
+		// Every field glmkit reads is a message.
+		if err := r.want(f, names[f.num], wireBytes); err != nil {
+			return err
 		}
 		switch f.num {
 		case 1:
-			if err := r.want(f, "pieces", wireBytes); err != nil {
-				return nil, err
-			}
 			p, err := parsePiece(f.data, len(m.pieces))
 			if err != nil {
-				return nil, err
+				return err
 			}
 			m.pieces = append(m.pieces, p)
+			return nil
 		case 2:
-			if err := r.want(f, "trainer_spec", wireBytes); err != nil {
-				return nil, err
-			}
-			if err := parseTrainerSpec(f.data, &m.trainer); err != nil {
-				return nil, err
-			}
+			return parseTrainerSpec(f.data, &m.trainer)
 		case 3:
-			if err := r.want(f, "normalizer_spec", wireBytes); err != nil {
-				return nil, err
-			}
 			m.hasNormalizer = true
-			if err := parseNormalizerSpec(f.data, "normalizer_spec", &m.normalizer); err != nil {
-				return nil, err
-			}
+			return parseNormalizerSpec(f.data, "normalizer_spec", &m.normalizer)
 		case 4:
-			if err := r.want(f, "self_test_data", wireBytes); err != nil {
-				return nil, err
-			}
-			if err := parseSelfTest(f.data, &m.selfTest); err != nil {
-				return nil, err
-			}
-		case 5:
-			if err := r.want(f, "denormalizer_spec", wireBytes); err != nil {
-				return nil, err
-			}
+			return parseSelfTest(f.data, &m.selfTest)
+		default:
 			if m.denormalizer == nil {
 				d := defaultNormalizerSpec()
 				m.denormalizer = &d
 			}
-			if err := parseNormalizerSpec(f.data, "denormalizer_spec", m.denormalizer); err != nil {
-				return nil, err
-			}
+			return parseNormalizerSpec(f.data, "denormalizer_spec", m.denormalizer)
 		}
+	})
+	if err != nil {
+		return nil, err
 	}
 	return m, nil
 }
@@ -278,179 +305,117 @@ func parseModelProto(data []byte) (*modelProto, error) {
 func parsePiece(data []byte, i int) (spPiece, error) {
 	p := spPiece{typ: spNormal}
 	r := pbReader{b: data, path: fmt.Sprintf("pieces[%d]", i)}
-	for {
-		f, ok, err := r.next()
-		if err != nil {
-			return p, err
-		}
-		if !ok {
-			return p, nil
-		}
+	err := r.each(func(f pbField) error {
 		switch f.num {
 		case 1:
-			if err := r.want(f, "piece", wireBytes); err != nil {
-				return p, err
-			}
-			p.piece = string(f.data)
+			return r.set(f, "piece", &p.piece)
 		case 2:
-			if err := r.want(f, "score", wireFixed32); err != nil {
-				return p, err
-			}
-			p.score = math.Float32frombits(uint32(f.v))
+			return r.set(f, "score", &p.score)
 		case 3:
-			if err := r.want(f, "type", wireVarint); err != nil {
-				return p, err
+			if err := r.set(f, "type", &p.typ); err != nil {
+				return err
 			}
-			t := int32Of(f.v)
-			if t < spNormal || t > spByte {
-				return p, fmt.Errorf("%s.type: %d is not a SentencePiece piece type (1..6)", r.where(), t)
+			if p.typ < spNormal || p.typ > spByte {
+				return fmt.Errorf("%s.type: %d is not a SentencePiece piece type (1..6)", r.where(), p.typ)
 			}
-			p.typ = t
 		}
-	}
+		return nil
+	})
+	return p, err
 }
 
 func parseTrainerSpec(data []byte, t *spTrainerSpec) error {
 	r := pbReader{b: data, path: "trainer_spec"}
-	for {
-		f, ok, err := r.next()
-		if err != nil {
-			return err
-		}
-		if !ok {
-			return nil
-		}
-		var name string
-		var wire = wireVarint
-		var i32 *int32
-		var b *bool
-		var s *string
+	return r.each(func(f pbField) error {
 		switch f.num {
 		case 3:
-			name, i32 = "model_type", &t.modelType
+			return r.set(f, "model_type", &t.modelType)
 		case 4:
-			name, i32 = "vocab_size", &t.vocabSize
+			return r.set(f, "vocab_size", &t.vocabSize)
 		case 35:
-			name, b = "byte_fallback", &t.byteFallback
+			return r.set(f, "byte_fallback", &t.byteFallback)
 		case 24:
-			name, b = "treat_whitespace_as_suffix", &t.treatWhitespaceAsSuffix
+			return r.set(f, "treat_whitespace_as_suffix", &t.treatWhitespaceAsSuffix)
 		case 22:
-			name, b = "split_by_whitespace", &t.splitByWhitespace
+			return r.set(f, "split_by_whitespace", &t.splitByWhitespace)
 		case 21:
-			name, b = "split_by_unicode_script", &t.splitByUnicodeScript
+			return r.set(f, "split_by_unicode_script", &t.splitByUnicodeScript)
 		case 23:
-			name, b = "split_by_number", &t.splitByNumber
+			return r.set(f, "split_by_number", &t.splitByNumber)
 		case 25:
-			name, b = "split_digits", &t.splitDigits
+			return r.set(f, "split_digits", &t.splitDigits)
 		case 40:
-			name, i32 = "unk_id", &t.unkID
+			return r.set(f, "unk_id", &t.unkID)
 		case 41:
-			name, i32 = "bos_id", &t.bosID
+			return r.set(f, "bos_id", &t.bosID)
 		case 42:
-			name, i32 = "eos_id", &t.eosID
+			return r.set(f, "eos_id", &t.eosID)
 		case 43:
-			name, i32 = "pad_id", &t.padID
+			return r.set(f, "pad_id", &t.padID)
 		case 44:
-			name, s, wire = "unk_surface", &t.unkSurface, wireBytes
+			return r.set(f, "unk_surface", &t.unkSurface)
 		case 45:
-			name, s, wire = "unk_piece", &t.unkPiece, wireBytes
+			return r.set(f, "unk_piece", &t.unkPiece)
 		case 46:
-			name, s, wire = "bos_piece", &t.bosPiece, wireBytes
+			return r.set(f, "bos_piece", &t.bosPiece)
 		case 47:
-			name, s, wire = "eos_piece", &t.eosPiece, wireBytes
+			return r.set(f, "eos_piece", &t.eosPiece)
 		case 48:
-			name, s, wire = "pad_piece", &t.padPiece, wireBytes
-		default:
-			continue
+			return r.set(f, "pad_piece", &t.padPiece)
 		}
-		if err := r.want(f, name, wire); err != nil {
-			return err
-		}
-		switch {
-		case i32 != nil:
-			*i32 = int32Of(f.v)
-		case b != nil:
-			*b = f.v != 0
-		case s != nil:
-			*s = string(f.data)
-		}
-	}
+		return nil
+	})
 }
 
 func parseNormalizerSpec(data []byte, path string, n *spNormalizerSpec) error {
 	r := pbReader{b: data, path: path}
-	for {
-		f, ok, err := r.next()
-		if err != nil {
-			return err
-		}
-		if !ok {
-			return nil
-		}
+	return r.each(func(f pbField) error {
 		switch f.num {
 		case 1:
-			if err := r.want(f, "name", wireBytes); err != nil {
-				return err
-			}
-			n.name = string(f.data)
+			return r.set(f, "name", &n.name)
 		case 2:
-			if err := r.want(f, "precompiled_charsmap", wireBytes); err != nil {
-				return err
-			}
-			n.precompiledCharsmap = f.data
-		case 3, 4, 5:
-			name := [...]string{3: "add_dummy_prefix", 4: "remove_extra_whitespaces", 5: "escape_whitespaces"}[f.num]
-			if err := r.want(f, name, wireVarint); err != nil {
-				return err
-			}
-			*[...]*bool{3: &n.addDummyPrefix, 4: &n.removeExtraWhitespaces, 5: &n.escapeWhitespaces}[f.num] = f.v != 0
+			return r.set(f, "precompiled_charsmap", &n.precompiledCharsmap)
+		case 3:
+			return r.set(f, "add_dummy_prefix", &n.addDummyPrefix)
+		case 4:
+			return r.set(f, "remove_extra_whitespaces", &n.removeExtraWhitespaces)
+		case 5:
+			return r.set(f, "escape_whitespaces", &n.escapeWhitespaces)
 		case 6:
-			if err := r.want(f, "normalization_rule_tsv", wireBytes); err != nil {
+			var tsv []byte
+			if err := r.set(f, "normalization_rule_tsv", &tsv); err != nil {
 				return err
 			}
-			n.hasRuleTSV = len(f.data) > 0
+			n.hasRuleTSV = len(tsv) > 0
 		}
-	}
+		return nil
+	})
 }
 
 func parseSelfTest(data []byte, out *[]spSample) error {
 	r := pbReader{b: data, path: "self_test_data"}
-	for {
-		f, ok, err := r.next()
-		if err != nil {
-			return err
-		}
-		if !ok {
-			return nil
-		}
+	return r.each(func(f pbField) error {
 		if f.num != 1 {
-			continue
+			return nil
 		}
 		if err := r.want(f, "samples", wireBytes); err != nil {
 			return err
 		}
 		var s spSample
 		sr := pbReader{b: f.data, path: fmt.Sprintf("self_test_data.samples[%d]", len(*out))}
-		for {
-			g, ok, err := sr.next()
-			if err != nil {
-				return err
-			}
-			if !ok {
-				break
-			}
+		err := sr.each(func(g pbField) error {
 			switch g.num {
-			case 1, 2:
-				if err := sr.want(g, [...]string{1: "input", 2: "expected"}[g.num], wireBytes); err != nil {
-					return err
-				}
-				if g.num == 1 {
-					s.input = string(g.data)
-				} else {
-					s.expected = string(g.data)
-				}
+			case 1:
+				return sr.set(g, "input", &s.input)
+			case 2:
+				return sr.set(g, "expected", &s.expected)
 			}
+			return nil
+		})
+		if err != nil {
+			return err
 		}
 		*out = append(*out, s)
-	}
+		return nil
+	})
 }

@@ -390,26 +390,40 @@ func TestPathsAgree(t *testing.T) {
 		}
 		// Concurrent use of one Tokenizer.
 		docs := cs[len(cs)-1].docs
-		want := make([][]int32, len(docs))
-		for i, d := range docs {
-			want[i], _ = fast.Encode(nil, d)
-		}
-		var wg sync.WaitGroup
-		for range 4 {
-			wg.Go(func() {
-				e := tk.NewEncoder()
-				var ids []int32
-				for i, d := range docs {
-					ids, _ = e.Encode(ids[:0], d)
-					if !slices.Equal(ids, want[i]) {
-						t.Errorf("%s: concurrent encoding differs on doc %d", name, i)
-						return
-					}
-				}
-			})
-		}
-		wg.Wait()
+		checkConcurrent(t, name, tk, docs, encodeEach(tk, docs))
 	}
+}
+
+// encodeEach returns the ids of each of docs, encoded by one Encoder of tk.
+func encodeEach(tk *Tokenizer, docs [][]byte) [][]int32 {
+	e := tk.NewEncoder()
+	ids := make([][]int32, len(docs))
+	for i, d := range docs {
+		ids[i], _ = e.Encode(nil, d)
+	}
+	return ids
+}
+
+// checkConcurrent encodes docs from 4 goroutines at once, each with an
+// Encoder of its own of the shared tk and starting a quarter further into
+// docs than the one before, and requires want's ids (run with -race).
+func checkConcurrent(t *testing.T, name string, tk *Tokenizer, docs [][]byte, want [][]int32) {
+	t.Helper()
+	var wg sync.WaitGroup
+	for g := range 4 {
+		wg.Go(func() {
+			e := tk.NewEncoder()
+			var ids []int32
+			for k := range docs {
+				i := (k + g*len(docs)/4) % len(docs)
+				if ids, _ = e.Encode(ids[:0], docs[i]); !slices.Equal(ids, want[i]) {
+					t.Errorf("%s: doc %d differs between goroutines", name, i)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
 }
 
 // TestEncodeAppends checks the append contract: dst's contents are kept.
@@ -433,22 +447,26 @@ func TestEncodeAppends(t *testing.T) {
 func TestEncodeAllocs(t *testing.T) {
 	docs := append(englishCorpus(t).docs[:50], stressCorpus().docs[:50]...)
 	for _, name := range []string{BuiltinBERT, BuiltinGPT2} {
-		e := loadBuiltin(t, name).NewEncoder()
-		var ids []int32
-		for range 2 {
-			for _, d := range docs {
-				ids, _ = e.Encode(ids[:0], d)
-			}
-		}
-		allocs := testing.AllocsPerRun(3, func() {
-			for _, d := range docs {
-				ids, _ = e.Encode(ids[:0], d)
-			}
-		})
-		if allocs != 0 {
+		if allocs := warmAllocs(loadBuiltin(t, name).NewEncoder(), docs, 3); allocs != 0 {
 			t.Errorf("%s: %v allocations per pass over %d warm documents", name, allocs, len(docs))
 		}
 	}
+}
+
+// warmAllocs returns the allocations of a pass of e over docs once warm
+// (after two passes), averaged over runs passes.
+func warmAllocs(e *Encoder, docs [][]byte, runs int) float64 {
+	var ids []int32
+	for range 2 {
+		for _, d := range docs {
+			ids, _ = e.Encode(ids[:0], d)
+		}
+	}
+	return testing.AllocsPerRun(runs, func() {
+		for _, d := range docs {
+			ids, _ = e.Encode(ids[:0], d)
+		}
+	})
 }
 
 // TestGLMSpecialTokens: a file that defines GLM's command tokens as added

@@ -163,50 +163,59 @@ type tjBuilder struct {
 
 // normalizers reads normalizer (null, one, or a Sequence, flattened).
 func (b *tjBuilder) normalizers(field string, raw json.RawMessage, out []normalizer) ([]normalizer, error) {
+	return components(field, raw, "normalizers", out, b.normalizerOf)
+}
+
+// normalizerOf makes the normalizer of type t; nil for one that does nothing.
+func (b *tjBuilder) normalizerOf(o jobj, t string) (normalizer, error) {
+	switch t {
+	case "BertNormalizer":
+		return bertNormOf(o)
+	case "Lowercase":
+		return lowercaseNorm{}, o.keys()
+	case "StripAccents":
+		return stripAccentsNorm{}, o.keys()
+	case "NFC", "NFD", "NFKC", "NFKD":
+		form := map[string]norm.Form{"NFC": norm.NFC, "NFD": norm.NFD, "NFKC": norm.NFKC, "NFKD": norm.NFKD}[t]
+		return unicodeNorm{form}, o.keys()
+	case "Strip":
+		return stripNormOf(o)
+	case "Replace":
+		return replaceNormOf(o)
+	case "Prepend":
+		return prependNormOf(o)
+	case "Precompiled":
+		return b.precompiledNormOf(o)
+	}
+	return nil, unsupported(o.field, t)
+}
+
+// components reads a component of one kind under field (null, one, or a
+// Sequence listing more under seqKey, flattened) into out; one makes a
+// component of a given type, nil for one that does nothing.
+func components[T any](field string, raw json.RawMessage, seqKey string, out []T, one func(o jobj, typ string) (T, error)) ([]T, error) {
 	o, t, ok, err := component(field, raw)
 	if err != nil {
 		return nil, err
 	} else if !ok {
 		return out, nil
 	}
-	var n normalizer
 	switch t {
 	case "Sequence":
-		return b.normalizerSeq(o, out)
-	case "BertNormalizer":
-		n, err = bertNormOf(o)
-	case "Lowercase":
-		n, err = lowercaseNorm{}, o.keys()
-	case "StripAccents":
-		n, err = stripAccentsNorm{}, o.keys()
-	case "NFC", "NFD", "NFKC", "NFKD":
-		form := map[string]norm.Form{"NFC": norm.NFC, "NFD": norm.NFD, "NFKC": norm.NFKC, "NFKD": norm.NFKD}[t]
-		n, err = unicodeNorm{form}, o.keys()
-	case "Strip":
-		n, err = stripNormOf(o)
-	case "Replace":
-		n, err = replaceNormOf(o)
-	case "Prepend":
-		n, err = prependNormOf(o)
-	case "Precompiled":
-		n, err = b.precompiledNormOf(o)
+		return sequenceOf(o, seqKey, out, func(field string, raw json.RawMessage, out []T) ([]T, error) {
+			return components(field, raw, seqKey, out, one)
+		})
 	case "":
 		return nil, fieldErr(field, "has no type")
-	default:
-		return nil, unsupported(field, t)
 	}
+	c, err := one(o, t)
 	if err != nil {
 		return nil, err
 	}
-	if n != nil {
-		out = append(out, n)
+	if any(c) != nil {
+		out = append(out, c)
 	}
 	return out, nil
-}
-
-// normalizerSeq reads a Sequence's normalizers into out.
-func (b *tjBuilder) normalizerSeq(o jobj, out []normalizer) ([]normalizer, error) {
-	return sequenceOf(o, "normalizers", out, b.normalizers)
 }
 
 // sequenceOf reads the components listed under key, the one option of a
@@ -325,48 +334,32 @@ func (n precompiledNorm) normalize(st *genState, dst, src []byte) ([]byte, bool,
 
 // preTokenizers reads pre_tokenizer (null, one, or a Sequence, flattened).
 func (b *tjBuilder) preTokenizers(field string, raw json.RawMessage, out []preTokenizer) ([]preTokenizer, error) {
-	o, t, ok, err := component(field, raw)
-	if err != nil {
-		return nil, err
-	} else if !ok {
-		return out, nil
-	}
-	var p preTokenizer
-	switch t {
-	case "Sequence":
-		return b.preTokenizerSeq(o, out)
-	case "ByteLevel":
-		p, err = b.byteLevelPreOf(o)
-	case "Split":
-		p, err = splitPreOf(o)
-	case "Metaspace":
-		p, err = metaspacePreOf(o)
-	case "Whitespace":
-		p, err = whitespacePre{}, o.keys()
-	case "WhitespaceSplit":
-		p, err = &classPre{in: isRustSpace, behavior: behRemoved}, o.keys()
-	case "BertPreTokenizer":
-		p, err = bertPre{}, o.keys()
-	case "Punctuation":
-		p, err = punctuationPreOf(o)
-	case "Digits":
-		p, err = digitsPreOf(o)
-	case "CharDelimiterSplit":
-		p, err = charDelimiterPreOf(o)
-	case "":
-		return nil, fieldErr(field, "has no type")
-	default:
-		return nil, unsupported(field, t)
-	}
-	if err != nil {
-		return nil, err
-	}
-	return append(out, p), nil
+	return components(field, raw, "pretokenizers", out, b.preTokenizerOf)
 }
 
-// preTokenizerSeq reads a Sequence's pre-tokenizers into out.
-func (b *tjBuilder) preTokenizerSeq(o jobj, out []preTokenizer) ([]preTokenizer, error) {
-	return sequenceOf(o, "pretokenizers", out, b.preTokenizers)
+// preTokenizerOf makes the pre-tokenizer of type t.
+func (b *tjBuilder) preTokenizerOf(o jobj, t string) (preTokenizer, error) {
+	switch t {
+	case "ByteLevel":
+		return b.byteLevelPreOf(o)
+	case "Split":
+		return splitPreOf(o)
+	case "Metaspace":
+		return metaspacePreOf(o)
+	case "Whitespace":
+		return whitespacePre{}, o.keys()
+	case "WhitespaceSplit":
+		return &classPre{in: isRustSpace, behavior: behRemoved}, o.keys()
+	case "BertPreTokenizer":
+		return bertPre{}, o.keys()
+	case "Punctuation":
+		return punctuationPreOf(o)
+	case "Digits":
+		return digitsPreOf(o)
+	case "CharDelimiterSplit":
+		return charDelimiterPreOf(o)
+	}
+	return nil, unsupported(o.field, t)
 }
 
 // behavior reads a split delimiter behaviour (def when the key is absent).

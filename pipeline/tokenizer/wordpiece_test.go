@@ -5,7 +5,6 @@ import (
 	"math/rand/v2"
 	"path/filepath"
 	"slices"
-	"sync"
 	"testing"
 	"unicode/utf8"
 )
@@ -194,26 +193,10 @@ func TestWordPieceConcurrent(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := make([][]int32, len(docs))
-	e := alone.NewEncoder()
-	for i, d := range docs {
-		want[i], _ = e.Encode(nil, d)
-	}
+	want := encodeEach(alone, docs)
 	tk, err := Load(vocab)
 	if err != nil {
 		t.Fatal(err)
 	}
-	var wg sync.WaitGroup
-	for g := range 4 {
-		wg.Go(func() {
-			e := tk.NewEncoder()
-			for k := range docs {
-				i := (k + g*len(docs)/4) % len(docs)
-				if got, _ := e.Encode(nil, docs[i]); !slices.Equal(got, want[i]) {
-					t.Errorf("doc %d differs between goroutines", i)
-				}
-			}
-		})
-	}
-	wg.Wait()
+	checkConcurrent(t, "bert-base-chinese", tk, docs, want)
 }
