@@ -25,11 +25,7 @@ import (
 // for the tests that kill or interrupt a real process.
 var hookedGlmprep = testhooks.NewBinary("glmprep")
 
-func TestMain(m *testing.M) {
-	code := m.Run()
-	hookedGlmprep.Remove()
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { testhooks.Main(m, hookedGlmprep) }
 
 // glmprepCommand returns a command that runs that glmprep with args, its
 // environment this process's plus env.
