@@ -10,6 +10,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/glmkit/glmkit/internal/glmtest"
 	"github.com/glmkit/glmkit/masking"
 	"github.com/glmkit/glmkit/pipeline/tokenizer"
 )
@@ -28,10 +29,9 @@ func wikiSamples(t *testing.T, seqLen int) ([][]int32, *tokenizer.Tokenizer) {
 	var docs [][]int32
 	var cur []int32
 	for _, name := range []string{"wiki.valid.raw", "wiki.test.raw"} {
-		p := filepath.Join("..", "..", "shared", "corpora", "wikitext-2-raw", name)
-		data, err := os.ReadFile(p)
+		data, err := os.ReadFile(glmtest.Corpus(t, filepath.Join("wikitext-2-raw", name)))
 		if err != nil {
-			t.Skipf("WikiText-2 not found at %s (the shared corpora live in ../shared): %v", p, err)
+			t.Fatal(err)
 		}
 		sc := bufio.NewScanner(bytes.NewReader(data))
 		sc.Buffer(nil, 1<<24)

@@ -23,17 +23,6 @@ import (
 	"github.com/glmkit/glmkit/sharding"
 )
 
-const shared = "../../shared"
-
-func corpus(t testing.TB, rel string) string {
-	t.Helper()
-	p := filepath.Join(shared, "corpora", rel)
-	if _, err := os.Stat(p); err != nil {
-		t.Skipf("corpus %s not found (the shared corpora live in ../shared beside the repository): %v", p, err)
-	}
-	return p
-}
-
 func options(t testing.TB, tok string, out string, inputs ...string) BuildOptions {
 	t.Helper()
 	tk, err := tokenizer.Load(tok)
@@ -90,7 +79,7 @@ func readSources(t testing.TB, dir string) [][]int32 {
 // the tokenizer's output for every document in order: nothing lost,
 // nothing duplicated.
 func TestBuildKeepsEveryToken(t *testing.T) {
-	in := corpus(t, "wikitext-2-raw/wiki.valid.raw")
+	in := glmtest.Corpus(t, "wikitext-2-raw/wiki.valid.raw")
 	out := t.TempDir()
 	o := options(t, "bert-base-uncased", out, in)
 	o.Config.ShardRows = 100
@@ -172,7 +161,7 @@ func sameBytes(t *testing.T, a, b map[string][]byte, what string) {
 }
 
 func TestBuildDeterministicAcrossWorkers(t *testing.T) {
-	inputs := []string{corpus(t, "wikitext-2-raw/wiki.valid.raw"), corpus(t, "web-jsonl-samples")}
+	inputs := []string{glmtest.Corpus(t, "wikitext-2-raw/wiki.valid.raw"), glmtest.Corpus(t, "web-jsonl-samples")}
 	var ref map[string][]byte
 	for _, workers := range []int{1, 4} {
 		out := t.TempDir()
@@ -197,7 +186,7 @@ func TestBuildDeterministicAcrossWorkers(t *testing.T) {
 // An interrupted build, resumed, gives the bytes of an uninterrupted one,
 // wherever it was interrupted.
 func TestBuildResumeInProcess(t *testing.T) {
-	inputs := []string{corpus(t, "wikitext-2-raw/wiki.valid.raw"), corpus(t, "tinyshakespeare/input.txt")}
+	inputs := []string{glmtest.Corpus(t, "wikitext-2-raw/wiki.valid.raw"), glmtest.Corpus(t, "tinyshakespeare/input.txt")}
 	refDir := t.TempDir()
 	o := options(t, "bert-base-uncased", refDir, inputs...)
 	o.Config.ShardRows = 40

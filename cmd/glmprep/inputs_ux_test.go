@@ -11,6 +11,7 @@ import (
 
 	"github.com/klauspost/compress/zstd"
 
+	"github.com/glmkit/glmkit/internal/glmtest"
 	"github.com/glmkit/glmkit/pipeline"
 	"github.com/glmkit/glmkit/sharding"
 )
@@ -95,10 +96,10 @@ func writeJSONL(t *testing.T, path string, texts []string) {
 // --json-path an object document is refused, naming its keys; JSON Lines
 // named .json stay JSON Lines.
 func TestJSONDocuments(t *testing.T) {
-	squad := corpus(t, "zh/cmrc2018_dev.json.zst")
+	squad := glmtest.Corpus(t, "zh/cmrc2018_dev.json.zst")
 	contexts := squadContexts(t, squad)
 	src := t.TempDir()
-	flags := []string{"--quiet", "--seq-len", "128", "--shard-rows", "300", "--tokenizer", filepath.Join(shared, "tokenizers/bert-base-chinese/vocab.txt")}
+	flags := []string{"--quiet", "--seq-len", "128", "--shard-rows", "300", "--tokenizer", glmtest.Shared(t, "tokenizers/bert-base-chinese/vocab.txt")}
 	ref := filepath.Join(t.TempDir(), "ref")
 	writeJSONL(t, filepath.Join(src, "contexts.jsonl"), contexts)
 	mustGlmprep(t, append([]string{"build", "--input", filepath.Join(src, "contexts.jsonl"), "--out", ref}, flags...)...)
@@ -149,7 +150,7 @@ func TestJSONDocuments(t *testing.T) {
 
 	// JSON Lines named .json.gz stay JSON Lines.
 	out := filepath.Join(t.TempDir(), "c4")
-	mustGlmprep(t, "build", "--input", filepath.Join(corpus(t, "web-jsonl-samples"), "c4-sample.01.json.gz"), "--out", out, "--quiet")
+	mustGlmprep(t, "build", "--input", filepath.Join(glmtest.Corpus(t, "web-jsonl-samples"), "c4-sample.01.json.gz"), "--out", out, "--quiet")
 	c4 := buildStats(t, out)
 	if p, _ := pipeline.ReadPlan(out); p.Inputs[0].Format != "jsonl" || c4.Skipped() != 0 {
 		t.Errorf("c4-sample.01.json.gz: format %s, %d skipped", p.Inputs[0].Format, c4.Skipped())
@@ -174,9 +175,9 @@ func TestJSONDocuments(t *testing.T) {
 // gives the bytes of an uninterrupted build (the document is read again,
 // the records written skipped).
 func TestJSONDocumentResume(t *testing.T) {
-	squad := corpus(t, "zh/cmrc2018_dev.json.zst")
+	squad := glmtest.Corpus(t, "zh/cmrc2018_dev.json.zst")
 	flags := []string{"--input", squad, "--json-path", "data.paragraphs", "--text-field", "context", "--quiet", "--seq-len", "128",
-		"--shard-rows", "200", "--tokenizer", filepath.Join(shared, "tokenizers/bert-base-chinese/vocab.txt")}
+		"--shard-rows", "200", "--tokenizer", glmtest.Shared(t, "tokenizers/bert-base-chinese/vocab.txt")}
 	ref := t.TempDir()
 	mustGlmprep(t, append([]string{"build", "--out", ref}, flags...)...)
 	dir := t.TempDir()
@@ -272,7 +273,7 @@ func TestMaxRecords(t *testing.T) {
 // exactly one of the two builds, and which one does not depend on
 // --workers or --task-bytes.
 func TestValidSplit(t *testing.T) {
-	input := corpus(t, "wikitext-2-raw/wiki.valid.raw")
+	input := glmtest.Corpus(t, "wikitext-2-raw/wiki.valid.raw")
 	flags := []string{"--input", input, "--seq-len", "128", "--tokenizer", "gpt2"}
 	full := filepath.Join(t.TempDir(), "full")
 	mustGlmprep(t, append([]string{"build", "--out", full}, flags...)...)

@@ -38,17 +38,6 @@ func glmprepCommand(t testing.TB, env []string, args ...string) *exec.Cmd {
 	return cmd
 }
 
-const shared = "../../../shared"
-
-func corpus(t testing.TB, rel string) string {
-	t.Helper()
-	p := filepath.Join(shared, "corpora", rel)
-	if _, err := os.Stat(p); err != nil {
-		t.Skipf("corpus %s not found (the shared corpora live in ../shared beside the repository): %v", p, err)
-	}
-	return p
-}
-
 func glmprep(t *testing.T, args ...string) (string, string, error) {
 	t.Helper()
 	var out, errb bytes.Buffer
@@ -93,12 +82,12 @@ func TestBuildCorpora(t *testing.T) {
 		args  []string
 		check string // in inspect's output
 	}{
-		{"wikitext bert", []string{"--input", corpus(t, "wikitext-2-raw/wiki.valid.raw"), "--tokenizer", "bert-base-uncased"}, "the"},
-		{"web jsonl gz", []string{"--input", filepath.Join(corpus(t, "web-jsonl-samples"), "*.gz"), "--tokenizer", "gpt2", "--mix", "token=0.4,sentence=0.3,document=0.3"}, " the"},
-		{"web jsonl", []string{"--input", filepath.Join(corpus(t, "web-jsonl-samples"), "*.jsonl"), "--tokenizer", "bert-base-uncased", "--compression", "zstd"}, "the"},
-		{"cmrc chinese bert", []string{"--input", corpus(t, "zh/cmrc2018-contexts.jsonl"), "--tokenizer", filepath.Join(shared, "tokenizers/bert-base-chinese/vocab.txt"), "--mix", "token=1", "--task-mask=false"}, "的"},
-		{"cmrc gpt2", []string{"--input", corpus(t, "zh/cmrc2018-contexts.jsonl"), "--tokenizer", "gpt2", "--seq-len", "1024"}, "的"},
-		{"classical novel zst", []string{"--input", corpus(t, "zh/classical-novels/xiyouji.txt.zst"), "--tokenizer", filepath.Join(shared, "tokenizers/bert-base-chinese/vocab.txt"), "--doc-boundary", "blank"}, "。"},
+		{"wikitext bert", []string{"--input", glmtest.Corpus(t, "wikitext-2-raw/wiki.valid.raw"), "--tokenizer", "bert-base-uncased"}, "the"},
+		{"web jsonl gz", []string{"--input", filepath.Join(glmtest.Corpus(t, "web-jsonl-samples"), "*.gz"), "--tokenizer", "gpt2", "--mix", "token=0.4,sentence=0.3,document=0.3"}, " the"},
+		{"web jsonl", []string{"--input", filepath.Join(glmtest.Corpus(t, "web-jsonl-samples"), "*.jsonl"), "--tokenizer", "bert-base-uncased", "--compression", "zstd"}, "the"},
+		{"cmrc chinese bert", []string{"--input", glmtest.Corpus(t, "zh/cmrc2018-contexts.jsonl"), "--tokenizer", glmtest.Shared(t, "tokenizers/bert-base-chinese/vocab.txt"), "--mix", "token=1", "--task-mask=false"}, "的"},
+		{"cmrc gpt2", []string{"--input", glmtest.Corpus(t, "zh/cmrc2018-contexts.jsonl"), "--tokenizer", "gpt2", "--seq-len", "1024"}, "的"},
+		{"classical novel zst", []string{"--input", glmtest.Corpus(t, "zh/classical-novels/xiyouji.txt.zst"), "--tokenizer", glmtest.Shared(t, "tokenizers/bert-base-chinese/vocab.txt"), "--doc-boundary", "blank"}, "。"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			out := t.TempDir()
@@ -134,7 +123,7 @@ func TestBuildCorpora(t *testing.T) {
 // A build killed with SIGKILL part way, then finished with --resume, is
 // byte-identical to an uninterrupted build.
 func TestCrashThenResume(t *testing.T) {
-	inputs := []string{"--input", corpus(t, "wikitext-2-raw/wiki.valid.raw"), "--input", corpus(t, "tinyshakespeare/input.txt")}
+	inputs := []string{"--input", glmtest.Corpus(t, "wikitext-2-raw/wiki.valid.raw"), "--input", glmtest.Corpus(t, "tinyshakespeare/input.txt")}
 	flags := append([]string{"--shard-rows", "25", "--doc-boundary", "blank", "--tokenizer", "gpt2", "--quiet"}, inputs...)
 	ref := t.TempDir()
 	mustGlmprep(t, append([]string{"build", "--out", ref}, flags...)...)
@@ -350,7 +339,7 @@ func TestStdin(t *testing.T) {
 // and leaves the build as it is without it; a path it cannot create is an
 // error that names the flag, before anything is built.
 func TestCPUProfile(t *testing.T) {
-	in := corpus(t, "wikitext-2-raw/wiki.valid.raw")
+	in := glmtest.Corpus(t, "wikitext-2-raw/wiki.valid.raw")
 	dir := t.TempDir()
 	prof := filepath.Join(dir, "build.pprof")
 	a, b := filepath.Join(dir, "a"), filepath.Join(dir, "b")

@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/glmkit/glmkit/internal/glmtest"
 )
 
 // TestBuildSentencePiece builds Chinese text with GLM's own SentencePiece
@@ -13,12 +15,9 @@ import (
 // readable Chinese with GLM's blanks, and the manifest records the ids GLM's
 // ChineseSPTokenizer uses for that file.
 func TestBuildSentencePiece(t *testing.T) {
-	model := filepath.Join(shared, "tokenizers/glm-chinese-sentencepiece/cog-pretrain.model")
-	if _, err := os.Stat(model); err != nil {
-		t.Skipf("%s not found (the shared tokenizers live in ../shared beside the repository): %v", model, err)
-	}
+	model := glmtest.Shared(t, "tokenizers/glm-chinese-sentencepiece/cog-pretrain.model")
 	out := t.TempDir()
-	mustGlmprep(t, "build", "--out", out, "--quiet", "--tokenizer", model, "--input", corpus(t, "zh/cmrc2018-contexts.jsonl"),
+	mustGlmprep(t, "build", "--out", out, "--quiet", "--tokenizer", model, "--input", glmtest.Corpus(t, "zh/cmrc2018-contexts.jsonl"),
 		"--mix", "token=0.4,sentence=0.3,document=0.3")
 	if v := mustGlmprep(t, "verify", out); !strings.Contains(v, "OK") {
 		t.Errorf("verify: %s", v)
