@@ -52,3 +52,14 @@ func ReadTree(tb testing.TB, dir string) map[string][]byte {
 	}
 	return files
 }
+
+// ReadFile returns the bytes of the file path, failing the test when it
+// cannot be read.
+func ReadFile(tb testing.TB, path string) []byte {
+	tb.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return b
+}
