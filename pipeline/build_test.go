@@ -144,22 +144,6 @@ func TestBuildKeepsEveryToken(t *testing.T) {
 // dirBytes reads every file of a build that must be byte-identical.
 func dirBytes(t testing.TB, dir string) map[string][]byte { return glmtest.ReadTree(t, dir) }
 
-func sameBytes(t *testing.T, a, b map[string][]byte, what string) {
-	t.Helper()
-	for name, want := range a {
-		if got, ok := b[name]; !ok {
-			t.Errorf("%s: %s missing", what, name)
-		} else if !bytes.Equal(got, want) {
-			t.Errorf("%s: %s differs", what, name)
-		}
-	}
-	for name := range b {
-		if _, ok := a[name]; !ok {
-			t.Errorf("%s: extra file %s", what, name)
-		}
-	}
-}
-
 func TestBuildDeterministicAcrossWorkers(t *testing.T) {
 	inputs := []string{glmtest.Corpus(t, "wikitext-2-raw/wiki.valid.raw"), glmtest.Corpus(t, "web-jsonl-samples")}
 	var ref map[string][]byte
@@ -176,7 +160,7 @@ func TestBuildDeterministicAcrossWorkers(t *testing.T) {
 			ref = files
 			continue
 		}
-		sameBytes(t, ref, files, "workers 1 vs 4")
+		glmtest.SameFiles(t, "workers 1 vs 4", ref, files)
 	}
 	if len(ref) < 10 {
 		t.Errorf("only %d files in the build", len(ref))
@@ -238,7 +222,7 @@ func TestBuildResumeInProcess(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		sameBytes(t, ref, dirBytes(t, dir), "resumed build")
+		glmtest.SameFiles(t, "resumed build", ref, dirBytes(t, dir))
 		t.Logf("stopped with %d shards committed: resumed %d tasks, %d were complete", kept, res.TasksRun, res.TasksSkipped)
 	}
 }
@@ -407,7 +391,7 @@ func TestEnvZeroWorkers(t *testing.T) {
 	if _, _, err := Merge(dir, plan, o.Software); err != nil {
 		t.Fatal(err)
 	}
-	sameBytes(t, dirBytes(t, ref), dirBytes(t, dir), "the build of an Env with Workers 0")
+	glmtest.SameFiles(t, "the build of an Env with Workers 0", dirBytes(t, ref), dirBytes(t, dir))
 }
 
 func TestKey(t *testing.T) {

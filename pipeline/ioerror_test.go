@@ -185,7 +185,7 @@ func readErrorThenRetry(t *testing.T, ref BuildOptions, tc ioErrorCase) {
 	if tc.limit > 1 {
 		t.Fatal("a read error that never goes away was not reported")
 	}
-	sameBytes(t, dirBytes(t, ref.Out), dirBytes(t, o.Out), "build retried after a read error")
+	glmtest.SameFiles(t, "build retried after a read error", dirBytes(t, ref.Out), dirBytes(t, o.Out))
 }
 
 // A Parquet row group whose pages are damaged is a counted skip, located by

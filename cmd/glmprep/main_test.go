@@ -56,25 +56,6 @@ func mustGlmprep(t *testing.T, args ...string) string {
 
 func readDir(t *testing.T, dir string) map[string][]byte { return glmtest.ReadTree(t, dir) }
 
-func sameDir(t *testing.T, want, got map[string][]byte) {
-	t.Helper()
-	var names []string
-	for n := range want {
-		names = append(names, n)
-	}
-	for n := range got {
-		if _, ok := want[n]; !ok {
-			names = append(names, n)
-		}
-	}
-	slices.Sort(names)
-	for _, n := range slices.Compact(names) {
-		if !bytes.Equal(want[n], got[n]) {
-			t.Errorf("%s differs (%d vs %d bytes)", n, len(want[n]), len(got[n]))
-		}
-	}
-}
-
 // The acceptance corpora: build, verify and inspect each.
 func TestBuildCorpora(t *testing.T) {
 	for _, tc := range []struct {
@@ -165,7 +146,7 @@ func TestCrashThenResume(t *testing.T) {
 	if err != nil {
 		t.Fatalf("resume: %v\n%s", err, se)
 	}
-	sameDir(t, readDir(t, ref), readDir(t, dir))
+	glmtest.SameFiles(t, "resumed build", readDir(t, ref), readDir(t, dir))
 	t.Logf("killed after %d shards of task 0; the resumed build is byte-identical", shards)
 }
 
@@ -351,7 +332,7 @@ func TestCPUProfile(t *testing.T) {
 	if err != nil || len(p) < 2 || p[0] != 0x1f || p[1] != 0x8b {
 		t.Fatalf("--cpu-profile wrote %d bytes (%v); want a gzipped pprof profile", len(p), err)
 	}
-	sameDir(t, readDir(t, a), readDir(t, b))
+	glmtest.SameFiles(t, "build with --cpu-profile", readDir(t, a), readDir(t, b))
 	bad := filepath.Join(dir, "missing", "build.pprof")
 	out, err := glmprepCommand(t, nil, "build", "--quiet", "--input", in, "--out", filepath.Join(dir, "c"), "--cpu-profile", bad).CombinedOutput()
 	if err == nil || !strings.Contains(string(out), "--cpu-profile") {

@@ -93,7 +93,7 @@ func TestPlanRunTaskMerge(t *testing.T) {
 	if o, _, err := glmprep(t, "merge", dir); err != nil {
 		t.Fatalf("merge: %v %s", err, o)
 	}
-	sameDir(t, readDir(t, ref), readDir(t, dir))
+	glmtest.SameFiles(t, "merged build", readDir(t, ref), readDir(t, dir))
 	t.Logf("%d tasks as processes, shuffled, two at a time, task %d killed and rerun: identical to glmprep build", n, victim)
 }
 
@@ -182,7 +182,7 @@ func TestSameTaskTwiceAtOnce(t *testing.T) {
 	if v := mustGlmprep(t, "verify", dir); !strings.Contains(v, "OK") {
 		t.Fatalf("verify: %s", v)
 	}
-	sameDir(t, readDir(t, ref), readDir(t, dir))
+	glmtest.SameFiles(t, "build of a task run twice at once", readDir(t, ref), readDir(t, dir))
 	if tmp, _ := filepath.Glob(filepath.Join(dir, ".*.tmp")); len(tmp) > 0 {
 		t.Errorf("temporary files left behind: %v", tmp)
 	}
