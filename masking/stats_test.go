@@ -4,8 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"math"
-	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -29,10 +27,7 @@ func wikiSamples(t *testing.T, seqLen int) ([][]int32, *tokenizer.Tokenizer) {
 	var docs [][]int32
 	var cur []int32
 	for _, name := range []string{"wiki.valid.raw", "wiki.test.raw"} {
-		data, err := os.ReadFile(glmtest.Corpus(t, filepath.Join("wikitext-2-raw", name)))
-		if err != nil {
-			t.Fatal(err)
-		}
+		data := glmtest.ReadFile(t, glmtest.Corpus(t, "wikitext-2-raw/"+name))
 		sc := bufio.NewScanner(bytes.NewReader(data))
 		sc.Buffer(nil, 1<<24)
 		for sc.Scan() {

@@ -2,7 +2,6 @@ package main
 
 import (
 	"encoding/json"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -37,11 +36,7 @@ func TestBuildSentencePiece(t *testing.T) {
 			SpecialIDs map[string]int32 `json:"special_ids"`
 		} `json:"meta"`
 	}
-	data, err := os.ReadFile(filepath.Join(out, "manifest.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := json.Unmarshal(data, &man); err != nil {
+	if err := json.Unmarshal(glmtest.ReadFile(t, filepath.Join(out, "manifest.json")), &man); err != nil {
 		t.Fatal(err)
 	}
 	want := map[string]int32{"pad": 50000, "eos": 50000, "sep": 50001, "cls": 50002, "mask": 50003, "unk": 50004,

@@ -48,14 +48,8 @@ func partBCounts(t *testing.T, dir string) (map[int32]float64, float64) {
 // rest of the validation split (cut at an article) held out.
 func wikiSplits(t *testing.T, dir string) (trainTxt, evalTxt string) {
 	t.Helper()
-	valid, err := os.ReadFile(glmtest.Corpus(t, "wikitext-2-raw/wiki.valid.raw"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	test, err := os.ReadFile(glmtest.Corpus(t, "wikitext-2-raw/wiki.test.raw"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	valid := glmtest.ReadFile(t, glmtest.Corpus(t, "wikitext-2-raw/wiki.valid.raw"))
+	test := glmtest.ReadFile(t, glmtest.Corpus(t, "wikitext-2-raw/wiki.test.raw"))
 	lines := strings.Split(string(valid), "\n")
 	cut := len(lines) * 8 / 10
 	for !(strings.HasPrefix(lines[cut], " = ") && !strings.HasPrefix(lines[cut], " = = ")) {
