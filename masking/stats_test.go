@@ -4,12 +4,11 @@ import (
 	"bufio"
 	"bytes"
 	"math"
-	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 
+	"github.com/glmkit/glmkit/internal/glmtest"
 	"github.com/glmkit/glmkit/masking"
 	"github.com/glmkit/glmkit/pipeline/tokenizer"
 )
@@ -28,11 +27,7 @@ func wikiSamples(t *testing.T, seqLen int) ([][]int32, *tokenizer.Tokenizer) {
 	var docs [][]int32
 	var cur []int32
 	for _, name := range []string{"wiki.valid.raw", "wiki.test.raw"} {
-		p := filepath.Join("..", "..", "shared", "corpora", "wikitext-2-raw", name)
-		data, err := os.ReadFile(p)
-		if err != nil {
-			t.Skipf("WikiText-2 not found at %s (the shared corpora live in ../shared): %v", p, err)
-		}
+		data := glmtest.ReadFile(t, glmtest.Corpus(t, "wikitext-2-raw/"+name))
 		sc := bufio.NewScanner(bytes.NewReader(data))
 		sc.Buffer(nil, 1<<24)
 		for sc.Scan() {

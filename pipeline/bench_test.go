@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"os"
 	"testing"
+
+	"github.com/glmkit/glmkit/internal/glmtest"
 )
 
 // BenchmarkBuild runs glmprep's whole build (hash, read, tokenize, pack,
@@ -12,7 +14,7 @@ import (
 // (2.4 MB), with 1 and 2 workers, and reports input MB/s and source
 // tokens/s.
 func BenchmarkBuild(b *testing.B) {
-	inputs := []string{corpus(b, "wikitext-2-raw/wiki.valid.raw"), corpus(b, "wikitext-2-raw/wiki.test.raw")}
+	inputs := []string{glmtest.Corpus(b, "wikitext-2-raw/wiki.valid.raw"), glmtest.Corpus(b, "wikitext-2-raw/wiki.test.raw")}
 	var size int64
 	for _, in := range inputs {
 		st, err := os.Stat(in)

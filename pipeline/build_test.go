@@ -23,17 +23,6 @@ import (
 	"github.com/glmkit/glmkit/sharding"
 )
 
-const shared = "../../shared"
-
-func corpus(t testing.TB, rel string) string {
-	t.Helper()
-	p := filepath.Join(shared, "corpora", rel)
-	if _, err := os.Stat(p); err != nil {
-		t.Skipf("corpus %s not found (the shared corpora live in ../shared beside the repository): %v", p, err)
-	}
-	return p
-}
-
 func options(t testing.TB, tok string, out string, inputs ...string) BuildOptions {
 	t.Helper()
 	tk, err := tokenizer.Load(tok)
@@ -90,7 +79,7 @@ func readSources(t testing.TB, dir string) [][]int32 {
 // the tokenizer's output for every document in order: nothing lost,
 // nothing duplicated.
 func TestBuildKeepsEveryToken(t *testing.T) {
-	in := corpus(t, "wikitext-2-raw/wiki.valid.raw")
+	in := glmtest.Corpus(t, "wikitext-2-raw/wiki.valid.raw")
 	out := t.TempDir()
 	o := options(t, "bert-base-uncased", out, in)
 	o.Config.ShardRows = 100
@@ -155,24 +144,8 @@ func TestBuildKeepsEveryToken(t *testing.T) {
 // dirBytes reads every file of a build that must be byte-identical.
 func dirBytes(t testing.TB, dir string) map[string][]byte { return glmtest.ReadTree(t, dir) }
 
-func sameBytes(t *testing.T, a, b map[string][]byte, what string) {
-	t.Helper()
-	for name, want := range a {
-		if got, ok := b[name]; !ok {
-			t.Errorf("%s: %s missing", what, name)
-		} else if !bytes.Equal(got, want) {
-			t.Errorf("%s: %s differs", what, name)
-		}
-	}
-	for name := range b {
-		if _, ok := a[name]; !ok {
-			t.Errorf("%s: extra file %s", what, name)
-		}
-	}
-}
-
 func TestBuildDeterministicAcrossWorkers(t *testing.T) {
-	inputs := []string{corpus(t, "wikitext-2-raw/wiki.valid.raw"), corpus(t, "web-jsonl-samples")}
+	inputs := []string{glmtest.Corpus(t, "wikitext-2-raw/wiki.valid.raw"), glmtest.Corpus(t, "web-jsonl-samples")}
 	var ref map[string][]byte
 	for _, workers := range []int{1, 4} {
 		out := t.TempDir()
@@ -187,7 +160,7 @@ func TestBuildDeterministicAcrossWorkers(t *testing.T) {
 			ref = files
 			continue
 		}
-		sameBytes(t, ref, files, "workers 1 vs 4")
+		glmtest.SameFiles(t, "workers 1 vs 4", ref, files)
 	}
 	if len(ref) < 10 {
 		t.Errorf("only %d files in the build", len(ref))
@@ -197,7 +170,7 @@ func TestBuildDeterministicAcrossWorkers(t *testing.T) {
 // An interrupted build, resumed, gives the bytes of an uninterrupted one,
 // wherever it was interrupted.
 func TestBuildResumeInProcess(t *testing.T) {
-	inputs := []string{corpus(t, "wikitext-2-raw/wiki.valid.raw"), corpus(t, "tinyshakespeare/input.txt")}
+	inputs := []string{glmtest.Corpus(t, "wikitext-2-raw/wiki.valid.raw"), glmtest.Corpus(t, "tinyshakespeare/input.txt")}
 	refDir := t.TempDir()
 	o := options(t, "bert-base-uncased", refDir, inputs...)
 	o.Config.ShardRows = 40
@@ -249,7 +222,7 @@ func TestBuildResumeInProcess(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		sameBytes(t, ref, dirBytes(t, dir), "resumed build")
+		glmtest.SameFiles(t, "resumed build", ref, dirBytes(t, dir))
 		t.Logf("stopped with %d shards committed: resumed %d tasks, %d were complete", kept, res.TasksRun, res.TasksSkipped)
 	}
 }
@@ -418,7 +391,7 @@ func TestEnvZeroWorkers(t *testing.T) {
 	if _, _, err := Merge(dir, plan, o.Software); err != nil {
 		t.Fatal(err)
 	}
-	sameBytes(t, dirBytes(t, ref), dirBytes(t, dir), "the build of an Env with Workers 0")
+	glmtest.SameFiles(t, "the build of an Env with Workers 0", dirBytes(t, ref), dirBytes(t, dir))
 }
 
 func TestKey(t *testing.T) {

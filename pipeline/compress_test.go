@@ -53,20 +53,15 @@ func readInput(t *testing.T, path string, open opener) ([]string, *Damage, strin
 		return nil, nil, "", err
 	}
 	defer r.close()
+	recs, texts, err := drain(r.next)
 	var good []string
-	var arena []byte
-	for {
-		rec, a, err := r.next(arena[:0])
-		arena = a
-		if err == errEnd {
-			break
-		}
-		if err != nil {
-			return good, nil, "", err
-		}
+	for i, rec := range recs {
 		if rec.reason == OK {
-			good = append(good, string(arena[rec.start:rec.end]))
+			good = append(good, texts[i])
 		}
+	}
+	if err != nil {
+		return good, nil, "", err
 	}
 	sum, err := r.finish()
 	return good, r.damage(), sum, err

@@ -11,6 +11,7 @@ import (
 	"syscall"
 	"testing"
 
+	"github.com/glmkit/glmkit/internal/glmtest"
 	"github.com/glmkit/glmkit/pipeline/parquettext"
 )
 
@@ -89,7 +90,7 @@ func TestIOErrorsStopTheTask(t *testing.T) {
 	if err := parquettext.WriteTexts(pq, "text", rows, 300); err != nil {
 		t.Fatal(err)
 	}
-	pqSize := int64(len(mustRead(t, pq)))
+	pqSize := int64(len(glmtest.ReadFile(t, pq)))
 	refs := map[string]BuildOptions{} // the uninterrupted build of each input
 	top := t
 	for _, tc := range []ioErrorCase{
@@ -184,16 +185,7 @@ func readErrorThenRetry(t *testing.T, ref BuildOptions, tc ioErrorCase) {
 	if tc.limit > 1 {
 		t.Fatal("a read error that never goes away was not reported")
 	}
-	sameBytes(t, dirBytes(t, ref.Out), dirBytes(t, o.Out), "build retried after a read error")
-}
-
-func mustRead(t *testing.T, p string) []byte {
-	t.Helper()
-	b, err := os.ReadFile(p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
+	glmtest.SameFiles(t, "build retried after a read error", dirBytes(t, ref.Out), dirBytes(t, o.Out))
 }
 
 // A Parquet row group whose pages are damaged is a counted skip, located by
@@ -215,7 +207,7 @@ func TestParquetDamage(t *testing.T) {
 	off := f.ChunkOffset(1)
 	next := f.ChunkOffset(2)
 	f.Close()
-	data := mustRead(t, pq)
+	data := glmtest.ReadFile(t, pq)
 	for i := off + (next-off)/2; i < off+(next-off)/2+64; i++ {
 		data[i] ^= 0xa5
 	}

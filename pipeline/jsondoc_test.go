@@ -16,21 +16,11 @@ import (
 func walkDoc(t *testing.T, doc []byte, path string, buf, maxDoc int) ([]record, []string, error) {
 	t.Helper()
 	d := jsonDoc{br: bufio.NewReaderSize(bytes.NewReader(doc), buf), path: splitPath(path), maxDoc: maxDoc}
-	var recs []record
-	var texts []string
-	var arena []byte
-	for {
-		rec, a, err := d.next(arena[:0])
-		arena = a
-		if err == errEnd {
-			return recs, texts, d.inErr
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		recs = append(recs, rec)
-		texts = append(texts, string(arena[rec.start:rec.end]))
+	recs, texts, err := drain(d.next)
+	if err != nil {
+		t.Fatal(err)
 	}
+	return recs, texts, d.inErr
 }
 
 // randValue makes a JSON value with strings full of escapes and quotes.

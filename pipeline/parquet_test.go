@@ -11,6 +11,7 @@ import (
 	"slices"
 	"testing"
 
+	"github.com/glmkit/glmkit/internal/glmtest"
 	"github.com/glmkit/glmkit/pipeline/parquettext"
 )
 
@@ -32,7 +33,7 @@ func sourceStream(t *testing.T, dir string, o BuildOptions) []int32 {
 // A Parquet text column gives the same tokens as the same texts in JSON
 // Lines, whether arrow-go or another library (hyparquet-writer) wrote it.
 func TestParquetInput(t *testing.T) {
-	data, err := os.ReadFile(corpus(t, "wikitext-2-raw/wiki.valid.raw"))
+	data, err := os.ReadFile(glmtest.Corpus(t, "wikitext-2-raw/wiki.valid.raw"))
 	if err != nil {
 		t.Fatal(err)
 	}

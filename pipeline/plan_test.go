@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"slices"
 	"testing"
+
+	"github.com/glmkit/glmkit/internal/glmtest"
 )
 
 // Byte-range splitting of a large JSON Lines file gives tasks within 10% of
@@ -13,7 +15,7 @@ import (
 func TestByteRangeTasks(t *testing.T) {
 	var data []byte
 	for _, rel := range []string{"zh/cmrc2018-contexts.jsonl", "web-jsonl-samples/dolma-cc_en_head-0174.jsonl"} {
-		b, err := os.ReadFile(corpus(t, rel))
+		b, err := os.ReadFile(glmtest.Corpus(t, rel))
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -19,26 +19,40 @@ type cut struct {
 	reason Reason
 }
 
+// drain reads the records of next, a record source's next, to its end
+// (errEnd), reusing one arena as the pipeline does, and returns them with
+// their texts; err is the first other error, with the records before it.
+func drain(next func(arena []byte) (record, []byte, error)) (recs []record, texts []string, err error) {
+	var arena []byte
+	for {
+		rec, a, err := next(arena[:0])
+		arena = a
+		if err == errEnd {
+			return recs, texts, nil
+		}
+		if err != nil {
+			return recs, texts, err
+		}
+		recs = append(recs, rec)
+		texts = append(texts, string(arena[rec.start:rec.end]))
+	}
+}
+
 func readAll(t *testing.T, cfg readerConfig, src io.Reader) ([]cut, error) {
 	t.Helper()
 	r := &reader{cfg: cfg, br: bufio.NewReaderSize(src, 16)}
+	recs, texts, err := drain(r.next)
 	var out []cut
-	var arena []byte
-	for {
-		arena = arena[:0]
-		rec, a, err := r.next(arena)
-		arena = a
-		if err == errEnd {
-			return out, r.inErr
+	for i, rec := range recs {
+		if rec.index != int64(i) {
+			t.Fatalf("record index %d, want %d", rec.index, i)
 		}
-		if err != nil {
-			return out, err
-		}
-		if rec.index != int64(len(out)) {
-			t.Fatalf("record index %d, want %d", rec.index, len(out))
-		}
-		out = append(out, cut{rec.line, rec.off, string(arena[rec.start:rec.end]), rec.reason})
+		out = append(out, cut{rec.line, rec.off, texts[i], rec.reason})
 	}
+	if err != nil {
+		return out, err
+	}
+	return out, r.inErr
 }
 
 func TestReaderBoundaries(t *testing.T) {

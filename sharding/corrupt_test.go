@@ -67,16 +67,30 @@ func TestEveryFlippedByteIsCaught(t *testing.T) {
 	}
 }
 
+// A rowDamage breaks a row in one way; want is what the error it causes
+// must say.
+type rowDamage struct {
+	name   string
+	break_ func(s *masking.Sample)
+	want   string
+}
+
+// on returns a copy of s, with columns of its own, as d breaks it.
+func (d rowDamage) on(s masking.Sample) masking.Sample {
+	for _, c := range s.Ints() {
+		*c = slices.Clone(*c)
+	}
+	s.LossMask = slices.Clone(s.LossMask)
+	d.break_(&s)
+	return s
+}
+
 // Rows that the format can store but that break the invariants every
 // reader relies on are refused as they are served, with the shard, the
 // batch, the row and what is wrong.
 func TestRowChecks(t *testing.T) {
 	base := glmtest.Rows(t, 30)
-	for _, c := range []struct {
-		name   string
-		break_ func(s *masking.Sample)
-		want   string
-	}{
+	for _, c := range []rowDamage{
 		{"position past Part A", func(s *masking.Sample) { s.Pos[len(s.Pos)-1] = s.Sep + 3 }, "outside Part A"},
 		{"block position past Part B", func(s *masking.Sample) { s.BlockPos[len(s.Pos)-1] = int32(len(s.Pos)) }, "outside Part B"},
 		{"sep past the row", func(s *masking.Sample) { s.Sep = int32(len(s.Input)) }, "sep"},
@@ -85,9 +99,7 @@ func TestRowChecks(t *testing.T) {
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			rows := slices.Clone(base)
-			bad := &rows[21]
-			bad.Pos, bad.BlockPos = slices.Clone(bad.Pos), slices.Clone(bad.BlockPos)
-			c.break_(bad)
+			rows[21] = c.on(base[21])
 			dir := t.TempDir()
 			writeBuild(t, dir, rows, 30, Options{BatchRows: 8})
 			r := mustOpen(t, dir)
@@ -128,11 +140,7 @@ func TestRowChecks(t *testing.T) {
 // before them.
 func TestWriterRefusesWhatItCannotStore(t *testing.T) {
 	rows := glmtest.Rows(t, 3)
-	for _, c := range []struct {
-		name   string
-		break_ func(s *masking.Sample)
-		want   string
-	}{
+	for _, c := range []rowDamage{
 		{"id of the vocabulary's size", func(s *masking.Sample) { s.Input[1] = 30592 }, "outside the vocabulary"},
 		{"negative target", func(s *masking.Sample) { s.Target[2] = -4 }, "outside the vocabulary"},
 		{"position past 16 bits", func(s *masking.Sample) { s.Pos[3] = 70000 }, "16 bits"},
@@ -146,9 +154,7 @@ func TestWriterRefusesWhatItCannotStore(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer w.Close()
-			bad := rows[1]
-			bad.Input, bad.Target, bad.Pos, bad.LossMask = slices.Clone(bad.Input), slices.Clone(bad.Target), slices.Clone(bad.Pos), slices.Clone(bad.LossMask)
-			c.break_(&bad)
+			bad := c.on(rows[1])
 			if err := w.Write(&rows[0], 0); err != nil {
 				t.Fatal(err)
 			}

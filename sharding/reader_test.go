@@ -27,19 +27,8 @@ func writeBuild(t testing.TB, dir string, rows []masking.Sample, perShard int, o
 		t.Fatal(err)
 	}
 	defer w.Close()
-	m := &Manifest{FormatVersion: opts.Meta.FormatVersion, Meta: opts.Meta, Config: []byte("{}"), Stats: []byte("{}")}
-	for i := range rows {
-		if err := w.Write(&rows[i], uint64(i)<<3); err != nil {
-			t.Fatal(err)
-		}
-		if (i+1)%perShard == 0 || i == len(rows)-1 {
-			sf, err := w.Commit(fmt.Sprintf("shard-%06d-0000.arrow", len(m.Shards)))
-			if err != nil {
-				t.Fatal(err)
-			}
-			m.Shards = append(m.Shards, sf)
-		}
-	}
+	m := &Manifest{FormatVersion: opts.Meta.FormatVersion, Meta: opts.Meta, Config: []byte("{}"), Stats: []byte("{}"),
+		Shards: glmtest.WriteShards(t, w, rows, perShard, func(i int) uint64 { return uint64(i) << 3 })}
 	m.Sum()
 	if err := WriteManifest(dir, m); err != nil {
 		t.Fatal(err)

@@ -18,15 +18,6 @@ type damage struct {
 	want  string // a fragment every error must contain (a file name)
 }
 
-func readFile(t *testing.T, path string) []byte {
-	t.Helper()
-	b, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
-}
-
 func writeFile(t *testing.T, path string, b []byte) {
 	t.Helper()
 	if err := os.WriteFile(path, b, 0o644); err != nil {
@@ -43,7 +34,7 @@ func flipAt(frac float64) func(t *testing.T, dir, other string, m *sharding.Mani
 func flipByte(at func(n int) int) func(t *testing.T, dir, other string, m *sharding.Manifest) {
 	return func(t *testing.T, dir, other string, m *sharding.Manifest) {
 		p := filepath.Join(dir, m.Shards[1].Name)
-		b := readFile(t, p)
+		b := glmtest.ReadFile(t, p)
 		b[at(len(b))] ^= 0x08
 		writeFile(t, p, b)
 	}
@@ -55,7 +46,7 @@ func editManifest(edit func(m map[string]any)) func(t *testing.T, dir, other str
 	return func(t *testing.T, dir, other string, _ *sharding.Manifest) {
 		p := filepath.Join(dir, sharding.ManifestName)
 		var m map[string]any
-		if err := json.Unmarshal(readFile(t, p), &m); err != nil {
+		if err := json.Unmarshal(glmtest.ReadFile(t, p), &m); err != nil {
 			t.Fatal(err)
 		}
 		edit(m)
@@ -79,11 +70,11 @@ func damages() []damage {
 	return []damage{
 		{"truncated by one byte", func(t *testing.T, dir, other string, m *sharding.Manifest) {
 			p := filepath.Join(dir, m.Shards[1].Name)
-			writeFile(t, p, readFile(t, p)[:m.Shards[1].Bytes-1])
+			writeFile(t, p, glmtest.ReadFile(t, p)[:m.Shards[1].Bytes-1])
 		}, shard1},
 		{"truncated to half", func(t *testing.T, dir, other string, m *sharding.Manifest) {
 			p := filepath.Join(dir, m.Shards[1].Name)
-			writeFile(t, p, readFile(t, p)[:m.Shards[1].Bytes/2])
+			writeFile(t, p, glmtest.ReadFile(t, p)[:m.Shards[1].Bytes/2])
 		}, shard1},
 		{"emptied", func(t *testing.T, dir, other string, m *sharding.Manifest) {
 			writeFile(t, filepath.Join(dir, m.Shards[1].Name), nil)
@@ -96,15 +87,15 @@ func damages() []damage {
 		{"bit flip in the last byte", flipByte(func(n int) int { return n - 1 }), shard1},
 		{"shards swapped", func(t *testing.T, dir, other string, m *sharding.Manifest) {
 			a, b := filepath.Join(dir, m.Shards[0].Name), filepath.Join(dir, m.Shards[1].Name)
-			ba, bb := readFile(t, a), readFile(t, b)
+			ba, bb := glmtest.ReadFile(t, a), glmtest.ReadFile(t, b)
 			writeFile(t, a, bb)
 			writeFile(t, b, ba)
 		}, "shard-00000"},
 		{"replaced by another build's shard", func(t *testing.T, dir, other string, m *sharding.Manifest) {
-			writeFile(t, filepath.Join(dir, m.Shards[1].Name), readFile(t, filepath.Join(other, m.Shards[1].Name)))
+			writeFile(t, filepath.Join(dir, m.Shards[1].Name), glmtest.ReadFile(t, filepath.Join(other, m.Shards[1].Name)))
 		}, shard1},
 		{"replaced by another build's shard of the same size", func(t *testing.T, dir, other string, m *sharding.Manifest) {
-			b := readFile(t, filepath.Join(other, m.Shards[1].Name))
+			b := glmtest.ReadFile(t, filepath.Join(other, m.Shards[1].Name))
 			n := int(m.Shards[1].Bytes)
 			if len(b) >= n {
 				b = b[:n]
@@ -138,7 +129,7 @@ func damages() []damage {
 		{"shard: a link out of the directory", func(t *testing.T, dir, other string, m *sharding.Manifest) {
 			p := filepath.Join(dir, m.Shards[1].Name)
 			outside := filepath.Join(t.TempDir(), "elsewhere.arrow")
-			writeFile(t, outside, readFile(t, p))
+			writeFile(t, outside, glmtest.ReadFile(t, p))
 			os.Remove(p)
 			if err := os.Symlink(outside, p); err != nil {
 				t.Fatal(err)

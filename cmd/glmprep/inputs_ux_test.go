@@ -11,6 +11,7 @@ import (
 
 	"github.com/klauspost/compress/zstd"
 
+	"github.com/glmkit/glmkit/internal/glmtest"
 	"github.com/glmkit/glmkit/pipeline"
 	"github.com/glmkit/glmkit/sharding"
 )
@@ -95,10 +96,10 @@ func writeJSONL(t *testing.T, path string, texts []string) {
 // --json-path an object document is refused, naming its keys; JSON Lines
 // named .json stay JSON Lines.
 func TestJSONDocuments(t *testing.T) {
-	squad := corpus(t, "zh/cmrc2018_dev.json.zst")
+	squad := glmtest.Corpus(t, "zh/cmrc2018_dev.json.zst")
 	contexts := squadContexts(t, squad)
 	src := t.TempDir()
-	flags := []string{"--quiet", "--seq-len", "128", "--shard-rows", "300", "--tokenizer", filepath.Join(shared, "tokenizers/bert-base-chinese/vocab.txt")}
+	flags := []string{"--quiet", "--seq-len", "128", "--shard-rows", "300", "--tokenizer", glmtest.Shared(t, "tokenizers/bert-base-chinese/vocab.txt")}
 	ref := filepath.Join(t.TempDir(), "ref")
 	writeJSONL(t, filepath.Join(src, "contexts.jsonl"), contexts)
 	mustGlmprep(t, append([]string{"build", "--input", filepath.Join(src, "contexts.jsonl"), "--out", ref}, flags...)...)
@@ -114,7 +115,7 @@ func TestJSONDocuments(t *testing.T) {
 	} {
 		out := filepath.Join(t.TempDir(), "squad")
 		mustGlmprep(t, append(append([]string{"build", "--input", squad, "--out", out}, flags...), args...)...)
-		sameDir(t, want, shardBytes(t, out))
+		glmtest.SameFiles(t, "shards of the SQuAD file with "+strings.Join(args, " "), want, shardBytes(t, out))
 		if st := buildStats(t, out); st.Doc.Records != int64(len(contexts)) || st.Skipped() != 0 {
 			t.Errorf("%v: %d records, %d skipped; want the %d paragraphs", args, st.Doc.Records, st.Skipped(), len(contexts))
 		}
@@ -138,7 +139,7 @@ func TestJSONDocuments(t *testing.T) {
 		os.WriteFile(path, b, 0o644)
 		out := filepath.Join(t.TempDir(), name)
 		mustGlmprep(t, append([]string{"build", "--input", path, "--out", out}, flags...)...)
-		sameDir(t, shardBytes(t, ref2), shardBytes(t, out))
+		glmtest.SameFiles(t, "shards of "+name, shardBytes(t, ref2), shardBytes(t, out))
 		if st := buildStats(t, out); st.Doc.Records != 200 || st.Skipped() != 0 {
 			t.Errorf("%s: %d records, %d skipped; want 200, none skipped", name, st.Doc.Records, st.Skipped())
 		}
@@ -149,7 +150,7 @@ func TestJSONDocuments(t *testing.T) {
 
 	// JSON Lines named .json.gz stay JSON Lines.
 	out := filepath.Join(t.TempDir(), "c4")
-	mustGlmprep(t, "build", "--input", filepath.Join(corpus(t, "web-jsonl-samples"), "c4-sample.01.json.gz"), "--out", out, "--quiet")
+	mustGlmprep(t, "build", "--input", filepath.Join(glmtest.Corpus(t, "web-jsonl-samples"), "c4-sample.01.json.gz"), "--out", out, "--quiet")
 	c4 := buildStats(t, out)
 	if p, _ := pipeline.ReadPlan(out); p.Inputs[0].Format != "jsonl" || c4.Skipped() != 0 {
 		t.Errorf("c4-sample.01.json.gz: format %s, %d skipped", p.Inputs[0].Format, c4.Skipped())
@@ -174,9 +175,9 @@ func TestJSONDocuments(t *testing.T) {
 // gives the bytes of an uninterrupted build (the document is read again,
 // the records written skipped).
 func TestJSONDocumentResume(t *testing.T) {
-	squad := corpus(t, "zh/cmrc2018_dev.json.zst")
+	squad := glmtest.Corpus(t, "zh/cmrc2018_dev.json.zst")
 	flags := []string{"--input", squad, "--json-path", "data.paragraphs", "--text-field", "context", "--quiet", "--seq-len", "128",
-		"--shard-rows", "200", "--tokenizer", filepath.Join(shared, "tokenizers/bert-base-chinese/vocab.txt")}
+		"--shard-rows", "200", "--tokenizer", glmtest.Shared(t, "tokenizers/bert-base-chinese/vocab.txt")}
 	ref := t.TempDir()
 	mustGlmprep(t, append([]string{"build", "--out", ref}, flags...)...)
 	dir := t.TempDir()
@@ -185,7 +186,7 @@ func TestJSONDocumentResume(t *testing.T) {
 	if _, se, err := glmprep(t, "build", "--out", dir, "--resume", "--quiet"); err != nil {
 		t.Fatalf("resume: %v\n%s", err, se)
 	}
-	sameDir(t, readDir(t, ref), readDir(t, dir))
+	glmtest.SameFiles(t, "resumed build", readDir(t, ref), readDir(t, dir))
 }
 
 // Several --text-field values are one document, joined by a blank line in
@@ -223,7 +224,7 @@ func TestSeveralTextFields(t *testing.T) {
 		if code != 0 {
 			t.Fatalf("%v: %s", args, stderr)
 		}
-		sameDir(t, shardBytes(t, ref), shardBytes(t, out))
+		glmtest.SameFiles(t, "shards with "+strings.Join(args, " "), shardBytes(t, ref), shardBytes(t, out))
 		st := buildStats(t, out)
 		if st.Doc.Reasons[pipeline.MissingField] != 1 || st.Doc.Reasons[pipeline.NotString] != 1 || !strings.Contains(stderr, `none of the fields "meta.title" or "body"`) {
 			t.Errorf("%v: missing %d, not string %d: %s", args, st.Doc.Reasons[pipeline.MissingField], st.Doc.Reasons[pipeline.NotString], stderr)
@@ -255,7 +256,7 @@ func TestMaxRecords(t *testing.T) {
 	mustGlmprep(t, append([]string{"build", "--input", cut, "--out", ref}, flags...)...)
 	out := filepath.Join(t.TempDir(), "limited")
 	mustGlmprep(t, append([]string{"build", "--input", src, "--out", out, "--max-records", "450", "--task-bytes", "4KiB"}, flags...)...)
-	sameDir(t, shardBytes(t, ref), shardBytes(t, out))
+	glmtest.SameFiles(t, "shards with --max-records", shardBytes(t, ref), shardBytes(t, out))
 	plan, _ := pipeline.ReadPlan(out)
 	if st := buildStats(t, out); st.Doc.Records != 450 || len(plan.Inputs) != 2 || len(plan.Tasks) != 2 || plan.Tasks[1].MaxRecords != 150 {
 		t.Errorf("--max-records 450: %d records, %d inputs, tasks %+v", st.Doc.Records, len(plan.Inputs), plan.Tasks)
@@ -272,7 +273,7 @@ func TestMaxRecords(t *testing.T) {
 // exactly one of the two builds, and which one does not depend on
 // --workers or --task-bytes.
 func TestValidSplit(t *testing.T) {
-	input := corpus(t, "wikitext-2-raw/wiki.valid.raw")
+	input := glmtest.Corpus(t, "wikitext-2-raw/wiki.valid.raw")
 	flags := []string{"--input", input, "--seq-len", "128", "--tokenizer", "gpt2"}
 	full := filepath.Join(t.TempDir(), "full")
 	mustGlmprep(t, append([]string{"build", "--out", full}, flags...)...)
@@ -333,7 +334,7 @@ func TestResumeFromPlan(t *testing.T) {
 	if _, stderr, code := glmprepBin(t, nil, "build", "--out", dir, "--resume", "--quiet", "--seq-len", "128", "--workers", "1"); code != 0 {
 		t.Fatalf("resume with the plan's --seq-len: %s", stderr)
 	}
-	sameDir(t, readDir(t, ref), readDir(t, dir))
+	glmtest.SameFiles(t, "build resumed with the plan's --seq-len", readDir(t, ref), readDir(t, dir))
 	// A split build resumes both splits from --out alone.
 	spl := filepath.Join(t.TempDir(), "s")
 	refSpl := filepath.Join(t.TempDir(), "s")
@@ -344,6 +345,6 @@ func TestResumeFromPlan(t *testing.T) {
 		t.Fatalf("resume of a split build: %s", stderr)
 	}
 	for _, suffix := range []string{"", "-valid"} {
-		sameDir(t, readDir(t, refSpl+suffix), readDir(t, spl+suffix))
+		glmtest.SameFiles(t, "resumed split build"+suffix, readDir(t, refSpl+suffix), readDir(t, spl+suffix))
 	}
 }

@@ -25,11 +25,7 @@ import (
 // for the tests that kill or interrupt a real process.
 var hookedGlmprep = testhooks.NewBinary("glmprep")
 
-func TestMain(m *testing.M) {
-	code := m.Run()
-	hookedGlmprep.Remove()
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { testhooks.Main(m, hookedGlmprep) }
 
 // glmprepCommand returns a command that runs that glmprep with args, its
 // environment this process's plus env.
@@ -40,17 +36,6 @@ func glmprepCommand(t testing.TB, env []string, args ...string) *exec.Cmd {
 		t.Fatal(err)
 	}
 	return cmd
-}
-
-const shared = "../../../shared"
-
-func corpus(t testing.TB, rel string) string {
-	t.Helper()
-	p := filepath.Join(shared, "corpora", rel)
-	if _, err := os.Stat(p); err != nil {
-		t.Skipf("corpus %s not found (the shared corpora live in ../shared beside the repository): %v", p, err)
-	}
-	return p
 }
 
 func glmprep(t *testing.T, args ...string) (string, string, error) {
@@ -71,25 +56,6 @@ func mustGlmprep(t *testing.T, args ...string) string {
 
 func readDir(t *testing.T, dir string) map[string][]byte { return glmtest.ReadTree(t, dir) }
 
-func sameDir(t *testing.T, want, got map[string][]byte) {
-	t.Helper()
-	var names []string
-	for n := range want {
-		names = append(names, n)
-	}
-	for n := range got {
-		if _, ok := want[n]; !ok {
-			names = append(names, n)
-		}
-	}
-	slices.Sort(names)
-	for _, n := range slices.Compact(names) {
-		if !bytes.Equal(want[n], got[n]) {
-			t.Errorf("%s differs (%d vs %d bytes)", n, len(want[n]), len(got[n]))
-		}
-	}
-}
-
 // The acceptance corpora: build, verify and inspect each.
 func TestBuildCorpora(t *testing.T) {
 	for _, tc := range []struct {
@@ -97,12 +63,12 @@ func TestBuildCorpora(t *testing.T) {
 		args  []string
 		check string // in inspect's output
 	}{
-		{"wikitext bert", []string{"--input", corpus(t, "wikitext-2-raw/wiki.valid.raw"), "--tokenizer", "bert-base-uncased"}, "the"},
-		{"web jsonl gz", []string{"--input", filepath.Join(corpus(t, "web-jsonl-samples"), "*.gz"), "--tokenizer", "gpt2", "--mix", "token=0.4,sentence=0.3,document=0.3"}, " the"},
-		{"web jsonl", []string{"--input", filepath.Join(corpus(t, "web-jsonl-samples"), "*.jsonl"), "--tokenizer", "bert-base-uncased", "--compression", "zstd"}, "the"},
-		{"cmrc chinese bert", []string{"--input", corpus(t, "zh/cmrc2018-contexts.jsonl"), "--tokenizer", filepath.Join(shared, "tokenizers/bert-base-chinese/vocab.txt"), "--mix", "token=1", "--task-mask=false"}, "的"},
-		{"cmrc gpt2", []string{"--input", corpus(t, "zh/cmrc2018-contexts.jsonl"), "--tokenizer", "gpt2", "--seq-len", "1024"}, "的"},
-		{"classical novel zst", []string{"--input", corpus(t, "zh/classical-novels/xiyouji.txt.zst"), "--tokenizer", filepath.Join(shared, "tokenizers/bert-base-chinese/vocab.txt"), "--doc-boundary", "blank"}, "。"},
+		{"wikitext bert", []string{"--input", glmtest.Corpus(t, "wikitext-2-raw/wiki.valid.raw"), "--tokenizer", "bert-base-uncased"}, "the"},
+		{"web jsonl gz", []string{"--input", filepath.Join(glmtest.Corpus(t, "web-jsonl-samples"), "*.gz"), "--tokenizer", "gpt2", "--mix", "token=0.4,sentence=0.3,document=0.3"}, " the"},
+		{"web jsonl", []string{"--input", filepath.Join(glmtest.Corpus(t, "web-jsonl-samples"), "*.jsonl"), "--tokenizer", "bert-base-uncased", "--compression", "zstd"}, "the"},
+		{"cmrc chinese bert", []string{"--input", glmtest.Corpus(t, "zh/cmrc2018-contexts.jsonl"), "--tokenizer", glmtest.Shared(t, "tokenizers/bert-base-chinese/vocab.txt"), "--mix", "token=1", "--task-mask=false"}, "的"},
+		{"cmrc gpt2", []string{"--input", glmtest.Corpus(t, "zh/cmrc2018-contexts.jsonl"), "--tokenizer", "gpt2", "--seq-len", "1024"}, "的"},
+		{"classical novel zst", []string{"--input", glmtest.Corpus(t, "zh/classical-novels/xiyouji.txt.zst"), "--tokenizer", glmtest.Shared(t, "tokenizers/bert-base-chinese/vocab.txt"), "--doc-boundary", "blank"}, "。"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			out := t.TempDir()
@@ -138,7 +104,7 @@ func TestBuildCorpora(t *testing.T) {
 // A build killed with SIGKILL part way, then finished with --resume, is
 // byte-identical to an uninterrupted build.
 func TestCrashThenResume(t *testing.T) {
-	inputs := []string{"--input", corpus(t, "wikitext-2-raw/wiki.valid.raw"), "--input", corpus(t, "tinyshakespeare/input.txt")}
+	inputs := []string{"--input", glmtest.Corpus(t, "wikitext-2-raw/wiki.valid.raw"), "--input", glmtest.Corpus(t, "tinyshakespeare/input.txt")}
 	flags := append([]string{"--shard-rows", "25", "--doc-boundary", "blank", "--tokenizer", "gpt2", "--quiet"}, inputs...)
 	ref := t.TempDir()
 	mustGlmprep(t, append([]string{"build", "--out", ref}, flags...)...)
@@ -180,7 +146,7 @@ func TestCrashThenResume(t *testing.T) {
 	if err != nil {
 		t.Fatalf("resume: %v\n%s", err, se)
 	}
-	sameDir(t, readDir(t, ref), readDir(t, dir))
+	glmtest.SameFiles(t, "resumed build", readDir(t, ref), readDir(t, dir))
 	t.Logf("killed after %d shards of task 0; the resumed build is byte-identical", shards)
 }
 
@@ -354,7 +320,7 @@ func TestStdin(t *testing.T) {
 // and leaves the build as it is without it; a path it cannot create is an
 // error that names the flag, before anything is built.
 func TestCPUProfile(t *testing.T) {
-	in := corpus(t, "wikitext-2-raw/wiki.valid.raw")
+	in := glmtest.Corpus(t, "wikitext-2-raw/wiki.valid.raw")
 	dir := t.TempDir()
 	prof := filepath.Join(dir, "build.pprof")
 	a, b := filepath.Join(dir, "a"), filepath.Join(dir, "b")
@@ -366,7 +332,7 @@ func TestCPUProfile(t *testing.T) {
 	if err != nil || len(p) < 2 || p[0] != 0x1f || p[1] != 0x8b {
 		t.Fatalf("--cpu-profile wrote %d bytes (%v); want a gzipped pprof profile", len(p), err)
 	}
-	sameDir(t, readDir(t, a), readDir(t, b))
+	glmtest.SameFiles(t, "build with --cpu-profile", readDir(t, a), readDir(t, b))
 	bad := filepath.Join(dir, "missing", "build.pprof")
 	out, err := glmprepCommand(t, nil, "build", "--quiet", "--input", in, "--out", filepath.Join(dir, "c"), "--cpu-profile", bad).CombinedOutput()
 	if err == nil || !strings.Contains(string(out), "--cpu-profile") {

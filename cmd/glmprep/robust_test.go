@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/glmkit/glmkit/internal/atomicfile"
+	"github.com/glmkit/glmkit/internal/glmtest"
 	"github.com/glmkit/glmkit/sharding"
 )
 
@@ -73,7 +74,7 @@ func TestKillAnywhereThenResume(t *testing.T) {
 			if err != nil {
 				t.Fatalf("resume: %v\n%s", err, se)
 			}
-			sameDir(t, want, readDir(t, dir))
+			glmtest.SameFiles(t, "build resumed after a kill at "+point, want, readDir(t, dir))
 			noTemps(t, dir)
 		})
 	}
@@ -88,7 +89,7 @@ func TestKillAnywhereThenResume(t *testing.T) {
 	}
 	mustGlmprep(t, "merge", dir)
 	got := readDir(t, dir)
-	sameDir(t, want, got)
+	glmtest.SameFiles(t, "merged build of killed tasks run again", want, got)
 	noTemps(t, dir)
 }
 
@@ -163,7 +164,7 @@ func TestSignalsStopEveryCommand(t *testing.T) {
 		if _, se, err := glmprep(t, args...); err != nil {
 			t.Fatalf("%s: %v\n%s", line, err, se)
 		}
-		sameDir(t, readDir(t, ref), readDir(t, dir))
+		glmtest.SameFiles(t, "build continued with the printed command", readDir(t, ref), readDir(t, dir))
 		noTemps(t, dir)
 	})
 	t.Run("plan hashing a big file", func(t *testing.T) {

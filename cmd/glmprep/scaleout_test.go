@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/glmkit/glmkit/internal/glmtest"
 	"github.com/glmkit/glmkit/pipeline"
 )
 
@@ -45,8 +46,8 @@ func startGlmprep(env []string, args ...string) (*exec.Cmd, *bytes.Buffer, error
 func scaleOutFlags(t *testing.T) []string {
 	return []string{"--tokenizer", "bert-base-uncased", "--task-bytes", "300KiB", "--shard-rows", "8",
 		"--mix", "token=0.4,sentence=0.3,document=0.3", "--quiet",
-		"--input", corpus(t, "wikitext-2-raw/wiki.valid.raw"), "--input", corpus(t, "wikitext-2-raw/wiki.test.raw"),
-		"--input", corpus(t, "web-jsonl-samples")}
+		"--input", glmtest.Corpus(t, "wikitext-2-raw/wiki.valid.raw"), "--input", glmtest.Corpus(t, "wikitext-2-raw/wiki.test.raw"),
+		"--input", glmtest.Corpus(t, "web-jsonl-samples")}
 }
 
 // A plan of at least 8 tasks, run as separate processes in a shuffled
@@ -92,7 +93,7 @@ func TestPlanRunTaskMerge(t *testing.T) {
 	if o, _, err := glmprep(t, "merge", dir); err != nil {
 		t.Fatalf("merge: %v %s", err, o)
 	}
-	sameDir(t, readDir(t, ref), readDir(t, dir))
+	glmtest.SameFiles(t, "merged build", readDir(t, ref), readDir(t, dir))
 	t.Logf("%d tasks as processes, shuffled, two at a time, task %d killed and rerun: identical to glmprep build", n, victim)
 }
 
@@ -159,7 +160,7 @@ func runTaskProcess(dir string, task int, victim bool) []string {
 // Two processes running the same task at once end with one complete, valid
 // result.
 func TestSameTaskTwiceAtOnce(t *testing.T) {
-	flags := []string{"--tokenizer", "gpt2", "--shard-rows", "15", "--quiet", "--input", corpus(t, "wikitext-2-raw/wiki.valid.raw")}
+	flags := []string{"--tokenizer", "gpt2", "--shard-rows", "15", "--quiet", "--input", glmtest.Corpus(t, "wikitext-2-raw/wiki.valid.raw")}
 	ref := t.TempDir()
 	mustGlmprep(t, append([]string{"build", "--out", ref}, flags...)...)
 	dir := t.TempDir()
@@ -181,7 +182,7 @@ func TestSameTaskTwiceAtOnce(t *testing.T) {
 	if v := mustGlmprep(t, "verify", dir); !strings.Contains(v, "OK") {
 		t.Fatalf("verify: %s", v)
 	}
-	sameDir(t, readDir(t, ref), readDir(t, dir))
+	glmtest.SameFiles(t, "build of a task run twice at once", readDir(t, ref), readDir(t, dir))
 	if tmp, _ := filepath.Glob(filepath.Join(dir, ".*.tmp")); len(tmp) > 0 {
 		t.Errorf("temporary files left behind: %v", tmp)
 	}

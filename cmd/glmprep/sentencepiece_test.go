@@ -2,10 +2,11 @@ package main
 
 import (
 	"encoding/json"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/glmkit/glmkit/internal/glmtest"
 )
 
 // TestBuildSentencePiece builds Chinese text with GLM's own SentencePiece
@@ -13,12 +14,9 @@ import (
 // readable Chinese with GLM's blanks, and the manifest records the ids GLM's
 // ChineseSPTokenizer uses for that file.
 func TestBuildSentencePiece(t *testing.T) {
-	model := filepath.Join(shared, "tokenizers/glm-chinese-sentencepiece/cog-pretrain.model")
-	if _, err := os.Stat(model); err != nil {
-		t.Skipf("%s not found (the shared tokenizers live in ../shared beside the repository): %v", model, err)
-	}
+	model := glmtest.Shared(t, "tokenizers/glm-chinese-sentencepiece/cog-pretrain.model")
 	out := t.TempDir()
-	mustGlmprep(t, "build", "--out", out, "--quiet", "--tokenizer", model, "--input", corpus(t, "zh/cmrc2018-contexts.jsonl"),
+	mustGlmprep(t, "build", "--out", out, "--quiet", "--tokenizer", model, "--input", glmtest.Corpus(t, "zh/cmrc2018-contexts.jsonl"),
 		"--mix", "token=0.4,sentence=0.3,document=0.3")
 	if v := mustGlmprep(t, "verify", out); !strings.Contains(v, "OK") {
 		t.Errorf("verify: %s", v)
@@ -38,11 +36,7 @@ func TestBuildSentencePiece(t *testing.T) {
 			SpecialIDs map[string]int32 `json:"special_ids"`
 		} `json:"meta"`
 	}
-	data, err := os.ReadFile(filepath.Join(out, "manifest.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := json.Unmarshal(data, &man); err != nil {
+	if err := json.Unmarshal(glmtest.ReadFile(t, filepath.Join(out, "manifest.json")), &man); err != nil {
 		t.Fatal(err)
 	}
 	want := map[string]int32{"pad": 50000, "eos": 50000, "sep": 50001, "cls": 50002, "mask": 50003, "unk": 50004,

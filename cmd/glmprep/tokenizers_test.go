@@ -10,6 +10,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/glmkit/glmkit/internal/glmtest"
 	"github.com/glmkit/glmkit/sharding"
 )
 
@@ -18,7 +19,7 @@ import (
 func gpt2Ranks(t *testing.T) [][]byte {
 	t.Helper()
 	var vocab map[string]int
-	if err := json.Unmarshal(must(os.ReadFile(filepath.Join(shared, "tokenizers/gpt2/vocab.json"))), &vocab); err != nil {
+	if err := json.Unmarshal(must(os.ReadFile(glmtest.Shared(t, "tokenizers/gpt2/vocab.json"))), &vocab); err != nil {
 		t.Skipf("shared tokenizers not available: %v", err)
 	}
 	// bytes_to_unicode, inverted.
@@ -87,7 +88,7 @@ func familiesInput(t *testing.T, dir string) string {
 	t.Helper()
 	var docs []string
 	for _, rel := range []string{"zh/ud_chinese_gsdsimp-dev.txt", "gutenberg-aozora/wagahaiwa_nekodearu.txt", "wikitext-2-raw/wiki.valid.raw"} {
-		data := must(os.ReadFile(corpus(t, rel)))
+		data := must(os.ReadFile(glmtest.Corpus(t, rel)))
 		lines := strings.Split(string(data), "\n")
 		n := 0
 		for _, l := range lines {
@@ -118,7 +119,7 @@ type familyCase struct {
 // such into dir and returns a case for each family.
 func familyCases(t *testing.T, dir string) []familyCase {
 	t.Helper()
-	tokDir := filepath.Join(shared, "tokenizers")
+	tokDir := glmtest.Shared(t, "tokenizers")
 
 	// tokenizer.json: GPT-2 as Split(regex) + ByteLevel(use_regex false).
 	var tj map[string]any
@@ -327,7 +328,7 @@ func TestResumeTakesTokenizerOptionsFromPlan(t *testing.T) {
 	if _, stderr, code := glmprepBin(t, nil, "build", "--out", out, "--resume", "--quiet"); code != 0 {
 		t.Fatalf("build --out %s --resume: exit %d: %s", out, code, stderr)
 	}
-	sameDir(t, readDir(t, ref), readDir(t, out))
+	glmtest.SameFiles(t, "resumed build", readDir(t, ref), readDir(t, out))
 	// A pattern other than the plan's is named.
 	_, stderr, code := glmprepBin(t, nil, "build", "--out", out, "--resume", "--quiet", "--tokenizer-pattern", "gpt2")
 	if code != 1 || !strings.Contains(stderr, "--tokenizer-pattern") {

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/glmkit/glmkit/internal/glmtest"
 	"github.com/glmkit/glmkit/masking"
 	"github.com/glmkit/glmkit/pipeline/tokenizer"
 	"github.com/glmkit/glmkit/sharding"
@@ -47,15 +48,8 @@ func partBCounts(t *testing.T, dir string) (map[int32]float64, float64) {
 // rest of the validation split (cut at an article) held out.
 func wikiSplits(t *testing.T, dir string) (trainTxt, evalTxt string) {
 	t.Helper()
-	shared := filepath.Join("..", "..", "..", "shared", "corpora", "wikitext-2-raw")
-	valid, err := os.ReadFile(filepath.Join(shared, "wiki.valid.raw"))
-	if err != nil {
-		t.Skipf("WikiText-2 not found (the shared corpora live in ../shared): %v", err)
-	}
-	test, err := os.ReadFile(filepath.Join(shared, "wiki.test.raw"))
-	if err != nil {
-		t.Skipf("WikiText-2 not found: %v", err)
-	}
+	valid := glmtest.ReadFile(t, glmtest.Corpus(t, "wikitext-2-raw/wiki.valid.raw"))
+	test := glmtest.ReadFile(t, glmtest.Corpus(t, "wikitext-2-raw/wiki.test.raw"))
 	lines := strings.Split(string(valid), "\n")
 	cut := len(lines) * 8 / 10
 	for !(strings.HasPrefix(lines[cut], " = ") && !strings.HasPrefix(lines[cut], " = = ")) {

@@ -20,11 +20,7 @@ import (
 // so the tests can kill and interrupt a real training process.
 var hookedGlmtrain = testhooks.NewBinary("glmtrain")
 
-func TestMain(m *testing.M) {
-	code := m.Run()
-	hookedGlmtrain.Remove()
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { testhooks.Main(m, hookedGlmtrain) }
 
 // glmtrainProcess starts that glmtrain with args, its environment this
 // process's plus env.

@@ -1,6 +1,7 @@
 package glmtest
 
 import (
+	"bytes"
 	"os"
 	"path/filepath"
 	"testing"
@@ -51,4 +52,35 @@ func ReadTree(tb testing.TB, dir string) map[string][]byte {
 		tb.Fatal(err)
 	}
 	return files
+}
+
+// ReadFile returns the bytes of the file path, failing the test when it
+// cannot be read.
+func ReadFile(tb testing.TB, path string) []byte {
+	tb.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return b
+}
+
+// SameFiles reports, as errors of the test, each file of want that got
+// lacks or holds other bytes for and each file got has beyond want (maps
+// from ReadTree): two builds that must be byte-identical. what names got
+// in the messages.
+func SameFiles(tb testing.TB, what string, want, got map[string][]byte) {
+	tb.Helper()
+	for name, w := range want {
+		if g, ok := got[name]; !ok {
+			tb.Errorf("%s: %s missing", what, name)
+		} else if !bytes.Equal(g, w) {
+			tb.Errorf("%s: %s differs (%d bytes, want %d)", what, name, len(g), len(w))
+		}
+	}
+	for name := range got {
+		if _, ok := want[name]; !ok {
+			tb.Errorf("%s: extra file %s", what, name)
+		}
+	}
 }

@@ -1,10 +1,13 @@
-// Package glmtest makes the synthetic GLM rows that the tests of sharding
-// and trainer/loader share: masked samples of made-up token ids with
-// BERT's special ids, several documents and sentences each, in every
-// objective (Rows), or one long document each (LongRows), and copies the
-// files of a build or checkpoint for a test to damage (CopyFiles). It
-// imports only masking, so that sharding's own tests can use it; it is for
-// tests.
+// Package glmtest holds what the tests of several packages share. It
+// makes the synthetic GLM rows of the tests of sharding and trainer/loader
+// (masked samples of made-up token ids with BERT's special ids, several
+// documents and sentences each, in every objective: Rows; or one long
+// document each: LongRows) and writes them as shards (WriteShards); it
+// reads, copies and compares the files of builds and checkpoints
+// (ReadFile, ReadTree, CopyFiles, SameFiles); and it finds the shared
+// corpora and tokenizers in ../shared, skipping a test that needs them
+// where they are missing (Shared, Corpus). It imports only masking, so
+// that sharding's own tests can use it; it is for tests.
 package glmtest
 
 import (

@@ -4,7 +4,8 @@
 // GLMKIT_TEST_CRASH says, and CommitDelay slows each commit by
 // GLMKIT_TEST_COMMIT_DELAY, so that a test can kill or interrupt a command
 // exactly there. In every other build, the commands users run, both do
-// nothing. The process tests build their binaries with the tag (Binary).
+// nothing. The process tests build their binaries with the tag (Binary) and
+// remove them when their package's tests end (Main).
 package testhooks
 
 import (
@@ -94,6 +95,17 @@ func (b *Binary) Remove() error {
 		return nil
 	}
 	return os.RemoveAll(b.dir)
+}
+
+// Main is the TestMain of a package with process tests: it runs the tests
+// of m (a *testing.M), removes the binaries they built, and exits with the
+// tests' status.
+func Main(m interface{ Run() int }, bins ...*Binary) {
+	code := m.Run()
+	for _, b := range bins {
+		b.Remove()
+	}
+	os.Exit(code)
 }
 
 // On reports whether this build has the hooks on.

@@ -1,7 +1,6 @@
 package loader
 
 import (
-	"fmt"
 	"testing"
 
 	"github.com/glmkit/glmkit/internal/glmtest"
@@ -27,19 +26,8 @@ func writeBuild(tb testing.TB, dir string, rows []masking.Sample, perShard int, 
 		tb.Fatal(err)
 	}
 	defer w.Close()
-	m := &sharding.Manifest{FormatVersion: opts.Meta.FormatVersion, Meta: opts.Meta, Config: []byte("{}"), Stats: []byte("{}")}
-	for i := range rows {
-		if err := w.Write(&rows[i], uint64(i)); err != nil {
-			tb.Fatal(err)
-		}
-		if (i+1)%perShard == 0 || i == len(rows)-1 {
-			sf, err := w.Commit(fmt.Sprintf("shard-%06d-0000.arrow", len(m.Shards)))
-			if err != nil {
-				tb.Fatal(err)
-			}
-			m.Shards = append(m.Shards, sf)
-		}
-	}
+	m := &sharding.Manifest{FormatVersion: opts.Meta.FormatVersion, Meta: opts.Meta, Config: []byte("{}"), Stats: []byte("{}"),
+		Shards: glmtest.WriteShards(tb, w, rows, perShard, func(i int) uint64 { return uint64(i) })}
 	m.Sum()
 	if err := sharding.WriteManifest(dir, m); err != nil {
 		tb.Fatal(err)
