@@ -203,31 +203,23 @@ func (p *jparser) lit(s string) error {
 	return nil
 }
 
+// number steps past the number at p.i (RFC 8259: -?(0|[1-9][0-9]*), an
+// optional fraction .[0-9]+ and an optional exponent [eE][+-]?[0-9]+).
 func (p *jparser) number() error {
 	d := p.data
 	i := p.i
+	ok := true
 	if i < len(d) && d[i] == '-' {
 		i++
 	}
-	switch {
-	case i < len(d) && d[i] == '0':
+	if i < len(d) && d[i] == '0' {
 		i++
-	case i < len(d) && d[i] >= '1' && d[i] <= '9':
-		for i < len(d) && d[i] >= '0' && d[i] <= '9' {
-			i++
-		}
-	default:
-		p.i = i
-		return p.errf("bad number")
+	} else if i, ok = digits(d, i); !ok {
+		return p.badNumber(i)
 	}
 	if i < len(d) && d[i] == '.' {
-		i++
-		if i >= len(d) || d[i] < '0' || d[i] > '9' {
-			p.i = i
-			return p.errf("bad number")
-		}
-		for i < len(d) && d[i] >= '0' && d[i] <= '9' {
-			i++
+		if i, ok = digits(d, i+1); !ok {
+			return p.badNumber(i)
 		}
 	}
 	if i < len(d) && (d[i] == 'e' || d[i] == 'E') {
@@ -235,16 +227,27 @@ func (p *jparser) number() error {
 		if i < len(d) && (d[i] == '+' || d[i] == '-') {
 			i++
 		}
-		if i >= len(d) || d[i] < '0' || d[i] > '9' {
-			p.i = i
-			return p.errf("bad number")
-		}
-		for i < len(d) && d[i] >= '0' && d[i] <= '9' {
-			i++
+		if i, ok = digits(d, i); !ok {
+			return p.badNumber(i)
 		}
 	}
 	p.i = i
 	return nil
+}
+
+// digits returns the end of the run of digits at d[i:], and whether the
+// run has one digit at least.
+func digits(d []byte, i int) (int, bool) {
+	j := i
+	for j < len(d) && d[j] >= '0' && d[j] <= '9' {
+		j++
+	}
+	return j, j > i
+}
+
+func (p *jparser) badNumber(at int) error {
+	p.i = at
+	return p.errf("bad number")
 }
 
 // str decodes the string at p.i (at its opening quote) and appends it to
