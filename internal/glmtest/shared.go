@@ -31,26 +31,25 @@ func Corpus(tb testing.TB, rel string) string {
 	return Shared(tb, filepath.Join("corpora", rel))
 }
 
-// repoRoot is the repository root: two folders above this file, or, in a
-// test binary built with -trimpath (which does not know where its source
-// was), the nearest folder above the test's own (its package's) that holds
-// go.mod.
+// repoRoot is the repository root: the nearest folder that holds go.mod
+// above the working directory (go test runs a test in its package's
+// folder, and so does a test binary carried to another machine), or else
+// two folders above this file, as the compiler saw it.
 func repoRoot() (string, error) {
+	if dir, err := os.Getwd(); err == nil {
+		for {
+			if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
+				return dir, nil
+			}
+			up := filepath.Dir(dir)
+			if up == dir {
+				break
+			}
+			dir = up
+		}
+	}
 	if _, file, _, ok := runtime.Caller(0); ok && filepath.IsAbs(file) {
 		return filepath.Join(filepath.Dir(file), "..", ".."), nil
 	}
-	dir, err := os.Getwd()
-	if err != nil {
-		return "", err
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return dir, nil
-		}
-		up := filepath.Dir(dir)
-		if up == dir {
-			return "", errors.New("no go.mod above the test's folder")
-		}
-		dir = up
-	}
+	return "", errors.New("no go.mod above the working directory, and no source path in the binary")
 }
