@@ -47,8 +47,9 @@ type TrainerState struct {
 	// LoaderState is the training BatchSource's State() after the step
 	// (base64 in the JSON).
 	LoaderState []byte `json:"loader_state"`
-	// DataFingerprint identifies the training data when the source
-	// implements Fingerprinter; a resume on other data fails.
+	// DataFingerprint identifies the training data (the BatchSource's
+	// Fingerprint; "" for a source that has none); a resume on other data
+	// fails.
 	DataFingerprint string `json:"data_fingerprint,omitempty"`
 	// Backend describes the backend that wrote the checkpoint.
 	Backend string `json:"backend,omitempty"`
