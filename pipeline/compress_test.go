@@ -273,3 +273,23 @@ func TestBuildCountsDamage(t *testing.T) {
 		t.Errorf("strict: %v", err)
 	}
 }
+
+// The warning of a damaged first frame or member says that nothing of the
+// input is kept, and how to get at the rest by hand; a later one says
+// that what came before it is kept.
+func TestDamageNote(t *testing.T) {
+	for _, c := range []struct {
+		d           Damage
+		compression string
+		want        string
+	}{
+		{Damage{Offset: 0, Detail: "zstd frame at byte 0 is cut short"}, "zstd", "nothing of the input is kept: a frame's records are used only once its checksum vouches for them (zstd -dc writes out what is left, unchecked)"},
+		{Damage{Offset: 0, Detail: "gzip member at byte 0 is corrupt"}, "gzip", "(gzip -dc writes out"},
+		{Damage{Offset: 4096, Detail: "gzip member at byte 4096 is cut short"}, "gzip", "; the records before it are kept, nothing after it is read"},
+		{Damage{Offset: 0, Detail: "invalid JSON at byte 0"}, "none", "; the records before it are kept"},
+	} {
+		if got := damageNote(&c.d, c.compression); !strings.HasPrefix(got, c.d.Detail) || !strings.Contains(got, c.want) {
+			t.Errorf("damageNote(%+v, %s) = %q; want it to contain %q", c.d, c.compression, got, c.want)
+		}
+	}
+}

@@ -679,7 +679,7 @@ func (tr *taskReader) finish(ctx context.Context, plan *Plan, task int) error {
 	if d := tr.r.damage(); d != nil {
 		p.counts.TruncatedIn++
 		cur.damage = []Damage{*d}
-		if err := tr.env.report(tr.path, &record{line: d.Line}, Truncated, fmt.Sprintf("%s; the records before it are kept, nothing after it is read", d.Detail)); err != nil {
+		if err := tr.env.report(tr.path, &record{line: d.Line}, Truncated, damageNote(d, plan.Inputs[plan.Tasks[task].Input].Compression)); err != nil {
 			return err
 		}
 	}
@@ -694,6 +694,17 @@ func (tr *taskReader) finish(ctx context.Context, plan *Plan, task int) error {
 	final := p.counts
 	cur.final = &final
 	return tr.send(ctx)
+}
+
+// damageNote is the warning's account of damage d of an input of the
+// given compression: what is kept. When the damaged frame or member is the
+// input's first, that is nothing, and the note says how to get at what is
+// left by hand.
+func damageNote(d *Damage, compression string) string {
+	if d.Offset == 0 && compression != "none" {
+		return fmt.Sprintf("%s; it is the input's first, so nothing of the input is kept: a frame's records are used only once its checksum vouches for them (%s -dc writes out what is left, unchecked)", d.Detail, compression)
+	}
+	return d.Detail + "; the records before it are kept, nothing after it is read"
 }
 
 // encodeJob extracts, repairs and tokenizes every record of j.
