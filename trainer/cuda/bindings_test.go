@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -511,6 +512,12 @@ func TestNewFailures(t *testing.T) {
 		t.Errorf("after a recompile: kernels %q; want the new cached image", k)
 	}
 	be.Close()
+	// The cache holds its image under its own name, and no temporary of
+	// the two writes.
+	ents, err := os.ReadDir(cache)
+	if err != nil || len(ents) != 1 || strings.HasPrefix(ents[0].Name(), ".") || ents[0].IsDir() {
+		t.Errorf("the kernel cache holds %v (%v); want one image", ents, err)
+	}
 }
 
 // TestKernelFallbacks plants failures in making and loading the kernel

@@ -14,6 +14,8 @@ import (
 	"runtime"
 	"strings"
 	"unsafe"
+
+	"github.com/glmkit/glmkit/internal/atomicfile"
 )
 
 // The kernel module is made and loaded by the first of these that works,
@@ -246,20 +248,14 @@ func (g *gpu) loadModule(img []byte, ptx bool, what string) error {
 	return nil
 }
 
-// writeCache stores a compiled image; failures only cost a compile later.
+// writeCache stores a compiled image through a glmkit temporary renamed
+// into place, after removing the temporaries that killed writers left in
+// the cache; failures only cost a compile later.
 func writeCache(file string, img []byte) {
-	if err := os.MkdirAll(filepath.Dir(file), 0o755); err != nil {
+	dir := filepath.Dir(file)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return
 	}
-	tmp, err := os.CreateTemp(filepath.Dir(file), ".kernels-*")
-	if err != nil {
-		return
-	}
-	_, err = tmp.Write(img)
-	if cerr := tmp.Close(); err == nil && cerr == nil {
-		if os.Rename(tmp.Name(), file) == nil {
-			return
-		}
-	}
-	os.Remove(tmp.Name())
+	atomicfile.RemoveStale(dir, nil)
+	atomicfile.Write(file, img)
 }
