@@ -92,15 +92,15 @@ func resolveInputs(specs []string, format string, warn func(string)) ([]Input, e
 		}
 		var st os.FileInfo
 		if p != Stdin {
-			var magic []byte
-			if st, magic, err = statInput(p); err != nil {
+			var head []byte
+			if st, head, err = statInput(p); err != nil {
 				return nil, err
 			}
 			if i := slices.IndexFunc(seen, func(o os.FileInfo) bool { return os.SameFile(o, st) }); i >= 0 {
 				warn(fmt.Sprintf("%s is the same file as %s; reading it once", p, inputs[i].Path))
 				continue
 			}
-			if err := in.describe(st, magic, format); err != nil {
+			if err := in.describe(st, head, format); err != nil {
 				return nil, err
 			}
 		}
@@ -157,7 +157,7 @@ func expandInputs(specs []string, warn func(string)) ([]string, error) {
 }
 
 // statInput opens an input file, which must be a regular file, and
-// returns its FileInfo and its first bytes (up to 8).
+// returns its FileInfo and its first bytes (up to headBytes).
 func statInput(p string) (os.FileInfo, []byte, error) {
 	f, err := os.Open(p)
 	if err != nil {
@@ -171,16 +171,21 @@ func statInput(p string) (os.FileInfo, []byte, error) {
 	if !st.Mode().IsRegular() {
 		return nil, nil, fmt.Errorf("pipeline: input %s is not a regular file", p)
 	}
-	var magic [8]byte
-	n, err := io.ReadFull(f, magic[:])
+	head := make([]byte, headBytes)
+	n, err := io.ReadFull(f, head)
 	if err != nil && err != io.EOF && err != io.ErrUnexpectedEOF {
 		return nil, nil, fmt.Errorf("pipeline: reading %s: %w", p, err)
 	}
-	return st, magic[:n], nil
+	return st, head[:n], nil
 }
 
+// headBytes is how much of an input's start its description looks at: its
+// magic bytes, and whether it is UTF-8 text at all (wideText).
+const headBytes = 4096
+
 // describe fills in an input file's size, modification time, compression
-// (from its magic bytes) and, for --format auto, whether it is Parquet.
+// (from its magic bytes) and, for --format auto, whether it is Parquet; an
+// input whose (decompressed) start is UTF-16 or UTF-32 is an error.
 func (in *Input) describe(st os.FileInfo, magic []byte, format string) error {
 	in.Size = st.Size()
 	in.ModTime = st.ModTime().UnixNano()
@@ -194,7 +199,85 @@ func (in *Input) describe(st os.FileInfo, magic []byte, format string) error {
 	if in.Format == "parquet" && in.Compression != "none" {
 		return fmt.Errorf("pipeline: %s: a compressed Parquet file (%s); Parquet compresses its pages itself, so decompress the file", in.Path, in.Compression)
 	}
-	return nil
+	if in.Format == "parquet" {
+		return nil
+	}
+	if in.Compression != "none" {
+		// A look at the decompressed start. A stream too damaged to start
+		// is left to the build, which counts its damage.
+		br, closeHead, err := peekInput(*in)
+		if err != nil {
+			return nil
+		}
+		magic, _ = br.Peek(headBytes)
+		defer closeHead()
+	}
+	return notUTF8(in.Path, magic)
+}
+
+// notUTF8 is the error of an input whose decompressed head is UTF-16 or
+// UTF-32 text (see wideText), nil for any other.
+func notUTF8(path string, head []byte) error {
+	enc, from := wideText(head)
+	if enc == "" {
+		return nil
+	}
+	if path == Stdin {
+		path = "standard input"
+	}
+	return fmt.Errorf("pipeline: %s is %s, not UTF-8: read as UTF-8, every token of it would be wrong; convert it first (iconv -f %s -t UTF-8)", path, enc, from)
+}
+
+// wideText tells UTF-16 and UTF-32 text from UTF-8 by its first bytes: a
+// byte order mark, or, without one, the zero bytes that UTF-16 puts beside
+// ASCII characters (a quarter of the bytes or more, nearly all on one side
+// of the byte pairs) or UTF-32 and binary data hold (half the bytes or
+// more). UTF-8 text has no zero bytes but damage. It returns the encoding
+// found, in words and as iconv names it, or "" for UTF-8 (or too little to
+// tell).
+func wideText(head []byte) (desc, iconv string) {
+	switch {
+	case bytes.HasPrefix(head, []byte{0, 0, 0xfe, 0xff}):
+		return "UTF-32 BE text (byte order mark 00 00 FE FF)", "UTF-32"
+	case bytes.HasPrefix(head, []byte{0xff, 0xfe, 0, 0}):
+		return "UTF-32 LE text (byte order mark FF FE 00 00)", "UTF-32"
+	case bytes.HasPrefix(head, []byte{0xfe, 0xff}):
+		return "UTF-16 BE text (byte order mark FE FF)", "UTF-16"
+	case bytes.HasPrefix(head, []byte{0xff, 0xfe}):
+		return "UTF-16 LE text (byte order mark FF FE)", "UTF-16"
+	}
+	head = head[:min(len(head), headBytes)&^3]
+	n := len(head)
+	if n < 32 {
+		return "", ""
+	}
+	var zeros, breaks [2]int // zero bytes at even and odd offsets; line ends of UTF-16 LE and BE
+	for i := 0; i < n; i += 2 {
+		a, b := head[i], head[i+1]
+		if a == 0 {
+			zeros[0]++
+		}
+		if b == 0 {
+			zeros[1]++
+		}
+		if a == '\n' && b == 0 {
+			breaks[0]++
+		} else if a == 0 && b == '\n' {
+			breaks[1]++
+		}
+	}
+	// UTF-16: the zero bytes on one side of the pairs, and many (ASCII
+	// text) or at line ends (other scripts).
+	utf16 := func(z, other, ends int) bool { return 16*other <= z && (4*z >= n || ends >= 2) }
+	switch {
+	case utf16(zeros[1], zeros[0], breaks[0]):
+		return "UTF-16 LE text without a byte order mark (zero bytes at odd offsets of its start)", "UTF-16LE"
+	case utf16(zeros[0], zeros[1], breaks[1]):
+		return "UTF-16 BE text without a byte order mark (zero bytes at even offsets of its start)", "UTF-16BE"
+	case 2*(zeros[0]+zeros[1]) >= n:
+		return "UTF-32 text or binary data (half its first bytes or more are zero)", "UTF-32"
+	}
+	return "", ""
 }
 
 // walkInputs appends the input files under dir (whose FileInfo is root)

@@ -64,6 +64,15 @@ func openRecords(ctx context.Context, open opener, in Input, cfg Config, t Task,
 	if err != nil {
 		return nil, err
 	}
+	if offset == 0 {
+		// The plan looked at a plain file's start; this is the look at a
+		// compressed one's, and stdin's.
+		head, _ := st.Reader.Peek(min(headBytes, st.Reader.Size()))
+		if err := notUTF8(in.Path, head); err != nil {
+			st.Close()
+			return nil, err
+		}
+	}
 	format := in.Format
 	if in.Path == Stdin && cfg.Format == "auto" {
 		format = sniffStdinFormat(st.Reader, cfg.JSONPath != "", warn)

@@ -314,6 +314,18 @@ func TestStdin(t *testing.T) {
 	if len(m.Inputs) != 1 || m.Inputs[0].Path != "-" || m.Inputs[0].Size != 500*41 || len(m.Inputs[0].SHA256) != 64 || m.Totals.Rows == 0 {
 		t.Errorf("stdin build: inputs %+v, %d rows", m.Inputs, m.Totals.Rows)
 	}
+
+	// UTF-16 on stdin is refused when it is read, as a UTF-16 file is
+	// when the build is planned.
+	cmd = glmprepCommand(t, nil, "build", "--input", "-", "--out", filepath.Join(t.TempDir(), "u16"), "--tokenizer", "gpt2", "--quiet")
+	u16 := []byte{0xff, 0xfe}
+	for _, c := range strings.Repeat("A line of text read from standard input.\n", 50) {
+		u16 = append(u16, byte(c), 0)
+	}
+	cmd.Stdin = bytes.NewReader(u16)
+	if b, err := cmd.CombinedOutput(); err == nil || !strings.Contains(string(b), "standard input is UTF-16 LE text (byte order mark FF FE), not UTF-8") {
+		t.Errorf("UTF-16 on stdin: %v: %s", err, b)
+	}
 }
 
 // TestCPUProfile: --cpu-profile writes a pprof profile (gzipped protobuf)

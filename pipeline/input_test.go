@@ -1,0 +1,131 @@
+package pipeline
+
+import (
+	"bytes"
+	"compress/gzip"
+	"context"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"unicode/utf16"
+
+	"github.com/glmkit/glmkit/internal/glmtest"
+)
+
+// utf16Bytes encodes s as UTF-16, big or little endian, without a byte
+// order mark.
+func utf16Bytes(s string, big bool) []byte {
+	var b []byte
+	for _, u := range utf16.Encode([]rune(s)) {
+		if big {
+			b = append(b, byte(u>>8), byte(u))
+		} else {
+			b = append(b, byte(u), byte(u>>8))
+		}
+	}
+	return b
+}
+
+func utf32Bytes(s string) []byte {
+	var b []byte
+	for _, r := range s {
+		b = append(b, byte(r), byte(r>>8), byte(r>>16), byte(r>>24))
+	}
+	return b
+}
+
+// Text in UTF-16 or UTF-32 is told from UTF-8 by its start, with a byte
+// order mark or without one, in ASCII or in other scripts; UTF-8 (with a
+// byte order mark, a few zero bytes, any script) is not.
+func TestWideText(t *testing.T) {
+	en := strings.Repeat("The river flows into the sea, and the sea is wide.\r\n", 40)
+	zh := strings.Repeat("中文文本测试，这是第二句。上下左右。\n", 40)
+	for _, c := range []struct {
+		name string
+		head []byte
+		want string // part of the description; "" for UTF-8
+	}{
+		{"utf-16 le bom", append([]byte{0xff, 0xfe}, utf16Bytes(en, false)...), "UTF-16 LE text (byte order mark"},
+		{"utf-16 be bom", append([]byte{0xfe, 0xff}, utf16Bytes(zh, true)...), "UTF-16 BE text (byte order mark"},
+		{"utf-32 le bom", append([]byte{0xff, 0xfe, 0, 0}, utf32Bytes(en)...), "UTF-32 LE"},
+		{"utf-32 be bom", []byte{0, 0, 0xfe, 0xff, 0, 0, 0, 'a'}, "UTF-32 BE"},
+		{"utf-16 le english", utf16Bytes(en, false), "UTF-16 LE text without"},
+		{"utf-16 be english", utf16Bytes(en, true), "UTF-16 BE text without"},
+		{"utf-16 le chinese", utf16Bytes(zh, false), "UTF-16 LE text without"},
+		{"utf-16 be chinese", utf16Bytes(zh, true), "UTF-16 BE text without"},
+		{"utf-32 le english", utf32Bytes(en), "UTF-32"},
+		{"zeros", make([]byte, 4096), "binary"},
+		{"utf-8 english", []byte(en), ""},
+		{"utf-8 chinese", []byte(zh), ""},
+		{"utf-8 bom", append([]byte{0xef, 0xbb, 0xbf}, zh...), ""},
+		{"utf-8 with a few zero bytes", []byte(strings.Repeat("a line of text\x00 with a zero byte\n", 50)), ""},
+		{"too short to tell", utf16Bytes("hi\n", false), ""},
+		{"empty", nil, ""},
+	} {
+		desc, from := wideText(c.head)
+		if c.want == "" && desc != "" || c.want != "" && (!strings.Contains(desc, c.want) || !strings.HasPrefix(from, "UTF-")) {
+			t.Errorf("%s: wideText = %q, %q; want %q", c.name, desc, from, c.want)
+		}
+	}
+}
+
+// No input of the shared corpora (every language and layout there) is
+// taken for UTF-16 or UTF-32.
+func TestWideTextCorpora(t *testing.T) {
+	root := glmtest.Corpus(t, ".")
+	n := 0
+	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() || !isInputName(d.Name()) || strings.HasSuffix(d.Name(), ".parquet") {
+			return err
+		}
+		_, head, err := statInput(p)
+		if err != nil {
+			return err
+		}
+		in := Input{Path: p, Format: "text"}
+		if err := in.describe(mustStat(t, p), head, "auto"); err != nil {
+			t.Errorf("%s: %v", p, err)
+		}
+		n++
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n < 10 {
+		t.Errorf("%d corpus inputs looked at; want the shared corpora's", n)
+	}
+}
+
+func mustStat(t *testing.T, p string) os.FileInfo {
+	t.Helper()
+	st, err := os.Stat(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st
+}
+
+// A UTF-16 input, plain or compressed, is refused when the build is
+// planned, before anything is written; so is UTF-16 on stdin when it is
+// read.
+func TestUTF16InputRefused(t *testing.T) {
+	src := t.TempDir()
+	text := append([]byte{0xff, 0xfe}, utf16Bytes(strings.Repeat("中文文本测试。\n", 100), false)...)
+	var gz bytes.Buffer
+	zw := gzip.NewWriter(&gz)
+	zw.Write(text)
+	zw.Close()
+	for _, in := range []string{writeFile(t, src, "a.txt", text), writeFile(t, src, "b.txt.gz", gz.Bytes())} {
+		dir := filepath.Join(t.TempDir(), "out")
+		_, err := Build(context.Background(), options(t, "bert-base-uncased", dir, in))
+		if err == nil || !strings.Contains(err.Error(), in+" is UTF-16 LE text (byte order mark FF FE), not UTF-8") || !strings.Contains(err.Error(), "iconv -f UTF-16 -t UTF-8") {
+			t.Errorf("%s: Build = %v; want the UTF-16 error", in, err)
+		}
+		if _, err := os.Stat(dir); !os.IsNotExist(err) {
+			t.Errorf("%s: the build directory was made (%v)", in, err)
+		}
+	}
+}
