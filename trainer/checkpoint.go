@@ -483,25 +483,15 @@ func LatestCheckpoint(out string) (string, error) {
 	return cks[len(cks)-1], nil
 }
 
-func writeJSON(path string, v any) (err error) {
+// writeJSON writes v, indented, as the file path of a checkpoint being
+// made.
+func writeJSON(path string, v any) error {
 	js, err := json.MarshalIndent(v, "", "  ")
 	if err != nil {
 		return fmt.Errorf("trainer: encode %s: %w", filepath.Base(path), err)
 	}
-	fh, err := os.Create(path)
-	if err != nil {
-		return fmt.Errorf("trainer: %w", err)
-	}
-	defer func() {
-		if cerr := fh.Close(); err == nil && cerr != nil {
-			err = fmt.Errorf("trainer: %w", cerr)
-		}
-	}()
-	if _, err := fh.Write(append(js, '\n')); err != nil {
+	if err := atomicfile.Write(path, append(js, '\n')); err != nil {
 		return fmt.Errorf("trainer: write %s: %w", path, err)
-	}
-	if err := fh.Sync(); err != nil {
-		return fmt.Errorf("trainer: sync %s: %w", path, err)
 	}
 	return nil
 }
