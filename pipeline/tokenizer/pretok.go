@@ -43,10 +43,8 @@ func splitPieces(st *genState, out []span, sp span, behavior int, invert bool) [
 				out = appendPiece(out, sp, e.start, e.end)
 			}
 		}
-	case behContiguous, behMergedWithPrevious:
-		out = mergePieces(out, sp, ev, behavior == behContiguous)
-	case behMergedWithNext:
-		out = mergeWithNext(out, sp, ev)
+	case behContiguous, behMergedWithPrevious, behMergedWithNext:
+		out = mergePieces(out, sp, ev, behavior)
 	}
 	st.events = ev[:0]
 	return out
@@ -87,15 +85,25 @@ func appendPiece(out []span, sp span, s, e int32) []span {
 	return out
 }
 
-// mergePieces folds events into pieces, left to right: a match extends the
-// previous piece (MergedWithPrevious), or (contiguous) an event extends it
-// when its flag equals the previous one's.
-func mergePieces(out []span, sp span, ev []splitEvent, contiguous bool) []span {
-	ps, pe, have, prevMatch := int32(0), int32(0), false, false
+// mergePieces folds events into pieces, left to right: an event extends
+// the piece before it when its match flag and that of the event before it
+// (prev) say so for the behaviour: a match after a gap
+// (MergedWithPrevious), a gap after a match (MergedWithNext: HF folds from
+// the right, a match extending the piece after it, which cuts the same
+// pieces), or the same flag (Contiguous).
+func mergePieces(out []span, sp span, ev []splitEvent, behavior int) []span {
+	ps, pe, have, prev := int32(0), int32(0), false, false
 	for _, e := range ev {
-		extend := have && ((contiguous && e.match == prevMatch) ||
-			(!contiguous && e.match && !prevMatch))
-		if extend {
+		var extend bool
+		switch behavior {
+		case behMergedWithPrevious:
+			extend = e.match && !prev
+		case behMergedWithNext:
+			extend = prev && !e.match
+		case behContiguous:
+			extend = e.match == prev
+		}
+		if have && extend {
 			pe = e.end
 		} else {
 			if have {
@@ -103,37 +111,10 @@ func mergePieces(out []span, sp span, ev []splitEvent, contiguous bool) []span {
 			}
 			ps, pe, have = e.start, e.end, true
 		}
-		prevMatch = e.match
+		prev = e.match
 	}
 	if have {
 		out = appendPiece(out, sp, ps, pe)
-	}
-	return out
-}
-
-// mergeWithNext folds events into pieces from the right: a match extends
-// the piece after it (MergedWithNext).
-func mergeWithNext(out []span, sp span, ev []splitEvent) []span {
-	n := len(out)
-	ps, pe, have, prevMatch := int32(0), int32(0), false, false
-	for i := len(ev) - 1; i >= 0; i-- {
-		e := ev[i]
-		if have && e.match && !prevMatch {
-			ps = e.start
-		} else {
-			if have {
-				out = appendPiece(out, sp, ps, pe)
-			}
-			ps, pe, have = e.start, e.end, true
-		}
-		prevMatch = e.match
-	}
-	if have {
-		out = appendPiece(out, sp, ps, pe)
-	}
-	// Reverse what was appended.
-	for i, j := n, len(out)-1; i < j; i, j = i+1, j-1 {
-		out[i], out[j] = out[j], out[i]
 	}
 	return out
 }
