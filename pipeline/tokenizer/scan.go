@@ -188,20 +188,28 @@ func scanCL100KNext(tab *charTables, text []byte, i int, single bool) int {
 	}
 	// \p{N}{1,3} (Qwen2: \p{N})
 	if c0&cN != 0 {
-		j := i + s0
-		for n := 1; n < 3 && !single && j < len(text); n++ {
-			c, sz := charAt(tab, text, j)
-			if c&cN == 0 {
-				break
-			}
-			j += sz
+		if single {
+			return i + s0
 		}
-		return j
+		return numbersAfter(tab, text, i+s0, 2)
 	}
 	if j := scanPunct(tab, text, i, false); j >= 0 {
 		return j
 	}
 	return scanWhitespace(tab, text, i)
+}
+
+// numbersAfter extends a match of \p{N} that ends at j by up to more
+// further \p{N} characters, and returns its new end.
+func numbersAfter(tab *charTables, text []byte, j, more int) int {
+	for ; more > 0 && j < len(text); more-- {
+		c, sz := charAt(tab, text, j)
+		if c&cN == 0 {
+			break
+		}
+		j += sz
+	}
+	return j
 }
 
 // o200kA matches [U]*[W]+C? at s (U = [\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}], W =
@@ -261,16 +269,8 @@ func scanO200KNext(tab *charTables, text []byte, i int) int {
 	if e := o200kB(tab, text, i); e >= 0 {
 		return e
 	}
-	if c0&cN != 0 {
-		j := i + s0
-		for n := 1; n < 3 && j < len(text); n++ {
-			c, sz := charAt(tab, text, j)
-			if c&cN == 0 {
-				break
-			}
-			j += sz
-		}
-		return j
+	if c0&cN != 0 { // \p{N}{1,3}
+		return numbersAfter(tab, text, i+s0, 2)
 	}
 	if j := scanPunct(tab, text, i, true); j >= 0 {
 		return j
