@@ -192,25 +192,10 @@ func (n bertNorm) normalize(st *genState, dst, src []byte) ([]byte, bool, error)
 		r, sz := utf8.DecodeRune(src[i:])
 		i += sz
 		cl := tab.class(r)
-		if o.cleanText {
-			if cl&cDrop != 0 {
-				if len(a) == 0 {
-					kept = false
-				}
-				continue
-			}
-			if cl&cSpace != 0 {
-				a = append(a, ' ')
-				continue
-			}
+		if o.cleanText && cl&cDrop != 0 && len(a) == 0 {
+			kept = false // the first character is dropped
 		}
-		if o.chineseChars && cl&cCJK != 0 {
-			a = append(a, ' ')
-			a = utf8.AppendRune(a, r)
-			a = append(a, ' ')
-			continue
-		}
-		a = utf8.AppendRune(a, r)
+		a, _ = o.clean(a, r, cl)
 	}
 	if o.stripAccents {
 		b := st.bertScratch(1)

@@ -18,6 +18,28 @@ type bertOptions struct {
 	lowercase    bool
 }
 
+// clean appends r, of class cl, to dst as the first steps of BERT's
+// normalizer have it: clean_text drops control characters and makes white
+// space ' ', handle_chinese_chars puts spaces around CJK characters, and
+// any other character is appended as it is. kept reports that r itself was
+// appended (spaced or not).
+func (o *bertOptions) clean(dst []byte, r rune, cl uint16) (_ []byte, kept bool) {
+	if o.cleanText {
+		if cl&cDrop != 0 {
+			return dst, false
+		}
+		if cl&cSpace != 0 {
+			return append(dst, ' '), false
+		}
+	}
+	if o.chineseChars && cl&cCJK != 0 {
+		dst = append(dst, ' ')
+		dst = utf8.AppendRune(dst, r)
+		return append(dst, ' '), true
+	}
+	return utf8.AppendRune(dst, r), true
+}
+
 // defaultBertOptions returns HF's BertNormalizer defaults, which
 // BertWordPieceTokenizer uses for a bare vocab.txt: clean text, space CJK,
 // lowercase, and strip accents because strip_accents is null and lowercase
@@ -188,25 +210,10 @@ func (wp *wordPiece) encodeRun(st *wpState, dst []int32, run []byte, n int) []in
 		r, sz := utf8.DecodeRune(run[k:])
 		k += sz
 		cl := wp.tab.class(r)
-		if o.cleanText {
-			if cl&cDrop != 0 {
-				continue
-			}
-			if cl&cSpace != 0 {
-				buf = append(buf, ' ')
-				continue
-			}
-		}
-		if cl&cNFD != 0 {
+		var kept bool
+		if buf, kept = o.clean(buf, r, cl); kept && cl&cNFD != 0 {
 			needNFD = true
 		}
-		if o.chineseChars && cl&cCJK != 0 {
-			buf = append(buf, ' ')
-			buf = utf8.AppendRune(buf, r)
-			buf = append(buf, ' ')
-			continue
-		}
-		buf = utf8.AppendRune(buf, r)
 	}
 	st.run = buf
 	// strip_accents: NFD, then the marks go below.
