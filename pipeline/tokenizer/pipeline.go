@@ -72,13 +72,7 @@ type genState struct {
 func (g *genPipeline) encode(st *genState, dst []int32, text []byte) ([]int32, error) {
 	st.arena = st.arena[:0]
 	var err error
-	segs := st.segs[:0]
-	if g.added != nil {
-		segs = g.added.split(segs, text, false, 0)
-	} else {
-		segs = append(segs, addedSeg{start: 0, end: int32(len(text)), id: -1})
-	}
-	st.segs = segs
+	st.segs = g.segments(st.segs[:0], text, false, 0)
 	for si := 0; si < len(st.segs); si++ {
 		s := st.segs[si]
 		if s.id >= 0 {
@@ -106,13 +100,7 @@ func (g *genPipeline) encode(st *genState, dst []int32, text []byte) ([]int32, e
 		// Added tokens matched on the normalized text.
 		base := int32(len(st.arena))
 		st.arena = append(st.arena, seg...)
-		nsegs := st.nsegs[:0]
-		if g.added != nil && g.added.hasNormalized {
-			nsegs = g.added.split(nsegs, st.arena[base:], true, base)
-		} else {
-			nsegs = append(nsegs, addedSeg{start: base, end: int32(len(st.arena)), id: -1})
-		}
-		st.nsegs = nsegs
+		st.nsegs = g.segments(st.nsegs[:0], st.arena[base:], true, base)
 		for k := 0; k < len(st.nsegs); k++ {
 			ns := st.nsegs[k]
 			if ns.id >= 0 {
@@ -128,6 +116,17 @@ func (g *genPipeline) encode(st *genState, dst []int32, text []byte) ([]int32, e
 		}
 	}
 	return dst, nil
+}
+
+// segments appends to segs the segments of text, whose bytes start at
+// offset base: the added tokens in it (the normalized ones when normalized
+// is set) and the text between them, or all of text as one when there are
+// none to match.
+func (g *genPipeline) segments(segs []addedSeg, text []byte, normalized bool, base int32) []addedSeg {
+	if g.added != nil && (!normalized || g.added.hasNormalized) {
+		return g.added.split(segs, text, normalized, base)
+	}
+	return append(segs, addedSeg{start: base, end: base + int32(len(text)), id: -1})
 }
 
 // encodeSegment pre-tokenizes one normalized segment and encodes its pieces.
