@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/glmkit/glmkit/pipeline/parquettext"
 )
@@ -63,8 +64,13 @@ func isInputName(name string) bool {
 // reached twice (by two names) is read once. format is "auto" (Parquet for
 // .parquet names or PAR1 magic, JSON Lines for .jsonl/.json/.ndjson names,
 // plain text otherwise), "text", "jsonl" or "parquet". Sizes, modification
-// times and compression are filled in; hashes are not (see Hash).
+// times and compression are filled in; hashes are not (see Hash). An
+// input that looks like text in a legacy encoding is reported through warn
+// too (nil: not reported).
 func resolveInputs(specs []string, format string, warn func(string)) ([]Input, error) {
+	if warn == nil {
+		warn = func(string) {}
+	}
 	switch format {
 	case "", "auto", "text", "jsonl", "json", "parquet":
 	default:
@@ -100,8 +106,12 @@ func resolveInputs(specs []string, format string, warn func(string)) ([]Input, e
 				warn(fmt.Sprintf("%s is the same file as %s; reading it once", p, inputs[i].Path))
 				continue
 			}
-			if err := in.describe(st, head, format); err != nil {
+			note, err := in.describe(st, head, format)
+			if err != nil {
 				return nil, err
+			}
+			if note != "" {
+				warn(note)
 			}
 		}
 		seen = append(seen, st)
@@ -185,34 +195,41 @@ const headBytes = 4096
 
 // describe fills in an input file's size, modification time, compression
 // (from its magic bytes) and, for --format auto, whether it is Parquet; an
-// input whose (decompressed) start is UTF-16 or UTF-32 is an error.
-func (in *Input) describe(st os.FileInfo, magic []byte, format string) error {
+// input whose (decompressed) start is UTF-16 or UTF-32 is an error, and
+// one whose start looks like an 8-bit or other legacy encoding gets a note
+// to warn with.
+func (in *Input) describe(st os.FileInfo, magic []byte, format string) (note string, err error) {
 	in.Size = st.Size()
 	in.ModTime = st.ModTime().UnixNano()
-	var err error
 	if in.Compression, err = sniff(magic); err != nil {
-		return fmt.Errorf("pipeline: %s: %w", in.Path, err)
+		return "", fmt.Errorf("pipeline: %s: %w", in.Path, err)
 	}
 	if (format == "" || format == "auto") && (strings.HasSuffix(strings.ToLower(in.Path), ".parquet") || bytes.HasPrefix(magic, []byte(parquettext.Magic))) {
 		in.Format = "parquet"
 	}
 	if in.Format == "parquet" && in.Compression != "none" {
-		return fmt.Errorf("pipeline: %s: a compressed Parquet file (%s); Parquet compresses its pages itself, so decompress the file", in.Path, in.Compression)
+		return "", fmt.Errorf("pipeline: %s: a compressed Parquet file (%s); Parquet compresses its pages itself, so decompress the file", in.Path, in.Compression)
 	}
 	if in.Format == "parquet" {
-		return nil
+		return "", nil
 	}
 	if in.Compression != "none" {
 		// A look at the decompressed start. A stream too damaged to start
 		// is left to the build, which counts its damage.
 		br, closeHead, err := peekInput(*in)
 		if err != nil {
-			return nil
+			return "", nil
 		}
 		magic, _ = br.Peek(headBytes)
 		defer closeHead()
 	}
-	return notUTF8(in.Path, magic)
+	if err := notUTF8(in.Path, magic); err != nil {
+		return "", err
+	}
+	if eightBitText(magic) {
+		note = fmt.Sprintf("%s does not look like UTF-8: its start has more bytes that are not UTF-8 than characters beyond ASCII that are, as Latin-1, Windows-1252, Shift-JIS or GBK text has; each such record is repaired, its other characters turned to U+FFFD, and counted as invalid_utf8 (convert it first, e.g. iconv -f WINDOWS-1252 -t UTF-8, or pass --strict to stop at the first)", in.Path)
+	}
+	return note, nil
 }
 
 // notUTF8 is the error of an input whose decompressed head is UTF-16 or
@@ -226,6 +243,34 @@ func notUTF8(path string, head []byte) error {
 		path = "standard input"
 	}
 	return fmt.Errorf("pipeline: %s is %s, not UTF-8: read as UTF-8, every token of it would be wrong; convert it first (iconv -f %s -t UTF-8)", path, enc, from)
+}
+
+// eightBitText reports whether head looks like text in an 8-bit or other
+// legacy encoding (Latin-1, Windows-1252, Shift-JIS, GBK) rather than
+// UTF-8: a few bytes that are not UTF-8 (4 or more), and fewer multi-byte
+// UTF-8 characters than such bytes (legacy double-byte text makes some by
+// chance: Shift-JIS and GBK about one for every three bad bytes). Damaged
+// UTF-8 has many more good characters than bad bytes; a start that is all
+// ASCII says nothing.
+func eightBitText(head []byte) bool {
+	if len(head) >= headBytes {
+		head = head[:len(head)-utf8.UTFMax] // a character the cut split is not bad
+	}
+	bad, good := 0, 0
+	for i := 0; i < len(head); {
+		if head[i] < utf8.RuneSelf {
+			i++
+			continue
+		}
+		r, size := utf8.DecodeRune(head[i:])
+		if r == utf8.RuneError && size == 1 {
+			bad++
+		} else {
+			good++
+		}
+		i += size
+	}
+	return bad >= 4 && bad > good
 }
 
 // wideText tells UTF-16 and UTF-32 text from UTF-8 by its first bytes: a

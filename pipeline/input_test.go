@@ -11,6 +11,10 @@ import (
 	"testing"
 	"unicode/utf16"
 
+	"golang.org/x/text/encoding"
+	"golang.org/x/text/encoding/japanese"
+	"golang.org/x/text/encoding/simplifiedchinese"
+
 	"github.com/glmkit/glmkit/internal/glmtest"
 )
 
@@ -85,8 +89,8 @@ func TestWideTextCorpora(t *testing.T) {
 			return err
 		}
 		in := Input{Path: p, Format: "text"}
-		if err := in.describe(st, head, "auto"); err != nil {
-			t.Errorf("%s: %v", p, err)
+		if note, err := in.describe(st, head, "auto"); err != nil || note != "" {
+			t.Errorf("%s: %q, %v", p, note, err)
 		}
 		n++
 		return nil
@@ -119,4 +123,69 @@ func TestUTF16InputRefused(t *testing.T) {
 			t.Errorf("%s: the build directory was made (%v)", in, err)
 		}
 	}
+}
+
+// Text in an 8-bit or other legacy encoding (Latin-1, Windows-1252,
+// Shift-JIS, GBK) is told by more bytes that are not UTF-8 than UTF-8
+// characters beyond ASCII; UTF-8, damaged or cut mid-character at the end
+// of the look, and ASCII are not.
+func TestEightBitText(t *testing.T) {
+	latin1 := func(s string) []byte {
+		var b []byte
+		for _, r := range s {
+			b = append(b, byte(r)) // Latin-1 is the first 256 code points
+		}
+		return b
+	}
+	fr := strings.Repeat("Le café est très bon. À bientôt, garçon!\n", 20)
+	stray := "abc\xe9 def\xe8 ghi\xff\n"
+	cut := []byte(stray + strings.Repeat("a", headBytes-1-len(stray)) + "é") // é's first byte ends the look
+	for _, c := range []struct {
+		name string
+		head []byte
+		want bool
+	}{
+		{"latin-1 french", latin1(fr), true},
+		{"windows-1252 quotes", []byte(strings.Repeat("He said \x93yes\x94 and \x93no\x94.\n", 3)), true},
+		{"shift-jis japanese", shiftJIS(t), true},
+		{"gbk chinese", gbk(t), true},
+		{"utf-8 french", []byte(fr), false},
+		{"utf-8 with damaged bytes", append([]byte(fr), 0xe9, 0xe8, 0xff, 0xfe, 0xc0), false},
+		{"utf-8 chinese with damaged bytes", append([]byte(strings.Repeat("中文文本测试，这是第二句。\n", 20)), bytes.Repeat([]byte{0xe4, 0xb8, 0xff}, 30)...), false},
+		{"ascii", []byte(strings.Repeat("plain text\n", 100)), false},
+		{"three stray bytes", []byte(stray), false},
+		{"three stray bytes and a character cut at the end of the look", cut[:headBytes], false},
+		{"empty", nil, false},
+	} {
+		if got := eightBitText(c.head); got != c.want {
+			t.Errorf("%s: eightBitText = %v, want %v", c.name, got, c.want)
+		}
+	}
+	// The note reaches the plan's warnings, and the input is read.
+	src := t.TempDir()
+	p := writeFile(t, src, "latin1.txt", latin1(fr))
+	var warnings []string
+	ins, err := resolveInputs([]string{p}, "auto", func(m string) { warnings = append(warnings, m) })
+	if err != nil || len(ins) != 1 || len(warnings) != 1 || !strings.Contains(warnings[0], p+" does not look like UTF-8") ||
+		!strings.Contains(warnings[0], "e.g. iconv -f WINDOWS-1252 -t UTF-8") {
+		t.Errorf("resolveInputs(latin1.txt) = %v, %v; warnings %q", ins, err, warnings)
+	}
+}
+
+// shiftJIS and gbk are Japanese and Chinese text in those encodings.
+func shiftJIS(t *testing.T) []byte {
+	return encodeWith(t, japanese.ShiftJIS.NewEncoder(), strings.Repeat("日本語のテキストです。これは二番目の文です。\n", 60))
+}
+
+func gbk(t *testing.T) []byte {
+	return encodeWith(t, simplifiedchinese.GBK.NewEncoder(), strings.Repeat("中文文本测试，这是第二句。上下左右。\n", 60))
+}
+
+func encodeWith(t *testing.T, e *encoding.Encoder, s string) []byte {
+	t.Helper()
+	b, err := e.Bytes([]byte(s))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b[:min(len(b), headBytes)]
 }
