@@ -88,6 +88,7 @@ func resolveInputs(specs []string, format string, warn func(string)) ([]Input, e
 	}
 	inputs := make([]Input, 0, len(paths))
 	var seen []os.FileInfo // each input's, nil for stdin
+	notes := 0             // inputs that look like a legacy encoding
 	for _, p := range paths {
 		in := Input{Path: p, Size: -1, Format: format, Compression: "none"}
 		if in.Format == "" || in.Format == "auto" {
@@ -111,14 +112,23 @@ func resolveInputs(specs []string, format string, warn func(string)) ([]Input, e
 				return nil, err
 			}
 			if note != "" {
-				warn(note)
+				if notes++; notes <= maxEncodingNotes {
+					warn(note)
+				}
 			}
 		}
 		seen = append(seen, st)
 		inputs = append(inputs, in)
 	}
+	if notes > maxEncodingNotes {
+		warn(fmt.Sprintf("%d more inputs do not look like UTF-8 either (%d in all)", notes-maxEncodingNotes, notes))
+	}
 	return inputs, nil
 }
+
+// maxEncodingNotes is how many inputs' encoding warnings are said one by
+// one; the rest are counted in one line.
+const maxEncodingNotes = 5
 
 // expandInputs expands the --input values into a sorted list of paths
 // without repeats: stdin, the files a glob matches, a file, the input

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"compress/gzip"
 	"context"
+	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -169,6 +170,16 @@ func TestEightBitText(t *testing.T) {
 	if err != nil || len(ins) != 1 || len(warnings) != 1 || !strings.Contains(warnings[0], p+" does not look like UTF-8") ||
 		!strings.Contains(warnings[0], "e.g. iconv -f WINDOWS-1252 -t UTF-8") {
 		t.Errorf("resolveInputs(latin1.txt) = %v, %v; warnings %q", ins, err, warnings)
+	}
+	// Many such inputs: the first few are named, the rest counted.
+	var many []string
+	for i := range 8 {
+		many = append(many, writeFile(t, src, fmt.Sprintf("l%d.txt", i), latin1(fr)))
+	}
+	warnings = nil
+	if _, err := resolveInputs(many, "auto", func(m string) { warnings = append(warnings, m) }); err != nil || len(warnings) != maxEncodingNotes+1 ||
+		warnings[maxEncodingNotes] != fmt.Sprintf("%d more inputs do not look like UTF-8 either (8 in all)", 8-maxEncodingNotes) {
+		t.Errorf("8 Latin-1 inputs: %v; warnings %q", err, warnings)
 	}
 }
 
