@@ -236,10 +236,19 @@ func (in *Input) describe(st os.FileInfo, magic []byte, format string) (note str
 	if err := notUTF8(in.Path, magic); err != nil {
 		return "", err
 	}
-	if eightBitText(magic) {
-		note = fmt.Sprintf("%s does not look like UTF-8: its start has more bytes that are not UTF-8 than characters beyond ASCII that are, as Latin-1, Windows-1252, Shift-JIS or GBK text has; each such record is repaired, its other characters turned to U+FFFD, and counted as invalid_utf8 (convert it first, e.g. iconv -f WINDOWS-1252 -t UTF-8, or pass --strict to stop at the first)", in.Path)
+	return legacyNote(in.Path, magic), nil
+}
+
+// legacyNote is the warning for an input whose start looks like text in a
+// legacy encoding (see eightBitText), "" for any other.
+func legacyNote(path string, head []byte) string {
+	if !eightBitText(head) {
+		return ""
 	}
-	return note, nil
+	if path == Stdin {
+		path = "standard input"
+	}
+	return fmt.Sprintf("%s does not look like UTF-8: its start has more bytes that are not UTF-8 than characters beyond ASCII that are, as Latin-1, Windows-1252, Shift-JIS or GBK text has; each such record is repaired, its other characters turned to U+FFFD, and counted as invalid_utf8 (convert it first, e.g. iconv -f WINDOWS-1252 -t UTF-8, or pass --strict to stop at the first)", path)
 }
 
 // notUTF8 is the error of an input whose decompressed head is UTF-16 or

@@ -65,12 +65,15 @@ func openRecords(ctx context.Context, open opener, in Input, cfg Config, t Task,
 		return nil, err
 	}
 	if offset == 0 {
-		// The plan looked at a plain file's start; this is the look at a
-		// compressed one's, and stdin's.
+		// The plan looked at a file's start; this is the look at stdin's,
+		// and the check that a file's is still what the plan saw.
 		head, _ := st.Reader.Peek(min(headBytes, st.Reader.Size()))
 		if err := notUTF8(in.Path, head); err != nil {
 			st.Close()
 			return nil, err
+		}
+		if note := legacyNote(in.Path, head); in.Path == Stdin && note != "" && warn != nil {
+			warn(note)
 		}
 	}
 	format := in.Format

@@ -326,6 +326,13 @@ func TestStdin(t *testing.T) {
 	if b, err := cmd.CombinedOutput(); err == nil || !strings.Contains(string(b), "standard input is UTF-16 LE text (byte order mark FF FE), not UTF-8") {
 		t.Errorf("UTF-16 on stdin: %v: %s", err, b)
 	}
+	// Latin-1 on stdin is built, repaired, with the warning a Latin-1
+	// file gets.
+	cmd = glmprepCommand(t, nil, "build", "--input", "-", "--out", filepath.Join(t.TempDir(), "latin1"), "--tokenizer", "gpt2")
+	cmd.Stdin = strings.NewReader(strings.Repeat("Le caf\xe9 est tr\xe8s bon.\n", 200))
+	if b, err := cmd.CombinedOutput(); err != nil || !strings.Contains(string(b), "standard input does not look like UTF-8") {
+		t.Errorf("Latin-1 on stdin: %v: %s", err, b)
+	}
 }
 
 // TestCPUProfile: --cpu-profile writes a pprof profile (gzipped protobuf)
