@@ -245,10 +245,16 @@ func legacyNote(path string, head []byte) string {
 	if !eightBitText(head) {
 		return ""
 	}
+	return fmt.Sprintf("%s does not look like UTF-8: its start has more bytes that are not UTF-8 than characters beyond ASCII that are, as Latin-1, Windows-1252, Shift-JIS or GBK text has; each such record is repaired, its other characters turned to U+FFFD, and counted as invalid_utf8 (convert it first, e.g. iconv -f WINDOWS-1252 -t UTF-8, or pass --strict to stop at the first)", inputName(path))
+}
+
+// inputName is how an input is named in a message: its path, or "standard
+// input".
+func inputName(path string) string {
 	if path == Stdin {
-		path = "standard input"
+		return "standard input"
 	}
-	return fmt.Sprintf("%s does not look like UTF-8: its start has more bytes that are not UTF-8 than characters beyond ASCII that are, as Latin-1, Windows-1252, Shift-JIS or GBK text has; each such record is repaired, its other characters turned to U+FFFD, and counted as invalid_utf8 (convert it first, e.g. iconv -f WINDOWS-1252 -t UTF-8, or pass --strict to stop at the first)", path)
+	return path
 }
 
 // notUTF8 is the error of an input whose decompressed head is UTF-16 or
@@ -258,10 +264,7 @@ func notUTF8(path string, head []byte) error {
 	if enc == "" {
 		return nil
 	}
-	if path == Stdin {
-		path = "standard input"
-	}
-	return fmt.Errorf("pipeline: %s is %s, not UTF-8: read as UTF-8, every token of it would be wrong; convert it first (iconv -f %s -t UTF-8)", path, enc, from)
+	return fmt.Errorf("pipeline: %s is %s, not UTF-8: read as UTF-8, every token of it would be wrong; convert it first (iconv -f %s -t UTF-8)", inputName(path), enc, from)
 }
 
 // eightBitText reports whether head looks like text in an 8-bit or other

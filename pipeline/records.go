@@ -64,15 +64,15 @@ func openRecords(ctx context.Context, open opener, in Input, cfg Config, t Task,
 	if err != nil {
 		return nil, err
 	}
-	if offset == 0 {
-		// The plan looked at a file's start; this is the look at stdin's,
-		// and the check that a file's is still what the plan saw.
+	if in.Path == Stdin && offset == 0 {
+		// The plan looked at each file's start (and a file that changed
+		// since fails its hash check); stdin's is seen only now.
 		head, _ := st.Reader.Peek(min(headBytes, st.Reader.Size()))
 		if err := notUTF8(in.Path, head); err != nil {
 			st.Close()
 			return nil, err
 		}
-		if note := legacyNote(in.Path, head); in.Path == Stdin && note != "" && warn != nil {
+		if note := legacyNote(in.Path, head); note != "" && warn != nil {
 			warn(note)
 		}
 	}
