@@ -36,7 +36,7 @@ type BuildOptions struct {
 
 	Warn     func(msg string)
 	Phase    func(name string, total int64) // a new phase of work of total input bytes
-	Progress func(n int64)                  // input bytes done in the current phase
+	Progress func(n int64)                  // input bytes done in the current phase (called from several goroutines)
 	Software map[string]string              // recorded in the manifest
 
 	open opener // tests: how inputs are opened (nil: os.Open)
@@ -129,10 +129,14 @@ func Prepare(ctx context.Context, o *BuildOptions) (*Plan, error) {
 		}
 	}
 	o.phase("hashing", totalBytes(inputs))
-	if err := hashInputs(ctx, inputs, o.Progress); err != nil {
+	workers := o.Workers
+	if workers < 1 {
+		workers = runtime.GOMAXPROCS(0)
+	}
+	if err := hashInputs(ctx, inputs, workers, o.Config.splits, o.Progress); err != nil {
 		return nil, err
 	}
-	plan, err := makePlan(ctx, o.Meta, o.Config, inputs)
+	plan, err := makePlan(ctx, o.Meta, o.Config, inputs, workers, o.Progress)
 	if err != nil {
 		return nil, err
 	}

@@ -240,7 +240,7 @@ func buildWarned(t *testing.T, o BuildOptions) (*Result, []string) {
 	return res, warnings
 }
 
-func writeFile(t *testing.T, dir, name string, data []byte) string {
+func writeFile(t testing.TB, dir, name string, data []byte) string {
 	t.Helper()
 	p := filepath.Join(dir, name)
 	if err := os.WriteFile(p, data, 0o644); err != nil {

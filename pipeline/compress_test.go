@@ -36,7 +36,7 @@ func fileInput(t *testing.T, path string) Input {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := hashInputs(context.Background(), ins, nil); err != nil {
+	if err := hashInputs(context.Background(), ins, 2, nil, nil); err != nil {
 		t.Fatal(err)
 	}
 	return ins[0]

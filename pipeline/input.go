@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"unicode/utf8"
 
 	"github.com/glmkit/glmkit/pipeline/parquettext"
@@ -428,35 +429,67 @@ func sniff(magic []byte) (string, error) {
 	return "none", nil
 }
 
-// hashInputs fills in the sha256 of every input file (not stdin), reading each
-// once, and checks that no file changed while it was read. progress, if
-// not nil, is told the bytes read.
-func hashInputs(ctx context.Context, inputs []Input, progress func(int64)) error {
-	buf := make([]byte, 1<<20)
-	for i := range inputs {
-		in := &inputs[i]
-		if in.Path == Stdin {
+// hashInputs fills in the sha256 of every input file but stdin and those
+// skip names (makePlan hashes an input it cuts into ranges while it looks
+// for the cuts), reading up to workers files at a time, each once, and
+// checks that no file changed while it was read. progress, if not nil, is
+// told the bytes read, from several goroutines. Of several failures, the
+// error is the first input's.
+func hashInputs(ctx context.Context, inputs []Input, workers int, skip func(Input) bool, progress func(int64)) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	errs := make([]error, len(inputs))
+	next := make(chan int)
+	var wg sync.WaitGroup
+	for range max(1, min(workers, len(inputs))) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			buf := make([]byte, 1<<20)
+			for i := range next {
+				if errs[i] = hashInput(ctx, &inputs[i], buf, progress); errs[i] != nil {
+					cancel()
+				}
+			}
+		}()
+	}
+	for i, in := range inputs {
+		if in.Path == Stdin || skip != nil && skip(in) {
 			continue
 		}
-		f, err := os.Open(in.Path)
-		if err != nil {
-			return fmt.Errorf("pipeline: input %w", err)
-		}
-		h := sha256.New()
-		raw := &rawReader{ctx: ctx, path: in.Path, r: f, hash: h, progress: progress}
-		_, err = io.CopyBuffer(io.Discard, raw, buf)
-		if err == nil {
-			err = checkUnchanged(f, *in)
-		}
-		f.Close()
-		if err != nil {
-			return err
-		}
-		if raw.n != in.Size {
-			return fmt.Errorf("pipeline: %s changed size while being read (%d, then %d bytes)", in.Path, in.Size, raw.n)
-		}
-		in.SHA256 = hex.EncodeToString(h.Sum(nil))
+		next <- i
 	}
+	close(next)
+	wg.Wait()
+	var first error
+	for _, err := range errs {
+		// One failure cancels the rest: theirs is not news.
+		if err != nil && (first == nil || errors.Is(first, context.Canceled) && !errors.Is(err, context.Canceled)) {
+			first = err
+		}
+	}
+	return first
+}
+
+// hashInput fills in the sha256 of the input file in.
+func hashInput(ctx context.Context, in *Input, buf []byte, progress func(int64)) error {
+	f, err := os.Open(in.Path)
+	if err != nil {
+		return fmt.Errorf("pipeline: input %w", err)
+	}
+	defer f.Close()
+	h := sha256.New()
+	raw := &rawReader{ctx: ctx, path: in.Path, r: f, hash: h, progress: progress}
+	if _, err := io.CopyBuffer(io.Discard, raw, buf); err != nil {
+		return err
+	}
+	if err := checkUnchanged(f, *in); err != nil {
+		return err
+	}
+	if raw.n != in.Size {
+		return fmt.Errorf("pipeline: %s changed size while being read (%d, then %d bytes)", in.Path, in.Size, raw.n)
+	}
+	in.SHA256 = hex.EncodeToString(h.Sum(nil))
 	return nil
 }
 

@@ -1,6 +1,7 @@
 package pipeline
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/json"
@@ -11,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 
 	"github.com/glmkit/glmkit/internal/atomicfile"
 	"github.com/glmkit/glmkit/pipeline/parquettext"
@@ -132,7 +134,11 @@ const PlanName = "plan.json"
 // than 1.5 × TaskBytes is cut into ranges of nearly equal size close to
 // TaskBytes, each ending just after a newline (after a blank line for blank
 // boundaries), and a Parquet input gives a task per row group.
-func makePlan(ctx context.Context, meta sharding.Meta, cfg Config, inputs []Input) (*Plan, error) {
+//
+// An input it cuts gets its sha256 here, from the pass that finds the cuts
+// (hashInputs leaves it out); the ranges are hashed by up to workers
+// goroutines. progress, if not nil, is told the bytes of the first pass.
+func makePlan(ctx context.Context, meta sharding.Meta, cfg Config, inputs []Input, workers int, progress func(int64)) (*Plan, error) {
 	p := &Plan{FormatVersion: sharding.FormatVersion, Meta: meta, Config: cfg, Inputs: inputs}
 	for i, in := range inputs {
 		if in.Format == "parquet" {
@@ -156,13 +162,11 @@ func makePlan(ctx context.Context, meta sharding.Meta, cfg Config, inputs []Inpu
 			f.Close()
 			continue
 		}
-		splittable := in.Path != Stdin && in.Compression == "none" && cfg.TaskBytes > 0 && cfg.MaxRecords == 0 && in.Format != "json" &&
-			in.Size > cfg.TaskBytes+cfg.TaskBytes/2 && !(in.Format == "text" && cfg.DocBoundary == "file")
-		if !splittable {
+		if !cfg.splits(in) {
 			p.Tasks = append(p.Tasks, Task{Index: len(p.Tasks), Input: i, Start: 0, End: -1, Line: 1})
 			continue
 		}
-		cuts, lines, sums, err := lineCuts(ctx, in, cfg.TaskBytes, in.Format == "text" && cfg.DocBoundary == "blank")
+		cuts, lines, sums, err := lineCuts(ctx, &inputs[i], cfg.TaskBytes, in.Format == "text" && cfg.DocBoundary == "blank", workers, progress)
 		if err != nil {
 			return nil, err
 		}
@@ -180,13 +184,21 @@ func makePlan(ctx context.Context, meta sharding.Meta, cfg Config, inputs []Inpu
 	return p, nil
 }
 
+// splits says whether makePlan cuts input in into byte ranges: an
+// uncompressed file of text lines or JSON Lines over 1.5 × TaskBytes, unless
+// --max-records is set.
+func (cfg Config) splits(in Input) bool {
+	return in.Path != Stdin && in.Compression == "none" && cfg.TaskBytes > 0 && cfg.MaxRecords == 0 && in.Format != "json" && in.Format != "parquet" &&
+		in.Size > cfg.TaskBytes+cfg.TaskBytes/2 && !(in.Format == "text" && cfg.DocBoundary == "file")
+}
+
 // lineCuts splits an input of total bytes into n = round(total/size)
 // tasks of nearly equal size: the k-th cut goes after the newline nearest
 // to k·total/n (after a blank line when blank is set), so no record is
 // split. It returns the cut offsets (the first is 0, the last the file
-// size), the line number at each and the sha256 of each range; the bytes
-// must hash to in.SHA256 as a whole.
-func lineCuts(ctx context.Context, in Input, size int64, blank bool) ([]int64, []int64, []string, error) {
+// size), the line number at each and the sha256 of each range, and sets
+// in.SHA256 to the hash of the whole.
+func lineCuts(ctx context.Context, in *Input, size int64, blank bool, workers int, progress func(int64)) ([]int64, []int64, []string, error) {
 	total := in.Size
 	n := max(1, (total+size/2)/size)
 	f, err := os.Open(in.Path)
@@ -195,7 +207,7 @@ func lineCuts(ctx context.Context, in Input, size int64, blank bool) ([]int64, [
 	}
 	defer f.Close()
 	whole := sha256.New()
-	raw := &rawReader{ctx: ctx, path: in.Path, r: f, hash: whole}
+	raw := &rawReader{ctx: ctx, path: in.Path, r: f, hash: whole, progress: progress}
 	cuts, lines := []int64{0}, []int64{1}
 	buf := make([]byte, 1<<20)
 	var off, line int64 = 0, 1
@@ -204,14 +216,19 @@ func lineCuts(ctx context.Context, in Input, size int64, blank bool) ([]int64, [
 	lineHasText := false
 	for {
 		k, err := raw.Read(buf)
-		for i, c := range buf[:k] {
-			if c != '\n' {
-				if c != ' ' && c != '\t' && c != '\r' {
-					lineHasText = true
-				}
-				continue
+		for b, i := buf[:k], 0; i < len(b); {
+			j := bytes.IndexByte(b[i:], '\n')
+			if j < 0 {
+				j = len(b) - i
 			}
-			pos := off + int64(i) + 1
+			if blank && !lineHasText {
+				lineHasText = bytes.ContainsFunc(b[i:i+j], func(c rune) bool { return c != ' ' && c != '\t' && c != '\r' })
+			}
+			if i += j; i == len(b) {
+				break // the line goes on in the next read
+			}
+			i++
+			pos := off + int64(i)
 			line++
 			blankLine := !lineHasText
 			lineHasText = false
@@ -236,20 +253,56 @@ func lineCuts(ctx context.Context, in Input, size int64, blank bool) ([]int64, [
 			return nil, nil, nil, err
 		}
 	}
-	if off != total || hexSum(whole) != in.SHA256 {
-		return nil, nil, nil, fmt.Errorf("pipeline: %s changed while it was planned (read twice, it gave different bytes)", in.Path)
+	if err := checkUnchanged(f, *in); err != nil {
+		return nil, nil, nil, err
 	}
+	if off != total {
+		return nil, nil, nil, fmt.Errorf("pipeline: %s changed size while being read (%d, then %d bytes)", in.Path, total, off)
+	}
+	in.SHA256 = hexSum(whole)
 	cuts = append(cuts, total)
+	sums, err := rangeSums(ctx, f, *in, cuts, workers)
+	return cuts, lines, sums, err
+}
+
+// rangeSums hashes the ranges between cuts of the open input f, up to
+// workers at a time, and checks that f did not change meanwhile.
+func rangeSums(ctx context.Context, f *os.File, in Input, cuts []int64, workers int) ([]string, error) {
 	sums := make([]string, len(cuts)-1)
-	for k := range sums {
-		h := sha256.New()
-		r := &rawReader{ctx: ctx, path: in.Path, r: io.NewSectionReader(f, cuts[k], cuts[k+1]-cuts[k]), hash: h}
-		if _, err := io.CopyBuffer(io.Discard, r, buf); err != nil {
-			return nil, nil, nil, err
-		}
-		sums[k] = hexSum(h)
+	errs := make([]error, len(sums))
+	next := make(chan int)
+	var wg sync.WaitGroup
+	for range max(1, min(workers, len(sums))) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			buf := make([]byte, 1<<20)
+			for k := range next {
+				h := sha256.New()
+				r := &rawReader{ctx: ctx, path: in.Path, r: io.NewSectionReader(f, cuts[k], cuts[k+1]-cuts[k]), hash: h}
+				if _, errs[k] = io.CopyBuffer(io.Discard, r, buf); errs[k] == nil && r.n != cuts[k+1]-cuts[k] {
+					errs[k] = fmt.Errorf("pipeline: %s changed size while being read (%d bytes, then %d)", in.Path, in.Size, cuts[k]+r.n)
+				}
+				sums[k] = hexSum(h)
+			}
+		}()
 	}
-	return cuts, lines, sums, nil
+	for k := range sums {
+		next <- k
+	}
+	close(next)
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
+			return nil, err
+		}
+	}
+	// The first pass hashed the whole; a change between the two passes
+	// shows in the size or modification time.
+	if err := checkUnchanged(f, in); err != nil {
+		return nil, err
+	}
+	return sums, nil
 }
 
 // writePlan writes the plan to dir/plan.json atomically.
