@@ -299,8 +299,9 @@ func eightBitText(head []byte) bool {
 // wideText tells UTF-16 and UTF-32 text from UTF-8 by its first bytes: a
 // byte order mark, or, without one, the zero bytes that UTF-16 puts beside
 // ASCII characters (a quarter of the bytes or more, nearly all on one side
-// of the byte pairs) or UTF-32 and binary data hold (half the bytes or
-// more). UTF-8 text has no zero bytes but damage. It returns the encoding
+// of the byte pairs; or, in other scripts, line ends of UTF-16 and most
+// zero bytes on their side) or UTF-32 and binary data hold (half the bytes
+// or more). UTF-8 text has no zero bytes but damage. It returns the encoding
 // found, in words and as iconv names it, or "" for UTF-8 (or too little to
 // tell).
 func wideText(head []byte) (desc, iconv string) {
@@ -334,9 +335,11 @@ func wideText(head []byte) (desc, iconv string) {
 			breaks[1]++
 		}
 	}
-	// UTF-16: the zero bytes on one side of the pairs, and many (ASCII
-	// text) or at line ends (other scripts).
-	utf16 := func(z, other, ends int) bool { return 16*other <= z && (4*z >= n || ends >= 2) }
+	// UTF-16: in ASCII text, many zero bytes, nearly all on one side of the
+	// pairs; in other scripts, line ends of UTF-16 and four in five zero
+	// bytes on their side (Chinese has its share of characters like U+4E00,
+	// whose other byte is zero).
+	utf16 := func(z, other, ends int) bool { return 4*z >= n && 16*other <= z || ends >= 2 && 4*other <= z }
 	switch {
 	case utf16(zeros[1], zeros[0], breaks[0]):
 		return "UTF-16 LE text without a byte order mark (zero bytes at odd offsets of its start)", "UTF-16LE"

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"compress/gzip"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io/fs"
 	"os"
@@ -47,6 +48,17 @@ func utf32Bytes(s string) []byte {
 func TestWideText(t *testing.T) {
 	en := strings.Repeat("The river flows into the sea, and the sea is wide.\r\n", 40)
 	zh := strings.Repeat("中文文本测试，这是第二句。上下左右。\n", 40)
+	paragraphs, err := os.ReadFile(glmtest.Corpus(t, "zh/cmrc2018-contexts.jsonl"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var zhText strings.Builder // long lines of real Chinese, with 一 (U+4E00) and digits
+	for line := range strings.Lines(string(paragraphs[:64<<10])) {
+		var rec struct{ Text string }
+		if json.Unmarshal([]byte(line), &rec) == nil {
+			zhText.WriteString(rec.Text + "\n")
+		}
+	}
 	for _, c := range []struct {
 		name string
 		head []byte
@@ -60,12 +72,16 @@ func TestWideText(t *testing.T) {
 		{"utf-16 be english", utf16Bytes(en, true), "UTF-16 BE text without"},
 		{"utf-16 le chinese", utf16Bytes(zh, false), "UTF-16 LE text without"},
 		{"utf-16 be chinese", utf16Bytes(zh, true), "UTF-16 BE text without"},
+		{"utf-16 le chinese paragraphs", utf16Bytes(zhText.String(), false), "UTF-16 LE text without"},
+		{"utf-16 be chinese paragraphs", utf16Bytes(zhText.String(), true), "UTF-16 BE text without"},
 		{"utf-32 le english", utf32Bytes(en), "UTF-32"},
 		{"zeros", make([]byte, 4096), "binary"},
 		{"utf-8 english", []byte(en), ""},
 		{"utf-8 chinese", []byte(zh), ""},
 		{"utf-8 bom", append([]byte{0xef, 0xbb, 0xbf}, zh...), ""},
 		{"utf-8 with a few zero bytes", []byte(strings.Repeat("a line of text\x00 with a zero byte\n", 50)), ""},
+		{"utf-8 chinese paragraphs", []byte(zhText.String()), ""},
+		{"utf-8 with runs of zero bytes", []byte(strings.Repeat("a line of text, and a longer one with more words in it\n"+string(make([]byte, 7))+"\n", 40)), ""},
 		{"too short to tell", utf16Bytes("hi\n", false), ""},
 		{"empty", nil, ""},
 	} {
