@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -290,6 +291,49 @@ func TestDamageNote(t *testing.T) {
 	} {
 		if got := damageNote(&c.d, c.compression); !strings.HasPrefix(got, c.d.Detail) || !strings.Contains(got, c.want) {
 			t.Errorf("damageNote(%+v, %s) = %q; want it to contain %q", c.d, c.compression, got, c.want)
+		}
+	}
+}
+
+// A zstd frame made with a dictionary, or with a window over what glmkit
+// decodes, is an error naming the file and what it needs; the same header
+// fields in a frame whose blocks are not whole (random bytes after a magic
+// number) are damage, skipped and counted.
+func TestZstdDictionaryAndWindow(t *testing.T) {
+	dir := t.TempDir()
+	var samples []string
+	for i := range 200 {
+		samples = append(samples, writeFile(t, dir, fmt.Sprintf("s%03d.txt", i), testLines(20 + i%7)[i*3:]))
+	}
+	dict := filepath.Join(dir, "dict")
+	cli(t, nil, "zstd", append([]string{"-q", "--train", "--maxdict=4096", "-o", dict}, samples...)...)
+	text := testLines(300)
+	// A header with the window descriptor 0xa8 (2^31 bytes): zstd --long=31
+	// writes one; klauspost's encoder refuses to, so it is set here.
+	long := zstdFrame(t, text, zstd.WithSingleSegment(false))
+	if long[4]&0x20 != 0 {
+		t.Fatal("the frame is single-segment: it has no window descriptor")
+	}
+	long[5] = 0xa8
+	garbage := append([]byte{0x28, 0xb5, 0x2f, 0xfd}, bytes.Repeat([]byte{0x03, 0x91, 0x49, 0x00, 0xff}, 400)...)
+	for _, c := range []struct {
+		name, want string
+		data       []byte
+	}{
+		{"dictionary", "needs zstd dictionary", cli(t, text, "zstd", "-q", "-c", "-D", dict)},
+		{"window", "needs a 2048 MiB window", long},
+		{"damaged header", "", garbage},
+	} {
+		p := writeFile(t, dir, c.name+".txt.zst", c.data)
+		good, dmg, _, err := readInput(t, p, nil)
+		switch {
+		case c.want != "":
+			var ue *unsupportedError
+			if !errors.As(err, &ue) || !strings.Contains(err.Error(), c.want) || !strings.Contains(err.Error(), p) {
+				t.Errorf("%s: %v; want an error naming %s and saying %q", c.name, err, p, c.want)
+			}
+		case err != nil || dmg == nil || len(good) != 0:
+			t.Errorf("%s: %d records kept, damage %+v, %v; want the frame counted as damage", c.name, len(good), dmg, err)
 		}
 	}
 }

@@ -471,7 +471,7 @@ func (fr *frameReader) zstdFrame(start int64) (frame, bool, error) {
 	if magic != 0xFD2FB528 {
 		return frame{}, false, &damageError{start, fmt.Sprintf("no zstd frame at byte %d (trailing data, or the file is damaged)", start)}
 	}
-	checksum, err := w.header()
+	checksum, refuse, err := w.header()
 	if err != nil {
 		return frame{}, false, err
 	}
@@ -482,6 +482,11 @@ func (fr *frameReader) zstdFrame(start int64) (frame, bool, error) {
 		if _, err := w.read(4); err != nil {
 			return frame{}, false, err
 		}
+	}
+	if refuse != nil {
+		// Its blocks are whole: the header's dictionary or window is
+		// meant, not damage.
+		return frame{}, false, refuse
 	}
 	f := frame{off: start, end: fr.pos()}
 	// Decode it to nowhere: blocks and checksum are checked.
@@ -537,16 +542,18 @@ func (w *zstdWalk) cut(err error) error {
 
 // header reads the frame header after the magic number and reports
 // whether the frame ends with a content checksum. A frame that needs a
-// dictionary or a window over maxZstdWindow is refused.
-func (w *zstdWalk) header() (checksum bool, err error) {
+// dictionary or a window over maxZstdWindow gets refuse, the error to
+// return once its blocks are found whole (random bytes after a magic
+// number name a dictionary or a huge window too, and are damage).
+func (w *zstdWalk) header() (checksum bool, refuse, err error) {
 	b, err := w.read(1)
 	if err != nil {
-		return false, err
+		return false, nil, err
 	}
 	fhd := b[0]
 	single := fhd&0x20 != 0
 	if fhd&0x08 != 0 {
-		return false, &damageError{w.start, w.what + " is corrupt: reserved header bit set"}
+		return false, nil, &damageError{w.start, w.what + " is corrupt: reserved header bit set"}
 	}
 	checksum = fhd&0x04 != 0
 	dictBytes := [4]int{0, 1, 2, 4}[fhd&3]
@@ -557,7 +564,7 @@ func (w *zstdWalk) header() (checksum bool, err error) {
 	window := uint64(0)
 	if !single {
 		if b, err = w.read(1); err != nil {
-			return false, err
+			return false, nil, err
 		}
 		exp := uint64(b[0]>>3) + 10
 		base := uint64(1) << exp
@@ -565,15 +572,15 @@ func (w *zstdWalk) header() (checksum bool, err error) {
 	}
 	if dictBytes > 0 {
 		if b, err = w.read(dictBytes); err != nil {
-			return false, err
+			return false, nil, err
 		}
 		if id := littleEndian(b); id != 0 {
-			return false, &unsupportedError{w.fr.path, fmt.Sprintf("%s needs zstd dictionary %d, which glmkit does not have (decompress it with the dictionary first)", w.what, id)}
+			refuse = &unsupportedError{w.fr.path, fmt.Sprintf("%s needs zstd dictionary %d, which glmkit does not have (decompress it with the dictionary first)", w.what, id)}
 		}
 	}
 	if fcsBytes > 0 {
 		if b, err = w.read(fcsBytes); err != nil {
-			return false, err
+			return false, nil, err
 		}
 		if single {
 			window = littleEndian(b)
@@ -582,10 +589,10 @@ func (w *zstdWalk) header() (checksum bool, err error) {
 			}
 		}
 	}
-	if window > maxZstdWindow {
-		return false, &unsupportedError{w.fr.path, fmt.Sprintf("%s needs a %d MiB window; glmkit decodes windows up to %d MiB (recompress it without --long, or decompress it first)", w.what, window>>20, maxZstdWindow>>20)}
+	if window > maxZstdWindow && refuse == nil {
+		refuse = &unsupportedError{w.fr.path, fmt.Sprintf("%s needs a %d MiB window; glmkit decodes windows up to %d MiB (recompress it without --long, or decompress it first)", w.what, window>>20, maxZstdWindow>>20)}
 	}
-	return checksum, nil
+	return checksum, refuse, nil
 }
 
 // littleEndian is the unsigned little-endian number of up to 8 bytes.
