@@ -86,7 +86,7 @@ func (a *acts) ensure(be Backend, cfg Config, b, t, n int) error {
 		free(be, &a.body)
 		buf, err := be.Floats(need)
 		if err != nil {
-			return fmt.Errorf("trainer: allocate activations for a %d×%d batch (%d floats): %w", b, t, need, err)
+			return fmt.Errorf("trainer: allocate activations for a %d×%d batch (%d floats): %w (a smaller batch, with gradient accumulation to keep the rows per step, needs less)", b, t, need, err)
 		}
 		a.body, a.bodyCap = buf, need
 	}
@@ -95,7 +95,7 @@ func (a *acts) ensure(be Backend, cfg Config, b, t, n int) error {
 		free(be, &a.head)
 		buf, err := be.Floats(needH)
 		if err != nil {
-			return fmt.Errorf("trainer: allocate logits for %d positions: %w", n, err)
+			return fmt.Errorf("trainer: allocate logits for %d positions: %w (a smaller batch, with gradient accumulation to keep the rows per step, needs less)", n, err)
 		}
 		a.head, a.headCap = buf, needH
 	}

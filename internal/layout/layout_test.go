@@ -111,7 +111,7 @@ func TestFunctionLength(t *testing.T) {
 // imports only glmkit packages before it (cmd/glmprep and cmd/glmtrain,
 // the wiring, import whatever they need of it).
 var order = []string{
-	"masking", "internal/glmtest", "internal/atomicfile", "internal/strictjson", "internal/testhooks", "sharding",
+	"masking", "internal/glmtest", "internal/atomicfile", "internal/strictjson", "internal/testhooks", "internal/sysmem", "sharding",
 	"pipeline/tokenizer", "pipeline/parquettext", "pipeline",
 	"trainer/loader", "trainer/safetensors", "trainer/internal/batchtest", "trainer", "trainer/cpu", "trainer/cuda",
 	"cmd/internal/cli", "cmd/glmprep", "cmd/glmtrain", "internal/layout",
@@ -120,7 +120,7 @@ var order = []string{
 // leaves import no glmkit package; arrowUsers are the only importers of
 // arrow-go.
 var (
-	leaves     = []string{"masking", "internal/atomicfile", "internal/strictjson", "internal/testhooks", "trainer/safetensors"}
+	leaves     = []string{"masking", "internal/atomicfile", "internal/strictjson", "internal/testhooks", "internal/sysmem", "trainer/safetensors"}
 	arrowUsers = []string{"sharding", "pipeline/parquettext"}
 )
 

@@ -19,7 +19,9 @@ import (
 	"runtime"
 	"sync"
 	"sync/atomic"
+	"unsafe"
 
+	"github.com/glmkit/glmkit/internal/sysmem"
 	"github.com/glmkit/glmkit/trainer"
 )
 
@@ -38,6 +40,12 @@ type Options struct {
 	//   "openblas"  OpenBLAS, or an error if it does not load
 	//   a path      that library (anything containing a '/'), or an error
 	BLAS string
+	// Memory bounds the bytes of the buffers the backend holds at once:
+	// an allocation past it fails with an error instead of the Go
+	// runtime's fatal out-of-memory crash. Default: the machine's memory,
+	// or its cgroup's limit where lower (Linux; no bound where neither is
+	// known); negative: no bound.
+	Memory int64
 }
 
 // Backend is the CPU implementation of trainer.Backend. It is not safe for
@@ -48,6 +56,9 @@ type Backend[T Float] struct {
 	threads int
 	blas    *openblas // nil: pure Go matrix products
 	err     error     // the first error of an op
+	memory  int64     // the bound on live, the bytes of buffers held (0: none)
+	live    int64
+	bound   string // where memory comes from, for errors
 }
 
 // errClosed is the error of a backend after Close.
@@ -58,10 +69,14 @@ var _ trainer.Backend = (*Backend[float32])(nil)
 // New returns a CPU backend. It fails only when o.BLAS asks for a library
 // that does not load.
 func New[T Float](o Options) (*Backend[T], error) {
-	be := &Backend[T]{threads: o.Threads}
+	be := &Backend[T]{threads: o.Threads, memory: o.Memory, bound: "Options.Memory"}
 	if be.threads <= 0 {
 		be.threads = runtime.GOMAXPROCS(0)
 	}
+	if be.memory == 0 {
+		be.memory, be.bound = sysmem.Total()
+	}
+	be.memory = max(be.memory, 0)
 	mode := o.BLAS
 	if mode == "" {
 		mode = os.Getenv("GLMKIT_BLAS")
@@ -154,19 +169,36 @@ func ints(b trainer.Buf) []int32 {
 
 // Floats implements trainer.Backend.
 func (be *Backend[T]) Floats(n int) (trainer.Buf, error) {
-	if n < 0 {
-		return nil, fmt.Errorf("cpu: allocate %d floats", n)
+	var z T
+	if err := be.reserve(n, int64(unsafe.Sizeof(z)), "floats"); err != nil {
+		return nil, err
 	}
 	return floats[T](make([]T, n)), nil
 }
 
 // Int32s implements trainer.Backend.
 func (be *Backend[T]) Int32s(n int) (trainer.Buf, error) {
-	if n < 0 {
-		return nil, fmt.Errorf("cpu: allocate %d int32s", n)
+	if err := be.reserve(n, 4, "int32s"); err != nil {
+		return nil, err
 	}
 	return int32s(make([]int32, n)), nil
 }
+
+// reserve counts an allocation of n elements of size bytes against the
+// backend's memory bound, or says why it does not fit.
+func (be *Backend[T]) reserve(n int, size int64, what string) error {
+	if n < 0 {
+		return fmt.Errorf("cpu: allocate %d %s", n, what)
+	}
+	bytes := int64(n) * size
+	if be.memory > 0 && (bytes/size != int64(n) || be.live+bytes > be.memory) {
+		return fmt.Errorf("cpu: %d %s (%s) more than the %s held would pass the %s of %s", n, what, gib(bytes), gib(be.live), gib(be.memory), be.bound)
+	}
+	be.live += bytes
+	return nil
+}
+
+func gib(n int64) string { return fmt.Sprintf("%.2f GiB", float64(n)/(1<<30)) }
 
 // ok records err as the backend's error unless one is recorded already,
 // and reports whether an op may run: no error so far.
@@ -187,8 +219,18 @@ func (be *Backend[T]) Close() error {
 	return nil
 }
 
-// Free implements trainer.Backend; the garbage collector owns CPU memory.
-func (be *Backend[T]) Free(trainer.Buf) {}
+// Free implements trainer.Backend: the garbage collector owns CPU memory,
+// and the buffer no longer counts against the memory bound.
+func (be *Backend[T]) Free(b trainer.Buf) {
+	var z T
+	switch b := b.(type) {
+	case floats[T]:
+		be.live -= int64(len(b)) * int64(unsafe.Sizeof(z))
+	case int32s:
+		be.live -= int64(len(b)) * 4
+	}
+	be.live = max(be.live, 0)
+}
 
 // Sync implements trainer.Backend; CPU ops are synchronous.
 func (be *Backend[T]) Sync() error { return be.err }

@@ -5,6 +5,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"sort"
+	"strings"
 	"testing"
 
 	"github.com/glmkit/glmkit/trainer"
@@ -559,5 +560,34 @@ func TestArgumentErrors(t *testing.T) {
 			t.Errorf("%s: the op wrote after its error: dst %v, src %v", tc.name, dst, src)
 		}
 		be.Close()
+	}
+}
+
+// The memory bound counts the buffers held: an allocation past it fails
+// and leaves the backend usable, and a freed buffer stops counting.
+func TestMemoryBound(t *testing.T) {
+	be, err := New[float32](Options{Threads: 1, Memory: 1 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := be.Floats(1 << 17) // 512 KiB
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := be.Int32s(1 << 17); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := be.Floats(1); err == nil || !strings.Contains(err.Error(), "of Options.Memory") {
+		t.Fatalf("one float past 1 MiB: %v; want the bound's error", err)
+	}
+	if _, err := be.Int32s(1 << 62); err == nil {
+		t.Fatal("2^62 int32s (their bytes overflow int64): no error")
+	}
+	be.Free(a)
+	if _, err := be.Floats(1 << 16); err != nil {
+		t.Fatalf("256 KiB after freeing 512 KiB: %v", err)
+	}
+	if be.Err() != nil {
+		t.Fatalf("a refused allocation stuck as the backend's error: %v", be.Err())
 	}
 }

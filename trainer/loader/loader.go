@@ -26,7 +26,9 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"unsafe"
 
+	"github.com/glmkit/glmkit/internal/sysmem"
 	"github.com/glmkit/glmkit/sharding"
 )
 
@@ -265,6 +267,26 @@ func (l *Loader) plan() error {
 		l.end = uint64(opts.Epochs) * l.ord.epochLen
 	}
 	l.capHint = opts.Batch * maxLen
+	return l.fits(maxLen)
+}
+
+// fits says whether the batches the loader keeps (one per slot, B rows of
+// up to maxLen positions) and its workers' row views fit in the machine's
+// memory: a batch size past it is an error here, not the kernel's OOM kill
+// once the slots fill.
+func (l *Loader) fits(maxLen int) error {
+	total, where := sysmem.Total()
+	if total <= 0 {
+		return nil
+	}
+	B, slots, workers := float64(l.opts.Batch), float64(l.opts.Prefetch+l.opts.Workers-1), float64(l.opts.Workers)
+	const perPos, perRow = 4*4 + 1, 4 + 4 + 1 + 8 // the five columns; Sep, Lens, Objective, Rows
+	perView := float64(unsafe.Sizeof(sharding.RowView{}) + 8 + 8)
+	batch := B * (float64(maxLen)*perPos + perRow)
+	if need := slots*batch + workers*B*perView; need > float64(total) {
+		return fmt.Errorf("loader: a batch of %d rows of up to %d positions takes %.2f GiB, and the loader keeps %d of them filled (%.2f GiB with its row views): more than the %.2f GiB of %s (lower the batch size; gradient accumulation keeps the rows per step)",
+			l.opts.Batch, maxLen, batch/(1<<30), int(slots), need/(1<<30), float64(total)/(1<<30), where)
+	}
 	return nil
 }
 
