@@ -177,8 +177,10 @@ func (c TrainConfig) Validate() error {
 		return fmt.Errorf("trainer: accumulation over %d micro-batches; want ≥ 1", c.Accum)
 	case !(c.LR >= 0) || math.IsInf(c.LR, 0):
 		return fmt.Errorf("trainer: learning rate %v; want a finite number ≥ 0", c.LR)
-	case c.WarmupSteps < 0 || c.DecaySteps < 0:
-		return fmt.Errorf("trainer: warmup %d and decay %d steps; want ≥ 0", c.WarmupSteps, c.DecaySteps)
+	case c.WarmupSteps < 0:
+		return fmt.Errorf("trainer: warmup %d steps; want ≥ 0", c.WarmupSteps)
+	case c.DecaySteps < 0:
+		return fmt.Errorf("trainer: decay %d steps; want ≥ 0", c.DecaySteps)
 	case !(c.MinLRRatio >= 0 && c.MinLRRatio <= 1):
 		return fmt.Errorf("trainer: min lr ratio %v; want 0..1", c.MinLRRatio)
 	case !(c.Beta1 >= 0 && c.Beta1 < 1 && c.Beta2 >= 0 && c.Beta2 < 1):
@@ -191,9 +193,14 @@ func (c TrainConfig) Validate() error {
 		return fmt.Errorf("trainer: clip norm %v; want ≥ 0 (0 = off)", c.ClipNorm)
 	case c.Out == "":
 		return fmt.Errorf("trainer: no output directory")
-	case c.LogEvery < 0 || c.EvalEvery < 0 || c.EvalBatches < 0 || c.CheckpointEvery < 0 || c.KeepCheckpoints < 0:
-		return fmt.Errorf("trainer: negative interval in log %d, eval %d/%d, checkpoint %d/%d",
-			c.LogEvery, c.EvalEvery, c.EvalBatches, c.CheckpointEvery, c.KeepCheckpoints)
+	}
+	for _, n := range []struct {
+		what string
+		v    int
+	}{{"log every", c.LogEvery}, {"eval every", c.EvalEvery}, {"eval batches", c.EvalBatches}, {"checkpoint every", c.CheckpointEvery}, {"keep checkpoints", c.KeepCheckpoints}} {
+		if n.v < 0 {
+			return fmt.Errorf("trainer: %s %d; want ≥ 0", n.what, n.v)
+		}
 	}
 	return nil
 }

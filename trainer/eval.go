@@ -36,8 +36,12 @@ func Perplexity(loss float64) float64 { return math.Exp(min(20, loss)) }
 // Evaluate runs m without dropout on batches from src, at most maxBatches
 // of them (0: until io.EOF), and returns the token-mean loss over all their
 // loss positions. The caller positions src (Train restores it to the same
-// start before every evaluation).
+// start before every evaluation). A pass with no loss position to score
+// is an error (its loss would be a made-up 0).
 func Evaluate(ctx context.Context, m *Model, src BatchSource, maxBatches int) (EvalResult, error) {
+	if maxBatches < 0 {
+		return EvalResult{}, fmt.Errorf("trainer: eval of %d batches; want ≥ 0 (0: until the data ends)", maxBatches)
+	}
 	var (
 		b     loader.Batch
 		total Loss
@@ -59,6 +63,9 @@ func Evaluate(ctx context.Context, m *Model, src BatchSource, maxBatches int) (E
 		}
 		total.Add(l)
 		res.Batches++
+	}
+	if total.Tokens == 0 {
+		return EvalResult{}, fmt.Errorf("trainer: eval: %d batches held no loss position to score", res.Batches)
 	}
 	res.Loss, res.Tokens = total.Mean(), total.Tokens
 	res.PPL = Perplexity(res.Loss)

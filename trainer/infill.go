@@ -57,8 +57,15 @@ func (m *Model) Infill(ctx context.Context, ids []int32, o InfillOptions) ([]Spa
 	if len(ids) > m.cfg.MaxPos+1 {
 		return nil, fmt.Errorf("trainer: infill: context of %d tokens exceeds the model's %d positions", len(ids), m.cfg.MaxPos+1)
 	}
-	maxTok := cmp.Or(o.MaxTokens, 64)
-	maxTok = min(maxTok, m.cfg.MaxPos-1) // sop takes block 1, token k takes block k+1 ≤ MaxPos
+	switch {
+	case o.MaxTokens < 0:
+		return nil, fmt.Errorf("trainer: infill: max tokens %d; want ≥ 1 (0: 64)", o.MaxTokens)
+	case !(o.Temperature >= 0) || math.IsInf(o.Temperature, 0):
+		return nil, fmt.Errorf("trainer: infill: temperature %v; want a finite number ≥ 0 (0: greedy)", o.Temperature)
+	case o.TopK < 0:
+		return nil, fmt.Errorf("trainer: infill: top-k %d; want ≥ 0 (0: all)", o.TopK)
+	}
+	maxTok := m.InfillLimit(o.MaxTokens)
 	vocab := m.cfg.Vocab
 	if o.Vocab > 0 {
 		vocab = min(vocab, o.Vocab)
@@ -103,6 +110,14 @@ func (m *Model) Infill(ctx context.Context, ids []int32, o InfillOptions) ([]Spa
 		spans = append(spans, span)
 	}
 	return spans, nil
+}
+
+// InfillLimit is the most tokens Infill generates per blank for
+// InfillOptions.MaxTokens n (0: 64): n, or fewer where the model's
+// positions end first (sop takes block position 1, token k block k+1 ≤
+// MaxPos).
+func (m *Model) InfillLimit(n int) int {
+	return min(cmp.Or(n, 64), m.cfg.MaxPos-1)
 }
 
 // pick chooses the next id: the argmax with temperature 0, else a sample

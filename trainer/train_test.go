@@ -350,6 +350,29 @@ func TestEvaluate(t *testing.T) {
 	}
 }
 
+// Evaluate refuses a negative batch count, and a pass with no loss
+// position is an error, not a loss of 0 and a perplexity of 1; Infill
+// refuses a negative token limit or top-k and a temperature that is not a
+// finite number ≥ 0.
+func TestEvaluateInfillRefuse(t *testing.T) {
+	be := newCPU[float32](t, cpu.Options{Threads: 1})
+	m := newModel(t, tinyConfig(t), be, 1)
+	bs := glmBatches(3, 1, 4, 10, 30, 300)
+	if _, err := trainer.Evaluate(context.Background(), m, &trainer.SliceSource{Batches: bs}, -1); err == nil {
+		t.Error("Evaluate of -1 batches: no error")
+	}
+	if res, err := trainer.Evaluate(context.Background(), m, &trainer.SliceSource{}, 0); err == nil {
+		t.Errorf("Evaluate of no batches = %+v; want an error", res)
+	}
+	ids := []int32{1, 5, 7, 2, 9}
+	for _, o := range []trainer.InfillOptions{{MaxTokens: -1}, {TopK: -3}, {Temperature: math.NaN()}, {Temperature: -0.5}, {Temperature: math.Inf(1)}} {
+		o.Blanks, o.SOP, o.EOP = []int32{2}, 3, 4
+		if spans, err := m.Infill(context.Background(), ids, o); err == nil {
+			t.Errorf("Infill(%+v) = %v; want an error", o, spans)
+		}
+	}
+}
+
 // TestCancel cancels training after step 3: Train returns the context's
 // error after writing the checkpoint of step 3, which resumes.
 func TestCancel(t *testing.T) {
@@ -396,5 +419,30 @@ func TestBLASvsGo(t *testing.T) {
 	t.Logf("losses go %v\n       openblas %v; max |Δparam| %.3g", lGo, lBLAS, worst)
 	if worst > 1e-4 {
 		t.Errorf("parameters differ by %.3g after %d steps", worst, len(lGo))
+	}
+}
+
+// A batch whose activations pass the CPU backend's memory bound is an
+// error naming the batch and the bound, not the Go runtime's fatal crash,
+// and a smaller batch then trains on the same backend.
+func TestBatchOverMemory(t *testing.T) {
+	be, err := cpu.New[float32](cpu.Options{Threads: 1, Memory: 48 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := trainer.NewModel(tinyConfig(t), be)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tc := tinyTrainConfig(t, 2)
+	big := &trainer.SliceSource{Batches: glmBatches(21, 1, 300, 200, 240, 300), Loop: true}
+	_, err = trainer.Train(context.Background(), tc, m, big, nil, trainer.Hooks{})
+	if err == nil || !strings.Contains(err.Error(), "300×") || !strings.Contains(err.Error(), "0.05 GiB of Options.Memory") {
+		t.Fatalf("a 300-row batch within 48 MiB: %v; want the memory bound's error", err)
+	}
+	small := &trainer.SliceSource{Batches: glmBatches(21, 2, 4, 20, 40, 300), Loop: true}
+	tc.Out = t.TempDir()
+	if _, err := trainer.Train(context.Background(), tc, m, small, nil, trainer.Hooks{}); err != nil {
+		t.Fatalf("a 4-row batch after it: %v", err)
 	}
 }

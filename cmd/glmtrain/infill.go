@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"math"
 	"regexp"
 	"slices"
 	"strings"
@@ -95,7 +96,9 @@ func cmdInfill(ctx context.Context, args []string, stdout, stderr io.Writer) err
 			cut++
 		}
 	}
-	if cut > 0 {
+	if limit := model.InfillLimit(f.maxTokens); cut > 0 && limit < f.maxTokens {
+		fmt.Fprintf(stderr, "glmtrain: %d of %d spans reached %d tokens, the most the model's %d positions allow (under --max-tokens %d), before the model ended them (marked …)\n", cut, len(spans), limit, model.Config().MaxPos, f.maxTokens)
+	} else if cut > 0 {
 		fmt.Fprintf(stderr, "glmtrain: %d of %d spans reached --max-tokens %d before the model ended them (marked …)\n", cut, len(spans), f.maxTokens)
 	}
 	if f.json {
@@ -137,6 +140,12 @@ func parseInfillFlags(args []string, stdout io.Writer) (*infillFlags, error) {
 		return nil, cli.Missing(fs, "--ckpt")
 	case len(pos) == 0:
 		return nil, cli.Usagef(fs, "missing the text to fill in, such as \"The [MASK] of the river .\"")
+	case f.maxTokens < 1:
+		return nil, cli.Usagef(fs, "--max-tokens %d; want ≥ 1", f.maxTokens)
+	case !(f.temperature >= 0) || math.IsInf(f.temperature, 0):
+		return nil, cli.Usagef(fs, "--temperature %v; want a finite number ≥ 0 (0: greedy)", f.temperature)
+	case f.topK < 0:
+		return nil, cli.Usagef(fs, "--top-k %d; want ≥ 0 (0: all)", f.topK)
 	}
 	f.text = strings.Join(pos, " ")
 	return &f, nil

@@ -14,6 +14,7 @@ import (
 	"github.com/glmkit/glmkit/pipeline"
 	"github.com/glmkit/glmkit/pipeline/tokenizer"
 	"github.com/glmkit/glmkit/sharding"
+	"github.com/glmkit/glmkit/trainer"
 )
 
 func glmtrain(t *testing.T, args ...string) (string, error) {
@@ -163,9 +164,41 @@ func TestCLIErrors(t *testing.T) {
 		{[]string{"train", "--data", t.TempDir(), "--out", t.TempDir()}, "manifest"},
 		{[]string{"infill", "--ckpt", t.TempDir(), "a [MASK]"}, "holds none"},
 		{[]string{"nope"}, "unknown command"},
+		{[]string{"infill", "--ckpt", t.TempDir(), "--max-tokens", "-1", "a [MASK]"}, "--max-tokens -1"},
+		{[]string{"infill", "--ckpt", t.TempDir(), "--temperature", "NaN", "a [MASK]"}, "--temperature NaN"},
+		{[]string{"infill", "--ckpt", t.TempDir(), "--top-k", "-1", "a [MASK]"}, "--top-k -1"},
+		{[]string{"eval", "--ckpt", t.TempDir(), "--data", t.TempDir(), "--batches", "-1"}, "--batches -1"},
 	} {
 		if _, err := glmtrain(t, tc.args...); err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("glmtrain %v: %v, want %q", tc.args, err, tc.want)
+		}
+	}
+}
+
+// A flag given a value out of its range is an error naming it, never taken
+// for the flag's default (a -1 or NaN --dropout, a -3 --warmup, a negative
+// --layers or --threads were, silently).
+func TestTrainFlagValues(t *testing.T) {
+	data := t.TempDir()
+	buildShards(t, data, 64, [3]float64{0.4, 0.3, 0.3}, "../../testdata/demo/shakespeare.txt")
+	for _, c := range []struct {
+		flag, value, want string
+	}{
+		{"--dropout", "NaN", "dropout NaN"},
+		{"--dropout", "-1", "dropout -1"},
+		{"--warmup", "-3", "warmup -3"},
+		{"--layers", "-2", "--layers -2"},
+		{"--heads", "0", "--heads 0"},
+		{"--threads", "-1", "--threads -1"},
+		{"--keep-checkpoints", "-1", "keep checkpoints -1"},
+	} {
+		out := t.TempDir()
+		_, err := glmtrain(t, "train", "--data", data, "--preset", "tiny", "--steps", "2", "--batch", "2", "--backend", "cpu", "--quiet", "--out", out, c.flag, c.value)
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s %s: %v; want an error saying %q", c.flag, c.value, err, c.want)
+		}
+		if ck, _ := trainer.LatestCheckpoint(out); ck != "" {
+			t.Errorf("%s %s: trained anyway (%s)", c.flag, c.value, ck)
 		}
 	}
 }

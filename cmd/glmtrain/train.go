@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -164,6 +165,8 @@ type trainFlags struct {
 	backend, blas string
 	threads       int
 	quiet         bool
+
+	set map[string]bool // the flags given, by name
 }
 
 // parseTrainFlags parses train's arguments: a usage error for a wrong or
@@ -209,6 +212,11 @@ func parseTrainFlags(args []string, stdout io.Writer) (*trainFlags, error) {
 	if len(pos) > 0 {
 		return nil, cli.Usagef(fs, "unexpected argument %q (give the training data with --data)", pos[0])
 	}
+	f.set = map[string]bool{}
+	fs.Visit(func(fl *flag.Flag) { f.set[fl.Name] = true })
+	if f.set["threads"] && f.threads < 0 {
+		return nil, cli.Usagef(fs, "--threads %d; want ≥ 1 (or 0: all)", f.threads)
+	}
 	if m := missingFlags(map[string]bool{"--data": len(data) == 0, "--out": f.out == ""}, "--data", "--out"); m != nil {
 		return nil, cli.Missing(fs, m...)
 	}
@@ -248,11 +256,15 @@ func (f *trainFlags) modelConfig(meta sharding.Meta) (trainer.Config, error) {
 		return mc, err
 	}
 	for _, o := range []struct {
-		dst *int
-		v   int
-	}{{&mc.Layers, f.layers}, {&mc.Hidden, f.hidden}, {&mc.Heads, f.heads}, {&mc.MaxPos, f.maxPos}} {
-		if o.v > 0 {
+		name string
+		dst  *int
+		v    int
+	}{{"layers", &mc.Layers, f.layers}, {"hidden", &mc.Hidden, f.hidden}, {"heads", &mc.Heads, f.heads}, {"max-pos", &mc.MaxPos, f.maxPos}} {
+		switch {
+		case o.v > 0:
 			*o.dst = o.v
+		case f.set[o.name]:
+			return mc, fmt.Errorf("--%s %d; want ≥ 1 (or leave it out for the preset's)", o.name, o.v)
 		}
 	}
 	if f.maxPos == 0 {
@@ -260,7 +272,7 @@ func (f *trainFlags) modelConfig(meta sharding.Meta) (trainer.Config, error) {
 	} else if f.maxPos < meta.SeqLen {
 		return mc, fmt.Errorf("--max-pos %d: the shards' rows have positions up to their seq_len, %d; give at least that (or leave --max-pos out)", f.maxPos, meta.SeqLen)
 	}
-	if f.dropout >= 0 {
+	if f.set["dropout"] { // a value given is checked, not taken for "the preset's"
 		mc.HiddenDropout, mc.AttentionDropout = f.dropout, f.dropout
 	}
 	if err := mc.Validate(); err != nil {
@@ -274,7 +286,7 @@ func (f *trainFlags) modelConfig(meta sharding.Meta) (trainer.Config, error) {
 func (f *trainFlags) trainConfig(mc trainer.Config, fingerprint string, meta sharding.Meta) trainer.TrainConfig {
 	tc := trainer.DefaultTrainConfig(f.steps)
 	tc.Accum, tc.LR, tc.MinLRRatio, tc.WeightDecay, tc.ClipNorm, tc.Seed = f.accum, f.lr, f.minLR, f.wd, f.clip, f.seed
-	if f.warmup >= 0 {
+	if f.set["warmup"] {
 		tc.WarmupSteps = f.warmup
 	}
 	tc.Out, tc.LogEvery, tc.EvalEvery, tc.EvalBatches = f.out, f.logEvery, f.evalEvery, f.evalBatches
@@ -666,6 +678,9 @@ func cmdEval(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	}
 	if m := missingFlags(map[string]bool{"--ckpt": *ckpt == "", "--data": *data == ""}, "--ckpt", "--data"); m != nil {
 		return cli.Missing(fs, m...)
+	}
+	if *batches < 0 {
+		return cli.Usagef(fs, "--batches %d; want ≥ 0 (0: one pass)", *batches)
 	}
 	dir, err := resolveCheckpoint(*ckpt)
 	if err != nil {
