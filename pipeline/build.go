@@ -74,6 +74,8 @@ func (o *BuildOptions) validate() error {
 		return fmt.Errorf("pipeline: --mask-epochs %d: want 1..1000", m.MaskEpochs)
 	case o.NewEncoder == nil:
 		return errors.New("pipeline: no tokenizer")
+	case o.Workers < 0:
+		return fmt.Errorf("pipeline: --workers %d: want ≥ 1 (0: the number of CPUs)", o.Workers)
 	}
 	if o.Resume && o.Force {
 		return errors.New("pipeline: --resume and --force contradict each other")
@@ -168,7 +170,10 @@ func NewEnv(plan *Plan, dir string, sentenceEnd []bool, newEncoder func() Encode
 	if err != nil {
 		return nil, err
 	}
-	if workers < 1 {
+	if workers < 0 {
+		return nil, fmt.Errorf("pipeline: --workers %d: want ≥ 1 (0: the number of CPUs)", workers)
+	}
+	if workers == 0 {
 		workers = runtime.GOMAXPROCS(0)
 	}
 	return &Env{Dir: dir, Masker: masker, NewEncoder: newEncoder, Workers: workers}, nil

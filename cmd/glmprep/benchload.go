@@ -48,6 +48,9 @@ func cmdBenchLoad(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	if err != nil {
 		return err
 	}
+	if *batch < 1 {
+		return cli.Usagef(fs, "--batch %d; want ≥ 1", *batch)
+	}
 	if *compare && *noVerify {
 		return cli.Usagef(fs, "--compare measures both; drop --no-verify")
 	}

@@ -285,6 +285,8 @@ func TestCLIErrors(t *testing.T) {
 		{[]string{"build", "--input", in, "--out", filepath.Join(dir, "o2"), "--mix", "token=1,words=2"}, "unknown objective"},
 		{[]string{"build", "--input", in, "--out", filepath.Join(dir, "o3"), "--seq-len", "4"}, "--seq-len"},
 		{[]string{"build", "--input", in}, "missing --out"},
+		{[]string{"build", "--input", in, "--out", filepath.Join(dir, "o4"), "--workers", "-1"}, "--workers -1"},
+		{[]string{"bench-load", dir, "--batch", "0"}, "--batch 0"},
 		{[]string{"verify", dir}, "no manifest.json"},
 		{[]string{"frobnicate"}, "unknown command"},
 	} {
