@@ -53,14 +53,7 @@ func BenchmarkBuild(b *testing.B) {
 // sha256 pass over the file on one core, the floor of a plan that checks
 // its inputs.
 func BenchmarkPlan(b *testing.B) {
-	var data []byte
-	for _, rel := range []string{"wikitext-2-raw/wiki.valid.raw", "wikitext-2-raw/wiki.test.raw"} {
-		d, err := os.ReadFile(glmtest.Corpus(b, rel))
-		if err != nil {
-			b.Fatal(err)
-		}
-		data = append(data, d...)
-	}
+	data := corpusBytes(b, "wikitext-2-raw/wiki.valid.raw", "wikitext-2-raw/wiki.test.raw")
 	data = bytes.Repeat(data, (64<<20)/len(data)+1)[:64<<20]
 	path := writeFile(b, b.TempDir(), "big.txt", data)
 	b.Run("plan", func(b *testing.B) {

@@ -441,29 +441,16 @@ func sniff(magic []byte) (string, error) {
 func hashInputs(ctx context.Context, inputs []Input, workers int, skip func(Input) bool, progress func(int64)) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	errs := make([]error, len(inputs))
-	next := make(chan int)
-	var wg sync.WaitGroup
-	for range max(1, min(workers, len(inputs))) {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			buf := make([]byte, 1<<20)
-			for i := range next {
-				if errs[i] = hashInput(ctx, &inputs[i], buf, progress); errs[i] != nil {
-					cancel()
-				}
-			}
-		}()
-	}
-	for i, in := range inputs {
-		if in.Path == Stdin || skip != nil && skip(in) {
-			continue
+	errs := readEach(len(inputs), workers, func(i int, buf []byte) error {
+		if in := inputs[i]; in.Path == Stdin || skip != nil && skip(in) {
+			return nil
 		}
-		next <- i
-	}
-	close(next)
-	wg.Wait()
+		err := hashInput(ctx, &inputs[i], buf, progress)
+		if err != nil {
+			cancel()
+		}
+		return err
+	})
 	var first error
 	for _, err := range errs {
 		// One failure cancels the rest: theirs is not news.
@@ -472,6 +459,30 @@ func hashInputs(ctx context.Context, inputs []Input, workers int, skip func(Inpu
 		}
 	}
 	return first
+}
+
+// readEach runs read(i, buf) for i in 0..n-1 on up to workers goroutines,
+// each with its own 1 MiB buffer, and returns the errors by i.
+func readEach(n, workers int, read func(i int, buf []byte) error) []error {
+	errs := make([]error, n)
+	next := make(chan int)
+	var wg sync.WaitGroup
+	for range max(1, min(workers, n)) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			buf := make([]byte, 1<<20)
+			for i := range next {
+				errs[i] = read(i, buf)
+			}
+		}()
+	}
+	for i := range n {
+		next <- i
+	}
+	close(next)
+	wg.Wait()
+	return errs
 }
 
 // hashInput fills in the sha256 of the input file in.

@@ -12,7 +12,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 
 	"github.com/glmkit/glmkit/internal/atomicfile"
 	"github.com/glmkit/glmkit/pipeline/parquettext"
@@ -269,29 +268,18 @@ func lineCuts(ctx context.Context, in *Input, size int64, blank bool, workers in
 // workers at a time, and checks that f did not change meanwhile.
 func rangeSums(ctx context.Context, f *os.File, in Input, cuts []int64, workers int) ([]string, error) {
 	sums := make([]string, len(cuts)-1)
-	errs := make([]error, len(sums))
-	next := make(chan int)
-	var wg sync.WaitGroup
-	for range max(1, min(workers, len(sums))) {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			buf := make([]byte, 1<<20)
-			for k := range next {
-				h := sha256.New()
-				r := &rawReader{ctx: ctx, path: in.Path, r: io.NewSectionReader(f, cuts[k], cuts[k+1]-cuts[k]), hash: h}
-				if _, errs[k] = io.CopyBuffer(io.Discard, r, buf); errs[k] == nil && r.n != cuts[k+1]-cuts[k] {
-					errs[k] = fmt.Errorf("pipeline: %s changed size while being read (%d bytes, then %d)", in.Path, in.Size, cuts[k]+r.n)
-				}
-				sums[k] = hexSum(h)
-			}
-		}()
-	}
-	for k := range sums {
-		next <- k
-	}
-	close(next)
-	wg.Wait()
+	errs := readEach(len(sums), workers, func(k int, buf []byte) error {
+		h := sha256.New()
+		r := &rawReader{ctx: ctx, path: in.Path, r: io.NewSectionReader(f, cuts[k], cuts[k+1]-cuts[k]), hash: h}
+		if _, err := io.CopyBuffer(io.Discard, r, buf); err != nil {
+			return err
+		}
+		if r.n != cuts[k+1]-cuts[k] {
+			return fmt.Errorf("pipeline: %s changed size while being read (%d bytes, then %d)", in.Path, in.Size, cuts[k]+r.n)
+		}
+		sums[k] = hexSum(h)
+		return nil
+	})
 	for _, err := range errs {
 		if err != nil {
 			return nil, err

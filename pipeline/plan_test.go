@@ -18,17 +18,19 @@ import (
 	"github.com/glmkit/glmkit/internal/glmtest"
 )
 
+// corpusBytes is the shared corpora's files rels, one after another.
+func corpusBytes(tb testing.TB, rels ...string) []byte {
+	var data []byte
+	for _, rel := range rels {
+		data = append(data, glmtest.ReadFile(tb, glmtest.Corpus(tb, rel))...)
+	}
+	return data
+}
+
 // Byte-range splitting of a large JSON Lines file gives tasks within 10% of
 // --task-bytes and loses or duplicates no document.
 func TestByteRangeTasks(t *testing.T) {
-	var data []byte
-	for _, rel := range []string{"zh/cmrc2018-contexts.jsonl", "web-jsonl-samples/dolma-cc_en_head-0174.jsonl"} {
-		b, err := os.ReadFile(glmtest.Corpus(t, rel))
-		if err != nil {
-			t.Fatal(err)
-		}
-		data = append(data, b...)
-	}
+	data := corpusBytes(t, "zh/cmrc2018-contexts.jsonl", "web-jsonl-samples/dolma-cc_en_head-0174.jsonl")
 	in := writeFile(t, t.TempDir(), "big.jsonl", data)
 	const size = 150 << 10
 	split := options(t, "bert-base-uncased", t.TempDir(), in)
