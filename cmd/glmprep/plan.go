@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -97,6 +98,11 @@ func cmdRunTask(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	plan, err := pipeline.ReadPlan(dir)
 	if err != nil {
 		return err
+	}
+	given := *task >= 0
+	fs.Visit(func(f *flag.Flag) { given = given || f.Name == "task" })
+	if !given {
+		return fmt.Errorf("no task to run: give --task I (the plan in %s has tasks 0..%d), or run it under a Slurm array ($SLURM_ARRAY_TASK_ID) or a Kubernetes Indexed Job ($JOB_COMPLETION_INDEX)", dir, len(plan.Tasks)-1)
 	}
 	if *task < 0 || *task >= len(plan.Tasks) {
 		return fmt.Errorf("task %d: the plan in %s has tasks 0..%d (give --task, or run under a Slurm array or an Indexed Job)", *task, dir, len(plan.Tasks)-1)

@@ -196,7 +196,8 @@ func TestRunTaskErrors(t *testing.T) {
 		want string
 	}{
 		{[]string{"run-task", dir, "--task", "5"}, "has tasks 0..0"},
-		{[]string{"run-task", dir}, "give --task"},
+		{[]string{"run-task", dir}, "no task to run: give --task I (the plan in"},
+		{[]string{"run-task", dir, "--task", "-1"}, "task -1: the plan in"},
 		{[]string{"merge", dir}, "1 task of 1 not complete: 0"},
 		{[]string{"run-task", t.TempDir(), "--task", "0"}, "plan.json"},
 	} {
