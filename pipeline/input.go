@@ -80,9 +80,6 @@ func resolveInputs(specs []string, format string, warn func(string)) ([]Input, e
 	if len(specs) == 0 {
 		return nil, errors.New("pipeline: no --input given")
 	}
-	if warn == nil {
-		warn = func(string) {}
-	}
 	paths, err := expandInputs(specs, warn)
 	if err != nil {
 		return nil, err
@@ -147,8 +144,11 @@ func expandInputs(specs []string, warn func(string)) ([]string, error) {
 			}
 			var files []string
 			for _, p := range m {
-				if st, err := os.Stat(p); err == nil && st.Mode().IsRegular() {
+				switch st, err := os.Stat(p); {
+				case err == nil && st.Mode().IsRegular():
 					files = append(files, p)
+				case err == nil && !st.IsDir():
+					warn(fmt.Sprintf("skipping %s (matched by %s): it is %s, not a regular file", p, spec, fileKind(st.Mode())))
 				}
 			}
 			if len(files) == 0 {
@@ -178,8 +178,15 @@ func expandInputs(specs []string, warn func(string)) ([]string, error) {
 }
 
 // statInput opens an input file, which must be a regular file, and
-// returns its FileInfo and its first bytes (up to headBytes).
+// returns its FileInfo and its first bytes (up to headBytes). It looks
+// before it opens: opening a named pipe that nothing writes to would wait
+// for ever.
 func statInput(p string) (os.FileInfo, []byte, error) {
+	if st, err := os.Stat(p); err != nil {
+		return nil, nil, fmt.Errorf("pipeline: input %w", err)
+	} else if !st.Mode().IsRegular() {
+		return nil, nil, notRegular(p, st.Mode())
+	}
 	f, err := os.Open(p)
 	if err != nil {
 		return nil, nil, fmt.Errorf("pipeline: input %w", err)
@@ -190,7 +197,7 @@ func statInput(p string) (os.FileInfo, []byte, error) {
 		return nil, nil, fmt.Errorf("pipeline: input %w", err)
 	}
 	if !st.Mode().IsRegular() {
-		return nil, nil, fmt.Errorf("pipeline: input %s is not a regular file", p)
+		return nil, nil, notRegular(p, st.Mode())
 	}
 	head := make([]byte, headBytes)
 	n, err := io.ReadFull(f, head)
@@ -351,6 +358,32 @@ func wideText(head []byte) (desc, iconv string) {
 	return "", ""
 }
 
+// notRegular is the error of an input that is not a regular file. A pipe
+// (<(zcat …) gives one) can be read only once, and a build reads an input
+// twice (to plan it, then to build it); standard input is read once and
+// kept.
+func notRegular(p string, mode fs.FileMode) error {
+	if mode&fs.ModeNamedPipe != 0 {
+		return fmt.Errorf("pipeline: input %s is a pipe, which can be read only once (a build reads a file twice, to plan it and to build it): give the file itself, or pass the pipe's data on standard input (--input -)", p)
+	}
+	return fmt.Errorf("pipeline: input %s is %s, not a regular file", p, fileKind(mode))
+}
+
+// fileKind names what a file that is not regular is.
+func fileKind(mode fs.FileMode) string {
+	switch {
+	case mode.IsDir():
+		return "a directory"
+	case mode&fs.ModeNamedPipe != 0:
+		return "a named pipe"
+	case mode&fs.ModeSocket != 0:
+		return "a socket"
+	case mode&fs.ModeDevice != 0:
+		return "a device"
+	}
+	return "not a regular file"
+}
+
 // walkInputs appends the input files under dir (whose FileInfo is root)
 // to paths, following symbolic links. A link to a directory that is
 // already being searched or was searched (a loop, or a second way to the
@@ -382,6 +415,9 @@ func walkInputs(dir string, root os.FileInfo, paths []string, warn func(string))
 					}
 					continue
 				case !st.IsDir():
+					if isInputName(name) {
+						warn(fmt.Sprintf("skipping %s: it leads to %s, not a regular file", p, fileKind(st.Mode())))
+					}
 					continue
 				}
 				typ = fs.ModeDir
@@ -404,8 +440,12 @@ func walkInputs(dir string, root os.FileInfo, paths []string, warn func(string))
 				}
 				continue
 			}
-			if typ.IsRegular() && isInputName(name) {
+			switch {
+			case !isInputName(name):
+			case typ.IsRegular():
 				paths = append(paths, p)
+			default:
+				warn(fmt.Sprintf("skipping %s: it is %s, not a regular file", p, fileKind(typ)))
 			}
 		}
 		return nil

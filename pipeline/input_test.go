@@ -10,7 +10,9 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 	"unicode/utf16"
 
 	"golang.org/x/text/encoding"
@@ -215,4 +217,45 @@ func encodeWith(t *testing.T, e *encoding.Encoder, s string) []byte {
 		t.Fatal(err)
 	}
 	return b[:min(len(b), headBytes)]
+}
+
+// A named pipe is refused at once, not opened (which waits for a writer
+// for ever), with the way to pass its data; in a directory or a glob it is
+// skipped with a warning, not silently.
+func TestPipeInput(t *testing.T) {
+	dir := t.TempDir()
+	writeFile(t, dir, "a.txt", []byte("a line of text\n"))
+	fifo := filepath.Join(dir, "b.txt")
+	if err := syscall.Mkfifo(fifo, 0o644); err != nil {
+		t.Skipf("no named pipes here: %v", err)
+	}
+	type result struct {
+		ins   []Input
+		warns []string
+		err   error
+	}
+	resolve := func(spec string) result {
+		done := make(chan result, 1)
+		go func() {
+			var r result
+			r.ins, r.err = resolveInputs([]string{spec}, "auto", func(w string) { r.warns = append(r.warns, w) })
+			done <- r
+		}()
+		select {
+		case r := <-done:
+			return r
+		case <-time.After(20 * time.Second):
+			t.Fatalf("resolveInputs(%s) is still waiting after 20 s (it opened the pipe)", spec)
+			return result{}
+		}
+	}
+	if r := resolve(fifo); r.err == nil || !strings.Contains(r.err.Error(), fifo+" is a pipe") || !strings.Contains(r.err.Error(), "--input -") {
+		t.Errorf("the pipe itself: %v; want an error naming it and --input -", r.err)
+	}
+	for _, spec := range []string{dir, filepath.Join(dir, "*.txt")} {
+		r := resolve(spec)
+		if r.err != nil || len(r.ins) != 1 || len(r.warns) != 1 || !strings.Contains(r.warns[0], "skipping "+fifo) || !strings.Contains(r.warns[0], "a named pipe") {
+			t.Errorf("%s: inputs %v, warnings %q, %v; want a.txt and a warning naming the pipe", spec, r.ins, r.warns, r.err)
+		}
+	}
 }
