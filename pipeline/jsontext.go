@@ -1,6 +1,7 @@
 package pipeline
 
 import (
+	"bytes"
 	"fmt"
 	"strings"
 	"unicode/utf16"
@@ -376,6 +377,11 @@ func recordText(raw []byte, fields [][]string, allowString bool, scratch []byte)
 	}
 	if allowString && (lead >= len(raw) || raw[lead] != '{') {
 		return nil, scratch, BadJSON, "a record of a JSON document must be an object or a string"
+	}
+	if bytes.HasPrefix(raw[lead:], bom) {
+		// Only an input's first record may start with one (it is not
+		// text there); inside, it is where files were joined.
+		return nil, scratch, BadJSON, "a UTF-8 byte order mark (EF BB BF) starts the record, not '{': files that each begin with one were joined (cat a.jsonl b.jsonl); remove the marks first (sed -i 's/^\\xEF\\xBB\\xBF//')"
 	}
 	name := func(f []string) string { return fmt.Sprintf("%q", joinPath(f)) }
 	if len(fields) == 1 {

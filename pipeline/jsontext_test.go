@@ -103,3 +103,16 @@ func FuzzJSONText(f *testing.F) {
 		}
 	})
 }
+
+// A byte order mark that starts a record (files joined with cat) is bad
+// JSON that says so; a record without one still parses.
+func TestRecordBOM(t *testing.T) {
+	fields := [][]string{{"text"}}
+	_, _, reason, detail := recordText([]byte("\xef\xbb\xbf{\"text\":\"b\"}"), fields, false, nil)
+	if reason != BadJSON || !strings.Contains(detail, "byte order mark") {
+		t.Errorf("a record after a BOM: %v %q; want bad_json naming the byte order mark", reason, detail)
+	}
+	if text, _, reason, _ := recordText([]byte(`{"text":"b"}`), fields, false, nil); reason != OK || string(text) != "b" {
+		t.Errorf("a plain record: %v %q", reason, text)
+	}
+}
