@@ -154,6 +154,10 @@ func TestCompressedLayoutsReadExactly(t *testing.T) {
 		{"gzip name comment extra", bytes.Join([][]byte{gzipMember(t, chunks[0], gzip.Header{Name: "a.txt", Comment: "first"}), gzipMember(t, chunks[1], gzip.Header{Extra: []byte("xyz")}), gzipMember(t, chunks[2], gzip.Header{Name: "c"})}, nil), text},
 		{"gzip empty members", bytes.Join([][]byte{gzipMember(t, nil, gzip.Header{}), members, gzipMember(t, nil, gzip.Header{})}, nil), text},
 		{"gzip zero padding", append(append([]byte{}, members...), make([]byte, 512)...), text},
+		{"bzip2 cli", cli(t, text, "bzip2", "-c"), text},
+		{"bzip2 cli fastest (100k blocks: several)", cli(t, big, "bzip2", "-c", "-1"), big},
+		{"bzip2 streams joined (cat a.bz2 b.bz2, as pbzip2 writes)", append(cli(t, chunks[0], "bzip2", "-c"), append(cli(t, chunks[1], "bzip2", "-c"), cli(t, chunks[2], "bzip2", "-c")...)...), text},
+		{"bzip2 empty stream first", append(cli(t, nil, "bzip2", "-c"), cli(t, text, "bzip2", "-c")...), text},
 	}
 	dir := t.TempDir()
 	for i, tc := range cases {
@@ -219,6 +223,15 @@ func TestCompressedDamage(t *testing.T) {
 		// everything is in it.
 		one := cli(t, text, "zstd", "-q", "-c")
 		cases = append(cases, tc{"zstd cli single frame cut", one[:len(one)*3/4], 0, 0})
+	}
+	if _, err := exec.LookPath("bzip2"); err == nil {
+		// A bzip2 input is one frame, however many streams it holds.
+		bz := append(cli(t, text[:cuts[2]], "bzip2", "-c"), cli(t, text[cuts[2]:], "bzip2", "-c")...)
+		cases = append(cases,
+			tc{"bzip2 cut", bz[:len(bz)*3/4], 0, 0},
+			tc{"bzip2 block data flipped in the second stream", flip(bz, len(bz)*3/4), 0, 0},
+			tc{"bzip2 stream crc flipped", flip(bz, len(bz)-3), 0, 0},
+			tc{"bzip2 garbage after the last stream", append(bytes.Clone(bz), "trailing text"...), 0, 0})
 	}
 	dir := t.TempDir()
 	for i, c := range cases {
@@ -334,6 +347,33 @@ func TestZstdDictionaryAndWindow(t *testing.T) {
 			}
 		case err != nil || dmg == nil || len(good) != 0:
 			t.Errorf("%s: %d records kept, damage %+v, %v; want the frame counted as damage", c.name, len(good), dmg, err)
+		}
+	}
+}
+
+// The compression is told by magic bytes; text that happens to start with
+// "BZh" is text, and xz and lz4 are refused by name.
+func TestSniff(t *testing.T) {
+	for _, c := range []struct {
+		head, want string
+	}{
+		{"\x1f\x8b\x08\x00", "gzip"},
+		{"\x28\xb5\x2f\xfd\x00", "zstd"},
+		{"\x50\x2a\x4d\x18\x04\x00\x00\x00", "zstd"},
+		{"BZh91AY&SY\x00\x01", "bzip2"},
+		{"BZh9\x17\x72\x45\x38\x50\x90\x00\x00\x00\x00", "bzip2"}, // an empty stream
+		{"BZh9 is the name of a tune\n", "none"},
+		{"BZh", "none"},
+		{"plain text\n", "none"},
+		{"\xfd7zXZ\x00\x00", "error: xz"},
+		{"\x04\x22\x4d\x18", "error: lz4"},
+	} {
+		got, err := sniff([]byte(c.head))
+		if err != nil {
+			got = "error: " + strings.Fields(err.Error())[0]
+		}
+		if got != c.want {
+			t.Errorf("sniff(%q) = %q; want %q", c.head, got, c.want)
 		}
 	}
 }

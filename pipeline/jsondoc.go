@@ -3,6 +3,7 @@ package pipeline
 import (
 	"bufio"
 	"bytes"
+	"compress/bzip2"
 	"context"
 	"encoding/json"
 	"errors"
@@ -748,13 +749,15 @@ func peekInput(in Input) (*bufio.Reader, func(), error) {
 		}
 		r = zr
 		closeAll = func() { zr.Close(); f.Close() }
+	case "bzip2":
+		r = bzip2.NewReader(bufio.NewReaderSize(f, 1<<16))
 	}
 	return bufio.NewReaderSize(r, 1<<16), closeAll, nil
 }
 
 func isJSONDocName(name string) bool {
 	name = strings.ToLower(name)
-	for _, c := range []string{".gz", ".zst", ".zstd"} {
+	for _, c := range compressedExts {
 		name = strings.TrimSuffix(name, c)
 	}
 	return strings.HasSuffix(name, ".json")

@@ -3,6 +3,7 @@ package pipeline
 import (
 	"bufio"
 	"bytes"
+	"compress/bzip2"
 	"context"
 	"crypto/sha256"
 	"encoding/binary"
@@ -228,12 +229,15 @@ type frame struct {
 	size     int64 // decompressed bytes
 }
 
-// frameReader is the decompressed stream of a gzip or zstd input, frame by
-// frame, each verified before any of it is returned.
+// frameReader is the decompressed stream of a gzip, zstd or bzip2 input,
+// frame by frame, each verified before any of it is returned. A bzip2
+// input is one frame: its streams end at bit offsets, found only by
+// decoding, and Go's decoder reads them all, checking each block's CRC and
+// each stream's.
 type frameReader struct {
 	ctx  context.Context
 	path string
-	kind string // "gzip" or "zstd"
+	kind string // "gzip", "zstd" or "bzip2"
 	raw  *rawReader
 	br   *bufio.Reader // over raw: the sequential pass
 	at   *readerAt     // random access to the raw bytes (the file, or the spool)
@@ -259,7 +263,7 @@ func newFrameReader(ctx context.Context, path, kind string, raw *rawReader, br *
 			return nil, err
 		}
 		fr.zd = zd
-	} else {
+	} else if kind == "gzip" {
 		fr.gz = new(gzip.Reader)
 	}
 	return fr, nil
@@ -328,12 +332,15 @@ func (fr *frameReader) rereadError(err error) error {
 func (fr *frameReader) open(f frame) error {
 	sec := io.NewSectionReader(fr.at, f.off, f.end-f.off)
 	var dec io.Reader
-	if fr.kind == "zstd" {
+	switch fr.kind {
+	case "bzip2":
+		dec = bzip2.NewReader(bufio.NewReaderSize(sec, 1<<16))
+	case "zstd":
 		if err := fr.zd.Reset(sec); err != nil {
 			return fr.rereadError(err)
 		}
 		dec = fr.zd
-	} else {
+	default:
 		if err := fr.gz.Reset(bufio.NewReaderSize(sec, 1<<16)); err != nil {
 			return fr.rereadError(err)
 		}
@@ -372,9 +379,12 @@ func (fr *frameReader) next() (frame, error) {
 		}
 		var f frame
 		var skippable bool
-		if fr.kind == "zstd" {
+		switch fr.kind {
+		case "bzip2":
+			f, err = fr.bzip2Streams(start)
+		case "zstd":
 			f, skippable, err = fr.zstdFrame(start)
-		} else {
+		default:
 			f, err = fr.gzipMember(start)
 		}
 		if err != nil {
@@ -431,6 +441,24 @@ func (fr *frameReader) gzipMember(start int64) (frame, error) {
 	}
 	fr.gz.Multistream(false)
 	n, err := io.Copy(io.Discard, fr.gz)
+	if err != nil {
+		return frame{}, fr.classify(start, what, err)
+	}
+	return frame{off: start, end: fr.pos(), size: n}, nil
+}
+
+// bzip2Streams decodes the input's bzip2 streams, from start to its end,
+// to nowhere, which checks every block's CRC and every stream's, and
+// returns their extent: one frame.
+func (fr *frameReader) bzip2Streams(start int64) (frame, error) {
+	what := fmt.Sprintf("bzip2 data at byte %d", start)
+	if head, _ := fr.br.Peek(10); !bzip2Magic(head) {
+		if ie := asIOError(fr.raw.err); ie != nil {
+			return frame{}, ie
+		}
+		return frame{}, &damageError{start, fmt.Sprintf("no bzip2 stream at byte %d (the file is damaged)", start)}
+	}
+	n, err := io.Copy(io.Discard, bzip2.NewReader(fr.br))
 	if err != nil {
 		return frame{}, fr.classify(start, what, err)
 	}
@@ -737,7 +765,7 @@ func openStream(ctx context.Context, open opener, in Input, t Task, offset int64
 	}
 	br := bufio.NewReaderSize(raw, 1<<20)
 	if in.Path == Stdin {
-		head, err := br.Peek(6)
+		head, err := br.Peek(10)
 		if ie := asIOError(err); ie != nil {
 			return nil, ie
 		}

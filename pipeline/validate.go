@@ -220,7 +220,7 @@ func checkInput(in Input) error {
 		return fmt.Errorf("%s: format %q", in.Path, in.Format)
 	}
 	switch in.Compression {
-	case "none", "gzip", "zstd":
+	case "none", "gzip", "zstd", "bzip2":
 	default:
 		return fmt.Errorf("%s: compression %q", in.Path, in.Compression)
 	}

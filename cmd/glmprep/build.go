@@ -28,8 +28,8 @@ import (
 
 const buildHelp = `Usage: glmprep build --input PATH... --out DIR [flags]
 
-Reads plain text, JSON Lines (optionally .gz or .zst, found by their magic
-bytes) or Parquet (a string column, as Hugging Face datasets publish them),
+Reads plain text, JSON Lines (optionally .gz, .zst or .bz2, found by their
+magic bytes) or Parquet (a string column, as Hugging Face datasets publish them),
 tokenizes it, packs documents into samples of --seq-len tokens
 ([CLS] starts every piece, eos ends every document), masks every sample with
 one of GLM's objectives, and writes Arrow IPC shards plus manifest.json.
