@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
+	"sync"
 
 	"github.com/glmkit/glmkit/internal/atomicfile"
 	"github.com/glmkit/glmkit/masking"
@@ -195,6 +196,8 @@ func Build(ctx context.Context, o BuildOptions) (*Result, error) {
 	env.Strict, env.Warn, env.Progress, env.open = o.Strict, o.Warn, o.Progress, o.open
 	res := &Result{}
 	o.phase("building", totalBytes(plan.Inputs))
+	var todo []Task
+	var prevs []*TaskRecord
 	for _, t := range plan.Tasks {
 		prev, err := readTaskRecord(o.Out, plan, t.Index)
 		if err != nil {
@@ -207,17 +210,61 @@ func Build(ctx context.Context, o BuildOptions) (*Result, error) {
 			}
 			continue
 		}
-		if _, err := runTask(ctx, plan, env, t, prev); err != nil {
-			return nil, err
-		}
-		res.TasksRun++
+		todo, prevs = append(todo, t), append(prevs, prev)
 	}
+	if err := runTasks(ctx, plan, env, todo, prevs); err != nil {
+		return nil, err
+	}
+	res.TasksRun = len(todo)
 	m, stats, err := Merge(o.Out, plan, o.Software)
 	if err != nil {
 		return nil, err
 	}
 	res.Manifest, res.Stats = m, stats
 	return res, nil
+}
+
+// runTasks runs tasks (prevs: their incomplete records, or nil) up to
+// env.Workers at a time, the workers shared among those running: a task's
+// reading (decompressing, splitting lines, hashing) is one goroutine, so a
+// build of many inputs keeps every core busy only with several at once.
+// Each task's output is its own, so the bytes do not depend on how many
+// run together. Of several failures, the error is the first task's.
+func runTasks(ctx context.Context, plan *Plan, env *Env, tasks []Task, prevs []*TaskRecord) error {
+	if len(tasks) == 0 {
+		return nil
+	}
+	at := min(len(tasks), env.workers())
+	workers := max(1, env.workers()/at)
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	errs := make([]error, len(tasks))
+	next := make(chan int)
+	var wg sync.WaitGroup
+	for range at {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range next {
+				if _, errs[i] = runTask(ctx, plan, env, tasks[i], prevs[i], workers); errs[i] != nil {
+					cancel()
+				}
+			}
+		}()
+	}
+	for i := range tasks {
+		next <- i
+	}
+	close(next)
+	wg.Wait()
+	var first error
+	for _, err := range errs {
+		// One failure cancels the rest: theirs is not news.
+		if err != nil && (first == nil || errors.Is(first, context.Canceled) && !errors.Is(err, context.Canceled)) {
+			first = err
+		}
+	}
+	return first
 }
 
 func taskBytes(p *Plan, t Task) int64 {
@@ -490,5 +537,5 @@ func RunTaskOnce(ctx context.Context, plan *Plan, env *Env, t Task) (*TaskRecord
 	if _, err := cleanTemps(env.Dir); err != nil {
 		return nil, err
 	}
-	return runTask(ctx, plan, env, t, prev)
+	return runTask(ctx, plan, env, t, prev, env.workers())
 }

@@ -193,17 +193,18 @@ func (env *Env) holdBig(n int) {
 	debug.SetMemoryLimit(min(env.memOld, 2*env.bigBytes+bigSlack))
 }
 
-func (env *Env) dropBig(n int, all bool) {
+func (env *Env) dropBig(n int) { env.dropBigs(1, int64(n)) }
+
+// dropBigs ends the life of jobs jobs that held n bytes of big records
+// together (the jobs of a task that stopped before it emitted them).
+func (env *Env) dropBigs(jobs int, n int64) {
 	env.mu.Lock()
 	defer env.mu.Unlock()
-	if env.big == 0 {
+	if env.big == 0 || jobs == 0 {
 		return
 	}
-	env.big--
-	env.bigBytes -= int64(n)
-	if all {
-		env.big = 0
-	}
+	env.big = max(0, env.big-jobs)
+	env.bigBytes -= n
 	if env.big == 0 {
 		env.bigBytes = 0
 		debug.SetMemoryLimit(env.memOld)
@@ -273,7 +274,7 @@ func (j *maskJob) recycle() {
 // records, tokenizes them on the workers and packs them into samples in
 // order (tokenize); the second, on this goroutine, masks the samples on the
 // workers and writes them in order (a taskWriter).
-func runTask(ctx context.Context, plan *Plan, env *Env, t Task, prev *TaskRecord) (*TaskRecord, error) {
+func runTask(ctx context.Context, plan *Plan, env *Env, t Task, prev *TaskRecord, workers int) (*TaskRecord, error) {
 	in := plan.Inputs[t.Input]
 	rec, rp, err := resumeRecord(env.Dir, in, t, prev)
 	if err != nil {
@@ -307,7 +308,7 @@ func runTask(ctx context.Context, plan *Plan, env *Env, t Task, prev *TaskRecord
 	go func() {
 		defer close(done1)
 		defer close(ch)
-		if err1 = env.tokenize(tctx, plan, r, in, rp, rec, ch, jobs); err1 != nil {
+		if err1 = env.tokenize(tctx, plan, r, in, rp, rec, ch, jobs, workers); err1 != nil {
 			cancel()
 		}
 	}()
@@ -319,7 +320,7 @@ func runTask(ctx context.Context, plan *Plan, env *Env, t Task, prev *TaskRecord
 			return nil, false, ctx.Err()
 		}
 	}
-	err2 := mapOrdered(tctx, env.workers(), receive, env.masker(plan, in.Path), func(j *maskJob) error {
+	err2 := mapOrdered(tctx, workers, receive, env.masker(plan, in.Path), func(j *maskJob) error {
 		if err := tw.write(j, r); err != nil {
 			return err
 		}
@@ -525,11 +526,11 @@ func growSamples(s []masking.Sample, n int) []masking.Sample {
 // tokenize is stage 1 of a task: it reads records, tokenizes them on
 // the env's workers, packs them into samples in order and sends batches
 // of samples on ch, the last one with the task's final counts.
-func (env *Env) tokenize(ctx context.Context, plan *Plan, r records, in Input, rp ResumePoint, rec *TaskRecord, ch chan<- *maskJob, free *sync.Pool) error {
+func (env *Env) tokenize(ctx context.Context, plan *Plan, r records, in Input, rp ResumePoint, rec *TaskRecord, ch chan<- *maskJob, free *sync.Pool, workers int) error {
 	tr := &taskReader{env: env, r: r, path: in.Path, ch: ch, cur: free.Get().(*maskJob), free: free,
-		encoders: make(chan Encoder, env.workers()),
+		encoders: make(chan Encoder, workers),
 		jobs:     sync.Pool{New: func() any { return new(tokJob) }}}
-	for range env.workers() {
+	for range workers {
 		tr.encoders <- env.NewEncoder()
 	}
 	meta := plan.Meta
@@ -539,7 +540,7 @@ func (env *Env) tokenize(ctx context.Context, plan *Plan, r records, in Input, r
 		sample: rp.Sample, counts: rec.Stats.Doc, skipTok: rp.Token,
 		flush: func(s packed, tokens []int32) error { return tr.add(ctx, s, tokens) },
 	}
-	defer env.dropBig(0, true) // jobs a stopped stage never emitted
+	defer func() { env.dropBigs(tr.big.jobs, tr.big.bytes) }() // jobs a stopped stage never emitted
 	fields := plan.Config.textFields()
 	jsonl := r.format() == "jsonl" || r.format() == "json"
 	strs := r.format() == "json" // a JSON document's records may be strings
@@ -549,7 +550,7 @@ func (env *Env) tokenize(ctx context.Context, plan *Plan, r records, in Input, r
 		encodeJob(j, enc, jsonl, strs, fields)
 		return j, nil
 	}
-	if err := mapOrdered(ctx, env.workers(), tr.read, encode, tr.pack); err != nil {
+	if err := mapOrdered(ctx, workers, tr.read, encode, tr.pack); err != nil {
 		return err
 	}
 	return tr.finish(ctx, plan, rec.Task)
@@ -568,6 +569,28 @@ type taskReader struct {
 	cur      *maskJob // being filled
 	ch       chan<- *maskJob
 	free     *sync.Pool // of *maskJob, emptied by recycle
+
+	big struct { // this task's jobs that hold big records, alive (see holdBig)
+		sync.Mutex
+		jobs  int
+		bytes int64
+	}
+}
+
+// holdBig and dropBig count a job's big records against the Env's memory
+// limit, and in the task's own tally.
+func (tr *taskReader) holdBig(n int) {
+	tr.big.Lock()
+	tr.big.jobs, tr.big.bytes = tr.big.jobs+1, tr.big.bytes+int64(n)
+	tr.big.Unlock()
+	tr.env.holdBig(n)
+}
+
+func (tr *taskReader) dropBig(n int) {
+	tr.big.Lock()
+	tr.big.jobs, tr.big.bytes = tr.big.jobs-1, tr.big.bytes-int64(n)
+	tr.big.Unlock()
+	tr.env.dropBig(n)
 }
 
 // read fills a job with the next records, up to jobBytes or jobRecords.
@@ -587,10 +610,10 @@ func (tr *taskReader) read(context.Context) (*tokJob, bool, error) {
 		j.recs = append(j.recs, rc)
 		if n := rc.end - rc.start; n >= bigRecord {
 			if j.big > 0 {
-				tr.env.dropBig(j.big, false)
+				tr.dropBig(j.big)
 			}
 			j.big += n
-			tr.env.holdBig(j.big)
+			tr.holdBig(j.big)
 		}
 	}
 	if len(j.recs) == 0 {
@@ -606,7 +629,7 @@ func (tr *taskReader) pack(j *tokJob) error {
 	defer func() {
 		if j.big > 0 {
 			// Left to the GC, not kept for reuse.
-			tr.env.dropBig(j.big, false)
+			tr.dropBig(j.big)
 			j.big = 0
 			return
 		}
