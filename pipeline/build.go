@@ -229,16 +229,47 @@ func Build(ctx context.Context, o BuildOptions) (*Result, error) {
 // reading (decompressing, splitting lines, hashing) is one goroutine, so a
 // build of many inputs keeps every core busy only with several at once.
 // Each task's output is its own, so the bytes do not depend on how many
-// run together. Of several failures, the error is the first task's.
+// run together. A task that fails stops the tasks after it, never one
+// before it, so the error is the one a build of one task at a time would
+// report: the first failing task's.
 func runTasks(ctx context.Context, plan *Plan, env *Env, tasks []Task, prevs []*TaskRecord) error {
 	if len(tasks) == 0 {
 		return nil
 	}
 	at := min(len(tasks), env.workers())
 	workers := max(1, env.workers()/at)
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
+	var (
+		mu      sync.Mutex
+		failed  = len(tasks) // the first failed task's position
+		running = map[int]context.CancelFunc{}
+	)
 	errs := make([]error, len(tasks))
+	run := func(i int) {
+		mu.Lock()
+		if i > failed {
+			mu.Unlock()
+			return
+		}
+		tctx, cancel := context.WithCancel(ctx)
+		running[i] = cancel
+		mu.Unlock()
+		_, err := runTask(tctx, plan, env, tasks[i], prevs[i], workers)
+		mu.Lock()
+		delete(running, i)
+		cancel()
+		if err != nil && !(errors.Is(err, context.Canceled) && ctx.Err() == nil && i > failed) {
+			errs[i] = err
+			if i < failed {
+				failed = i
+				for j, c := range running {
+					if j > i {
+						c()
+					}
+				}
+			}
+		}
+		mu.Unlock()
+	}
 	next := make(chan int)
 	var wg sync.WaitGroup
 	for range at {
@@ -246,9 +277,7 @@ func runTasks(ctx context.Context, plan *Plan, env *Env, tasks []Task, prevs []*
 		go func() {
 			defer wg.Done()
 			for i := range next {
-				if _, errs[i] = runTask(ctx, plan, env, tasks[i], prevs[i], workers); errs[i] != nil {
-					cancel()
-				}
+				run(i)
 			}
 		}()
 	}
@@ -257,14 +286,12 @@ func runTasks(ctx context.Context, plan *Plan, env *Env, tasks []Task, prevs []*
 	}
 	close(next)
 	wg.Wait()
-	var first error
 	for _, err := range errs {
-		// One failure cancels the rest: theirs is not news.
-		if err != nil && (first == nil || errors.Is(first, context.Canceled) && !errors.Is(err, context.Canceled)) {
-			first = err
+		if err != nil {
+			return err
 		}
 	}
-	return first
+	return nil
 }
 
 func taskBytes(p *Plan, t Task) int64 {

@@ -405,3 +405,24 @@ func TestKey(t *testing.T) {
 		t.Errorf("Key(1, 5) = %#x; the doc_id layout is task<<40 | index", Key(1, 5))
 	}
 }
+
+// Tasks run at once report the first task's failure, whichever fails
+// first in time: with --strict and a bad record in each of two inputs, the
+// error names the first input's, every time.
+func TestConcurrentTasksFirstError(t *testing.T) {
+	src := t.TempDir()
+	var good bytes.Buffer
+	for i := range 4000 {
+		fmt.Fprintf(&good, "{\"text\": \"record %d of the first input, long enough to take a while\"}\n", i)
+	}
+	a := writeFile(t, src, "a.jsonl", append(good.Bytes(), "{broken\n"...))
+	b := writeFile(t, src, "b.jsonl", []byte("{also broken\n{\"text\": \"x\"}\n"))
+	for range 5 {
+		o := options(t, "gpt2", t.TempDir(), a, b)
+		o.Strict, o.Workers = true, 4
+		_, err := Build(context.Background(), o)
+		if err == nil || !strings.Contains(err.Error(), a+":4001") {
+			t.Fatalf("Build = %v; want the error of %s:4001, the first task's", err, a)
+		}
+	}
+}
