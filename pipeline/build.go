@@ -10,7 +10,6 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
-	"sync"
 
 	"github.com/glmkit/glmkit/internal/atomicfile"
 	"github.com/glmkit/glmkit/masking"
@@ -238,60 +237,10 @@ func runTasks(ctx context.Context, plan *Plan, env *Env, tasks []Task, prevs []*
 	}
 	at := min(len(tasks), env.workers())
 	workers := max(1, env.workers()/at)
-	var (
-		mu      sync.Mutex
-		failed  = len(tasks) // the first failed task's position
-		running = map[int]context.CancelFunc{}
-	)
-	errs := make([]error, len(tasks))
-	run := func(i int) {
-		mu.Lock()
-		if i > failed {
-			mu.Unlock()
-			return
-		}
-		tctx, cancel := context.WithCancel(ctx)
-		running[i] = cancel
-		mu.Unlock()
-		_, err := runTask(tctx, plan, env, tasks[i], prevs[i], workers)
-		mu.Lock()
-		delete(running, i)
-		cancel()
-		if err != nil && !(errors.Is(err, context.Canceled) && ctx.Err() == nil && i > failed) {
-			errs[i] = err
-			if i < failed {
-				failed = i
-				for j, c := range running {
-					if j > i {
-						c()
-					}
-				}
-			}
-		}
-		mu.Unlock()
-	}
-	next := make(chan int)
-	var wg sync.WaitGroup
-	for range at {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := range next {
-				run(i)
-			}
-		}()
-	}
-	for i := range tasks {
-		next <- i
-	}
-	close(next)
-	wg.Wait()
-	for _, err := range errs {
-		if err != nil {
-			return err
-		}
-	}
-	return nil
+	return forEach(ctx, len(tasks), at, func(ctx context.Context, i int) error {
+		_, err := runTask(ctx, plan, env, tasks[i], prevs[i], workers)
+		return err
+	})
 }
 
 func taskBytes(p *Plan, t Task) int64 {

@@ -13,7 +13,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"unicode/utf8"
 
 	"github.com/glmkit/glmkit/pipeline/parquettext"
@@ -511,52 +510,14 @@ func bzip2Magic(b []byte) bool {
 // for the cuts), reading up to workers files at a time, each once, and
 // checks that no file changed while it was read. progress, if not nil, is
 // told the bytes read, from several goroutines. Of several failures, the
-// error is the first input's.
+// error is the first input's (see forEach).
 func hashInputs(ctx context.Context, inputs []Input, workers int, skip func(Input) bool, progress func(int64)) error {
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	errs := readEach(len(inputs), workers, func(i int, buf []byte) error {
+	return forEach(ctx, len(inputs), workers, func(ctx context.Context, i int) error {
 		if in := inputs[i]; in.Path == Stdin || skip != nil && skip(in) {
 			return nil
 		}
-		err := hashInput(ctx, &inputs[i], buf, progress)
-		if err != nil {
-			cancel()
-		}
-		return err
+		return hashInput(ctx, &inputs[i], make([]byte, 1<<20), progress)
 	})
-	var first error
-	for _, err := range errs {
-		// One failure cancels the rest: theirs is not news.
-		if err != nil && (first == nil || errors.Is(first, context.Canceled) && !errors.Is(err, context.Canceled)) {
-			first = err
-		}
-	}
-	return first
-}
-
-// readEach runs read(i, buf) for i in 0..n-1 on up to workers goroutines,
-// each with its own 1 MiB buffer, and returns the errors by i.
-func readEach(n, workers int, read func(i int, buf []byte) error) []error {
-	errs := make([]error, n)
-	next := make(chan int)
-	var wg sync.WaitGroup
-	for range max(1, min(workers, n)) {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			buf := make([]byte, 1<<20)
-			for i := range next {
-				errs[i] = read(i, buf)
-			}
-		}()
-	}
-	for i := range n {
-		next <- i
-	}
-	close(next)
-	wg.Wait()
-	return errs
 }
 
 // hashInput fills in the sha256 of the input file in.

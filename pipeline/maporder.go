@@ -2,6 +2,7 @@ package pipeline
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"runtime/debug"
@@ -127,4 +128,67 @@ func collect[In, Out any](ctx context.Context, cancel func(), results <-chan *or
 		}
 	}
 	return err
+}
+
+// forEach runs do(ctx, i) for i in 0..n-1 on up to workers goroutines,
+// starting them in order, and returns the first error in index order: the
+// one a loop over i would return. A failure at i cancels the context of
+// every item after i that is running and skips those not started, never
+// one before i, so that error does not depend on timing.
+func forEach(ctx context.Context, n, workers int, do func(ctx context.Context, i int) error) error {
+	var (
+		mu      sync.Mutex
+		failed  = n // the first failed item
+		running = map[int]context.CancelFunc{}
+		errs    = make([]error, n)
+	)
+	one := func(i int) {
+		mu.Lock()
+		if i > failed {
+			mu.Unlock()
+			return
+		}
+		ictx, cancel := context.WithCancel(ctx)
+		running[i] = cancel
+		mu.Unlock()
+		err := do(ictx, i)
+		mu.Lock()
+		defer mu.Unlock()
+		delete(running, i)
+		cancel()
+		if err == nil || i > failed && ctx.Err() == nil && errors.Is(err, context.Canceled) {
+			return // no failure, or stopped for a failure before it
+		}
+		errs[i] = err
+		if i < failed {
+			failed = i
+			for j, c := range running {
+				if j > i {
+					c()
+				}
+			}
+		}
+	}
+	next := make(chan int)
+	var wg sync.WaitGroup
+	for range max(1, min(workers, n)) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range next {
+				one(i)
+			}
+		}()
+	}
+	for i := range n {
+		next <- i
+	}
+	close(next)
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
+			return err
+		}
+	}
+	return nil
 }

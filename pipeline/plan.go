@@ -268,10 +268,10 @@ func lineCuts(ctx context.Context, in *Input, size int64, blank bool, workers in
 // workers at a time, and checks that f did not change meanwhile.
 func rangeSums(ctx context.Context, f *os.File, in Input, cuts []int64, workers int) ([]string, error) {
 	sums := make([]string, len(cuts)-1)
-	errs := readEach(len(sums), workers, func(k int, buf []byte) error {
+	err := forEach(ctx, len(sums), workers, func(ctx context.Context, k int) error {
 		h := sha256.New()
 		r := &rawReader{ctx: ctx, path: in.Path, r: io.NewSectionReader(f, cuts[k], cuts[k+1]-cuts[k]), hash: h}
-		if _, err := io.CopyBuffer(io.Discard, r, buf); err != nil {
+		if _, err := io.CopyBuffer(io.Discard, r, make([]byte, 1<<20)); err != nil {
 			return err
 		}
 		if r.n != cuts[k+1]-cuts[k] {
@@ -280,10 +280,8 @@ func rangeSums(ctx context.Context, f *os.File, in Input, cuts []int64, workers 
 		sums[k] = hexSum(h)
 		return nil
 	})
-	for _, err := range errs {
-		if err != nil {
-			return nil, err
-		}
+	if err != nil {
+		return nil, err
 	}
 	// The first pass hashed the whole; a change between the two passes
 	// shows in the size or modification time.
