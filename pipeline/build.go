@@ -223,10 +223,13 @@ func Build(ctx context.Context, o BuildOptions) (*Result, error) {
 	return res, nil
 }
 
-// runTasks runs tasks (prevs: their incomplete records, or nil) up to
-// env.Workers at a time, the workers shared among those running: a task's
-// reading (decompressing, splitting lines, hashing) is one goroutine, so a
-// build of many inputs keeps every core busy only with several at once.
+// runTasks runs tasks (prevs: their incomplete records, or nil) several
+// at a time, the workers shared among those running: a task's reading
+// (decompressing, splitting lines, hashing) is one goroutine, so a build
+// of many inputs keeps every core busy only with several at once. Half as
+// many tasks as workers (at least 2) feed them: a reader of gzip, which
+// decodes each member twice, keeps about two workers busy, and each task
+// running holds about 25 MB.
 // Each task's output is its own, so the bytes do not depend on how many
 // run together. A task that fails stops the tasks after it, never one
 // before it, so the error is the one a build of one task at a time would
@@ -235,7 +238,7 @@ func runTasks(ctx context.Context, plan *Plan, env *Env, tasks []Task, prevs []*
 	if len(tasks) == 0 {
 		return nil
 	}
-	at := min(len(tasks), env.workers())
+	at := min(len(tasks), env.workers(), max(2, env.workers()/2))
 	workers := max(1, env.workers()/at)
 	return forEach(ctx, len(tasks), at, func(ctx context.Context, i int) error {
 		_, err := runTask(ctx, plan, env, tasks[i], prevs[i], workers)
