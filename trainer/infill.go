@@ -32,6 +32,11 @@ type InfillOptions struct {
 	Vocab int
 	// Seed fixes the sampling.
 	Seed uint64
+	// OnToken, if not nil, is told of every token generated (and of every
+	// span's end): blank is the blank being filled (0-based) of blanks,
+	// and tokens the tokens generated for it so far. A long generation
+	// shows its progress through it.
+	OnToken func(blank, blanks, tokens int)
 }
 
 // Span is the text generated for one blank.
@@ -79,6 +84,12 @@ func (m *Model) Infill(ctx context.Context, ids []int32, o InfillOptions) ([]Spa
 		pos[i] = int32(i)
 	}
 	var spans []Span
+	blanks := 0
+	for _, id := range ids {
+		if slices.Contains(o.Blanks, id) {
+			blanks++
+		}
+	}
 	for bi, id := range ids {
 		if !slices.Contains(o.Blanks, id) {
 			continue
@@ -106,8 +117,14 @@ func (m *Model) Infill(ctx context.Context, ids []int32, o InfillOptions) ([]Spa
 			}
 			span.Tokens = append(span.Tokens, next)
 			input, pos, bpos = append(input, next), append(pos, int32(bi)), append(bpos, int32(len(span.Tokens)+1))
+			if o.OnToken != nil {
+				o.OnToken(len(spans), blanks, len(span.Tokens))
+			}
 		}
 		spans = append(spans, span)
+		if o.OnToken != nil {
+			o.OnToken(len(spans), blanks, 0)
+		}
 	}
 	return spans, nil
 }

@@ -189,12 +189,22 @@ func TestOverfit(t *testing.T) {
 	// then eop.
 	sp := specialIDs(cfg.Vocab)
 	row := rows[1]
-	spans, err := m.Infill(context.Background(), row.Input[:row.Sep], trainer.InfillOptions{Blanks: []int32{sp.mask}, SOP: sp.sop, EOP: sp.eop, MaxTokens: 30})
+	var told [][3]int // OnToken's calls
+	spans, err := m.Infill(context.Background(), row.Input[:row.Sep], trainer.InfillOptions{Blanks: []int32{sp.mask}, SOP: sp.sop, EOP: sp.eop, MaxTokens: 30,
+		OnToken: func(blank, blanks, tokens int) { told = append(told, [3]int{blank, blanks, tokens}) }})
 	if err != nil {
 		t.Fatal(err)
 	}
 	want := row.Input[row.Sep+1:] // Part B inputs after sop
 	if len(spans) != 1 || !slices.Equal(spans[0].Tokens, want) || spans[0].Pos != int(row.Pos[row.Sep]) {
 		t.Errorf("Infill = %+v; want one span at %d: %v", spans, row.Pos[row.Sep], want)
+	}
+	// A call per token generated, then one at the span's end.
+	var wantTold [][3]int
+	for k := range len(spans[0].Tokens) {
+		wantTold = append(wantTold, [3]int{0, 1, k + 1})
+	}
+	if wantTold = append(wantTold, [3]int{1, 1, 0}); !slices.Equal(told, wantTold) {
+		t.Errorf("OnToken was told %v; want %v", told, wantTold)
 	}
 }

@@ -6,14 +6,18 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"os"
 	"regexp"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/glmkit/glmkit/cmd/internal/cli"
 	"github.com/glmkit/glmkit/pipeline/tokenizer"
 	"github.com/glmkit/glmkit/sharding"
 	"github.com/glmkit/glmkit/trainer"
+	"github.com/schollz/progressbar/v3"
+	"golang.org/x/term"
 )
 
 const infillHelp = `Usage: glmtrain infill --ckpt DIR [flags] "text with [MASK] blanks"
@@ -83,10 +87,13 @@ func cmdInfill(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		return fmt.Errorf("checkpoint %s has a vocabulary of %d; tokenizer %s needs %d", dir, mc.Vocab, spec, tok.ModelVocabSize())
 	}
 	ids := meta.Special
+	bar := newInfillBar(stderr, len(q.kinds), model.InfillLimit(f.maxTokens))
 	spans, err := model.Infill(ctx, q.ids, trainer.InfillOptions{
 		Blanks: []int32{ids.Mask, ids.SMask, ids.GMask}, SOP: ids.SOP, EOP: ids.EOP,
 		MaxTokens: f.maxTokens, Temperature: f.temperature, TopK: f.topK, Vocab: tok.VocabSize(), Seed: f.seed,
+		OnToken: bar.token,
 	})
+	bar.finish()
 	if err != nil {
 		return err
 	}
@@ -105,6 +112,38 @@ func cmdInfill(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		return printSpansJSON(stdout, tok, q.kinds, spans)
 	}
 	return printFilled(stdout, tok, q.pieces, spans)
+}
+
+// infillBar shows a long infill's progress on a terminal: the blank being
+// filled, and its tokens of at most limit. Off a terminal it draws nothing.
+type infillBar struct {
+	bar   *progressbar.ProgressBar
+	limit int
+}
+
+func newInfillBar(stderr io.Writer, blanks, limit int) *infillBar {
+	b := &infillBar{limit: limit}
+	if w, ok := stderr.(*os.File); ok && term.IsTerminal(int(w.Fd())) {
+		b.bar = progressbar.NewOptions(blanks*limit, progressbar.OptionSetWriter(w),
+			progressbar.OptionThrottle(200*time.Millisecond), progressbar.OptionClearOnFinish(),
+			progressbar.OptionShowElapsedTimeOnFinish(), progressbar.OptionSetDescription("filling"))
+	}
+	return b
+}
+
+// token is the OnToken hook (nil off a terminal).
+func (b *infillBar) token(blank, blanks, tokens int) {
+	if b.bar == nil {
+		return
+	}
+	b.bar.Describe(fmt.Sprintf("blank %d of %d", min(blank+1, blanks), blanks))
+	_ = b.bar.Set(blank*b.limit + tokens)
+}
+
+func (b *infillBar) finish() {
+	if b.bar != nil {
+		_ = b.bar.Clear()
+	}
 }
 
 // infillFlags are infill's command line, parsed and checked.
