@@ -229,7 +229,13 @@ func (in inspector) text(ids []int32) string {
 	if last < len(ids) {
 		parts = append(parts, in.tok.Decode(ids[last:]))
 	}
-	return strings.Join(parts, " ")
+	return in.printable(strings.Join(parts, " "))
+}
+
+// printable is text with its control characters as escapes, dimmed with
+// --color (see cli.Printable).
+func (in inspector) printable(s string) string {
+	return cli.Printable(s, func(esc string) string { return in.color("2", esc) })
 }
 
 const statsHelp = `Usage: glmprep stats DIR [--json]

@@ -346,3 +346,26 @@ func TestBuildUmask(t *testing.T) {
 		}
 	}
 }
+
+// inspect shows a row's control characters as escapes: an ESC sequence, a
+// carriage return, a bell or a bidi override from the corpus never reaches
+// the terminal raw.
+func TestInspectEscapesControls(t *testing.T) {
+	dir := t.TempDir()
+	in := filepath.Join(dir, "in.txt")
+	text := "Hello \x1b[31mred\x1b[0m world\ttab\rreturn \x07bell \u202eevil end.\n"
+	if err := os.WriteFile(in, []byte(strings.Repeat(text, 3)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(dir, "out")
+	mustGlmprep(t, "build", "--input", in, "--out", out, "--tokenizer", "gpt2", "--quiet")
+	got := mustGlmprep(t, "inspect", out, "--rows", "1")
+	if i := strings.IndexFunc(got, func(r rune) bool { return r != '\n' && cli.IsControl(r) }); i >= 0 {
+		t.Fatalf("inspect wrote %q raw: %q", got[i:i+1], got)
+	}
+	for _, esc := range []string{`\x1b`, `\t`, `\r`, `\a`, `\u202e`} {
+		if !strings.Contains(got, esc) {
+			t.Errorf("inspect output lacks the escape %s: %q", esc, got)
+		}
+	}
+}

@@ -302,7 +302,7 @@ func printFilled(stdout io.Writer, tok *tokenizer.Tokenizer, pieces []string, sp
 			if spans[i].Cut {
 				mark = "…"
 			}
-			b.WriteString("[[" + tok.Decode(spans[i].Tokens) + mark + "]]")
+			b.WriteString("[[" + cli.Printable(tok.Decode(spans[i].Tokens), nil) + mark + "]]")
 		}
 	}
 	_, err := fmt.Fprintln(stdout, strings.TrimSpace(b.String()))

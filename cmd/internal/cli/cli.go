@@ -1,7 +1,8 @@
 // Package cli is what glmprep and glmtrain share on the command line: flag
 // sets that print a command's help, flags that may come after positional
-// arguments, how an error becomes an exit status, and how SIGINT and
-// SIGTERM stop a command.
+// arguments, how an error becomes an exit status, how SIGINT and SIGTERM
+// stop a command, and how text from a corpus or a model is shown on a
+// terminal (Printable).
 package cli
 
 import (

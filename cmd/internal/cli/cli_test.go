@@ -122,3 +122,20 @@ func TestBuildInfo(t *testing.T) {
 		t.Errorf("without a stamp: %q %v", plain.String(), plain.Software())
 	}
 }
+
+func TestPrintable(t *testing.T) {
+	for in, want := range map[string]string{
+		"plain text, é 中文 😀":             "plain text, é 中文 😀",
+		"a\tb\nc\rd":                     `a\tb\nc\rd`,
+		"\x1b[31mred\x1b[0m":             `\x1b[31mred\x1b[0m`,
+		"bell\a del\x7f":                 `bell\a del\x7f`,
+		"c1 \u0085 bidi \u202e x \u2066": `c1 \u0085 bidi \u202e x \u2066`,
+	} {
+		if got := Printable(in, nil); got != want {
+			t.Errorf("Printable(%q) = %q; want %q", in, got, want)
+		}
+	}
+	if got := Printable("a\nb", func(s string) string { return "<" + s + ">" }); got != `a<\n>b` {
+		t.Errorf("marked: %q", got)
+	}
+}
