@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"unicode/utf8"
 
 	"github.com/glmkit/glmkit/pipeline/parquettext"
@@ -512,11 +513,14 @@ func bzip2Magic(b []byte) bool {
 // told the bytes read, from several goroutines. Of several failures, the
 // error is the first input's (see forEach).
 func hashInputs(ctx context.Context, inputs []Input, workers int, skip func(Input) bool, progress func(int64)) error {
+	bufs := sync.Pool{New: func() any { return make([]byte, 1<<20) }} // one a goroutine, not one a file
 	return forEach(ctx, len(inputs), workers, func(ctx context.Context, i int) error {
 		if in := inputs[i]; in.Path == Stdin || skip != nil && skip(in) {
 			return nil
 		}
-		return hashInput(ctx, &inputs[i], make([]byte, 1<<20), progress)
+		buf := bufs.Get().([]byte)
+		defer bufs.Put(buf)
+		return hashInput(ctx, &inputs[i], buf, progress)
 	})
 }
 
