@@ -38,19 +38,23 @@ var inputExts = []string{".txt", ".text", ".raw", ".jsonl", ".json", ".ndjson", 
 // compressedExts are the endings of a compressed input, after its own.
 var compressedExts = []string{".gz", ".zst", ".zstd", ".bz2"}
 
-func isJSONName(name string) bool {
+// uncompressedName is name in lower case without its compressedExts
+// ending: "a.JSONL.gz" is "a.jsonl".
+func uncompressedName(name string) string {
 	name = strings.ToLower(name)
 	for _, c := range compressedExts {
 		name = strings.TrimSuffix(name, c)
 	}
+	return name
+}
+
+func isJSONName(name string) bool {
+	name = uncompressedName(name)
 	return strings.HasSuffix(name, ".jsonl") || strings.HasSuffix(name, ".json") || strings.HasSuffix(name, ".ndjson")
 }
 
 func isInputName(name string) bool {
-	lower := strings.ToLower(name)
-	for _, c := range compressedExts {
-		lower = strings.TrimSuffix(lower, c)
-	}
+	lower := uncompressedName(name)
 	for _, e := range inputExts {
 		if strings.HasSuffix(lower, e) {
 			return true
@@ -404,7 +408,7 @@ func fileKind(mode fs.FileMode) string {
 	case mode&fs.ModeDevice != 0:
 		return "a device"
 	}
-	return "not a regular file"
+	return "a special file"
 }
 
 // walkInputs appends the input files under dir (whose FileInfo is root)

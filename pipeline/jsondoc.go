@@ -756,9 +756,5 @@ func peekInput(in Input) (*bufio.Reader, func(), error) {
 }
 
 func isJSONDocName(name string) bool {
-	name = strings.ToLower(name)
-	for _, c := range compressedExts {
-		name = strings.TrimSuffix(name, c)
-	}
-	return strings.HasSuffix(name, ".json")
+	return strings.HasSuffix(uncompressedName(name), ".json")
 }
