@@ -12,7 +12,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 
 	"github.com/glmkit/glmkit/internal/atomicfile"
 	"github.com/glmkit/glmkit/pipeline/parquettext"
@@ -269,19 +268,16 @@ func lineCuts(ctx context.Context, in *Input, size int64, blank bool, workers in
 // workers at a time, and checks that f did not change meanwhile.
 func rangeSums(ctx context.Context, f *os.File, in Input, cuts []int64, workers int) ([]string, error) {
 	sums := make([]string, len(cuts)-1)
-	bufs := sync.Pool{New: func() any { return make([]byte, 1<<20) }}
+	bufs := readBuffers()
 	err := forEach(ctx, len(sums), workers, func(ctx context.Context, k int) error {
-		h := sha256.New()
-		r := &rawReader{ctx: ctx, path: in.Path, r: io.NewSectionReader(f, cuts[k], cuts[k+1]-cuts[k]), hash: h}
-		buf := bufs.Get().([]byte)
-		defer bufs.Put(buf)
-		if _, err := io.CopyBuffer(io.Discard, r, buf); err != nil {
+		sum, n, err := readSum(ctx, in.Path, io.NewSectionReader(f, cuts[k], cuts[k+1]-cuts[k]), bufs, nil)
+		if err != nil {
 			return err
 		}
-		if r.n != cuts[k+1]-cuts[k] {
-			return fmt.Errorf("pipeline: %s changed size while being read (%d bytes, then %d)", in.Path, in.Size, cuts[k]+r.n)
+		if n != cuts[k+1]-cuts[k] {
+			return fmt.Errorf("pipeline: %s changed size while being read (%d bytes, then %d)", in.Path, in.Size, cuts[k]+n)
 		}
-		sums[k] = hexSum(h)
+		sums[k] = sum
 		return nil
 	})
 	if err != nil {
