@@ -193,10 +193,9 @@ func (env *Env) holdBig(n int) {
 	debug.SetMemoryLimit(min(env.memOld, 2*env.bigBytes+bigSlack))
 }
 
-func (env *Env) dropBig(n int) { env.dropBigs(1, int64(n)) }
-
 // dropBigs ends the life of jobs jobs that held n bytes of big records
-// together (the jobs of a task that stopped before it emitted them).
+// together (one job, or the jobs of a task that stopped before it emitted
+// them).
 func (env *Env) dropBigs(jobs int, n int64) {
 	env.mu.Lock()
 	defer env.mu.Unlock()
@@ -590,7 +589,7 @@ func (tr *taskReader) dropBig(n int) {
 	tr.big.Lock()
 	tr.big.jobs, tr.big.bytes = tr.big.jobs-1, tr.big.bytes-int64(n)
 	tr.big.Unlock()
-	tr.env.dropBig(n)
+	tr.env.dropBigs(1, int64(n))
 }
 
 // read fills a job with the next records, up to jobBytes or jobRecords.

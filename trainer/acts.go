@@ -76,6 +76,9 @@ func bodySize(cfg Config, b, t, attSaved, attScratch int) int {
 	return btc + cfg.Layers*perLayer + btc + 2*bt + grads
 }
 
+// smallerBatch is the way out of an allocation that failed for the batch.
+const smallerBatch = "(a smaller batch, with gradient accumulation to keep the rows per step, needs less)"
+
 // ensure makes views for a batch of B×T with N loss positions, growing the
 // allocations when they are too small.
 func (a *acts) ensure(be Backend, cfg Config, b, t, n int) error {
@@ -86,7 +89,7 @@ func (a *acts) ensure(be Backend, cfg Config, b, t, n int) error {
 		free(be, &a.body)
 		buf, err := be.Floats(need)
 		if err != nil {
-			return fmt.Errorf("trainer: allocate activations for a %d×%d batch (%d floats): %w (a smaller batch, with gradient accumulation to keep the rows per step, needs less)", b, t, need, err)
+			return fmt.Errorf("trainer: allocate activations for a %d×%d batch (%d floats): %w %s", b, t, need, err, smallerBatch)
 		}
 		a.body, a.bodyCap = buf, need
 	}
@@ -95,7 +98,7 @@ func (a *acts) ensure(be Backend, cfg Config, b, t, n int) error {
 		free(be, &a.head)
 		buf, err := be.Floats(needH)
 		if err != nil {
-			return fmt.Errorf("trainer: allocate logits for %d positions: %w (a smaller batch, with gradient accumulation to keep the rows per step, needs less)", n, err)
+			return fmt.Errorf("trainer: allocate logits for %d positions: %w %s", n, err, smallerBatch)
 		}
 		a.head, a.headCap = buf, needH
 	}

@@ -87,7 +87,8 @@ func cmdInfill(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		return fmt.Errorf("checkpoint %s has a vocabulary of %d; tokenizer %s needs %d", dir, mc.Vocab, spec, tok.ModelVocabSize())
 	}
 	ids := meta.Special
-	bar := newInfillBar(stderr, len(q.kinds), model.InfillLimit(f.maxTokens))
+	limit := model.InfillLimit(f.maxTokens)
+	bar := newInfillBar(stderr, len(q.kinds), limit)
 	spans, err := model.Infill(ctx, q.ids, trainer.InfillOptions{
 		Blanks: []int32{ids.Mask, ids.SMask, ids.GMask}, SOP: ids.SOP, EOP: ids.EOP,
 		MaxTokens: f.maxTokens, Temperature: f.temperature, TopK: f.topK, Vocab: tok.VocabSize(), Seed: f.seed,
@@ -103,7 +104,7 @@ func cmdInfill(ctx context.Context, args []string, stdout, stderr io.Writer) err
 			cut++
 		}
 	}
-	if limit := model.InfillLimit(f.maxTokens); cut > 0 && limit < f.maxTokens {
+	if cut > 0 && limit < f.maxTokens {
 		fmt.Fprintf(stderr, "glmtrain: %d of %d spans reached %d tokens, the most the model's %d positions allow (under --max-tokens %d), before the model ended them (marked …)\n", cut, len(spans), limit, model.Config().MaxPos, f.maxTokens)
 	} else if cut > 0 {
 		fmt.Fprintf(stderr, "glmtrain: %d of %d spans reached --max-tokens %d before the model ended them (marked …)\n", cut, len(spans), f.maxTokens)
