@@ -95,7 +95,7 @@ func Prepare(ctx context.Context, o *BuildOptions) (*Plan, error) {
 	if err := mcfg.Validate(); err != nil {
 		return nil, err
 	}
-	inputs, err := resolveInputs(o.Inputs, o.Config.Format, o.Warn)
+	inputs, err := resolveInputs(o.Inputs, o.Config.Format, o.Config.DocBoundary, o.Warn)
 	if err != nil {
 		return nil, err
 	}

@@ -33,7 +33,7 @@ func testLines(n int) []byte {
 // fileInput describes path as a plan would.
 func fileInput(t *testing.T, path string) Input {
 	t.Helper()
-	ins, err := resolveInputs([]string{path}, "text", nil)
+	ins, err := resolveInputs([]string{path}, "text", "line", nil)
 	if err != nil {
 		t.Fatal(err)
 	}

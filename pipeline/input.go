@@ -73,8 +73,10 @@ func isInputName(name string) bool {
 // plain text otherwise), "text", "jsonl" or "parquet". Sizes, modification
 // times and compression are filled in; hashes are not (see Hash). An
 // input that looks like text in a legacy encoding is reported through warn
-// too (nil: not reported).
-func resolveInputs(specs []string, format string, warn func(string)) ([]Input, error) {
+// too (nil: not reported). docBoundary is --doc-boundary: an input read
+// by lines (JSON Lines, text unless "file") whose lines end in CR alone is
+// an error.
+func resolveInputs(specs []string, format, docBoundary string, warn func(string)) ([]Input, error) {
 	if warn == nil {
 		warn = func(string) {}
 	}
@@ -111,7 +113,7 @@ func resolveInputs(specs []string, format string, warn func(string)) ([]Input, e
 				warn(fmt.Sprintf("%s is the same file as %s; reading it once", p, inputs[i].Path))
 				continue
 			}
-			note, err := in.describe(st, head, format)
+			note, err := in.describe(st, head, format, docBoundary)
 			if err != nil {
 				return nil, err
 			}
@@ -239,10 +241,11 @@ const headBytes = 4096
 
 // describe fills in an input file's size, modification time, compression
 // (from its magic bytes) and, for --format auto, whether it is Parquet; an
-// input whose (decompressed) start is UTF-16 or UTF-32 is an error, and
-// one whose start looks like an 8-bit or other legacy encoding gets a note
-// to warn with.
-func (in *Input) describe(st os.FileInfo, magic []byte, format string) (note string, err error) {
+// input whose (decompressed) start is UTF-16 or UTF-32 is an error, as is
+// one read by lines whose lines end in CR alone (see crLines), and one
+// whose start looks like an 8-bit or other legacy encoding gets a note to
+// warn with.
+func (in *Input) describe(st os.FileInfo, magic []byte, format, docBoundary string) (note string, err error) {
 	in.Size = st.Size()
 	in.ModTime = st.ModTime().UnixNano()
 	if in.Compression, err = sniff(magic); err != nil {
@@ -270,7 +273,34 @@ func (in *Input) describe(st os.FileInfo, magic []byte, format string) (note str
 	if err := notUTF8(in.Path, magic); err != nil {
 		return "", err
 	}
+	if err := crLines(in.Path, in.Format, docBoundary, magic); err != nil {
+		return "", err
+	}
 	return legacyNote(in.Path, magic), nil
+}
+
+// crLines is the error of an input read by lines (JSON Lines; text, unless
+// docBoundary is "file") whose start ends its lines in CR alone, as classic
+// Mac OS wrote them: two CRs or more that no LF follows, and no LF. Records
+// are cut at LF (a CR before it is dropped), so all of such a file would be
+// one record; Python's universal newlines would split it. nil for any
+// other input.
+func crLines(path, format, docBoundary string, head []byte) error {
+	if format != "jsonl" && (format != "text" || docBoundary == "file") {
+		return nil
+	}
+	head = head[:min(len(head), headBytes)]
+	if bytes.IndexByte(head, '\n') >= 0 {
+		return nil
+	}
+	crs := bytes.Count(head, []byte{'\r'})
+	if len(head) == headBytes && head[len(head)-1] == '\r' {
+		crs-- // an LF may follow it past the look
+	}
+	if crs < 2 {
+		return nil
+	}
+	return fmt.Errorf("pipeline: %s ends its lines with CR alone (classic Mac OS line ends: %d CRs and no LF in its first %d bytes): records are cut at LF, so all of it would be one record; convert it first (tr '\\r' '\\n' < IN > OUT)", inputName(path), crs, len(head))
 }
 
 // legacyNote is the warning for an input whose start looks like text in a

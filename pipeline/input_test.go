@@ -108,7 +108,7 @@ func TestWideTextCorpora(t *testing.T) {
 			return err
 		}
 		in := Input{Path: p, Format: "text"}
-		if note, err := in.describe(st, head, "auto"); err != nil || note != "" {
+		if note, err := in.describe(st, head, "auto", "line"); err != nil || note != "" {
 			t.Errorf("%s: %q, %v", p, note, err)
 		}
 		n++
@@ -137,6 +137,69 @@ func TestUTF16InputRefused(t *testing.T) {
 		_, err := Build(context.Background(), options(t, "bert-base-uncased", dir, in))
 		if err == nil || !strings.Contains(err.Error(), in+" is UTF-16 LE text (byte order mark FF FE), not UTF-8") || !strings.Contains(err.Error(), "iconv -f UTF-16 -t UTF-8") {
 			t.Errorf("%s: Build = %v; want the UTF-16 error", in, err)
+		}
+		if _, err := os.Stat(dir); !os.IsNotExist(err) {
+			t.Errorf("%s: the build directory was made (%v)", in, err)
+		}
+	}
+}
+
+// An input read by lines whose lines end in CR alone (classic Mac OS) is
+// refused: cut at LF, all of it would be one record. CRLF, LF, a stray CR
+// in a line, and inputs not read by lines are not.
+func TestCRLines(t *testing.T) {
+	wiki, err := os.ReadFile(glmtest.Corpus(t, "wikitext-2-raw/wiki.valid.raw"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	mac := bytes.ReplaceAll(wiki[:64<<10], []byte("\n"), []byte("\r"))
+	long := append(bytes.Repeat([]byte("word "), 2000), '\r', '\n') // one line, longer than the look
+	lastCR := append(bytes.Repeat([]byte("a"), headBytes-1), '\r')  // the CR ends the look: an LF may follow
+	lastCR = append([]byte("one\rtwo\r")[:4], lastCR[4:]...)
+	for _, c := range []struct {
+		name, format, boundary string
+		head                   []byte
+		crs                    int // CRs the error counts; 0: no error
+	}{
+		{"mac text", "text", "line", mac, bytes.Count(mac[:headBytes], []byte("\r"))},
+		{"mac text, blank boundaries", "text", "blank", mac, bytes.Count(mac[:headBytes], []byte("\r"))},
+		{"mac jsonl", "jsonl", "line", []byte(`{"text":"a"}` + "\r" + `{"text":"b"}` + "\r"), 2},
+		{"short", "text", "line", []byte("one\rtwo\r"), 2},
+		{"a CR at the end of the look", "text", "line", lastCR, 0},
+		{"mac text, file boundaries", "text", "file", mac, 0},
+		{"mac json document", "json", "line", mac, 0},
+		{"crlf", "text", "line", bytes.ReplaceAll(wiki[:64<<10], []byte("\n"), []byte("\r\n")), 0},
+		{"lf", "text", "line", wiki[:64<<10], 0},
+		{"one stray CR", "text", "line", []byte("a line\rwith a stray carriage return"), 0},
+		{"a long line", "text", "line", long, 0},
+		{"empty", "text", "line", nil, 0},
+	} {
+		err := crLines("in.txt", c.format, c.boundary, c.head)
+		want := fmt.Sprintf("in.txt ends its lines with CR alone (classic Mac OS line ends: %d CRs and no LF", c.crs)
+		if c.crs == 0 && err != nil || c.crs > 0 && (err == nil || !strings.Contains(err.Error(), want) || !strings.Contains(err.Error(), `tr '\r' '\n'`)) {
+			t.Errorf("%s: crLines = %v; want %q", c.name, err, map[bool]string{true: want, false: "nil"}[c.crs > 0])
+		}
+	}
+}
+
+// A CR-lined input, plain or compressed, is refused when the build is
+// planned, before anything is written.
+func TestCRLinesRefused(t *testing.T) {
+	src := t.TempDir()
+	wiki, err := os.ReadFile(glmtest.Corpus(t, "wikitext-2-raw/wiki.valid.raw"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	text := bytes.ReplaceAll(wiki[:64<<10], []byte("\n"), []byte("\r"))
+	var gz bytes.Buffer
+	zw := gzip.NewWriter(&gz)
+	zw.Write(text)
+	zw.Close()
+	for _, in := range []string{writeFile(t, src, "a.txt", text), writeFile(t, src, "b.txt.gz", gz.Bytes())} {
+		dir := filepath.Join(t.TempDir(), "out")
+		_, err := Build(context.Background(), options(t, "bert-base-uncased", dir, in))
+		if err == nil || !strings.Contains(err.Error(), in+" ends its lines with CR alone") {
+			t.Errorf("%s: Build = %v; want the CR error", in, err)
 		}
 		if _, err := os.Stat(dir); !os.IsNotExist(err) {
 			t.Errorf("%s: the build directory was made (%v)", in, err)
@@ -184,7 +247,7 @@ func TestEightBitText(t *testing.T) {
 	src := t.TempDir()
 	p := writeFile(t, src, "latin1.txt", latin1(fr))
 	var warnings []string
-	ins, err := resolveInputs([]string{p}, "auto", func(m string) { warnings = append(warnings, m) })
+	ins, err := resolveInputs([]string{p}, "auto", "line", func(m string) { warnings = append(warnings, m) })
 	if err != nil || len(ins) != 1 || len(warnings) != 1 || !strings.Contains(warnings[0], p+" does not look like UTF-8") ||
 		!strings.Contains(warnings[0], "e.g. iconv -f WINDOWS-1252 -t UTF-8") {
 		t.Errorf("resolveInputs(latin1.txt) = %v, %v; warnings %q", ins, err, warnings)
@@ -195,7 +258,7 @@ func TestEightBitText(t *testing.T) {
 		many = append(many, writeFile(t, src, fmt.Sprintf("l%d.txt", i), latin1(fr)))
 	}
 	warnings = nil
-	if _, err := resolveInputs(many, "auto", func(m string) { warnings = append(warnings, m) }); err != nil || len(warnings) != maxEncodingNotes+1 ||
+	if _, err := resolveInputs(many, "auto", "line", func(m string) { warnings = append(warnings, m) }); err != nil || len(warnings) != maxEncodingNotes+1 ||
 		warnings[maxEncodingNotes] != fmt.Sprintf("%d more inputs do not look like UTF-8 either (8 in all)", 8-maxEncodingNotes) {
 		t.Errorf("8 Latin-1 inputs: %v; warnings %q", err, warnings)
 	}
@@ -238,7 +301,7 @@ func TestPipeInput(t *testing.T) {
 		done := make(chan result, 1)
 		go func() {
 			var r result
-			r.ins, r.err = resolveInputs([]string{spec}, "auto", func(w string) { r.warns = append(r.warns, w) })
+			r.ins, r.err = resolveInputs([]string{spec}, "auto", "line", func(w string) { r.warns = append(r.warns, w) })
 			done <- r
 		}()
 		select {

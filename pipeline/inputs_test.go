@@ -36,7 +36,7 @@ func TestInputDirectoryLinks(t *testing.T) {
 		}
 	}
 	var warnings []string
-	ins, err := resolveInputs([]string{data}, "auto", func(m string) { warnings = append(warnings, m) })
+	ins, err := resolveInputs([]string{data}, "auto", "line", func(m string) { warnings = append(warnings, m) })
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -89,7 +89,7 @@ func TestHashInputsParallel(t *testing.T) {
 		sum := sha256.Sum256(data)
 		want = append(want, hex.EncodeToString(sum[:]))
 	}
-	ins, err := resolveInputs([]string{dir}, "text", nil)
+	ins, err := resolveInputs([]string{dir}, "text", "line", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -135,7 +135,7 @@ func TestLineCutsByteScan(t *testing.T) {
 				b.WriteByte('\n')
 			}
 			data := b.Bytes()[:b.Len()-trial%2]
-			ins, err := resolveInputs([]string{writeFile(t, t.TempDir(), "in.txt", data)}, "text", nil)
+			ins, err := resolveInputs([]string{writeFile(t, t.TempDir(), "in.txt", data)}, "text", "line", nil)
 			if err != nil {
 				t.Fatal(err)
 			}

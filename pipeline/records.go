@@ -80,6 +80,13 @@ func openRecords(ctx context.Context, open opener, in Input, cfg Config, t Task,
 	if in.Path == Stdin && cfg.Format == "auto" {
 		format = sniffStdinFormat(st.Reader, cfg.JSONPath != "", warn)
 	}
+	if in.Path == Stdin && offset == 0 {
+		head, _ := st.Reader.Peek(min(headBytes, st.Reader.Size()))
+		if err := crLines(in.Path, format, cfg.DocBoundary, head); err != nil {
+			st.Close()
+			return nil, err
+		}
+	}
 	if format == "json" {
 		tr := &textRecords{reader: reader{cfg: readerConfig{Format: "json", MaxDocBytes: cfg.MaxDocBytes}, br: st.Reader}, st: st, in: in}
 		return &jsonDocRecords{textRecords: tr, doc: jsonDoc{br: st.Reader, path: splitPath(cfg.JSONPath), maxDoc: cfg.MaxDocBytes, skip: rp.Record}}, nil

@@ -328,6 +328,12 @@ func TestStdin(t *testing.T) {
 	if b, err := cmd.CombinedOutput(); err == nil || !strings.Contains(string(b), "standard input is UTF-16 LE text (byte order mark FF FE), not UTF-8") {
 		t.Errorf("UTF-16 on stdin: %v: %s", err, b)
 	}
+	// So are lines that end in CR alone.
+	cmd = glmprepCommand(t, nil, "build", "--input", "-", "--out", filepath.Join(t.TempDir(), "cr"), "--tokenizer", "gpt2", "--quiet")
+	cmd.Stdin = strings.NewReader(strings.Repeat("A line of text read from standard input.\r", 50))
+	if b, err := cmd.CombinedOutput(); err == nil || !strings.Contains(string(b), "standard input ends its lines with CR alone") {
+		t.Errorf("CR lines on stdin: %v: %s", err, b)
+	}
 	// Latin-1 on stdin is built, repaired, with the warning a Latin-1
 	// file gets.
 	cmd = glmprepCommand(t, nil, "build", "--input", "-", "--out", filepath.Join(t.TempDir(), "latin1"), "--tokenizer", "gpt2")
