@@ -279,6 +279,7 @@ func TestBuildBadInput(t *testing.T) {
 		{"broken json", "bad.jsonl", []byte(good + `{"text": "unterminated` + "\n" + good), BadJSON, "bad.jsonl:2"},
 		{"missing field", "miss.jsonl", []byte(good + `{"body": "x"}` + "\n"), MissingField, "miss.jsonl:2"},
 		{"not a string", "num.jsonl", []byte(good + good + `{"text": 42}` + "\n"), NotString, "num.jsonl:3"},
+		{"field given twice", "dup.jsonl", []byte(good + `{"id":1,"text":"first","text":"the last one is read."}` + "\n"), DuplicateField, `dup.jsonl:2: duplicate_field: field "text" is given twice`},
 		{"10 MB line", "long.txt", append(append([]byte("short\n"), bytes.Repeat([]byte("x "), 5<<20)...), "\nend\n"...), TooLong, "long.txt:2"},
 		{"truncated gz", "cut.jsonl.gz", gz[:len(gz)*2/3], Truncated, "cut.jsonl.gz:"},
 		{"truncated zst", "cut.jsonl.zst", zs[:len(zs)*2/3], Truncated, "cut.jsonl.zst:"},

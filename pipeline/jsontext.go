@@ -11,10 +11,13 @@ import (
 // jsonText finds the string at a dotted path (["meta", "text"]) in one JSON
 // object and appends its decoded value to dst. It checks the whole record
 // is valid JSON (RFC 8259), without building any value, so records are
-// parsed at the speed of a scan and allocate nothing. A key that occurs
-// twice takes its last value, as Python's json and encoding/json do.
+// parsed at the speed of a scan and allocate nothing. A key of the path
+// that occurs twice in its object takes its last value, as Python's json
+// and encoding/json do, and the reason is then DuplicateField (if that
+// value is a string; otherwise NotString).
 //
-// It returns reason OK, MissingField, NotString or BadJSON (with err).
+// It returns reason OK, DuplicateField, MissingField, NotString or BadJSON
+// (with err).
 func jsonText(dst, data []byte, path []string) ([]byte, Reason, error) {
 	p := jparser{data: data, dst: dst, base: len(dst), mark: len(dst)}
 	p.ws()
@@ -29,6 +32,9 @@ func jsonText(dst, data []byte, path []string) ([]byte, Reason, error) {
 	if p.i != len(p.data) {
 		return dst, BadJSON, p.errf("data after the object")
 	}
+	if p.dup && status == OK {
+		status = DuplicateField
+	}
 	return p.dst[:p.mark], status, nil
 }
 
@@ -39,6 +45,7 @@ type jparser struct {
 	base  int // where the found text starts in dst
 	mark  int // where it ends
 	depth int
+	dup   bool // a key of the path occurred twice in its object
 }
 
 func (p *jparser) errf(format string, a ...any) error {
@@ -86,6 +93,7 @@ func (p *jparser) object(path []string, status *Reason) error {
 	if empty, err := p.enter('}'); err != nil || empty {
 		return err
 	}
+	seen := false // the path's key, in this object
 	for {
 		p.ws()
 		if p.i >= len(p.data) || p.data[p.i] != '"' {
@@ -98,6 +106,13 @@ func (p *jparser) object(path []string, status *Reason) error {
 		}
 		match := len(path) > 0 && string(p.dst[keyStart:]) == path[0]
 		p.dst = p.dst[:keyStart]
+		if match && seen {
+			// The later value is the key's, whatever the earlier held.
+			p.dup = true
+			p.dst, p.mark = p.dst[:p.base], p.base
+			*status = MissingField
+		}
+		seen = seen || match
 		p.ws()
 		if p.i >= len(p.data) || p.data[p.i] != ':' {
 			return p.errf("want ':' after a key")
@@ -360,8 +375,10 @@ func jsonString(dst, data []byte) ([]byte, Reason, error) {
 // joined in their order by a blank line ("\n\n"; fields that are missing or
 // empty are left out), or the record itself when it
 // is a JSON string (allowString). scratch holds a joined text. The reason is OK,
-// MissingField (none of the fields is there), NotString (one of them is
-// not a string; null included) or BadJSON.
+// DuplicateField (the text is used, but a field was given twice: the last
+// value is taken, and detail says which), MissingField (none of the fields
+// is there), NotString (one of them is not a string; null included) or
+// BadJSON.
 func recordText(raw []byte, fields [][]string, allowString bool, scratch []byte) (text, scratchOut []byte, reason Reason, detail string) {
 	lead := 0
 	for lead < len(raw) && (raw[lead] == ' ' || raw[lead] == '\t' || raw[lead] == '\n' || raw[lead] == '\r') {
@@ -384,6 +401,9 @@ func recordText(raw []byte, fields [][]string, allowString bool, scratch []byte)
 		return nil, scratch, BadJSON, "a UTF-8 byte order mark (EF BB BF) starts the record, not '{': files that each begin with one were joined (cat a.jsonl b.jsonl); remove the marks first (sed -i 's/^\\xEF\\xBB\\xBF//')"
 	}
 	name := func(f []string) string { return fmt.Sprintf("%q", joinPath(f)) }
+	twice := func(f []string) string {
+		return fmt.Sprintf("field %s is given twice (a key of its path occurs twice in one object); the last value is used, as Python's json does", name(f))
+	}
 	if len(fields) == 1 {
 		// Decoded in place: the value overwrites only what was parsed.
 		t, reason, err := jsonText(raw[:0:len(raw)], raw, fields[0])
@@ -394,12 +414,15 @@ func recordText(raw []byte, fields [][]string, allowString bool, scratch []byte)
 			return nil, scratch, reason, "no field " + name(fields[0])
 		case NotString:
 			return nil, scratch, reason, fmt.Sprintf("field %s is not a string", name(fields[0]))
+		case DuplicateField:
+			return t, scratch, reason, twice(fields[0])
 		}
 		return t, scratch, OK, ""
 	}
 	scratch = scratch[:0]
 	present, found := 0, 0
 	var names []string
+	status, detail := OK, ""
 	for _, f := range fields {
 		names = append(names, name(f))
 		mark := len(scratch)
@@ -418,6 +441,10 @@ func recordText(raw []byte, fields [][]string, allowString bool, scratch []byte)
 		case MissingField:
 			scratch = scratch[:mark]
 			continue
+		case DuplicateField:
+			if status == OK {
+				status, detail = r, twice(f)
+			}
 		}
 		present++
 		if len(scratch) == start { // an empty string: no separator either
@@ -429,7 +456,7 @@ func recordText(raw []byte, fields [][]string, allowString bool, scratch []byte)
 	if present == 0 {
 		return nil, scratch, MissingField, "none of the fields " + joinNames(names)
 	}
-	return scratch, scratch, OK, ""
+	return scratch, scratch, status, detail
 }
 
 func joinPath(f []string) string {

@@ -19,7 +19,16 @@ func TestJSONText(t *testing.T) {
 		{`  {"id":1,"text":"a\"b\\c\/d\n\t\u00e9\ud83d\ude00"} `, "text", "a\"b\\c/d\n\té😀", OK},
 		{`{"meta":{"text":"deep"},"text":"top"}`, "meta.text", "deep", OK},
 		{`{"meta":{"x":[1,{"text":"no"}],"text":"yes"}}`, "meta.text", "yes", OK},
-		{`{"text":"first","text":"last"}`, "text", "last", OK},
+		// A key of the path given twice takes its last value, as Python's
+		// json does, and says so; keys of the same name elsewhere do not count.
+		{`{"text":"first","text":"last"}`, "text", "last", DuplicateField},
+		{`{"meta":{"text":"a","text":"b"}}`, "meta.text", "b", DuplicateField},
+		{`{"meta":{"text":"a"},"meta":{"text":"b"}}`, "meta.text", "b", DuplicateField},
+		{`{"meta":{"text":"a"},"meta":{"x":1}}`, "meta.text", "", MissingField},
+		{`{"meta":{"text":"a"},"meta":"s"}`, "meta.text", "", MissingField},
+		{`{"meta":{"text":"a"},"meta":{"text":7}}`, "meta.text", "", NotString},
+		{`{"text":"a","meta":{"text":"b"},"x":[{"text":"c"}]}`, "text", "a", OK},
+		{`{"meta":{"text":"a"},"meta2":{"text":"b"}}`, "meta.text", "a", OK},
 		{`{"text":"x","text":3}`, "text", "", NotString},
 		{`{"text":null}`, "text", "", NotString},
 		{`{"text":["a"]}`, "text", "", NotString},
@@ -47,7 +56,7 @@ func TestJSONText(t *testing.T) {
 	} {
 		prefix := []byte("keep:")
 		got, reason, err := jsonText(prefix, []byte(tc.in), strings.Split(tc.path, "."))
-		if reason != tc.reason || (reason == OK && string(got[5:]) != tc.want) || string(got[:5]) != "keep:" {
+		if reason != tc.reason || ((reason == OK || reason == DuplicateField) && string(got[5:]) != tc.want) || string(got[:5]) != "keep:" {
 			t.Errorf("jsonText(%.60q, %q) = %q, %v, %v; want %q, %v", tc.in, tc.path, got, reason, err, tc.want, tc.reason)
 		}
 		if (err != nil) != (tc.reason == BadJSON) {
@@ -59,7 +68,7 @@ func TestJSONText(t *testing.T) {
 // FuzzJSONText checks the scanner against encoding/json: both accept the
 // same objects, and the text they find is the same.
 func FuzzJSONText(f *testing.F) {
-	for _, s := range []string{`{"text":"hi"}`, `{"a":[1,2,{"b":null}],"text":"x\u00e9"}`, `{"text":1}`, `{"t":"\ud83d\ude00"}`, `{"text":"a"`, `{}`} {
+	for _, s := range []string{`{"text":"hi"}`, `{"text":"a","text":"b"}`, `{"a":[1,2,{"b":null}],"text":"x\u00e9"}`, `{"text":1}`, `{"t":"\ud83d\ude00"}`, `{"text":"a"`, `{}`} {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
@@ -97,11 +106,36 @@ func FuzzJSONText(f *testing.F) {
 				t.Fatalf("%q: reason %v, want not a string", data, reason)
 			}
 		default:
-			if reason != OK || string(got) != s {
-				t.Fatalf("%q: got %q (%v), encoding/json %q", data, got, reason, s)
+			want := OK
+			if topKeys(data, "text") > 1 {
+				want = DuplicateField
+			}
+			if reason != want || string(got) != s {
+				t.Fatalf("%q: got %q (%v), encoding/json %q (want %v)", data, got, reason, s, want)
 			}
 		}
 	})
+}
+
+// topKeys counts the keys named key of the JSON object data (not of the
+// objects inside it), by encoding/json's tokens.
+func topKeys(data []byte, key string) int {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	if _, err := dec.Token(); err != nil {
+		return 0
+	}
+	n := 0
+	for dec.More() {
+		k, err := dec.Token()
+		var v json.RawMessage
+		if err != nil || dec.Decode(&v) != nil {
+			return n
+		}
+		if k == key {
+			n++
+		}
+	}
+	return n
 }
 
 // A byte order mark that starts a record (files joined with cat) is bad

@@ -63,6 +63,9 @@ func (p *packer) count(rec *record, ntok int) {
 	if rec.repair&repairNULBit != 0 {
 		c.Reasons[NULBytes]++
 	}
+	if rec.repair&repairDupBit != 0 {
+		c.Reasons[DuplicateField]++
+	}
 	if rec.reason != OK {
 		c.Reasons[rec.reason]++
 		return

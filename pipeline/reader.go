@@ -23,7 +23,7 @@ type record struct {
 	reason Reason // set by the reader (TooLong, Truncated, Blank) or the worker
 	repair uint8  // bit set of repairs (1<<0 invalid UTF-8, 1<<1 NUL bytes)
 	text   int    // bytes of the document text (the decoded field for JSON Lines)
-	detail string // what went wrong, for a skipped record
+	detail string // what went wrong, for a skipped record (or the field given twice, for a DuplicateField repair)
 	ids    [2]int // token ids in the job's arena
 }
 

@@ -26,18 +26,23 @@ const (
 	Truncated           // the input ends inside a record (a truncated .gz or .zst)
 	TokenizerErr        // the tokenizer failed on the text
 	InvalidUTF8         // repaired: invalid UTF-8 replaced by U+FFFD
-	NULBytes            // repaired: NUL bytes kept as text (BERT drops them, byte-level BPE encodes them)
+	NULBytes            // repaired: NUL bytes removed
+	DuplicateField      // repaired: a key of the text field's path occurs twice in its object; the last value is used, as Python's json does
 	HeldOut             // a record of the other split of a --valid-fraction build (neither bad nor repaired)
 	numReasons
 )
 
-var reasonNames = [numReasons]string{"ok", "blank", "bad_json", "missing_field", "not_string", "too_long", "truncated", "tokenizer_error", "invalid_utf8", "nul_bytes", "held_out"}
+var reasonNames = [numReasons]string{"ok", "blank", "bad_json", "missing_field", "not_string", "too_long", "truncated", "tokenizer_error", "invalid_utf8", "nul_bytes", "duplicate_field", "held_out"}
 
 func (r Reason) String() string { return reasonNames[r] }
 
 // skip reports whether a record with this reason is left out for bad
 // input (a blank record is left out too, but is not bad input).
 func (r Reason) skip() bool { return r >= BadJSON && r < InvalidUTF8 }
+
+// repair reports whether a record with this reason was used, repaired (or
+// read as Python would read it).
+func (r Reason) repair() bool { return r >= InvalidUTF8 && r < HeldOut }
 
 // DocStats counts what the reading and packing of one task saw. It is a
 // plain value: the packer snapshots it at every sample boundary, so a
@@ -143,6 +148,17 @@ func (s *Stats) Skipped() int64 {
 	var n int64
 	for r, c := range s.Doc.Reasons {
 		if Reason(r).skip() {
+			n += c
+		}
+	}
+	return n
+}
+
+// Repaired is the number of records used after a repair (see Reason).
+func (s *Stats) Repaired() int64 {
+	var n int64
+	for r, c := range s.Doc.Reasons {
+		if Reason(r).repair() {
 			n += c
 		}
 	}

@@ -236,6 +236,7 @@ func (env *Env) report(path string, rc *record, reason Reason, detail string) er
 const (
 	repairUTF8Bit = 1 << 0
 	repairNULBit  = 1 << 1
+	repairDupBit  = 1 << 2 // a field given twice (rc.detail says which)
 
 	jobBytes      = 1 << 20 // text per tokenization job
 	jobRecords    = 8192
@@ -660,7 +661,16 @@ func (tr *taskReader) reportRecord(rc *record) error {
 		}
 	}
 	if rc.repair&repairNULBit != 0 {
-		return env.report(tr.path, rc, NULBytes, "NUL bytes removed")
+		if err := env.report(tr.path, rc, NULBytes, "NUL bytes removed"); err != nil {
+			return err
+		}
+	}
+	if rc.repair&repairDupBit != 0 {
+		detail := rc.detail
+		if rc.reason != OK && rc.reason != Blank { // the detail is now the later failure's
+			detail = "a field of the record is given twice; the last value is used, as Python's json does"
+		}
+		return env.report(tr.path, rc, DuplicateField, detail)
 	}
 	return nil
 }
@@ -742,7 +752,12 @@ func encodeJob(j *tokJob, enc Encoder, jsonl, strs bool, fields [][]string) {
 		if jsonl {
 			field, scratch, reason, detail := recordText(text, fields, strs, j.join)
 			j.join = scratch
-			if reason != OK {
+			switch reason {
+			case OK:
+			case DuplicateField:
+				rc.repair |= repairDupBit
+				rc.detail = detail
+			default:
 				rc.reason, rc.detail = reason, detail
 				continue
 			}

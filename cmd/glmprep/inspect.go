@@ -350,7 +350,7 @@ func printDocStats(stdout io.Writer, dir string, m *sharding.Manifest, s pipelin
 		fmt.Fprintf(stdout, ", %d in the other split (this is the %s split of --valid-fraction %g)", n, c.Split, c.ValidFraction)
 	}
 	fmt.Fprintln(stdout)
-	for reason := pipeline.BadJSON; reason <= pipeline.NULBytes; reason++ {
+	for reason := pipeline.BadJSON; reason < pipeline.HeldOut; reason++ {
 		if n := d.Reasons[reason]; n > 0 {
 			what := "skipped"
 			if reason >= pipeline.InvalidUTF8 {
