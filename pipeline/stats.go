@@ -17,18 +17,18 @@ type Reason uint8
 // every other reason is bad input: it is counted, the first few are
 // reported with their file and line, and --strict makes them fatal.
 const (
-	OK           Reason = iota
-	Blank               // an empty or whitespace-only record, or one whose text tokenizes to nothing
-	BadJSON             // a JSON Lines record that does not parse
-	MissingField        // the text field is absent
-	NotString           // the text field is not a string
-	TooLong             // a record longer than --max-doc-bytes
-	Truncated           // the input ends inside a record (a truncated .gz or .zst)
-	TokenizerErr        // the tokenizer failed on the text
-	InvalidUTF8         // repaired: invalid UTF-8 replaced by U+FFFD
-	NULBytes            // repaired: NUL bytes removed
-	DuplicateField      // repaired: a key of the text field's path occurs twice in its object; the last value is used, as Python's json does
-	HeldOut             // a record of the other split of a --valid-fraction build (neither bad nor repaired)
+	OK             Reason = iota
+	Blank                 // an empty or whitespace-only record, or one whose text tokenizes to nothing
+	BadJSON               // a JSON Lines record that does not parse
+	MissingField          // the text field is absent
+	NotString             // the text field is not a string
+	TooLong               // a record longer than --max-doc-bytes
+	Truncated             // the input ends inside a record (a truncated .gz or .zst)
+	TokenizerErr          // the tokenizer failed on the text
+	InvalidUTF8           // repaired: invalid UTF-8 replaced by U+FFFD
+	NULBytes              // repaired: NUL bytes removed
+	DuplicateField        // repaired: a key of the text field's path occurs twice in its object; the last value is used, as Python's json does
+	HeldOut               // a record of the other split of a --valid-fraction build (neither bad nor repaired)
 	numReasons
 )
 
