@@ -1,6 +1,8 @@
 package trainer
 
 import (
+	"errors"
+	"fmt"
 	"math"
 	"strings"
 	"testing"
@@ -84,5 +86,21 @@ func TestLayout(t *testing.T) {
 	}
 	if off != c.NumParams() {
 		t.Errorf("layout covers %d of %d parameters", off, c.NumParams())
+	}
+}
+
+// A step's error names the step once and the trainer's prefix once, and
+// still unwraps to its cause.
+func TestStepError(t *testing.T) {
+	cause := errors.New("trainer: allocate activations: too big")
+	err := error(stepError{7, fmt.Errorf("trainer: forward: %w", cause)})
+	if got, want := err.Error(), "trainer: step 7: forward: trainer: allocate activations: too big"; got != want {
+		t.Errorf("Error() = %q, want %q", got, want)
+	}
+	if !errors.Is(err, cause) {
+		t.Error("the step error does not unwrap to its cause")
+	}
+	if got := (stepError{0, errors.New("cpu: out of memory")}).Error(); got != "trainer: step 0: cpu: out of memory" {
+		t.Errorf("Error() = %q", got)
 	}
 }

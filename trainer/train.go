@@ -11,6 +11,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/glmkit/glmkit/internal/atomicfile"
@@ -257,6 +258,19 @@ func (r *run) nextBatches() (stepTokens, lossTokens int, err error) {
 	return stepTokens, lossTokens, nil
 }
 
+// stepError is an error of a step's forward or backward pass, which says
+// the step once, with the trainer's prefix once.
+type stepError struct {
+	step int
+	err  error
+}
+
+func (e stepError) Error() string {
+	return fmt.Sprintf("trainer: step %d: %s", e.step, strings.TrimPrefix(e.err.Error(), "trainer: "))
+}
+
+func (e stepError) Unwrap() error { return e.err }
+
 // trainStep is one optimizer step on the micro-batches: forward and
 // backward with the token mean over the whole step, the global gradient
 // norm clipped, then AdamW at the step's learning rate.
@@ -273,10 +287,10 @@ func (r *run) trainStep(lossTokens int) (stepStats, error) {
 	for i := range r.batches {
 		l, err := m.Forward(&r.batches[i], Pass{Train: true, Seed: cfg.Seed, Step: step, Micro: i})
 		if err != nil {
-			return s, fmt.Errorf("trainer: step %d: %w", step, err)
+			return s, stepError{step, err}
 		}
 		if err := m.Backward(scale); err != nil {
-			return s, fmt.Errorf("trainer: step %d: %w", step, err)
+			return s, stepError{step, err}
 		}
 		s.loss.Add(l)
 	}
