@@ -142,7 +142,7 @@ func makePlan(ctx context.Context, meta sharding.Meta, cfg Config, inputs []Inpu
 	for i, in := range inputs {
 		if in.Format == "parquet" {
 			if strings.Contains(cfg.TextField, ",") {
-				return nil, fmt.Errorf("pipeline: %s: Parquet input reads one top-level string column; --text-field %q names several", in.Path, cfg.TextField)
+				return nil, fmt.Errorf("pipeline: %s: Parquet input reads one string column; --text-field %q names several", in.Path, cfg.TextField)
 			}
 			f, err := parquettext.Open(in.Path, cfg.TextField)
 			if err != nil {

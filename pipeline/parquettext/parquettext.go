@@ -25,7 +25,7 @@ import (
 // Magic is the first (and last) four bytes of a Parquet file.
 const Magic = "PAR1"
 
-// File is a Parquet file opened to read one top-level text column. It is
+// File is a Parquet file opened to read one text column (top-level, or a string inside a struct). It is
 // not safe for concurrent use.
 type File struct {
 	path   string
@@ -97,8 +97,10 @@ func (s *source) Seek(off int64, whence int) (int64, error) {
 	return n, err
 }
 
-// Open opens path and finds column, which must be a top-level, non-repeated
-// BYTE_ARRAY column (a string, or plain bytes).
+// Open opens path and finds column, which must be a non-repeated
+// BYTE_ARRAY column (a string, or plain bytes): top-level, or inside a
+// struct by its dotted path (meta.text). A list or a struct is an error
+// that says so.
 func Open(path, column string) (*File, error) {
 	fh, err := os.Open(path)
 	if err != nil {
@@ -130,11 +132,7 @@ func OpenSource(path string, fh Source, column string) (_ *File, err error) {
 	sc := rdr.MetaData().Schema
 	leaf := sc.ColumnIndexByName(column)
 	if leaf < 0 {
-		var names []string
-		for i := 0; i < sc.NumColumns(); i++ {
-			names = append(names, sc.Column(i).Path())
-		}
-		return nil, fmt.Errorf("parquettext: %s: no column %q (columns: %s)", path, column, strings.Join(names, ", "))
+		return nil, noColumn(path, column, sc)
 	}
 	col := sc.Column(leaf)
 	if col.PhysicalType() != parquet.Types.ByteArray || col.MaxRepetitionLevel() != 0 {
@@ -201,6 +199,28 @@ func (f *File) HashChunk(ctx context.Context, rg int) (string, error) {
 		}
 	}
 	return hex.EncodeToString(h.Sum(nil)), nil
+}
+
+// noColumn is the error of a column that is not a leaf of sc: a list or a
+// group of columns (its leaves are below it), or no column at all.
+func noColumn(path, column string, sc *schema.Schema) error {
+	var names, below []string
+	repeated := false
+	for i := range sc.NumColumns() {
+		c := sc.Column(i)
+		names = append(names, c.Path())
+		if strings.HasPrefix(c.Path(), column+".") {
+			below = append(below, c.Path())
+			repeated = repeated || c.MaxRepetitionLevel() > 0
+		}
+	}
+	switch {
+	case len(below) > 0 && repeated:
+		return fmt.Errorf("parquettext: %s: column %q is a list (its leaves: %s), not one string a row: glmkit reads a string column; join the list into one string a row first (pyarrow.compute.binary_join)", path, column, strings.Join(below, ", "))
+	case len(below) > 0:
+		return fmt.Errorf("parquettext: %s: column %q is a group of columns (a struct), not a string column: name a string column inside it (--text-field %s)", path, column, strings.Join(below, " or "))
+	}
+	return fmt.Errorf("parquettext: %s: no column %q (columns: %s)", path, column, strings.Join(names, ", "))
 }
 
 func describe(c *schema.Column) string {

@@ -5,8 +5,13 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
+
+	"github.com/apache/arrow-go/v18/parquet"
+	"github.com/apache/arrow-go/v18/parquet/file"
+	"github.com/apache/arrow-go/v18/parquet/schema"
 )
 
 func TestRoundTrip(t *testing.T) {
@@ -86,5 +91,88 @@ func TestCorrupt(t *testing.T) {
 			}
 			f.Close()
 		}
+	}
+}
+
+// A --text-field that names a list or a struct, as Hugging Face datasets
+// have them, is an error that says which it is and what to name instead;
+// a string leaf inside a struct, named as the error suggests, is read.
+func TestNestedColumns(t *testing.T) {
+	str := func(name string) schema.Node {
+		n, err := schema.NewPrimitiveNodeLogical(name, parquet.Repetitions.Optional, schema.StringLogicalType{}, parquet.Types.ByteArray, -1, -1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	list, err := schema.ListOfWithName("paragraphs", str("element"), parquet.Repetitions.Optional, -1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	meta, err := schema.NewGroupNode("meta", parquet.Repetitions.Optional, schema.FieldList{str("title"), str("body")}, -1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	root, err := schema.NewGroupNode("schema", parquet.Repetitions.Required, schema.FieldList{list, meta}, -1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "nested.parquet")
+	fh, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := file.NewParquetWriter(fh, root)
+	rg := w.AppendRowGroup()
+	// Two rows: paragraphs ["a", "b"] and ["c"]; meta {title, body} and
+	// {title, null}.
+	for _, c := range []struct {
+		vals       []string
+		defs, reps []int16
+	}{
+		{[]string{"a", "b", "c"}, []int16{3, 3, 3}, []int16{0, 1, 0}},
+		{[]string{"first title", "second title"}, []int16{2, 2}, nil},
+		{[]string{"the first body"}, []int16{2, 1}, nil},
+	} {
+		cw, err := rg.NextColumn()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var vals []parquet.ByteArray
+		for _, v := range c.vals {
+			vals = append(vals, parquet.ByteArray(v))
+		}
+		if _, err := cw.(*file.ByteArrayColumnChunkWriter).WriteBatch(vals, c.defs, c.reps); err != nil {
+			t.Fatal(err)
+		}
+		cw.Close()
+	}
+	rg.Close()
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	for _, c := range []struct{ column, want string }{
+		{"paragraphs", `column "paragraphs" is a list (its leaves: paragraphs.list.element), not one string a row`},
+		{"meta", `column "meta" is a group of columns (a struct), not a string column: name a string column inside it (--text-field meta.title or meta.body)`},
+		{"body", `no column "body" (columns: paragraphs.list.element, meta.title, meta.body)`},
+		{"paragraphs.list.element", `column "paragraphs.list.element" holds a repeated BYTE_ARRAY, not text`},
+	} {
+		if _, err := Open(path, c.column); err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("Open(%q) = %v; want an error that says %q", c.column, err, c.want)
+		}
+	}
+	f, err := Open(path, "meta.body")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	var got []string
+	err = f.ReadRowGroup(context.Background(), 0, func(text []byte, null bool) error {
+		got = append(got, fmt.Sprintf("%q %v", text, null))
+		return nil
+	})
+	if want := []string{`"the first body" false`, `"" true`}; err != nil || !slices.Equal(got, want) {
+		t.Errorf("meta.body: %q, %v; want %q", got, err, want)
 	}
 }
