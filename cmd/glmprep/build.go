@@ -166,7 +166,7 @@ func (a *buildArgs) options(stderr io.Writer) (pipeline.BuildOptions, *tokenizer
 	}
 	a.tokNotes, a.tokFamily = tok.Notes(), tok.Family()
 	if w := tok.Warning(); w != "" {
-		fmt.Fprintln(stderr, "glmprep: warning:", w)
+		fmt.Fprintln(stderr, "glmprep: warning:", cli.Message(w))
 	}
 	mc := masking.DefaultConfig()
 	if mc.Weights, err = parseMix(a.mix); err != nil {
@@ -445,7 +445,7 @@ func (u *ui) warn(msg string) {
 	if u.bar != nil {
 		_ = u.bar.Clear()
 	}
-	fmt.Fprintln(u.w, "glmprep: warning:", msg)
+	fmt.Fprintln(u.w, "glmprep: warning:", cli.Message(msg))
 }
 
 func (u *ui) finish() {

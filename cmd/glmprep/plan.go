@@ -138,7 +138,7 @@ func cmdRunTask(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		return err
 	}
 	env.Strict = *strict
-	env.Warn = func(msg string) { fmt.Fprintln(stderr, "glmprep: warning:", msg) }
+	env.Warn = func(msg string) { fmt.Fprintln(stderr, "glmprep: warning:", cli.Message(msg)) }
 	rec, err := pipeline.RunTaskOnce(ctx, plan, env, plan.Tasks[*task])
 	if err != nil {
 		return err

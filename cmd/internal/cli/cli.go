@@ -131,7 +131,7 @@ func main(name string, args []string, stdout, stderr io.Writer, run func(ctx con
 	if errors.Is(err, ErrHelp) {
 		return 0 // the help was printed to stdout
 	}
-	fmt.Fprintf(stderr, "%s: %v\n", name, err)
+	fmt.Fprintf(stderr, "%s: %s\n", name, Message(err.Error()))
 	if errors.Is(err, ErrUsage) {
 		return 2
 	}

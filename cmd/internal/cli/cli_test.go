@@ -42,6 +42,8 @@ func TestExitStatus(t *testing.T) {
 		{func(context.Context, []string, io.Writer, io.Writer) error { return ErrUsage }, 2, "usage"},
 		{func(context.Context, []string, io.Writer, io.Writer) error { return errors.New("x.txt: bad") }, 1, "x.txt: bad"},
 		{func(context.Context, []string, io.Writer, io.Writer) error { return nil }, 0, ""},
+		// A file name's control characters cannot drive the terminal.
+		{func(context.Context, []string, io.Writer, io.Writer) error { return errors.New("x\x1b[2J.txt: bad") }, 1, `tool: x\x1b[2J.txt: bad` + "\n"},
 	} {
 		var stderr bytes.Buffer
 		code := main("tool", nil, io.Discard, &stderr, tc.run)
@@ -137,5 +139,20 @@ func TestPrintable(t *testing.T) {
 	}
 	if got := Printable("a\nb", func(s string) string { return "<" + s + ">" }); got != `a<\n>b` {
 		t.Errorf("marked: %q", got)
+	}
+}
+
+// Message keeps a message's line ends and tabs and escapes every other
+// control character.
+func TestMessage(t *testing.T) {
+	for in, want := range map[string]string{
+		"plain: a.txt:3: bad_json":             "plain: a.txt:3: bad_json",
+		"two\nlines\tand a tab":                "two\nlines\tand a tab",
+		"dir/\x1b]0;owned\a.txt:1: too_long\n": "dir/\\x1b]0;owned\\a.txt:1: too_long\n",
+		"cr\rname \u202e\tx":                  "cr\\rname \\u202e\tx",
+	} {
+		if got := Message(in); got != want {
+			t.Errorf("Message(%q) = %q; want %q", in, got, want)
+		}
 	}
 }

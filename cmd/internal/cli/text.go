@@ -30,6 +30,25 @@ func Printable(s string, mark func(string) string) string {
 	return b.String()
 }
 
+// Message is an error or warning as it is printed on a terminal: a file
+// name or a record's text in it cannot drive the terminal, since every
+// control character but a line end and a tab is shown as its escape (see
+// Printable).
+func Message(s string) string {
+	if !strings.ContainsFunc(s, func(r rune) bool { return r != '\n' && r != '\t' && IsControl(r) }) {
+		return s
+	}
+	lines := strings.Split(s, "\n")
+	for i, l := range lines {
+		parts := strings.Split(l, "\t")
+		for j, p := range parts {
+			parts[j] = Printable(p, nil)
+		}
+		lines[i] = strings.Join(parts, "\t")
+	}
+	return strings.Join(lines, "\n")
+}
+
 // IsControl reports a C0 or C1 control, DEL, or a bidirectional embedding,
 // override or isolate.
 func IsControl(r rune) bool {
