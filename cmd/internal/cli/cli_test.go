@@ -149,7 +149,7 @@ func TestMessage(t *testing.T) {
 		"plain: a.txt:3: bad_json":             "plain: a.txt:3: bad_json",
 		"two\nlines\tand a tab":                "two\nlines\tand a tab",
 		"dir/\x1b]0;owned\a.txt:1: too_long\n": "dir/\\x1b]0;owned\\a.txt:1: too_long\n",
-		"cr\rname \u202e\tx":                  "cr\\rname \\u202e\tx",
+		"cr\rname \u202e\tx":                   "cr\\rname \\u202e\tx",
 	} {
 		if got := Message(in); got != want {
 			t.Errorf("Message(%q) = %q; want %q", in, got, want)
