@@ -86,12 +86,23 @@ func (a *acts) ensure(be Backend, cfg Config, b, t, n int) error {
 	attSaved, attScratch := be.AttentionSizes(b, t, C, cfg.Heads, cfg.AttentionDropout > 0)
 	need := bodySize(cfg, b, t, attSaved, attScratch)
 	if need > a.bodyCap {
+		// A second growth is a shape that keeps growing (infill adds a
+		// row a token): grow by half, so the body is not allocated (and
+		// zeroed) again for every row.
+		grow := need
+		if a.bodyCap > 0 {
+			grow = max(need, a.bodyCap+a.bodyCap/2)
+		}
 		free(be, &a.body)
-		buf, err := be.Floats(need)
+		buf, err := be.Floats(grow)
+		if err != nil && grow > need {
+			grow = need
+			buf, err = be.Floats(need)
+		}
 		if err != nil {
 			return fmt.Errorf("trainer: allocate activations for a %d×%d batch (%d floats): %w %s", b, t, need, err, smallerBatch)
 		}
-		a.body, a.bodyCap = buf, need
+		a.body, a.bodyCap = buf, grow
 	}
 	if needH := n*(2*C+V+1) + 1; needH > a.headCap {
 		needH += needH / 4 // the number of loss positions varies from batch to batch
