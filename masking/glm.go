@@ -174,7 +174,11 @@ func (m *Masker) token(s *Sample, r *rng, t []int32) {
 	}
 	// GLM's assignment: documents shortest first take lengths from the front
 	// while the sum stays within ratio of their region; the longest takes the
-	// rest while they fit.
+	// rest while they fit. "Fit" is the region holding the spans with a free
+	// token between neighbours (sum + count ≤ n with the new length). Within
+	// ratio ≤ ½ of a region a length always fits, so that test changes
+	// nothing there; above ½ GLM's sample_spans would fail on a document
+	// given more, and drop the sample.
 	next := 0
 	for d := range docs {
 		g := &docs[d]
@@ -188,7 +192,7 @@ func (m *Masker) token(s *Sample, r *rng, t []int32) {
 			break
 		}
 		capacity := int32(float64(g.n) * m.cfg.Ratio)
-		for next < len(lengths) && lengths[next]+g.sum <= capacity {
+		for next < len(lengths) && lengths[next]+g.sum <= capacity && lengths[next]+g.sum+g.cnt <= g.n {
 			g.sum += lengths[next]
 			g.cnt++
 			sc.owner[next] = int32(d)

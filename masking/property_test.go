@@ -242,3 +242,41 @@ func TestMaskAllocs(t *testing.T) {
 		t.Errorf("MaskTo+Validate with a reused Sample: %v allocations per sample, want 0", allocs)
 	}
 }
+
+// Every ratio the configuration accepts gives valid rows, packed samples
+// of many documents included. Above one half GLM's assignment can give a
+// document more than its region holds with a free token between spans
+// (GLM then drops the sample); glmkit places what fits and counts the
+// shortfall.
+func TestHighRatios(t *testing.T) {
+	var r rng
+	r.seed(4, 5, 6)
+	var s Sample
+	for _, ratio := range []float64{0.5, 0.55, 0.65, 0.8, 0.95, 0.999} {
+		cfg := testConfig([3]float64{1, 0.2, 0.2}, ratio > 0.7, 9)
+		cfg.Ratio = ratio
+		m, err := New(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		short := 0
+		for it := range 1500 {
+			data := make([]byte, 1+r.intn(400))
+			for i := range data {
+				data[i] = byte(r.intn(256))
+			}
+			src := synth(data)
+			if err := m.MaskTo(&s, uint64(it), 0, src); err != nil {
+				if err == ErrTooShort {
+					continue
+				}
+				t.Fatalf("ratio %v: Mask(%v) = %v", ratio, src, err)
+			}
+			checkProperties(t, m, &s, src)
+			if s.Shortfall > 0 {
+				short++
+			}
+		}
+		t.Logf("ratio %v: %d of 1500 rows short of the target", ratio, short)
+	}
+}

@@ -382,8 +382,8 @@ func printRowStats(stdout io.Writer, m *sharding.Manifest, r pipeline.RowStats) 
 			100*float64(st.Masked)/float64(max(st.SourceTokens, 1)), float64(st.Spans)/float64(st.Rows), float64(st.Masked)/float64(max(st.Spans, 1)))
 	}
 	if r.Rebalanced > 0 || r.Shortfall > 0 || r.Fallback > 0 {
-		fmt.Fprintf(stdout, "  token rows GLM would drop, kept: %d; short of 15%%: %d (%d tokens); sentence rows without a sentence: %d\n",
-			r.Rebalanced, r.Shortfall, r.ShortTok, r.Fallback)
+		fmt.Fprintf(stdout, "  token rows GLM would drop, kept: %d; short of the %g%% mask ratio: %d (%d tokens); sentence rows without a sentence: %d\n",
+			r.Rebalanced, 100*m.Meta.Masking.Ratio, r.Shortfall, r.ShortTok, r.Fallback)
 	}
 }
 
