@@ -279,6 +279,8 @@ func TestBuildBadInput(t *testing.T) {
 		{"broken json", "bad.jsonl", []byte(good + `{"text": "unterminated` + "\n" + good), BadJSON, "bad.jsonl:2"},
 		{"missing field", "miss.jsonl", []byte(good + `{"body": "x"}` + "\n"), MissingField, "miss.jsonl:2"},
 		{"not a string", "num.jsonl", []byte(good + good + `{"text": 42}` + "\n"), NotString, "num.jsonl:3"},
+		{"lone surrogate escape", "sur.jsonl", []byte(good + `{"text":"a\ud800b"}` + "\n"), InvalidUTF8, "sur.jsonl:2: invalid_utf8: a JSON escape of a lone surrogate"},
+		{"lone surrogate in a json document", "sur.json", []byte(`["fine text.", "a\udc00b"]`), InvalidUTF8, "sur.json:1: invalid_utf8: a JSON escape of a lone surrogate"},
 		{"field given twice", "dup.jsonl", []byte(good + `{"id":1,"text":"first","text":"the last one is read."}` + "\n"), DuplicateField, `dup.jsonl:2: duplicate_field: field "text" is given twice`},
 		{"10 MB line", "long.txt", append(append([]byte("short\n"), bytes.Repeat([]byte("x "), 5<<20)...), "\nend\n"...), TooLong, "long.txt:2"},
 		{"truncated gz", "cut.jsonl.gz", gz[:len(gz)*2/3], Truncated, "cut.jsonl.gz:"},

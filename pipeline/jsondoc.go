@@ -562,7 +562,7 @@ func jsonDocHead(br *bufio.Reader, fields [][]string, maxLine int) (bool, error)
 		break
 	}
 	line = bytes.TrimRight(bytes.TrimLeft(line, " \t\r\n\xef\xbb\xbf"), " \t\r\n")
-	if _, reason, _ := jsonText(nil, line, []string{"\x00"}); reason == BadJSON {
+	if _, reason, _, _ := jsonText(nil, line, []string{"\x00"}); reason == BadJSON {
 		return true, nil // not a whole object on its line: a document across lines
 	}
 	more, _ := br.Peek(4096)
@@ -570,7 +570,7 @@ func jsonDocHead(br *bufio.Reader, fields [][]string, maxLine int) (bool, error)
 		return false, nil // a second line: JSON Lines
 	}
 	for _, f := range fields {
-		if _, reason, _ := jsonText(nil, line, f); reason == OK {
+		if _, reason, _, _ := jsonText(nil, line, f); reason == OK {
 			return false, nil // one JSON Lines record
 		}
 	}

@@ -13,29 +13,34 @@ import (
 // is valid JSON (RFC 8259), without building any value, so records are
 // parsed at the speed of a scan and allocate nothing. A key of the path
 // that occurs twice in its object takes its last value, as Python's json
-// and encoding/json do, and the reason is then DuplicateField (if that
-// value is a string; otherwise NotString).
+// and encoding/json do.
 //
-// It returns reason OK, DuplicateField, MissingField, NotString or BadJSON
-// (with err).
-func jsonText(dst, data []byte, path []string) ([]byte, Reason, error) {
+// It returns reason OK, MissingField, NotString or BadJSON (with err), and
+// with OK what was repaired: repairDupBit for a key of the path given
+// twice, repairSurrBit for a lone surrogate escape in the text (\ud800,
+// which no UTF-8 can hold), decoded as U+FFFD.
+func jsonText(dst, data []byte, path []string) ([]byte, Reason, uint8, error) {
 	p := jparser{data: data, dst: dst, base: len(dst), mark: len(dst)}
 	p.ws()
 	if p.i >= len(p.data) || p.data[p.i] != '{' {
-		return dst, BadJSON, p.errf("a record must be a JSON object")
+		return dst, BadJSON, 0, p.errf("a record must be a JSON object")
 	}
 	status := MissingField
 	if err := p.object(path, &status); err != nil {
-		return dst, BadJSON, err
+		return dst, BadJSON, 0, err
 	}
 	p.ws()
 	if p.i != len(p.data) {
-		return dst, BadJSON, p.errf("data after the object")
+		return dst, BadJSON, 0, p.errf("data after the object")
 	}
+	var repair uint8
 	if p.dup && status == OK {
-		status = DuplicateField
+		repair |= repairDupBit
 	}
-	return p.dst[:p.mark], status, nil
+	if p.lone && status == OK {
+		repair |= repairSurrBit
+	}
+	return p.dst[:p.mark], status, repair, nil
 }
 
 type jparser struct {
@@ -46,6 +51,8 @@ type jparser struct {
 	mark  int // where it ends
 	depth int
 	dup   bool // a key of the path occurred twice in its object
+	surr  int  // lone surrogate escapes decoded (as U+FFFD) so far
+	lone  bool // the text found holds one
 }
 
 func (p *jparser) errf(format string, a ...any) error {
@@ -108,7 +115,7 @@ func (p *jparser) object(path []string, status *Reason) error {
 		p.dst = p.dst[:keyStart]
 		if match && seen {
 			// The later value is the key's, whatever the earlier held.
-			p.dup = true
+			p.dup, p.lone = true, false
 			p.dst, p.mark = p.dst[:p.base], p.base
 			*status = MissingField
 		}
@@ -127,10 +134,12 @@ func (p *jparser) object(path []string, status *Reason) error {
 			// The field: decode it to the front of dst (an earlier
 			// duplicate is overwritten).
 			p.dst = p.dst[:p.base]
+			surr := p.surr
 			if err := p.str(); err != nil {
 				return err
 			}
 			p.mark = len(p.dst)
+			p.lone = p.surr > surr
 			*status = OK
 		case match && len(path) == 1:
 			p.dst, p.mark = p.dst[:p.base], p.base
@@ -322,6 +331,7 @@ func (p *jparser) str() error {
 					i += 6
 				} else {
 					r = utf8.RuneError
+					p.surr++
 				}
 			}
 			p.dst = utf8.AppendRune(p.dst, r)
@@ -353,21 +363,26 @@ func hex4(d []byte, i int) (rune, bool) {
 }
 
 // jsonString decodes a record that is one JSON string (an element of a
-// JSON document's list of texts) and appends its value to dst.
-func jsonString(dst, data []byte) ([]byte, Reason, error) {
+// JSON document's list of texts) and appends its value to dst; repair is
+// repairSurrBit when it held a lone surrogate escape (see jsonText).
+func jsonString(dst, data []byte) ([]byte, Reason, uint8, error) {
 	p := jparser{data: data, dst: dst}
 	p.ws()
 	if p.i >= len(p.data) || p.data[p.i] != '"' {
-		return dst, BadJSON, p.errf("a record must be a JSON object or string")
+		return dst, BadJSON, 0, p.errf("a record must be a JSON object or string")
 	}
 	if err := p.str(); err != nil {
-		return dst, BadJSON, err
+		return dst, BadJSON, 0, err
 	}
 	p.ws()
 	if p.i != len(p.data) {
-		return dst, BadJSON, p.errf("data after the string")
+		return dst, BadJSON, 0, p.errf("data after the string")
 	}
-	return p.dst, OK, nil
+	var repair uint8
+	if p.surr > 0 {
+		repair = repairSurrBit
+	}
+	return p.dst, OK, repair, nil
 }
 
 // recordText extracts a JSON record's text: the string at the one field
@@ -375,54 +390,48 @@ func jsonString(dst, data []byte) ([]byte, Reason, error) {
 // joined in their order by a blank line ("\n\n"; fields that are missing or
 // empty are left out), or the record itself when it
 // is a JSON string (allowString). scratch holds a joined text. The reason is OK,
-// DuplicateField (the text is used, but a field was given twice: the last
-// value is taken, and detail says which), MissingField (none of the fields
-// is there), NotString (one of them is not a string; null included) or
-// BadJSON.
-func recordText(raw []byte, fields [][]string, allowString bool, scratch []byte) (text, scratchOut []byte, reason Reason, detail string) {
+// MissingField (none of the fields is there), NotString (one of them is
+// not a string; null included) or BadJSON, with detail saying what is
+// wrong. With OK, repair has the bits of what was repaired (see jsonText);
+// for repairDupBit detail names the field given twice.
+func recordText(raw []byte, fields [][]string, allowString bool, scratch []byte) (text, scratchOut []byte, reason Reason, repair uint8, detail string) {
 	lead := 0
 	for lead < len(raw) && (raw[lead] == ' ' || raw[lead] == '\t' || raw[lead] == '\n' || raw[lead] == '\r') {
 		lead++
 	}
 	if allowString && lead < len(raw) && raw[lead] == '"' {
 		// Decoded in place: a JSON string is never shorter than its value.
-		t, reason, err := jsonString(raw[:0:len(raw)], raw)
+		t, reason, repair, err := jsonString(raw[:0:len(raw)], raw)
 		if err != nil {
-			return nil, scratch, reason, err.Error()
+			return nil, scratch, reason, 0, err.Error()
 		}
-		return t, scratch, OK, ""
+		return t, scratch, OK, repair, ""
 	}
 	if allowString && (lead >= len(raw) || raw[lead] != '{') {
-		return nil, scratch, BadJSON, "a record of a JSON document must be an object or a string"
+		return nil, scratch, BadJSON, 0, "a record of a JSON document must be an object or a string"
 	}
 	if bytes.HasPrefix(raw[lead:], bom) {
 		// Only an input's first record may start with one (it is not
 		// text there); inside, it is where files were joined.
-		return nil, scratch, BadJSON, "a UTF-8 byte order mark (EF BB BF) starts the record, not '{': files that each begin with one were joined (cat a.jsonl b.jsonl); remove the marks first (sed -i 's/^\\xEF\\xBB\\xBF//')"
+		return nil, scratch, BadJSON, 0, "a UTF-8 byte order mark (EF BB BF) starts the record, not '{': files that each begin with one were joined (cat a.jsonl b.jsonl); remove the marks first (sed -i 's/^\\xEF\\xBB\\xBF//')"
 	}
 	name := func(f []string) string { return fmt.Sprintf("%q", joinPath(f)) }
-	twice := func(f []string) string {
-		return fmt.Sprintf("field %s is given twice (a key of its path occurs twice in one object); the last value is used, as Python's json does", name(f))
-	}
 	if len(fields) == 1 {
 		// Decoded in place: the value overwrites only what was parsed.
-		t, reason, err := jsonText(raw[:0:len(raw)], raw, fields[0])
+		t, reason, repair, err := jsonText(raw[:0:len(raw)], raw, fields[0])
 		switch reason {
 		case BadJSON:
-			return nil, scratch, reason, err.Error()
+			return nil, scratch, reason, 0, err.Error()
 		case MissingField:
-			return nil, scratch, reason, "no field " + name(fields[0])
+			return nil, scratch, reason, 0, "no field " + name(fields[0])
 		case NotString:
-			return nil, scratch, reason, fmt.Sprintf("field %s is not a string", name(fields[0]))
-		case DuplicateField:
-			return t, scratch, reason, twice(fields[0])
+			return nil, scratch, reason, 0, fmt.Sprintf("field %s is not a string", name(fields[0]))
 		}
-		return t, scratch, OK, ""
+		return t, scratch, OK, repair, twice(repair, fields[0])
 	}
 	scratch = scratch[:0]
 	present, found := 0, 0
 	var names []string
-	status, detail := OK, ""
 	for _, f := range fields {
 		names = append(names, name(f))
 		mark := len(scratch)
@@ -432,20 +441,21 @@ func recordText(raw []byte, fields [][]string, allowString bool, scratch []byte)
 		start := len(scratch)
 		var err error
 		var r Reason
-		scratch, r, err = jsonText(scratch, raw, f)
+		var rp uint8
+		scratch, r, rp, err = jsonText(scratch, raw, f)
 		switch r {
 		case BadJSON:
-			return nil, scratch, r, err.Error()
+			return nil, scratch, r, 0, err.Error()
 		case NotString:
-			return nil, scratch, r, fmt.Sprintf("field %s is not a string", name(f))
+			return nil, scratch, r, 0, fmt.Sprintf("field %s is not a string", name(f))
 		case MissingField:
 			scratch = scratch[:mark]
 			continue
-		case DuplicateField:
-			if status == OK {
-				status, detail = r, twice(f)
-			}
 		}
+		if detail == "" {
+			detail = twice(rp, f)
+		}
+		repair |= rp
 		present++
 		if len(scratch) == start { // an empty string: no separator either
 			scratch = scratch[:mark]
@@ -454,9 +464,17 @@ func recordText(raw []byte, fields [][]string, allowString bool, scratch []byte)
 		found++
 	}
 	if present == 0 {
-		return nil, scratch, MissingField, "none of the fields " + joinNames(names)
+		return nil, scratch, MissingField, 0, "none of the fields " + joinNames(names)
 	}
-	return scratch, scratch, status, detail
+	return scratch, scratch, OK, repair, detail
+}
+
+// twice is the note on field f given twice, when repair says it was ("").
+func twice(repair uint8, f []string) string {
+	if repair&repairDupBit == 0 {
+		return ""
+	}
+	return fmt.Sprintf("field %q is given twice (a key of its path occurs twice in one object); the last value is used, as Python's json does", joinPath(f))
 }
 
 func joinPath(f []string) string {

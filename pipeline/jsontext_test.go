@@ -35,7 +35,12 @@ func TestJSONText(t *testing.T) {
 		{`{"body":"x"}`, "text", "", MissingField},
 		{`{"meta":"x"}`, "meta.text", "", MissingField},
 		{`{}`, "text", "", MissingField},
+		// A lone surrogate escape in the text is decoded as U+FFFD and
+		// reported as a repair; one in a key or another value is not.
 		{`{"text":"\ud800 lone"}`, "text", "\uFFFD lone", OK},
+		{`{"text":"x \udc00\ud800"}`, "text", "x \uFFFD\uFFFD", OK},
+		{`{"a\ud800":"\udfff","text":"fine"}`, "text", "fine", OK},
+		{`{"text":"\ud800","text":"fine"}`, "text", "fine", DuplicateField},
 		{`{"text":"a\u0000b"}`, "text", "a\x00b", OK},
 		{`{"text":"ok"`, "text", "", BadJSON},
 		{`{"text":"ok"} x`, "text", "", BadJSON},
@@ -55,9 +60,15 @@ func TestJSONText(t *testing.T) {
 		{`{"x":` + strings.Repeat("[", 9000) + strings.Repeat("]", 9000) + `,"text":"deep"}`, "text", "deep", OK},
 	} {
 		prefix := []byte("keep:")
-		got, reason, err := jsonText(prefix, []byte(tc.in), strings.Split(tc.path, "."))
+		got, reason, repair, err := jsonText(prefix, []byte(tc.in), strings.Split(tc.path, "."))
+		if reason == OK && repair&repairDupBit != 0 {
+			reason = DuplicateField
+		}
 		if reason != tc.reason || ((reason == OK || reason == DuplicateField) && string(got[5:]) != tc.want) || string(got[:5]) != "keep:" {
 			t.Errorf("jsonText(%.60q, %q) = %q, %v, %v; want %q, %v", tc.in, tc.path, got, reason, err, tc.want, tc.reason)
+		}
+		if lone := strings.Contains(tc.want, "\uFFFD"); lone != (repair&repairSurrBit != 0) {
+			t.Errorf("jsonText(%.60q): repair %b; want the lone surrogate bit %v", tc.in, repair, lone)
 		}
 		if (err != nil) != (tc.reason == BadJSON) {
 			t.Errorf("jsonText(%.60q) error %v with reason %v", tc.in, err, reason)
@@ -72,11 +83,11 @@ func FuzzJSONText(f *testing.F) {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
-		got, reason, err := jsonText(nil, data, []string{"text"})
+		got, reason, repair, err := jsonText(nil, data, []string{"text"})
 		// Decoding in place, over the record itself (as the pipeline
 		// does, so a big record is not held twice), gives the same.
 		inPlace := bytes.Clone(data)
-		got2, reason2, err2 := jsonText(inPlace[:0:len(inPlace)], inPlace, []string{"text"})
+		got2, reason2, _, err2 := jsonText(inPlace[:0:len(inPlace)], inPlace, []string{"text"})
 		if reason2 != reason || (err == nil) != (err2 == nil) || reason == OK && !bytes.Equal(got, got2) {
 			t.Fatalf("%q: in place %q %v %v, into a new buffer %q %v %v", data, got2, reason2, err2, got, reason, err)
 		}
@@ -106,12 +117,11 @@ func FuzzJSONText(f *testing.F) {
 				t.Fatalf("%q: reason %v, want not a string", data, reason)
 			}
 		default:
-			want := OK
-			if topKeys(data, "text") > 1 {
-				want = DuplicateField
+			if reason != OK || string(got) != s {
+				t.Fatalf("%q: got %q (%v), encoding/json %q", data, got, reason, s)
 			}
-			if reason != want || string(got) != s {
-				t.Fatalf("%q: got %q (%v), encoding/json %q (want %v)", data, got, reason, s, want)
+			if dup := topKeys(data, "text") > 1; dup != (repair&repairDupBit != 0) {
+				t.Fatalf("%q: repair %b; a key given twice: %v", data, repair, dup)
 			}
 		}
 	})
@@ -142,11 +152,11 @@ func topKeys(data []byte, key string) int {
 // JSON that says so; a record without one still parses.
 func TestRecordBOM(t *testing.T) {
 	fields := [][]string{{"text"}}
-	_, _, reason, detail := recordText([]byte("\xef\xbb\xbf{\"text\":\"b\"}"), fields, false, nil)
+	_, _, reason, _, detail := recordText([]byte("\xef\xbb\xbf{\"text\":\"b\"}"), fields, false, nil)
 	if reason != BadJSON || !strings.Contains(detail, "byte order mark") {
 		t.Errorf("a record after a BOM: %v %q; want bad_json naming the byte order mark", reason, detail)
 	}
-	if text, _, reason, _ := recordText([]byte(`{"text":"b"}`), fields, false, nil); reason != OK || string(text) != "b" {
+	if text, _, reason, _, _ := recordText([]byte(`{"text":"b"}`), fields, false, nil); reason != OK || string(text) != "b" {
 		t.Errorf("a plain record: %v %q", reason, text)
 	}
 }

@@ -57,7 +57,7 @@ func (p *packer) count(rec *record, ntok int) {
 	c.Records++
 	// A repaired record is counted as repaired whatever became of it (a
 	// record of nothing but invalid bytes and NULs is then blank).
-	if rec.repair&repairUTF8Bit != 0 {
+	if rec.repair&(repairUTF8Bit|repairSurrBit) != 0 {
 		c.Reasons[InvalidUTF8]++
 	}
 	if rec.repair&repairNULBit != 0 {

@@ -119,7 +119,7 @@ func sniffStdinFormat(br *bufio.Reader, jsonPath bool, warn func(string)) string
 	}
 	line, _, complete := bytes.Cut(rest, []byte{'\n'})
 	if rest[0] == '{' && (complete || len(head) < 1<<16) {
-		if _, reason, _ := jsonText(nil, bytes.TrimRight(line, "\r"), []string{"\x00"}); reason != BadJSON {
+		if _, reason, _, _ := jsonText(nil, bytes.TrimRight(line, "\r"), []string{"\x00"}); reason != BadJSON {
 			if warn != nil {
 				warn("stdin: reading it as JSON Lines (its first line is a JSON object; --format text reads it as plain text)")
 			}

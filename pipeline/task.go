@@ -237,6 +237,7 @@ const (
 	repairUTF8Bit = 1 << 0
 	repairNULBit  = 1 << 1
 	repairDupBit  = 1 << 2 // a field given twice (rc.detail says which)
+	repairSurrBit = 1 << 3 // a JSON escape of a lone surrogate, decoded as U+FFFD (counted as invalid_utf8)
 
 	jobBytes      = 1 << 20 // text per tokenization job
 	jobRecords    = 8192
@@ -655,8 +656,13 @@ func (tr *taskReader) reportRecord(rc *record) error {
 			return err
 		}
 	}
-	if rc.repair&repairUTF8Bit != 0 {
+	switch {
+	case rc.repair&repairUTF8Bit != 0:
 		if err := env.report(tr.path, rc, InvalidUTF8, "invalid UTF-8 replaced by U+FFFD"); err != nil {
+			return err
+		}
+	case rc.repair&repairSurrBit != 0:
+		if err := env.report(tr.path, rc, InvalidUTF8, "a JSON escape of a lone surrogate (\\ud800 to \\udfff, which UTF-8 cannot hold) decoded as U+FFFD"); err != nil {
 			return err
 		}
 	}
@@ -750,17 +756,14 @@ func encodeJob(j *tokJob, enc Encoder, jsonl, strs bool, fields [][]string) {
 		}
 		text := j.text[rc.start:rc.end]
 		if jsonl {
-			field, scratch, reason, detail := recordText(text, fields, strs, j.join)
+			field, scratch, reason, repair, detail := recordText(text, fields, strs, j.join)
 			j.join = scratch
-			switch reason {
-			case OK:
-			case DuplicateField:
-				rc.repair |= repairDupBit
-				rc.detail = detail
-			default:
-				rc.reason, rc.detail = reason, detail
+			rc.detail = detail // OK: the field given twice, if one was
+			if reason != OK {
+				rc.reason = reason
 				continue
 			}
+			rc.repair |= repair
 			text = field
 		}
 		if !utf8.Valid(text) {
