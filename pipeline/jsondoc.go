@@ -323,7 +323,8 @@ func (d *jsonDoc) key() (string, error) {
 
 // next cuts the next record, appending its raw JSON to arena. At the end
 // it returns errEnd; a syntax error (or damage of the stream) ends the
-// document with inErr set, after the records before it.
+// document with inErr set, after the records before it and one Truncated
+// record where it broke (a compressed stream's damage counts the same).
 func (d *jsonDoc) next(arena []byte) (record, []byte, error) {
 	for {
 		if d.done {
@@ -332,16 +333,17 @@ func (d *jsonDoc) next(arena []byte) (record, []byte, error) {
 		rec, arena, ok, err := d.step(arena)
 		if err != nil {
 			var se *errSyntax
-			if errors.As(err, &se) || isDamage(err) {
-				d.done = true
-				if se != nil {
-					d.inErr = &damageError{offset: d.off, detail: se.msg}
-				} else {
-					d.inErr = err
-				}
-				return record{}, arena, errEnd
+			if !errors.As(err, &se) && !isDamage(err) {
+				return record{}, arena, err
 			}
-			return record{}, arena, err
+			d.done = true
+			d.inErr = err
+			if se != nil {
+				d.inErr = &damageError{offset: d.off, detail: se.msg}
+			}
+			rec = record{line: d.line + 1, off: d.off, start: len(arena), end: len(arena), reason: Truncated,
+				detail: fmt.Sprintf("the document is damaged here: %v", d.inErr)}
+			ok = true
 		}
 		if !ok {
 			continue

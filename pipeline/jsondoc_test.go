@@ -106,9 +106,11 @@ func TestJSONDocEdges(t *testing.T) {
 		{`[{"text":"a"}, [{"text":"b"}], "c"]`, "", `{"text":"a"}|{"text":"b"}|"c"`, ""},
 		{`{"data":[{"p":[1]},{"q":2},3]}`, "data.p", `1|[missing_field]|[missing_field]`, ""},
 		{`{"x":1}`, "data", `[missing_field]`, ""},
-		{`[{"text":"a"},{"text":"b"`, "", `{"text":"a"}`, "the document ends"},
-		{`[{"text":"a"}] [1]`, "", `{"text":"a"}`, "data after the JSON document"},
-		{`[{"text":"a"},, 2]`, "", `{"text":"a"}`, "invalid JSON"},
+		// Damage ends the document with one truncated record, counted as a
+		// compressed stream's damage is.
+		{`[{"text":"a"},{"text":"b"`, "", `{"text":"a"}|[truncated]`, "the document ends"},
+		{`[{"text":"a"}] [1]`, "", `{"text":"a"}|[truncated]`, "data after the JSON document"},
+		{`[{"text":"a"},, 2]`, "", `{"text":"a"}|[truncated]`, "invalid JSON"},
 		{`["` + strings.Repeat("x", 100) + `", "short"]`, "", `[too_long]|"short"`, ""},
 	} {
 		recs, texts, err := walkDoc(t, []byte(tc.doc), tc.path, 16, 50)

@@ -651,7 +651,9 @@ func (tr *taskReader) pack(j *tokJob) error {
 // reportRecord reports a record's bad input and repairs (see Env.report).
 func (tr *taskReader) reportRecord(rc *record) error {
 	env := tr.env
-	if rc.reason != OK && rc.reason != Blank && rc.reason != HeldOut {
+	// A Truncated record is where an input turned out damaged: finish
+	// reports the damage once, with what was kept.
+	if rc.reason != OK && rc.reason != Blank && rc.reason != HeldOut && rc.reason != Truncated {
 		if err := env.report(tr.path, rc, rc.reason, rc.detail); err != nil {
 			return err
 		}

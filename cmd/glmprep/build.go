@@ -491,8 +491,8 @@ func printSummary(w io.Writer, dir string, res *pipeline.Result, took time.Durat
 			100*float64(st.Rows)/float64(max(s.Row.Rows, 1)), 100*float64(st.Masked)/float64(max(st.SourceTokens, 1))))
 	}
 	fmt.Fprintf(w, "  objectives %s\n", strings.Join(parts, ", "))
-	if sk, rp := s.Skipped(), s.Repaired(); sk > 0 || rp > 0 {
-		fmt.Fprintf(w, "  bad input %d records skipped, %d repaired (see glmprep stats %s)\n", sk, rp, dir)
+	if sk, rp, dm := s.Skipped(), s.Repaired(), s.Doc.TruncatedIn; sk > 0 || rp > 0 || dm > 0 {
+		fmt.Fprintf(w, "  bad input %d records skipped, %d repaired, %d inputs damaged (see glmprep stats %s)\n", sk, rp, dm, dir)
 	}
 	if sec := took.Seconds(); sec > 0 && res.TasksRun > 0 {
 		fmt.Fprintf(w, "  speed     %s/s of input, %.2fM text tokens/s\n", humanBytes(float64(inBytes)/sec), float64(s.Doc.SourceTokens)/sec/1e6)

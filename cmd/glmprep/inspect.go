@@ -360,7 +360,7 @@ func printDocStats(stdout io.Writer, dir string, m *sharding.Manifest, s pipelin
 		}
 	}
 	if d.TruncatedIn > 0 {
-		fmt.Fprintf(stdout, "  %d inputs ended early (truncated or corrupt .gz/.zst)\n", d.TruncatedIn)
+		fmt.Fprintf(stdout, "  %d inputs damaged (a truncated or corrupt compressed frame, a broken JSON document, a bad Parquet row group): nothing after the damage was read, in that input or, for Parquet, that row group (see damaged in --json)\n", d.TruncatedIn)
 	}
 	fmt.Fprintf(stdout, "text       %s, %d text tokens (%.2f bytes/token)\n", humanBytes(float64(d.Bytes)), d.SourceTokens, float64(d.Bytes)/float64(max(d.SourceTokens, 1)))
 	fmt.Fprintf(stdout, "samples    %d from %d document pieces (%.2f pieces/sample); %d source tokens in the rows ([CLS] and eos included, %.1f a row)\n", d.Samples, d.Pieces,
