@@ -9,7 +9,9 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/glmkit/glmkit/internal/glmtest"
 	"github.com/glmkit/glmkit/masking"
@@ -261,6 +263,49 @@ func TestShardLinks(t *testing.T) {
 	}
 	if _, err := Open(dir); err == nil || !strings.Contains(err.Error(), m.Shards[1].Name) {
 		t.Errorf("Open with a directory for a shard = %v", err)
+	}
+}
+
+// A named pipe in place of a shard or the manifest, or a manifest that is
+// a link to a device, is refused at once: opening a pipe would wait for a
+// writer for ever, and /dev/zero never ends.
+func TestSpecialFilesRefused(t *testing.T) {
+	within := func(what string, f func() error) error {
+		t.Helper()
+		done := make(chan error, 1)
+		go func() { done <- f() }()
+		select {
+		case err := <-done:
+			return err
+		case <-time.After(20 * time.Second):
+			t.Fatalf("%s: still waiting after 20 s", what)
+			return nil
+		}
+	}
+	dir := t.TempDir()
+	m := writeBuild(t, dir, glmtest.Rows(t, 20), 10, Options{})
+	shard := filepath.Join(dir, m.Shards[1].Name)
+	os.Remove(shard)
+	if err := syscall.Mkfifo(shard, 0o644); err != nil {
+		t.Skipf("no named pipes here: %v", err)
+	}
+	if err := within("a pipe for a shard", func() error { _, err := Open(dir); return err }); err == nil || !strings.Contains(err.Error(), "not a regular file") {
+		t.Errorf("Open with a pipe for a shard = %v", err)
+	}
+	man := filepath.Join(dir, ManifestName)
+	os.Remove(man)
+	if err := syscall.Mkfifo(man, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := within("a pipe for the manifest", func() error { _, err := ReadManifest(dir); return err }); err == nil || !strings.Contains(err.Error(), "not a regular file") {
+		t.Errorf("ReadManifest with a pipe = %v", err)
+	}
+	os.Remove(man)
+	if err := os.Symlink("/dev/zero", man); err != nil {
+		t.Fatal(err)
+	}
+	if err := within("a link to /dev/zero", func() error { _, err := ReadManifest(dir); return err }); err == nil || !strings.Contains(err.Error(), "not a regular file") {
+		t.Errorf("ReadManifest with a link to /dev/zero = %v", err)
 	}
 }
 

@@ -136,10 +136,22 @@ const maxManifestBytes = 1 << 30
 // file and what is wrong.
 func ReadManifest(dir string) (*Manifest, error) {
 	path := filepath.Join(dir, ManifestName)
-	f, err := os.Open(path)
+	// Looked at before it is opened: opening a named pipe waits for a
+	// writer, and a device (a link to /dev/zero) never ends.
+	st, err := os.Stat(path)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, fmt.Errorf("%w: %s", ErrNoManifest, dir)
 	}
+	if err != nil {
+		return nil, fmt.Errorf("sharding: %w", err)
+	}
+	if !st.Mode().IsRegular() {
+		return nil, fmt.Errorf("sharding: %s is not a regular file (%s)", path, st.Mode().Type())
+	}
+	if st.Size() > maxManifestBytes {
+		return nil, fmt.Errorf("sharding: %s: %d bytes, larger than %d; not a glmkit manifest", path, st.Size(), maxManifestBytes)
+	}
+	f, err := os.Open(path)
 	if err != nil {
 		return nil, fmt.Errorf("sharding: %w", err)
 	}

@@ -314,6 +314,12 @@ func (s *shard) mapFile(realDir string, sf *ShardFile, verify bool) error {
 	if err := confined(s.path, realDir); err != nil {
 		return err
 	}
+	// Looked at before it is opened: opening a named pipe waits for ever.
+	if st, err := os.Stat(s.path); err != nil {
+		return err
+	} else if !st.Mode().IsRegular() {
+		return fmt.Errorf("not a regular file (%v)", st.Mode())
+	}
 	f, err := os.Open(s.path)
 	if err != nil {
 		return err

@@ -162,14 +162,26 @@ func cmdStatus(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		return err
 	}
 	s := scanTasks(dir, plan)
-	_, manifestErr := os.Lstat(filepath.Join(dir, sharding.ManifestName))
-	complete := manifestErr == nil
-	if *asJSON {
-		return printStatusJSON(stdout, dir, s, complete)
+	var man manifestState
+	if _, err := os.Lstat(filepath.Join(dir, sharding.ManifestName)); err == nil {
+		man.present = true
+		_, man.err = sharding.ReadManifest(dir)
 	}
-	printStatus(stdout, dir, s, complete)
+	if *asJSON {
+		return printStatusJSON(stdout, dir, s, man)
+	}
+	printStatus(stdout, dir, s, man)
 	return nil
 }
+
+// manifestState is whether a build's manifest is there, and why it cannot
+// be read if it cannot: the build is complete only with one that reads.
+type manifestState struct {
+	present bool
+	err     error
+}
+
+func (m manifestState) complete() bool { return m.present && m.err == nil }
 
 // written sums the shards and rows that the done and started tasks
 // recorded.
@@ -178,7 +190,7 @@ func (s taskScan) written() (shards int, rows int64) {
 }
 
 // printStatusJSON prints status --json's object.
-func printStatusJSON(stdout io.Writer, dir string, s taskScan, complete bool) error {
+func printStatusJSON(stdout io.Writer, dir string, s taskScan, man manifestState) error {
 	shards, rows := s.written()
 	out := struct {
 		Dir      string   `json:"dir"`
@@ -190,10 +202,14 @@ func printStatusJSON(stdout io.Writer, dir string, s taskScan, complete bool) er
 		Array    string   `json:"array"`
 		Complete bool     `json:"complete"`
 		Manifest bool     `json:"manifest"`
+		ManErr   string   `json:"manifest_error,omitempty"`
 		Shards   int      `json:"shards"`
 		Rows     int64    `json:"rows"`
 	}{dir, len(s.plan.Tasks), nonNil(s.done), nonNil(s.started), nonNil(s.left), nil, ranges(s.notDone()),
-		complete, complete, shards, rows}
+		man.complete(), man.present, "", shards, rows}
+	if man.err != nil {
+		out.ManErr = man.err.Error()
+	}
 	for _, t := range s.left {
 		if err := s.damaged[t]; err != nil {
 			out.Damaged = append(out.Damaged, err.Error())
@@ -209,7 +225,7 @@ func printStatusJSON(stdout io.Writer, dir string, s taskScan, complete bool) er
 
 // printStatus prints the plan, its tasks done, started and left, and what
 // to do next.
-func printStatus(stdout io.Writer, dir string, s taskScan, complete bool) {
+func printStatus(stdout io.Writer, dir string, s taskScan, man manifestState) {
 	plan := s.plan
 	var inBytes int64
 	for _, in := range plan.Inputs {
@@ -219,7 +235,9 @@ func printStatus(stdout io.Writer, dir string, s taskScan, complete bool) {
 		plural(len(plan.Inputs), "input"), humanBytes(float64(inBytes)), plan.Meta.Tokenizer, plan.Meta.SeqLen)
 	printTasks(stdout, s)
 	switch {
-	case complete:
+	case man.present && man.err != nil:
+		fmt.Fprintf(stdout, "not complete: %s is there but does not read (%v); write it again with: glmprep merge %s\n", sharding.ManifestName, man.err, dir)
+	case man.complete():
 		shards, rows := s.written()
 		fmt.Fprintf(stdout, "complete: %s is written (%s, %d rows); glmprep stats %s shows what it holds\n", sharding.ManifestName, plural(shards, "shard"), rows, dir)
 	case len(s.done) == len(plan.Tasks):

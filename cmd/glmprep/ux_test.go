@@ -314,6 +314,21 @@ func TestStatusAndMerge(t *testing.T) {
 	if out, _, _ = glmprepBin(t, nil, "status", dir); !strings.Contains(out, "complete: manifest.json is written") {
 		t.Errorf("status of a merged build:\n%s", out)
 	}
+	// A manifest that does not read is not a complete build; merge writes
+	// it again.
+	man := filepath.Join(dir, "manifest.json")
+	good, _ := os.ReadFile(man)
+	os.WriteFile(man, []byte("{garbage"), 0o644)
+	if out, _, _ = glmprepBin(t, nil, "status", dir); !strings.Contains(out, "not complete: manifest.json is there but does not read") || !strings.Contains(out, "glmprep merge "+dir) {
+		t.Errorf("status with a damaged manifest:\n%s", out)
+	}
+	if js, _, _ := glmprepBin(t, nil, "status", dir, "--json"); !strings.Contains(js, `"complete": false`) || !strings.Contains(js, `"manifest_error": "`) {
+		t.Errorf("status --json with a damaged manifest:\n%s", js)
+	}
+	mustGlmprep(t, "merge", dir)
+	if again, _ := os.ReadFile(man); !bytes.Equal(again, good) {
+		t.Error("merge did not write the damaged manifest again as it was")
+	}
 	if _, stderr, code := glmprepBin(t, nil, "status", t.TempDir()); code != 1 || !strings.Contains(stderr, "has no plan.json") {
 		t.Errorf("status of an empty directory: exit %d, %q", code, stderr)
 	}
