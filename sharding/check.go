@@ -172,15 +172,14 @@ func (r *Reader) Check(ctx context.Context) (Counts, error) {
 	return r.scan(ctx, nil)
 }
 
-// Verify does what Check does and also checks every row with
-// masking.Sample.Validate: the whole GLM layout, with the build's special
-// ids and task-mask setting (Part A and Part B, blanks, spans, positions,
-// block positions, loss mask, lengths). The error names the file, the row
-// inside it and the global row.
-func (r *Reader) Verify(ctx context.Context) error {
+// Verify does what Check does, and returns its counts, and also checks
+// every row with masking.Sample.Validate: the whole GLM layout, with the
+// build's special ids and task-mask setting (Part A and Part B, blanks,
+// spans, positions, block positions, loss mask, lengths). The error names
+// the file, the row inside it and the global row.
+func (r *Reader) Verify(ctx context.Context) (Counts, error) {
 	ids, task := r.manifest.Meta.Special, r.manifest.Meta.Masking.TaskMask
-	_, err := r.scan(ctx, func(s *masking.Sample) error { return s.Validate(ids, task) })
-	return err
+	return r.scan(ctx, func(s *masking.Sample) error { return s.Validate(ids, task) })
 }
 
 func (r *Reader) scan(ctx context.Context, validate func(*masking.Sample) error) (Counts, error) {

@@ -174,7 +174,7 @@ func TestWriterRefusesWhatItCannotStore(t *testing.T) {
 			m.Sum()
 			writeJSON(t, filepath.Join(dir, ManifestName), m)
 			r := mustOpen(t, dir)
-			if err := r.Verify(context.Background()); err != nil || r.Len() != 2 {
+			if _, err := r.Verify(context.Background()); err != nil || r.Len() != 2 {
 				t.Fatalf("the shard after a refused row: %d rows, %v", r.Len(), err)
 			}
 			for i, want := range []*masking.Sample{&rows[0], &rows[2]} {
@@ -318,7 +318,7 @@ func TestFormat1Build(t *testing.T) {
 	if r.Meta().FormatVersion != 1 || r.Manifest().Checksum != "" {
 		t.Fatalf("testdata/v1-build is format %d with checksum %q", r.Meta().FormatVersion, r.Manifest().Checksum)
 	}
-	if err := r.Verify(context.Background()); err != nil {
+	if _, err := r.Verify(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	if _, ok := mustRow(t, r, 0).Input.Int32(); !ok {
@@ -352,7 +352,7 @@ func TestFormat1Build(t *testing.T) {
 		t.Fatal(err)
 	}
 	r2 := mustOpen(t, v2dir)
-	if err := r2.Verify(context.Background()); err != nil {
+	if _, err := r2.Verify(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	var s2 masking.Sample

@@ -117,7 +117,7 @@ func TestReaderRoundTrip(t *testing.T) {
 					t.Fatalf("Sample(%d): %v", i, err)
 				}
 			}
-			if err := r.Verify(context.Background()); err != nil {
+			if _, err := r.Verify(context.Background()); err != nil {
 				t.Fatal(err)
 			}
 			if name, local, err := r.Locate(700); err != nil || name != "shard-000002-0000.arrow" || local != 0 {
@@ -323,7 +323,7 @@ func TestVerifyFindsBadRow(t *testing.T) {
 	dir := t.TempDir()
 	writeBuild(t, dir, rows, 20, Options{})
 	r := mustOpen(t, dir)
-	err := r.Verify(context.Background())
+	_, err := r.Verify(context.Background())
 	if err == nil || !strings.Contains(err.Error(), "shard-000001-0000.arrow: row 5 (global row 25)") {
 		t.Fatalf("Verify() = %v; want an error naming shard-000001-0000.arrow row 5", err)
 	}

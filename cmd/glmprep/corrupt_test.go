@@ -273,3 +273,32 @@ func TestFormat1BuildStillReads(t *testing.T) {
 		}
 	}
 }
+
+// verify checks the stats' counts as stats does: a manifest whose
+// per-objective rows were edited (and sealed again) does not verify.
+func TestVerifyChecksStatsCounts(t *testing.T) {
+	dir := t.TempDir()
+	if _, _, err := glmprep(t, "build", "--input", "../../testdata/demo/shakespeare.txt", "--out", dir, "--quiet", "--seq-len", "64"); err != nil {
+		t.Fatal(err)
+	}
+	m, err := sharding.ReadManifest(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stats map[string]any
+	if err := json.Unmarshal(m.Stats, &stats); err != nil {
+		t.Fatal(err)
+	}
+	objs := stats["objectives"].(map[string]any)
+	tok, doc := objs["token"].(map[string]any), objs["document"].(map[string]any)
+	tok["rows"], doc["rows"] = tok["rows"].(float64)-1, doc["rows"].(float64)+1
+	if m.Stats, err = json.Marshal(stats); err != nil {
+		t.Fatal(err)
+	}
+	if err := sharding.WriteManifest(dir, m); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := glmprep(t, "verify", dir); err == nil || !strings.Contains(err.Error(), "token rows; the manifest says") {
+		t.Errorf("verify of a manifest with edited objective rows: %v", err)
+	}
+}

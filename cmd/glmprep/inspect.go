@@ -267,14 +267,20 @@ const inspectCheckAll = 4 << 30
 // checkTotals reads every row of the build (Reader.Check) and compares
 // what it counted with the manifest's totals and its recorded stats.
 func checkTotals(ctx context.Context, r *sharding.Reader) (pipeline.Stats, error) {
+	c, err := r.Check(ctx)
+	return compareTotals(r, c, err)
+}
+
+// compareTotals compares the counts of a pass over every row (Check or
+// Verify) with the manifest's totals and its recorded stats.
+func compareTotals(r *sharding.Reader, c sharding.Counts, err error) (pipeline.Stats, error) {
 	m := r.Manifest()
 	var s pipeline.Stats
-	if err := json.Unmarshal(m.Stats, &s); err != nil {
-		return s, fmt.Errorf("%s: stats: %w", filepath.Join(r.Dir(), sharding.ManifestName), err)
-	}
-	c, err := r.Check(ctx)
 	if err != nil {
 		return s, err
+	}
+	if err := json.Unmarshal(m.Stats, &s); err != nil {
+		return s, fmt.Errorf("%s: stats: %w", filepath.Join(r.Dir(), sharding.ManifestName), err)
 	}
 	t := m.Totals
 	bad := func(what string, got, want int64) error {
@@ -414,7 +420,9 @@ Checks a build: the manifest (its checksum, every number, every shard
 name), every shard's size and sha256 against the manifest, its structure,
 schema and metadata, every record batch's checksum, and every row's whole
 GLM layout (Part A and Part B, blanks, positions, block positions, loss
-mask, lengths) and counts. A build of no rows fails unless it was built
+mask, lengths) and counts: rows, tokens, loss and source tokens, and the
+rows of each objective, against the manifest's totals and stats (as
+glmprep stats checks them). A build of no rows fails unless it was built
 with --allow-empty. It reads every byte of every shard; the exit status is
 0 only when everything checks.
 
@@ -438,10 +446,11 @@ func cmdVerify(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if r.Len() == 0 && !m.AllowsEmpty() {
 		return fmt.Errorf("%s: the build has no rows%s; rebuild with --allow-empty if that is what you want", dir, emptyReason(m))
 	}
-	if err := r.Verify(ctx); err != nil {
+	c, err := r.Verify(ctx)
+	if _, err := compareTotals(r, c, err); err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "%s: OK: format %d, %d shards, %d rows, %d tokens: manifest, sha256 and checksums, schema and every row's invariants check\n",
+	fmt.Fprintf(stdout, "%s: OK: format %d, %d shards, %d rows, %d tokens: manifest, sha256 and checksums, schema, every row's invariants and the stats' counts check\n",
 		dir, m.FormatVersion, len(m.Shards), r.Len(), m.Totals.Tokens)
 	return nil
 }
