@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
 	"slices"
@@ -211,6 +212,14 @@ func (m *Model) fromStateDict(f safetensors.File, suffix string) ([]float32, err
 		x, err := st.Float32()
 		if err != nil {
 			return nil, fmt.Errorf("tensor %s%s: %w", t.Name, suffix, err)
+		}
+		// A NaN or an infinity (a run that diverged, a damaged or edited
+		// file, a float64 beyond float32) would train or generate garbage
+		// without a word; a second moment must not be negative.
+		for i, v := range x {
+			if math.IsNaN(float64(v)) || math.IsInf(float64(v), 0) || suffix == ".exp_avg_sq" && v < 0 {
+				return nil, fmt.Errorf("tensor %s%s holds %v at element %d; a checkpoint's numbers are finite (and second moments ≥ 0): the run diverged before it was saved, or the file was damaged or edited", t.Name, suffix, v, i)
+			}
 		}
 		copy(flat[t.Offset:], x)
 	}

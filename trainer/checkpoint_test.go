@@ -2,7 +2,9 @@ package trainer_test
 
 import (
 	"bytes"
+	"encoding/binary"
 	"encoding/json"
+	"math"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -59,6 +61,9 @@ func TestEditedCheckpoints(t *testing.T) {
 			}
 			if !strings.Contains(err.Error(), d) && !strings.Contains(err.Error(), filepath.Base(d)) {
 				t.Errorf("the error does not name the checkpoint: %v", err)
+			}
+			if strings.HasPrefix(name, "a weight") && !strings.Contains(err.Error(), " holds ") {
+				t.Errorf("the error does not name the weight that is not finite: %v", err)
 			}
 		})
 	}
@@ -120,6 +125,30 @@ func checkpointEdits(t *testing.T) map[string]func(dir string) {
 			os.WriteFile(filepath.Join(d, "model.safetensors"), b, 0o644)
 		},
 		"model missing": func(d string) { os.Remove(filepath.Join(d, "model.safetensors")) },
+		"a weight NaN": func(d string) {
+			setFloat(t, filepath.Join(d, "model.safetensors"), "transformer.layers.0.mlp.dense_h_to_4h.weight", 17, float32(math.NaN()))
+		},
+		"a weight Inf": func(d string) {
+			setFloat(t, filepath.Join(d, "model.safetensors"), "word_embeddings.weight", 3, float32(math.Inf(-1)))
+		},
+	}
+}
+
+// setFloat sets element i of the named F32 tensor of a safetensors file,
+// as a run that diverged or an edit would leave it.
+func setFloat(t *testing.T, path, name string, i int, v float32) {
+	t.Helper()
+	f, err := safetensors.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	x, ok := f.Tensors[name]
+	if !ok || x.DType != safetensors.F32 {
+		t.Fatalf("no F32 tensor %s in %s", name, path)
+	}
+	binary.LittleEndian.PutUint32(x.Data[4*i:], math.Float32bits(v))
+	if err := safetensors.WriteFile(path, f.Tensors, f.Metadata); err != nil {
+		t.Fatal(err)
 	}
 }
 
@@ -157,6 +186,14 @@ func editedState(t *testing.T, ck string) {
 	opt, _ := trainer.NewAdamW(m)
 	if _, err := trainer.LoadCheckpoint(d, m, opt); err == nil || !strings.Contains(err.Error(), "optimizer.safetensors") {
 		t.Errorf("an optimizer file without moments: %v", err)
+	}
+	// Second moments that are negative or not finite.
+	for _, v := range []float32{-1e-3, float32(math.NaN())} {
+		d := copyDir(t, ck)
+		setFloat(t, filepath.Join(d, "optimizer.safetensors"), "word_embeddings.weight.exp_avg_sq", 5, v)
+		if _, err := trainer.LoadCheckpoint(d, m, opt); err == nil || !strings.Contains(err.Error(), "word_embeddings.weight.exp_avg_sq holds") {
+			t.Errorf("a second moment of %v: %v", v, err)
+		}
 	}
 }
 
