@@ -15,6 +15,7 @@ import (
 	"github.com/glmkit/glmkit/pipeline/tokenizer"
 	"github.com/glmkit/glmkit/sharding"
 	"github.com/glmkit/glmkit/trainer"
+	"github.com/glmkit/glmkit/trainer/loader"
 )
 
 func glmtrain(t *testing.T, args ...string) (string, error) {
@@ -200,5 +201,29 @@ func TestTrainFlagValues(t *testing.T) {
 		if ck, _ := trainer.LatestCheckpoint(out); ck != "" {
 			t.Errorf("%s %s: trained anyway (%s)", c.flag, c.value, ck)
 		}
+	}
+}
+
+// The mixture summary shows each build's share as the loader mixes it,
+// and says so where that is not the share asked for (a weight below the
+// mixture's resolution of 1/10000 gets one part).
+func TestPrintMixtureShares(t *testing.T) {
+	mix := []loader.MixEntry{{Dir: "small", Weight: 0.00001}, {Dir: "big", Weight: 1}, {Dir: "third", Weight: 0.5}}
+	var ms []*sharding.Manifest
+	for _, rows := range []int64{100, 5000, 2000} {
+		m := &sharding.Manifest{}
+		m.Totals.Rows, m.Meta.MaskEpochs = rows, 1
+		ms = append(ms, m)
+	}
+	var b strings.Builder
+	printMixture(&b, mix, ms, 10000, 10, 8)
+	out := b.String()
+	for _, want := range []string{"small  weight 0.0001", "(asked 6.67e-06: weights are mixed in parts of 1/10000, each build at least one)", "big    weight 0.6666", "third  weight 0.3333"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("the summary lacks %q:\n%s", want, out)
+		}
+	}
+	if strings.Count(out, "asked") != 1 {
+		t.Errorf("only the weight that was rounded up should say so:\n%s", out)
 	}
 }

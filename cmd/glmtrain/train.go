@@ -7,6 +7,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -508,8 +509,14 @@ func printMixture(w io.Writer, mix []loader.MixEntry, ms []*sharding.Manifest, e
 		return
 	}
 	var sum float64
-	for _, e := range mix {
+	weights := make([]float64, len(mix))
+	for i, e := range mix {
 		sum += e.Weight
+		weights[i] = e.Weight
+	}
+	shares, err := loader.Shares(weights)
+	if err != nil { // the loader was made with these weights
+		shares = weights
 	}
 	fmt.Fprintf(w, "glmtrain: data: a mixture of %d builds; an epoch is %d rows (all of theirs together), %d steps × %d rows = %.2f epochs\n",
 		len(mix), epochLen, steps, rowsPerStep, epochs)
@@ -518,10 +525,12 @@ func printMixture(w io.Writer, mix []loader.MixEntry, ms []*sharding.Manifest, e
 		width = max(width, len(e.Dir))
 	}
 	for i, e := range mix {
-		share := e.Weight / sum
-		per := share * float64(epochLen)
-		fmt.Fprintf(w, "  %-*s  weight %.3f  %9d rows  %.0f rows an epoch = %.2f passes over it\n",
-			width, e.Dir, share, ms[i].Totals.Rows, per, per/float64(max(units(ms[i]), 1)))
+		per := shares[i] * float64(epochLen)
+		fmt.Fprintf(w, "  %-*s  weight %.4f  %9d rows  %.0f rows an epoch = %.2f passes over it", width, e.Dir, shares[i], ms[i].Totals.Rows, per, per/float64(max(units(ms[i]), 1)))
+		if asked := e.Weight / sum; math.Abs(shares[i]-asked) > 0.01*asked {
+			fmt.Fprintf(w, " (asked %.3g: weights are mixed in parts of 1/%d, each build at least one)", asked, loader.MixBlock)
+		}
+		fmt.Fprintln(w)
 	}
 }
 

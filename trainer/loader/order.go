@@ -121,6 +121,21 @@ func (m *mixer) newCache() *mixCache {
 	return &mixCache{ds: make([]uint16, MixBlock), k: make([]uint32, MixBlock), counts: make([]uint32, len(m.parts))}
 }
 
+// Shares is the share of a mixture each weight gets, as a Loader mixes
+// them: the weights rounded to parts of MixBlock, each at least one part.
+// A weight below 1/MixBlock of their sum gets more than it asked for.
+func Shares(weights []float64) ([]float64, error) {
+	parts, err := quantize(weights)
+	if err != nil {
+		return nil, err
+	}
+	shares := make([]float64, len(parts))
+	for i, p := range parts {
+		shares[i] = float64(p) / MixBlock
+	}
+	return shares, nil
+}
+
 // quantize rounds weights to integer parts of MixBlock by largest
 // remainder; every dataset gets at least one part.
 func quantize(weights []float64) ([]uint64, error) {
