@@ -1,6 +1,8 @@
 package trainer
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -54,6 +56,20 @@ type TrainerState struct {
 	DataFingerprint string `json:"data_fingerprint,omitempty"`
 	// Backend describes the backend that wrote the checkpoint.
 	Backend string `json:"backend,omitempty"`
+	// Checksum is the sha256 of the state's JSON without it (see seal):
+	// the loader's position is opaque base64, so a damaged or edited one
+	// would still parse, and the run would go on from elsewhere in its
+	// data. Checkpoints written before it have none and are read as they
+	// are.
+	Checksum string `json:"checksum,omitempty"`
+}
+
+// seal is the checksum of st: the sha256 of its JSON with no checksum.
+func (st TrainerState) seal() string {
+	st.Checksum = ""
+	b, _ := json.Marshal(st) // a TrainerState always encodes
+	h := sha256.Sum256(b)
+	return hex.EncodeToString(h[:])
 }
 
 // checkpointConfig is config.json.
@@ -141,6 +157,7 @@ func writeCheckpoint(tmp string, m *Model, opt *AdamW, tc *TrainConfig, st Train
 	}
 	st.RNG = dropoutScheme
 	st.Backend = m.be.Name()
+	st.Checksum = st.seal()
 	if err := writeJSON(filepath.Join(tmp, stateFile), st); err != nil {
 		return err
 	}
@@ -388,6 +405,8 @@ func readState(dir string) (TrainerState, error) {
 		return TrainerState{}, err
 	}
 	switch {
+	case st.Checksum != "" && st.Checksum != st.seal():
+		return st, fmt.Errorf("trainer: %s: checksum %.16s… does not match its contents (%.16s…): the file was damaged or edited", path, st.Checksum, st.seal())
 	case st.Step < 0 || st.Step > 1<<40:
 		return st, fmt.Errorf("trainer: %s: step %d is out of range", path, st.Step)
 	case st.Tokens < 0:

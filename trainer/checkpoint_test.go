@@ -2,6 +2,7 @@ package trainer_test
 
 import (
 	"bytes"
+	"encoding/base64"
 	"encoding/binary"
 	"encoding/json"
 	"math"
@@ -155,13 +156,24 @@ func setFloat(t *testing.T, path, name string, i int, v float32) {
 // editedState damages the trainer_state.json and the optimizer file of
 // checkpoint ck, which LoadCheckpoint must refuse.
 func editedState(t *testing.T, ck string) {
-	// trainer_state.json, read by --resume.
+	// trainer_state.json, read by --resume. Each edit is made as to a
+	// state written before states had a checksum (its checks are what
+	// stops it); an edit that leaves the checksum as it was is caught by it.
+	unsealed := func(f func(m map[string]any)) func(m map[string]any) {
+		return func(m map[string]any) { f(m); delete(m, "checksum") }
+	}
 	for name, edit := range map[string]func(m map[string]any){
-		"negative step":   func(m map[string]any) { m["step"] = -1 },
-		"step of another": func(m map[string]any) { m["step"] = 7 },
-		"negative tokens": func(m map[string]any) { m["tokens"] = -5 },
-		"other rng":       func(m map[string]any) { m["rng"] = "mt19937" },
-		"unknown field":   func(m map[string]any) { m["x"] = 1 },
+		"negative step":   unsealed(func(m map[string]any) { m["step"] = -1 }),
+		"step of another": unsealed(func(m map[string]any) { m["step"] = 7 }),
+		"negative tokens": unsealed(func(m map[string]any) { m["tokens"] = -5 }),
+		"other rng":       unsealed(func(m map[string]any) { m["rng"] = "mt19937" }),
+		"unknown field":   unsealed(func(m map[string]any) { m["x"] = 1 }),
+		"loader state edited": func(m map[string]any) {
+			st, _ := base64.StdEncoding.DecodeString(m["loader_state"].(string))
+			st[0]-- // the source's position, one batch back: still a position it could be at
+			m["loader_state"] = base64.StdEncoding.EncodeToString(st)
+		},
+		"tokens edited": func(m map[string]any) { m["tokens"] = m["tokens"].(float64) + 1 },
 	} {
 		t.Run("state "+name, func(t *testing.T) {
 			d := copyDir(t, ck)
@@ -172,8 +184,12 @@ func editedState(t *testing.T, ck string) {
 			}
 			defer m.Close()
 			opt, _ := trainer.NewAdamW(m)
-			if _, err := trainer.LoadCheckpoint(d, m, opt); err == nil || !strings.Contains(err.Error(), "trainer_state.json") && !strings.Contains(err.Error(), filepath.Base(d)) {
+			_, err = trainer.LoadCheckpoint(d, m, opt)
+			if err == nil || !strings.Contains(err.Error(), "trainer_state.json") && !strings.Contains(err.Error(), filepath.Base(d)) {
 				t.Fatalf("err %v", err)
+			}
+			if strings.HasSuffix(name, " edited") && !strings.Contains(err.Error(), "checksum") {
+				t.Errorf("an edit that kept the checksum: %v; want the checksum's error", err)
 			}
 		})
 	}
