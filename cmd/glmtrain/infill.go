@@ -293,11 +293,12 @@ func printSpansJSON(stdout io.Writer, tok *tokenizer.Tokenizer, kinds []string, 
 }
 
 // printFilled prints the completed text, each filled span in [[double
-// brackets]] ([[text…]] when --max-tokens cut it).
+// brackets]] ([[text…]] when --max-tokens cut it). Control characters, of
+// the spans and of the text given, are shown as escapes.
 func printFilled(stdout io.Writer, tok *tokenizer.Tokenizer, pieces []string, spans []trainer.Span) error {
 	var b strings.Builder
 	for i, p := range pieces {
-		b.WriteString(p)
+		b.WriteString(cli.Printable(p, nil))
 		if i < len(spans) {
 			mark := ""
 			if spans[i].Cut {

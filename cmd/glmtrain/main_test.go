@@ -227,3 +227,23 @@ func TestPrintMixtureShares(t *testing.T) {
 		t.Errorf("only the weight that was rounded up should say so:\n%s", out)
 	}
 }
+
+// infill's text shows control characters as escapes, in the text given as
+// in the spans generated, so neither can drive the terminal.
+func TestPrintFilledEscapes(t *testing.T) {
+	tok, err := tokenizer.Load("gpt2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ids, err := tok.NewEncoder().Encode(nil, []byte("\x1b[2Jz\a"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b strings.Builder
+	if err := printFilled(&b, tok, []string{"a \x1b[31m red ", " bell\a \u202e"}, []trainer.Span{{Tokens: ids, Cut: true}}); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := b.String(), `a \x1b[31m red [[\x1b[2Jz\a…]] bell\a \u202e`+"\n"; got != want {
+		t.Errorf("printFilled = %q; want %q", got, want)
+	}
+}
