@@ -170,6 +170,9 @@ func loadFile(spec string, o LoadOptions) (*Tokenizer, error) {
 			}
 			return fromTokenizerJSON(path, data)
 		}
+		if notVocab(base, probe) {
+			return nil, fmt.Errorf("tokenizer: %s: a tokenizer.json without a model (its \"model\" is missing or not an object; Hugging Face says \"Model missing\"), and not a vocab.json either (token → id)", path)
+		}
 		if err := noLower("BPE vocab.json"); err != nil {
 			return nil, err
 		}
@@ -200,6 +203,23 @@ func findInDir(dir string) (string, error) {
 		}
 	}
 	return "", fmt.Errorf("tokenizer: %s: directory holds no tokenizer.json, vocab.txt, vocab.json, .model or .tiktoken file", dir)
+}
+
+// notVocab reports whether a .json file (its name base, its top-level
+// keys) cannot be a BPE vocab.json: one named tokenizer.json, or one with a
+// value that is not an id (a tokenizer.json's sections are objects, lists
+// and strings).
+func notVocab(base string, probe map[string]json.RawMessage) bool {
+	if strings.HasSuffix(base, "tokenizer.json") {
+		return true
+	}
+	for _, v := range probe {
+		var id int64
+		if json.Unmarshal(v, &id) != nil {
+			return true
+		}
+	}
+	return false
 }
 
 // mergesBeside returns the merges file for a BPE vocabulary: X-merges.txt
