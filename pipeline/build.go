@@ -198,7 +198,7 @@ func Build(ctx context.Context, o BuildOptions) (*Result, error) {
 	var todo []Task
 	var prevs []*TaskRecord
 	for _, t := range plan.Tasks {
-		prev, err := readTaskRecord(o.Out, plan, t.Index)
+		prev, err := prevRecord(o.Out, plan, t.Index, o.Warn)
 		if err != nil {
 			return nil, err
 		}
@@ -506,7 +506,7 @@ func whyEmpty(s *Stats) string {
 // continuing after the last shard of an incomplete record. It is what
 // `glmprep run-task` does, and safe to repeat.
 func RunTaskOnce(ctx context.Context, plan *Plan, env *Env, t Task) (*TaskRecord, error) {
-	prev, err := readTaskRecord(env.Dir, plan, t.Index)
+	prev, err := prevRecord(env.Dir, plan, t.Index, env.Warn)
 	if err != nil {
 		return nil, err
 	}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -123,6 +124,23 @@ type Plan struct {
 	Config        Config        `json:"config"`
 	Inputs        []Input       `json:"inputs"`
 	Tasks         []Task        `json:"tasks"`
+
+	// digest is the sha256 of the plan's compact JSON, set when it is
+	// written or read back: each task record carries it, so a record
+	// made under another plan (plan.json edited between tasks, a record
+	// copied from another build) is not taken for this plan's.
+	digest string
+}
+
+// setDigest sets p.digest from p's contents.
+func (p *Plan) setDigest() error {
+	b, err := json.Marshal(p)
+	if err != nil {
+		return err
+	}
+	h := sha256.Sum256(b)
+	p.digest = hex.EncodeToString(h[:])
+	return nil
 }
 
 // PlanName is the plan's file name in a build directory.
@@ -293,6 +311,9 @@ func rangeSums(ctx context.Context, f *os.File, in Input, cuts []int64, workers 
 
 // writePlan writes the plan to dir/plan.json atomically.
 func writePlan(dir string, p *Plan) error {
+	if err := p.setDigest(); err != nil {
+		return err
+	}
 	b, err := json.MarshalIndent(p, "", "  ")
 	if err != nil {
 		return err

@@ -46,6 +46,9 @@ type TaskRecord struct {
 	// range of Task.SHA256, or the whole input); merge checks it against
 	// the plan.
 	ReadSHA256 string `json:"input_sha256,omitempty"`
+	// Plan is the digest of the plan the task ran under (records written
+	// before it have none).
+	Plan string `json:"plan_sha256,omitempty"`
 }
 
 // tasksDir is the folder of task records inside a build directory.
@@ -90,9 +93,44 @@ func readTaskRecord(dir string, plan *Plan, task int) (*TaskRecord, error) {
 		if err != nil {
 			return nil, err
 		}
-		return parseTaskRecord(p, b, plan, task, p == recordPath(dir, task))
+		r, err := parseTaskRecord(p, b, plan, task, p == recordPath(dir, task))
+		if err != nil {
+			return nil, &badRecordError{path: p, err: err}
+		}
+		return r, nil
 	}
 	return nil, nil
+}
+
+// badRecordError is a task record that does not read: damaged, edited, or
+// written under another plan. Running the task again replaces it.
+type badRecordError struct {
+	path string
+	err  error
+}
+
+func (e *badRecordError) Error() string { return e.err.Error() }
+func (e *badRecordError) Unwrap() error { return e.err }
+
+// prevRecord is readTaskRecord for a run of the task: a record that does
+// not read is reported through warn, removed, and the task runs again
+// from its start (its output depends only on the plan and the task).
+func prevRecord(dir string, plan *Plan, task int, warn func(string)) (*TaskRecord, error) {
+	for {
+		// Each turn removes a record (the complete one, then the
+		// progress record behind it), so the loop ends.
+		prev, err := readTaskRecord(dir, plan, task)
+		var bad *badRecordError
+		if !errors.As(err, &bad) {
+			return prev, err
+		}
+		if err := os.Remove(bad.path); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return nil, fmt.Errorf("%w (and removing it to run the task again failed: %v)", bad, err)
+		}
+		if warn != nil {
+			warn(fmt.Sprintf("%v; removed it: task %d runs again from its start", bad, task))
+		}
+	}
 }
 
 // maxRecordBytes bounds the plan and task records glmkit reads back.
@@ -281,6 +319,7 @@ func runTask(ctx context.Context, plan *Plan, env *Env, t Task, prev *TaskRecord
 	if err != nil {
 		return nil, err
 	}
+	rec.Plan = plan.digest
 	r, err := openRecords(ctx, env.open, in, plan.Config, t, rp, env.Dir, env.Progress, env.Warn)
 	if err != nil {
 		return nil, err

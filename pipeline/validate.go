@@ -50,6 +50,9 @@ func parsePlan(path string, b []byte) (*Plan, error) {
 	if err := p.check(); err != nil {
 		return nil, fmt.Errorf("pipeline: %s: %w", path, err)
 	}
+	if err := p.setDigest(); err != nil {
+		return nil, fmt.Errorf("pipeline: %s: %w", path, err)
+	}
 	return &p, nil
 }
 
@@ -289,6 +292,9 @@ func (r *TaskRecord) check(plan *Plan, task int, complete bool) error {
 	}
 	if task < 0 || task >= len(plan.Tasks) {
 		return fmt.Errorf("task %d is not in the plan", task)
+	}
+	if r.Plan != "" && plan.digest != "" && r.Plan != plan.digest {
+		return fmt.Errorf("written under another plan (plan sha256 %.16s…; this plan.json's is %.16s…): plan.json changed after the task ran, or the record is another build's", r.Plan, plan.digest)
 	}
 	t := plan.Tasks[task]
 	in := plan.Inputs[t.Input]

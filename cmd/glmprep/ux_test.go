@@ -13,6 +13,7 @@ import (
 	"testing"
 
 	"github.com/glmkit/glmkit/cmd/internal/cli"
+	"github.com/glmkit/glmkit/internal/glmtest"
 	"github.com/glmkit/glmkit/internal/testhooks"
 	"github.com/glmkit/glmkit/masking"
 	"github.com/glmkit/glmkit/sharding"
@@ -383,4 +384,47 @@ func TestInspectEscapesControls(t *testing.T) {
 			t.Errorf("inspect output lacks the escape %s: %q", esc, got)
 		}
 	}
+}
+
+// A task record pins the plan it ran under: a plan.json edited between
+// tasks makes merge refuse the records of the old plan, and run-task, like
+// a record that does not read, says so, removes it and runs the task
+// again, so resubmitting the task is the way out (it used to fail the
+// same way each time until the record was deleted by hand).
+func TestRecordsPinTheirPlan(t *testing.T) {
+	dir := t.TempDir()
+	in := t.TempDir()
+	for i, name := range []string{"a.txt", "b.txt"} {
+		var b strings.Builder
+		for j := range 200 {
+			fmt.Fprintf(&b, "Document %d of input %d. It has a second sentence too.\n", j, i)
+		}
+		os.WriteFile(filepath.Join(in, name), []byte(b.String()), 0o644)
+	}
+	mustGlmprep(t, "plan", "--input", in, "--out", dir, "--quiet", "--seq-len", "64")
+	mustGlmprep(t, "run-task", dir, "--task", "0")
+	plan := filepath.Join(dir, "plan.json")
+	b, _ := os.ReadFile(plan)
+	os.WriteFile(plan, bytes.Replace(b, []byte(`"seed": 1234`), []byte(`"seed": 99`), 1), 0o644)
+	if edited, _ := os.ReadFile(plan); bytes.Equal(b, edited) {
+		t.Fatalf("the plan's seed was not found to edit:\n%s", b)
+	}
+	mustGlmprep(t, "run-task", dir, "--task", "1")
+	if _, stderr, code := glmprepBin(t, nil, "merge", dir); code == 0 || !strings.Contains(stderr, "written under another plan") {
+		t.Errorf("merge of a record of another plan: exit %d\n%s", code, stderr)
+	}
+	_, stderr, code := glmprepBin(t, nil, "run-task", dir, "--task", "0")
+	if code != 0 || !strings.Contains(stderr, "written under another plan") || !strings.Contains(stderr, "task 0 runs again from its start") {
+		t.Errorf("run-task over a record of another plan: exit %d\n%s", code, stderr)
+	}
+	mustGlmprep(t, "merge", dir)
+	// A damaged record: run-task runs the task again, and the build is as
+	// it was.
+	want := readDir(t, dir)
+	os.WriteFile(filepath.Join(dir, "tasks", "000001.json"), []byte(`{"task": 1, "complete": tr`), 0o644)
+	if _, stderr, code := glmprepBin(t, nil, "run-task", dir, "--task", "1"); code != 0 || !strings.Contains(stderr, "runs again from its start") {
+		t.Errorf("run-task over a damaged record: exit %d\n%s", code, stderr)
+	}
+	mustGlmprep(t, "merge", dir)
+	glmtest.SameFiles(t, "the build after the damaged record's task ran again", want, readDir(t, dir))
 }
