@@ -320,38 +320,6 @@ func (m *Model) SaveParams(path string) error {
 	return nil
 }
 
-// Bounds on a model read back from a checkpoint, checked before anything
-// is allocated (the file sizes are checked against them next).
-const (
-	maxLayers = 1 << 10
-	maxHidden = 1 << 16
-	maxVocab  = 1 << 24
-	maxPos    = 1 << 20
-	maxParams = 1 << 38
-)
-
-// checkShape bounds a model shape read from a file, so its layout can be
-// computed without overflow, and its parameter count.
-func checkShape(c Config) error {
-	switch {
-	case c.Layers < 1 || c.Layers > maxLayers:
-		return fmt.Errorf("layers %d; want 1..%d", c.Layers, maxLayers)
-	case c.Hidden < 1 || c.Hidden > maxHidden:
-		return fmt.Errorf("hidden %d; want 1..%d", c.Hidden, maxHidden)
-	case c.Heads < 1 || c.Heads > c.Hidden:
-		return fmt.Errorf("heads %d for hidden %d", c.Heads, c.Hidden)
-	case c.Vocab < 1 || c.Vocab > maxVocab:
-		return fmt.Errorf("vocab %d; want 1..%d", c.Vocab, maxVocab)
-	case c.MaxPos < 1 || c.MaxPos > maxPos:
-		return fmt.Errorf("max_pos %d; want 1..%d", c.MaxPos, maxPos)
-	}
-	C, L, V, P := int64(c.Hidden), int64(c.Layers), int64(c.Vocab), int64(c.MaxPos+1)
-	if n := V*C + 2*P*C + L*(12*C*C+13*C) + 2*C; n > maxParams {
-		return fmt.Errorf("%d parameters; at most %d", n, int64(maxParams))
-	}
-	return c.Validate()
-}
-
 // ReadCheckpointConfig reads the model shape and the training config (nil
 // if absent) of a checkpoint, and checks them.
 func ReadCheckpointConfig(dir string) (Config, *TrainConfig, error) {
@@ -363,7 +331,7 @@ func ReadCheckpointConfig(dir string) (Config, *TrainConfig, error) {
 	if cc.Format != checkpointFormat {
 		return Config{}, nil, fmt.Errorf("trainer: checkpoint %s has format %d; this build reads %d", dir, cc.Format, checkpointFormat)
 	}
-	if err := checkShape(cc.Model); err != nil {
+	if err := cc.Model.validate(); err != nil { // the shape's bounds first: nothing is allocated before
 		return Config{}, nil, fmt.Errorf("trainer: %s: model: %w", path, err)
 	}
 	if cc.Train != nil {

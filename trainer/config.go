@@ -58,21 +58,48 @@ func Preset(name string, vocab int) (Config, error) {
 	return c, c.Validate()
 }
 
+// Bounds on a model's shape. Validate refuses a Config past them, and a
+// checkpoint's config is checked with the same Validate before anything is
+// allocated, so every model a program can build is one whose checkpoint
+// loads back, and its layout is computed without overflow.
+const (
+	MaxLayers = 1 << 10
+	MaxHidden = 1 << 16
+	MaxVocab  = 1 << 24
+	MaxPos    = 1 << 20
+	MaxParams = 1 << 38
+)
+
 // Validate reports the first thing wrong with c.
 func (c Config) Validate() error {
+	if err := c.validate(); err != nil {
+		return fmt.Errorf("trainer: %w", err)
+	}
+	return nil
+}
+
+// validate is Validate without the package's prefix, for the checkpoint
+// reader, which says where the config came from.
+func (c Config) validate() error {
 	switch {
-	case c.Layers < 1:
-		return fmt.Errorf("trainer: %d layers; want ≥ 1", c.Layers)
-	case c.Hidden < 1 || c.Heads < 1 || c.Hidden%c.Heads != 0:
-		return fmt.Errorf("trainer: hidden %d does not split into %d heads", c.Hidden, c.Heads)
-	case c.Vocab < 1:
-		return fmt.Errorf("trainer: vocabulary of %d; want ≥ 1 (take it from the shards' manifest)", c.Vocab)
-	case c.MaxPos < 1:
-		return fmt.Errorf("trainer: max_pos %d; want ≥ 1", c.MaxPos)
+	case c.Layers < 1 || c.Layers > MaxLayers:
+		return fmt.Errorf("layers %d; want 1..%d", c.Layers, MaxLayers)
+	case c.Hidden < 1 || c.Hidden > MaxHidden:
+		return fmt.Errorf("hidden %d; want 1..%d", c.Hidden, MaxHidden)
+	case c.Heads < 1 || c.Hidden%c.Heads != 0:
+		return fmt.Errorf("hidden %d does not split into %d heads", c.Hidden, c.Heads)
+	case c.Vocab < 1 || c.Vocab > MaxVocab:
+		return fmt.Errorf("vocab %d; want 1..%d (take it from the shards' manifest)", c.Vocab, MaxVocab)
+	case c.MaxPos < 1 || c.MaxPos > MaxPos:
+		return fmt.Errorf("max_pos %d; want 1..%d", c.MaxPos, MaxPos)
 	case !(c.HiddenDropout >= 0 && c.HiddenDropout < 1):
-		return fmt.Errorf("trainer: hidden dropout %v; want 0 ≤ p < 1", c.HiddenDropout)
+		return fmt.Errorf("hidden dropout %v; want 0 ≤ p < 1", c.HiddenDropout)
 	case !(c.AttentionDropout >= 0 && c.AttentionDropout < 1):
-		return fmt.Errorf("trainer: attention dropout %v; want 0 ≤ p < 1", c.AttentionDropout)
+		return fmt.Errorf("attention dropout %v; want 0 ≤ p < 1", c.AttentionDropout)
+	}
+	C, L, V, P := int64(c.Hidden), int64(c.Layers), int64(c.Vocab), int64(c.MaxPos+1)
+	if n := V*C + 2*P*C + L*(12*C*C+13*C) + 2*C; n > MaxParams {
+		return fmt.Errorf("%d parameters; at most %d", n, int64(MaxParams))
 	}
 	return nil
 }
@@ -185,12 +212,12 @@ func (c TrainConfig) Validate() error {
 		return fmt.Errorf("trainer: min lr ratio %v; want 0..1", c.MinLRRatio)
 	case !(c.Beta1 >= 0 && c.Beta1 < 1 && c.Beta2 >= 0 && c.Beta2 < 1):
 		return fmt.Errorf("trainer: adam betas %v, %v; want 0 ≤ β < 1", c.Beta1, c.Beta2)
-	case !(c.Eps > 0):
-		return fmt.Errorf("trainer: adam eps %v; want > 0", c.Eps)
-	case !(c.WeightDecay >= 0):
-		return fmt.Errorf("trainer: weight decay %v; want ≥ 0", c.WeightDecay)
-	case !(c.ClipNorm >= 0):
-		return fmt.Errorf("trainer: clip norm %v; want ≥ 0 (0 = off)", c.ClipNorm)
+	case !(c.Eps > 0) || math.IsInf(c.Eps, 0):
+		return fmt.Errorf("trainer: adam eps %v; want a finite number > 0", c.Eps)
+	case !(c.WeightDecay >= 0) || math.IsInf(c.WeightDecay, 0):
+		return fmt.Errorf("trainer: weight decay %v; want a finite number ≥ 0", c.WeightDecay)
+	case !(c.ClipNorm >= 0) || math.IsInf(c.ClipNorm, 0):
+		return fmt.Errorf("trainer: clip norm %v; want a finite number ≥ 0 (0 = off)", c.ClipNorm)
 	case c.Out == "":
 		return fmt.Errorf("trainer: no output directory")
 	}

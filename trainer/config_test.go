@@ -61,6 +61,70 @@ func TestPresets(t *testing.T) {
 	}
 }
 
+// Validate applies the bounds a checkpoint's config is read back with, so a
+// model that trains is one whose checkpoint loads (a 1025-layer or
+// 2^20+1-position model trained, then eval and --resume refused it).
+func TestConfigBounds(t *testing.T) {
+	tiny, err := Preset("tiny", 30592)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		edit func(*Config)
+		want string // "" : valid
+	}{
+		{func(c *Config) { c.Layers = MaxLayers }, ""},
+		{func(c *Config) { c.Layers = MaxLayers + 1 }, "layers 1025; want 1..1024"},
+		{func(c *Config) { c.Layers = 0 }, "layers 0; want 1..1024"},
+		{func(c *Config) { c.Hidden, c.Heads = 4, 1; c.MaxPos = MaxPos }, ""},
+		{func(c *Config) { c.Hidden, c.Heads = 4, 1; c.MaxPos = MaxPos + 1 }, "max_pos 1048577; want 1..1048576"},
+		{func(c *Config) { c.Hidden, c.Heads = MaxHidden+4, 4 }, "hidden 65540; want 1..65536"},
+		{func(c *Config) { c.Vocab = MaxVocab + 1 }, "vocab 16777217; want 1..16777216"},
+		{func(c *Config) { c.Heads = 3 }, "hidden 64 does not split into 3 heads"},
+		{func(c *Config) { c.Layers, c.Hidden, c.Heads = MaxLayers, MaxHidden, 1 }, "parameters; at most 274877906944"},
+		{func(c *Config) { c.HiddenDropout = math.NaN() }, "hidden dropout NaN; want 0 ≤ p < 1"},
+	} {
+		c := tiny
+		tc.edit(&c)
+		err := c.Validate()
+		switch {
+		case tc.want == "" && err != nil:
+			t.Errorf("%+v: %v; want valid", c, err)
+		case tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)):
+			t.Errorf("%+v: %v; want an error saying %q", c, err, tc.want)
+		}
+	}
+}
+
+// A weight decay, clip norm or eps that is not finite is refused: +Inf
+// clipping trained, then failed to write config.json ("json: unsupported
+// value"), and +Inf decay made every weight NaN at step 1.
+func TestTrainConfigFinite(t *testing.T) {
+	for _, tc := range []struct {
+		edit func(*TrainConfig)
+		want string
+	}{
+		{func(c *TrainConfig) { c.ClipNorm = math.Inf(1) }, "clip norm +Inf"},
+		{func(c *TrainConfig) { c.ClipNorm = math.NaN() }, "clip norm NaN"},
+		{func(c *TrainConfig) { c.WeightDecay = math.Inf(1) }, "weight decay +Inf"},
+		{func(c *TrainConfig) { c.WeightDecay = -0.1 }, "weight decay -0.1"},
+		{func(c *TrainConfig) { c.Eps = math.Inf(1) }, "adam eps +Inf"},
+		{func(c *TrainConfig) { c.LR = math.Inf(1) }, "learning rate +Inf"},
+	} {
+		c := DefaultTrainConfig(10)
+		c.Out = "-"
+		tc.edit(&c)
+		if err := c.Validate(); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%v; want an error saying %q", err, tc.want)
+		}
+	}
+	c := DefaultTrainConfig(10)
+	c.Out, c.ClipNorm, c.WeightDecay = "-", 0, 0 // 0: no clipping, no decay
+	if err := c.Validate(); err != nil {
+		t.Errorf("clip 0, weight decay 0: %v", err)
+	}
+}
+
 func TestLayout(t *testing.T) {
 	c := Config{Layers: 2, Hidden: 8, Heads: 2, Vocab: 11, MaxPos: 5}
 	ts := Layout(c)
