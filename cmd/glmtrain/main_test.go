@@ -5,8 +5,11 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"io"
 	"os"
 	"path/filepath"
+	"runtime"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -190,8 +193,33 @@ func TestTrainFlagValues(t *testing.T) {
 		{"--warmup", "-3", "warmup -3"},
 		{"--layers", "-2", "--layers -2"},
 		{"--heads", "0", "--heads 0"},
-		{"--threads", "-1", "--threads -1"},
-		{"--keep-checkpoints", "-1", "keep checkpoints -1"},
+		{"--threads", "-1", "--threads -1; want 0.."},
+		{"--threads", "100000", "--threads 100000; want 0.."},
+		{"--keep-checkpoints", "-1", "--keep-checkpoints -1; want ≥ 0"},
+		// Not finite, or negative: --clip Inf trained, then failed writing
+		// config.json; --weight-decay Inf gave NaN at step 1.
+		{"--clip", "Inf", "--clip +Inf; want a finite number ≥ 0 (0: off)"},
+		{"--clip", "NaN", "--clip NaN; want a finite number ≥ 0"},
+		{"--clip", "-1", "--clip -1; want a finite number ≥ 0"},
+		{"--weight-decay", "Inf", "--weight-decay +Inf; want a finite number ≥ 0"},
+		{"--weight-decay", "-0.1", "--weight-decay -0.1; want a finite number ≥ 0"},
+		{"--lr", "NaN", "--lr NaN; want a finite number ≥ 0"},
+		{"--lr", "-Inf", "--lr -Inf; want a finite number ≥ 0"},
+		{"--min-lr-ratio", "1.5", "--min-lr-ratio 1.5; want 0..1"},
+		{"--min-lr-ratio", "NaN", "--min-lr-ratio NaN; want 0..1"},
+		{"--dropout", "1", "--dropout 1; want 0 ≤ p < 1"},
+		{"--steps", "0", "--steps 0; want ≥ 1"},
+		{"--batch", "0", "--batch 0; want ≥ 1"},
+		{"--accum", "-1", "--accum -1; want ≥ 1"},
+		{"--log-every", "-1", "--log-every -1; want ≥ 0"},
+		{"--stop-at", "-1", "--stop-at -1; want 0..2 (0: run all --steps)"},
+		{"--stop-at", "3", "--stop-at 3; want 0..2"},
+		// The bounds a checkpoint is read back with (eval and --resume
+		// refused what these trained).
+		{"--layers", "1025", "--layers 1025; want 1..1024"},
+		{"--max-pos", "1048577", "--max-pos 1048577; want 1..1048576"},
+		{"--hidden", "65537", "--hidden 65537; want 1..65536"},
+		{"--heads", "3", "--preset tiny --heads 3: trainer: hidden 64 does not split into 3 heads"},
 	} {
 		out := t.TempDir()
 		_, err := glmtrain(t, "train", "--data", data, "--preset", "tiny", "--steps", "2", "--batch", "2", "--backend", "cpu", "--quiet", "--out", out, c.flag, c.value)
@@ -245,5 +273,30 @@ func TestPrintFilledEscapes(t *testing.T) {
 	}
 	if got, want := b.String(), `a \x1b[31m red [[\x1b[2Jz\a…]] bell\a \u202e`+"\n"; got != want {
 		t.Errorf("printFilled = %q; want %q", got, want)
+	}
+}
+
+// --threads 0 is all the CPUs, and any count up to theirs is taken.
+func TestTrainThreadsAccepted(t *testing.T) {
+	for _, n := range []int{0, 1, runtime.NumCPU()} {
+		f, err := parseTrainFlags([]string{"--data", "d", "--out", "o", "--threads", strconv.Itoa(n)}, io.Discard)
+		if err != nil || f.threads != n {
+			t.Errorf("--threads %d: %v", n, err)
+		}
+	}
+}
+
+// A model at the shape bounds trains, and its checkpoint is one eval loads:
+// train and the checkpoint reader apply the same limits.
+func TestTrainShapeAtBounds(t *testing.T) {
+	data, out := t.TempDir(), t.TempDir()
+	buildShards(t, data, 64, [3]float64{0.4, 0.3, 0.3}, "../../testdata/demo/shakespeare.txt")
+	if _, err := glmtrain(t, "train", "--data", data, "--preset", "tiny", "--layers", "1", "--hidden", "4", "--heads", "1",
+		"--max-pos", strconv.Itoa(trainer.MaxPos), "--steps", "1", "--batch", "2", "--backend", "cpu", "--quiet", "--out", out); err != nil {
+		t.Fatal(err)
+	}
+	line, err := glmtrain(t, "eval", "--ckpt", out, "--data", data, "--batches", "1", "--backend", "cpu")
+	if err != nil || !strings.Contains(line, `"loss":`) {
+		t.Errorf("eval of a model with max_pos %d: %v %s", trainer.MaxPos, err, line)
 	}
 }

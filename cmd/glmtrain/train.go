@@ -10,6 +10,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"time"
@@ -201,9 +202,9 @@ func parseTrainFlags(args []string, stdout io.Writer) (*trainFlags, error) {
 	fs.IntVar(&f.keep, "keep-checkpoints", 3, "keep the newest N checkpoints (0: all)")
 	fs.BoolVar(&f.resume, "resume", false, "continue from the newest checkpoint in --out")
 	fs.BoolVar(&f.allowChanges, "allow-changes", false, "with --resume, accept changed --steps, --batch, --lr, … (the run is then no longer exact)")
-	fs.IntVar(&f.stopAt, "stop-at", 0, "stop after this step with a checkpoint, as a preemption would (--resume continues)")
+	fs.IntVar(&f.stopAt, "stop-at", 0, "stop after this step (at most --steps) with a checkpoint, as a preemption would (--resume continues; 0: off)")
 	fs.StringVar(&f.backend, "backend", "auto", "auto, cpu or cuda")
-	fs.IntVar(&f.threads, "threads", 0, "CPU threads (default: all)")
+	fs.IntVar(&f.threads, "threads", 0, "CPU threads, up to the machine's CPUs (default: all)")
 	fs.StringVar(&f.blas, "blas", "", "CPU matrix products: auto (OpenBLAS if installed), off, openblas, or a library path (default $GLMKIT_BLAS or auto)")
 	fs.BoolVar(&f.quiet, "quiet", false, "no progress bar or log lines")
 	pos, err := cli.Parse(fs, args)
@@ -215,8 +216,8 @@ func parseTrainFlags(args []string, stdout io.Writer) (*trainFlags, error) {
 	}
 	f.set = map[string]bool{}
 	fs.Visit(func(fl *flag.Flag) { f.set[fl.Name] = true })
-	if f.set["threads"] && f.threads < 0 {
-		return nil, cli.Usagef(fs, "--threads %d; want ≥ 1 (or 0: all)", f.threads)
+	if err := f.checkValues(fs); err != nil {
+		return nil, err
 	}
 	if m := missingFlags(map[string]bool{"--data": len(data) == 0, "--out": f.out == ""}, "--data", "--out"); m != nil {
 		return nil, cli.Missing(fs, m...)
@@ -225,6 +226,68 @@ func parseTrainFlags(args []string, stdout io.Writer) (*trainFlags, error) {
 		return nil, cli.Usagef(fs, "%v", err)
 	}
 	return &f, nil
+}
+
+// checkValues refuses a flag given a value outside its range with an error
+// naming the flag and the range: never taken for the default, never left
+// for the trainer to meet at step 1 (a NaN from --weight-decay Inf) or when
+// it writes a checkpoint (--clip Inf: "json: unsupported value"), and a
+// model shape past the bounds a checkpoint is read back with (trainer.Max…)
+// is refused before it trains, not when eval or --resume load it.
+func (f *trainFlags) checkValues(fs *flag.FlagSet) error {
+	finite := func(v float64) bool { return !math.IsNaN(v) && !math.IsInf(v, 0) }
+	for _, c := range []struct {
+		name string
+		v    float64
+		ok   bool
+		want string
+	}{
+		{"lr", f.lr, finite(f.lr) && f.lr >= 0, "a finite number ≥ 0"},
+		{"min-lr-ratio", f.minLR, f.minLR >= 0 && f.minLR <= 1, "0..1 (a fraction of --lr)"},
+		{"weight-decay", f.wd, finite(f.wd) && f.wd >= 0, "a finite number ≥ 0 (0: off)"},
+		{"clip", f.clip, finite(f.clip) && f.clip >= 0, "a finite number ≥ 0 (0: off)"},
+		{"dropout", f.dropout, !f.set["dropout"] || f.dropout >= 0 && f.dropout < 1, "0 ≤ p < 1"},
+	} {
+		if !c.ok {
+			return cli.Usagef(fs, "--%s %v; want %s", c.name, c.v, c.want)
+		}
+	}
+	for _, c := range []struct {
+		name    string
+		v, min  int
+		max     int // 0: no bound
+		meaning string
+	}{
+		{"steps", f.steps, 1, 0, ""},
+		{"batch", f.batch, 1, 0, ""},
+		{"accum", f.accum, 1, 0, ""},
+		{"log-every", f.logEvery, 0, 0, " (0: at evaluations and the end only)"},
+		{"eval-every", f.evalEvery, 0, 0, " (0: at the end only)"},
+		{"eval-batches", f.evalBatches, 0, 0, " (0: one pass)"},
+		{"checkpoint-every", f.ckptEvery, 0, 0, " (0: at the end only)"},
+		{"keep-checkpoints", f.keep, 0, 0, " (0: all)"},
+		{"stop-at", f.stopAt, 0, f.steps, " (0: run all --steps)"},
+		{"threads", f.threads, 0, runtime.NumCPU(), fmt.Sprintf(" (0: all; this machine has %d CPUs)", runtime.NumCPU())},
+	} {
+		switch {
+		case c.v < c.min && c.max == 0:
+			return cli.Usagef(fs, "--%s %d; want ≥ %d%s", c.name, c.v, c.min, c.meaning)
+		case c.max > 0 && (c.v < c.min || c.v > c.max):
+			return cli.Usagef(fs, "--%s %d; want %d..%d%s", c.name, c.v, c.min, c.max, c.meaning)
+		}
+	}
+	if f.set["warmup"] && f.warmup < 0 {
+		return cli.Usagef(fs, "--warmup %d; want ≥ 0 (or leave it out for 5%% of --steps)", f.warmup)
+	}
+	for _, o := range []struct {
+		name   string
+		v, max int
+	}{{"layers", f.layers, trainer.MaxLayers}, {"hidden", f.hidden, trainer.MaxHidden}, {"heads", f.heads, trainer.MaxHidden}, {"max-pos", f.maxPos, trainer.MaxPos}} {
+		if f.set[o.name] && (o.v < 1 || o.v > o.max) {
+			return cli.Usagef(fs, "--%s %d; want 1..%d (or leave it out for the preset's)", o.name, o.v, o.max)
+		}
+	}
+	return nil
 }
 
 // openEvalData opens --eval-data, which must use the training data's
@@ -257,15 +320,11 @@ func (f *trainFlags) modelConfig(meta sharding.Meta) (trainer.Config, error) {
 		return mc, err
 	}
 	for _, o := range []struct {
-		name string
-		dst  *int
-		v    int
-	}{{"layers", &mc.Layers, f.layers}, {"hidden", &mc.Hidden, f.hidden}, {"heads", &mc.Heads, f.heads}, {"max-pos", &mc.MaxPos, f.maxPos}} {
-		switch {
-		case o.v > 0:
+		dst *int
+		v   int
+	}{{&mc.Layers, f.layers}, {&mc.Hidden, f.hidden}, {&mc.Heads, f.heads}, {&mc.MaxPos, f.maxPos}} {
+		if o.v > 0 { // checked by checkValues
 			*o.dst = o.v
-		case f.set[o.name]:
-			return mc, fmt.Errorf("--%s %d; want ≥ 1 (or leave it out for the preset's)", o.name, o.v)
 		}
 	}
 	if f.maxPos == 0 {
@@ -276,10 +335,24 @@ func (f *trainFlags) modelConfig(meta sharding.Meta) (trainer.Config, error) {
 	if f.set["dropout"] { // a value given is checked, not taken for "the preset's"
 		mc.HiddenDropout, mc.AttentionDropout = f.dropout, f.dropout
 	}
-	if err := mc.Validate(); err != nil {
-		return mc, err
+	if err := mc.Validate(); err != nil { // what no flag alone decides: --hidden and --heads together, the parameter count
+		return mc, fmt.Errorf("--preset %s%s: %w", f.preset, f.shapeFlags(), err)
 	}
 	return mc, nil
+}
+
+// shapeFlags are the model-shape flags given, as " --name value" each.
+func (f *trainFlags) shapeFlags() string {
+	var b strings.Builder
+	for _, o := range []struct {
+		name string
+		v    any
+	}{{"layers", f.layers}, {"hidden", f.hidden}, {"heads", f.heads}, {"max-pos", f.maxPos}, {"dropout", f.dropout}} {
+		if f.set[o.name] {
+			fmt.Fprintf(&b, " --%s %v", o.name, o.v)
+		}
+	}
+	return b.String()
 }
 
 // trainConfig is the training loop's configuration, with the run record
