@@ -220,6 +220,8 @@ func TestTrainFlagValues(t *testing.T) {
 		{"--max-pos", "1048577", "--max-pos 1048577; want 1..1048576"},
 		{"--hidden", "65537", "--hidden 65537; want 1..65536"},
 		{"--heads", "3", "--preset tiny --heads 3: trainer: hidden 64 does not split into 3 heads"},
+		// A library that does not open names the flag.
+		{"--blas", "no-such-blas", "--blas no-such-blas: cpu: open no-such-blas"},
 	} {
 		out := t.TempDir()
 		_, err := glmtrain(t, "train", "--data", data, "--preset", "tiny", "--steps", "2", "--batch", "2", "--backend", "cpu", "--quiet", "--out", out, c.flag, c.value)

@@ -716,7 +716,13 @@ func newBackend(name string, threads int, blas string, stderr io.Writer) (traine
 	}
 	be, err := cpu.New[float32](cpu.Options{Threads: threads, BLAS: blas})
 	if err != nil {
-		return nil, err
+		if blas == "" { // cpu.New took it from the environment
+			return nil, fmt.Errorf("$GLMKIT_BLAS=%s: %w (unset it, or pass --blas auto or off)", os.Getenv("GLMKIT_BLAS"), err)
+		}
+		if blas == "openblas" || blas == "on" {
+			return nil, fmt.Errorf("--blas %s: %w", blas, err)
+		}
+		return nil, fmt.Errorf("--blas %s: %w (want auto, off, openblas or the path of an OpenBLAS library)", blas, err)
 	}
 	return be, nil
 }
