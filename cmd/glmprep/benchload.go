@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 
@@ -27,7 +28,9 @@ measure its cost, and --compare runs the checked and the unchecked loader
 in one process, alternating every 250 ms for --seconds each, so that the
 rest of the machine's load weighs on both alike: its last line is
 {"checked": …, "unchecked": …, "ratio": checked/unchecked bytes_per_s}.
---verify also hashes every shard with sha256 at open.
+--verify also hashes every shard with sha256 at open (not with
+--no-verify). A --seconds too short to read one batch after the first is an
+error, not a report of 0 rows/s.
 
 Examples:
   glmprep bench-load out/wiki --batch 32 --seconds 5
@@ -35,12 +38,20 @@ Examples:
   glmprep bench-load out/wiki --compare
 `
 
+// Bounds of bench-load's flags: a day of reading (a longer time overflows
+// a time.Duration well after that, and ran no batch), and workers far past
+// any machine's CPUs (each keeps batches filled: 100000 took 13.8 GB).
+const (
+	maxBenchSeconds = 86400
+	maxBenchWorkers = 1024
+)
+
 func cmdBenchLoad(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := cli.FlagSet("glmprep bench-load", benchLoadHelp, stdout)
 	batch := fs.Int("batch", 32, "rows per batch")
-	seconds := fs.Float64("seconds", 5, "how long to read batches")
+	seconds := fs.Float64("seconds", 5, "how long to read batches, in seconds (> 0, at most a day)")
 	seed := fs.Uint64("seed", 0, "shuffle seed")
-	workers := fs.Int("workers", 0, "loader goroutines filling batches (default: every CPU)")
+	workers := fs.Int("workers", 0, "loader goroutines filling batches, at most 1024 (default: every CPU)")
 	verify := fs.Bool("verify", false, "hash every shard with sha256 at open (counted in open_ms)")
 	noVerify := fs.Bool("no-verify", false, "turn off the loader's checksums and row checks")
 	compare := fs.Bool("compare", false, "measure the checked and the unchecked loader, alternating")
@@ -51,15 +62,24 @@ func cmdBenchLoad(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	if *batch < 1 {
 		return cli.Usagef(fs, "--batch %d; want ≥ 1", *batch)
 	}
+	if !(*seconds > 0 && *seconds <= maxBenchSeconds) { // NaN too; 0 is no default (it ran 5 s), Inf no endless run (it read 0 batches)
+		return cli.Usagef(fs, "--seconds %v; want 0 < s ≤ %d", *seconds, maxBenchSeconds)
+	}
+	if *workers < 0 || *workers > maxBenchWorkers {
+		return cli.Usagef(fs, "--workers %d; want 1..%d (or 0: one per CPU)", *workers, maxBenchWorkers)
+	}
 	if *compare && *noVerify {
 		return cli.Usagef(fs, "--compare measures both; drop --no-verify")
+	}
+	if *verify && *noVerify {
+		return cli.Usagef(fs, "--verify hashes the shards, --no-verify turns the loader's checks off: give one of them")
 	}
 	opts := loader.BenchOptions{Batch: *batch, Seconds: *seconds, Seed: *seed, Workers: *workers, VerifyHashes: *verify, NoVerify: *noVerify}
 	var out any
 	if *compare {
 		c, u, err := loader.BenchCompare(dir, opts, 0)
 		if err != nil {
-			return err
+			return benchError(err, *seconds)
 		}
 		report(stderr, dir, c)
 		report(stderr, dir, u)
@@ -73,7 +93,7 @@ func cmdBenchLoad(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	} else {
 		res, err := loader.Bench(dir, opts)
 		if err != nil {
-			return err
+			return benchError(err, *seconds)
 		}
 		report(stderr, dir, res)
 		out = res
@@ -83,6 +103,14 @@ func cmdBenchLoad(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		return err
 	}
 	_, err = fmt.Fprintf(stdout, "%s\n", b)
+	return err
+}
+
+// benchError names --seconds when it was too short to measure anything.
+func benchError(err error, seconds float64) error {
+	if errors.Is(err, loader.ErrNoBatch) {
+		return fmt.Errorf("--seconds %v: %w; give a longer --seconds", seconds, err)
+	}
 	return err
 }
 

@@ -301,6 +301,19 @@ func TestCLIErrors(t *testing.T) {
 	}
 }
 
+// A bench-load too short to read a batch after the first is an error that
+// names --seconds, not a report of 0 rows/s and a NaN% ratio to memcpy.
+func TestBenchLoadTooShort(t *testing.T) {
+	dir := t.TempDir()
+	mustGlmprep(t, "build", "--input", "../../testdata/demo/shakespeare.txt", "--out", dir, "--quiet", "--seq-len", "64")
+	for _, cmd := range [][]string{{"bench-load", dir, "--seconds", "1e-9"}, {"bench-load", dir, "--seconds", "1e-9", "--compare"}} {
+		out, stderr, err := glmprep(t, cmd...)
+		if err == nil || !strings.Contains(err.Error(), "--seconds 1e-09: loader: bench: no batch read after the first") || out != "" || strings.Contains(stderr, "NaN") {
+			t.Errorf("glmprep %q: %v, stdout %q, stderr %q; want an error naming --seconds and nothing printed", cmd, err, out, stderr)
+		}
+	}
+}
+
 // glmprep reads stdin with --input -.
 func TestStdin(t *testing.T) {
 	out := t.TempDir()

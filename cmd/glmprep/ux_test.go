@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -102,6 +103,30 @@ func TestUsageErrors(t *testing.T) {
 		lines := strings.Split(strings.TrimSpace(stderr), "\n")
 		if code != 2 || out != "" || len(lines) != 1 || !strings.Contains(stderr, tc.want) || !strings.HasPrefix(stderr, "glmprep: ") {
 			t.Errorf("glmprep %q: exit %d, stdout %q, stderr %q; want one line with %q", tc.args, code, out, stderr, tc.want)
+		}
+	}
+}
+
+// A flag given a value out of its range is a usage error naming the flag
+// and the range, never taken for a default or left to misreport.
+func TestFlagRanges(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		// bench-load: 0 ran the 5 s default, Inf and NaN read no batch and
+		// reported 0 rows/s and NaN%, 100000 workers took 13.8 GB.
+		{[]string{"bench-load", "d", "--seconds", "0"}, "--seconds 0; want 0 < s ≤ 86400"},
+		{[]string{"bench-load", "d", "--seconds", "Inf"}, "--seconds +Inf; want 0 < s ≤ 86400"},
+		{[]string{"bench-load", "d", "--seconds", "NaN"}, "--seconds NaN; want 0 < s ≤ 86400"},
+		{[]string{"bench-load", "d", "--seconds", "-1"}, "--seconds -1; want 0 < s ≤ 86400"},
+		{[]string{"bench-load", "d", "--workers", "100000"}, "--workers 100000; want 1..1024 (or 0: one per CPU)"},
+		{[]string{"bench-load", "d", "--workers", "-1"}, "--workers -1; want 1..1024"},
+		{[]string{"bench-load", "d", "--verify", "--no-verify"}, "--verify hashes the shards, --no-verify turns the loader's checks off: give one of them"},
+	} {
+		_, _, err := glmprep(t, tc.args...)
+		if !errors.Is(err, cli.ErrUsage) || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("glmprep %q: %v; want a usage error saying %q", tc.args, err, tc.want)
 		}
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"runtime"
 	"time"
 
@@ -137,6 +138,14 @@ func BenchCompare(dir string, opts BenchOptions, slice time.Duration) (checked, 
 	return checked, unchecked, nil
 }
 
+// ErrNoBatch is Bench's error when Seconds ran out before it read a batch
+// after the first: there is no rate to report.
+var ErrNoBatch = errors.New("loader: bench: no batch read after the first")
+
+// maxSeconds is the longest Seconds a time.Duration holds (+Inf became a
+// negative duration, which read no batch).
+const maxSeconds = float64(math.MaxInt64 / int64(time.Second))
+
 func (opts *BenchOptions) defaults() error {
 	if opts.Batch == 0 {
 		opts.Batch = 32
@@ -147,8 +156,8 @@ func (opts *BenchOptions) defaults() error {
 	if opts.Workers == 0 {
 		opts.Workers = runtime.GOMAXPROCS(0)
 	}
-	if opts.Batch < 0 || !(opts.Seconds > 0) || opts.Workers < 0 {
-		return fmt.Errorf("loader: bench: batch %d, seconds %v, workers %d; want all > 0", opts.Batch, opts.Seconds, opts.Workers)
+	if opts.Batch < 0 || !(opts.Seconds > 0 && opts.Seconds < maxSeconds) || opts.Workers < 0 {
+		return fmt.Errorf("loader: bench: batch %d, seconds %v, workers %d; want all > 0 (and seconds finite, a time.Duration)", opts.Batch, opts.Seconds, opts.Workers)
 	}
 	return nil
 }
@@ -220,6 +229,9 @@ func (lr *benchLoader) run(d time.Duration) error {
 
 // finish computes the rates and times the memcpy baseline.
 func (lr *benchLoader) finish(res *BenchResult) error {
+	if lr.batches == 0 { // the rates would be 0 rows/s and a NaN ratio to memcpy
+		return fmt.Errorf("%w in %v", ErrNoBatch, lr.elapsed)
+	}
 	el := lr.elapsed.Seconds()
 	res.Seconds = el
 	res.Batches = int64(lr.batches)
@@ -228,9 +240,6 @@ func (lr *benchLoader) finish(res *BenchResult) error {
 	res.TokensPerS = float64(lr.tokens) / el
 	res.BytesPerS = float64(lr.bytes) / el
 	res.ShardBytesPerS = float64(lr.tokens) * lr.r.Meta().BytesPerPosition() / el
-	if lr.batches == 0 {
-		return nil
-	}
 	var err error
 	res.MemcpyBytesPerS, err = memcpyRate(lr.r, int(lr.bytes/int64(lr.batches)), lr.bytes)
 	return err
