@@ -84,6 +84,9 @@ func cmdInspect(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if *start < 0 {
 		return cli.Usagef(fs, "--start %d: rows are numbered from 0", *start)
 	}
+	if *color != "auto" && *color != "always" && *color != "never" {
+		return cli.Usagef(fs, "--color %q: want auto, always or never", *color)
+	}
 	if *check != "auto" && *check != "all" && *check != "shown" {
 		return cli.Usagef(fs, "--check %q: want auto, all or shown", *check)
 	}

@@ -123,6 +123,7 @@ func TestFlagRanges(t *testing.T) {
 		{[]string{"bench-load", "d", "--workers", "100000"}, "--workers 100000; want 1..1024 (or 0: one per CPU)"},
 		{[]string{"bench-load", "d", "--workers", "-1"}, "--workers -1; want 1..1024"},
 		{[]string{"bench-load", "d", "--verify", "--no-verify"}, "--verify hashes the shards, --no-verify turns the loader's checks off: give one of them"},
+		{[]string{"inspect", "d", "--color", "foo"}, `--color "foo": want auto, always or never`},
 	} {
 		_, _, err := glmprep(t, tc.args...)
 		if !errors.Is(err, cli.ErrUsage) || !strings.Contains(err.Error(), tc.want) {
