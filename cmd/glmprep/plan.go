@@ -66,7 +66,8 @@ const runTaskHelp = `Usage: glmprep run-task DIR [--task I] [--workers N]
 Runs one task of the plan in DIR, writing only that task's shards and its
 record DIR/tasks/I.json. A finished task is skipped; a half-finished one
 continues after its last complete shard. Without --task the index comes from
-SLURM_ARRAY_TASK_ID or JOB_COMPLETION_INDEX (Kubernetes Indexed Jobs).
+SLURM_ARRAY_TASK_ID or JOB_COMPLETION_INDEX (Kubernetes Indexed Jobs);
+both set to different tasks is an error (give --task).
 The tokenizer is the one the plan names (--tokenizer points at it when it
 was a file that moved); its sha256 must be the plan's.
 
@@ -74,6 +75,31 @@ Examples:
   glmprep run-task /shared/crawl --task 7
   SLURM_ARRAY_TASK_ID=7 glmprep run-task /shared/crawl --workers 8
 `
+
+// taskFromEnv sets task from $SLURM_ARRAY_TASK_ID or $JOB_COMPLETION_INDEX
+// and reports whether one was set. Both set to different tasks is an
+// error naming both: which scheduler's index is meant is not for run-task
+// to guess.
+func taskFromEnv(task *int) (bool, error) {
+	from := ""
+	for _, env := range []string{"SLURM_ARRAY_TASK_ID", "JOB_COMPLETION_INDEX"} {
+		v := os.Getenv(env)
+		if v == "" {
+			continue
+		}
+		n, err := strconv.Atoi(v)
+		if err != nil {
+			return false, fmt.Errorf("$%s=%q is not a task index", env, v)
+		}
+		switch {
+		case from == "":
+			*task, from = n, env
+		case n != *task:
+			return false, fmt.Errorf("$%s=%d and $%s=%d name different tasks: give --task I, or unset one of them", from, *task, env, n)
+		}
+	}
+	return from != "", nil
+}
 
 func cmdRunTask(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := cli.FlagSet("glmprep run-task", runTaskHelp, stdout)
@@ -85,22 +111,17 @@ func cmdRunTask(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if err != nil {
 		return err
 	}
-	if *task < 0 {
-		for _, env := range []string{"SLURM_ARRAY_TASK_ID", "JOB_COMPLETION_INDEX"} {
-			if v := os.Getenv(env); v != "" {
-				if *task, err = strconv.Atoi(v); err != nil {
-					return fmt.Errorf("$%s=%q is not a task index", env, v)
-				}
-				break
-			}
+	given := false
+	fs.Visit(func(f *flag.Flag) { given = given || f.Name == "task" })
+	if !given {
+		if given, err = taskFromEnv(task); err != nil {
+			return err
 		}
 	}
 	plan, err := pipeline.ReadPlan(dir)
 	if err != nil {
 		return err
 	}
-	given := *task >= 0
-	fs.Visit(func(f *flag.Flag) { given = given || f.Name == "task" })
 	if !given {
 		return fmt.Errorf("no task to run: give --task I (the plan in %s has tasks 0..%d), or run it under a Slurm array ($SLURM_ARRAY_TASK_ID) or a Kubernetes Indexed Job ($JOB_COMPLETION_INDEX)", dir, len(plan.Tasks)-1)
 	}

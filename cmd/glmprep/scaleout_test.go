@@ -207,4 +207,27 @@ func TestRunTaskErrors(t *testing.T) {
 			t.Errorf("glmprep %v: %v, want %q", tc.args, err, tc.want)
 		}
 	}
+
+	// Both schedulers' indexes set and different: run-task ran Slurm's
+	// silently. It is refused, naming both, unless --task says which.
+	for _, tc := range []struct {
+		slurm, k8s string
+		args       []string
+		want       string // "": runs
+	}{
+		{"2", "1", []string{"run-task", dir}, "$SLURM_ARRAY_TASK_ID=2 and $JOB_COMPLETION_INDEX=1 name different tasks: give --task I"},
+		{"0", "0", []string{"run-task", dir}, ""},
+		{"2", "1", []string{"run-task", dir, "--task", "0"}, ""},
+		{"", "x", []string{"run-task", dir}, `$JOB_COMPLETION_INDEX="x" is not a task index`},
+	} {
+		t.Setenv("SLURM_ARRAY_TASK_ID", tc.slurm)
+		t.Setenv("JOB_COMPLETION_INDEX", tc.k8s)
+		_, _, err := glmprep(t, tc.args...)
+		switch {
+		case tc.want == "" && err != nil:
+			t.Errorf("SLURM_ARRAY_TASK_ID=%s JOB_COMPLETION_INDEX=%s glmprep %v: %v", tc.slurm, tc.k8s, tc.args, err)
+		case tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)):
+			t.Errorf("SLURM_ARRAY_TASK_ID=%s JOB_COMPLETION_INDEX=%s glmprep %v: %v, want %q", tc.slurm, tc.k8s, tc.args, err, tc.want)
+		}
+	}
 }
