@@ -248,7 +248,7 @@ func TestPrintMixtureShares(t *testing.T) {
 	var b strings.Builder
 	printMixture(&b, mix, ms, 10000, 10, 8)
 	out := b.String()
-	for _, want := range []string{"small  weight 0.0001", "(asked 6.67e-06: weights are mixed in parts of 1/10000, each build at least one)", "big    weight 0.6666", "third  weight 0.3333"} {
+	for _, want := range []string{"small  weight 0.0001", "(asked 6.67e-06: weights are mixed in parts of 1/10000, each build at least one)", "big    weight 0.667", "third  weight 0.333"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("the summary lacks %q:\n%s", want, out)
 		}

@@ -599,7 +599,11 @@ func printMixture(w io.Writer, mix []loader.MixEntry, ms []*sharding.Manifest, e
 	}
 	for i, e := range mix {
 		per := shares[i] * float64(epochLen)
-		fmt.Fprintf(w, "  %-*s  weight %.4f  %9d rows  %.0f rows an epoch = %.2f passes over it", width, e.Dir, shares[i], ms[i].Totals.Rows, per, per/float64(max(units(ms[i]), 1)))
+		weight := fmt.Sprintf("%.3f", shares[i])
+		if shares[i] < 0.001 {
+			weight = fmt.Sprintf("%.4f", shares[i]) // one part of 10000
+		}
+		fmt.Fprintf(w, "  %-*s  weight %s  %9d rows  %.0f rows an epoch = %.2f passes over it", width, e.Dir, weight, ms[i].Totals.Rows, per, per/float64(max(units(ms[i]), 1)))
 		if asked := e.Weight / sum; math.Abs(shares[i]-asked) > 0.01*asked {
 			fmt.Fprintf(w, " (asked %.3g: weights are mixed in parts of 1/%d, each build at least one)", asked, loader.MixBlock)
 		}
