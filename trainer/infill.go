@@ -60,7 +60,7 @@ func (m *Model) Infill(ctx context.Context, ids []int32, o InfillOptions) ([]Spa
 		return nil, errors.New("trainer: infill: empty context")
 	}
 	if len(ids) > m.cfg.MaxPos+1 {
-		return nil, fmt.Errorf("trainer: infill: context of %d tokens exceeds the model's %d positions", len(ids), m.cfg.MaxPos+1)
+		return nil, fmt.Errorf("trainer: infill: context of %d tokens is longer than the model's positions 0..%d (max_pos %d)", len(ids), m.cfg.MaxPos, m.cfg.MaxPos)
 	}
 	switch {
 	case o.MaxTokens < 0:
