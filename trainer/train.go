@@ -65,6 +65,10 @@ type Hooks struct {
 	OnLog func(Metrics) error
 	// OnCheckpoint is called with the directory of every checkpoint written.
 	OnCheckpoint func(dir string)
+	// OnStep is called after every step (after its log line, if one was
+	// due) with the steps taken; an error stops training after a
+	// checkpoint of that step, as a preemption would.
+	OnStep func(step int) error
 }
 
 // Progress is where a Train call stands, for Hooks.OnProgress.
@@ -229,6 +233,11 @@ func (r *run) loop(ctx context.Context) (Result, error) {
 			return r.res, err
 		}
 		r.progress(s.loss)
+		if r.hooks.OnStep != nil {
+			if err := r.hooks.OnStep(r.step); err != nil {
+				return r.res, errors.Join(err, r.flushMetrics(), r.checkpoint())
+			}
+		}
 		if r.step == r.cfg.Steps || r.cfg.CheckpointEvery > 0 && r.step%r.cfg.CheckpointEvery == 0 {
 			if err := r.checkpoint(); err != nil {
 				return r.res, err

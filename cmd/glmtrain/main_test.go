@@ -302,3 +302,23 @@ func TestTrainShapeAtBounds(t *testing.T) {
 		t.Errorf("eval of a model with max_pos %d: %v %s", trainer.MaxPos, err, line)
 	}
 }
+
+// --stop-at stops after its step whether or not that step logs a line
+// (it stopped only at a logged step: --stop-at 3 --log-every 5 ran to 5).
+func TestStopAtBetweenLogLines(t *testing.T) {
+	data, out := t.TempDir(), t.TempDir()
+	buildShards(t, data, 64, [3]float64{0.4, 0.3, 0.3}, "../../testdata/demo/shakespeare.txt")
+	common := []string{"train", "--data", data, "--preset", "tiny", "--steps", "6", "--batch", "2", "--quiet", "--backend", "cpu", "--log-every", "5", "--out", out}
+	if _, err := glmtrain(t, append(common, "--stop-at", "3")...); err != nil {
+		t.Fatal(err)
+	}
+	if ck, err := trainer.LatestCheckpoint(out); err != nil || filepath.Base(ck) != "ckpt-00000003" {
+		t.Fatalf("after --stop-at 3: checkpoint %q (%v); want ckpt-00000003", ck, err)
+	}
+	if _, err := glmtrain(t, append(common, "--resume")...); err != nil {
+		t.Fatal(err)
+	}
+	if ck, _ := trainer.LatestCheckpoint(out); filepath.Base(ck) != "ckpt-00000006" {
+		t.Errorf("after --resume: checkpoint %q; want ckpt-00000006", ck)
+	}
+}

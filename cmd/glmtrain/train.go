@@ -446,12 +446,15 @@ func (f *trainFlags) hooks(stderr io.Writer, startStep int) (trainer.Hooks, *pro
 	hooks := trainer.Hooks{
 		OnLog: func(m trainer.Metrics) error {
 			logger.log(m)
-			if f.stopAt > 0 && m.Step >= f.stopAt {
+			return nil
+		},
+		OnCheckpoint: logger.checkpoint,
+		OnStep: func(step int) error {
+			if f.stopAt > 0 && step >= f.stopAt {
 				return errStopAt
 			}
 			return nil
 		},
-		OnCheckpoint: logger.checkpoint,
 	}
 	bar := &progressBar{}
 	if w, ok := stderr.(*os.File); ok && !f.quiet && term.IsTerminal(int(w.Fd())) {
