@@ -9,11 +9,14 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
 	"github.com/klauspost/compress/gzip"
 	"github.com/klauspost/compress/zstd"
+
+	"github.com/glmkit/glmkit/internal/glmtest"
 )
 
 // Class 1 of issue 11: compressed input in every frame layout that zstd,
@@ -158,6 +161,9 @@ func TestCompressedLayoutsReadExactly(t *testing.T) {
 		{"bzip2 cli fastest (100k blocks: several)", cli(t, big, "bzip2", "-c", "-1"), big},
 		{"bzip2 streams joined (cat a.bz2 b.bz2, as pbzip2 writes)", append(cli(t, chunks[0], "bzip2", "-c"), append(cli(t, chunks[1], "bzip2", "-c"), cli(t, chunks[2], "bzip2", "-c")...)...), text},
 		{"bzip2 empty stream first", append(cli(t, nil, "bzip2", "-c"), cli(t, text, "bzip2", "-c")...), text},
+		{"bzip2 zero padding", append(cli(t, text, "bzip2", "-c"), make([]byte, 512)...), text},
+		{"bzip2 one zero byte after", append(cli(t, text, "bzip2", "-c"), 0), text},
+		{"bzip2 streams joined, zero padded", append(append(cli(t, chunks[0], "bzip2", "-c"), cli(t, chunks[1], "bzip2", "-c")...), make([]byte, 3)...), text[:150000]},
 	}
 	dir := t.TempDir()
 	for i, tc := range cases {
@@ -225,13 +231,28 @@ func TestCompressedDamage(t *testing.T) {
 		cases = append(cases, tc{"zstd cli single frame cut", one[:len(one)*3/4], 0, 0})
 	}
 	if _, err := exec.LookPath("bzip2"); err == nil {
-		// A bzip2 input is one frame, however many streams it holds.
-		bz := append(cli(t, text[:cuts[2]], "bzip2", "-c"), cli(t, text[cuts[2]:], "bzip2", "-c")...)
+		// A bzip2 input is one frame while it decodes whole; damage keeps
+		// the whole streams before it, and a damaged single stream keeps
+		// nothing.
+		bz1 := cli(t, text[:cuts[2]], "bzip2", "-c")
+		bz := append(bytes.Clone(bz1), cli(t, text[cuts[2]:], "bzip2", "-c")...)
+		one := cli(t, text, "bzip2", "-c")
+		if len(bz)*3/4 <= len(bz1) {
+			t.Fatalf("the second stream starts at byte %d of %d: the cuts below miss it", len(bz1), len(bz))
+		}
 		cases = append(cases,
-			tc{"bzip2 cut", bz[:len(bz)*3/4], 0, 0},
-			tc{"bzip2 block data flipped in the second stream", flip(bz, len(bz)*3/4), 0, 0},
-			tc{"bzip2 stream crc flipped", flip(bz, len(bz)-3), 0, 0},
-			tc{"bzip2 garbage after the last stream", append(bytes.Clone(bz), "trailing text"...), 0, 0})
+			tc{"bzip2 cut in the second stream", bz[:len(bz)*3/4], 2, len(bz1)},
+			tc{"bzip2 second stream cut in its header", bz[:len(bz1)+3], 2, len(bz1)},
+			tc{"bzip2 block data flipped in the second stream", flip(bz, len(bz)*3/4), 2, len(bz1)},
+			tc{"bzip2 stream crc flipped in the second stream", flip(bz, len(bz)-3), 2, len(bz1)},
+			tc{"bzip2 block data flipped in the first stream", flip(bz, len(bz1)/2), 0, 0},
+			tc{"bzip2 first stream's crc flipped", flip(bz, len(bz1)-3), 0, 0},
+			tc{"bzip2 single stream cut", one[:len(one)*3/4], 0, 0},
+			tc{"bzip2 single stream cut in its crc", one[:len(one)-2], 0, 0},
+			tc{"bzip2 garbage after the last stream", append(bytes.Clone(bz), "trailing text"...), 4, len(bz)},
+			tc{"bzip2 one byte after the last stream", append(bytes.Clone(bz), '\n'), 4, len(bz)},
+			tc{"bzip2 zeros then garbage after the last stream", append(bytes.Clone(bz), "\x00\x00\x00junk"...), 4, len(bz)},
+			tc{"bzip2 garbage after a single stream", append(bytes.Clone(one), 'X'), 4, len(one)})
 	}
 	dir := t.TempDir()
 	for i, c := range cases {
@@ -252,6 +273,189 @@ func TestCompressedDamage(t *testing.T) {
 				t.Errorf("kept %d records, want exactly the %d of the frames before the damaged one", len(got), len(want))
 			}
 		})
+	}
+}
+
+// A .bz2 with bytes after its last complete stream (50 lines, then "X"):
+// the streams' records are kept, and the bytes after them are damage at
+// their offset, said to be trailing data (not a truncated file), counted
+// as a truncated record and a damaged input; zero padding there is
+// ignored without a word, as gzip's is. Workers 1 and 4 write the same
+// bytes, and a read resumed part way through keeps the same records and
+// reports the same damage.
+func TestBzip2TrailingData(t *testing.T) {
+	var text bytes.Buffer
+	for i := 1; i <= 50; i++ {
+		fmt.Fprintf(&text, "line number %d\n", i)
+	}
+	bz := cli(t, text.Bytes(), "bzip2", "-c")
+	want := lines(text.Bytes())
+	dir := t.TempDir()
+	other := writeFile(t, dir, "other.txt", testLines(200))
+	for _, c := range []struct {
+		name, tail string
+		damaged    bool
+	}{
+		{"one byte", "X", true},
+		{"text", "trailing text\n", true},
+		{"zero padding", "\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00", false},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			in := writeFile(t, dir, strings.ReplaceAll(c.name, " ", "-")+".txt.bz2", append(bytes.Clone(bz), c.tail...))
+			var ref map[string][]byte
+			for _, workers := range []int{1, 4} {
+				o := options(t, "gpt2", t.TempDir(), in, other)
+				o.Workers = workers
+				res, warnings := buildWarned(t, o)
+				d := res.Stats.Doc
+				if d.Documents != 250 {
+					t.Fatalf("%d documents, want the 50 of the stream and the 200 of the other input", d.Documents)
+				}
+				said := strings.Join(warnings, "\n")
+				if !c.damaged {
+					if d.TruncatedIn != 0 || d.Reasons[Truncated] != 0 || len(res.Stats.Damage) != 0 || strings.Contains(said, in) {
+						t.Fatalf("zero padding is damage: truncated inputs %d, damage %+v, warnings %q", d.TruncatedIn, res.Stats.Damage, warnings)
+					}
+				} else {
+					if d.TruncatedIn != 1 || d.Reasons[Truncated] != 1 || len(res.Stats.Damage) != 1 {
+						t.Fatalf("truncated inputs %d, truncated %d, damage %+v; want one of each", d.TruncatedIn, d.Reasons[Truncated], res.Stats.Damage)
+					}
+					dm := res.Stats.Damage[0]
+					at := fmt.Sprintf("trailing data after the last bzip2 stream, at byte %d", len(bz))
+					if dm.Input != in || dm.Offset != int64(len(bz)) || dm.Line != 51 || dm.Detail != at {
+						t.Errorf("damage %+v; want %q at byte %d, line 51", dm, at, len(bz))
+					}
+					if !strings.Contains(said, in+":51: truncated: "+at+"; the records before it are kept") || strings.Contains(said, "the file is truncated") || strings.Contains(said, "nothing of the input is kept") {
+						t.Errorf("warnings %q", warnings)
+					}
+				}
+				files := dirBytes(t, o.Out)
+				if ref == nil {
+					ref = files
+					continue
+				}
+				glmtest.SameFiles(t, "workers 1 vs 4", ref, files)
+			}
+			// Resumed at line 21: the rest of the stream's records, then the
+			// same damage.
+			rp := ResumePoint{Record: 20, Line: 21, Offset: int64(bytes.Index(text.Bytes(), []byte("line number 21\n")))}
+			r, err := openRecords(context.Background(), nil, fileInput(t, in), DefaultConfig(), Task{Start: 0, End: -1, Line: 1}, rp, t.TempDir(), nil, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer r.close()
+			recs, texts, err := drain(r.next)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var good []string
+			for i, rec := range recs {
+				if rec.reason == OK {
+					good = append(good, texts[i])
+				}
+			}
+			if strings.Join(good, "\n") != strings.Join(want[20:], "\n") {
+				t.Errorf("resumed at line 21: %d records, want %d", len(good), len(want[20:]))
+			}
+			if _, err := r.finish(); err != nil {
+				t.Fatal(err)
+			}
+			if dmg := r.damage(); c.damaged != (dmg != nil) || dmg != nil && dmg.Offset != int64(len(bz)) {
+				t.Errorf("resumed: damage %+v", dmg)
+			}
+		})
+	}
+}
+
+// Many bzip2 streams (as pbzip2 writes), together longer than the 64 KiB
+// that bzip2Ends reads at a time: it finds every stream's end, latest
+// first; a damaged stream among them keeps exactly the streams before it.
+func TestBzip2StreamEnds(t *testing.T) {
+	var b bytes.Buffer // hex digits that compress to about half
+	for x, i := uint64(1), 0; b.Len() < 420000; i++ {
+		x ^= x << 13
+		x ^= x >> 7
+		x ^= x << 17
+		fmt.Fprintf(&b, "%05d %016x %016x\n", i, x, x*0x9e3779b97f4a7c15)
+	}
+	text := b.Bytes()
+	var bz []byte
+	var ends []int64 // of each stream
+	var cuts []int   // text offset of each stream's end
+	for k := 0; k < len(text); k += 70000 {
+		bz = append(bz, cli(t, text[k:min(k+70000, len(text))], "bzip2", "-c", "-1")...)
+		ends = append(ends, int64(len(bz)))
+		cuts = append(cuts, min(k+70000, len(text)))
+	}
+	if len(ends) < 4 || ends[len(ends)-1] < 3<<16 {
+		t.Fatalf("%d streams in %d bytes: too few to test with", len(ends), len(bz))
+	}
+	fr := &frameReader{path: "streams.bz2", at: &readerAt{ctx: context.Background(), path: "streams.bz2", r: bytes.NewReader(bz)}}
+	got, err := fr.bzip2Ends(0, int64(len(bz)), 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := slices.Clone(ends)
+	slices.Reverse(want)
+	if !slices.Equal(got, want) {
+		t.Errorf("stream ends %v, want %v", got, want)
+	}
+	if got, _ := fr.bzip2Ends(0, ends[2]-1, 100); !slices.Equal(got, []int64{ends[1], ends[0]}) {
+		t.Errorf("stream ends before byte %d: %v, want %v", ends[2]-1, got, []int64{ends[1], ends[0]})
+	}
+	// The third stream's block data flipped: the first two are kept.
+	bad := bytes.Clone(bz)
+	bad[(ends[1]+ends[2])/2] ^= 0x55
+	p := writeFile(t, t.TempDir(), "streams.txt.bz2", bad)
+	good, dmg, _, err := readInput(t, p, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if dmg == nil || dmg.Offset != ends[1] || !strings.HasPrefix(dmg.Detail, fmt.Sprintf("bzip2 stream at byte %d is corrupt", ends[1])) {
+		t.Errorf("damage %+v; want the stream at byte %d corrupt", dmg, ends[1])
+	}
+	if want := completeLines(text[:cuts[1]]); strings.Join(good, "\n") != strings.Join(want, "\n") {
+		t.Errorf("kept %d records, want the %d of the first two streams", len(good), len(want))
+	}
+}
+
+// bzip2Ends finds a stream end whatever its padding (0 to 7 bits), at the edges of
+// the blocks it reads backwards (an end whose 11 bytes straddle two), and
+// no nearer start than the smallest stream.
+func TestBzip2EndsAtEdges(t *testing.T) {
+	const n = 140000
+	lo1 := int64(n - 1<<16) // the first block read: [lo1, n)
+	lo2 := lo1 + 10 - 1<<16 // the second
+	for _, start := range []int64{0, 100} {
+		for _, end := range []int64{start + 13, start + 14, start + 15, lo2 + 10, lo2 + 11, lo1 + 1, lo1 + 10, lo1 + 11, n - 1, n} {
+			for _, pad := range []int{0, 1, 6, 7} {
+				b := make([]byte, n)
+				// The magic and a CRC, ending pad bits before end.
+				bits := [2]uint64{bzip2EOS, 0xdeadbeef}
+				widths := [2]int{48, 32}
+				at := int(end)*8 - pad - 80
+				for k, v := range bits {
+					for i := widths[k] - 1; i >= 0; i-- {
+						if v>>i&1 == 1 {
+							b[at/8] |= 0x80 >> (at % 8)
+						}
+						at++
+					}
+				}
+				fr := &frameReader{path: "edges.bz2", at: &readerAt{ctx: context.Background(), path: "edges.bz2", r: bytes.NewReader(b)}}
+				got, err := fr.bzip2Ends(start, n, 4)
+				if err != nil {
+					t.Fatal(err)
+				}
+				want := []int64{end}
+				if end < start+14 {
+					want = nil
+				}
+				if !slices.Equal(got, want) {
+					t.Errorf("start %d, a stream end at byte %d with %d bits of padding: found %v", start, end, pad, got)
+				}
+			}
+		}
 	}
 }
 

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -93,7 +94,7 @@ func TestIOErrorsStopTheTask(t *testing.T) {
 	pqSize := int64(len(glmtest.ReadFile(t, pq)))
 	refs := map[string]BuildOptions{} // the uninterrupted build of each input
 	top := t
-	for _, tc := range []ioErrorCase{
+	cases := []ioErrorCase{
 		{"text", "plain.txt", text, int64(len(text) / 2), 1, false},
 		{"text, failing for good", "plain.txt", text, int64(len(text) / 2), 1 << 30, false},
 		{"text at the first byte", "plain.txt", text, 0, 1, false},
@@ -104,7 +105,13 @@ func TestIOErrorsStopTheTask(t *testing.T) {
 		{"gzip", "members.txt.gz", gz, int64(len(gz) * 2 / 3), 1, false},
 		{"gzip, failing for good", "members.txt.gz", gz, int64(len(gz) * 2 / 3), 1 << 30, false},
 		{"parquet", "rows.parquet", nil, pqSize / 2, 1, false},
-	} {
+	}
+	if _, err := exec.LookPath("bzip2"); err == nil {
+		// A byte after the stream: its end is found by decoding it again.
+		bz := append(cli(t, text, "bzip2", "-c"), 'X')
+		cases = append(cases, ioErrorCase{"bzip2 with a byte after its stream, when the stream is decoded again to find its end", "trailing.txt.bz2", bz, int64(len(bz) / 2), 1, true})
+	}
+	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			in := pq
 			if tc.data != nil {

@@ -231,9 +231,11 @@ type frame struct {
 
 // frameReader is the decompressed stream of a gzip, zstd or bzip2 input,
 // frame by frame, each verified before any of it is returned. A bzip2
-// input is one frame: its streams end at bit offsets, found only by
-// decoding, and Go's decoder reads them all, checking each block's CRC and
-// each stream's.
+// input is one frame: its streams end where only decoding finds them, and
+// Go's decoder reads them all, checking each block's CRC and each
+// stream's. Where that decode fails, the frame is the whole streams before
+// the failure, found again by a decode that ends cleanly at their end (see
+// bzip2Streams); nothing is kept when there are none.
 type frameReader struct {
 	ctx  context.Context
 	path string
@@ -246,6 +248,8 @@ type frameReader struct {
 	zd   *zstd.Decoder
 	gz   *gzip.Reader
 	skip int64 // decompressed bytes still to skip (resume)
+
+	after error // bzip2: the damage after the last frame, for the call after it
 
 	cur   io.Reader // the current frame's decoded bytes
 	left  int64     // of the current frame, still to come
@@ -368,6 +372,9 @@ func (fr *frameReader) next() (frame, error) {
 				return frame{}, &ioError{fr.path, err}
 			}
 		}
+		if fr.after != nil {
+			return frame{}, fr.after
+		}
 		start := fr.pos()
 		head, err := fr.br.Peek(4)
 		if len(head) == 0 && err == io.EOF {
@@ -449,7 +456,11 @@ func (fr *frameReader) gzipMember(start int64) (frame, error) {
 
 // bzip2Streams decodes the input's bzip2 streams, from start to its end,
 // to nowhere, which checks every block's CRC and every stream's, and
-// returns their extent: one frame.
+// returns their extent: one frame. When the decoder fails, the frame is
+// the whole streams before the failure (see bzip2Kept), if there are any:
+// zero padding after them is ignored, as gzip's is, and anything else
+// there is damage at the byte after them, reported once their records are
+// read. With none, the damage is at start and nothing is kept.
 func (fr *frameReader) bzip2Streams(start int64) (frame, error) {
 	what := fmt.Sprintf("bzip2 data at byte %d", start)
 	if head, _ := fr.br.Peek(10); !bzip2Magic(head) {
@@ -459,10 +470,146 @@ func (fr *frameReader) bzip2Streams(start int64) (frame, error) {
 		return frame{}, &damageError{start, fmt.Sprintf("no bzip2 stream at byte %d (the file is damaged)", start)}
 	}
 	n, err := io.Copy(io.Discard, bzip2.NewReader(fr.br))
-	if err != nil {
-		return frame{}, fr.classify(start, what, err)
+	if err == nil {
+		return frame{off: start, end: fr.pos(), size: n}, nil
 	}
-	return frame{off: start, end: fr.pos(), size: n}, nil
+	whole := fr.classify(start, what, err)
+	if _, ok := whole.(*damageError); !ok {
+		return frame{}, whole
+	}
+	// The decoder reads a byte at a time from fr.br: it stopped at stop.
+	stop := fr.pos()
+	f, ok, kerr := fr.bzip2Kept(start, stop, n, err)
+	if kerr != nil {
+		return frame{}, kerr
+	}
+	if !ok {
+		return frame{}, whole
+	}
+	// What follows the kept streams up to stop is at most two bytes,
+	// unless it starts as a stream does, with "BZ".
+	head := make([]byte, min(stop-f.end, 2))
+	if err := fr.readAt(head, f.end); err != nil {
+		return frame{}, err
+	}
+	if stop-f.end <= 2 && bytes.Count(head, []byte{0}) == len(head) {
+		if fr.zeroTail() {
+			return f, nil
+		}
+		if ie := asIOError(fr.raw.err); ie != nil {
+			return frame{}, ie
+		}
+	}
+	if string(head) == "BZ" {
+		fr.after = fr.classify(f.end, fmt.Sprintf("bzip2 stream at byte %d", f.end), err)
+	} else {
+		fr.after = &damageError{f.end, fmt.Sprintf("trailing data after the last bzip2 stream, at byte %d", f.end)}
+	}
+	return f, nil
+}
+
+// bzip2ContinuationErr is what Go's decoder returns when a stream, its
+// CRC checked, is followed by two bytes that are not "BZ".
+const bzip2ContinuationErr = bzip2.StructuralError("bad magic value in continuation file")
+
+// bzip2Tries is how many of the latest places a stream may end bzip2Kept
+// decodes up to, latest first, before it gives up.
+const bzip2Tries = 4
+
+// bzip2Kept finds the whole streams from start that came before the
+// decoder failed with err at raw offset stop, having handed out n bytes:
+// their extent and decoded size, or ok false when there are none. Where
+// the decoder failed looking for a next stream after one it checked (err
+// is bzip2ContinuationErr), they end two bytes before stop, and n is
+// theirs. Otherwise the latest places before stop where a stream may end
+// (bzip2EndAt) are tried, each by decoding the input up to it again: a
+// decode that ends cleanly there checked every block and stream CRC of
+// those streams, and the read pass, decoding the same bytes, ends at the
+// same place with the same bytes.
+func (fr *frameReader) bzip2Kept(start, stop, n int64, err error) (frame, bool, error) {
+	if err == bzip2ContinuationErr {
+		return frame{off: start, end: stop - 2, size: n}, true, nil
+	}
+	ends, err := fr.bzip2Ends(start, stop, bzip2Tries)
+	if err != nil {
+		return frame{}, false, err
+	}
+	for _, end := range ends {
+		dec := bzip2.NewReader(bufio.NewReaderSize(io.NewSectionReader(fr.at, start, end-start), 1<<16))
+		n, err := io.Copy(io.Discard, dec)
+		if ie := asIOError(err); ie != nil || fr.at.bad {
+			if ie == nil {
+				ie = &ioError{fr.path, err}
+			}
+			return frame{}, false, ie
+		}
+		if err == nil {
+			return frame{off: start, end: end, size: n}, true, nil
+		}
+	}
+	return frame{}, false, nil
+}
+
+// bzip2Ends returns the latest places, at most limit of them, latest first,
+// in (start, stop] where a bzip2 stream from start may end: it reads the
+// raw bytes backwards from stop.
+func (fr *frameReader) bzip2Ends(start, stop int64, limit int) ([]int64, error) {
+	const minStream = 14 // "BZh9", the end-of-stream magic and the CRC
+	var ends []int64
+	buf := make([]byte, 1<<16)
+	for hi := stop; hi >= start+minStream && len(ends) < limit; {
+		lo := max(hi-int64(len(buf)), start)
+		b := buf[:hi-lo]
+		if err := fr.readAt(b, lo); err != nil {
+			return nil, err
+		}
+		for end := hi; end-11 >= lo && end >= start+minStream && len(ends) < limit; end-- {
+			if bzip2EndAt(b[end-11-lo : end-lo]) {
+				ends = append(ends, end)
+			}
+		}
+		// The ends below lo+11 are checked with the bytes before lo.
+		hi = lo + 10
+		if lo == start {
+			break
+		}
+	}
+	return ends, nil
+}
+
+// readAt reads len(b) raw bytes at off, which the sequential pass has
+// read already: an ioError when reading fails, and when they are not all
+// there, the error of a file that changed while it was read.
+func (fr *frameReader) readAt(b []byte, off int64) error {
+	n, err := fr.at.ReadAt(b, off)
+	if n == len(b) {
+		return nil
+	}
+	if ie := asIOError(err); ie != nil {
+		return ie
+	}
+	if err == nil || err == io.EOF {
+		err = io.ErrUnexpectedEOF
+	}
+	return fr.rereadError(err)
+}
+
+// bzip2EOS is the 48-bit magic number that ends a bzip2 stream, before
+// the stream's CRC (32 bits) and the padding to a byte boundary.
+const bzip2EOS = 0x177245385090
+
+// bzip2EndAt reports whether w, 11 bytes, ends as a bzip2 stream does:
+// the end-of-stream magic, the CRC and 0 to 7 bits of padding. That is a
+// candidate only: the magic can turn up inside block data too.
+func bzip2EndAt(w []byte) bool {
+	hi := uint64(w[0])<<16 | uint64(w[1])<<8 | uint64(w[2])
+	lo := binary.BigEndian.Uint64(w[3:11])
+	for k := uint(32); k < 40; k++ { // the CRC, then the padding
+		if (lo>>k|hi<<(64-k))&(1<<48-1) == bzip2EOS {
+			return true
+		}
+	}
+	return false
 }
 
 // zeroTail consumes the rest of the input and reports whether it is all
