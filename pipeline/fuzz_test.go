@@ -2,11 +2,13 @@ package pipeline
 
 import (
 	"bytes"
+	"compress/bzip2"
 	"context"
 	"encoding/json"
 	"errors"
 	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -128,6 +130,20 @@ func FuzzDecompress(f *testing.F) {
 	f.Add(append(skippable([]byte("x")), zs...))
 	f.Add(zs[:len(zs)/2])
 	f.Add(gz[:len(gz)-3])
+	if _, err := exec.LookPath("bzip2"); err == nil {
+		cmd := exec.Command("bzip2", "-c")
+		cmd.Stdin = bytes.NewReader(text)
+		bz, err := cmd.Output()
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(bz)
+		f.Add(append(bytes.Clone(bz), bz...))
+		f.Add(append(bytes.Clone(bz), "X"...))
+		f.Add(append(bytes.Clone(bz), 0, 0, 0))
+		f.Add(append(bytes.Clone(bz), bz[:len(bz)/2]...))
+		f.Add(bz[:len(bz)-2])
+	}
 	f.Fuzz(func(t *testing.T, data []byte) {
 		kind, err := sniff(data)
 		if err != nil || kind == "none" {
@@ -151,6 +167,8 @@ func FuzzDecompress(f *testing.F) {
 			if zr, werr = gzip.NewReader(bytes.NewReader(data)); werr == nil {
 				want, werr = io.ReadAll(zr)
 			}
+		} else if kind == "bzip2" {
+			want, werr = io.ReadAll(bzip2.NewReader(bytes.NewReader(data)))
 		} else {
 			d, _ := zstd.NewReader(nil, zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxWindow(maxZstdWindow))
 			want, werr = d.DecodeAll(data, nil)

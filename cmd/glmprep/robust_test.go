@@ -235,6 +235,10 @@ func TestStdinFormats(t *testing.T) {
 		"zstd":  compress("zstd", "-q", "-c"),
 		"pzstd": compress("pzstd", "-q", "-c"),
 		"gzip":  compress("gzip", "-c"),
+		"bzip2": compress("bzip2", "-c"),
+		// Zero padding after the stream: found once the stream fails to
+		// continue, in the spool.
+		"bzip2, zero padded": append(compress("bzip2", "-c"), make([]byte, 100)...),
 	} {
 		dir, out, err := stdinBuild(t, data)
 		if err != nil {
