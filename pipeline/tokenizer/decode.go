@@ -224,8 +224,10 @@ func parseDecoderPart(field string, raw json.RawMessage) (decoder, error) {
 			return nil, err
 		}
 		return d, nil
+	case "CTC":
+		return nil, nil // speech models' decoder: the default decoding serves
 	}
-	return nil, nil
+	return nil, fieldErr(field+".type", "%q is not a Hugging Face decoder (Hugging Face refuses the file)", t)
 }
 
 // decoderSeqOf reads a Sequence of decoders; nil when one of them is nil

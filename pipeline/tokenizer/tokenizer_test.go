@@ -1,6 +1,7 @@
 package tokenizer
 
 import (
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -568,5 +569,60 @@ func TestVocabTxtCasing(t *testing.T) {
 		if tk.Options().Lowercase != c.lower {
 			t.Errorf("Options() = %+v", tk.Options())
 		}
+	}
+}
+
+// A tokenizer.json that Hugging Face refuses to load is refused, naming
+// the field: an unknown decoder or post-processor, another version, a
+// WordPiece or WordLevel model without its unk_token, a BertNormalizer
+// without the options Hugging Face has no default for. glmkit used to
+// guess them ([UNK], the default decoder). Which files Hugging Face
+// refuses was checked with its reference (testdata/js), the CTC decoder
+// and a missing version being ones it takes.
+func TestRefusedAsHuggingFaceRefuses(t *testing.T) {
+	b, err := os.ReadFile(filepath.Join(sharedDir, "tokenizers", "bert-base-uncased", "tokenizer.json"))
+	if err != nil {
+		t.Skipf("no shared bert tokenizer.json: %v", err)
+	}
+	dir := t.TempDir()
+	wordLevel := `{"version": "1.0", "truncation": null, "padding": null, "added_tokens": [], "normalizer": null,
+	 "pre_tokenizer": {"type": "Whitespace"}, "post_processor": null, "decoder": null,
+	 "model": {"type": "WordLevel", "vocab": {"<unk>": 0, "a": 1}}}`
+	for _, c := range []struct {
+		name string
+		edit func(m map[string]any)
+		want string // "" loads
+	}{
+		{"decoder of no such type", func(m map[string]any) { m["decoder"] = map[string]any{"type": "Weird"} }, `decoder.type: "Weird" is not a Hugging Face decoder`},
+		{"post-processor of no such type", func(m map[string]any) { m["post_processor"] = map[string]any{"type": "Weird"} }, `post_processor.type: "Weird" is not a Hugging Face post-processor`},
+		{"one in a sequence", func(m map[string]any) {
+			m["post_processor"] = map[string]any{"type": "Sequence", "processors": []any{map[string]any{"type": "ByteLevel"}, map[string]any{"type": "Weird"}}}
+		}, `post_processor.processors[1].type: "Weird"`},
+		{"version 2.0", func(m map[string]any) { m["version"] = "2.0" }, `version: "2.0"; Hugging Face reads tokenizer.json version "1.0" only`},
+		{"no unk_token", func(m map[string]any) { delete(m["model"].(map[string]any), "unk_token") }, "model.unk_token: missing"},
+		{"a BertNormalizer of no options", func(m map[string]any) { m["normalizer"] = map[string]any{"type": "BertNormalizer"} }, "normalizer.clean_text: missing"},
+		{"no strip_accents", func(m map[string]any) { delete(m["normalizer"].(map[string]any), "strip_accents") }, ""},
+		{"a CTC decoder", func(m map[string]any) {
+			m["decoder"] = map[string]any{"type": "CTC", "pad_token": "[PAD]", "word_delimiter_token": "|", "cleanup": true}
+		}, ""},
+		{"no version", func(m map[string]any) { delete(m, "version") }, ""},
+	} {
+		var m map[string]any
+		if err := json.Unmarshal(b, &m); err != nil {
+			t.Fatal(err)
+		}
+		c.edit(m)
+		js, _ := json.Marshal(m)
+		p := filepath.Join(dir, strings.ReplaceAll(c.name, " ", "-")+".json")
+		os.WriteFile(p, js, 0o644)
+		_, err := Load(p)
+		if c.want == "" && err != nil || c.want != "" && (err == nil || !strings.Contains(err.Error(), c.want)) {
+			t.Errorf("%s: Load = %v; want %q", c.name, err, c.want)
+		}
+	}
+	p := filepath.Join(dir, "wordlevel.json")
+	os.WriteFile(p, []byte(wordLevel), 0o644)
+	if _, err := Load(p); err == nil || !strings.Contains(err.Error(), "model.unk_token: missing") {
+		t.Errorf("a WordLevel model without unk_token: %v", err)
 	}
 }

@@ -86,6 +86,18 @@ func (o jobj) typ() (string, error) {
 
 func (o jobj) has(key string) bool { raw, ok := o.m[key]; return ok && !isNull(raw) }
 
+// required is an error naming the first of keys that o lacks: options
+// Hugging Face has no default for, so it refuses the file without them
+// (glmkit would otherwise guess their value).
+func (o jobj) required(keys ...string) error {
+	for _, k := range keys {
+		if _, ok := o.m[k]; !ok {
+			return fieldErr(o.sub(k), "missing (Hugging Face has no default for it and refuses the file)")
+		}
+	}
+	return nil
+}
+
 // optional decodes o's key as a T: def when the key is absent or null, an
 // error saying what was wanted when it is not a T.
 func optional[T any](o jobj, key string, def T, want string) (T, error) {
@@ -238,6 +250,9 @@ func sequenceOf[T any](o jobj, key string, out []T, read func(field string, raw 
 
 func bertNormOf(o jobj) (normalizer, error) {
 	if err := o.keys("clean_text", "handle_chinese_chars", "strip_accents", "lowercase"); err != nil {
+		return nil, err
+	}
+	if err := o.required("clean_text", "handle_chinese_chars", "lowercase"); err != nil {
 		return nil, err
 	}
 	opts := bertOptions{}
@@ -689,6 +704,9 @@ func (m *tjModel) parseWordPiece(o jobj, mp *fastModelParts) error {
 	if err := m.objVocab(mp); err != nil {
 		return err
 	}
+	if err := o.required("unk_token"); err != nil {
+		return err
+	}
 	m.hasUnk = true
 	var err error
 	if m.unk, err = o.str("unk_token", "[UNK]"); err != nil {
@@ -707,6 +725,9 @@ func (m *tjModel) parseWordLevel(o jobj, mp *fastModelParts) error {
 		return err
 	}
 	if err := m.objVocab(mp); err != nil {
+		return err
+	}
+	if err := o.required("unk_token"); err != nil {
 		return err
 	}
 	m.hasUnk = true
@@ -847,6 +868,45 @@ type tjParts struct {
 	dec   decoderOf
 }
 
+// checkVersion refuses a tokenizer.json of a version other than 1.0, the
+// one Hugging Face reads ("Unknown tokenizer version"); none is 1.0.
+func checkVersion(raw json.RawMessage) error {
+	if raw == nil {
+		return nil
+	}
+	var v string
+	if err := json.Unmarshal(raw, &v); err != nil || v != "1.0" {
+		return fieldErr("version", "%s; Hugging Face reads tokenizer.json version \"1.0\" only", raw)
+	}
+	return nil
+}
+
+// checkPostProcessor checks that the post-processor is one Hugging Face
+// has. glmkit does not apply it (GLM adds its own [CLS], eos and blanks),
+// but a file Hugging Face refuses is refused here too.
+func checkPostProcessor(field string, raw json.RawMessage) error {
+	o, t, ok, err := component(field, raw)
+	if err != nil || !ok {
+		return err
+	}
+	switch t {
+	case "TemplateProcessing", "BertProcessing", "RobertaProcessing", "ByteLevel":
+		return nil
+	case "Sequence":
+		l, err := o.list("processors")
+		if err != nil {
+			return err
+		}
+		for i, r := range l {
+			if err := checkPostProcessor(fmt.Sprintf("%s.processors[%d]", field, i), r); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	return fieldErr(field+".type", "%q is not a Hugging Face post-processor (Hugging Face refuses the file)", t)
+}
+
 // parseParts parses the sections of a tokenizer.json.
 func (b *tjBuilder) parseParts(sections map[string]json.RawMessage, mp *fastModelParts) (*tjParts, error) {
 	for k := range sections {
@@ -855,6 +915,12 @@ func (b *tjBuilder) parseParts(sections map[string]json.RawMessage, mp *fastMode
 		default:
 			return nil, fieldErr(k, "unknown section (not supported)")
 		}
+	}
+	if err := checkVersion(sections["version"]); err != nil {
+		return nil, err
+	}
+	if err := checkPostProcessor("post_processor", sections["post_processor"]); err != nil {
+		return nil, err
 	}
 	p := &tjParts{}
 	var err error
