@@ -74,14 +74,19 @@ func (o *BuildOptions) validate() error {
 		return fmt.Errorf("pipeline: --mask-epochs %d: want 1..1000", m.MaskEpochs)
 	case o.NewEncoder == nil:
 		return errors.New("pipeline: no tokenizer")
-	case o.Workers < 0:
-		return fmt.Errorf("pipeline: --workers %d: want ≥ 1 (0: the number of CPUs)", o.Workers)
+	case o.Workers < 0 || o.Workers > MaxWorkers:
+		return fmt.Errorf("pipeline: --workers %d: want 1..%d (0: the number of CPUs)", o.Workers, MaxWorkers)
 	}
 	if o.Resume && o.Force {
 		return errors.New("pipeline: --resume and --force contradict each other")
 	}
 	return nil
 }
+
+// MaxWorkers bounds --workers: each worker holds its jobs' buffers (a few
+// MB), and half as many tasks as workers run at once, so 100000 would ask
+// for hundreds of GB.
+const MaxWorkers = 1024
 
 // Prepare resolves and hashes the inputs, plans them into tasks, checks
 // o.Out against --resume and --force and writes plan.json there. It is the
@@ -170,8 +175,8 @@ func NewEnv(plan *Plan, dir string, sentenceEnd []bool, newEncoder func() Encode
 	if err != nil {
 		return nil, err
 	}
-	if workers < 0 {
-		return nil, fmt.Errorf("pipeline: --workers %d: want ≥ 1 (0: the number of CPUs)", workers)
+	if workers < 0 || workers > MaxWorkers {
+		return nil, fmt.Errorf("pipeline: --workers %d: want 1..%d (0: the number of CPUs)", workers, MaxWorkers)
 	}
 	if workers == 0 {
 		workers = runtime.GOMAXPROCS(0)

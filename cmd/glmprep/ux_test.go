@@ -454,3 +454,17 @@ func TestRecordsPinTheirPlan(t *testing.T) {
 	mustGlmprep(t, "merge", dir)
 	glmtest.SameFiles(t, "the build after the damaged record's task ran again", want, readDir(t, dir))
 }
+
+// build and run-task bound --workers as bench-load does: 100000 workers
+// ran 50000 tasks at once, each with its buffers.
+func TestBuildWorkersBound(t *testing.T) {
+	in := "../../testdata/demo/shakespeare.txt"
+	if _, _, err := glmprep(t, "build", "--input", in, "--out", t.TempDir(), "--quiet", "--workers", "100000"); err == nil || !strings.Contains(err.Error(), "--workers 100000: want 1..1024") {
+		t.Errorf("build --workers 100000: %v", err)
+	}
+	dir := t.TempDir()
+	mustGlmprep(t, "plan", "--input", in, "--out", dir, "--quiet")
+	if _, _, err := glmprep(t, "run-task", dir, "--task", "0", "--workers", "5000"); err == nil || !strings.Contains(err.Error(), "--workers 5000: want 1..1024") {
+		t.Errorf("run-task --workers 5000: %v", err)
+	}
+}
