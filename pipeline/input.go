@@ -269,6 +269,9 @@ func (in *Input) describe(st os.FileInfo, magic []byte, format, docBoundary stri
 		}
 		magic, _ = br.Peek(headBytes)
 		defer closeHead()
+		if err := compressedTwice(in.Path, in.Compression, magic); err != nil {
+			return "", err
+		}
 	}
 	if err := notUTF8(in.Path, magic); err != nil {
 		return "", err
@@ -301,6 +304,23 @@ func crLines(path, format, docBoundary string, head []byte) error {
 		return nil
 	}
 	return fmt.Errorf("pipeline: %s ends its lines with CR alone (classic Mac OS line ends: %d CRs and no LF in its first %d bytes): records are cut at LF, so all of it would be one record; convert it first (tr '\\r' '\\n' < IN > OUT)", inputName(path), crs, len(head))
+}
+
+// compressedTwice is the error of a compressed input whose decompressed
+// start is compressed again (a .gz inside a .zst) or is a Parquet file:
+// read as text, every token of it would be noise.
+func compressedTwice(path, outer string, head []byte) error {
+	if bytes.HasPrefix(head, []byte(parquettext.Magic)) {
+		return fmt.Errorf("pipeline: %s is a Parquet file compressed with %s; Parquet compresses its pages itself, so decompress the file", path, outer)
+	}
+	inner, err := sniff(head)
+	switch {
+	case err != nil:
+		return fmt.Errorf("pipeline: %s: %s data inside: %w", path, outer, err)
+	case inner != "none":
+		return fmt.Errorf("pipeline: %s is compressed twice (%s data inside %s): decompress it once first (e.g. %s -dc IN | %s -dc > OUT)", path, inner, outer, outer, inner)
+	}
+	return nil
 }
 
 // legacyNote is the warning for an input whose start looks like text in a

@@ -20,6 +20,7 @@ import (
 	"golang.org/x/text/encoding/simplifiedchinese"
 
 	"github.com/glmkit/glmkit/internal/glmtest"
+	"github.com/glmkit/glmkit/pipeline/parquettext"
 )
 
 // utf16Bytes encodes s as UTF-16, big or little endian, without a byte
@@ -319,6 +320,41 @@ func TestPipeInput(t *testing.T) {
 		r := resolve(spec)
 		if r.err != nil || len(r.ins) != 1 || len(r.warns) != 1 || !strings.Contains(r.warns[0], "skipping "+fifo) || !strings.Contains(r.warns[0], "a named pipe") {
 			t.Errorf("%s: inputs %v, warnings %q, %v; want a.txt and a warning naming the pipe", spec, r.ins, r.warns, r.err)
+		}
+	}
+}
+
+// A compressed input whose decompressed start is compressed again, or is
+// a Parquet file, is refused when the build is planned: read as text it
+// would be noise (it was taken for a legacy encoding).
+func TestCompressedTwiceRefused(t *testing.T) {
+	src := t.TempDir()
+	text := []byte(strings.Repeat("A line of plain text, compressed twice.\n", 200))
+	pq := filepath.Join(src, "t.parquet")
+	if err := parquettext.WriteTexts(pq, "text", [][]byte{[]byte("a text")}, 10); err != nil {
+		t.Fatal(err)
+	}
+	pqBytes, err := os.ReadFile(pq)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		name string
+		data []byte
+		want string
+	}{
+		{"gz-in.zst", zstdBytes(t, gzipBytes(t, text)), "is compressed twice (gzip data inside zstd)"},
+		{"zst-in.gz", gzipBytes(t, zstdBytes(t, text)), "is compressed twice (zstd data inside gzip)"},
+		{"t.parquet.gz.txt", gzipBytes(t, pqBytes), "is a Parquet file compressed with gzip"},
+	} {
+		in := writeFile(t, src, c.name, c.data)
+		dir := filepath.Join(t.TempDir(), "out")
+		_, err := Build(context.Background(), options(t, "bert-base-uncased", dir, in))
+		if err == nil || !strings.Contains(err.Error(), in+" "+c.want) {
+			t.Errorf("%s: Build = %v; want %q", c.name, err, c.want)
+		}
+		if _, err := os.Stat(dir); !os.IsNotExist(err) {
+			t.Errorf("%s: the build directory was made (%v)", c.name, err)
 		}
 	}
 }

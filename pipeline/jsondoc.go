@@ -717,6 +717,9 @@ func detectJSONDocs(ctx context.Context, inputs []Input, cfg Config, dir string)
 				}
 				keys := describeTop(br)
 				closeHead()
+				if keys == "" {
+					return fmt.Errorf("pipeline: %s is one JSON object with no keys it could list ({} or broken at its start): no records to read, and no --json-path to point at them", in.Path)
+				}
 				return fmt.Errorf("pipeline: %s is one JSON object (top-level keys: %s), not JSON Lines or a list of records: point --json-path at the records, e.g. --json-path data (a dotted path; the lists on the way are walked through, so SQuAD's data.paragraphs reaches every paragraph)", in.Path, keys)
 			}
 			closeHead()

@@ -109,6 +109,11 @@ func TestJSONDocuments(t *testing.T) {
 	if code != 1 || !strings.Contains(stderr, `is one JSON object (top-level keys: "version": a string, "data": a list of `) || !strings.Contains(stderr, "--json-path") {
 		t.Errorf("a SQuAD file without --json-path: exit %d, %s", code, stderr)
 	}
+	empty := filepath.Join(src, "empty.json")
+	os.WriteFile(empty, []byte("{}\n"), 0o644)
+	if _, stderr, code := glmprepBin(t, nil, "build", "--input", empty, "--out", filepath.Join(t.TempDir(), "e"), "--quiet"); code != 1 || !strings.Contains(stderr, "is one JSON object with no keys it could list") {
+		t.Errorf("an empty JSON object: exit %d, %s", code, stderr)
+	}
 	for _, args := range [][]string{
 		{"--json-path", "data.paragraphs", "--text-field", "context"},
 		{"--json-path", "data.paragraphs.context"},
