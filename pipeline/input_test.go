@@ -2,7 +2,6 @@ package pipeline
 
 import (
 	"bytes"
-	"compress/gzip"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -127,21 +126,32 @@ func TestWideTextCorpora(t *testing.T) {
 // planned, before anything is written; so is UTF-16 on stdin when it is
 // read.
 func TestUTF16InputRefused(t *testing.T) {
-	src := t.TempDir()
 	text := append([]byte{0xff, 0xfe}, utf16Bytes(strings.Repeat("中文文本测试。\n", 100), false)...)
-	var gz bytes.Buffer
-	zw := gzip.NewWriter(&gz)
-	zw.Write(text)
-	zw.Close()
-	for _, in := range []string{writeFile(t, src, "a.txt", text), writeFile(t, src, "b.txt.gz", gz.Bytes())} {
-		dir := filepath.Join(t.TempDir(), "out")
-		_, err := Build(context.Background(), options(t, "bert-base-uncased", dir, in))
-		if err == nil || !strings.Contains(err.Error(), in+" is UTF-16 LE text (byte order mark FF FE), not UTF-8") || !strings.Contains(err.Error(), "iconv -f UTF-16 -t UTF-8") {
-			t.Errorf("%s: Build = %v; want the UTF-16 error", in, err)
-		}
-		if _, err := os.Stat(dir); !os.IsNotExist(err) {
-			t.Errorf("%s: the build directory was made (%v)", in, err)
-		}
+	refusedAtPlan(t, text, " is UTF-16 LE text (byte order mark FF FE), not UTF-8", "iconv -f UTF-16 -t UTF-8")
+}
+
+// refusedAtPlan builds text as a plain and a gzip input and checks that
+// each build fails before it makes its directory, with an error that names
+// the input followed by want and holds also.
+func refusedAtPlan(t *testing.T, text []byte, want, also string) {
+	t.Helper()
+	src := t.TempDir()
+	for _, in := range []string{writeFile(t, src, "a.txt", text), writeFile(t, src, "b.txt.gz", gzipBytes(t, text))} {
+		checkRefusedAtPlan(t, in, in+want, also)
+	}
+}
+
+// checkRefusedAtPlan checks that a build of in fails, saying want and
+// also, before it makes its directory.
+func checkRefusedAtPlan(t *testing.T, in, want, also string) {
+	t.Helper()
+	dir := filepath.Join(t.TempDir(), "out")
+	_, err := Build(context.Background(), options(t, "bert-base-uncased", dir, in))
+	if err == nil || !strings.Contains(err.Error(), want) || !strings.Contains(err.Error(), also) {
+		t.Errorf("%s: Build = %v; want an error saying %q", in, err, want)
+	}
+	if _, err := os.Stat(dir); !os.IsNotExist(err) {
+		t.Errorf("%s: the build directory was made (%v)", in, err)
 	}
 }
 
@@ -186,26 +196,11 @@ func TestCRLines(t *testing.T) {
 // A CR-lined input, plain or compressed, is refused when the build is
 // planned, before anything is written.
 func TestCRLinesRefused(t *testing.T) {
-	src := t.TempDir()
 	wiki, err := os.ReadFile(glmtest.Corpus(t, "wikitext-2-raw/wiki.valid.raw"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	text := bytes.ReplaceAll(wiki[:64<<10], []byte("\n"), []byte("\r"))
-	var gz bytes.Buffer
-	zw := gzip.NewWriter(&gz)
-	zw.Write(text)
-	zw.Close()
-	for _, in := range []string{writeFile(t, src, "a.txt", text), writeFile(t, src, "b.txt.gz", gz.Bytes())} {
-		dir := filepath.Join(t.TempDir(), "out")
-		_, err := Build(context.Background(), options(t, "bert-base-uncased", dir, in))
-		if err == nil || !strings.Contains(err.Error(), in+" ends its lines with CR alone") {
-			t.Errorf("%s: Build = %v; want the CR error", in, err)
-		}
-		if _, err := os.Stat(dir); !os.IsNotExist(err) {
-			t.Errorf("%s: the build directory was made (%v)", in, err)
-		}
-	}
+	refusedAtPlan(t, bytes.ReplaceAll(wiki[:64<<10], []byte("\n"), []byte("\r")), " ends its lines with CR alone", "tr '\\r' '\\n'")
 }
 
 // Text in an 8-bit or other legacy encoding (Latin-1, Windows-1252,
@@ -348,13 +343,6 @@ func TestCompressedTwiceRefused(t *testing.T) {
 		{"t.parquet.gz.txt", gzipBytes(t, pqBytes), "is a Parquet file compressed with gzip"},
 	} {
 		in := writeFile(t, src, c.name, c.data)
-		dir := filepath.Join(t.TempDir(), "out")
-		_, err := Build(context.Background(), options(t, "bert-base-uncased", dir, in))
-		if err == nil || !strings.Contains(err.Error(), in+" "+c.want) {
-			t.Errorf("%s: Build = %v; want %q", c.name, err, c.want)
-		}
-		if _, err := os.Stat(dir); !os.IsNotExist(err) {
-			t.Errorf("%s: the build directory was made (%v)", c.name, err)
-		}
+		checkRefusedAtPlan(t, in, in+" "+c.want, "")
 	}
 }

@@ -144,21 +144,16 @@ func (s *Stats) Add(o Stats) {
 
 // Skipped is the number of records left out for bad input (blank records
 // not included).
-func (s *Stats) Skipped() int64 {
-	var n int64
-	for r, c := range s.Doc.Reasons {
-		if Reason(r).skip() {
-			n += c
-		}
-	}
-	return n
-}
+func (s *Stats) Skipped() int64 { return s.records(Reason.skip) }
 
 // Repaired is the number of records used after a repair (see Reason).
-func (s *Stats) Repaired() int64 {
+func (s *Stats) Repaired() int64 { return s.records(Reason.repair) }
+
+// records is the number of records of the reasons that are.
+func (s *Stats) records(are func(Reason) bool) int64 {
 	var n int64
 	for r, c := range s.Doc.Reasons {
-		if Reason(r).repair() {
+		if are(Reason(r)) {
 			n += c
 		}
 	}
