@@ -197,17 +197,7 @@ func TestCompressedDamage(t *testing.T) {
 		zs = append(zs, zstdFrame(t, text[cuts[k]:cuts[k+1]])...)
 		gz = append(gz, gzipMember(t, text[cuts[k]:cuts[k+1]], gzip.Header{})...)
 	}
-	flip := func(b []byte, at int) []byte {
-		c := bytes.Clone(b)
-		c[at] ^= 0x55
-		return c
-	}
-	type tc struct {
-		name   string
-		data   []byte
-		frame  int // the damaged frame: everything in the frames before it is kept
-		offset int // its raw offset, as reported
-	}
+	type tc = damageCase
 	cases := []tc{
 		{"zstd block data flipped in frame 2", flip(zs, zOff[2]+(zOff[3]-zOff[2])/2), 2, zOff[2]},
 		{"zstd checksum flipped in frame 1", flip(zs, zOff[2]-2), 1, zOff[1]},
@@ -231,28 +221,7 @@ func TestCompressedDamage(t *testing.T) {
 		cases = append(cases, tc{"zstd cli single frame cut", one[:len(one)*3/4], 0, 0})
 	}
 	if _, err := exec.LookPath("bzip2"); err == nil {
-		// A bzip2 input is one frame while it decodes whole; damage keeps
-		// the whole streams before it, and a damaged single stream keeps
-		// nothing.
-		bz1 := cli(t, text[:cuts[2]], "bzip2", "-c")
-		bz := append(bytes.Clone(bz1), cli(t, text[cuts[2]:], "bzip2", "-c")...)
-		one := cli(t, text, "bzip2", "-c")
-		if len(bz)*3/4 <= len(bz1) {
-			t.Fatalf("the second stream starts at byte %d of %d: the cuts below miss it", len(bz1), len(bz))
-		}
-		cases = append(cases,
-			tc{"bzip2 cut in the second stream", bz[:len(bz)*3/4], 2, len(bz1)},
-			tc{"bzip2 second stream cut in its header", bz[:len(bz1)+3], 2, len(bz1)},
-			tc{"bzip2 block data flipped in the second stream", flip(bz, len(bz)*3/4), 2, len(bz1)},
-			tc{"bzip2 stream crc flipped in the second stream", flip(bz, len(bz)-3), 2, len(bz1)},
-			tc{"bzip2 block data flipped in the first stream", flip(bz, len(bz1)/2), 0, 0},
-			tc{"bzip2 first stream's crc flipped", flip(bz, len(bz1)-3), 0, 0},
-			tc{"bzip2 single stream cut", one[:len(one)*3/4], 0, 0},
-			tc{"bzip2 single stream cut in its crc", one[:len(one)-2], 0, 0},
-			tc{"bzip2 garbage after the last stream", append(bytes.Clone(bz), "trailing text"...), 4, len(bz)},
-			tc{"bzip2 one byte after the last stream", append(bytes.Clone(bz), '\n'), 4, len(bz)},
-			tc{"bzip2 zeros then garbage after the last stream", append(bytes.Clone(bz), "\x00\x00\x00junk"...), 4, len(bz)},
-			tc{"bzip2 garbage after a single stream", append(bytes.Clone(one), 'X'), 4, len(one)})
+		cases = append(cases, bzip2DamageCases(t, text, cuts[2])...)
 	}
 	dir := t.TempDir()
 	for i, c := range cases {
@@ -273,6 +242,50 @@ func TestCompressedDamage(t *testing.T) {
 				t.Errorf("kept %d records, want exactly the %d of the frames before the damaged one", len(got), len(want))
 			}
 		})
+	}
+}
+
+// damageCase is a damaged compressed input of TestCompressedDamage.
+type damageCase struct {
+	name   string
+	data   []byte
+	frame  int // the damaged frame: everything in the frames before it is kept
+	offset int // its raw offset, as reported
+}
+
+// flip is b with the byte at at changed.
+func flip(b []byte, at int) []byte {
+	c := bytes.Clone(b)
+	c[at] ^= 0x55
+	return c
+}
+
+// bzip2DamageCases are TestCompressedDamage's bzip2 inputs: text in two
+// streams, the second from byte cut of the text (frame 2 of the test's
+// cuts), and in one. A bzip2 input is one frame while it decodes whole;
+// damage keeps the whole streams before it, and a damaged single stream
+// keeps nothing.
+func bzip2DamageCases(t *testing.T, text []byte, cut int) []damageCase {
+	type tc = damageCase
+	bz1 := cli(t, text[:cut], "bzip2", "-c")
+	bz := append(bytes.Clone(bz1), cli(t, text[cut:], "bzip2", "-c")...)
+	one := cli(t, text, "bzip2", "-c")
+	if len(bz)*3/4 <= len(bz1) {
+		t.Fatalf("the second stream starts at byte %d of %d: the cuts below miss it", len(bz1), len(bz))
+	}
+	return []tc{
+		{"bzip2 cut in the second stream", bz[:len(bz)*3/4], 2, len(bz1)},
+		{"bzip2 second stream cut in its header", bz[:len(bz1)+3], 2, len(bz1)},
+		{"bzip2 block data flipped in the second stream", flip(bz, len(bz)*3/4), 2, len(bz1)},
+		{"bzip2 stream crc flipped in the second stream", flip(bz, len(bz)-3), 2, len(bz1)},
+		{"bzip2 block data flipped in the first stream", flip(bz, len(bz1)/2), 0, 0},
+		{"bzip2 first stream's crc flipped", flip(bz, len(bz1)-3), 0, 0},
+		{"bzip2 single stream cut", one[:len(one)*3/4], 0, 0},
+		{"bzip2 single stream cut in its crc", one[:len(one)-2], 0, 0},
+		{"bzip2 garbage after the last stream", append(bytes.Clone(bz), "trailing text"...), 4, len(bz)},
+		{"bzip2 one byte after the last stream", append(bytes.Clone(bz), '\n'), 4, len(bz)},
+		{"bzip2 zeros then garbage after the last stream", append(bytes.Clone(bz), "\x00\x00\x00junk"...), 4, len(bz)},
+		{"bzip2 garbage after a single stream", append(bytes.Clone(one), 'X'), 4, len(one)},
 	}
 }
 
@@ -336,34 +349,40 @@ func TestBzip2TrailingData(t *testing.T) {
 				}
 				glmtest.SameFiles(t, "workers 1 vs 4", ref, files)
 			}
-			// Resumed at line 21: the rest of the stream's records, then the
-			// same damage.
-			rp := ResumePoint{Record: 20, Line: 21, Offset: int64(bytes.Index(text.Bytes(), []byte("line number 21\n")))}
-			r, err := openRecords(context.Background(), nil, fileInput(t, in), DefaultConfig(), Task{Start: 0, End: -1, Line: 1}, rp, t.TempDir(), nil, nil)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer r.close()
-			recs, texts, err := drain(r.next)
-			if err != nil {
-				t.Fatal(err)
-			}
-			var good []string
-			for i, rec := range recs {
-				if rec.reason == OK {
-					good = append(good, texts[i])
-				}
-			}
-			if strings.Join(good, "\n") != strings.Join(want[20:], "\n") {
-				t.Errorf("resumed at line 21: %d records, want %d", len(good), len(want[20:]))
-			}
-			if _, err := r.finish(); err != nil {
-				t.Fatal(err)
-			}
-			if dmg := r.damage(); c.damaged != (dmg != nil) || dmg != nil && dmg.Offset != int64(len(bz)) {
-				t.Errorf("resumed: damage %+v", dmg)
-			}
+			checkBzip2Resumed(t, in, text.Bytes(), want, c.damaged, int64(len(bz)))
 		})
+	}
+}
+
+// checkBzip2Resumed reads input in (text, of lines want) resumed at line
+// 21: the rest of its records, then the same damage at byte at, if it is
+// damaged.
+func checkBzip2Resumed(t *testing.T, in string, text []byte, want []string, damaged bool, at int64) {
+	t.Helper()
+	rp := ResumePoint{Record: 20, Line: 21, Offset: int64(bytes.Index(text, []byte("line number 21\n")))}
+	r, err := openRecords(context.Background(), nil, fileInput(t, in), DefaultConfig(), Task{Start: 0, End: -1, Line: 1}, rp, t.TempDir(), nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.close()
+	recs, texts, err := drain(r.next)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var good []string
+	for i, rec := range recs {
+		if rec.reason == OK {
+			good = append(good, texts[i])
+		}
+	}
+	if strings.Join(good, "\n") != strings.Join(want[20:], "\n") {
+		t.Errorf("resumed at line 21: %d records, want %d", len(good), len(want[20:]))
+	}
+	if _, err := r.finish(); err != nil {
+		t.Fatal(err)
+	}
+	if dmg := r.damage(); damaged != (dmg != nil) || dmg != nil && dmg.Offset != at {
+		t.Errorf("resumed: damage %+v", dmg)
 	}
 }
 

@@ -111,6 +111,24 @@ func FuzzParseTaskRecord(f *testing.F) {
 	})
 }
 
+// referenceDecode decodes data of the given compression with the
+// whole-stream readers FuzzDecompress compares with.
+func referenceDecode(kind string, data []byte) ([]byte, error) {
+	switch kind {
+	case "gzip":
+		zr, err := gzip.NewReader(bytes.NewReader(data))
+		if err != nil {
+			return nil, err
+		}
+		return io.ReadAll(zr)
+	case "bzip2":
+		return io.ReadAll(bzip2.NewReader(bytes.NewReader(data)))
+	}
+	d, _ := zstd.NewReader(nil, zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxWindow(maxZstdWindow))
+	defer d.Close()
+	return d.DecodeAll(data, nil)
+}
+
 // The decoder gives exactly what klauspost's whole-stream readers give for
 // any valid stream, and for any other input a located damage note or the
 // verified prefix; it never panics.
@@ -160,20 +178,7 @@ func FuzzDecompress(f *testing.F) {
 		}
 		defer s.Close()
 		got, rerr := io.ReadAll(s)
-		var want []byte
-		var werr error
-		if kind == "gzip" {
-			var zr *gzip.Reader
-			if zr, werr = gzip.NewReader(bytes.NewReader(data)); werr == nil {
-				want, werr = io.ReadAll(zr)
-			}
-		} else if kind == "bzip2" {
-			want, werr = io.ReadAll(bzip2.NewReader(bytes.NewReader(data)))
-		} else {
-			d, _ := zstd.NewReader(nil, zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxWindow(maxZstdWindow))
-			want, werr = d.DecodeAll(data, nil)
-			d.Close()
-		}
+		want, werr := referenceDecode(kind, data)
 		if rerr == nil && werr == nil && !bytes.Equal(got, want) {
 			t.Fatalf("decoded %d bytes, the reference %d", len(got), len(want))
 		}
