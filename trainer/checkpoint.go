@@ -56,6 +56,10 @@ type TrainerState struct {
 	DataFingerprint string `json:"data_fingerprint,omitempty"`
 	// Backend describes the backend that wrote the checkpoint.
 	Backend string `json:"backend,omitempty"`
+	// Files are the sha256 of the checkpoint's safetensors files, by name:
+	// a flipped bit in a weight that stays finite would train or generate
+	// on without a word. Checkpoints written before them have none.
+	Files map[string]string `json:"files,omitempty"`
 	// Checksum is the sha256 of the state's JSON without it (see seal):
 	// the loader's position is opaque base64, so a damaged or edited one
 	// would still parse, and the run would go on from elsewhere in its
@@ -136,7 +140,8 @@ func writeCheckpoint(tmp string, m *Model, opt *AdamW, tc *TrainConfig, st Train
 	if err != nil {
 		return err
 	}
-	if err := safetensors.WriteFile(filepath.Join(tmp, modelFile), m.stateDict(params, ""), map[string]string{"format": "pt"}); err != nil {
+	st.Files = map[string]string{}
+	if st.Files[modelFile], err = safetensors.WriteFileSum(filepath.Join(tmp, modelFile), m.stateDict(params, ""), map[string]string{"format": "pt"}); err != nil {
 		return fmt.Errorf("trainer: checkpoint: %w", err)
 	}
 	if opt != nil {
@@ -148,7 +153,7 @@ func writeCheckpoint(tmp string, m *Model, opt *AdamW, tc *TrainConfig, st Train
 		for k, v := range m.stateDict(vel, ".exp_avg_sq") {
 			ts[k] = v
 		}
-		if err := safetensors.WriteFile(filepath.Join(tmp, optimizerFile), ts, map[string]string{"format": "pt", "optimizer": "adamw"}); err != nil {
+		if st.Files[optimizerFile], err = safetensors.WriteFileSum(filepath.Join(tmp, optimizerFile), ts, map[string]string{"format": "pt", "optimizer": "adamw"}); err != nil {
 			return fmt.Errorf("trainer: checkpoint: %w", err)
 		}
 	}
@@ -245,19 +250,35 @@ func (m *Model) fromStateDict(f safetensors.File, suffix string) ([]float32, err
 
 // LoadParams loads the parameters from a safetensors file of PyTorch
 // state-dict names (F32 or F64).
-func (m *Model) LoadParams(path string) error {
+func (m *Model) LoadParams(path string) error { return m.loadParams(path, "") }
+
+// loadParams is LoadParams of a file whose sha256 must be sum ("": any).
+func (m *Model) loadParams(path, sum string) error {
 	if err := m.checkFile(path, ""); err != nil {
 		return err
 	}
-	f, err := safetensors.ReadFile(path)
+	f, err := readSafetensors(path, sum)
 	if err != nil {
-		return fmt.Errorf("trainer: %w", err)
+		return err
 	}
 	flat, err := m.fromStateDict(f, "")
 	if err != nil {
 		return fmt.Errorf("trainer: %s: %w", path, err)
 	}
 	return m.SetParams(flat)
+}
+
+// readSafetensors reads a checkpoint's safetensors file, which must have
+// the sha256 sum its state recorded ("" for a state that has none).
+func readSafetensors(path, sum string) (safetensors.File, error) {
+	f, err := safetensors.ReadFile(path)
+	if err != nil {
+		return f, fmt.Errorf("trainer: %w", err)
+	}
+	if sum != "" && f.SHA256 != sum {
+		return f, fmt.Errorf("trainer: %s has sha256 %.16s…; its checkpoint's trainer_state.json recorded %.16s…: the file was damaged or replaced", path, f.SHA256, sum)
+	}
+	return f, nil
 }
 
 // checkFile reads only the header of a safetensors file and checks that it
@@ -354,11 +375,21 @@ func LoadModel(dir string, be Backend) (*Model, error) {
 	if err := checkTensors(filepath.Join(dir, modelFile), Layout(cfg), ""); err != nil {
 		return nil, err
 	}
+	// A checkpoint's state names the sha256 of its weights; a directory of
+	// weights and config alone (no trainer_state.json) has none to check.
+	var sum string
+	if _, err := os.Lstat(filepath.Join(dir, stateFile)); err == nil {
+		st, err := readState(dir)
+		if err != nil {
+			return nil, err
+		}
+		sum = st.Files[modelFile]
+	}
 	m, err := NewModel(cfg, be)
 	if err != nil {
 		return nil, err
 	}
-	if err := m.LoadParams(filepath.Join(dir, modelFile)); err != nil {
+	if err := m.loadParams(filepath.Join(dir, modelFile), sum); err != nil {
 		m.Close()
 		return nil, err
 	}
@@ -379,7 +410,7 @@ func readState(dir string) (TrainerState, error) {
 		return st, fmt.Errorf("trainer: %s: step %d is out of range", path, st.Step)
 	case st.Tokens < 0:
 		return st, fmt.Errorf("trainer: %s: tokens %d is negative", path, st.Tokens)
-	case len(st.LoaderState) > 1<<20 || len(st.DataFingerprint) > 1<<10 || len(st.Backend) > 1<<10:
+	case len(st.LoaderState) > 1<<20 || len(st.DataFingerprint) > 1<<10 || len(st.Backend) > 1<<10 || len(st.Files) > 2:
 		return st, fmt.Errorf("trainer: %s: a field is far too long", path)
 	case st.RNG != dropoutScheme:
 		return st, fmt.Errorf("trainer: checkpoint %s uses dropout scheme %q; this build uses %q", dir, st.RNG, dropoutScheme)
@@ -404,7 +435,7 @@ func LoadCheckpoint(dir string, m *Model, opt *AdamW) (TrainerState, error) {
 	if err != nil {
 		return TrainerState{}, err
 	}
-	if err := m.LoadParams(filepath.Join(dir, modelFile)); err != nil {
+	if err := m.loadParams(filepath.Join(dir, modelFile), st.Files[modelFile]); err != nil {
 		return TrainerState{}, err
 	}
 	if opt != nil {
@@ -412,9 +443,9 @@ func LoadCheckpoint(dir string, m *Model, opt *AdamW) (TrainerState, error) {
 		if err := m.checkFile(path, ".exp_avg", ".exp_avg_sq"); err != nil {
 			return TrainerState{}, err
 		}
-		f, err := safetensors.ReadFile(path)
+		f, err := readSafetensors(path, st.Files[optimizerFile])
 		if err != nil {
-			return TrainerState{}, fmt.Errorf("trainer: %w", err)
+			return TrainerState{}, err
 		}
 		mom, err := m.fromStateDict(f, ".exp_avg")
 		if err != nil {

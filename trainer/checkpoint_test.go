@@ -63,8 +63,11 @@ func TestEditedCheckpoints(t *testing.T) {
 			if !strings.Contains(err.Error(), d) && !strings.Contains(err.Error(), filepath.Base(d)) {
 				t.Errorf("the error does not name the checkpoint: %v", err)
 			}
-			if strings.HasPrefix(name, "a weight") && !strings.Contains(err.Error(), " holds ") {
+			if strings.HasPrefix(name, "a weight") && !strings.HasSuffix(name, "finite") && !strings.Contains(err.Error(), " holds ") {
 				t.Errorf("the error does not name the weight that is not finite: %v", err)
+			}
+			if strings.HasSuffix(name, "finite") && !strings.Contains(err.Error(), "the file was damaged or replaced") {
+				t.Errorf("a changed weight: %v; want the sha256 its state recorded", err)
 			}
 		})
 	}
@@ -132,12 +135,29 @@ func checkpointEdits(t *testing.T) map[string]func(dir string) {
 		"a weight Inf": func(d string) {
 			setFloat(t, filepath.Join(d, "model.safetensors"), "word_embeddings.weight", 3, float32(math.Inf(-1)))
 		},
+		"a weight changed, finite": func(d string) {
+			setFloatSealed(t, filepath.Join(d, "model.safetensors"), "word_embeddings.weight", 3, 0.125)
+		},
 	}
 }
 
-// setFloat sets element i of the named F32 tensor of a safetensors file,
-// as a run that diverged or an edit would leave it.
+// setFloat sets element i of the named F32 tensor of a checkpoint's
+// safetensors file, as a run that diverged would have saved it: the state
+// beside it loses its record of the files' sha256 and its checksum, as a
+// checkpoint written before them has none, so that what is checked is the
+// value itself.
 func setFloat(t *testing.T, path, name string, i int, v float32) {
+	t.Helper()
+	setFloatSealed(t, path, name, i, v)
+	editJSON(t, filepath.Join(filepath.Dir(path), "trainer_state.json"), func(m map[string]any) {
+		delete(m, "files")
+		delete(m, "checksum")
+	})
+}
+
+// setFloatSealed is setFloat with the state left as it was: an edit or a
+// flipped bit after the checkpoint was written.
+func setFloatSealed(t *testing.T, path, name string, i int, v float32) {
 	t.Helper()
 	f, err := safetensors.ReadFile(path)
 	if err != nil {
@@ -210,6 +230,12 @@ func editedState(t *testing.T, ck string) {
 		if _, err := trainer.LoadCheckpoint(d, m, opt); err == nil || !strings.Contains(err.Error(), "word_embeddings.weight.exp_avg_sq holds") {
 			t.Errorf("a second moment of %v: %v", v, err)
 		}
+	}
+	// A first moment changed after the checkpoint was written, still finite.
+	d = copyDir(t, ck)
+	setFloatSealed(t, filepath.Join(d, "optimizer.safetensors"), "word_embeddings.weight.exp_avg", 5, 0.5)
+	if _, err := trainer.LoadCheckpoint(d, m, opt); err == nil || !strings.Contains(err.Error(), "optimizer.safetensors has sha256") {
+		t.Errorf("a changed first moment: %v", err)
 	}
 }
 

@@ -14,7 +14,9 @@ package safetensors
 import (
 	"bytes"
 	"cmp"
+	"crypto/sha256"
 	"encoding/binary"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -200,10 +202,17 @@ func Write(w io.Writer, tensors map[string]Tensor, meta map[string]string) error
 }
 
 // WriteFile writes a safetensors file and syncs it to disk before closing.
-func WriteFile(path string, tensors map[string]Tensor, meta map[string]string) (err error) {
+func WriteFile(path string, tensors map[string]Tensor, meta map[string]string) error {
+	_, err := WriteFileSum(path, tensors, meta)
+	return err
+}
+
+// WriteFileSum is WriteFile that also returns the sha256 of the file's
+// bytes, hex (ReadFile gives the same in File.SHA256).
+func WriteFileSum(path string, tensors map[string]Tensor, meta map[string]string) (sum string, err error) {
 	fh, err := os.Create(path)
 	if err != nil {
-		return fmt.Errorf("safetensors: %w", err)
+		return "", fmt.Errorf("safetensors: %w", err)
 	}
 	defer func() {
 		if cerr := fh.Close(); err == nil && cerr != nil {
@@ -213,21 +222,23 @@ func WriteFile(path string, tensors map[string]Tensor, meta map[string]string) (
 	// One buffered write per file: checkpoints are large and mostly data.
 	var buf bytes.Buffer
 	if err := Write(&buf, tensors, meta); err != nil {
-		return err
+		return "", err
 	}
 	if _, err := fh.Write(buf.Bytes()); err != nil {
-		return fmt.Errorf("safetensors: write %s: %w", path, err)
+		return "", fmt.Errorf("safetensors: write %s: %w", path, err)
 	}
 	if err := fh.Sync(); err != nil {
-		return fmt.Errorf("safetensors: sync %s: %w", path, err)
+		return "", fmt.Errorf("safetensors: sync %s: %w", path, err)
 	}
-	return nil
+	h := sha256.Sum256(buf.Bytes())
+	return hex.EncodeToString(h[:]), nil
 }
 
 // File is a parsed safetensors file.
 type File struct {
 	Tensors  map[string]Tensor // Data slices point into the file's bytes
 	Metadata map[string]string
+	SHA256   string // of the file's bytes, hex; set by ReadFile
 }
 
 // Info describes one tensor of a header: its type, shape and the byte
@@ -389,5 +400,7 @@ func ReadFile(path string) (File, error) {
 	if err != nil {
 		return File{}, fmt.Errorf("%s: %w", path, err)
 	}
+	h := sha256.Sum256(data)
+	f.SHA256 = hex.EncodeToString(h[:])
 	return f, nil
 }
