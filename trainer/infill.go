@@ -76,39 +76,33 @@ func (m *Model) Infill(ctx context.Context, ids []int32, o InfillOptions) ([]Spa
 		vocab = min(vocab, o.Vocab)
 	}
 	rng := rand.New(rand.NewPCG(o.Seed, 0x1f111))
-
-	n := len(ids)
-	b := loader.Batch{B: 1, Sep: []int32{int32(n)}}
-	input, pos, bpos := slices.Clone(ids), make([]int32, n), make([]int32, n)
-	for i := range pos {
-		pos[i] = int32(i)
-	}
-	var spans []Span
 	blanks := 0
 	for _, id := range ids {
 		if slices.Contains(o.Blanks, id) {
 			blanks++
 		}
 	}
+	g, err := m.newGenerator(ids, len(ids)+blanks*(maxTok+1))
+	if err != nil {
+		return nil, err
+	}
+	defer g.close()
+	var spans []Span
 	for bi, id := range ids {
 		if !slices.Contains(o.Blanks, id) {
 			continue
 		}
 		span := Span{Pos: bi, Tokens: []int32{}, Cut: true}
-		input, pos, bpos = append(input, o.SOP), append(pos, int32(bi)), append(bpos, 1)
+		if err := g.push(o.SOP, int32(bi), 1); err != nil {
+			return spans, err
+		}
 		for len(span.Tokens) < maxTok {
 			if err := ctx.Err(); err != nil {
 				return spans, err
 			}
-			t := len(input)
-			b.T = t
-			b.Input, b.Pos, b.BlockPos = input, pos, bpos
-			b.Target = make([]int32, t)
-			b.LossMask = make([]uint8, t)
-			b.LossMask[t-1] = 1
-			logits, err := m.Logits(&b)
+			logits, err := g.next()
 			if err != nil {
-				return spans, fmt.Errorf("trainer: infill: %w", err)
+				return spans, err
 			}
 			next := pick(logits[:vocab], o.Temperature, o.TopK, rng)
 			if next == o.EOP {
@@ -116,7 +110,9 @@ func (m *Model) Infill(ctx context.Context, ids []int32, o InfillOptions) ([]Spa
 				break
 			}
 			span.Tokens = append(span.Tokens, next)
-			input, pos, bpos = append(input, next), append(pos, int32(bi)), append(bpos, int32(len(span.Tokens)+1))
+			if err := g.push(next, int32(bi), int32(len(span.Tokens)+1)); err != nil {
+				return spans, err
+			}
 			if o.OnToken != nil {
 				o.OnToken(len(spans), blanks, len(span.Tokens))
 			}
@@ -128,6 +124,80 @@ func (m *Model) Infill(ctx context.Context, ids []int32, o InfillOptions) ([]Spa
 	}
 	return spans, nil
 }
+
+// A generator holds the sequence Infill grows: Part A, then each blank's
+// sop and tokens. push appends a row; next gives the logits the last row
+// predicts.
+type generator interface {
+	push(id, pos, bpos int32) error
+	next() ([]float32, error)
+	close()
+}
+
+// newGenerator starts a generation from Part A ids, for up to rows rows:
+// with the backend's KVDecoder, one that keeps a key/value cache;
+// otherwise one that runs the whole sequence for every token.
+func (m *Model) newGenerator(ids []int32, rows int) (generator, error) {
+	d, err := m.newDecoder(rows)
+	if err != nil {
+		return nil, err
+	}
+	if d == nil {
+		g := &fullGen{m: m, b: loader.Batch{B: 1, Sep: []int32{int32(len(ids))}}, input: slices.Clone(ids),
+			pos: make([]int32, len(ids)), bpos: make([]int32, len(ids))}
+		for i := range g.pos {
+			g.pos[i] = int32(i)
+		}
+		return g, nil
+	}
+	if err := d.prefill(ids); err != nil {
+		d.close()
+		return nil, err
+	}
+	return &cachedGen{d: d}, nil
+}
+
+// fullGen runs the whole sequence for every token.
+type fullGen struct {
+	m                *Model
+	b                loader.Batch
+	input, pos, bpos []int32
+}
+
+func (g *fullGen) push(id, pos, bpos int32) error {
+	g.input, g.pos, g.bpos = append(g.input, id), append(g.pos, pos), append(g.bpos, bpos)
+	return nil
+}
+
+func (g *fullGen) next() ([]float32, error) {
+	t, b := len(g.input), &g.b
+	b.T, b.Input, b.Pos, b.BlockPos = t, g.input, g.pos, g.bpos
+	b.Target, b.LossMask = make([]int32, t), make([]uint8, t)
+	b.LossMask[t-1] = 1
+	logits, err := g.m.Logits(b)
+	if err != nil {
+		return nil, fmt.Errorf("trainer: infill: %w", err)
+	}
+	return logits, nil
+}
+
+func (g *fullGen) close() {}
+
+// cachedGen runs one row a token, with a decoder's key/value cache.
+type cachedGen struct {
+	d    *decoder
+	last []float32
+}
+
+func (g *cachedGen) push(id, pos, bpos int32) error {
+	l, err := g.d.step(id, pos, bpos)
+	g.last = l
+	return err
+}
+
+func (g *cachedGen) next() ([]float32, error) { return g.last, nil }
+
+func (g *cachedGen) close() { g.d.close() }
 
 // InfillLimit is the most tokens Infill generates per blank for
 // InfillOptions.MaxTokens n (0: 64): n, or fewer where the model's

@@ -2,6 +2,7 @@ package trainer_test
 
 import (
 	"context"
+	"fmt"
 	"math"
 	"math/rand/v2"
 	"slices"
@@ -206,5 +207,59 @@ func TestOverfit(t *testing.T) {
 	}
 	if wantTold = append(wantTold, [3]int{1, 1, 0}); !slices.Equal(told, wantTold) {
 		t.Errorf("OnToken was told %v; want %v", told, wantTold)
+	}
+}
+
+// noKV is a backend without the CPU backend's KVDecoder: Infill then runs
+// the whole sequence for every token, as it did before the cache.
+type noKV struct{ trainer.Backend }
+
+// countKV counts the CPU backend's AttentionDecode calls.
+type countKV struct {
+	*cpu.Backend[float32]
+	calls int
+}
+
+func (c *countKV) AttentionDecode(out, qkv trainer.Buf, t, n, sep, ch, nh int) {
+	c.calls++
+	c.Backend.AttentionDecode(out, qkv, t, n, sep, ch, nh)
+}
+
+// Infill with the key/value cache generates what running the whole
+// sequence for every token generates: the same spans, greedy or sampled,
+// over several blanks whose spans later blanks see.
+func TestInfillKeyValueCache(t *testing.T) {
+	cfg := tinyConfig(t)
+	sp := specialIDs(cfg.Vocab)
+	ids := []int32{sp.cls, 11, 12, sp.mask, 13, 14, 15, sp.mask, 16, sp.mask, 17, 18}
+	for _, o := range []trainer.InfillOptions{
+		{Blanks: []int32{sp.mask}, SOP: sp.sop, EOP: sp.eop, MaxTokens: 12},
+		{Blanks: []int32{sp.mask}, SOP: sp.sop, EOP: sp.eop, MaxTokens: 9, Temperature: 0.9, TopK: 20, Seed: 3},
+	} {
+		var got [2][]trainer.Span
+		kv := &countKV{Backend: newCPU[float32](t, cpu.Options{})}
+		for i, be := range []trainer.Backend{kv, noKV{newCPU[float32](t, cpu.Options{})}} {
+			m, err := trainer.NewModel(cfg, be)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := m.Init(7); err != nil {
+				t.Fatal(err)
+			}
+			if got[i], err = m.Infill(context.Background(), ids, o); err != nil {
+				t.Fatal(err)
+			}
+			m.Close()
+		}
+		tokens := 0
+		for _, s := range got[0] {
+			tokens += len(s.Tokens) + 1
+		}
+		if kv.calls != tokens*cfg.Layers {
+			t.Errorf("AttentionDecode ran %d times; want one a layer for each of the %d rows generated", kv.calls, tokens)
+		}
+		if fmt.Sprint(got[0]) != fmt.Sprint(got[1]) {
+			t.Errorf("temperature %v: with the cache %v; without %v", o.Temperature, got[0], got[1])
+		}
 	}
 }

@@ -217,3 +217,40 @@ func (be *Backend[T]) AttentionBackward(dqkv, scratch, dout, qkv, saved, sep tra
 		be.gemm1(true, false, t, hs, t, scale, ds, t, q, 3*c, 1, dk, 3*c)
 	})
 }
+
+// AttentionDecode implements trainer.KVDecoder: the attention of the last n
+// of t rows of one sequence, whose fused q|k|v rows are the first t of
+// qkv, as AttentionForward computes those rows (no dropout), one head a
+// task.
+// qkv (≥t, 3C) → out (n, C)
+func (be *Backend[T]) AttentionDecode(out, qkv trainer.Buf, t, n, sep, c, nh int) {
+	if !be.ok(check("attention decode", need{"out", out, n * c}, need{"qkv", qkv, t * 3 * c})) {
+		return
+	}
+	switch {
+	case n < 1 || n > t:
+		be.ok(fmt.Errorf("cpu: attention decode: %d rows of %d", n, t))
+		return
+	case sep < 0 || sep > t:
+		be.ok(fmt.Errorf("cpu: attention decode: sep %d is outside [0, %d]", sep, t))
+		return
+	}
+	if !be.ok(attnArgs(nil, t, c, nh, 0)) {
+		return
+	}
+	o, x := f[T](out), f[T](qkv)
+	hs, scale, _, _ := attnConsts[T](c, nh, 0)
+	be.par(nh, 1, func(lo, hi int) {
+		s := make([]T, n*t)
+		for h := lo; h < hi; h++ {
+			q := x[(t-n)*3*c+h*hs:]
+			// s (n,t) = scale · q (n,hs) · kᵀ (hs,t)
+			be.gemm1(false, true, n, t, hs, scale, q, 3*c, x[c+h*hs:], 3*c, 0, s, t)
+			for i := range n {
+				softmaxPrefix(s[i*t:i*t+t], visible(sep, t-n+i, t))
+			}
+			// out (n,hs) = s (n,t) · v (t,hs), into columns h·hs of (n,C)
+			be.gemm1(false, false, n, hs, t, 1, s, t, x[2*c+h*hs:], 3*c, 0, o[h*hs:], c)
+		}
+	})
+}

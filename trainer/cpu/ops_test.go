@@ -591,3 +591,38 @@ func TestMemoryBound(t *testing.T) {
 		t.Fatalf("a refused allocation stuck as the backend's error: %v", be.Err())
 	}
 }
+
+// AttentionDecode gives the last n rows of what AttentionForward gives for
+// the sequence of the first t rows, for every Part A length: the rows a
+// key/value cache adds one at a time.
+func TestAttentionDecode(t *testing.T) {
+	forEachBLAS(t, func(t *testing.T, be *Backend[float64]) {
+		r := rand.New(rand.NewPCG(8, 3))
+		tt, c, nh := 9, 8, 2
+		qkv := randn(r, tt*3*c, 1)
+		for _, sep := range []int{0, 4, tt} {
+			for _, n := range []int{1, 3} {
+				for rows := n; rows <= tt; rows++ {
+					sp := min(sep, rows)
+					out := zeros(n * c)
+					be.AttentionDecode(fl(out), fl(qkv), rows, n, sp, c, nh)
+					must(t, be)
+					full := zeros(rows * c)
+					ns, _ := be.AttentionSizes(1, rows, c, nh, false)
+					be.AttentionForward(fl(full), fl(zeros(ns)), fl(qkv[:rows*3*c]), int32s([]int32{int32(sp)}), 1, rows, c, nh, 0, trainer.RNGKey{})
+					must(t, be)
+					for i, want := range full[(rows-n)*c:] {
+						if math.Abs(out[i]-want) > 1e-12 {
+							t.Fatalf("sep %d, rows %d, n %d: element %d is %v; AttentionForward gives %v", sp, rows, n, i, out[i], want)
+						}
+					}
+				}
+			}
+		}
+		// Arguments out of range are errors, not reads past the buffers.
+		be.AttentionDecode(fl(zeros(c)), fl(qkv), tt+1, 1, 0, c, nh)
+		if be.Err() == nil {
+			t.Error("AttentionDecode of more rows than qkv holds did not fail")
+		}
+	})
+}
