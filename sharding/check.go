@@ -147,8 +147,9 @@ type Counts struct {
 	Tokens       int64 // row positions
 	SourceTokens int64 // Σ n_source
 	LossTokens   int64 // Σ loss mask
-	// Objectives counts rows and their source tokens per objective.
-	Objectives [masking.NumObjectives]struct{ Rows, SourceTokens int64 }
+	// Objectives counts rows, their source tokens and their masked tokens
+	// (the tokens of their spans) per objective.
+	Objectives [masking.NumObjectives]struct{ Rows, SourceTokens, Masked int64 }
 }
 
 func (c *Counts) add(o *Counts) {
@@ -159,6 +160,7 @@ func (c *Counts) add(o *Counts) {
 	for i := range c.Objectives {
 		c.Objectives[i].Rows += o.Objectives[i].Rows
 		c.Objectives[i].SourceTokens += o.Objectives[i].SourceTokens
+		c.Objectives[i].Masked += o.Objectives[i].Masked
 	}
 }
 
@@ -217,6 +219,33 @@ func (r *Reader) scan(ctx context.Context, validate func(*masking.Sample) error)
 	return total, ctx.Err()
 }
 
+// masked is the number of source tokens row v's spans hold: Part B's
+// positions but the eop targets that end the spans (a span of k tokens is
+// sop and k tokens, predicting k tokens and eop; the suffix layout has no
+// eop).
+func masked(v *RowView, eop int32) int64 {
+	n, sep := v.Len(), int(v.Sep)
+	if sep < 0 || sep > n {
+		return 0 // checkRow refused it
+	}
+	eops := 0
+	if u, ok := v.Target.Uint16(); ok {
+		for _, x := range u[sep:] {
+			if int32(x) == eop {
+				eops++
+			}
+		}
+	} else {
+		w, _ := v.Target.Int32()
+		for _, x := range w[sep:] {
+			if x == eop {
+				eops++
+			}
+		}
+	}
+	return int64(n - sep - eops)
+}
+
 func (r *Reader) scanShard(ctx context.Context, si int, c *Counts, validate func(*masking.Sample) error) error {
 	s := &r.shards[si]
 	sf := &r.manifest.Shards[si]
@@ -248,6 +277,7 @@ func (r *Reader) scanShard(ctx context.Context, si int, c *Counts, validate func
 			c.LossTokens += int64(v.LossMask.Count())
 			c.Objectives[v.Objective].Rows++
 			c.Objectives[v.Objective].SourceTokens += int64(v.NSource)
+			c.Objectives[v.Objective].Masked += masked(&v, r.manifest.Meta.Special.EOP)
 		}
 	}
 	if c.Rows != sf.Rows || c.Tokens != sf.Tokens || c.LossTokens != sf.LossTokens || c.SourceTokens != sf.SourceTokens {

@@ -275,6 +275,19 @@ func TestVerifyChecksStatsCounts(t *testing.T) {
 	if _, _, err := glmprep(t, "verify", dir); err == nil || !strings.Contains(err.Error(), "token rows; the manifest says") {
 		t.Errorf("verify of a manifest with edited objective rows: %v", err)
 	}
+	// The masked tokens of an objective (stats' "masked %") are counted
+	// from the rows too.
+	resealed(t, dir, func(m *sharding.Manifest) *json.RawMessage { return &m.Stats }, func(stats map[string]any) {
+		objs := stats["objectives"].(map[string]any)
+		tok, doc := objs["token"].(map[string]any), objs["document"].(map[string]any)
+		tok["rows"], doc["rows"] = tok["rows"].(float64)+1, doc["rows"].(float64)-1
+		tok["masked_tokens"] = tok["masked_tokens"].(float64) + 3
+	})
+	for _, cmd := range []string{"verify", "stats"} {
+		if _, _, err := glmprep(t, cmd, dir); err == nil || !strings.Contains(err.Error(), "token masked tokens; the manifest says") {
+			t.Errorf("%s of a manifest with edited masked tokens: %v", cmd, err)
+		}
+	}
 }
 
 // resealed edits a JSON object of dir's manifest (which picks, edited by

@@ -249,7 +249,8 @@ masked fraction of each, and the token span-length histogram.
 
 It reads every shard first (every record batch's checksum, every row's
 invariants) and checks that the rows, tokens, loss and source tokens and
-the rows of each objective it counts are what the manifest says.
+the rows and masked tokens of each objective it counts are what the
+manifest says.
 
 "Text tokens" are the tokenizer's output for the documents; "source
 tokens" are the tokens of the samples before masking, [CLS] and eos
@@ -300,8 +301,12 @@ func compareTotals(r *sharding.Reader, c sharding.Counts, err error) (pipeline.S
 		return s, bad("source tokens", c.SourceTokens, t.SourceTokens)
 	}
 	for o, st := range s.Row.Objectives {
-		if got := c.Objectives[o]; got.Rows != st.Rows || got.SourceTokens != st.SourceTokens {
-			return s, bad(masking.Objective(o).String()+" rows", got.Rows, st.Rows)
+		name := masking.Objective(o).String()
+		switch got := c.Objectives[o]; {
+		case got.Rows != st.Rows || got.SourceTokens != st.SourceTokens:
+			return s, bad(name+" rows", got.Rows, st.Rows)
+		case got.Masked != st.Masked:
+			return s, bad(name+" masked tokens", got.Masked, st.Masked)
 		}
 	}
 	return s, nil
@@ -424,9 +429,9 @@ name), every shard's size and sha256 against the manifest, its structure,
 schema and metadata, every record batch's checksum, and every row's whole
 GLM layout (Part A and Part B, blanks, positions, block positions, loss
 mask, lengths) and counts: rows, tokens, loss and source tokens, and the
-rows of each objective, against the manifest's totals and stats (as
-glmprep stats checks them). A build of no rows fails unless it was built
-with --allow-empty. It reads every byte of every shard; the exit status is
+rows and masked tokens of each objective, against the manifest's totals
+and stats (as glmprep stats checks them). A build of no rows fails unless
+it was built with --allow-empty. It reads every byte of every shard; the exit status is
 0 only when everything checks.
 
 Examples:
