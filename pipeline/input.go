@@ -255,7 +255,7 @@ func (in *Input) describe(st os.FileInfo, magic []byte, format, docBoundary stri
 		in.Format = "parquet"
 	}
 	if in.Format == "parquet" && in.Compression != "none" {
-		return "", fmt.Errorf("pipeline: %s: a compressed Parquet file (%s); Parquet compresses its pages itself, so decompress the file", in.Path, in.Compression)
+		return "", compressedParquet(in.Path, in.Compression)
 	}
 	if in.Format == "parquet" {
 		return "", nil
@@ -306,12 +306,18 @@ func crLines(path, format, docBoundary string, head []byte) error {
 	return fmt.Errorf("pipeline: %s ends its lines with CR alone (classic Mac OS line ends: %d CRs and no LF in its first %d bytes): records are cut at LF, so all of it would be one record; convert it first (tr '\\r' '\\n' < IN > OUT)", inputName(path), crs, len(head))
 }
 
+// compressedParquet is the error of a Parquet file (by its name, or by what
+// it decompresses to) compressed as a whole.
+func compressedParquet(path, compression string) error {
+	return fmt.Errorf("pipeline: %s is a Parquet file compressed with %s; Parquet compresses its pages itself, so decompress the file", path, compression)
+}
+
 // compressedTwice is the error of a compressed input whose decompressed
 // start is compressed again (a .gz inside a .zst) or is a Parquet file:
 // read as text, every token of it would be noise.
 func compressedTwice(path, outer string, head []byte) error {
 	if bytes.HasPrefix(head, []byte(parquettext.Magic)) {
-		return fmt.Errorf("pipeline: %s is a Parquet file compressed with %s; Parquet compresses its pages itself, so decompress the file", path, outer)
+		return compressedParquet(path, outer)
 	}
 	inner, err := sniff(head)
 	switch {
