@@ -10,13 +10,17 @@ import (
 // corpus or a model goes to the terminal through it: raw, a control
 // character would break the layout or drive the terminal (an ESC sequence,
 // a bidi override).
-func Printable(s string, mark func(string) string) string {
-	if !strings.ContainsFunc(s, IsControl) {
+func Printable(s string, mark func(string) string) string { return escape(s, IsControl, mark) }
+
+// escape is s with the runes that are to be escaped written as escapes,
+// each passed through mark (nil: as is).
+func escape(s string, escaped func(rune) bool, mark func(string) string) string {
+	if !strings.ContainsFunc(s, escaped) {
 		return s
 	}
 	var b strings.Builder
 	for _, r := range s {
-		if !IsControl(r) {
+		if !escaped(r) {
 			b.WriteRune(r)
 			continue
 		}
@@ -35,18 +39,7 @@ func Printable(s string, mark func(string) string) string {
 // control character but a line end and a tab is shown as its escape (see
 // Printable).
 func Message(s string) string {
-	if !strings.ContainsFunc(s, func(r rune) bool { return r != '\n' && r != '\t' && IsControl(r) }) {
-		return s
-	}
-	lines := strings.Split(s, "\n")
-	for i, l := range lines {
-		parts := strings.Split(l, "\t")
-		for j, p := range parts {
-			parts[j] = Printable(p, nil)
-		}
-		lines[i] = strings.Join(parts, "\t")
-	}
-	return strings.Join(lines, "\n")
+	return escape(s, func(r rune) bool { return r != '\n' && r != '\t' && IsControl(r) }, nil)
 }
 
 // IsControl reports a C0 or C1 control, DEL, or a bidirectional embedding,
