@@ -229,18 +229,9 @@ func masked(v *RowView, eop int32) int64 {
 		return 0 // checkRow refused it
 	}
 	eops := 0
-	if u, ok := v.Target.Uint16(); ok {
-		for _, x := range u[sep:] {
-			if int32(x) == eop {
-				eops++
-			}
-		}
-	} else {
-		w, _ := v.Target.Int32()
-		for _, x := range w[sep:] {
-			if x == eop {
-				eops++
-			}
+	for i := sep; i < n; i++ {
+		if v.Target.At(i) == eop {
+			eops++
 		}
 	}
 	return int64(n - sep - eops)
