@@ -97,16 +97,16 @@ func cmdTrain(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return err
 	}
+	mc, err := f.modelConfig(meta)
+	if err != nil {
+		return err
+	}
 	var evalSrc trainer.BatchSource
-	if el, err := openEvalData(ctx, f, meta); err != nil {
+	if el, err := openEvalData(ctx, f, meta, mc); err != nil {
 		return err
 	} else if el != nil {
 		defer el.Close()
 		evalSrc = el
-	}
-	mc, err := f.modelConfig(meta)
-	if err != nil {
-		return err
 	}
 	tc := f.trainConfig(mc, src.Fingerprint(), meta)
 	if err := cleanOut(f.out, stderr); err != nil {
@@ -291,8 +291,10 @@ func (f *trainFlags) checkValues(fs *flag.FlagSet) error {
 }
 
 // openEvalData opens --eval-data, which must use the training data's
-// tokenizer; nil without --eval-data.
-func openEvalData(ctx context.Context, f *trainFlags, meta sharding.Meta) (*loader.Loader, error) {
+// tokenizer and fit the model's positions (checked here, before any step:
+// the first evaluation is often the run's last act); nil without
+// --eval-data.
+func openEvalData(ctx context.Context, f *trainFlags, meta sharding.Meta, mc trainer.Config) (*loader.Loader, error) {
 	if f.evalData == "" {
 		return nil, nil
 	}
@@ -308,6 +310,11 @@ func openEvalData(ctx context.Context, f *trainFlags, meta sharding.Meta) (*load
 	if em.Meta.TokenizerSHA256 != meta.TokenizerSHA256 || em.Meta.VocabSize != meta.VocabSize {
 		el.Close()
 		return nil, fmt.Errorf("--eval-data %s uses tokenizer %s, the training data %s", f.evalData, em.Meta.Tokenizer, meta.Tokenizer)
+	}
+	if em.Meta.SeqLen > mc.MaxPos {
+		el.Close()
+		return nil, fmt.Errorf("--eval-data %s has seq_len %d, more than the model's %d positions (max_pos, from the training data's seq_len %d or --max-pos): build it with --seq-len %d or less, or give --max-pos %d",
+			f.evalData, em.Meta.SeqLen, mc.MaxPos, meta.SeqLen, mc.MaxPos, em.Meta.SeqLen)
 	}
 	return el, nil
 }

@@ -421,3 +421,26 @@ func near(a, b color.Color) bool {
 	}
 	return d(r1, r2) < 0x1000 && d(g1, g2) < 0x1000 && d(b1, b2) < 0x1000
 }
+
+// --eval-data whose rows have more positions than the model is refused
+// before the first step, naming both lengths; it trained to the end and
+// then failed at the evaluation, with no checkpoint of the steps it spent.
+func TestTrainRefusesLongerEvalData(t *testing.T) {
+	data, long := t.TempDir(), t.TempDir()
+	buildShards(t, data, 64, [3]float64{0.5, 0, 0.5}, "../../testdata/demo/shakespeare.txt")
+	buildShards(t, long, 256, [3]float64{0.5, 0, 0.5}, "../../testdata/demo/shakespeare.txt")
+	out := t.TempDir()
+	_, err := glmtrain(t, "train", "--data", data, "--eval-data", long, "--preset", "tiny", "--steps", "2", "--batch", "2",
+		"--backend", "cpu", "--threads", "1", "--quiet", "--out", out)
+	if err == nil || !strings.Contains(err.Error(), "--eval-data "+long+" has seq_len 256") || !strings.Contains(err.Error(), "--max-pos 256") {
+		t.Fatalf("train with --eval-data of seq_len 256 on a max_pos 128 model: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(out, "metrics.jsonl")); !os.IsNotExist(err) {
+		t.Errorf("the refused run trained: metrics.jsonl %v", err)
+	}
+	// With the positions given, the same run trains and evaluates.
+	if _, err := glmtrain(t, "train", "--data", data, "--eval-data", long, "--preset", "tiny", "--max-pos", "256", "--steps", "1", "--batch", "2",
+		"--eval-batches", "1", "--backend", "cpu", "--threads", "1", "--quiet", "--out", t.TempDir()); err != nil {
+		t.Errorf("--max-pos 256: %v", err)
+	}
+}
