@@ -40,6 +40,13 @@ type Config struct {
 	// contains . ? ! ; : 。 ？ ！ ； … or a newline). Required when the
 	// sentence objective has weight. Read only.
 	SentenceEnd []bool `json:"-"`
+	// SentenceEndsOf, when set, marks the tokens of a sample that end a
+	// sentence, resizing dst to len(tokens): SentenceEnd's bit, and also a
+	// token that ends a sentence-end character whose bytes started in the
+	// tokens before it (a byte-level BPE spells "？" with three tokens, none
+	// of which ends a sentence by itself). It must be safe for concurrent
+	// use. Without it, SentenceEnd alone decides.
+	SentenceEndsOf func(tokens []int32, dst []bool) []bool `json:"-"`
 	// Seed is the build seed; every draw is seeded from (Seed, sample key,
 	// mask epoch).
 	Seed uint64 `json:"seed"`

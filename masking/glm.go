@@ -290,7 +290,14 @@ func (m *Masker) place(s *Sample, r *rng, spans []Span, d int32, g region) []Spa
 // sentence is GLM's sentence-level objective (glm-reference.md §3.2). It
 // reports false when the sample has no candidate sentence.
 func (m *Masker) sentence(s *Sample, r *rng, t []int32) bool {
-	cand := m.sentences(s.sc.cand[:0], t)
+	var at []bool
+	if m.cfg.SentenceEndsOf != nil {
+		s.sc.ends = m.cfg.SentenceEndsOf(t, s.sc.ends[:0])
+		if len(s.sc.ends) == len(t) {
+			at = s.sc.ends
+		}
+	}
+	cand := m.sentencesAt(s.sc.cand[:0], t, at)
 	s.sc.cand = cand
 	if len(cand) == 0 {
 		return false
@@ -315,7 +322,11 @@ func (m *Masker) sentence(s *Sample, r *rng, t []int32) bool {
 // sentence ends at a token whose text ends one; an eos drops the fragment
 // before it; a trailing fragment counts. A sentence may start with the
 // [CLS] of the next document, as in GLM.
-func (m *Masker) sentences(dst []Span, t []int32) []Span {
+func (m *Masker) sentences(dst []Span, t []int32) []Span { return m.sentencesAt(dst, t, nil) }
+
+// sentencesAt is sentences with the sentence ends of t by position (at,
+// from Config.SentenceEndsOf), or by id where at is nil.
+func (m *Masker) sentencesAt(dst []Span, t []int32, at []bool) []Span {
 	ids := m.cfg.IDs
 	last := 0
 	if t[0] == ids.CLS {
@@ -325,7 +336,7 @@ func (m *Masker) sentences(dst []Span, t []int32) []Span {
 		switch {
 		case id == ids.EOS:
 			last = i + 1
-		case id != ids.CLS && int(id) < len(m.ends) && m.ends[id]:
+		case id != ids.CLS && m.endsSentence(at, i, id):
 			if last < i+1 {
 				dst = append(dst, Span{int32(last), int32(i + 1)})
 			}
@@ -336,6 +347,15 @@ func (m *Masker) sentences(dst []Span, t []int32) []Span {
 		dst = append(dst, Span{int32(last), int32(len(t))})
 	}
 	return dst
+}
+
+// endsSentence reports whether token id at index i ends a sentence: at[i]
+// when the sample's ends are known by position, else the id's bit.
+func (m *Masker) endsSentence(at []bool, i int, id int32) bool {
+	if at != nil {
+		return at[i]
+	}
+	return int(id) < len(m.ends) && m.ends[id]
 }
 
 // document is GLM's document-level (generation) objective

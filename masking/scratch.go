@@ -11,6 +11,7 @@ type scratch struct {
 	sorted  []Span  // spans in source order
 	maskPos []int32 // Part A index of each sorted span's blank
 	cand    []Span  // sentence level: candidate sentences
+	ends    []bool  // sentence level: Config.SentenceEndsOf of the sample
 }
 
 // region is the part of one packed document that token spans may cover:

@@ -171,6 +171,11 @@ func totalBytes(inputs []Input) int64 {
 func NewEnv(plan *Plan, dir string, sentenceEnd []bool, newEncoder func() Encoder, workers int) (*Env, error) {
 	mcfg := plan.Meta.Masking
 	mcfg.SentenceEnd = sentenceEnd
+	if newEncoder != nil {
+		if se, ok := newEncoder().(SentenceEncoder); ok {
+			mcfg.SentenceEndsOf = se.SentenceEndsOf
+		}
+	}
 	masker, err := masking.New(mcfg)
 	if err != nil {
 		return nil, err

@@ -29,6 +29,17 @@ type Encoder interface {
 	Encode(dst []int32, text []byte) ([]int32, error)
 }
 
+// A SentenceEncoder is an Encoder that also finds a token sequence's
+// sentence ends by position, as tokenizer.Encoder does: with a byte-level
+// BPE a sentence-end character such as "？" may be spelt by several tokens,
+// none of which ends a sentence by its id. NewEnv uses it, when its
+// encoders have it, for the sentence objective and the cuts of long
+// documents.
+type SentenceEncoder interface {
+	Encoder
+	SentenceEndsOf(ids []int32, dst []bool) []bool
+}
+
 // TaskRecord is the progress of one task. While the task runs, it is
 // DIR/tasks/NNNNNN.progress.json, rewritten atomically after every shard
 // the task commits; once the task is done it is DIR/tasks/NNNNNN.json, with
@@ -576,7 +587,7 @@ func (env *Env) tokenize(ctx context.Context, plan *Plan, r records, in Input, r
 	meta := plan.Meta
 	tr.p = &packer{
 		seqLen: meta.SeqLen, cls: meta.Special.CLS, eos: meta.Special.EOS,
-		ends: env.Masker.Config().SentenceEnd, task: uint64(rec.Task),
+		ends: env.Masker.Config().SentenceEnd, endsOf: env.Masker.Config().SentenceEndsOf, task: uint64(rec.Task),
 		sample: rp.Sample, counts: rec.Stats.Doc, skipTok: rp.Token,
 		flush: func(s packed, tokens []int32) error { return tr.add(ctx, s, tokens) },
 	}

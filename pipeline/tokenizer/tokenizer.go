@@ -65,9 +65,10 @@ type Tokenizer struct {
 	special   masking.SpecialIDs
 	baseSize  int
 	modelSize int
-	tokens    []string // id → token string, len VocabSize(); appended tokens by name
-	isSpecial []bool   // len VocabSize(): special or added tokens, and GLM's appended ones
-	ends      []bool   // len ModelVocabSize()
+	tokens    []string    // id → token string, len VocabSize(); appended tokens by name
+	isSpecial []bool      // len VocabSize(): special or added tokens, and GLM's appended ones
+	ends      []bool      // len ModelVocabSize()
+	edges     []tokenEdge // len ModelVocabSize(): the bytes at each end of a token's text (SentenceEndsOf)
 
 	// The encoder: gen when set, else wp, bpe or sp.
 	wp  *wordPiece
@@ -417,6 +418,7 @@ func (t *Tokenizer) computeSentenceEnds(decode func(id int) []byte) {
 		}
 		t.ends[id] = endsSentence(decode(id))
 	}
+	t.computeEdges(decode)
 }
 
 // endsSentence reports whether b contains a sentence end (decisions.md §4).
