@@ -312,6 +312,9 @@ func (m *Masker) sentence(s *Sample, r *rng, t []int32) bool {
 			break
 		}
 	}
+	if n < target {
+		s.SentenceShort = int32(target - n)
+	}
 	s.Spans = spans
 	shuffle(r, s.Spans)
 	s.build(t, m.mask[Sentence], m.cfg.IDs)

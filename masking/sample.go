@@ -132,6 +132,10 @@ type Sample struct {
 	// target because the spans did not fit (many short packed documents);
 	// where GLM drops such a sample, glmkit keeps it and counts this.
 	Shortfall int32
+	// SentenceShort counts the tokens by which a sentence-level row missed
+	// its target because all of the sample's sentences together hold
+	// fewer; the row masks every one of them, as GLM does.
+	SentenceShort int32
 	// Rebalanced is set on token-level rows that GLM's span assignment
 	// could not place (GLM drops those samples) and that glmkit placed by
 	// giving the remaining spans to the documents with the most room.
@@ -163,6 +167,7 @@ func (s *Sample) reset(n int) {
 	s.Spans = s.Spans[:0]
 	s.Sep = 0
 	s.Shortfall = 0
+	s.SentenceShort = 0
 	s.Rebalanced = false
 	s.Fallback = false
 	s.NSource = int32(n)

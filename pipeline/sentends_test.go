@@ -2,6 +2,10 @@ package pipeline
 
 import (
 	"context"
+	"encoding/json"
+	"math"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -69,5 +73,63 @@ func TestSentenceEndsSplitAcrossTokens(t *testing.T) {
 			}
 		}
 		r.Close()
+	}
+}
+
+// A sentence row whose sentences all together hold less than the mask
+// ratio masks every one of them (as GLM does) and is counted, rows and
+// tokens, as the token objective's shortfall is: it was not counted
+// anywhere, so such rows went unseen.
+func TestSentenceShortfallCounted(t *testing.T) {
+	out := t.TempDir()
+	o := options(t, "bert-base-uncased", out, "../testdata/demo/wikitext.txt")
+	o.Meta.SeqLen = 48
+	o.Meta.Masking.Weights = [3]float64{0, 1, 0}
+	if _, err := Build(context.Background(), o); err != nil {
+		t.Fatal(err)
+	}
+	r, err := sharding.Open(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	var rows, short int64
+	var s masking.Sample
+	for i := range r.Len() {
+		if err := r.Sample(i, &s); err != nil {
+			t.Fatal(err)
+		}
+		if s.Objective != masking.Sentence {
+			continue
+		}
+		masked := 0
+		for j := int(s.Sep); j < s.Len(); j++ {
+			if s.Input[j] != o.Meta.Special.SOP {
+				masked++
+			}
+		}
+		if target := int(math.Ceil(o.Meta.Masking.Ratio*float64(s.NSource) - 1e-9)); masked < target {
+			rows++
+			short += int64(target - masked)
+		}
+	}
+	if rows == 0 {
+		t.Fatal("no sentence row fell short: the test needs a corpus with fewer sentences")
+	}
+	var m struct {
+		Stats map[string]json.RawMessage `json:"stats"`
+	}
+	b, err := os.ReadFile(filepath.Join(out, "manifest.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(b, &m); err != nil {
+		t.Fatal(err)
+	}
+	for key, want := range map[string]int64{"sentence_rows_short_of_target": rows, "sentence_shortfall_tokens": short} {
+		var got int64
+		if err := json.Unmarshal(m.Stats[key], &got); err != nil || got != want {
+			t.Errorf("manifest stats %s = %s; the rows say %d", key, m.Stats[key], want)
+		}
 	}
 }

@@ -68,6 +68,8 @@ type RowStats struct {
 	ShortTok   int64   // tokens missing from those targets
 	Rebalanced int64   // token rows GLM would have dropped
 	Fallback   int64   // sentence rows without a sentence, masked at token level
+	SentShort  int64   // sentence rows whose sentences all together fall short of the target
+	SentShortT int64   // tokens missing from those targets
 	SpanLen    []int64 // histogram of token-level span lengths: SpanLen[l] rows of length l
 }
 
@@ -99,6 +101,10 @@ func (r *RowStats) add(s *masking.Sample) {
 	}
 	if s.Fallback {
 		r.Fallback++
+	}
+	if s.SentenceShort > 0 {
+		r.SentShort++
+		r.SentShortT += int64(s.SentenceShort)
 	}
 	if s.Objective == masking.Token {
 		for _, sp := range s.Spans {
@@ -187,6 +193,8 @@ func (s *Stats) fields() []statsField {
 		{"token_shortfall_tokens", count{&r.ShortTok}},
 		{"token_rows_rebalanced", count{&r.Rebalanced}},
 		{"sentence_rows_fallback_to_token", count{&r.Fallback}},
+		{"sentence_rows_short_of_target", omitZero{count{&r.SentShort}}}, // left out while zero: the manifests of builds before it read the same
+		{"sentence_shortfall_tokens", omitZero{count{&r.SentShortT}}},
 		{"token_span_length_histogram", histogram{&r.SpanLen}},
 		{"damaged", damage{&s.Damage}},
 		{"held_out", omitZero{count{&d.Reasons[HeldOut]}}}, // records of the other split

@@ -955,8 +955,9 @@ func (r *Reader) Locate(i int64) (shard string, row int64, err error) {
 }
 
 // Sample copies global row i into dst, widening its columns to int32 and
-// reusing dst's slices; the copy is dst's own. Spans, Shortfall, Rebalanced
-// and Fallback are not stored in shards and are cleared.
+// reusing dst's slices; the copy is dst's own. Spans, Shortfall,
+// SentenceShort, Rebalanced and Fallback are not stored in shards and are
+// cleared.
 func (r *Reader) Sample(i int64, dst *masking.Sample) error {
 	v, err := r.Row(i)
 	if err != nil {
@@ -977,6 +978,7 @@ func (v *RowView) sample(dst *masking.Sample) {
 	dst.NSource = v.NSource
 	dst.Spans = dst.Spans[:0]
 	dst.Shortfall = 0
+	dst.SentenceShort = 0
 	dst.Rebalanced = false
 	dst.Fallback = false
 }

@@ -399,6 +399,10 @@ func printRowStats(stdout io.Writer, m *sharding.Manifest, r pipeline.RowStats) 
 		fmt.Fprintf(stdout, "  token rows GLM would drop, kept: %d; short of the %g%% mask ratio: %d (%d tokens); sentence rows without a sentence: %d\n",
 			r.Rebalanced, 100*m.Meta.Masking.Ratio, r.Shortfall, r.ShortTok, r.Fallback)
 	}
+	if r.SentShort > 0 {
+		fmt.Fprintf(stdout, "  sentence rows whose sentences hold less than the %g%% mask ratio, all masked: %d (%d tokens short)\n",
+			100*m.Meta.Masking.Ratio, r.SentShort, r.SentShortT)
+	}
 }
 
 // printSpanLengths prints the histogram of the token objective's span
