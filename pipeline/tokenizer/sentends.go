@@ -88,3 +88,36 @@ func splitEnd(tail [2]byte, nt int, e *tokenEdge) bool {
 
 // SentenceEndsOf is the tokenizer's SentenceEndsOf (pipeline.SentenceEncoder).
 func (e *Encoder) SentenceEndsOf(ids []int32, dst []bool) []bool { return e.t.SentenceEndsOf(ids, dst) }
+
+// rawTokenBytes returns, for the edges of a tokenizer.json's tokens, the
+// bytes a token stands for: its byte-level bytes under a ByteLevel
+// decoder, its byte under ByteFallback, else what decode gives. Decoding
+// one token alone turns a byte that is part of a character into U+FFFD,
+// which would hide the character from SentenceEndsOf.
+func (t *Tokenizer) rawTokenBytes(decode func(id int) []byte) func(id int) []byte {
+	var byteLevel, fallback bool
+	var walk func(d decoder)
+	walk = func(d decoder) {
+		switch d := d.(type) {
+		case decoderSeq:
+			for _, p := range d {
+				walk(p)
+			}
+		case byteLevelDec:
+			byteLevel = true
+		case byteFallbackDec:
+			fallback = true
+		}
+	}
+	walk(t.dec.decoder)
+	return func(id int) []byte {
+		tok := t.tokens[id]
+		if b, ok := pieceByte(tok); ok && fallback {
+			return []byte{b}
+		}
+		if byteLevel {
+			return byteLevelDecode(tok, t.byteDec)
+		}
+		return decode(id)
+	}
+}

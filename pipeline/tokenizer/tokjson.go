@@ -855,7 +855,9 @@ func buildTokenizerJSONWith(data []byte, general bool) (*Tokenizer, error) {
 		t.dec = defaultDecoder(t.kind, p.md)
 	}
 	t.byteDec = byteLevelDecoder(b.tab)
-	t.computeSentenceEnds(func(id int) []byte { return []byte(t.dec.decode([]string{t.tokens[id]}, t)) })
+	decode := func(id int) []byte { return []byte(t.dec.decode([]string{t.tokens[id]}, t)) }
+	t.computeSentenceEnds(decode)
+	t.computeEdges(t.rawTokenBytes(decode))
 	return t, nil
 }
 
