@@ -420,7 +420,12 @@ func isRegular(path string) bool {
 // checks that every task is complete, that its shards are there, and that
 // it read the bytes the plan hashed, and writes manifest.json last,
 // atomically. A build of no rows is refused unless the plan allows it.
+// It first removes stale temporaries, as run-task does.
 func Merge(dir string, plan *Plan, software map[string]string) (*sharding.Manifest, Stats, error) {
+	// A merge killed while it wrote the manifest left its temporary.
+	if _, err := cleanTemps(dir); err != nil {
+		return nil, Stats{}, err
+	}
 	cfg, err := json.Marshal(plan.Config)
 	if err != nil {
 		return nil, Stats{}, err

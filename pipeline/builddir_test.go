@@ -376,3 +376,32 @@ func TestInputChangedAfterPlan(t *testing.T) {
 		t.Errorf("merge of a task that read other bytes: %v", err)
 	}
 }
+
+// A merge killed while it wrote the manifest leaves its temporary; the
+// next merge removes it (run-task and --resume did, merge did not, so the
+// temporary stayed beside the finished build).
+func TestMergeRemovesStaleTemporaries(t *testing.T) {
+	dir := t.TempDir()
+	in := writeFile(t, t.TempDir(), "in.txt", testLines(200))
+	if _, err := Build(context.Background(), options(t, "gpt2", dir, in)); err != nil {
+		t.Fatal(err)
+	}
+	dead := exec.Command("true")
+	if err := dead.Run(); err != nil {
+		t.Skip("no true(1) to get a pid that is gone")
+	}
+	stale := filepath.Join(dir, strings.Replace(atomicfile.Name(sharding.ManifestName), "-"+itoa(os.Getpid())+"-", "-"+itoa(dead.Process.Pid)+"-", 1))
+	if err := os.WriteFile(stale, []byte(`{"format_version": 2, "half a manif`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	plan, err := ReadPlan(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := Merge(dir, plan, nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(stale); err == nil {
+		t.Errorf("merge kept the stale temporary %s", filepath.Base(stale))
+	}
+}
