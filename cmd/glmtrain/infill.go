@@ -27,7 +27,8 @@ Part A ([CLS] text eos, bidirectional), and each blank is generated from
 <|startofpiece|> at the blank's position until <|endofpiece|>, later blanks
 seeing the earlier ones' text. [MASK] asks for a short span; [sMASK] for a
 sentence and [gMASK] for a long generation when the model was trained with
-task masks (a text ending in [gMASK] continues it). With a tokenizer that
+task masks (a text ending in [gMASK] continues it); a model trained without
+them (--task-mask=false) reads both as [MASK]. With a tokenizer that
 lower-cases (bert-base-uncased), the markers may be written in any case
 ([mask]); with a cased one (gpt2) only as above, and a marker in another case
 is refused, not read as text.
@@ -77,6 +78,9 @@ func cmdInfill(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	q, err := newInfillQuery(tok, meta, f.text)
 	if err != nil {
 		return err
+	}
+	if plainMasks(meta) && (slices.Contains(q.kinds, "sMASK") || slices.Contains(q.kinds, "gMASK")) {
+		fmt.Fprintf(stderr, "glmtrain: %s was trained without task masks (every blank [MASK], as GLM-Base/Large): [sMASK] and [gMASK] are read as [MASK]\n", dir)
 	}
 	model, closeModel, err := openModel(dir, "auto", stderr)
 	if err != nil {
@@ -219,6 +223,14 @@ func loadInfillTokenizer(dir, spec string) (*tokenizer.Tokenizer, sharding.Meta,
 	return tok, meta, spec, nil
 }
 
+// plainMasks reports whether the model's data was built without task masks
+// (--task-mask=false, as GLM-Base/Large): every blank of its rows is
+// [MASK], and the embeddings of [sMASK] and [gMASK] were never trained, so
+// infill reads those markers as [MASK] (a text ending in one still has no
+// eos after it: the document objective's suffix layout). A data.json
+// without a masking configuration (its ratio 0) says nothing either way.
+func plainMasks(meta sharding.Meta) bool { return meta.Masking.Ratio > 0 && !meta.Masking.TaskMask }
+
 // An infillQuery is the text to fill in, as the model reads it.
 type infillQuery struct {
 	ids    []int32  // the context: [CLS], the text with each blank as its id, eos
@@ -233,6 +245,9 @@ type infillQuery struct {
 func newInfillQuery(tok *tokenizer.Tokenizer, meta sharding.Meta, text string) (infillQuery, error) {
 	ids := meta.Special
 	blankID := map[string]int32{"MASK": ids.Mask, "sMASK": ids.SMask, "gMASK": ids.GMask}
+	if plainMasks(meta) { // the model never saw [sMASK] or [gMASK]: its rows have [MASK] everywhere
+		blankID["sMASK"], blankID["gMASK"] = ids.Mask, ids.Mask
+	}
 	enc := tok.NewEncoder()
 	q := infillQuery{ids: []int32{ids.CLS}}
 	last := 0

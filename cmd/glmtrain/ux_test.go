@@ -10,11 +10,13 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 
 	"github.com/glmkit/glmkit/cmd/internal/cli"
 	"github.com/glmkit/glmkit/internal/testhooks"
+	"github.com/glmkit/glmkit/masking"
 	"github.com/glmkit/glmkit/pipeline/tokenizer"
 	"github.com/glmkit/glmkit/sharding"
 	"github.com/glmkit/glmkit/trainer"
@@ -442,5 +444,42 @@ func TestTrainRefusesLongerEvalData(t *testing.T) {
 	if _, err := glmtrain(t, "train", "--data", data, "--eval-data", long, "--preset", "tiny", "--max-pos", "256", "--steps", "1", "--batch", "2",
 		"--eval-batches", "1", "--backend", "cpu", "--threads", "1", "--quiet", "--out", t.TempDir()); err != nil {
 		t.Errorf("--max-pos 256: %v", err)
+	}
+}
+
+// A model whose data had no task masks (--task-mask=false) never trained
+// the [sMASK] and [gMASK] embeddings: infill reads those markers as
+// [MASK], keeping a final [gMASK]'s continuation (no eos); it fed the
+// untrained ids and printed what they gave. With task masks they stay.
+func TestInfillWithoutTaskMasks(t *testing.T) {
+	tok, err := tokenizer.Load("bert-base-uncased")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ids := tok.Special()
+	for _, taskMask := range []bool{false, true} {
+		mc := masking.DefaultConfig()
+		mc.TaskMask = taskMask
+		meta := sharding.Meta{Tokenizer: tok.Name(), Special: ids, Masking: mc}
+		q, err := newInfillQuery(tok, meta, "a [MASK] b [sMASK] c [gMASK]")
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := []int32{ids.Mask, ids.SMask, ids.GMask}
+		if !taskMask {
+			want = []int32{ids.Mask, ids.Mask, ids.Mask}
+		}
+		var got []int32
+		for _, id := range q.ids {
+			if id == ids.Mask || id == ids.SMask || id == ids.GMask {
+				got = append(got, id)
+			}
+		}
+		if !slices.Equal(got, want) {
+			t.Errorf("task mask %v: blanks %v, want %v", taskMask, got, want)
+		}
+		if q.ids[len(q.ids)-1] == ids.EOS {
+			t.Errorf("task mask %v: a text ending in [gMASK] got an eos", taskMask)
+		}
 	}
 }
