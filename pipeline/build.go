@@ -122,6 +122,9 @@ func Prepare(ctx context.Context, o *BuildOptions) (*Plan, error) {
 			if len(d) > 0 {
 				return nil, fmt.Errorf("pipeline: --resume: %s holds a build of other inputs or flags:\n%s\n--resume continues only the same build: drop those flags (--resume takes every setting and input from %s), or start over with --force", o.Out, strings.Join(d, "\n"), PlanName)
 			}
+			if err := sameSoftware(old, o.Out, o.Software, "continue it"); err != nil {
+				return nil, err
+			}
 		}
 	}
 	for _, in := range inputs {
@@ -150,6 +153,7 @@ func Prepare(ctx context.Context, o *BuildOptions) (*Plan, error) {
 	if err := limitTasks(plan, take); err != nil {
 		return nil, err
 	}
+	plan.Software = o.Software
 	if err := o.prepareDir(plan); err != nil {
 		return nil, err
 	}
@@ -282,6 +286,12 @@ func (o *BuildOptions) prepareDir(plan *Plan) error {
 	}
 	switch {
 	case exists && o.Resume:
+		if err := sameSoftware(old, o.Out, o.Software, "continue it"); err != nil {
+			return err
+		}
+		// The plan's binary stays the one that planned the build (this
+		// one, or one that cannot tell its version).
+		plan.Software = old.Software
 		a, _ := json.Marshal(old)
 		b, _ := json.Marshal(plan)
 		if !bytes.Equal(a, b) {
@@ -432,6 +442,9 @@ func Merge(dir string, plan *Plan, software map[string]string) (*sharding.Manife
 	}
 	m := &sharding.Manifest{FormatVersion: sharding.FormatVersion, Meta: plan.Meta, Config: cfg,
 		Shards: []sharding.ShardFile{}, Software: software}
+	if plan.Software != nil {
+		m.Software = plan.Software // the binary that wrote the rows (sameSoftware)
+	}
 	inputs := append([]Input(nil), plan.Inputs...)
 	var stats Stats
 	for _, t := range plan.Tasks {
@@ -521,6 +534,9 @@ func whyEmpty(s *Stats) string {
 // continuing after the last shard of an incomplete record. It is what
 // `glmprep run-task` does, and safe to repeat.
 func RunTaskOnce(ctx context.Context, plan *Plan, env *Env, t Task) (*TaskRecord, error) {
+	if err := sameSoftware(plan, env.Dir, env.Software, "run its tasks"); err != nil {
+		return nil, err
+	}
 	prev, err := prevRecord(env.Dir, plan, t.Index, env.Warn)
 	if err != nil {
 		return nil, err

@@ -124,6 +124,9 @@ type Plan struct {
 	Config        Config        `json:"config"`
 	Inputs        []Input       `json:"inputs"`
 	Tasks         []Task        `json:"tasks"`
+	// Software is the binary that planned the build (BuildOptions.
+	// Software): its tasks are run by the same one (sameSoftware).
+	Software map[string]string `json:"software,omitempty"`
 
 	// digest is the sha256 of the plan's compact JSON, set when it is
 	// written or read back: each task record carries it, so a record

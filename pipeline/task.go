@@ -210,11 +210,12 @@ type Env struct {
 	Dir        string          // the build directory
 	Masker     *masking.Masker // built from the plan's Meta.Masking
 	NewEncoder func() Encoder
-	Workers    int              // tokenizing and masking goroutines; < 1: GOMAXPROCS
-	Strict     bool             // bad records are fatal, not counted skips
-	Warn       func(msg string) // reports the first few bad records of each kind
-	Progress   func(n int64)    // raw input bytes read
-	open       opener           // nil: os.Open
+	Workers    int               // tokenizing and masking goroutines; < 1: GOMAXPROCS
+	Strict     bool              // bad records are fatal, not counted skips
+	Warn       func(msg string)  // reports the first few bad records of each kind
+	Progress   func(n int64)     // raw input bytes read
+	Software   map[string]string // this binary (BuildOptions.Software): RunTaskOnce runs a task only for the plan's binary
+	open       opener            // nil: os.Open
 
 	mu       sync.Mutex
 	warned   [numReasons]int

@@ -158,7 +158,7 @@ func cmdRunTask(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if err != nil {
 		return err
 	}
-	env.Strict = *strict
+	env.Strict, env.Software = *strict, cli.ReadBuild().Software()
 	env.Warn = func(msg string) { fmt.Fprintln(stderr, "glmprep: warning:", cli.Message(msg)) }
 	rec, err := pipeline.RunTaskOnce(ctx, plan, env, plan.Tasks[*task])
 	if err != nil {
