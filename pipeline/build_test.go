@@ -45,25 +45,33 @@ func options(t testing.TB, tok string, out string, inputs ...string) BuildOption
 	}
 }
 
-// readSources rebuilds every row's source tokens, in row order.
-func readSources(t testing.TB, dir string) [][]int32 {
+// forSamples calls f with every row of the build in dir, in row order,
+// after checking the row's GLM layout.
+func forSamples(t testing.TB, dir string, f func(r *sharding.Reader, i int64, s *masking.Sample)) {
 	t.Helper()
 	r, err := sharding.Open(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer r.Close()
-	ids := r.Meta().Special
-	var out [][]int32
 	var s masking.Sample
 	for i := int64(0); i < r.Len(); i++ {
 		if err := r.Sample(i, &s); err != nil {
 			t.Fatal(err)
 		}
-		if err := s.Validate(ids, r.Meta().Masking.TaskMask); err != nil {
+		if err := s.Validate(r.Meta().Special, r.Meta().Masking.TaskMask); err != nil {
 			t.Fatalf("row %d: %v", i, err)
 		}
-		src, err := s.Source(nil, ids)
+		f(r, i, &s)
+	}
+}
+
+// readSources rebuilds every row's source tokens, in row order.
+func readSources(t testing.TB, dir string) [][]int32 {
+	t.Helper()
+	var out [][]int32
+	forSamples(t, dir, func(r *sharding.Reader, i int64, s *masking.Sample) {
+		src, err := s.Source(nil, r.Meta().Special)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -71,7 +79,7 @@ func readSources(t testing.TB, dir string) [][]int32 {
 			t.Fatalf("row %d holds %d source tokens, more than seq_len %d", i, len(src), r.Meta().SeqLen)
 		}
 		out = append(out, src)
-	}
+	})
 	return out
 }
 
@@ -375,14 +383,7 @@ func TestEnvZeroWorkers(t *testing.T) {
 	}
 	dir := t.TempDir()
 	o := options(t, "gpt2", dir, in)
-	plan, err := Prepare(context.Background(), &o)
-	if err != nil {
-		t.Fatal(err)
-	}
-	env, err := NewEnv(plan, dir, o.SentenceEnd, o.NewEncoder, 2)
-	if err != nil {
-		t.Fatal(err)
-	}
+	plan, env := preparedEnv(t, &o)
 	env = &Env{Dir: env.Dir, Masker: env.Masker, NewEncoder: env.NewEncoder}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
@@ -395,6 +396,21 @@ func TestEnvZeroWorkers(t *testing.T) {
 		t.Fatal(err)
 	}
 	glmtest.SameFiles(t, "the build of an Env with Workers 0", dirBytes(t, ref), dirBytes(t, dir))
+}
+
+// preparedEnv plans the build of o and returns the plan and an Env of 2
+// workers to run its tasks.
+func preparedEnv(t *testing.T, o *BuildOptions) (*Plan, *Env) {
+	t.Helper()
+	plan, err := Prepare(context.Background(), o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	env, err := NewEnv(plan, o.Out, o.SentenceEnd, o.NewEncoder, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return plan, env
 }
 
 func TestKey(t *testing.T) {

@@ -35,15 +35,7 @@ func TestSentenceEndsSplitAcrossTokens(t *testing.T) {
 		if _, err := Build(context.Background(), o); err != nil {
 			t.Fatal(err)
 		}
-		r, err := sharding.Open(out)
-		if err != nil {
-			t.Fatal(err)
-		}
-		var s masking.Sample
-		for i := range r.Len() {
-			if err := r.Sample(i, &s); err != nil {
-				t.Fatal(err)
-			}
+		forSamples(t, out, func(_ *sharding.Reader, i int64, s *masking.Sample) {
 			if s.Objective != masking.Sentence {
 				t.Fatalf("seq_len %d, row %d: objective %s", seqLen, i, s.Objective)
 			}
@@ -71,8 +63,7 @@ func TestSentenceEndsSplitAcrossTokens(t *testing.T) {
 					t.Errorf("seq_len %d, row %d: a piece cut mid-sentence: …%q", seqLen, i, string([]rune(text)[max(0, len([]rune(text))-8):]))
 				}
 			}
-		}
-		r.Close()
+		})
 	}
 }
 
@@ -88,19 +79,10 @@ func TestSentenceShortfallCounted(t *testing.T) {
 	if _, err := Build(context.Background(), o); err != nil {
 		t.Fatal(err)
 	}
-	r, err := sharding.Open(out)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.Close()
 	var rows, short int64
-	var s masking.Sample
-	for i := range r.Len() {
-		if err := r.Sample(i, &s); err != nil {
-			t.Fatal(err)
-		}
+	forSamples(t, out, func(_ *sharding.Reader, _ int64, s *masking.Sample) {
 		if s.Objective != masking.Sentence {
-			continue
+			return
 		}
 		masked := 0
 		for j := int(s.Sep); j < s.Len(); j++ {
@@ -112,7 +94,7 @@ func TestSentenceShortfallCounted(t *testing.T) {
 			rows++
 			short += int64(target - masked)
 		}
-	}
+	})
 	if rows == 0 {
 		t.Fatal("no sentence row fell short: the test needs a corpus with fewer sentences")
 	}

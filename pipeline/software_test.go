@@ -19,14 +19,7 @@ func TestResumeRefusesAnotherVersion(t *testing.T) {
 	dir := t.TempDir()
 	o := options(t, "gpt2", dir, in)
 	o.Software = a
-	plan, err := Prepare(context.Background(), &o)
-	if err != nil {
-		t.Fatal(err)
-	}
-	env, err := NewEnv(plan, dir, o.SentenceEnd, o.NewEncoder, 2)
-	if err != nil {
-		t.Fatal(err)
-	}
+	plan, env := preparedEnv(t, &o)
 	for _, sw := range []map[string]string{b, dirty} {
 		env.Software = sw
 		_, err := RunTaskOnce(context.Background(), plan, env, plan.Tasks[0])
