@@ -157,8 +157,8 @@ func bzip2Inputs(inputs []Input) (n int, size int64) {
 const maxEncodingNotes = 5
 
 // expandInputs expands the --input values into a sorted list of paths
-// without repeats: stdin, the files a glob matches, a file, the input
-// files under a directory.
+// without repeats (each repeat reported through warn): stdin, the files a
+// glob matches, a file, the input files under a directory.
 func expandInputs(specs []string, warn func(string)) ([]string, error) {
 	var paths []string
 	for _, spec := range specs {
@@ -202,6 +202,15 @@ func expandInputs(specs []string, warn func(string)) ([]string, error) {
 		}
 	}
 	slices.Sort(paths)
+	for i := 1; i < len(paths); i++ {
+		if paths[i] == paths[i-1] && (i == 1 || paths[i-2] != paths[i]) {
+			name := paths[i]
+			if name == Stdin {
+				name = "standard input (-)"
+			}
+			warn(fmt.Sprintf("%s is given more than once (by --input values, globs or directories); reading it once", name))
+		}
+	}
 	return slices.Compact(paths), nil
 }
 

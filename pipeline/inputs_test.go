@@ -103,3 +103,33 @@ func TestEmptyBuildSaysWhy(t *testing.T) {
 		})
 	}
 }
+
+// An input given twice (two --input values, a glob and a file, stdin
+// twice) is read once, and the repeat is reported, as a second name of a
+// file is: it was dropped without a word.
+func TestRepeatedInputsReported(t *testing.T) {
+	dir := t.TempDir()
+	a := writeFile(t, dir, "a.txt", []byte("a\n"))
+	writeFile(t, dir, "b.txt", []byte("b\n"))
+	for _, c := range []struct {
+		specs []string
+		n     int    // inputs
+		said  string // in a warning
+	}{
+		{[]string{a, a}, 1, "a.txt is given more than once"},
+		{[]string{filepath.Join(dir, "*.txt"), a}, 2, "a.txt is given more than once"},
+		{[]string{Stdin, a, Stdin, Stdin}, 2, "standard input (-) is given more than once"},
+	} {
+		var warnings []string
+		ins, err := resolveInputs(c.specs, "auto", "line", func(m string) { warnings = append(warnings, m) })
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(ins) != c.n || len(warnings) != 1 || !strings.Contains(warnings[0], c.said) {
+			t.Errorf("%q: %d inputs, warnings %q; want %d inputs and one warning saying %q", c.specs, len(ins), warnings, c.n, c.said)
+		}
+	}
+	if _, err := resolveInputs([]string{a, filepath.Join(dir, "b.txt")}, "auto", "line", func(m string) { t.Errorf("warned %q for two inputs", m) }); err != nil {
+		t.Fatal(err)
+	}
+}
