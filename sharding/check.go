@@ -117,7 +117,7 @@ func (r *Reader) rowError(l loc, global int64, format string, args ...any) error
 // checkRow checks the invariants of a row that every reader relies on and
 // that cost one pass over the row: sep inside the row, ids inside the
 // vocabulary, positions inside Part A, block positions inside Part B, and
-// n_source below the row's length.
+// n_source below the row's length and at most seq_len.
 func (r *Reader) checkRow(l loc, global int64, v *RowView) error {
 	return r.checkMax(l, global, v, max(v.Input.maxOf(), v.Target.maxOf()), v.Pos.maxOf(), v.BlockPos.maxOf())
 }
@@ -137,6 +137,8 @@ func (r *Reader) checkMax(l loc, global int64, v *RowView, ids, pos, block uint3
 		return r.rowError(l, global, "block position %d outside Part B (%d positions)", int32(block), n-int(sep))
 	case v.NSource < 1 || int(v.NSource) >= n:
 		return r.rowError(l, global, "n_source %d outside [1, %d)", v.NSource, n)
+	case v.NSource > r.seqLen:
+		return r.rowError(l, global, "n_source %d past seq_len %d", v.NSource, r.seqLen)
 	}
 	return nil
 }

@@ -136,6 +136,12 @@ func TestRowChecks(t *testing.T) {
 	if err := r.checkMax(loc{0, 0, 3}, 3, &v, 1<<31, 0, 0); err == nil || !strings.Contains(err.Error(), "token id -2147483648") {
 		t.Errorf("a negative id: %v", err)
 	}
+	// So is a row of more source tokens than seq_len (which the writer
+	// refuses too): a reader of a build of a shorter seq_len.
+	r.seqLen = v.NSource - 1
+	if err := r.checkRow(loc{0, 0, 3}, 3, &v); err == nil || !strings.Contains(err.Error(), fmt.Sprintf("n_source %d past seq_len %d", v.NSource, v.NSource-1)) {
+		t.Errorf("n_source past seq_len: %v", err)
+	}
 }
 
 // The writer refuses values the format cannot store, and keeps the rows
@@ -148,6 +154,7 @@ func TestWriterRefusesWhatItCannotStore(t *testing.T) {
 		{"position past 16 bits", func(s *masking.Sample) { s.Pos[3] = 70000 }, "16 bits"},
 		{"loss mask of 2", func(s *masking.Sample) { s.LossMask[len(s.LossMask)-1] = 2 }, "loss mask"},
 		{"column lengths", func(s *masking.Sample) { s.Pos = s.Pos[:len(s.Pos)-1] }, "positions"},
+		{"more source tokens than seq_len", func(s *masking.Sample) { s.NSource = int32(testMeta().SeqLen) + 1 }, "more than seq_len"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			dir := t.TempDir()

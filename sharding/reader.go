@@ -63,6 +63,7 @@ type Reader struct {
 	closed   bool
 	checks   bool  // checksums on first touch, row invariants as rows are served
 	vocab    int32 // ids must be below it
+	seqLen   int32 // n_source must not be above it
 }
 
 // shard is one open shard file.
@@ -166,7 +167,7 @@ func Open(dir string, opts ...OpenOption) (*Reader, error) {
 		return nil, fmt.Errorf("sharding: %s: meta: %w", mpath, err)
 	}
 	r := &Reader{dir: dir, manifest: m, shards: make([]shard, len(m.Shards)), mapped: true,
-		checks: !cfg.unchecked, vocab: int32(m.Meta.VocabSize)}
+		checks: !cfg.unchecked, vocab: int32(m.Meta.VocabSize), seqLen: int32(m.Meta.SeqLen)}
 	if r.fp, err = fingerprint(m); err != nil {
 		return nil, fmt.Errorf("sharding: %s: %w", mpath, err)
 	}

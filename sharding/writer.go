@@ -134,7 +134,8 @@ func (m Meta) RowBytes(n int) int64 {
 // Write appends one row; docID is the id of the row's first document. A
 // row whose values the format cannot store (an id outside the vocabulary,
 // a position past 16 bits in a narrow column, a loss mask other than 0 or 1)
-// is an error, never a silent truncation.
+// is an error, never a silent truncation, and so is a row of more source
+// tokens than seq_len.
 func (w *Writer) Write(s *masking.Sample, docID uint64) error {
 	if w.err != nil {
 		return w.err
@@ -142,6 +143,9 @@ func (w *Writer) Write(s *masking.Sample, docID uint64) error {
 	n := len(s.Input)
 	if len(s.Target) != n || len(s.LossMask) != n || len(s.Pos) != n || len(s.BlockPos) != n {
 		return fmt.Errorf("sharding: row of %d inputs, %d targets, %d loss mask, %d positions, %d block positions", n, len(s.Target), len(s.LossMask), len(s.Pos), len(s.BlockPos))
+	}
+	if s.NSource > int32(w.opts.Meta.SeqLen) {
+		return fmt.Errorf("sharding: row of %d source tokens, more than seq_len %d", s.NSource, w.opts.Meta.SeqLen)
 	}
 	if int64(w.nvals)+int64(n) > math.MaxInt32 {
 		if err := w.flush(); err != nil {
