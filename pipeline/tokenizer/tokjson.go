@@ -1008,8 +1008,14 @@ func (t *Tokenizer) initTJTokens(md *tjModel, added []tjAdded) error {
 
 // addedInText returns the added tokens matched in text (not special, not
 // GLM's), or nil when there are none.
+//
+// A token listed more than once (the same string with other flags) is
+// matched wherever any of its entries would be, with the flags of its last
+// entry: Hugging Face keeps one token per id, the last one added, and reads
+// single_word, lstrip and rstrip from it.
 func (b *tjBuilder) addedInText(added []tjAdded, glm map[int32]bool, norms []normalizer) (*addedVocab, error) {
 	var av *addedVocab
+	entryOf := make(map[int32]int32)
 	for _, a := range added {
 		if a.special || glm[a.id] {
 			continue
@@ -1017,8 +1023,15 @@ func (b *tjBuilder) addedInText(added []tjAdded, glm map[int32]bool, norms []nor
 		if av == nil {
 			av = &addedVocab{tab: b.tab}
 		}
-		e := int32(len(av.entries))
-		av.entries = append(av.entries, addedEntry{id: a.id, singleWord: a.single, lstrip: a.lstrip, rstrip: a.rstrip})
+		flags := addedEntry{id: a.id, singleWord: a.single, lstrip: a.lstrip, rstrip: a.rstrip}
+		e, seen := entryOf[a.id]
+		if seen {
+			av.entries[e] = flags
+		} else {
+			e = int32(len(av.entries))
+			entryOf[a.id] = e
+			av.entries = append(av.entries, flags)
+		}
 		if !a.normalized {
 			av.raw.insert(a.content, e)
 			continue
