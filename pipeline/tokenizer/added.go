@@ -1,6 +1,9 @@
 package tokenizer
 
-import "unicode/utf8"
+import (
+	"errors"
+	"unicode/utf8"
+)
 
 // Added tokens (tokenizer.json's added_tokens) that glmkit matches in text:
 // the non-special ones, as Hugging Face does (leftmost-longest, with
@@ -79,10 +82,18 @@ type addedVocab struct {
 	tab           *charTables
 }
 
+// errAddedOverlap is Hugging Face's "AddedVocabulary bad split" panic: an
+// lstrip token inside the whitespace that the previous token's rstrip took.
+var errAddedOverlap = errors.New("an added token with lstrip lies inside the spaces the previous added token's rstrip took: Hugging Face panics on this text (AddedVocabulary bad split)")
+
 // split appends the segments of text (added tokens and the text between
 // them) to dst, matching the normalized tokens when normalized is set.
 // Offsets are text's plus base.
-func (a *addedVocab) split(dst []addedSeg, text []byte, normalized bool, base int32) []addedSeg {
+//
+// As in Hugging Face, a token's match may overlap the whitespace the
+// previous token's rstrip took: it is still a token, unless lstrip leaves
+// it empty (dropped) or reversed (errAddedOverlap).
+func (a *addedVocab) split(dst []addedSeg, text []byte, normalized bool, base int32) ([]addedSeg, error) {
 	t := &a.raw
 	if normalized {
 		t = &a.norm
@@ -110,6 +121,12 @@ func (a *addedVocab) split(dst []addedSeg, text []byte, normalized bool, base in
 		if ent.rstrip {
 			stop += a.spaceRightmostAtStart(text[stop:])
 		}
+		if s > stop {
+			return dst, errAddedOverlap
+		}
+		if s == stop {
+			continue
+		}
 		if startOffset < s {
 			dst = append(dst, addedSeg{start: base + int32(startOffset), end: base + int32(s), id: -1})
 		}
@@ -119,7 +136,7 @@ func (a *addedVocab) split(dst []addedSeg, text []byte, normalized bool, base in
 	if startOffset != len(text) || len(text) == 0 {
 		dst = append(dst, addedSeg{start: base + int32(startOffset), end: base + int32(len(text)), id: -1})
 	}
-	return dst
+	return dst, nil
 }
 
 // Rust regex's \w (the single_word test) and \s (lstrip, rstrip).

@@ -72,7 +72,9 @@ type genState struct {
 func (g *genPipeline) encode(st *genState, dst []int32, text []byte) ([]int32, error) {
 	st.arena = st.arena[:0]
 	var err error
-	st.segs = g.segments(st.segs[:0], text, false, 0)
+	if st.segs, err = g.segments(st.segs[:0], text, false, 0); err != nil {
+		return dst, err
+	}
 	for si := 0; si < len(st.segs); si++ {
 		s := st.segs[si]
 		if s.id >= 0 {
@@ -100,7 +102,9 @@ func (g *genPipeline) encode(st *genState, dst []int32, text []byte) ([]int32, e
 		// Added tokens matched on the normalized text.
 		base := int32(len(st.arena))
 		st.arena = append(st.arena, seg...)
-		st.nsegs = g.segments(st.nsegs[:0], st.arena[base:], true, base)
+		if st.nsegs, err = g.segments(st.nsegs[:0], st.arena[base:], true, base); err != nil {
+			return dst, err
+		}
 		for k := 0; k < len(st.nsegs); k++ {
 			ns := st.nsegs[k]
 			if ns.id >= 0 {
@@ -122,11 +126,11 @@ func (g *genPipeline) encode(st *genState, dst []int32, text []byte) ([]int32, e
 // offset base: the added tokens in it (the normalized ones when normalized
 // is set) and the text between them, or all of text as one when there are
 // none to match.
-func (g *genPipeline) segments(segs []addedSeg, text []byte, normalized bool, base int32) []addedSeg {
+func (g *genPipeline) segments(segs []addedSeg, text []byte, normalized bool, base int32) ([]addedSeg, error) {
 	if g.added != nil && (!normalized || g.added.hasNormalized) {
 		return g.added.split(segs, text, normalized, base)
 	}
-	return append(segs, addedSeg{start: base, end: base + int32(len(text)), id: -1})
+	return append(segs, addedSeg{start: base, end: base + int32(len(text)), id: -1}), nil
 }
 
 // encodeSegment pre-tokenizes one normalized segment and encodes its pieces.
