@@ -941,19 +941,39 @@ func (b *tjBuilder) parseParts(sections map[string]json.RawMessage, mp *fastMode
 	if p.dec, err = parseDecoder("decoder", sections["decoder"]); err != nil {
 		return nil, err
 	}
-	// Metaspace's "first" after another pre-tokenizer is decided by where
-	// each piece came from in the original text; with characters inserted
-	// by a Prepend normalizer glmkit cannot tell, so it refuses.
-	for i, pt := range p.pres {
-		if ms, ok := pt.(*metaspacePre); ok && ms.scheme == prependFirst && i > 0 {
-			for _, n := range p.norms {
-				if _, ok := n.(prependNorm); ok {
-					return nil, fieldErr("pre_tokenizer", "Metaspace with prepend_scheme \"first\" after another pre-tokenizer, with a Prepend normalizer, is not supported")
-				}
+	if err := checkMetaspaceFirst(p.norms, p.pres); err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+// checkMetaspaceFirst refuses Metaspace with prepend_scheme "first" after
+// another pre-tokenizer where glmkit cannot tell which pieces Hugging Face
+// prepends to. HF prepends to every piece whose original offset is 0, and
+// that is more than the first piece when the text at the start was
+// inserted or expanded before the split: by a normalizer (Prepend,
+// BertNormalizer's spaces around CJK, a decomposition, a multi-character
+// Replace, ...), by ByteLevel (add_prefix_space, and a character's bytes),
+// or by a Metaspace that prepends. glmkit tracks only "starts the
+// segment", which is exact when the earlier pre-tokenizers only split the
+// original text and there is no normalizer.
+func checkMetaspaceFirst(norms []normalizer, pres []preTokenizer) error {
+	for i, pt := range pres {
+		if ms, ok := pt.(*metaspacePre); !ok || ms.scheme != prependFirst || i == 0 {
+			continue
+		}
+		if len(norms) > 0 {
+			return fieldErr("pre_tokenizer", "Metaspace with prepend_scheme \"first\" after another pre-tokenizer, with a normalizer, is not supported (which pieces Hugging Face prepends to depends on the normalizer's alignments)")
+		}
+		for _, prev := range pres[:i] {
+			_, bl := prev.(*byteLevelPre)
+			ms, _ := prev.(*metaspacePre)
+			if bl || (ms != nil && ms.scheme != prependNever) {
+				return fieldErr("pre_tokenizer", "Metaspace with prepend_scheme \"first\" after ByteLevel or a prepending Metaspace is not supported (which pieces Hugging Face prepends to depends on the inserted characters' alignments)")
 			}
 		}
 	}
-	return p, nil
+	return nil
 }
 
 // initTJTokens sets up the id space, the model's ids then the added
