@@ -957,9 +957,22 @@ func (b *tjBuilder) parseParts(sections map[string]json.RawMessage, mp *fastMode
 // or by a Metaspace that prepends. glmkit tracks only "starts the
 // segment", which is exact when the earlier pre-tokenizers only split the
 // original text and there is no normalizer.
+//
+// Where it is the first pre-tokenizer, "first" is the segment's: at offset
+// 0, and its first normalized character still aligned with the original
+// first one. glmkit follows the normalizers that drop leading characters,
+// but not text one inserted at the start (Prepend, BertNormalizer's space
+// before a CJK character) and a later one dropped: HF still prepends then,
+// so that combination is refused.
 func checkMetaspaceFirst(norms []normalizer, pres []preTokenizer) error {
 	for i, pt := range pres {
-		if ms, ok := pt.(*metaspacePre); !ok || ms.scheme != prependFirst || i == 0 {
+		if ms, ok := pt.(*metaspacePre); !ok || ms.scheme != prependFirst {
+			continue
+		}
+		if i == 0 {
+			if insertThenDrop(norms) {
+				return fieldErr("normalizer", "a normalizer that may drop leading text after one that inserts it (Prepend, BertNormalizer's CJK spaces), with Metaspace's prepend_scheme \"first\", is not supported")
+			}
 			continue
 		}
 		if len(norms) > 0 {
@@ -974,6 +987,36 @@ func checkMetaspaceFirst(norms []normalizer, pres []preTokenizer) error {
 		}
 	}
 	return nil
+}
+
+// insertThenDrop reports a normalizer that inserts text at the start
+// followed by one that may drop leading characters.
+func insertThenDrop(norms []normalizer) bool {
+	inserted := false
+	for _, n := range norms {
+		switch n := n.(type) {
+		case prependNorm:
+			inserted = true
+		case bertNorm:
+			if inserted && (n.opts.cleanText || n.opts.stripAccents) {
+				return true
+			}
+			inserted = inserted || n.opts.chineseChars
+		case stripNorm:
+			if inserted && n.left {
+				return true
+			}
+		case replaceNorm:
+			if inserted && n.content == "" {
+				return true
+			}
+		case stripAccentsNorm, precompiledNorm:
+			if inserted {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // initTJTokens sets up the id space, the model's ids then the added
