@@ -236,6 +236,9 @@ func sequenceOf[T any](o jobj, key string, out []T, read func(field string, raw 
 	if err := o.keys(key); err != nil {
 		return nil, err
 	}
+	if err := o.required(key); err != nil {
+		return nil, err
+	}
 	l, err := o.list(key)
 	if err != nil {
 		return nil, err
@@ -276,6 +279,9 @@ func stripNormOf(o jobj) (normalizer, error) {
 	if err := o.keys("strip_left", "strip_right"); err != nil {
 		return nil, err
 	}
+	if err := o.required("strip_left", "strip_right"); err != nil {
+		return nil, err
+	}
 	var n stripNorm
 	var err error
 	if n.left, err = o.boolean("strip_left", true); err != nil {
@@ -291,6 +297,9 @@ func replaceNormOf(o jobj) (normalizer, error) {
 	if err := o.keys("pattern", "content"); err != nil {
 		return nil, err
 	}
+	if err := o.required("pattern", "content"); err != nil {
+		return nil, err
+	}
 	re, _, err := o.pattern("pattern")
 	if err != nil {
 		return nil, err
@@ -304,6 +313,9 @@ func replaceNormOf(o jobj) (normalizer, error) {
 
 func prependNormOf(o jobj) (normalizer, error) {
 	if err := o.keys("prepend"); err != nil {
+		return nil, err
+	}
+	if err := o.required("prepend"); err != nil {
 		return nil, err
 	}
 	p, err := o.str("prepend", "")
@@ -417,6 +429,9 @@ func splitPreOf(o jobj) (preTokenizer, error) {
 	if err := o.keys("pattern", "behavior", "invert"); err != nil {
 		return nil, err
 	}
+	if err := o.required("pattern", "behavior", "invert"); err != nil {
+		return nil, err
+	}
 	p := &splitPre{}
 	var src string
 	var err error
@@ -440,6 +455,9 @@ func splitPreOf(o jobj) (preTokenizer, error) {
 
 func metaspacePreOf(o jobj) (preTokenizer, error) {
 	if err := o.keys("replacement", "prepend_scheme", "split", "add_prefix_space", "str_rep"); err != nil {
+		return nil, err
+	}
+	if err := o.required("replacement"); err != nil {
 		return nil, err
 	}
 	p := &metaspacePre{}
@@ -493,6 +511,9 @@ func digitsPreOf(o jobj) (preTokenizer, error) {
 	if err := o.keys("individual_digits"); err != nil {
 		return nil, err
 	}
+	if err := o.required("individual_digits"); err != nil {
+		return nil, err
+	}
 	ind, err := o.boolean("individual_digits", false)
 	if err != nil {
 		return nil, err
@@ -542,6 +563,9 @@ func parseAdded(raw json.RawMessage) ([]tjAdded, error) {
 			return nil, err
 		}
 		if err := o.keys("id", "content", "single_word", "lstrip", "rstrip", "normalized", "special"); err != nil {
+			return nil, err
+		}
+		if err := o.required("id", "content", "single_word", "lstrip", "rstrip", "normalized", "special"); err != nil {
 			return nil, err
 		}
 		var a tjAdded
@@ -665,6 +689,9 @@ func (m *tjModel) parseBPE(o jobj, mp *fastModelParts) error {
 		"byte_fallback", "ignore_merges", "vocab", "merges"); err != nil {
 		return err
 	}
+	if !o.has("merges") {
+		return fieldErr(o.sub("merges"), "missing or null (Hugging Face refuses the file)")
+	}
 	if raw, ok := o.m["dropout"]; ok && !isNull(raw) {
 		var d float64
 		if err := json.Unmarshal(raw, &d); err != nil || d != 0 {
@@ -701,6 +728,9 @@ func (m *tjModel) parseWordPiece(o jobj, mp *fastModelParts) error {
 	if err := o.keys("unk_token", "continuing_subword_prefix", "max_input_chars_per_word", "vocab"); err != nil {
 		return err
 	}
+	if err := o.required("continuing_subword_prefix", "max_input_chars_per_word"); err != nil {
+		return err
+	}
 	if err := m.objVocab(mp); err != nil {
 		return err
 	}
@@ -715,8 +745,13 @@ func (m *tjModel) parseWordPiece(o jobj, mp *fastModelParts) error {
 	if m.prefix, err = o.str("continuing_subword_prefix", "##"); err != nil {
 		return err
 	}
-	m.maxChars, err = o.integer("max_input_chars_per_word", 100)
-	return err
+	if m.maxChars, err = o.integer("max_input_chars_per_word", 100); err != nil {
+		return err
+	}
+	if m.maxChars < 0 {
+		return fieldErr(o.sub("max_input_chars_per_word"), "%d: want a count ≥ 0 (Hugging Face refuses the file)", m.maxChars)
+	}
+	return nil
 }
 
 // parseWordLevel reads WordLevel's options, with HF's defaults.
@@ -884,29 +919,53 @@ func checkVersion(raw json.RawMessage) error {
 }
 
 // checkPostProcessor checks that the post-processor is one Hugging Face
-// has. glmkit does not apply it (GLM adds its own [CLS], eos and blanks),
-// but a file Hugging Face refuses is refused here too.
+// has, with the options it has no default for. glmkit does not apply it
+// (GLM adds its own [CLS], eos and blanks), but a file Hugging Face refuses
+// is refused here too. Types are checked before options, so an unknown
+// type is the error wherever it is in a Sequence.
 func checkPostProcessor(field string, raw json.RawMessage) error {
+	if err := walkPostProcessor(field, raw, false); err != nil {
+		return err
+	}
+	return walkPostProcessor(field, raw, true)
+}
+
+// walkPostProcessor checks the post-processor's types, or (options) the
+// options each type requires.
+func walkPostProcessor(field string, raw json.RawMessage, options bool) error {
 	o, t, ok, err := component(field, raw)
 	if err != nil || !ok {
 		return err
 	}
+	var need []string
 	switch t {
-	case "TemplateProcessing", "BertProcessing", "RobertaProcessing", "ByteLevel":
-		return nil
+	case "TemplateProcessing":
+		need = []string{"single", "pair", "special_tokens"}
+	case "BertProcessing", "RobertaProcessing":
+		need = []string{"sep", "cls"}
+	case "ByteLevel":
+		need = []string{"add_prefix_space", "trim_offsets"}
 	case "Sequence":
+		if err := o.required("processors"); err != nil {
+			return err
+		}
 		l, err := o.list("processors")
 		if err != nil {
 			return err
 		}
 		for i, r := range l {
-			if err := checkPostProcessor(fmt.Sprintf("%s.processors[%d]", field, i), r); err != nil {
+			if err := walkPostProcessor(fmt.Sprintf("%s.processors[%d]", field, i), r, options); err != nil {
 				return err
 			}
 		}
 		return nil
+	default:
+		return fieldErr(field+".type", "%q is not a Hugging Face post-processor (Hugging Face refuses the file)", t)
 	}
-	return fieldErr(field+".type", "%q is not a Hugging Face post-processor (Hugging Face refuses the file)", t)
+	if options {
+		return o.required(need...)
+	}
+	return nil
 }
 
 // parseParts parses the sections of a tokenizer.json.
