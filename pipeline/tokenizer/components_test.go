@@ -104,6 +104,8 @@ func preTokenizerCases() []map[string]any {
 	for _, beh := range []string{"Removed", "Isolated", "MergedWithPrevious", "MergedWithNext", "Contiguous"} {
 		cs = append(cs, casePre("Punctuation", "behavior", beh))
 	}
+	cs = append(cs, casePre("FixedLength"), casePre("FixedLength", "length", 1), casePre("FixedLength", "length", 3),
+		casePreSeq(casePre("ByteLevel", "add_prefix_space", true, "trim_offsets", true, "use_regex", false), casePre("FixedLength", "length", 2)))
 	return append(cs,
 		casePreSeq(casePre("WhitespaceSplit"), casePre("Metaspace", "replacement", "▁", "prepend_scheme", "first", "split", true)),
 		casePreSeq(casePre("ByteLevel", "add_prefix_space", false, "trim_offsets", true, "use_regex", true), casePre("Digits", "individual_digits", true)),
@@ -117,7 +119,7 @@ func preTokenizerCases() []map[string]any {
 // tokenizers are there).
 func normalizerCases() []map[string]any {
 	var cs []map[string]any
-	for _, f := range []string{"NFC", "NFD", "NFKC", "NFKD", "Lowercase", "StripAccents"} {
+	for _, f := range []string{"NFC", "NFD", "NFKC", "NFKD", "Lowercase", "StripAccents", "ByteLevel"} {
 		cs = append(cs, caseNorm(f))
 	}
 	for _, lr := range [][2]bool{{true, false}, {false, true}, {true, true}} {
@@ -135,7 +137,8 @@ func normalizerCases() []map[string]any {
 			}
 		}
 	}
-	cs = append(cs, caseNormSeq(caseNorm("NFD"), caseNorm("StripAccents"), caseNorm("Lowercase")), caseNormSeq(caseNorm("NFKC"), caseNorm("Replace", "pattern", caseRe(`\s+`), "content", " ")))
+	cs = append(cs, caseNormSeq(caseNorm("NFD"), caseNorm("StripAccents"), caseNorm("Lowercase")), caseNormSeq(caseNorm("NFKC"), caseNorm("Replace", "pattern", caseRe(`\s+`), "content", " ")),
+		caseNormSeq(caseNorm("NFKC"), caseNorm("ByteLevel"), caseNorm("Lowercase")))
 	if m, err := parseModelProto(must(os.ReadFile(filepath.Join(sharedDir, "tokenizers/glm-chinese-sentencepiece/cog-pretrain.model")))); err == nil {
 		cm := base64.StdEncoding.EncodeToString(m.normalizer.precompiledCharsmap)
 		cs = append(cs, caseNorm("Precompiled", "precompiled_charsmap", cm),

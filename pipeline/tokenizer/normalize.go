@@ -225,3 +225,14 @@ func (n bertNorm) normalize(st *genState, dst, src []byte) ([]byte, bool, error)
 
 func (st *genState) bertScratch(i int) []byte       { return st.bert[i][:0] }
 func (st *genState) setBertScratch(i int, b []byte) { st.bert[i] = b }
+
+// byteLevelNorm is the ByteLevel normalizer: every byte as its byte-level
+// character (GPT-2's bytes_to_unicode), with no split.
+type byteLevelNorm struct{}
+
+func (byteLevelNorm) normalize(st *genState, dst, src []byte) ([]byte, bool, error) {
+	for _, c := range src {
+		dst = utf8.AppendRune(dst, st.tab.byteRune[c])
+	}
+	return dst, true, nil
+}

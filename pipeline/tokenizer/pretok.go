@@ -344,3 +344,23 @@ func (bertPre) preTokenize(st *genState, in, out []span) ([]span, error) {
 	st.spans2 = tmp
 	return out, nil
 }
+
+// fixedLengthPre is FixedLength: each piece cut into pieces of n
+// characters (the last one shorter).
+type fixedLengthPre struct{ n int }
+
+func (p fixedLengthPre) preTokenize(st *genState, in, out []span) ([]span, error) {
+	for _, sp := range in {
+		start, count := sp.start, 0
+		for k := sp.start; k < sp.end; {
+			_, sz := utf8.DecodeRune(st.arena[k:sp.end])
+			k += int32(sz)
+			if count++; count == p.n {
+				out = appendPiece(out, sp, start, k)
+				start, count = k, 0
+			}
+		}
+		out = appendPiece(out, sp, start, sp.end)
+	}
+	return out, nil
+}

@@ -198,6 +198,8 @@ func (b *tjBuilder) normalizerOf(o jobj, t string) (normalizer, error) {
 		return prependNormOf(o)
 	case "Precompiled":
 		return b.precompiledNormOf(o)
+	case "ByteLevel":
+		return byteLevelNorm{}, o.keys()
 	}
 	return nil, unsupported(o.field, t)
 }
@@ -383,6 +385,8 @@ func (b *tjBuilder) preTokenizerOf(o jobj, t string) (preTokenizer, error) {
 		return punctuationPreOf(o)
 	case "Digits":
 		return digitsPreOf(o)
+	case "FixedLength":
+		return fixedLengthPreOf(o)
 	case "CharDelimiterSplit":
 		return charDelimiterPreOf(o)
 	}
@@ -523,6 +527,22 @@ func digitsPreOf(o jobj) (preTokenizer, error) {
 		beh = behIsolated
 	}
 	return &classPre{in: isRustNumeric, behavior: beh}, nil
+}
+
+// fixedLengthPreOf reads FixedLength: pieces of length characters (5 when
+// absent, as in HF; 0 is refused, HF panics on it).
+func fixedLengthPreOf(o jobj) (preTokenizer, error) {
+	if err := o.keys("length"); err != nil {
+		return nil, err
+	}
+	n, err := o.integer("length", 5)
+	if err != nil {
+		return nil, err
+	}
+	if n <= 0 {
+		return nil, fieldErr(o.sub("length"), "%d: want a length ≥ 1", n)
+	}
+	return fixedLengthPre{n: n}, nil
 }
 
 func charDelimiterPreOf(o jobj) (preTokenizer, error) {
@@ -1049,12 +1069,13 @@ func checkMetaspaceFirst(norms []normalizer, pres []preTokenizer) error {
 }
 
 // insertThenDrop reports a normalizer that inserts text at the start
-// followed by one that may drop leading characters.
+// (ByteLevel's extra characters of a multi-byte one count) followed by one
+// that may drop leading characters.
 func insertThenDrop(norms []normalizer) bool {
 	inserted := false
 	for _, n := range norms {
 		switch n := n.(type) {
-		case prependNorm:
+		case prependNorm, byteLevelNorm:
 			inserted = true
 		case bertNorm:
 			if inserted && (n.opts.cleanText || n.opts.stripAccents) {
