@@ -1160,6 +1160,16 @@ func (b *tjBuilder) addedInText(added []tjAdded, glm map[int32]bool, norms []nor
 	var av *addedVocab
 	entryOf := make(map[int32]int32)
 	for _, a := range added {
+		var pattern []byte
+		if a.normalized {
+			var err error
+			if pattern, err = b.normalizedContent(norms, a.content); err != nil {
+				return nil, err
+			}
+			if len(pattern) == 0 {
+				return nil, fieldErr("added_tokens", "%q normalizes to nothing: Hugging Face then splits the text at every byte and panics on any non-ASCII character (not supported)", a.content)
+			}
+		}
 		if a.special || glm[a.id] {
 			continue
 		}
@@ -1180,21 +1190,25 @@ func (b *tjBuilder) addedInText(added []tjAdded, glm map[int32]bool, norms []nor
 			continue
 		}
 		// Matched on normalized text: the pattern is the normalized content.
-		st := &genState{tab: b.tab}
-		buf := []byte(a.content)
-		for _, nz := range norms {
-			out, _, err := nz.normalize(st, nil, buf)
-			if err != nil {
-				return nil, err
-			}
-			buf = out
-		}
-		if len(buf) > 0 {
-			av.norm.insert(string(buf), e)
-			av.hasNormalized = true
-		}
+		av.norm.insert(string(pattern), e)
+		av.hasNormalized = true
 	}
 	return av, nil
+}
+
+// normalizedContent returns an added token's content normalized, the
+// pattern Hugging Face matches it by.
+func (b *tjBuilder) normalizedContent(norms []normalizer, content string) ([]byte, error) {
+	st := &genState{tab: b.tab}
+	buf := []byte(content)
+	for _, nz := range norms {
+		out, _, err := nz.normalize(st, nil, buf)
+		if err != nil {
+			return nil, err
+		}
+		buf = out
+	}
+	return buf, nil
 }
 
 // buildBPE sets up a BPE model: the fast byte-level encoder where the file
