@@ -1023,6 +1023,9 @@ func (b *tjBuilder) parseParts(sections map[string]json.RawMessage, mp *fastMode
 	if err := checkMetaspaceFirst(p.norms, p.pres); err != nil {
 		return nil, err
 	}
+	if err := checkEmptyPrepend(p.norms); err != nil {
+		return nil, err
+	}
 	return p, nil
 }
 
@@ -1062,6 +1065,26 @@ func checkMetaspaceFirst(norms []normalizer, pres []preTokenizer) error {
 			ms, _ := prev.(*metaspacePre)
 			if bl || (ms != nil && ms.scheme != prependNever) {
 				return fieldErr("pre_tokenizer", "Metaspace with prepend_scheme \"first\" after ByteLevel or a prepending Metaspace is not supported (which pieces Hugging Face prepends to depends on the inserted characters' alignments)")
+			}
+		}
+	}
+	return nil
+}
+
+// checkEmptyPrepend refuses Prepend "" followed by a normalizer that
+// Hugging Face then panics in on every non-empty text (Lowercase, the
+// Unicode forms, StripAccents, ...): its empty prepend leaves the
+// alignments broken. Strip, Replace and Prepend after it work in HF.
+func checkEmptyPrepend(norms []normalizer) error {
+	for i, n := range norms {
+		if p, ok := n.(prependNorm); !ok || p.s != "" {
+			continue
+		}
+		for _, next := range norms[i+1:] {
+			switch next.(type) {
+			case stripNorm, replaceNorm, prependNorm:
+			default:
+				return fieldErr("normalizer", "Prepend \"\" followed by %T: Hugging Face panics on every non-empty text (not supported)", next)
 			}
 		}
 	}

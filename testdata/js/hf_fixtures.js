@@ -34,7 +34,7 @@ for (const f of files) {
     delete c.ids;
     delete c.hf_error;
     if (r.status !== 0) {
-      c.hf_error = /AddedVocabulary bad split/.test(r.stderr) ? 'panic: AddedVocabulary bad split' : 'exit ' + r.status;
+      c.hf_error = /AddedVocabulary bad split/.test(r.stderr) ? 'panic: AddedVocabulary bad split' : (r.status === null ? 'abort (exit null)' : 'exit ' + r.status);
       continue;
     }
     const out = JSON.parse(r.stdout);
