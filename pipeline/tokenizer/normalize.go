@@ -1,6 +1,7 @@
 package tokenizer
 
 import (
+	"errors"
 	"unicode/utf8"
 
 	"golang.org/x/text/unicode/norm"
@@ -146,14 +147,24 @@ func (stripAccentsNorm) normalize(st *genState, dst, src []byte) ([]byte, bool, 
 type replaceNorm struct {
 	re      *regex
 	content string
+	// noEmpty: an empty match is an error, Hugging Face panicking on the
+	// text (a later normalizer or ByteLevel transforms it; see
+	// markEmptyReplace).
+	noEmpty bool
 }
+
+// errEmptyReplace is Hugging Face's panic on an empty Replace match that a
+// later step transforms.
+var errEmptyReplace = errors.New("a Replace pattern matches empty text here, and Hugging Face panics on that text (a later normalizer or ByteLevel transforms it)")
 
 func (n replaceNorm) normalize(st *genState, dst, src []byte) ([]byte, bool, error) {
 	if len(src) == 0 {
 		return dst, true, nil // HF finds no match in an empty string
 	}
 	prev, kept := 0, true
+	empty := false
 	err := st.re.findAll(n.re, src, func(s, e int) {
+		empty = empty || s == e
 		dst = append(dst, src[prev:s]...)
 		dst = append(dst, n.content...)
 		if s == 0 && e > 0 && n.content == "" {
@@ -163,6 +174,9 @@ func (n replaceNorm) normalize(st *genState, dst, src []byte) ([]byte, bool, err
 	})
 	if err != nil {
 		return dst, false, err
+	}
+	if empty && n.noEmpty {
+		return dst, false, errEmptyReplace
 	}
 	return append(dst, src[prev:]...), kept, nil
 }

@@ -1026,6 +1026,7 @@ func (b *tjBuilder) parseParts(sections map[string]json.RawMessage, mp *fastMode
 	if err := checkEmptyPrepend(p.norms); err != nil {
 		return nil, err
 	}
+	markEmptyReplace(p.norms, p.pres)
 	return p, nil
 }
 
@@ -1083,6 +1084,31 @@ func checkEmptyPrepend(norms []normalizer) error {
 		}
 	}
 	return nil
+}
+
+// markEmptyReplace makes an empty match of a Replace an encoding error
+// where Hugging Face panics on it: text inserted at an empty match leaves
+// HF's alignments broken, and a later Lowercase, Unicode form, ByteLevel
+// (normalizer or pre-tokenizer) and the like panic on them (checked:
+// Lowercase, NFC, ByteLevel; Strip, Replace, WhitespaceSplit, Split and
+// Metaspace after it work).
+func markEmptyReplace(norms []normalizer, pres []preTokenizer) {
+	transforms := false
+	for _, pt := range pres {
+		if _, ok := pt.(*byteLevelPre); ok {
+			transforms = true
+		}
+	}
+	for i := len(norms) - 1; i >= 0; i-- {
+		switch n := norms[i].(type) {
+		case replaceNorm:
+			n.noEmpty = transforms
+			norms[i] = n
+		case stripNorm:
+		default:
+			transforms = true
+		}
+	}
 }
 
 // insertThenDrop reports a normalizer that inserts text at the start
