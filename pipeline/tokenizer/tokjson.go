@@ -743,7 +743,8 @@ func (m *tjModel) parseBPE(o jobj, mp *fastModelParts) error {
 	return err
 }
 
-// parseWordPiece reads WordPiece's options, with HF's defaults.
+// parseWordPiece reads WordPiece's options, every one of which Hugging
+// Face requires.
 func (m *tjModel) parseWordPiece(o jobj, mp *fastModelParts) error {
 	if err := o.keys("unk_token", "continuing_subword_prefix", "max_input_chars_per_word", "vocab"); err != nil {
 		return err
@@ -751,21 +752,14 @@ func (m *tjModel) parseWordPiece(o jobj, mp *fastModelParts) error {
 	if err := o.required("continuing_subword_prefix", "max_input_chars_per_word"); err != nil {
 		return err
 	}
-	if err := m.objVocab(mp); err != nil {
+	if err := m.vocabAndUnk(o, mp); err != nil {
 		return err
 	}
-	if err := o.required("unk_token"); err != nil {
-		return err
-	}
-	m.hasUnk = true
 	var err error
-	if m.unk, err = o.str("unk_token", "[UNK]"); err != nil {
+	if m.prefix, err = o.str("continuing_subword_prefix", ""); err != nil {
 		return err
 	}
-	if m.prefix, err = o.str("continuing_subword_prefix", "##"); err != nil {
-		return err
-	}
-	if m.maxChars, err = o.integer("max_input_chars_per_word", 100); err != nil {
+	if m.maxChars, err = o.integer("max_input_chars_per_word", 0); err != nil {
 		return err
 	}
 	if m.maxChars < 0 {
@@ -774,11 +768,18 @@ func (m *tjModel) parseWordPiece(o jobj, mp *fastModelParts) error {
 	return nil
 }
 
-// parseWordLevel reads WordLevel's options, with HF's defaults.
+// parseWordLevel reads WordLevel's options (its vocab and unk_token, both
+// required).
 func (m *tjModel) parseWordLevel(o jobj, mp *fastModelParts) error {
 	if err := o.keys("unk_token", "vocab"); err != nil {
 		return err
 	}
+	return m.vocabAndUnk(o, mp)
+}
+
+// vocabAndUnk reads the object vocab and the unk_token of WordPiece and
+// WordLevel, which Hugging Face requires (glmkit once guessed [UNK]).
+func (m *tjModel) vocabAndUnk(o jobj, mp *fastModelParts) error {
 	if err := m.objVocab(mp); err != nil {
 		return err
 	}
@@ -787,7 +788,7 @@ func (m *tjModel) parseWordLevel(o jobj, mp *fastModelParts) error {
 	}
 	m.hasUnk = true
 	var err error
-	m.unk, err = o.str("unk_token", "<unk>")
+	m.unk, err = o.str("unk_token", "")
 	return err
 }
 
