@@ -214,7 +214,7 @@ func TestTokenizerErrors(t *testing.T) {
 		want  []string
 	}{
 		{write("pre/tokenizer.json", `{"pre_tokenizer": {"type": "UnicodeScripts"}, `+model+`}`), nil, []string{"pre/tokenizer.json", `pre_tokenizer.type "UnicodeScripts" is not supported`}},
-		{write("norm/tokenizer.json", `{"normalizer": {"type": "Sequence", "normalizers": [{"type": "NFC"}, {"type": "Nmt"}]}, `+model+`}`), nil, []string{`normalizer.normalizers[1].type "Nmt" is not supported`}},
+		{write("norm/tokenizer.json", `{"normalizer": {"type": "Sequence", "normalizers": [{"type": "NFC"}, {"type": "Frobnicate"}]}, `+model+`}`), nil, []string{`normalizer.normalizers[1].type "Frobnicate" is not supported`}},
 		{write("model/tokenizer.json", `{"model": {"type": "BPE", "vocab": {"a": 0}, "merges": [], "dropout": 0.1}}`), nil, []string{"model.dropout"}},
 		{write("regex/tokenizer.json", `{"pre_tokenizer": {"type": "Split", "pattern": {"Regex": "(a)\\1"}, "behavior": "Isolated", "invert": false}, `+model+`}`), nil, []string{"pre_tokenizer.pattern.Regex", `\1`}},
 		{write("trunc/tokenizer.json", `{"model": {"type": "BPE", "vocab": {"a": 0`), nil, []string{"trunc/tokenizer.json", "not valid JSON"}},

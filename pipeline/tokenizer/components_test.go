@@ -119,7 +119,7 @@ func preTokenizerCases() []map[string]any {
 // tokenizers are there).
 func normalizerCases() []map[string]any {
 	var cs []map[string]any
-	for _, f := range []string{"NFC", "NFD", "NFKC", "NFKD", "Lowercase", "StripAccents", "ByteLevel"} {
+	for _, f := range []string{"NFC", "NFD", "NFKC", "NFKD", "Lowercase", "StripAccents", "ByteLevel", "Nmt"} {
 		cs = append(cs, caseNorm(f))
 	}
 	for _, lr := range [][2]bool{{true, false}, {false, true}, {true, true}} {
@@ -138,7 +138,9 @@ func normalizerCases() []map[string]any {
 		}
 	}
 	cs = append(cs, caseNormSeq(caseNorm("NFD"), caseNorm("StripAccents"), caseNorm("Lowercase")), caseNormSeq(caseNorm("NFKC"), caseNorm("Replace", "pattern", caseRe(`\s+`), "content", " ")),
-		caseNormSeq(caseNorm("NFKC"), caseNorm("ByteLevel"), caseNorm("Lowercase")))
+		caseNormSeq(caseNorm("NFKC"), caseNorm("ByteLevel"), caseNorm("Lowercase")),
+		// HF's SentencePieceUnigramTokenizer
+		caseNormSeq(caseNorm("Nmt"), caseNorm("NFKC"), caseNorm("Replace", "pattern", caseRe(` {2,}`), "content", " ")))
 	if m, err := parseModelProto(must(os.ReadFile(filepath.Join(sharedDir, "tokenizers/glm-chinese-sentencepiece/cog-pretrain.model")))); err == nil {
 		cm := base64.StdEncoding.EncodeToString(m.normalizer.precompiledCharsmap)
 		cs = append(cs, caseNorm("Precompiled", "precompiled_charsmap", cm),

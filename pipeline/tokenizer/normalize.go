@@ -250,3 +250,44 @@ func (byteLevelNorm) normalize(st *genState, dst, src []byte) ([]byte, bool, err
 	}
 	return dst, true, nil
 }
+
+// nmtNorm is Nmt (HF's do_nmt, as in its SentencePieceUnigramTokenizer):
+// the ASCII and C1 control characters it lists are dropped, and the other
+// characters SentencePiece's nmt rules treat as white space (tab, line
+// ends, U+1680, U+200B–U+200F, U+2028, U+2029, U+2581, U+FEFF, U+FFFD)
+// become a space. NUL is kept.
+type nmtNorm struct{}
+
+func (nmtNorm) normalize(st *genState, dst, src []byte) ([]byte, bool, error) {
+	kept := true
+	for i := 0; i < len(src); {
+		r, sz := rune(src[i]), 1
+		if r >= utf8.RuneSelf {
+			r, sz = utf8.DecodeRune(src[i:])
+		}
+		switch {
+		case nmtDrops(r):
+			if len(dst) == 0 {
+				kept = false // the first character is dropped
+			}
+		case nmtSpace(r) && !(r == utf8.RuneError && sz == 1):
+			dst = append(dst, ' ')
+		default:
+			dst = append(dst, src[i:i+sz]...)
+		}
+		i += sz
+	}
+	return dst, kept, nil
+}
+
+func nmtDrops(r rune) bool {
+	return r >= 0x01 && r <= 0x08 || r == 0x0B || r >= 0x0E && r <= 0x1F || r == 0x7F || r == 0x8F || r == 0x9F
+}
+
+func nmtSpace(r rune) bool {
+	switch r {
+	case 0x09, 0x0A, 0x0C, 0x0D, 0x1680, 0x2028, 0x2029, 0x2581, 0xFEFF, 0xFFFD:
+		return true
+	}
+	return r >= 0x200B && r <= 0x200F
+}

@@ -200,6 +200,8 @@ func (b *tjBuilder) normalizerOf(o jobj, t string) (normalizer, error) {
 		return b.precompiledNormOf(o)
 	case "ByteLevel":
 		return byteLevelNorm{}, o.keys()
+	case "Nmt":
+		return nmtNorm{}, o.keys()
 	}
 	return nil, unsupported(o.field, t)
 }
@@ -1134,7 +1136,7 @@ func insertThenDrop(norms []normalizer) bool {
 			if inserted && n.content == "" {
 				return true
 			}
-		case stripAccentsNorm, precompiledNorm:
+		case stripAccentsNorm, precompiledNorm, nmtNorm:
 			if inserted {
 				return true
 			}
