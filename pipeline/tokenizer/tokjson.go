@@ -985,10 +985,28 @@ func walkPostProcessor(field string, raw json.RawMessage, options bool) error {
 	default:
 		return fieldErr(field+".type", "%q is not a Hugging Face post-processor (Hugging Face refuses the file)", t)
 	}
-	if options {
-		return o.required(need...)
+	if !options {
+		return nil
+	}
+	if err := o.required(need...); err != nil {
+		return err
+	}
+	if t == "BertProcessing" || t == "RobertaProcessing" {
+		for _, k := range need {
+			var tok string
+			var id uint32
+			if err := json.Unmarshal(o.m[k], &[]any{&tok, &id}); err != nil || !pairOf(o.m[k]) {
+				return fieldErr(o.sub(k), "want [token, id] (Hugging Face refuses the file)")
+			}
+		}
 	}
 	return nil
+}
+
+// pairOf reports whether raw is a JSON list of exactly two values.
+func pairOf(raw json.RawMessage) bool {
+	var l []json.RawMessage
+	return json.Unmarshal(raw, &l) == nil && len(l) == 2
 }
 
 // parseParts parses the sections of a tokenizer.json.
