@@ -290,14 +290,8 @@ func (m *Masker) place(s *Sample, r *rng, spans []Span, d int32, g region) []Spa
 // sentence is GLM's sentence-level objective (glm-reference.md §3.2). It
 // reports false when the sample has no candidate sentence.
 func (m *Masker) sentence(s *Sample, r *rng, t []int32) bool {
-	var at []bool
-	if m.cfg.SentenceEndsOf != nil {
-		s.sc.ends = m.cfg.SentenceEndsOf(t, s.sc.ends[:0])
-		if len(s.sc.ends) == len(t) {
-			at = s.sc.ends
-		}
-	}
-	cand := m.sentencesAt(s.sc.cand[:0], t, at)
+	s.sc.ends = m.SentenceEnds(t, s.sc.ends[:0])
+	cand := m.sentences(s.sc.cand[:0], t, s.sc.ends)
 	s.sc.cand = cand
 	if len(cand) == 0 {
 		return false
@@ -321,15 +315,12 @@ func (m *Masker) sentence(s *Sample, r *rng, t []int32) bool {
 	return true
 }
 
-// sentences appends t's candidate sentences to dst, as GLM finds them: a
-// sentence ends at a token whose text ends one; an eos drops the fragment
-// before it; a trailing fragment counts. A sentence may start with the
-// [CLS] of the next document, as in GLM.
-func (m *Masker) sentences(dst []Span, t []int32) []Span { return m.sentencesAt(dst, t, nil) }
-
-// sentencesAt is sentences with the sentence ends of t by position (at,
-// from Config.SentenceEndsOf), or by id where at is nil.
-func (m *Masker) sentencesAt(dst []Span, t []int32, at []bool) []Span {
+// sentences appends t's candidate sentences to dst, as GLM finds them, given
+// the sentence ends of t (SentenceEnds): a sentence ends at a token whose
+// text ends one; an eos drops the fragment before it; a trailing fragment
+// counts. A sentence may start with the [CLS] of the next document, as in
+// GLM.
+func (m *Masker) sentences(dst []Span, t []int32, ends []bool) []Span {
 	ids := m.cfg.IDs
 	last := 0
 	if t[0] == ids.CLS {
@@ -339,7 +330,7 @@ func (m *Masker) sentencesAt(dst []Span, t []int32, at []bool) []Span {
 		switch {
 		case id == ids.EOS:
 			last = i + 1
-		case id != ids.CLS && m.endsSentence(at, i, id):
+		case id != ids.CLS && ends[i]:
 			if last < i+1 {
 				dst = append(dst, Span{int32(last), int32(i + 1)})
 			}
@@ -352,13 +343,19 @@ func (m *Masker) sentencesAt(dst []Span, t []int32, at []bool) []Span {
 	return dst
 }
 
-// endsSentence reports whether token id at index i ends a sentence: at[i]
-// when the sample's ends are known by position, else the id's bit.
-func (m *Masker) endsSentence(at []bool, i int, id int32) bool {
-	if at != nil {
-		return at[i]
+// SentenceEnds sets dst[i] (dst resized to len(t)) when token i of t ends
+// a sentence: Config.SentenceEndsOf where it is set (which also finds a
+// sentence-end character spelt by several tokens), else the bit of the
+// id in Config.SentenceEnd. The packer's cuts of long documents use it too.
+func (m *Masker) SentenceEnds(t []int32, dst []bool) []bool {
+	if m.cfg.SentenceEndsOf != nil {
+		return m.cfg.SentenceEndsOf(t, dst)
 	}
-	return int(id) < len(m.ends) && m.ends[id]
+	dst = slices.Grow(dst[:0], len(t))[:len(t)]
+	for i, id := range t {
+		dst[i] = id >= 0 && int(id) < len(m.ends) && m.ends[id]
+	}
+	return dst
 }
 
 // document is GLM's document-level (generation) objective

@@ -132,7 +132,7 @@ func goldenSentenceLevel(t *testing.T) {
 		t.Fatal(err)
 	}
 	// GLM's candidates, the trailing fragment with the next [CLS] included.
-	got := m.sentences(nil, doc)
+	got := m.sentences(nil, doc, m.SentenceEnds(doc, nil))
 	want := []Span{{1, 4}, {4, 8}, {8, 11}, {12, 15}}
 	if !slices.Equal(got, want) {
 		t.Errorf("sentences = %v, want %v", got, want)

@@ -39,9 +39,8 @@ type packed struct {
 type packer struct {
 	seqLen   int
 	cls, eos int32
-	ends     []bool
-	endsOf   func(ids []int32, dst []bool) []bool // sentence ends by position, when set (masking.Config.SentenceEndsOf)
-	at       []bool                               // endsOf's result for the piece being cut
+	ends     func(ids []int32, dst []bool) []bool // the sentence ends of a piece by position (masking.Masker.SentenceEnds)
+	at       []bool                               // ends' result for the piece being cut
 	task     uint64
 
 	cur     []int32
@@ -131,19 +130,9 @@ func (p *packer) start(rec *record) {
 // cut is GLM's right strip: keep the longest prefix that ends with a
 // sentence end, if it keeps at least half of piece.
 func (p *packer) cut(piece []int32) int {
-	var at []bool
-	if p.endsOf != nil {
-		// The piece follows its [CLS], as the masker sees it.
-		if p.at = p.endsOf(piece, p.at[:0]); len(p.at) == len(piece) {
-			at = p.at
-		}
-	}
+	p.at = p.ends(piece, p.at[:0]) // the piece follows its [CLS], as the masker sees it
 	for j := len(piece); j >= max(1, len(piece)/2); j-- {
-		if at != nil {
-			if at[j-1] {
-				return j
-			}
-		} else if id := piece[j-1]; int(id) < len(p.ends) && id >= 0 && p.ends[id] {
+		if p.at[j-1] {
 			return j
 		}
 	}

@@ -588,7 +588,7 @@ func (env *Env) tokenize(ctx context.Context, plan *Plan, r records, in Input, r
 	meta := plan.Meta
 	tr.p = &packer{
 		seqLen: meta.SeqLen, cls: meta.Special.CLS, eos: meta.Special.EOS,
-		ends: env.Masker.Config().SentenceEnd, endsOf: env.Masker.Config().SentenceEndsOf, task: uint64(rec.Task),
+		ends: env.Masker.SentenceEnds, task: uint64(rec.Task),
 		sample: rp.Sample, counts: rec.Stats.Doc, skipTok: rp.Token,
 		flush: func(s packed, tokens []int32) error { return tr.add(ctx, s, tokens) },
 	}
