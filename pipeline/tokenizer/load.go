@@ -353,7 +353,7 @@ func (t *Tokenizer) initWordPiece(vocab map[string]int32, tokens []string, unkTo
 			tok = strings.TrimPrefix(tok, prefix)
 		}
 		return []byte(tok)
-	})
+	}, nil)
 	return nil
 }
 
@@ -508,6 +508,6 @@ func (t *Tokenizer) initBPE(vocab map[string]int32, merges [][2]string, prefixSp
 	t.dec = decoderOf{byteLevelDec{}}
 	t.initTokens(tokens)
 	t.assignSpecials(func(s string) (int32, bool) { id, ok := vocab[s]; return id, ok })
-	t.computeSentenceEnds(func(id int) []byte { return byteLevelDecode(t.tokens[id], t.byteDec) })
+	t.computeSentenceEnds(func(id int) []byte { return byteLevelDecode(t.tokens[id], t.byteDec) }, nil)
 	return nil
 }

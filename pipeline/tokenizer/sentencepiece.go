@@ -130,7 +130,7 @@ func (t *Tokenizer) initSentencePiece(m *modelProto) (*sentencePiece, error) {
 	if err := sp.initModel(tr, vocab, m.normalizer.escapeWhitespaces); err != nil {
 		return nil, err
 	}
-	t.computeSentenceEnds(func(id int) []byte { return sp.pieceText(int32(id)) })
+	t.computeSentenceEnds(func(id int) []byte { return sp.pieceText(int32(id)) }, nil)
 	return sp, nil
 }
 

@@ -8,7 +8,7 @@ package tokenizer
 // sequence and marks the token in which such a character ends.
 
 // splitEnds are the sentence-end characters of endsSentence that take more
-// than one byte, each of three.
+// than one byte, each of three (endsSentence looks for them too).
 const splitEnds = "。？！；…"
 
 // tokenEdge is the first and last (up to) two bytes of a token's text, all
@@ -18,7 +18,7 @@ type tokenEdge struct {
 	n          uint8 // bytes of the token's text, up to 3 (3: "3 or more")
 }
 
-// computeEdges fills t.edges from decode (as computeSentenceEnds); special
+// computeEdges fills t.edges from decode (for computeSentenceEnds); special
 // and appended tokens have none, so they break the byte stream.
 func (t *Tokenizer) computeEdges(decode func(id int) []byte) {
 	t.edges = make([]tokenEdge, t.modelSize)

@@ -168,7 +168,7 @@ func fromTiktoken(path string, data []byte, o LoadOptions) (*Tokenizer, error) {
 		}
 		return 0, false
 	})
-	t.computeSentenceEnds(func(id int) []byte { return byteLevelDecode(t.tokens[id], t.byteDec) })
+	t.computeSentenceEnds(func(id int) []byte { return byteLevelDecode(t.tokens[id], t.byteDec) }, nil)
 	return t, nil
 }
 

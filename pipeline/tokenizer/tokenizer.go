@@ -409,8 +409,9 @@ func (t *Tokenizer) glmIDs() map[int32]bool {
 }
 
 // computeSentenceEnds fills t.ends from the tokens' text (decode gives the
-// bytes of a base-vocabulary token).
-func (t *Tokenizer) computeSentenceEnds(decode func(id int) []byte) {
+// bytes of a base-vocabulary token) and t.edges from the bytes each token
+// stands for (raw; decode where nil).
+func (t *Tokenizer) computeSentenceEnds(decode, raw func(id int) []byte) {
 	t.ends = make([]bool, t.modelSize)
 	for id := range t.tokens {
 		if t.isSpecial[id] {
@@ -418,7 +419,10 @@ func (t *Tokenizer) computeSentenceEnds(decode func(id int) []byte) {
 		}
 		t.ends[id] = endsSentence(decode(id))
 	}
-	t.computeEdges(decode)
+	if raw == nil {
+		raw = decode
+	}
+	t.computeEdges(raw)
 }
 
 // endsSentence reports whether b contains a sentence end (decisions.md §4).
@@ -429,8 +433,8 @@ func endsSentence(b []byte) bool {
 	if bytes.ContainsAny(b, ".?!;:\n") {
 		return true
 	}
-	for _, s := range [...]string{"。", "？", "！", "；", "…"} {
-		if bytes.Contains(b, []byte(s)) {
+	for _, r := range splitEnds {
+		if bytes.ContainsRune(b, r) {
 			return true
 		}
 	}

@@ -914,8 +914,7 @@ func buildTokenizerJSONWith(data []byte, general bool) (*Tokenizer, error) {
 	}
 	t.byteDec = byteLevelDecoder(b.tab)
 	decode := func(id int) []byte { return []byte(t.dec.decode([]string{t.tokens[id]}, t)) }
-	t.computeSentenceEnds(decode)
-	t.computeEdges(t.rawTokenBytes(decode))
+	t.computeSentenceEnds(decode, t.rawTokenBytes(decode))
 	return t, nil
 }
 
