@@ -754,14 +754,14 @@ func (m *tjModel) parseWordPiece(o jobj, mp *fastModelParts) error {
 	if err := o.required("continuing_subword_prefix", "max_input_chars_per_word"); err != nil {
 		return err
 	}
-	if err := m.vocabAndUnk(o, mp); err != nil {
+	if err := m.vocabAndUnk(o, mp, "[UNK]"); err != nil {
 		return err
 	}
 	var err error
-	if m.prefix, err = o.str("continuing_subword_prefix", ""); err != nil {
+	if m.prefix, err = o.str("continuing_subword_prefix", "##"); err != nil {
 		return err
 	}
-	if m.maxChars, err = o.integer("max_input_chars_per_word", 0); err != nil {
+	if m.maxChars, err = o.integer("max_input_chars_per_word", 100); err != nil {
 		return err
 	}
 	if m.maxChars < 0 {
@@ -776,12 +776,13 @@ func (m *tjModel) parseWordLevel(o jobj, mp *fastModelParts) error {
 	if err := o.keys("unk_token", "vocab"); err != nil {
 		return err
 	}
-	return m.vocabAndUnk(o, mp)
+	return m.vocabAndUnk(o, mp, "<unk>")
 }
 
 // vocabAndUnk reads the object vocab and the unk_token of WordPiece and
-// WordLevel, which Hugging Face requires (glmkit once guessed [UNK]).
-func (m *tjModel) vocabAndUnk(o jobj, mp *fastModelParts) error {
+// WordLevel, which Hugging Face requires (glmkit once guessed [UNK]); def is
+// the model's unk_token where the file gives null.
+func (m *tjModel) vocabAndUnk(o jobj, mp *fastModelParts, def string) error {
 	if err := m.objVocab(mp); err != nil {
 		return err
 	}
@@ -790,7 +791,7 @@ func (m *tjModel) vocabAndUnk(o jobj, mp *fastModelParts) error {
 	}
 	m.hasUnk = true
 	var err error
-	m.unk, err = o.str("unk_token", "")
+	m.unk, err = o.str("unk_token", def)
 	return err
 }
 
