@@ -84,6 +84,15 @@ func (o jobj) typ() (string, error) {
 	return s, nil
 }
 
+// only is keys and required together: o has these options and no other,
+// and every one of them, since Hugging Face has no default for any.
+func (o jobj) only(known ...string) error {
+	if err := o.keys(known...); err != nil {
+		return err
+	}
+	return o.required(known...)
+}
+
 func (o jobj) has(key string) bool { raw, ok := o.m[key]; return ok && !isNull(raw) }
 
 // required is an error naming the first of keys that o lacks: options
@@ -237,10 +246,7 @@ func components[T any](field string, raw json.RawMessage, seqKey string, out []T
 // sequenceOf reads the components listed under key, the one option of a
 // Sequence, each through read, into out.
 func sequenceOf[T any](o jobj, key string, out []T, read func(field string, raw json.RawMessage, out []T) ([]T, error)) ([]T, error) {
-	if err := o.keys(key); err != nil {
-		return nil, err
-	}
-	if err := o.required(key); err != nil {
+	if err := o.only(key); err != nil {
 		return nil, err
 	}
 	l, err := o.list(key)
@@ -280,10 +286,7 @@ func bertNormOf(o jobj) (normalizer, error) {
 }
 
 func stripNormOf(o jobj) (normalizer, error) {
-	if err := o.keys("strip_left", "strip_right"); err != nil {
-		return nil, err
-	}
-	if err := o.required("strip_left", "strip_right"); err != nil {
+	if err := o.only("strip_left", "strip_right"); err != nil {
 		return nil, err
 	}
 	var n stripNorm
@@ -298,10 +301,7 @@ func stripNormOf(o jobj) (normalizer, error) {
 }
 
 func replaceNormOf(o jobj) (normalizer, error) {
-	if err := o.keys("pattern", "content"); err != nil {
-		return nil, err
-	}
-	if err := o.required("pattern", "content"); err != nil {
+	if err := o.only("pattern", "content"); err != nil {
 		return nil, err
 	}
 	re, _, err := o.pattern("pattern")
@@ -316,10 +316,7 @@ func replaceNormOf(o jobj) (normalizer, error) {
 }
 
 func prependNormOf(o jobj) (normalizer, error) {
-	if err := o.keys("prepend"); err != nil {
-		return nil, err
-	}
-	if err := o.required("prepend"); err != nil {
+	if err := o.only("prepend"); err != nil {
 		return nil, err
 	}
 	p, err := o.str("prepend", "")
@@ -432,10 +429,7 @@ func (b *tjBuilder) byteLevelPreOf(o jobj) (preTokenizer, error) {
 }
 
 func splitPreOf(o jobj) (preTokenizer, error) {
-	if err := o.keys("pattern", "behavior", "invert"); err != nil {
-		return nil, err
-	}
-	if err := o.required("pattern", "behavior", "invert"); err != nil {
+	if err := o.only("pattern", "behavior", "invert"); err != nil {
 		return nil, err
 	}
 	p := &splitPre{}
@@ -514,10 +508,7 @@ func punctuationPreOf(o jobj) (preTokenizer, error) {
 }
 
 func digitsPreOf(o jobj) (preTokenizer, error) {
-	if err := o.keys("individual_digits"); err != nil {
-		return nil, err
-	}
-	if err := o.required("individual_digits"); err != nil {
+	if err := o.only("individual_digits"); err != nil {
 		return nil, err
 	}
 	ind, err := o.boolean("individual_digits", false)
@@ -584,10 +575,7 @@ func parseAdded(raw json.RawMessage) ([]tjAdded, error) {
 		if err != nil {
 			return nil, err
 		}
-		if err := o.keys("id", "content", "single_word", "lstrip", "rstrip", "normalized", "special"); err != nil {
-			return nil, err
-		}
-		if err := o.required("id", "content", "single_word", "lstrip", "rstrip", "normalized", "special"); err != nil {
+		if err := o.only("id", "content", "single_word", "lstrip", "rstrip", "normalized", "special"); err != nil {
 			return nil, err
 		}
 		var a tjAdded
@@ -993,9 +981,7 @@ func walkPostProcessor(field string, raw json.RawMessage, options bool) error {
 	}
 	if t == "BertProcessing" || t == "RobertaProcessing" {
 		for _, k := range need {
-			var tok string
-			var id uint32
-			if err := json.Unmarshal(o.m[k], &[]any{&tok, &id}); err != nil || !pairOf(o.m[k]) {
+			if !tokenIDPair(o.m[k]) {
 				return fieldErr(o.sub(k), "want [token, id] (Hugging Face refuses the file)")
 			}
 		}
@@ -1003,10 +989,13 @@ func walkPostProcessor(field string, raw json.RawMessage, options bool) error {
 	return nil
 }
 
-// pairOf reports whether raw is a JSON list of exactly two values.
-func pairOf(raw json.RawMessage) bool {
+// tokenIDPair reports whether raw is a [token, id] pair: a list of a string
+// and a non-negative integer.
+func tokenIDPair(raw json.RawMessage) bool {
 	var l []json.RawMessage
-	return json.Unmarshal(raw, &l) == nil && len(l) == 2
+	var tok string
+	var id uint32
+	return json.Unmarshal(raw, &l) == nil && len(l) == 2 && json.Unmarshal(l[0], &tok) == nil && json.Unmarshal(l[1], &id) == nil
 }
 
 // parseParts parses the sections of a tokenizer.json.
