@@ -207,12 +207,8 @@ func (m *wordPieceModel) encodePiece(st *genState, dst []int32, piece []byte, ra
 
 // rawToByteLevel returns the byte-level characters of a raw piece.
 func rawToByteLevel(st *genState, piece []byte) []byte {
-	out := st.bpe.text[:0]
-	for _, c := range piece {
-		out = utf8.AppendRune(out, st.tab.byteRune[c])
-	}
-	st.bpe.text = out
-	return out
+	st.bpe.text = st.tab.appendByteLevel(st.bpe.text[:0], piece)
+	return st.bpe.text
 }
 
 // byteFallbackIDs finds <0x00> … <0xFF> in a vocabulary.

@@ -245,10 +245,7 @@ func (st *genState) setBertScratch(i int, b []byte) { st.bert[i] = b }
 type byteLevelNorm struct{}
 
 func (byteLevelNorm) normalize(st *genState, dst, src []byte) ([]byte, bool, error) {
-	for _, c := range src {
-		dst = utf8.AppendRune(dst, st.tab.byteRune[c])
-	}
-	return dst, true, nil
+	return st.tab.appendByteLevel(dst, src), true, nil
 }
 
 // nmtNorm is Nmt (HF's do_nmt, as in its SentencePieceUnigramTokenizer):

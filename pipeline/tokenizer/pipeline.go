@@ -1,8 +1,6 @@
 package tokenizer
 
 import (
-	"unicode/utf8"
-
 	"golang.org/x/text/unicode/norm"
 )
 
@@ -168,9 +166,7 @@ func materializeRaw(st *genState, in []span) []span {
 			continue
 		}
 		start := int32(len(st.arena))
-		for k := sp.start; k < sp.end; k++ {
-			st.arena = utf8.AppendRune(st.arena, st.tab.byteRune[st.arena[k]])
-		}
+		st.arena = st.tab.appendByteLevel(st.arena, st.arena[sp.start:sp.end])
 		in[i] = span{start: start, end: int32(len(st.arena)), first: sp.first}
 	}
 	return in

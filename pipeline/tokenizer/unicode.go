@@ -124,6 +124,15 @@ func classSlow(r rune) uint16 {
 	return c
 }
 
+// appendByteLevel appends the byte-level characters of src (GPT-2's
+// bytes_to_unicode, one character a byte) to dst.
+func (t *charTables) appendByteLevel(dst, src []byte) []byte {
+	for _, c := range src {
+		dst = utf8.AppendRune(dst, t.byteRune[c])
+	}
+	return dst
+}
+
 // class returns the class bits of r.
 func (t *charTables) class(r rune) uint16 {
 	if r < 0x10000 {
