@@ -196,16 +196,44 @@ func parseDecoder(field string, raw json.RawMessage) (decoderOf, error) {
 	return decoderOf{d}, nil
 }
 
+// decoderRequired are the options of a decoder type that Hugging Face has
+// no default for: it refuses a file without them, or with a null.
+func decoderRequired(typ string) []string {
+	switch typ {
+	case "Sequence":
+		return []string{"decoders"}
+	case "ByteLevel":
+		return []string{"add_prefix_space", "trim_offsets"}
+	case "WordPiece":
+		return []string{"prefix", "cleanup"}
+	case "Metaspace":
+		return []string{"replacement"}
+	case "Replace":
+		return []string{"pattern", "content"}
+	case "Strip":
+		return []string{"content", "start", "stop"}
+	case "BPEDecoder":
+		return []string{"suffix"}
+	case "CTC":
+		return []string{"pad_token", "word_delimiter_token", "cleanup"}
+	}
+	return nil
+}
+
 func parseDecoderPart(field string, raw json.RawMessage) (decoder, error) {
 	o, t, ok, err := component(field, raw)
 	if err != nil || !ok {
 		return nil, err
 	}
+	if err := o.required(decoderRequired(t)...); err != nil {
+		return nil, err
+	}
+	o = o.nullable("split") // Metaspace's
 	switch t {
 	case "Sequence":
 		return decoderSeqOf(o)
 	case "ByteLevel":
-		return byteLevelDec{}, nil
+		return byteLevelDec{}, o.flags("add_prefix_space", "trim_offsets", "use_regex")
 	case "WordPiece":
 		return wordPieceDecOf(o)
 	case "Metaspace":

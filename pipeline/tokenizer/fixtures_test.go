@@ -2,6 +2,8 @@ package tokenizer
 
 import (
 	"encoding/json"
+	"fmt"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -111,27 +113,14 @@ func jsonEqual(a, b any) bool {
 // Hugging Face has no default for, so it refuses them (glmkit loaded them
 // with a guessed default): each is a WordLevel file with one component
 // edited.
-func missingOptionCases() []struct {
-	name string
-	tok  map[string]any
-} {
-	base := func(section string, v any) map[string]any {
-		m := map[string]any{"version": "1.0", "truncation": nil, "padding": nil, "added_tokens": []any{}, "normalizer": nil, "pre_tokenizer": nil,
-			"post_processor": nil, "decoder": nil, "model": map[string]any{"type": "WordLevel", "vocab": map[string]any{"[UNK]": 0, "a": 1}, "unk_token": "[UNK]"}}
-		m[section] = v
-		return m
-	}
+func missingOptionCases() []tokCase {
+	base := wordLevelWith
 	bl := map[string]any{"type": "ByteLevel", "add_prefix_space": true, "use_regex": true}
-	var out []struct {
-		name string
-		tok  map[string]any
+	template := func(single any, specials map[string]any) map[string]any {
+		return base("post_processor", map[string]any{"type": "TemplateProcessing", "single": single, "pair": []any{}, "special_tokens": specials})
 	}
-	add := func(name string, tok map[string]any) {
-		out = append(out, struct {
-			name string
-			tok  map[string]any
-		}{name, tok})
-	}
+	var out []tokCase
+	add := func(name string, tok map[string]any) { out = append(out, tokCase{name, tok}) }
 	add("Strip without strip_right", base("normalizer", map[string]any{"type": "Strip", "strip_left": true}))
 	add("Replace without content", base("normalizer", map[string]any{"type": "Replace", "pattern": map[string]any{"String": "a"}}))
 	add("Prepend without prepend", base("normalizer", map[string]any{"type": "Prepend"}))
@@ -153,6 +142,19 @@ func missingOptionCases() []struct {
 	add("WordPiece with max_input_chars_per_word -1", base("model", map[string]any{"type": "WordPiece", "vocab": map[string]any{"[UNK]": 0, "a": 1}, "unk_token": "[UNK]", "continuing_subword_prefix": "##", "max_input_chars_per_word": -1}))
 	add("BPE without merges", base("model", map[string]any{"type": "BPE", "vocab": map[string]any{"[UNK]": 0, "a": 1}, "unk_token": "[UNK]"}))
 	add("BPE with null merges", base("model", map[string]any{"type": "BPE", "vocab": map[string]any{"[UNK]": 0, "a": 1}, "unk_token": "[UNK]", "merges": nil}))
+	add("WordPiece decoder without cleanup", base("decoder", map[string]any{"type": "WordPiece", "prefix": "##"}))
+	add("Metaspace decoder without replacement", base("decoder", map[string]any{"type": "Metaspace", "prepend_scheme": "always", "split": true}))
+	add("BPEDecoder without suffix", base("decoder", map[string]any{"type": "BPEDecoder"}))
+	add("ByteLevel decoder without trim_offsets", base("decoder", bl))
+	add("Replace decoder without content", base("decoder", map[string]any{"type": "Replace", "pattern": map[string]any{"String": "a"}}))
+	add("Strip decoder without stop", base("decoder", map[string]any{"type": "Strip", "content": " ", "start": 1}))
+	add("CTC decoder without pad_token", base("decoder", map[string]any{"type": "CTC", "word_delimiter_token": "|", "cleanup": true}))
+	add("Sequence decoder without decoders", base("decoder", map[string]any{"type": "Sequence"}))
+	add("a template piece without id", template([]any{map[string]any{"Sequence": map[string]any{"type_id": 0}}}, map[string]any{}))
+	add("a template piece of neither kind", template([]any{map[string]any{"Other": map[string]any{"id": "A", "type_id": 0}}}, map[string]any{}))
+	add("a template sequence C", template([]any{map[string]any{"Sequence": map[string]any{"id": "C", "type_id": 0}}}, map[string]any{}))
+	add("a template as a string", template("[CLS] $A", map[string]any{}))
+	add("a template special token without ids", template([]any{}, map[string]any{"[CLS]": map[string]any{"id": "[CLS]", "tokens": []any{"[CLS]"}}}))
 	return out
 }
 
@@ -165,8 +167,44 @@ func TestRefusedMissingOptions(t *testing.T) {
 			t.Errorf("%s: loaded, want a refusal (Hugging Face refuses it)", c.name)
 		}
 	}
+	for i, err := range hfLoadErrors(t, cs) {
+		if err == nil {
+			t.Errorf("%s: Hugging Face loads it", cs[i].name)
+		}
+	}
+}
+
+// TestNullOptions sets each option of each component to null in turn: Hugging
+// Face refuses a null for every option but those it declares optional, and
+// glmkit must refuse the same files (a null is not read as the default)
+// and load the others.
+func TestNullOptions(t *testing.T) {
+	cs, loads := nullOptionCases()
+	for i, c := range cs {
+		_, err := buildTokenizerJSON(must(json.Marshal(c.tok)))
+		if (err == nil) != loads[i] {
+			t.Errorf("%s: glmkit error %v; want loads=%v", c.name, err, loads[i])
+		}
+	}
+	for i, err := range hfLoadErrors(t, cs) {
+		if (err == nil) != loads[i] {
+			t.Errorf("%s: Hugging Face loads=%v (%v); the test wants loads=%v", cs[i].name, err == nil, ptrString(err), loads[i])
+		}
+	}
+}
+
+func ptrString(s *string) string {
+	if s == nil {
+		return "no error"
+	}
+	return *s
+}
+
+// hfLoadErrors is Hugging Face's error loading each case (nil where it
+// loads it), through testdata/js/hf_loads.js; none without node.
+func hfLoadErrors(t *testing.T, cs []tokCase) []*string {
 	if _, err := exec.LookPath("node"); err != nil {
-		return
+		return nil
 	}
 	node := needNode(t)
 	var js []map[string]any
@@ -178,14 +216,125 @@ func TestRefusedMissingOptions(t *testing.T) {
 	if out, err := exec.Command(node, filepath.Join(jsDir, "hf_loads.js"), p).CombinedOutput(); err != nil {
 		t.Fatalf("hf_loads.js: %v\n%s", err, out)
 	}
-	var res []struct {
-		Name  string
-		HFErr *string
-	}
+	var res []struct{ HFErr *string }
 	json.Unmarshal(must(os.ReadFile(p)), &res)
-	for _, r := range res {
-		if r.HFErr == nil {
-			t.Errorf("%s: Hugging Face loads it", r.Name)
+	out := make([]*string, len(res))
+	for i, r := range res {
+		out[i] = r.HFErr
+	}
+	return out
+}
+
+// tokCase is a tokenizer.json for a refusal test.
+type tokCase struct {
+	name string
+	tok  map[string]any
+}
+
+// wordLevelWith is a small WordLevel tokenizer.json with section set to v.
+func wordLevelWith(section string, v any) map[string]any {
+	m := map[string]any{"version": "1.0", "truncation": nil, "padding": nil, "added_tokens": []any{}, "normalizer": nil, "pre_tokenizer": nil,
+		"post_processor": nil, "decoder": nil, "model": map[string]any{"type": "WordLevel", "vocab": map[string]any{"[UNK]": 0, "a": 1}, "unk_token": "[UNK]"}}
+	m[section] = v
+	return m
+}
+
+// nullComponents are one valid component of each type, with the options
+// Hugging Face declares optional (a null there is its default).
+func nullComponents() []struct {
+	section  string
+	c        map[string]any
+	nullable []string
+} {
+	type m = map[string]any
+	pieceS := m{"Sequence": m{"id": "A", "type_id": 0}}
+	pieceT := m{"SpecialToken": m{"id": "[CLS]", "type_id": 0}}
+	return []struct {
+		section  string
+		c        map[string]any
+		nullable []string
+	}{
+		{"normalizer", m{"type": "BertNormalizer", "clean_text": true, "handle_chinese_chars": true, "strip_accents": false, "lowercase": true}, []string{"strip_accents"}},
+		{"normalizer", m{"type": "Strip", "strip_left": true, "strip_right": true}, nil},
+		{"normalizer", m{"type": "Replace", "pattern": m{"Regex": "a"}, "content": "b"}, nil},
+		{"normalizer", m{"type": "Prepend", "prepend": "▁"}, nil},
+		{"normalizer", m{"type": "Sequence", "normalizers": []any{m{"type": "Lowercase"}}}, nil},
+		{"pre_tokenizer", m{"type": "Metaspace", "replacement": "▁", "prepend_scheme": "always", "split": true}, []string{"split"}},
+		{"pre_tokenizer", m{"type": "Split", "pattern": m{"String": "a"}, "behavior": "Isolated", "invert": false}, nil},
+		{"pre_tokenizer", m{"type": "Digits", "individual_digits": true}, nil},
+		{"pre_tokenizer", m{"type": "ByteLevel", "add_prefix_space": true, "trim_offsets": true, "use_regex": true}, nil},
+		{"pre_tokenizer", m{"type": "Punctuation", "behavior": "Isolated"}, nil},
+		{"pre_tokenizer", m{"type": "Sequence", "pretokenizers": []any{m{"type": "Whitespace"}}}, nil},
+		{"pre_tokenizer", m{"type": "FixedLength", "length": 3}, nil},
+		{"post_processor", m{"type": "TemplateProcessing", "single": []any{pieceT, pieceS}, "pair": []any{pieceS, pieceS},
+			"special_tokens": m{"[CLS]": m{"id": "[CLS]", "ids": []any{1}, "tokens": []any{"[CLS]"}}}}, nil},
+		{"post_processor", m{"type": "RobertaProcessing", "sep": []any{"a", 1}, "cls": []any{"a", 1}, "trim_offsets": true, "add_prefix_space": true},
+			[]string{"trim_offsets", "add_prefix_space"}},
+		{"post_processor", m{"type": "ByteLevel", "add_prefix_space": true, "trim_offsets": true, "use_regex": true}, nil},
+		{"model", m{"type": "WordPiece", "vocab": m{"[UNK]": 0, "a": 1}, "unk_token": "[UNK]", "continuing_subword_prefix": "##", "max_input_chars_per_word": 100}, nil},
+		{"model", m{"type": "WordLevel", "vocab": m{"[UNK]": 0, "a": 1}, "unk_token": "[UNK]"}, nil},
+		{"model", m{"type": "BPE", "dropout": 0, "unk_token": "[UNK]", "continuing_subword_prefix": "", "end_of_word_suffix": "", "fuse_unk": false,
+			"byte_fallback": false, "ignore_merges": false, "vocab": m{"[UNK]": 0, "a": 1}, "merges": []any{}},
+			[]string{"dropout", "unk_token", "continuing_subword_prefix", "end_of_word_suffix", "fuse_unk", "byte_fallback", "ignore_merges"}},
+		{"model", m{"type": "Unigram", "unk_id": 0, "vocab": []any{[]any{"<unk>", 0}, []any{"a", -1}}, "byte_fallback": false}, []string{"unk_id"}},
+		{"added_tokens", m{"id": 2, "content": "zz", "single_word": false, "lstrip": false, "rstrip": false, "normalized": false, "special": false}, nil},
+		{"decoder", m{"type": "WordPiece", "prefix": "##", "cleanup": true}, nil},
+		{"decoder", m{"type": "Metaspace", "replacement": "▁", "prepend_scheme": "always", "split": true}, []string{"split"}},
+		{"decoder", m{"type": "BPEDecoder", "suffix": "</w>"}, nil},
+		{"decoder", m{"type": "ByteLevel", "add_prefix_space": true, "trim_offsets": true, "use_regex": true}, nil},
+		{"decoder", m{"type": "Replace", "pattern": m{"String": "▁"}, "content": " "}, nil},
+		{"decoder", m{"type": "Strip", "content": " ", "start": 1, "stop": 0}, nil},
+		{"decoder", m{"type": "CTC", "pad_token": "<pad>", "word_delimiter_token": "|", "cleanup": true}, nil},
+		{"decoder", m{"type": "Sequence", "decoders": []any{m{"type": "Fuse"}}}, nil},
+	}
+}
+
+// nullOptionCases are copies of each nullComponents one with one option (or
+// one part of a pattern or template) set to null, and whether Hugging Face
+// loads each: only where the option is one it declares optional.
+func nullOptionCases() ([]tokCase, []bool) {
+	type m = map[string]any
+	var cs []tokCase
+	var loads []bool
+	add := func(section string, c m, name string, ok bool) {
+		v := any(c)
+		if section == "added_tokens" {
+			v = []any{c}
+		}
+		cs = append(cs, tokCase{fmt.Sprintf("%s %v: %s null", section, c["type"], name), wordLevelWith(section, v)})
+		loads = append(loads, ok)
+	}
+	for _, cp := range nullComponents() {
+		for k, v := range cp.c {
+			if k == "type" {
+				continue
+			}
+			c := maps.Clone(cp.c)
+			c[k] = nil
+			add(cp.section, c, k, slices.Contains(cp.nullable, k))
+			switch v := v.(type) {
+			case m: // a pattern, or special_tokens
+				for kk := range v {
+					c := maps.Clone(cp.c)
+					c[k] = m{kk: nil}
+					add(cp.section, c, k+"."+kk, false)
+				}
+			case []any: // a template's pieces
+				for i, p := range v {
+					p, ok := p.(m)
+					if !ok {
+						continue
+					}
+					for kind := range p {
+						c := maps.Clone(cp.c)
+						l := slices.Clone(v)
+						l[i] = m{kind: m{"id": nil, "type_id": 0}}
+						c[k] = l
+						add(cp.section, c, fmt.Sprintf("%s[%d].%s.id", k, i, kind), false)
+					}
+				}
+			}
 		}
 	}
+	return cs, loads
 }

@@ -56,7 +56,7 @@ var fuzzTokenizerJSONSeeds = []string{
 	  "normalizer":{"type":"Sequence","normalizers":[{"type":"NFKC"},{"type":"Lowercase"},{"type":"Replace","pattern":{"Regex":"\\s+"},"content":" "}]},
 	  "pre_tokenizer":{"type":"Sequence","pretokenizers":[{"type":"Split","pattern":{"Regex":"(?i:'s)|\\p{L}+|\\s+(?!\\S)|\\s+"},"behavior":"Isolated","invert":false},
 	    {"type":"ByteLevel","add_prefix_space":false,"trim_offsets":true,"use_regex":false}]},
-	  "decoder":{"type":"ByteLevel"},
+	  "decoder":{"type":"ByteLevel","add_prefix_space":true,"trim_offsets":true,"use_regex":true},
 	  "model":{"type":"BPE","dropout":null,"unk_token":null,"byte_fallback":false,"ignore_merges":true,"vocab":{"a":0,"b":1,"ab":2},"merges":[["a","b"]]}}`,
 	`{"normalizer":{"type":"BertNormalizer","clean_text":true,"handle_chinese_chars":true,"strip_accents":null,"lowercase":true},
 	  "pre_tokenizer":{"type":"BertPreTokenizer"},"model":{"unk_token":"[UNK]","continuing_subword_prefix":"##","max_input_chars_per_word":100,"vocab":{"[UNK]":0,"a":1,"##b":2}}}`,

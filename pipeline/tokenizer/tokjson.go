@@ -95,37 +95,65 @@ func (o jobj) only(known ...string) error {
 
 func (o jobj) has(key string) bool { raw, ok := o.m[key]; return ok && !isNull(raw) }
 
-// required is an error naming the first of keys that o lacks: options
-// Hugging Face has no default for, so it refuses the file without them
-// (glmkit would otherwise guess their value).
+// required is an error naming the first of keys that o lacks or gives as
+// null: options Hugging Face has no default for, so it refuses the file
+// without them (glmkit would otherwise guess their value).
 func (o jobj) required(keys ...string) error {
 	for _, k := range keys {
-		if _, ok := o.m[k]; !ok {
-			return fieldErr(o.sub(k), "missing (Hugging Face has no default for it and refuses the file)")
+		if raw, ok := o.m[k]; !ok || isNull(raw) {
+			return fieldErr(o.sub(k), "missing or null (Hugging Face has no default for it and refuses the file)")
 		}
 	}
 	return nil
 }
 
-// optional decodes o's key as a T: def when the key is absent or null, an
-// error saying what was wanted when it is not a T.
+// optional decodes o's key as a T: def when the key is absent, an error
+// saying what was wanted when it is null or not a T. Hugging Face refuses a
+// null for every option but those it declares optional (see nullable), even
+// one it has a default for, so glmkit does not read null as the default.
 func optional[T any](o jobj, key string, def T, want string) (T, error) {
 	raw, ok := o.m[key]
-	if !ok || isNull(raw) {
+	if !ok {
 		return def, nil
+	}
+	var zero T
+	if isNull(raw) {
+		return zero, fieldErr(o.sub(key), "null: %s (Hugging Face refuses the file; leave the option out for its default)", want)
 	}
 	var v T
 	if err := json.Unmarshal(raw, &v); err != nil {
-		var zero T
 		return zero, fieldErr(o.sub(key), "%s", want)
 	}
 	return v, nil
+}
+
+// nullable is o without those of keys that are null: the options Hugging
+// Face declares optional, for which null means its default.
+func (o jobj) nullable(keys ...string) jobj {
+	m := make(map[string]json.RawMessage, len(o.m))
+	for k, v := range o.m {
+		if !slices.Contains(keys, k) || !isNull(v) {
+			m[k] = v
+		}
+	}
+	return jobj{field: o.field, m: m}
 }
 
 func (o jobj) str(key, def string) (string, error) { return optional(o, key, def, "want a string") }
 
 func (o jobj) boolean(key string, def bool) (bool, error) {
 	return optional(o, key, def, "want true or false")
+}
+
+// flags checks that those of keys o has are true or false, for options
+// that do not change glmkit's ids (offsets, the post-processor's).
+func (o jobj) flags(keys ...string) error {
+	for _, k := range keys {
+		if _, err := o.boolean(k, false); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func (o jobj) integer(key string, def int) (int, error) {
@@ -159,19 +187,24 @@ func (o jobj) pattern(key string) (*regex, string, error) {
 	if !ok {
 		return nil, "", fieldErr(o.sub(key), "missing")
 	}
-	var p map[string]string
+	var p map[string]*string
 	if err := json.Unmarshal(raw, &p); err != nil || len(p) != 1 {
 		return nil, "", fieldErr(o.sub(key), `want {"String": ...} or {"Regex": ...}`)
 	}
+	for k, s := range p {
+		if s == nil {
+			return nil, "", fieldErr(o.sub(key)+"."+k, "null: want a string (Hugging Face refuses the file)")
+		}
+	}
 	if s, ok := p["String"]; ok {
-		return literalRegex(s), "", nil
+		return literalRegex(*s), "", nil
 	}
 	if s, ok := p["Regex"]; ok {
-		re, err := compileRegex(s)
+		re, err := compileRegex(*s)
 		if err != nil {
 			return nil, "", fieldErr(o.sub(key)+".Regex", "%v", err)
 		}
-		return re, s, nil
+		return re, *s, nil
 	}
 	return nil, "", fieldErr(o.sub(key), `want {"String": ...} or {"Regex": ...}`)
 }
@@ -268,6 +301,7 @@ func bertNormOf(o jobj) (normalizer, error) {
 	if err := o.required("clean_text", "handle_chinese_chars", "lowercase"); err != nil {
 		return nil, err
 	}
+	o = o.nullable("strip_accents")
 	opts := bertOptions{}
 	var err error
 	if opts.cleanText, err = o.boolean("clean_text", true); err != nil {
@@ -279,7 +313,7 @@ func bertNormOf(o jobj) (normalizer, error) {
 	if opts.lowercase, err = o.boolean("lowercase", true); err != nil {
 		return nil, err
 	}
-	if opts.stripAccents, err = o.boolean("strip_accents", opts.lowercase); err != nil { // null follows lowercase
+	if opts.stripAccents, err = o.boolean("strip_accents", opts.lowercase); err != nil { // absent or null: lowercase
 		return nil, err
 	}
 	return bertNorm{opts}, nil
@@ -457,6 +491,7 @@ func metaspacePreOf(o jobj) (preTokenizer, error) {
 	if err := o.keys("replacement", "prepend_scheme", "split", "add_prefix_space", "str_rep"); err != nil {
 		return nil, err
 	}
+	o = o.nullable("split")
 	if err := o.required("replacement"); err != nil {
 		return nil, err
 	}
@@ -562,11 +597,11 @@ type tjAdded struct {
 }
 
 func parseAdded(raw json.RawMessage) ([]tjAdded, error) {
-	if isNull(raw) {
-		return nil, nil
+	if raw == nil {
+		return nil, nil // absent: none
 	}
 	var l []json.RawMessage
-	if err := json.Unmarshal(raw, &l); err != nil {
+	if err := json.Unmarshal(raw, &l); err != nil || l == nil {
 		return nil, fieldErr("added_tokens", "want a list")
 	}
 	out := make([]tjAdded, 0, len(l))
@@ -699,10 +734,11 @@ func (m *tjModel) parseBPE(o jobj, mp *fastModelParts) error {
 		"byte_fallback", "ignore_merges", "vocab", "merges"); err != nil {
 		return err
 	}
+	o = o.nullable("dropout", "unk_token", "continuing_subword_prefix", "end_of_word_suffix", "fuse_unk", "byte_fallback", "ignore_merges")
 	if !o.has("merges") {
 		return fieldErr(o.sub("merges"), "missing or null (Hugging Face refuses the file)")
 	}
-	if raw, ok := o.m["dropout"]; ok && !isNull(raw) {
+	if raw, ok := o.m["dropout"]; ok {
 		var d float64
 		if err := json.Unmarshal(raw, &d); err != nil || d != 0 {
 			return fieldErr("model.dropout", "BPE dropout %s is random: want null or 0", bytes.TrimSpace(raw))
@@ -742,7 +778,7 @@ func (m *tjModel) parseWordPiece(o jobj, mp *fastModelParts) error {
 	if err := o.required("continuing_subword_prefix", "max_input_chars_per_word"); err != nil {
 		return err
 	}
-	if err := m.vocabAndUnk(o, mp, "[UNK]"); err != nil {
+	if err := m.vocabAndUnk(o, mp); err != nil {
 		return err
 	}
 	var err error
@@ -764,13 +800,13 @@ func (m *tjModel) parseWordLevel(o jobj, mp *fastModelParts) error {
 	if err := o.keys("unk_token", "vocab"); err != nil {
 		return err
 	}
-	return m.vocabAndUnk(o, mp, "<unk>")
+	return m.vocabAndUnk(o, mp)
 }
 
 // vocabAndUnk reads the object vocab and the unk_token of WordPiece and
-// WordLevel, which Hugging Face requires (glmkit once guessed [UNK]); def is
-// the model's unk_token where the file gives null.
-func (m *tjModel) vocabAndUnk(o jobj, mp *fastModelParts, def string) error {
+// WordLevel, which Hugging Face requires, null refused (glmkit once guessed
+// [UNK]).
+func (m *tjModel) vocabAndUnk(o jobj, mp *fastModelParts) error {
 	if err := m.objVocab(mp); err != nil {
 		return err
 	}
@@ -779,7 +815,7 @@ func (m *tjModel) vocabAndUnk(o jobj, mp *fastModelParts, def string) error {
 	}
 	m.hasUnk = true
 	var err error
-	m.unk, err = o.str("unk_token", def)
+	m.unk, err = o.str("unk_token", "")
 	return err
 }
 
@@ -788,6 +824,7 @@ func (m *tjModel) parseUnigram(o jobj, mp *fastModelParts) error {
 	if err := o.keys("unk_id", "vocab", "byte_fallback"); err != nil {
 		return err
 	}
+	o = o.nullable("unk_id")
 	if !mp.listKind {
 		return fieldErr("model.vocab", "want a list of [piece, score]")
 	}
@@ -979,11 +1016,89 @@ func walkPostProcessor(field string, raw json.RawMessage, options bool) error {
 	if err := o.required(need...); err != nil {
 		return err
 	}
-	if t == "BertProcessing" || t == "RobertaProcessing" {
-		for _, k := range need {
+	return checkPostOptions(o, t)
+}
+
+// checkPostOptions checks the types of a post-processor's options as
+// Hugging Face does when it loads the file. glmkit does not apply a
+// post-processor (GLM's samples have their own layout), but a file HF
+// refuses is refused.
+func checkPostOptions(o jobj, t string) error {
+	refused := "want %s (Hugging Face refuses the file)"
+	switch t {
+	case "BertProcessing", "RobertaProcessing":
+		for _, k := range []string{"sep", "cls"} {
 			if !tokenIDPair(o.m[k]) {
-				return fieldErr(o.sub(k), "want [token, id] (Hugging Face refuses the file)")
+				return fieldErr(o.sub(k), refused, "[token, id]")
 			}
+		}
+		if t == "RobertaProcessing" {
+			return o.nullable("trim_offsets", "add_prefix_space").flags("trim_offsets", "add_prefix_space")
+		}
+	case "ByteLevel":
+		return o.flags("add_prefix_space", "trim_offsets", "use_regex")
+	case "TemplateProcessing":
+		for _, k := range []string{"single", "pair"} {
+			if err := templatePieces(o.sub(k), o.m[k]); err != nil {
+				return err
+			}
+		}
+		return templateSpecials(o.sub("special_tokens"), o.m["special_tokens"])
+	}
+	return nil
+}
+
+// templatePieces checks a TemplateProcessing template: a list of
+// {"Sequence": {"id": "A" or "B", "type_id": n}} and
+// {"SpecialToken": {"id": token, "type_id": n}}.
+func templatePieces(field string, raw json.RawMessage) error {
+	var l []map[string]*struct {
+		ID     *string `json:"id"`
+		TypeID *uint32 `json:"type_id"`
+	}
+	if err := json.Unmarshal(raw, &l); err != nil {
+		return fieldErr(field, "want a list of {\"Sequence\": ...} or {\"SpecialToken\": ...} (Hugging Face refuses the file)")
+	}
+	for i, m := range l {
+		f := fmt.Sprintf("%s[%d]", field, i)
+		if len(m) != 1 {
+			return fieldErr(f, "want one of Sequence or SpecialToken (Hugging Face refuses the file)")
+		}
+		for kind, p := range m {
+			switch {
+			case kind != "Sequence" && kind != "SpecialToken":
+				return fieldErr(f, "%q is not Sequence or SpecialToken (Hugging Face refuses the file)", kind)
+			case p == nil || p.ID == nil || p.TypeID == nil:
+				return fieldErr(f+"."+kind, "want an id and a type_id ≥ 0 (Hugging Face refuses the file)")
+			case kind == "Sequence" && *p.ID != "A" && *p.ID != "B":
+				return fieldErr(f+".Sequence.id", "%q is not A or B (Hugging Face refuses the file)", *p.ID)
+			}
+		}
+	}
+	return nil
+}
+
+// templateSpecials checks TemplateProcessing's special_tokens: an object
+// of {"id": token, "ids": [id, ...], "tokens": [token, ...]}.
+func templateSpecials(field string, raw json.RawMessage) error {
+	var m map[string]*struct {
+		ID     *string    `json:"id"`
+		IDs    *[]*uint32 `json:"ids"`
+		Tokens *[]*string `json:"tokens"`
+	}
+	if err := json.Unmarshal(raw, &m); err != nil {
+		return fieldErr(field, "want an object of special tokens (Hugging Face refuses the file)")
+	}
+	for name, st := range m {
+		ok := st != nil && st.ID != nil && st.IDs != nil && st.Tokens != nil
+		for i := 0; ok && i < len(*st.IDs); i++ {
+			ok = (*st.IDs)[i] != nil
+		}
+		for i := 0; ok && i < len(*st.Tokens); i++ {
+			ok = (*st.Tokens)[i] != nil
+		}
+		if !ok {
+			return fieldErr(field+"."+name, "want an id, ids ≥ 0 and tokens (Hugging Face refuses the file)")
 		}
 	}
 	return nil
