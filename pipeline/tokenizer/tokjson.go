@@ -363,7 +363,7 @@ func prependNormOf(o jobj) (normalizer, error) {
 // precompiledNormOf reads Precompiled; nil (no normalizer) when its
 // charsmap is empty, which is the identity, as in HF.
 func (b *tjBuilder) precompiledNormOf(o jobj) (normalizer, error) {
-	if err := o.keys("precompiled_charsmap"); err != nil {
+	if err := o.only("precompiled_charsmap"); err != nil {
 		return nil, err
 	}
 	s, err := o.str("precompiled_charsmap", "")
@@ -371,7 +371,7 @@ func (b *tjBuilder) precompiledNormOf(o jobj) (normalizer, error) {
 		return nil, err
 	}
 	if s == "" {
-		return nil, nil
+		return nil, fieldErr(o.sub("precompiled_charsmap"), "empty (Hugging Face cannot parse it and refuses the file)")
 	}
 	blob, err := base64.StdEncoding.DecodeString(s)
 	if err != nil {
