@@ -163,7 +163,35 @@ func BenchmarkFamilies(b *testing.B) {
 		fb.at[f] = filepath.Join(fb.dir, "hf-"+f)
 		hfTextSpecials(b, filepath.Join(fb.refDir, f), fb.at[f])
 	}
-	fams := append(refFamilies(b, tokDir), unigramFamilies(b, fb.dir)...)
+	fb.corpora(b, append(refFamilies(b, tokDir), unigramFamilies(b, fb.dir)...))
+}
+
+// BenchmarkRealTokenizerFiles is BenchmarkFamilies for every tokenizer.json
+// of the folder GLMKIT_TOKENIZER_FILES names (see TestRealTokenizerFiles),
+// against Hugging Face.
+func BenchmarkRealTokenizerFiles(b *testing.B) {
+	dir := os.Getenv("GLMKIT_TOKENIZER_FILES")
+	if dir == "" {
+		b.Skip("GLMKIT_TOKENIZER_FILES not set: no folder of real tokenizer.json files (testdata/js/real_tokenizers.sh fetches them)")
+	}
+	fb := familyBench{node: needNode(b), dir: b.TempDir()}
+	files, err := filepath.Glob(filepath.Join(dir, "*.json"))
+	if err != nil || len(files) == 0 {
+		b.Fatalf("no tokenizer.json files in %s (%v)", dir, err)
+	}
+	var fams []refFamily
+	for _, f := range files {
+		hf := filepath.Join(fb.dir, "hf-"+filepath.Base(f))
+		hfTextTokens(b, f, hf, loadCached(b, f, LoadOptions{}).glmIDs())
+		fams = append(fams, refFamily{name: strings.TrimSuffix(filepath.Base(f), ".json"),
+			load: func(string, string) (string, LoadOptions) { return f, LoadOptions{} },
+			refs: []refJob{{job: map[string]any{"tokenizer": hf}, label: "Hugging Face"}}})
+	}
+	fb.corpora(b, fams)
+}
+
+// corpora runs each family on English and Chinese text.
+func (fb *familyBench) corpora(b *testing.B, fams []refFamily) {
 	writeDocs := func(c corpus, path string) {
 		strs := make([]string, len(c.docs))
 		for i, d := range c.docs {
