@@ -364,3 +364,48 @@ func nullOptionCases() ([]tokCase, []bool) {
 	}
 	return cs, loads
 }
+
+// TestCommandTokensNotFromText: a model whose vocabulary holds "<s>",
+// "</s>" and "[MASK]" as ordinary words (WordLevel after WhitespaceSplit,
+// as InternLM2's BPE holds "<s>") encodes them from text, in Hugging Face
+// as in glmkit, so they stay text, and GLM's command tokens are the next
+// of their names ("<|endoftext|>", an added special token) or new ids.
+func TestCommandTokensNotFromText(t *testing.T) {
+	tok := wordLevelWith("pre_tokenizer", map[string]any{"type": "WhitespaceSplit"})
+	tok["model"] = map[string]any{"type": "WordLevel", "vocab": map[string]any{"[UNK]": 0, "<s>": 1, "a": 2, "[MASK]": 3, "</s>": 4}, "unk_token": "[UNK]"}
+	tok["added_tokens"] = []any{map[string]any{"id": 5, "content": "<|endoftext|>", "single_word": false, "lstrip": false, "rstrip": false, "normalized": false, "special": true}}
+	tk, err := buildTokenizerJSON(must(json.Marshal(tok)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sp := tk.Special()
+	if sp.EOS != 5 {
+		t.Errorf("eos %d: want 5, the added <|endoftext|> (</s> is text)", sp.EOS)
+	}
+	if sp.CLS < 6 || sp.Mask < 6 || sp.Sep < 6 {
+		t.Errorf("cls %d, mask %d, sep %d: want new ids (<s>, [MASK] and </s> are text)", sp.CLS, sp.Mask, sp.Sep)
+	}
+	if sp.Unk != 0 {
+		t.Errorf("unk %d: want 0, the model's", sp.Unk)
+	}
+	text := "<s> a </s> [MASK] b"
+	got, err := tk.NewEncoder().Encode(nil, []byte(text))
+	if want := []int32{1, 2, 4, 3, 0}; err != nil || !slices.Equal(got, want) {
+		t.Errorf("%q: %v %v, want %v", text, got, err, want)
+	}
+	if found := tk.commandTokensFromText(); len(found) > 0 {
+		t.Errorf("command tokens %v still come from text", found)
+	}
+	if _, err := exec.LookPath("node"); err != nil {
+		return
+	}
+	node, dir := needNode(t), t.TempDir()
+	path := filepath.Join(dir, "tokenizer.json")
+	os.WriteFile(path, must(json.Marshal(tok)), 0o644)
+	docs := filepath.Join(dir, "docs.json")
+	os.WriteFile(docs, must(json.Marshal([]string{text})), 0o644)
+	runHF(t, node, dir, docs, []map[string]any{{"tokenizer": path, "out": filepath.Join(dir, "ids.bin")}})
+	if hf := readIDs(t, filepath.Join(dir, "ids.bin"), 1)[0]; !slices.Equal(got, hf) {
+		t.Errorf("%q: glmkit %v, Hugging Face %v", text, got, hf)
+	}
+}

@@ -106,6 +106,11 @@ func LoadWith(spec string, o LoadOptions) (*Tokenizer, error) {
 	if err != nil {
 		return nil, err
 	}
+	// A tokenizer.json sets such tokens aside (buildTokenizerJSONWith); no
+	// other file has been seen to hold one.
+	if found := t.commandTokensFromText(); len(found) > 0 {
+		return nil, fmt.Errorf("tokenizer: %s: %q (id %d), which glmkit would use as one of GLM's command tokens, is an ordinary token that text encodes to: documents could not be told from command tokens", spec, t.tokens[found[0]], found[0])
+	}
 	t.name = spec
 	t.opts = o
 	return t, nil

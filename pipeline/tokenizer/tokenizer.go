@@ -27,6 +27,8 @@ package tokenizer
 import (
 	"bytes"
 	"fmt"
+	"maps"
+	"slices"
 	"strconv"
 	"strings"
 	"unicode/utf8"
@@ -396,6 +398,33 @@ func (t *Tokenizer) assignSpecialsWith(lookup, special func(string) (int32, bool
 	add(&s.GMask, nameGMask)
 	add(&s.SMask, nameSMask)
 	t.modelSize = (len(t.tokens) + 127) / 128 * 128
+}
+
+// commandTokensFromText returns the ids of GLM's command tokens that text
+// encodes to: each token's own string alone, after a space, inside a word,
+// on a line of its own and twice. glmkit never matches a command token in
+// text, but a model may hold one as an ordinary token of its vocabulary.
+// The unknown token is not one of them: text gives it by design.
+func (t *Tokenizer) commandTokensFromText() []int32 {
+	s := t.special
+	cmd := map[int32]bool{}
+	for _, id := range []int32{s.Pad, s.EOS, s.CLS, s.Mask, s.Sep, s.SOP, s.EOP, s.GMask, s.SMask} {
+		cmd[id] = true
+	}
+	e := t.NewEncoder()
+	var found []int32
+	var ids []int32
+	for _, id := range slices.Sorted(maps.Keys(cmd)) {
+		tok := t.tokens[id]
+		for _, text := range []string{tok, " " + tok, "x" + tok + "x", "\n" + tok + "\n", tok + " " + tok} {
+			var err error
+			if ids, err = e.Encode(ids[:0], []byte(text)); err == nil && slices.Contains(ids, id) {
+				found = append(found, id)
+				break
+			}
+		}
+	}
+	return found
 }
 
 // glmIDs returns the set of GLM's command-token ids.

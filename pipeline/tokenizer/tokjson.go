@@ -890,7 +890,35 @@ func buildTokenizerJSON(data []byte) (*Tokenizer, error) { return buildTokenizer
 
 // buildTokenizerJSONWith is buildTokenizerJSON; general forces the general
 // pipeline (tests compare it with the fast paths).
+//
+// A token of the model's vocabulary that the text itself encodes to (an
+// InternLM2 document that starts with "<s>" gets id 1, in Hugging Face as
+// here) is not made one of GLM's command tokens, which no text may produce:
+// it stays text, and the command token is the next of its names or a new
+// id. Each such token found rebuilds the tokenizer without it.
 func buildTokenizerJSONWith(data []byte, general bool) (*Tokenizer, error) {
+	textIDs := map[int32]bool{}
+	for {
+		t, err := buildTokenizerJSONFrom(data, general, textIDs)
+		if err != nil {
+			return nil, err
+		}
+		found := t.commandTokensFromText()
+		if len(found) == 0 {
+			return t, nil
+		}
+		for _, id := range found {
+			if textIDs[id] {
+				return nil, fmt.Errorf("model: GLM's command token %q (id %d) is produced by text even after it was set aside", t.tokens[id], id)
+			}
+			textIDs[id] = true
+		}
+	}
+}
+
+// buildTokenizerJSONFrom builds the tokenizer, none of GLM's command tokens
+// taken from textIDs.
+func buildTokenizerJSONFrom(data []byte, general bool, textIDs map[int32]bool) (*Tokenizer, error) {
 	sections, mp, err := splitTokenizerJSON(data)
 	if err != nil {
 		return nil, fmt.Errorf("not a tokenizer.json: %w", err)
@@ -901,7 +929,7 @@ func buildTokenizerJSONWith(data []byte, general bool) (*Tokenizer, error) {
 		return nil, err
 	}
 	t := &Tokenizer{sha: sha256Hex(data), dec: p.dec}
-	if err := t.initTJTokens(p.md, p.added); err != nil {
+	if err := t.initTJTokens(p.md, p.added, textIDs); err != nil {
 		return nil, err
 	}
 	av, err := b.addedInText(p.added, t.glmIDs(), p.norms)
@@ -1268,8 +1296,8 @@ func insertThenDrop(norms []normalizer) bool {
 }
 
 // initTJTokens sets up the id space, the model's ids then the added
-// tokens, and the special ids.
-func (t *Tokenizer) initTJTokens(md *tjModel, added []tjAdded) error {
+// tokens, and the special ids (none of textIDs).
+func (t *Tokenizer) initTJTokens(md *tjModel, added []tjAdded, textIDs map[int32]bool) error {
 	n := md.n
 	for _, a := range added {
 		n = max(n, int(a.id)+1)
@@ -1304,10 +1332,10 @@ func (t *Tokenizer) initTJTokens(md *tjModel, added []tjAdded) error {
 	t.initTokens(tokens)
 	t.assignSpecialsWith(func(s string) (int32, bool) {
 		if a, ok := addedByContent[s]; ok {
-			return a.id, true
+			return a.id, !textIDs[a.id]
 		}
 		id, ok := md.vocab[s]
-		return id, ok
+		return id, ok && !textIDs[id]
 	}, func(s string) (int32, bool) {
 		if a, ok := addedByContent[s]; ok && a.special {
 			return a.id, true
