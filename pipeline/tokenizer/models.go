@@ -25,13 +25,31 @@ type bpeModel struct {
 	fallbackID   [256]int32       // <0xXX>, -1 when absent
 	rawWhole     map[string]int32 // ignore_merges on raw pieces: token bytes → id
 	tab          *charTables
-	// metaCut: no token has "▁" after another character, so no merge
-	// crosses the start of a "▁" that follows another character, and a
-	// piece (a whole document, for Llama-2's files) is encoded word by word
-	// there, each word through the word cache. Exact: the merges on either
-	// side never interact, and "▁" is a known character, so unknown runs
-	// never fuse across.
-	metaCut bool
+	// metaCut: a piece (a whole document, for Llama-2's files) is encoded
+	// word by word, each word through the word cache, cut before each "▁"
+	// that follows another character c, where no token holds c then "▁":
+	// no merge crosses there, since every merged symbol is a token. Exact:
+	// the merges on either side never interact, and "▁" is a known
+	// character, so unknown runs never fuse across. Where some tokens do
+	// hold such a pair (InternLM2's "\t▁▁▁"), noCutAfter lists their c,
+	// and a cut also needs c to be a token itself (an unknown c becomes a
+	// byte token or the unknown token, whose own last character may pair
+	// with "▁").
+	metaCut    bool
+	noCutAfter map[rune]bool
+}
+
+// cutBefore reports whether metaCut cuts piece before i, where a "▁" starts.
+func (m *bpeModel) cutBefore(piece []byte, i int) bool {
+	prev, n := utf8.DecodeLastRune(piece[:i])
+	if prev == '\u2581' {
+		return false
+	}
+	if len(m.noCutAfter) == 0 {
+		return true
+	}
+	_, known := m.vocab[string(piece[i-n:i])]
+	return known && !m.noCutAfter[prev]
 }
 
 func (m *bpeModel) encodePiece(st *genState, dst []int32, piece []byte, raw bool) ([]int32, error) {
@@ -57,10 +75,7 @@ func (m *bpeModel) encodePiece(st *genState, dst []int32, piece []byte, raw bool
 		if !cut {
 			var r rune
 			r, sz = utf8.DecodeRune(piece[i:])
-			if r == '\u2581' && i > start {
-				prev, _ := utf8.DecodeLastRune(piece[:i])
-				cut = prev != '\u2581'
-			}
+			cut = r == '\u2581' && i > start && m.cutBefore(piece, i)
 		}
 		if cut && i > start {
 			dst = m.encodeWord(st, dst, piece[start:i])
@@ -157,26 +172,29 @@ func (m *bpeModel) encodeSymbols(st *genState, dst []int32, piece []byte, raw bo
 	return appendMergedIDs(b, m.merges, dst)
 }
 
-// metaCutSafe reports whether cutting pieces before a "▁" that follows
-// another character is exact for this model (see bpeModel.metaCut).
-func metaCutSafe(m *bpeModel) bool {
+// metaCuts reports whether this model's pieces can be cut before a "▁"
+// (see bpeModel.metaCut), and after which characters they cannot.
+func metaCuts(m *bpeModel) (ok bool, noCutAfter map[rune]bool) {
 	if m.prefix != "" || m.suffix != "" || m.ignoreMerges {
-		return false
+		return false, nil
 	}
 	if _, ok := m.vocab["\u2581"]; !ok {
-		return false
+		return false, nil
 	}
 	for tok := range m.vocab {
 		for i, r := range tok {
 			if r == '\u2581' && i > 0 {
 				prev, _ := utf8.DecodeLastRuneInString(tok[:i])
 				if prev != '\u2581' {
-					return false
+					if noCutAfter == nil {
+						noCutAfter = map[rune]bool{}
+					}
+					noCutAfter[prev] = true
 				}
 			}
 		}
 	}
-	return true
+	return true, noCutAfter
 }
 
 // wordLevelModel is WordLevel: the whole piece, or the unknown token.

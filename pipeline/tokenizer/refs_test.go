@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -638,30 +639,61 @@ func TestGeneralPipelineAgrees(t *testing.T) {
 }
 
 // TestMetaCut: Llama-2's tokenizer.json takes the word-by-word path
-// (bpeModel.metaCut), and it gives the ids of BPE over the whole document.
+// (bpeModel.metaCut), and it gives the ids of BPE over the whole document;
+// so does a copy whose vocabulary has "a▁" and ".▁" (merged first), where
+// the pieces are not cut after "a" and "." (as InternLM2's "\t▁▁▁" keeps
+// them whole after a tab).
 func TestMetaCut(t *testing.T) {
 	refDir := refFiles(t)
-	tk := loadCached(t, filepath.Join(refDir, "llama2.json"), LoadOptions{})
-	m, ok := tk.gen.model.(*bpeModel)
-	if !ok || !m.metaCut {
-		t.Fatalf("llama2.json: model %T, metaCut %v", tk.gen.model, ok && m.metaCut)
-	}
-	whole := *m
-	whole.metaCut = false
-	slow := &Tokenizer{gen: &genPipeline{added: tk.gen.added, norms: tk.gen.norms, pres: tk.gen.pres, model: &whole}}
-	ef, es := tk.NewEncoder(), slow.NewEncoder()
-	n := 0
-	for _, c := range agreementCorpora(t) {
-		for _, d := range c.docs {
-			a, _ := ef.Encode(nil, d)
-			b, _ := es.Encode(nil, d)
-			if !slices.Equal(a, b) {
-				t.Fatalf("%s: word by word differs from the whole document on %.200q", c.name, d)
+	src := filepath.Join(refDir, "llama2.json")
+	paired := filepath.Join(t.TempDir(), "llama2-paired.json")
+	hfTokenizerJSON(t, src, paired, func(obj map[string]any) {
+		model := obj["model"].(map[string]any)
+		vocab := model["vocab"].(map[string]any)
+		merges := model["merges"].([]any)
+		var front []any
+		for _, c := range []string{"a", "."} {
+			vocab[c+"\u2581"] = float64(len(vocab))
+			if _, pairs := merges[0].([]any); pairs {
+				front = append(front, []any{c, "\u2581"})
+			} else {
+				front = append(front, c+" \u2581")
 			}
-			n++
 		}
+		model["merges"] = append(front, merges...)
+	})
+	for _, c := range []struct {
+		path       string
+		noCutAfter string
+	}{{src, ""}, {paired, ".a"}} {
+		tk, err := LoadWith(c.path, LoadOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		m, ok := tk.gen.model.(*bpeModel)
+		if !ok || !m.metaCut {
+			t.Fatalf("%s: model %T, metaCut %v", c.path, tk.gen.model, ok && m.metaCut)
+		}
+		if got := string(slices.Sorted(maps.Keys(m.noCutAfter))); got != c.noCutAfter {
+			t.Fatalf("%s: no cut after %q, want %q", c.path, got, c.noCutAfter)
+		}
+		whole := *m
+		whole.metaCut = false
+		slow := &Tokenizer{gen: &genPipeline{added: tk.gen.added, norms: tk.gen.norms, pres: tk.gen.pres, model: &whole}}
+		ef, es := tk.NewEncoder(), slow.NewEncoder()
+		n := 0
+		for _, cs := range agreementCorpora(t) {
+			for _, d := range cs.docs {
+				a, _ := ef.Encode(nil, d)
+				b, _ := es.Encode(nil, d)
+				if !slices.Equal(a, b) {
+					t.Fatalf("%s: %s: word by word differs from the whole document on %.200q", filepath.Base(c.path), cs.name, d)
+				}
+				n++
+			}
+		}
+		t.Logf("%s: %d documents: word by word = whole document", filepath.Base(c.path), n)
 	}
-	t.Logf("%d documents: word by word = whole document", n)
 }
 
 // TestRealTokenizerFiles compares glmkit with Hugging Face on the agreement

@@ -1445,7 +1445,7 @@ func (b *tjBuilder) buildBPE(t *Tokenizer, g *genPipeline, p *tjParts, general b
 	if md.ignoreMerges && byteLevel {
 		m.rawWhole = wholeByteLevel(md.vocab, b.tab)
 	}
-	m.metaCut = metaCutSafe(m)
+	m.metaCut, m.noCutAfter = metaCuts(m)
 	g.model = m
 	return nil
 }
