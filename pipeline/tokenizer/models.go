@@ -37,6 +37,25 @@ type bpeModel struct {
 	// with "▁").
 	metaCut    bool
 	noCutAfter map[rune]bool
+	// charIDs is the id of each one-character token below U+10000 (-1:
+	// none), for a model without prefix or suffix: the symbols' lookups,
+	// a map probe each in vocabularies of 256k tokens, become one load.
+	charIDs []int32
+}
+
+// newCharIDs returns bpeModel.charIDs for vocab.
+func newCharIDs(vocab map[string]int32) []int32 {
+	ids := make([]int32, 0x10000)
+	for i := range ids {
+		ids[i] = -1
+	}
+	for tok, id := range vocab {
+		r, n := utf8.DecodeRuneInString(tok)
+		if n == len(tok) && r < 0x10000 && r != utf8.RuneError {
+			ids[r] = id
+		}
+	}
+	return ids
 }
 
 // cutBefore reports whether metaCut cuts piece before i, where a "▁" starts.
@@ -110,13 +129,26 @@ func (m *bpeModel) encodeSymbols(st *genState, dst []int32, piece []byte, raw bo
 	for i := 0; i < len(piece); {
 		isFirst := i == 0
 		var ch []byte
+		var r rune
 		if raw {
-			ch = utf8.AppendRune(rb[:0], m.tab.byteRune[piece[i]])
+			r = m.tab.byteRune[piece[i]]
+			ch = utf8.AppendRune(rb[:0], r)
 			i++
 		} else {
-			_, sz := utf8.DecodeRune(piece[i:])
+			var sz int
+			r, sz = utf8.DecodeRune(piece[i:])
 			ch = piece[i : i+sz]
 			i += sz
+		}
+		if m.charIDs != nil && r < 0x10000 && r != utf8.RuneError {
+			if id := m.charIDs[r]; id >= 0 {
+				if unkOpen {
+					ids = append(ids, unk)
+					unkOpen = false
+				}
+				ids = append(ids, id)
+				continue
+			}
 		}
 		key = key[:0]
 		if !isFirst {

@@ -1446,6 +1446,9 @@ func (b *tjBuilder) buildBPE(t *Tokenizer, g *genPipeline, p *tjParts, general b
 		m.rawWhole = wholeByteLevel(md.vocab, b.tab)
 	}
 	m.metaCut, m.noCutAfter = metaCuts(m)
+	if m.prefix == "" && m.suffix == "" {
+		m.charIDs = newCharIDs(md.vocab)
+	}
 	g.model = m
 	return nil
 }
