@@ -140,16 +140,6 @@ func (m *bpeModel) encodeSymbols(st *genState, dst []int32, piece []byte, raw bo
 			ch = piece[i : i+sz]
 			i += sz
 		}
-		if m.charIDs != nil && r < 0x10000 && r != utf8.RuneError {
-			if id := m.charIDs[r]; id >= 0 {
-				if unkOpen {
-					ids = append(ids, unk)
-					unkOpen = false
-				}
-				ids = append(ids, id)
-				continue
-			}
-		}
 		key = key[:0]
 		if !isFirst {
 			key = append(key, m.prefix...)
@@ -158,7 +148,15 @@ func (m *bpeModel) encodeSymbols(st *genState, dst []int32, piece []byte, raw bo
 		if i == len(piece) {
 			key = append(key, m.suffix...)
 		}
-		if id, ok := m.vocab[string(key)]; ok {
+		var id int32
+		var ok bool
+		if m.charIDs != nil && r < 0x10000 && r != utf8.RuneError {
+			id = m.charIDs[r] // key is ch: no prefix or suffix
+			ok = id >= 0
+		} else {
+			id, ok = m.vocab[string(key)]
+		}
+		if ok {
 			if unkOpen {
 				ids = append(ids, unk)
 				unkOpen = false
