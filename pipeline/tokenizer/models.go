@@ -148,15 +148,7 @@ func (m *bpeModel) encodeSymbols(st *genState, dst []int32, piece []byte, raw bo
 		if i == len(piece) {
 			key = append(key, m.suffix...)
 		}
-		var id int32
-		var ok bool
-		if m.charIDs != nil && r < 0x10000 && r != utf8.RuneError {
-			id = m.charIDs[r] // key is ch: no prefix or suffix
-			ok = id >= 0
-		} else {
-			id, ok = m.vocab[string(key)]
-		}
-		if ok {
+		if id, ok := m.symbolID(key, r); ok {
 			if unkOpen {
 				ids = append(ids, unk)
 				unkOpen = false
@@ -164,21 +156,12 @@ func (m *bpeModel) encodeSymbols(st *genState, dst []int32, piece []byte, raw bo
 			ids = append(ids, id)
 			continue
 		}
-		if m.byteFallback {
-			all := true
+		if m.byteFallback && m.hasFallback(key) {
+			// As HF: the byte tokens go in before a pending unknown token.
 			for _, c := range key {
-				if m.fallbackID[c] < 0 {
-					all = false
-					break
-				}
+				ids = append(ids, m.fallbackID[c])
 			}
-			if all {
-				// As HF: the byte tokens go in before a pending unknown token.
-				for _, c := range key {
-					ids = append(ids, m.fallbackID[c])
-				}
-				continue
-			}
+			continue
 		}
 		if m.unk < 0 {
 			continue // no unknown token: the character is dropped, as HF does
@@ -200,6 +183,27 @@ func (m *bpeModel) encodeSymbols(st *genState, dst []int32, piece []byte, raw bo
 		return dst
 	}
 	return appendMergedIDs(b, m.merges, dst)
+}
+
+// symbolID is the id of a symbol: key, its character r with the prefix and
+// suffix the symbol takes.
+func (m *bpeModel) symbolID(key []byte, r rune) (int32, bool) {
+	if m.charIDs != nil && r < 0x10000 && r != utf8.RuneError {
+		id := m.charIDs[r] // key is r: no prefix or suffix
+		return id, id >= 0
+	}
+	id, ok := m.vocab[string(key)]
+	return id, ok
+}
+
+// hasFallback reports whether every byte of key has its <0xXX> token.
+func (m *bpeModel) hasFallback(key []byte) bool {
+	for _, c := range key {
+		if m.fallbackID[c] < 0 {
+			return false
+		}
+	}
+	return true
 }
 
 // metaCuts reports whether this model's pieces can be cut before a "▁"
