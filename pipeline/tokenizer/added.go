@@ -23,9 +23,12 @@ type addedEntry struct {
 	singleWord, lstrip, rstrip bool
 }
 
-// addedTrie is a byte trie of token strings.
+// addedTrie is a byte trie of token strings. root holds the root's
+// children (0: none), so that a position no token starts at, nearly all of
+// them, costs one load.
 type addedTrie struct {
 	nodes []addedNode
+	root  [256]int32
 }
 
 type addedNode struct {
@@ -47,6 +50,9 @@ func (t *addedTrie) insert(s string, entry int32) {
 			t.nodes = append(t.nodes, addedNode{entry: -1})
 			nx = int32(len(t.nodes) - 1)
 			t.nodes[n].next[s[i]] = nx
+			if n == 0 {
+				t.root[s[i]] = nx
+			}
 		}
 		n = nx
 	}
@@ -57,7 +63,7 @@ func (t *addedTrie) insert(s string, entry int32) {
 
 // longest returns the entry and end of the longest token at text[i], or -1.
 func (t *addedTrie) longest(text []byte, i int) (int32, int) {
-	if len(t.nodes) == 0 {
+	if i >= len(text) || t.root[text[i]] == 0 {
 		return -1, 0
 	}
 	best, end := int32(-1), 0
