@@ -156,12 +156,12 @@ func (m *bpeModel) encodeSymbols(st *genState, dst []int32, piece []byte, raw bo
 			ids = append(ids, id)
 			continue
 		}
-		if m.byteFallback && m.hasFallback(key) {
+		if m.byteFallback {
+			var ok bool
 			// As HF: the byte tokens go in before a pending unknown token.
-			for _, c := range key {
-				ids = append(ids, m.fallbackID[c])
+			if ids, ok = appendByteTokens(ids, &m.fallbackID, key); ok {
+				continue
 			}
-			continue
 		}
 		if m.unk < 0 {
 			continue // no unknown token: the character is dropped, as HF does
@@ -196,14 +196,19 @@ func (m *bpeModel) symbolID(key []byte, r rune) (int32, bool) {
 	return id, ok
 }
 
-// hasFallback reports whether every byte of key has its <0xXX> token.
-func (m *bpeModel) hasFallback(key []byte) bool {
-	for _, c := range key {
-		if m.fallbackID[c] < 0 {
-			return false
+// appendByteTokens appends the <0xXX> token of each byte of b (byte
+// fallback, in BPE and Unigram) when every one of them has its token
+// (byteID[c] ≥ 0), and reports whether it did.
+func appendByteTokens(dst []int32, byteID *[256]int32, b []byte) ([]int32, bool) {
+	for _, c := range b {
+		if byteID[c] < 0 {
+			return dst, false
 		}
 	}
-	return true
+	for _, c := range b {
+		dst = append(dst, byteID[c])
+	}
+	return dst, true
 }
 
 // metaCuts reports whether this model's pieces can be cut before a "▁"

@@ -63,20 +63,19 @@ import (
 // (HF's Unigram always fuses unknown runs; the file has no such field), and
 // call encode once per pre-token.
 type unigram struct {
-	hf       bool
-	trie     *daTrie
-	score32  []float32 // SP: piece scores by id
-	scoreSP  []float64 // SP: a candidate's score by id, as the C++ computes it in double
-	score64  []float64 // HF: piece scores by id
-	unkID    int32
-	unk32    float32 // SP: min_score − kUnkPenalty
-	unk64    float64 // HF
-	max32    float32 // SP: max_score
-	byteFB   bool
-	byteID   [256]int32 // <0xNN> ids (byte fallback), -1 where absent
-	fuseUnk  bool
-	hfVocab  *daTrie // HF: string → id (last wins), for fused unknown tokens
-	hasBytes bool    // HF: all 256 byte pieces exist
+	hf      bool
+	trie    *daTrie
+	score32 []float32 // SP: piece scores by id
+	scoreSP []float64 // SP: a candidate's score by id, as the C++ computes it in double
+	score64 []float64 // HF: piece scores by id
+	unkID   int32
+	unk32   float32 // SP: min_score − kUnkPenalty
+	unk64   float64 // HF
+	max32   float32 // SP: max_score
+	byteFB  bool
+	byteID  [256]int32 // <0xNN> ids (byte fallback), -1 where absent
+	fuseUnk bool
+	hfVocab *daTrie // HF: string → id (last wins), for fused unknown tokens
 }
 
 // vocabPiece is one entry of a SentencePiece or Unigram vocabulary, in id
@@ -172,12 +171,8 @@ func (u *unigram) initHF(pieces []vocabPiece, unkID int32) error {
 		return err
 	}
 	u.trie, u.hfVocab = t, t
-	u.hasBytes = true
 	for b := range 256 {
 		u.byteID[b] = t.lookup([]byte(fmt.Sprintf("<0x%02X>", b)))
-		if u.byteID[b] < 0 {
-			u.hasBytes = false
-		}
 	}
 	return nil
 }
@@ -467,26 +462,13 @@ func (u *unigram) encodeHF(st *unigramState, dst []int32, text []byte) ([]int32,
 			dst = append(dst, id)
 			continue
 		}
-		if u.byteFB && u.bytesFor(tok) {
-			for _, b := range tok {
-				dst = append(dst, u.byteID[b])
+		if u.byteFB {
+			var ok bool
+			if dst, ok = appendByteTokens(dst, &u.byteID, tok); ok {
+				continue
 			}
-			continue
 		}
 		dst = append(dst, u.unkID)
 	}
 	return dst, nil
-}
-
-// bytesFor reports whether every byte of tok has its <0xNN> piece.
-func (u *unigram) bytesFor(tok []byte) bool {
-	if u.hasBytes {
-		return true
-	}
-	for _, b := range tok {
-		if u.byteID[b] < 0 {
-			return false
-		}
-	}
-	return true
 }
