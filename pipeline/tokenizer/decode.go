@@ -228,7 +228,6 @@ func parseDecoderPart(field string, raw json.RawMessage) (decoder, error) {
 	if err := o.required(decoderRequired(t)...); err != nil {
 		return nil, err
 	}
-	o = o.nullable("split") // Metaspace's
 	switch t {
 	case "Sequence":
 		return decoderSeqOf(o)

@@ -67,7 +67,7 @@ func (m *bpeModel) cutBefore(piece []byte, i int) bool {
 	if len(m.noCutAfter) == 0 {
 		return true
 	}
-	_, known := m.vocab[string(piece[i-n:i])]
+	_, known := m.symbolID(piece[i-n:i], prev)
 	return known && !m.noCutAfter[prev]
 }
 

@@ -27,7 +27,6 @@ package tokenizer
 import (
 	"bytes"
 	"fmt"
-	"maps"
 	"slices"
 	"strconv"
 	"strings"
@@ -407,14 +406,12 @@ func (t *Tokenizer) assignSpecialsWith(lookup, special func(string) (int32, bool
 // The unknown token is not one of them: text gives it by design.
 func (t *Tokenizer) commandTokensFromText() []int32 {
 	s := t.special
-	cmd := map[int32]bool{}
-	for _, id := range []int32{s.Pad, s.EOS, s.CLS, s.Mask, s.Sep, s.SOP, s.EOP, s.GMask, s.SMask} {
-		cmd[id] = true
-	}
+	cmd := []int32{s.Pad, s.EOS, s.CLS, s.Mask, s.Sep, s.SOP, s.EOP, s.GMask, s.SMask}
+	slices.Sort(cmd)
 	e := t.NewEncoder()
 	var found []int32
 	var ids []int32
-	for _, id := range slices.Sorted(maps.Keys(cmd)) {
+	for _, id := range slices.Compact(cmd) {
 		tok := t.tokens[id]
 		for _, text := range []string{tok, " " + tok, "x" + tok + "x", "\n" + tok + "\n", tok + " " + tok} {
 			var err error

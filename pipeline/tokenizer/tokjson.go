@@ -360,8 +360,8 @@ func prependNormOf(o jobj) (normalizer, error) {
 	return prependNorm{p}, nil
 }
 
-// precompiledNormOf reads Precompiled; nil (no normalizer) when its
-// charsmap is empty, which is the identity, as in HF.
+// precompiledNormOf reads Precompiled, whose charsmap Hugging Face requires
+// (it cannot parse an empty one).
 func (b *tjBuilder) precompiledNormOf(o jobj) (normalizer, error) {
 	if err := o.only("precompiled_charsmap"); err != nil {
 		return nil, err
