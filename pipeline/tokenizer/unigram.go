@@ -96,20 +96,16 @@ type unigramOptions struct {
 
 // unigramState is an Encoder's scratch for unigram.encode.
 type unigramState struct {
-	best32 []best32
-	best64 []best64
+	best32 []bestPath[float32]
+	best64 []bestPath[float64]
 	out    []int32 // reversed path: piece ends
 }
 
-// best32 and best64 are the best path ending at a position: its score,
-// the start of its last piece plus one (0: none yet) and that piece's id.
-type best32 struct {
-	score     float32
-	from1, id int32
-}
-
-type best64 struct {
-	score     float64
+// bestPath is the best path ending at a position: its score, the start of
+// its last piece plus one (0: none yet) and that piece's id. SentencePiece
+// keeps the score as a float, Hugging Face as a double.
+type bestPath[F float32 | float64] struct {
+	score     F
 	from1, id int32
 }
 
@@ -331,48 +327,11 @@ func (u *unigram) encode(st *unigramState, dst []int32, text []byte) ([]int32, e
 	}
 	st.best32 = growSlice(st.best32, n+1)
 	best := st.best32
-	clear(best)
-	nodes := u.trie.nodes
-	scores := u.scoreSP
-	for start := 0; start < n; {
-		here := float64(best[start].score)
-		mblen := min(oneCharLen(text[start]), n-start)
-		single := false
-		s := int32(daRoot)
-		for end := start; end < n; {
-			c := nodes[s].base + int32(text[end])
-			if uint32(c) >= uint32(len(nodes)) || nodes[c].check != s {
-				break
-			}
-			s = c
-			end++
-			id := nodes[c].val
-			if id < 0 {
-				continue
-			}
-			// Compared in double, stored as float (best_path_score).
-			cand := scores[id] + here
-			if b := &best[end]; b.from1 == 0 || cand > float64(b.score) {
-				*b = best32{float32(cand), int32(start) + 1, id}
-			}
-			if end-start == mblen {
-				single = true
-			}
-		}
-		if !single {
-			cand := u.unk32 + best[start].score // float + float in the C++
-			if b := &best[start+mblen]; b.from1 == 0 || cand > b.score {
-				*b = best32{cand, int32(start) + 1, u.unkID}
-			}
-		}
-		start += mblen
+	var err error
+	if st.out, err = viterbi(u.trie.nodes, u.scoreSP, u.unk32, u.unkID, text, best, st.out); err != nil {
+		return dst, err
 	}
-	// Backtrack, then emit in order.
-	out := st.out[:0]
-	for end := n; end > 0; end = int(best[end].from1 - 1) {
-		out = append(out, int32(end))
-	}
-	st.out = out
+	out := st.out
 	prevUnk := false
 	for k := len(out) - 1; k >= 0; k-- {
 		b := &best[out[k]]
@@ -393,15 +352,17 @@ func (u *unigram) encode(st *unigramState, dst []int32, text []byte) ([]int32, e
 	return dst, nil
 }
 
-// encodeHF is encode with Hugging Face's semantics.
-func (u *unigram) encodeHF(st *unigramState, dst []int32, text []byte) ([]int32, error) {
+// viterbi finds the best segmentation of text into the trie's pieces
+// (scores by id) and an unknown piece (score unk, id unkID: -1 for none,
+// then a character no piece starts with is errNoUnk). It fills best[0:n+1]
+// and returns out[:0] with the piece ends, the last first. A candidate's
+// score is computed in double and stored as F, as SentencePiece's
+// best_path_score is; the unknown piece's is F + F, as in the C++.
+func viterbi[F float32 | float64](nodes []daNode, scores []float64, unk F, unkID int32, text []byte, best []bestPath[F], out []int32) ([]int32, error) {
 	n := len(text)
-	st.best64 = growSlice(st.best64, n+1)
-	best := st.best64
 	clear(best)
-	nodes := u.trie.nodes
 	for start := 0; start < n; {
-		here := best[start].score
+		here := float64(best[start].score)
 		mblen := min(oneCharLen(text[start]), n-start)
 		single := false
 		s := int32(daRoot)
@@ -416,30 +377,42 @@ func (u *unigram) encodeHF(st *unigramState, dst []int32, text []byte) ([]int32,
 			if id < 0 {
 				continue
 			}
-			cand := u.score64[id] + here
-			if b := &best[end]; b.from1 == 0 || cand > b.score {
-				*b = best64{cand, int32(start) + 1, id}
+			cand := scores[id] + here
+			if b := &best[end]; b.from1 == 0 || cand > float64(b.score) {
+				*b = bestPath[F]{F(cand), int32(start) + 1, id}
 			}
 			if end-start == mblen {
 				single = true
 			}
 		}
 		if !single {
-			if u.unkID < 0 {
-				return dst, errNoUnk
+			if unkID < 0 {
+				return out, errNoUnk
 			}
-			cand := u.unk64 + here
+			cand := unk + best[start].score
 			if b := &best[start+mblen]; b.from1 == 0 || cand > b.score {
-				*b = best64{cand, int32(start) + 1, u.unkID}
+				*b = bestPath[F]{cand, int32(start) + 1, unkID}
 			}
 		}
 		start += mblen
 	}
-	out := st.out[:0]
+	out = out[:0]
 	for end := n; end > 0; end = int(best[end].from1 - 1) {
 		out = append(out, int32(end))
 	}
-	st.out = out
+	return out, nil
+}
+
+// encodeHF is encode with Hugging Face's semantics.
+func (u *unigram) encodeHF(st *unigramState, dst []int32, text []byte) ([]int32, error) {
+	n := len(text)
+	st.best64 = growSlice(st.best64, n+1)
+	best := st.best64
+	var err error
+	if st.out, err = viterbi(u.trie.nodes, u.score64, u.unk64, u.unkID, text, best, st.out); err != nil {
+		return dst, err
+	}
+	out := st.out
 	// Tokens: runs of unknown pieces fused (fuse_unk), every token looked
 	// up by its string (Unigram::tokenize).
 	for k := len(out) - 1; k >= 0; {
