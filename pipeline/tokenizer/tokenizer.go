@@ -230,7 +230,13 @@ func lossyUTF8(b []byte) string {
 // errors="replace" and Rust's from_utf8_lossy follow), and reports how many
 // replacements it made. glmprep repairs every document this way, and
 // counts it, before encoding it.
-func RepairUTF8(dst, text []byte) ([]byte, int) {
+func RepairUTF8(dst, text []byte) ([]byte, int) { return repairUTF8(dst, text, invalidRun) }
+
+// repairUTF8 appends text to dst with each ill-formed sequence replaced by
+// U+FFFD, and reports how many replacements it made; run(b) gives the
+// length (at least 1) of the ill-formed sequence each U+FFFD stands for at
+// the start of b.
+func repairUTF8(dst, text []byte, run func([]byte) int) ([]byte, int) {
 	n := 0
 	for i := 0; i < len(text); {
 		c := text[i]
@@ -244,7 +250,7 @@ func RepairUTF8(dst, text []byte) ([]byte, int) {
 			i += size
 			continue
 		}
-		i += invalidRun(text[i:])
+		i += run(text[i:])
 		dst = append(dst, "\uFFFD"...)
 		n++
 	}

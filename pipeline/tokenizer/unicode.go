@@ -190,21 +190,7 @@ func isChineseChar(r rune) bool {
 // valid UTF-8 sequence replaced by U+FFFD, one per byte, as Go's range loop,
 // utf8.DecodeRune and encoding/json do.
 func appendRepaired(dst, text []byte) []byte {
-	for i := 0; i < len(text); {
-		c := text[i]
-		if c < utf8.RuneSelf {
-			dst = append(dst, c)
-			i++
-			continue
-		}
-		r, n := utf8.DecodeRune(text[i:])
-		if r == utf8.RuneError && n == 1 {
-			dst = append(dst, "\uFFFD"...)
-		} else {
-			dst = append(dst, text[i:i+n]...)
-		}
-		i += n
-	}
+	dst, _ = repairUTF8(dst, text, func([]byte) int { return 1 })
 	return dst
 }
 
