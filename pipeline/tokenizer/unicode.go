@@ -66,23 +66,36 @@ var tables = sync.OnceValue(func() *charTables {
 	return t
 })
 
+// rangeClasses are the class bits that membership of a range table gives.
+var rangeClasses = [...]struct {
+	ranges []runeRange
+	bits   uint16
+}{
+	{hfBertDrop[:], cDrop},
+	{hfBertSpace[:], cSpace},
+	{hfBertPunct[:], cPunct},
+	{hfBertWhite[:], cWhite},
+	{hfBertMn[:], cMn},
+	{hfGPT2Letter[:], cL},
+	{hfGPT2Number[:], cN},
+	{hfGPT2Space[:], cS},
+	{onigCatLu[:], cU},
+	{onigCatLt[:], cU},
+	{onigCatLl[:], cW},
+	{onigCatLm[:], cU | cW},
+	{onigCatLo[:], cU | cW},
+	{onigCatMn[:], cU | cW},
+	{onigCatMc[:], cU | cW},
+	{onigCatMe[:], cU | cW},
+}
+
 // classSlow computes the class bits of r from the range tables.
 func classSlow(r rune) uint16 {
 	var c uint16
-	if inRanges(hfBertDrop[:], r) {
-		c |= cDrop
-	}
-	if inRanges(hfBertSpace[:], r) {
-		c |= cSpace
-	}
-	if inRanges(hfBertPunct[:], r) {
-		c |= cPunct
-	}
-	if inRanges(hfBertWhite[:], r) {
-		c |= cWhite
-	}
-	if inRanges(hfBertMn[:], r) {
-		c |= cMn
+	for _, rc := range rangeClasses {
+		if inRanges(rc.ranges, r) {
+			c |= rc.bits
+		}
 	}
 	if isChineseChar(r) {
 		c |= cCJK
@@ -98,25 +111,6 @@ func classSlow(r rune) uint16 {
 	}
 	if lowerSlow(r) != r || r == 0x130 {
 		c |= cLower
-	}
-	if inRanges(hfGPT2Letter[:], r) {
-		c |= cL
-	}
-	if inRanges(hfGPT2Number[:], r) {
-		c |= cN
-	}
-	if inRanges(hfGPT2Space[:], r) {
-		c |= cS
-	}
-	if inRanges(onigCatLu[:], r) || inRanges(onigCatLt[:], r) {
-		c |= cU
-	}
-	if inRanges(onigCatLl[:], r) {
-		c |= cW
-	}
-	if inRanges(onigCatLm[:], r) || inRanges(onigCatLo[:], r) || inRanges(onigCatMn[:], r) ||
-		inRanges(onigCatMc[:], r) || inRanges(onigCatMe[:], r) {
-		c |= cU | cW
 	}
 	if normInert(r) {
 		c |= cInert
