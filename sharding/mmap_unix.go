@@ -9,16 +9,10 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// mapFile maps f read-only. The mapping stays valid after f is closed; the
-// caller must unmapFile it. A file of size 0 cannot be mapped.
-func mapFile(f *os.File, size int64) ([]byte, error) {
-	if size <= 0 {
-		return nil, fmt.Errorf("empty file (%d bytes)", size)
-	}
-	if int64(int(size)) != size {
-		return nil, fmt.Errorf("file of %d bytes does not fit in the address space", size)
-	}
-	data, err := unix.Mmap(int(f.Fd()), 0, int(size), unix.PROT_READ, unix.MAP_SHARED)
+// mapFile maps the size bytes of f (size > 0) read-only. The mapping stays
+// valid after f is closed; the caller must unmapFile it.
+func mapFile(f *os.File, size int) ([]byte, error) {
+	data, err := unix.Mmap(int(f.Fd()), 0, size, unix.PROT_READ, unix.MAP_SHARED)
 	if err != nil {
 		return nil, fmt.Errorf("mmap: %w", err)
 	}

@@ -334,8 +334,12 @@ func (s *shard) mapFile(realDir string, sf *ShardFile, verify bool) error {
 		return fmt.Errorf("not a regular file (%v)", fi.Mode())
 	case fi.Size() != sf.Bytes:
 		return fmt.Errorf("file has %d bytes; the manifest says %d (truncated or replaced)", fi.Size(), sf.Bytes)
+	case fi.Size() <= 0:
+		return fmt.Errorf("empty file (%d bytes)", fi.Size())
+	case int64(int(fi.Size())) != fi.Size():
+		return fmt.Errorf("file of %d bytes does not fit in the address space", fi.Size())
 	}
-	if s.data, err = mapFile(f, fi.Size()); err != nil {
+	if s.data, err = mapFile(f, int(fi.Size())); err != nil {
 		return err
 	}
 	s.sha256 = sf.SHA256
