@@ -325,13 +325,10 @@ func (u *unigram) encode(st *unigramState, dst []int32, text []byte) ([]int32, e
 	if u.hf {
 		return u.encodeHF(st, dst, text)
 	}
-	st.best32 = growSlice(st.best32, n+1)
-	best := st.best32
-	var err error
-	if st.out, err = viterbi(u.trie.nodes, u.scoreSP, u.unk32, u.unkID, text, best, st.out); err != nil {
+	best, out, err := viterbi(u.trie.nodes, u.scoreSP, u.unk32, u.unkID, text, &st.best32, &st.out)
+	if err != nil {
 		return dst, err
 	}
-	out := st.out
 	prevUnk := false
 	for k := len(out) - 1; k >= 0; k-- {
 		b := &best[out[k]]
@@ -355,11 +352,14 @@ func (u *unigram) encode(st *unigramState, dst []int32, text []byte) ([]int32, e
 // viterbi finds the best segmentation of text into the trie's pieces
 // (scores by id) and an unknown piece (score unk, id unkID: -1 for none,
 // then a character no piece starts with is errNoUnk). It fills best[0:n+1]
-// and returns out[:0] with the piece ends, the last first. A candidate's
-// score is computed in double and stored as F, as SentencePiece's
-// best_path_score is; the unknown piece's is F + F, as in the C++.
-func viterbi[F float32 | float64](nodes []daNode, scores []float64, unk F, unkID int32, text []byte, best []bestPath[F], out []int32) ([]int32, error) {
+// and returns the best path at each position (*bestp grown to n+1) and the
+// piece ends, the last first (in *outp). A candidate's score is computed in
+// double and stored as F, as SentencePiece's best_path_score is; the
+// unknown piece's is F + F, as in the C++.
+func viterbi[F float32 | float64](nodes []daNode, scores []float64, unk F, unkID int32, text []byte, bestp *[]bestPath[F], outp *[]int32) ([]bestPath[F], []int32, error) {
 	n := len(text)
+	*bestp = growSlice(*bestp, n+1)
+	best := *bestp
 	clear(best)
 	for start := 0; start < n; {
 		here := float64(best[start].score)
@@ -387,7 +387,7 @@ func viterbi[F float32 | float64](nodes []daNode, scores []float64, unk F, unkID
 		}
 		if !single {
 			if unkID < 0 {
-				return out, errNoUnk
+				return best, *outp, errNoUnk
 			}
 			cand := unk + best[start].score
 			if b := &best[start+mblen]; b.from1 == 0 || cand > b.score {
@@ -396,23 +396,20 @@ func viterbi[F float32 | float64](nodes []daNode, scores []float64, unk F, unkID
 		}
 		start += mblen
 	}
-	out = out[:0]
+	out := (*outp)[:0]
 	for end := n; end > 0; end = int(best[end].from1 - 1) {
 		out = append(out, int32(end))
 	}
-	return out, nil
+	*outp = out
+	return best, out, nil
 }
 
 // encodeHF is encode with Hugging Face's semantics.
 func (u *unigram) encodeHF(st *unigramState, dst []int32, text []byte) ([]int32, error) {
-	n := len(text)
-	st.best64 = growSlice(st.best64, n+1)
-	best := st.best64
-	var err error
-	if st.out, err = viterbi(u.trie.nodes, u.score64, u.unk64, u.unkID, text, best, st.out); err != nil {
+	best, out, err := viterbi(u.trie.nodes, u.score64, u.unk64, u.unkID, text, &st.best64, &st.out)
+	if err != nil {
 		return dst, err
 	}
-	out := st.out
 	// Tokens: runs of unknown pieces fused (fuse_unk), every token looked
 	// up by its string (Unigram::tokenize).
 	for k := len(out) - 1; k >= 0; {
