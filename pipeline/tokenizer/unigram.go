@@ -387,7 +387,7 @@ func viterbi[F float32 | float64](nodes []daNode, scores []float64, unk F, unkID
 		}
 		if !single {
 			if unkID < 0 {
-				return best, *outp, errNoUnk
+				return nil, nil, errNoUnk
 			}
 			cand := unk + best[start].score
 			if b := &best[start+mblen]; b.from1 == 0 || cand > b.score {
