@@ -11,6 +11,39 @@
 	int j0 = (int)threadIdx.x * chunk_;                       \
 	int j1 = j0 + chunk_ < (t) ? j0 + chunk_ : (t);
 
+// row_visible is the number of keys score row `row` of (B,NH,T) sees.
+__device__ __forceinline__ int row_visible(const int* sep, int nh, int t, long long row) {
+	int i = (int)(row % t);
+	int bb = (int)(row / ((long long)t * nh));
+	return visible(sep[bb], i, t);
+}
+
+// dropout_keys sets y[j] = x[j]·dscale where draw j of the row's stream
+// keeps key j and 0 where it drops it, for this thread's visible keys
+// [j0, jv); y may be x.
+__device__ void dropout_keys(float* y, const float* x, int j0, int jv, u32 thr, float dscale, u64 seed, u64 stream,
+	long long row, const u64* jump) {
+	if (j0 >= jv) {
+		return;
+	}
+	u128 st = pcg_jump(pcg_start(seed, stream, (u64)row), jump + 4 * threadIdx.x);
+	for (int j = j0; j < jv; j++) {
+		if (j > j0) {
+			st = pcg_step(st);
+		}
+		y[j] = pcg_keep(pcg_output(st), thr) ? x[j] * dscale : 0.0f;
+	}
+}
+
+// store_bf16_keys writes x[j0:j1] to q as bf16, when q is not null.
+__device__ __forceinline__ void store_bf16_keys(bf16* q, const float* x, int j0, int j1) {
+	if (q != 0) {
+		for (int j = j0; j < j1; j++) {
+			q[j] = float_to_bf16(x[j]);
+		}
+	}
+}
+
 // permute_heads: src (B,T,·) with row stride `stride`, head h in columns
 // [h·hs, (h+1)·hs) → dst (B,NH,T,hs), float or bf16.
 extern "C" __global__ void permute_heads(void* dst, const float* src, int b, int t, int nh, int hs, int stride, int bf) {
@@ -53,9 +86,7 @@ extern "C" __global__ void __launch_bounds__(1024) attn_softmax_forward(float* a
 	int dropout, u32 thr, float dscale, u64 seed, u64 stream, const u64* jump) {
 	__shared__ float sh[1024];
 	long long row = blockIdx.x;
-	int i = (int)(row % t);
-	int bb = (int)(row / ((long long)t * nh));
-	int n = visible(sep[bb], i, t);
+	int n = row_visible(sep, nh, t, row);
 	float* x = att + row * t;
 	ROW_RANGE(j0, j1, t)
 	int jv = j1 < n ? j1 : n;
@@ -78,26 +109,13 @@ extern "C" __global__ void __launch_bounds__(1024) attn_softmax_forward(float* a
 	const float* p = x;
 	if (dropout) {
 		float* y = attd + row * t;
-		if (j0 < jv) {
-			u128 st = pcg_jump(pcg_start(seed, stream, (u64)row), jump + 4 * threadIdx.x);
-			for (int j = j0; j < jv; j++) {
-				if (j > j0) {
-					st = pcg_step(st);
-				}
-				y[j] = pcg_keep(pcg_output(st), thr) ? x[j] * dscale : 0.0f;
-			}
-		}
+		dropout_keys(y, x, j0, jv, thr, dscale, seed, stream, row, jump);
 		for (int j = jv > j0 ? jv : j0; j < j1; j++) {
 			y[j] = 0.0f;
 		}
 		p = y;
 	}
-	if (pmat != 0) {
-		bf16* q = pmat + row * t;
-		for (int j = j0; j < j1; j++) {
-			q[j] = float_to_bf16(p[j]);
-		}
-	}
+	store_bf16_keys(pmat == 0 ? 0 : pmat + row * t, p, j0, j1);
 }
 
 // attn_softmax_backward: ds holds the gradient of the (dropped-out)
@@ -108,21 +126,13 @@ extern "C" __global__ void __launch_bounds__(1024) attn_softmax_backward(float* 
 	int dropout, u32 thr, float dscale, u64 seed, u64 stream, const u64* jump) {
 	__shared__ float sh[1024];
 	long long row = blockIdx.x;
-	int i = (int)(row % t);
-	int bb = (int)(row / ((long long)t * nh));
-	int n = visible(sep[bb], i, t);
+	int n = row_visible(sep, nh, t, row);
 	float* d = ds + row * t;
 	const float* a = att + row * t;
 	ROW_RANGE(j0, j1, t)
 	int jv = j1 < n ? j1 : n;
-	if (dropout && j0 < jv) {
-		u128 st = pcg_jump(pcg_start(seed, stream, (u64)row), jump + 4 * threadIdx.x);
-		for (int j = j0; j < jv; j++) {
-			if (j > j0) {
-				st = pcg_step(st);
-			}
-			d[j] = pcg_keep(pcg_output(st), thr) ? d[j] * dscale : 0.0f;
-		}
+	if (dropout) {
+		dropout_keys(d, d, j0, jv, thr, dscale, seed, stream, row, jump);
 	}
 	float dot = 0.0f;
 	for (int j = j0; j < jv; j++) {
@@ -132,10 +142,5 @@ extern "C" __global__ void __launch_bounds__(1024) attn_softmax_backward(float* 
 	for (int j = j0; j < j1; j++) {
 		d[j] = j < n ? a[j] * (d[j] - dot) : 0.0f;
 	}
-	if (dsmat != 0) {
-		bf16* q = dsmat + row * t;
-		for (int j = j0; j < j1; j++) {
-			q[j] = float_to_bf16(d[j]);
-		}
-	}
+	store_bf16_keys(dsmat == 0 ? 0 : dsmat + row * t, d, j0, j1);
 }

@@ -126,16 +126,13 @@ extern "C" __global__ void bias_rows(float* out, const float* bias, int n, int o
 // (ceil(C/blockDim), chunks) → partials (chunks,C). colsum_add then adds the
 // chunks in order, so the result is deterministic.
 extern "C" __global__ void colsum_partial(float* partials, const float* x, int n, int c, int rows_per_chunk) {
-	int j = blockIdx.x * blockDim.x + threadIdx.x;
-	int ch = blockIdx.y;
+	COLUMN_CHUNK(j, r0, r1, n, rows_per_chunk)
 	if (j < c) {
-		int r0 = ch * rows_per_chunk;
-		int r1 = r0 + rows_per_chunk < n ? r0 + rows_per_chunk : n;
 		float s = 0.0f;
 		for (int i = r0; i < r1; i++) {
 			s += x[(long long)i * c + j];
 		}
-		partials[(long long)ch * c + j] = s;
+		partials[(long long)blockIdx.y * c + j] = s;
 	}
 }
 

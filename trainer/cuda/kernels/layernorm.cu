@@ -12,14 +12,14 @@ extern "C" __global__ void __launch_bounds__(1024) layernorm_forward(float* out,
 	for (int j = threadIdx.x; j < c; j += blockDim.x) {
 		s += (double)x[j];
 	}
-	s = block_sum_d(s, shd);
+	s = block_sum(s, shd);
 	double m = s / c;
 	double ss = 0.0;
 	for (int j = threadIdx.x; j < c; j += blockDim.x) {
 		double d = (double)x[j] - m;
 		ss += d * d;
 	}
-	ss = block_sum_d(ss, shd);
+	ss = block_sum(ss, shd);
 	float mf = (float)m;
 	float rf = (float)(1.0 / sqrt(ss / c + 1e-5));
 	float* o = out + row * c;
@@ -62,11 +62,8 @@ extern "C" __global__ void __launch_bounds__(1024) layernorm_backward_input(floa
 // grid (ceil(C/blockDim), chunks) → pw, pb (chunks,C); colsum_add finishes.
 extern "C" __global__ void layernorm_backward_params_partial(float* pw, float* pb, const float* dout, const float* inp,
 	const float* mean, const float* rstd, int n, int c, int rows_per_chunk) {
-	int j = blockIdx.x * blockDim.x + threadIdx.x;
-	int ch = blockIdx.y;
+	COLUMN_CHUNK(j, r0, r1, n, rows_per_chunk)
 	if (j < c) {
-		int r0 = ch * rows_per_chunk;
-		int r1 = r0 + rows_per_chunk < n ? r0 + rows_per_chunk : n;
 		float sw = 0.0f;
 		float sb = 0.0f;
 		for (int i = r0; i < r1; i++) {
@@ -74,7 +71,7 @@ extern "C" __global__ void layernorm_backward_params_partial(float* pw, float* p
 			sw += (inp[(long long)i * c + j] - mean[i]) * rstd[i] * g;
 			sb += g;
 		}
-		pw[(long long)ch * c + j] = sw;
-		pb[(long long)ch * c + j] = sb;
+		pw[(long long)blockIdx.y * c + j] = sw;
+		pb[(long long)blockIdx.y * c + j] = sb;
 	}
 }

@@ -21,7 +21,7 @@ extern "C" __global__ void __launch_bounds__(1024) crossentropy_forward(float* l
 	for (int j = threadIdx.x; j < v; j += blockDim.x) {
 		s += (double)expf(x[j] - mx);
 	}
-	s = block_sum_d(s, shd);
+	s = block_sum(s, shd);
 	if (threadIdx.x == 0) {
 		losses[row] = (float)((double)mx + log(s) - (double)target);
 	}
@@ -59,7 +59,7 @@ extern "C" __global__ void sumsq_partial(double* partials, const float* x, long 
 		double v = (double)x[i];
 		s += v * v;
 	}
-	s = block_sum_d(s, shd);
+	s = block_sum(s, shd);
 	if (threadIdx.x == 0) {
 		partials[blockIdx.x] = s;
 	}

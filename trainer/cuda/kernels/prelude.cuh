@@ -23,6 +23,14 @@ typedef unsigned short bf16; // the raw bits of a bfloat16
 #define GRID_STRIDE(i, n) \
 	for (long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x; i < (n); i += (long long)gridDim.x * blockDim.x)
 
+// COLUMN_CHUNK declares, for a grid (ceil(C/blockDim), chunks) that sums
+// columns over chunks of `rows` rows, the thread's column j and its chunk's
+// rows [r0, r1) of n; the chunk is blockIdx.y.
+#define COLUMN_CHUNK(j, r0, r1, n, rows)                  \
+	int j = blockIdx.x * blockDim.x + threadIdx.x;         \
+	int r0 = blockIdx.y * (rows);                          \
+	int r1 = r0 + (rows) < (n) ? r0 + (rows) : (n);
+
 // ----------------------------------------------------------------------------
 // bfloat16
 
@@ -64,50 +72,36 @@ __device__ __forceinline__ int visible(int sep, int i, int t) {
 // of two up to 1024 and sh has blockDim.x elements. Every thread of the
 // block must call them.
 
-__device__ float block_sum(float v, float* sh) {
+template <typename T, typename Op>
+__device__ T block_reduce(T v, T* sh, Op op) {
 	int tid = threadIdx.x;
 	sh[tid] = v;
 	__syncthreads();
 	for (int s = blockDim.x / 2; s > 0; s >>= 1) {
 		if (tid < s) {
-			sh[tid] += sh[tid + s];
+			sh[tid] = op(sh[tid], sh[tid + s]);
 		}
 		__syncthreads();
 	}
-	float r = sh[0];
+	T r = sh[0];
 	__syncthreads();
 	return r;
 }
 
-__device__ double block_sum_d(double v, double* sh) {
-	int tid = threadIdx.x;
-	sh[tid] = v;
-	__syncthreads();
-	for (int s = blockDim.x / 2; s > 0; s >>= 1) {
-		if (tid < s) {
-			sh[tid] += sh[tid + s];
-		}
-		__syncthreads();
-	}
-	double r = sh[0];
-	__syncthreads();
-	return r;
-}
+struct add_op {
+	template <typename T>
+	__device__ T operator()(T a, T b) const { return a + b; }
+};
 
-__device__ float block_max(float v, float* sh) {
-	int tid = threadIdx.x;
-	sh[tid] = v;
-	__syncthreads();
-	for (int s = blockDim.x / 2; s > 0; s >>= 1) {
-		if (tid < s) {
-			sh[tid] = fmaxf(sh[tid], sh[tid + s]);
-		}
-		__syncthreads();
-	}
-	float r = sh[0];
-	__syncthreads();
-	return r;
-}
+struct max_op {
+	__device__ float operator()(float a, float b) const { return fmaxf(a, b); }
+};
+
+// block_sum adds in float or in double, as v is.
+template <typename T>
+__device__ T block_sum(T v, T* sh) { return block_reduce(v, sh, add_op()); }
+
+__device__ float block_max(float v, float* sh) { return block_reduce(v, sh, max_op()); }
 
 // ----------------------------------------------------------------------------
 // dropout RNG: Go's math/rand/v2 PCG (128-bit LCG, DXSM output), so that
