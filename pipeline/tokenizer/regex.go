@@ -436,23 +436,13 @@ func (p *reParser) parseGroup(f *reFlags, depth int) (*reNode, error) {
 // of the enclosing group.
 func (p *reParser) groupKind(f, inner *reFlags) (wrap func(*reNode) *reNode, none bool, err error) {
 	rest := p.src[p.pos+1:]
+	if kind, n := lookAroundPrefix(rest); n > 0 {
+		p.pos += 1 + n
+		return lookWrap(kind), false, nil
+	}
 	switch {
 	case strings.HasPrefix(rest, ":"):
 		p.pos += 2
-	case strings.HasPrefix(rest, "="), strings.HasPrefix(rest, "!"):
-		kind := lookAhead
-		if rest[0] == '!' {
-			kind = lookNotAhead
-		}
-		p.pos += 2
-		wrap = lookWrap(kind)
-	case strings.HasPrefix(rest, "<="), strings.HasPrefix(rest, "<!"):
-		kind := lookBehind
-		if rest[1] == '!' {
-			kind = lookNotBehind
-		}
-		p.pos += 3
-		wrap = lookWrap(kind)
 	case strings.HasPrefix(rest, ">"):
 		p.pos += 2
 		wrap = func(n *reNode) *reNode { return &reNode{kind: nAtomic, subs: []*reNode{n}} }
@@ -475,6 +465,20 @@ func (p *reParser) groupKind(f, inner *reFlags) (wrap func(*reNode) *reNode, non
 		return nil, none, err
 	}
 	return wrap, false, nil
+}
+
+// lookAroundPrefix reads a look-around group's opening after "(?": its
+// kind and length, or n 0 when rest opens no look-around.
+func lookAroundPrefix(rest string) (kind, n int) {
+	for _, l := range [...]struct {
+		prefix string
+		kind   int
+	}{{"=", lookAhead}, {"!", lookNotAhead}, {"<=", lookBehind}, {"<!", lookNotBehind}} {
+		if strings.HasPrefix(rest, l.prefix) {
+			return l.kind, len(l.prefix)
+		}
+	}
+	return 0, 0
 }
 
 // lookWrap returns the maker of a look-around node of kind.

@@ -324,70 +324,82 @@ func parsePiece(data []byte, i int) (spPiece, error) {
 	return p, err
 }
 
+// protoField is one scalar field of a message: its number, its name in
+// sentencepiece_model.proto, and where its value goes (a *int32, *bool,
+// *float32, *string or *[]byte, as pbReader.set takes).
+type protoField struct {
+	num  int32
+	name string
+	dst  any
+}
+
+// fields lists the TrainerSpec fields glmkit reads.
+func (t *spTrainerSpec) fields() []protoField {
+	return []protoField{
+		{3, "model_type", &t.modelType},
+		{4, "vocab_size", &t.vocabSize},
+		{35, "byte_fallback", &t.byteFallback},
+		{24, "treat_whitespace_as_suffix", &t.treatWhitespaceAsSuffix},
+		{22, "split_by_whitespace", &t.splitByWhitespace},
+		{21, "split_by_unicode_script", &t.splitByUnicodeScript},
+		{23, "split_by_number", &t.splitByNumber},
+		{25, "split_digits", &t.splitDigits},
+		{40, "unk_id", &t.unkID},
+		{41, "bos_id", &t.bosID},
+		{42, "eos_id", &t.eosID},
+		{43, "pad_id", &t.padID},
+		{44, "unk_surface", &t.unkSurface},
+		{45, "unk_piece", &t.unkPiece},
+		{46, "bos_piece", &t.bosPiece},
+		{47, "eos_piece", &t.eosPiece},
+		{48, "pad_piece", &t.padPiece},
+	}
+}
+
+// fields lists the NormalizerSpec fields glmkit reads as they are
+// (normalization_rule_tsv, read only for whether it is set, is not one).
+func (n *spNormalizerSpec) fields() []protoField {
+	return []protoField{
+		{1, "name", &n.name},
+		{2, "precompiled_charsmap", &n.precompiledCharsmap},
+		{3, "add_dummy_prefix", &n.addDummyPrefix},
+		{4, "remove_extra_whitespaces", &n.removeExtraWhitespaces},
+		{5, "escape_whitespaces", &n.escapeWhitespaces},
+	}
+}
+
+// setKnown stores f in the field of fields with its number, if any, and
+// reports whether there was one.
+func (r *pbReader) setKnown(f pbField, fields []protoField) (bool, error) {
+	for _, k := range fields {
+		if k.num == f.num {
+			return true, r.set(f, k.name, k.dst)
+		}
+	}
+	return false, nil
+}
+
 func parseTrainerSpec(data []byte, t *spTrainerSpec) error {
 	r := pbReader{b: data, path: "trainer_spec"}
+	fields := t.fields()
 	return r.each(func(f pbField) error {
-		switch f.num {
-		case 3:
-			return r.set(f, "model_type", &t.modelType)
-		case 4:
-			return r.set(f, "vocab_size", &t.vocabSize)
-		case 35:
-			return r.set(f, "byte_fallback", &t.byteFallback)
-		case 24:
-			return r.set(f, "treat_whitespace_as_suffix", &t.treatWhitespaceAsSuffix)
-		case 22:
-			return r.set(f, "split_by_whitespace", &t.splitByWhitespace)
-		case 21:
-			return r.set(f, "split_by_unicode_script", &t.splitByUnicodeScript)
-		case 23:
-			return r.set(f, "split_by_number", &t.splitByNumber)
-		case 25:
-			return r.set(f, "split_digits", &t.splitDigits)
-		case 40:
-			return r.set(f, "unk_id", &t.unkID)
-		case 41:
-			return r.set(f, "bos_id", &t.bosID)
-		case 42:
-			return r.set(f, "eos_id", &t.eosID)
-		case 43:
-			return r.set(f, "pad_id", &t.padID)
-		case 44:
-			return r.set(f, "unk_surface", &t.unkSurface)
-		case 45:
-			return r.set(f, "unk_piece", &t.unkPiece)
-		case 46:
-			return r.set(f, "bos_piece", &t.bosPiece)
-		case 47:
-			return r.set(f, "eos_piece", &t.eosPiece)
-		case 48:
-			return r.set(f, "pad_piece", &t.padPiece)
-		}
-		return nil
+		_, err := r.setKnown(f, fields)
+		return err
 	})
 }
 
 func parseNormalizerSpec(data []byte, path string, n *spNormalizerSpec) error {
 	r := pbReader{b: data, path: path}
+	fields := n.fields()
 	return r.each(func(f pbField) error {
-		switch f.num {
-		case 1:
-			return r.set(f, "name", &n.name)
-		case 2:
-			return r.set(f, "precompiled_charsmap", &n.precompiledCharsmap)
-		case 3:
-			return r.set(f, "add_dummy_prefix", &n.addDummyPrefix)
-		case 4:
-			return r.set(f, "remove_extra_whitespaces", &n.removeExtraWhitespaces)
-		case 5:
-			return r.set(f, "escape_whitespaces", &n.escapeWhitespaces)
-		case 6:
-			var tsv []byte
-			if err := r.set(f, "normalization_rule_tsv", &tsv); err != nil {
-				return err
-			}
-			n.hasRuleTSV = len(tsv) > 0
+		if known, err := r.setKnown(f, fields); known || f.num != 6 {
+			return err
 		}
+		var tsv []byte
+		if err := r.set(f, "normalization_rule_tsv", &tsv); err != nil {
+			return err
+		}
+		n.hasRuleTSV = len(tsv) > 0
 		return nil
 	})
 }

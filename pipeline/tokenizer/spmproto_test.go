@@ -38,6 +38,30 @@ func (w *pbWriter) fixed32(num int, v uint32) {
 	w.b = binary.LittleEndian.AppendUint32(w.b, v)
 }
 
+// fields writes each of fields that holds a value: all but an empty
+// []byte.
+func (w *pbWriter) fields(fields []protoField) {
+	for _, f := range fields {
+		num := int(f.num)
+		switch v := f.dst.(type) {
+		case *int32:
+			w.int32(num, *v)
+		case *bool:
+			w.bool(num, *v)
+		case *float32:
+			w.fixed32(num, math.Float32bits(*v))
+		case *string:
+			w.bytes(num, []byte(*v))
+		case *[]byte:
+			if len(*v) > 0 {
+				w.bytes(num, *v)
+			}
+		default:
+			panic(fmt.Sprintf("pbWriter.fields: %T", f.dst))
+		}
+	}
+}
+
 // encodeModelProto serializes every field parseModelProto reads.
 func encodeModelProto(m *modelProto) []byte {
 	var w pbWriter
@@ -48,35 +72,12 @@ func encodeModelProto(m *modelProto) []byte {
 		pw.int32(3, p.typ)
 		w.bytes(1, pw.b)
 	}
-	t := &m.trainer
 	var tw pbWriter
-	tw.int32(3, t.modelType)
-	tw.int32(4, t.vocabSize)
-	tw.bool(35, t.byteFallback)
-	tw.bool(24, t.treatWhitespaceAsSuffix)
-	tw.bool(22, t.splitByWhitespace)
-	tw.bool(21, t.splitByUnicodeScript)
-	tw.bool(23, t.splitByNumber)
-	tw.bool(25, t.splitDigits)
-	tw.int32(40, t.unkID)
-	tw.int32(41, t.bosID)
-	tw.int32(42, t.eosID)
-	tw.int32(43, t.padID)
-	tw.bytes(44, []byte(t.unkSurface))
-	tw.bytes(45, []byte(t.unkPiece))
-	tw.bytes(46, []byte(t.bosPiece))
-	tw.bytes(47, []byte(t.eosPiece))
-	tw.bytes(48, []byte(t.padPiece))
+	tw.fields(m.trainer.fields())
 	w.bytes(2, tw.b)
 	norm := func(n *spNormalizerSpec) []byte {
 		var nw pbWriter
-		nw.bytes(1, []byte(n.name))
-		if len(n.precompiledCharsmap) > 0 {
-			nw.bytes(2, n.precompiledCharsmap)
-		}
-		nw.bool(3, n.addDummyPrefix)
-		nw.bool(4, n.removeExtraWhitespaces)
-		nw.bool(5, n.escapeWhitespaces)
+		nw.fields(n.fields())
 		return nw.b
 	}
 	if m.hasNormalizer {
