@@ -201,6 +201,9 @@ static bool in_range(uintptr_t p, size_t bytes) {
 	return p >= it->first && p + bytes <= it->first + it->second.size;
 }
 
+// hx is a pointer as the log prints it (%llx).
+static unsigned long long hx(const void* p) { return (unsigned long long)(uintptr_t)p; }
+
 #define CHECK_FAIL(name)                     \
 	do {                                     \
 		int code_ = injected(name);          \
@@ -209,32 +212,36 @@ static bool in_range(uintptr_t p, size_t bytes) {
 		}                                    \
 	} while (0)
 
+// CALLED logs the call, as the function's name and then fmt (its arguments
+// and result), and returns the failure fake_fail planted for it, if any.
+#define CALLED(fmt, ...)                                \
+	do {                                                \
+		logf("%s" fmt, __func__, ##__VA_ARGS__);        \
+		CHECK_FAIL(__func__);                           \
+	} while (0)
+
 // ---------------------------------------------------------------------------
 // driver API: init, devices, contexts
 
 EXPORT CUresult cuInit(unsigned int flags) {
-	logf("cuInit(flags=%u)", flags);
-	CHECK_FAIL("cuInit");
+	CALLED("(flags=%u)", flags);
 	return g_devices > 0 ? 0 : 100; // CUDA_ERROR_NO_DEVICE
 }
 
 EXPORT CUresult cuDriverGetVersion(int* v) {
 	*v = g_driverVersion;
-	logf("cuDriverGetVersion() -> %d", g_driverVersion);
-	CHECK_FAIL("cuDriverGetVersion");
+	CALLED("() -> %d", g_driverVersion);
 	return 0;
 }
 
 EXPORT CUresult cuDeviceGetCount(int* n) {
 	*n = g_devices;
-	logf("cuDeviceGetCount() -> %d", g_devices);
-	CHECK_FAIL("cuDeviceGetCount");
+	CALLED("() -> %d", g_devices);
 	return 0;
 }
 
 EXPORT CUresult cuDeviceGet(int* dev, int ordinal) {
-	logf("cuDeviceGet(ordinal=%d)", ordinal);
-	CHECK_FAIL("cuDeviceGet");
+	CALLED("(ordinal=%d)", ordinal);
 	if (ordinal < 0 || ordinal >= g_devices) {
 		return 101; // CUDA_ERROR_INVALID_DEVICE
 	}
@@ -243,8 +250,7 @@ EXPORT CUresult cuDeviceGet(int* dev, int ordinal) {
 }
 
 EXPORT CUresult cuDeviceGetName(char* name, int len, int dev) {
-	logf("cuDeviceGetName(len=%d, dev=%d)", len, dev);
-	CHECK_FAIL("cuDeviceGetName");
+	CALLED("(len=%d, dev=%d)", len, dev);
 	snprintf(name, len, "GLMKIT Fake GPU %d", dev);
 	return 0;
 }
@@ -257,21 +263,18 @@ EXPORT CUresult cuDeviceGetAttribute(int* v, int attr, int dev) {
 	case 76: *v = 0; break;
 	default: *v = attr * 1000 + dev;
 	}
-	logf("cuDeviceGetAttribute(attr=%d, dev=%d) -> %d", attr, dev, *v);
-	CHECK_FAIL("cuDeviceGetAttribute");
+	CALLED("(attr=%d, dev=%d) -> %d", attr, dev, *v);
 	return 0;
 }
 
 EXPORT CUresult cuDeviceTotalMem_v2(size_t* bytes, int dev) {
 	*bytes = (size_t)80 << 30;
-	logf("cuDeviceTotalMem_v2(dev=%d)", dev);
-	CHECK_FAIL("cuDeviceTotalMem_v2");
+	CALLED("(dev=%d)", dev);
 	return 0;
 }
 
 EXPORT CUresult cuDevicePrimaryCtxRetain(void** ctx, int dev) {
-	logf("cuDevicePrimaryCtxRetain(dev=%d)", dev);
-	CHECK_FAIL("cuDevicePrimaryCtxRetain");
+	CALLED("(dev=%d)", dev);
 	*ctx = (void*)(uintptr_t)(0xC0DE00 + dev); // the same handle for every context, as a driver may reuse one
 	if (g_ctxRefs++ == 0) {
 		g_ctxGeneration++; // a new primary context
@@ -280,8 +283,7 @@ EXPORT CUresult cuDevicePrimaryCtxRetain(void** ctx, int dev) {
 }
 
 EXPORT CUresult cuDevicePrimaryCtxRelease_v2(int dev) {
-	logf("cuDevicePrimaryCtxRelease_v2(dev=%d)", dev);
-	CHECK_FAIL("cuDevicePrimaryCtxRelease_v2");
+	CALLED("(dev=%d)", dev);
 	if (g_ctxRefs <= 0) {
 		errorf("cuDevicePrimaryCtxRelease_v2 without a reference");
 		return 201; // CUDA_ERROR_INVALID_CONTEXT
@@ -291,8 +293,7 @@ EXPORT CUresult cuDevicePrimaryCtxRelease_v2(int dev) {
 }
 
 EXPORT CUresult cuCtxSetCurrent(void* ctx) {
-	logf("cuCtxSetCurrent(ctx=0x%llx)", (unsigned long long)(uintptr_t)ctx);
-	CHECK_FAIL("cuCtxSetCurrent");
+	CALLED("(ctx=0x%llx)", hx(ctx));
 	return 0;
 }
 
@@ -306,14 +307,12 @@ EXPORT CUresult cuMemGetInfo_v2(size_t* free, size_t* total) {
 	}
 	*total = (size_t)80 << 30;
 	*free = *total - used;
-	logf("cuMemGetInfo_v2()");
-	CHECK_FAIL("cuMemGetInfo_v2");
+	CALLED("()");
 	return 0;
 }
 
 EXPORT CUresult cuMemAlloc_v2(CUdeviceptr* p, size_t bytes) {
-	logf("cuMemAlloc_v2(bytes=%zu)", bytes);
-	CHECK_FAIL("cuMemAlloc_v2");
+	CALLED("(bytes=%zu)", bytes);
 	if (bytes == 0) {
 		return 1; // CUDA_ERROR_INVALID_VALUE
 	}
@@ -331,8 +330,7 @@ EXPORT CUresult cuMemAlloc_v2(CUdeviceptr* p, size_t bytes) {
 }
 
 EXPORT CUresult cuMemFree_v2(CUdeviceptr p) {
-	logf("cuMemFree_v2(p=0x%llx)", p);
-	CHECK_FAIL("cuMemFree_v2");
+	CALLED("(p=0x%llx)", p);
 	auto it = g_allocs.find((uintptr_t)p);
 	if (it == g_allocs.end()) {
 		errorf("cuMemFree_v2 of 0x%llx, which is not an allocation", p);
@@ -347,16 +345,14 @@ EXPORT CUresult cuMemFree_v2(CUdeviceptr p) {
 }
 
 EXPORT CUresult cuMemHostAlloc(void** p, size_t bytes, unsigned int flags) {
-	logf("cuMemHostAlloc(bytes=%zu, flags=%u)", bytes, flags);
-	CHECK_FAIL("cuMemHostAlloc");
+	CALLED("(bytes=%zu, flags=%u)", bytes, flags);
 	*p = malloc(bytes);
 	g_hostAllocs++;
 	return 0;
 }
 
 EXPORT CUresult cuMemFreeHost(void* p) {
-	logf("cuMemFreeHost(p=0x%llx)", (unsigned long long)(uintptr_t)p);
-	CHECK_FAIL("cuMemFreeHost");
+	CALLED("(p=0x%llx)", hx(p));
 	free(p);
 	g_hostAllocs--;
 	return 0;
@@ -368,9 +364,7 @@ static CUresult bad_range(const char* fn, const char* what, uintptr_t p, size_t 
 }
 
 EXPORT CUresult cuMemcpyHtoDAsync_v2(CUdeviceptr dst, const void* src, size_t n, void* stream) {
-	logf("cuMemcpyHtoDAsync_v2(dst=0x%llx, src=0x%llx, bytes=%zu, stream=0x%llx)", dst,
-		(unsigned long long)(uintptr_t)src, n, (unsigned long long)(uintptr_t)stream);
-	CHECK_FAIL("cuMemcpyHtoDAsync_v2");
+	CALLED("(dst=0x%llx, src=0x%llx, bytes=%zu, stream=0x%llx)", dst, hx(src), n, hx(stream));
 	if (!in_range(dst, n)) {
 		return bad_range("cuMemcpyHtoDAsync_v2", "dst", dst, n);
 	}
@@ -379,9 +373,7 @@ EXPORT CUresult cuMemcpyHtoDAsync_v2(CUdeviceptr dst, const void* src, size_t n,
 }
 
 EXPORT CUresult cuMemcpyDtoHAsync_v2(void* dst, CUdeviceptr src, size_t n, void* stream) {
-	logf("cuMemcpyDtoHAsync_v2(dst=0x%llx, src=0x%llx, bytes=%zu, stream=0x%llx)", (unsigned long long)(uintptr_t)dst,
-		src, n, (unsigned long long)(uintptr_t)stream);
-	CHECK_FAIL("cuMemcpyDtoHAsync_v2");
+	CALLED("(dst=0x%llx, src=0x%llx, bytes=%zu, stream=0x%llx)", hx(dst), src, n, hx(stream));
 	if (!in_range(src, n)) {
 		return bad_range("cuMemcpyDtoHAsync_v2", "src", src, n);
 	}
@@ -390,9 +382,7 @@ EXPORT CUresult cuMemcpyDtoHAsync_v2(void* dst, CUdeviceptr src, size_t n, void*
 }
 
 EXPORT CUresult cuMemcpyDtoDAsync_v2(CUdeviceptr dst, CUdeviceptr src, size_t n, void* stream) {
-	logf("cuMemcpyDtoDAsync_v2(dst=0x%llx, src=0x%llx, bytes=%zu, stream=0x%llx)", dst, src, n,
-		(unsigned long long)(uintptr_t)stream);
-	CHECK_FAIL("cuMemcpyDtoDAsync_v2");
+	CALLED("(dst=0x%llx, src=0x%llx, bytes=%zu, stream=0x%llx)", dst, src, n, hx(stream));
 	if (!in_range(dst, n)) {
 		return bad_range("cuMemcpyDtoDAsync_v2", "dst", dst, n);
 	}
@@ -404,8 +394,7 @@ EXPORT CUresult cuMemcpyDtoDAsync_v2(CUdeviceptr dst, CUdeviceptr src, size_t n,
 }
 
 EXPORT CUresult cuMemsetD32Async(CUdeviceptr dst, unsigned int v, size_t n, void* stream) {
-	logf("cuMemsetD32Async(dst=0x%llx, value=%u, n=%zu, stream=0x%llx)", dst, v, n, (unsigned long long)(uintptr_t)stream);
-	CHECK_FAIL("cuMemsetD32Async");
+	CALLED("(dst=0x%llx, value=%u, n=%zu, stream=0x%llx)", dst, v, n, hx(stream));
 	if (!in_range(dst, 4 * n)) {
 		return bad_range("cuMemsetD32Async", "dst", dst, 4 * n);
 	}
@@ -421,58 +410,51 @@ EXPORT CUresult cuMemsetD32Async(CUdeviceptr dst, unsigned int v, size_t n, void
 
 static uintptr_t g_nextHandle = 0x5000;
 
-EXPORT CUresult cuStreamCreate(void** s, unsigned int flags) {
-	*s = (void*)(g_nextHandle += 0x10);
-	logf("cuStreamCreate(flags=%u) -> 0x%llx", flags, (unsigned long long)(uintptr_t)*s);
-	CHECK_FAIL("cuStreamCreate");
-	g_streams++;
+// create_handle and destroy_handle are the life of a stream, an event or a
+// cuBLAS handle: a fresh opaque number, counted in *live (fake_live) once
+// the call succeeds. flags < 0: the function takes none.
+static int create_handle(const char* fn, void** h, long flags, int* live) {
+	*h = (void*)(g_nextHandle += 0x10);
+	if (flags < 0) {
+		logf("%s() -> 0x%llx", fn, hx(*h));
+	} else {
+		logf("%s(flags=%ld) -> 0x%llx", fn, flags, hx(*h));
+	}
+	CHECK_FAIL(fn);
+	(*live)++;
 	return 0;
 }
 
-EXPORT CUresult cuStreamDestroy_v2(void* s) {
-	logf("cuStreamDestroy_v2(stream=0x%llx)", (unsigned long long)(uintptr_t)s);
-	CHECK_FAIL("cuStreamDestroy_v2");
-	g_streams--;
+static int destroy_handle(const char* fn, const char* what, void* h, int* live) {
+	logf("%s(%s=0x%llx)", fn, what, hx(h));
+	CHECK_FAIL(fn);
+	(*live)--;
 	return 0;
 }
+
+EXPORT CUresult cuStreamCreate(void** s, unsigned int flags) { return create_handle(__func__, s, flags, &g_streams); }
+EXPORT CUresult cuStreamDestroy_v2(void* s) { return destroy_handle(__func__, "stream", s, &g_streams); }
 
 EXPORT CUresult cuStreamSynchronize(void* s) {
-	logf("cuStreamSynchronize(stream=0x%llx)", (unsigned long long)(uintptr_t)s);
-	CHECK_FAIL("cuStreamSynchronize");
+	CALLED("(stream=0x%llx)", hx(s));
 	return 0;
 }
 
 EXPORT CUresult cuStreamWaitEvent(void* s, void* e, unsigned int flags) {
-	logf("cuStreamWaitEvent(stream=0x%llx, event=0x%llx, flags=%u)", (unsigned long long)(uintptr_t)s,
-		(unsigned long long)(uintptr_t)e, flags);
-	CHECK_FAIL("cuStreamWaitEvent");
+	CALLED("(stream=0x%llx, event=0x%llx, flags=%u)", hx(s), hx(e), flags);
 	return 0;
 }
 
-EXPORT CUresult cuEventCreate(void** e, unsigned int flags) {
-	*e = (void*)(g_nextHandle += 0x10);
-	logf("cuEventCreate(flags=%u) -> 0x%llx", flags, (unsigned long long)(uintptr_t)*e);
-	CHECK_FAIL("cuEventCreate");
-	g_events++;
-	return 0;
-}
-
-EXPORT CUresult cuEventDestroy_v2(void* e) {
-	logf("cuEventDestroy_v2(event=0x%llx)", (unsigned long long)(uintptr_t)e);
-	CHECK_FAIL("cuEventDestroy_v2");
-	g_events--;
-	return 0;
-}
+EXPORT CUresult cuEventCreate(void** e, unsigned int flags) { return create_handle(__func__, e, flags, &g_events); }
+EXPORT CUresult cuEventDestroy_v2(void* e) { return destroy_handle(__func__, "event", e, &g_events); }
 
 EXPORT CUresult cuEventRecord(void* e, void* s) {
-	logf("cuEventRecord(event=0x%llx, stream=0x%llx)", (unsigned long long)(uintptr_t)e, (unsigned long long)(uintptr_t)s);
-	CHECK_FAIL("cuEventRecord");
+	CALLED("(event=0x%llx, stream=0x%llx)", hx(e), hx(s));
 	return 0;
 }
 
 EXPORT CUresult cuEventSynchronize(void* e) {
-	logf("cuEventSynchronize(event=0x%llx)", (unsigned long long)(uintptr_t)e);
-	CHECK_FAIL("cuEventSynchronize");
+	CALLED("(event=0x%llx)", hx(e));
 	return 0;
 }
 
@@ -556,23 +538,20 @@ EXPORT CUresult cuModuleLoadData(void** m, const void* image) {
 			head[i] = 0;
 		}
 	}
-	logf("cuModuleLoadData(image=\"%s\")", head);
-	CHECK_FAIL("cuModuleLoadData");
+	CALLED("(image=\"%s\")", head);
 	*m = (void*)(g_nextHandle += 0x10);
 	g_modules++;
 	return 0;
 }
 
 EXPORT CUresult cuModuleUnload(void* m) {
-	logf("cuModuleUnload(module=0x%llx)", (unsigned long long)(uintptr_t)m);
-	CHECK_FAIL("cuModuleUnload");
+	CALLED("(module=0x%llx)", hx(m));
 	g_modules--;
 	return 0;
 }
 
 EXPORT CUresult cuModuleGetFunction(void** f, void* m, const char* name) {
-	logf("cuModuleGetFunction(module=0x%llx, name=\"%s\")", (unsigned long long)(uintptr_t)m, name);
-	CHECK_FAIL("cuModuleGetFunction");
+	CALLED("(module=0x%llx, name=\"%s\")", hx(m), name);
 	if (strcmp(name, g_probe.name) == 0) {
 		*f = (void*)&g_probe;
 		return 0;
@@ -600,8 +579,7 @@ static CUresult fake_func_get_param_info(void* f, size_t index, size_t* offset, 
 }
 
 EXPORT CUresult cuGetProcAddress_v2(const char* sym, void** pfn, int version, unsigned long long flags, int* status) {
-	logf("cuGetProcAddress_v2(symbol=\"%s\", version=%d, flags=%llu)", sym, version, flags);
-	CHECK_FAIL("cuGetProcAddress_v2");
+	CALLED("(symbol=\"%s\", version=%d, flags=%llu)", sym, version, flags);
 	if (strcmp(sym, "cuFuncGetParamInfo") == 0) {
 		*pfn = (void*)&fake_func_get_param_info;
 		if (status) {
@@ -735,10 +713,9 @@ EXPORT CUresult cuLaunchKernel(void* f, unsigned int gx, unsigned int gy, unsign
 		snprintf(b, sizeof b, "%02x", ((const unsigned char*)buf)[i]);
 		hex += b;
 	}
-	logf("cuLaunchKernel(func=%s, grid=%ux%ux%u, block=%ux%ux%u, shared=%u, stream=0x%llx, params=%s, extra=%s, size=%zu, buffer=%s)",
-		k->name, gx, gy, gz, bx, by, bz, shared, (unsigned long long)(uintptr_t)stream, params ? "set" : "null",
+	CALLED("(func=%s, grid=%ux%ux%u, block=%ux%ux%u, shared=%u, stream=0x%llx, params=%s, extra=%s, size=%zu, buffer=%s)",
+		k->name, gx, gy, gz, bx, by, bz, shared, hx(stream), params ? "set" : "null",
 		extraOK ? "ok" : "bad", size, hex.c_str());
-	CHECK_FAIL("cuLaunchKernel");
 	g_lastParams.assign((const unsigned char*)buf, (const unsigned char*)buf + (buf ? size : 0));
 	if (!extraOK || buf == NULL || params != NULL) {
 		return 1;
@@ -779,24 +756,11 @@ EXPORT CUresult cuLaunchKernel(void* f, unsigned int gx, unsigned int gy, unsign
 typedef int cublasStatus_t;
 enum { CUBLAS_OK = 0, CUBLAS_INVALID_VALUE = 7, CUBLAS_NOT_SUPPORTED = 15 };
 
-EXPORT cublasStatus_t cublasCreate_v2(void** h) {
-	*h = (void*)(g_nextHandle += 0x10);
-	logf("cublasCreate_v2() -> 0x%llx", (unsigned long long)(uintptr_t)*h);
-	CHECK_FAIL("cublasCreate_v2");
-	g_handles++;
-	return 0;
-}
-
-EXPORT cublasStatus_t cublasDestroy_v2(void* h) {
-	logf("cublasDestroy_v2(handle=0x%llx)", (unsigned long long)(uintptr_t)h);
-	CHECK_FAIL("cublasDestroy_v2");
-	g_handles--;
-	return 0;
-}
+EXPORT cublasStatus_t cublasCreate_v2(void** h) { return create_handle(__func__, h, -1, &g_handles); }
+EXPORT cublasStatus_t cublasDestroy_v2(void* h) { return destroy_handle(__func__, "handle", h, &g_handles); }
 
 EXPORT cublasStatus_t cublasSetStream_v2(void* h, void* s) {
-	logf("cublasSetStream_v2(handle=0x%llx, stream=0x%llx)", (unsigned long long)(uintptr_t)h, (unsigned long long)(uintptr_t)s);
-	CHECK_FAIL("cublasSetStream_v2");
+	CALLED("(handle=0x%llx, stream=0x%llx)", hx(h), hx(s));
 	return 0;
 }
 
@@ -806,8 +770,7 @@ EXPORT cublasStatus_t cublasGetProperty(int type, int* v) {
 		return CUBLAS_INVALID_VALUE;
 	}
 	*v = version[type];
-	logf("cublasGetProperty(type=%d) -> %d", type, *v);
-	CHECK_FAIL("cublasGetProperty");
+	CALLED("(type=%d) -> %d", type, *v);
 	return 0;
 }
 
@@ -981,8 +944,7 @@ EXPORT const char* nvrtcGetErrorString(int r) {
 
 EXPORT int nvrtcCreateProgram(void** prog, const char* src, const char* name, int numHeaders, const char* const* headers,
 	const char* const* includeNames) {
-	logf("nvrtcCreateProgram(src=%zu bytes, name=\"%s\", headers=%d)", strlen(src), name, numHeaders);
-	CHECK_FAIL("nvrtcCreateProgram");
+	CALLED("(src=%zu bytes, name=\"%s\", headers=%d)", strlen(src), name, numHeaders);
 	program* p = new program{name, "", strlen(src), false};
 	*prog = p;
 	return 0;
