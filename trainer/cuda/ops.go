@@ -14,15 +14,19 @@ type checker struct {
 	err error
 }
 
-// f returns the float view of b, which must have at least n elements.
-func (c *checker) f(name string, b trainer.Buf, n int) buf {
+// view returns the view of b as elements of kind e, which must have at
+// least n of them.
+func (c *checker) view(name string, b trainer.Buf, e elem, n int) buf {
 	if c.err != nil {
 		return buf{}
 	}
-	v, err := view(c.op, name, b, elemFloat, n)
+	v, err := view(c.op, name, b, e, n)
 	c.err = err
 	return v
 }
+
+// f returns the float view of b, which must have at least n elements.
+func (c *checker) f(name string, b trainer.Buf, n int) buf { return c.view(name, b, elemFloat, n) }
 
 // fOpt is f for a buffer that may be nil (then the view's ptr is 0).
 func (c *checker) fOpt(name string, b trainer.Buf, n int) buf {
@@ -33,14 +37,7 @@ func (c *checker) fOpt(name string, b trainer.Buf, n int) buf {
 }
 
 // i returns the int32 view of b, which must have at least n elements.
-func (c *checker) i(name string, b trainer.Buf, n int) buf {
-	if c.err != nil {
-		return buf{}
-	}
-	v, err := view(c.op, name, b, elemInt32, n)
-	c.err = err
-	return v
-}
+func (c *checker) i(name string, b trainer.Buf, n int) buf { return c.view(name, b, elemInt32, n) }
 
 // ids checks that the first n ids of an int32 view index a table of rows
 // rows (on the host copy).
@@ -71,12 +68,7 @@ func (be *Backend) EncoderForward(out, inp, pos, bpos, wte, wpe, wbpe trainer.Bu
 		ck.ids("position id", pi, n, p.n/c)
 		ck.ids("block position id", bi, n, bp.n/c)
 	}
-	if be.failed(ck.err) {
-		return
-	}
-	be.do(ck.op, func(g *gpu) error {
-		return g.launch1(kEncoderForward, int64(n)*int64(c), o.ptr(), ti.ptr(), pi.ptr(), bi.ptr(), w.ptr(), p.ptr(), bp.ptr(), n, c)
-	})
+	be.launch1(&ck, kEncoderForward, int64(n)*int64(c), o.ptr(), ti.ptr(), pi.ptr(), bi.ptr(), w.ptr(), p.ptr(), bp.ptr(), n, c)
 }
 
 // embedPiece is the most positions one thread sums in the embedding
@@ -253,6 +245,15 @@ func firstErr(fs ...func() error) error {
 	return nil
 }
 
+// launch1 queues kernel k over n threads (launch1's grid) with args, once
+// ck has found every buffer fit; else ck's error sticks.
+func (be *Backend) launch1(ck *checker, k kernel, n int64, args ...any) {
+	if be.failed(ck.err) {
+		return
+	}
+	be.do(ck.op, func(g *gpu) error { return g.launch1(k, n, args...) })
+}
+
 // ----------------------------------------------------------------------------
 // elementwise
 
@@ -261,10 +262,7 @@ func firstErr(fs ...func() error) error {
 func (be *Backend) GeluForward(out, inp trainer.Buf, n int) {
 	ck := checker{op: "gelu forward"}
 	o, x := ck.f("out", out, n), ck.f("inp", inp, n)
-	if be.failed(ck.err) {
-		return
-	}
-	be.do(ck.op, func(g *gpu) error { return g.launch1(kGeluForward, int64(n), o.ptr(), x.ptr(), int64(n)) })
+	be.launch1(&ck, kGeluForward, int64(n), o.ptr(), x.ptr(), int64(n))
 }
 
 // GeluBackward implements trainer.Backend.
@@ -272,12 +270,7 @@ func (be *Backend) GeluForward(out, inp trainer.Buf, n int) {
 func (be *Backend) GeluBackward(dinp, inp, dout trainer.Buf, n int) {
 	ck := checker{op: "gelu backward"}
 	dx, x, dy := ck.f("dinp", dinp, n), ck.f("inp", inp, n), ck.f("dout", dout, n)
-	if be.failed(ck.err) {
-		return
-	}
-	be.do(ck.op, func(g *gpu) error {
-		return g.launch1(kGeluBackward, int64(n), dx.ptr(), x.ptr(), dy.ptr(), int64(n))
-	})
+	be.launch1(&ck, kGeluBackward, int64(n), dx.ptr(), x.ptr(), dy.ptr(), int64(n))
 }
 
 // ResidualForward implements trainer.Backend.
@@ -285,12 +278,7 @@ func (be *Backend) GeluBackward(dinp, inp, dout trainer.Buf, n int) {
 func (be *Backend) ResidualForward(out, a, b trainer.Buf, n int) {
 	ck := checker{op: "residual forward"}
 	o, x, y := ck.f("out", out, n), ck.f("a", a, n), ck.f("b", b, n)
-	if be.failed(ck.err) {
-		return
-	}
-	be.do(ck.op, func(g *gpu) error {
-		return g.launch1(kResidualForward, int64(n), o.ptr(), x.ptr(), y.ptr(), int64(n))
-	})
+	be.launch1(&ck, kResidualForward, int64(n), o.ptr(), x.ptr(), y.ptr(), int64(n))
 }
 
 // Dropout implements trainer.Backend with the CPU backend's masks, bit for
@@ -334,12 +322,7 @@ func (be *Backend) GatherRows(dst, src, idx trainer.Buf, n, c int) {
 	if c > 0 {
 		ck.ids("row", ix, n, s.n/c)
 	}
-	if be.failed(ck.err) {
-		return
-	}
-	be.do(ck.op, func(g *gpu) error {
-		return g.launch1(kGatherRows, int64(n)*int64(c), d.ptr(), s.ptr(), ix.ptr(), n, c)
-	})
+	be.launch1(&ck, kGatherRows, int64(n)*int64(c), d.ptr(), s.ptr(), ix.ptr(), n, c)
 }
 
 // ScatterAddRows implements trainer.Backend. idx must not repeat.
@@ -350,12 +333,7 @@ func (be *Backend) ScatterAddRows(dst, src, idx trainer.Buf, n, c int) {
 	if c > 0 {
 		ck.ids("row", ix, n, d.n/c)
 	}
-	if be.failed(ck.err) {
-		return
-	}
-	be.do(ck.op, func(g *gpu) error {
-		return g.launch1(kScatterAddRows, int64(n)*int64(c), d.ptr(), s.ptr(), ix.ptr(), n, c)
-	})
+	be.launch1(&ck, kScatterAddRows, int64(n)*int64(c), d.ptr(), s.ptr(), ix.ptr(), n, c)
 }
 
 // ----------------------------------------------------------------------------
@@ -383,12 +361,7 @@ func (be *Backend) CrossEntropyBackward(dlogits, probs, targets trainer.Buf, n, 
 	ck := checker{op: "cross entropy backward"}
 	dl, pr, tg := ck.f("dlogits", dlogits, n*v), ck.f("probs", probs, n*v), ck.i("targets", targets, n)
 	ck.ids("target", tg, n, v)
-	if be.failed(ck.err) {
-		return
-	}
-	be.do(ck.op, func(g *gpu) error {
-		return g.launch1(kCrossEntropyBackward, int64(n)*int64(v), dl.ptr(), pr.ptr(), tg.ptr(), n, v, float32(scale))
-	})
+	be.launch1(&ck, kCrossEntropyBackward, int64(n)*int64(v), dl.ptr(), pr.ptr(), tg.ptr(), n, v, float32(scale))
 }
 
 // ----------------------------------------------------------------------------
