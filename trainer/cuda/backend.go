@@ -541,32 +541,31 @@ func view(op, name string, b trainer.Buf, e elem, n int) (buf, error) {
 
 // Upload implements trainer.Backend. It returns once src is copied to
 // pinned memory; the transfer to the device overlaps the queued work.
-func (be *Backend) Upload(dst trainer.Buf, src []float32) {
-	d, err := view("upload", "dst", dst, elemFloat, len(src))
-	if err == nil && d.n != len(src) {
-		err = fmt.Errorf("cuda: upload %d floats into a buffer of %d", len(src), d.n)
+func (be *Backend) Upload(dst trainer.Buf, src []float32) { upload(be, dst, src, elemFloat, "floats") }
+
+// UploadInt32 implements trainer.Backend. The buffer's host copy, which
+// the ops check ids against, gets the values too.
+func (be *Backend) UploadInt32(dst trainer.Buf, src []int32) {
+	if d, ok := upload(be, dst, src, elemInt32, "int32s"); ok {
+		copy(d.ints(), src)
 	}
-	if be.failed(err) || len(src) == 0 {
-		return
-	}
-	be.do("upload", func(g *gpu) error {
-		return g.upload(d.ptr(), unsafe.Slice((*byte)(unsafe.Pointer(&src[0])), 4*len(src)))
-	})
 }
 
-// UploadInt32 implements trainer.Backend.
-func (be *Backend) UploadInt32(dst trainer.Buf, src []int32) {
-	d, err := view("upload", "dst", dst, elemInt32, len(src))
+// upload queues the copy of src into dst, a buffer of exactly len(src)
+// elements of kind e, and returns dst's view; ok is false when the copy
+// was not queued (nothing to copy, or an error, which sticks).
+func upload[T float32 | int32](be *Backend, dst trainer.Buf, src []T, e elem, what string) (d buf, ok bool) {
+	d, err := view("upload", "dst", dst, e, len(src))
 	if err == nil && d.n != len(src) {
-		err = fmt.Errorf("cuda: upload %d int32s into a buffer of %d", len(src), d.n)
+		err = fmt.Errorf("cuda: upload %d %s into a buffer of %d", len(src), what, d.n)
 	}
 	if be.failed(err) || len(src) == 0 {
-		return
+		return d, false
 	}
-	copy(d.ints(), src)
 	be.do("upload", func(g *gpu) error {
 		return g.upload(d.ptr(), unsafe.Slice((*byte)(unsafe.Pointer(&src[0])), 4*len(src)))
 	})
+	return d, true
 }
 
 // Download implements trainer.Backend; it waits for the queued work.
