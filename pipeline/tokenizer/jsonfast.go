@@ -274,14 +274,7 @@ func (s *jscan) skip(depth int) error {
 
 // object calls fn for each key of an object; fn reads the value.
 func (s *jscan) object(fn func(key string) error) error {
-	if err := s.expect('{'); err != nil {
-		return err
-	}
-	if s.peek() == '}' {
-		s.i++
-		return nil
-	}
-	for {
+	return s.items('{', '}', func(int) error {
 		k, err := s.str()
 		if err != nil {
 			return err
@@ -289,46 +282,37 @@ func (s *jscan) object(fn func(key string) error) error {
 		if err := s.expect(':'); err != nil {
 			return err
 		}
-		if err := fn(k); err != nil {
-			return err
-		}
-		switch s.peek() {
-		case ',':
-			s.i++
-		case '}':
-			s.i++
-			return nil
-		case 0:
-			return errJSONEnd
-		default:
-			return s.errf("want ',' or '}'")
-		}
-	}
+		return fn(k)
+	})
 }
 
 // array calls fn for each element of an array; fn reads it.
-func (s *jscan) array(fn func(i int) error) error {
-	if err := s.expect('['); err != nil {
+func (s *jscan) array(fn func(i int) error) error { return s.items('[', ']', fn) }
+
+// items reads a sequence of items between open and end, separated by
+// commas: item reads item i.
+func (s *jscan) items(open, end byte, item func(i int) error) error {
+	if err := s.expect(open); err != nil {
 		return err
 	}
-	if s.peek() == ']' {
+	if s.peek() == end {
 		s.i++
 		return nil
 	}
 	for i := 0; ; i++ {
-		if err := fn(i); err != nil {
+		if err := item(i); err != nil {
 			return err
 		}
 		switch s.peek() {
 		case ',':
 			s.i++
-		case ']':
+		case end:
 			s.i++
 			return nil
 		case 0:
 			return errJSONEnd
 		default:
-			return s.errf("want ',' or ']'")
+			return s.errf("want ',' or '%c'", end)
 		}
 	}
 }

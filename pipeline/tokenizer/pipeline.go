@@ -66,52 +66,66 @@ type genState struct {
 	tab       *charTables
 }
 
-// encode appends the ids of text (valid UTF-8) to dst.
+// encode appends the ids of text (valid UTF-8) to dst: the added tokens
+// matched on the raw text, then each stretch between them normalized and
+// encoded.
 func (g *genPipeline) encode(st *genState, dst []int32, text []byte) ([]int32, error) {
 	st.arena = st.arena[:0]
 	var err error
 	if st.segs, err = g.segments(st.segs[:0], text, false, 0); err != nil {
 		return dst, err
 	}
-	for si := 0; si < len(st.segs); si++ {
-		s := st.segs[si]
+	for _, s := range st.segs {
 		if s.id >= 0 {
 			dst = append(dst, s.id)
 			continue
 		}
-		seg := text[s.start:s.end]
-		first := s.start == 0
-		// Normalize.
-		if len(g.norms) > 0 {
-			buf := st.scratch[0][:0]
-			buf = append(buf, seg...)
-			for _, n := range g.norms {
-				var kept bool
-				out := st.scratch[1][:0]
-				if out, kept, err = n.normalize(st, out, buf); err != nil {
-					return dst, err
-				}
-				first = first && kept
-				st.scratch[0], st.scratch[1] = out, buf
-				buf = out
-			}
-			seg = buf
+		seg, first, err := g.normalize(st, text[s.start:s.end], s.start == 0)
+		if err == nil {
+			dst, err = g.encodeNormalized(st, dst, seg, first)
 		}
-		// Added tokens matched on the normalized text.
-		base := int32(len(st.arena))
-		st.arena = append(st.arena, seg...)
-		if st.nsegs, err = g.segments(st.nsegs[:0], st.arena[base:], true, base); err != nil {
+		if err != nil {
 			return dst, err
 		}
-		for k := 0; k < len(st.nsegs); k++ {
-			ns := st.nsegs[k]
-			if ns.id >= 0 {
-				dst = append(dst, ns.id)
-				continue
-			}
-			if ns.start == ns.end {
-				continue
-			}
+	}
+	return dst, nil
+}
+
+// normalize runs the normalizers over seg; first (seg starts the text)
+// stays set while every normalizer keeps the segment's start.
+func (g *genPipeline) normalize(st *genState, seg []byte, first bool) ([]byte, bool, error) {
+	if len(g.norms) == 0 {
+		return seg, first, nil
+	}
+	buf := append(st.scratch[0][:0], seg...)
+	for _, n := range g.norms {
+		out, kept, err := n.normalize(st, st.scratch[1][:0], buf)
+		if err != nil {
+			return nil, false, err
+		}
+		first = first && kept
+		st.scratch[0], st.scratch[1] = out, buf
+		buf = out
+	}
+	return buf, first, nil
+}
+
+// encodeNormalized appends the ids of a normalized segment: the added
+// tokens matched on the normalized text, and the text between them
+// pre-tokenized and encoded. The segment is kept in st.arena, where the
+// matches' offsets point.
+func (g *genPipeline) encodeNormalized(st *genState, dst []int32, seg []byte, first bool) ([]int32, error) {
+	base := int32(len(st.arena))
+	st.arena = append(st.arena, seg...)
+	var err error
+	if st.nsegs, err = g.segments(st.nsegs[:0], st.arena[base:], true, base); err != nil {
+		return dst, err
+	}
+	for _, ns := range st.nsegs {
+		switch {
+		case ns.id >= 0:
+			dst = append(dst, ns.id)
+		case ns.start < ns.end:
 			if dst, err = g.encodeSegment(st, dst, span{start: ns.start, end: ns.end, first: first && ns.start == base}); err != nil {
 				return dst, err
 			}
