@@ -222,40 +222,10 @@ func (s *jscan) skip(depth int) error {
 	case '"':
 		_, err := s.str()
 		return err
-	case '{', '[':
-		end := byte('}')
-		if c == '[' {
-			end = ']'
-		}
-		s.i++
-		if s.peek() == end {
-			s.i++
-			return nil
-		}
-		for {
-			if c == '{' {
-				if _, err := s.str(); err != nil {
-					return err
-				}
-				if err := s.expect(':'); err != nil {
-					return err
-				}
-			}
-			if err := s.skip(depth + 1); err != nil {
-				return err
-			}
-			switch s.peek() {
-			case ',':
-				s.i++
-			case end:
-				s.i++
-				return nil
-			case 0:
-				return errJSONEnd
-			default:
-				return s.errf("want ',' or %q", end)
-			}
-		}
+	case '{':
+		return s.object(func(string) error { return s.skip(depth + 1) })
+	case '[':
+		return s.array(func(int) error { return s.skip(depth + 1) })
 	case 't', 'f', 'n':
 		for _, lit := range []string{"true", "false", "null"} {
 			if len(s.b)-s.i >= len(lit) && string(s.b[s.i:s.i+len(lit)]) == lit {
@@ -312,7 +282,7 @@ func (s *jscan) items(open, end byte, item func(i int) error) error {
 		case 0:
 			return errJSONEnd
 		default:
-			return s.errf("want ',' or '%c'", end)
+			return s.errf("want ',' or %q", end)
 		}
 	}
 }
