@@ -341,50 +341,42 @@ func (be *Backend[T]) Dropout(dst, src trainer.Buf, n int, p float32, key traine
 // GatherRows implements trainer.Backend.
 // src (M,C); idx (N) → dst (N,C)
 func (be *Backend[T]) GatherRows(dst, src, idx trainer.Buf, n, c int) {
-	if !be.ok(check("gather rows", need{"dst", dst, n * c}, need{"idx", idx, n})) {
-		return
-	}
-	d, s, ix := f[T](dst), f[T](src), ints(idx)
-	if !be.ok(checkRows("gather rows", "source", ix[:n], c, len(s))) {
-		return
-	}
-	be.par(n, 64, func(lo, hi int) {
-		for i := lo; i < hi; i++ {
-			r := int(ix[i])
-			copy(d[i*c:i*c+c], s[r*c:r*c+c])
-		}
-	})
-}
-
-// checkRows reports the first index of idx that is not a row of the
-// matrix of c columns and size elements that op gathers from or scatters
-// into (its side).
-func checkRows(op, side string, idx []int32, c, size int) error {
-	for _, r := range idx {
-		if r < 0 || (int(r)+1)*c > size {
-			return fmt.Errorf("cpu: %s: row %d outside a %s of %d rows", op, r, side, size/c)
-		}
-	}
-	return nil
+	be.rowPairs("gather rows", need{"dst", dst, n * c}, src, "source", idx, n, c, func(dr, sr []T) { copy(dr, sr) })
 }
 
 // ScatterAddRows implements trainer.Backend. idx must not repeat.
 // src (N,C); idx (N) → dst (M,C) +=
 func (be *Backend[T]) ScatterAddRows(dst, src, idx trainer.Buf, n, c int) {
-	if !be.ok(check("scatter rows", need{"src", src, n * c}, need{"idx", idx, n})) {
+	be.rowPairs("scatter rows", need{"src", src, n * c}, dst, "destination", idx, n, c, func(sr, dr []T) {
+		for j, x := range sr {
+			dr[j] += x
+		}
+	})
+}
+
+// rowPairs runs a gather or a scatter: row i of the dense matrix (N,C)
+// pairs with row idx[i] of table (M,C), which op gathers from or scatters
+// into (its side), and fn gets each pair of rows, in parallel over i (so
+// a scatter's idx must not repeat). An index outside table is an error.
+func (be *Backend[T]) rowPairs(op string, dense need, table trainer.Buf, side string, idx trainer.Buf, n, c int, fn func(dr, tr []T)) {
+	if !be.ok(check(op, dense, need{"idx", idx, n})) {
 		return
 	}
-	d, s, ix := f[T](dst), f[T](src), ints(idx)
-	if !be.ok(checkRows("scatter rows", "destination", ix[:n], c, len(d))) {
-		return
+	d, t, ix := f[T](dense.b), f[T](table), ints(idx)
+	for _, r := range ix[:n] {
+		if r < 0 || (int(r)+1)*c > len(t) {
+			rows := 0
+			if c > 0 {
+				rows = len(t) / c
+			}
+			be.ok(fmt.Errorf("cpu: %s: row %d outside a %s of %d rows", op, r, side, rows))
+			return
+		}
 	}
 	be.par(n, 64, func(lo, hi int) {
 		for i := lo; i < hi; i++ {
 			r := int(ix[i])
-			dr, sr := d[r*c:r*c+c], s[i*c:i*c+c]
-			for j, x := range sr {
-				dr[j] += x
-			}
+			fn(d[i*c:i*c+c], t[r*c:r*c+c])
 		}
 	})
 }
