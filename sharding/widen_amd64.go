@@ -1,6 +1,7 @@
 package sharding
 
 import (
+	"slices"
 	"unsafe"
 
 	"golang.org/x/sys/cpu"
@@ -19,37 +20,36 @@ var hasAVX2 = cpu.X86.HasAVX2
 // widenMax copies src into dst[:len(src)] as int32 and returns the largest
 // value.
 func widenMax(dst []int32, src []uint16) uint16 {
-	dst = dst[:len(src)]
-	n := len(src) &^ 31
-	var m uint16
-	if hasAVX2 && n > 0 {
+	return split(dst, src, 32, func(d *int32, s *uint16, n int) uint16 {
 		var acc [16]uint16
-		widenMaxAVX2(&dst[0], &src[0], n, &acc)
-		for _, x := range acc {
-			m = max(m, x)
-		}
-	} else {
-		n = 0
-	}
-	return max(m, widenMaxGo(dst[n:], src[n:]))
+		widenMaxAVX2(d, s, n, &acc)
+		return slices.Max(acc[:])
+	}, widenMaxGo)
 }
 
 // copyMax copies src into dst[:len(src)] and returns the largest value
 // as unsigned, so that a negative value counts as larger than any other.
 func copyMax(dst, src []int32) uint32 {
-	dst = dst[:len(src)]
-	n := len(src) &^ 15
-	var m uint32
-	if hasAVX2 && n > 0 {
+	return split(dst, src, 16, func(d, s *int32, n int) uint32 {
 		var acc [8]uint32
-		copyMaxAVX2(&dst[0], &src[0], n, &acc)
-		for _, x := range acc {
-			m = max(m, x)
-		}
+		copyMaxAVX2(d, s, n, &acc)
+		return slices.Max(acc[:])
+	}, copyMaxGo)
+}
+
+// split runs kernel, an AVX2 kernel that takes step values (a power of
+// two) at a time, over the longest prefix of src it can take (none without
+// AVX2) and scalar over the rest, and returns the larger of their maxima.
+func split[D, S any, M uint16 | uint32](dst []D, src []S, step int, kernel func(d *D, s *S, n int) M, scalar func([]D, []S) M) M {
+	dst = dst[:len(src)]
+	n := len(src) &^ (step - 1)
+	var m M
+	if hasAVX2 && n > 0 {
+		m = kernel(&dst[0], &src[0], n)
 	} else {
 		n = 0
 	}
-	return max(m, copyMaxGo(dst[n:], src[n:]))
+	return max(m, scalar(dst[n:], src[n:]))
 }
 
 // widen copies src into dst[:len(src)] as int32.
@@ -62,19 +62,11 @@ func narrowMaxAVX2(dst *uint16, src *int32, n int, acc *[8]uint32)
 // largest value of src as unsigned (a negative value counts as larger than
 // any other): the caller checks that it fits before it uses dst.
 func narrowMax(dst []uint16, src []int32) uint32 {
-	dst = dst[:len(src)]
-	n := len(src) &^ 15
-	var m uint32
-	if hasAVX2 && n > 0 {
+	return split(dst, src, 16, func(d *uint16, s *int32, n int) uint32 {
 		var acc [8]uint32
-		narrowMaxAVX2(&dst[0], &src[0], n, &acc)
-		for _, x := range acc {
-			m = max(m, x)
-		}
-	} else {
-		n = 0
-	}
-	return max(m, narrowMaxGo(dst[n:], src[n:]))
+		narrowMaxAVX2(d, s, n, &acc)
+		return slices.Max(acc[:])
+	}, narrowMaxGo)
 }
 
 // prefetchLines hints that the n bytes at p (n > 0) will be read soon.
