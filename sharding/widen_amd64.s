@@ -1,106 +1,90 @@
 #include "textflag.h"
 
+// The three column kernels share a frame: dst in DI, src in SI, the count
+// left in CX and acc in DX; each iteration loads 64 source bytes into Y0
+// and Y1 and keeps two lane-wise running maxima of them, Y7 and Y6. The
+// callers pass a count that is a positive multiple of the iteration's.
+
+// ENTER loads the arguments and zeroes the running maxima.
+#define ENTER \
+	MOVQ dst+0(FP), DI; \
+	MOVQ src+8(FP), SI; \
+	MOVQ n+16(FP), CX; \
+	MOVQ acc+24(FP), DX; \
+	VPXOR Y7, Y7, Y7; \
+	VPXOR Y6, Y6, Y6
+
+// LOAD loads the next 64 source bytes into Y0 and Y1 and folds them into
+// the running maxima with MAX (VPMAXUW or VPMAXUD).
+#define LOAD(MAX) \
+	VMOVDQU (SI), Y0; \
+	VMOVDQU 32(SI), Y1; \
+	MAX Y0, Y7, Y7; \
+	MAX Y1, Y6, Y6
+
+// NEXT moves past the iteration's 64 source bytes and dstBytes of output,
+// per values, and loops while there are per more.
+#define NEXT(dstBytes, per) \
+	ADDQ $64, SI; \
+	ADDQ $dstBytes, DI; \
+	SUBQ $per, CX; \
+	CMPQ CX, $per; \
+	JGE  loop
+
+// LEAVE stores the lane-wise maximum of the two running maxima in acc.
+#define LEAVE(MAX) \
+	MAX Y6, Y7, Y7; \
+	VMOVDQU Y7, (DX); \
+	VZEROUPPER; \
+	RET
+
 // func widenMaxAVX2(dst *int32, src *uint16, n int, acc *[16]uint16)
 // Widens n uint16 values (n a multiple of 32) to int32 and leaves the
 // lane-wise maximum in acc.
 TEXT ·widenMaxAVX2(SB), NOSPLIT, $0-32
-	MOVQ dst+0(FP), DI
-	MOVQ src+8(FP), SI
-	MOVQ n+16(FP), CX
-	MOVQ acc+24(FP), DX
-	VPXOR Y7, Y7, Y7
-	VPXOR Y6, Y6, Y6
+	ENTER
 
 loop:
-	CMPQ CX, $32
-	JLT  done
-	VMOVDQU (SI), Y0
-	VMOVDQU 32(SI), Y3
-	VPMAXUW Y0, Y7, Y7
-	VPMAXUW Y3, Y6, Y6
-	VPMOVZXWD X0, Y1
-	VEXTRACTI128 $1, Y0, X2
-	VPMOVZXWD X2, Y2
-	VPMOVZXWD X3, Y4
-	VEXTRACTI128 $1, Y3, X5
+	LOAD(VPMAXUW)
+	VPMOVZXWD X0, Y2
+	VEXTRACTI128 $1, Y0, X3
+	VPMOVZXWD X3, Y3
+	VPMOVZXWD X1, Y4
+	VEXTRACTI128 $1, Y1, X5
 	VPMOVZXWD X5, Y5
-	VMOVDQU Y1, (DI)
-	VMOVDQU Y2, 32(DI)
+	VMOVDQU Y2, (DI)
+	VMOVDQU Y3, 32(DI)
 	VMOVDQU Y4, 64(DI)
 	VMOVDQU Y5, 96(DI)
-	ADDQ $64, SI
-	ADDQ $128, DI
-	SUBQ $32, CX
-	JMP  loop
-
-done:
-	VPMAXUW Y6, Y7, Y7
-	VMOVDQU Y7, (DX)
-	VZEROUPPER
-	RET
+	NEXT(128, 32)
+	LEAVE(VPMAXUW)
 
 // func copyMaxAVX2(dst *int32, src *int32, n int, acc *[8]uint32)
 // Copies n int32 values (n a multiple of 16) and leaves the lane-wise
 // unsigned maximum in acc.
 TEXT ·copyMaxAVX2(SB), NOSPLIT, $0-32
-	MOVQ dst+0(FP), DI
-	MOVQ src+8(FP), SI
-	MOVQ n+16(FP), CX
-	MOVQ acc+24(FP), DX
-	VPXOR Y7, Y7, Y7
-	VPXOR Y6, Y6, Y6
+	ENTER
 
 loop:
-	CMPQ CX, $16
-	JLT  done
-	VMOVDQU (SI), Y0
-	VMOVDQU 32(SI), Y1
-	VPMAXUD Y0, Y7, Y7
-	VPMAXUD Y1, Y6, Y6
+	LOAD(VPMAXUD)
 	VMOVDQU Y0, (DI)
 	VMOVDQU Y1, 32(DI)
-	ADDQ $64, SI
-	ADDQ $64, DI
-	SUBQ $16, CX
-	JMP  loop
-
-done:
-	VPMAXUD Y6, Y7, Y7
-	VMOVDQU Y7, (DX)
-	VZEROUPPER
-	RET
+	NEXT(64, 16)
+	LEAVE(VPMAXUD)
 
 // func narrowMaxAVX2(dst *uint16, src *int32, n int, acc *[8]uint32)
 // Narrows n int32 values (n a multiple of 16) to uint16, saturating, and
 // leaves the lane-wise unsigned maximum of the int32 values in acc.
 TEXT ·narrowMaxAVX2(SB), NOSPLIT, $0-32
-	MOVQ dst+0(FP), DI
-	MOVQ src+8(FP), SI
-	MOVQ n+16(FP), CX
-	MOVQ acc+24(FP), DX
-	VPXOR Y7, Y7, Y7
-	VPXOR Y6, Y6, Y6
+	ENTER
 
 loop:
-	CMPQ CX, $16
-	JLT  done
-	VMOVDQU (SI), Y0
-	VMOVDQU 32(SI), Y1
-	VPMAXUD Y0, Y7, Y7
-	VPMAXUD Y1, Y6, Y6
+	LOAD(VPMAXUD)
 	VPACKUSDW Y1, Y0, Y2
 	VPERMQ $0xD8, Y2, Y2
 	VMOVDQU Y2, (DI)
-	ADDQ $64, SI
-	ADDQ $32, DI
-	SUBQ $16, CX
-	JMP  loop
-
-done:
-	VPMAXUD Y6, Y7, Y7
-	VMOVDQU Y7, (DX)
-	VZEROUPPER
-	RET
+	NEXT(32, 16)
+	LEAVE(VPMAXUD)
 
 // func prefetchLines(p unsafe.Pointer, n int)
 // Hints that the n bytes at p (n > 0) will be read soon: a PREFETCHT0 for
