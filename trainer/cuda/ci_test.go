@@ -266,28 +266,27 @@ func TestGPUScriptStages(t *testing.T) {
 			t.Errorf("summary.md lacks the failed op test:\n%s", sum)
 		}
 	})
-	t.Run("backend broken", func(t *testing.T) {
-		t.Parallel()
-		bin, env, _ := fakeGPU(t)
-		cmd, res := gpuScript(t, []string{bin}, append(env, "FAKE_NONEW=1")...)
-		if err := cmd.Run(); err == nil {
-			t.Error("a backend that does not start: exit 0; want a failure")
-		}
-		readResults(t, res).expect(t, map[string]string{
+	for _, c := range []struct {
+		name, env, what string
+		want            map[string]string
+	}{
+		{"backend broken", "FAKE_NONEW=1", "a backend that does not start", map[string]string{
 			"preflight": "failed: the backend did not start: bench_test.go:636: New (cycle 1): cuda: kernels for sm_90: no image loaded",
 			"torch":     "passed",
 			"…":         "skipped: the backend did not start in preflight",
+		}},
+		{"no gpu", "FAKE_NOGPU=1", "no GPU without --dry-run", map[string]string{"preflight": "failed: no GPU", "…": "skipped: no GPU"}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			bin, env, _ := fakeGPU(t)
+			cmd, res := gpuScript(t, []string{bin}, append(env, c.env)...)
+			if err := cmd.Run(); err == nil {
+				t.Errorf("%s: exit 0; want a failure", c.what)
+			}
+			readResults(t, res).expect(t, c.want)
 		})
-	})
-	t.Run("no gpu", func(t *testing.T) {
-		t.Parallel()
-		bin, env, _ := fakeGPU(t)
-		cmd, res := gpuScript(t, []string{bin}, append(env, "FAKE_NOGPU=1")...)
-		if err := cmd.Run(); err == nil {
-			t.Error("no GPU without --dry-run: exit 0; want a failure")
-		}
-		readResults(t, res).expect(t, map[string]string{"preflight": "failed: no GPU", "…": "skipped: no GPU"})
-	})
+	}
 }
 
 // TestGPUScriptDeadline gives .ci/gpu a 20-second deadline with the
