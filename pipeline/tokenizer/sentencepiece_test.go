@@ -334,6 +334,31 @@ func TestSentencePieceReference(t *testing.T) {
 		}
 		paths, names = append(paths, p), append(names, names[from]+"-unused")
 	}
+	// Tied scores, where only position orders the merges (the leftmost
+	// first), and -0 beside +0: the BPE model's merge scores rounded down to
+	// multiples of 4, and the 40 first merges' all zero, every other one
+	// negative.
+	m, err := parseModelProto(must(os.ReadFile(paths[3])))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, p := range m.pieces {
+		if p.typ == spNormal {
+			s := float32(math.Floor(float64(p.score)/4) * 4)
+			if s > -40 {
+				s = 0
+			}
+			if s == 0 && i%2 == 0 {
+				s = float32(math.Copysign(0, -1))
+			}
+			m.pieces[i].score = s
+		}
+	}
+	tied := filepath.Join(dir, names[3]+"-tied.model")
+	if err := os.WriteFile(tied, encodeModelProto(m), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	paths, names = append(paths, tied), append(names, names[3]+"-tied")
 
 	start := time.Now()
 	fullDocs := filepath.Join(dir, "full.json")

@@ -67,7 +67,7 @@ type spBPEOptions struct {
 type spBPEState struct {
 	err   error // set by emit: the text spells a CONTROL piece
 	sym   []bpeSym
-	heap  []bpePair
+	heap  []uint64 // pair keys (bpeKey), a min-heap
 	rev   []bpeRev
 	out   []int32
 	cache wordCache
@@ -79,12 +79,17 @@ type bpeSym struct {
 	node       int32 // trie node of the symbol's bytes, -1 when none
 	id         int32 // piece id once merged (-1: look it up)
 	freeze     bool
+	pair       bpePair // the last merge queued with this symbol on the left
 }
 
+// bpePair is a queued merge of a symbol with the one on its right. The
+// heap holds only its key (bpeKey); the rest waits in the left symbol, as
+// a symbol is the left of one live pair at a time: a pair queued for it
+// makes every earlier one stale.
 type bpePair struct {
-	score             float32
-	left, right, size int32
-	node, id          int32
+	score       float32
+	right, size int32
+	node, id    int32
 }
 
 // bpeRev records that piece id (UNUSED) was formed from a left part of n bytes.
@@ -285,47 +290,21 @@ func (m *spBPE) appendIDs(dst []int32, mark int, ids []int32) []int32 {
 	return append(dst, ids...)
 }
 
-// less reports whether pair a is taken before pair b.
-func (a *bpePair) before(b *bpePair) bool {
-	return a.score > b.score || (a.score == b.score && a.left < b.left)
-}
-
-func (st *spBPEState) push(p bpePair) {
-	h := append(st.heap, p)
-	for i := len(h) - 1; i > 0; {
-		up := (i - 1) / 2
-		if !h[i].before(&h[up]) {
-			break
-		}
-		h[i], h[up] = h[up], h[i]
-		i = up
+// bpeKey orders the queued merges as SentencePiece takes them: the highest
+// score first, and of equal scores the leftmost. The score's bits, mapped
+// so that unsigned order is float order and inverted, are the high half;
+// the left symbol's index is the low half. -0 counts as +0.
+func bpeKey(score float32, left int32) uint64 {
+	if score == 0 {
+		score = 0
 	}
-	st.heap = h
-}
-
-func (st *spBPEState) pop() bpePair {
-	h := st.heap
-	top := h[0]
-	last := len(h) - 1
-	h[0] = h[last]
-	h = h[:last]
-	for i := 0; ; {
-		l := 2*i + 1
-		if l >= len(h) {
-			break
-		}
-		s := l
-		if r := l + 1; r < len(h) && h[r].before(&h[l]) {
-			s = r
-		}
-		if !h[s].before(&h[i]) {
-			break
-		}
-		h[i], h[s] = h[s], h[i]
-		i = s
+	u := math.Float32bits(score)
+	if u>>31 != 0 {
+		u = ^u
+	} else {
+		u |= 1 << 31
 	}
-	st.heap = h
-	return top
+	return uint64(^u)<<32 | uint64(uint32(left))
 }
 
 // maybePair queues the merge of symbols l and r when their concatenation
@@ -346,7 +325,9 @@ func (m *spBPE) maybePair(st *spBPEState, text []byte, l, r int32) {
 	if id < 0 {
 		return
 	}
-	st.push(bpePair{score: m.score[id], left: l, right: r, size: sl.n + sr.n, node: node, id: id})
+	score := m.score[id]
+	sl.pair = bpePair{score: score, right: r, size: sl.n + sr.n, node: node, id: id}
+	st.heap = heapPush(st.heap, bpeKey(score, l))
 	if m.unused[id] {
 		st.rev = append(st.rev, bpeRev{id: id, n: sl.n})
 	}
@@ -378,8 +359,15 @@ func (m *spBPE) merge(st *spBPEState, out []int32, seg []byte) []int32 {
 		m.maybePair(st, seg, i-1, i)
 	}
 	for len(st.heap) > 0 {
-		top := st.pop()
-		l, r := &st.sym[top.left], &st.sym[top.right]
+		var key uint64
+		key, st.heap = heapPop(st.heap)
+		left := int32(uint32(key))
+		l := &st.sym[left]
+		top := l.pair
+		if bpeKey(top.score, left) != key {
+			continue // stale: a later pair of left replaced it
+		}
+		r := &st.sym[top.right]
 		if l.n == 0 || r.n == 0 || l.n+r.n != top.size {
 			continue // stale
 		}
@@ -387,11 +375,11 @@ func (m *spBPE) merge(st *spBPEState, out []int32, seg []byte) []int32 {
 		l.node, l.id = top.node, top.id
 		l.next = r.next
 		if r.next >= 0 {
-			st.sym[r.next].prev = top.left
+			st.sym[r.next].prev = left
 		}
 		r.n = 0
-		m.maybePair(st, seg, l.prev, top.left)
-		m.maybePair(st, seg, top.left, l.next)
+		m.maybePair(st, seg, l.prev, left)
+		m.maybePair(st, seg, left, l.next)
 	}
 	prevUnk := false
 	for k := int32(0); k >= 0; k = st.sym[k].next {
