@@ -7,66 +7,54 @@ import (
 	"golang.org/x/sys/cpu"
 )
 
-// The AVX2 kernels of widen_amd64.s: 32 (or 16) values per iteration.
+// The AVX2 kernels of widen_amd64.s, 32 (or 16) values per iteration,
+// leave the lane-wise maxima of the source values in lanes: 16 uint16s
+// (widenMaxAVX2) or 8 uint32s.
 
 //go:noescape
-func widenMaxAVX2(dst *int32, src *uint16, n int, acc *[16]uint16)
+func widenMaxAVX2(dst *int32, src *uint16, n int, lanes *[8]uint32)
 
 //go:noescape
-func copyMaxAVX2(dst *int32, src *int32, n int, acc *[8]uint32)
+func copyMaxAVX2(dst *int32, src *int32, n int, lanes *[8]uint32)
+
+//go:noescape
+func narrowMaxAVX2(dst *uint16, src *int32, n int, lanes *[8]uint32)
 
 var hasAVX2 = cpu.X86.HasAVX2
 
 // widenMax copies src into dst[:len(src)] as int32 and returns the largest
 // value.
-func widenMax(dst []int32, src []uint16) uint16 {
-	return split(dst, src, 32, func(d *int32, s *uint16, n int) uint16 {
-		var acc [16]uint16
-		widenMaxAVX2(d, s, n, &acc)
-		return slices.Max(acc[:])
-	}, widenMaxGo)
-}
+func widenMax(dst []int32, src []uint16) uint16 { return split(dst, src, 32, widenMaxAVX2, widenMaxGo) }
 
 // copyMax copies src into dst[:len(src)] and returns the largest value
 // as unsigned, so that a negative value counts as larger than any other.
-func copyMax(dst, src []int32) uint32 {
-	return split(dst, src, 16, func(d, s *int32, n int) uint32 {
-		var acc [8]uint32
-		copyMaxAVX2(d, s, n, &acc)
-		return slices.Max(acc[:])
-	}, copyMaxGo)
-}
-
-// split runs kernel, an AVX2 kernel that takes step values (a power of
-// two) at a time, over the longest prefix of src it can take (none without
-// AVX2) and scalar over the rest, and returns the larger of their maxima.
-func split[D, S any, M uint16 | uint32](dst []D, src []S, step int, kernel func(d *D, s *S, n int) M, scalar func([]D, []S) M) M {
-	dst = dst[:len(src)]
-	n := len(src) &^ (step - 1)
-	var m M
-	if hasAVX2 && n > 0 {
-		m = kernel(&dst[0], &src[0], n)
-	} else {
-		n = 0
-	}
-	return max(m, scalar(dst[n:], src[n:]))
-}
+func copyMax(dst, src []int32) uint32 { return split(dst, src, 16, copyMaxAVX2, copyMaxGo) }
 
 // widen copies src into dst[:len(src)] as int32.
 func widen(dst []int32, src []uint16) { widenMax(dst, src) }
-
-//go:noescape
-func narrowMaxAVX2(dst *uint16, src *int32, n int, acc *[8]uint32)
 
 // narrowMax stores src into dst[:len(src)] as uint16 and returns the
 // largest value of src as unsigned (a negative value counts as larger than
 // any other): the caller checks that it fits before it uses dst.
 func narrowMax(dst []uint16, src []int32) uint32 {
-	return split(dst, src, 16, func(d *uint16, s *int32, n int) uint32 {
-		var acc [8]uint32
-		narrowMaxAVX2(d, s, n, &acc)
-		return slices.Max(acc[:])
-	}, narrowMaxGo)
+	return split(dst, src, 16, narrowMaxAVX2, narrowMaxGo)
+}
+
+// split runs kernel, an AVX2 kernel that takes step values (a power of
+// two) at a time, over the longest prefix of src it can take (none without
+// AVX2) and scalar over the rest, and returns the larger of their maxima.
+func split[D, S any, M uint16 | uint32](dst []D, src []S, step int, kernel func(d *D, s *S, n int, lanes *[8]uint32), scalar func([]D, []S) M) M {
+	dst = dst[:len(src)]
+	n := len(src) &^ (step - 1)
+	var m M
+	if hasAVX2 && n > 0 {
+		var lanes [8]uint32
+		kernel(&dst[0], &src[0], n, &lanes)
+		m = slices.Max(unsafe.Slice((*M)(unsafe.Pointer(&lanes[0])), len(lanes)*4/int(unsafe.Sizeof(m))))
+	} else {
+		n = 0
+	}
+	return max(m, scalar(dst[n:], src[n:]))
 }
 
 // prefetchLines hints that the n bytes at p (n > 0) will be read soon.

@@ -1,7 +1,7 @@
 #include "textflag.h"
 
 // The three column kernels share a frame: dst in DI, src in SI, the count
-// left in CX and acc in DX; each iteration loads 64 source bytes into Y0
+// left in CX and lanes in DX; each iteration loads 64 source bytes into Y0
 // and Y1 and keeps two lane-wise running maxima of them, Y7 and Y6. The
 // callers pass a count that is a positive multiple of the iteration's.
 
@@ -10,7 +10,7 @@
 	MOVQ dst+0(FP), DI; \
 	MOVQ src+8(FP), SI; \
 	MOVQ n+16(FP), CX; \
-	MOVQ acc+24(FP), DX; \
+	MOVQ lanes+24(FP), DX; \
 	VPXOR Y7, Y7, Y7; \
 	VPXOR Y6, Y6, Y6
 
@@ -31,16 +31,16 @@
 	CMPQ CX, $per; \
 	JGE  loop
 
-// LEAVE stores the lane-wise maximum of the two running maxima in acc.
+// LEAVE stores the lane-wise maximum of the two running maxima in lanes.
 #define LEAVE(MAX) \
 	MAX Y6, Y7, Y7; \
 	VMOVDQU Y7, (DX); \
 	VZEROUPPER; \
 	RET
 
-// func widenMaxAVX2(dst *int32, src *uint16, n int, acc *[16]uint16)
+// func widenMaxAVX2(dst *int32, src *uint16, n int, lanes *[8]uint32)
 // Widens n uint16 values (n a multiple of 32) to int32 and leaves the
-// lane-wise maximum in acc.
+// lane-wise maximum (16 uint16s) in lanes.
 TEXT ·widenMaxAVX2(SB), NOSPLIT, $0-32
 	ENTER
 
@@ -59,9 +59,9 @@ loop:
 	NEXT(128, 32)
 	LEAVE(VPMAXUW)
 
-// func copyMaxAVX2(dst *int32, src *int32, n int, acc *[8]uint32)
+// func copyMaxAVX2(dst *int32, src *int32, n int, lanes *[8]uint32)
 // Copies n int32 values (n a multiple of 16) and leaves the lane-wise
-// unsigned maximum in acc.
+// unsigned maximum in lanes.
 TEXT ·copyMaxAVX2(SB), NOSPLIT, $0-32
 	ENTER
 
@@ -72,9 +72,9 @@ loop:
 	NEXT(64, 16)
 	LEAVE(VPMAXUD)
 
-// func narrowMaxAVX2(dst *uint16, src *int32, n int, acc *[8]uint32)
+// func narrowMaxAVX2(dst *uint16, src *int32, n int, lanes *[8]uint32)
 // Narrows n int32 values (n a multiple of 16) to uint16, saturating, and
-// leaves the lane-wise unsigned maximum of the int32 values in acc.
+// leaves the lane-wise unsigned maximum of the int32 values in lanes.
 TEXT ·narrowMaxAVX2(SB), NOSPLIT, $0-32
 	ENTER
 

@@ -14,20 +14,16 @@ import (
 // EncoderForward implements trainer.Backend.
 // inp, pos, bpos (N) int32; wte (V,C), wpe (P,C), wbpe (P,C) → out (N,C)
 func (be *Backend[T]) EncoderForward(out, inp, pos, bpos, wte, wpe, wbpe trainer.Buf, n, c int) {
-	if !be.ok(check("encoder forward", need{"out", out, n * c}, need{"inp", inp, n}, need{"pos", pos, n}, need{"bpos", bpos, n})) {
-		return
-	}
-	o, ti, pi, bi := f[T](out), ints(inp), ints(pos), ints(bpos)
-	w, p, bp := f[T](wte), f[T](wpe), f[T](wbpe)
-	if !be.ok(checkIDs("encoder forward", ti[:n], len(w)/c, pi[:n], len(p)/c, bi[:n], len(bp)/c)) {
+	e, ok := be.embeddings("encoder forward", need{"out", out, n * c}, inp, pos, bpos, wte, wpe, wbpe, n, c)
+	if !ok {
 		return
 	}
 	be.par(n, 64, func(lo, hi int) {
 		for i := lo; i < hi; i++ {
-			row := o[i*c : i*c+c]
-			we := w[int(ti[i])*c : int(ti[i])*c+c]
-			pe := p[int(pi[i])*c : int(pi[i])*c+c]
-			bb := bp[int(bi[i])*c : int(bi[i])*c+c]
+			row := e.x[i*c : i*c+c]
+			we := e.wte[int(e.tok[i])*c : int(e.tok[i])*c+c]
+			pe := e.wpe[int(e.pos[i])*c : int(e.pos[i])*c+c]
+			bb := e.wbpe[int(e.bpos[i])*c : int(e.bpos[i])*c+c]
 			for j := range row {
 				row[j] = we[j] + pe[j] + bb[j]
 			}
@@ -40,20 +36,16 @@ func (be *Backend[T]) EncoderForward(out, inp, pos, bpos, wte, wpe, wbpe trainer
 // reduction and is deterministic.
 // dout (N,C); inp, pos, bpos (N) → dwte (V,C), dwpe (P,C), dwbpe (P,C) +=
 func (be *Backend[T]) EncoderBackward(dwte, dwpe, dwbpe, dout, inp, pos, bpos trainer.Buf, n, c int) {
-	if !be.ok(check("encoder backward", need{"dout", dout, n * c}, need{"inp", inp, n}, need{"pos", pos, n}, need{"bpos", bpos, n})) {
-		return
-	}
-	d, ti, pi, bi := f[T](dout), ints(inp), ints(pos), ints(bpos)
-	w, p, bp := f[T](dwte), f[T](dwpe), f[T](dwbpe)
-	if !be.ok(checkIDs("encoder backward", ti[:n], len(w)/c, pi[:n], len(p)/c, bi[:n], len(bp)/c)) {
+	e, ok := be.embeddings("encoder backward", need{"dout", dout, n * c}, inp, pos, bpos, dwte, dwpe, dwbpe, n, c)
+	if !ok {
 		return
 	}
 	be.par(c, 16, func(lo, hi int) {
 		for i := range n {
-			g := d[i*c+lo : i*c+hi]
-			we := w[int(ti[i])*c+lo : int(ti[i])*c+hi]
-			pe := p[int(pi[i])*c+lo : int(pi[i])*c+hi]
-			bpe := bp[int(bi[i])*c+lo : int(bi[i])*c+hi]
+			g := e.x[i*c+lo : i*c+hi]
+			we := e.wte[int(e.tok[i])*c+lo : int(e.tok[i])*c+hi]
+			pe := e.wpe[int(e.pos[i])*c+lo : int(e.pos[i])*c+hi]
+			bpe := e.wbpe[int(e.bpos[i])*c+lo : int(e.bpos[i])*c+hi]
 			for j, x := range g {
 				we[j] += x
 				pe[j] += x
@@ -63,20 +55,38 @@ func (be *Backend[T]) EncoderBackward(dwte, dwpe, dwbpe, dout, inp, pos, bpos tr
 	})
 }
 
-// checkIDs reports an id outside its table.
-func checkIDs(op string, tok []int32, v int, pos []int32, p int, bpos []int32, bp int) error {
+// embeddingViews are the buffers of the encoder ops: the (N,C) output or
+// its gradient, the three id columns (N), and the three tables (or their
+// gradients).
+type embeddingViews[T Float] struct {
+	x              []T
+	tok, pos, bpos []int32
+	wte, wpe, wbpe []T
+}
+
+// embeddings checks the encoder ops' buffers (x the (N,C) one) and that
+// every id is a row of its table (C > 0), and returns their views; false
+// when a check failed (the error sticks).
+func (be *Backend[T]) embeddings(op string, x need, inp, pos, bpos, wte, wpe, wbpe trainer.Buf, n, c int) (embeddingViews[T], bool) {
+	if !be.ok(check(op, x, need{"inp", inp, n}, need{"pos", pos, n}, need{"bpos", bpos, n})) {
+		return embeddingViews[T]{}, false
+	}
+	e := embeddingViews[T]{f[T](x.b), ints(inp), ints(pos), ints(bpos), f[T](wte), f[T](wpe), f[T](wbpe)}
+	if c == 0 {
+		return e, true
+	}
 	for _, t := range []struct {
 		name string
 		ids  []int32
 		rows int
-	}{{"token", tok, v}, {"position", pos, p}, {"block position", bpos, bp}} {
+	}{{"token", e.tok[:n], len(e.wte) / c}, {"position", e.pos[:n], len(e.wpe) / c}, {"block position", e.bpos[:n], len(e.wbpe) / c}} {
 		for i, id := range t.ids {
 			if id < 0 || int(id) >= t.rows {
-				return fmt.Errorf("cpu: %s: %s id %d at %d is outside the table of %d rows", op, t.name, id, i, t.rows)
+				return e, be.ok(fmt.Errorf("cpu: %s: %s id %d at %d is outside the table of %d rows", op, t.name, id, i, t.rows))
 			}
 		}
 	}
-	return nil
+	return e, true
 }
 
 // ----------------------------------------------------------------------------
