@@ -254,11 +254,7 @@ func (be *Backend[T]) GeluForward(out, inp trainer.Buf, n int) {
 		var buf [geluBlock]T
 		for b := lo; b < hi; b += geluBlock {
 			xs := x[b:min(b+geluBlock, hi)]
-			t := buf[:len(xs)]
-			for i, v := range xs {
-				t[i] = geluK * (v + 0.044715*v*v*v)
-			}
-			tanhInPlace(t)
+			t := geluTanh(buf[:len(xs)], xs)
 			dst := o[b : b+len(xs)]
 			for i, v := range xs {
 				dst[i] = 0.5 * v * (1 + t[i])
@@ -278,11 +274,7 @@ func (be *Backend[T]) GeluBackward(dinp, inp, dout trainer.Buf, n int) {
 		var buf [geluBlock]T
 		for b := lo; b < hi; b += geluBlock {
 			xs := x[b:min(b+geluBlock, hi)]
-			t := buf[:len(xs)]
-			for i, v := range xs {
-				t[i] = geluK * (v + 0.044715*v*v*v)
-			}
-			tanhInPlace(t)
+			t := geluTanh(buf[:len(xs)], xs)
 			gs, ds := dy[b:b+len(xs)], dx[b:b+len(xs)]
 			for i, v := range xs {
 				du := geluK * (1 + 3*0.044715*v*v)
@@ -290,6 +282,16 @@ func (be *Backend[T]) GeluBackward(dinp, inp, dout trainer.Buf, n int) {
 			}
 		}
 	})
+}
+
+// geluTanh sets t (len(xs)) to tanh(√(2/π)·(x+0.044715·x³)) of each x of
+// xs and returns it.
+func geluTanh[T Float](t, xs []T) []T {
+	for i, v := range xs {
+		t[i] = geluK * (v + 0.044715*v*v*v)
+	}
+	tanhInPlace(t)
+	return t
 }
 
 // ResidualForward implements trainer.Backend.
