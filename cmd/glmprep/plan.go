@@ -118,7 +118,7 @@ func cmdRunTask(ctx context.Context, args []string, stdout, stderr io.Writer) er
 			return err
 		}
 	}
-	plan, err := pipeline.ReadPlan(dir)
+	plan, err := readPlan(dir)
 	if err != nil {
 		return err
 	}
@@ -181,13 +181,23 @@ Examples:
   sbatch --dependency=afterok:$job --wrap "glmprep merge /shared/crawl"
 `
 
+// readPlan reads the plan in dir for the commands that work on one
+// (run-task, merge, status), saying what dir is not when it has none.
+func readPlan(dir string) (*pipeline.Plan, error) {
+	plan, err := pipeline.ReadPlan(dir)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("%s has no %s: not a glmprep build or plan (or the build has not planned yet)", dir, pipeline.PlanName)
+	}
+	return plan, err
+}
+
 func cmdMerge(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := cli.FlagSet("glmprep merge", mergeHelp, stdout)
 	dir, err := parseDir(fs, args)
 	if err != nil {
 		return err
 	}
-	plan, err := pipeline.ReadPlan(dir)
+	plan, err := readPlan(dir)
 	if err != nil {
 		return err
 	}

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -154,11 +153,8 @@ func cmdStatus(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if err != nil {
 		return err
 	}
-	plan, err := pipeline.ReadPlan(dir)
+	plan, err := readPlan(dir)
 	if err != nil {
-		if errors.Is(err, os.ErrNotExist) {
-			return fmt.Errorf("%s has no %s: not a glmprep build or plan (or the build has not planned yet)", dir, pipeline.PlanName)
-		}
 		return err
 	}
 	s := scanTasks(dir, plan)

@@ -282,6 +282,18 @@ func TestStatsJSONAndTokenCounts(t *testing.T) {
 	}
 }
 
+// The commands that work on a plan say so of a directory without one,
+// instead of passing on the file system's error.
+func TestPlanCommandsWithoutPlan(t *testing.T) {
+	dir := t.TempDir()
+	for _, args := range [][]string{{"status", dir}, {"merge", dir}, {"run-task", "--task", "0", dir}} {
+		_, _, err := glmprep(t, args...)
+		if want := dir + " has no plan.json: not a glmprep build or plan"; err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("glmprep %s: %v; want an error saying %q", strings.Join(args, " "), err, want)
+		}
+	}
+}
+
 // glmprep status shows an unfinished plan's tasks done, started and left;
 // merge names every incomplete task and the --array= spec of exactly
 // those.
