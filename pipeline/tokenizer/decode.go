@@ -246,11 +246,8 @@ func parseDecoderPart(field string, raw json.RawMessage) (decoder, error) {
 	case "Strip":
 		return stripDecOf(o)
 	case "BPEDecoder":
-		d := &bpeSuffixDec{}
-		if d.suffix, err = o.str("suffix", "</w>"); err != nil {
-			return nil, err
-		}
-		return d, nil
+		r := o.opts()
+		return &bpeSuffixDec{suffix: r.str("suffix", "</w>")}, r.err
 	case "CTC":
 		return nil, nil // speech models' decoder: the default decoding serves
 	}
@@ -279,33 +276,16 @@ func decoderSeqOf(o jobj) (decoder, error) {
 }
 
 func wordPieceDecOf(o jobj) (decoder, error) {
-	d := &wordPieceDecoder{}
-	var err error
-	if d.prefix, err = o.str("prefix", "##"); err != nil {
-		return nil, err
-	}
-	if d.cleanup, err = o.boolean("cleanup", true); err != nil {
-		return nil, err
-	}
-	return d, nil
+	r := o.opts()
+	return &wordPieceDecoder{prefix: r.str("prefix", "##"), cleanup: r.boolean("cleanup", true)}, r.err
 }
 
 func metaspaceDecOf(o jobj) (decoder, error) {
-	d := &metaspaceDec{}
-	var err error
-	if d.repl, err = o.str("replacement", "\u2581"); err != nil {
-		return nil, err
-	}
-	scheme, err := o.str("prepend_scheme", "always")
-	if err != nil {
-		return nil, err
-	}
-	aps, err := o.boolean("add_prefix_space", true)
-	if err != nil {
-		return nil, err
-	}
+	r := o.opts()
+	d := &metaspaceDec{repl: r.str("replacement", "\u2581")}
+	scheme, aps := r.str("prepend_scheme", "always"), r.boolean("add_prefix_space", true)
 	d.prepend = scheme != "never" && aps
-	return d, nil
+	return d, r.err
 }
 
 func replaceDecOf(o jobj) (decoder, error) {
@@ -313,26 +293,13 @@ func replaceDecOf(o jobj) (decoder, error) {
 	if err != nil {
 		return nil, err
 	}
-	d := &replaceDec{re: re}
-	if d.content, err = o.str("content", ""); err != nil {
-		return nil, err
-	}
-	return d, nil
+	r := o.opts()
+	return &replaceDec{re: re, content: r.str("content", "")}, r.err
 }
 
 func stripDecOf(o jobj) (decoder, error) {
-	d := &stripDec{}
-	var err error
-	if d.content, err = o.str("content", " "); err != nil {
-		return nil, err
-	}
-	if d.start, err = o.integer("start", 0); err != nil {
-		return nil, err
-	}
-	if d.stop, err = o.integer("stop", 0); err != nil {
-		return nil, err
-	}
-	return d, nil
+	r := o.opts()
+	return &stripDec{content: r.str("content", " "), start: r.integer("start", 0), stop: r.integer("stop", 0)}, r.err
 }
 
 // defaultDecoder is the decoder of a tokenizer.json without a usable one.

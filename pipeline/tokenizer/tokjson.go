@@ -164,6 +164,29 @@ func (o jobj) integer(key string, def int) (int, error) {
 	return int(f), nil
 }
 
+// opts reads options of o one after another: the first error sticks and
+// every read after it gives its default, so a component reads all its
+// options and checks err once.
+type opts struct {
+	o   jobj
+	err error
+}
+
+func (o jobj) opts() *opts { return &opts{o: o} }
+
+func (r *opts) str(key, def string) string        { return readOpt(r, r.o.str, key, def) }
+func (r *opts) boolean(key string, def bool) bool { return readOpt(r, r.o.boolean, key, def) }
+func (r *opts) integer(key string, def int) int   { return readOpt(r, r.o.integer, key, def) }
+
+func readOpt[T any](r *opts, read func(string, T) (T, error), key string, def T) T {
+	if r.err != nil {
+		return def
+	}
+	v, err := read(key, def)
+	r.err = err
+	return v
+}
+
 func (o jobj) list(key string) ([]json.RawMessage, error) {
 	return optional[[]json.RawMessage](o, key, nil, "want a list")
 }
@@ -301,37 +324,19 @@ func bertNormOf(o jobj) (normalizer, error) {
 	if err := o.required("clean_text", "handle_chinese_chars", "lowercase"); err != nil {
 		return nil, err
 	}
-	o = o.nullable("strip_accents")
-	opts := bertOptions{}
-	var err error
-	if opts.cleanText, err = o.boolean("clean_text", true); err != nil {
-		return nil, err
-	}
-	if opts.chineseChars, err = o.boolean("handle_chinese_chars", true); err != nil {
-		return nil, err
-	}
-	if opts.lowercase, err = o.boolean("lowercase", true); err != nil {
-		return nil, err
-	}
-	if opts.stripAccents, err = o.boolean("strip_accents", opts.lowercase); err != nil { // absent or null: lowercase
-		return nil, err
-	}
-	return bertNorm{opts}, nil
+	r := o.nullable("strip_accents").opts()
+	b := bertOptions{cleanText: r.boolean("clean_text", true), chineseChars: r.boolean("handle_chinese_chars", true),
+		lowercase: r.boolean("lowercase", true)}
+	b.stripAccents = r.boolean("strip_accents", b.lowercase) // absent or null: lowercase
+	return bertNorm{b}, r.err
 }
 
 func stripNormOf(o jobj) (normalizer, error) {
 	if err := o.only("strip_left", "strip_right"); err != nil {
 		return nil, err
 	}
-	var n stripNorm
-	var err error
-	if n.left, err = o.boolean("strip_left", true); err != nil {
-		return nil, err
-	}
-	if n.right, err = o.boolean("strip_right", true); err != nil {
-		return nil, err
-	}
-	return n, nil
+	r := o.opts()
+	return stripNorm{left: r.boolean("strip_left", true), right: r.boolean("strip_right", true)}, r.err
 }
 
 func replaceNormOf(o jobj) (normalizer, error) {
@@ -449,17 +454,10 @@ func (b *tjBuilder) byteLevelPreOf(o jobj) (preTokenizer, error) {
 			return nil, fieldErr(o.sub(k), "missing (Hugging Face requires it)")
 		}
 	}
-	var err error
-	if p.prefixSpace, err = o.boolean("add_prefix_space", true); err != nil {
-		return nil, err
-	}
-	if p.useRegex, err = o.boolean("use_regex", true); err != nil {
-		return nil, err
-	}
-	if _, err = o.boolean("trim_offsets", true); err != nil { // offsets only
-		return nil, err
-	}
-	return p, nil
+	r := o.opts()
+	p.prefixSpace, p.useRegex = r.boolean("add_prefix_space", true), r.boolean("use_regex", true)
+	r.boolean("trim_offsets", true) // offsets only
+	return p, r.err
 }
 
 func splitPreOf(o jobj) (preTokenizer, error) {
@@ -481,10 +479,9 @@ func splitPreOf(o jobj) (preTokenizer, error) {
 	if p.behavior, err = o.behavior("behavior", ""); err != nil {
 		return nil, err
 	}
-	if p.invert, err = o.boolean("invert", false); err != nil {
-		return nil, err
-	}
-	return p, nil
+	r := o.opts()
+	p.invert = r.boolean("invert", false)
+	return p, r.err
 }
 
 func metaspacePreOf(o jobj) (preTokenizer, error) {
@@ -749,24 +746,11 @@ func (m *tjModel) parseBPE(o jobj, mp *fastModelParts) error {
 	}
 	m.merges = mp.merges
 	m.hasUnk = o.has("unk_token")
-	var err error
-	if m.unk, err = o.str("unk_token", ""); err != nil {
-		return err
-	}
-	if m.prefix, err = o.str("continuing_subword_prefix", ""); err != nil {
-		return err
-	}
-	if m.suffix, err = o.str("end_of_word_suffix", ""); err != nil {
-		return err
-	}
-	if m.fuseUnk, err = o.boolean("fuse_unk", false); err != nil {
-		return err
-	}
-	if m.byteFallback, err = o.boolean("byte_fallback", false); err != nil {
-		return err
-	}
-	m.ignoreMerges, err = o.boolean("ignore_merges", false)
-	return err
+	r := o.opts()
+	m.unk, m.prefix, m.suffix = r.str("unk_token", ""), r.str("continuing_subword_prefix", ""), r.str("end_of_word_suffix", "")
+	m.fuseUnk, m.byteFallback = r.boolean("fuse_unk", false), r.boolean("byte_fallback", false)
+	m.ignoreMerges = r.boolean("ignore_merges", false)
+	return r.err
 }
 
 // parseWordPiece reads WordPiece's options, every one of which Hugging
@@ -781,12 +765,9 @@ func (m *tjModel) parseWordPiece(o jobj, mp *fastModelParts) error {
 	if err := m.vocabAndUnk(o, mp); err != nil {
 		return err
 	}
-	var err error
-	if m.prefix, err = o.str("continuing_subword_prefix", "##"); err != nil {
-		return err
-	}
-	if m.maxChars, err = o.integer("max_input_chars_per_word", 100); err != nil {
-		return err
+	r := o.opts()
+	if m.prefix, m.maxChars = r.str("continuing_subword_prefix", "##"), r.integer("max_input_chars_per_word", 100); r.err != nil {
+		return r.err
 	}
 	if m.maxChars < 0 {
 		return fieldErr(o.sub("max_input_chars_per_word"), "%d: want a count ≥ 0 (Hugging Face refuses the file)", m.maxChars)
@@ -837,15 +818,12 @@ func (m *tjModel) parseUnigram(o jobj, mp *fastModelParts) error {
 	}
 	m.pieces = mp.pieces
 	m.n = len(mp.pieces)
-	var err error
-	if m.unkID, err = o.integer("unk_id", -1); err != nil {
-		return err
-	}
-	if m.unkID >= m.n {
+	r := o.opts()
+	if m.unkID = r.integer("unk_id", -1); r.err == nil && m.unkID >= m.n {
 		return fieldErr("model.unk_id", "%d is not a piece (the vocabulary has %d)", m.unkID, m.n)
 	}
-	m.byteFallback, err = o.boolean("byte_fallback", false)
-	return err
+	m.byteFallback = r.boolean("byte_fallback", false)
+	return r.err
 }
 
 // buildMerges maps each merge to (rank, merged id), as HF's BPE builder: the
