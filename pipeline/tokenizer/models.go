@@ -156,12 +156,10 @@ func (m *bpeModel) encodeSymbols(st *genState, dst []int32, piece []byte, raw bo
 			ids = append(ids, id)
 			continue
 		}
-		if m.byteFallback {
-			var ok bool
-			// As HF: the byte tokens go in before a pending unknown token.
-			if ids, ok = appendByteTokens(ids, &m.fallbackID, key); ok {
-				continue
-			}
+		// As HF: the byte tokens go in before a pending unknown token.
+		var ok bool
+		if ids, ok = appendByteTokens(ids, m.byteFallback, &m.fallbackID, key); ok {
+			continue
 		}
 		if m.unk < 0 {
 			continue // no unknown token: the character is dropped, as HF does
@@ -197,9 +195,12 @@ func (m *bpeModel) symbolID(key []byte, r rune) (int32, bool) {
 }
 
 // appendByteTokens appends the <0xXX> token of each byte of b (byte
-// fallback, in BPE and Unigram) when every one of them has its token
-// (byteID[c] ≥ 0), and reports whether it did.
-func appendByteTokens(dst []int32, byteID *[256]int32, b []byte) ([]int32, bool) {
+// fallback, in BPE and Unigram) when it is on and every one of them has
+// its token (byteID[c] ≥ 0), and reports whether it did.
+func appendByteTokens(dst []int32, on bool, byteID *[256]int32, b []byte) ([]int32, bool) {
+	if !on {
+		return dst, false
+	}
 	for _, c := range b {
 		if byteID[c] < 0 {
 			return dst, false

@@ -432,11 +432,9 @@ func (u *unigram) encodeHF(st *unigramState, dst []int32, text []byte) ([]int32,
 			dst = append(dst, id)
 			continue
 		}
-		if u.byteFB {
-			var ok bool
-			if dst, ok = appendByteTokens(dst, &u.byteID, tok); ok {
-				continue
-			}
+		var ok bool
+		if dst, ok = appendByteTokens(dst, u.byteFB, &u.byteID, tok); ok {
+			continue
 		}
 		dst = append(dst, u.unkID)
 	}
