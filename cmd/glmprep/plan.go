@@ -191,13 +191,20 @@ func readPlan(dir string) (*pipeline.Plan, error) {
 	return plan, err
 }
 
-func cmdMerge(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := cli.FlagSet("glmprep merge", mergeHelp, stdout)
+// parsePlanDir parses the command line of a command whose argument is a
+// plan's directory, and reads that plan.
+func parsePlanDir(fs *flag.FlagSet, args []string) (string, *pipeline.Plan, error) {
 	dir, err := parseDir(fs, args)
 	if err != nil {
-		return err
+		return "", nil, err
 	}
 	plan, err := readPlan(dir)
+	return dir, plan, err
+}
+
+func cmdMerge(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := cli.FlagSet("glmprep merge", mergeHelp, stdout)
+	dir, plan, err := parsePlanDir(fs, args)
 	if err != nil {
 		return err
 	}

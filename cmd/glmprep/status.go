@@ -149,11 +149,7 @@ func (s taskScan) taskProgress(t int) string {
 func cmdStatus(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := cli.FlagSet("glmprep status", statusHelp, stdout)
 	asJSON := fs.Bool("json", false, "print one JSON object")
-	dir, err := parseDir(fs, args)
-	if err != nil {
-		return err
-	}
-	plan, err := readPlan(dir)
+	dir, plan, err := parsePlanDir(fs, args)
 	if err != nil {
 		return err
 	}
