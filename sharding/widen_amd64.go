@@ -1,24 +1,22 @@
 package sharding
 
 import (
-	"slices"
 	"unsafe"
 
 	"golang.org/x/sys/cpu"
 )
 
 // The AVX2 kernels of widen_amd64.s, 32 (or 16) values per iteration,
-// leave the lane-wise maxima of the source values in lanes: 16 uint16s
-// (widenMaxAVX2) or 8 uint32s.
+// return the largest source value (as unsigned).
 
 //go:noescape
-func widenMaxAVX2(dst *int32, src *uint16, n int, lanes *[8]uint32)
+func widenMaxAVX2(dst *int32, src *uint16, n int) uint16
 
 //go:noescape
-func copyMaxAVX2(dst *int32, src *int32, n int, lanes *[8]uint32)
+func copyMaxAVX2(dst *int32, src *int32, n int) uint32
 
 //go:noescape
-func narrowMaxAVX2(dst *uint16, src *int32, n int, lanes *[8]uint32)
+func narrowMaxAVX2(dst *uint16, src *int32, n int) uint32
 
 var hasAVX2 = cpu.X86.HasAVX2
 
@@ -43,14 +41,12 @@ func narrowMax(dst []uint16, src []int32) uint32 {
 // split runs kernel, an AVX2 kernel that takes step values (a power of
 // two) at a time, over the longest prefix of src it can take (none without
 // AVX2) and scalar over the rest, and returns the larger of their maxima.
-func split[D, S any, M uint16 | uint32](dst []D, src []S, step int, kernel func(d *D, s *S, n int, lanes *[8]uint32), scalar func([]D, []S) M) M {
+func split[D, S any, M uint16 | uint32](dst []D, src []S, step int, kernel func(d *D, s *S, n int) M, scalar func([]D, []S) M) M {
 	dst = dst[:len(src)]
 	n := len(src) &^ (step - 1)
 	var m M
 	if hasAVX2 && n > 0 {
-		var lanes [8]uint32
-		kernel(&dst[0], &src[0], n, &lanes)
-		m = slices.Max(unsafe.Slice((*M)(unsafe.Pointer(&lanes[0])), len(lanes)*4/int(unsafe.Sizeof(m))))
+		m = kernel(&dst[0], &src[0], n)
 	} else {
 		n = 0
 	}

@@ -1,16 +1,19 @@
 #include "textflag.h"
 
-// The three column kernels share a frame: dst in DI, src in SI, the count
-// left in CX and lanes in DX; each iteration loads 64 source bytes into Y0
-// and Y1 and keeps two lane-wise running maxima of them, Y7 and Y6. The
-// callers pass a count that is a positive multiple of the iteration's.
+// The loader's kernels (widenMaxAVX2, copyMaxAVX2 and prefetchLines), then
+// the writer's (narrowMaxAVX2).
+//
+// The three column kernels share a frame: dst in DI, src in SI and the
+// count left in CX; each iteration loads 64 source bytes into Y0 and Y1
+// and keeps two lane-wise running maxima of them, Y7 and Y6, which the
+// kernel folds into the one maximum it returns. The callers pass a count
+// that is a positive multiple of the iteration's.
 
 // ENTER loads the arguments and zeroes the running maxima.
 #define ENTER \
 	MOVQ dst+0(FP), DI; \
 	MOVQ src+8(FP), SI; \
 	MOVQ n+16(FP), CX; \
-	MOVQ lanes+24(FP), DX; \
 	VPXOR Y7, Y7, Y7; \
 	VPXOR Y6, Y6, Y6
 
@@ -31,17 +34,35 @@
 	CMPQ CX, $per; \
 	JGE  loop
 
-// LEAVE stores the lane-wise maximum of the two running maxima in lanes.
-#define LEAVE(MAX) \
+// FOLD leaves in the low 32 bits of X7 the lane-wise maximum, with MAX, of
+// the two running maxima's lanes, halving them three times.
+#define FOLD(MAX) \
 	MAX Y6, Y7, Y7; \
-	VMOVDQU Y7, (DX); \
-	VZEROUPPER; \
-	RET
+	VEXTRACTI128 $1, Y7, X6; \
+	MAX X6, X7, X7; \
+	VPSHUFD $0x4E, X7, X6; \
+	MAX X6, X7, X7; \
+	VPSHUFD $0xB1, X7, X6; \
+	MAX X6, X7, X7
 
-// func widenMaxAVX2(dst *int32, src *uint16, n int, lanes *[8]uint32)
-// Widens n uint16 values (n a multiple of 32) to int32 and leaves the
-// lane-wise maximum (16 uint16s) in lanes.
-TEXT ·widenMaxAVX2(SB), NOSPLIT, $0-32
+// MAX16 leaves in AX the largest of the running maxima's uint16 lanes.
+#define MAX16 \
+	FOLD(VPMAXUW); \
+	VPSRLD $16, X7, X6; \
+	VPMAXUW X6, X7, X7; \
+	VMOVD X7, AX; \
+	VZEROUPPER
+
+// MAX32 leaves in AX the largest of the running maxima's uint32 lanes.
+#define MAX32 \
+	FOLD(VPMAXUD); \
+	VMOVD X7, AX; \
+	VZEROUPPER
+
+// func widenMaxAVX2(dst *int32, src *uint16, n int) uint16
+// Widens n uint16 values (n a multiple of 32) to int32 and returns the
+// largest.
+TEXT ·widenMaxAVX2(SB), NOSPLIT, $0-26
 	ENTER
 
 loop:
@@ -57,12 +78,14 @@ loop:
 	VMOVDQU Y4, 64(DI)
 	VMOVDQU Y5, 96(DI)
 	NEXT(128, 32)
-	LEAVE(VPMAXUW)
+	MAX16
+	MOVW AX, ret+24(FP)
+	RET
 
-// func copyMaxAVX2(dst *int32, src *int32, n int, lanes *[8]uint32)
-// Copies n int32 values (n a multiple of 16) and leaves the lane-wise
-// unsigned maximum in lanes.
-TEXT ·copyMaxAVX2(SB), NOSPLIT, $0-32
+// func copyMaxAVX2(dst *int32, src *int32, n int) uint32
+// Copies n int32 values (n a multiple of 16) and returns the largest as
+// unsigned.
+TEXT ·copyMaxAVX2(SB), NOSPLIT, $0-28
 	ENTER
 
 loop:
@@ -70,21 +93,9 @@ loop:
 	VMOVDQU Y0, (DI)
 	VMOVDQU Y1, 32(DI)
 	NEXT(64, 16)
-	LEAVE(VPMAXUD)
-
-// func narrowMaxAVX2(dst *uint16, src *int32, n int, lanes *[8]uint32)
-// Narrows n int32 values (n a multiple of 16) to uint16, saturating, and
-// leaves the lane-wise unsigned maximum of the int32 values in lanes.
-TEXT ·narrowMaxAVX2(SB), NOSPLIT, $0-32
-	ENTER
-
-loop:
-	LOAD(VPMAXUD)
-	VPACKUSDW Y1, Y0, Y2
-	VPERMQ $0xD8, Y2, Y2
-	VMOVDQU Y2, (DI)
-	NEXT(32, 16)
-	LEAVE(VPMAXUD)
+	MAX32
+	MOVL AX, ret+24(FP)
+	RET
 
 // func prefetchLines(p unsafe.Pointer, n int)
 // Hints that the n bytes at p (n > 0) will be read soon: a PREFETCHT0 for
@@ -100,4 +111,20 @@ ploop:
 	ADDQ $64, SI
 	CMPQ SI, DX
 	JLE  ploop
+	RET
+
+// func narrowMaxAVX2(dst *uint16, src *int32, n int) uint32
+// Narrows n int32 values (n a multiple of 16) to uint16, saturating, and
+// returns the largest of the int32 values as unsigned.
+TEXT ·narrowMaxAVX2(SB), NOSPLIT, $0-28
+	ENTER
+
+loop:
+	LOAD(VPMAXUD)
+	VPACKUSDW Y1, Y0, Y2
+	VPERMQ $0xD8, Y2, Y2
+	VMOVDQU Y2, (DI)
+	NEXT(32, 16)
+	MAX32
+	MOVL AX, ret+24(FP)
 	RET
