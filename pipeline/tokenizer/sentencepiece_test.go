@@ -313,52 +313,7 @@ func TestSentencePieceReference(t *testing.T) {
 			}
 		}
 	}
-	// UNUSED pieces (what SetVocabulary makes of pieces outside a vocabulary):
-	// every fifth multi-character NORMAL piece of a Unigram and a BPE model.
-	for _, from := range []int{0, 4} {
-		m, err := parseModelProto(must(os.ReadFile(paths[from])))
-		if err != nil {
-			t.Fatal(err)
-		}
-		k := 0
-		for i, p := range m.pieces {
-			if p.typ == spNormal && utf8.RuneCountInString(p.piece) > 1 {
-				if k++; k%5 == 0 {
-					m.pieces[i].typ = spUnused
-				}
-			}
-		}
-		p := filepath.Join(dir, names[from]+"-unused.model")
-		if err := os.WriteFile(p, encodeModelProto(m), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		paths, names = append(paths, p), append(names, names[from]+"-unused")
-	}
-	// Tied scores, where only position orders the merges (the leftmost
-	// first), and -0 beside +0: the BPE model's merge scores rounded down to
-	// multiples of 4, and the 40 first merges' all zero, every other one
-	// negative.
-	m, err := parseModelProto(must(os.ReadFile(paths[3])))
-	if err != nil {
-		t.Fatal(err)
-	}
-	for i, p := range m.pieces {
-		if p.typ == spNormal {
-			s := float32(math.Floor(float64(p.score)/4) * 4)
-			if s > -40 {
-				s = 0
-			}
-			if s == 0 && i%2 == 0 {
-				s = float32(math.Copysign(0, -1))
-			}
-			m.pieces[i].score = s
-		}
-	}
-	tied := filepath.Join(dir, names[3]+"-tied.model")
-	if err := os.WriteFile(tied, encodeModelProto(m), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	paths, names = append(paths, tied), append(names, names[3]+"-tied")
+	paths, names = derivedModels(t, dir, paths, names)
 
 	start := time.Now()
 	fullDocs := filepath.Join(dir, "full.json")
@@ -387,6 +342,58 @@ func TestSentencePieceReference(t *testing.T) {
 	t.Run("hugging-face-blocks", func(t *testing.T) {
 		checkHFBlocks(t, dir, append([]string{cogPretrainPath}, paths...), thin)
 	})
+}
+
+// derivedModels writes the models derived from the trained ones into dir
+// and returns paths and names with them added:
+//   - UNUSED pieces (what SetVocabulary makes of pieces outside a
+//     vocabulary): every fifth multi-character NORMAL piece of a Unigram
+//     and a BPE model;
+//   - tied scores, where only position orders the merges (the leftmost
+//     first), and -0 beside +0: the Llama-2 style BPE model's merge scores
+//     rounded down to multiples of 4, and the 40 first merges' all zero,
+//     every other one negative.
+func derivedModels(t *testing.T, dir string, paths, names []string) ([]string, []string) {
+	write := func(m *modelProto, name string) {
+		p := filepath.Join(dir, name+".model")
+		if err := os.WriteFile(p, encodeModelProto(m), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		paths, names = append(paths, p), append(names, name)
+	}
+	read := func(i int) *modelProto {
+		m, err := parseModelProto(must(os.ReadFile(paths[i])))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return m
+	}
+	for _, from := range []int{0, 4} {
+		m, k := read(from), 0
+		for i, p := range m.pieces {
+			if p.typ == spNormal && utf8.RuneCountInString(p.piece) > 1 {
+				if k++; k%5 == 0 {
+					m.pieces[i].typ = spUnused
+				}
+			}
+		}
+		write(m, names[from]+"-unused")
+	}
+	m := read(3)
+	for i, p := range m.pieces {
+		if p.typ == spNormal {
+			s := float32(math.Floor(float64(p.score)/4) * 4)
+			if s > -40 {
+				s = 0
+			}
+			if s == 0 && i%2 == 0 {
+				s = float32(math.Copysign(0, -1))
+			}
+			m.pieces[i].score = s
+		}
+	}
+	write(m, names[3]+"-tied")
+	return paths, names
 }
 
 // spmBenchCorpora are the benchmark corpora: English (wikitext-2) and
