@@ -39,7 +39,7 @@ func loadOpenBLAS(path string) (lib *openblas, err error) {
 			lib, err = nil, fmt.Errorf("openblas %s: %v", path, r)
 		}
 	}()
-	h, err := purego.Dlopen(path, purego.RTLD_NOW|purego.RTLD_LOCAL)
+	h, err := dlopen(path)
 	if err != nil {
 		return nil, fmt.Errorf("open %s: %w", path, err)
 	}
@@ -48,7 +48,7 @@ func loadOpenBLAS(path string) (lib *openblas, err error) {
 	purego.RegisterLibFunc(&lib.dgemm, h, "cblas_dgemm")
 	purego.RegisterLibFunc(&lib.setThreads, h, "openblas_set_num_threads")
 	lib.setThreads(1)
-	if _, err := purego.Dlsym(h, "openblas_get_config"); err == nil {
+	if _, err := dlsym(h, "openblas_get_config"); err == nil {
 		var getConfig func() string
 		purego.RegisterLibFunc(&getConfig, h, "openblas_get_config")
 		lib.config = strings.TrimSpace(getConfig())

@@ -4,8 +4,6 @@ import (
 	"fmt"
 	"path/filepath"
 	"unsafe"
-
-	"github.com/ebitengine/purego"
 )
 
 // status is a cublasStatus_t.
@@ -62,7 +60,7 @@ func loadCublas(dirs []string, nExplicit, driverMajor int) (*cublas, error) {
 		if dir == "" || lt == "" || !fileExists(dir+lt) {
 			return
 		}
-		if h, err := purego.Dlopen(dir+lt, purego.RTLD_NOW|purego.RTLD_LOCAL); err == nil {
+		if h, err := dlopen(dir + lt); err == nil {
 			c.lt = library{path: dir + lt, handle: h}
 		}
 	})

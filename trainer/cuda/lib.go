@@ -162,7 +162,7 @@ func openLib(names, dirs []string, nExplicit int, before func(path string)) (lib
 		if before != nil {
 			before(p)
 		}
-		h, err := purego.Dlopen(p, purego.RTLD_NOW|purego.RTLD_LOCAL)
+		h, err := dlopen(p)
 		if err != nil {
 			if strings.Contains(p, "/") {
 				tried = append(tried, fmt.Sprintf("%s: %v", p, err))
@@ -198,7 +198,7 @@ type symbols struct {
 
 // bind sets *fptr to the C function name; a missing symbol is recorded.
 func (s *symbols) bind(fptr any, name string) {
-	sym, err := purego.Dlsym(s.lib.handle, name)
+	sym, err := dlsym(s.lib.handle, name)
 	if err != nil || sym == 0 {
 		s.missing = append(s.missing, name)
 		return
@@ -209,7 +209,7 @@ func (s *symbols) bind(fptr any, name string) {
 // optional binds *fptr when the library has name and reports whether it
 // did.
 func (s *symbols) optional(fptr any, name string) bool {
-	sym, err := purego.Dlsym(s.lib.handle, name)
+	sym, err := dlsym(s.lib.handle, name)
 	if err != nil || sym == 0 {
 		return false
 	}

@@ -6,8 +6,6 @@ import (
 	"runtime"
 	"strings"
 	"unsafe"
-
-	"github.com/ebitengine/purego"
 )
 
 // nvrtcResult is an nvrtcResult.
@@ -45,7 +43,7 @@ func loadNVRTC(dirs []string, nExplicit, driverMajor int) (*nvrtc, error) {
 		}
 		m, _ := filepath.Glob(filepath.Join(dir, "libnvrtc-builtins.so.*"))
 		for _, b := range m {
-			if h, err := purego.Dlopen(b, purego.RTLD_NOW|purego.RTLD_LOCAL); err == nil {
+			if h, err := dlopen(b); err == nil {
 				r.builtins = library{path: b, handle: h}
 				return
 			}
