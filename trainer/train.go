@@ -215,12 +215,18 @@ func (r *run) loop(ctx context.Context) (Result, error) {
 		if err := ctx.Err(); err != nil {
 			return r.res, errors.Join(err, r.checkpoint())
 		}
+		start, err := r.src.State()
+		if err != nil {
+			return r.res, fmt.Errorf("trainer: loader state: %w", err)
+		}
 		stepTokens, lossTokens, err := r.nextBatches()
 		if errors.Is(err, io.EOF) { // out of data: keep the last complete step
 			return r.res, errors.Join(r.flushMetrics(), r.checkpoint())
 		}
 		if err != nil {
-			return r.res, err
+			// Bad data: keep the last complete step too, with the source
+			// where this step began (it read some of its micro-batches).
+			return r.res, errors.Join(err, r.flushMetrics(), r.checkpointAt(start))
 		}
 		s, err := r.trainStep(lossTokens)
 		if err != nil {
@@ -383,6 +389,11 @@ func (r *run) checkpoint() error {
 	if err != nil {
 		return fmt.Errorf("trainer: loader state: %w", err)
 	}
+	return r.checkpointAt(state)
+}
+
+// checkpointAt is checkpoint with the loader's position given.
+func (r *run) checkpointAt(state []byte) error {
 	dir := CheckpointDir(r.cfg.Out, r.step)
 	st := TrainerState{Step: r.step, Tokens: r.tokens, Seed: r.cfg.Seed, LoaderState: state, DataFingerprint: r.fingerprint}
 	if err := SaveCheckpoint(dir, r.m, r.opt, &r.cfg, st); err != nil {

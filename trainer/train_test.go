@@ -17,6 +17,7 @@ import (
 	"github.com/glmkit/glmkit/masking"
 	"github.com/glmkit/glmkit/trainer"
 	"github.com/glmkit/glmkit/trainer/cpu"
+	"github.com/glmkit/glmkit/trainer/loader"
 	"github.com/glmkit/glmkit/trainer/safetensors"
 )
 
@@ -398,6 +399,50 @@ func TestCancel(t *testing.T) {
 	res, err = trainer.Train(context.Background(), tc, m, src, nil, trainer.Hooks{})
 	if err != nil || res.Steps != 6 {
 		t.Fatalf("resumed Train = %+v, %v", res, err)
+	}
+}
+
+// failingSource is a source whose call fail of Next (counted from 1) fails
+// as a corrupt row would.
+type failingSource struct {
+	*trainer.SliceSource
+	calls, fail int
+}
+
+var errCorrupt = errors.New("corrupt row")
+
+func (s *failingSource) Next(b *loader.Batch) error {
+	if s.calls++; s.calls == s.fail {
+		return errCorrupt
+	}
+	return s.SliceSource.Next(b)
+}
+
+// Bad data in the middle of a step (its second micro-batch) ends the run
+// with the error and a checkpoint of the last complete step, whose loader
+// position is where that step began: resuming on good data gives the
+// straight run's weights, bitwise.
+func TestDataErrorCheckpoint(t *testing.T) {
+	be := newCPU[float32](t, cpu.Options{})
+	const N = 6
+	tc := tinyTrainConfig(t, N) // two micro-batches a step
+	_, pStraight, _ := run(t, be, tc, -1)
+
+	tc.Out = t.TempDir()
+	m, err := trainer.NewModel(tinyConfig(t), be)
+	if err != nil {
+		t.Fatal(err)
+	}
+	src := &failingSource{SliceSource: &trainer.SliceSource{Batches: glmBatches(21, 7, 4, 20, 40, 300), Loop: true}, fail: 2*3 + 2}
+	eval := &trainer.SliceSource{Batches: glmBatches(22, 2, 4, 20, 40, 300)}
+	res, err := trainer.Train(context.Background(), tc, m, src, eval, trainer.Hooks{})
+	if !errors.Is(err, errCorrupt) || res.Steps != 3 || res.Checkpoint != trainer.CheckpointDir(tc.Out, 3) {
+		t.Fatalf("Train = %+v, %v; want 3 steps, their checkpoint and the corrupt row", res, err)
+	}
+	tc.Resume = res.Checkpoint
+	_, pResumed, _ := run(t, newCPU[float32](t, cpu.Options{}), tc, -1)
+	if i := sameBits32(pStraight, pResumed); i != -1 {
+		t.Fatalf("resumed after the bad data: parameters differ from the straight run at %d", i)
 	}
 }
 
