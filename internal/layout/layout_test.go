@@ -113,14 +113,14 @@ func TestFunctionLength(t *testing.T) {
 var order = []string{
 	"masking", "internal/glmtest", "internal/atomicfile", "internal/strictjson", "internal/testhooks", "internal/sysmem", "sharding",
 	"pipeline/tokenizer", "pipeline/parquettext", "pipeline",
-	"trainer/loader", "trainer/safetensors", "trainer/internal/batchtest", "trainer", "trainer/cpu", "trainer/cuda",
+	"trainer/loader", "trainer/safetensors", "trainer/internal/batchtest", "trainer/internal/dynlib", "trainer", "trainer/cpu", "trainer/cuda",
 	"cmd/internal/cli", "cmd/glmprep", "cmd/glmtrain", "internal/layout",
 }
 
 // leaves import no glmkit package; arrowUsers are the only importers of
 // arrow-go.
 var (
-	leaves     = []string{"masking", "internal/atomicfile", "internal/strictjson", "internal/testhooks", "internal/sysmem", "trainer/safetensors"}
+	leaves     = []string{"masking", "internal/atomicfile", "internal/strictjson", "internal/testhooks", "internal/sysmem", "trainer/safetensors", "trainer/internal/dynlib"}
 	arrowUsers = []string{"sharding", "pipeline/parquettext"}
 )
 

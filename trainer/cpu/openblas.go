@@ -6,6 +6,8 @@ import (
 	"unsafe"
 
 	"github.com/ebitengine/purego"
+
+	"github.com/glmkit/glmkit/trainer/internal/dynlib"
 )
 
 // CBLAS enum values (cblas.h).
@@ -39,7 +41,7 @@ func loadOpenBLAS(path string) (lib *openblas, err error) {
 			lib, err = nil, fmt.Errorf("openblas %s: %v", path, r)
 		}
 	}()
-	h, err := dlopen(path)
+	h, err := dynlib.Open(path)
 	if err != nil {
 		return nil, fmt.Errorf("open %s: %w", path, err)
 	}
@@ -48,7 +50,7 @@ func loadOpenBLAS(path string) (lib *openblas, err error) {
 	purego.RegisterLibFunc(&lib.dgemm, h, "cblas_dgemm")
 	purego.RegisterLibFunc(&lib.setThreads, h, "openblas_set_num_threads")
 	lib.setThreads(1)
-	if _, err := dlsym(h, "openblas_get_config"); err == nil {
+	if _, err := dynlib.Sym(h, "openblas_get_config"); err == nil {
 		var getConfig func() string
 		purego.RegisterLibFunc(&getConfig, h, "openblas_get_config")
 		lib.config = strings.TrimSpace(getConfig())

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"path/filepath"
 	"unsafe"
+
+	"github.com/glmkit/glmkit/trainer/internal/dynlib"
 )
 
 // status is a cublasStatus_t.
@@ -60,7 +62,7 @@ func loadCublas(dirs []string, nExplicit, driverMajor int) (*cublas, error) {
 		if dir == "" || lt == "" || !fileExists(dir+lt) {
 			return
 		}
-		if h, err := dlopen(dir + lt); err == nil {
+		if h, err := dynlib.Open(dir + lt); err == nil {
 			c.lt = library{path: dir + lt, handle: h}
 		}
 	})

@@ -11,6 +11,8 @@ import (
 	"unsafe"
 
 	"github.com/ebitengine/purego"
+
+	"github.com/glmkit/glmkit/trainer/internal/dynlib"
 )
 
 // ErrNoDriver is wrapped by the errors of New and Probe when no CUDA driver
@@ -83,10 +85,10 @@ func libDirs(explicit ...string) []string {
 	return out
 }
 
-// library is a shared library opened with dlopen.
+// library is a shared library opened with dynlib.Open.
 type library struct {
 	path   string  // the file opened, or the bare name the loader resolved
-	handle uintptr // dlopen handle
+	handle uintptr // dynlib.Open handle
 }
 
 // candidates lists the paths to try for a library, in order: every name
@@ -162,7 +164,7 @@ func openLib(names, dirs []string, nExplicit int, before func(path string)) (lib
 		if before != nil {
 			before(p)
 		}
-		h, err := dlopen(p)
+		h, err := dynlib.Open(p)
 		if err != nil {
 			if strings.Contains(p, "/") {
 				tried = append(tried, fmt.Sprintf("%s: %v", p, err))
@@ -198,7 +200,7 @@ type symbols struct {
 
 // bind sets *fptr to the C function name; a missing symbol is recorded.
 func (s *symbols) bind(fptr any, name string) {
-	sym, err := dlsym(s.lib.handle, name)
+	sym, err := dynlib.Sym(s.lib.handle, name)
 	if err != nil || sym == 0 {
 		s.missing = append(s.missing, name)
 		return
@@ -209,7 +211,7 @@ func (s *symbols) bind(fptr any, name string) {
 // optional binds *fptr when the library has name and reports whether it
 // did.
 func (s *symbols) optional(fptr any, name string) bool {
-	sym, err := dlsym(s.lib.handle, name)
+	sym, err := dynlib.Sym(s.lib.handle, name)
 	if err != nil || sym == 0 {
 		return false
 	}

@@ -6,6 +6,8 @@ import (
 	"runtime"
 	"strings"
 	"unsafe"
+
+	"github.com/glmkit/glmkit/trainer/internal/dynlib"
 )
 
 // nvrtcResult is an nvrtcResult.
@@ -43,7 +45,7 @@ func loadNVRTC(dirs []string, nExplicit, driverMajor int) (*nvrtc, error) {
 		}
 		m, _ := filepath.Glob(filepath.Join(dir, "libnvrtc-builtins.so.*"))
 		for _, b := range m {
-			if h, err := dlopen(b); err == nil {
+			if h, err := dynlib.Open(b); err == nil {
 				r.builtins = library{path: b, handle: h}
 				return
 			}
