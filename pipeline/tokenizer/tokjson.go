@@ -479,9 +479,10 @@ func splitPreOf(o jobj) (preTokenizer, error) {
 	if p.behavior, err = o.behavior("behavior", ""); err != nil {
 		return nil, err
 	}
-	r := o.opts()
-	p.invert = r.boolean("invert", false)
-	return p, r.err
+	if p.invert, err = o.boolean("invert", false); err != nil {
+		return nil, err
+	}
+	return p, nil
 }
 
 func metaspacePreOf(o jobj) (preTokenizer, error) {
