@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"os"
+	"strings"
 	"testing"
 )
 
@@ -163,5 +165,21 @@ func BenchmarkGemm(b *testing.B) {
 				b.ReportMetric(2*float64(n*n*n)*float64(b.N)/b.Elapsed().Seconds()/1e9, "GFLOP/s")
 			})
 		}
+	}
+}
+
+// A library path that loads but is no BLAS is an error naming what it
+// lacks, not a panic and not a silent fall back to pure Go.
+func TestBLASNotABLASLibrary(t *testing.T) {
+	if _, err := os.Stat("/lib/x86_64-linux-gnu/libc.so.6"); err != nil {
+		t.Skipf("no glibc at the Debian path to load as a non-BLAS library: %v", err)
+	}
+	be, err := New[float32](Options{BLAS: "/lib/x86_64-linux-gnu/libc.so.6"})
+	if err == nil {
+		be.Close()
+		t.Fatal("libc loaded as BLAS")
+	}
+	if !strings.Contains(err.Error(), "lacks cblas_sgemm, cblas_dgemm, openblas_set_num_threads") {
+		t.Errorf("error does not name the missing symbols: %v", err)
 	}
 }

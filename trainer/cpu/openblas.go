@@ -5,8 +5,6 @@ import (
 	"strings"
 	"unsafe"
 
-	"github.com/ebitengine/purego"
-
 	"github.com/glmkit/glmkit/trainer/internal/dynlib"
 )
 
@@ -19,14 +17,15 @@ const (
 
 // openblas holds the OpenBLAS entry points, opened at run time with purego
 // (no cgo). cblas_sgemm takes its float alpha and beta by value, which
-// RegisterLibFunc places in the float registers correctly (SyscallN would
-// not).
+// purego's RegisterFunc places in the float registers correctly (SyscallN
+// would not).
 type openblas struct {
 	sgemm func(order, transA, transB, m, n, k int32, alpha float32, a unsafe.Pointer, lda int32,
-		b unsafe.Pointer, ldb int32, beta float32, c unsafe.Pointer, ldc int32)
+		b unsafe.Pointer, ldb int32, beta float32, c unsafe.Pointer, ldc int32) `sym:"cblas_sgemm"`
 	dgemm func(order, transA, transB, m, n, k int32, alpha float64, a unsafe.Pointer, lda int32,
-		b unsafe.Pointer, ldb int32, beta float64, c unsafe.Pointer, ldc int32)
-	setThreads func(int32)
+		b unsafe.Pointer, ldb int32, beta float64, c unsafe.Pointer, ldc int32) `sym:"cblas_dgemm"`
+	setThreads func(int32)   `sym:"openblas_set_num_threads"`
+	getConfig  func() string `sym:"openblas_get_config,optional"`
 	config     string
 }
 
@@ -34,26 +33,18 @@ type openblas struct {
 // backend runs it from its own goroutines on fixed row blocks, which keeps
 // results independent of the thread count. The library's thread setting is
 // process-wide.
-func loadOpenBLAS(path string) (lib *openblas, err error) {
-	// RegisterLibFunc panics when a symbol is missing.
-	defer func() {
-		if r := recover(); r != nil {
-			lib, err = nil, fmt.Errorf("openblas %s: %v", path, r)
-		}
-	}()
+func loadOpenBLAS(path string) (*openblas, error) {
 	h, err := dynlib.Open(path)
 	if err != nil {
 		return nil, fmt.Errorf("open %s: %w", path, err)
 	}
-	lib = &openblas{}
-	purego.RegisterLibFunc(&lib.sgemm, h, "cblas_sgemm")
-	purego.RegisterLibFunc(&lib.dgemm, h, "cblas_dgemm")
-	purego.RegisterLibFunc(&lib.setThreads, h, "openblas_set_num_threads")
+	lib := &openblas{}
+	if missing := dynlib.Bind(h, lib); len(missing) > 0 {
+		return nil, fmt.Errorf("openblas %s lacks %s", path, strings.Join(missing, ", "))
+	}
 	lib.setThreads(1)
-	if _, err := dynlib.Sym(h, "openblas_get_config"); err == nil {
-		var getConfig func() string
-		purego.RegisterLibFunc(&getConfig, h, "openblas_get_config")
-		lib.config = strings.TrimSpace(getConfig())
+	if lib.getConfig != nil {
+		lib.config = strings.TrimSpace(lib.getConfig())
 	}
 	return lib, nil
 }

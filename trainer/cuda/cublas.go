@@ -36,17 +36,17 @@ const (
 type cublas struct {
 	lib, lt library
 
-	create      func(h *uintptr) status
-	destroy     func(h uintptr) status
-	setStream   func(h, stream uintptr) status
-	getProperty func(prop int32, v *int32) status
+	create      func(h *uintptr) status           `sym:"cublasCreate_v2"`
+	destroy     func(h uintptr) status            `sym:"cublasDestroy_v2"`
+	setStream   func(h, stream uintptr) status    `sym:"cublasSetStream_v2"`
+	getProperty func(prop int32, v *int32) status `sym:"cublasGetProperty"`
 	gemmEx      func(h uintptr, ta, tb int32, m, n, k int32, alpha unsafe.Pointer,
 		a uint64, atype, lda int32, b uint64, btype, ldb int32, beta unsafe.Pointer,
-		c uint64, ctype, ldc int32, compute, algo int32) status
+		c uint64, ctype, ldc int32, compute, algo int32) status `sym:"cublasGemmEx"`
 	gemmStridedBatchedEx func(h uintptr, ta, tb int32, m, n, k int32, alpha unsafe.Pointer,
 		a uint64, atype, lda int32, strideA int64, b uint64, btype, ldb int32, strideB int64, beta unsafe.Pointer,
-		c uint64, ctype, ldc int32, strideC int64, batch int32, compute, algo int32) status
-	getStatusName func(s status) string // optional (cuBLAS ≥ 11.4)
+		c uint64, ctype, ldc int32, strideC int64, batch int32, compute, algo int32) status `sym:"cublasGemmStridedBatchedEx"`
+	getStatusName func(s status) string `sym:"cublasGetStatusName,optional"` // cuBLAS ≥ 11.4
 }
 
 // loadCublas opens libcublas and binds it, preferring majors no newer
@@ -56,7 +56,7 @@ type cublas struct {
 // where the folder is on no search path (the nvidia-* wheels).
 func loadCublas(dirs []string, nExplicit, driverMajor int) (*cublas, error) {
 	c := &cublas{}
-	lib, err := openLib(preferMajor(cublasNames, driverMajor), dirs, nExplicit, func(p string) {
+	lib, err := openBound(c, preferMajor(cublasNames, driverMajor), dirs, nExplicit, func(p string) {
 		dir, name := filepath.Split(p)
 		lt := cublasLtName[name]
 		if dir == "" || lt == "" || !fileExists(dir+lt) {
@@ -70,17 +70,6 @@ func loadCublas(dirs []string, nExplicit, driverMajor int) (*cublas, error) {
 		return nil, fmt.Errorf("cuBLAS: %w", err)
 	}
 	c.lib = lib
-	s := symbols{lib: lib}
-	s.bind(&c.create, "cublasCreate_v2")
-	s.bind(&c.destroy, "cublasDestroy_v2")
-	s.bind(&c.setStream, "cublasSetStream_v2")
-	s.bind(&c.getProperty, "cublasGetProperty")
-	s.bind(&c.gemmEx, "cublasGemmEx")
-	s.bind(&c.gemmStridedBatchedEx, "cublasGemmStridedBatchedEx")
-	if err := s.err(); err != nil {
-		return nil, err
-	}
-	s.optional(&c.getStatusName, "cublasGetStatusName")
 	return c, nil
 }
 

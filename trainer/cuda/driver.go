@@ -29,50 +29,51 @@ const (
 )
 
 // driver is the part of the CUDA driver API (libcuda.so.1) the backend
-// uses, bound with purego under the symbols' ABI names (the _v2 names that
-// cuda.h's macros hide). Handles (contexts, streams, events, modules,
+// uses, each field bound to the C function its tag names: the ABI names,
+// such as the _v2 ones that cuda.h's macros hide. Handles (contexts, streams, events, modules,
 // functions) are uintptr; device addresses are uint64 (CUdeviceptr).
 type driver struct {
 	lib library
 
-	init              func(flags uint32) result
-	driverGetVersion  func(v *int32) result
-	deviceGetCount    func(n *int32) result
-	deviceGet         func(dev *int32, ordinal int32) result
-	deviceGetName     func(name *byte, n int32, dev int32) result
-	deviceGetAttr     func(v *int32, attr int32, dev int32) result
-	deviceTotalMem    func(bytes *uint64, dev int32) result
-	primaryCtxRetain  func(ctx *uintptr, dev int32) result
-	primaryCtxRelease func(dev int32) result
-	ctxSetCurrent     func(ctx uintptr) result
-	memGetInfo        func(free, total *uint64) result
-	memAlloc          func(p *uint64, bytes uint64) result
-	memFree           func(p uint64) result
-	memHostAlloc      func(p *unsafe.Pointer, bytes uint64, flags uint32) result
-	memFreeHost       func(p unsafe.Pointer) result
-	memcpyHtoDAsync   func(dst uint64, src unsafe.Pointer, bytes uint64, stream uintptr) result
-	memcpyDtoHAsync   func(dst unsafe.Pointer, src uint64, bytes uint64, stream uintptr) result
-	memcpyDtoDAsync   func(dst, src uint64, bytes uint64, stream uintptr) result
-	memsetD32Async    func(dst uint64, v uint32, n uint64, stream uintptr) result
-	streamCreate      func(s *uintptr, flags uint32) result
-	streamDestroy     func(s uintptr) result
-	streamSynchronize func(s uintptr) result
-	streamWaitEvent   func(s, e uintptr, flags uint32) result
-	eventCreate       func(e *uintptr, flags uint32) result
-	eventDestroy      func(e uintptr) result
-	eventRecord       func(e, s uintptr) result
-	eventSynchronize  func(e uintptr) result
-	moduleLoadData    func(m *uintptr, image unsafe.Pointer) result
-	moduleUnload      func(m uintptr) result
-	moduleGetFunction func(f *uintptr, m uintptr, name string) result
-	launchKernel      func(f uintptr, gx, gy, gz, bx, by, bz, sharedBytes uint32, stream uintptr, params, extra unsafe.Pointer) result
-	getErrorName      func(code result, s **byte) result
-	getErrorString    func(code result, s **byte) result
+	init              func(flags uint32) result                                                 `sym:"cuInit"`
+	driverGetVersion  func(v *int32) result                                                     `sym:"cuDriverGetVersion"`
+	deviceGetCount    func(n *int32) result                                                     `sym:"cuDeviceGetCount"`
+	deviceGet         func(dev *int32, ordinal int32) result                                    `sym:"cuDeviceGet"`
+	deviceGetName     func(name *byte, n int32, dev int32) result                               `sym:"cuDeviceGetName"`
+	deviceGetAttr     func(v *int32, attr int32, dev int32) result                              `sym:"cuDeviceGetAttribute"`
+	deviceTotalMem    func(bytes *uint64, dev int32) result                                     `sym:"cuDeviceTotalMem_v2"`
+	primaryCtxRetain  func(ctx *uintptr, dev int32) result                                      `sym:"cuDevicePrimaryCtxRetain"`
+	primaryCtxRelease func(dev int32) result                                                    `sym:"cuDevicePrimaryCtxRelease_v2"`
+	ctxSetCurrent     func(ctx uintptr) result                                                  `sym:"cuCtxSetCurrent"`
+	memGetInfo        func(free, total *uint64) result                                          `sym:"cuMemGetInfo_v2"`
+	memAlloc          func(p *uint64, bytes uint64) result                                      `sym:"cuMemAlloc_v2"`
+	memFree           func(p uint64) result                                                     `sym:"cuMemFree_v2"`
+	memHostAlloc      func(p *unsafe.Pointer, bytes uint64, flags uint32) result                `sym:"cuMemHostAlloc"`
+	memFreeHost       func(p unsafe.Pointer) result                                             `sym:"cuMemFreeHost"`
+	memcpyHtoDAsync   func(dst uint64, src unsafe.Pointer, bytes uint64, stream uintptr) result `sym:"cuMemcpyHtoDAsync_v2"`
+	memcpyDtoHAsync   func(dst unsafe.Pointer, src uint64, bytes uint64, stream uintptr) result `sym:"cuMemcpyDtoHAsync_v2"`
+	memcpyDtoDAsync   func(dst, src uint64, bytes uint64, stream uintptr) result                `sym:"cuMemcpyDtoDAsync_v2"`
+	memsetD32Async    func(dst uint64, v uint32, n uint64, stream uintptr) result               `sym:"cuMemsetD32Async"`
+	streamCreate      func(s *uintptr, flags uint32) result                                     `sym:"cuStreamCreate"`
+	streamDestroy     func(s uintptr) result                                                    `sym:"cuStreamDestroy_v2"`
+	streamSynchronize func(s uintptr) result                                                    `sym:"cuStreamSynchronize"`
+	streamWaitEvent   func(s, e uintptr, flags uint32) result                                   `sym:"cuStreamWaitEvent"`
+	eventCreate       func(e *uintptr, flags uint32) result                                     `sym:"cuEventCreate"`
+	eventDestroy      func(e uintptr) result                                                    `sym:"cuEventDestroy_v2"`
+	eventRecord       func(e, s uintptr) result                                                 `sym:"cuEventRecord"`
+	eventSynchronize  func(e uintptr) result                                                    `sym:"cuEventSynchronize"`
+	moduleLoadData    func(m *uintptr, image unsafe.Pointer) result                             `sym:"cuModuleLoadData"`
+	moduleUnload      func(m uintptr) result                                                    `sym:"cuModuleUnload"`
+	moduleGetFunction func(f *uintptr, m uintptr, name string) result                           `sym:"cuModuleGetFunction"`
+	launchKernel      func(f uintptr, gx, gy, gz, bx, by, bz, sharedBytes uint32,
+		stream uintptr, params, extra unsafe.Pointer) result `sym:"cuLaunchKernel"`
+	getErrorName   func(code result, s **byte) result `sym:"cuGetErrorName"`
+	getErrorString func(code result, s **byte) result `sym:"cuGetErrorString"`
 
 	// optional: resolved through cuGetProcAddress_v2 (CUDA ≥ 12) when the
 	// library does not export them; nil when neither has them.
-	getProcAddress   func(sym string, pfn *uintptr, version int32, flags uint64, status *int32) result
-	funcGetParamInfo func(f uintptr, index uint64, offset, size *uint64) result
+	getProcAddress   func(sym string, pfn *uintptr, version int32, flags uint64, status *int32) result `sym:"cuGetProcAddress_v2,optional"`
+	funcGetParamInfo func(f uintptr, index uint64, offset, size *uint64) result                        `sym:"cuFuncGetParamInfo,optional"`
 }
 
 // loadDriver opens libcuda.so.1 from dirs and binds the driver API. It
@@ -83,46 +84,8 @@ func loadDriver(dirs []string, nExplicit int) (*driver, error) {
 		return nil, fmt.Errorf("%w: %v", ErrNoDriver, err)
 	}
 	d := &driver{lib: lib}
-	s := symbols{lib: lib}
-	s.bind(&d.init, "cuInit")
-	s.bind(&d.driverGetVersion, "cuDriverGetVersion")
-	s.bind(&d.deviceGetCount, "cuDeviceGetCount")
-	s.bind(&d.deviceGet, "cuDeviceGet")
-	s.bind(&d.deviceGetName, "cuDeviceGetName")
-	s.bind(&d.deviceGetAttr, "cuDeviceGetAttribute")
-	s.bind(&d.deviceTotalMem, "cuDeviceTotalMem_v2")
-	s.bind(&d.primaryCtxRetain, "cuDevicePrimaryCtxRetain")
-	s.bind(&d.primaryCtxRelease, "cuDevicePrimaryCtxRelease_v2")
-	s.bind(&d.ctxSetCurrent, "cuCtxSetCurrent")
-	s.bind(&d.memGetInfo, "cuMemGetInfo_v2")
-	s.bind(&d.memAlloc, "cuMemAlloc_v2")
-	s.bind(&d.memFree, "cuMemFree_v2")
-	s.bind(&d.memHostAlloc, "cuMemHostAlloc")
-	s.bind(&d.memFreeHost, "cuMemFreeHost")
-	s.bind(&d.memcpyHtoDAsync, "cuMemcpyHtoDAsync_v2")
-	s.bind(&d.memcpyDtoHAsync, "cuMemcpyDtoHAsync_v2")
-	s.bind(&d.memcpyDtoDAsync, "cuMemcpyDtoDAsync_v2")
-	s.bind(&d.memsetD32Async, "cuMemsetD32Async")
-	s.bind(&d.streamCreate, "cuStreamCreate")
-	s.bind(&d.streamDestroy, "cuStreamDestroy_v2")
-	s.bind(&d.streamSynchronize, "cuStreamSynchronize")
-	s.bind(&d.streamWaitEvent, "cuStreamWaitEvent")
-	s.bind(&d.eventCreate, "cuEventCreate")
-	s.bind(&d.eventDestroy, "cuEventDestroy_v2")
-	s.bind(&d.eventRecord, "cuEventRecord")
-	s.bind(&d.eventSynchronize, "cuEventSynchronize")
-	s.bind(&d.moduleLoadData, "cuModuleLoadData")
-	s.bind(&d.moduleUnload, "cuModuleUnload")
-	s.bind(&d.moduleGetFunction, "cuModuleGetFunction")
-	s.bind(&d.launchKernel, "cuLaunchKernel")
-	s.bind(&d.getErrorName, "cuGetErrorName")
-	s.bind(&d.getErrorString, "cuGetErrorString")
-	if err := s.err(); err != nil {
+	if err := lib.bind(d); err != nil {
 		return nil, fmt.Errorf("%w: %v (is the driver older than CUDA 11?)", ErrNoDriver, err)
-	}
-	s.optional(&d.getProcAddress, "cuGetProcAddress_v2")
-	if !s.optional(&d.funcGetParamInfo, "cuFuncGetParamInfo") {
-		d.funcGetParamInfo = nil
 	}
 	return d, nil
 }

@@ -9,7 +9,7 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/ebitengine/purego"
+	"github.com/glmkit/glmkit/trainer/internal/dynlib"
 )
 
 // The stand-in library (testdata/fakecuda.cpp) is built once per test
@@ -36,18 +36,18 @@ func TestMain(m *testing.M) {
 // fake is the stand-in library's test interface.
 type fake struct {
 	dir        string
-	log        func(buf []byte, capacity int32) int32
-	last       func(buf []byte, capacity int32) int32
-	errors     func(buf []byte, capacity int32) int32
-	reset      func()
-	fail       func(fn string, code int32)
-	failTimes  func(fn string, code, n int32)
-	compileLog func(log string)
-	setDriver  func(version int32)
-	live       func(what int32) int32
-	check      func() int32
-	setDevices func(n int32)
-	lastParams func(buf []byte, capacity int32) int32
+	log        func(buf []byte, capacity int32) int32 `sym:"fake_log"`
+	last       func(buf []byte, capacity int32) int32 `sym:"fake_last"`
+	errors     func(buf []byte, capacity int32) int32 `sym:"fake_errors"`
+	reset      func()                                 `sym:"fake_reset"`
+	fail       func(fn string, code int32)            `sym:"fake_fail"`
+	failTimes  func(fn string, code, n int32)         `sym:"fake_fail_times"`
+	compileLog func(log string)                       `sym:"fake_compile_log"`
+	setDriver  func(version int32)                    `sym:"fake_set_driver_version"`
+	live       func(what int32) int32                 `sym:"fake_live"`
+	check      func() int32                           `sym:"fake_check"`
+	setDevices func(n int32)                          `sym:"fake_set_devices"`
+	lastParams func(buf []byte, capacity int32) int32 `sym:"fake_last_params"`
 }
 
 // newFake builds (once) and opens the stand-in library, or skips the test
@@ -62,23 +62,14 @@ func newFake(t testing.TB) *fake {
 		t.Fatal(fakeBuild.err)
 	}
 	dir := fakeBuild.dir
-	h, err := purego.Dlopen(filepath.Join(dir, "libcuda.so.1"), purego.RTLD_NOW|purego.RTLD_LOCAL)
+	h, err := dynlib.Open(filepath.Join(dir, "libcuda.so.1"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	f := &fake{dir: dir}
-	purego.RegisterLibFunc(&f.log, h, "fake_log")
-	purego.RegisterLibFunc(&f.last, h, "fake_last")
-	purego.RegisterLibFunc(&f.errors, h, "fake_errors")
-	purego.RegisterLibFunc(&f.reset, h, "fake_reset")
-	purego.RegisterLibFunc(&f.fail, h, "fake_fail")
-	purego.RegisterLibFunc(&f.failTimes, h, "fake_fail_times")
-	purego.RegisterLibFunc(&f.compileLog, h, "fake_compile_log")
-	purego.RegisterLibFunc(&f.setDriver, h, "fake_set_driver_version")
-	purego.RegisterLibFunc(&f.live, h, "fake_live")
-	purego.RegisterLibFunc(&f.check, h, "fake_check")
-	purego.RegisterLibFunc(&f.setDevices, h, "fake_set_devices")
-	purego.RegisterLibFunc(&f.lastParams, h, "fake_last_params")
+	if err := (library{path: "fake libcuda.so.1", handle: h}).bind(f); err != nil {
+		t.Fatal(err)
+	}
 	f.reset()
 	f.setDevices(1)
 	return f

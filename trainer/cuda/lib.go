@@ -10,8 +10,6 @@ import (
 	"strings"
 	"unsafe"
 
-	"github.com/ebitengine/purego"
-
 	"github.com/glmkit/glmkit/trainer/internal/dynlib"
 )
 
@@ -180,6 +178,16 @@ func openLib(names, dirs []string, nExplicit int, before func(path string)) (lib
 	return library{}, errors.New(msg)
 }
 
+// openBound opens the first candidate that loads, as openLib does, and
+// binds fns to it (library.bind).
+func openBound(fns any, names, dirs []string, nExplicit int, before func(path string)) (library, error) {
+	lib, err := openLib(names, dirs, nExplicit, before)
+	if err != nil {
+		return library{}, err
+	}
+	return lib, lib.bind(fns)
+}
+
 // explicitDirs counts the explicit folders at the head of libDirs' result.
 func explicitDirs(optDir string) int {
 	n := 0
@@ -192,38 +200,14 @@ func explicitDirs(optDir string) int {
 	return n
 }
 
-// symbols binds C functions of one library, collecting the missing ones.
-type symbols struct {
-	lib     library
-	missing []string
-}
-
-// bind sets *fptr to the C function name; a missing symbol is recorded.
-func (s *symbols) bind(fptr any, name string) {
-	sym, err := dynlib.Sym(s.lib.handle, name)
-	if err != nil || sym == 0 {
-		s.missing = append(s.missing, name)
-		return
+// bind sets the function fields of the struct fns points to to the
+// library's C functions their sym tags name (see dynlib.Bind); the error
+// lists the required ones it lacks.
+func (l library) bind(fns any) error {
+	if missing := dynlib.Bind(l.handle, fns); len(missing) > 0 {
+		return fmt.Errorf("%s lacks %s", l.path, strings.Join(missing, ", "))
 	}
-	purego.RegisterFunc(fptr, sym)
-}
-
-// optional binds *fptr when the library has name and reports whether it
-// did.
-func (s *symbols) optional(fptr any, name string) bool {
-	sym, err := dynlib.Sym(s.lib.handle, name)
-	if err != nil || sym == 0 {
-		return false
-	}
-	purego.RegisterFunc(fptr, sym)
-	return true
-}
-
-func (s *symbols) err() error {
-	if len(s.missing) == 0 {
-		return nil
-	}
-	return fmt.Errorf("%s lacks %s", s.lib.path, strings.Join(s.missing, ", "))
+	return nil
 }
 
 // cString reads the NUL-terminated C string at p (empty for 0).

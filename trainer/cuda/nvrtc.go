@@ -19,17 +19,17 @@ type nvrtc struct {
 	lib      library
 	builtins library // libnvrtc-builtins of the same folder, loaded first
 
-	version        func(major, minor *int32) nvrtcResult
-	getErrorString func(r nvrtcResult) string
-	createProgram  func(prog *uintptr, src, name string, numHeaders int32, headers, includeNames unsafe.Pointer) nvrtcResult
-	compileProgram func(prog uintptr, numOptions int32, options unsafe.Pointer) nvrtcResult
-	getLogSize     func(prog uintptr, n *uint64) nvrtcResult
-	getLog         func(prog uintptr, log unsafe.Pointer) nvrtcResult
-	getPTXSize     func(prog uintptr, n *uint64) nvrtcResult
-	getPTX         func(prog uintptr, ptx unsafe.Pointer) nvrtcResult
-	getCUBINSize   func(prog uintptr, n *uint64) nvrtcResult
-	getCUBIN       func(prog uintptr, cubin unsafe.Pointer) nvrtcResult
-	destroyProgram func(prog *uintptr) nvrtcResult
+	version        func(major, minor *int32) nvrtcResult                                                                     `sym:"nvrtcVersion"`
+	getErrorString func(r nvrtcResult) string                                                                                `sym:"nvrtcGetErrorString"`
+	createProgram  func(prog *uintptr, src, name string, numHeaders int32, headers, includeNames unsafe.Pointer) nvrtcResult `sym:"nvrtcCreateProgram"`
+	compileProgram func(prog uintptr, numOptions int32, options unsafe.Pointer) nvrtcResult                                  `sym:"nvrtcCompileProgram"`
+	getLogSize     func(prog uintptr, n *uint64) nvrtcResult                                                                 `sym:"nvrtcGetProgramLogSize"`
+	getLog         func(prog uintptr, log unsafe.Pointer) nvrtcResult                                                        `sym:"nvrtcGetProgramLog"`
+	getPTXSize     func(prog uintptr, n *uint64) nvrtcResult                                                                 `sym:"nvrtcGetPTXSize"`
+	getPTX         func(prog uintptr, ptx unsafe.Pointer) nvrtcResult                                                        `sym:"nvrtcGetPTX"`
+	getCUBINSize   func(prog uintptr, n *uint64) nvrtcResult                                                                 `sym:"nvrtcGetCUBINSize"`
+	getCUBIN       func(prog uintptr, cubin unsafe.Pointer) nvrtcResult                                                      `sym:"nvrtcGetCUBIN"`
+	destroyProgram func(prog *uintptr) nvrtcResult                                                                           `sym:"nvrtcDestroyProgram"`
 }
 
 // loadNVRTC opens libnvrtc and binds it, preferring majors no newer than
@@ -38,7 +38,7 @@ type nvrtc struct {
 // libnvrtc-builtins beside it, which libnvrtc opens by name at compile time.
 func loadNVRTC(dirs []string, nExplicit, driverMajor int) (*nvrtc, error) {
 	r := &nvrtc{}
-	lib, err := openLib(preferMajor(nvrtcNames, driverMajor), dirs, nExplicit, func(p string) {
+	lib, err := openBound(r, preferMajor(nvrtcNames, driverMajor), dirs, nExplicit, func(p string) {
 		dir := filepath.Dir(p)
 		if !strings.Contains(p, "/") {
 			return
@@ -55,21 +55,6 @@ func loadNVRTC(dirs []string, nExplicit, driverMajor int) (*nvrtc, error) {
 		return nil, fmt.Errorf("NVRTC: %w", err)
 	}
 	r.lib = lib
-	s := symbols{lib: lib}
-	s.bind(&r.version, "nvrtcVersion")
-	s.bind(&r.getErrorString, "nvrtcGetErrorString")
-	s.bind(&r.createProgram, "nvrtcCreateProgram")
-	s.bind(&r.compileProgram, "nvrtcCompileProgram")
-	s.bind(&r.getLogSize, "nvrtcGetProgramLogSize")
-	s.bind(&r.getLog, "nvrtcGetProgramLog")
-	s.bind(&r.getPTXSize, "nvrtcGetPTXSize")
-	s.bind(&r.getPTX, "nvrtcGetPTX")
-	s.bind(&r.getCUBINSize, "nvrtcGetCUBINSize")
-	s.bind(&r.getCUBIN, "nvrtcGetCUBIN")
-	s.bind(&r.destroyProgram, "nvrtcDestroyProgram")
-	if err := s.err(); err != nil {
-		return nil, err
-	}
 	return r, nil
 }
 
