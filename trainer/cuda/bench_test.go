@@ -245,7 +245,7 @@ func profileRows(p map[string]*opTime, wall time.Duration) ([]opRow, time.Durati
 // column-major terms as the backend calls it (see gemm.go, attention.go).
 type gemmCase struct {
 	name    string
-	ta, tb  int32
+	ta, tb  blasOp
 	m, n, k int
 	batch   int // 1: cublasGemmEx; more: cublasGemmStridedBatchedEx
 }

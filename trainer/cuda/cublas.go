@@ -11,18 +11,29 @@ import (
 // status is a cublasStatus_t.
 type status int32
 
+// The cuBLAS enums the products pass, typed so that a transpose, a data
+// type and a compute type cannot trade places among cublasGemmEx's 19
+// arguments.
+type (
+	blasOp      int32 // cublasOperation_t
+	dataType    int32 // cudaDataType_t
+	blasCompute int32 // cublasComputeType_t
+	gemmAlgo    int32 // cublasGemmAlgo_t
+)
+
 // cuBLAS and library_types.h constants.
 const (
-	cublasSuccess = 0
-	opN           = 0 // CUBLAS_OP_N
-	opT           = 1 // CUBLAS_OP_T
+	cublasSuccess status = 0
 
-	dtF32  = 0  // CUDA_R_32F
-	dtBF16 = 14 // CUDA_R_16BF
+	opN blasOp = 0 // CUBLAS_OP_N
+	opT blasOp = 1 // CUBLAS_OP_T
 
-	compute32F         = 68 // CUBLAS_COMPUTE_32F
-	compute32FPedantic = 69 // CUBLAS_COMPUTE_32F_PEDANTIC
-	gemmDefault        = -1 // CUBLAS_GEMM_DEFAULT
+	dtF32  dataType = 0  // CUDA_R_32F
+	dtBF16 dataType = 14 // CUDA_R_16BF
+
+	compute32F         blasCompute = 68 // CUBLAS_COMPUTE_32F
+	compute32FPedantic blasCompute = 69 // CUBLAS_COMPUTE_32F_PEDANTIC
+	gemmDefault        gemmAlgo    = -1 // CUBLAS_GEMM_DEFAULT
 
 	propMajor = 0 // MAJOR_VERSION (libraryPropertyType)
 	propMinor = 1
@@ -40,12 +51,12 @@ type cublas struct {
 	destroy     func(h uintptr) status            `sym:"cublasDestroy_v2"`
 	setStream   func(h, stream uintptr) status    `sym:"cublasSetStream_v2"`
 	getProperty func(prop int32, v *int32) status `sym:"cublasGetProperty"`
-	gemmEx      func(h uintptr, ta, tb int32, m, n, k int32, alpha unsafe.Pointer,
-		a uint64, atype, lda int32, b uint64, btype, ldb int32, beta unsafe.Pointer,
-		c uint64, ctype, ldc int32, compute, algo int32) status `sym:"cublasGemmEx"`
-	gemmStridedBatchedEx func(h uintptr, ta, tb int32, m, n, k int32, alpha unsafe.Pointer,
-		a uint64, atype, lda int32, strideA int64, b uint64, btype, ldb int32, strideB int64, beta unsafe.Pointer,
-		c uint64, ctype, ldc int32, strideC int64, batch int32, compute, algo int32) status `sym:"cublasGemmStridedBatchedEx"`
+	gemmEx      func(h uintptr, ta, tb blasOp, m, n, k int32, alpha unsafe.Pointer,
+		a uint64, atype dataType, lda int32, b uint64, btype dataType, ldb int32, beta unsafe.Pointer,
+		c uint64, ctype dataType, ldc int32, compute blasCompute, algo gemmAlgo) status `sym:"cublasGemmEx"`
+	gemmStridedBatchedEx func(h uintptr, ta, tb blasOp, m, n, k int32, alpha unsafe.Pointer,
+		a uint64, atype dataType, lda int32, strideA int64, b uint64, btype dataType, ldb int32, strideB int64, beta unsafe.Pointer,
+		c uint64, ctype dataType, ldc int32, strideC int64, batch int32, compute blasCompute, algo gemmAlgo) status `sym:"cublasGemmStridedBatchedEx"`
 	getStatusName func(s status) string `sym:"cublasGetStatusName,optional"` // cuBLAS ≥ 11.4
 }
 

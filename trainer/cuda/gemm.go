@@ -15,7 +15,7 @@ import (
 // buffers are the operands.
 
 // operand is the cuBLAS data type and element size of the GEMM operands.
-func (g *gpu) operand() (dtype int32, size uint64) {
+func (g *gpu) operand() (dtype dataType, size uint64) {
 	if g.fp32 {
 		return dtF32, 4
 	}
@@ -23,7 +23,7 @@ func (g *gpu) operand() (dtype int32, size uint64) {
 }
 
 // computeType is the cuBLAS compute type of the products.
-func (g *gpu) computeType() int32 {
+func (g *gpu) computeType() blasCompute {
 	if g.fp32 {
 		return compute32FPedantic
 	}
@@ -41,7 +41,7 @@ func (g *gpu) asOperand(dst, src uint64, n int64) (uint64, error) {
 
 // gemm computes C = alpha·op(A)·op(B) + beta·C in cuBLAS's column-major
 // terms: op(A) (m,k), op(B) (k,n), C (m,n) float32.
-func (g *gpu) gemm(ta, tb int32, m, n, k int, alpha float32, a uint64, lda int, b uint64, ldb int, beta float32, c uint64, ldc int) error {
+func (g *gpu) gemm(ta, tb blasOp, m, n, k int, alpha float32, a uint64, lda int, b uint64, ldb int, beta float32, c uint64, ldc int) error {
 	if m == 0 || n == 0 {
 		return nil
 	}
@@ -53,7 +53,7 @@ func (g *gpu) gemm(ta, tb int32, m, n, k int, alpha float32, a uint64, lda int, 
 
 // gemmBatched is gemm over batch independent products whose operands are
 // strideA, strideB and strideC elements apart.
-func (g *gpu) gemmBatched(ta, tb int32, m, n, k int, alpha float32, a uint64, lda int, strideA int64, b uint64, ldb int, strideB int64,
+func (g *gpu) gemmBatched(ta, tb blasOp, m, n, k int, alpha float32, a uint64, lda int, strideA int64, b uint64, ldb int, strideB int64,
 	beta float32, c uint64, ldc int, strideC int64, batch int) error {
 	if m == 0 || n == 0 || batch == 0 {
 		return nil
@@ -65,7 +65,7 @@ func (g *gpu) gemmBatched(ta, tb int32, m, n, k int, alpha float32, a uint64, ld
 	return g.blas.check(s, "cublasGemmStridedBatchedEx(%c%c, m=%d n=%d k=%d, batch %d)", opChar(ta), opChar(tb), m, n, k, batch)
 }
 
-func opChar(op int32) rune {
+func opChar(op blasOp) rune {
 	if op == opT {
 		return 'T'
 	}
