@@ -53,29 +53,26 @@ func chunkLines(text []byte, size int) [][]byte {
 }
 
 func readMaybeCompressed(path string) ([]byte, error) {
-	f, err := os.Open(path)
+	data, err := os.ReadFile(path)
 	if err != nil {
 		return nil, err
 	}
-	defer f.Close()
-	var r io.Reader = f
 	switch {
 	case strings.HasSuffix(path, ".zst"):
-		zr, err := zstd.NewReader(f)
+		d, err := zstd.NewReader(nil)
 		if err != nil {
 			return nil, err
 		}
-		defer zr.Close()
-		r = zr
+		defer d.Close()
+		return d.DecodeAll(data, nil)
 	case strings.HasSuffix(path, ".gz"):
-		gr, err := gzip.NewReader(f)
+		r, err := gzip.NewReader(bytes.NewReader(data))
 		if err != nil {
 			return nil, err
 		}
-		defer gr.Close()
-		r = gr
+		return io.ReadAll(r)
 	}
-	return io.ReadAll(r)
+	return data, nil
 }
 
 // jsonlTexts returns the "text" field of every JSON line.
