@@ -44,7 +44,7 @@ func openRecords(ctx context.Context, open opener, in Input, cfg Config, t Task,
 			src.Close()
 			return nil, err
 		}
-		f, err := parquettext.OpenSource(in.Path, src, cfg.TextField)
+		f, err := parquettext.OpenSource(in.Path, &parquetSource{src, readerAt{ctx: ctx, path: in.Path, r: src}}, cfg.TextField)
 		if err != nil {
 			src.Close()
 			return nil, err
@@ -173,6 +173,16 @@ func (r *textRecords) stdin() *Input {
 	}
 	return &Input{Path: Stdin, Size: r.stdinSize, SHA256: r.stdinSum, Format: r.cfg.Format, Compression: r.st.compression}
 }
+
+// parquetSource is a Parquet input as parquettext reads it: its read
+// errors are ioErrors, as every other input's are, and a read stops at the
+// build's context.
+type parquetSource struct {
+	inputFile
+	at readerAt
+}
+
+func (s *parquetSource) ReadAt(p []byte, off int64) (int, error) { return s.at.ReadAt(p, off) }
 
 // parquetRecords are the rows of one row group of a Parquet input: a task
 // is a row group, a record a row, and its "line" the row's 1-based number in

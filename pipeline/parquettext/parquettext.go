@@ -35,23 +35,6 @@ type File struct {
 	maxDef int16
 }
 
-// IOError is a failure to read the file itself (not damaged data): the
-// caller should stop and retry later rather than skip anything.
-type IOError struct {
-	Path string
-	Err  error
-}
-
-func (e *IOError) Error() string {
-	err := e.Err
-	var pe *os.PathError
-	if errors.As(err, &pe) {
-		err = pe.Err
-	}
-	return fmt.Sprintf("parquettext: reading %s: %v", e.Path, err)
-}
-func (e *IOError) Unwrap() error { return e.Err }
-
 // DamageError is damaged data in a row group: Row rows of it were read
 // before the damage, and the rest of it cannot be.
 type DamageError struct {
@@ -75,7 +58,10 @@ type Source interface {
 }
 
 // source is the file as arrow-go reads it; it remembers whether a read
-// failed, so a decoding error can be told from an I/O error.
+// failed, so a decoding error can be told from an I/O error. A failed read
+// is reported as the error the Source gave, which names the file (an
+// *os.File's *PathError, or the caller's own I/O error type), so that a
+// caller sees its own errors come back.
 type source struct {
 	f   Source
 	err error // the first read error
@@ -122,7 +108,7 @@ func OpenSource(path string, fh Source, column string) (_ *File, err error) {
 			err = fmt.Errorf("parquettext: %s: corrupt Parquet file: %v", path, r)
 		}
 		if err != nil && src.err != nil {
-			err = &IOError{path, src.err}
+			err = src.err
 		}
 	}()
 	rdr, err := file.NewParquetReader(src)
@@ -163,7 +149,7 @@ func (f *File) chunk(rg int) (off, n int64, err error) {
 	n = cc.TotalCompressedSize()
 	st, err := f.src.f.Stat()
 	if err != nil {
-		return 0, 0, &IOError{f.path, err}
+		return 0, 0, err
 	}
 	if off < 4 || n < 0 || off+n > st.Size() {
 		return 0, 0, fmt.Errorf("parquettext: %s: row group %d: column chunk [%d, %d) lies outside the file of %d bytes", f.path, rg, off, off+n, st.Size())
@@ -188,14 +174,17 @@ func (f *File) HashChunk(ctx context.Context, rg int) (string, error) {
 	buf := make([]byte, 1<<20)
 	for done := int64(0); done < n; {
 		if err := ctx.Err(); err != nil {
-			return "", &IOError{f.path, err}
+			return "", err
 		}
 		k := int(min(int64(len(buf)), n-done))
 		m, err := f.src.ReadAt(buf[:k], off+done)
 		h.Write(buf[:m])
 		done += int64(m)
-		if err != nil && !(err == io.EOF && done == n) {
-			return "", &IOError{f.path, err}
+		switch {
+		case err == io.EOF && done < n:
+			return "", fmt.Errorf("parquettext: %s: the file ends at byte %d, inside row group %d's column chunk [%d, %d) (it shrank while it was read?)", f.path, off+done, rg, off, off+n)
+		case err != nil && err != io.EOF:
+			return "", err
 		}
 	}
 	return hex.EncodeToString(h.Sum(nil)), nil
@@ -243,8 +232,8 @@ func (f *File) RowGroupBytes(rg int) int64 {
 
 // ReadRowGroup calls fn with every value of the text column in row group rg,
 // in order; null is true for a null value. text is only valid during the
-// call. A failure to read the file is an *IOError; damaged data is a
-// *DamageError that says how many rows were read before it; an error from
+// call. A failure to read the file is the error the Source gave; damaged
+// data is a *DamageError that says how many rows were read before it; an error from
 // fn or ctx is returned as it is.
 func (f *File) ReadRowGroup(ctx context.Context, rg int, fn func(text []byte, null bool) error) (err error) {
 	var rows int64
@@ -256,7 +245,7 @@ func (f *File) ReadRowGroup(ctx context.Context, rg int, fn func(text []byte, nu
 		switch {
 		case err == nil || fnErr != nil || ctx.Err() != nil && errors.Is(err, ctx.Err()):
 		case f.src.err != nil:
-			err = &IOError{f.path, f.src.err}
+			err = f.src.err
 		default:
 			err = &DamageError{Path: f.path, RowGroup: rg, Row: rows, Offset: f.ChunkOffset(rg), Err: err}
 		}

@@ -3,6 +3,7 @@ package parquettext
 import (
 	"context"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"slices"
@@ -174,5 +175,69 @@ func TestNestedColumns(t *testing.T) {
 	})
 	if want := []string{`"the first body" false`, `"" true`}; err != nil || !slices.Equal(got, want) {
 		t.Errorf("meta.body: %q, %v; want %q", got, err, want)
+	}
+}
+
+// failingSource fails every read that reaches byte at with err.
+type failingSource struct {
+	*os.File
+	at  int64
+	err error
+}
+
+func (s *failingSource) ReadAt(p []byte, off int64) (int, error) {
+	if off+int64(len(p)) > s.at {
+		return 0, s.err
+	}
+	return s.File.ReadAt(p, off)
+}
+
+// A failed read comes back as the error the Source gave (the caller's own
+// I/O error, not damage), from HashChunk and ReadRowGroup alike; a file that
+// shrinks after Open is an error naming the file.
+func TestReadErrors(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "t.parquet")
+	var texts [][]byte
+	for i := range 400 {
+		texts = append(texts, []byte(fmt.Sprintf("row %d %s", i, strings.Repeat("x", i%50))))
+	}
+	if err := WriteTexts(path, "text", texts, 200); err != nil {
+		t.Fatal(err)
+	}
+	fh, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	src := &failingSource{File: fh, at: 1 << 62, err: fmt.Errorf("the disk said no")}
+	f, err := OpenSource(path, src, "text")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	src.at = f.ChunkOffset(1) + 1 // row group 0 reads; row group 1 fails
+	if _, err := f.HashChunk(context.Background(), 0); err != nil {
+		t.Fatalf("row group 0: %v", err)
+	}
+	if _, err := f.HashChunk(context.Background(), 1); err != src.err {
+		t.Errorf("HashChunk of the failing row group: %v, want the source's error", err)
+	}
+	err = f.ReadRowGroup(context.Background(), 1, func([]byte, bool) error { return nil })
+	if err != src.err {
+		t.Errorf("ReadRowGroup of the failing row group: %v, want the source's error", err)
+	}
+
+	// A file that shrinks after Open: caught by the chunk's bounds check,
+	// or, if it shrinks between that check and the read, by the short read.
+	src.err = io.EOF
+	_, err = f.HashChunk(context.Background(), 1)
+	if err == nil || !strings.Contains(err.Error(), path) || !strings.Contains(err.Error(), fmt.Sprintf("ends at byte %d", src.at-1)) {
+		t.Errorf("a short read: %v", err)
+	}
+	if err := os.Truncate(path, f.ChunkOffset(1)+10); err != nil {
+		t.Fatal(err)
+	}
+	_, err = f.HashChunk(context.Background(), 1)
+	if err == nil || !strings.Contains(err.Error(), path) || !strings.Contains(err.Error(), "lies outside the file") {
+		t.Errorf("a file cut short after Open: %v", err)
 	}
 }
