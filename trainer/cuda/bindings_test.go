@@ -375,6 +375,45 @@ func (x bf16s) packed() []float32 {
 	return out
 }
 
+// A library that loads but lacks the functions it should have (an older
+// CUDA's, first on the path) is passed over for the next candidate, and
+// when no candidate has them the error says what each one lacked.
+func TestLibraryLackingSymbolsIsPassedOver(t *testing.T) {
+	f := newFake(t)
+	libc := mappedLibc(t)
+	old := t.TempDir()
+	for _, n := range []string{"libnvrtc.so.13", "libglmkit-none.so.1"} {
+		if err := os.Symlink(libc, filepath.Join(old, n)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rtc, err := loadNVRTC([]string{old, f.dir}, 2, 13)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := filepath.Join(f.dir, "libnvrtc.so.13"); rtc.lib.path != want || rtc.versionString() != "12.9" {
+		t.Errorf("NVRTC %s from %s; want the stand-in's from %s", rtc.versionString(), rtc.lib.path, want)
+	}
+	_, err = openLib(&nvrtc{}, []string{"libglmkit-none.so.1"}, []string{old}, 1, nil)
+	want := filepath.Join(old, "libglmkit-none.so.1") + " lacks nvrtcVersion, nvrtcGetErrorString"
+	if err == nil || !strings.HasPrefix(err.Error(), "no usable libglmkit-none.so.1") || !strings.Contains(err.Error(), want) {
+		t.Errorf("no candidate with the functions: %v; want it to say %q", err, want)
+	}
+}
+
+// mappedLibc is the path of the C library this process has mapped (the
+// dynamic loader maps it for dlopen), or skips the test.
+func mappedLibc(t *testing.T) string {
+	maps, _ := os.ReadFile("/proc/self/maps")
+	for _, l := range strings.Split(string(maps), "\n") {
+		if i := strings.Index(l, "/"); i >= 0 && strings.HasPrefix(filepath.Base(l[i:]), "libc.so.") {
+			return l[i:]
+		}
+	}
+	t.Skip("no C library in /proc/self/maps to stand in for a library without the functions")
+	return ""
+}
+
 func TestNVRTCBindings(t *testing.T) {
 	f := newFake(t)
 	rtc, err := loadNVRTC([]string{f.dir}, 1, 13)

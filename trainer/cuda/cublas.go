@@ -67,7 +67,7 @@ type cublas struct {
 // where the folder is on no search path (the nvidia-* wheels).
 func loadCublas(dirs []string, nExplicit, driverMajor int) (*cublas, error) {
 	c := &cublas{}
-	lib, err := openBound(c, preferMajor(cublasNames, driverMajor), dirs, nExplicit, func(p string) {
+	lib, err := openLib(c, preferMajor(cublasNames, driverMajor), dirs, nExplicit, func(p string) {
 		dir, name := filepath.Split(p)
 		lt := cublasLtName[name]
 		if dir == "" || lt == "" || !fileExists(dir+lt) {

@@ -79,7 +79,7 @@ type driver struct {
 // loadDriver opens libcuda.so.1 from dirs and binds the driver API. It
 // does not call cuInit.
 func loadDriver(dirs []string, nExplicit int) (*driver, error) {
-	lib, err := openLib(driverNames, dirs, nExplicit, nil)
+	lib, err := openLib(nil, driverNames, dirs, nExplicit, nil)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrNoDriver, err)
 	}

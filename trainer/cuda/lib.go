@@ -153,10 +153,13 @@ func preferMajor(names []string, driverMajor int) []string {
 	return append(append(fit, plain...), newer...)
 }
 
-// openLib opens the first candidate (see candidates) that loads. before,
-// if not nil, runs before each attempt with the path. The error lists where
-// it looked.
-func openLib(names, dirs []string, nExplicit int, before func(path string)) (library, error) {
+// openLib opens the first candidate (see candidates) that loads and, when
+// fns is not nil, binds fns to it (library.bind). A candidate that loads
+// but lacks a function fns requires (an older CUDA's library ahead of the
+// right one) is closed and passed over, as one that fails to load is.
+// before, if not nil, runs before each attempt with the path. The error
+// lists where it looked and why each library it found was passed over.
+func openLib(fns any, names, dirs []string, nExplicit int, before func(path string)) (library, error) {
 	var tried []string
 	for _, p := range candidates(names, dirs, nExplicit) {
 		if before != nil {
@@ -169,23 +172,22 @@ func openLib(names, dirs []string, nExplicit int, before func(path string)) (lib
 			}
 			continue
 		}
-		return library{path: p, handle: h}, nil
+		lib := library{path: p, handle: h}
+		if fns == nil {
+			return lib, nil
+		}
+		if err := lib.bind(fns); err != nil {
+			dynlib.Close(h)
+			tried = append(tried, err.Error())
+			continue
+		}
+		return lib, nil
 	}
 	msg := fmt.Sprintf("no %s in %s, nor known to the dynamic loader", strings.Join(names, " or "), strings.Join(dirs, ", "))
 	if len(tried) > 0 {
-		msg += "; failed to load " + strings.Join(tried, "; ")
+		msg = "no usable" + strings.TrimPrefix(msg, "no") + "; passed over " + strings.Join(tried, "; ")
 	}
 	return library{}, errors.New(msg)
-}
-
-// openBound opens the first candidate that loads, as openLib does, and
-// binds fns to it (library.bind).
-func openBound(fns any, names, dirs []string, nExplicit int, before func(path string)) (library, error) {
-	lib, err := openLib(names, dirs, nExplicit, before)
-	if err != nil {
-		return library{}, err
-	}
-	return lib, lib.bind(fns)
 }
 
 // explicitDirs counts the explicit folders at the head of libDirs' result.

@@ -38,7 +38,7 @@ type nvrtc struct {
 // libnvrtc-builtins beside it, which libnvrtc opens by name at compile time.
 func loadNVRTC(dirs []string, nExplicit, driverMajor int) (*nvrtc, error) {
 	r := &nvrtc{}
-	lib, err := openBound(r, preferMajor(nvrtcNames, driverMajor), dirs, nExplicit, func(p string) {
+	lib, err := openLib(r, preferMajor(nvrtcNames, driverMajor), dirs, nExplicit, func(p string) {
 		dir := filepath.Dir(p)
 		if !strings.Contains(p, "/") {
 			return

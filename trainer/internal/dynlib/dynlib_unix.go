@@ -12,3 +12,7 @@ func Open(path string) (uintptr, error) {
 
 // Sym is the address of the symbol name in the library h.
 func Sym(h uintptr, name string) (uintptr, error) { return purego.Dlsym(h, name) }
+
+// Close unloads the library h (the loader keeps it while other handles
+// hold it).
+func Close(h uintptr) error { return purego.Dlclose(h) }

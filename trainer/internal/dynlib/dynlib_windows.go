@@ -12,3 +12,6 @@ func Open(path string) (uintptr, error) {
 func Sym(h uintptr, name string) (uintptr, error) {
 	return syscall.GetProcAddress(syscall.Handle(h), name)
 }
+
+// Close unloads the DLL h (Windows keeps it while other handles hold it).
+func Close(h uintptr) error { return syscall.FreeLibrary(syscall.Handle(h)) }
