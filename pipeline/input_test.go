@@ -9,7 +9,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 	"unicode/utf16"
@@ -285,7 +284,7 @@ func TestPipeInput(t *testing.T) {
 	dir := t.TempDir()
 	writeFile(t, dir, "a.txt", []byte("a line of text\n"))
 	fifo := filepath.Join(dir, "b.txt")
-	if err := syscall.Mkfifo(fifo, 0o644); err != nil {
+	if err := glmtest.Mkfifo(fifo); err != nil {
 		t.Skipf("no named pipes here: %v", err)
 	}
 	type result struct {

@@ -9,7 +9,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -293,7 +292,7 @@ func TestSpecialFilesRefused(t *testing.T) {
 	m := writeBuild(t, dir, glmtest.Rows(t, 20), 10, Options{})
 	shard := filepath.Join(dir, m.Shards[1].Name)
 	os.Remove(shard)
-	if err := syscall.Mkfifo(shard, 0o644); err != nil {
+	if err := glmtest.Mkfifo(shard); err != nil {
 		t.Skipf("no named pipes here: %v", err)
 	}
 	if err := within("a pipe for a shard", func() error { _, err := Open(dir); return err }); err == nil || !strings.Contains(err.Error(), "not a regular file") {
@@ -301,7 +300,7 @@ func TestSpecialFilesRefused(t *testing.T) {
 	}
 	man := filepath.Join(dir, ManifestName)
 	os.Remove(man)
-	if err := syscall.Mkfifo(man, 0o644); err != nil {
+	if err := glmtest.Mkfifo(man); err != nil {
 		t.Fatal(err)
 	}
 	if err := within("a pipe for the manifest", func() error { _, err := ReadManifest(dir); return err }); err == nil || !strings.Contains(err.Error(), "not a regular file") {

@@ -1,3 +1,7 @@
+// The GPU CI script is bash, and these tests signal its processes: Unix only.
+
+//go:build unix
+
 package cuda
 
 import (
