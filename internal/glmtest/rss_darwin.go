@@ -1,17 +1,4 @@
 package glmtest
 
-import (
-	"os"
-	"syscall"
-)
-
-// PeakRSS is the peak resident memory of a process that has exited, in
-// bytes (macOS reports ru_maxrss in bytes); ok is false where the system
-// does not say.
-func PeakRSS(ps *os.ProcessState) (bytes int64, ok bool) {
-	ru, ok := ps.SysUsage().(*syscall.Rusage)
-	if !ok {
-		return 0, false
-	}
-	return ru.Maxrss, true
-}
+// maxrssUnit is the unit of ru_maxrss: bytes on macOS.
+const maxrssUnit = 1

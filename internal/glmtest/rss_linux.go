@@ -1,17 +1,4 @@
 package glmtest
 
-import (
-	"os"
-	"syscall"
-)
-
-// PeakRSS is the peak resident memory of a process that has exited, in
-// bytes (Linux reports ru_maxrss in KiB); ok is false where the system
-// does not say.
-func PeakRSS(ps *os.ProcessState) (bytes int64, ok bool) {
-	ru, ok := ps.SysUsage().(*syscall.Rusage)
-	if !ok {
-		return 0, false
-	}
-	return int64(ru.Maxrss) << 10, true
-}
+// maxrssUnit is the unit of ru_maxrss: KiB on Linux.
+const maxrssUnit = 1024
