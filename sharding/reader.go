@@ -399,27 +399,8 @@ func confined(path, realDir string) error {
 
 // metaDiff names the first field where a and b differ, or returns "".
 func metaDiff(a, b Meta) string {
-	type field struct {
-		name string
-		a, b any
-	}
-	for _, f := range []field{
-		{"format_version", a.FormatVersion, b.FormatVersion},
-		{"tokenizer", a.Tokenizer, b.Tokenizer},
-		{"tokenizer_sha256", a.TokenizerSHA256, b.TokenizerSHA256},
-		{"tokenizer_family", a.TokenizerFamily, b.TokenizerFamily},
-		{"tokenizer_options", a.TokenizerOptions, b.TokenizerOptions},
-		{"vocab_size", a.VocabSize, b.VocabSize},
-		{"special_ids", a.Special, b.Special},
-		{"seq_len", a.SeqLen, b.SeqLen},
-		{"mask_epochs", a.MaskEpochs, b.MaskEpochs},
-		{"masking", a.Masking, b.Masking},
-	} {
-		ja, _ := json.Marshal(f.a)
-		jb, _ := json.Marshal(f.b)
-		if !bytes.Equal(ja, jb) {
-			return fmt.Sprintf("%s is %s in the shard, %s in the manifest", f.name, ja, jb)
-		}
+	if name, ja, jb := firstDiff(a, b, false); name != "" {
+		return fmt.Sprintf("%s is %s in the shard, %s in the manifest", name, ja, jb)
 	}
 	return ""
 }

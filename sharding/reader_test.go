@@ -354,3 +354,33 @@ func rewrite(t *testing.T, dir string, m *Manifest) {
 		t.Fatal(err)
 	}
 }
+
+// TokenizerDiff tells builds whose ids mean the same text (the same
+// tokenizer file, wherever it lies, loaded the same way) from builds whose
+// ids do not, naming the field and its two values.
+func TestTokenizerDiff(t *testing.T) {
+	a := testMeta()
+	a.TokenizerSHA256, a.TokenizerFamily = "ab", "wordpiece"
+	same := a
+	same.Tokenizer = "/elsewhere/vocab.txt"
+	same.SeqLen, same.Masking.Seed = a.SeqLen*2, a.Masking.Seed+1
+	if d := TokenizerDiff(a, same); d != "" {
+		t.Errorf("the same tokenization with another path, length and seed: %q", d)
+	}
+	for _, c := range []struct {
+		edit func(*Meta)
+		want string
+	}{
+		{func(m *Meta) { m.TokenizerSHA256 = "00" }, "tokenizer_sha256 "},
+		{func(m *Meta) { m.TokenizerFamily = "bpe" }, `tokenizer_family "wordpiece" and "bpe"`},
+		{func(m *Meta) { m.TokenizerOptions = `{"lowercase":"false"}` }, `tokenizer_options "" and "{\"lowercase\":\"false\"}"`},
+		{func(m *Meta) { m.VocabSize += 128 }, "vocab_size "},
+		{func(m *Meta) { m.Special.SOP++ }, "special_ids "},
+	} {
+		b := a
+		c.edit(&b)
+		if d := TokenizerDiff(a, b); !strings.HasPrefix(d, c.want) {
+			t.Errorf("TokenizerDiff = %q; want it to start %q", d, c.want)
+		}
+	}
+}

@@ -28,6 +28,7 @@
 package sharding
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"strconv"
@@ -79,6 +80,50 @@ type Meta struct {
 	// lack them).
 	TokenizerFamily  string `json:"tokenizer_family,omitempty"`
 	TokenizerOptions string `json:"tokenizer_options,omitempty"`
+}
+
+// TokenizerDiff names the first field of the tokenization where a and b
+// differ (the tokenizer file's hash, its family, the options it was loaded
+// with, the vocabulary size, the special ids) with its two values, or
+// returns "". Builds with no difference turn text into the same ids, so one
+// training run can mix them; the tokenizer's path may differ.
+func TokenizerDiff(a, b Meta) string {
+	if name, ja, jb := firstDiff(a, b, true); name != "" {
+		return fmt.Sprintf("%s %s and %s", name, ja, jb)
+	}
+	return ""
+}
+
+// firstDiff returns the first field of Meta (of the tokenization alone,
+// with tokenization) where a and b differ, by its JSON name, and its two
+// values as JSON; name is "" where none differs.
+func firstDiff(a, b Meta, tokenization bool) (name string, ja, jb []byte) {
+	for _, f := range []struct {
+		name string
+		tok  bool // a field of the tokenization
+		a, b any
+	}{
+		{"format_version", false, a.FormatVersion, b.FormatVersion},
+		{"tokenizer", false, a.Tokenizer, b.Tokenizer},
+		{"tokenizer_sha256", true, a.TokenizerSHA256, b.TokenizerSHA256},
+		{"tokenizer_family", true, a.TokenizerFamily, b.TokenizerFamily},
+		{"tokenizer_options", true, a.TokenizerOptions, b.TokenizerOptions},
+		{"vocab_size", true, a.VocabSize, b.VocabSize},
+		{"special_ids", true, a.Special, b.Special},
+		{"seq_len", false, a.SeqLen, b.SeqLen},
+		{"mask_epochs", false, a.MaskEpochs, b.MaskEpochs},
+		{"masking", false, a.Masking, b.Masking},
+	} {
+		if tokenization && !f.tok {
+			continue
+		}
+		ja, _ = json.Marshal(f.a)
+		jb, _ = json.Marshal(f.b)
+		if !bytes.Equal(ja, jb) {
+			return f.name, ja, jb
+		}
+	}
+	return "", nil, nil
 }
 
 // Narrow16 bounds: an id column is uint16 when every id of the vocabulary

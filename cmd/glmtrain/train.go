@@ -307,9 +307,9 @@ func openEvalData(ctx context.Context, f *trainFlags, meta sharding.Meta, mc tra
 		el.Close()
 		return nil, err
 	}
-	if em.Meta.TokenizerSHA256 != meta.TokenizerSHA256 || em.Meta.VocabSize != meta.VocabSize {
+	if diff := sharding.TokenizerDiff(meta, em.Meta); diff != "" {
 		el.Close()
-		return nil, fmt.Errorf("--eval-data %s uses tokenizer %s, the training data %s", f.evalData, em.Meta.Tokenizer, meta.Tokenizer)
+		return nil, fmt.Errorf("--eval-data %s uses tokenizer %s, the training data %s (%s)", f.evalData, em.Meta.Tokenizer, meta.Tokenizer, diff)
 	}
 	if em.Meta.SeqLen > mc.MaxPos {
 		el.Close()
@@ -569,8 +569,8 @@ func loaderMeta(mix []loader.MixEntry) (sharding.Meta, []*sharding.Manifest, err
 			meta = m.Meta
 			continue
 		}
-		if m.Meta.TokenizerSHA256 != meta.TokenizerSHA256 || m.Meta.VocabSize != meta.VocabSize {
-			return meta, nil, fmt.Errorf("%s uses tokenizer %s, %s uses %s: mixed builds need one tokenizer", e.Dir, m.Meta.Tokenizer, mix[0].Dir, meta.Tokenizer)
+		if diff := sharding.TokenizerDiff(meta, m.Meta); diff != "" {
+			return meta, nil, fmt.Errorf("%s uses tokenizer %s, %s uses %s (%s): mixed builds need one tokenizer, loaded the same way", e.Dir, m.Meta.Tokenizer, mix[0].Dir, meta.Tokenizer, diff)
 		}
 		meta.SeqLen = max(meta.SeqLen, m.Meta.SeqLen)
 	}
@@ -634,6 +634,7 @@ func runRecord(tc trainer.TrainConfig, mc trainer.Config, batch int, data, finge
 		"--layers": strconv.Itoa(mc.Layers), "--hidden": strconv.Itoa(mc.Hidden), "--heads": strconv.Itoa(mc.Heads),
 		"--max-pos": strconv.Itoa(mc.MaxPos),
 		"tokenizer": meta.Tokenizer, "tokenizer_sha256": meta.TokenizerSHA256, "vocab_size": strconv.Itoa(meta.VocabSize),
+		"tokenizer_options": meta.TokenizerOptions,
 	}
 }
 
@@ -857,34 +858,43 @@ func resolveCheckpoint(path string) (string, error) {
 	return ck, nil
 }
 
-// trainedTokenizer returns the tokenizer a checkpoint was trained with (its
-// name and sha256) and where that was read: the run record in its
-// config.json, else data.json beside it.
-func trainedTokenizer(ck string) (name, sha, from string, err error) {
+// trainedTokenizer returns the tokenizer a checkpoint was trained with
+// (its name, sha256 and load options, as the shards' metadata records them;
+// known is false for a checkpoint of a glmtrain that did not
+// record them) and where that was read: the run record in its config.json,
+// else data.json beside it.
+func trainedTokenizer(ck string) (tok sharding.Meta, known bool, from string, err error) {
 	_, tc, err := trainer.ReadCheckpointConfig(ck)
 	if err != nil {
-		return "", "", "", err
+		return tok, false, "", err
 	}
 	if tc != nil && tc.Run["tokenizer_sha256"] != "" {
-		return tc.Run["tokenizer"], tc.Run["tokenizer_sha256"], filepath.Join(ck, "config.json"), nil
+		opts, known := tc.Run["tokenizer_options"]
+		tok = sharding.Meta{Tokenizer: tc.Run["tokenizer"], TokenizerSHA256: tc.Run["tokenizer_sha256"], TokenizerOptions: opts}
+		return tok, known, filepath.Join(ck, "config.json"), nil
 	}
 	meta, path, err := readDataFile(ck)
 	if err != nil {
-		return "", "", "", fmt.Errorf("cannot tell which tokenizer %s was trained with: its config.json does not say (an older glmtrain) and %w", ck, err)
+		return tok, false, "", fmt.Errorf("cannot tell which tokenizer %s was trained with: its config.json does not say (an older glmtrain) and %w", ck, err)
 	}
-	return meta.Tokenizer, meta.TokenizerSHA256, path, nil
+	return meta, true, path, nil
 }
 
 // checkTokenizer refuses shards made with another tokenizer than the
-// checkpoint's, as train refuses to resume on other data.
+// checkpoint's, or with the same one loaded with other options (a vocab.txt
+// lower-cased or not), as train refuses to resume on other data.
 func checkTokenizer(ck string, meta sharding.Meta, data string) error {
-	name, sha, from, err := trainedTokenizer(ck)
+	tok, known, from, err := trainedTokenizer(ck)
 	if err != nil {
 		return err
 	}
-	if sha != meta.TokenizerSHA256 {
+	if tok.TokenizerSHA256 != meta.TokenizerSHA256 {
 		return fmt.Errorf("the shards in %s were made with tokenizer %s (sha256 %.12s…), checkpoint %s was trained with %s (sha256 %.12s…, from %s): rebuild the shards with that tokenizer",
-			data, meta.Tokenizer, meta.TokenizerSHA256, ck, name, sha, from)
+			data, meta.Tokenizer, meta.TokenizerSHA256, ck, tok.Tokenizer, tok.TokenizerSHA256, from)
+	}
+	if known && tok.TokenizerOptions != meta.TokenizerOptions {
+		return fmt.Errorf("the shards in %s were made with tokenizer %s loaded with options %q, checkpoint %s was trained with it loaded with %q (from %s): the same text has other ids; rebuild the shards with the checkpoint's options",
+			data, meta.Tokenizer, meta.TokenizerOptions, ck, tok.TokenizerOptions, from)
 	}
 	return nil
 }

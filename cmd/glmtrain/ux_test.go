@@ -230,15 +230,27 @@ func TestEvalChecksTokenizer(t *testing.T) {
 	if _, stderr, code := glmtrainBin(t, "", "eval", "--ckpt", out, "--data", gpt, "--backend", "cpu"); code != 1 || !strings.Contains(stderr, want) || !strings.Contains(stderr, "config.json") {
 		t.Errorf("eval on gpt2 shards: exit %d: %s", code, stderr)
 	}
-	// An older checkpoint: no run record in config.json.
 	ck := trainer.CheckpointDir(out, 1)
 	cfg, _ := os.ReadFile(filepath.Join(ck, "config.json"))
 	var raw map[string]any
 	if err := json.Unmarshal(cfg, &raw); err != nil {
 		t.Fatal(err)
 	}
-	delete(raw["train"].(map[string]any), "run")
+	// The same vocabulary loaded another way (cased) in training: the
+	// shards' ids mean other text.
+	run := raw["train"].(map[string]any)["run"].(map[string]any)
+	if opts, ok := run["tokenizer_options"]; !ok || opts != "" {
+		t.Errorf("the run record's tokenizer_options: %v (recorded %v); want \"\"", opts, ok)
+	}
+	run["tokenizer_options"] = `{"lowercase":"false"}`
 	b, _ := json.Marshal(raw)
+	os.WriteFile(filepath.Join(ck, "config.json"), b, 0o644)
+	if _, stderr, code := glmtrainBin(t, "", "eval", "--ckpt", ck, "--data", bert, "--backend", "cpu"); code != 1 || !strings.Contains(stderr, `trained with it loaded with "{\"lowercase\":\"false\"}"`) {
+		t.Errorf("eval on shards of the same tokenizer loaded with other options: exit %d: %s", code, stderr)
+	}
+	// An older checkpoint: no run record in config.json.
+	delete(raw["train"].(map[string]any), "run")
+	b, _ = json.Marshal(raw)
 	os.WriteFile(filepath.Join(ck, "config.json"), b, 0o644)
 	if _, stderr, code := glmtrainBin(t, "", "eval", "--ckpt", ck, "--data", gpt, "--backend", "cpu"); code != 1 || !strings.Contains(stderr, want) || !strings.Contains(stderr, dataFile) {
 		t.Errorf("eval of an older checkpoint on gpt2 shards: exit %d: %s", code, stderr)

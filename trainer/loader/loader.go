@@ -230,9 +230,9 @@ func (l *Loader) plan() error {
 			return fmt.Errorf("loader: dataset %d has no reader", d)
 		}
 		m := r.Meta()
-		if m.TokenizerSHA256 != first.TokenizerSHA256 || m.VocabSize != first.VocabSize || m.Special != first.Special {
-			return fmt.Errorf("loader: %s and %s were built with different tokenizers (sha256, vocabulary or special ids differ); they cannot be mixed",
-				srcs[0].Reader.Dir(), r.Dir())
+		if diff := sharding.TokenizerDiff(first, m); diff != "" {
+			return fmt.Errorf("loader: %s and %s were built with different tokenizers (%s): their ids mean different text, so they cannot be mixed",
+				srcs[0].Reader.Dir(), r.Dir(), diff)
 		}
 		ds := dsOrder{units: uint64(r.Len()), copies: 1}
 		if n := uint64(m.MaskEpochs); n > 1 && !opts.AllMaskEpochs {

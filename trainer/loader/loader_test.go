@@ -406,6 +406,8 @@ func TestLoaderContextAndClose(t *testing.T) {
 func TestOptionsErrors(t *testing.T) {
 	r := testBuild(t, 20, nil)
 	other := testBuild(t, 20, func(m *sharding.Meta) { m.TokenizerSHA256 = "11" })
+	// The same vocab.txt lower-cased in one build and not in the other.
+	cased := testBuild(t, 20, func(m *sharding.Meta) { m.TokenizerOptions = `{"lowercase":"false"}` })
 	for _, c := range []struct {
 		srcs []Source
 		opts Options
@@ -415,6 +417,7 @@ func TestOptionsErrors(t *testing.T) {
 		{[]Source{{Reader: r}}, Options{}, "batch size"},
 		{[]Source{{Reader: r}}, Options{Batch: 1, Rank: 2, World: 2}, "rank"},
 		{[]Source{{Reader: r, Weight: 1}, {Reader: other, Weight: 1}}, Options{Batch: 1}, "different tokenizers"},
+		{[]Source{{Reader: r, Weight: 1}, {Reader: cased, Weight: 1}}, Options{Batch: 1}, `different tokenizers (tokenizer_options "" and "{\"lowercase\":\"false\"}")`},
 		{[]Source{{Reader: r, Weight: 1}, {Reader: r, Weight: 0}}, Options{Batch: 1}, "weight"},
 		// 2^40 rows: over any machine's memory (the error, not an OOM kill).
 		{[]Source{{Reader: r}}, Options{Batch: 1 << 40}, "lower the batch size"},
