@@ -367,6 +367,11 @@ func TestTokenizerDiff(t *testing.T) {
 	if d := TokenizerDiff(a, same); d != "" {
 		t.Errorf("the same tokenization with another path, length and seed: %q", d)
 	}
+	older := a
+	older.FormatVersion, older.TokenizerFamily = 1, "" // format 1 did not record it
+	if d := TokenizerDiff(older, a); d != "" {
+		t.Errorf("a format 1 build's tokenization against the same in format 2: %q", d)
+	}
 	for _, c := range []struct {
 		edit func(*Meta)
 		want string

@@ -86,8 +86,12 @@ type Meta struct {
 // differ (the tokenizer file's hash, its family, the options it was loaded
 // with, the vocabulary size, the special ids) with its two values, or
 // returns "". Builds with no difference turn text into the same ids, so one
-// training run can mix them; the tokenizer's path may differ.
+// training run can mix them; the tokenizer's path may differ, and a family
+// that one of them does not record (a format 1 build) is not compared.
 func TokenizerDiff(a, b Meta) string {
+	if a.TokenizerFamily == "" || b.TokenizerFamily == "" {
+		a.TokenizerFamily, b.TokenizerFamily = "", ""
+	}
 	if name, ja, jb := firstDiff(a, b, true); name != "" {
 		return fmt.Sprintf("%s %s and %s", name, ja, jb)
 	}
