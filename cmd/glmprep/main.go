@@ -14,35 +14,21 @@ import (
 	"github.com/glmkit/glmkit/cmd/internal/cli"
 )
 
-const usage = `glmprep prepares GLM pretraining data.
+// title is the first line of glmprep's help.
+const title = "glmprep prepares GLM pretraining data."
 
-Usage:
-  glmprep build      --input PATH... --out DIR [flags]   tokenize, pack, mask and shard a corpus
-  glmprep inspect    DIR [--rows N]                     show rows as text: Part A with its blanks, then each span
-  glmprep stats      DIR [--json]                       documents, samples, tokens, skips, objective mix, span lengths
-  glmprep verify     DIR                                check hashes, checksums, schema and every row's GLM layout
-  glmprep bench-load DIR [--batch 32] [--no-verify]     measure the zero-copy loader, checked or not
-  glmprep plan       --input PATH... --out DIR [flags]  plan a build as independent tasks (for Slurm or Kubernetes)
-  glmprep run-task   DIR [--task I]                     run one task of a plan
-  glmprep merge      DIR                                check a plan's tasks and write the manifest
-  glmprep status     DIR                                progress of a build or plan: tasks done, started and left
-  glmprep version                                       the version and commit of this binary (also --version)
-
-Run "glmprep COMMAND --help" (or "glmprep help COMMAND") for a command's
-flags and examples.
-`
-
-// commands are glmprep's subcommands (version and help are cli's).
+// commands are glmprep's subcommands (version and help are cli's), in the
+// order its help lists them.
 var commands = []cli.Subcommand{
-	{Name: "build", Run: cmdBuild},
-	{Name: "inspect", Run: cmdInspect},
-	{Name: "stats", Run: cmdStats},
-	{Name: "verify", Run: cmdVerify},
-	{Name: "bench-load", Run: cmdBenchLoad},
-	{Name: "plan", Run: cmdPlan},
-	{Name: "run-task", Run: cmdRunTask},
-	{Name: "merge", Run: cmdMerge},
-	{Name: "status", Run: cmdStatus},
+	{Name: "build", Args: "--input PATH... --out DIR [flags]", Summary: "tokenize, pack, mask and shard a corpus", Run: cmdBuild},
+	{Name: "inspect", Args: "DIR [--rows N]", Summary: "show rows as text: Part A with its blanks, then each span", Run: cmdInspect},
+	{Name: "stats", Args: "DIR [--json]", Summary: "documents, samples, tokens, skips, objective mix, span lengths", Run: cmdStats},
+	{Name: "verify", Args: "DIR", Summary: "check hashes, checksums, schema and every row's GLM layout", Run: cmdVerify},
+	{Name: "bench-load", Args: "DIR [--batch 32] [--no-verify]", Summary: "measure the zero-copy loader, checked or not", Run: cmdBenchLoad},
+	{Name: "plan", Args: "--input PATH... --out DIR [flags]", Summary: "plan a build as independent tasks (for Slurm or Kubernetes)", Run: cmdPlan},
+	{Name: "run-task", Args: "DIR [--task I]", Summary: "run one task of a plan", Run: cmdRunTask},
+	{Name: "merge", Args: "DIR", Summary: "check a plan's tasks and write the manifest", Run: cmdMerge},
+	{Name: "status", Args: "DIR", Summary: "progress of a build or plan: tasks done, started and left", Run: cmdStatus},
 }
 
 func main() {
@@ -51,7 +37,7 @@ func main() {
 
 // run is glmprep without the process around it, so tests can call it.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	return cli.Dispatch(ctx, "glmprep", usage, commands, args, stdout, stderr)
+	return cli.Dispatch(ctx, "glmprep", title, commands, args, stdout, stderr)
 }
 
 // listFlag is a repeatable string flag.

@@ -156,3 +156,41 @@ func TestMessage(t *testing.T) {
 		}
 	}
 }
+
+// A program's help lists every command from its table, names, arguments
+// and summaries in columns (a summary in the same column whatever the
+// lengths before it), then version and how to get a command's help; help
+// and no command print it, to stdout and stderr.
+func TestUsage(t *testing.T) {
+	run := func(context.Context, []string, io.Writer, io.Writer) error { return nil }
+	cmds := []Subcommand{
+		{Name: "build", Args: "--input PATH --out DIR", Summary: "make «shards»", Run: run},
+		{Name: "go", Args: "DIR", Summary: "go", Run: run},
+		{Name: "long-name", Summary: "no arguments", Run: run},
+		{Name: "bare", Args: "--a very long synopsis that has no summary", Run: run},
+	}
+	u := Usage("tool", "tool does things.", cmds)
+	want := `tool does things.
+
+Usage:
+  tool build     --input PATH --out DIR  make «shards»
+  tool go        DIR                     go
+  tool long-name                         no arguments
+  tool bare      --a very long synopsis that has no summary
+  tool version                           the version and commit of this binary (also --version)
+
+Run "tool COMMAND --help" (or "tool help COMMAND") for a command's
+flags and examples.
+`
+	if u != want {
+		t.Errorf("Usage:\n%s\nwant:\n%s", u, want)
+	}
+	var out, errw bytes.Buffer
+	if err := Dispatch(context.Background(), "tool", "tool does things.", cmds, []string{"help"}, &out, &errw); err != nil || out.String() != want {
+		t.Errorf("help: %v, printed %q", err, out.String())
+	}
+	out.Reset()
+	if err := Dispatch(context.Background(), "tool", "tool does things.", cmds, nil, &out, &errw); !errors.Is(err, ErrUsage) || errw.String() != want || out.Len() != 0 {
+		t.Errorf("no command: %v, stderr %q", err, errw.String())
+	}
+}
