@@ -28,7 +28,7 @@ var commands = []cli.Subcommand{
 	{Name: "plan", Args: "--input PATH... --out DIR [flags]", Summary: "plan a build as independent tasks (for Slurm or Kubernetes)", Run: cmdPlan},
 	{Name: "run-task", Args: "DIR [--task I]", Summary: "run one task of a plan", Run: cmdRunTask},
 	{Name: "merge", Args: "DIR", Summary: "check a plan's tasks and write the manifest", Run: cmdMerge},
-	{Name: "status", Args: "DIR", Summary: "progress of a build or plan: tasks done, started and left", Run: cmdStatus},
+	{Name: "status", Args: "DIR [--json]", Summary: "tasks done, started and left of a build or plan (no manifest needed)", Run: cmdStatus},
 }
 
 func main() {

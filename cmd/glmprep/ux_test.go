@@ -59,6 +59,11 @@ func checkHelp(t *testing.T, program, cmd, out, stderr string, code int) {
 	}
 }
 
+// The README lists glmprep's commands as its help does.
+func TestREADMECommands(t *testing.T) {
+	glmtest.SameUsage(t, "glmprep", cli.Usage("glmprep", title, commands))
+}
+
 func TestHelpEveryCommand(t *testing.T) {
 	for _, cmd := range []string{"build", "inspect", "stats", "verify", "bench-load", "plan", "run-task", "merge", "status"} {
 		out, stderr, code := glmprepBin(t, nil, cmd, "--help")

@@ -16,7 +16,7 @@ const title = "glmtrain trains GLM from glmprep shards."
 // order its help lists them.
 var commands = []cli.Subcommand{
 	{Name: "train", Args: "--data DIR --preset tiny|small|base|large --steps N --out DIR [flags]", Run: cmdTrain},
-	{Name: "eval", Args: "--ckpt DIR --data DIR", Summary: "evaluation loss and perplexity per objective", Run: cmdEval},
+	{Name: "eval", Args: "--ckpt DIR --data DIR", Summary: "Part-B loss and perplexity, overall and per objective", Run: cmdEval},
 	{Name: "infill", Args: `--ckpt DIR "text with [MASK] blanks"`, Summary: "fill each blank with the model", Run: cmdInfill},
 	{Name: "plot", Args: "OUT [--png FILE]", Summary: "draw OUT/metrics.jsonl's loss curves", Run: cmdPlot},
 	{Name: "doctor", Summary: "which backends this machine can run", Run: cmdDoctor},

@@ -15,6 +15,7 @@ import (
 	"testing"
 
 	"github.com/glmkit/glmkit/cmd/internal/cli"
+	"github.com/glmkit/glmkit/internal/glmtest"
 	"github.com/glmkit/glmkit/internal/testhooks"
 	"github.com/glmkit/glmkit/masking"
 	"github.com/glmkit/glmkit/pipeline/tokenizer"
@@ -45,6 +46,11 @@ func glmtrainBin(t *testing.T, shell string, args ...string) (string, string, in
 		t.Fatal(err)
 	}
 	return out, stderr, code
+}
+
+// The README lists glmtrain's commands as its help does.
+func TestREADMECommands(t *testing.T) {
+	glmtest.SameUsage(t, "glmtrain", cli.Usage("glmtrain", title, commands))
 }
 
 func TestHelpAndUsage(t *testing.T) {
