@@ -364,8 +364,9 @@ func TestTokenizerDiff(t *testing.T) {
 	same := a
 	same.Tokenizer = "/elsewhere/vocab.txt"
 	same.SeqLen, same.Masking.Seed = a.SeqLen*2, a.Masking.Seed+1
+	same.TokenizerOptions = `{"lowercase":"true"}` // what the default decided anyway
 	if d := TokenizerDiff(a, same); d != "" {
-		t.Errorf("the same tokenization with another path, length and seed: %q", d)
+		t.Errorf("the same tokenization with another path, length, seed and options: %q", d)
 	}
 	older := a
 	older.FormatVersion, older.TokenizerFamily = 1, "" // format 1 did not record it
@@ -378,7 +379,9 @@ func TestTokenizerDiff(t *testing.T) {
 	}{
 		{func(m *Meta) { m.TokenizerSHA256 = "00" }, "tokenizer_sha256 "},
 		{func(m *Meta) { m.TokenizerFamily = "bpe" }, `tokenizer_family "wordpiece" and "bpe"`},
-		{func(m *Meta) { m.TokenizerOptions = `{"lowercase":"false"}` }, `tokenizer_options "" and "{\"lowercase\":\"false\"}"`},
+		{func(m *Meta) {
+			m.TokenizerFamily = "wordpiece/lowercase=false,strip_accents=false,tokenize_chinese_chars=true"
+		}, `tokenizer_family "wordpiece" and "wordpiece/lowercase=false`},
 		{func(m *Meta) { m.VocabSize += 128 }, "vocab_size "},
 		{func(m *Meta) { m.Special.SOP++ }, "special_ids "},
 	} {

@@ -83,11 +83,13 @@ type Meta struct {
 }
 
 // TokenizerDiff names the first field of the tokenization where a and b
-// differ (the tokenizer file's hash, its family, the options it was loaded
-// with, the vocabulary size, the special ids) with its two values, or
-// returns "". Builds with no difference turn text into the same ids, so one
-// training run can mix them; the tokenizer's path may differ, and a family
-// that one of them does not record (a format 1 build) is not compared.
+// differ (the tokenizer file's hash, its family, the vocabulary size, the
+// special ids) with its two values, or returns "". Builds with no
+// difference turn text into the same ids, so one training run can mix
+// them. The tokenizer's path may differ, and so may the options it was
+// loaded with, since the family says what they decided (a vocab.txt's
+// casing, a pattern); a family that one of them does not record (a format
+// 1 build) is not compared.
 func TokenizerDiff(a, b Meta) string {
 	if a.TokenizerFamily == "" || b.TokenizerFamily == "" {
 		a.TokenizerFamily, b.TokenizerFamily = "", ""
@@ -111,7 +113,7 @@ func firstDiff(a, b Meta, tokenization bool) (name string, ja, jb []byte) {
 		{"tokenizer", false, a.Tokenizer, b.Tokenizer},
 		{"tokenizer_sha256", true, a.TokenizerSHA256, b.TokenizerSHA256},
 		{"tokenizer_family", true, a.TokenizerFamily, b.TokenizerFamily},
-		{"tokenizer_options", true, a.TokenizerOptions, b.TokenizerOptions},
+		{"tokenizer_options", false, a.TokenizerOptions, b.TokenizerOptions},
 		{"vocab_size", true, a.VocabSize, b.VocabSize},
 		{"special_ids", true, a.Special, b.Special},
 		{"seq_len", false, a.SeqLen, b.SeqLen},

@@ -143,6 +143,9 @@ func cmdRunTask(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if tok.SHA256() != plan.Meta.TokenizerSHA256 {
 		return fmt.Errorf("tokenizer %s has sha256 %.12s…, the plan needs %.12s…", spec, tok.SHA256(), plan.Meta.TokenizerSHA256)
 	}
+	if f := plan.Meta.TokenizerFamily; f != "" && tok.Family() != f {
+		return fmt.Errorf("tokenizer %s loads here as %s, the plan was made with it as %s: the same file tokenizes differently (a tokenizer_config.json beside it that is missing or other here?); give this task the plan's tokenizer", spec, tok.Family(), f)
+	}
 	if tok.Special() != plan.Meta.Special || tok.ModelVocabSize() != plan.Meta.VocabSize {
 		return fmt.Errorf("%s: the plan's special ids or vocabulary size (%d) are not tokenizer %s's (%d): the plan was edited; plan the build again", filepath.Join(dir, pipeline.PlanName), plan.Meta.VocabSize, spec, tok.ModelVocabSize())
 	}

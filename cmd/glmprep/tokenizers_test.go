@@ -335,3 +335,26 @@ func TestResumeTakesTokenizerOptionsFromPlan(t *testing.T) {
 		t.Errorf("resume with another --tokenizer-pattern: exit %d: %s", code, stderr)
 	}
 }
+
+// A task run where the plan's vocab.txt lies without the tokenizer_config.json
+// that made it cased (a copy on another node) is refused: the same file
+// would tokenize otherwise, and the build would hold two tokenizations.
+func TestRunTaskRefusesAnotherTokenization(t *testing.T) {
+	dir := t.TempDir()
+	vocab := must(os.ReadFile(glmtest.Shared(t, "tokenizers/bert-base-uncased/vocab.txt")))
+	cased, bare := filepath.Join(dir, "cased"), filepath.Join(dir, "bare")
+	for _, d := range []string{cased, bare} {
+		os.MkdirAll(d, 0o755)
+		os.WriteFile(filepath.Join(d, "vocab.txt"), vocab, 0o644)
+	}
+	os.WriteFile(filepath.Join(cased, "tokenizer_config.json"), []byte(`{"do_lower_case": false}`), 0o644)
+	in := filepath.Join(dir, "in.txt")
+	os.WriteFile(in, []byte(strings.Repeat("Hello World, a Cased Line.\n", 200)), 0o644)
+	out := filepath.Join(dir, "plan")
+	mustGlmprep(t, "plan", "--input", in, "--out", out, "--tokenizer", filepath.Join(cased, "vocab.txt"), "--seq-len", "64")
+	_, stderr, err := glmprep(t, "run-task", out, "--task", "0", "--tokenizer", filepath.Join(bare, "vocab.txt"))
+	if err == nil || !strings.Contains(err.Error(), "loads here as wordpiece, the plan was made with it as wordpiece/lowercase=false") {
+		t.Errorf("run-task with the vocab.txt alone: %v\n%s", err, stderr)
+	}
+	mustGlmprep(t, "run-task", out, "--task", "0", "--tokenizer", filepath.Join(cased, "vocab.txt"))
+}

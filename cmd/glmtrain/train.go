@@ -634,7 +634,7 @@ func runRecord(tc trainer.TrainConfig, mc trainer.Config, batch int, data, finge
 		"--layers": strconv.Itoa(mc.Layers), "--hidden": strconv.Itoa(mc.Hidden), "--heads": strconv.Itoa(mc.Heads),
 		"--max-pos": strconv.Itoa(mc.MaxPos),
 		"tokenizer": meta.Tokenizer, "tokenizer_sha256": meta.TokenizerSHA256, "vocab_size": strconv.Itoa(meta.VocabSize),
-		"tokenizer_options": meta.TokenizerOptions,
+		"tokenizer_family": meta.TokenizerFamily,
 	}
 }
 
@@ -858,33 +858,33 @@ func resolveCheckpoint(path string) (string, error) {
 	return ck, nil
 }
 
-// trainedTokenizer returns the tokenizer a checkpoint was trained with
-// (its name, sha256 and load options, as the shards' metadata records them;
-// known is false for a checkpoint of a glmtrain that did not
-// record them) and where that was read: the run record in its config.json,
-// else data.json beside it.
-func trainedTokenizer(ck string) (tok sharding.Meta, known bool, from string, err error) {
+// trainedTokenizer returns the tokenizer a checkpoint was trained with:
+// its name, sha256 and family, as the shards' metadata records them (the
+// family empty where it was not recorded: an older glmtrain or glmprep),
+// and where that was read: the run record in its config.json, else
+// data.json beside it.
+func trainedTokenizer(ck string) (tok sharding.Meta, from string, err error) {
 	_, tc, err := trainer.ReadCheckpointConfig(ck)
 	if err != nil {
-		return tok, false, "", err
+		return tok, "", err
 	}
 	if tc != nil && tc.Run["tokenizer_sha256"] != "" {
-		opts, known := tc.Run["tokenizer_options"]
-		tok = sharding.Meta{Tokenizer: tc.Run["tokenizer"], TokenizerSHA256: tc.Run["tokenizer_sha256"], TokenizerOptions: opts}
-		return tok, known, filepath.Join(ck, "config.json"), nil
+		tok = sharding.Meta{Tokenizer: tc.Run["tokenizer"], TokenizerSHA256: tc.Run["tokenizer_sha256"], TokenizerFamily: tc.Run["tokenizer_family"]}
+		return tok, filepath.Join(ck, "config.json"), nil
 	}
 	meta, path, err := readDataFile(ck)
 	if err != nil {
-		return tok, false, "", fmt.Errorf("cannot tell which tokenizer %s was trained with: its config.json does not say (an older glmtrain) and %w", ck, err)
+		return tok, "", fmt.Errorf("cannot tell which tokenizer %s was trained with: its config.json does not say (an older glmtrain) and %w", ck, err)
 	}
-	return meta, true, path, nil
+	return meta, path, nil
 }
 
 // checkTokenizer refuses shards made with another tokenizer than the
-// checkpoint's, or with the same one loaded with other options (a vocab.txt
-// lower-cased or not), as train refuses to resume on other data.
+// checkpoint's, or with the same file read as another tokenization (a
+// vocab.txt lower-cased or not: its family), as train refuses to resume on
+// other data.
 func checkTokenizer(ck string, meta sharding.Meta, data string) error {
-	tok, known, from, err := trainedTokenizer(ck)
+	tok, from, err := trainedTokenizer(ck)
 	if err != nil {
 		return err
 	}
@@ -892,9 +892,9 @@ func checkTokenizer(ck string, meta sharding.Meta, data string) error {
 		return fmt.Errorf("the shards in %s were made with tokenizer %s (sha256 %.12s…), checkpoint %s was trained with %s (sha256 %.12s…, from %s): rebuild the shards with that tokenizer",
 			data, meta.Tokenizer, meta.TokenizerSHA256, ck, tok.Tokenizer, tok.TokenizerSHA256, from)
 	}
-	if known && tok.TokenizerOptions != meta.TokenizerOptions {
-		return fmt.Errorf("the shards in %s were made with tokenizer %s loaded with options %q, checkpoint %s was trained with it loaded with %q (from %s): the same text has other ids; rebuild the shards with the checkpoint's options",
-			data, meta.Tokenizer, meta.TokenizerOptions, ck, tok.TokenizerOptions, from)
+	if tok.TokenizerFamily != "" && meta.TokenizerFamily != "" && tok.TokenizerFamily != meta.TokenizerFamily {
+		return fmt.Errorf("the shards in %s were made with tokenizer %s as %s, checkpoint %s was trained with it as %s (from %s): the same text has other ids; rebuild the shards as the checkpoint's were (--lowercase, a tokenizer_config.json beside it)",
+			data, meta.Tokenizer, meta.TokenizerFamily, ck, tok.TokenizerFamily, from)
 	}
 	return nil
 }

@@ -335,6 +335,9 @@ func fromVocabTxt(name string, data []byte, o LoadOptions, cfg *tokenizerConfig)
 	}
 	t := &Tokenizer{name: name, kind: KindWordPiece, sha: sha256Hex(data), wpCleanup: true}
 	t.notes = append(t.notes, fmt.Sprintf("lowercase=%v strip_accents=%v tokenize_chinese_chars=%v (%s)", opts.lowercase, opts.stripAccents, opts.chineseChars, source))
+	if opts != defaultBertOptions() {
+		t.variant = fmt.Sprintf("lowercase=%v,strip_accents=%v,tokenize_chinese_chars=%v", opts.lowercase, opts.stripAccents, opts.chineseChars)
+	}
 	if err := t.initWordPiece(vocab, tokens, "[UNK]", "##", 100, opts); err != nil {
 		return nil, fmt.Errorf("tokenizer: %s: %w", name, err)
 	}

@@ -78,6 +78,7 @@ type Tokenizer struct {
 	gen *genPipeline
 
 	pattern string      // the pre-tokenization pattern's name (gpt2, cl100k, o200k, qwen2, regex), if any
+	variant string      // a vocab.txt's normalizer where it is not BERT's uncased default (see Family)
 	notes   []string    // how the file was read, for the build summary
 	opts    LoadOptions // what LoadWith was given
 
@@ -97,8 +98,16 @@ func (t *Tokenizer) Kind() string { return t.kind }
 
 // Family returns the model family and, for byte-level BPE, the
 // pre-tokenization pattern ("bpe/cl100k"), as the manifest records it. A
-// SentencePiece model adds its type ("sentencepiece/unigram").
+// SentencePiece model adds its type ("sentencepiece/unigram"), and a
+// WordPiece vocab.txt whose normalizer is not BERT's uncased default (as
+// tokenizer_config.json or --lowercase set it, which the file's SHA256 does
+// not cover) its settings ("wordpiece/lowercase=false,strip_accents=false,
+// tokenize_chinese_chars=true"): the same Family and SHA256 are the same
+// tokenization.
 func (t *Tokenizer) Family() string {
+	if t.variant != "" {
+		return t.kind + "/" + t.variant
+	}
 	if t.sp != nil {
 		name := map[int32]string{spModelUnigram: "unigram", spModelBPE: "bpe", spModelWord: "word", spModelChar: "char"}[t.sp.model]
 		return KindSentencePiece + "/" + name

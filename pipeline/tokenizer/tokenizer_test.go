@@ -545,16 +545,20 @@ func TestVocabTxtCasing(t *testing.T) {
 		}
 		return filepath.Join(d, "vocab.txt")
 	}
+	// The family says the normalizer where the file's hash cannot: the same
+	// vocab.txt cased and uncased is two tokenizations.
+	const uncased, cased = "wordpiece", "wordpiece/lowercase=false,strip_accents=false,tokenize_chinese_chars=true"
 	for _, c := range []struct {
 		path, lower string
 		want        []string
 		note        string
+		family      string
 	}{
-		{mk("bare", ""), "", []string{"cafe", "か"}, "BERT's uncased default"},
-		{mk("cased", `{"do_lower_case": false}`), "", []string{"Café", "が"}, "tokenizer_config.json"},
-		{mk("keep", `{"do_lower_case": true, "strip_accents": false}`), "", []string{"café", "が"}, "strip_accents=false"},
-		{filepath.Join(dir, "cased/vocab.txt"), "true", []string{"cafe", "か"}, "--lowercase=true"},
-		{filepath.Join(dir, "bare/vocab.txt"), "false", []string{"Café", "が"}, "--lowercase=false"},
+		{mk("bare", ""), "", []string{"cafe", "か"}, "BERT's uncased default", uncased},
+		{mk("cased", `{"do_lower_case": false}`), "", []string{"Café", "が"}, "tokenizer_config.json", cased},
+		{mk("keep", `{"do_lower_case": true, "strip_accents": false}`), "", []string{"café", "が"}, "strip_accents=false", "wordpiece/lowercase=true,strip_accents=false,tokenize_chinese_chars=true"},
+		{filepath.Join(dir, "cased/vocab.txt"), "true", []string{"cafe", "か"}, "--lowercase=true", uncased},
+		{filepath.Join(dir, "bare/vocab.txt"), "false", []string{"Café", "が"}, "--lowercase=false", cased},
 	} {
 		tk, err := LoadWith(c.path, LoadOptions{Lowercase: c.lower})
 		if err != nil {
@@ -568,6 +572,9 @@ func TestVocabTxtCasing(t *testing.T) {
 		}
 		if tk.Options().Lowercase != c.lower {
 			t.Errorf("Options() = %+v", tk.Options())
+		}
+		if tk.Family() != c.family {
+			t.Errorf("%s --lowercase=%q: family %q, want %q", c.path, c.lower, tk.Family(), c.family)
 		}
 	}
 }

@@ -407,7 +407,10 @@ func TestOptionsErrors(t *testing.T) {
 	r := testBuild(t, 20, nil)
 	other := testBuild(t, 20, func(m *sharding.Meta) { m.TokenizerSHA256 = "11" })
 	// The same vocab.txt lower-cased in one build and not in the other.
-	cased := testBuild(t, 20, func(m *sharding.Meta) { m.TokenizerOptions = `{"lowercase":"false"}` })
+	uncased := testBuild(t, 20, func(m *sharding.Meta) { m.TokenizerFamily = "wordpiece" })
+	cased := testBuild(t, 20, func(m *sharding.Meta) {
+		m.TokenizerFamily = "wordpiece/lowercase=false,strip_accents=false,tokenize_chinese_chars=true"
+	})
 	for _, c := range []struct {
 		srcs []Source
 		opts Options
@@ -417,7 +420,7 @@ func TestOptionsErrors(t *testing.T) {
 		{[]Source{{Reader: r}}, Options{}, "batch size"},
 		{[]Source{{Reader: r}}, Options{Batch: 1, Rank: 2, World: 2}, "rank"},
 		{[]Source{{Reader: r, Weight: 1}, {Reader: other, Weight: 1}}, Options{Batch: 1}, "different tokenizers"},
-		{[]Source{{Reader: r, Weight: 1}, {Reader: cased, Weight: 1}}, Options{Batch: 1}, `different tokenizers (tokenizer_options "" and "{\"lowercase\":\"false\"}")`},
+		{[]Source{{Reader: uncased, Weight: 1}, {Reader: cased, Weight: 1}}, Options{Batch: 1}, `different tokenizers (tokenizer_family "wordpiece" and "wordpiece/lowercase=false`},
 		{[]Source{{Reader: r, Weight: 1}, {Reader: r, Weight: 0}}, Options{Batch: 1}, "weight"},
 		// 2^40 rows: over any machine's memory (the error, not an OOM kill).
 		{[]Source{{Reader: r}}, Options{Batch: 1 << 40}, "lower the batch size"},
