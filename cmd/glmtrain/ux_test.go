@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"image"
@@ -262,6 +263,16 @@ func TestEvalChecksTokenizer(t *testing.T) {
 	if _, stderr, code := glmtrainBin(t, "", "eval", "--ckpt", ck, "--data", gpt, "--backend", "cpu"); code != 1 || !strings.Contains(stderr, want) || !strings.Contains(stderr, dataFile) {
 		t.Errorf("eval of an older checkpoint on gpt2 shards: exit %d: %s", code, stderr)
 	}
+	// infill warns where the tokenizer reads otherwise than in training
+	// (older builds recorded a cased vocab.txt as plain wordpiece, so it
+	// cannot refuse).
+	dataJSON := filepath.Join(out, dataFile)
+	orig := glmtest.ReadFile(t, dataJSON)
+	os.WriteFile(dataJSON, bytes.Replace(orig, []byte(`"tokenizer_family": "wordpiece"`), []byte(`"tokenizer_family": "`+cased+`"`), 1), 0o644)
+	if _, stderr, code := glmtrainBin(t, "", "infill", "--ckpt", ck, "--max-tokens", "2", "The [MASK] of it."); code != 0 || !strings.Contains(stderr, "warning: tokenizer bert-base-uncased reads here as wordpiece, the model was trained on it as "+cased) {
+		t.Errorf("infill with a tokenizer that reads otherwise: exit %d: %s", code, stderr)
+	}
+	os.WriteFile(dataJSON, orig, 0o644)
 	os.Remove(filepath.Join(out, dataFile))
 	if _, stderr, code := glmtrainBin(t, "", "eval", "--ckpt", ck, "--data", bert, "--backend", "cpu"); code != 1 || !strings.Contains(stderr, "cannot tell which tokenizer") {
 		t.Errorf("eval without a record of the tokenizer: exit %d: %s", code, stderr)
