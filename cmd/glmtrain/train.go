@@ -553,28 +553,36 @@ func parseData(values []string) ([]loader.MixEntry, string, error) {
 	return mix, spec, nil
 }
 
-// loaderMeta returns the metadata of the builds of a mixture, which must
-// all share one tokenizer and vocabulary (the longest seq_len), and their
-// manifests.
+// loaderMeta returns the metadata of the builds of a mixture (mixMeta) and
+// their manifests.
 func loaderMeta(mix []loader.MixEntry) (sharding.Meta, []*sharding.Manifest, error) {
-	var meta sharding.Meta
 	var ms []*sharding.Manifest
-	for i, e := range mix {
+	for _, e := range mix {
 		m, err := sharding.ReadManifest(e.Dir)
 		if err != nil {
-			return meta, nil, err
+			return sharding.Meta{}, nil, err
 		}
 		ms = append(ms, m)
-		if i == 0 {
-			meta = m.Meta
-			continue
-		}
+	}
+	meta, err := mixMeta(mix, ms)
+	return meta, ms, err
+}
+
+// mixMeta is what a model trained on the builds of a mixture saw, as
+// data.json records it: the first build's metadata, with the longest
+// seq_len and task masks where any build had them (infill reads a model
+// that saw [sMASK] and [gMASK] as one that knows them). The builds must
+// share one tokenization (sharding.TokenizerDiff).
+func mixMeta(mix []loader.MixEntry, ms []*sharding.Manifest) (sharding.Meta, error) {
+	meta := ms[0].Meta
+	for i, m := range ms[1:] {
 		if diff := sharding.TokenizerDiff(meta, m.Meta); diff != "" {
-			return meta, nil, fmt.Errorf("%s uses tokenizer %s, %s uses %s (%s): mixed builds need one tokenizer, loaded the same way", e.Dir, m.Meta.Tokenizer, mix[0].Dir, meta.Tokenizer, diff)
+			return meta, fmt.Errorf("%s uses tokenizer %s, %s uses %s (%s): mixed builds need one tokenizer, loaded the same way", mix[i+1].Dir, m.Meta.Tokenizer, mix[0].Dir, meta.Tokenizer, diff)
 		}
 		meta.SeqLen = max(meta.SeqLen, m.Meta.SeqLen)
+		meta.Masking.TaskMask = meta.Masking.TaskMask || m.Meta.Masking.TaskMask
 	}
-	return meta, ms, nil
+	return meta, nil
 }
 
 // printMixture says what the training data is: each build with its

@@ -23,6 +23,7 @@ import (
 	"github.com/glmkit/glmkit/sharding"
 	"github.com/glmkit/glmkit/trainer"
 	"github.com/glmkit/glmkit/trainer/cpu"
+	"github.com/glmkit/glmkit/trainer/loader"
 )
 
 // Tests of issue 16 (what a new user trips over), through the glmtrain
@@ -511,5 +512,34 @@ func TestInfillWithoutTaskMasks(t *testing.T) {
 		if q.ids[len(q.ids)-1] == ids.EOS {
 			t.Errorf("task mask %v: a text ending in [gMASK] got an eos", taskMask)
 		}
+	}
+}
+
+// data.json of a mixture is what the model saw: the longest seq_len, task
+// masks where any build had them (so infill keeps [gMASK] for a model that
+// trained on it), and no mixture of two tokenizations.
+func TestMixMeta(t *testing.T) {
+	tok, err := tokenizer.Load("bert-base-uncased")
+	if err != nil {
+		t.Fatal(err)
+	}
+	build := func(seqLen int, taskMask bool) *sharding.Manifest {
+		mc := masking.DefaultConfig()
+		mc.TaskMask = taskMask
+		return &sharding.Manifest{Meta: sharding.Meta{Tokenizer: tok.Name(), TokenizerSHA256: tok.SHA256(), TokenizerFamily: tok.Family(),
+			VocabSize: tok.ModelVocabSize(), Special: tok.Special(), SeqLen: seqLen, Masking: mc}}
+	}
+	mix := []loader.MixEntry{{Dir: "plain"}, {Dir: "task"}}
+	meta, err := mixMeta(mix, []*sharding.Manifest{build(128, false), build(512, true)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if meta.SeqLen != 512 || !meta.Masking.TaskMask || plainMasks(meta) {
+		t.Errorf("seq_len %d, task masks %v: want 512 and the model's [sMASK] and [gMASK] kept", meta.SeqLen, meta.Masking.TaskMask)
+	}
+	cased := build(128, true)
+	cased.Meta.TokenizerFamily = "wordpiece/lowercase=false,strip_accents=false,tokenize_chinese_chars=true"
+	if _, err := mixMeta(mix, []*sharding.Manifest{build(128, true), cased}); err == nil || !strings.Contains(err.Error(), "tokenizer_family") {
+		t.Errorf("a mixture of a vocab.txt read cased and uncased: %v", err)
 	}
 }
