@@ -89,16 +89,21 @@ type Meta struct {
 // them. The tokenizer's path may differ, and so may the options it was
 // loaded with, since the family says what they decided (a vocab.txt's
 // casing, a pattern); a family that one of them does not record (a format
-// 1 build) is not compared.
+// 1 build) is not compared (SameFamily).
 func TokenizerDiff(a, b Meta) string {
-	if a.TokenizerFamily == "" || b.TokenizerFamily == "" {
-		a.TokenizerFamily, b.TokenizerFamily = "", ""
+	if SameFamily(a.TokenizerFamily, b.TokenizerFamily) {
+		a.TokenizerFamily = b.TokenizerFamily
 	}
 	if name, ja, jb := firstDiff(a, b, true); name != "" {
 		return fmt.Sprintf("%s %s and %s", name, ja, jb)
 	}
 	return ""
 }
+
+// SameFamily reports whether two tokenizer families (Meta.TokenizerFamily)
+// can be the same tokenization: equal, or one of them not recorded (a
+// format 1 build, an older glmtrain's record), which is not compared.
+func SameFamily(a, b string) bool { return a == "" || b == "" || a == b }
 
 // firstDiff returns the first field of Meta (of the tokenization alone,
 // with tokenization) where a and b differ, by its JSON name, and its two

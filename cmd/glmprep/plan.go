@@ -14,6 +14,7 @@ import (
 	"github.com/glmkit/glmkit/cmd/internal/cli"
 	"github.com/glmkit/glmkit/pipeline"
 	"github.com/glmkit/glmkit/pipeline/tokenizer"
+	"github.com/glmkit/glmkit/sharding"
 )
 
 const planHelp = `Usage: glmprep plan --input PATH... --out DIR [build flags]
@@ -143,7 +144,7 @@ func cmdRunTask(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if tok.SHA256() != plan.Meta.TokenizerSHA256 {
 		return fmt.Errorf("tokenizer %s has sha256 %.12s…, the plan needs %.12s…", spec, tok.SHA256(), plan.Meta.TokenizerSHA256)
 	}
-	if f := plan.Meta.TokenizerFamily; f != "" && tok.Family() != f {
+	if f := plan.Meta.TokenizerFamily; !sharding.SameFamily(tok.Family(), f) {
 		return fmt.Errorf("tokenizer %s loads here as %s, the plan was made with it as %s: the same file tokenizes differently (a tokenizer_config.json beside it that is missing or other here?); give this task the plan's tokenizer", spec, tok.Family(), f)
 	}
 	if tok.Special() != plan.Meta.Special || tok.ModelVocabSize() != plan.Meta.VocabSize {

@@ -75,7 +75,7 @@ func cmdInfill(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if err != nil {
 		return err
 	}
-	if fam := meta.TokenizerFamily; fam != "" && tok.Family() != fam {
+	if fam := meta.TokenizerFamily; !sharding.SameFamily(tok.Family(), fam) {
 		// A warning, not an error: glmkit before this check recorded a
 		// cased vocab.txt as plain "wordpiece".
 		fmt.Fprintf(stderr, "glmtrain: warning: tokenizer %s reads here as %s, the model was trained on it as %s: the blanks' text may tokenize otherwise than in training (a tokenizer_config.json beside it missing or other here?)\n", spec, tok.Family(), fam)

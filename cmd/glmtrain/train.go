@@ -900,7 +900,7 @@ func checkTokenizer(ck string, meta sharding.Meta, data string) error {
 		return fmt.Errorf("the shards in %s were made with tokenizer %s (sha256 %.12s…), checkpoint %s was trained with %s (sha256 %.12s…, from %s): rebuild the shards with that tokenizer",
 			data, meta.Tokenizer, meta.TokenizerSHA256, ck, tok.Tokenizer, tok.TokenizerSHA256, from)
 	}
-	if tok.TokenizerFamily != "" && meta.TokenizerFamily != "" && tok.TokenizerFamily != meta.TokenizerFamily {
+	if !sharding.SameFamily(tok.TokenizerFamily, meta.TokenizerFamily) {
 		return fmt.Errorf("the shards in %s were made with tokenizer %s as %s, checkpoint %s was trained with it as %s (from %s): the same text has other ids; rebuild the shards as the checkpoint's were (--lowercase, a tokenizer_config.json beside it)",
 			data, meta.Tokenizer, meta.TokenizerFamily, ck, tok.TokenizerFamily, from)
 	}

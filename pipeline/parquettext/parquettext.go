@@ -233,8 +233,8 @@ func (f *File) RowGroupBytes(rg int) int64 {
 // ReadRowGroup calls fn with every value of the text column in row group rg,
 // in order; null is true for a null value. text is only valid during the
 // call. A failure to read the file is the error the Source gave; damaged
-// data is a *DamageError that says how many rows were read before it; an error from
-// fn or ctx is returned as it is.
+// data is a *DamageError that says how many rows were read before it; an
+// error from fn or ctx is returned as it is.
 func (f *File) ReadRowGroup(ctx context.Context, rg int, fn func(text []byte, null bool) error) (err error) {
 	var rows int64
 	var fnErr error

@@ -173,19 +173,22 @@ func openLib(fns any, names, dirs []string, nExplicit int, before func(path stri
 			continue
 		}
 		lib := library{path: p, handle: h}
-		if fns == nil {
-			return lib, nil
-		}
-		if err := lib.bind(fns); err != nil {
-			dynlib.Close(h)
-			tried = append(tried, err.Error())
-			continue
+		if fns != nil {
+			if err := lib.bind(fns); err != nil {
+				dynlib.Close(h)
+				tried = append(tried, err.Error())
+				continue
+			}
 		}
 		return lib, nil
 	}
-	msg := fmt.Sprintf("no %s in %s, nor known to the dynamic loader", strings.Join(names, " or "), strings.Join(dirs, ", "))
+	none := "no"
 	if len(tried) > 0 {
-		msg = "no usable" + strings.TrimPrefix(msg, "no") + "; passed over " + strings.Join(tried, "; ")
+		none = "no usable"
+	}
+	msg := fmt.Sprintf("%s %s in %s, nor known to the dynamic loader", none, strings.Join(names, " or "), strings.Join(dirs, ", "))
+	if len(tried) > 0 {
+		msg += "; passed over " + strings.Join(tried, "; ")
 	}
 	return library{}, errors.New(msg)
 }

@@ -1,8 +1,8 @@
 // Package cli is what glmprep and glmtrain share on the command line: the
 // table of subcommands that a program's help (Usage) and its dispatch
-// (Dispatch) are both made from, flag sets that print a command's help, flags that may come after positional
-// arguments, how an error becomes an exit status, how SIGINT and SIGTERM
-// stop a command, and how text from a corpus or a model is shown on a
+// (Dispatch) are both made from, flag sets that print a command's help,
+// flags that may come after positional arguments, how an error becomes an
+// exit status, how SIGINT and SIGTERM stop a command, and how text from a corpus or a model is shown on a
 // terminal (Printable).
 package cli
 
